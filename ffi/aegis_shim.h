@@ -1,0 +1,141 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * aegis_shim.h — the C surface that TypeScript calls through Deno FFI.
+ *
+ * Conventions (see docs/native.md):
+ *  - every int-returning call returns >= 0 on success and -errno on failure
+ *    (libbpf-specific codes are > 4000, e.g. -LIBBPF_ERRNO__PROG2BIG);
+ *  - pointer-returning calls take `int *err` and set it to 0 or -errno;
+ *  - nothing prints: libbpf's log goes into a bounded in-memory buffer read
+ *    with aegis_log_read();
+ *  - handles are opaque; *_close() accepts NULL;
+ *  - no callbacks into the caller, ever.
+ *
+ * The symbol table in src/native/symbols.ts mirrors this file; the
+ * artifacts test checks that every symbol resolves and that the arity of
+ * every TypeScript definition matches the prototype here.
+ */
+#ifndef AEGIS_SHIM_H
+#define AEGIS_SHIM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define AEGIS_SHIM_API_VERSION 1
+
+struct aegis_obj;
+struct aegis_ring;
+
+/* ---- identity ------------------------------------------------------- */
+
+/* API version of this header (AEGIS_SHIM_API_VERSION). */
+int aegis_shim_api_version(void);
+/* libbpf version the shim was linked with: major << 16 | minor. */
+int aegis_libbpf_version(void);
+/* Build identity string (NUL-terminated, static): set at build time with
+ * -DAEGIS_SHIM_BUILD_ID="..." (the SHA-256 of the shim sources). */
+const char *aegis_shim_build_id(void);
+
+/* ---- log ------------------------------------------------------------ */
+
+/* Set the minimum libbpf level kept: 0 warn, 1 info, 2 debug. */
+void aegis_log_set_level(int level);
+/* Copy up to cap-1 bytes of buffered log text into buf, NUL-terminate,
+ * clear the buffer. Returns the number of bytes copied (the buffer keeps
+ * the newest 64 KiB; older text is dropped and a "[truncated]" marker is
+ * put first). */
+int aegis_log_read(char *buf, uint32_t cap);
+
+/* ---- object lifecycle ----------------------------------------------- */
+
+/* Open a BPF ELF object from memory (the buffer is copied by libbpf).
+ * `name` is the object name (NUL-terminated). */
+struct aegis_obj *aegis_obj_open_mem(const void *buf, uint64_t len, const char *name, int *err);
+/* Number of programs / maps in the object. */
+int aegis_obj_prog_count(struct aegis_obj *obj);
+int aegis_obj_map_count(struct aegis_obj *obj);
+/* Name of program/map #idx into buf (NUL-terminated); returns its length. */
+int aegis_obj_prog_name(struct aegis_obj *obj, uint32_t idx, char *buf, uint32_t cap);
+int aegis_obj_map_name(struct aegis_obj *obj, uint32_t idx, char *buf, uint32_t cap);
+/* Section name (e.g. "lsm/file_open") of program #idx. */
+int aegis_obj_prog_section(struct aegis_obj *obj, uint32_t idx, char *buf, uint32_t cap);
+/* Before load: enable/disable loading a program (by name). */
+int aegis_obj_prog_set_autoload(struct aegis_obj *obj, const char *prog, int autoload);
+/* Before load: set max_entries of a map (by name). */
+int aegis_obj_map_set_max_entries(struct aegis_obj *obj, const char *map, uint32_t n);
+/* Before load: reuse an already pinned map (bpf_map__set_pin_path + reuse). */
+int aegis_obj_map_set_pin_path(struct aegis_obj *obj, const char *map, const char *path);
+/* Load all autoload programs and create maps. */
+int aegis_obj_load(struct aegis_obj *obj);
+/* Attach every loaded program that has an auto-attachable section.
+ * results[i] (for i < cap, program index order) receives 0 on success,
+ * -errno on failure, or 1 when the program was not loaded (autoload off).
+ * Returns the number of programs attached, or -errno if nothing could be
+ * tried. Links are kept by the object. */
+int aegis_obj_attach_all(struct aegis_obj *obj, int32_t *results, uint32_t cap);
+/* Attach / detach one program by name. */
+int aegis_obj_attach_prog(struct aegis_obj *obj, const char *prog);
+int aegis_obj_detach_prog(struct aegis_obj *obj, const char *prog);
+/* Pin / unpin the link of an attached program. */
+int aegis_obj_link_pin(struct aegis_obj *obj, const char *prog, const char *path);
+int aegis_obj_link_unpin(struct aegis_obj *obj, const char *prog);
+/* Pin / unpin a map. */
+int aegis_obj_map_pin(struct aegis_obj *obj, const char *map, const char *path);
+int aegis_obj_map_unpin(struct aegis_obj *obj, const char *map, const char *path);
+/* fd of a map / program by name (owned by the object: do not close). */
+int aegis_obj_map_fd(struct aegis_obj *obj, const char *map);
+int aegis_obj_prog_fd(struct aegis_obj *obj, const char *prog);
+/* Destroy links (detaching unpinned ones), unload, free. NULL is fine. */
+void aegis_obj_close(struct aegis_obj *obj);
+
+/* ---- maps by fd ----------------------------------------------------- */
+
+/* Key/value sizes of a map fd (bpf_obj_get_info_by_fd). */
+int aegis_map_info(int fd, uint32_t *type, uint32_t *key_size, uint32_t *value_size,
+		   uint32_t *max_entries);
+int aegis_map_lookup(int fd, const void *key, void *value);
+int aegis_map_update(int fd, const void *key, const void *value, uint64_t flags);
+int aegis_map_delete(int fd, const void *key);
+/* Next key after `key` (NULL: first). -ENOENT at the end. */
+int aegis_map_next_key(int fd, const void *key, void *next_key);
+/* Batch ops: *count is in/out. Batch delete stops at the first missing
+ * key in the kernel; the shim falls back to single deletes for map types
+ * without batch support and for partial deletes, and writes back the
+ * number really deleted. */
+int aegis_map_update_batch(int fd, const void *keys, const void *values, uint32_t *count,
+			   uint64_t flags);
+int aegis_map_delete_batch(int fd, const void *keys, uint32_t *count);
+/* Possible CPUs (the value of per-CPU maps is this many slots). */
+int aegis_num_possible_cpus(void);
+/* Open a pinned object (map, prog or link) by path: returns an fd. */
+int aegis_obj_get_pinned(const char *path);
+/* Pin an fd at path. */
+int aegis_fd_pin(int fd, const char *path);
+/* Close an fd returned by aegis_obj_get_pinned(). */
+int aegis_fd_close(int fd);
+
+/* ---- BTF ------------------------------------------------------------ */
+
+/* Does the running kernel's BTF (vmlinux) have a FUNC named `name`?
+ * 1 yes, 0 no, -errno when BTF cannot be read. Cached after first use. */
+int aegis_btf_has_func(const char *name);
+
+/* ---- ring buffer ---------------------------------------------------- */
+
+/* Map the ring buffer `map_fd` (BPF_MAP_TYPE_RINGBUF) for consumption. */
+struct aegis_ring *aegis_ring_open(int map_fd, int *err);
+/* Copy as many committed records as fit into out[0..cap) and consume
+ * them; records that do not fit stay in the ring for the next call.
+ * Each record is written as: u32 len, u32 zero, then len bytes, then zero
+ * padding to a multiple of 8. Discarded records are consumed silently.
+ * *records receives the record count. Returns the bytes written (>= 0).
+ * Never blocks. */
+int aegis_ring_drain(struct aegis_ring *ring, uint8_t *out, uint32_t cap, uint32_t *records);
+/* Bytes committed and not yet consumed. */
+int64_t aegis_ring_avail(struct aegis_ring *ring);
+/* Wait until data may be available or timeout_ms passes (epoll).
+ * Returns 1 when woken, 0 on timeout, -errno on error. */
+int aegis_ring_wait(struct aegis_ring *ring, int timeout_ms);
+void aegis_ring_close(struct aegis_ring *ring);
+
+#endif /* AEGIS_SHIM_H */
