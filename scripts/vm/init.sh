@@ -1,0 +1,71 @@
+#!/bin/busybox sh
+# /init of the aegisbpf VM test initramfs (scripts/vm/build_initramfs.sh).
+# Runs as PID 1 in the guest. The per-run part (/aegis/run.env, /aegis/cmd.sh)
+# is a second cpio archive appended by scripts/vm/run.sh.
+/bin/busybox mkdir -p /bin /sbin /usr/bin /usr/sbin
+/bin/busybox --install -s
+export PATH=/bin:/sbin:/usr/bin:/usr/sbin
+
+say() { echo "aegis-vm-init: $*"; }
+die() {
+  say "HARNESS ERROR: $*"
+  [ -d /results/.mounted ] && echo "$*" > /results/harness_error
+  dmesg > /results/dmesg.txt 2>/dev/null
+  sync
+  poweroff -f
+  sleep 5
+}
+
+mkdir -p /proc /sys /dev /lower /rw /newroot /results
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+# quiet: keep kernel messages off the console (they are collected via dmesg)
+echo 1 > /proc/sys/kernel/printk
+
+for m in $(cat /modules.list); do
+  insmod "/lib/modules/$m.ko" || die "insmod $m failed"
+done
+
+mount -t 9p -o trans=virtio,version=9p2000.L,rw,msize=512000,cache=none results /results \
+  || die "cannot mount results 9p export"
+mkdir -p /results/.mounted
+
+[ -f /aegis/run.env ] || die "no per-run archive (/aegis/run.env) in the initramfs"
+. /aegis/run.env   # AEGIS_REPO, AEGIS_TMPFS_SIZE
+
+mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=512000,cache=loose hostroot /lower \
+  || die "cannot mount hostroot 9p export"
+mount -t tmpfs -o "mode=0755,size=${AEGIS_TMPFS_SIZE:-75%}" tmpfs /rw || die "tmpfs /rw"
+mkdir -p /rw/upper /rw/work
+mount -t overlay overlay \
+  -o lowerdir=/lower,upperdir=/rw/upper,workdir=/rw/work,redirect_dir=off,index=off,metacopy=off,xino=off \
+  /newroot || die "cannot mount overlay (9p lower + tmpfs upper)"
+
+n=/newroot
+mkdir -p $n/proc $n/sys $n/dev $n/tmp $n/run $n/results
+mount -t proc proc $n/proc || die "proc"
+mount -t sysfs sysfs $n/sys || die "sysfs"
+mount -t devtmpfs devtmpfs $n/dev || die "devtmpfs"
+mkdir -p $n/dev/pts $n/dev/shm
+mount -t devpts devpts $n/dev/pts 2>/dev/null
+mount -t tmpfs tmpfs $n/dev/shm
+mount -t tmpfs -o mode=1777 tmpfs $n/tmp || die "tmpfs /tmp"
+mount -t tmpfs -o mode=0755 tmpfs $n/run || die "tmpfs /run"
+mount -t bpf bpf $n/sys/fs/bpf || die "bpffs"
+mount -t securityfs securityfs $n/sys/kernel/security || die "securityfs"
+mount -t tracefs tracefs $n/sys/kernel/tracing || die "tracefs"
+mount -t cgroup2 cgroup2 $n/sys/fs/cgroup || die "cgroup2"
+mount -o bind /results $n/results || die "bind /results"
+
+mkdir -p $n/run/aegis
+cp /aegis/cmd.sh $n/run/aegis/cmd.sh
+echo "$AEGIS_REPO" > /results/.started
+say "running command (repo $AEGIS_REPO)"
+chroot $n /bin/bash /run/aegis/cmd.sh
+rc=$?
+echo "$rc" > /results/exit_code
+dmesg > /results/dmesg.txt
+sync
+poweroff -f
+sleep 5
