@@ -127,3 +127,39 @@ build_libelf
 build_libbpf
 say "libelf.a  $(stat -c %s "$elf_out/libelf.a") bytes ($ELFUTILS_SRC_PKG $ELFUTILS_SRC_VERSION)"
 say "libbpf.a  $(stat -c %s "$bpf_out/libbpf.a") bytes ($LIBBPF_SRC_PKG $LIBBPF_SRC_VERSION)"
+
+# ---- b. shim ---------------------------------------------------------------
+step="b. shim (libaegis_shim.so)"
+shim=$dist/libaegis_shim.so
+build_id=$(cat $(ls ffi/*.c ffi/*.h | LC_ALL=C sort) | sha256sum | cut -d' ' -f1)
+say "compiling $shim (build id ${build_id:0:16}…)"
+gcc -shared -fPIC -O2 -Wall -Wextra -Werror -fvisibility=hidden \
+	-DAEGIS_SHIM_BUILD_ID="\"$build_id\"" \
+	-I ffi -I "$bpf_out/include" -I "$bpf_out/include/uapi" -I "$elf_out/include" \
+	-o "$shim.tmp" ffi/*.c \
+	-Wl,--whole-archive "$bpf_out/libbpf.a" -Wl,--no-whole-archive "$elf_out/libelf.a" \
+	-lz -Wl,--exclude-libs,ALL -Wl,-z,defs -Wl,--as-needed -s ||
+	die "compiling the shim failed"
+mv "$shim.tmp" "$shim"
+
+step="b. shim checks (dependencies, exported symbols)"
+needed=$(readelf -d "$shim" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p' | LC_ALL=C sort | tr '\n' ' ')
+for lib in $needed; do
+	# ld-linux is glibc's own loader (libelf's __thread error state needs its
+	# __tls_get_addr); it is mapped into every dynamically linked process.
+	case "$lib" in
+	libc.so.* | libz.so.* | ld-linux-x86-64.so.*) ;;
+	*) die "shim needs $lib; only glibc (libc, ld-linux) and libz are allowed (NEEDED: $needed)" ;;
+	esac
+done
+if ldd "$shim" | grep -Eq 'libbpf|libelf|not found'; then
+	die "ldd shows a libbpf/libelf/missing dependency: $(ldd "$shim" | tr '\n' ' ')"
+fi
+want_syms=$(grep -oE '\baegis_[a-z0-9_]+\(' ffi/aegis_shim.h | tr -d '(' | LC_ALL=C sort -u)
+have_syms=$(nm -D --defined-only "$shim" | awk '{print $3}' | LC_ALL=C sort -u)
+if [ "$want_syms" != "$have_syms" ]; then
+	die "exported symbols differ from ffi/aegis_shim.h:
+$(diff <(printf '%s\n' "$want_syms") <(printf '%s\n' "$have_syms") | sed -n 's/^[<>]/  &/p')
+  (< only in the header, > only in the .so)"
+fi
+say "shim: $(stat -c %s "$shim") bytes, NEEDED: $needed, $(printf '%s\n' "$have_syms" | wc -l) aegis_* symbols"

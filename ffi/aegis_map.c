@@ -1,0 +1,216 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * aegis_map.c — maps by fd (element and batch operations), pinning by fd,
+ * and the running kernel's BTF (cached).
+ */
+#include <pthread.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+#include <bpf/btf.h>
+#include <bpf/libbpf.h>
+
+#include "aegis_internal.h"
+
+#ifndef ENOTSUPP
+#define ENOTSUPP 524 /* kernel-internal "operation not supported" */
+#endif
+
+int aegis_map_info(int fd, uint32_t *type, uint32_t *key_size, uint32_t *value_size,
+		   uint32_t *max_entries)
+{
+	struct bpf_map_info info = {};
+	uint32_t len = sizeof(info);
+	int r = bpf_obj_get_info_by_fd(fd, &info, &len);
+
+	if (r < 0)
+		return r;
+	if (type)
+		*type = info.type;
+	if (key_size)
+		*key_size = info.key_size;
+	if (value_size)
+		*value_size = info.value_size;
+	if (max_entries)
+		*max_entries = info.max_entries;
+	return 0;
+}
+
+int aegis_map_lookup(int fd, const void *key, void *value)
+{
+	return value ? bpf_map_lookup_elem(fd, key, value) : -EINVAL;
+}
+
+int aegis_map_update(int fd, const void *key, const void *value, uint64_t flags)
+{
+	return value ? bpf_map_update_elem(fd, key, value, flags) : -EINVAL;
+}
+
+int aegis_map_delete(int fd, const void *key)
+{
+	return bpf_map_delete_elem(fd, key);
+}
+
+int aegis_map_next_key(int fd, const void *key, void *next_key)
+{
+	return next_key ? bpf_map_get_next_key(fd, key, next_key) : -EINVAL;
+}
+
+static int is_percpu(uint32_t type)
+{
+	return type == BPF_MAP_TYPE_PERCPU_HASH || type == BPF_MAP_TYPE_PERCPU_ARRAY ||
+	       type == BPF_MAP_TYPE_LRU_PERCPU_HASH || type == BPF_MAP_TYPE_PERCPU_CGROUP_STORAGE;
+}
+
+/* Key size and user-space value size (per-CPU maps: one 8-aligned slot per
+ * possible CPU) of a map fd. */
+static int elem_sizes(int fd, size_t *ksz, size_t *vsz)
+{
+	uint32_t type, k, v;
+	int r = aegis_map_info(fd, &type, &k, &v, NULL);
+
+	if (r < 0)
+		return r;
+	*ksz = k;
+	*vsz = v;
+	if (is_percpu(type)) {
+		int ncpu = libbpf_num_possible_cpus();
+
+		if (ncpu < 0)
+			return ncpu;
+		*vsz = (size_t)((v + 7u) & ~7u) * (size_t)ncpu;
+	}
+	return 0;
+}
+
+static int batch_unsupported(int r)
+{
+	return r == -ENOTSUPP || r == -EOPNOTSUPP || r == -EINVAL;
+}
+
+/* One element at a time from keys[from]; *done counts successes. Missing
+ * keys (delete) are skipped; the first other error is returned. */
+static int single_ops(int fd, const uint8_t *keys, const uint8_t *values, uint32_t from,
+		      uint32_t count, uint64_t flags, uint32_t *done)
+{
+	size_t ksz, vsz;
+	int r = elem_sizes(fd, &ksz, &vsz), first_err = 0;
+	uint32_t i;
+
+	if (r < 0)
+		return r;
+	for (i = from; i < count; i++) {
+		const void *k = keys + (size_t)i * ksz;
+
+		r = values ? bpf_map_update_elem(fd, k, values + (size_t)i * vsz, flags)
+			   : bpf_map_delete_elem(fd, k);
+		if (r == 0)
+			(*done)++;
+		else if (!(r == -ENOENT && !values) && !first_err)
+			first_err = r;
+	}
+	return first_err;
+}
+
+int aegis_map_update_batch(int fd, const void *keys, const void *values, uint32_t *count,
+			   uint64_t flags)
+{
+	LIBBPF_OPTS(bpf_map_batch_opts, opts, .elem_flags = flags);
+	uint32_t want, n, done = 0;
+	int r;
+
+	if (!keys || !values || !count)
+		return -EINVAL;
+	want = n = *count;
+	if (want == 0)
+		return 0;
+	r = bpf_map_update_batch(fd, keys, values, &n, &opts);
+	if (r == 0 || !batch_unsupported(r))
+		return r; /* the kernel wrote back how many were updated */
+	/* No batch support for this map type: the count was not written. */
+	r = single_ops(fd, keys, values, 0, want, flags, &done);
+	*count = done;
+	return r;
+}
+
+/*
+ * The kernel's generic batch delete stops at the first missing key and then
+ * writes back how many it deleted (-ENOENT); map types without batch support
+ * fail without writing the count (libbpf then echoes the input). So: trust
+ * the count only on success or -ENOENT, continue one by one after the
+ * missing key, and count every delete ourselves otherwise.
+ */
+int aegis_map_delete_batch(int fd, const void *keys, uint32_t *count)
+{
+	LIBBPF_OPTS(bpf_map_batch_opts, opts);
+	uint32_t want, n, done = 0;
+	int r;
+
+	if (!keys || !count)
+		return -EINVAL;
+	want = n = *count;
+	if (want == 0)
+		return 0;
+	r = bpf_map_delete_batch(fd, keys, &n, &opts);
+	if (r == 0 && n == want)
+		return 0;
+	if (r == -ENOENT && n < want) {
+		done = n;
+		r = single_ops(fd, keys, NULL, n + 1, want, 0, &done);
+	} else if (r == 0 || batch_unsupported(r)) {
+		done = 0;
+		r = single_ops(fd, keys, NULL, 0, want, 0, &done);
+	}
+	*count = done;
+	return r;
+}
+
+int aegis_num_possible_cpus(void)
+{
+	return libbpf_num_possible_cpus();
+}
+
+int aegis_obj_get_pinned(const char *path)
+{
+	return path ? bpf_obj_get(path) : -EINVAL;
+}
+
+int aegis_fd_pin(int fd, const char *path)
+{
+	return path ? bpf_obj_pin(fd, path) : -EINVAL;
+}
+
+int aegis_fd_close(int fd)
+{
+	if (fd < 0)
+		return -EBADF;
+	return close(fd) == 0 ? 0 : aegis_neg_errno();
+}
+
+/* ---- BTF ------------------------------------------------------------ */
+
+static pthread_mutex_t btf_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct btf *vmlinux_btf; /* loaded once, kept for the process */
+
+int aegis_btf_has_func(const char *name)
+{
+	int r;
+
+	if (!name)
+		return -EINVAL;
+	pthread_mutex_lock(&btf_lock);
+	if (!vmlinux_btf) {
+		vmlinux_btf = btf__load_vmlinux_btf();
+		if (!vmlinux_btf) {
+			r = aegis_neg_errno();
+			pthread_mutex_unlock(&btf_lock);
+			return r;
+		}
+	}
+	r = btf__find_by_name_kind(vmlinux_btf, name, BTF_KIND_FUNC);
+	pthread_mutex_unlock(&btf_lock);
+	if (r >= 0)
+		return 1;
+	return r == -ENOENT ? 0 : r;
+}
