@@ -163,3 +163,47 @@ $(diff <(printf '%s\n' "$want_syms") <(printf '%s\n' "$have_syms") | sed -n 's/^
   (< only in the header, > only in the .so)"
 fi
 say "shim: $(stat -c %s "$shim") bytes, NEEDED: $needed, $(printf '%s\n' "$have_syms" | wc -l) aegis_* symbols"
+
+# ---- c. BPF object ---------------------------------------------------------
+step="c. BPF object (aegis.bpf.o)"
+bpf_obj=$dist/aegis.bpf.o
+[ -s bpf/vmlinux/vmlinux.h ] || die "bpf/vmlinux/vmlinux.h missing; run build/gen_vmlinux_h.sh"
+say "compiling $bpf_obj"
+clang -g -O2 -target bpf -Wall -Werror -D__TARGET_ARCH_x86 \
+	-I bpf/include -I bpf/vmlinux -I "$bpf_out/include" \
+	-c bpf/aegis.bpf.c -o "$bpf_obj.full" || die "clang failed on bpf/aegis.bpf.c"
+# DWARF out, BTF (.BTF, .BTF.ext: CO-RE relocations) kept.
+llvm-strip -g "$bpf_obj.full" -o "$bpf_obj.tmp" || die "llvm-strip failed"
+sections=$(readelf -S -W "$bpf_obj.tmp")
+for sec in .BTF .BTF.ext .maps license; do
+	grep -q " $sec " <<<"$sections" || die "section $sec missing from the stripped object"
+done
+mv "$bpf_obj.tmp" "$bpf_obj"
+rm -f "$bpf_obj.full"
+say "bpf: $(stat -c %s "$bpf_obj") bytes"
+
+# ---- d. manifest -----------------------------------------------------------
+step="d. manifest.json"
+sha() { sha256sum "$1" | cut -d' ' -f1; }
+abi_version=$(sed -n 's/^#define AEGIS_ABI_VERSION \([0-9]*\).*/\1/p' bpf/include/aegis_abi.h)
+[ -n "$abi_version" ] || die "AEGIS_ABI_VERSION not found in bpf/include/aegis_abi.h"
+cat >"$dist/manifest.json.tmp" <<JSON
+{
+  "shim": {
+    "file": "libaegis_shim.so",
+    "sha256": "$(sha "$shim")",
+    "bytes": $(stat -c %s "$shim"),
+    "build_id": "$build_id"
+  },
+  "bpf": {
+    "file": "aegis.bpf.o",
+    "sha256": "$(sha "$bpf_obj")",
+    "bytes": $(stat -c %s "$bpf_obj")
+  },
+  "libbpf_version": "$LIBBPF_VERSION",
+  "abi_version": $abi_version
+}
+JSON
+mv "$dist/manifest.json.tmp" "$dist/manifest.json"
+step="done"
+say "wrote dist/native/{libaegis_shim.so,aegis.bpf.o,manifest.json}"

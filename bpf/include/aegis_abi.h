@@ -42,6 +42,7 @@ enum aegis_abi_sizes {
 enum aegis_counter {
 	AEGIS_CNT_RINGBUF_DROPS = 0, /* bpf_ringbuf_reserve() failed */
 	AEGIS_CNT_EVENTS = 1,        /* records submitted */
+	AEGIS_CNT_FILE_DENY = 2,     /* lsm/file_open returned -EPERM */
 	AEGIS_CNT__MAX = 8,          /* size of the array; room to grow */
 };
 

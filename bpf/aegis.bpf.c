@@ -1,0 +1,13 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * aegis.bpf.c — the one translation unit that becomes dist/native/aegis.bpf.o.
+ * Each program set lives in its own file; the maps (include/aegis_maps.h)
+ * are defined once here. (`bpftool gen object` of per-file objects also
+ * works with bpftool 7.1 / libbpf 1.1, but only if every shared map is
+ * __weak — strong duplicates fail with "conflicting non-weak symbol"; one
+ * translation unit keeps strong, single definitions and one clang call.)
+ */
+#include "trace.bpf.c"
+#include "file.bpf.c"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
