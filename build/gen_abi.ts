@@ -1,0 +1,91 @@
+/**
+ * Generates src/bpf/abi_gen.ts from the BTF of bpf/include/aegis_abi.h.
+ *
+ *   deno run -A build/gen_abi.ts           write src/bpf/abi_gen.ts
+ *   deno run -A build/gen_abi.ts --check   exit 1 when the file is stale
+ *
+ * The header is compiled (build/abi_anchor.bpf.c) with clang for the BPF
+ * target and its BTF read back with bpftool, so the TypeScript codecs come
+ * from exactly the layout the kernel programs use.
+ *
+ * @module
+ */
+import { abiLayoutFromBtf, renderAbiModule } from "./abi_layout.ts";
+
+const root = new URL("../", import.meta.url).pathname;
+const out = `${root}src/bpf/abi_gen.ts`;
+
+async function run(cmd: string, args: string[]): Promise<Uint8Array> {
+  const r = await new Deno.Command(cmd, { args, stdout: "piped", stderr: "piped" }).output();
+  if (!r.success) {
+    throw new Error(`${cmd} ${args.join(" ")} failed:\n${new TextDecoder().decode(r.stderr)}`);
+  }
+  return r.stdout;
+}
+
+/** Format TypeScript text with `deno fmt` (the project's settings). */
+async function formatTs(text: string): Promise<string> {
+  const p = new Deno.Command(Deno.execPath(), {
+    args: ["fmt", "--config", `${root}deno.json`, "--ext", "ts", "-"],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const w = p.stdin.getWriter();
+  await w.write(new TextEncoder().encode(text));
+  await w.close();
+  const r = await p.output();
+  if (!r.success) throw new Error(`deno fmt failed: ${new TextDecoder().decode(r.stderr)}`);
+  return new TextDecoder().decode(r.stdout);
+}
+
+/** BTF JSON (bpftool -j btf dump) of an object file. */
+export async function btfJson(objPath: string): Promise<unknown> {
+  const raw = await run("bpftool", ["-j", "btf", "dump", "file", objPath]);
+  return JSON.parse(new TextDecoder().decode(raw));
+}
+
+async function main(): Promise<void> {
+  const tmp = await Deno.makeTempDir({ prefix: "aegis-abi-" });
+  try {
+    const obj = `${tmp}/anchor.o`;
+    await run("clang", [
+      "-g",
+      "-O2",
+      "-target",
+      "bpf",
+      "-Wall",
+      "-Werror",
+      "-I",
+      `${root}bpf/include`,
+      "-I",
+      "/usr/include/x86_64-linux-gnu",
+      "-c",
+      `${root}build/abi_anchor.bpf.c`,
+      "-o",
+      obj,
+    ]);
+    const layout = abiLayoutFromBtf(await btfJson(obj), "aegis_abi_anchor");
+    const text = await formatTs(await renderAbiModule(layout));
+    if (Deno.args.includes("--check")) {
+      let current = "";
+      try {
+        current = await Deno.readTextFile(out);
+      } catch { /* missing counts as stale */ }
+      if (current !== text) {
+        console.error(
+          "src/bpf/abi_gen.ts is stale: bpf/include/aegis_abi.h changed. Run: deno run -A build/gen_abi.ts",
+        );
+        Deno.exit(1);
+      }
+      console.log("src/bpf/abi_gen.ts is up to date");
+    } else {
+      await Deno.writeTextFile(out, text);
+      console.log(`wrote ${out}`);
+    }
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+}
+
+if (import.meta.main) await main();

@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# The whole test suite (README: `bash scripts/test.sh`, also `deno task test`).
+#
+# Tiers, each run when the machine can run it (see docs/testing.md):
+#   static     deno fmt --check, deno lint, deno check
+#   unit       src/**/*_test.ts, no privileges
+#   artifacts  native build outputs, FFI symbols, ABI in sync, embedding
+#   native     C smoke test of the shim on the host kernel, and the same with
+#              the host's libbpf/libelf hidden (self-containment)
+#   host       the agent on the host kernel as root (tests/host/)
+#   compile    deno compile smoke test (needs DENORT_BIN)
+#   vm         BPF-LSM kernels in QEMU (scripts/vm/test_vm.sh)
+# Select tiers with AEGIS_TEST_TIERS="unit host" (default: all).
+# Ends with one line "N passed, M failed[, K skipped]"; exit 1 if M > 0.
+set -uo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+export DENO=${DENO:-$root/.tools/bin/deno}
+export PATH="$root/.tools/bin:$PATH"
+tiers=${AEGIS_TEST_TIERS:-static unit artifacts native host compile vm}
+logdir=$(mktemp -d /tmp/aegis-test.XXXXXX)
+passed=0 failed=0 skipped=0
+declare -a summary
+
+# Add the counts of a tier from the last "N passed ... M failed" line of its log.
+tally() { # name rc log
+  local name=$1 rc=$2 logf=$3 line p f s
+  line=$(grep -aE '[0-9]+ passed' "$logf" | tail -n 1 | sed 's/\x1b\[[0-9;]*m//g')
+  p=$(sed -nE 's/.*[^0-9]?([0-9]+) passed.*/\1/p' <<<"$line")
+  f=$(sed -nE 's/.*[^0-9]([0-9]+) failed.*/\1/p' <<<"$line")
+  s=$(sed -nE 's/.*[^0-9]([0-9]+) (skipped|ignored).*/\1/p' <<<"$line")
+  p=${p:-0} f=${f:-0} s=${s:-0}
+  if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
+    f=1 # the tier failed without saying what: count it
+    echo "test: tier $name exited $rc without a failure count; counted as 1 failure (log: $logf)"
+  fi
+  passed=$((passed + p)) failed=$((failed + f)) skipped=$((skipped + s))
+  summary+=("$(printf '%-10s %4d passed %4d failed %4d skipped  (%ss)' "$name" "$p" "$f" "$s" "$SECONDS_TIER")")
+}
+
+skip_tier() { # name reason
+  echo "test: tier $1 skipped: $2"
+  skipped=$((skipped + 1))
+  summary+=("$(printf '%-10s skipped: %s' "$1" "$2")")
+}
+
+run_tier() { # name command...
+  local name=$1 t0=$SECONDS rc
+  shift
+  echo "=== tier $name: $*"
+  "$@" 2>&1 | tee "$logdir/$name.log"
+  rc=${PIPESTATUS[0]}
+  SECONDS_TIER=$((SECONDS - t0))
+  tally "$name" "$rc" "$logdir/$name.log"
+}
+
+static_checks() {
+  local n=0 f=0
+  for c in "fmt --check" "lint" "check src/ tests/ bench/ build/"; do
+    # shellcheck disable=SC2086
+    if "$DENO" $c; then n=$((n + 1)); echo "static: deno $c ... ok"; else f=$((f + 1)); echo "static: deno $c ... FAILED"; fi
+  done
+  echo "$n passed, $f failed"
+  [ "$f" -eq 0 ]
+}
+
+need_root() { [ "$(id -u)" -eq 0 ]; }
+
+[ -x "$DENO" ] || { echo "test: no deno at $DENO; run scripts/setup.sh first"; exit 1; }
+if [ ! -f dist/gen/embedded.ts ] || [ -n "${AEGIS_TEST_REBUILD:-}" ]; then
+  echo "=== build"
+  bash build/build.sh || { echo "test: build failed"; echo "0 passed, 1 failed"; exit 1; }
+fi
+
+for t in $tiers; do
+  case $t in
+    static) run_tier static static_checks ;;
+    unit) run_tier unit "$DENO" test --quiet --allow-read --allow-env src/ ;;
+    artifacts)
+      run_tier artifacts "$DENO" test --quiet -A tests/artifacts/ ;;
+    native)
+      if need_root; then
+        run_tier native bash -c 'bash tests/host/mounts.sh && bash tests/native/run.sh && bash tests/native/selfcontained.sh'
+      else skip_tier native "needs root (loads BPF programs)"; fi ;;
+    host)
+      if need_root; then
+        run_tier host bash -c 'bash tests/host/mounts.sh && "$DENO" test --quiet -A tests/host/'
+      else skip_tier host "needs root (loads BPF programs)"; fi ;;
+    compile)
+      if [ -n "${DENORT_BIN:-}" ]; then
+        run_tier compile bash tests/compile/smoke.sh
+      else skip_tier compile "DENORT_BIN is not set: no denort runtime to compile with (see README: Single binary)"; fi ;;
+    vm)
+      if need_root; then run_tier vm bash scripts/vm/test_vm.sh
+      else skip_tier vm "needs root (QEMU 9p export of /)"; fi ;;
+    *) echo "test: unknown tier $t"; failed=$((failed + 1)) ;;
+  esac
+done
+
+echo
+echo "=== summary (logs in $logdir)"
+printf '%s\n' "${summary[@]}"
+if [ "$skipped" -gt 0 ]; then
+  echo "$passed passed, $failed failed, $skipped skipped"
+else
+  echo "$passed passed, $failed failed"
+fi
+[ "$failed" -eq 0 ]

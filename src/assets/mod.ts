@@ -1,0 +1,117 @@
+/**
+ * The embedded native artifacts: the BPF object and the libbpf shim.
+ *
+ * Both are decoded from dist/gen/embedded.ts (generated at build time) and
+ * their SHA-256 is checked against the value recorded at build time before
+ * any use. The shim is written to a root-only directory (0700) under the
+ * runtime dir (/run/aegisbpf by default, AEGIS_RUNTIME_DIR to override)
+ * and dlopened from there; an existing file is reused only if its hash
+ * matches.
+ *
+ * @module
+ */
+import { AbiMismatchError, AegisError } from "../errors.ts";
+import { ABI_FINGERPRINT } from "../bpf/abi_gen.ts";
+import { Shim } from "../native/mod.ts";
+import { decodeBase64, sha256Hex } from "../util/bytes.ts";
+import { BPF_OBJECT, BUILD, SHIM } from "../../dist/gen/embedded.ts";
+
+export { BUILD };
+
+/** Recorded SHA-256 of the embedded artifacts. */
+export const EMBEDDED = {
+  shim: { file: SHIM.file, sha256: SHIM.sha256, buildId: SHIM.buildId },
+  bpfObject: { file: BPF_OBJECT.file, sha256: BPF_OBJECT.sha256 },
+} as const;
+
+/** Default runtime directory (tmpfs, root only). */
+export function runtimeDir(): string {
+  return Deno.env.get("AEGIS_RUNTIME_DIR") ?? "/run/aegisbpf";
+}
+
+async function verified(
+  what: string,
+  b64: string,
+  sha256: string,
+): Promise<Uint8Array<ArrayBuffer>> {
+  const bytes = decodeBase64(b64);
+  const got = await sha256Hex(bytes);
+  if (got !== sha256) {
+    throw new AbiMismatchError(
+      `The embedded ${what} is corrupt: SHA-256 ${got}, the build recorded ${sha256}. Reinstall aegisbpf.`,
+    );
+  }
+  return bytes;
+}
+
+/** The embedded BPF object, hash-checked. */
+export function bpfObjectBytes(): Promise<Uint8Array<ArrayBuffer>> {
+  if (BUILD.abiFingerprint !== ABI_FINGERPRINT) {
+    throw new AbiMismatchError(
+      `The embedded BPF object was built for ABI ${
+        BUILD.abiFingerprint.slice(0, 12)
+      }, the codecs are ABI ${ABI_FINGERPRINT.slice(0, 12)}. Rebuild with "deno task build".`,
+    );
+  }
+  return verified("BPF object", BPF_OBJECT.base64, BPF_OBJECT.sha256);
+}
+
+/** Create `dir` (mode 0700) or check that an existing one is safe to use. */
+async function ensurePrivateDir(dir: string): Promise<void> {
+  await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
+  const st = await Deno.lstat(dir);
+  const uid = Deno.uid();
+  if (!st.isDirectory) throw new AegisError("UNSAFE_PATH", `"${dir}" is not a directory`);
+  if (st.uid !== uid || ((st.mode ?? 0) & 0o077) !== 0) {
+    throw new AegisError(
+      "UNSAFE_PATH",
+      `"${dir}" must be owned by uid ${uid} with mode 0700 (it is uid ${st.uid}, mode ${
+        ((st.mode ?? 0) & 0o777).toString(8)
+      }); remove it or fix its permissions`,
+    );
+  }
+}
+
+/**
+ * Write the embedded shim into `<runtimeDir>/lib/` (unless an identical
+ * copy is there) and return its path.
+ */
+export async function extractShim(dir = runtimeDir()): Promise<string> {
+  const bytes = await verified("libbpf shim", SHIM.base64, SHIM.sha256);
+  await ensurePrivateDir(dir);
+  const lib = `${dir}/lib`;
+  await ensurePrivateDir(lib);
+  const path = `${lib}/libaegis_shim-${SHIM.sha256.slice(0, 16)}.so`;
+  try {
+    if ((await sha256Hex(await Deno.readFile(path))) === SHIM.sha256) return path;
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  }
+  const tmp = `${path}.${Deno.pid}.tmp`;
+  await Deno.writeFile(tmp, bytes, { mode: 0o500, createNew: true });
+  await Deno.rename(tmp, path);
+  return path;
+}
+
+/** Where the shim is really mapped in this process (from /proc/self/maps). */
+export async function loadedShimPath(): Promise<string | null> {
+  const maps = await Deno.readTextFile("/proc/self/maps");
+  for (const line of maps.split("\n")) {
+    const i = line.indexOf("/");
+    if (i >= 0 && line.includes("libaegis_shim")) return line.slice(i);
+  }
+  return null;
+}
+
+/** Extract, dlopen and check the embedded shim. */
+export async function openEmbeddedShim(dir = runtimeDir()): Promise<Shim> {
+  const path = await extractShim(dir);
+  const shim = Shim.open(path);
+  if (shim.buildId() !== SHIM.buildId) {
+    shim.close();
+    throw new AbiMismatchError(
+      `The loaded shim "${path}" has build id ${shim.buildId()}, the embedded one ${SHIM.buildId}`,
+    );
+  }
+  return shim;
+}

@@ -1,0 +1,116 @@
+/**
+ * A BPF map by fd, with its key/value sizes checked on every call.
+ *
+ * @module
+ */
+import { AegisError } from "../errors.ts";
+import type { Shim } from "../native/mod.ts";
+
+export const BPF_MAP_TYPE_PERCPU_ARRAY = 6;
+export const BPF_MAP_TYPE_PERCPU_HASH = 5;
+export const BPF_MAP_TYPE_LRU_PERCPU_HASH = 10;
+export const BPF_ANY = 0n;
+export const BPF_NOEXIST = 1n;
+export const BPF_EXIST = 2n;
+
+/** A map fd plus its geometry. Does not own the fd unless `owned`. */
+export class BpfMap {
+  readonly name: string;
+  readonly fd: number;
+  readonly type: number;
+  readonly keySize: number;
+  readonly valueSize: number;
+  readonly maxEntries: number;
+  /** Slots per value: possible CPUs for per-CPU maps, else 1. */
+  readonly slots: number;
+  #shim: Shim;
+
+  constructor(shim: Shim, name: string, fd: number) {
+    const info = shim.mapInfo(fd);
+    this.#shim = shim;
+    this.name = name;
+    this.fd = fd;
+    this.type = info.type;
+    this.keySize = info.keySize;
+    this.valueSize = info.valueSize;
+    this.maxEntries = info.maxEntries;
+    const perCpu = [
+      BPF_MAP_TYPE_PERCPU_ARRAY,
+      BPF_MAP_TYPE_PERCPU_HASH,
+      BPF_MAP_TYPE_LRU_PERCPU_HASH,
+    ]
+      .includes(info.type);
+    this.slots = perCpu ? shim.numPossibleCpus() : 1;
+  }
+
+  /** Bytes of one lookup result (per-CPU values are 8-byte aligned slots). */
+  get valueBytes(): number {
+    return this.slots === 1 ? this.valueSize : this.slots * ((this.valueSize + 7) & ~7);
+  }
+
+  #checkKey(key: Uint8Array): void {
+    if (key.byteLength !== this.keySize) {
+      throw new AegisError(
+        "ABI_MISMATCH",
+        `map ${this.name}: key is ${key.byteLength} bytes, the map wants ${this.keySize}`,
+      );
+    }
+  }
+
+  lookup(key: Uint8Array<ArrayBuffer>): Uint8Array<ArrayBuffer> | null {
+    this.#checkKey(key);
+    const v = new Uint8Array(this.valueBytes);
+    return this.#shim.mapLookup(this.fd, key, v) ? v : null;
+  }
+
+  update(key: Uint8Array<ArrayBuffer>, value: Uint8Array<ArrayBuffer>, flags = BPF_ANY): void {
+    this.#checkKey(key);
+    if (value.byteLength !== this.valueBytes) {
+      throw new AegisError(
+        "ABI_MISMATCH",
+        `map ${this.name}: value is ${value.byteLength} bytes, the map wants ${this.valueBytes}`,
+      );
+    }
+    this.#shim.mapUpdate(this.fd, key, value, flags);
+  }
+
+  delete(key: Uint8Array<ArrayBuffer>): boolean {
+    this.#checkKey(key);
+    return this.#shim.mapDelete(this.fd, key);
+  }
+
+  /** All keys (snapshot; a map changing meanwhile may skip or repeat). */
+  keys(): Uint8Array<ArrayBuffer>[] {
+    const out: Uint8Array<ArrayBuffer>[] = [];
+    let prev: Uint8Array<ArrayBuffer> | null = null;
+    for (;;) {
+      const next = new Uint8Array(this.keySize);
+      if (!this.#shim.mapNextKey(this.fd, prev, next)) return out;
+      out.push(next);
+      prev = next;
+      if (out.length > this.maxEntries) return out; // never loop forever
+    }
+  }
+
+  /** u64 value of array slot `index` summed over CPUs (per-CPU maps). */
+  sumU64(index: number): bigint {
+    const key = new Uint8Array(4);
+    new DataView(key.buffer).setUint32(0, index, true);
+    const v = this.lookup(key);
+    if (!v) return 0n;
+    const dv = new DataView(v.buffer);
+    const stride = this.slots === 1 ? this.valueSize : (this.valueSize + 7) & ~7;
+    let sum = 0n;
+    for (let c = 0; c < this.slots; c++) sum += dv.getBigUint64(c * stride, true);
+    return sum;
+  }
+
+  /** Write u64 `value` at array slot `index` (non-per-CPU array maps). */
+  setU64(index: number, value: bigint): void {
+    const key = new Uint8Array(4);
+    new DataView(key.buffer).setUint32(0, index, true);
+    const v = new Uint8Array(8);
+    new DataView(v.buffer).setBigUint64(0, value, true);
+    this.update(key, v);
+  }
+}

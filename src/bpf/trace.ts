@@ -1,0 +1,101 @@
+/**
+ * The tracepoint set (exec, openat): load the embedded object with only the
+ * tracepoint programs, attach them, and hand out the event ring and the
+ * counters. Used by `run --audit` and by the host tests and benchmarks.
+ *
+ * @module
+ */
+import { AegisError } from "../errors.ts";
+import type { Shim } from "../native/mod.ts";
+import {
+  AEGIS_CFG_TRACE_ENABLE,
+  AEGIS_CFG_TRACE_TGID,
+  AEGIS_CNT_EVENTS,
+  AEGIS_CNT_RINGBUF_DROPS,
+} from "./abi_gen.ts";
+import { type AttachResult, BpfObject } from "./object.ts";
+
+export const PROG_EXEC = "aegis_tp_exec";
+export const PROG_OPENAT = "aegis_tp_openat";
+export const MAP_EVENTS = "aegis_events";
+export const MAP_COUNTERS = "aegis_counters";
+export const MAP_CONFIG = "aegis_config";
+
+export interface TraceOptions {
+  /** Attach the openat tracepoint too (busy on a real host). */
+  opens: boolean;
+  /** Ring buffer bytes (power of two, >= page size). */
+  ringBytes?: number;
+  /** Only this tgid (0 = every process). */
+  tgid?: number;
+}
+
+/** A loaded and attached tracepoint set. */
+export class TraceSet implements Disposable {
+  readonly obj: BpfObject;
+  readonly attach: AttachResult[];
+
+  private constructor(obj: BpfObject, attach: AttachResult[]) {
+    this.obj = obj;
+    this.attach = attach;
+  }
+
+  static load(shim: Shim, objectBytes: Uint8Array<ArrayBuffer>, opts: TraceOptions): TraceSet {
+    const obj = BpfObject.open(shim, objectBytes);
+    try {
+      const want = new Set([PROG_EXEC, ...(opts.opens ? [PROG_OPENAT] : [])]);
+      for (const p of want) {
+        if (!obj.programs.includes(p)) {
+          throw new AegisError("ABI_MISMATCH", `The BPF object has no program "${p}"`);
+        }
+      }
+      obj.selectPrograms((p) => want.has(p));
+      if (opts.ringBytes) obj.setMaxEntries(MAP_EVENTS, opts.ringBytes);
+      obj.load();
+      const cfg = obj.map(MAP_CONFIG);
+      cfg.setU64(AEGIS_CFG_TRACE_TGID, BigInt(opts.tgid ?? 0));
+      cfg.setU64(AEGIS_CFG_TRACE_ENABLE, 1n);
+      const res = obj.attachAll();
+      const failed = res.filter((r) => want.has(r.program) && r.status !== "attached");
+      if (failed.length > 0) {
+        throw new AegisError(
+          "ATTACH_CONTRACT_MISMATCH",
+          `Could not attach: ${
+            failed.map((f) => `${f.section} (${f.errnoName ?? f.status})`).join(", ")
+          }. Is tracefs mounted (mount -t tracefs tracefs /sys/kernel/tracing)?`,
+        );
+      }
+      return new TraceSet(obj, res);
+    } catch (e) {
+      obj.close();
+      throw e;
+    }
+  }
+
+  /** Turn emission on/off without detaching. */
+  setEnabled(on: boolean): void {
+    this.obj.map(MAP_CONFIG).setU64(AEGIS_CFG_TRACE_ENABLE, on ? 1n : 0n);
+  }
+
+  setTgid(tgid: number): void {
+    this.obj.map(MAP_CONFIG).setU64(AEGIS_CFG_TRACE_TGID, BigInt(tgid));
+  }
+
+  /** Kernel counters summed over CPUs. */
+  counters(): { events: bigint; ringbufDrops: bigint } {
+    const c = this.obj.map(MAP_COUNTERS);
+    return { events: c.sumU64(AEGIS_CNT_EVENTS), ringbufDrops: c.sumU64(AEGIS_CNT_RINGBUF_DROPS) };
+  }
+
+  eventsFd(): number {
+    return this.obj.map(MAP_EVENTS).fd;
+  }
+
+  close(): void {
+    this.obj.close();
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}

@@ -1,0 +1,157 @@
+/**
+ * Decoders for kernel ring-buffer records. Offsets come from the generated
+ * ABI layout (src/bpf/abi_gen.ts), so a header change that is not
+ * regenerated fails the artifacts test instead of decoding garbage.
+ *
+ * Every record's common header (kind, version, size) is checked before
+ * its body is read; a record that fails the check is reported, not decoded.
+ *
+ * @module
+ */
+import {
+  ABI_LAYOUT,
+  AEGIS_EV_EXEC,
+  AEGIS_EV_EXEC_V1,
+  AEGIS_EV_OPEN,
+  AEGIS_EV_OPEN_V1,
+} from "../bpf/abi_gen.ts";
+
+const H = ABI_LAYOUT.structs.aegis_ev_hdr;
+const P = ABI_LAYOUT.structs.aegis_ev_proc;
+const EXEC = ABI_LAYOUT.structs.aegis_ev_exec;
+const OPEN = ABI_LAYOUT.structs.aegis_ev_open;
+
+/** Identity of the process a record is about. */
+export interface ProcInfo {
+  pid: number;
+  tid: number;
+  ppid: number;
+  uid: number;
+  cgid: bigint;
+  /** task start time, ns since boot */
+  startTime: bigint;
+  comm: string;
+}
+
+export interface ExecRecord {
+  kind: "exec";
+  ktimeNs: bigint;
+  proc: ProcInfo;
+}
+
+export interface OpenRecord {
+  kind: "open";
+  ktimeNs: bigint;
+  proc: ProcInfo;
+  flags: number;
+  dfd: number;
+  path: string;
+}
+
+export type KernelRecord = ExecRecord | OpenRecord;
+
+/** Why a record was rejected. */
+export type RecordError =
+  | { error: "short"; len: number }
+  | { error: "unknown_kind"; kind: number }
+  | { error: "bad_version"; kind: number; version: number }
+  | { error: "bad_size"; kind: number; size: number; len: number };
+
+/** NUL-terminated Latin-1/ASCII text of a fixed field (fast path, no allocation of a decoder). */
+function cString(b: Uint8Array, off: number, max: number): string {
+  let end = off;
+  const lim = off + max;
+  let ascii = true;
+  while (end < lim && b[end] !== 0) {
+    if (b[end] > 0x7f) ascii = false;
+    end++;
+  }
+  if (ascii) return String.fromCharCode.apply(null, b.subarray(off, end) as unknown as number[]);
+  return new TextDecoder().decode(b.subarray(off, end));
+}
+
+function proc(dv: DataView, b: Uint8Array, base: number): ProcInfo {
+  const o = base;
+  return {
+    cgid: dv.getBigUint64(o + P.fields.cgid.offset, true),
+    startTime: dv.getBigUint64(o + P.fields.start_time.offset, true),
+    pid: dv.getUint32(o + P.fields.pid.offset, true),
+    tid: dv.getUint32(o + P.fields.tid.offset, true),
+    ppid: dv.getUint32(o + P.fields.ppid.offset, true),
+    uid: dv.getUint32(o + P.fields.uid.offset, true),
+    comm: cString(b, o + P.fields.comm.offset, P.fields.comm.size),
+  };
+}
+
+/**
+ * Decode one record at `off` of length `len` in `b` (dv views the same
+ * buffer). Returns the record or the reason it was rejected.
+ */
+export function decodeRecord(
+  dv: DataView,
+  b: Uint8Array,
+  off: number,
+  len: number,
+): KernelRecord | RecordError {
+  if (len < H.size) return { error: "short", len };
+  const kind = dv.getUint16(off + H.fields.kind.offset, true);
+  const version = dv.getUint16(off + H.fields.version.offset, true);
+  const size = dv.getUint32(off + H.fields.size.offset, true);
+  const ktimeNs = dv.getBigUint64(off + H.fields.ktime_ns.offset, true);
+  switch (kind) {
+    case AEGIS_EV_EXEC:
+      if (version !== AEGIS_EV_EXEC_V1) return { error: "bad_version", kind, version };
+      if (size !== EXEC.size || len < EXEC.size) return { error: "bad_size", kind, size, len };
+      return { kind: "exec", ktimeNs, proc: proc(dv, b, off + EXEC.fields.proc.offset) };
+    case AEGIS_EV_OPEN:
+      if (version !== AEGIS_EV_OPEN_V1) return { error: "bad_version", kind, version };
+      if (size !== OPEN.size || len < OPEN.size) return { error: "bad_size", kind, size, len };
+      return {
+        kind: "open",
+        ktimeNs,
+        proc: proc(dv, b, off + OPEN.fields.proc.offset),
+        flags: dv.getInt32(off + OPEN.fields.flags.offset, true),
+        dfd: dv.getInt32(off + OPEN.fields.dfd.offset, true),
+        path: cString(b, off + OPEN.fields.path.offset, OPEN.fields.path.size),
+      };
+    default:
+      return { error: "unknown_kind", kind };
+  }
+}
+
+/** Is this a decoded record (not an error)? */
+export function isRecord(r: KernelRecord | RecordError): r is KernelRecord {
+  return !("error" in r);
+}
+
+/** Framing of a drained batch: u32 len, u32 0, data, padding to 8. */
+export const FRAME_HDR = 8;
+
+/**
+ * Walk the records of a drained batch `b[0..bytes)`, calling `onRecord`
+ * with each decoded record and `onError` with each rejected one.
+ * Returns the number of frames seen.
+ */
+export function forEachRecord(
+  b: Uint8Array,
+  dv: DataView,
+  bytes: number,
+  onRecord: (r: KernelRecord) => void,
+  onError: (e: RecordError) => void,
+): number {
+  let off = 0;
+  let n = 0;
+  while (off + FRAME_HDR <= bytes) {
+    const len = dv.getUint32(off, true);
+    if (off + FRAME_HDR + len > bytes) {
+      onError({ error: "short", len });
+      break;
+    }
+    const r = decodeRecord(dv, b, off + FRAME_HDR, len);
+    if ("error" in r) onError(r);
+    else onRecord(r);
+    n++;
+    off += FRAME_HDR + ((len + 7) & ~7);
+  }
+  return n;
+}

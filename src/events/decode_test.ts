@@ -1,0 +1,121 @@
+import { deepStrictEqual, strictEqual } from "node:assert/strict";
+import {
+  ABI_LAYOUT,
+  AEGIS_EV_EXEC,
+  AEGIS_EV_EXEC_V1,
+  AEGIS_EV_OPEN,
+  AEGIS_EV_OPEN_V1,
+} from "../bpf/abi_gen.ts";
+import { decodeRecord, forEachRecord, type KernelRecord, type RecordError } from "./decode.ts";
+
+const H = ABI_LAYOUT.structs.aegis_ev_hdr.fields;
+const P = ABI_LAYOUT.structs.aegis_ev_proc.fields;
+const OPEN = ABI_LAYOUT.structs.aegis_ev_open;
+const EXEC = ABI_LAYOUT.structs.aegis_ev_exec;
+
+function header(dv: DataView, kind: number, version: number, size: number): void {
+  dv.setBigUint64(H.ktime_ns.offset, 123456789n, true);
+  dv.setUint32(H.size.offset, size, true);
+  dv.setUint16(H.kind.offset, kind, true);
+  dv.setUint16(H.version.offset, version, true);
+}
+
+function writeProc(b: Uint8Array, dv: DataView, base: number): void {
+  dv.setBigUint64(base + P.cgid.offset, 4242n, true);
+  dv.setBigUint64(base + P.start_time.offset, 99n, true);
+  dv.setUint32(base + P.pid.offset, 100, true);
+  dv.setUint32(base + P.tid.offset, 101, true);
+  dv.setUint32(base + P.ppid.offset, 1, true);
+  dv.setUint32(base + P.uid.offset, 1000, true);
+  b.set(new TextEncoder().encode("bash"), base + P.comm.offset);
+}
+
+function openRecord(path: string): Uint8Array {
+  const b = new Uint8Array(OPEN.size);
+  const dv = new DataView(b.buffer);
+  header(dv, AEGIS_EV_OPEN, AEGIS_EV_OPEN_V1, OPEN.size);
+  writeProc(b, dv, OPEN.fields.proc.offset);
+  dv.setInt32(OPEN.fields.flags.offset, 0o2101, true);
+  dv.setInt32(OPEN.fields.dfd.offset, -100, true);
+  b.set(new TextEncoder().encode(path), OPEN.fields.path.offset);
+  return b;
+}
+
+function decode(b: Uint8Array): KernelRecord | RecordError {
+  return decodeRecord(new DataView(b.buffer, b.byteOffset, b.byteLength), b, 0, b.byteLength);
+}
+
+Deno.test("decode: open record", () => {
+  deepStrictEqual(decode(openRecord("/etc/shadow")), {
+    kind: "open",
+    ktimeNs: 123456789n,
+    proc: { cgid: 4242n, startTime: 99n, pid: 100, tid: 101, ppid: 1, uid: 1000, comm: "bash" },
+    flags: 0o2101,
+    dfd: -100,
+    path: "/etc/shadow",
+  });
+});
+
+Deno.test("decode: exec record", () => {
+  const b = new Uint8Array(EXEC.size);
+  const dv = new DataView(b.buffer);
+  header(dv, AEGIS_EV_EXEC, AEGIS_EV_EXEC_V1, EXEC.size);
+  writeProc(b, dv, EXEC.fields.proc.offset);
+  const r = decode(b);
+  strictEqual("kind" in r && r.kind, "exec");
+});
+
+Deno.test("decode: a path filling the field is cut at the field, not read past it", () => {
+  const long = "/" + "a".repeat(200);
+  const b = openRecord(long.slice(0, OPEN.fields.path.size));
+  const r = decode(b);
+  strictEqual("path" in r && r.path.length, OPEN.fields.path.size);
+});
+
+Deno.test("decode: non-ASCII path bytes decode as UTF-8", () => {
+  const r = decode(openRecord("/tmp/é"));
+  strictEqual("path" in r && r.path, "/tmp/é");
+});
+
+Deno.test("decode: header checks reject unknown kind, bad version, bad size, short", () => {
+  const b = openRecord("/x");
+  const dv = new DataView(b.buffer);
+  dv.setUint16(H.kind.offset, 999, true);
+  deepStrictEqual(decode(b), { error: "unknown_kind", kind: 999 });
+  dv.setUint16(H.kind.offset, AEGIS_EV_OPEN, true);
+  dv.setUint16(H.version.offset, 7, true);
+  deepStrictEqual(decode(b), { error: "bad_version", kind: AEGIS_EV_OPEN, version: 7 });
+  dv.setUint16(H.version.offset, AEGIS_EV_OPEN_V1, true);
+  dv.setUint32(H.size.offset, 12, true);
+  deepStrictEqual(decode(b), { error: "bad_size", kind: AEGIS_EV_OPEN, size: 12, len: OPEN.size });
+  deepStrictEqual(decode(b.subarray(0, 8)), { error: "short", len: 8 });
+});
+
+Deno.test("forEachRecord: walks framed records, reports a cut frame", () => {
+  const recs = [openRecord("/a"), openRecord("/b"), openRecord("/c")];
+  const frame = (r: Uint8Array) => 8 + ((r.length + 7) & ~7);
+  const total = recs.reduce((n, r) => n + frame(r), 0);
+  const buf = new Uint8Array(total);
+  const dv = new DataView(buf.buffer);
+  let off = 0;
+  for (const r of recs) {
+    dv.setUint32(off, r.length, true);
+    buf.set(r, off + 8);
+    off += frame(r);
+  }
+  const paths: string[] = [];
+  const errors: RecordError[] = [];
+  const n = forEachRecord(
+    buf,
+    dv,
+    total,
+    (r) => r.kind === "open" && paths.push(r.path),
+    (e) => errors.push(e),
+  );
+  strictEqual(n, 3);
+  deepStrictEqual(paths, ["/a", "/b", "/c"]);
+  strictEqual(errors.length, 0);
+  // a batch whose last frame claims more bytes than were written
+  forEachRecord(buf, dv, total - 8, () => {}, (e) => errors.push(e));
+  deepStrictEqual(errors, [{ error: "short", len: recs[2].length }]);
+});

@@ -1,0 +1,92 @@
+/**
+ * The ring-buffer drain: one synchronous FFI call copies a batch of
+ * records into a buffer this class owns, then the batch is decoded in
+ * TypeScript. No per-event FFI call, no callback from C.
+ *
+ * A timer drives it (every `intervalMs`, default 10 ms: NATIVE.md measured
+ * ≈ 1 M events/s at ≈ 2.5 % CPU this way). Each tick drains until the ring
+ * is empty or `maxBatchesPerTick` batches were taken, so a burst cannot
+ * starve the event loop (HTTP keeps answering).
+ *
+ * @module
+ */
+import type { NativeRing } from "../native/mod.ts";
+import { forEachRecord, type KernelRecord, type RecordError } from "./decode.ts";
+
+export interface DrainStats {
+  records: number;
+  decoded: number;
+  rejected: number;
+  batches: number;
+  ticks: number;
+  lastError?: RecordError;
+}
+
+export interface DrainOptions {
+  bufferBytes?: number;
+  intervalMs?: number;
+  maxBatchesPerTick?: number;
+}
+
+export class EventDrain implements Disposable {
+  readonly stats: DrainStats = { records: 0, decoded: 0, rejected: 0, batches: 0, ticks: 0 };
+  #ring: NativeRing;
+  #buf: Uint8Array<ArrayBuffer>;
+  #dv: DataView;
+  #onRecord: (r: KernelRecord) => void;
+  #onError: (e: RecordError) => void;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #intervalMs: number;
+  #maxBatches: number;
+
+  constructor(ring: NativeRing, onRecord: (r: KernelRecord) => void, opts: DrainOptions = {}) {
+    this.#ring = ring;
+    this.#buf = new Uint8Array(opts.bufferBytes ?? 1 << 20);
+    this.#dv = new DataView(this.#buf.buffer);
+    this.#intervalMs = opts.intervalMs ?? 10;
+    this.#maxBatches = opts.maxBatchesPerTick ?? 64;
+    this.#onRecord = (r) => {
+      this.stats.decoded++;
+      onRecord(r);
+    };
+    this.#onError = (e) => {
+      this.stats.rejected++;
+      this.stats.lastError = e;
+    };
+  }
+
+  /** Drain until empty (or the per-tick cap). Returns records seen. */
+  drainNow(): number {
+    let total = 0;
+    for (let i = 0; i < this.#maxBatches; i++) {
+      const { bytes, records } = this.#ring.drain(this.#buf);
+      if (records === 0) break;
+      this.stats.batches++;
+      this.stats.records += records;
+      total += forEachRecord(this.#buf, this.#dv, bytes, this.#onRecord, this.#onError);
+      if (bytes < this.#buf.byteLength / 2) break; // ring was (nearly) empty
+    }
+    return total;
+  }
+
+  start(): void {
+    if (this.#timer !== undefined) return;
+    const tick = () => {
+      this.stats.ticks++;
+      this.drainNow();
+      this.#timer = setTimeout(tick, this.#intervalMs);
+    };
+    this.#timer = setTimeout(tick, this.#intervalMs);
+  }
+
+  /** Stop the timer and take what is left. */
+  stop(): void {
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.drainNow();
+  }
+
+  [Symbol.dispose](): void {
+    this.stop();
+  }
+}
