@@ -1,0 +1,447 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * shim_smoke.c — host-kernel smoke test of dist/native/libaegis_shim.so with
+ * dist/native/aegis.bpf.o. Root only. Prints one line per check and a final
+ * "N passed, M failed"; exits 1 on any failure.
+ *   bash tests/native/run.sh
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/types.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "aegis_shim.h"
+#include "aegis_abi.h"
+
+#define N_OPENS 300
+#define SMALL_CAP 1000 /* room for 6 open records of 144 bytes */
+
+static int passed, failed;
+
+static void check(int ok, const char *what, const char *fmt, ...)
+{
+	va_list ap;
+
+	printf("%s - %s", ok ? "ok  " : "FAIL", what);
+	if (!ok && fmt) {
+		printf(" (");
+		va_start(ap, fmt);
+		vprintf(fmt, ap);
+		va_end(ap);
+		printf(")");
+	}
+	printf("\n");
+	fflush(stdout);
+	if (ok)
+		passed++;
+	else
+		failed++;
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void *read_file(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	void *buf = NULL;
+	long n;
+
+	if (!f)
+		return NULL;
+	if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) > 0 && fseek(f, 0, SEEK_SET) == 0) {
+		buf = malloc((size_t)n);
+		if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
+			free(buf);
+			buf = NULL;
+		}
+		*len = (size_t)n;
+	}
+	fclose(f);
+	return buf;
+}
+
+static int prog_index(struct aegis_obj *obj, const char *name)
+{
+	char buf[64];
+	int i, n = aegis_obj_prog_count(obj);
+
+	for (i = 0; i < n; i++)
+		if (aegis_obj_prog_name(obj, (uint32_t)i, buf, sizeof(buf)) >= 0 &&
+		    strcmp(buf, name) == 0)
+			return i;
+	return -1;
+}
+
+static int set_cfg(int cfg_fd, uint32_t slot, uint64_t v)
+{
+	return aegis_map_update(cfg_fd, &slot, &v, 0);
+}
+
+static uint64_t counter_sum(int fd, uint32_t slot)
+{
+	int i, ncpu = aegis_num_possible_cpus();
+	uint64_t vals[1024] = { 0 }, sum = 0;
+
+	if (ncpu <= 0 || ncpu > 1024 || aegis_map_lookup(fd, &slot, vals) < 0)
+		return UINT64_MAX;
+	for (i = 0; i < ncpu; i++)
+		sum += vals[i];
+	return sum;
+}
+
+/* ---- checks, one group per function ------------------------------------ */
+
+static void check_identity(void)
+{
+	const char *id = aegis_shim_build_id();
+
+	check(aegis_shim_api_version() == AEGIS_SHIM_API_VERSION, "api version", NULL);
+	check(aegis_libbpf_version() == (1 << 16 | 1), "libbpf version 1.1", "got %#x",
+	      aegis_libbpf_version());
+	check(id && strlen(id) == 64 && strspn(id, "0123456789abcdef") == 64,
+	      "build id is a sha256", "got %s", id ? id : "(null)");
+}
+
+static void check_log_after_failure(void)
+{
+	static const char junk[64] = "definitely not an ELF object";
+	char log[65536];
+	struct aegis_obj *bad;
+	int err = 0, n;
+
+	aegis_log_read(log, sizeof(log)); /* clear */
+	bad = aegis_obj_open_mem(junk, sizeof(junk), "junk", &err);
+	check(!bad && err < 0, "open_mem of junk fails with -errno", "err=%d", err);
+	aegis_obj_close(bad);
+	n = aegis_log_read(log, sizeof(log));
+	check(n > 0 && strlen(log) == (size_t)n, "log_read returns libbpf's text after the failure",
+	      "n=%d", n);
+	if (n > 0)
+		printf("       log: %.*s\n", (int)strcspn(log, "\n"), log);
+	n = aegis_log_read(log, sizeof(log));
+	check(n == 0, "log_read cleared the buffer", "n=%d", n);
+}
+
+static struct aegis_obj *open_and_load(const char *path, int *lsm_idx)
+{
+	char sec[64];
+	size_t len = 0;
+	void *buf = read_file(path, &len);
+	struct aegis_obj *obj;
+	uint32_t max = 0;
+	int err = -1;
+
+	check(buf != NULL, "read BPF object", "%s", path);
+	if (!buf)
+		return NULL;
+	obj = aegis_obj_open_mem(buf, len, "aegis", &err);
+	free(buf); /* libbpf copied it */
+	check(obj && err == 0, "open_mem", "err=%d", err);
+	if (!obj)
+		return NULL;
+	check(aegis_obj_prog_count(obj) == 3, "3 programs", "got %d", aegis_obj_prog_count(obj));
+	check(aegis_obj_map_count(obj) >= 4, "at least 4 maps", "got %d", aegis_obj_map_count(obj));
+	*lsm_idx = prog_index(obj, "aegis_file_open");
+	check(*lsm_idx >= 0 && aegis_obj_prog_section(obj, (uint32_t)*lsm_idx, sec, sizeof(sec)) > 0 &&
+		      strcmp(sec, "lsm/file_open") == 0,
+	      "aegis_file_open is lsm/file_open", NULL);
+	check(aegis_obj_prog_name(obj, 0, sec, 2) == -ENOSPC, "short name buffer gives -ENOSPC", NULL);
+	check(aegis_obj_prog_set_autoload(obj, "aegis_file_open", 0) == 0, "disable LSM autoload",
+	      NULL);
+	check(aegis_obj_map_set_max_entries(obj, "aegis_events", 1 << 20) == 0,
+	      "resize aegis_events to 1 MiB", NULL);
+	err = aegis_obj_load(obj);
+	check(err == 0, "load (tracepoints only)", "err=%d", err);
+	if (err)
+		return obj;
+	check(aegis_map_info(aegis_obj_map_fd(obj, "aegis_events"), NULL, NULL, NULL, &max) == 0 &&
+		      max == 1 << 20,
+	      "aegis_events has 1 MiB", "max=%u", max);
+	check(aegis_obj_map_set_max_entries(obj, "aegis_events", 1 << 21) < 0,
+	      "resize after load is refused", NULL);
+	return obj;
+}
+
+static void check_attach(struct aegis_obj *obj, int lsm_idx)
+{
+	int32_t res[8] = { -99, -99, -99, -99, -99, -99, -99, -99 };
+	int i, n = aegis_obj_attach_all(obj, res, 8), ok = n == 2;
+
+	for (i = 0; i < 3; i++)
+		ok = ok && res[i] == (i == lsm_idx ? 1 : 0);
+	check(ok, "attach_all: tracepoints 0, LSM program 1 (not loaded)",
+	      "n=%d results=%d,%d,%d", n, res[0], res[1], res[2]);
+}
+
+/* Drain everything with a small buffer; count our open records. */
+static void check_drain(struct aegis_ring *ring, const char *path, uint64_t t0, uint64_t t1)
+{
+	uint8_t buf[SMALL_CAP];
+	uint32_t recs = 0, total = 0, ours = 0, bad_fields = 0, drains = 0, over = 0;
+	int64_t left_after_first = -1;
+	int n;
+
+	n = aegis_ring_drain(ring, buf, 100, &recs);
+	check(n == -EMSGSIZE && recs == 0, "drain with a buffer smaller than one record: -EMSGSIZE",
+	      "n=%d", n);
+	while ((n = aegis_ring_drain(ring, buf, sizeof(buf), &recs)) > 0) {
+		uint32_t off = 0, i;
+
+		if (drains++ == 0)
+			left_after_first = aegis_ring_avail(ring);
+		if (recs > SMALL_CAP / 144)
+			over++;
+		for (i = 0; i < recs; i++) {
+			uint32_t len, zero;
+			struct aegis_ev_open ev;
+
+			memcpy(&len, buf + off, 4);
+			memcpy(&zero, buf + off + 4, 4);
+			memset(&ev, 0, sizeof(ev));
+			memcpy(&ev, buf + off + 8, len < sizeof(ev) ? len : sizeof(ev));
+			off += 8 + ((len + 7) & ~7u);
+			total++;
+			if (ev.hdr.kind != AEGIS_EV_OPEN || strcmp(ev.path, path) != 0)
+				continue;
+			ours++;
+			if (zero || len != sizeof(ev) || ev.hdr.size != sizeof(ev) ||
+			    ev.hdr.version != AEGIS_EV_OPEN_V1 || ev.hdr.ktime_ns < t0 ||
+			    ev.hdr.ktime_ns > t1 || ev.proc.pid != (uint32_t)getpid() ||
+			    ev.proc.tid != (uint32_t)gettid() || ev.proc.ppid != (uint32_t)getppid() ||
+			    ev.proc.uid != getuid() || ev.proc.start_time == 0 ||
+			    strcmp(ev.proc.comm, "shim_smoke") != 0 || ev.dfd != AT_FDCWD ||
+			    ev.flags != (O_RDONLY | O_CLOEXEC))
+				bad_fields++;
+		}
+		if (off != (uint32_t)n)
+			over++;
+	}
+	check(n == 0, "drain ends with 0 bytes", "n=%d", n);
+	check(drains > 1 && left_after_first > 0, "records that did not fit stayed in the ring",
+	      "drains=%u left=%lld", drains, (long long)left_after_first);
+	check(over == 0, "each drain fits its buffer and bytes match records", "bad=%u", over);
+	check(ours == N_OPENS, "one open record per openat, none lost", "got %u of %d (total %u)",
+	      ours, N_OPENS, total);
+	check(bad_fields == 0, "hdr/proc/open fields (size, kind, version, ktime, pid, tid, ppid, "
+			       "uid, start_time, comm, dfd, flags, path)",
+	      "%u bad records", bad_fields);
+	check(aegis_ring_avail(ring) == 0, "ring empty after draining", NULL);
+}
+
+static void check_trace(struct aegis_obj *obj)
+{
+	int cfg = aegis_obj_map_fd(obj, "aegis_config"), cnt = aegis_obj_map_fd(obj, "aegis_counters");
+	char path[64];
+	struct aegis_ring *ring;
+	uint64_t t0, t1, events0;
+	int err = -1, i, fd;
+
+	snprintf(path, sizeof(path), "/tmp/aegis_smoke_%d", getpid());
+	fd = open(path, O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
+	if (fd >= 0)
+		close(fd);
+	ring = aegis_ring_open(aegis_obj_map_fd(obj, "aegis_events"), &err);
+	check(ring && err == 0, "ring_open", "err=%d", err);
+	if (!ring)
+		return;
+	check(aegis_ring_wait(ring, 0) == 0, "ring_wait times out while tracing is off", NULL);
+	events0 = counter_sum(cnt, AEGIS_CNT_EVENTS);
+	check(set_cfg(cfg, AEGIS_CFG_TRACE_TGID, (uint64_t)getpid()) == 0 &&
+		      set_cfg(cfg, AEGIS_CFG_TRACE_ENABLE, 1) == 0,
+	      "config TRACE_TGID=getpid(), TRACE_ENABLE=1", NULL);
+	t0 = now_ns();
+	for (i = 0; i < N_OPENS; i++) {
+		fd = openat(AT_FDCWD, path, O_RDONLY | O_CLOEXEC);
+		if (fd >= 0)
+			close(fd);
+	}
+	t1 = now_ns();
+	set_cfg(cfg, AEGIS_CFG_TRACE_ENABLE, 0);
+	check(aegis_ring_wait(ring, 1000) == 1, "ring_wait wakes with data", NULL);
+	check(aegis_ring_avail(ring) >= N_OPENS * 144, "ring_avail covers the records", "avail=%lld",
+	      (long long)aegis_ring_avail(ring));
+	check_drain(ring, path, t0, t1);
+	check(counter_sum(cnt, AEGIS_CNT_EVENTS) - events0 >= N_OPENS,
+	      "per-CPU EVENTS counter counted the records", "delta=%llu",
+	      (unsigned long long)(counter_sum(cnt, AEGIS_CNT_EVENTS) - events0));
+	check(counter_sum(cnt, AEGIS_CNT_RINGBUF_DROPS) == 0, "no ring-buffer drops", NULL);
+	aegis_ring_close(ring);
+	unlink(path);
+}
+
+/* Exec of a child (its tgid set as the filter before it execs). */
+static void check_exec(struct aegis_obj *obj)
+{
+	int cfg = aegis_obj_map_fd(obj, "aegis_config"), pfd[2], err = -1, status, found = 0;
+	struct aegis_ring *ring = aegis_ring_open(aegis_obj_map_fd(obj, "aegis_events"), &err);
+	uint8_t buf[4096];
+	uint32_t recs = 0, off = 0, i;
+	pid_t child;
+	char c;
+	int n;
+
+	if (!ring || pipe(pfd) < 0) {
+		check(0, "exec record", "setup failed err=%d", err);
+		return;
+	}
+	child = fork();
+	if (child == 0) {
+		close(pfd[1]);
+		if (read(pfd[0], &c, 1) == 1)
+			execl("/bin/true", "true", (char *)NULL);
+		_exit(127);
+	}
+	set_cfg(cfg, AEGIS_CFG_TRACE_TGID, (uint64_t)child);
+	set_cfg(cfg, AEGIS_CFG_TRACE_ENABLE, 1);
+	close(pfd[0]);
+	(void)!write(pfd[1], "x", 1);
+	close(pfd[1]);
+	waitpid(child, &status, 0);
+	set_cfg(cfg, AEGIS_CFG_TRACE_ENABLE, 0);
+	n = aegis_ring_drain(ring, buf, sizeof(buf), &recs);
+	for (i = 0; n > 0 && i < recs; i++) {
+		struct aegis_ev_exec ev;
+		uint32_t len;
+
+		memcpy(&len, buf + off, 4);
+		memcpy(&ev, buf + off + 8, sizeof(ev));
+		if (ev.hdr.kind == AEGIS_EV_EXEC && len == sizeof(ev) && ev.hdr.size == sizeof(ev) &&
+		    ev.proc.pid == (uint32_t)child && ev.proc.ppid == (uint32_t)getpid() &&
+		    strcmp(ev.proc.comm, "true") == 0)
+			found++;
+		off += 8 + ((len + 7) & ~7u);
+	}
+	check(found == 1, "exec record of a child (kind, size, pid, ppid, comm)", "found=%d n=%d", found,
+	      n);
+	aegis_ring_close(ring);
+}
+
+static void make_keys(struct aegis_inode_key *keys, uint32_t *vals, uint32_t n)
+{
+	uint32_t i;
+
+	memset(keys, 0, sizeof(*keys) * n);
+	for (i = 0; i < n; i++) {
+		keys[i].ino = 1000 + i;
+		keys[i].dev = 0x800001;
+		vals[i] = 1;
+	}
+}
+
+static uint32_t map_entries(int fd)
+{
+	struct aegis_inode_key k, next;
+	uint32_t n = 0;
+	const void *prev = NULL;
+
+	while (aegis_map_next_key(fd, prev, &next) == 0) {
+		n++;
+		k = next;
+		prev = &k;
+	}
+	return n;
+}
+
+static void check_batch(struct aegis_obj *obj)
+{
+	int fd = aegis_obj_map_fd(obj, "aegis_deny_inode"), r;
+	struct aegis_inode_key keys[100];
+	uint32_t vals[100], v = 0, count = 100, type = 0, ks = 0, vs = 0;
+
+	make_keys(keys, vals, 100);
+	check(aegis_map_info(fd, &type, &ks, &vs, NULL) == 0 && ks == 16 && vs == 4,
+	      "map_info of aegis_deny_inode", "type=%u key=%u value=%u", type, ks, vs);
+	r = aegis_map_update_batch(fd, keys, vals, &count, 0);
+	check(r == 0 && count == 100 && map_entries(fd) == 100, "update_batch 100 keys",
+	      "r=%d count=%u", r, count);
+	check(aegis_map_lookup(fd, &keys[42], &v) == 0 && v == 1, "lookup a batch-written key", NULL);
+	aegis_map_delete(fd, &keys[10]);
+	aegis_map_delete(fd, &keys[30]);
+	count = 50;
+	r = aegis_map_delete_batch(fd, keys, &count);
+	check(r == 0 && count == 48, "delete_batch of 50 keys with 2 missing deletes 48 (fallback)",
+	      "r=%d count=%u", r, count);
+	check(map_entries(fd) == 50, "50 entries left", "got %u", map_entries(fd));
+	count = 50;
+	r = aegis_map_delete_batch(fd, keys + 50, &count);
+	check(r == 0 && count == 50 && map_entries(fd) == 0, "delete_batch of the other 50",
+	      "r=%d count=%u", r, count);
+	check(aegis_map_delete(fd, &keys[0]) == -ENOENT, "single delete of a missing key: -ENOENT",
+	      NULL);
+}
+
+static void check_pin(struct aegis_obj *obj)
+{
+	char dir[64], path[96];
+	uint32_t max = 0;
+	int fd;
+
+	snprintf(dir, sizeof(dir), "/sys/fs/bpf/aegis_smoke_%d", getpid());
+	snprintf(path, sizeof(path), "%s/deny", dir);
+	if (mkdir(dir, 0700) < 0) {
+		check(0, "pin: mkdir under /sys/fs/bpf", "%s", strerror(errno));
+		return;
+	}
+	check(aegis_obj_map_pin(obj, "aegis_deny_inode", path) == 0, "map_pin", NULL);
+	fd = aegis_obj_get_pinned(path);
+	check(fd >= 0 && aegis_map_info(fd, NULL, NULL, NULL, &max) == 0 && max == 65536,
+	      "get_pinned gives the map", "fd=%d max=%u", fd, max);
+	check(fd >= 0 && aegis_fd_close(fd) == 0, "fd_close", NULL);
+	check(aegis_obj_map_unpin(obj, "aegis_deny_inode", path) == 0, "map_unpin", NULL);
+	check(aegis_obj_get_pinned(path) == -ENOENT, "pinned path gone after unpin", NULL);
+	rmdir(dir);
+}
+
+static void check_btf(void)
+{
+	check(aegis_btf_has_func("bpf_lsm_file_open") == 1, "btf_has_func(bpf_lsm_file_open) == 1",
+	      "got %d", aegis_btf_has_func("bpf_lsm_file_open"));
+	check(aegis_btf_has_func("nonexistent_xyz") == 0, "btf_has_func(nonexistent_xyz) == 0",
+	      "got %d", aegis_btf_has_func("nonexistent_xyz"));
+}
+
+int main(int argc, char **argv)
+{
+	const char *obj_path = argc > 1 ? argv[1] : "dist/native/aegis.bpf.o";
+	struct aegis_obj *obj;
+	int lsm_idx = -1;
+
+	if (geteuid() != 0) {
+		printf("SKIP - needs root (BPF load)\n");
+		return 1;
+	}
+	check_identity();
+	check_log_after_failure();
+	obj = open_and_load(obj_path, &lsm_idx);
+	if (obj && aegis_obj_prog_fd(obj, "aegis_trace_openat") >= 0) {
+		check(aegis_obj_prog_fd(obj, "aegis_file_open") == -ENOENT, "LSM program has no fd",
+		      NULL);
+		check_attach(obj, lsm_idx);
+		check_trace(obj);
+		check_exec(obj);
+		check_batch(obj);
+		check_pin(obj);
+		check(aegis_obj_detach_prog(obj, "aegis_trace_exec") == 0 &&
+			      aegis_obj_detach_prog(obj, "aegis_trace_exec") == -ENOENT,
+		      "detach_prog, then -ENOENT", NULL);
+	}
+	aegis_obj_close(obj);
+	aegis_obj_close(NULL);
+	check_btf();
+	printf("%d passed, %d failed\n", passed, failed);
+	return failed ? 1 : 0;
+}
