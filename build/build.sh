@@ -10,7 +10,7 @@ deno=${DENO:-$root/.tools/bin/deno}
 [ -x "$deno" ] || { echo "build: no deno at $deno; run scripts/setup.sh first" >&2; exit 1; }
 
 bash build/native.sh
-"$deno" run --quiet --allow-read --allow-write="$root/src/bpf" --allow-run --allow-env \
+"$deno" run --quiet --allow-read --allow-write --allow-run --allow-env \
   build/gen_abi.ts --check
 "$deno" run --quiet --allow-read="$root" --allow-write="$root/dist" build/gen_assets.ts
 # npm dependencies into Deno's cache, exactly as deno.lock pins them.

@@ -35,6 +35,9 @@ int aegis_libbpf_version(void);
 /* Build identity string (NUL-terminated, static): set at build time with
  * -DAEGIS_SHIM_BUILD_ID="..." (the SHA-256 of the shim sources). */
 const char *aegis_shim_build_id(void);
+/* Path of the file the dynamic loader mapped this shim from (dladdr),
+ * into buf (NUL-terminated); returns its length. */
+int aegis_shim_path(char *buf, uint32_t cap);
 
 /* ---- log ------------------------------------------------------------ */
 

@@ -87,26 +87,30 @@ export async function extractShim(dir = runtimeDir()): Promise<string> {
   } catch (e) {
     if (!(e instanceof Deno.errors.NotFound)) throw e;
   }
+  // Older versions' copies are removed (a process still using one keeps
+  // its mapping; unlinking does not disturb it).
+  for await (const e of Deno.readDir(lib)) {
+    if (e.name.startsWith("libaegis_shim-") && `${lib}/${e.name}` !== path) {
+      await Deno.remove(`${lib}/${e.name}`).catch(() => {});
+    }
+  }
   const tmp = `${path}.${Deno.pid}.tmp`;
   await Deno.writeFile(tmp, bytes, { mode: 0o500, createNew: true });
   await Deno.rename(tmp, path);
   return path;
 }
 
-/** Where the shim is really mapped in this process (from /proc/self/maps). */
-export async function loadedShimPath(): Promise<string | null> {
-  const maps = await Deno.readTextFile("/proc/self/maps");
-  for (const line of maps.split("\n")) {
-    const i = line.indexOf("/");
-    if (i >= 0 && line.includes("libaegis_shim")) return line.slice(i);
-  }
-  return null;
-}
-
 /** Extract, dlopen and check the embedded shim. */
 export async function openEmbeddedShim(dir = runtimeDir()): Promise<Shim> {
   const path = await extractShim(dir);
   const shim = Shim.open(path);
+  const loaded = shim.loadedPath();
+  if (loaded !== path) {
+    shim.close();
+    throw new AbiMismatchError(
+      `The dynamic loader mapped the shim from "${loaded}", not from "${path}"`,
+    );
+  }
   if (shim.buildId() !== SHIM.buildId) {
     shim.close();
     throw new AbiMismatchError(

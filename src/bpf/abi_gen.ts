@@ -2,7 +2,7 @@
 // Regenerate with: deno run -A build/gen_abi.ts
 
 /** SHA-256 of the canonical layout below; "aegisbpf version" prints it. */
-export const ABI_FINGERPRINT = "32a99280e184d8bc5deead4b8fb43b4c3242367bf1a3340e386114c3fb06685c";
+export const ABI_FINGERPRINT = "cb79aa44ac58a587b07389eeebfd6ab4d26ceafe679fb5787570ffae46187738";
 
 export const AEGIS_COMM_LEN = 16;
 export const AEGIS_OPEN_PATH_LEN = 64;
@@ -11,6 +11,7 @@ export const AEGIS_CFG_TRACE_ENABLE = 1;
 export const AEGIS_CFG__MAX = 8;
 export const AEGIS_CNT_RINGBUF_DROPS = 0;
 export const AEGIS_CNT_EVENTS = 1;
+export const AEGIS_CNT_FILE_DENY = 2;
 export const AEGIS_CNT__MAX = 8;
 export const AEGIS_EV_EXEC = 1;
 export const AEGIS_EV_OPEN = 2;
@@ -31,6 +32,7 @@ export const ABI_LAYOUT = {
     },
     "aegis_counter": {
       "AEGIS_CNT_EVENTS": 1,
+      "AEGIS_CNT_FILE_DENY": 2,
       "AEGIS_CNT_RINGBUF_DROPS": 0,
       "AEGIS_CNT__MAX": 8,
     },

@@ -15,8 +15,8 @@ import {
 } from "./abi_gen.ts";
 import { type AttachResult, BpfObject } from "./object.ts";
 
-export const PROG_EXEC = "aegis_tp_exec";
-export const PROG_OPENAT = "aegis_tp_openat";
+export const PROG_EXEC = "aegis_trace_exec";
+export const PROG_OPENAT = "aegis_trace_openat";
 export const MAP_EVENTS = "aegis_events";
 export const MAP_COUNTERS = "aegis_counters";
 export const MAP_CONFIG = "aegis_config";

@@ -4,7 +4,7 @@
  * @module
  */
 import type { Command } from "@commander-js/extra-typings";
-import { BUILD, EMBEDDED, loadedShimPath, openEmbeddedShim } from "../assets/mod.ts";
+import { BUILD, EMBEDDED, openEmbeddedShim } from "../assets/mod.ts";
 import { out, outJson } from "../log.ts";
 
 export interface VersionInfo {
@@ -14,6 +14,8 @@ export interface VersionInfo {
   typescript: string;
   libbpf_version: string;
   libbpf_version_source: "shim" | "build-manifest";
+  /** Debian source package version libbpf was built from. */
+  libbpf_source_version: string;
   abi: { version: number; fingerprint: string };
   bpf_object: { file: string; sha256: string };
   shim: {
@@ -35,6 +37,7 @@ export async function versionInfo(): Promise<VersionInfo> {
     typescript: Deno.version.typescript,
     libbpf_version: BUILD.libbpfVersion,
     libbpf_version_source: "build-manifest",
+    libbpf_source_version: BUILD.libbpfVersion,
     abi: { version: BUILD.abiVersion, fingerprint: BUILD.abiFingerprint },
     bpf_object: { ...EMBEDDED.bpfObject },
     shim: {
@@ -49,7 +52,7 @@ export async function versionInfo(): Promise<VersionInfo> {
     info.libbpf_version = shim.libbpfVersion();
     info.libbpf_version_source = "shim";
     info.shim.loaded = true;
-    info.shim.loaded_from = (await loadedShimPath()) ?? shim.path;
+    info.shim.loaded_from = shim.loadedPath();
   } catch (e) {
     info.shim.error = e instanceof Error ? e.message : String(e);
   }
@@ -65,7 +68,9 @@ export function addVersionCommand(program: Command): void {
       if (opts.json) return outJson(v);
       out(`aegisbpf ${v.agent_version}`);
       out(`  deno ${v.deno}, v8 ${v.v8}, typescript ${v.typescript}`);
-      out(`  libbpf ${v.libbpf_version} (${v.libbpf_version_source})`);
+      out(
+        `  libbpf ${v.libbpf_version} (${v.libbpf_version_source}; built from ${v.libbpf_source_version})`,
+      );
       out(`  abi v${v.abi.version} ${v.abi.fingerprint}`);
       out(`  bpf object ${v.bpf_object.file} sha256 ${v.bpf_object.sha256}`);
       out(`  shim ${v.shim.file} sha256 ${v.shim.sha256}`);

@@ -87,6 +87,12 @@ export class Shim implements Disposable {
     return p ? new Deno.UnsafePointerView(p).getCString() : "";
   }
 
+  /** The file the dynamic loader really mapped this shim from. */
+  loadedPath(): string {
+    const buf = new Uint8Array(4096);
+    return fromC(buf, this.check("aegis_shim_path", this.lib.aegis_shim_path(buf, buf.length)));
+  }
+
   apiVersion(): number {
     return this.lib.aegis_shim_api_version();
   }

@@ -18,6 +18,8 @@ export const symbols = {
   aegis_libbpf_version: { parameters: [], result: "i32" },
   // const char *aegis_shim_build_id(void);
   aegis_shim_build_id: { parameters: [], result: "pointer" },
+  // int aegis_shim_path(char *buf, uint32_t cap);
+  aegis_shim_path: { parameters: ["buffer", "u32"], result: "i32" },
 
   // void aegis_log_set_level(int level);
   aegis_log_set_level: { parameters: ["i32"], result: "void" },

@@ -1,0 +1,25 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/* aegis_shim_path(): where the dynamic loader really mapped this shim, so
+ * the agent can prove the embedded, hash-checked copy is the one in use. */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <string.h>
+
+#include "aegis_internal.h"
+
+int aegis_shim_path(char *buf, uint32_t cap)
+{
+	Dl_info info;
+	size_t len;
+
+	if (!buf || cap == 0)
+		return -EINVAL;
+	if (!dladdr((void *)aegis_shim_path, &info) || !info.dli_fname)
+		return -ENOENT;
+	len = strlen(info.dli_fname);
+	if (len + 1 > cap)
+		return -ENAMETOOLONG;
+	memcpy(buf, info.dli_fname, len + 1);
+	return (int)len;
+}
