@@ -1,0 +1,95 @@
+/**
+ * Tier 2 (root): the agent as an operator runs it, through the launcher.
+ */
+import { deepStrictEqual, match, ok, strictEqual } from "node:assert/strict";
+import { EMBEDDED } from "../../src/assets/mod.ts";
+import { ABI_FINGERPRINT } from "../../src/bpf/abi_gen.ts";
+import { LAUNCHER, run } from "../lib/helpers.ts";
+
+Deno.test("version --json names every component and the loaded shim", async () => {
+  const r = await run(LAUNCHER, ["version", "--json"]);
+  strictEqual(r.code, 0, r.stderr);
+  const v = JSON.parse(r.stdout);
+  strictEqual(v.deno, Deno.version.deno);
+  strictEqual(v.v8, Deno.version.v8);
+  match(v.libbpf_version, /^1\.\d+$/);
+  strictEqual(v.libbpf_version_source, "shim");
+  strictEqual(v.abi.fingerprint, ABI_FINGERPRINT);
+  strictEqual(v.bpf_object.sha256, EMBEDDED.bpfObject.sha256);
+  strictEqual(v.shim.sha256, EMBEDDED.shim.sha256);
+  strictEqual(v.shim.loaded, true);
+  match(v.shim.loaded_from, /^\/run\/aegisbpf\/lib\/libaegis_shim-[0-9a-f]{16}\.so$/);
+});
+
+Deno.test("unknown command and unknown flag: usage on stderr, exit 2", async () => {
+  for (
+    const args of [["frobnicate"], ["version", "--frobnicate"], [
+      "run",
+      "--enforce-gate-mode=maybe",
+    ]]
+  ) {
+    const r = await run(LAUNCHER, args);
+    strictEqual(r.code, 2, `${args}: ${r.stderr}`);
+    strictEqual(r.stdout, "");
+    match(r.stderr, /error: .*\n\(run 'aegisbpf --help' for usage\)/);
+  }
+});
+
+Deno.test("--help lists the commands", async () => {
+  const r = await run(LAUNCHER, ["--help"]);
+  strictEqual(r.code, 0);
+  for (const c of ["run", "version"]) match(r.stdout, new RegExp(`\\n  ${c}\\b`));
+});
+
+Deno.test("run (enforce, fail-closed) refuses on this host and attaches nothing", async () => {
+  const before = await run("bpftool", ["-j", "link", "show"]);
+  const r = await run(LAUNCHER, ["run"]);
+  strictEqual(r.code, 1, r.stderr);
+  match(r.stderr, /Refusing to start in enforce mode \(gate fail-closed\)/);
+  const after = await run("bpftool", ["-j", "link", "show"]);
+  deepStrictEqual(JSON.parse(after.stdout).length, JSON.parse(before.stdout).length);
+});
+
+Deno.test("run --audit streams exec events as JSON lines and stops cleanly on SIGTERM", async () => {
+  const p = new Deno.Command(LAUNCHER, {
+    args: ["run", "--audit"],
+    stdout: "piped",
+    stderr: "piped",
+  })
+    .spawn();
+  const reader = p.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  // wait for the start log line, then exec a marker program
+  const errReader = p.stderr.pipeThrough(new TextDecoderStream()).getReader();
+  let err = "";
+  while (!err.includes("agent started")) {
+    const { value, done } = await errReader.read();
+    if (done) break;
+    err += value;
+  }
+  ok(err.includes("agent started"), err);
+  const marker = await new Deno.Command("/bin/sleep", { args: ["0"] }).spawn().status;
+  ok(marker.success);
+  let buf = "";
+  let found: Record<string, unknown> | undefined;
+  const deadline = Date.now() + 10_000;
+  while (!found && Date.now() < deadline) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    buf += value;
+    for (const line of buf.split("\n").slice(0, -1)) {
+      const ev = JSON.parse(line);
+      if (ev.type === "exec" && ev.comm === "sleep") found = ev;
+    }
+    buf = buf.slice(buf.lastIndexOf("\n") + 1);
+  }
+  p.kill("SIGTERM");
+  const status = await p.status;
+  await reader.cancel();
+  await errReader.cancel();
+  ok(found, "no exec event for sleep");
+  for (const k of ["pid", "ppid", "uid", "start_time", "exec_id", "cgid", "comm"]) {
+    ok(k in found!, k);
+  }
+  strictEqual(found!.exec_id, `${found!.start_time}-${found!.pid}`);
+  strictEqual(status.code, 0);
+});

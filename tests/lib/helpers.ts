@@ -1,0 +1,42 @@
+/**
+ * Shared helpers for the artifacts and host test tiers.
+ *
+ * @module
+ */
+
+export const ROOT = new URL("../../", import.meta.url).pathname.replace(/\/$/, "");
+export const NATIVE_DIR = `${ROOT}/dist/native`;
+export const SHIM_SO = `${NATIVE_DIR}/libaegis_shim.so`;
+export const BPF_OBJ = `${NATIVE_DIR}/aegis.bpf.o`;
+export const LAUNCHER = `${ROOT}/scripts/aegisbpf`;
+
+export interface RunResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Run a command to completion and capture its output. */
+export async function run(
+  cmd: string,
+  args: string[],
+  env?: Record<string, string>,
+): Promise<RunResult> {
+  const r = await new Deno.Command(cmd, { args, stdout: "piped", stderr: "piped", env }).output();
+  const dec = new TextDecoder();
+  return { code: r.code, stdout: dec.decode(r.stdout), stderr: dec.decode(r.stderr) };
+}
+
+/** bpftool's BTF of an object file as JSON. */
+export async function btfOf(path: string): Promise<unknown> {
+  const r = await run("bpftool", ["-j", "btf", "dump", "file", path]);
+  if (r.code !== 0) throw new Error(`bpftool failed: ${r.stderr}`);
+  return JSON.parse(r.stdout);
+}
+
+/** Kernel dev encoding (major << 20 | minor) of a userspace st_dev. */
+export function kernelDev(stDev: number): number {
+  const major = ((stDev >>> 8) & 0xfff) | (Math.floor(stDev / 2 ** 32) & ~0xfff);
+  const minor = (stDev & 0xff) | ((stDev >>> 12) & 0xfff00);
+  return ((major << 20) | minor) >>> 0;
+}
