@@ -22,7 +22,9 @@ cache=$root/.cache/native
 dist=$root/dist/native
 mkdir -p "$cache" "$dist"
 
-key() { printf '%s' "$1" | tr ':~' '__'; }
+# Bump when the way the archives are built changes (invalidates the cache).
+recipe=r1
+key() { printf '%s-%s' "$1" "$recipe" | tr ':~' '__'; }
 libbpf_key=$(key "$LIBBPF_SRC_VERSION")
 elfutils_key=$(key "$ELFUTILS_SRC_VERSION")
 elf_out=$cache/out/elfutils-$elfutils_key
@@ -120,7 +122,9 @@ build_libbpf() {
 }
 
 step="a. tools"
-for tool in apt-get dpkg-source make gcc clang llvm-strip readelf nm sha256sum; do
+exec 9>"$cache/.lock"
+flock 9 || die "cannot lock $cache/.lock"
+for tool in flock apt-get dpkg-source make gcc clang llvm-strip readelf nm sha256sum; do
 	command -v "$tool" >/dev/null || die "missing tool: $tool (see build/apt-packages.txt)"
 done
 build_libelf

@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <bpf/libbpf.h>
@@ -14,7 +15,7 @@
 #include "aegis_internal.h"
 
 #define LOG_CAP (64u * 1024u)
-#define LOG_LINE_MAX 4096u
+#define LOG_LINE_MAX 1024u
 
 static const char truncated_marker[] = "[truncated]\n";
 
@@ -44,21 +45,47 @@ static void log_append(const char *s, uint32_t n)
 	log_state.len += n;
 }
 
+/* Format into `stack` or, for long messages (a verifier log comes as one
+ * message), into a heap buffer; returns the text or NULL. */
+static char *log_format(char *stack, size_t cap, int *len, const char *fmt, va_list ap)
+{
+	va_list again;
+	char *heap;
+	int n;
+
+	va_copy(again, ap);
+	n = vsnprintf(stack, cap, fmt, ap);
+	if (n < 0 || (size_t)n < cap) {
+		va_end(again);
+		*len = n;
+		return n < 0 ? NULL : stack;
+	}
+	heap = malloc((size_t)n + 1);
+	if (heap)
+		n = vsnprintf(heap, (size_t)n + 1, fmt, again);
+	else
+		n = (int)cap - 1; /* no memory: keep the cut message */
+	va_end(again);
+	*len = n;
+	return heap ? heap : stack;
+}
+
 static int log_print(enum libbpf_print_level level, const char *fmt, va_list ap)
 {
 	char line[LOG_LINE_MAX];
+	char *text;
 	int n;
 
 	if ((int)level > __atomic_load_n(&log_state.level, __ATOMIC_RELAXED))
 		return 0;
-	n = vsnprintf(line, sizeof(line), fmt, ap);
-	if (n < 0)
+	text = log_format(line, sizeof(line), &n, fmt, ap);
+	if (!text || n < 0)
 		return 0;
-	if ((uint32_t)n >= sizeof(line))
-		n = sizeof(line) - 1; /* one message longer than 4 KiB: cut */
 	pthread_mutex_lock(&log_state.lock);
-	log_append(line, (uint32_t)n);
+	log_append(text, (uint32_t)n); /* the newest 64 KiB: a log's end says why */
 	pthread_mutex_unlock(&log_state.lock);
+	if (text != line)
+		free(text);
 	return 0;
 }
 

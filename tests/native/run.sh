@@ -12,9 +12,13 @@ for f in libaegis_shim.so aegis.bpf.o; do
 done
 [ "$(id -u)" -eq 0 ] || { echo "run.sh: SKIP: needs root to load BPF programs" >&2; exit 1; }
 
-# Test setup only (the agent never mounts anything): bpffs for the pin checks.
+# Test setup only (the agent never mounts anything): bpffs for the pin checks,
+# securityfs for the active LSM list.
 if ! mountpoint -q /sys/fs/bpf; then
 	mount -t bpf bpf /sys/fs/bpf
+fi
+if ! mountpoint -q /sys/kernel/security; then
+	mount -t securityfs none /sys/kernel/security
 fi
 
 out=${AEGIS_SMOKE_BIN:-$root/dist/native/test/shim_smoke}

@@ -414,6 +414,60 @@ static void check_btf(void)
 	      "got %d", aegis_btf_has_func("nonexistent_xyz"));
 }
 
+/* Is "bpf" in the active LSM list? 1 yes, 0 no, -1 unknown. */
+static int bpf_lsm_active(void)
+{
+	char lsm[512] = "";
+	FILE *f = fopen("/sys/kernel/security/lsm", "r");
+	char *tok, *save = NULL;
+	int found = 0;
+
+	if (!f)
+		return -1;
+	if (!fgets(lsm, sizeof(lsm), f))
+		lsm[0] = '\0';
+	fclose(f);
+	for (tok = strtok_r(lsm, ",\n", &save); tok; tok = strtok_r(NULL, ",\n", &save))
+		found |= strcmp(tok, "bpf") == 0;
+	return found;
+}
+
+/* With the LSM program left on. Where BPF LSM works the load succeeds;
+ * where it does not, load must fail with -errno and the captured log must
+ * say which program. Note: "bpf" in the LSM list is not enough — this host
+ * lists it and still refuses lsm programs with EPERM. */
+static void check_lsm_load(const char *path)
+{
+	size_t len = 0;
+	void *buf = read_file(path, &len);
+	struct aegis_obj *obj;
+	char *log = malloc(65536);
+	int err = -1, active = bpf_lsm_active(), n = 0;
+
+	obj = buf ? aegis_obj_open_mem(buf, len, "aegis_lsm", &err) : NULL;
+	free(buf);
+	if (!obj || !log) {
+		check(0, "LSM load probe", "open err=%d", err);
+		goto out;
+	}
+	aegis_log_read(log, 65536);
+	err = aegis_obj_load(obj);
+	n = aegis_log_read(log, 65536);
+	printf("       bpf in /sys/kernel/security/lsm: %s; load with the LSM program: %d\n",
+	       active < 0 ? "unknown" : active ? "yes" : "no", err);
+	if (err == 0)
+		check(1, "load with the LSM program succeeds (BPF LSM usable)", NULL);
+	else
+		check(err < 0 && n > 0 && strstr(log, "prog 'aegis_file_open'"),
+		      "load with the LSM program refused with -errno; the log names the program",
+		      "err=%d log=%d bytes", err, n);
+	if (err && n > 0)
+		printf("       %.*s\n", (int)strcspn(log, "\n"), log);
+out:
+	free(log);
+	aegis_obj_close(obj);
+}
+
 int main(int argc, char **argv)
 {
 	const char *obj_path = argc > 1 ? argv[1] : "dist/native/aegis.bpf.o";
@@ -441,6 +495,7 @@ int main(int argc, char **argv)
 	}
 	aegis_obj_close(obj);
 	aegis_obj_close(NULL);
+	check_lsm_load(obj_path);
 	check_btf();
 	printf("%d passed, %d failed\n", passed, failed);
 	return failed ? 1 : 0;
