@@ -119,3 +119,26 @@ Deno.test("forEachRecord: walks framed records, reports a cut frame", () => {
   forEachRecord(buf, dv, total - 8, () => {}, (e) => errors.push(e));
   deepStrictEqual(errors, [{ error: "short", len: recs[2].length }]);
 });
+
+Deno.test("decode: interned strings never mix up values that share a prefix or a hash bucket", () => {
+  const names = ["/etc/passwd", "/etc/passwe", "/etc/passwd2", "/etc/pass", "", "/a/b/c/d/e/f/g/h"];
+  for (let round = 0; round < 3; round++) {
+    for (const p of names) {
+      const r = decode(openRecord(p));
+      strictEqual("path" in r && r.path, p);
+    }
+  }
+  // junk after the terminating NUL does not change the value
+  const b = openRecord("/etc/passwd");
+  b[OPEN.fields.path.offset + 12] = 0x41;
+  const r = decode(b);
+  strictEqual("path" in r && r.path, "/etc/passwd");
+});
+
+Deno.test("decode: many distinct values (past the cache bound) all decode right", () => {
+  for (let i = 0; i < 20000; i++) {
+    const p = `/tmp/f${i}`;
+    const r = decode(openRecord(p));
+    if (!("path" in r) || r.path !== p) throw new Error(`record ${i}: ${JSON.stringify(r)}`);
+  }
+});

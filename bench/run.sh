@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# deno task bench: every benchmark, each printing its own side-by-side ratios.
+# Benchmarks never fail on timing; they fail only if they cannot run.
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+deno=${DENO:-$root/.tools/bin/deno}
+[ "$(id -u)" -eq 0 ] || { echo "bench: needs root (loads BPF programs)" >&2; exit 1; }
+[ -f dist/gen/embedded.ts ] || bash build/build.sh
+bash tests/host/mounts.sh
+mkdir -p dist/bench
+cc -O2 -Wall -Werror -o dist/bench/loadgen bench/drain/loadgen.c
+"$deno" run -A bench/drain/drain_bench.ts dist/bench/loadgen
