@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -432,6 +433,57 @@ static int bpf_lsm_active(void)
 	return found;
 }
 
+/* With bpf in the active LSM list, lsm/file_open denies an inode listed in
+ * aegis_deny_inode, counts it, and allows it again once the key is deleted.
+ * Without it (Debian 6.1 booted without "bpf" in lsm=), the program loads and
+ * attaches but never runs: attached is not enforcing. */
+static void check_enforce(struct aegis_obj *obj, int active)
+{
+	int deny = aegis_obj_map_fd(obj, "aegis_deny_inode");
+	int cnt = aegis_obj_map_fd(obj, "aegis_counters");
+	struct aegis_inode_key key;
+	char path[64];
+	struct stat st;
+	uint32_t one = 1;
+	uint64_t denies0;
+	int fd, r, e;
+
+	snprintf(path, sizeof(path), "/tmp/aegis_deny_%d", getpid());
+	fd = open(path, O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
+	if (fd < 0 || fstat(fd, &st) < 0) {
+		check(0, "enforce: temp file", "%s", strerror(errno));
+		return;
+	}
+	close(fd);
+	r = aegis_obj_attach_prog(obj, "aegis_file_open");
+	check(r == 0, "attach lsm/file_open", "r=%d", r);
+	memset(&key, 0, sizeof(key));
+	key.ino = st.st_ino;
+	key.dev = (uint32_t)(major(st.st_dev) << 20 | minor(st.st_dev));
+	denies0 = counter_sum(cnt, AEGIS_CNT_FILE_DENY);
+	check(aegis_map_update(deny, &key, &one, 0) == 0, "deny the temp file's inode", NULL);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	e = errno;
+	if (fd >= 0)
+		close(fd);
+	if (active == 1) {
+		check(fd < 0 && e == EPERM, "open of a denied inode fails with EPERM",
+		      "fd=%d errno=%d", fd, e);
+		check(counter_sum(cnt, AEGIS_CNT_FILE_DENY) - denies0 == 1, "FILE_DENY counter +1",
+		      NULL);
+	} else {
+		check(fd >= 0 && counter_sum(cnt, AEGIS_CNT_FILE_DENY) == denies0,
+		      "bpf not an active LSM: attached but not enforcing (open allowed, no deny)",
+		      "fd=%d errno=%d", fd, e);
+	}
+	aegis_map_delete(deny, &key);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	check(fd >= 0, "open allowed again after the key is deleted", "errno=%d", errno);
+	if (fd >= 0)
+		close(fd);
+	unlink(path);
+}
+
 /* With the LSM program left on. Where BPF LSM works the load succeeds;
  * where it does not, load must fail with -errno and the captured log must
  * say which program. Note: "bpf" in the LSM list is not enough — this host
@@ -455,9 +507,10 @@ static void check_lsm_load(const char *path)
 	n = aegis_log_read(log, 65536);
 	printf("       bpf in /sys/kernel/security/lsm: %s; load with the LSM program: %d\n",
 	       active < 0 ? "unknown" : active ? "yes" : "no", err);
-	if (err == 0)
+	if (err == 0) {
 		check(1, "load with the LSM program succeeds (BPF LSM usable)", NULL);
-	else
+		check_enforce(obj, active);
+	} else
 		check(err < 0 && n > 0 && strstr(log, "prog 'aegis_file_open'"),
 		      "load with the LSM program refused with -errno; the log names the program",
 		      "err=%d log=%d bytes", err, n);
