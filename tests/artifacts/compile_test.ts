@@ -1,0 +1,29 @@
+/**
+ * Tier 1: without a denort runtime, `deno task compile` fails clearly.
+ * (With DENORT_BIN set, tests/compile/smoke.sh builds and runs the binary.)
+ */
+import { match, strictEqual } from "node:assert/strict";
+import { ROOT, run } from "../lib/helpers.ts";
+
+Deno.test("compile without DENORT_BIN exits 3 and says how to provide a denort", async () => {
+  const env: Record<string, string> = { ...Deno.env.toObject() };
+  delete env.DENORT_BIN;
+  const r = await new Deno.Command("bash", {
+    args: [`${ROOT}/build/compile.sh`],
+    env,
+    clearEnv: true,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const stderr = new TextDecoder().decode(r.stderr);
+  strictEqual(r.code, 3, stderr);
+  match(stderr, /DENORT_BIN=\/path\/to\/denort deno task compile/);
+});
+
+Deno.test("compile with a DENORT_BIN that is not executable fails before compiling", async () => {
+  const r = await run("bash", [`${ROOT}/build/compile.sh`], {
+    DENORT_BIN: "/nonexistent/denort",
+  });
+  strictEqual(r.code, 3);
+  match(r.stderr, /is not an executable file/);
+});
