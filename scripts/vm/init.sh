@@ -20,8 +20,6 @@ mkdir -p /proc /sys /dev /lower /rw /newroot /results
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
-# quiet: keep kernel messages off the console (they are collected via dmesg)
-echo 1 > /proc/sys/kernel/printk
 
 for m in $(cat /modules.list); do
   insmod "/lib/modules/$m.ko" || die "insmod $m failed"

@@ -62,8 +62,7 @@ run_cell() { # kernel lsm -> runs one boot, leaves files in $out/<k>-lsm-<l>/
   echo "$id" >"$dir/run_id"
   "$here/run.sh" -q --kernel "$k" --lsm "$l" --timeout "$timeout" --results "$dir" \
     "${envs[@]}" -e "AEGIS_VM_RUN_ID=$id" -- \
-    bash -c 'set -o pipefail; deno test -A --no-check --reporter=tap --junit-path=/results/junit.xml "$@" 2>/results/deno.stderr | tee /results/deno.tap' \
-    vmtest "${files[@]}" >"$dir/run.log" 2>&1
+    bash scripts/vm/guest_deno_test.sh "${files[@]}" >"$dir/run.log" 2>&1
 }
 
 report_cell() { # kernel lsm -> prints lines, appends counts to $out/counts
@@ -81,7 +80,13 @@ report_cell() { # kernel lsm -> prints lines, appends counts to $out/counts
            grep -E 'Kernel panic|BUG:|Oops|HARNESS ERROR' "$dir/console.log" 2>/dev/null | tail -5 | sed 's/^/      /'
            cf=$((cf+1)) ;;
   esac
-  if [ "$status" = failed ] && [ "$f" = 0 ]; then
+  if [ -s "$dir/deno.unreported" ]; then # files that failed to load (no TAP output)
+    while read -r uf; do
+      echo "vm $label  $uf: (file did not load) ... FAILED"; cf=$((cf+1))
+    done <"$dir/deno.unreported"
+    sed -n '/ERRORS/,$p' "$dir/deno.diag" 2>/dev/null | grep -v -e '^$' -e 'Stack backtrace' \
+      -e '^ *[0-9]*: <unknown>' | head -n 25 | sed 's/^/      /'
+  elif [ "$status" = failed ] && [ "$f" = 0 ]; then
     echo "vm $label  deno test ... FAILED (exit $rc without a failing test; stderr below)"
     tail -n 15 "$dir/deno.stderr" 2>/dev/null | sed 's/^/      /'
     cf=$((cf+1))
@@ -91,11 +96,11 @@ report_cell() { # kernel lsm -> prints lines, appends counts to $out/counts
   if [ "$status" = ok ] && [ "$p" = 0 ] && [ "$s" = 0 ]; then
     echo "vm $label  deno test ... FAILED (no test results parsed from $dir/deno.tap)"; cf=$((cf+1))
   fi
-  local scanfile=$dir/dmesg.txt
-  [ -s "$scanfile" ] || scanfile=$dir/console.log
+  local scanfile=$dir/dmesg.txt note=""
+  if [ ! -s "$scanfile" ]; then scanfile=$dir/console.log; note=" (console log only: no dmesg from the guest)"; fi
   local hits
   if hits=$("$here/scan_dmesg.sh" "$scanfile" 2>&1); then
-    echo "vm $label  dmesg scan ... ok"; p=$((p+1))
+    echo "vm $label  dmesg scan ... ok$note"; p=$((p+1))
   else
     echo "vm $label  dmesg scan ... FAILED"; printf '%s\n' "$hits"; cf=$((cf+1))
   fi

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Host-side negative controls for the VM matrix runner (scripts/vm/test_vm.sh):
+# it must report failures and exit non-zero when a test fails, a step fails,
+# the kernel logs a warning, the guest panics, the guest hangs, or a test file
+# cannot even load. One cell (6.12/on) per control; ~1 min in all.
+# Usage: bash tests/vm/runner_test.sh
+set -uo pipefail
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+cd "$repo"
+runner=scripts/vm/test_vm.sh
+fx=tests/vm/fixtures
+pass=0 fail=0
+ok() { pass=$((pass+1)); echo "ok   $*"; }
+bad() { fail=$((fail+1)); echo "FAIL $*"; }
+expect() { # description, grep -E pattern, output
+  if grep -qE -- "$2" <<<"$3"; then ok "$1"; else bad "$1 (no line matching /$2/)"; fi
+}
+control() { # name, runner args... -> sets $out $rc
+  out=$(bash "$runner" --cells 6.12/on --out "$repo/.cache/vm/runner_test/$1" "${@:2}" 2>&1); rc=$?
+  printf '%s\n' "$out" | sed 's/^/    | /'
+}
+
+control failing "$fx/failing_fixture.ts"
+[ $rc != 0 ] && ok "failing tests: exit $rc" || bad "failing tests: exit 0"
+expect "passing test reported ok" 'vm 6\.12/lsm-on +.*control: passes \.\.\. ok$' "$out"
+expect "failing test reported FAILED" 'control: fails on purpose \.\.\. FAILED' "$out"
+expect "failure message shown" 'deliberate failure' "$out"
+expect "skipped test reported" 'control: skipped \.\.\. skipped' "$out"
+expect "failing step reported" 'step: inner fails \.\.\. FAILED' "$out"
+expect "kernel warning caught by the scan" 'dmesg scan \.\.\. FAILED' "$out"
+expect "scan prints the matching line" 'WARNING: CPU: 0 PID: 1 at aegis/runner_test fixture' "$out"
+# passes: control: passes, inject (2); fails: 2 tests + scan (3); skipped 1
+expect "final line counts" '^2 passed, 3 failed, 1 skipped$' "$(tail -n1 <<<"$out")"
+
+control crash "$fx/crash_fixture.ts"
+[ $rc != 0 ] && ok "guest panic: exit $rc" || bad "guest panic: exit 0"
+expect "panic reported as crash" 'guest \.\.\. FAILED \(crashed' "$out"
+expect "panic line shown" 'Kernel panic' "$out"
+
+control hang --timeout 25 "$fx/hang_fixture.ts"
+[ $rc != 0 ] && ok "guest hang: exit $rc" || bad "guest hang: exit 0"
+expect "hang reported as timeout" 'guest \.\.\. FAILED \(timed out after 25s' "$out"
+
+# a broken file next to a good one: the good one still runs, the broken one fails
+control broken "$fx/broken_module_fixture.ts" tests/vm/harness_vmtest.ts
+[ $rc != 0 ] && ok "module load error: exit $rc" || bad "module load error: exit 0"
+expect "load error reported" 'broken_module_fixture\.ts: \(file did not load\) \.\.\. FAILED' "$out"
+expect "load error message shown" 'deliberate module load failure' "$out"
+expect "the good file still ran" 'harness_vmtest\.ts: kernel release matches the cell \.\.\. ok' "$out"
+
+echo "$pass passed, $fail failed"
+[ $fail = 0 ]
