@@ -84,8 +84,9 @@ report_cell() { # kernel lsm -> prints lines, appends counts to $out/counts
     while read -r uf; do
       echo "vm $label  $uf: (file did not load) ... FAILED"; cf=$((cf+1))
     done <"$dir/deno.unreported"
-    sed -n '/ERRORS/,$p' "$dir/deno.diag" 2>/dev/null | grep -v -e '^$' -e 'Stack backtrace' \
-      -e '^ *[0-9]*: <unknown>' | head -n 25 | sed 's/^/      /'
+    { if grep -q ERRORS "$dir/deno.diag" 2>/dev/null; then sed -n '/ERRORS/,$p' "$dir/deno.diag"
+      else cat "$dir/deno.stderr" "$dir/deno.diag" 2>/dev/null; fi; } |
+      grep -v -e '^$' -e 'Stack backtrace' -e '^ *[0-9]*: <unknown>' | head -n 25 | sed 's/^/      /'
   elif [ "$status" = failed ] && [ "$f" = 0 ]; then
     echo "vm $label  deno test ... FAILED (exit $rc without a failing test; stderr below)"
     tail -n 15 "$dir/deno.stderr" 2>/dev/null | sed 's/^/      /'

@@ -83,3 +83,8 @@ Deno.test("no network inside the guest (only loopback)", () => {
   const ifs = Deno.networkInterfaces().map((i) => i.name).filter((n) => n !== "lo");
   assert.deepEqual(ifs, []);
 });
+
+Deno.test("npm imports resolve offline from the host's DENO_DIR (shared via the overlay)", async () => {
+  const { z } = await import("zod");
+  assert.equal(z.string().parse("aegis"), "aegis");
+});
