@@ -1,3 +1,4 @@
+// deno-lint-ignore-file no-console -- a build tool: its output is for the person building
 /**
  * Generates src/bpf/abi_gen.ts from the BTF of bpf/include/aegis_abi.h.
  *

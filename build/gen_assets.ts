@@ -1,3 +1,4 @@
+// deno-lint-ignore-file no-console -- a build tool: its output is for the person building
 /**
  * Embeds the native artifacts (dist/native/) into a generated TypeScript
  * module, dist/gen/embedded.ts, imported by src/assets/mod.ts. The same

@@ -26,9 +26,9 @@ declare -a summary
 tally() { # name rc log
   local name=$1 rc=$2 logf=$3 line p f s
   line=$(grep -aE '[0-9]+ passed' "$logf" | tail -n 1 | sed 's/\x1b\[[0-9;]*m//g')
-  p=$(sed -nE 's/.*[^0-9]?([0-9]+) passed.*/\1/p' <<<"$line")
-  f=$(sed -nE 's/.*[^0-9]([0-9]+) failed.*/\1/p' <<<"$line")
-  s=$(sed -nE 's/.*[^0-9]([0-9]+) (skipped|ignored).*/\1/p' <<<"$line")
+  p=$(grep -oE '[0-9]+ passed' <<<"$line" | grep -oE '[0-9]+')
+  f=$(grep -oE '[0-9]+ failed' <<<"$line" | grep -oE '[0-9]+')
+  s=$(grep -oE '[0-9]+ (skipped|ignored)' <<<"$line" | grep -oE '[0-9]+')
   p=${p:-0} f=${f:-0} s=${s:-0}
   if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
     f=1 # the tier failed without saying what: count it

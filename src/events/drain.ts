@@ -10,10 +10,16 @@
  *
  * @module
  */
+import { NativeCallError } from "../errors.ts";
 import type { NativeRing } from "../native/mod.ts";
 import { forEachRecord, type KernelRecord, type RecordError } from "./decode.ts";
 
+const EMSGSIZE = 90;
+const MAX_BUFFER = 16 << 20;
+
 export interface DrainStats {
+  /** times the buffer had to grow for a record larger than it */
+  bufferGrowths: number;
   records: number;
   decoded: number;
   rejected: number;
@@ -29,7 +35,14 @@ export interface DrainOptions {
 }
 
 export class EventDrain implements Disposable {
-  readonly stats: DrainStats = { records: 0, decoded: 0, rejected: 0, batches: 0, ticks: 0 };
+  readonly stats: DrainStats = {
+    records: 0,
+    decoded: 0,
+    rejected: 0,
+    batches: 0,
+    ticks: 0,
+    bufferGrowths: 0,
+  };
   #ring: NativeRing;
   #buf: Uint8Array<ArrayBuffer>;
   #dv: DataView;
@@ -59,7 +72,23 @@ export class EventDrain implements Disposable {
   drainNow(): number {
     let total = 0;
     for (let i = 0; i < this.#maxBatches; i++) {
-      const { bytes, records } = this.#ring.drain(this.#buf);
+      let res;
+      try {
+        res = this.#ring.drain(this.#buf);
+      } catch (e) {
+        // A record larger than the whole buffer (-EMSGSIZE): grow once
+        // (bounded) instead of stalling on it forever.
+        if (
+          e instanceof NativeCallError && e.errno === EMSGSIZE && this.#buf.byteLength < MAX_BUFFER
+        ) {
+          this.#buf = new Uint8Array(Math.min(this.#buf.byteLength * 2, MAX_BUFFER));
+          this.#dv = new DataView(this.#buf.buffer);
+          this.stats.bufferGrowths++;
+          continue;
+        }
+        throw e;
+      }
+      const { bytes, records } = res;
       if (records === 0) break;
       this.stats.batches++;
       this.stats.records += records;
