@@ -86,3 +86,22 @@ Deno.test("disabling emission stops records without detaching", async () => {
   drain.drainNow();
   strictEqual(n, 1);
 });
+
+Deno.test("a buffer smaller than one record grows instead of stalling", async () => {
+  using shim = await openEmbeddedShim(`${RUNTIME}/d`);
+  using trace = TraceSet.load(shim, await bpfObjectBytes(), { opens: true, tgid: Deno.pid });
+  using ring = shim.openRing(trace.eventsFd());
+  const target = `/nonexistent-aegis-${crypto.randomUUID().slice(0, 8)}`;
+  for (let i = 0; i < 5; i++) {
+    try {
+      Deno.openSync(target).close();
+    } catch { /* expected */ }
+  }
+  let n = 0;
+  const drain = new EventDrain(ring, (r) => {
+    if (r.kind === "open" && r.path === target) n++;
+  }, { bufferBytes: 64 });
+  drain.drainNow();
+  strictEqual(n, 5);
+  ok(drain.stats.bufferGrowths >= 1);
+});
