@@ -65,8 +65,7 @@ guest_path="$repo/.tools/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/
 
 # ---- per-run cpio: /aegis/run.env (read by init) + /aegis/cmd.sh (run in the chroot)
 work=$(mktemp -d)
-qpid=""
-cleanup() { [ -n "$qpid" ] && kill "$qpid" 2>/dev/null; rm -rf "$work"; }
+cleanup() { rm -rf "$work"; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 mkdir -p "$work/root/aegis"
