@@ -5,11 +5,14 @@
 #   static     deno fmt --check, deno lint, deno check
 #   unit       src/**/*_test.ts, no privileges
 #   artifacts  native build outputs, FFI symbols, ABI in sync, embedding
-#   native     C smoke test of the shim on the host kernel, and the same with
-#              the host's libbpf/libelf hidden (self-containment)
+#   native     C smoke test of the shim on the host kernel (root)
+#   selfcontained  the same with the host's libbpf/libelf hidden (root)
 #   host       the agent on the host kernel as root (tests/host/)
 #   compile    deno compile smoke test (needs DENORT_BIN)
-#   vm         BPF-LSM kernels in QEMU (scripts/vm/test_vm.sh)
+#   scan       the VM kernel-log scanner against fixtures
+#   vm         BPF-LSM kernels in QEMU (scripts/vm/test_vm.sh), 4 cells
+#   vm-controls  negative controls: the VM runner catches failures, panics,
+#              hangs, kernel warnings and a broken deny
 # Select tiers with AEGIS_TEST_TIERS="unit host" (default: all).
 # Ends with one line "N passed, M failed[, K skipped]"; exit 1 if M > 0.
 set -uo pipefail
@@ -17,7 +20,7 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 export DENO=${DENO:-$root/.tools/bin/deno}
 export PATH="$root/.tools/bin:$PATH"
-tiers=${AEGIS_TEST_TIERS:-static unit artifacts native host compile vm}
+tiers=${AEGIS_TEST_TIERS:-static unit artifacts native selfcontained host compile scan vm vm-controls}
 logdir=$(mktemp -d /tmp/aegis-test.XXXXXX)
 passed=0 failed=0 skipped=0
 declare -a summary
@@ -35,13 +38,13 @@ tally() { # name rc log
     echo "test: tier $name exited $rc without a failure count; counted as 1 failure (log: $logf)"
   fi
   passed=$((passed + p)) failed=$((failed + f)) skipped=$((skipped + s))
-  summary+=("$(printf '%-10s %4d passed %4d failed %4d skipped  (%ss)' "$name" "$p" "$f" "$s" "$SECONDS_TIER")")
+  summary+=("$(printf '%-13s %4d passed %4d failed %4d skipped  (%ss)' "$name" "$p" "$f" "$s" "$SECONDS_TIER")")
 }
 
 skip_tier() { # name reason
   echo "test: tier $1 skipped: $2"
   skipped=$((skipped + 1))
-  summary+=("$(printf '%-10s skipped: %s' "$1" "$2")")
+  summary+=("$(printf '%-13s skipped: %s' "$1" "$2")")
 }
 
 run_tier() { # name command...
@@ -79,9 +82,11 @@ for t in $tiers; do
     artifacts)
       run_tier artifacts "$DENO" test --quiet -A tests/artifacts/ ;;
     native)
-      if need_root; then
-        run_tier native bash -c 'bash tests/host/mounts.sh && bash tests/native/run.sh && bash tests/native/selfcontained.sh'
+      if need_root; then run_tier native bash -c 'bash tests/host/mounts.sh && bash tests/native/run.sh'
       else skip_tier native "needs root (loads BPF programs)"; fi ;;
+    selfcontained)
+      if need_root; then run_tier selfcontained bash -c 'bash tests/host/mounts.sh && bash tests/native/selfcontained.sh'
+      else skip_tier selfcontained "needs root (mount namespace, BPF)"; fi ;;
     host)
       if need_root; then
         run_tier host bash -c 'bash tests/host/mounts.sh && "$DENO" test --quiet -A tests/host/'
@@ -90,9 +95,13 @@ for t in $tiers; do
       if [ -n "${DENORT_BIN:-}" ]; then
         run_tier compile bash tests/compile/smoke.sh
       else skip_tier compile "DENORT_BIN is not set: no denort runtime to compile with (see README: Single binary)"; fi ;;
+    scan) run_tier scan bash tests/vm/scan_dmesg_test.sh ;;
     vm)
       if need_root; then run_tier vm bash scripts/vm/test_vm.sh
       else skip_tier vm "needs root (QEMU 9p export of /)"; fi ;;
+    vm-controls)
+      if need_root; then run_tier vm-controls bash tests/vm/runner_test.sh
+      else skip_tier vm-controls "needs root (QEMU 9p export of /)"; fi ;;
     *) echo "test: unknown tier $t"; failed=$((failed + 1)) ;;
   esac
 done

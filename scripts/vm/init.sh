@@ -46,6 +46,11 @@ mount -t proc proc $n/proc || die "proc"
 mount -t sysfs sysfs $n/sys || die "sysfs"
 mount -t devtmpfs devtmpfs $n/dev || die "devtmpfs"
 mkdir -p $n/dev/pts $n/dev/shm
+# what udev/systemd provide on a real system (bash process substitution needs /dev/fd)
+ln -sfn /proc/self/fd $n/dev/fd
+ln -sfn /proc/self/fd/0 $n/dev/stdin
+ln -sfn /proc/self/fd/1 $n/dev/stdout
+ln -sfn /proc/self/fd/2 $n/dev/stderr
 mount -t devpts devpts $n/dev/pts 2>/dev/null
 mount -t tmpfs tmpfs $n/dev/shm
 mount -t tmpfs -o mode=1777 tmpfs $n/tmp || die "tmpfs /tmp"

@@ -49,5 +49,11 @@ expect "load error reported" 'broken_module_fixture\.ts: \(file did not load\) \
 expect "load error message shown" 'deliberate module load failure' "$out"
 expect "the good file still ran" 'harness_vmtest\.ts: kernel release matches the cell \.\.\. ok' "$out"
 
+# a deliberately broken deny (the map left empty) must fail the enforcement test
+control broken_deny -e AEGIS_VM_BREAK_DENY=1 tests/vm/lsm_file_open_vmtest.ts
+[ $rc != 0 ] && ok "broken deny: exit $rc" || bad "broken deny: exit 0"
+expect "broken deny reported FAILED" 'lsm/file_open denies an inode with EPERM.* \.\.\. FAILED' "$out"
+expect "broken deny names the failed assertion" 'denied with the rule' "$out"
+
 echo "$pass passed, $fail failed"
 [ $fail = 0 ]
