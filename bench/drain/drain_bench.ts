@@ -18,8 +18,6 @@ import { TraceSet } from "../../src/bpf/trace.ts";
 import { EventDrain } from "../../src/events/drain.ts";
 
 const SECONDS = Number(Deno.env.get("AEGIS_BENCH_SECONDS") ?? "5");
-/** Paced generator rate (calls/s); 0 = unpaced (as fast as it can). */
-const RATES = (Deno.env.get("AEGIS_BENCH_RATES") ?? "1000000,0").split(",").map(Number);
 const LOADGEN = Deno.args[0];
 if (!LOADGEN) throw new Error("usage: drain_bench.ts <loadgen binary>");
 
@@ -30,11 +28,38 @@ interface GenResult {
 }
 
 /** CPU seconds (user + system) used by this process so far. */
-async function cpuSeconds(): Promise<number> {
+async function cpuSeconds(): Promise<{ user: number; sys: number }> {
   const stat = await Deno.readTextFile("/proc/self/stat");
   const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  const ticks = Number(f[11]) + Number(f[12]); // utime, stime (fields 14, 15)
-  return ticks / 100; // USER_HZ is 100 on Linux x86_64
+  // utime, stime (fields 14, 15), in USER_HZ = 100 ticks per second
+  return { user: Number(f[11]) / 100, sys: Number(f[12]) / 100 };
+}
+
+/** Minimal consumer for comparison: drain batches, count frames, decode nothing. */
+function rawDrain(): { stop: () => void; count: () => number; batches: () => number } {
+  const buf = new Uint8Array(1 << 20);
+  let records = 0;
+  let batches = 0;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const tick = () => {
+    for (;;) {
+      const r = ring.drain(buf);
+      if (r.records === 0) break;
+      records += r.records;
+      batches++;
+    }
+    timer = setTimeout(tick, 10);
+  };
+  timer = setTimeout(tick, 10);
+  return {
+    stop: () => {
+      clearTimeout(timer);
+      tick();
+      clearTimeout(timer);
+    },
+    count: () => records,
+    batches: () => batches,
+  };
 }
 
 async function runGenerator(rate: number, onReady: (pid: number) => void): Promise<GenResult> {
@@ -76,20 +101,26 @@ using trace = TraceSet.load(shim, await bpfObjectBytes(), {
 });
 using ring = shim.openRing(trace.eventsFd());
 
-async function measure(rate: number): Promise<[string, string][]> {
+async function measure(rate: number, decode: boolean): Promise<[string, string][]> {
   // 1. generator alone: tracepoint emits nothing (filter matches no tgid)
   trace.setTgid(-1 >>> 0);
   trace.setEnabled(false);
   const alone = await runGenerator(rate, () => {});
-  // 2. generator with the agent draining and decoding every record
+  // 2. generator with the agent draining (and decoding every record)
   trace.setEnabled(true);
-  let consumed = 0;
-  const drain = new EventDrain(ring, (r) => {
-    if (r.kind === "open") consumed++;
-  }, { bufferBytes: 1 << 20, intervalMs: 10 });
-  drain.start();
+  let opens = 0;
+  let drain: EventDrain | undefined;
+  let raw: ReturnType<typeof rawDrain> | undefined;
+  if (decode) {
+    drain = new EventDrain(ring, (r) => {
+      if (r.kind === "open" && r.path.length > 0 && r.pid > 0) opens++;
+    }, { bufferBytes: 1 << 20, intervalMs: 10 });
+    drain.start();
+  } else {
+    raw = rawDrain();
+  }
   const before = trace.counters();
-  let cpu0 = 0;
+  let cpu0 = { user: 0, sys: 0 };
   let t0 = 0;
   const withAgent = await runGenerator(rate, (pid) => {
     trace.setTgid(pid);
@@ -97,36 +128,54 @@ async function measure(rate: number): Promise<[string, string][]> {
     cpuSeconds().then((c) => cpu0 = c);
   });
   while (ring.available() > 0) await new Promise((r) => setTimeout(r, 10));
-  drain.stop();
+  drain?.stop();
+  raw?.stop();
   const wall = (performance.now() - t0) / 1000;
-  const cpu = (await cpuSeconds()) - cpu0;
+  const cpu1 = await cpuSeconds();
+  const user = cpu1.user - cpu0.user;
+  const sys = cpu1.sys - cpu0.sys;
   const after = trace.counters();
   const produced = Number(after.events - before.events);
   const drops = Number(after.ringbufDrops - before.ringbufDrops);
-  const label = rate > 0 ? `paced at ${fmt(rate)}/s` : "unpaced";
+  const consumed = decode ? opens : raw!.count();
+  const label = `${rate > 0 ? `paced ${fmt(rate)}/s` : "unpaced"}, ${
+    decode ? "decode" : "drain only"
+  }`;
   return [
     [`[${label}] generator openat/s alone`, fmt(alone.rate)],
     [`[${label}] generator openat/s with agent`, fmt(withAgent.rate)],
     [`[${label}]   ratio with/alone`, (withAgent.rate / alone.rate).toFixed(3)],
     [`[${label}] records produced (kernel)`, fmt(produced)],
-    [`[${label}] records consumed (decoded)`, fmt(consumed)],
+    [`[${label}] records consumed`, fmt(consumed)],
     [`[${label}] records consumed/s`, fmt(consumed / withAgent.seconds)],
     [
       `[${label}]   ratio consumed/s / generator alone`,
       (consumed / withAgent.seconds / alone.rate).toFixed(3),
     ],
     [`[${label}] ring-buffer drops`, fmt(drops)],
-    [`[${label}] agent CPU, % of one core`, ((cpu / wall) * 100).toFixed(1)],
-    [`[${label}] agent CPU per record, ns`, consumed > 0 ? fmt((cpu * 1e9) / consumed) : "-"],
     [
-      `[${label}] drain batches, rejected records`,
-      `${fmt(drain.stats.batches)}, ${drain.stats.rejected}`,
+      `[${label}] agent CPU, % of one core (user+sys)`,
+      `${((user + sys) / wall * 100).toFixed(1)} (${(user / wall * 100).toFixed(1)}+${
+        (sys / wall * 100).toFixed(1)
+      })`,
     ],
+    [
+      `[${label}] agent CPU per record, ns`,
+      consumed > 0 ? fmt(((user + sys) * 1e9) / consumed) : "-",
+    ],
+    [`[${label}] drain batches`, fmt(decode ? drain!.stats.batches : raw!.batches())],
   ];
 }
 
+/** Which runs: "RATE:decode|raw" items; default 1 M/s paced and unpaced, both modes. */
+const RUNS = (Deno.env.get("AEGIS_BENCH_RUNS") ?? "1000000:raw,1000000:decode,0:raw,0:decode")
+  .split(",").map((r) => {
+    const [rate, mode] = r.split(":");
+    return { rate: Number(rate), decode: mode !== "raw" };
+  });
+
 const rows: [string, string][] = [];
-for (const rate of RATES) rows.push(...await measure(rate));
+for (const r of RUNS) rows.push(...await measure(r.rate, r.decode));
 const w = Math.max(...rows.map((r) => r[0].length));
 const lines = rows.map(([k, v]) => `${k.padEnd(w)}  ${v}`);
 const text = `bench/drain (${SECONDS} s per run, ring 8 MiB, drain every 10 ms, full decode)\n${

@@ -20,29 +20,37 @@ const H = ABI_LAYOUT.structs.aegis_ev_hdr;
 const P = ABI_LAYOUT.structs.aegis_ev_proc;
 const EXEC = ABI_LAYOUT.structs.aegis_ev_exec;
 const OPEN = ABI_LAYOUT.structs.aegis_ev_open;
+const OPEN_PROC = OPEN.fields.proc.offset;
 
-/** Identity of the process a record is about. */
+/**
+ * Identity of the process a record is about, flattened into every
+ * process-scoped record (one object per record: the drain's cost is mostly
+ * allocation).
+ *
+ * u64 kernel values are JavaScript numbers: exact below 2^53 (for the ns
+ * clocks, the first ≈ 104 days of uptime), beyond that rounded to the
+ * nearest representable value (a few ns; deterministic, so the same
+ * process always gets the same exec id). BigInts cost ≈ 25 ns a record.
+ */
 export interface ProcInfo {
   pid: number;
   tid: number;
   ppid: number;
   uid: number;
-  cgid: bigint;
+  cgid: number;
   /** task start time, ns since boot */
-  startTime: bigint;
+  startTime: number;
   comm: string;
 }
 
-export interface ExecRecord {
+export interface ExecRecord extends ProcInfo {
   kind: "exec";
-  ktimeNs: bigint;
-  proc: ProcInfo;
+  ktimeNs: number;
 }
 
-export interface OpenRecord {
+export interface OpenRecord extends ProcInfo {
   kind: "open";
-  ktimeNs: bigint;
-  proc: ProcInfo;
+  ktimeNs: number;
   flags: number;
   dfd: number;
   path: string;
@@ -70,20 +78,29 @@ class StringCache {
   #map = new Map<number, { words: Uint32Array; text: string }[]>();
   #size = 0;
   #limit: number;
+  /** the entry returned last: checked first, since values come in runs */
+  #last: { words: Uint32Array; text: string } | null = null;
 
   constructor(limit: number) {
     this.#limit = limit;
   }
 
-  /** Text of the field at b[off, off+max) (max a multiple of 4, off 4-aligned). */
+  /** Text of the field at b[off, off+max) (max a multiple of 4). */
   get(b: Uint8Array, dv: DataView, off: number, max: number): string {
+    const last = this.#last;
+    if (last !== null) {
+      const w = last.words;
+      let i = 0;
+      while (i < w.length && w[i] === dv.getUint32(off + i * 4, true)) i++;
+      if (i === w.length) return last.text;
+    }
     const n = max >>> 2;
     let h = 0x811c9dc5;
     let used = n;
     for (let i = 0; i < n; i++) {
       const w = dv.getUint32(off + i * 4, true);
       h = Math.imul(h ^ w, 0x01000193);
-      // stop after the word holding the terminating NUL: the rest is junk-free zero
+      // stop after the word holding the terminating NUL
       if ((w & 0xff) === 0 || (w & 0xff00) === 0 || (w & 0xff0000) === 0 || (w >>> 24) === 0) {
         used = i + 1;
         break;
@@ -96,6 +113,7 @@ class StringCache {
         for (let i = 0; i < used; i++) {
           if (e.words[i] !== dv.getUint32(off + i * 4, true)) continue outer;
         }
+        this.#last = e;
         return e.text;
       }
     }
@@ -108,9 +126,11 @@ class StringCache {
       this.#map.clear();
       this.#size = 0;
     }
-    if (bucket) bucket.push({ words, text });
-    else this.#map.set(h, [{ words, text }]);
+    const entry = { words, text };
+    if (bucket) bucket.push(entry);
+    else this.#map.set(h, [entry]);
     this.#size++;
+    this.#last = entry;
     return text;
   }
 }
@@ -118,17 +138,9 @@ class StringCache {
 const comms = new StringCache(4096);
 const paths = new StringCache(16384);
 
-function proc(dv: DataView, b: Uint8Array, base: number): ProcInfo {
-  const o = base;
-  return {
-    cgid: dv.getBigUint64(o + P.fields.cgid.offset, true),
-    startTime: dv.getBigUint64(o + P.fields.start_time.offset, true),
-    pid: dv.getUint32(o + P.fields.pid.offset, true),
-    tid: dv.getUint32(o + P.fields.tid.offset, true),
-    ppid: dv.getUint32(o + P.fields.ppid.offset, true),
-    uid: dv.getUint32(o + P.fields.uid.offset, true),
-    comm: comms.get(b, dv, o + P.fields.comm.offset, P.fields.comm.size),
-  };
+/** u64 little-endian as a number (see ProcInfo on precision). */
+function u64(dv: DataView, off: number): number {
+  return dv.getUint32(off, true) + dv.getUint32(off + 4, true) * 4294967296;
 }
 
 /**
@@ -145,19 +157,40 @@ export function decodeRecord(
   const kind = dv.getUint16(off + H.fields.kind.offset, true);
   const version = dv.getUint16(off + H.fields.version.offset, true);
   const size = dv.getUint32(off + H.fields.size.offset, true);
-  const ktimeNs = dv.getBigUint64(off + H.fields.ktime_ns.offset, true);
+  const ktimeNs = u64(dv, off + H.fields.ktime_ns.offset);
   switch (kind) {
     case AEGIS_EV_EXEC:
       if (version !== AEGIS_EV_EXEC_V1) return { error: "bad_version", kind, version };
       if (size !== EXEC.size || len < EXEC.size) return { error: "bad_size", kind, size, len };
-      return { kind: "exec", ktimeNs, proc: proc(dv, b, off + EXEC.fields.proc.offset) };
+      return {
+        kind: "exec",
+        ktimeNs,
+        cgid: u64(dv, off + EXEC.fields.proc.offset + P.fields.cgid.offset),
+        startTime: u64(dv, off + EXEC.fields.proc.offset + P.fields.start_time.offset),
+        pid: dv.getUint32(off + EXEC.fields.proc.offset + P.fields.pid.offset, true),
+        tid: dv.getUint32(off + EXEC.fields.proc.offset + P.fields.tid.offset, true),
+        ppid: dv.getUint32(off + EXEC.fields.proc.offset + P.fields.ppid.offset, true),
+        uid: dv.getUint32(off + EXEC.fields.proc.offset + P.fields.uid.offset, true),
+        comm: comms.get(
+          b,
+          dv,
+          off + EXEC.fields.proc.offset + P.fields.comm.offset,
+          P.fields.comm.size,
+        ),
+      };
     case AEGIS_EV_OPEN:
       if (version !== AEGIS_EV_OPEN_V1) return { error: "bad_version", kind, version };
       if (size !== OPEN.size || len < OPEN.size) return { error: "bad_size", kind, size, len };
       return {
         kind: "open",
         ktimeNs,
-        proc: proc(dv, b, off + OPEN.fields.proc.offset),
+        cgid: u64(dv, off + OPEN_PROC + P.fields.cgid.offset),
+        startTime: u64(dv, off + OPEN_PROC + P.fields.start_time.offset),
+        pid: dv.getUint32(off + OPEN_PROC + P.fields.pid.offset, true),
+        tid: dv.getUint32(off + OPEN_PROC + P.fields.tid.offset, true),
+        ppid: dv.getUint32(off + OPEN_PROC + P.fields.ppid.offset, true),
+        uid: dv.getUint32(off + OPEN_PROC + P.fields.uid.offset, true),
+        comm: comms.get(b, dv, off + OPEN_PROC + P.fields.comm.offset, P.fields.comm.size),
         flags: dv.getInt32(off + OPEN.fields.flags.offset, true),
         dfd: dv.getInt32(off + OPEN.fields.dfd.offset, true),
         path: paths.get(b, dv, off + OPEN.fields.path.offset, OPEN.fields.path.size),

@@ -48,8 +48,14 @@ function decode(b: Uint8Array): KernelRecord | RecordError {
 Deno.test("decode: open record", () => {
   deepStrictEqual(decode(openRecord("/etc/shadow")), {
     kind: "open",
-    ktimeNs: 123456789n,
-    proc: { cgid: 4242n, startTime: 99n, pid: 100, tid: 101, ppid: 1, uid: 1000, comm: "bash" },
+    ktimeNs: 123456789,
+    cgid: 4242,
+    startTime: 99,
+    pid: 100,
+    tid: 101,
+    ppid: 1,
+    uid: 1000,
+    comm: "bash",
     flags: 0o2101,
     dfd: -100,
     path: "/etc/shadow",
@@ -141,4 +147,14 @@ Deno.test("decode: many distinct values (past the cache bound) all decode right"
     const r = decode(openRecord(p));
     if (!("path" in r) || r.path !== p) throw new Error(`record ${i}: ${JSON.stringify(r)}`);
   }
+});
+
+Deno.test("decode: u64 values above 2^32 are exact up to 2^53", () => {
+  const b = openRecord("/x");
+  const dv = new DataView(b.buffer);
+  dv.setBigUint64(H.ktime_ns.offset, 2n ** 53n - 1n, true);
+  dv.setBigUint64(OPEN.fields.proc.offset + P.start_time.offset, 5n * 2n ** 32n + 7n, true);
+  const r = decode(b);
+  strictEqual("ktimeNs" in r && r.ktimeNs, Number.MAX_SAFE_INTEGER);
+  strictEqual("startTime" in r && r.startTime, 5 * 2 ** 32 + 7);
 });

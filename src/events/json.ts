@@ -11,9 +11,9 @@ function procFields(p: ProcInfo): Record<string, unknown> {
     tid: p.tid,
     ppid: p.ppid,
     uid: p.uid,
-    start_time: p.startTime.toString(),
+    start_time: String(p.startTime),
     exec_id: `${p.startTime}-${p.pid}`,
-    cgid: p.cgid.toString(),
+    cgid: String(p.cgid),
     comm: p.comm,
   };
 }
@@ -22,12 +22,12 @@ function procFields(p: ProcInfo): Record<string, unknown> {
 export function recordToEvent(r: KernelRecord): Record<string, unknown> {
   switch (r.kind) {
     case "exec":
-      return { type: "exec", ktime_ns: r.ktimeNs.toString(), ...procFields(r.proc) };
+      return { type: "exec", ktime_ns: String(r.ktimeNs), ...procFields(r) };
     case "open":
       return {
         type: "open",
-        ktime_ns: r.ktimeNs.toString(),
-        ...procFields(r.proc),
+        ktime_ns: String(r.ktimeNs),
+        ...procFields(r),
         path: r.path,
         flags: r.flags,
         dfd: r.dfd,

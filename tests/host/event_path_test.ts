@@ -39,9 +39,9 @@ Deno.test("openat records of this process arrive decoded, none lost, even throug
   strictEqual(drain.stats.rejected, 0);
   ok(drain.stats.batches >= N / 3, `batches ${drain.stats.batches}`);
   const r = seen[0];
-  strictEqual(r.proc.pid, Deno.pid);
-  strictEqual(r.proc.uid, 0);
-  ok(r.ktimeNs > 0n && r.proc.startTime > 0n);
+  strictEqual(r.pid, Deno.pid);
+  strictEqual(r.uid, 0);
+  ok(r.ktimeNs > 0 && r.startTime > 0);
   deepStrictEqual(trace.counters().ringbufDrops, 0n);
   ok(trace.counters().events >= BigInt(N));
 });
@@ -55,12 +55,12 @@ Deno.test("an exec record names the new program and its parent", async () => {
   ok(success);
   const execs: KernelRecord[] = [];
   const drain = new EventDrain(ring, (r) => {
-    if (r.kind === "exec" && r.proc.pid === child.pid) execs.push(r);
+    if (r.kind === "exec" && r.pid === child.pid) execs.push(r);
   });
   drain.drainNow();
   strictEqual(execs.length, 1);
-  strictEqual(execs[0].proc.comm, "true");
-  strictEqual(execs[0].proc.ppid, Deno.pid);
+  strictEqual(execs[0].comm, "true");
+  strictEqual(execs[0].ppid, Deno.pid);
 });
 
 Deno.test("disabling emission stops records without detaching", async () => {
