@@ -41,6 +41,16 @@ mount -t overlay overlay \
   /newroot || die "cannot mount overlay (9p lower + tmpfs upper)"
 
 n=/newroot
+# A repository under /tmp or /run (CI may clone there) would be hidden by the
+# guest's own tmpfs mounts below: keep the overlay's view of it and bind it
+# back afterwards.
+hold_repo=
+case "$AEGIS_REPO" in
+  /tmp/*|/run/*)
+    mkdir -p /repo-hold
+    mount -o bind "$n$AEGIS_REPO" /repo-hold || die "cannot hold $AEGIS_REPO"
+    hold_repo=1 ;;
+esac
 mkdir -p $n/proc $n/sys $n/dev $n/tmp $n/run $n/results
 mount -t proc proc $n/proc || die "proc"
 mount -t sysfs sysfs $n/sys || die "sysfs"
@@ -60,6 +70,10 @@ mount -t securityfs securityfs $n/sys/kernel/security || die "securityfs"
 mount -t tracefs tracefs $n/sys/kernel/tracing || die "tracefs"
 mount -t cgroup2 cgroup2 $n/sys/fs/cgroup || die "cgroup2"
 mount -o bind /results $n/results || die "bind /results"
+if [ -n "$hold_repo" ]; then
+  mkdir -p "$n$AEGIS_REPO"
+  mount -o bind /repo-hold "$n$AEGIS_REPO" || die "cannot bind $AEGIS_REPO back"
+fi
 
 mkdir -p $n/run/aegis
 cp /aegis/cmd.sh $n/run/aegis/cmd.sh
