@@ -17,22 +17,9 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
  * object's BTF (ring records only live in locals, which BTF does not keep),
  * so user space can generate and check its codecs against the object.
  * A global function nobody calls: libbpf never loads it, it is not listed
- * as a program, and it costs nothing at run time. One struct argument keeps
- * it under the 5-argument limit as the ABI grows.
+ * as a program, and it costs nothing at run time. The anchor struct itself
+ * (every ABI type by value) is defined in aegis_abi.h.
  */
-struct aegis_abi_anchor {
-	struct aegis_ev_hdr hdr; /* by value: pointers would only give a FWD */
-	struct aegis_ev_proc proc;
-	struct aegis_ev_exec exec;
-	struct aegis_ev_open open;
-	struct aegis_inode_key inode_key;
-	enum aegis_ev_kind kind;
-	enum aegis_ev_version version;
-	enum aegis_abi_sizes sizes;
-	enum aegis_counter counter;
-	enum aegis_config_key config_key;
-};
-
 __noinline int aegis_abi_types(struct aegis_abi_anchor *anchor)
 {
 	return anchor != 0;

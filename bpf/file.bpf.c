@@ -1,31 +1,45 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /*
- * file.bpf.c — lsm/file_open: deny opening inodes listed in
- * aegis_deny_inode. The loader disables this program's autoload on kernels
- * without BPF LSM; the rest of the object loads without it.
+ * file.bpf.c — file enforcement: lsm/file_open (default) and
+ * lsm/inode_permission (run --lsm-hook=inode|both), deny by inode
+ * (bpf/lib/inode.h has the decision). The loader loads neither on kernels
+ * without BPF LSM; the rest of the object loads without them.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
-#include <bpf/bpf_core_read.h>
 
 #include "aegis_abi.h"
 #include "aegis_maps.h"
-#include "../lib/counters.h"
-
-#define AEGIS_EPERM 1
+#include "lib/inode.h"
 
 SEC("lsm/file_open")
 int BPF_PROG(aegis_file_open, struct file *file, int ret)
 {
-	struct aegis_inode_key key = {};
+	struct aegis_hook_ctx hc;
+	int rc;
 
 	if (ret != 0)
 		return ret; /* an earlier program already decided */
-	key.ino = BPF_CORE_READ(file, f_inode, i_ino);
-	key.dev = BPF_CORE_READ(file, f_inode, i_sb, s_dev);
-	if (!bpf_map_lookup_elem(&aegis_deny_inode, &key))
+	aegis_hook_enter(&hc, AEGIS_HOOK_FILE_OPEN);
+	rc = aegis_inode_decide(&hc, BPF_CORE_READ(file, f_inode));
+	if (rc)
+		aegis_count(AEGIS_CNT_FILE_DENY);
+	return rc;
+}
+
+/* MAY_EXEC | MAY_WRITE | MAY_READ | MAY_APPEND: the accesses checked. */
+#define AEGIS_MAY_ACCESS 0xf
+
+SEC("lsm/inode_permission")
+int BPF_PROG(aegis_inode_permission, struct inode *inode, int mask, int ret)
+{
+	struct aegis_hook_ctx hc;
+
+	if (ret != 0)
+		return ret;
+	if (!(mask & AEGIS_MAY_ACCESS))
 		return 0;
-	aegis_count(AEGIS_CNT_FILE_DENY);
-	return -AEGIS_EPERM;
+	aegis_hook_enter(&hc, AEGIS_HOOK_INODE_PERMISSION);
+	return aegis_inode_decide(&hc, inode);
 }

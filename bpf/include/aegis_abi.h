@@ -25,17 +25,25 @@
 enum aegis_ev_kind {
 	AEGIS_EV_EXEC = 1,
 	AEGIS_EV_OPEN = 2,
+	AEGIS_EV_FILE_BLOCK = 3,   /* file open/permission, exec of a denied binary */
+	AEGIS_EV_NET_BLOCK = 4,    /* connect, bind, sendmsg */
+	AEGIS_EV_KERNEL_BLOCK = 5, /* ptrace, module load, bpf() */
 };
 
 /* Record versions (bumped whenever that record's layout changes). */
 enum aegis_ev_version {
 	AEGIS_EV_EXEC_V1 = 1,
 	AEGIS_EV_OPEN_V1 = 1,
+	AEGIS_EV_FILE_BLOCK_V1 = 1,
+	AEGIS_EV_NET_BLOCK_V1 = 1,
+	AEGIS_EV_KERNEL_BLOCK_V1 = 1,
 };
 
 enum aegis_abi_sizes {
 	AEGIS_COMM_LEN = 16,
 	AEGIS_OPEN_PATH_LEN = 64,
+	AEGIS_BLOCK_PATH_LEN = 256,
+	AEGIS_RULE_GENERATIONS = 2, /* rule sets that can coexist (see "gen" below) */
 };
 
 /* Slots of the per-CPU counter array "aegis_counters". */
@@ -43,14 +51,80 @@ enum aegis_counter {
 	AEGIS_CNT_RINGBUF_DROPS = 0, /* bpf_ringbuf_reserve() failed */
 	AEGIS_CNT_EVENTS = 1,        /* records submitted */
 	AEGIS_CNT_FILE_DENY = 2,     /* lsm/file_open returned -EPERM */
+	AEGIS_CNT_SURVIVAL_ALLOW = 3, /* a deny rule matched a survival-allowlisted inode */
+	AEGIS_CNT_SIGNAL_SENT = 4,   /* signal fallback: bpf_send_signal() sent */
 	AEGIS_CNT__MAX = 8,          /* size of the array; room to grow */
+};
+
+/* Hook ids: index of the per-CPU array "aegis_hook_stats" and the `hook`
+ * field of block records. Never reuse a number. */
+enum aegis_hook {
+	AEGIS_HOOK_FILE_OPEN = 0,
+	AEGIS_HOOK_INODE_PERMISSION = 1,
+	AEGIS_HOOK_BPRM_CHECK = 2,
+	AEGIS_HOOK_SOCKET_CONNECT = 3,
+	AEGIS_HOOK_SOCKET_BIND = 4,
+	AEGIS_HOOK_SOCKET_SENDMSG = 5,
+	AEGIS_HOOK_PTRACE = 6,
+	AEGIS_HOOK_KERNEL_READ_FILE = 7,
+	AEGIS_HOOK_KERNEL_LOAD_DATA = 8,
+	AEGIS_HOOK_BPF = 9,
+	AEGIS_HOOK_TP_OPENAT = 10, /* audit/signal fallback tracepoints */
+	AEGIS_HOOK_TP_EXECVE = 11,
+	AEGIS_HOOK_TP_CONNECT = 12,
+	AEGIS_HOOK__MAX = 16,
+};
+
+/* What a hook did (the `action` field of block records). */
+enum aegis_action {
+	AEGIS_ACT_AUDIT = 0, /* would have blocked: audit mode, emergency disable, break-glass */
+	AEGIS_ACT_BLOCK = 1, /* -EPERM returned */
+	AEGIS_ACT_TERM = 2,  /* signal fallback: SIGTERM sent */
+	AEGIS_ACT_KILL = 3,  /* signal fallback: SIGKILL sent */
+	AEGIS_ACT_INT = 4,   /* signal fallback: SIGINT sent */
+};
+
+/* aegis_rule.flags */
+enum aegis_rule_flag {
+	AEGIS_RULE_DENY = 1,    /* deny_path / deny_inode / deny_* */
+	AEGIS_RULE_PROTECT = 2, /* protect_path / protect_connect: only verified processes */
+};
+
+/* Which rule table matched (the `rule_type` field of block records). */
+enum aegis_rule_type {
+	AEGIS_RT_INODE = 1,
+	AEGIS_RT_COMM = 2,
+	AEGIS_RT_IP = 3,
+	AEGIS_RT_CIDR = 4,
+	AEGIS_RT_PORT = 5,
+	AEGIS_RT_IP_PORT = 6,
+	AEGIS_RT_PTRACE = 7,
+	AEGIS_RT_MODULE = 8,
+	AEGIS_RT_BPF = 9,
+};
+
+/* Bits of struct aegis_policy.flags (one policy per rule generation). */
+enum aegis_policy_flag {
+	AEGIS_POL_FILE_RULES = 1,   /* any inode rule: file hooks look up maps */
+	AEGIS_POL_EXEC_RULES = 2,   /* any comm or binary rule */
+	AEGIS_POL_NET_RULES = 4,    /* any network rule */
+	AEGIS_POL_DENY_PTRACE = 8,
+	AEGIS_POL_DENY_MODULE = 16,
+	AEGIS_POL_DENY_BPF = 32,
 };
 
 /* Slots of the array "aegis_config" (values are __u64). */
 enum aegis_config_key {
 	AEGIS_CFG_TRACE_TGID = 0, /* 0: every process; else only this tgid */
 	AEGIS_CFG_TRACE_ENABLE = 1, /* 0: tracepoints emit nothing */
-	AEGIS_CFG__MAX = 8,
+	AEGIS_CFG_AUDIT_ONLY = 2,   /* 1: hooks never deny; they emit AUDIT records */
+	AEGIS_CFG_EMERGENCY_DISABLE = 3, /* 1: kill switch (same effect as audit) */
+	AEGIS_CFG_BREAK_GLASS = 4,  /* 1: break-glass at start (same effect as audit) */
+	AEGIS_CFG_SIGNAL = 5,       /* signal fallback: signal number, 0 = off */
+	AEGIS_CFG_GENERATION = 6,   /* active rule generation (0 or 1) */
+	AEGIS_CFG_AGENT_CGID = 7,   /* the agent's own cgroup: never denied */
+	AEGIS_CFG_LAYOUT = 8,       /* first 8 bytes of the ABI fingerprint of the pins */
+	AEGIS_CFG__MAX = 16,
 };
 
 /* Common header of every ring-buffer record (16 bytes). */
@@ -87,11 +161,182 @@ struct aegis_ev_open {
 	char path[AEGIS_OPEN_PATH_LEN]; /* user path, NUL-terminated, may be cut */
 };
 
+/*
+ * Rule keys. Every policy rule key carries `gen`, the rule generation it
+ * belongs to: a policy apply writes generation g' beside the live g, flips
+ * AEGIS_CFG_GENERATION with one write, then deletes g. A hook reads the
+ * generation once and looks up only that generation, so no rule is ever
+ * absent during a switch. Keys not tied to a policy (survival allowlist)
+ * use gen 0.
+ */
+
 /* File identity: kernel dev encoding (major << 20 | minor). */
 struct aegis_inode_key {
 	__u64 ino;
 	__u32 dev;
-	__u32 pad; /* must be zero */
+	__u32 gen;
+};
+
+/* Value of every rule map. */
+struct aegis_rule {
+	__u32 rule_id; /* policy line or live-edit id, for "explain" */
+	__u16 flags;   /* enum aegis_rule_flag */
+	__u16 rule_type; /* enum aegis_rule_type */
+};
+
+struct aegis_comm_key {
+	char comm[AEGIS_COMM_LEN];
+	__u32 gen;
+	__u32 pad; /* zero */
+};
+
+struct aegis_cgroup_key {
+	__u64 cgid;
+	__u32 gen;
+	__u32 pad; /* zero */
+};
+
+/* Exact addresses; network byte order. */
+struct aegis_ip4_key {
+	__u32 gen;
+	__u32 addr;
+};
+
+struct aegis_ip6_key {
+	__u32 gen;
+	__u8 addr[16];
+};
+
+/* LPM trie keys: prefixlen = 32 (the gen word) + CIDR prefix length. */
+struct aegis_lpm4_key {
+	__u32 prefixlen;
+	__u32 gen;
+	__u32 addr;
+};
+
+struct aegis_lpm6_key {
+	__u32 prefixlen;
+	__u32 gen;
+	__u8 addr[16];
+};
+
+/* Ports: host byte order. proto 0 any, 6 tcp, 17 udp; dir 0 egress, 1 bind,
+ * 2 both. A hook looks up (proto, dir) then the "any"/"both" variants. */
+struct aegis_port_key {
+	__u32 gen;
+	__u16 port;
+	__u8 proto;
+	__u8 dir;
+};
+
+struct aegis_ip4_port_key {
+	__u32 gen;
+	__u32 addr;
+	__u16 port;
+	__u8 proto;
+	__u8 pad; /* zero */
+};
+
+struct aegis_ip6_port_key {
+	__u32 gen;
+	__u8 addr[16];
+	__u16 port;
+	__u8 proto;
+	__u8 pad; /* zero */
+};
+
+/* Per-generation policy switches (array "aegis_policy", index = gen). */
+struct aegis_policy {
+	__u64 flags; /* enum aegis_policy_flag */
+};
+
+/* Per-hook statistics (per-CPU array "aegis_hook_stats", index = hook). */
+struct aegis_hook_stat {
+	__u64 invocations;
+	__u64 blocks;      /* -EPERM returned or signal sent */
+	__u64 audits;      /* would have blocked */
+	__u64 latency_ns;  /* summed bpf_ktime_get_ns() deltas of rule-checking invocations */
+};
+
+/* AEGIS_EV_FILE_BLOCK (344 bytes). */
+struct aegis_ev_file_block {
+	struct aegis_ev_hdr hdr;
+	struct aegis_ev_proc proc;
+	__u64 ino;
+	__u32 dev;
+	__u32 rule_id;
+	__u16 rule_flags;
+	__u8 action;  /* enum aegis_action */
+	__u8 hook;    /* enum aegis_hook */
+	__u32 pad;    /* zero */
+	char path[AEGIS_BLOCK_PATH_LEN]; /* resolved path when known, else "" */
+};
+
+/* AEGIS_EV_NET_BLOCK (96 bytes). */
+struct aegis_ev_net_block {
+	struct aegis_ev_hdr hdr;
+	struct aegis_ev_proc proc;
+	__u8 addr[16]; /* IPv4 in the first 4 bytes; network byte order */
+	__u32 rule_id;
+	__u16 port;    /* host byte order */
+	__u8 family;   /* 2 AF_INET, 10 AF_INET6 */
+	__u8 proto;    /* 6 tcp, 17 udp, 0 other */
+	__u8 action;
+	__u8 hook;
+	__u8 rule_type; /* enum aegis_rule_type */
+	__u8 pad[5];   /* zero */
+};
+
+/* AEGIS_EV_KERNEL_BLOCK (88 bytes). */
+struct aegis_ev_kernel_block {
+	struct aegis_ev_hdr hdr;
+	struct aegis_ev_proc proc;
+	__u32 target_pid; /* ptrace target tgid, else 0 */
+	__u32 detail;     /* bpf(): command; kernel_read_file: id; load_data: id */
+	__u32 rule_id;
+	__u8 action;
+	__u8 hook;
+	__u8 rule_type;
+	__u8 pad;         /* zero */
+	__u64 pad2;       /* zero */
+};
+
+/*
+ * Every type above, by value, so that clang emits all of them into BTF: the
+ * BPF object references it from an uncalled function (bpf/aegis.bpf.c) and
+ * build/gen_abi.ts from a variable. Add each new ABI type here.
+ */
+struct aegis_abi_anchor {
+	struct aegis_ev_hdr hdr;
+	struct aegis_ev_proc proc;
+	struct aegis_ev_exec exec;
+	struct aegis_ev_open open;
+	struct aegis_ev_file_block file_block;
+	struct aegis_ev_net_block net_block;
+	struct aegis_ev_kernel_block kernel_block;
+	struct aegis_inode_key inode_key;
+	struct aegis_rule rule;
+	struct aegis_comm_key comm_key;
+	struct aegis_cgroup_key cgroup_key;
+	struct aegis_ip4_key ip4_key;
+	struct aegis_ip6_key ip6_key;
+	struct aegis_lpm4_key lpm4_key;
+	struct aegis_lpm6_key lpm6_key;
+	struct aegis_port_key port_key;
+	struct aegis_ip4_port_key ip4_port_key;
+	struct aegis_ip6_port_key ip6_port_key;
+	struct aegis_policy policy;
+	struct aegis_hook_stat hook_stat;
+	enum aegis_ev_kind kind;
+	enum aegis_ev_version version;
+	enum aegis_abi_sizes sizes;
+	enum aegis_counter counter;
+	enum aegis_config_key config_key;
+	enum aegis_hook hook;
+	enum aegis_action action;
+	enum aegis_rule_flag rule_flag;
+	enum aegis_rule_type rule_type;
+	enum aegis_policy_flag policy_flag;
 };
 
 #define AEGIS_ASSERT_SIZE(type, n) _Static_assert(sizeof(type) == (n), #type " size")
@@ -113,5 +358,26 @@ AEGIS_ASSERT_OFF(struct aegis_ev_open, flags, 64);
 AEGIS_ASSERT_OFF(struct aegis_ev_open, path, 72);
 AEGIS_ASSERT_SIZE(struct aegis_inode_key, 16);
 AEGIS_ASSERT_OFF(struct aegis_inode_key, dev, 8);
+AEGIS_ASSERT_OFF(struct aegis_inode_key, gen, 12);
+AEGIS_ASSERT_SIZE(struct aegis_rule, 8);
+AEGIS_ASSERT_SIZE(struct aegis_comm_key, 24);
+AEGIS_ASSERT_SIZE(struct aegis_cgroup_key, 16);
+AEGIS_ASSERT_SIZE(struct aegis_ip4_key, 8);
+AEGIS_ASSERT_SIZE(struct aegis_ip6_key, 20);
+AEGIS_ASSERT_SIZE(struct aegis_lpm4_key, 12);
+AEGIS_ASSERT_SIZE(struct aegis_lpm6_key, 24);
+AEGIS_ASSERT_SIZE(struct aegis_port_key, 8);
+AEGIS_ASSERT_SIZE(struct aegis_ip4_port_key, 12);
+AEGIS_ASSERT_SIZE(struct aegis_ip6_port_key, 24);
+AEGIS_ASSERT_SIZE(struct aegis_policy, 8);
+AEGIS_ASSERT_SIZE(struct aegis_hook_stat, 32);
+AEGIS_ASSERT_SIZE(struct aegis_ev_file_block, 344);
+AEGIS_ASSERT_OFF(struct aegis_ev_file_block, ino, 64);
+AEGIS_ASSERT_OFF(struct aegis_ev_file_block, path, 88);
+AEGIS_ASSERT_SIZE(struct aegis_ev_net_block, 96);
+AEGIS_ASSERT_OFF(struct aegis_ev_net_block, addr, 64);
+AEGIS_ASSERT_OFF(struct aegis_ev_net_block, port, 84);
+AEGIS_ASSERT_SIZE(struct aegis_ev_kernel_block, 88);
+AEGIS_ASSERT_OFF(struct aegis_ev_kernel_block, target_pid, 64);
 
 #endif /* AEGIS_ABI_H */

@@ -35,12 +35,112 @@ struct {
 	__type(value, __u64);
 } aegis_config SEC(".maps");
 
-/* Inodes whose open is denied by lsm/file_open. Value: reserved, write 1. */
+/* Per-generation policy switches (index = gen). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, AEGIS_RULE_GENERATIONS);
+	__type(key, __u32);
+	__type(value, struct aegis_policy);
+} aegis_policy SEC(".maps");
+
+/* enum aegis_hook slots, per CPU. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, AEGIS_HOOK__MAX);
+	__type(key, __u32);
+	__type(value, struct aegis_hook_stat);
+} aegis_hook_stats SEC(".maps");
+
+/*
+ * Rule maps. Default sizes hold 2 generations of a typical policy; user
+ * space resizes them before load. Every key carries its generation.
+ */
+
+/* deny_path / deny_inode / protect_path: inodes (value flags say which). */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 65536);
 	__type(key, struct aegis_inode_key);
-	__type(value, __u32);
+	__type(value, struct aegis_rule);
 } aegis_deny_inode SEC(".maps");
+
+/* Survival allowlist: inodes that can never be denied (gen 0 keys). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, struct aegis_inode_key);
+	__type(value, __u32);
+} aegis_survival_inode SEC(".maps");
+
+/* allow_cgroup: processes in these cgroups skip global rules. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct aegis_cgroup_key);
+	__type(value, struct aegis_rule);
+} aegis_allow_cgroup SEC(".maps");
+
+/* deny_comm (exec). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct aegis_comm_key);
+	__type(value, struct aegis_rule);
+} aegis_deny_comm SEC(".maps");
+
+/* deny_ip (exact). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct aegis_ip4_key);
+	__type(value, struct aegis_rule);
+} aegis_deny_ip4 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct aegis_ip6_key);
+	__type(value, struct aegis_rule);
+} aegis_deny_ip6 SEC(".maps");
+
+/* deny_cidr (longest prefix match). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 32768);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct aegis_lpm4_key);
+	__type(value, struct aegis_rule);
+} aegis_deny_cidr4 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 32768);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct aegis_lpm6_key);
+	__type(value, struct aegis_rule);
+} aegis_deny_cidr6 SEC(".maps");
+
+/* deny_port. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct aegis_port_key);
+	__type(value, struct aegis_rule);
+} aegis_deny_port SEC(".maps");
+
+/* deny_ip_port. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct aegis_ip4_port_key);
+	__type(value, struct aegis_rule);
+} aegis_deny_ip4_port SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct aegis_ip6_port_key);
+	__type(value, struct aegis_rule);
+} aegis_deny_ip6_port SEC(".maps");
 
 #endif /* AEGIS_MAPS_H */

@@ -2,50 +2,206 @@
 // Regenerate with: deno run -A build/gen_abi.ts
 
 /** SHA-256 of the canonical layout below; "aegisbpf version" prints it. */
-export const ABI_FINGERPRINT = "cb79aa44ac58a587b07389eeebfd6ab4d26ceafe679fb5787570ffae46187738";
+export const ABI_FINGERPRINT = "f488cd6017462f2c490f82ba3ab94594941961d217a53f7ab4d2c1336834376b";
 
 export const AEGIS_COMM_LEN = 16;
 export const AEGIS_OPEN_PATH_LEN = 64;
+export const AEGIS_BLOCK_PATH_LEN = 256;
+export const AEGIS_RULE_GENERATIONS = 2;
+export const AEGIS_ACT_AUDIT = 0;
+export const AEGIS_ACT_BLOCK = 1;
+export const AEGIS_ACT_TERM = 2;
+export const AEGIS_ACT_KILL = 3;
+export const AEGIS_ACT_INT = 4;
 export const AEGIS_CFG_TRACE_TGID = 0;
 export const AEGIS_CFG_TRACE_ENABLE = 1;
-export const AEGIS_CFG__MAX = 8;
+export const AEGIS_CFG_AUDIT_ONLY = 2;
+export const AEGIS_CFG_EMERGENCY_DISABLE = 3;
+export const AEGIS_CFG_BREAK_GLASS = 4;
+export const AEGIS_CFG_SIGNAL = 5;
+export const AEGIS_CFG_GENERATION = 6;
+export const AEGIS_CFG_AGENT_CGID = 7;
+export const AEGIS_CFG_LAYOUT = 8;
+export const AEGIS_CFG__MAX = 16;
 export const AEGIS_CNT_RINGBUF_DROPS = 0;
 export const AEGIS_CNT_EVENTS = 1;
 export const AEGIS_CNT_FILE_DENY = 2;
+export const AEGIS_CNT_SURVIVAL_ALLOW = 3;
+export const AEGIS_CNT_SIGNAL_SENT = 4;
 export const AEGIS_CNT__MAX = 8;
 export const AEGIS_EV_EXEC = 1;
 export const AEGIS_EV_OPEN = 2;
+export const AEGIS_EV_FILE_BLOCK = 3;
+export const AEGIS_EV_NET_BLOCK = 4;
+export const AEGIS_EV_KERNEL_BLOCK = 5;
 export const AEGIS_EV_EXEC_V1 = 1;
 export const AEGIS_EV_OPEN_V1 = 1;
+export const AEGIS_EV_FILE_BLOCK_V1 = 1;
+export const AEGIS_EV_NET_BLOCK_V1 = 1;
+export const AEGIS_EV_KERNEL_BLOCK_V1 = 1;
+export const AEGIS_HOOK_FILE_OPEN = 0;
+export const AEGIS_HOOK_INODE_PERMISSION = 1;
+export const AEGIS_HOOK_BPRM_CHECK = 2;
+export const AEGIS_HOOK_SOCKET_CONNECT = 3;
+export const AEGIS_HOOK_SOCKET_BIND = 4;
+export const AEGIS_HOOK_SOCKET_SENDMSG = 5;
+export const AEGIS_HOOK_PTRACE = 6;
+export const AEGIS_HOOK_KERNEL_READ_FILE = 7;
+export const AEGIS_HOOK_KERNEL_LOAD_DATA = 8;
+export const AEGIS_HOOK_BPF = 9;
+export const AEGIS_HOOK_TP_OPENAT = 10;
+export const AEGIS_HOOK_TP_EXECVE = 11;
+export const AEGIS_HOOK_TP_CONNECT = 12;
+export const AEGIS_HOOK__MAX = 16;
+export const AEGIS_POL_FILE_RULES = 1;
+export const AEGIS_POL_EXEC_RULES = 2;
+export const AEGIS_POL_NET_RULES = 4;
+export const AEGIS_POL_DENY_PTRACE = 8;
+export const AEGIS_POL_DENY_MODULE = 16;
+export const AEGIS_POL_DENY_BPF = 32;
+export const AEGIS_RULE_DENY = 1;
+export const AEGIS_RULE_PROTECT = 2;
+export const AEGIS_RT_INODE = 1;
+export const AEGIS_RT_COMM = 2;
+export const AEGIS_RT_IP = 3;
+export const AEGIS_RT_CIDR = 4;
+export const AEGIS_RT_PORT = 5;
+export const AEGIS_RT_IP_PORT = 6;
+export const AEGIS_RT_PTRACE = 7;
+export const AEGIS_RT_MODULE = 8;
+export const AEGIS_RT_BPF = 9;
 
 /** Struct layouts (bytes) and enum values, as read from BTF. */
 export const ABI_LAYOUT = {
   "enums": {
     "aegis_abi_sizes": {
+      "AEGIS_BLOCK_PATH_LEN": 256,
       "AEGIS_COMM_LEN": 16,
       "AEGIS_OPEN_PATH_LEN": 64,
+      "AEGIS_RULE_GENERATIONS": 2,
+    },
+    "aegis_action": {
+      "AEGIS_ACT_AUDIT": 0,
+      "AEGIS_ACT_BLOCK": 1,
+      "AEGIS_ACT_INT": 4,
+      "AEGIS_ACT_KILL": 3,
+      "AEGIS_ACT_TERM": 2,
     },
     "aegis_config_key": {
+      "AEGIS_CFG_AGENT_CGID": 7,
+      "AEGIS_CFG_AUDIT_ONLY": 2,
+      "AEGIS_CFG_BREAK_GLASS": 4,
+      "AEGIS_CFG_EMERGENCY_DISABLE": 3,
+      "AEGIS_CFG_GENERATION": 6,
+      "AEGIS_CFG_LAYOUT": 8,
+      "AEGIS_CFG_SIGNAL": 5,
       "AEGIS_CFG_TRACE_ENABLE": 1,
       "AEGIS_CFG_TRACE_TGID": 0,
-      "AEGIS_CFG__MAX": 8,
+      "AEGIS_CFG__MAX": 16,
     },
     "aegis_counter": {
       "AEGIS_CNT_EVENTS": 1,
       "AEGIS_CNT_FILE_DENY": 2,
       "AEGIS_CNT_RINGBUF_DROPS": 0,
+      "AEGIS_CNT_SIGNAL_SENT": 4,
+      "AEGIS_CNT_SURVIVAL_ALLOW": 3,
       "AEGIS_CNT__MAX": 8,
     },
     "aegis_ev_kind": {
       "AEGIS_EV_EXEC": 1,
+      "AEGIS_EV_FILE_BLOCK": 3,
+      "AEGIS_EV_KERNEL_BLOCK": 5,
+      "AEGIS_EV_NET_BLOCK": 4,
       "AEGIS_EV_OPEN": 2,
     },
     "aegis_ev_version": {
       "AEGIS_EV_EXEC_V1": 1,
+      "AEGIS_EV_FILE_BLOCK_V1": 1,
+      "AEGIS_EV_KERNEL_BLOCK_V1": 1,
+      "AEGIS_EV_NET_BLOCK_V1": 1,
       "AEGIS_EV_OPEN_V1": 1,
+    },
+    "aegis_hook": {
+      "AEGIS_HOOK_BPF": 9,
+      "AEGIS_HOOK_BPRM_CHECK": 2,
+      "AEGIS_HOOK_FILE_OPEN": 0,
+      "AEGIS_HOOK_INODE_PERMISSION": 1,
+      "AEGIS_HOOK_KERNEL_LOAD_DATA": 8,
+      "AEGIS_HOOK_KERNEL_READ_FILE": 7,
+      "AEGIS_HOOK_PTRACE": 6,
+      "AEGIS_HOOK_SOCKET_BIND": 4,
+      "AEGIS_HOOK_SOCKET_CONNECT": 3,
+      "AEGIS_HOOK_SOCKET_SENDMSG": 5,
+      "AEGIS_HOOK_TP_CONNECT": 12,
+      "AEGIS_HOOK_TP_EXECVE": 11,
+      "AEGIS_HOOK_TP_OPENAT": 10,
+      "AEGIS_HOOK__MAX": 16,
+    },
+    "aegis_policy_flag": {
+      "AEGIS_POL_DENY_BPF": 32,
+      "AEGIS_POL_DENY_MODULE": 16,
+      "AEGIS_POL_DENY_PTRACE": 8,
+      "AEGIS_POL_EXEC_RULES": 2,
+      "AEGIS_POL_FILE_RULES": 1,
+      "AEGIS_POL_NET_RULES": 4,
+    },
+    "aegis_rule_flag": {
+      "AEGIS_RULE_DENY": 1,
+      "AEGIS_RULE_PROTECT": 2,
+    },
+    "aegis_rule_type": {
+      "AEGIS_RT_BPF": 9,
+      "AEGIS_RT_CIDR": 4,
+      "AEGIS_RT_COMM": 2,
+      "AEGIS_RT_INODE": 1,
+      "AEGIS_RT_IP": 3,
+      "AEGIS_RT_IP_PORT": 6,
+      "AEGIS_RT_MODULE": 8,
+      "AEGIS_RT_PORT": 5,
+      "AEGIS_RT_PTRACE": 7,
     },
   },
   "structs": {
+    "aegis_cgroup_key": {
+      "fields": {
+        "cgid": {
+          "offset": 0,
+          "size": 8,
+          "type": "u64",
+        },
+        "gen": {
+          "offset": 8,
+          "size": 4,
+          "type": "u32",
+        },
+        "pad": {
+          "offset": 12,
+          "size": 4,
+          "type": "u32",
+        },
+      },
+      "size": 16,
+    },
+    "aegis_comm_key": {
+      "fields": {
+        "comm": {
+          "offset": 0,
+          "size": 16,
+          "type": "char[16]",
+        },
+        "gen": {
+          "offset": 16,
+          "size": 4,
+          "type": "u32",
+        },
+        "pad": {
+          "offset": 20,
+          "size": 4,
+          "type": "u32",
+        },
+      },
+      "size": 24,
+    },
     "aegis_ev_exec": {
       "fields": {
         "hdr": {
@@ -60,6 +216,61 @@ export const ABI_LAYOUT = {
         },
       },
       "size": 64,
+    },
+    "aegis_ev_file_block": {
+      "fields": {
+        "action": {
+          "offset": 82,
+          "size": 1,
+          "type": "u8",
+        },
+        "dev": {
+          "offset": 72,
+          "size": 4,
+          "type": "u32",
+        },
+        "hdr": {
+          "offset": 0,
+          "size": 16,
+          "type": "struct:aegis_ev_hdr",
+        },
+        "hook": {
+          "offset": 83,
+          "size": 1,
+          "type": "u8",
+        },
+        "ino": {
+          "offset": 64,
+          "size": 8,
+          "type": "u64",
+        },
+        "pad": {
+          "offset": 84,
+          "size": 4,
+          "type": "u32",
+        },
+        "path": {
+          "offset": 88,
+          "size": 256,
+          "type": "char[256]",
+        },
+        "proc": {
+          "offset": 16,
+          "size": 48,
+          "type": "struct:aegis_ev_proc",
+        },
+        "rule_flags": {
+          "offset": 80,
+          "size": 2,
+          "type": "u16",
+        },
+        "rule_id": {
+          "offset": 76,
+          "size": 4,
+          "type": "u32",
+        },
+      },
+      "size": 344,
     },
     "aegis_ev_hdr": {
       "fields": {
@@ -85,6 +296,121 @@ export const ABI_LAYOUT = {
         },
       },
       "size": 16,
+    },
+    "aegis_ev_kernel_block": {
+      "fields": {
+        "action": {
+          "offset": 76,
+          "size": 1,
+          "type": "u8",
+        },
+        "detail": {
+          "offset": 68,
+          "size": 4,
+          "type": "u32",
+        },
+        "hdr": {
+          "offset": 0,
+          "size": 16,
+          "type": "struct:aegis_ev_hdr",
+        },
+        "hook": {
+          "offset": 77,
+          "size": 1,
+          "type": "u8",
+        },
+        "pad": {
+          "offset": 79,
+          "size": 1,
+          "type": "u8",
+        },
+        "pad2": {
+          "offset": 80,
+          "size": 8,
+          "type": "u64",
+        },
+        "proc": {
+          "offset": 16,
+          "size": 48,
+          "type": "struct:aegis_ev_proc",
+        },
+        "rule_id": {
+          "offset": 72,
+          "size": 4,
+          "type": "u32",
+        },
+        "rule_type": {
+          "offset": 78,
+          "size": 1,
+          "type": "u8",
+        },
+        "target_pid": {
+          "offset": 64,
+          "size": 4,
+          "type": "u32",
+        },
+      },
+      "size": 88,
+    },
+    "aegis_ev_net_block": {
+      "fields": {
+        "action": {
+          "offset": 88,
+          "size": 1,
+          "type": "u8",
+        },
+        "addr": {
+          "offset": 64,
+          "size": 16,
+          "type": "u8[16]",
+        },
+        "family": {
+          "offset": 86,
+          "size": 1,
+          "type": "u8",
+        },
+        "hdr": {
+          "offset": 0,
+          "size": 16,
+          "type": "struct:aegis_ev_hdr",
+        },
+        "hook": {
+          "offset": 89,
+          "size": 1,
+          "type": "u8",
+        },
+        "pad": {
+          "offset": 91,
+          "size": 5,
+          "type": "u8[5]",
+        },
+        "port": {
+          "offset": 84,
+          "size": 2,
+          "type": "u16",
+        },
+        "proc": {
+          "offset": 16,
+          "size": 48,
+          "type": "struct:aegis_ev_proc",
+        },
+        "proto": {
+          "offset": 87,
+          "size": 1,
+          "type": "u8",
+        },
+        "rule_id": {
+          "offset": 80,
+          "size": 4,
+          "type": "u32",
+        },
+        "rule_type": {
+          "offset": 90,
+          "size": 1,
+          "type": "u8",
+        },
+      },
+      "size": 96,
     },
     "aegis_ev_open": {
       "fields": {
@@ -156,10 +482,40 @@ export const ABI_LAYOUT = {
       },
       "size": 48,
     },
+    "aegis_hook_stat": {
+      "fields": {
+        "audits": {
+          "offset": 16,
+          "size": 8,
+          "type": "u64",
+        },
+        "blocks": {
+          "offset": 8,
+          "size": 8,
+          "type": "u64",
+        },
+        "invocations": {
+          "offset": 0,
+          "size": 8,
+          "type": "u64",
+        },
+        "latency_ns": {
+          "offset": 24,
+          "size": 8,
+          "type": "u64",
+        },
+      },
+      "size": 32,
+    },
     "aegis_inode_key": {
       "fields": {
         "dev": {
           "offset": 8,
+          "size": 4,
+          "type": "u32",
+        },
+        "gen": {
+          "offset": 12,
           "size": 4,
           "type": "u32",
         },
@@ -168,13 +524,193 @@ export const ABI_LAYOUT = {
           "size": 8,
           "type": "u64",
         },
-        "pad": {
-          "offset": 12,
+      },
+      "size": 16,
+    },
+    "aegis_ip4_key": {
+      "fields": {
+        "addr": {
+          "offset": 4,
+          "size": 4,
+          "type": "u32",
+        },
+        "gen": {
+          "offset": 0,
           "size": 4,
           "type": "u32",
         },
       },
-      "size": 16,
+      "size": 8,
+    },
+    "aegis_ip4_port_key": {
+      "fields": {
+        "addr": {
+          "offset": 4,
+          "size": 4,
+          "type": "u32",
+        },
+        "gen": {
+          "offset": 0,
+          "size": 4,
+          "type": "u32",
+        },
+        "pad": {
+          "offset": 11,
+          "size": 1,
+          "type": "u8",
+        },
+        "port": {
+          "offset": 8,
+          "size": 2,
+          "type": "u16",
+        },
+        "proto": {
+          "offset": 10,
+          "size": 1,
+          "type": "u8",
+        },
+      },
+      "size": 12,
+    },
+    "aegis_ip6_key": {
+      "fields": {
+        "addr": {
+          "offset": 4,
+          "size": 16,
+          "type": "u8[16]",
+        },
+        "gen": {
+          "offset": 0,
+          "size": 4,
+          "type": "u32",
+        },
+      },
+      "size": 20,
+    },
+    "aegis_ip6_port_key": {
+      "fields": {
+        "addr": {
+          "offset": 4,
+          "size": 16,
+          "type": "u8[16]",
+        },
+        "gen": {
+          "offset": 0,
+          "size": 4,
+          "type": "u32",
+        },
+        "pad": {
+          "offset": 23,
+          "size": 1,
+          "type": "u8",
+        },
+        "port": {
+          "offset": 20,
+          "size": 2,
+          "type": "u16",
+        },
+        "proto": {
+          "offset": 22,
+          "size": 1,
+          "type": "u8",
+        },
+      },
+      "size": 24,
+    },
+    "aegis_lpm4_key": {
+      "fields": {
+        "addr": {
+          "offset": 8,
+          "size": 4,
+          "type": "u32",
+        },
+        "gen": {
+          "offset": 4,
+          "size": 4,
+          "type": "u32",
+        },
+        "prefixlen": {
+          "offset": 0,
+          "size": 4,
+          "type": "u32",
+        },
+      },
+      "size": 12,
+    },
+    "aegis_lpm6_key": {
+      "fields": {
+        "addr": {
+          "offset": 8,
+          "size": 16,
+          "type": "u8[16]",
+        },
+        "gen": {
+          "offset": 4,
+          "size": 4,
+          "type": "u32",
+        },
+        "prefixlen": {
+          "offset": 0,
+          "size": 4,
+          "type": "u32",
+        },
+      },
+      "size": 24,
+    },
+    "aegis_policy": {
+      "fields": {
+        "flags": {
+          "offset": 0,
+          "size": 8,
+          "type": "u64",
+        },
+      },
+      "size": 8,
+    },
+    "aegis_port_key": {
+      "fields": {
+        "dir": {
+          "offset": 7,
+          "size": 1,
+          "type": "u8",
+        },
+        "gen": {
+          "offset": 0,
+          "size": 4,
+          "type": "u32",
+        },
+        "port": {
+          "offset": 4,
+          "size": 2,
+          "type": "u16",
+        },
+        "proto": {
+          "offset": 6,
+          "size": 1,
+          "type": "u8",
+        },
+      },
+      "size": 8,
+    },
+    "aegis_rule": {
+      "fields": {
+        "flags": {
+          "offset": 4,
+          "size": 2,
+          "type": "u16",
+        },
+        "rule_id": {
+          "offset": 0,
+          "size": 4,
+          "type": "u32",
+        },
+        "rule_type": {
+          "offset": 6,
+          "size": 2,
+          "type": "u16",
+        },
+      },
+      "size": 8,
     },
   },
 } as const;

@@ -34,9 +34,4 @@ export async function btfOf(path: string): Promise<unknown> {
   return JSON.parse(r.stdout);
 }
 
-/** Kernel dev encoding (major << 20 | minor) of a userspace st_dev. */
-export function kernelDev(stDev: number): number {
-  const major = ((stDev >>> 8) & 0xfff) | (Math.floor(stDev / 2 ** 32) & ~0xfff);
-  const minor = (stDev & 0xff) | ((stDev >>> 12) & 0xfff00);
-  return ((major << 20) | minor) >>> 0;
-}
+export { kernelDev } from "../../src/bpf/rule_codec.ts";

@@ -13,9 +13,20 @@
  */
 import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
 import { bpfObjectBytes, openEmbeddedShim } from "../../src/assets/mod.ts";
-import { AEGIS_CNT_FILE_DENY } from "../../src/bpf/abi_gen.ts";
+import {
+  AEGIS_CNT_FILE_DENY,
+  AEGIS_POL_FILE_RULES,
+  AEGIS_RT_INODE,
+  AEGIS_RULE_DENY,
+} from "../../src/bpf/abi_gen.ts";
 import { BpfObject } from "../../src/bpf/object.ts";
-import { kernelDev } from "../lib/helpers.ts";
+import {
+  inodeKey as encodeInodeKey,
+  kernelDev,
+  policyValue,
+  ruleValue,
+  u32Key,
+} from "../../src/bpf/rule_codec.ts";
 
 const LSM_ON = Deno.env.get("AEGIS_VM_LSM") === "on";
 const BREAK = Deno.env.get("AEGIS_VM_BREAK_DENY") === "1";
@@ -23,12 +34,10 @@ const PROG = "aegis_file_open";
 
 function inodeKey(path: string): Uint8Array<ArrayBuffer> {
   const st = Deno.statSync(path);
-  const key = new Uint8Array(16);
-  const dv = new DataView(key.buffer);
-  dv.setBigUint64(0, BigInt(st.ino!), true);
-  dv.setUint32(8, kernelDev(st.dev), true);
-  return key;
+  return encodeInodeKey(kernelDev(st.dev), st.ino!, 0);
 }
+
+const DENY = ruleValue(1, AEGIS_RULE_DENY, AEGIS_RT_INODE);
 
 /** errno name of opening `path` for reading, or "ok". */
 function tryOpen(path: string): string {
@@ -46,6 +55,7 @@ async function loadLsm(): Promise<{ obj: BpfObject; close: () => void }> {
   const obj = BpfObject.open(shim, await bpfObjectBytes());
   obj.selectPrograms((_, section) => section === "lsm/file_open");
   obj.load();
+  obj.map("aegis_policy").update(u32Key(0), policyValue(AEGIS_POL_FILE_RULES));
   return {
     obj,
     close: () => {
@@ -73,7 +83,7 @@ Deno.test({
       strictEqual(res.status, "attached", JSON.stringify(res));
       const deny = obj.map("aegis_deny_inode");
       const counters = obj.map("aegis_counters");
-      const value = new Uint8Array(deny.valueBytes).fill(1);
+      const value = DENY;
       strictEqual(tryOpen(denied), "ok", "allowed before the rule");
       const before = counters.sumU64(AEGIS_CNT_FILE_DENY);
       if (!BREAK) deny.update(inodeKey(denied), value);
@@ -109,7 +119,7 @@ Deno.test({
       deepStrictEqual(res.status, "attached", JSON.stringify(res));
       const deny = obj.map("aegis_deny_inode");
       const counters = obj.map("aegis_counters");
-      deny.update(inodeKey(denied), new Uint8Array(deny.valueBytes).fill(1));
+      deny.update(inodeKey(denied), DENY);
       strictEqual(tryOpen(denied), "ok", "attached, listed, and still allowed");
       strictEqual(tryOpen(other), "ok");
       strictEqual(counters.sumU64(AEGIS_CNT_FILE_DENY), 0n, "the hook never ran");

@@ -1,0 +1,101 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * decide.h — the decision helpers every enforcement hook shares:
+ * generation, policy switches, enforcement mode, the agent's own cgroup,
+ * global cgroup allowlist, per-hook statistics and the verdict.
+ *
+ * A hook's shape:
+ *   struct aegis_hook_ctx hc;
+ *   aegis_hook_enter(&hc, AEGIS_HOOK_X);          // counts the invocation
+ *   if (!(aegis_policy_flags(hc.gen) & AEGIS_POL_X)) return 0;  // no rules: allow
+ *   ... find a matching struct aegis_rule *r ...
+ *   if (!r) return aegis_hook_allow(&hc);
+ *   action = aegis_verdict(&hc);                   // AEGIS_ACT_BLOCK or _AUDIT
+ *   ... emit a block record with `action` ...
+ *   return action == AEGIS_ACT_BLOCK ? -EPERM : 0;
+ * A full ring buffer never changes the verdict: the record is dropped and
+ * counted, the decision stands.
+ */
+#ifndef AEGIS_LIB_DECIDE_H
+#define AEGIS_LIB_DECIDE_H
+
+#include "counters.h"
+
+#define AEGIS_EPERM 1
+
+struct aegis_hook_ctx {
+	__u64 t0;
+	__u32 hook;
+	__u32 gen;
+};
+
+static __always_inline struct aegis_hook_stat *aegis_hook_stat(__u32 hook)
+{
+	return bpf_map_lookup_elem(&aegis_hook_stats, &hook);
+}
+
+/* Start of every enforcement hook: count it, read the live generation. */
+static __always_inline void aegis_hook_enter(struct aegis_hook_ctx *hc, __u32 hook)
+{
+	struct aegis_hook_stat *st = aegis_hook_stat(hook);
+
+	if (st)
+		st->invocations++;
+	hc->hook = hook;
+	hc->t0 = bpf_ktime_get_ns();
+	hc->gen = (__u32)aegis_config_get(AEGIS_CFG_GENERATION) & 1;
+}
+
+static __always_inline void aegis_hook_latency(struct aegis_hook_ctx *hc,
+					       struct aegis_hook_stat *st)
+{
+	if (st)
+		st->latency_ns += bpf_ktime_get_ns() - hc->t0;
+}
+
+/* Allow after rules were checked. */
+static __always_inline int aegis_hook_allow(struct aegis_hook_ctx *hc)
+{
+	aegis_hook_latency(hc, aegis_hook_stat(hc->hook));
+	return 0;
+}
+
+static __always_inline __u64 aegis_policy_flags(__u32 gen)
+{
+	struct aegis_policy *p = bpf_map_lookup_elem(&aegis_policy, &gen);
+
+	return p ? p->flags : 0;
+}
+
+/* Is the current task the agent itself, or in a globally allowed cgroup? */
+static __always_inline int aegis_cgroup_allowed(__u32 gen)
+{
+	__u64 cgid = bpf_get_current_cgroup_id();
+	struct aegis_cgroup_key k = { .cgid = cgid, .gen = gen };
+
+	if (cgid && cgid == aegis_config_get(AEGIS_CFG_AGENT_CGID))
+		return 1;
+	return bpf_map_lookup_elem(&aegis_allow_cgroup, &k) != 0;
+}
+
+/* A rule matched: block, or only report (audit mode, emergency disable,
+ * break-glass). Counts the outcome in the hook's statistics. */
+static __always_inline __u8 aegis_verdict(struct aegis_hook_ctx *hc)
+{
+	struct aegis_hook_stat *st = aegis_hook_stat(hc->hook);
+	__u8 action = AEGIS_ACT_BLOCK;
+
+	if (aegis_config_get(AEGIS_CFG_AUDIT_ONLY) || aegis_config_get(AEGIS_CFG_EMERGENCY_DISABLE) ||
+	    aegis_config_get(AEGIS_CFG_BREAK_GLASS))
+		action = AEGIS_ACT_AUDIT;
+	if (st) {
+		if (action == AEGIS_ACT_BLOCK)
+			st->blocks++;
+		else
+			st->audits++;
+	}
+	aegis_hook_latency(hc, st);
+	return action;
+}
+
+#endif /* AEGIS_LIB_DECIDE_H */

@@ -1,0 +1,72 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * inode.h — the file decision shared by lsm/file_open, lsm/inode_permission
+ * and the binary check of lsm/bprm_check_security. Order (SPEC §2):
+ * no file rules → allow; survival allowlist → allow; the agent's own
+ * cgroup or a globally allowed cgroup → allow; a deny rule → block (or
+ * audit); protect-only rules are not enforced by this version (the loader
+ * refuses them).
+ */
+#ifndef AEGIS_LIB_INODE_H
+#define AEGIS_LIB_INODE_H
+
+#include <bpf/bpf_core_read.h>
+
+#include "decide.h"
+#include "event.h"
+
+static __always_inline void aegis_inode_key_of(struct aegis_inode_key *k, struct inode *inode,
+					       __u32 gen)
+{
+	k->ino = BPF_CORE_READ(inode, i_ino);
+	k->dev = BPF_CORE_READ(inode, i_sb, s_dev);
+	k->gen = gen;
+}
+
+static __always_inline void aegis_emit_file_block(struct aegis_hook_ctx *hc,
+						  struct aegis_inode_key *k, struct aegis_rule *r,
+						  __u8 action)
+{
+	struct aegis_ev_file_block *ev = aegis_ev_reserve(sizeof(*ev));
+
+	if (!ev)
+		return;
+	__builtin_memset(ev, 0, sizeof(*ev));
+	aegis_fill_hdr(&ev->hdr, sizeof(*ev), AEGIS_EV_FILE_BLOCK, AEGIS_EV_FILE_BLOCK_V1);
+	aegis_fill_proc(&ev->proc);
+	ev->ino = k->ino;
+	ev->dev = k->dev;
+	ev->rule_id = r->rule_id;
+	ev->rule_flags = r->flags;
+	ev->action = action;
+	ev->hook = (__u8)hc->hook;
+	aegis_ev_submit(ev);
+}
+
+/* 0 to allow, -EPERM to deny; emits a record for every match. */
+static __always_inline int aegis_inode_decide(struct aegis_hook_ctx *hc, struct inode *inode)
+{
+	struct aegis_inode_key k = {};
+	struct aegis_rule *r;
+	__u8 action;
+
+	if (!(aegis_policy_flags(hc->gen) & AEGIS_POL_FILE_RULES))
+		return 0;
+	aegis_inode_key_of(&k, inode, hc->gen);
+	r = bpf_map_lookup_elem(&aegis_deny_inode, &k);
+	if (!r || !(r->flags & AEGIS_RULE_DENY))
+		return aegis_hook_allow(hc);
+	k.gen = 0;
+	if (bpf_map_lookup_elem(&aegis_survival_inode, &k)) {
+		aegis_count(AEGIS_CNT_SURVIVAL_ALLOW);
+		return aegis_hook_allow(hc);
+	}
+	k.gen = hc->gen;
+	if (aegis_cgroup_allowed(hc->gen))
+		return aegis_hook_allow(hc);
+	action = aegis_verdict(hc);
+	aegis_emit_file_block(hc, &k, r, action);
+	return action == AEGIS_ACT_BLOCK ? -AEGIS_EPERM : 0;
+}
+
+#endif /* AEGIS_LIB_INODE_H */
