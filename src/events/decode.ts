@@ -12,6 +12,12 @@ import {
   ABI_LAYOUT,
   AEGIS_EV_EXEC,
   AEGIS_EV_EXEC_V1,
+  AEGIS_EV_FILE_BLOCK,
+  AEGIS_EV_FILE_BLOCK_V1,
+  AEGIS_EV_KERNEL_BLOCK,
+  AEGIS_EV_KERNEL_BLOCK_V1,
+  AEGIS_EV_NET_BLOCK,
+  AEGIS_EV_NET_BLOCK_V1,
   AEGIS_EV_OPEN,
   AEGIS_EV_OPEN_V1,
 } from "../bpf/abi_gen.ts";
@@ -20,7 +26,14 @@ const H = ABI_LAYOUT.structs.aegis_ev_hdr;
 const P = ABI_LAYOUT.structs.aegis_ev_proc;
 const EXEC = ABI_LAYOUT.structs.aegis_ev_exec;
 const OPEN = ABI_LAYOUT.structs.aegis_ev_open;
-const OPEN_PROC = OPEN.fields.proc.offset;
+const FBLK = ABI_LAYOUT.structs.aegis_ev_file_block;
+const NBLK = ABI_LAYOUT.structs.aegis_ev_net_block;
+const KBLK = ABI_LAYOUT.structs.aegis_ev_kernel_block;
+/** Every record puts its struct aegis_ev_proc at the same offset. */
+const PROC = EXEC.fields.proc.offset;
+for (const s of [OPEN, FBLK, NBLK, KBLK]) {
+  if (s.fields.proc.offset !== PROC) throw new Error("ABI: proc offset differs between records");
+}
 
 /**
  * Identity of the process a record is about, flattened into every
@@ -56,7 +69,53 @@ export interface OpenRecord extends ProcInfo {
   path: string;
 }
 
-export type KernelRecord = ExecRecord | OpenRecord;
+/** Fields every block record has. */
+interface BlockFields {
+  /** enum aegis_action: 0 AUDIT, 1 BLOCK, 2 TERM, 3 KILL, 4 INT */
+  action: number;
+  /** enum aegis_hook */
+  hook: number;
+  ruleId: number;
+}
+
+export interface FileBlockRecord extends ProcInfo, BlockFields {
+  kind: "file_block";
+  ktimeNs: number;
+  ino: number;
+  /** kernel dev encoding (major << 20 | minor) */
+  dev: number;
+  ruleFlags: number;
+  /** empty when the kernel did not resolve it */
+  path: string;
+}
+
+export interface NetBlockRecord extends ProcInfo, BlockFields {
+  kind: "net_block";
+  ktimeNs: number;
+  /** 2 (AF_INET) or 10 (AF_INET6) */
+  family: number;
+  /** dotted IPv4 or full IPv6 text */
+  addr: string;
+  port: number;
+  proto: number;
+  /** enum aegis_rule_type */
+  ruleType: number;
+}
+
+export interface KernelBlockRecord extends ProcInfo, BlockFields {
+  kind: "kernel_block";
+  ktimeNs: number;
+  targetPid: number;
+  detail: number;
+  ruleType: number;
+}
+
+export type KernelRecord =
+  | ExecRecord
+  | OpenRecord
+  | FileBlockRecord
+  | NetBlockRecord
+  | KernelBlockRecord;
 
 /** Why a record was rejected. */
 export type RecordError =
@@ -143,6 +202,36 @@ function u64(dv: DataView, off: number): number {
   return dv.getUint32(off, true) + dv.getUint32(off + 4, true) * 4294967296;
 }
 
+/** The process part of a record, as the start of the record object. */
+function proc(dv: DataView, b: Uint8Array, off: number): ProcInfo {
+  const o = off + PROC;
+  return {
+    pid: dv.getUint32(o + P.fields.pid.offset, true),
+    tid: dv.getUint32(o + P.fields.tid.offset, true),
+    ppid: dv.getUint32(o + P.fields.ppid.offset, true),
+    uid: dv.getUint32(o + P.fields.uid.offset, true),
+    cgid: u64(dv, o + P.fields.cgid.offset),
+    startTime: u64(dv, o + P.fields.start_time.offset),
+    comm: comms.get(b, dv, o + P.fields.comm.offset, P.fields.comm.size),
+  };
+}
+
+function ipText(b: Uint8Array, off: number, family: number): string {
+  if (family === 2) return `${b[off]}.${b[off + 1]}.${b[off + 2]}.${b[off + 3]}`;
+  const parts: string[] = [];
+  for (let i = 0; i < 16; i += 2) parts.push(((b[off + i] << 8) | b[off + i + 1]).toString(16));
+  return parts.join(":");
+}
+
+/** Expected version and size of each record kind. */
+const KINDS: Record<number, { version: number; size: number }> = {
+  [AEGIS_EV_EXEC]: { version: AEGIS_EV_EXEC_V1, size: EXEC.size },
+  [AEGIS_EV_OPEN]: { version: AEGIS_EV_OPEN_V1, size: OPEN.size },
+  [AEGIS_EV_FILE_BLOCK]: { version: AEGIS_EV_FILE_BLOCK_V1, size: FBLK.size },
+  [AEGIS_EV_NET_BLOCK]: { version: AEGIS_EV_NET_BLOCK_V1, size: NBLK.size },
+  [AEGIS_EV_KERNEL_BLOCK]: { version: AEGIS_EV_KERNEL_BLOCK_V1, size: KBLK.size },
+};
+
 /**
  * Decode one record at `off` of length `len` in `b` (dv views the same
  * buffer). Returns the record or the reason it was rejected.
@@ -157,46 +246,70 @@ export function decodeRecord(
   const kind = dv.getUint16(off + H.fields.kind.offset, true);
   const version = dv.getUint16(off + H.fields.version.offset, true);
   const size = dv.getUint32(off + H.fields.size.offset, true);
+  const want = KINDS[kind];
+  if (!want) return { error: "unknown_kind", kind };
+  if (version !== want.version) return { error: "bad_version", kind, version };
+  if (size !== want.size || len < want.size) return { error: "bad_size", kind, size, len };
   const ktimeNs = u64(dv, off + H.fields.ktime_ns.offset);
+  // One object per record: the process part, extended in place.
   switch (kind) {
-    case AEGIS_EV_EXEC:
-      if (version !== AEGIS_EV_EXEC_V1) return { error: "bad_version", kind, version };
-      if (size !== EXEC.size || len < EXEC.size) return { error: "bad_size", kind, size, len };
-      return {
-        kind: "exec",
-        ktimeNs,
-        cgid: u64(dv, off + EXEC.fields.proc.offset + P.fields.cgid.offset),
-        startTime: u64(dv, off + EXEC.fields.proc.offset + P.fields.start_time.offset),
-        pid: dv.getUint32(off + EXEC.fields.proc.offset + P.fields.pid.offset, true),
-        tid: dv.getUint32(off + EXEC.fields.proc.offset + P.fields.tid.offset, true),
-        ppid: dv.getUint32(off + EXEC.fields.proc.offset + P.fields.ppid.offset, true),
-        uid: dv.getUint32(off + EXEC.fields.proc.offset + P.fields.uid.offset, true),
-        comm: comms.get(
-          b,
-          dv,
-          off + EXEC.fields.proc.offset + P.fields.comm.offset,
-          P.fields.comm.size,
-        ),
-      };
-    case AEGIS_EV_OPEN:
-      if (version !== AEGIS_EV_OPEN_V1) return { error: "bad_version", kind, version };
-      if (size !== OPEN.size || len < OPEN.size) return { error: "bad_size", kind, size, len };
-      return {
-        kind: "open",
-        ktimeNs,
-        cgid: u64(dv, off + OPEN_PROC + P.fields.cgid.offset),
-        startTime: u64(dv, off + OPEN_PROC + P.fields.start_time.offset),
-        pid: dv.getUint32(off + OPEN_PROC + P.fields.pid.offset, true),
-        tid: dv.getUint32(off + OPEN_PROC + P.fields.tid.offset, true),
-        ppid: dv.getUint32(off + OPEN_PROC + P.fields.ppid.offset, true),
-        uid: dv.getUint32(off + OPEN_PROC + P.fields.uid.offset, true),
-        comm: comms.get(b, dv, off + OPEN_PROC + P.fields.comm.offset, P.fields.comm.size),
-        flags: dv.getInt32(off + OPEN.fields.flags.offset, true),
-        dfd: dv.getInt32(off + OPEN.fields.dfd.offset, true),
-        path: paths.get(b, dv, off + OPEN.fields.path.offset, OPEN.fields.path.size),
-      };
-    default:
-      return { error: "unknown_kind", kind };
+    case AEGIS_EV_EXEC: {
+      const r = proc(dv, b, off) as ExecRecord;
+      r.kind = "exec";
+      r.ktimeNs = ktimeNs;
+      return r;
+    }
+    case AEGIS_EV_OPEN: {
+      const r = proc(dv, b, off) as OpenRecord;
+      r.kind = "open";
+      r.ktimeNs = ktimeNs;
+      r.flags = dv.getInt32(off + OPEN.fields.flags.offset, true);
+      r.dfd = dv.getInt32(off + OPEN.fields.dfd.offset, true);
+      r.path = paths.get(b, dv, off + OPEN.fields.path.offset, OPEN.fields.path.size);
+      return r;
+    }
+    case AEGIS_EV_FILE_BLOCK: {
+      const f = FBLK.fields;
+      const r = proc(dv, b, off) as FileBlockRecord;
+      r.kind = "file_block";
+      r.ktimeNs = ktimeNs;
+      r.ino = u64(dv, off + f.ino.offset);
+      r.dev = dv.getUint32(off + f.dev.offset, true);
+      r.ruleId = dv.getUint32(off + f.rule_id.offset, true);
+      r.ruleFlags = dv.getUint16(off + f.rule_flags.offset, true);
+      r.action = b[off + f.action.offset];
+      r.hook = b[off + f.hook.offset];
+      r.path = paths.get(b, dv, off + f.path.offset, f.path.size);
+      return r;
+    }
+    case AEGIS_EV_NET_BLOCK: {
+      const f = NBLK.fields;
+      const r = proc(dv, b, off) as NetBlockRecord;
+      r.kind = "net_block";
+      r.ktimeNs = ktimeNs;
+      r.family = b[off + f.family.offset];
+      r.addr = ipText(b, off + f.addr.offset, r.family);
+      r.port = dv.getUint16(off + f.port.offset, true);
+      r.proto = b[off + f.proto.offset];
+      r.ruleId = dv.getUint32(off + f.rule_id.offset, true);
+      r.ruleType = b[off + f.rule_type.offset];
+      r.action = b[off + f.action.offset];
+      r.hook = b[off + f.hook.offset];
+      return r;
+    }
+    default: {
+      const f = KBLK.fields;
+      const r = proc(dv, b, off) as KernelBlockRecord;
+      r.kind = "kernel_block";
+      r.ktimeNs = ktimeNs;
+      r.targetPid = dv.getUint32(off + f.target_pid.offset, true);
+      r.detail = dv.getUint32(off + f.detail.offset, true);
+      r.ruleId = dv.getUint32(off + f.rule_id.offset, true);
+      r.ruleType = b[off + f.rule_type.offset];
+      r.action = b[off + f.action.offset];
+      r.hook = b[off + f.hook.offset];
+      return r;
+    }
   }
 }
 

@@ -3,7 +3,48 @@
  *
  * @module
  */
+import {
+  AEGIS_HOOK_BPF,
+  AEGIS_HOOK_KERNEL_LOAD_DATA,
+  AEGIS_HOOK_KERNEL_READ_FILE,
+  AEGIS_HOOK_PTRACE,
+  AEGIS_HOOK_SOCKET_BIND,
+  AEGIS_HOOK_SOCKET_SENDMSG,
+} from "../bpf/abi_gen.ts";
 import type { KernelRecord, ProcInfo } from "./decode.ts";
+
+/** enum aegis_action → the event's `action`. */
+export const ACTION_NAMES = ["AUDIT", "BLOCK", "TERM", "KILL", "INT"] as const;
+
+/** enum aegis_rule_type → the event's `rule_type`. */
+export const RULE_TYPE_NAMES: Record<number, string> = {
+  1: "inode",
+  2: "comm",
+  3: "ip",
+  4: "cidr",
+  5: "port",
+  6: "ip_port",
+  7: "ptrace",
+  8: "module",
+  9: "bpf",
+};
+
+/** enum aegis_hook → hook name in events and metrics. */
+export const HOOK_NAMES: Record<number, string> = {
+  0: "file_open",
+  1: "inode_permission",
+  2: "bprm_check_security",
+  3: "socket_connect",
+  4: "socket_bind",
+  5: "socket_sendmsg",
+  6: "ptrace_access_check",
+  7: "kernel_read_file",
+  8: "kernel_load_data",
+  9: "bpf",
+  10: "tp_openat",
+  11: "tp_execve",
+  12: "tp_connect",
+};
 
 function procFields(p: ProcInfo): Record<string, unknown> {
   return {
@@ -18,19 +59,63 @@ function procFields(p: ProcInfo): Record<string, unknown> {
   };
 }
 
+function netType(hook: number): string {
+  if (hook === AEGIS_HOOK_SOCKET_BIND) return "net_bind_block";
+  if (hook === AEGIS_HOOK_SOCKET_SENDMSG) return "net_sendmsg_block";
+  return "net_connect_block";
+}
+
+function kernelType(hook: number): string {
+  if (hook === AEGIS_HOOK_PTRACE) return "kernel_ptrace_block";
+  if (hook === AEGIS_HOOK_KERNEL_READ_FILE || hook === AEGIS_HOOK_KERNEL_LOAD_DATA) {
+    return "kernel_module_block";
+  }
+  if (hook === AEGIS_HOOK_BPF) return "kernel_bpf_block";
+  return "kernel_block";
+}
+
 /** One event as a JSON object (u64 values as decimal strings). */
 export function recordToEvent(r: KernelRecord): Record<string, unknown> {
+  const base = { ktime_ns: String(r.ktimeNs), ...procFields(r) };
   switch (r.kind) {
     case "exec":
-      return { type: "exec", ktime_ns: String(r.ktimeNs), ...procFields(r) };
+      return { type: "exec", ...base };
     case "open":
+      return { type: "open", ...base, path: r.path, flags: r.flags, dfd: r.dfd };
+    case "file_block":
       return {
-        type: "open",
-        ktime_ns: String(r.ktimeNs),
-        ...procFields(r),
+        type: "block",
+        ...base,
+        action: ACTION_NAMES[r.action] ?? String(r.action),
+        hook: HOOK_NAMES[r.hook] ?? String(r.hook),
+        ino: String(r.ino),
+        dev: r.dev,
         path: r.path,
-        flags: r.flags,
-        dfd: r.dfd,
+        rule_id: r.ruleId,
+      };
+    case "net_block":
+      return {
+        type: netType(r.hook),
+        ...base,
+        action: ACTION_NAMES[r.action] ?? String(r.action),
+        hook: HOOK_NAMES[r.hook] ?? String(r.hook),
+        family: r.family === 10 ? "ipv6" : "ipv4",
+        addr: r.addr,
+        port: r.port,
+        protocol: r.proto === 6 ? "tcp" : r.proto === 17 ? "udp" : String(r.proto),
+        rule_type: RULE_TYPE_NAMES[r.ruleType] ?? String(r.ruleType),
+        rule_id: r.ruleId,
+      };
+    case "kernel_block":
+      return {
+        type: kernelType(r.hook),
+        ...base,
+        action: ACTION_NAMES[r.action] ?? String(r.action),
+        hook: HOOK_NAMES[r.hook] ?? String(r.hook),
+        target_pid: r.targetPid,
+        detail: r.detail,
+        rule_type: RULE_TYPE_NAMES[r.ruleType] ?? String(r.ruleType),
+        rule_id: r.ruleId,
       };
   }
 }
