@@ -20,12 +20,12 @@ int BPF_PROG(aegis_file_open, struct file *file, int ret)
 	int rc;
 
 	if (ret != 0)
-		return ret; /* an earlier program already decided */
+		return aegis_lsm_ret(ret); /* an earlier program already decided */
 	aegis_hook_enter(&hc, AEGIS_HOOK_FILE_OPEN);
 	rc = aegis_inode_decide(&hc, BPF_CORE_READ(file, f_inode));
 	if (rc)
 		aegis_count(AEGIS_CNT_FILE_DENY);
-	return rc;
+	return aegis_lsm_ret(rc);
 }
 
 /* MAY_EXEC | MAY_WRITE | MAY_READ | MAY_APPEND: the accesses checked. */
@@ -37,9 +37,9 @@ int BPF_PROG(aegis_inode_permission, struct inode *inode, int mask, int ret)
 	struct aegis_hook_ctx hc;
 
 	if (ret != 0)
-		return ret;
+		return aegis_lsm_ret(ret);
 	if (!(mask & AEGIS_MAY_ACCESS))
 		return 0;
 	aegis_hook_enter(&hc, AEGIS_HOOK_INODE_PERMISSION);
-	return aegis_inode_decide(&hc, inode);
+	return aegis_lsm_ret(aegis_inode_decide(&hc, inode));
 }

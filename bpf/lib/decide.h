@@ -12,7 +12,9 @@
  *   if (!r) return aegis_hook_allow(&hc);
  *   action = aegis_verdict(&hc);                   // AEGIS_ACT_BLOCK or _AUDIT
  *   ... emit a block record with `action` ...
- *   return action == AEGIS_ACT_BLOCK ? -EPERM : 0;
+ *   return aegis_lsm_ret(action == AEGIS_ACT_BLOCK ? -AEGIS_EPERM : 0);
+ * and a hook that passes on an earlier program's `ret` returns
+ * aegis_lsm_ret(ret) too (see there: 6.12's verifier checks the range).
  * A full ring buffer never changes the verdict: the record is dropped and
  * counted, the decision stands.
  */
@@ -22,6 +24,25 @@
 #include "counters.h"
 
 #define AEGIS_EPERM 1
+
+/*
+ * Every LSM program must return 0 or a negative errno no lower than -4095;
+ * newer verifiers (6.12 here) reject a program whose return value they
+ * cannot prove to be in that range ("At program exit the register R0 has
+ * unknown scalar value"). The compiler turns "blocked ? -EPERM : 0" into
+ * arithmetic whose range the verifier loses, and `ret` (an earlier
+ * program's verdict) has no known range at all. Clamp through a barrier the
+ * compiler cannot fold, so the verifier sees the bounds checks.
+ */
+static __always_inline int aegis_lsm_ret(int rc)
+{
+	__s64 v = rc; /* compare the very register that is returned, all 64 bits */
+
+	barrier_var(v);
+	if (v > 0 || v < -4095)
+		return 0;
+	return v;
+}
 
 struct aegis_hook_ctx {
 	__u64 t0;

@@ -52,7 +52,7 @@ expect "the good file still ran" 'harness_vmtest\.ts: kernel release matches the
 # a deliberately broken deny (the map left empty) must fail the enforcement test
 control broken_deny -e AEGIS_VM_BREAK_DENY=1 tests/vm/lsm_file_open_vmtest.ts
 [ $rc != 0 ] && ok "broken deny: exit $rc" || bad "broken deny: exit 0"
-expect "broken deny reported FAILED" 'lsm/file_open denies an inode with EPERM.* \.\.\. FAILED' "$out"
+expect "broken deny reported FAILED" 'file_open: deny by inode.* \.\.\. FAILED' "$out"
 expect "broken deny names the failed assertion" 'denied with the rule' "$out"
 
 echo "$pass passed, $fail failed"
