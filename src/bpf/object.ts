@@ -58,6 +58,11 @@ export class BpfObject implements Disposable {
     this.#obj.setMaxEntries(map, n);
   }
 
+  /** Before load: reuse the map pinned at `path`, or create and pin it there. */
+  setPinPath(map: string, path: string): void {
+    this.#obj.setPinPath(map, path);
+  }
+
   load(): void {
     this.#obj.load();
   }

@@ -1,0 +1,236 @@
+/**
+ * The enforcement engine's loader: pick the programs for the mode and the
+ * kernel, reuse or create the pinned maps, load, attach, check the attach
+ * contract, and pin the links so enforcement outlives the agent.
+ *
+ * Pins live under one root (default /sys/fs/bpf/aegisbpf):
+ *   maps/<map>    every map of the object (rules, config, counters, ring)
+ *   links/<prog>  every attached program's link
+ * A restarted agent re-adopts them: the maps (and so the rules and the
+ * emergency state) are reused as they are, the new programs are attached
+ * *before* the old links are unpinned, so no instant is left without the
+ * rules. The first 8 bytes of the ABI fingerprint are kept in the pinned
+ * config map (AEGIS_CFG_LAYOUT); pins of another layout are refused.
+ *
+ * @module
+ */
+import { AegisError } from "../errors.ts";
+import type { Shim } from "../native/mod.ts";
+import { ABI_FINGERPRINT, AEGIS_CFG_LAYOUT } from "./abi_gen.ts";
+import { BpfMap } from "./map.ts";
+import { type AttachResult, BpfObject } from "./object.ts";
+
+export const DEFAULT_PIN_ROOT = "/sys/fs/bpf/aegisbpf";
+
+/** Which file hook(s) to use (`run --lsm-hook`). */
+export type FileHookChoice = "file" | "inode" | "both";
+
+export interface EngineOptions {
+  /** Pin root, or null to pin nothing (tests; enforcement ends with the process). */
+  pinRoot: string | null;
+  fileHook: FileHookChoice;
+  /** Ring buffer bytes (power of two); only used when the ring is created. */
+  ringBytes?: number;
+  /** Also load the exec tracepoint for exec telemetry. */
+  execEvents?: boolean;
+  /** Narrow the plan to these sections (tests load one surface at a time). */
+  select?: (section: string) => boolean;
+  /** BTF function query (the shim's); injectable for tests. */
+  hasBtfFunc?: (name: string) => boolean;
+}
+
+/** The LSM hook of a program section, e.g. "lsm/file_open" → "file_open". */
+export function lsmHookOf(section: string): string | null {
+  const m = /^lsm(?:\.s)?\/(\w+)$/.exec(section);
+  return m ? m[1] : null;
+}
+
+/** Layout tag kept in the pinned config map: first 8 bytes of the fingerprint. */
+export function layoutTag(fingerprint = ABI_FINGERPRINT): bigint {
+  return BigInt(`0x${fingerprint.slice(0, 16)}`);
+}
+
+/** A program the engine wants, and whether the kernel offers its hook. */
+export interface PlannedProgram {
+  program: string;
+  section: string;
+  /** false: the kernel's BTF has no bpf_lsm_<hook> (reported, not loaded) */
+  available: boolean;
+}
+
+/**
+ * The programs to load: every LSM program of the object except the file
+ * hook not chosen, plus the exec tracepoint when asked. Pure: tested on
+ * fixtures.
+ */
+export function planPrograms(
+  programs: readonly string[],
+  sections: readonly string[],
+  opts: Pick<EngineOptions, "fileHook" | "execEvents">,
+  hasBtfFunc: (name: string) => boolean,
+): PlannedProgram[] {
+  const out: PlannedProgram[] = [];
+  programs.forEach((program, i) => {
+    const section = sections[i];
+    const hook = lsmHookOf(section);
+    if (hook === null) {
+      if (opts.execEvents && section === "tp/sched/sched_process_exec") {
+        out.push({ program, section, available: true });
+      }
+      return;
+    }
+    if (hook === "file_open" && opts.fileHook === "inode") return;
+    if (hook === "inode_permission" && opts.fileHook === "file") return;
+    out.push({ program, section, available: hasBtfFunc(`bpf_lsm_${hook}`) });
+  });
+  return out;
+}
+
+/** A loaded, attached (and usually pinned) engine. */
+export class Engine implements Disposable {
+  readonly obj: BpfObject;
+  readonly plan: PlannedProgram[];
+  readonly attach: AttachResult[];
+  readonly pinRoot: string | null;
+  /** Pins that existed before this start (a re-adoption). */
+  readonly readopted: boolean;
+
+  private constructor(
+    obj: BpfObject,
+    plan: PlannedProgram[],
+    attach: AttachResult[],
+    pinRoot: string | null,
+    readopted: boolean,
+  ) {
+    this.obj = obj;
+    this.plan = plan;
+    this.attach = attach;
+    this.pinRoot = pinRoot;
+    this.readopted = readopted;
+  }
+
+  /**
+   * Load and attach. Throws ATTACH_CONTRACT_MISMATCH (nothing left
+   * attached by this call) when a planned, available program did not
+   * attach, and PIN_LAYOUT_MISMATCH for pins of another ABI layout.
+   */
+  static start(shim: Shim, objectBytes: Uint8Array<ArrayBuffer>, opts: EngineOptions): Engine {
+    const hasBtf = opts.hasBtfFunc ?? ((n: string) => shim.btfHasFunc(n));
+    const pinRoot = opts.pinRoot;
+    const readopted = pinRoot !== null && exists(`${pinRoot}/maps/aegis_config`);
+    if (readopted) checkPinnedLayout(shim, pinRoot!);
+    const obj = BpfObject.open(shim, objectBytes);
+    try {
+      const plan = planPrograms(obj.programs, obj.sections, opts, hasBtf)
+        .filter((p) => !opts.select || opts.select(p.section));
+      const load = new Set(plan.filter((p) => p.available).map((p) => p.program));
+      obj.selectPrograms((p) => load.has(p));
+      if (opts.ringBytes && !readopted) obj.setMaxEntries("aegis_events", opts.ringBytes);
+      if (pinRoot !== null) {
+        Deno.mkdirSync(`${pinRoot}/maps`, { recursive: true });
+        Deno.mkdirSync(`${pinRoot}/links`, { recursive: true });
+        for (const m of obj.maps) {
+          if (m.includes(".")) continue; // internal maps (.rodata…) are per object
+          const path = `${pinRoot}/maps/${m}`;
+          // libbpf reuses a pin only if its geometry matches the definition
+          if (exists(path)) obj.setMaxEntries(m, pinnedMaxEntries(shim, path));
+          obj.setPinPath(m, path);
+        }
+      }
+      obj.load();
+      obj.map("aegis_config").setU64(AEGIS_CFG_LAYOUT, layoutTag());
+      const attach = obj.attachAll();
+      const missing = attach.filter((a) => load.has(a.program) && a.status !== "attached");
+      if (missing.length > 0) {
+        throw new AegisError(
+          "ATTACH_CONTRACT_MISMATCH",
+          `Attached hooks differ from the expected ones; not attached: ${
+            missing.map((a) => `${a.section} (${a.errnoName ?? a.status})`).join(", ")
+          }`,
+        );
+      }
+      if (pinRoot !== null) {
+        for (const a of attach) {
+          if (a.status !== "attached") continue;
+          // The new program is attached already: dropping the old pin
+          // detaches the old program with the new one in place.
+          const path = `${pinRoot}/links/${a.program}`;
+          if (exists(path)) Deno.removeSync(path);
+          obj.pinLink(a.program, path);
+        }
+      }
+      return new Engine(obj, plan, attach, pinRoot, readopted);
+    } catch (e) {
+      obj.close(); // unpinned links detach; pinned maps stay
+      throw e;
+    }
+  }
+
+  /** Sections attached by this engine. */
+  attachedSections(): string[] {
+    return this.attach.filter((a) => a.status === "attached").map((a) => a.section);
+  }
+
+  /** Close the object. Pinned links keep enforcing; unpinned ones detach. */
+  close(): void {
+    this.obj.close();
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}
+
+function exists(path: string): boolean {
+  try {
+    Deno.lstatSync(path);
+    return true;
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return false;
+    throw e;
+  }
+}
+
+function pinnedMaxEntries(shim: Shim, path: string): number {
+  const fd = shim.getPinned(path);
+  try {
+    return shim.mapInfo(fd).maxEntries;
+  } finally {
+    shim.closeFd(fd);
+  }
+}
+
+/** Refuse pins written by an agent with another ABI layout. */
+function checkPinnedLayout(shim: Shim, pinRoot: string): void {
+  const fd = shim.getPinned(`${pinRoot}/maps/aegis_config`);
+  try {
+    const tag = new BpfMap(shim, "aegis_config", fd).sumU64(AEGIS_CFG_LAYOUT);
+    if (tag !== layoutTag()) {
+      throw new AegisError(
+        "PIN_LAYOUT_MISMATCH",
+        `The pins under ${pinRoot} were made by an aegisbpf with another map layout (${
+          tag.toString(16).padStart(16, "0")
+        }, this one is ${ABI_FINGERPRINT.slice(0, 16)}). Enforcement from those pins is still ` +
+          `active. Run "aegisbpf uninstall" to remove them, then start again.`,
+      );
+    }
+  } finally {
+    shim.closeFd(fd);
+  }
+}
+
+/** Remove every pin under `pinRoot`; returns what was removed. Links first. */
+export function uninstallPins(pinRoot = DEFAULT_PIN_ROOT): string[] {
+  const removed: string[] = [];
+  for (const sub of ["links", "maps"]) {
+    const dir = `${pinRoot}/${sub}`;
+    if (!exists(dir)) continue;
+    for (const e of [...Deno.readDirSync(dir)].sort((a, b) => a.name.localeCompare(b.name))) {
+      Deno.removeSync(`${dir}/${e.name}`);
+      removed.push(`${dir}/${e.name}`);
+    }
+    Deno.removeSync(dir);
+  }
+  if (exists(pinRoot)) Deno.removeSync(pinRoot);
+  return removed;
+}

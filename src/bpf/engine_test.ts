@@ -1,0 +1,48 @@
+import { deepStrictEqual, strictEqual } from "node:assert/strict";
+import { layoutTag, lsmHookOf, planPrograms } from "./engine.ts";
+
+const PROGS = [
+  "aegis_trace_openat",
+  "aegis_trace_exec",
+  "aegis_file_open",
+  "aegis_inode_permission",
+  "aegis_socket_connect",
+];
+const SECS = [
+  "tp/syscalls/sys_enter_openat",
+  "tp/sched/sched_process_exec",
+  "lsm/file_open",
+  "lsm/inode_permission",
+  "lsm/socket_connect",
+];
+
+Deno.test("lsmHookOf: lsm and sleepable lsm sections only", () => {
+  strictEqual(lsmHookOf("lsm/file_open"), "file_open");
+  strictEqual(lsmHookOf("lsm.s/bprm_check_security"), "bprm_check_security");
+  strictEqual(lsmHookOf("tp/sched/sched_process_exec"), null);
+});
+
+Deno.test("planPrograms: file hook choice, exec telemetry, BTF availability", () => {
+  const all = () => true;
+  deepStrictEqual(
+    planPrograms(PROGS, SECS, { fileHook: "file", execEvents: true }, all).map((p) => p.program),
+    ["aegis_trace_exec", "aegis_file_open", "aegis_socket_connect"],
+  );
+  deepStrictEqual(
+    planPrograms(PROGS, SECS, { fileHook: "inode", execEvents: false }, all).map((p) => p.program),
+    ["aegis_inode_permission", "aegis_socket_connect"],
+  );
+  deepStrictEqual(
+    planPrograms(PROGS, SECS, { fileHook: "both" }, all).map((p) => p.program),
+    ["aegis_file_open", "aegis_inode_permission", "aegis_socket_connect"],
+  );
+  const noNet = (n: string) => n !== "bpf_lsm_socket_connect";
+  deepStrictEqual(
+    planPrograms(PROGS, SECS, { fileHook: "file" }, noNet).map((p) => [p.program, p.available]),
+    [["aegis_file_open", true], ["aegis_socket_connect", false]],
+  );
+});
+
+Deno.test("layoutTag: the first 8 bytes of the fingerprint", () => {
+  strictEqual(layoutTag("0123456789abcdef" + "0".repeat(48)), 0x0123456789abcdefn);
+});
