@@ -9,6 +9,7 @@
  */
 #include "trace.bpf.c"
 #include "file.bpf.c"
+#include "net.bpf.c"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 

@@ -1,0 +1,277 @@
+/**
+ * Network rules: parse their text forms and encode them into the keys of
+ * the network rule maps (bpf/include/aegis_abi.h, decided by
+ * bpf/lib/net.h). Addresses are kept as bytes in network order, ports as
+ * numbers (keys hold host order, as the kernel side compares them).
+ *
+ *   parseIp("10.1.2.3") · parseIp("2001:db8::1") · parseIp("::ffff:1.2.3.4")
+ *   parseCidr("10.0.0.0/8") · parseCidr("2001:db8::/32")
+ *   parsePort("443") · parsePort("53:udp") · parsePort("8080:tcp:bind")
+ *   parseIpPort("1.2.3.4:443:tcp") · parseIpPort("[2001:db8::1]:443:udp")
+ *
+ * Bad input throws UsageError naming the value and the reason.
+ *
+ * @module
+ */
+import { UsageError } from "../errors.ts";
+import { ABI_LAYOUT } from "./abi_gen.ts";
+
+const S = ABI_LAYOUT.structs;
+
+/** 0 any, 6 tcp, 17 udp (the `proto` of port keys). */
+export type NetProto = 0 | 6 | 17;
+/** 0 egress (connect, sendmsg), 1 bind, 2 both (the `dir` of port keys). */
+export type NetDir = 0 | 1 | 2;
+
+export const PROTO_ANY = 0;
+export const PROTO_TCP = 6;
+export const PROTO_UDP = 17;
+export const DIR_EGRESS = 0;
+export const DIR_BIND = 1;
+export const DIR_BOTH = 2;
+
+const PROTOS: Record<string, NetProto> = { any: 0, tcp: 6, udp: 17 };
+const DIRS: Record<string, NetDir> = { egress: 0, bind: 1, both: 2 };
+
+/** An address: 4 or 16 bytes in network order. */
+export interface IpAddr {
+  family: 4 | 6;
+  bytes: Uint8Array<ArrayBuffer>;
+}
+
+export interface Cidr {
+  family: 4 | 6;
+  /** Network address, host bits cleared. */
+  bytes: Uint8Array<ArrayBuffer>;
+  prefix: number;
+  /** The text had host bits set (e.g. "10.1.2.3/8"); they were cleared. */
+  hostBitsCleared: boolean;
+}
+
+export interface PortRule {
+  port: number;
+  proto: NetProto;
+  dir: NetDir;
+}
+
+export interface IpPortRule {
+  ip: IpAddr;
+  port: number;
+  proto: NetProto;
+}
+
+/** A map name and the key to write into it. */
+export interface NetKey {
+  map: string;
+  key: Uint8Array<ArrayBuffer>;
+}
+
+function bad(kind: string, text: string, why: string): UsageError {
+  return new UsageError(`Invalid ${kind} "${text}": ${why}`);
+}
+
+function parseIp4(text: string, kind: string, whole: string): Uint8Array<ArrayBuffer> {
+  const parts = text.split(".");
+  if (parts.length !== 4) throw bad(kind, whole, "an IPv4 address has 4 dotted numbers");
+  const out = new Uint8Array(4);
+  parts.forEach((p, i) => {
+    if (!/^\d{1,3}$/.test(p)) throw bad(kind, whole, `"${p}" is not a number from 0 to 255`);
+    if (p.length > 1 && p.startsWith("0")) {
+      throw bad(kind, whole, `"${p}" has a leading zero (octal is not accepted)`);
+    }
+    const n = Number(p);
+    if (n > 255) throw bad(kind, whole, `${n} is above 255`);
+    out[i] = n;
+  });
+  return out;
+}
+
+function parseGroups(text: string, kind: string, whole: string, last: boolean): number[] {
+  if (text === "") return [];
+  const groups: number[] = [];
+  const parts = text.split(":");
+  parts.forEach((p, i) => {
+    if (last && i === parts.length - 1 && p.includes(".")) {
+      const v4 = parseIp4(p, kind, whole);
+      groups.push((v4[0] << 8) | v4[1], (v4[2] << 8) | v4[3]);
+      return;
+    }
+    if (!/^[0-9a-fA-F]{1,4}$/.test(p)) {
+      throw bad(kind, whole, `"${p}" is not a group of 1 to 4 hex digits`);
+    }
+    groups.push(parseInt(p, 16));
+  });
+  return groups;
+}
+
+function parseIp6(text: string, kind: string, whole: string): Uint8Array<ArrayBuffer> {
+  if (text.includes("%")) throw bad(kind, whole, "zone ids (%...) are not accepted");
+  const halves = text.split("::");
+  if (halves.length > 2) throw bad(kind, whole, `"::" may appear only once`);
+  const head = parseGroups(halves[0], kind, whole, halves.length === 1);
+  let groups: number[];
+  if (halves.length === 2) {
+    const tail = parseGroups(halves[1], kind, whole, true);
+    if (head.length + tail.length > 7) {
+      throw bad(kind, whole, `"::" must stand for at least one group`);
+    }
+    groups = [...head, ...new Array<number>(8 - head.length - tail.length).fill(0), ...tail];
+  } else {
+    if (head.length !== 8) throw bad(kind, whole, "an IPv6 address has 8 groups (or uses ::)");
+    groups = head;
+  }
+  const out = new Uint8Array(16);
+  groups.forEach((g, i) => {
+    out[2 * i] = g >> 8;
+    out[2 * i + 1] = g & 0xff;
+  });
+  return out;
+}
+
+function parseAddr(text: string, kind: string, whole: string, family?: 4 | 6): IpAddr {
+  const isV6 = text.includes(":");
+  if (family === 4 && isV6) throw bad(kind, whole, "an IPv4 address is required here");
+  if (family === 6 && !isV6) throw bad(kind, whole, "an IPv6 address is required here");
+  if (text === "") throw bad(kind, whole, "empty address");
+  if (text.startsWith("[")) throw bad(kind, whole, "brackets belong only around ip:port");
+  return isV6
+    ? { family: 6, bytes: parseIp6(text, kind, whole) }
+    : { family: 4, bytes: parseIp4(text, kind, whole) };
+}
+
+/** "10.1.2.3", "2001:db8::1", "::ffff:1.2.3.4". `family` restricts the result. */
+export function parseIp(text: string, family?: 4 | 6): IpAddr {
+  return parseAddr(text.trim(), "IP address", text, family);
+}
+
+/** "10.0.0.0/8", "2001:db8::/32". Host bits are cleared and reported. */
+export function parseCidr(text: string, family?: 4 | 6): Cidr {
+  const t = text.trim();
+  const slash = t.indexOf("/");
+  if (slash < 0) throw bad("CIDR", text, `no "/<prefix length>"`);
+  const ip = parseAddr(t.slice(0, slash), "CIDR", text, family);
+  const lenText = t.slice(slash + 1);
+  const max = ip.family === 4 ? 32 : 128;
+  if (!/^\d{1,3}$/.test(lenText) || Number(lenText) > max) {
+    throw bad("CIDR", text, `prefix length "${lenText}" must be a number from 0 to ${max}`);
+  }
+  const prefix = Number(lenText);
+  const bytes = ip.bytes.slice();
+  let cleared = false;
+  for (let i = 0; i < bytes.length; i++) {
+    const keep = Math.max(0, Math.min(8, prefix - 8 * i));
+    const mask = (0xff << (8 - keep)) & 0xff;
+    if (bytes[i] & ~mask) cleared = true;
+    bytes[i] &= mask;
+  }
+  return { family: ip.family, bytes, prefix, hostBitsCleared: cleared };
+}
+
+function parsePortNumber(p: string, kind: string, whole: string): number {
+  if (!/^\d{1,5}$/.test(p)) throw bad(kind, whole, `port "${p}" is not a number from 1 to 65535`);
+  const n = Number(p);
+  if (n < 1 || n > 65535) throw bad(kind, whole, `port ${n} is not from 1 to 65535`);
+  return n;
+}
+
+function parseProto(p: string | undefined, kind: string, whole: string): NetProto {
+  if (p === undefined) return PROTO_ANY;
+  const v = PROTOS[p.toLowerCase()];
+  if (v === undefined) throw bad(kind, whole, `protocol "${p}" is not tcp, udp or any`);
+  return v;
+}
+
+/** "443", "443:tcp", "53:udp:egress", "8080:any:bind". Default proto any, dir egress. */
+export function parsePort(text: string): PortRule {
+  const parts = text.trim().split(":");
+  if (parts.length > 3) throw bad("port", text, "expected port[:tcp|udp|any[:egress|bind|both]]");
+  const port = parsePortNumber(parts[0], "port", text);
+  const proto = parseProto(parts[1], "port", text);
+  let dir: NetDir = DIR_EGRESS;
+  if (parts[2] !== undefined) {
+    const d = DIRS[parts[2].toLowerCase()];
+    if (d === undefined) {
+      throw bad("port", text, `direction "${parts[2]}" is not egress, bind or both`);
+    }
+    dir = d;
+  }
+  return { port, proto, dir };
+}
+
+/** "1.2.3.4:443", "1.2.3.4:443:tcp", "[2001:db8::1]:443:udp". Default proto any. */
+export function parseIpPort(text: string): IpPortRule {
+  const t = text.trim();
+  const kind = "ip:port";
+  let addr: string;
+  let rest: string;
+  if (t.startsWith("[")) {
+    const close = t.indexOf("]");
+    if (close < 0) throw bad(kind, text, `no closing "]"`);
+    addr = t.slice(1, close);
+    if (!addr.includes(":")) throw bad(kind, text, "brackets are for IPv6 addresses");
+    if (t[close + 1] !== ":") throw bad(kind, text, `expected ":<port>" after "]"`);
+    rest = t.slice(close + 2);
+  } else {
+    const parts = t.split(":");
+    if (parts.length > 3) {
+      throw bad(kind, text, "write IPv6 addresses in brackets: [2001:db8::1]:443");
+    }
+    if (parts.length < 2) throw bad(kind, text, `expected <ip>:<port>[:tcp|udp|any]`);
+    addr = parts[0];
+    rest = parts.slice(1).join(":");
+  }
+  const ip = parseAddr(addr, kind, text);
+  const parts = rest.split(":");
+  if (parts.length > 2) throw bad(kind, text, `expected <ip>:<port>[:tcp|udp|any]`);
+  return {
+    ip,
+    port: parsePortNumber(parts[0], kind, text),
+    proto: parseProto(parts[1], kind, text),
+  };
+}
+
+function buf(size: number): [Uint8Array<ArrayBuffer>, DataView] {
+  const b = new Uint8Array(size);
+  return [b, new DataView(b.buffer)];
+}
+
+/** aegis_deny_ip4 / aegis_deny_ip6 key of an exact address. */
+export function ipKey(ip: IpAddr, gen: number): NetKey {
+  const st = ip.family === 4 ? S.aegis_ip4_key : S.aegis_ip6_key;
+  const [b, dv] = buf(st.size);
+  dv.setUint32(st.fields.gen.offset, gen, true);
+  b.set(ip.bytes, st.fields.addr.offset);
+  return { map: ip.family === 4 ? "aegis_deny_ip4" : "aegis_deny_ip6", key: b };
+}
+
+/** aegis_deny_cidr4 / aegis_deny_cidr6 key; prefixlen counts the gen word (32 + prefix). */
+export function cidrKey(c: Cidr, gen: number): NetKey {
+  const st = c.family === 4 ? S.aegis_lpm4_key : S.aegis_lpm6_key;
+  const [b, dv] = buf(st.size);
+  dv.setUint32(st.fields.prefixlen.offset, 32 + c.prefix, true);
+  dv.setUint32(st.fields.gen.offset, gen, true);
+  b.set(c.bytes, st.fields.addr.offset);
+  return { map: c.family === 4 ? "aegis_deny_cidr4" : "aegis_deny_cidr6", key: b };
+}
+
+/** aegis_deny_port key. */
+export function portKey(p: PortRule, gen: number): NetKey {
+  const f = S.aegis_port_key.fields;
+  const [b, dv] = buf(S.aegis_port_key.size);
+  dv.setUint32(f.gen.offset, gen, true);
+  dv.setUint16(f.port.offset, p.port, true);
+  dv.setUint8(f.proto.offset, p.proto);
+  dv.setUint8(f.dir.offset, p.dir);
+  return { map: "aegis_deny_port", key: b };
+}
+
+/** aegis_deny_ip4_port / aegis_deny_ip6_port key. */
+export function ipPortKey(r: IpPortRule, gen: number): NetKey {
+  const st = r.ip.family === 4 ? S.aegis_ip4_port_key : S.aegis_ip6_port_key;
+  const [b, dv] = buf(st.size);
+  dv.setUint32(st.fields.gen.offset, gen, true);
+  b.set(r.ip.bytes, st.fields.addr.offset);
+  dv.setUint16(st.fields.port.offset, r.port, true);
+  dv.setUint8(st.fields.proto.offset, r.proto);
+  return { map: r.ip.family === 4 ? "aegis_deny_ip4_port" : "aegis_deny_ip6_port", key: b };
+}
