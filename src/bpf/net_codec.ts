@@ -214,7 +214,13 @@ export function parseIpPort(text: string): IpPortRule {
   } else {
     const parts = t.split(":");
     if (parts.length > 3) {
-      throw bad(kind, text, "write IPv6 addresses in brackets: [2001:db8::1]:443");
+      throw bad(
+        kind,
+        text,
+        parts[0].includes(".")
+          ? "expected <ip>:<port>[:tcp|udp|any]"
+          : "write IPv6 addresses in brackets: [2001:db8::1]:443",
+      );
     }
     if (parts.length < 2) throw bad(kind, text, `expected <ip>:<port>[:tcp|udp|any]`);
     addr = parts[0];
