@@ -97,17 +97,28 @@ print(allowed, denied)
         ],
         stdout: "piped",
       }).spawn();
-      await new Promise((r) => setTimeout(r, 300));
+      // python starts slowly under TCG: wait for its first attempt
+      for (let t = 0; t < 300; t++) {
+        try {
+          Deno.statSync(`${dir}/started`);
+          break;
+        } catch {
+          await new Promise((r) => setTimeout(r, 100));
+        }
+      }
+      const before = Date.now();
       for (let i = 0; i < 3; i++) {
         const again = Engine.start(shim, bytes, opts);
         strictEqual(again.readopted, true);
         again.close();
       }
+      // keep the opener going a little past the last restart
+      await new Promise((r) => setTimeout(r, Math.max(200, 1000 - (Date.now() - before))));
       Deno.writeTextFileSync(`${dir}/stop`, "");
       const [allowed, deniedCount] = new TextDecoder().decode((await hammer.output()).stdout).trim()
         .split(" ").map(Number);
       strictEqual(allowed, 0, `opens allowed during re-adoption (denied ${deniedCount})`);
-      ok(deniedCount > 100, `the opener ran (${deniedCount} denials)`);
+      ok(deniedCount > 10, `the opener ran during the restarts (${deniedCount} denials)`);
 
       const removed = uninstallPins(root);
       ok(removed.includes(`${root}/links/aegis_file_open`), removed.join(" "));
