@@ -9,6 +9,8 @@
  */
 #include "trace.bpf.c"
 #include "file.bpf.c"
+#include "exec.bpf.c"
+#include "kernel.bpf.c"
 #include "net.bpf.c"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -1,0 +1,147 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * exec.bpf.c — exec enforcement: lsm/bprm_check_security.
+ *
+ * Two checks, in this order, each answered with -EPERM (or an AUDIT record):
+ *  1. the binary: the inode of bprm->file (for a script, the second pass
+ *     checks the interpreter) against aegis_deny_inode. Runs when the live
+ *     generation has AEGIS_POL_FILE_RULES or AEGIS_POL_EXEC_RULES: a
+ *     deny_path/deny_inode rule on a binary denies its exec even when only
+ *     the exec program set is loaded (lsm/file_open, when attached, already
+ *     refuses the open of a denied binary; this hook is then not reached).
+ *  2. deny_comm (AEGIS_POL_EXEC_RULES): the comm the new program will get,
+ *     which begin_new_exec() sets to kbasename(bprm->filename) cut to
+ *     TASK_COMM_LEN - 1 bytes, against aegis_deny_comm.
+ * The survival allowlist (by the binary's inode) and the agent's / allowed
+ * cgroups win over both, as in lib/inode.h. Records: AEGIS_EV_FILE_BLOCK
+ * with hook AEGIS_HOOK_BPRM_CHECK, ino/dev of the binary, rule id and
+ * flags; path = bprm->filename for a binary rule, the comm for a comm rule.
+ *
+ * Hook signature, identical in the BTF of Debian 6.1 and 6.12:
+ *   int bpf_lsm_bprm_check_security(struct linux_binprm *bprm)
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+
+#include "aegis_abi.h"
+#include "aegis_maps.h"
+#include "lib/inode.h"
+#include "lib/lsm_rc.h"
+
+/* Path bytes scanned for the last '/': chunks of AEGIS_EXEC_CHUNK - 1 bytes
+ * (the string read keeps a NUL), at most AEGIS_EXEC_CHUNKS of them
+ * (PATH_MAX = 4096). A longer filename cannot reach exec. */
+#define AEGIS_EXEC_CHUNK 128
+#define AEGIS_EXEC_CHUNKS 33
+
+/* Offset of the basename in the kernel string `filename` (kbasename()). */
+static __always_inline __u32 aegis_basename_off(const char *filename)
+{
+	char buf[AEGIS_EXEC_CHUNK];
+	__u32 base = 0, off = 0;
+	int c, i, n;
+
+	for (c = 0; c < AEGIS_EXEC_CHUNKS; c++) {
+		n = bpf_probe_read_kernel_str(buf, sizeof(buf), filename + off);
+		if (n <= 0)
+			break;
+		/* n counts the NUL; bytes [0, n-1) are the string's. */
+		for (i = 0; i < AEGIS_EXEC_CHUNK - 1; i++) {
+			if (i >= n - 1)
+				break;
+			if (buf[i] == '/')
+				base = off + i + 1;
+		}
+		if (n < AEGIS_EXEC_CHUNK)
+			break;
+		off += AEGIS_EXEC_CHUNK - 1;
+	}
+	return base;
+}
+
+static __always_inline void aegis_exec_emit(struct aegis_hook_ctx *hc, struct aegis_inode_key *k,
+					    struct aegis_rule *r, __u8 action,
+					    const char *filename, struct aegis_comm_key *ck)
+{
+	struct aegis_ev_file_block *ev = aegis_ev_reserve(sizeof(*ev));
+
+	if (!ev)
+		return;
+	__builtin_memset(ev, 0, sizeof(*ev));
+	aegis_fill_hdr(&ev->hdr, sizeof(*ev), AEGIS_EV_FILE_BLOCK, AEGIS_EV_FILE_BLOCK_V1);
+	aegis_fill_proc(&ev->proc);
+	ev->ino = k->ino;
+	ev->dev = k->dev;
+	ev->rule_id = r->rule_id;
+	ev->rule_flags = r->flags;
+	ev->action = action;
+	ev->hook = (__u8)hc->hook;
+	if (ck)
+		__builtin_memcpy(ev->path, ck->comm, sizeof(ck->comm));
+	else
+		bpf_probe_read_kernel_str(ev->path, sizeof(ev->path), filename);
+	aegis_ev_submit(ev);
+}
+
+/* Deny-rule lookup for the binary and the comm; NULL: no rule. */
+static __always_inline struct aegis_rule *aegis_exec_match(struct aegis_hook_ctx *hc,
+							   __u64 flags,
+							   struct aegis_inode_key *k,
+							   const char *filename,
+							   struct aegis_comm_key *ck,
+							   int *by_comm)
+{
+	struct aegis_rule *r;
+
+	r = bpf_map_lookup_elem(&aegis_deny_inode, k);
+	if (r && (r->flags & AEGIS_RULE_DENY))
+		return r;
+	if (!(flags & AEGIS_POL_EXEC_RULES))
+		return 0;
+	ck->gen = hc->gen;
+	if (bpf_probe_read_kernel_str(ck->comm, sizeof(ck->comm),
+				      filename + aegis_basename_off(filename)) <= 0)
+		return 0;
+	r = bpf_map_lookup_elem(&aegis_deny_comm, ck);
+	if (!r || !(r->flags & AEGIS_RULE_DENY))
+		return 0;
+	*by_comm = 1;
+	return r;
+}
+
+SEC("lsm/bprm_check_security")
+int BPF_PROG(aegis_bprm_check, struct linux_binprm *bprm, int ret)
+{
+	struct aegis_comm_key ck = {};
+	struct aegis_inode_key k = {};
+	struct aegis_hook_ctx hc;
+	struct aegis_rule *r;
+	const char *filename;
+	int by_comm = 0;
+	__u64 flags;
+	__u8 action;
+
+	if (ret != 0)
+		return ret; /* an earlier program already decided */
+	aegis_hook_enter(&hc, AEGIS_HOOK_BPRM_CHECK);
+	flags = aegis_policy_flags(hc.gen);
+	if (!(flags & (AEGIS_POL_FILE_RULES | AEGIS_POL_EXEC_RULES)))
+		return 0;
+	filename = BPF_CORE_READ(bprm, filename);
+	aegis_inode_key_of(&k, BPF_CORE_READ(bprm, file, f_inode), hc.gen);
+	r = aegis_exec_match(&hc, flags, &k, filename, &ck, &by_comm);
+	if (!r)
+		return aegis_hook_allow(&hc);
+	k.gen = 0;
+	if (bpf_map_lookup_elem(&aegis_survival_inode, &k)) {
+		aegis_count(AEGIS_CNT_SURVIVAL_ALLOW);
+		return aegis_hook_allow(&hc);
+	}
+	k.gen = hc.gen;
+	if (aegis_cgroup_allowed(hc.gen))
+		return aegis_hook_allow(&hc);
+	action = aegis_verdict(&hc);
+	aegis_exec_emit(&hc, &k, r, action, filename, by_comm ? &ck : 0);
+	return aegis_lsm_rc(action);
+}
