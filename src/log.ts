@@ -50,6 +50,15 @@ export function log(...category: string[]): Logger {
   return getLogger(["aegisbpf", ...category]);
 }
 
+/**
+ * A literal log message: text with braces doubled, so values interpolated
+ * into the message are never read as placeholders (pass them as
+ * properties too, for machines).
+ */
+export function literal(text: string): string {
+  return text.replace(/[{}]/g, (c) => c + c);
+}
+
 /** Write text to stdout synchronously (whole string). */
 export function writeStdout(text: string): void {
   writeAll(Deno.stdout, enc.encode(text));

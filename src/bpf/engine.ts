@@ -161,7 +161,10 @@ export class Engine implements Disposable {
       }
       return new Engine(obj, plan, attach, pinRoot, readopted);
     } catch (e) {
-      obj.close(); // unpinned links detach; pinned maps stay
+      obj.close(); // unpinned links detach
+      // A first start leaves nothing behind; a re-adoption keeps the old
+      // pins, which are still enforcing.
+      if (pinRoot !== null && !readopted) uninstallPins(pinRoot);
       throw e;
     }
   }

@@ -7,6 +7,7 @@ import { Command, CommanderError } from "@commander-js/extra-typings";
 import { AegisError } from "../errors.ts";
 import { setupLogging, writeStderr, writeStdout } from "../log.ts";
 import { addRunCommand } from "./run.ts";
+import { addUninstallCommand } from "./uninstall.ts";
 import { addVersionCommand } from "./version.ts";
 
 export function buildProgram(): Command {
@@ -20,6 +21,7 @@ export function buildProgram(): Command {
     .configureOutput({ writeOut: writeStdout, writeErr: writeStderr })
     .exitOverride();
   addRunCommand(program);
+  addUninstallCommand(program);
   addVersionCommand(program);
   return program;
 }

@@ -1,25 +1,45 @@
 /**
  * `aegisbpf run`: the daemon.
  *
- * This version implements the audit path (exec/openat tracepoints streamed
- * as JSON events) and the fail-closed gate on the BPF-LSM fact; kernel
- * enforcement programs are not in this version, so an enforce start that
- * passes the gate still refuses instead of pretending to enforce.
+ * Enforce (default): refuse before loading anything when BPF LSM is not
+ * active (fail-closed), else load and attach every LSM program the kernel
+ * offers, check the attach contract (a partial attach is fatal), pin maps
+ * and links, fill the survival allowlist, move into the agent's own
+ * cgroup, and stream block and exec events. The rules are whatever the
+ * pinned rule maps hold (policy files come with the policy commands).
+ *
+ * Audit (`--audit`, or `--enforce-gate-mode=audit-fallback` when enforce is
+ * impossible): the same programs with AEGIS_CFG_AUDIT_ONLY set where BPF
+ * LSM works; elsewhere the exec tracepoint for telemetry.
+ *
+ * On SIGINT/SIGTERM the agent stops reading events; pinned links keep
+ * enforcing (`aegisbpf uninstall` removes them).
  *
  * @module
  */
 import { type Command, Option } from "@commander-js/extra-typings";
 import { bpfObjectBytes, openEmbeddedShim } from "../assets/mod.ts";
+import {
+  AEGIS_CFG_AGENT_CGID,
+  AEGIS_CFG_AUDIT_ONLY,
+  AEGIS_CFG_TRACE_ENABLE,
+  AEGIS_CFG_TRACE_TGID,
+} from "../bpf/abi_gen.ts";
+import { DEFAULT_PIN_ROOT, Engine, type FileHookChoice } from "../bpf/engine.ts";
+import { enterOwnCgroup } from "../bpf/self_cgroup.ts";
+import { populateSurvival } from "../bpf/survival.ts";
 import { TraceSet } from "../bpf/trace.ts";
-import { AegisError } from "../errors.ts";
+import { AegisError, NativeCallError } from "../errors.ts";
 import { EventDrain } from "../events/drain.ts";
 import { recordToEvent } from "../events/json.ts";
-import { log, writeStdout } from "../log.ts";
+import { literal, log, writeStdout } from "../log.ts";
+import type { Shim } from "../native/mod.ts";
 import { probeBpfLsmActive } from "../posture/lsm.ts";
 import { hostFs } from "../posture/probe.ts";
 
 const GATE_MODES = ["fail-closed", "audit-fallback"] as const;
 type GateMode = (typeof GATE_MODES)[number];
+const FILE_HOOKS = ["file", "inode", "both"] as const;
 
 function parseRingBytes(v: string): number {
   const n = Number(v);
@@ -27,6 +47,19 @@ function parseRingBytes(v: string): number {
     throw new AegisError("USAGE", `--ringbuf-bytes "${v}": must be a power of two >= 4096`);
   }
   return n;
+}
+
+/** Where pins live: AEGIS_PIN_ROOT (tests) or /sys/fs/bpf/aegisbpf. */
+export function pinRoot(): string {
+  return Deno.env.get("AEGIS_PIN_ROOT") ?? DEFAULT_PIN_ROOT;
+}
+
+interface RunOptions {
+  audit?: true;
+  enforceGateMode: GateMode;
+  lsmHook: FileHookChoice;
+  traceOpens?: true;
+  ringbufBytes: number;
 }
 
 export function addRunCommand(program: Command): void {
@@ -38,50 +71,144 @@ export function addRunCommand(program: Command): void {
       new Option("--enforce-gate-mode <mode>", "what to do when enforcement is impossible")
         .choices(GATE_MODES).env("AEGIS_ENFORCE_GATE_MODE").default("fail-closed" as GateMode),
     )
-    .option("--trace-opens", "also report every openat() (busy on a real host)")
+    .addOption(
+      new Option("--lsm-hook <hook>", "file hook: file_open, inode_permission, or both")
+        .choices(FILE_HOOKS).default("file" as FileHookChoice),
+    )
+    .option("--trace-opens", "audit without BPF LSM: also report every openat() (busy)")
     .option("--ringbuf-bytes <bytes>", "event ring buffer size", parseRingBytes, 4 << 20)
     .action(async (opts) => {
-      const lg = log("run");
-      let audit = opts.audit === true;
-      if (!audit) {
-        const bpfLsm = await probeBpfLsmActive(hostFs);
-        const blocker = bpfLsm.status === "supported"
-          ? "kernel enforcement programs are not part of this version of aegisbpf"
-          : bpfLsm.status === "unsupported"
-          ? `BPF_LSM_DISABLED: ${bpfLsm.reason}`
-          : `BPF_LSM_DISABLED: cannot tell whether BPF LSM is active (${bpfLsm.error})`;
-        if (opts.enforceGateMode === "fail-closed") {
-          throw new AegisError(
-            "ENFORCE_GATE",
-            `Refusing to start in enforce mode (gate fail-closed): ${blocker}. ` +
-              `Use --audit to observe only, or --enforce-gate-mode=audit-fallback to accept a reduced-security posture.`,
-          );
-        }
-        lg.warn("enforce impossible, continuing in AUDIT_FALLBACK: {blocker}", { blocker });
-        audit = true;
-      }
-
-      using shim = await openEmbeddedShim();
-      using trace = TraceSet.load(shim, await bpfObjectBytes(), {
-        opens: opts.traceOpens === true,
-        ringBytes: opts.ringbufBytes,
-      });
-      using ring = shim.openRing(trace.eventsFd());
-      using drain = new EventDrain(ring, (r) => {
-        writeStdout(JSON.stringify(recordToEvent(r)) + "\n");
-      });
-      lg.info("agent started in audit mode: {programs}", {
-        programs: trace.attach.filter((a) => a.status === "attached").map((a) => a.section),
-      });
-      drain.start();
-      await waitForStopSignal();
-      drain.stop();
-      const c = trace.counters();
-      lg.info("agent stopping: {records} records, {drops} ring-buffer drops", {
-        records: drain.stats.records,
-        drops: c.ringbufDrops.toString(),
-      });
+      await runAgent(opts as RunOptions);
     });
+}
+
+async function runAgent(opts: RunOptions): Promise<void> {
+  const lg = log("run");
+  const bpfLsm = await probeBpfLsmActive(hostFs);
+  let audit = opts.audit === true;
+  if (!audit && bpfLsm.status !== "supported") {
+    const blocker = bpfLsm.status === "unsupported"
+      ? `BPF_LSM_DISABLED: ${bpfLsm.reason}`
+      : `BPF_LSM_DISABLED: cannot tell whether BPF LSM is active (${bpfLsm.error})`;
+    if (opts.enforceGateMode === "fail-closed") {
+      throw new AegisError(
+        "ENFORCE_GATE",
+        `Refusing to start in enforce mode (gate fail-closed): ${blocker}. ` +
+          `Use --audit to observe only, or --enforce-gate-mode=audit-fallback to accept a reduced-security posture.`,
+      );
+    }
+    lg.warn(literal(`enforce impossible, continuing in AUDIT_FALLBACK: ${blocker}`), { blocker });
+    audit = true;
+  }
+
+  using shim = await openEmbeddedShim();
+  const bytes = await bpfObjectBytes();
+  let engine: Engine | null = null;
+  let trace: TraceSet | null = null;
+  if (bpfLsm.status === "supported") {
+    try {
+      engine = startEngine(shim, bytes, opts, audit);
+    } catch (e) {
+      if (!audit && opts.enforceGateMode === "fail-closed") {
+        throw new AegisError(
+          "ENFORCE_GATE",
+          `Refusing to start in enforce mode (gate fail-closed): ${engineBlocker(e)}`,
+          { cause: e },
+        );
+      }
+      const error = (e as Error).message;
+      lg.warn(literal(`BPF LSM programs unusable, audit with tracepoints: ${error}`), { error });
+      audit = true;
+    }
+  }
+  if (!engine) {
+    trace = TraceSet.load(shim, bytes, {
+      opens: opts.traceOpens === true,
+      ringBytes: opts.ringbufBytes,
+    });
+  }
+  const eventsFd = engine ? engine.obj.map("aegis_events").fd : trace!.eventsFd();
+  using ring = shim.openRing(eventsFd);
+  using drain = new EventDrain(ring, (r) => writeStdout(JSON.stringify(recordToEvent(r)) + "\n"));
+  if (engine) {
+    const mode = audit ? "audit" : "enforcing";
+    const hooks = engine.attachedSections();
+    lg.info(
+      literal(
+        `agent started, ${mode} with BPF LSM: ${hooks.join(", ")}; pins under ${engine.pinRoot}` +
+          (engine.readopted ? " (re-adopted)" : ""),
+      ),
+      { mode, hooks, pins: engine.pinRoot, readopted: engine.readopted },
+    );
+  } else {
+    const programs = trace!.attach.filter((a) => a.status === "attached").map((a) => a.section);
+    lg.info(literal(`agent started in audit mode with tracepoints: ${programs.join(", ")}`), {
+      mode: "audit",
+      programs,
+    });
+  }
+  drain.start();
+  await waitForStopSignal();
+  drain.stop();
+  engine?.close();
+  trace?.close();
+  const note = engine
+    ? "pinned programs keep enforcing (aegisbpf uninstall removes them)"
+    : "tracepoints detached";
+  lg.info(literal(`agent stopping: ${drain.stats.records} records read; ${note}`), {
+    records: drain.stats.records,
+  });
+}
+
+/** The blocker to report when the engine cannot start. */
+function engineBlocker(e: unknown): string {
+  if (e instanceof NativeCallError && e.call === "aegis_obj_load" && e.errno === 1) {
+    return "BPF_LSM_DISABLED: bpf is in the active LSM list, but the kernel refuses to load " +
+      `LSM programs (EPERM: ${e.message}). BPF LSM is not usable on this kernel or in this ` +
+      "sandbox; check kernel lockdown and any hypervisor or container restrictions";
+  }
+  if (e instanceof AegisError && e.code === "ATTACH_CONTRACT_MISMATCH") {
+    return `ATTACH_CONTRACT_MISMATCH: ${e.message}`;
+  }
+  return e instanceof Error ? e.message : String(e);
+}
+
+/** Load the LSM engine, then the allowlists and the mode switch. */
+function startEngine(
+  shim: Shim,
+  bytes: Uint8Array<ArrayBuffer>,
+  opts: RunOptions,
+  audit: boolean,
+): Engine {
+  const lg = log("run");
+  const engine = Engine.start(shim, bytes, {
+    pinRoot: pinRoot(),
+    fileHook: opts.lsmHook,
+    ringBytes: opts.ringbufBytes,
+    execEvents: true,
+  });
+  try {
+    const cfg = engine.obj.map("aegis_config");
+    cfg.setU64(AEGIS_CFG_AUDIT_ONLY, audit ? 1n : 0n);
+    cfg.setU64(AEGIS_CFG_TRACE_TGID, 0n); // exec telemetry for every process
+    cfg.setU64(AEGIS_CFG_TRACE_ENABLE, 1n);
+    const self = enterOwnCgroup();
+    cfg.setU64(AEGIS_CFG_AGENT_CGID, self.id);
+    const survivors = populateSurvival(engine.obj.map("aegis_survival_inode"));
+    lg.info(
+      literal(
+        `own cgroup ${self.path} (id ${self.id}); survival allowlist: ${survivors.length} executables`,
+      ),
+      { cgroup: self.path, cgid: String(self.id), survivors: survivors.map((s) => s.exe) },
+    );
+    for (const p of engine.plan.filter((p) => !p.available)) {
+      lg.warn(literal(`kernel has no hook for ${p.section}: not loaded`), { section: p.section });
+    }
+    return engine;
+  } catch (e) {
+    engine.close();
+    throw e;
+  }
 }
 
 /** Resolves on SIGINT or SIGTERM. */
