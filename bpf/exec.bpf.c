@@ -27,7 +27,6 @@
 #include "aegis_abi.h"
 #include "aegis_maps.h"
 #include "lib/inode.h"
-#include "lib/lsm_rc.h"
 
 /* Path bytes scanned for the last '/': chunks of AEGIS_EXEC_CHUNK - 1 bytes
  * (the string read keeps a NUL), at most AEGIS_EXEC_CHUNKS of them
@@ -123,7 +122,7 @@ int BPF_PROG(aegis_bprm_check, struct linux_binprm *bprm, int ret)
 	__u8 action;
 
 	if (ret != 0)
-		return ret; /* an earlier program already decided */
+		return aegis_lsm_ret(ret); /* an earlier program already decided */
 	aegis_hook_enter(&hc, AEGIS_HOOK_BPRM_CHECK);
 	flags = aegis_policy_flags(hc.gen);
 	if (!(flags & (AEGIS_POL_FILE_RULES | AEGIS_POL_EXEC_RULES)))
@@ -143,5 +142,5 @@ int BPF_PROG(aegis_bprm_check, struct linux_binprm *bprm, int ret)
 		return aegis_hook_allow(&hc);
 	action = aegis_verdict(&hc);
 	aegis_exec_emit(&hc, &k, r, action, filename, by_comm ? &ck : 0);
-	return aegis_lsm_rc(action);
+	return aegis_action_rc(action);
 }

@@ -33,7 +33,6 @@
 #include "aegis_maps.h"
 #include "lib/decide.h"
 #include "lib/event.h"
-#include "lib/lsm_rc.h"
 
 /* include/linux/ptrace.h (a #define, not in BTF). */
 #define AEGIS_PTRACE_MODE_ATTACH 0x02
@@ -75,14 +74,14 @@ static __always_inline int aegis_kernel_decide(__u32 hook, __u64 pol, __u8 rule_
 		return aegis_hook_allow(&hc);
 	action = aegis_verdict(&hc);
 	aegis_emit_kernel_block(&hc, action, rule_type, target_pid, detail);
-	return aegis_lsm_rc(action);
+	return aegis_action_rc(action);
 }
 
 SEC("lsm/ptrace_access_check")
 int BPF_PROG(aegis_ptrace_access_check, struct task_struct *child, unsigned int mode, int ret)
 {
 	if (ret != 0)
-		return ret;
+		return aegis_lsm_ret(ret);
 	if (!(mode & AEGIS_PTRACE_MODE_ATTACH))
 		return 0;
 	return aegis_kernel_decide(AEGIS_HOOK_PTRACE, AEGIS_POL_DENY_PTRACE, AEGIS_RT_PTRACE,
@@ -94,7 +93,7 @@ int BPF_PROG(aegis_kernel_read_file, struct file *file, enum kernel_read_file_id
 	     bool contents, int ret)
 {
 	if (ret != 0)
-		return ret;
+		return aegis_lsm_ret(ret);
 	if (id != READING_MODULE)
 		return 0;
 	return aegis_kernel_decide(AEGIS_HOOK_KERNEL_READ_FILE, AEGIS_POL_DENY_MODULE,
@@ -105,7 +104,7 @@ SEC("lsm/kernel_load_data")
 int BPF_PROG(aegis_kernel_load_data, enum kernel_load_data_id id, bool contents, int ret)
 {
 	if (ret != 0)
-		return ret;
+		return aegis_lsm_ret(ret);
 	if (id != LOADING_MODULE)
 		return 0;
 	return aegis_kernel_decide(AEGIS_HOOK_KERNEL_LOAD_DATA, AEGIS_POL_DENY_MODULE,
@@ -116,7 +115,7 @@ SEC("lsm/bpf")
 int BPF_PROG(aegis_bpf, int cmd, union bpf_attr *attr, unsigned int size, int ret)
 {
 	if (ret != 0)
-		return ret;
+		return aegis_lsm_ret(ret);
 	return aegis_kernel_decide(AEGIS_HOOK_BPF, AEGIS_POL_DENY_BPF, AEGIS_RT_BPF, 0,
 				   (__u32)cmd);
 }

@@ -18,7 +18,7 @@ int BPF_PROG(aegis_socket_connect, struct socket *sock, struct sockaddr *address
 	     int ret)
 {
 	if (ret != 0)
-		return ret; /* an earlier program already decided */
+		return aegis_lsm_ret(ret); /* an earlier program already decided */
 	return aegis_net_hook(sock, address, addrlen, AEGIS_HOOK_SOCKET_CONNECT, AEGIS_DIR_EGRESS);
 }
 
@@ -27,7 +27,7 @@ int BPF_PROG(aegis_socket_bind, struct socket *sock, struct sockaddr *address, i
 	     int ret)
 {
 	if (ret != 0)
-		return ret;
+		return aegis_lsm_ret(ret);
 	return aegis_net_hook(sock, address, addrlen, AEGIS_HOOK_SOCKET_BIND, AEGIS_DIR_BIND);
 }
 
@@ -39,7 +39,7 @@ int BPF_PROG(aegis_socket_sendmsg, struct socket *sock, struct msghdr *msg, int 
 	void *name;
 
 	if (ret != 0)
-		return ret;
+		return aegis_lsm_ret(ret);
 	name = BPF_CORE_READ(msg, msg_name);
 	if (!name)
 		return 0; /* connected socket: checked at connect */

@@ -12,7 +12,7 @@
  *   if (!r) return aegis_hook_allow(&hc);
  *   action = aegis_verdict(&hc);                   // AEGIS_ACT_BLOCK or _AUDIT
  *   ... emit a block record with `action` ...
- *   return aegis_lsm_ret(action == AEGIS_ACT_BLOCK ? -AEGIS_EPERM : 0);
+ *   return aegis_action_rc(action);
  * and a hook that passes on an earlier program's `ret` returns
  * aegis_lsm_ret(ret) too (see there: 6.12's verifier checks the range).
  * A full ring buffer never changes the verdict: the record is dropped and
@@ -42,6 +42,22 @@ static __always_inline int aegis_lsm_ret(int rc)
 	if (v > 0 || v < -4095)
 		return 0;
 	return v;
+}
+
+/*
+ * The return code for a verdict: -EPERM for AEGIS_ACT_BLOCK, else 0.
+ * clang knows aegis_verdict() yields 0 or 1 and would emit `-action`
+ * (BPF_NEG), after which 6.12's verifier forgets the range; the empty asm
+ * hides the range from clang, so it emits a compare and two constants.
+ */
+static __always_inline int aegis_action_rc(__u8 action)
+{
+	__u32 a = action;
+
+	asm volatile("" : "+r"(a));
+	if (a == AEGIS_ACT_BLOCK)
+		return -AEGIS_EPERM;
+	return 0;
 }
 
 struct aegis_hook_ctx {

@@ -66,7 +66,7 @@ static __always_inline int aegis_inode_decide(struct aegis_hook_ctx *hc, struct 
 		return aegis_hook_allow(hc);
 	action = aegis_verdict(hc);
 	aegis_emit_file_block(hc, &k, r, action);
-	return action == AEGIS_ACT_BLOCK ? -AEGIS_EPERM : 0;
+	return aegis_action_rc(action);
 }
 
 #endif /* AEGIS_LIB_INODE_H */

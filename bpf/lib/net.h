@@ -279,13 +279,7 @@ static __always_inline int aegis_net_decide(struct aegis_hook_ctx *hc, struct ae
 		return aegis_hook_allow(hc);
 	action = aegis_verdict(hc);
 	aegis_emit_net_block(hc, t, r, rt, action);
-	/* Hide that action is 0 or 1: clang would return -action, and a
-	 * BPF_NEG result is unbounded to the 6.12 verifier, which requires an
-	 * LSM return value in [-4095, 0]. */
-	barrier_var(action);
-	if (action == AEGIS_ACT_BLOCK)
-		return -AEGIS_EPERM;
-	return 0;
+	return aegis_action_rc(action);
 }
 
 /* The whole hook after `ret` was checked: decode, then decide. */
