@@ -43,6 +43,37 @@ static __always_inline void aegis_emit_file_block(struct aegis_hook_ctx *hc,
 	aegis_ev_submit(ev);
 }
 
+/*
+ * A deny rule matched the inode in k: is it waived? The survival allowlist
+ * (counted) or the agent's own / a globally allowed cgroup. Returns 0 with
+ * k->gen the hook's generation again (k is garbage after a 1).
+ */
+static __always_inline int aegis_inode_exempt(struct aegis_hook_ctx *hc, struct aegis_inode_key *k)
+{
+	k->gen = 0;
+	if (bpf_map_lookup_elem(&aegis_survival_inode, k)) {
+		aegis_count(AEGIS_CNT_SURVIVAL_ALLOW);
+		return 1;
+	}
+	k->gen = hc->gen;
+	return aegis_cgroup_allowed(hc->gen);
+}
+
+/* The deny rule that applies to the inode in k (aegis_inode_key_of), or
+ * NULL: no rule, or waived. The caller checked AEGIS_POL_FILE_RULES. Shared
+ * by the LSM hooks (below) and the observe-only fallback (fallback.bpf.c). */
+static __always_inline struct aegis_rule *aegis_inode_match(struct aegis_hook_ctx *hc,
+							    struct aegis_inode_key *k)
+{
+	struct aegis_rule *r = bpf_map_lookup_elem(&aegis_deny_inode, k);
+
+	if (!r || !(r->flags & AEGIS_RULE_DENY))
+		return 0;
+	if (aegis_inode_exempt(hc, k))
+		return 0;
+	return r;
+}
+
 /* 0 to allow, -EPERM to deny; emits a record for every match. */
 static __always_inline int aegis_inode_decide(struct aegis_hook_ctx *hc, struct inode *inode)
 {
@@ -53,16 +84,8 @@ static __always_inline int aegis_inode_decide(struct aegis_hook_ctx *hc, struct 
 	if (!(aegis_policy_flags(hc->gen) & AEGIS_POL_FILE_RULES))
 		return 0;
 	aegis_inode_key_of(&k, inode, hc->gen);
-	r = bpf_map_lookup_elem(&aegis_deny_inode, &k);
-	if (!r || !(r->flags & AEGIS_RULE_DENY))
-		return aegis_hook_allow(hc);
-	k.gen = 0;
-	if (bpf_map_lookup_elem(&aegis_survival_inode, &k)) {
-		aegis_count(AEGIS_CNT_SURVIVAL_ALLOW);
-		return aegis_hook_allow(hc);
-	}
-	k.gen = hc->gen;
-	if (aegis_cgroup_allowed(hc->gen))
+	r = aegis_inode_match(hc, &k);
+	if (!r)
 		return aegis_hook_allow(hc);
 	action = aegis_verdict(hc);
 	aegis_emit_file_block(hc, &k, r, action);
