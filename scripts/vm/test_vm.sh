@@ -56,13 +56,26 @@ if ! "$deno" check "${files[@]}" >"$out/host-check.log" 2>&1; then
 fi
 
 run_cell() { # kernel lsm -> runs one boot, leaves files in $out/<k>-lsm-<l>/
-  local k=$1 l=$2 dir=$out/$1-lsm-$2 id
-  mkdir -p "$dir"
-  id=$(date +%s%N)-$k-$l
-  echo "$id" >"$dir/run_id"
-  "$here/run.sh" -q --kernel "$k" --lsm "$l" --timeout "$timeout" --results "$dir" \
-    "${envs[@]}" -e "AEGIS_VM_RUN_ID=$id" -- \
-    bash scripts/vm/guest_deno_test.sh "${files[@]}" >"$dir/run.log" 2>&1
+  local k=$1 l=$2 dir=$out/$1-lsm-$2 id attempt
+  for attempt in 1 2; do
+    # never report a previous run's results as this one's
+    rm -rf "$dir"
+    mkdir -p "$dir"
+    id=$(date +%s%N)-$k-$l
+    echo "$id" >"$dir/run_id"
+    "$here/run.sh" -q --kernel "$k" --lsm "$l" --timeout "$timeout" --results "$dir" \
+      "${envs[@]}" -e "AEGIS_VM_RUN_ID=$id" -- \
+      bash scripts/vm/guest_deno_test.sh "${files[@]}" >"$dir/run.log" 2>&1
+    # A guest that died before the test command started (TCG under load has
+    # been seen to oops in early boot, e.g. "Oops: int3") ran no test: boot
+    # once more and say so. A crash after the tests started is reported.
+    if [ "$(cat "$dir/status" 2>/dev/null)" != crash ] || [ -f "$dir/.started" ] || [ $attempt = 2 ]; then
+      break
+    fi
+    echo "vm $k/lsm-$l guest died before the tests started; booting again:" >&2
+    grep -m3 -E 'Oops|panic|BUG' "$dir/console.log" | sed 's/^/    /' >&2
+    cp "$dir/console.log" "$out/$k-lsm-$l.first-boot.console.log" 2>/dev/null
+  done
 }
 
 report_cell() { # kernel lsm -> prints lines, appends counts to $out/counts
