@@ -59,9 +59,26 @@ export function literal(text: string): string {
   return text.replace(/[{}]/g, (c) => c + c);
 }
 
-/** Write text to stdout synchronously (whole string). */
+let stdoutClosed = false;
+
+/** Has stdout's reader gone away (EPIPE)? Later writes are dropped. */
+export function isStdoutClosed(): boolean {
+  return stdoutClosed;
+}
+
+/**
+ * Write text to stdout synchronously (whole string). When the reader has
+ * gone (`aegisbpf … | head`), the rest is dropped instead of crashing:
+ * a daemon keeps enforcing without its event consumer.
+ */
 export function writeStdout(text: string): void {
-  writeAll(Deno.stdout, enc.encode(text));
+  if (stdoutClosed) return;
+  try {
+    writeAll(Deno.stdout, enc.encode(text));
+  } catch (e) {
+    if (!(e instanceof Deno.errors.BrokenPipe)) throw e;
+    stdoutClosed = true;
+  }
 }
 
 /** Write text to stderr synchronously (whole string). */

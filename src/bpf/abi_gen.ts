@@ -2,7 +2,7 @@
 // Regenerate with: deno run -A build/gen_abi.ts
 
 /** SHA-256 of the canonical layout below; "aegisbpf version" prints it. */
-export const ABI_FINGERPRINT = "f488cd6017462f2c490f82ba3ab94594941961d217a53f7ab4d2c1336834376b";
+export const ABI_FINGERPRINT = "4cc8f881c99e02490a512a047a1c30e4be5015d54ead8b0f0febd1aa7df35b31";
 
 export const AEGIS_COMM_LEN = 16;
 export const AEGIS_OPEN_PATH_LEN = 64;
@@ -70,6 +70,9 @@ export const AEGIS_RT_IP_PORT = 6;
 export const AEGIS_RT_PTRACE = 7;
 export const AEGIS_RT_MODULE = 8;
 export const AEGIS_RT_BPF = 9;
+export const AEGIS_TASK_VERIFIED = 1;
+export const AEGIS_TASK_INLINE_CODE = 2;
+export const AEGIS_TASK_ARGV_CUT = 4;
 
 /** Struct layouts (bytes) and enum values, as read from BTF. */
 export const ABI_LAYOUT = {
@@ -159,6 +162,11 @@ export const ABI_LAYOUT = {
       "AEGIS_RT_MODULE": 8,
       "AEGIS_RT_PORT": 5,
       "AEGIS_RT_PTRACE": 7,
+    },
+    "aegis_task_flag": {
+      "AEGIS_TASK_ARGV_CUT": 4,
+      "AEGIS_TASK_INLINE_CODE": 2,
+      "AEGIS_TASK_VERIFIED": 1,
     },
   },
   "structs": {
@@ -711,6 +719,31 @@ export const ABI_LAYOUT = {
         },
       },
       "size": 8,
+    },
+    "aegis_task_state": {
+      "fields": {
+        "exec_ok": {
+          "offset": 4,
+          "size": 4,
+          "type": "u32",
+        },
+        "exec_stages": {
+          "offset": 8,
+          "size": 4,
+          "type": "u32",
+        },
+        "flags": {
+          "offset": 0,
+          "size": 4,
+          "type": "u32",
+        },
+        "pad": {
+          "offset": 12,
+          "size": 4,
+          "type": "u32",
+        },
+      },
+      "size": 16,
     },
   },
 } as const;

@@ -14,8 +14,15 @@ export function buildProgram(): Command {
   const program = new Command()
     .name("aegisbpf")
     .description(
-      "Kernel-enforced file, exec and network rules with BPF LSM, and an honest answer to\n" +
-        '"is this node really enforcing?".',
+      "Kernel-enforced file, exec and network rules (BPF LSM), and an honest answer to " +
+        "whether this node really enforces.",
+    )
+    .addHelpText(
+      "after",
+      `
+Exit codes: 0 success, 1 refused or failed (the message names the reason),
+2 usage error. Logs go to stderr (JSON lines unless stderr is a terminal);
+results and events go to stdout.`,
     )
     .showHelpAfterError("(run 'aegisbpf --help' for usage)")
     .configureOutput({ writeOut: writeStdout, writeErr: writeStderr })

@@ -32,7 +32,7 @@ import { TraceSet } from "../bpf/trace.ts";
 import { AegisError, NativeCallError } from "../errors.ts";
 import { EventDrain } from "../events/drain.ts";
 import { recordToEvent } from "../events/json.ts";
-import { literal, log, writeStdout } from "../log.ts";
+import { isStdoutClosed, literal, log, writeStdout } from "../log.ts";
 import type { Shim } from "../native/mod.ts";
 import { probeBpfLsmActive } from "../posture/lsm.ts";
 import { hostFs } from "../posture/probe.ts";
@@ -77,6 +77,20 @@ export function addRunCommand(program: Command): void {
     )
     .option("--trace-opens", "audit without BPF LSM: also report every openat() (busy)")
     .option("--ringbuf-bytes <bytes>", "event ring buffer size", parseRingBytes, 4 << 20)
+    .addHelpText(
+      "after",
+      `
+Enforce mode refuses to start (exit 1) unless BPF LSM is active and every
+LSM program the kernel offers loads and attaches; nothing is left attached
+after a refusal. With --enforce-gate-mode=audit-fallback it continues in
+audit mode instead and says why.
+
+Programs and maps are pinned under /sys/fs/bpf/aegisbpf: they keep
+enforcing after the agent stops or is killed, and a restarted agent takes
+them over without a gap. "aegisbpf uninstall" removes them.
+
+Events (exec, block, net_*_block, kernel_*_block) are JSON lines on stdout.`,
+    )
     .action(async (opts) => {
       await runAgent(opts as RunOptions);
     });
@@ -129,7 +143,14 @@ async function runAgent(opts: RunOptions): Promise<void> {
   }
   const eventsFd = engine ? engine.obj.map("aegis_events").fd : trace!.eventsFd();
   using ring = shim.openRing(eventsFd);
-  using drain = new EventDrain(ring, (r) => writeStdout(JSON.stringify(recordToEvent(r)) + "\n"));
+  let warnedClosed = false;
+  using drain = new EventDrain(ring, (r) => {
+    writeStdout(JSON.stringify(recordToEvent(r)) + "\n");
+    if (isStdoutClosed() && !warnedClosed) {
+      warnedClosed = true;
+      lg.error("stdout was closed: events are dropped from now on; enforcement continues");
+    }
+  });
   if (engine) {
     const mode = audit ? "audit" : "enforcing";
     const hooks = engine.attachedSections();
