@@ -156,7 +156,8 @@ async function runAgent(opts: RunOptions): Promise<void> {
     const hooks = engine.attachedSections();
     lg.info(
       literal(
-        `agent started, ${mode} with BPF LSM: ${hooks.join(", ")}; pins under ${engine.pinRoot}` +
+        `agent started, ${mode} with BPF LSM: ${hooks.join(", ")}; ` +
+          (engine.pinRoot ? `pins under ${engine.pinRoot}` : "not pinned") +
           (engine.readopted ? " (re-adopted)" : ""),
       ),
       { mode, hooks, pins: engine.pinRoot, readopted: engine.readopted },
@@ -173,12 +174,21 @@ async function runAgent(opts: RunOptions): Promise<void> {
   drain.stop();
   engine?.close();
   trace?.close();
-  const note = engine
-    ? "pinned programs keep enforcing (aegisbpf uninstall removes them)"
-    : "tracepoints detached";
+  const note = engine?.pinRoot
+    ? "pinned programs keep running (aegisbpf uninstall removes them)"
+    : "programs detached";
   lg.info(literal(`agent stopping: ${drain.stats.records} records read; ${note}`), {
     records: drain.stats.records,
   });
+}
+
+function pinsExist(root: string): boolean {
+  try {
+    Deno.statSync(`${root}/maps/aegis_config`);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** The blocker to report when the engine cannot start. */
@@ -202,8 +212,21 @@ function startEngine(
   audit: boolean,
 ): Engine {
   const lg = log("run");
+  // Audit mode pins nothing of its own (nothing to keep enforcing after it
+  // stops), but takes over an enforcing agent's pins if there are any.
+  const root = pinRoot();
+  const pinned = pinsExist(root);
+  if (audit && pinned) {
+    lg.warn(
+      literal(
+        `re-adopting the pins under ${root} in AUDIT mode: the pinned programs stop denying ` +
+          `until an enforcing "aegisbpf run" takes them over again`,
+      ),
+      { pins: root },
+    );
+  }
   const engine = Engine.start(shim, bytes, {
-    pinRoot: pinRoot(),
+    pinRoot: audit && !pinned ? null : root,
     fileHook: opts.lsmHook,
     ringBytes: opts.ringbufBytes,
     execEvents: true,

@@ -228,7 +228,14 @@ Deno.test("aegisbpf run --audit reports an exec in the guest", async () => {
   strictEqual((await p.status).code, 0, "clean stop on SIGTERM");
   const out = await stdout;
   await err.cancel().catch(() => {});
-  await run(AGENT, ["uninstall"], { ...Deno.env.toObject(), AEGIS_PIN_ROOT: root });
+  let pinned = true;
+  try {
+    Deno.statSync(root);
+  } catch {
+    pinned = false;
+  }
+  if (pinned) await run(AGENT, ["uninstall"], { ...Deno.env.toObject(), AEGIS_PIN_ROOT: root });
+  strictEqual(pinned, false, "audit mode pins nothing of its own");
   const execs = out.split("\n").filter((l) => l).map((l) => JSON.parse(l)).filter((e) =>
     e.type === "exec" && e.comm === "sleep"
   );
