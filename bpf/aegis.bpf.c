@@ -12,6 +12,7 @@
 #include "exec.bpf.c"
 #include "kernel.bpf.c"
 #include "net.bpf.c"
+#include "protect.bpf.c"
 #include "fallback.bpf.c"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -127,6 +127,22 @@ enum aegis_config_key {
 	AEGIS_CFG__MAX = 16,
 };
 
+/* Bits of struct aegis_task_state.flags (SPEC §2, the "verified" state). */
+enum aegis_task_flag {
+	AEGIS_TASK_VERIFIED = 1,    /* protect rules let this task through */
+	AEGIS_TASK_INLINE_CODE = 2, /* unverified: -c/-e style inline code in argv */
+	AEGIS_TASK_ARGV_CUT = 4,    /* unverified: argv longer than the bytes scanned */
+};
+
+/* Value of the task storage "aegis_task_state" (bpf/protect.bpf.c). A task
+ * without one counts as unverified. */
+struct aegis_task_state {
+	__u32 flags;       /* enum aegis_task_flag: the image the task runs */
+	__u32 exec_ok;     /* exec in progress: 1 while every checked file passed */
+	__u32 exec_stages; /* exec in progress: bprm_check passes (2+: a script) */
+	__u32 pad;         /* zero */
+};
+
 /* Common header of every ring-buffer record (16 bytes). */
 struct aegis_ev_hdr {
 	__u64 ktime_ns; /* bpf_ktime_get_ns() at emission */
@@ -327,6 +343,7 @@ struct aegis_abi_anchor {
 	struct aegis_ip6_port_key ip6_port_key;
 	struct aegis_policy policy;
 	struct aegis_hook_stat hook_stat;
+	struct aegis_task_state task_state;
 	enum aegis_ev_kind kind;
 	enum aegis_ev_version version;
 	enum aegis_abi_sizes sizes;
@@ -337,6 +354,7 @@ struct aegis_abi_anchor {
 	enum aegis_rule_flag rule_flag;
 	enum aegis_rule_type rule_type;
 	enum aegis_policy_flag policy_flag;
+	enum aegis_task_flag task_flag;
 };
 
 #define AEGIS_ASSERT_SIZE(type, n) _Static_assert(sizeof(type) == (n), #type " size")
@@ -371,6 +389,7 @@ AEGIS_ASSERT_SIZE(struct aegis_ip4_port_key, 12);
 AEGIS_ASSERT_SIZE(struct aegis_ip6_port_key, 24);
 AEGIS_ASSERT_SIZE(struct aegis_policy, 8);
 AEGIS_ASSERT_SIZE(struct aegis_hook_stat, 32);
+AEGIS_ASSERT_SIZE(struct aegis_task_state, 16);
 AEGIS_ASSERT_SIZE(struct aegis_ev_file_block, 344);
 AEGIS_ASSERT_OFF(struct aegis_ev_file_block, ino, 64);
 AEGIS_ASSERT_OFF(struct aegis_ev_file_block, path, 88);

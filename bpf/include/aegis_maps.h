@@ -80,6 +80,14 @@ struct {
 	__type(value, struct aegis_rule);
 } aegis_allow_cgroup SEC(".maps");
 
+/* The per-task "verified" state (bpf/protect.bpf.c, lib/verified.h). */
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct aegis_task_state);
+} aegis_task_state SEC(".maps");
+
 /* deny_comm (exec). */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);

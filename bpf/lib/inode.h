@@ -4,8 +4,8 @@
  * and the binary check of lsm/bprm_check_security. Order (SPEC §2):
  * no file rules → allow; survival allowlist → allow; the agent's own
  * cgroup or a globally allowed cgroup → allow; a deny rule → block (or
- * audit); protect-only rules are not enforced by this version (the loader
- * refuses them).
+ * audit); a protect-only rule → allow a verified task (lib/verified.h),
+ * else block (or audit). Deny beats protect.
  */
 #ifndef AEGIS_LIB_INODE_H
 #define AEGIS_LIB_INODE_H
@@ -14,6 +14,7 @@
 
 #include "decide.h"
 #include "event.h"
+#include "verified.h"
 
 static __always_inline void aegis_inode_key_of(struct aegis_inode_key *k, struct inode *inode,
 					       __u32 gen)
@@ -67,7 +68,7 @@ static __always_inline struct aegis_rule *aegis_inode_match(struct aegis_hook_ct
 {
 	struct aegis_rule *r = bpf_map_lookup_elem(&aegis_deny_inode, k);
 
-	if (!r || !(r->flags & AEGIS_RULE_DENY))
+	if (!r || !aegis_rule_enforced(r)) /* deny, or protect for an unverified task */
 		return 0;
 	if (aegis_inode_exempt(hc, k))
 		return 0;

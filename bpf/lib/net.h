@@ -26,6 +26,7 @@
 
 #include "decide.h"
 #include "event.h"
+#include "verified.h"
 
 #define AEGIS_AF_UNSPEC 0
 #define AEGIS_AF_INET 2
@@ -118,11 +119,11 @@ static __always_inline int aegis_net_target_of(struct aegis_net_target *t, struc
 	return 1;
 }
 
-/* A rule counts only with the deny flag (protect_connect is not enforced
- * by this version; the loader refuses it). */
+/* A rule counts with the deny flag, or with the protect flag
+ * (protect_connect) for an unverified task (lib/verified.h). */
 static __always_inline struct aegis_rule *aegis_net_deny(struct aegis_rule *r)
 {
-	return (r && (r->flags & AEGIS_RULE_DENY)) ? r : 0;
+	return (r && aegis_rule_enforced(r)) ? r : 0;
 }
 
 static __always_inline struct aegis_rule *aegis_net_ip(struct aegis_net_target *t, __u32 gen)
