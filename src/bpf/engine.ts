@@ -16,7 +16,7 @@
  */
 import { AegisError } from "../errors.ts";
 import type { Shim } from "../native/mod.ts";
-import { ABI_FINGERPRINT, AEGIS_CFG_LAYOUT } from "./abi_gen.ts";
+import { ABI_FINGERPRINT, AEGIS_CFG_LAYOUT, AEGIS_CFG_SIGNAL } from "./abi_gen.ts";
 import { BpfMap } from "./map.ts";
 import { type AttachResult, BpfObject } from "./object.ts";
 
@@ -25,7 +25,28 @@ export const DEFAULT_PIN_ROOT = "/sys/fs/bpf/aegisbpf";
 /** Which file hook(s) to use (`run --lsm-hook`). */
 export type FileHookChoice = "file" | "inode" | "both";
 
+/**
+ * "lsm": the BPF LSM programs (they deny). "fallback": the observe-only
+ * tracepoint programs for kernels without BPF LSM (bpf/fallback.bpf.c);
+ * they report would-block matches, or signal the process when
+ * `signal` is set (ENFORCE_SIGNAL).
+ */
+export type EngineMode = "lsm" | "fallback";
+
+/** The fallback programs; all must attach. */
+export const FALLBACK_PROGRAMS: readonly string[] = [
+  "aegis_fb_openat",
+  "aegis_fb_openat2",
+  "aegis_fb_open",
+  "aegis_fb_exec",
+  "aegis_fb_connect",
+];
+
 export interface EngineOptions {
+  /** Which program family; default "lsm". */
+  mode?: EngineMode;
+  /** Fallback mode: signal sent on a match (0 = audit only); armed before attach. */
+  signal?: number;
   /** Pin root, or null to pin nothing (tests; enforcement ends with the process). */
   pinRoot: string | null;
   fileHook: FileHookChoice;
@@ -66,19 +87,31 @@ export interface PlannedProgram {
 export function planPrograms(
   programs: readonly string[],
   sections: readonly string[],
-  opts: Pick<EngineOptions, "fileHook" | "execEvents">,
+  opts: Pick<EngineOptions, "fileHook" | "execEvents" | "mode">,
   hasBtfFunc: (name: string) => boolean,
 ): PlannedProgram[] {
   const out: PlannedProgram[] = [];
+  const fallback = opts.mode === "fallback";
+  if (fallback) {
+    const missing = FALLBACK_PROGRAMS.filter((p) => !programs.includes(p));
+    if (missing.length > 0) {
+      throw new AegisError("ABI_MISMATCH", `The BPF object has no program ${missing.join(", ")}`);
+    }
+  }
   programs.forEach((program, i) => {
     const section = sections[i];
     const hook = lsmHookOf(section);
+    if (fallback && FALLBACK_PROGRAMS.includes(program)) {
+      out.push({ program, section, available: true });
+      return;
+    }
     if (hook === null) {
       if (opts.execEvents && section === "tp/sched/sched_process_exec") {
         out.push({ program, section, available: true });
       }
       return;
     }
+    if (fallback) return;
     if (hook === "file_open" && opts.fileHook === "inode") return;
     if (hook === "inode_permission" && opts.fileHook === "file") return;
     out.push({ program, section, available: hasBtfFunc(`bpf_lsm_${hook}`) });
@@ -138,7 +171,10 @@ export class Engine implements Disposable {
         }
       }
       obj.load();
-      obj.map("aegis_config").setU64(AEGIS_CFG_LAYOUT, layoutTag());
+      const cfg = obj.map("aegis_config");
+      cfg.setU64(AEGIS_CFG_LAYOUT, layoutTag());
+      // armed before attach: no window where a match is only reported
+      cfg.setU64(AEGIS_CFG_SIGNAL, BigInt(opts.mode === "fallback" ? opts.signal ?? 0 : 0));
       const attach = obj.attachAll();
       const missing = attach.filter((a) => load.has(a.program) && a.status !== "attached");
       if (missing.length > 0) {
@@ -146,7 +182,11 @@ export class Engine implements Disposable {
           "ATTACH_CONTRACT_MISMATCH",
           `Attached hooks differ from the expected ones; not attached: ${
             missing.map((a) => `${a.section} (${a.errnoName ?? a.status})`).join(", ")
-          }`,
+          }` +
+            (opts.mode === "fallback"
+              ? ". The fallback needs syscall tracepoints (tracefs: mount -t tracefs tracefs " +
+                "/sys/kernel/tracing) and BTF tracepoints (/sys/kernel/btf/vmlinux)"
+              : ""),
         );
       }
       if (pinRoot !== null) {

@@ -20,16 +20,10 @@ import {
   AEGIS_CNT_SIGNAL_SENT,
 } from "./abi_gen.ts";
 import type { BpfMap } from "./map.ts";
-import { type AttachResult, BpfObject } from "./object.ts";
+import { Engine } from "./engine.ts";
+export { FALLBACK_PROGRAMS } from "./engine.ts";
+import type { AttachResult, BpfObject } from "./object.ts";
 
-/** Every fallback program; all must attach. */
-export const FALLBACK_PROGRAMS: readonly string[] = [
-  "aegis_fb_openat",
-  "aegis_fb_openat2",
-  "aegis_fb_open",
-  "aegis_fb_exec",
-  "aegis_fb_connect",
-];
 export const MAP_EVENTS = "aegis_events";
 export const MAP_COUNTERS = "aegis_counters";
 export const MAP_CONFIG = "aegis_config";
@@ -40,8 +34,8 @@ export type FallbackSignal = 0 | 2 | 9 | 15;
 export interface FallbackOptions {
   /** AEGIS_CFG_SIGNAL: 0 = audit only, else the signal sent on a match. */
   signal: FallbackSignal;
-  /** Pinning is not supported yet: the programs live as long as this set. */
-  pinRoot?: null;
+  /** Pin root (see engine.ts), or null/absent: the programs live as long as this set. */
+  pinRoot?: string | null;
   /** Ring buffer bytes (power of two, >= page size). */
   ringBytes?: number;
 }
@@ -64,43 +58,14 @@ export class FallbackSet implements Disposable {
     opts: FallbackOptions,
   ): FallbackSet {
     checkSignal(opts.signal);
-    if (opts.pinRoot !== undefined && opts.pinRoot !== null) {
-      throw new AegisError(
-        "USAGE",
-        "The fallback programs cannot be pinned yet; pass pinRoot: null",
-      );
-    }
-    const obj = BpfObject.open(shim, objectBytes);
-    try {
-      const want = new Set(FALLBACK_PROGRAMS);
-      const missing = FALLBACK_PROGRAMS.filter((p) => !obj.programs.includes(p));
-      if (missing.length > 0) {
-        throw new AegisError(
-          "ABI_MISMATCH",
-          `The BPF object has no program ${missing.map((p) => `"${p}"`).join(", ")}`,
-        );
-      }
-      obj.selectPrograms((p) => want.has(p));
-      if (opts.ringBytes) obj.setMaxEntries(MAP_EVENTS, opts.ringBytes);
-      obj.load();
-      // Armed before attach: no window where a match is only audited.
-      obj.map(MAP_CONFIG).setU64(AEGIS_CFG_SIGNAL, BigInt(opts.signal));
-      const res = obj.attachAll();
-      const failed = res.filter((r) => want.has(r.program) && r.status !== "attached");
-      if (failed.length > 0) {
-        throw new AegisError(
-          "ATTACH_CONTRACT_MISMATCH",
-          `Could not attach the fallback programs: ${
-            failed.map((f) => `${f.section} (${f.errnoName ?? f.status})`).join(", ")
-          }. They need syscall tracepoints (tracefs: mount -t tracefs tracefs /sys/kernel/tracing) ` +
-            `and BTF tracepoints (/sys/kernel/btf/vmlinux).`,
-        );
-      }
-      return new FallbackSet(obj, res);
-    } catch (e) {
-      obj.close();
-      throw e;
-    }
+    const engine = Engine.start(shim, objectBytes, {
+      mode: "fallback",
+      signal: opts.signal,
+      pinRoot: opts.pinRoot ?? null,
+      fileHook: "file",
+      ringBytes: opts.ringBytes,
+    });
+    return new FallbackSet(engine.obj, engine.attach);
   }
 
   /** Arm (2, 9, 15) or disarm (0) the signal without detaching. */
