@@ -54,8 +54,13 @@ export interface EngineOptions {
   ringBytes?: number;
   /** Also load the exec tracepoint for exec telemetry. */
   execEvents?: boolean;
+  /** Also load the openat tracepoint for open telemetry (busy). */
+  openEvents?: boolean;
   /** Narrow the plan to these sections (tests load one surface at a time). */
   select?: (section: string) => boolean;
+  /** Called after load, before attach: set switches and allowlists the new
+   * programs must see from their first invocation. */
+  configure?: (obj: BpfObject) => void;
   /** BTF function query (the shim's); injectable for tests. */
   hasBtfFunc?: (name: string) => boolean;
 }
@@ -87,7 +92,7 @@ export interface PlannedProgram {
 export function planPrograms(
   programs: readonly string[],
   sections: readonly string[],
-  opts: Pick<EngineOptions, "fileHook" | "execEvents" | "mode">,
+  opts: Pick<EngineOptions, "fileHook" | "execEvents" | "openEvents" | "mode">,
   hasBtfFunc: (name: string) => boolean,
 ): PlannedProgram[] {
   const out: PlannedProgram[] = [];
@@ -106,7 +111,10 @@ export function planPrograms(
       return;
     }
     if (hook === null) {
-      if (opts.execEvents && section === "tp/sched/sched_process_exec") {
+      if (
+        (opts.execEvents && section === "tp/sched/sched_process_exec") ||
+        (opts.openEvents && section === "tp/syscalls/sys_enter_openat")
+      ) {
         out.push({ program, section, available: true });
       }
       return;
@@ -175,6 +183,7 @@ export class Engine implements Disposable {
       cfg.setU64(AEGIS_CFG_LAYOUT, layoutTag());
       // armed before attach: no window where a match is only reported
       cfg.setU64(AEGIS_CFG_SIGNAL, BigInt(opts.mode === "fallback" ? opts.signal ?? 0 : 0));
+      opts.configure?.(obj);
       const attach = obj.attachAll();
       const missing = attach.filter((a) => load.has(a.program) && a.status !== "attached");
       if (missing.length > 0) {

@@ -25,10 +25,9 @@ import {
   AEGIS_CFG_TRACE_ENABLE,
   AEGIS_CFG_TRACE_TGID,
 } from "../bpf/abi_gen.ts";
-import { DEFAULT_PIN_ROOT, Engine, type FileHookChoice } from "../bpf/engine.ts";
+import { DEFAULT_PIN_ROOT, Engine, type EngineMode, type FileHookChoice } from "../bpf/engine.ts";
 import { enterOwnCgroup } from "../bpf/self_cgroup.ts";
-import { populateSurvival } from "../bpf/survival.ts";
-import { TraceSet } from "../bpf/trace.ts";
+import { populateSurvival, type SurvivalEntry } from "../bpf/survival.ts";
 import { AegisError, NativeCallError } from "../errors.ts";
 import { EventDrain } from "../events/drain.ts";
 import { recordToEvent } from "../events/json.ts";
@@ -56,6 +55,7 @@ export function pinRoot(): string {
 
 interface RunOptions {
   audit?: true;
+  enforceFallback?: "signal";
   enforceGateMode: GateMode;
   lsmHook: FileHookChoice;
   traceOpens?: true;
@@ -75,7 +75,13 @@ export function addRunCommand(program: Command): void {
       new Option("--lsm-hook <hook>", "file hook: file_open, inode_permission, or both")
         .choices(FILE_HOOKS).default("file" as FileHookChoice),
     )
-    .option("--trace-opens", "audit without BPF LSM: also report every openat() (busy)")
+    .addOption(
+      new Option(
+        "--enforce-fallback <how>",
+        "without BPF LSM: kill processes that break a rule (ENFORCE_SIGNAL; opt-in)",
+      ).choices(["signal"] as const),
+    )
+    .option("--trace-opens", "also report every openat() as an open event (busy)")
     .option("--ringbuf-bytes <bytes>", "event ring buffer size", parseRingBytes, 4 << 20)
     .addHelpText(
       "after",
@@ -96,53 +102,56 @@ Events (exec, block, net_*_block, kernel_*_block) are JSON lines on stdout.`,
     });
 }
 
+/** The posture the agent runs in (the runtime state machine comes with the posture work). */
+type Posture = "ENFORCE" | "ENFORCE_SIGNAL" | "AUDIT_FALLBACK" | "AUDIT";
+
 async function runAgent(opts: RunOptions): Promise<void> {
   const lg = log("run");
   const bpfLsm = await probeBpfLsmActive(hostFs);
-  let audit = opts.audit === true;
-  if (!audit && bpfLsm.status !== "supported") {
-    const blocker = bpfLsm.status === "unsupported"
-      ? `BPF_LSM_DISABLED: ${bpfLsm.reason}`
-      : `BPF_LSM_DISABLED: cannot tell whether BPF LSM is active (${bpfLsm.error})`;
-    if (opts.enforceGateMode === "fail-closed") {
-      throw new AegisError(
-        "ENFORCE_GATE",
-        `Refusing to start in enforce mode (gate fail-closed): ${blocker}. ` +
-          `Use --audit to observe only, or --enforce-gate-mode=audit-fallback to accept a reduced-security posture.`,
-      );
-    }
-    lg.warn(literal(`enforce impossible, continuing in AUDIT_FALLBACK: ${blocker}`), { blocker });
-    audit = true;
-  }
+  let blocker: string | null = bpfLsm.status === "supported"
+    ? null
+    : bpfLsm.status === "unsupported"
+    ? `BPF_LSM_DISABLED: ${bpfLsm.reason}`
+    : `BPF_LSM_DISABLED: cannot tell whether BPF LSM is active (${bpfLsm.error})`;
 
   using shim = await openEmbeddedShim();
   const bytes = await bpfObjectBytes();
   let engine: Engine | null = null;
-  let trace: TraceSet | null = null;
-  if (bpfLsm.status === "supported") {
+  let posture: Posture = opts.audit ? "AUDIT" : "ENFORCE";
+
+  if (blocker === null) {
     try {
-      engine = startEngine(shim, bytes, opts, audit);
+      engine = startEngine(shim, bytes, opts, { mode: "lsm", audit: posture === "AUDIT" });
     } catch (e) {
-      if (!audit && opts.enforceGateMode === "fail-closed") {
-        throw new AegisError(
-          "ENFORCE_GATE",
-          `Refusing to start in enforce mode (gate fail-closed): ${engineBlocker(e)}`,
-          { cause: e },
-        );
-      }
-      const error = (e as Error).message;
-      lg.warn(literal(`BPF LSM programs unusable, audit with tracepoints: ${error}`), { error });
-      audit = true;
+      blocker = engineBlocker(e);
     }
   }
-  if (!engine) {
-    trace = TraceSet.load(shim, bytes, {
-      opens: opts.traceOpens === true,
-      ringBytes: opts.ringbufBytes,
+  if (engine === null) {
+    if (posture === "ENFORCE") {
+      if (opts.enforceFallback === "signal") {
+        posture = "ENFORCE_SIGNAL";
+      } else if (opts.enforceGateMode === "fail-closed") {
+        throw new AegisError(
+          "ENFORCE_GATE",
+          `Refusing to start in enforce mode (gate fail-closed): ${blocker}. ` +
+            `Use --audit to observe only, --enforce-gate-mode=audit-fallback to accept a ` +
+            `reduced-security posture, or --enforce-fallback=signal to kill offenders instead.`,
+        );
+      } else {
+        posture = "AUDIT_FALLBACK";
+      }
+    }
+    lg.warn(literal(`BPF LSM unusable (${blocker}); running in ${posture} with tracepoints`), {
+      posture,
+      blocker,
+    });
+    engine = startEngine(shim, bytes, opts, {
+      mode: "fallback",
+      audit: posture !== "ENFORCE_SIGNAL",
     });
   }
-  const eventsFd = engine ? engine.obj.map("aegis_events").fd : trace!.eventsFd();
-  using ring = shim.openRing(eventsFd);
+
+  using ring = shim.openRing(engine.obj.map("aegis_events").fd);
   let warnedClosed = false;
   using drain = new EventDrain(ring, (r) => {
     writeStdout(JSON.stringify(recordToEvent(r)) + "\n");
@@ -151,30 +160,23 @@ async function runAgent(opts: RunOptions): Promise<void> {
       lg.error("stdout was closed: events are dropped from now on; enforcement continues");
     }
   });
-  if (engine) {
-    const mode = audit ? "audit" : "enforcing";
-    const hooks = engine.attachedSections();
-    lg.info(
-      literal(
-        `agent started, ${mode} with BPF LSM: ${hooks.join(", ")}; ` +
-          (engine.pinRoot ? `pins under ${engine.pinRoot}` : "not pinned") +
-          (engine.readopted ? " (re-adopted)" : ""),
-      ),
-      { mode, hooks, pins: engine.pinRoot, readopted: engine.readopted },
-    );
-  } else {
-    const programs = trace!.attach.filter((a) => a.status === "attached").map((a) => a.section);
-    lg.info(literal(`agent started in audit mode with tracepoints: ${programs.join(", ")}`), {
-      mode: "audit",
-      programs,
-    });
-  }
+  const hooks = engine.attachedSections();
+  lg.info(
+    literal(
+      `agent started, ${posture}: ${hooks.join(", ")}; ` +
+        (engine.pinRoot ? `pins under ${engine.pinRoot}` : "not pinned") +
+        (engine.readopted ? " (re-adopted)" : "") +
+        (posture === "ENFORCE_SIGNAL"
+          ? "; offenders are killed after the fact (SIGKILL), enforce_capable stays false"
+          : ""),
+    ),
+    { posture, hooks, pins: engine.pinRoot, readopted: engine.readopted },
+  );
   drain.start();
   await waitForStopSignal();
   drain.stop();
-  engine?.close();
-  trace?.close();
-  const note = engine?.pinRoot
+  engine.close();
+  const note = engine.pinRoot
     ? "pinned programs keep running (aegisbpf uninstall removes them)"
     : "programs detached";
   lg.info(literal(`agent stopping: ${drain.stats.records} records read; ${note}`), {
@@ -209,8 +211,9 @@ function startEngine(
   shim: Shim,
   bytes: Uint8Array<ArrayBuffer>,
   opts: RunOptions,
-  audit: boolean,
+  how: { mode: EngineMode; audit: boolean },
 ): Engine {
+  const audit = how.audit;
   const lg = log("run");
   // Audit mode pins nothing of its own (nothing to keep enforcing after it
   // stops), but takes over an enforcing agent's pins if there are any.
@@ -225,20 +228,27 @@ function startEngine(
       { pins: root },
     );
   }
+  const self = enterOwnCgroup();
+  let survivors: SurvivalEntry[] = [];
   const engine = Engine.start(shim, bytes, {
+    mode: how.mode,
+    signal: how.mode === "fallback" && !audit ? 9 : 0,
     pinRoot: audit && !pinned ? null : root,
     fileHook: opts.lsmHook,
     ringBytes: opts.ringbufBytes,
     execEvents: true,
+    openEvents: opts.traceOpens === true,
+    // before attach: the new programs see the right switches from their first run
+    configure: (obj) => {
+      const cfg = obj.map("aegis_config");
+      cfg.setU64(AEGIS_CFG_AUDIT_ONLY, audit ? 1n : 0n);
+      cfg.setU64(AEGIS_CFG_TRACE_TGID, 0n); // exec telemetry for every process
+      cfg.setU64(AEGIS_CFG_TRACE_ENABLE, 1n);
+      cfg.setU64(AEGIS_CFG_AGENT_CGID, self.id);
+      survivors = populateSurvival(obj.map("aegis_survival_inode"));
+    },
   });
   try {
-    const cfg = engine.obj.map("aegis_config");
-    cfg.setU64(AEGIS_CFG_AUDIT_ONLY, audit ? 1n : 0n);
-    cfg.setU64(AEGIS_CFG_TRACE_TGID, 0n); // exec telemetry for every process
-    cfg.setU64(AEGIS_CFG_TRACE_ENABLE, 1n);
-    const self = enterOwnCgroup();
-    cfg.setU64(AEGIS_CFG_AGENT_CGID, self.id);
-    const survivors = populateSurvival(engine.obj.map("aegis_survival_inode"));
     lg.info(
       literal(
         `own cgroup ${self.path} (id ${self.id}); survival allowlist: ${survivors.length} executables`,

@@ -2,7 +2,10 @@
  * Tier 2 (root): the agent as an operator runs it, through the launcher.
  */
 import { deepStrictEqual, match, ok, strictEqual } from "node:assert/strict";
-import { EMBEDDED } from "../../src/assets/mod.ts";
+import { EMBEDDED, openEmbeddedShim } from "../../src/assets/mod.ts";
+import { AEGIS_POL_FILE_RULES, AEGIS_RT_INODE, AEGIS_RULE_DENY } from "../../src/bpf/abi_gen.ts";
+import { BpfMap } from "../../src/bpf/map.ts";
+import { inodeKey, kernelDev, policyValue, ruleValue, u32Key } from "../../src/bpf/rule_codec.ts";
 import { ABI_FINGERPRINT } from "../../src/bpf/abi_gen.ts";
 import { LAUNCHER, run } from "../lib/helpers.ts";
 
@@ -92,4 +95,76 @@ Deno.test("run --audit streams exec events as JSON lines and stops cleanly on SI
   }
   strictEqual(found!.exec_id, `${found!.start_time}-${found!.pid}`);
   strictEqual(status.code, 0);
+});
+
+Deno.test("run --enforce-fallback=signal: ENFORCE_SIGNAL kills a process that opens a denied file", async () => {
+  const root = `/sys/fs/bpf/aegis-host-${crypto.randomUUID().slice(0, 8)}`;
+  const env = { ...Deno.env.toObject(), AEGIS_PIN_ROOT: root };
+  const dir = await Deno.makeTempDir({ prefix: "aegis-sig-" });
+  const denied = `${dir}/denied`;
+  await Deno.writeTextFile(denied, "secret");
+  const agent = new Deno.Command(LAUNCHER, {
+    args: ["run", "--enforce-fallback=signal"],
+    env,
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const stdout = new Response(agent.stdout).text();
+  const errReader = agent.stderr.pipeThrough(new TextDecoderStream()).getReader();
+  let log = "";
+  try {
+    while (!log.includes("agent started")) {
+      const { value, done } = await errReader.read();
+      if (done) break;
+      log += value;
+    }
+    match(log, /agent started, ENFORCE_SIGNAL/);
+    match(log, /BPF_LSM_DISABLED/);
+    {
+      using shim = await openEmbeddedShim();
+      const st = await Deno.stat(denied);
+      const deny = new BpfMap(shim, "deny", shim.getPinned(`${root}/maps/aegis_deny_inode`));
+      const pol = new BpfMap(shim, "pol", shim.getPinned(`${root}/maps/aegis_policy`));
+      pol.update(u32Key(0), policyValue(AEGIS_POL_FILE_RULES));
+      deny.update(
+        inodeKey(kernelDev(st.dev), st.ino!, 0),
+        ruleValue(5, AEGIS_RULE_DENY, AEGIS_RT_INODE),
+      );
+      shim.closeFd(deny.fd);
+      shim.closeFd(pol.fd);
+    }
+    // never open the denied file from this process while the signal is armed
+    const cat = await new Deno.Command("/bin/cat", {
+      args: [denied],
+      stdout: "null",
+      stderr: "null",
+    })
+      .output();
+    strictEqual(cat.signal, "SIGKILL", `cat exited ${cat.code}`);
+    const other = await new Deno.Command("/bin/cat", { args: ["/etc/hostname"], stdout: "null" })
+      .output();
+    strictEqual(other.success, true, "a file without a rule is read");
+  } finally {
+    agent.kill("SIGTERM");
+    await agent.status;
+    await errReader.cancel().catch(() => {});
+    const un = await run(LAUNCHER, ["uninstall"], env);
+    strictEqual(un.code, 0, un.stderr);
+  }
+  const events = (await stdout).split("\n").filter((l) => l.includes(`"type":"block"`)).map((l) =>
+    JSON.parse(l)
+  );
+  ok(
+    events.some((e) => e.action === "KILL" && e.comm === "cat" && e.rule_id === 5),
+    JSON.stringify(events),
+  );
+  // the pins are gone: the file can be read again
+  let readable = false;
+  for (let i = 0; i < 100 && !readable; i++) {
+    const r = await new Deno.Command("/bin/cat", { args: [denied], stdout: "null" }).output();
+    readable = r.success;
+    if (!readable) await new Promise((r) => setTimeout(r, 50));
+  }
+  ok(readable, "readable after uninstall");
+  await Deno.remove(dir, { recursive: true });
 });
