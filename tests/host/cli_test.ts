@@ -44,13 +44,23 @@ Deno.test("--help lists the commands", async () => {
   for (const c of ["run", "version"]) match(r.stdout, new RegExp(`\\n  ${c}\\b`));
 });
 
-Deno.test("run (enforce, fail-closed) refuses on this host and attaches nothing", async () => {
-  const before = await run("bpftool", ["-j", "link", "show"]);
-  const r = await run(LAUNCHER, ["run"]);
+Deno.test("run (enforce, fail-closed) refuses on this host and leaves nothing attached or pinned", async () => {
+  const root = `/sys/fs/bpf/aegis-host-${crypto.randomUUID().slice(0, 8)}`;
+  const r = await run(LAUNCHER, ["run"], { ...Deno.env.toObject(), AEGIS_PIN_ROOT: root });
   strictEqual(r.code, 1, r.stderr);
-  match(r.stderr, /Refusing to start in enforce mode \(gate fail-closed\)/);
-  const after = await run("bpftool", ["-j", "link", "show"]);
-  deepStrictEqual(JSON.parse(after.stdout).length, JSON.parse(before.stdout).length);
+  match(r.stderr, /Refusing to start in enforce mode \(gate fail-closed\): BPF_LSM_DISABLED/);
+  let pinned = true;
+  try {
+    await Deno.stat(root);
+  } catch {
+    pinned = false;
+  }
+  strictEqual(pinned, false, "no pins");
+  // nothing of ours is attached: bpftool lists no program from this object
+  const progs = await run("bpftool", ["-j", "prog", "show"]);
+  const ours = (JSON.parse(progs.stdout) as { name?: string; pids?: unknown[] }[])
+    .filter((p) => p.name?.startsWith("aegis_") && !p.pids);
+  deepStrictEqual(ours.map((p) => p.name), []);
 });
 
 Deno.test("run --audit streams exec events as JSON lines and stops cleanly on SIGTERM", async () => {

@@ -116,7 +116,7 @@ Deno.test({
     let agent = new Agent(env);
     try {
       await agent.waitFor(() => agent.err.includes("agent started"), "the agent to start");
-      match(agent.err, /enforcing with BPF LSM/);
+      match(agent.err, /agent started, ENFORCE: [^\n]*lsm\/file_open/);
 
       // a rule, written into the pinned maps as a rule edit without the daemon would
       {
@@ -221,7 +221,7 @@ Deno.test("aegisbpf run --audit reports an exec in the guest", async () => {
     log += value;
   }
   ok(log.includes("agent started"), log);
-  if (LSM_ON) match(log, /audit with BPF LSM/);
+  if (LSM_ON) match(log, /agent started, AUDIT: [^\n]*lsm\/file_open/);
   await new Deno.Command("/bin/sleep", { args: ["0"] }).output();
   await new Promise((r) => setTimeout(r, 300));
   p.kill("SIGTERM");
