@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # deno task bench: every benchmark, each printing its own side-by-side ratios.
 # Benchmarks never fail on timing; they fail only if they cannot run.
+# AEGIS_BENCH_VM=1 adds bench/vm (enforcement overhead in VM guests, minutes).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
@@ -11,3 +12,7 @@ bash tests/host/mounts.sh
 mkdir -p dist/bench
 cc -O2 -Wall -Werror -o dist/bench/loadgen bench/drain/loadgen.c
 "$deno" run -A bench/drain/drain_bench.ts dist/bench/loadgen
+# The enforcement overhead benchmark boots QEMU/TCG guests (minutes): opt in.
+if [ "${AEGIS_BENCH_VM:-0}" = 1 ]; then
+  bash bench/vm/run.sh
+fi
