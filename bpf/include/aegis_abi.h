@@ -101,6 +101,9 @@ enum aegis_rule_type {
 	AEGIS_RT_PTRACE = 7,
 	AEGIS_RT_MODULE = 8,
 	AEGIS_RT_BPF = 9,
+	AEGIS_RT_CG_IP = 10,    /* cgroup_deny_ip */
+	AEGIS_RT_CG_PORT = 11,  /* cgroup_deny_port */
+	AEGIS_RT_CG_INODE = 12, /* cgroup_deny_inode */
 };
 
 /* Bits of struct aegis_policy.flags (one policy per rule generation). */
@@ -111,6 +114,7 @@ enum aegis_policy_flag {
 	AEGIS_POL_DENY_PTRACE = 8,
 	AEGIS_POL_DENY_MODULE = 16,
 	AEGIS_POL_DENY_BPF = 32,
+	AEGIS_POL_CGROUP_RULES = 64, /* any cgroup-scoped rule (set with FILE/NET_RULES) */
 };
 
 /* Slots of the array "aegis_config" (values are __u64). */
@@ -261,6 +265,33 @@ struct aegis_ip6_port_key {
 	__u8 pad; /* zero */
 };
 
+/*
+ * Cgroup-scoped rules (policy version 6): they apply only to processes in
+ * that cgroup (v2 id), and a global allow_cgroup does not waive them.
+ */
+struct aegis_cg_inode_key {
+	__u64 cgid;
+	__u64 ino;
+	__u32 dev;
+	__u32 gen;
+};
+
+struct aegis_cg_ip_key {
+	__u64 cgid;
+	__u32 gen;
+	__u8 family; /* 2 or 10 */
+	__u8 pad[3]; /* zero */
+	__u8 addr[16]; /* network byte order; IPv4 in the first 4 bytes, rest zero */
+};
+
+struct aegis_cg_port_key {
+	__u64 cgid;
+	__u32 gen;
+	__u16 port;  /* host byte order */
+	__u8 proto;  /* 0 any, 6, 17 */
+	__u8 dir;    /* 0 egress, 1 bind, 2 both */
+};
+
 /* Per-generation policy switches (array "aegis_policy", index = gen). */
 struct aegis_policy {
 	__u64 flags; /* enum aegis_policy_flag */
@@ -341,6 +372,9 @@ struct aegis_abi_anchor {
 	struct aegis_port_key port_key;
 	struct aegis_ip4_port_key ip4_port_key;
 	struct aegis_ip6_port_key ip6_port_key;
+	struct aegis_cg_inode_key cg_inode_key;
+	struct aegis_cg_ip_key cg_ip_key;
+	struct aegis_cg_port_key cg_port_key;
 	struct aegis_policy policy;
 	struct aegis_hook_stat hook_stat;
 	struct aegis_task_state task_state;
@@ -387,6 +421,10 @@ AEGIS_ASSERT_SIZE(struct aegis_lpm6_key, 24);
 AEGIS_ASSERT_SIZE(struct aegis_port_key, 8);
 AEGIS_ASSERT_SIZE(struct aegis_ip4_port_key, 12);
 AEGIS_ASSERT_SIZE(struct aegis_ip6_port_key, 24);
+AEGIS_ASSERT_SIZE(struct aegis_cg_inode_key, 24);
+AEGIS_ASSERT_SIZE(struct aegis_cg_ip_key, 32);
+AEGIS_ASSERT_OFF(struct aegis_cg_ip_key, addr, 16);
+AEGIS_ASSERT_SIZE(struct aegis_cg_port_key, 16);
 AEGIS_ASSERT_SIZE(struct aegis_policy, 8);
 AEGIS_ASSERT_SIZE(struct aegis_hook_stat, 32);
 AEGIS_ASSERT_SIZE(struct aegis_task_state, 16);

@@ -88,6 +88,28 @@ struct {
 	__type(value, struct aegis_task_state);
 } aegis_task_state SEC(".maps");
 
+/* cgroup_deny_inode / cgroup_deny_ip / cgroup_deny_port (policy v6). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct aegis_cg_inode_key);
+	__type(value, struct aegis_rule);
+} aegis_cg_deny_inode SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct aegis_cg_ip_key);
+	__type(value, struct aegis_rule);
+} aegis_cg_deny_ip SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct aegis_cg_port_key);
+	__type(value, struct aegis_rule);
+} aegis_cg_deny_port SEC(".maps");
+
 /* deny_comm (exec). */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);

@@ -104,15 +104,27 @@ static __always_inline __u64 aegis_policy_flags(__u32 gen)
 	return p ? p->flags : 0;
 }
 
+/* Is the current task in the agent's own cgroup? (No rule applies to it.) */
+static __always_inline int aegis_is_agent(void)
+{
+	__u64 cgid = bpf_get_current_cgroup_id();
+
+	return cgid && cgid == aegis_config_get(AEGIS_CFG_AGENT_CGID);
+}
+
+/* Is the current task in a globally allowed cgroup? (Waives global rules
+ * only; cgroup-scoped rules still apply.) */
+static __always_inline int aegis_in_allow_cgroup(__u32 gen)
+{
+	struct aegis_cgroup_key k = { .cgid = bpf_get_current_cgroup_id(), .gen = gen };
+
+	return bpf_map_lookup_elem(&aegis_allow_cgroup, &k) != 0;
+}
+
 /* Is the current task the agent itself, or in a globally allowed cgroup? */
 static __always_inline int aegis_cgroup_allowed(__u32 gen)
 {
-	__u64 cgid = bpf_get_current_cgroup_id();
-	struct aegis_cgroup_key k = { .cgid = cgid, .gen = gen };
-
-	if (cgid && cgid == aegis_config_get(AEGIS_CFG_AGENT_CGID))
-		return 1;
-	return bpf_map_lookup_elem(&aegis_allow_cgroup, &k) != 0;
+	return aegis_is_agent() || aegis_in_allow_cgroup(gen);
 }
 
 /* A rule matched: block, or only report (audit mode, emergency disable,

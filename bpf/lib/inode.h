@@ -45,34 +45,71 @@ static __always_inline void aegis_emit_file_block(struct aegis_hook_ctx *hc,
 }
 
 /*
- * A deny rule matched the inode in k: is it waived? The survival allowlist
- * (counted) or the agent's own / a globally allowed cgroup. Returns 0 with
- * k->gen the hook's generation again (k is garbage after a 1).
+ * A global rule matched the inode in k: is it waived? The survival
+ * allowlist (counted) or the agent's own / a globally allowed cgroup.
+ * k->gen is the hook's generation again on return.
  */
 static __always_inline int aegis_inode_exempt(struct aegis_hook_ctx *hc, struct aegis_inode_key *k)
 {
 	k->gen = 0;
 	if (bpf_map_lookup_elem(&aegis_survival_inode, k)) {
 		aegis_count(AEGIS_CNT_SURVIVAL_ALLOW);
+		k->gen = hc->gen;
 		return 1;
 	}
 	k->gen = hc->gen;
 	return aegis_cgroup_allowed(hc->gen);
 }
 
-/* The deny rule that applies to the inode in k (aegis_inode_key_of), or
- * NULL: no rule, or waived. The caller checked AEGIS_POL_FILE_RULES. Shared
- * by the LSM hooks (below) and the observe-only fallback (fallback.bpf.c). */
+/* The cgroup-scoped rule for the inode in k and the current cgroup, if the
+ * generation has any (deny, or protect for an unverified task). */
+static __always_inline struct aegis_rule *aegis_cg_inode_rule(struct aegis_hook_ctx *hc,
+							      struct aegis_inode_key *k)
+{
+	struct aegis_cg_inode_key ck = {};
+	struct aegis_rule *r;
+
+	if (!(aegis_policy_flags(hc->gen) & AEGIS_POL_CGROUP_RULES))
+		return 0;
+	ck.cgid = bpf_get_current_cgroup_id();
+	ck.ino = k->ino;
+	ck.dev = k->dev;
+	ck.gen = hc->gen;
+	r = bpf_map_lookup_elem(&aegis_cg_deny_inode, &ck);
+	return (r && aegis_rule_enforced(r)) ? r : 0;
+}
+
+/*
+ * The rule that applies to the inode in k (aegis_inode_key_of), or NULL.
+ * A global rule (deny, or protect for an unverified task) is waived for the
+ * survival allowlist (counted), the agent's cgroup and allowed cgroups; a
+ * cgroup-scoped rule only for the first two. The caller checked
+ * AEGIS_POL_FILE_RULES. Shared by the LSM hooks (below) and the
+ * observe-only fallback (fallback.bpf.c). k->gen is the hook's again on
+ * return.
+ */
 static __always_inline struct aegis_rule *aegis_inode_match(struct aegis_hook_ctx *hc,
 							    struct aegis_inode_key *k)
 {
 	struct aegis_rule *r = bpf_map_lookup_elem(&aegis_deny_inode, k);
+	struct aegis_rule *cr = aegis_cg_inode_rule(hc, k);
 
-	if (!r || !aegis_rule_enforced(r)) /* deny, or protect for an unverified task */
+	if (r && !aegis_rule_enforced(r))
+		r = 0;
+	if (!r && !cr)
 		return 0;
-	if (aegis_inode_exempt(hc, k))
+	k->gen = 0;
+	if (bpf_map_lookup_elem(&aegis_survival_inode, k)) {
+		aegis_count(AEGIS_CNT_SURVIVAL_ALLOW);
+		k->gen = hc->gen;
 		return 0;
-	return r;
+	}
+	k->gen = hc->gen;
+	if (aegis_is_agent())
+		return 0;
+	if (r && !aegis_in_allow_cgroup(hc->gen))
+		return r;
+	return cr;
 }
 
 /* 0 to allow, -EPERM to deny; emits a record for every match. */

@@ -218,6 +218,56 @@ static __always_inline struct aegis_rule *aegis_net_port(struct aegis_net_target
 	return r;
 }
 
+/* Cgroup-scoped rules for the current cgroup: address (egress only), then
+ * port with the same (proto, dir) fallbacks as the global port rules. */
+static __always_inline struct aegis_rule *aegis_net_cg_port1(struct aegis_net_target *t,
+							     __u64 cgid, __u32 gen, __u8 proto,
+							     __u8 dir)
+{
+	struct aegis_cg_port_key k = {
+		.cgid = cgid, .gen = gen, .port = t->port, .proto = proto, .dir = dir
+	};
+
+	return aegis_net_deny(bpf_map_lookup_elem(&aegis_cg_deny_port, &k));
+}
+
+static __always_inline struct aegis_rule *aegis_net_cg_match(struct aegis_net_target *t,
+							     __u32 gen, __u8 *rt)
+{
+	__u64 cgid = bpf_get_current_cgroup_id();
+	struct aegis_cg_ip_key k = {};
+	struct aegis_rule *r;
+
+	if (t->check_addr) {
+		*rt = AEGIS_RT_CG_IP;
+		k.cgid = cgid;
+		k.gen = gen;
+		if (t->has_v4) {
+			k.family = AEGIS_AF_INET;
+			__builtin_memcpy(k.addr, &t->addr4, 4);
+			r = aegis_net_deny(bpf_map_lookup_elem(&aegis_cg_deny_ip, &k));
+			if (r)
+				return r;
+		}
+		if (t->family == AEGIS_AF_INET6) {
+			k.family = AEGIS_AF_INET6;
+			__builtin_memcpy(k.addr, t->addr, 16);
+			r = aegis_net_deny(bpf_map_lookup_elem(&aegis_cg_deny_ip, &k));
+			if (r)
+				return r;
+		}
+	}
+	*rt = AEGIS_RT_CG_PORT;
+	r = aegis_net_cg_port1(t, cgid, gen, t->proto, t->dir);
+	if (!r)
+		r = aegis_net_cg_port1(t, cgid, gen, 0, t->dir);
+	if (!r)
+		r = aegis_net_cg_port1(t, cgid, gen, t->proto, AEGIS_DIR_BOTH);
+	if (!r)
+		r = aegis_net_cg_port1(t, cgid, gen, 0, AEGIS_DIR_BOTH);
+	return r;
+}
+
 /* First matching deny rule in the SPEC order; *rt says which table. */
 static __always_inline struct aegis_rule *aegis_net_match(struct aegis_net_target *t, __u32 gen,
 							  __u8 *rt)
@@ -271,11 +321,15 @@ static __always_inline int aegis_net_decide(struct aegis_hook_ctx *hc, struct ae
 	__u8 rt = 0;
 	__u8 action;
 
-	if (!(aegis_policy_flags(hc->gen) & AEGIS_POL_NET_RULES))
+	__u64 flags = aegis_policy_flags(hc->gen);
+
+	if (!(flags & AEGIS_POL_NET_RULES))
 		return 0;
-	if (aegis_cgroup_allowed(hc->gen))
+	if (aegis_is_agent())
 		return aegis_hook_allow(hc);
-	r = aegis_net_match(t, hc->gen, &rt);
+	r = aegis_in_allow_cgroup(hc->gen) ? 0 : aegis_net_match(t, hc->gen, &rt);
+	if (!r && (flags & AEGIS_POL_CGROUP_RULES))
+		r = aegis_net_cg_match(t, hc->gen, &rt);
 	if (!r)
 		return aegis_hook_allow(hc);
 	action = aegis_verdict(hc);

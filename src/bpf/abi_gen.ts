@@ -2,7 +2,7 @@
 // Regenerate with: deno run -A build/gen_abi.ts
 
 /** SHA-256 of the canonical layout below; "aegisbpf version" prints it. */
-export const ABI_FINGERPRINT = "4cc8f881c99e02490a512a047a1c30e4be5015d54ead8b0f0febd1aa7df35b31";
+export const ABI_FINGERPRINT = "5863d5d58319babdb4f28ef36a6c64f7ee1e11e6e71dfc59c8af3ee144a95b9e";
 
 export const AEGIS_COMM_LEN = 16;
 export const AEGIS_OPEN_PATH_LEN = 64;
@@ -59,6 +59,7 @@ export const AEGIS_POL_NET_RULES = 4;
 export const AEGIS_POL_DENY_PTRACE = 8;
 export const AEGIS_POL_DENY_MODULE = 16;
 export const AEGIS_POL_DENY_BPF = 32;
+export const AEGIS_POL_CGROUP_RULES = 64;
 export const AEGIS_RULE_DENY = 1;
 export const AEGIS_RULE_PROTECT = 2;
 export const AEGIS_RT_INODE = 1;
@@ -70,6 +71,9 @@ export const AEGIS_RT_IP_PORT = 6;
 export const AEGIS_RT_PTRACE = 7;
 export const AEGIS_RT_MODULE = 8;
 export const AEGIS_RT_BPF = 9;
+export const AEGIS_RT_CG_IP = 10;
+export const AEGIS_RT_CG_PORT = 11;
+export const AEGIS_RT_CG_INODE = 12;
 export const AEGIS_TASK_VERIFIED = 1;
 export const AEGIS_TASK_INLINE_CODE = 2;
 export const AEGIS_TASK_ARGV_CUT = 4;
@@ -141,6 +145,7 @@ export const ABI_LAYOUT = {
       "AEGIS_HOOK__MAX": 16,
     },
     "aegis_policy_flag": {
+      "AEGIS_POL_CGROUP_RULES": 64,
       "AEGIS_POL_DENY_BPF": 32,
       "AEGIS_POL_DENY_MODULE": 16,
       "AEGIS_POL_DENY_PTRACE": 8,
@@ -154,6 +159,9 @@ export const ABI_LAYOUT = {
     },
     "aegis_rule_type": {
       "AEGIS_RT_BPF": 9,
+      "AEGIS_RT_CG_INODE": 12,
+      "AEGIS_RT_CG_IP": 10,
+      "AEGIS_RT_CG_PORT": 11,
       "AEGIS_RT_CIDR": 4,
       "AEGIS_RT_COMM": 2,
       "AEGIS_RT_INODE": 1,
@@ -170,6 +178,91 @@ export const ABI_LAYOUT = {
     },
   },
   "structs": {
+    "aegis_cg_inode_key": {
+      "fields": {
+        "cgid": {
+          "offset": 0,
+          "size": 8,
+          "type": "u64",
+        },
+        "dev": {
+          "offset": 16,
+          "size": 4,
+          "type": "u32",
+        },
+        "gen": {
+          "offset": 20,
+          "size": 4,
+          "type": "u32",
+        },
+        "ino": {
+          "offset": 8,
+          "size": 8,
+          "type": "u64",
+        },
+      },
+      "size": 24,
+    },
+    "aegis_cg_ip_key": {
+      "fields": {
+        "addr": {
+          "offset": 16,
+          "size": 16,
+          "type": "u8[16]",
+        },
+        "cgid": {
+          "offset": 0,
+          "size": 8,
+          "type": "u64",
+        },
+        "family": {
+          "offset": 12,
+          "size": 1,
+          "type": "u8",
+        },
+        "gen": {
+          "offset": 8,
+          "size": 4,
+          "type": "u32",
+        },
+        "pad": {
+          "offset": 13,
+          "size": 3,
+          "type": "u8[3]",
+        },
+      },
+      "size": 32,
+    },
+    "aegis_cg_port_key": {
+      "fields": {
+        "cgid": {
+          "offset": 0,
+          "size": 8,
+          "type": "u64",
+        },
+        "dir": {
+          "offset": 15,
+          "size": 1,
+          "type": "u8",
+        },
+        "gen": {
+          "offset": 8,
+          "size": 4,
+          "type": "u32",
+        },
+        "port": {
+          "offset": 12,
+          "size": 2,
+          "type": "u16",
+        },
+        "proto": {
+          "offset": 14,
+          "size": 1,
+          "type": "u8",
+        },
+      },
+      "size": 16,
+    },
     "aegis_cgroup_key": {
       "fields": {
         "cgid": {

@@ -58,3 +58,51 @@ export function u32Key(i: number): Uint8Array<ArrayBuffer> {
   dv.setUint32(0, i, true);
   return b;
 }
+
+/** struct aegis_cg_inode_key: a cgroup-scoped inode rule. */
+export function cgInodeKey(
+  cgid: bigint,
+  dev: number,
+  ino: bigint | number,
+  gen: number,
+): Uint8Array<ArrayBuffer> {
+  const f = S.aegis_cg_inode_key.fields;
+  const [b, dv] = buf(S.aegis_cg_inode_key.size);
+  dv.setBigUint64(f.cgid.offset, cgid, true);
+  dv.setBigUint64(f.ino.offset, BigInt(ino), true);
+  dv.setUint32(f.dev.offset, dev, true);
+  dv.setUint32(f.gen.offset, gen, true);
+  return b;
+}
+
+/** struct aegis_cg_ip_key: `addr` in network byte order, 4 (IPv4) or 16 bytes. */
+export function cgIpKey(cgid: bigint, addr: Uint8Array, gen: number): Uint8Array<ArrayBuffer> {
+  if (addr.length !== 4 && addr.length !== 16) {
+    throw new RangeError(`cgroup ip rule: address of ${addr.length} bytes (want 4 or 16)`);
+  }
+  const f = S.aegis_cg_ip_key.fields;
+  const [b, dv] = buf(S.aegis_cg_ip_key.size);
+  dv.setBigUint64(f.cgid.offset, cgid, true);
+  dv.setUint32(f.gen.offset, gen, true);
+  b[f.family.offset] = addr.length === 4 ? 2 : 10;
+  b.set(addr, f.addr.offset);
+  return b;
+}
+
+/** struct aegis_cg_port_key: proto 0 any/6/17, dir 0 egress/1 bind/2 both. */
+export function cgPortKey(
+  cgid: bigint,
+  port: number,
+  proto: number,
+  dir: number,
+  gen: number,
+): Uint8Array<ArrayBuffer> {
+  const f = S.aegis_cg_port_key.fields;
+  const [b, dv] = buf(S.aegis_cg_port_key.size);
+  dv.setBigUint64(f.cgid.offset, cgid, true);
+  dv.setUint32(f.gen.offset, gen, true);
+  dv.setUint16(f.port.offset, port, true);
+  b[f.proto.offset] = proto;
+  b[f.dir.offset] = dir;
+  return b;
+}

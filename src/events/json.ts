@@ -27,6 +27,9 @@ export const RULE_TYPE_NAMES: Record<number, string> = {
   7: "ptrace",
   8: "module",
   9: "bpf",
+  10: "cg_ip",
+  11: "cg_port",
+  12: "cg_inode",
 };
 
 /** enum aegis_hook → hook name in events and metrics. */
