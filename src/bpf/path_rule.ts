@@ -1,0 +1,55 @@
+/**
+ * Path rules resolve to inodes: a deny_path / protect_path entry becomes
+ * the {ino, dev} of the file the canonical path names (symlinks followed),
+ * so hard links, renames, bind mounts and /proc/self/fd aliases are the
+ * same rule. A path that does not exist yet is reported as unresolved, not
+ * as an error (rule packs name files many hosts lack).
+ *
+ * @module
+ */
+import { UsageError } from "../errors.ts";
+import { kernelDev } from "./rule_codec.ts";
+
+/** Linux PATH_MAX (bytes, with the NUL) and NAME_MAX. */
+export const PATH_MAX = 4096;
+export const NAME_MAX = 255;
+
+export type ResolvedPath =
+  | { status: "resolved"; path: string; canonical: string; dev: number; ino: number }
+  | { status: "unresolved"; path: string; reason: string };
+
+/** Check a rule path's form; throws UsageError naming the value and why. */
+export function checkRulePath(path: string): void {
+  const show = JSON.stringify(path.length > 80 ? path.slice(0, 77) + "..." : path);
+  if (path.includes("\0")) throw new UsageError(`Invalid path ${show}: contains a NUL byte`);
+  if (!path.startsWith("/")) {
+    throw new UsageError(`Invalid path ${show}: must be absolute (start with "/")`);
+  }
+  const bytes = new TextEncoder().encode(path).length;
+  if (bytes >= PATH_MAX) {
+    throw new UsageError(`Invalid path ${show}: ${bytes} bytes, the limit is ${PATH_MAX - 1}`);
+  }
+  for (const c of path.split("/")) {
+    if (new TextEncoder().encode(c).length > NAME_MAX) {
+      throw new UsageError(
+        `Invalid path ${show}: a component is longer than ${NAME_MAX} bytes`,
+      );
+    }
+  }
+}
+
+/** Resolve a rule path to the inode it names today. */
+export function resolveRulePath(path: string): ResolvedPath {
+  checkRulePath(path);
+  let canonical: string;
+  try {
+    canonical = Deno.realPathSync(path);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) {
+      return { status: "unresolved", path, reason: "does not exist (yet)" };
+    }
+    throw new UsageError(`Cannot resolve path ${JSON.stringify(path)}: ${e}`, { cause: e });
+  }
+  const st = Deno.statSync(canonical);
+  return { status: "resolved", path, canonical, dev: kernelDev(st.dev), ino: st.ino! };
+}
