@@ -35,3 +35,24 @@ export async function btfOf(path: string): Promise<unknown> {
 }
 
 export { kernelDev } from "../../src/bpf/rule_codec.ts";
+
+/** "ok", or "EPERM/EACCES" (Deno reports both as PermissionDenied), for opening `path`. */
+export function tryOpen(path: string): string {
+  try {
+    Deno.openSync(path).close();
+    return "ok";
+  } catch (e) {
+    return e instanceof Deno.errors.PermissionDenied ? "EPERM/EACCES" : String(e);
+  }
+}
+
+/** Poll `f` until it returns "ok" (at most 5 s); returns its last answer. The kernel
+ * frees an unpinned link from a work queue, so a detach follows a moment later. */
+export async function eventually(f: () => string): Promise<string> {
+  let v = f();
+  for (let i = 0; i < 100 && v !== "ok"; i++) {
+    await new Promise((r) => setTimeout(r, 50));
+    v = f();
+  }
+  return v;
+}

@@ -13,7 +13,7 @@ import { EMBEDDED, openEmbeddedShim } from "../../src/assets/mod.ts";
 import { AEGIS_POL_FILE_RULES, AEGIS_RT_INODE, AEGIS_RULE_DENY } from "../../src/bpf/abi_gen.ts";
 import { BpfMap } from "../../src/bpf/map.ts";
 import { inodeKey, kernelDev, policyValue, ruleValue, u32Key } from "../../src/bpf/rule_codec.ts";
-import { LAUNCHER, run } from "../lib/helpers.ts";
+import { eventually, LAUNCHER, run, tryOpen } from "../lib/helpers.ts";
 
 const AGENT = Deno.env.get("AEGIS_VM_AGENT") || LAUNCHER;
 const LSM_ON = Deno.env.get("AEGIS_VM_LSM") === "on";
@@ -82,25 +82,6 @@ class Agent {
     const st = await this.proc.status;
     await this.#done;
     return st;
-  }
-}
-
-/** Poll `f` until it returns "ok" (at most 5 s); returns its last answer. */
-async function eventually(f: () => string): Promise<string> {
-  let v = f();
-  for (let i = 0; i < 100 && v !== "ok"; i++) {
-    await new Promise((r) => setTimeout(r, 50));
-    v = f();
-  }
-  return v;
-}
-
-function tryOpen(path: string): string {
-  try {
-    Deno.openSync(path).close();
-    return "ok";
-  } catch (e) {
-    return e instanceof Deno.errors.PermissionDenied ? "EPERM/EACCES" : String(e);
   }
 }
 

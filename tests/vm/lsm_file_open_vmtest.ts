@@ -27,7 +27,7 @@ import {
 import { inodeKey as encodeInodeKey, kernelDev, ruleValue } from "../../src/bpf/rule_codec.ts";
 import type { FileBlockRecord } from "../../src/events/decode.ts";
 import { loadEngine } from "../lib/engine.ts";
-import { ROOT, run } from "../lib/helpers.ts";
+import { ROOT, run, tryOpen } from "../lib/helpers.ts";
 
 const LSM_ON = Deno.env.get("AEGIS_VM_LSM") === "on";
 const BREAK = Deno.env.get("AEGIS_VM_BREAK_DENY") === "1";
@@ -37,17 +37,6 @@ const DENY = ruleValue(RULE_ID, AEGIS_RULE_DENY, AEGIS_RT_INODE);
 function inodeKey(path: string, gen = 0): Uint8Array<ArrayBuffer> {
   const st = Deno.statSync(path);
   return encodeInodeKey(kernelDev(st.dev), st.ino!, gen);
-}
-
-/** "ok" or "EPERM/EACCES" for opening `path` for reading. */
-function tryOpen(path: string): string {
-  try {
-    Deno.openSync(path).close();
-    return "ok";
-  } catch (e) {
-    if (e instanceof Deno.errors.PermissionDenied) return "EPERM/EACCES";
-    return String(e);
-  }
 }
 
 /** Open through an alias Deno cannot express (tests/vm/aliases.py). */

@@ -16,27 +16,9 @@ import { Engine, type EngineOptions, uninstallPins } from "../../src/bpf/engine.
 import { BpfMap } from "../../src/bpf/map.ts";
 import { inodeKey, kernelDev, policyValue, ruleValue, u32Key } from "../../src/bpf/rule_codec.ts";
 import type { Shim } from "../../src/native/mod.ts";
+import { eventually, tryOpen } from "../lib/helpers.ts";
 
 const LSM_ON = Deno.env.get("AEGIS_VM_LSM") === "on";
-
-/** Poll `f` until it returns "ok" (at most 5 s); returns its last answer. */
-async function eventually(f: () => string): Promise<string> {
-  let v = f();
-  for (let i = 0; i < 100 && v !== "ok"; i++) {
-    await new Promise((r) => setTimeout(r, 50));
-    v = f();
-  }
-  return v;
-}
-
-function tryOpen(path: string): string {
-  try {
-    Deno.openSync(path).close();
-    return "ok";
-  } catch (e) {
-    return e instanceof Deno.errors.PermissionDenied ? "EPERM/EACCES" : String(e);
-  }
-}
 
 /** A pinned map opened by path (the way the CLI edits rules without the daemon). */
 function pinnedMap(shim: Shim, root: string, name: string): BpfMap {
