@@ -50,6 +50,8 @@ export interface EngineOptions {
   /** Pin root, or null to pin nothing (tests; enforcement ends with the process). */
   pinRoot: string | null;
   fileHook: FileHookChoice;
+  /** max_entries per map, set before load (not when re-adopting pins). */
+  mapSizes?: Record<string, number>;
   /** Ring buffer bytes (power of two); only used when the ring is created. */
   ringBytes?: number;
   /** Also load the exec tracepoint for exec telemetry. */
@@ -167,6 +169,9 @@ export class Engine implements Disposable {
       const load = new Set(plan.filter((p) => p.available).map((p) => p.program));
       obj.selectPrograms((p) => load.has(p));
       if (opts.ringBytes && !readopted) obj.setMaxEntries("aegis_events", opts.ringBytes);
+      if (!readopted) {
+        for (const [m, n] of Object.entries(opts.mapSizes ?? {})) obj.setMaxEntries(m, n);
+      }
       if (pinRoot !== null) {
         Deno.mkdirSync(`${pinRoot}/maps`, { recursive: true });
         Deno.mkdirSync(`${pinRoot}/links`, { recursive: true });
