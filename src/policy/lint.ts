@@ -1,0 +1,168 @@
+/**
+ * Lint advisories for a parsed policy, and the canonical writer used by
+ * `policy lint --fix`.
+ *
+ * Warnings never reject a policy; they point at rules that do nothing
+ * (duplicates, an IP already covered by a CIDR) or that contradict each
+ * other (the same path denied and protected).
+ *
+ * @module
+ */
+import { parseCidr, parseIp } from "../bpf/net_codec.ts";
+import type { CgroupRef, Flag, Policy, PolicyIssue } from "./model.ts";
+import { SECTIONS } from "./model.ts";
+
+function cgText(c: CgroupRef): string {
+  return c.kind === "path" ? c.path : `cgid:${c.cgid}`;
+}
+
+type ListField = Exclude<
+  keyof Policy,
+  "version" | "denyPtrace" | "denyModuleLoad" | "denyBpf" | "protectConnect"
+>;
+
+/** One entry's text, as formatPolicy writes it (also the duplicate key). */
+// deno-lint-ignore no-explicit-any
+function entryText(field: ListField, e: any): string {
+  switch (field) {
+    case "denyPath":
+    case "protectPath":
+      return e.path;
+    case "denyInode":
+      return `${e.dev}:${e.ino}`;
+    case "allowCgroup":
+      return cgText(e.cgroup);
+    case "denyIp":
+      return e.ip;
+    case "denyCidr":
+      return e.cidr;
+    case "denyPort":
+      return `${e.port}:${e.proto}:${e.dir}`;
+    case "denyIpPort":
+      return `${e.family === 6 ? `[${e.ip}]` : e.ip}:${e.port}:${e.proto}`;
+    case "denyComm":
+      return e.comm;
+    case "cgroupDenyInode":
+      return `${cgText(e.cgroup)} ${e.dev}:${e.ino}`;
+    case "cgroupDenyIp":
+      return `${cgText(e.cgroup)} ${e.ip}`;
+    case "cgroupDenyPort":
+      return `${cgText(e.cgroup)} ${e.port}:${e.proto}:${e.dir}`;
+  }
+}
+
+const NAME_OF = new Map(SECTIONS.map((s) => [s.field, s.name]));
+
+function inCidr(ip: Uint8Array, net: Uint8Array, prefix: number): boolean {
+  if (ip.length !== net.length) return false;
+  for (let i = 0; i < net.length; i++) {
+    const keep = Math.max(0, Math.min(8, prefix - 8 * i));
+    const mask = (0xff << (8 - keep)) & 0xff;
+    if ((ip[i] & mask) !== net[i]) return false;
+  }
+  return true;
+}
+
+/** Advisories for `policy` (line numbers from the model). */
+export function lintPolicy(policy: Policy, file: string): PolicyIssue[] {
+  const out: PolicyIssue[] = [];
+  const warn = (line: number, message: string) => out.push({ file, line, message });
+
+  // Duplicates inside one section.
+  for (const s of SECTIONS) {
+    if (s.field === null || s.kind === "flag") continue;
+    const field = s.field as ListField;
+    const seen = new Map<string, number>();
+    for (const e of policy[field] as { line: number }[]) {
+      const key = entryText(field, e);
+      const first = seen.get(key);
+      if (first !== undefined) {
+        warn(e.line, `[${s.name}] duplicate entry "${key}" (first at line ${first})`);
+      } else seen.set(key, e.line);
+    }
+  }
+
+  // The same path denied and protected.
+  const denied = new Map(policy.denyPath.map((e) => [e.path, e.line]));
+  for (const e of policy.protectPath) {
+    const d = denied.get(e.path);
+    if (d !== undefined) {
+      warn(
+        e.line,
+        `path "${e.path}" is in both [deny_path] (line ${d}) and [protect_path]; ` +
+          "deny_path already blocks every access, so protect_path adds nothing",
+      );
+    }
+  }
+
+  // Addresses and networks already covered by a (broader) CIDR.
+  const nets = policy.denyCidr.map((c) => ({ ...parseCidr(c.cidr), text: c.cidr, line: c.line }));
+  for (const e of policy.denyIp) {
+    const ip = parseIp(e.ip);
+    const n = nets.find((n) => inCidr(ip.bytes, n.bytes, n.prefix));
+    if (n) {
+      warn(
+        e.line,
+        `[deny_ip] ${e.ip} is already covered by [deny_cidr] ${n.text} (line ${n.line})`,
+      );
+    }
+  }
+  for (const c of nets) {
+    const n = nets.find((n) =>
+      n !== c && n.text !== c.text && n.prefix < c.prefix && inCidr(c.bytes, n.bytes, n.prefix)
+    );
+    if (n) warn(c.line, `[deny_cidr] ${c.text} is already covered by ${n.text} (line ${n.line})`);
+  }
+  // An ip:port rule whose address is denied on every port anyway.
+  const ips = new Map(policy.denyIp.map((e) => [e.ip, e.line]));
+  for (const e of policy.denyIpPort) {
+    const d = ips.get(e.ip);
+    if (d !== undefined) {
+      warn(e.line, `[deny_ip_port] ${e.ip} is denied on every port by [deny_ip] (line ${d})`);
+    }
+  }
+  return out.sort((a, b) => a.line - b.line);
+}
+
+/** A copy of `policy` without duplicate entries (the first of each is kept). */
+export function dedupePolicy(policy: Policy): Policy {
+  const out = structuredClone(policy);
+  for (const s of SECTIONS) {
+    if (s.field === null || s.kind === "flag") continue;
+    const field = s.field as ListField;
+    const seen = new Set<string>();
+    // deno-lint-ignore no-explicit-any
+    (out as any)[field] = (out[field] as { line: number }[]).filter((e) => {
+      const k = entryText(field, e);
+      if (seen.has(k)) return false;
+      seen.add(k);
+      return true;
+    });
+  }
+  return out;
+}
+
+/**
+ * The canonical text of `policy`: `version=N`, then each non-empty section
+ * in SECTIONS order, one canonical entry per line. Parsing the output gives
+ * back the same policy (line numbers aside). Entries keep their order;
+ * `policy lint --fix` should pass the policy through dedupePolicy first.
+ */
+export function formatPolicy(policy: Policy): string {
+  const parts = [`version=${policy.version}\n`];
+  for (const s of SECTIONS) {
+    if (s.field === null) continue;
+    if (s.kind === "flag") {
+      const f = policy[s.field] as Flag;
+      if (f === null) continue;
+      parts.push(`\n[${s.name}]\n${f.enabled ? "" : "false\n"}`);
+      continue;
+    }
+    const field = s.field as ListField;
+    const list = policy[field] as unknown[];
+    if (list.length === 0) continue;
+    parts.push(`\n[${NAME_OF.get(field)}]\n`);
+    for (const e of list) parts.push(entryText(field, e) + "\n");
+  }
+  return parts.join("");
+}

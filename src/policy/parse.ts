@@ -1,0 +1,486 @@
+/**
+ * Policy file parser and validator (SPEC §7). Pure: text or bytes in,
+ * model + issues out; no file system access.
+ *
+ *   const { policy, errors, warnings } = parsePolicy(bytes, "/etc/aegisbpf/policy.conf");
+ *
+ * Every problem is collected (not just the first) with its file and line;
+ * `policy` is returned only when there are no errors, so a file with any
+ * error is rejected as a whole. Warnings (lint advisories, see lint.ts) do
+ * not reject the file.
+ *
+ * @module
+ */
+import { UsageError } from "../errors.ts";
+import { parseCidr, parseIp, parseIpPort, parsePort } from "../bpf/net_codec.ts";
+import type { NetDir, NetProto } from "../bpf/net_codec.ts";
+import { commBytes } from "../bpf/exec_codec.ts";
+import { checkRulePath } from "../bpf/path_rule.ts";
+import {
+  type CgroupRef,
+  Dir,
+  emptyPolicy,
+  MAX_VERSION,
+  MIN_VERSION,
+  Policy,
+  type PolicyIssue,
+  Proto,
+  type SectionInfo,
+  SECTIONS,
+} from "./model.ts";
+import { lintPolicy } from "./lint.ts";
+
+/** Largest policy file accepted (bytes). */
+export const MAX_FILE_BYTES = 16 * 1024 * 1024;
+/** Longest line accepted (bytes, without the newline). */
+export const MAX_LINE_BYTES = 4096;
+/** Errors after this many are summarised in one last error. */
+export const MAX_ERRORS = 1000;
+
+export interface ParseResult {
+  /** Present only when `errors` is empty. */
+  policy?: Policy;
+  errors: PolicyIssue[];
+  warnings: PolicyIssue[];
+}
+
+/** "file:line: message" (line 0 = the whole file: "file: message"). */
+export function formatIssue(i: PolicyIssue): string {
+  return i.line > 0 ? `${i.file}:${i.line}: ${i.message}` : `${i.file}: ${i.message}`;
+}
+
+const PROTO_NAMES: Record<NetProto, Proto> = { 0: "any", 6: "tcp", 17: "udp" };
+const DIR_NAMES: Record<NetDir, Dir> = { 0: "egress", 1: "bind", 2: "both" };
+const SECTION_BY_NAME = new Map(SECTIONS.map((s) => [s.name, s]));
+const U64_MAX = (1n << 64n) - 1n;
+
+/** Canonical text of an address (IPv6 per RFC 5952: lower case, longest zero run as ::). */
+export function formatIp(bytes: Uint8Array): string {
+  if (bytes.length === 4) return Array.from(bytes).join(".");
+  const g: number[] = [];
+  for (let i = 0; i < 16; i += 2) g.push((bytes[i] << 8) | bytes[i + 1]);
+  let bestAt = -1, bestLen = 0;
+  for (let i = 0; i < 8;) {
+    if (g[i] !== 0) {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && g[j] === 0) j++;
+    if (j - i > bestLen && j - i >= 2) [bestAt, bestLen] = [i, j - i];
+    i = j;
+  }
+  const hex = (a: number[]) => a.map((x) => x.toString(16)).join(":");
+  if (bestAt < 0) return hex(g);
+  return `${hex(g.slice(0, bestAt))}::${hex(g.slice(bestAt + bestLen))}`;
+}
+
+/** Thrown inside entry parsers; carries the message for the line. */
+class EntryError extends Error {}
+
+function usage<T>(f: () => T): T {
+  try {
+    return f();
+  } catch (e) {
+    if (e instanceof UsageError) throw new EntryError(e.message);
+    throw e;
+  }
+}
+
+function parseU64(text: string, what: string): bigint {
+  if (!/^\d{1,20}$/.test(text)) throw new EntryError(`${what} "${text}" is not a decimal number`);
+  const n = BigInt(text);
+  if (n > U64_MAX) throw new EntryError(`${what} ${text} does not fit in 64 bits`);
+  return n;
+}
+
+/** `dev:ino` (dev in the kernel encoding) or `major:minor:ino`. */
+export function parseInode(text: string): { dev: number; ino: bigint } {
+  const p = text.split(":");
+  const syntax = `expected dev:ino or major:minor:ino (decimal), got "${text}"`;
+  if (p.length < 2 || p.length > 3 || p.some((x) => !/^\d+$/.test(x))) {
+    throw new EntryError(`Invalid inode: ${syntax}`);
+  }
+  let dev: number;
+  if (p.length === 2) {
+    const d = parseU64(p[0], "dev");
+    if (d > 0xffffffffn) {
+      throw new EntryError(
+        `Invalid inode "${text}": dev ${p[0]} is above 4294967295 (the kernel encoding ` +
+          "(major << 20) | minor is 32 bits; or write major:minor:ino)",
+      );
+    }
+    dev = Number(d);
+  } else {
+    const major = parseU64(p[0], "major"), minor = parseU64(p[1], "minor");
+    if (major > 4095n) {
+      throw new EntryError(`Invalid inode "${text}": major ${major} is above 4095`);
+    }
+    if (minor > 0xfffffn) {
+      throw new EntryError(`Invalid inode "${text}": minor ${minor} is above 1048575`);
+    }
+    dev = ((Number(major) << 20) | Number(minor)) >>> 0;
+  }
+  const ino = parseU64(p[p.length - 1], "inode number");
+  if (ino === 0n) throw new EntryError(`Invalid inode "${text}": inode number 0 names no file`);
+  return { dev, ino };
+}
+
+/** An absolute cgroup v2 path or `cgid:N`. */
+export function parseCgroupRef(text: string): CgroupRef {
+  if (text.startsWith("cgid:")) {
+    const id = parseU64(text.slice(5), "cgroup id");
+    if (id === 0n) throw new EntryError(`Invalid cgroup "${text}": cgroup id 0 does not exist`);
+    return { kind: "cgid", cgid: id };
+  }
+  if (!text.startsWith("/")) {
+    throw new EntryError(
+      `Invalid cgroup "${text}": give an absolute cgroup v2 path (e.g. /system.slice/x.service) ` +
+        "or cgid:N",
+    );
+  }
+  usage(() => checkRulePath(text));
+  return { kind: "path", path: text };
+}
+
+function splitCgroupRule(text: string): [CgroupRef, string] {
+  const m = /^(\S+)\s+(\S.*)$/.exec(text);
+  if (!m) throw new EntryError(`expected "<cgroup path or cgid:N> <rule>", got "${text}"`);
+  return [parseCgroupRef(m[1]), m[2]];
+}
+
+function ipEntry(text: string): { ip: string; family: 4 | 6 } {
+  const ip = usage(() => parseIp(text));
+  return { ip: formatIp(ip.bytes), family: ip.family };
+}
+
+function portEntry(text: string): { port: number; proto: Proto; dir: Dir } {
+  const r = usage(() => parsePort(text));
+  return { port: r.port, proto: PROTO_NAMES[r.proto], dir: DIR_NAMES[r.dir] };
+}
+
+const FLAG_VALUES: Record<string, boolean> = {
+  true: true,
+  "1": true,
+  on: true,
+  yes: true,
+  false: false,
+  "0": false,
+  off: false,
+  no: false,
+};
+
+interface Current {
+  info: SectionInfo;
+  /** Entries are checked but not kept (unknown/unsupported section). */
+  skip: boolean;
+  /** For flag sections: the line of a value already seen. */
+  flagValueLine?: number;
+}
+
+/**
+ * Split input into lines, enforcing size, UTF-8 and per-line limits. Each
+ * yielded line is either text or an error message for that line.
+ */
+function* lines(
+  input: string | Uint8Array,
+  fileError: (m: string) => void,
+): Generator<{ n: number; text?: string; error?: string }> {
+  const tooBig = (n: number, exact: boolean) =>
+    fileError(
+      `file is ${
+        exact ? "" : "at least "
+      }${n} bytes; the limit is ${MAX_FILE_BYTES} bytes (16 MiB)`,
+    );
+  const lineTooLong = (n: number) =>
+    `line is ${n} bytes; the limit is ${MAX_LINE_BYTES} bytes per line`;
+  if (typeof input === "string") {
+    // UTF-8 needs at least one byte per UTF-16 code unit.
+    if (input.length > MAX_FILE_BYTES) return tooBig(input.length, false);
+    if (input.length * 3 > MAX_FILE_BYTES) {
+      const n = new TextEncoder().encode(input).length;
+      if (n > MAX_FILE_BYTES) return tooBig(n, true);
+    }
+    const parts = input.split("\n");
+    if (parts.length > 1 && parts[parts.length - 1] === "") parts.pop();
+    for (let i = 0; i < parts.length; i++) {
+      const t = parts[i];
+      if (t.length * 3 > MAX_LINE_BYTES) {
+        const n = new TextEncoder().encode(t).length;
+        if (n > MAX_LINE_BYTES) {
+          yield { n: i + 1, error: lineTooLong(n) };
+          continue;
+        }
+      }
+      if (!t.isWellFormed()) {
+        yield { n: i + 1, error: "invalid text: unpaired UTF-16 surrogate (not valid UTF-8)" };
+        continue;
+      }
+      yield { n: i + 1, text: t };
+    }
+    return;
+  }
+  if (input.length > MAX_FILE_BYTES) return tooBig(input.length, true);
+  const dec = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false });
+  let start = 0;
+  for (let n = 1; start < input.length; n++) {
+    let end = input.indexOf(0x0a, start);
+    if (end < 0) end = input.length;
+    const len = end - start;
+    if (len > MAX_LINE_BYTES) {
+      yield { n, error: lineTooLong(len) };
+    } else {
+      let text: string | undefined;
+      try {
+        text = dec.decode(input.subarray(start, end));
+      } catch {
+        yield { n, error: "invalid UTF-8 (policy files must be UTF-8 text)" };
+      }
+      if (text !== undefined) yield { n, text };
+    }
+    start = end + 1;
+  }
+}
+
+/** Parse and validate a policy file. See the module doc. */
+export function parsePolicy(input: string | Uint8Array, file: string): ParseResult {
+  const errors: PolicyIssue[] = [];
+  const warnings: PolicyIssue[] = [];
+  let truncated = false;
+  const err = (line: number, message: string) => {
+    if (errors.length < MAX_ERRORS) errors.push({ file, line, message });
+    else truncated = true;
+  };
+  const warn = (line: number, message: string) => warnings.push({ file, line, message });
+
+  const policy = emptyPolicy(MIN_VERSION);
+  let version: number | undefined;
+  let versionLine = 0;
+  let versionBad = false;
+  let cur: Current | null = null;
+  let sawSection = false;
+  let missingVersionReported = false;
+  const seenSections = new Map<string, number>();
+
+  for (const l of lines(input, (m) => err(0, m))) {
+    if (l.error !== undefined) {
+      err(l.n, l.error);
+      continue;
+    }
+    let raw = l.text!;
+    if (l.n === 1 && raw.startsWith("\uFEFF")) raw = raw.slice(1);
+    if (raw.includes("\0")) {
+      err(l.n, "contains a NUL byte (policy files are text)");
+      continue;
+    }
+    const text = raw.trim();
+    if (text === "" || text.startsWith("#")) continue;
+
+    const sec = /^\[(.*)\]$/.exec(text);
+    if (sec) {
+      const name = sec[1].trim();
+      sawSection = true;
+      if (version === undefined && !versionBad && !missingVersionReported) {
+        err(
+          l.n,
+          `missing "version=N" header (N from ${MIN_VERSION} to ${MAX_VERSION}) before the first section`,
+        );
+        missingVersionReported = true;
+      }
+      const info = SECTION_BY_NAME.get(name);
+      if (!info) {
+        err(
+          l.n,
+          `unknown section [${name}]; known sections: ${SECTIONS.map((s) => s.name).join(", ")}`,
+        );
+        cur = { info: { name, minVersion: 1, field: null, kind: null }, skip: true };
+        continue;
+      }
+      if (info.field === null) {
+        err(
+          l.n,
+          `section [${name}] (policy version ${info.minVersion}) is not supported by this version of ` +
+            "aegisbpf; remove it (its rules would not be enforced)",
+        );
+        cur = { info, skip: true };
+        continue;
+      }
+      if (version !== undefined && info.minVersion > version) {
+        err(
+          l.n,
+          `section [${name}] needs version=${info.minVersion} or later; this file says version=${version}`,
+        );
+      }
+      const prev = seenSections.get(name);
+      if (prev !== undefined) {
+        warn(
+          l.n,
+          `section [${name}] appears again (first at line ${prev}); its entries are merged`,
+        );
+      } else seenSections.set(name, l.n);
+      cur = { info, skip: false };
+      if (info.kind === "flag") {
+        const f = info.field as "denyPtrace" | "denyModuleLoad" | "denyBpf" | "protectConnect";
+        if (policy[f] === null) policy[f] = { enabled: true, line: l.n };
+      }
+      continue;
+    }
+    if (text.startsWith("[")) {
+      err(l.n, `malformed section header "${text}"; expected [name]`);
+      cur = { info: { name: "", minVersion: 1, field: null, kind: null }, skip: true };
+      continue;
+    }
+
+    if (!sawSection) {
+      const kv = /^([A-Za-z0-9_.-]+)\s*=\s*(.*)$/.exec(text);
+      if (!kv) {
+        err(l.n, `expected a "key=value" header line (version=N) or a [section], got "${text}"`);
+        continue;
+      }
+      const [, key, value] = kv;
+      if (key !== "version") {
+        err(l.n, `unknown header key "${key}"; the only header key is "version"`);
+        continue;
+      }
+      if (version !== undefined || versionBad) {
+        err(l.n, `"version" is given again (first at line ${versionLine})`);
+        continue;
+      }
+      versionLine = l.n;
+      const v = /^\d{1,3}$/.test(value) ? Number(value) : NaN;
+      if (!(v >= MIN_VERSION && v <= MAX_VERSION)) {
+        err(
+          l.n,
+          `unsupported version "${value}"; this aegisbpf reads policy versions ${MIN_VERSION} to ${MAX_VERSION}`,
+        );
+        versionBad = true;
+        continue;
+      }
+      version = v;
+      policy.version = v;
+      continue;
+    }
+
+    if (cur === null) continue; // unreachable: sawSection implies cur
+    if (cur.skip) continue;
+    try {
+      entry(cur, text, l.n);
+    } catch (e) {
+      if (e instanceof EntryError) err(l.n, `[${cur.info.name}] ${e.message}`);
+      else throw e;
+    }
+  }
+
+  if (
+    version === undefined && !versionBad && !missingVersionReported &&
+    errors.every((e) => e.line !== 0)
+  ) {
+    err(1, `missing "version=N" header (N from ${MIN_VERSION} to ${MAX_VERSION})`);
+  }
+  if (truncated) {
+    errors.push({
+      file,
+      line: 0,
+      message: `too many errors; only the first ${MAX_ERRORS} are shown`,
+    });
+  }
+  if (errors.length > 0) return { errors, warnings };
+
+  const checked = Policy.safeParse(policy);
+  if (!checked.success) {
+    // A parser bug, not bad input; still reject the file rather than apply it.
+    return {
+      errors: [{
+        file,
+        line: 0,
+        message: `internal error: parsed policy is invalid: ${checked.error.message}`,
+      }],
+      warnings,
+    };
+  }
+  warnings.push(...lintPolicy(policy, file));
+  return { policy, errors, warnings };
+
+  function entry(c: Current, text: string, line: number): void {
+    switch (c.info.kind) {
+      case "path":
+        usage(() => checkRulePath(text));
+        policy[c.info.field as "denyPath" | "protectPath"].push({ path: text, line });
+        return;
+      case "inode":
+        policy.denyInode.push({ ...parseInode(text), line });
+        return;
+      case "cgroup":
+        policy.allowCgroup.push({ cgroup: parseCgroupRef(text), line });
+        return;
+      case "ip":
+        policy.denyIp.push({ ...ipEntry(text), line });
+        return;
+      case "cidr": {
+        const cidr = usage(() => parseCidr(text));
+        const canon = `${formatIp(cidr.bytes)}/${cidr.prefix}`;
+        if (cidr.hostBitsCleared) {
+          warn(line, `[deny_cidr] "${text}" has host bits set; it means ${canon}`);
+        }
+        policy.denyCidr.push({ cidr: canon, family: cidr.family, line });
+        return;
+      }
+      case "port":
+        policy.denyPort.push({ ...portEntry(text), line });
+        return;
+      case "ip_port": {
+        const r = usage(() => parseIpPort(text));
+        policy.denyIpPort.push({
+          ip: formatIp(r.ip.bytes),
+          family: r.ip.family,
+          port: r.port,
+          proto: PROTO_NAMES[r.proto],
+          line,
+        });
+        return;
+      }
+      case "comm":
+        usage(() => commBytes(text));
+        policy.denyComm.push({ comm: text, line });
+        return;
+      case "flag": {
+        const f = c.info.field as "denyPtrace" | "denyModuleLoad" | "denyBpf" | "protectConnect";
+        const v = FLAG_VALUES[text.toLowerCase()];
+        if (v === undefined) {
+          throw new EntryError(
+            `"${text}" is not a flag value; a flag section is on by being present, ` +
+              "or holds one line: true|false|1|0|on|off|yes|no",
+          );
+        }
+        if (c.flagValueLine !== undefined) {
+          throw new EntryError(
+            `a flag section holds at most one value (already given at line ${c.flagValueLine})`,
+          );
+        }
+        c.flagValueLine = line;
+        policy[f] = { enabled: v, line: policy[f]?.line ?? line };
+        return;
+      }
+      case "cg_inode": {
+        const [cgroup, rule] = splitCgroupRule(text);
+        policy.cgroupDenyInode.push({ cgroup, ...parseInode(rule), line });
+        return;
+      }
+      case "cg_ip": {
+        const [cgroup, rule] = splitCgroupRule(text);
+        if (rule.includes("/")) {
+          throw new EntryError(`"${rule}": cgroup_deny_ip takes exact addresses, not CIDRs`);
+        }
+        policy.cgroupDenyIp.push({ cgroup, ...ipEntry(rule), line });
+        return;
+      }
+      case "cg_port": {
+        const [cgroup, rule] = splitCgroupRule(text);
+        policy.cgroupDenyPort.push({ cgroup, ...portEntry(rule), line });
+        return;
+      }
+      default:
+        return;
+    }
+  }
+}
