@@ -160,18 +160,18 @@ function readSmallFile(path: string, what: string): string {
  */
 export async function readSecretKeyFile(path: string): Promise<CryptoKey> {
   const text = readSmallFile(path, "secret key file");
-  const mode = Deno.statSync(path).mode;
-  if (mode !== null && (mode & 0o077) !== 0) {
-    throw new UsageError(
-      `Secret key file "${path}" is accessible by group or others (mode ` +
-        `${(mode & 0o777).toString(8).padStart(4, "0")}); run: chmod 600 ${path}`,
-    );
-  }
   const t = (text.endsWith("\n") ? text.slice(0, -1) : text).toLowerCase();
   if (!HEX96.test(t)) {
     throw new UsageError(
       `"${path}" is not an aegisbpf secret key file (expected 96 hex characters: ` +
         `Ed25519 PKCS#8). If it is a .pub file, use the matching .key file.`,
+    );
+  }
+  const mode = Deno.statSync(path).mode;
+  if (mode !== null && (mode & 0o077) !== 0) {
+    throw new UsageError(
+      `Secret key file "${path}" is accessible by group or others (mode ` +
+        `${(mode & 0o777).toString(8).padStart(4, "0")}); run: chmod 600 ${path}`,
     );
   }
   return await importSecretKey(fromHex(t));
