@@ -27,11 +27,14 @@
  */
 import { AegisError, UsageError } from "../errors.ts";
 import { sha256Hex, toHex } from "../util/bytes.ts";
+import { readCounter } from "./atomic.ts";
 import {
+  DEFAULT_KEYS_DIR,
   fingerprint as keyFingerprint,
   fromHex,
   importPublicKey,
   importSecretKey,
+  loadTrustedKeys,
   publicKeyFromSecret,
 } from "./keys.ts";
 
@@ -405,4 +408,39 @@ export async function verifyBundle(
   }
   const { body, ...header } = b;
   return { ok: true, body, policyVersion: b.policyVersion, signer, header };
+}
+
+/** Default anti-rollback counter file. */
+export const DEFAULT_COUNTER_PATH = "/var/lib/aegisbpf/policy_version.json";
+
+/** Options of {@link verifyBundleWithState}. */
+export interface VerifyStateOptions {
+  /** Trusted key folder (default /etc/aegisbpf/keys). */
+  keysDir?: string;
+  /** Anti-rollback counter file (default {@link DEFAULT_COUNTER_PATH}). */
+  counterPath?: string;
+  /** Unix seconds (default: now). */
+  now?: number;
+  /** Owner uid required of the key folder and files (default 0). */
+  ownerUid?: number;
+}
+
+/**
+ * Verify against the installed trusted keys and the stored counter. The
+ * counter is NOT advanced: once the policy is applied, call
+ * `writeCounter(counterPath, result.policyVersion)` (atomic.ts). Warnings
+ * are the skipped key files, for the caller to log.
+ */
+export async function verifyBundleWithState(
+  bytes: Uint8Array,
+  opts: VerifyStateOptions = {},
+): Promise<{ result: VerifyOk | VerifyFail; warnings: string[] }> {
+  const { keys, warnings } = await loadTrustedKeys(
+    opts.keysDir ?? DEFAULT_KEYS_DIR,
+    opts.ownerUid === undefined ? {} : { ownerUid: opts.ownerUid },
+  );
+  const min = readCounter(opts.counterPath ?? DEFAULT_COUNTER_PATH);
+  const v: VerifyOptions = { trustedKeys: keys, minVersionExclusive: min };
+  if (opts.now !== undefined) v.now = opts.now;
+  return { result: await verifyBundle(bytes, v), warnings };
 }

@@ -1,6 +1,13 @@
 import assert from "node:assert/strict";
-import { parseBundle, signBundle, verifyBundle, type VerifyOptions } from "./bundle.ts";
-import { fingerprint, generateKeyPair, importPublicKey } from "./keys.ts";
+import {
+  parseBundle,
+  signBundle,
+  verifyBundle,
+  verifyBundleWithState,
+  type VerifyOptions,
+} from "./bundle.ts";
+import { addKey, fingerprint, generateKeyPair, importPublicKey } from "./keys.ts";
+import { writeCounter } from "./atomic.ts";
 import { toHex } from "../util/bytes.ts";
 
 const enc = new TextEncoder();
@@ -235,4 +242,27 @@ Deno.test("signBundle refuses bad numbers and expires <= timestamp", async () =>
     signBundle(BODY, { ...base, secretKey: new Uint8Array(48) }),
     { code: "USAGE" },
   );
+});
+
+Deno.test("verifyBundleWithState: trusted folder + counter file; counter not advanced", async () => {
+  const dir = Deno.makeTempDirSync({ prefix: "aegis-bundle-" });
+  try {
+    const uid = Deno.statSync(dir).uid!;
+    Deno.chmodSync(dir, 0o755);
+    const { kp, bundle } = await setup();
+    Deno.writeTextFileSync(`${dir}/pub`, toHex(kp.publicRaw) + "\n");
+    const keysDir = `${dir}/keys`;
+    await addKey(`${dir}/pub`, keysDir);
+    const counterPath = `${dir}/counter.json`;
+    const o = { keysDir, counterPath, now: T0 + 1, ownerUid: uid };
+    let { result, warnings } = await verifyBundleWithState(bundle, o);
+    assert.equal(result.ok, true, JSON.stringify(result));
+    assert.deepEqual(warnings, []);
+    assert.throws(() => Deno.statSync(counterPath), Deno.errors.NotFound);
+    writeCounter(counterPath, 5);
+    ({ result } = await verifyBundleWithState(bundle, o));
+    assert.equal(result.ok ? "ok" : result.code, "BUNDLE_ROLLBACK");
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
 });
