@@ -276,7 +276,7 @@ export function parsePolicy(input: string | Uint8Array, file: string): ParseResu
     const text = raw.trim();
     if (text === "" || text.startsWith("#")) continue;
 
-    const sec = /^\[(.*)\]$/.exec(text);
+    const sec = /^\[\s*([A-Za-z0-9_-]+)\s*\]$/.exec(text);
     if (sec) {
       const name = sec[1].trim();
       sawSection = true;
@@ -325,8 +325,9 @@ export function parsePolicy(input: string | Uint8Array, file: string): ParseResu
       }
       continue;
     }
-    if (text.startsWith("[")) {
+    if (text.startsWith("[") && (text.endsWith("]") || cur?.info.kind !== "ip_port")) {
       err(l.n, `malformed section header "${text}"; expected [name]`);
+      sawSection = true;
       cur = { info: { name: "", minVersion: 1, field: null, kind: null }, skip: true };
       continue;
     }
@@ -399,6 +400,7 @@ export function parsePolicy(input: string | Uint8Array, file: string): ParseResu
     };
   }
   warnings.push(...lintPolicy(policy, file));
+  warnings.sort((a, b) => a.line - b.line);
   return { policy, errors, warnings };
 
   function entry(c: Current, text: string, line: number): void {

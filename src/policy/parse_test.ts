@@ -1,0 +1,343 @@
+import assert from "node:assert/strict";
+import { formatIssue, MAX_FILE_BYTES, parsePolicy } from "./parse.ts";
+import type { Policy, PolicyIssue } from "./model.ts";
+
+const F = "/etc/aegisbpf/policy.conf";
+
+function ok(text: string | Uint8Array): Policy {
+  const r = parsePolicy(text, F);
+  assert.deepEqual(r.errors.map(formatIssue), []);
+  assert.ok(r.policy);
+  return r.policy;
+}
+
+/** The errors, each as [line, fragment]; asserts file and the exact set of lines. */
+function bad(text: string | Uint8Array, expected: [number, string][]): PolicyIssue[] {
+  const r = parsePolicy(text, F);
+  assert.equal(r.policy, undefined, "a file with errors must be rejected");
+  const got = r.errors.map(formatIssue);
+  assert.equal(r.errors.length, expected.length, got.join("\n"));
+  expected.forEach(([line, frag], i) => {
+    assert.equal(r.errors[i].file, F);
+    assert.equal(r.errors[i].line, line, got[i]);
+    assert.ok(r.errors[i].message.includes(frag), `${got[i]} should contain "${frag}"`);
+  });
+  return r.errors;
+}
+
+const noLines = (p: Policy) =>
+  JSON.parse(
+    JSON.stringify(p, (k, v) => k === "line" ? undefined : typeof v === "bigint" ? `${v}n` : v),
+  );
+
+// ---- one realistic policy per version ----
+
+Deno.test("v1: deny_path, deny_inode, allow_cgroup, comments, blank lines, trailing whitespace", () => {
+  const p = ok(
+    "# production file rules\nversion=1\n\n[deny_path]\n/usr/bin/nc   \n/usr/bin/ncat\t\n\n" +
+      "[deny_inode]\n# dev:ino\n2049:1234\n8:1:99\n[allow_cgroup]\n/system.slice/aegisbpf.service\ncgid:4242\n",
+  );
+  assert.equal(p.version, 1);
+  assert.deepEqual(p.denyPath, [{ path: "/usr/bin/nc", line: 5 }, {
+    path: "/usr/bin/ncat",
+    line: 6,
+  }]);
+  assert.deepEqual(p.denyInode, [
+    { dev: 2049, ino: 1234n, line: 10 },
+    { dev: (8 << 20) | 1, ino: 99n, line: 11 },
+  ]);
+  assert.deepEqual(p.allowCgroup, [
+    { cgroup: { kind: "path", path: "/system.slice/aegisbpf.service" }, line: 13 },
+    { cgroup: { kind: "cgid", cgid: 4242n }, line: 14 },
+  ]);
+  assert.equal(p.denyPtrace, null);
+});
+
+Deno.test("v2: network, comm and kernel flag sections", () => {
+  const p = ok(`version=2
+[deny_ip]
+192.0.2.10
+2001:DB8:0:0:0:0:0:1
+[deny_cidr]
+198.51.100.0/24
+2001:db8:abcd::/48
+[deny_port]
+4444
+53:udp
+8080:tcp:bind
+[deny_ip_port]
+203.0.113.5:443:tcp
+[2001:db8::2]:22
+[deny_comm]
+xmrig
+[deny_ptrace]
+[deny_module_load]
+true
+[deny_bpf]
+off
+`);
+  assert.deepEqual(p.denyIp, [
+    { ip: "192.0.2.10", family: 4, line: 3 },
+    { ip: "2001:db8::1", family: 6, line: 4 },
+  ]);
+  assert.deepEqual(p.denyCidr, [
+    { cidr: "198.51.100.0/24", family: 4, line: 6 },
+    { cidr: "2001:db8:abcd::/48", family: 6, line: 7 },
+  ]);
+  assert.deepEqual(p.denyPort, [
+    { port: 4444, proto: "any", dir: "egress", line: 9 },
+    { port: 53, proto: "udp", dir: "egress", line: 10 },
+    { port: 8080, proto: "tcp", dir: "bind", line: 11 },
+  ]);
+  assert.deepEqual(p.denyIpPort, [
+    { ip: "203.0.113.5", family: 4, port: 443, proto: "tcp", line: 13 },
+    { ip: "2001:db8::2", family: 6, port: 22, proto: "any", line: 14 },
+  ]);
+  assert.deepEqual(p.denyComm, [{ comm: "xmrig", line: 16 }]);
+  assert.deepEqual(p.denyPtrace, { enabled: true, line: 17 });
+  assert.deepEqual(p.denyModuleLoad, { enabled: true, line: 18 });
+  assert.deepEqual(p.denyBpf, { enabled: false, line: 20 });
+});
+
+Deno.test("v3: v1/v2 sections still parse; hash sections are 'not supported by this version'", () => {
+  const p = ok("version=3\n[deny_path]\n/opt/miner\n[deny_port]\n3333\n");
+  assert.equal(p.version, 3);
+  bad(
+    "version=3\n[deny_binary_hash]\nsha256:" + "a".repeat(64) +
+      "\n[allow_binary_hash]\n[scan_paths]\n/usr/bin\n",
+    [[2, "[deny_binary_hash] (policy version 3) is not supported by this version"], [
+      4,
+      "[allow_binary_hash] (policy version 3) is not supported by this version",
+    ], [5, "[scan_paths] (policy version 3) is not supported by this version"]],
+  );
+});
+
+Deno.test("v4: protect_path and protect_connect", () => {
+  const p = ok(
+    "version=4\n[protect_path]\n/etc/shadow\n/etc/aegisbpf/keys\n[protect_connect]\n[deny_comm]\nnc\n",
+  );
+  assert.deepEqual(p.protectPath, [{ path: "/etc/shadow", line: 3 }, {
+    path: "/etc/aegisbpf/keys",
+    line: 4,
+  }]);
+  assert.deepEqual(p.protectConnect, { enabled: true, line: 5 });
+});
+
+Deno.test("v5: IMA sections are 'not supported by this version'; the rest parses", () => {
+  ok("version=5\n[protect_connect]\n1\n[deny_bpf]\n");
+  bad(
+    "version=5\n[trusted_exec_hash]\n[require_ima_appraisal]\n[ima_fail_closed]\n[deny_path]\n/x\n",
+    [
+      [2, "[trusted_exec_hash] (policy version 5) is not supported by this version"],
+      [3, "[require_ima_appraisal] (policy version 5) is not supported by this version"],
+      [4, "[ima_fail_closed] (policy version 5) is not supported by this version"],
+    ],
+  );
+});
+
+Deno.test("v6: cgroup-scoped rules", () => {
+  const p = ok(`version=6
+[cgroup_deny_inode]
+/kubepods/besteffort/pod1 2049:777
+cgid:99   8:1:5
+[cgroup_deny_ip]
+/kubepods/besteffort/pod1 10.9.9.9
+cgid:99 2001:db8::9
+[cgroup_deny_port]
+/kubepods/besteffort/pod1 6379:tcp
+cgid:99 22:any:both
+`);
+  const pod = { kind: "path" as const, path: "/kubepods/besteffort/pod1" };
+  const cg = { kind: "cgid" as const, cgid: 99n };
+  assert.deepEqual(p.cgroupDenyInode, [
+    { cgroup: pod, dev: 2049, ino: 777n, line: 3 },
+    { cgroup: cg, dev: (8 << 20) | 1, ino: 5n, line: 4 },
+  ]);
+  assert.deepEqual(p.cgroupDenyIp, [
+    { cgroup: pod, ip: "10.9.9.9", family: 4, line: 6 },
+    { cgroup: cg, ip: "2001:db8::9", family: 6, line: 7 },
+  ]);
+  assert.deepEqual(p.cgroupDenyPort, [
+    { cgroup: pod, port: 6379, proto: "tcp", dir: "egress", line: 9 },
+    { cgroup: cg, port: 22, proto: "any", dir: "both", line: 10 },
+  ]);
+});
+
+Deno.test("CRLF line ends, a BOM and bytes input parse like text", () => {
+  const text = "\uFEFFversion=1\r\n[deny_path]\r\n/bin/x\r\n";
+  const a = ok(text);
+  const b = ok(new TextEncoder().encode(text));
+  assert.deepEqual(a, b);
+  assert.deepEqual(a.denyPath, [{ path: "/bin/x", line: 3 }]);
+});
+
+// ---- bad inputs ----
+
+Deno.test("unknown section: error at its line, its entries are not parsed", () => {
+  bad("version=1\n[deny_pathz]\nnot/checked\n[deny_path]\n/ok\n", [[
+    2,
+    "unknown section [deny_pathz]",
+  ]]);
+});
+
+Deno.test("bad version: 0, 7, text, missing, repeated", () => {
+  bad("version=0\n", [[1, 'unsupported version "0"']]);
+  bad("version=7\n[deny_path]\n/x\n", [[
+    1,
+    'unsupported version "7"; this aegisbpf reads policy versions 1 to 6',
+  ]]);
+  bad("version=two\n", [[1, 'unsupported version "two"']]);
+  bad("# no header\n[deny_path]\n/x\n", [[2, 'missing "version=N" header']]);
+  bad("", [[1, 'missing "version=N" header']]);
+  bad("version=1\nversion=2\n", [[2, '"version" is given again (first at line 1)']]);
+});
+
+Deno.test("unknown header key and junk before the first section", () => {
+  bad("version=1\nmode=enforce\nhello\n", [[2, 'unknown header key "mode"'], [
+    3,
+    'expected a "key=value" header line',
+  ]]);
+});
+
+Deno.test("section above the file's version", () => {
+  bad(
+    "version=1\n[deny_ip]\n10.0.0.1\n[protect_path]\n/etc/shadow\n[cgroup_deny_port]\ncgid:1 22\n",
+    [
+      [2, "section [deny_ip] needs version=2 or later; this file says version=1"],
+      [4, "section [protect_path] needs version=4 or later"],
+      [6, "section [cgroup_deny_port] needs version=6 or later"],
+    ],
+  );
+});
+
+Deno.test("relative path, NUL byte in a path", () => {
+  bad("version=4\n[deny_path]\nusr/bin/nc\n[protect_path]\n./x\n", [
+    [3, '[deny_path] Invalid path "usr/bin/nc": must be absolute'],
+    [5, 'Invalid path "./x": must be absolute'],
+  ]);
+  bad("version=1\n[deny_path]\n/bin/a\0b\n", [[3, "contains a NUL byte"]]);
+  bad(new Uint8Array([...new TextEncoder().encode("version=1\n[deny_path]\n/x"), 0, 0x0a]), [
+    [3, "contains a NUL byte"],
+  ]);
+});
+
+Deno.test("bad CIDR, bad IP, port 0 and 70000, bad ip:port", () => {
+  bad(
+    "version=2\n[deny_cidr]\n10.0.0.0/33\n10.0.0.0\n[deny_ip]\n256.1.1.1\n[deny_port]\n0\n70000\n53:icmp\n" +
+      "[deny_ip_port]\n2001:db8::1:80\n1.2.3.4\n",
+    [
+      [3, 'Invalid CIDR "10.0.0.0/33": prefix length "33" must be a number from 0 to 32'],
+      [4, 'Invalid CIDR "10.0.0.0": no "/<prefix length>"'],
+      [6, "256 is above 255"],
+      [8, "port 0 is not from 1 to 65535"],
+      [9, "port 70000 is not from 1 to 65535"],
+      [10, 'protocol "icmp" is not tcp, udp or any'],
+      [12, "write IPv6 addresses in brackets"],
+      [13, "expected <ip>:<port>[:tcp|udp|any]"],
+    ],
+  );
+});
+
+Deno.test("IPv6 where an IPv4 form is required: unbracketed v6 in ip:port, CIDR in cgroup_deny_ip", () => {
+  bad("version=6\n[deny_ip_port]\n::1:22\n[cgroup_deny_ip]\ncgid:5 10.0.0.0/8\n", [
+    [3, "write IPv6 addresses in brackets"],
+    [5, "cgroup_deny_ip takes exact addresses, not CIDRs"],
+  ]);
+});
+
+Deno.test("bad inode, cgroup and comm entries", () => {
+  bad(
+    "version=6\n[deny_inode]\n2049\n99999999999:1\n4096:0:1\n1:0\n[allow_cgroup]\nsystem.slice\ncgid:x\n" +
+      "[deny_comm]\nvery-long-process-name\n/usr/bin/nc\n[cgroup_deny_inode]\n/kubepods\n",
+    [
+      [3, "expected dev:ino or major:minor:ino"],
+      [4, "dev 99999999999 is above 4294967295"],
+      [5, "major 4096 is above 4095"],
+      [6, "inode number 0 names no file"],
+      [8, 'Invalid cgroup "system.slice": give an absolute cgroup v2 path'],
+      [9, 'cgroup id "x" is not a decimal number'],
+      [11, "22 bytes, the kernel keeps at most 15"],
+      [12, 'contains "/"'],
+      [14, 'expected "<cgroup path or cgid:N> <rule>"'],
+    ],
+  );
+});
+
+Deno.test("flag sections: bad value, two values", () => {
+  bad("version=2\n[deny_ptrace]\nmaybe\n[deny_bpf]\ntrue\nfalse\n", [
+    [3, '"maybe" is not a flag value'],
+    [6, "at most one value (already given at line 5)"],
+  ]);
+});
+
+Deno.test("malformed section header and entries outside a known section", () => {
+  bad("version=1\n[deny path]\n/x\n", [[2, 'malformed section header "[deny path]"']]);
+});
+
+Deno.test("a 17 MiB file is rejected without parsing (bytes and string)", () => {
+  const big = new Uint8Array(17 * 1024 * 1024).fill(0x61);
+  const e = bad(big, [[
+    0,
+    `file is ${big.length} bytes; the limit is ${MAX_FILE_BYTES} bytes (16 MiB)`,
+  ]]);
+  assert.equal(
+    formatIssue(e[0]),
+    `${F}: file is 17825792 bytes; the limit is 16777216 bytes (16 MiB)`,
+  );
+  bad("a".repeat(MAX_FILE_BYTES + 1), [[0, "the limit is 16777216 bytes"]]);
+  // Multi-byte text over the limit in bytes but not in characters.
+  bad("é".repeat(MAX_FILE_BYTES / 2 + 1), [[0, "file is 16777218 bytes"]]);
+});
+
+Deno.test("a 1 MB line is an error at its line; the other lines are still checked", () => {
+  const long = "/" + "a".repeat(1024 * 1024);
+  bad(`version=1\n[deny_path]\n${long}\nrelative\n`, [
+    [3, "line is 1048577 bytes; the limit is 4096 bytes per line"],
+    [4, "must be absolute"],
+  ]);
+  bad(new TextEncoder().encode(`version=1\n[deny_path]\n${long}\n`), [[
+    3,
+    "line is 1048577 bytes",
+  ]]);
+  ok(`version=1\n[deny_path]\n/${"a/".repeat(2000)}\n`); // 4002 bytes: fine
+});
+
+Deno.test("invalid UTF-8 is an error at its line (fatal decoding)", () => {
+  const enc = new TextEncoder();
+  const bytes = new Uint8Array([
+    ...enc.encode("version=1\n[deny_path]\n/ok\n/bad"),
+    0xff,
+    0xfe,
+    ...enc.encode("\n/also\xc3"),
+    0xc3,
+    0x28,
+    0x0a,
+  ]);
+  bad(bytes, [[4, "invalid UTF-8"], [5, "invalid UTF-8"]]);
+  bad("version=1\n[deny_path]\n/x\uD800\n", [[3, "unpaired UTF-16 surrogate"]]);
+});
+
+Deno.test("all errors are reported at once and the whole file is rejected", () => {
+  const errs = bad(
+    "version=2\n[deny_path]\n/good\nrel1\n[nope]\n[deny_port]\n0\n22\n[deny_ip]\nx\n",
+    [
+      [4, "must be absolute"],
+      [5, "unknown section [nope]"],
+      [7, "port 0"],
+      [10, 'Invalid IP address "x"'],
+    ],
+  );
+  assert.ok(errs.every((e) => e.file === F));
+});
+
+Deno.test("error count is capped", () => {
+  const text = "version=1\n[deny_path]\n" + "rel\n".repeat(1500);
+  const r = parsePolicy(text, F);
+  assert.equal(r.errors.length, 1001);
+  assert.equal(r.errors[1000].message, "too many errors; only the first 1000 are shown");
+});
+
+Deno.test("model is plain data apart from bigints", () => {
+  const p = ok("version=1\n[deny_inode]\n1:2\n");
+  assert.deepEqual(noLines(p).denyInode, [{ dev: 1, ino: "2n" }]);
+});
