@@ -63,6 +63,13 @@ function inCidr(ip: Uint8Array, net: Uint8Array, prefix: number): boolean {
   return true;
 }
 
+/** key -> line of its first occurrence. */
+function firstLines(pairs: [string, number][]): Map<string, number> {
+  const m = new Map<string, number>();
+  for (const [k, l] of pairs) if (!m.has(k)) m.set(k, l);
+  return m;
+}
+
 /** Advisories for `policy` (line numbers from the model). */
 export function lintPolicy(policy: Policy, file: string): PolicyIssue[] {
   const out: PolicyIssue[] = [];
@@ -83,7 +90,7 @@ export function lintPolicy(policy: Policy, file: string): PolicyIssue[] {
   }
 
   // The same path denied and protected.
-  const denied = new Map(policy.denyPath.map((e) => [e.path, e.line]));
+  const denied = firstLines(policy.denyPath.map((e) => [e.path, e.line]));
   for (const e of policy.protectPath) {
     const d = denied.get(e.path);
     if (d !== undefined) {
@@ -114,7 +121,7 @@ export function lintPolicy(policy: Policy, file: string): PolicyIssue[] {
     if (n) warn(c.line, `[deny_cidr] ${c.text} is already covered by ${n.text} (line ${n.line})`);
   }
   // An ip:port rule whose address is denied on every port anyway.
-  const ips = new Map(policy.denyIp.map((e) => [e.ip, e.line]));
+  const ips = firstLines(policy.denyIp.map((e) => [e.ip, e.line]));
   for (const e of policy.denyIpPort) {
     const d = ips.get(e.ip);
     if (d !== undefined) {
