@@ -106,3 +106,12 @@ export function cgPortKey(
   b[f.dir.offset] = dir;
   return b;
 }
+
+/** struct aegis_cgroup_key (allow_cgroup). */
+export function cgroupKey(cgid: bigint, gen: number): Uint8Array<ArrayBuffer> {
+  const f = S.aegis_cgroup_key.fields;
+  const [b, dv] = buf(S.aegis_cgroup_key.size);
+  dv.setBigUint64(f.cgid.offset, cgid, true);
+  dv.setUint32(f.gen.offset, gen, true);
+  return b;
+}

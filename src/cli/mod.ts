@@ -6,6 +6,8 @@
 import { Command, CommanderError } from "@commander-js/extra-typings";
 import { AegisError } from "../errors.ts";
 import { setupLogging, writeStderr, writeStdout } from "../log.ts";
+import { addKeysCommand } from "./keys.ts";
+import { addPolicyCommand } from "./policy.ts";
 import { addRunCommand } from "./run.ts";
 import { addUninstallCommand } from "./uninstall.ts";
 import { addVersionCommand } from "./version.ts";
@@ -28,6 +30,8 @@ results and events go to stdout.`,
     .configureOutput({ writeOut: writeStdout, writeErr: writeStderr })
     .exitOverride();
   addRunCommand(program);
+  addPolicyCommand(program);
+  addKeysCommand(program);
   addUninstallCommand(program);
   addVersionCommand(program);
   return program;

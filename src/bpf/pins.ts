@@ -1,0 +1,48 @@
+/**
+ * The live maps, opened from their pins (what the CLI uses when it changes
+ * rules without going through the daemon).
+ *
+ * @module
+ */
+import { AegisError } from "../errors.ts";
+import type { Shim } from "../native/mod.ts";
+import { BpfMap } from "./map.ts";
+
+/** Maps under `<root>/maps/`, opened on first use; close() releases the fds. */
+export class PinnedMaps implements Disposable {
+  readonly root: string;
+  #shim: Shim;
+  #open = new Map<string, BpfMap>();
+
+  constructor(shim: Shim, root: string) {
+    this.#shim = shim;
+    this.root = root;
+    try {
+      Deno.statSync(`${root}/maps/aegis_config`);
+    } catch {
+      throw new AegisError(
+        "NOT_RUNNING",
+        `No aegisbpf pins under ${root}: nothing is loaded. Start the agent ("aegisbpf run") first.`,
+      );
+    }
+  }
+
+  /** A pinned map by name. */
+  map(name: string): BpfMap {
+    let m = this.#open.get(name);
+    if (!m) {
+      m = new BpfMap(this.#shim, name, this.#shim.getPinned(`${this.root}/maps/${name}`));
+      this.#open.set(name, m);
+    }
+    return m;
+  }
+
+  close(): void {
+    for (const m of this.#open.values()) this.#shim.closeFd(m.fd);
+    this.#open.clear();
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}

@@ -1,0 +1,45 @@
+/**
+ * `aegisbpf keys keygen|list|add`: Ed25519 signing keys for policy bundles.
+ *
+ * @module
+ */
+import type { Command } from "@commander-js/extra-typings";
+import { out, outJson, writeStderr } from "../log.ts";
+import { addKey, DEFAULT_KEYS_DIR, keygen, loadTrustedKeys } from "../policy/keys.ts";
+
+/** Trusted key folder (AEGIS_KEYS_DIR overrides, for tests). */
+export function keysDir(): string {
+  return Deno.env.get("AEGIS_KEYS_DIR") ?? DEFAULT_KEYS_DIR;
+}
+
+export function addKeysCommand(program: Command): void {
+  const keys = program.command("keys").description("signing keys for policy bundles");
+
+  keys.command("keygen")
+    .description("create PREFIX.key (secret, 0600) and PREFIX.pub; never overwrites")
+    .requiredOption("--out <prefix>", "path prefix of the two files")
+    .action(async (opts) => {
+      const r = await keygen(opts.out);
+      out(`wrote ${r.keyPath} (secret: keep it off the agent hosts) and ${r.pubPath}`);
+      out(`fingerprint ${r.fingerprint}`);
+    });
+
+  keys.command("list")
+    .description("list the trusted public keys (fingerprints) and skipped files")
+    .option("--json", "machine-readable output")
+    .action(async (opts) => {
+      const { keys: k, warnings } = await loadTrustedKeys(keysDir());
+      for (const w of warnings) writeStderr(`warning: ${w}\n`);
+      if (opts.json) return outJson({ dir: keysDir(), fingerprints: [...k.keys()], warnings });
+      if (k.size === 0) out(`no trusted keys in ${keysDir()}`);
+      for (const fp of k.keys()) out(fp);
+    });
+
+  keys.command("add")
+    .description("install a public key file into the trusted key folder")
+    .argument("<pubfile>")
+    .action(async (pubfile) => {
+      const r = await addKey(pubfile, keysDir());
+      out(JSON.stringify(r));
+    });
+}

@@ -1,0 +1,209 @@
+/**
+ * Policy model → map writes (CompiledPolicy), a pure function apart from
+ * the two resolvers it is given (path → inode, cgroup path → id), so it is
+ * tested with fixtures. Every rule's id is its policy line, reported in
+ * block events.
+ *
+ * - deny_path / protect_path resolve to inodes now; a path that does not
+ *   exist is reported as unresolved (not an error).
+ * - The same inode in deny and protect: one entry with both flags (deny
+ *   beats protect in the kernel).
+ * - protect_connect (a flag): every network rule becomes protect-only —
+ *   verified executables may still connect, others are blocked.
+ * - Policy switches: FILE/EXEC/NET/CGROUP_RULES when such entries exist,
+ *   DENY_PTRACE/MODULE/BPF from the flag sections.
+ *
+ * @module
+ */
+import {
+  AEGIS_POL_CGROUP_RULES,
+  AEGIS_POL_DENY_BPF,
+  AEGIS_POL_DENY_MODULE,
+  AEGIS_POL_DENY_PTRACE,
+  AEGIS_POL_EXEC_RULES,
+  AEGIS_POL_FILE_RULES,
+  AEGIS_POL_NET_RULES,
+  AEGIS_RT_CG_INODE,
+  AEGIS_RT_CG_IP,
+  AEGIS_RT_CG_PORT,
+  AEGIS_RT_CIDR,
+  AEGIS_RT_COMM,
+  AEGIS_RT_INODE,
+  AEGIS_RT_IP,
+  AEGIS_RT_IP_PORT,
+  AEGIS_RT_PORT,
+  AEGIS_RULE_DENY,
+  AEGIS_RULE_PROTECT,
+} from "../bpf/abi_gen.ts";
+import { commKey } from "../bpf/exec_codec.ts";
+import {
+  cidrKey,
+  ipKey,
+  ipPortKey,
+  type NetDir,
+  type NetKey,
+  type NetProto,
+  parseCidr,
+  parseIp,
+  portKey,
+} from "../bpf/net_codec.ts";
+import type { ResolvedPath } from "../bpf/path_rule.ts";
+import {
+  cgInodeKey,
+  cgIpKey,
+  cgPortKey,
+  cgroupKey,
+  inodeKey,
+  ruleValue,
+} from "../bpf/rule_codec.ts";
+import type { CompiledEntry, CompiledPolicy } from "./apply.ts";
+import type { CgroupRef, Dir, Policy, Proto } from "./model.ts";
+
+export interface CompileEnv {
+  resolvePath(path: string): ResolvedPath;
+  /** cgroup v2 id of a cgroup path (relative to the cgroup mount), or null if missing. */
+  resolveCgroup(path: string): bigint | null;
+}
+
+export interface Unresolved {
+  section: string;
+  line: number;
+  what: string;
+  reason: string;
+}
+
+export interface CompileResult {
+  compiled: CompiledPolicy;
+  unresolved: Unresolved[];
+}
+
+const PROTO: Record<Proto, NetProto> = { any: 0, tcp: 6, udp: 17 };
+const DIR: Record<Dir, NetDir> = { egress: 0, bind: 1, both: 2 };
+
+/** Compile a parsed policy. */
+export function compilePolicy(policy: Policy, env: CompileEnv): CompileResult {
+  const entries: CompiledEntry[] = [];
+  const unresolved: Unresolved[] = [];
+  let flags = 0;
+
+  // --- inodes: deny and protect merged per inode ---------------------------
+  const inodes = new Map<string, { dev: number; ino: bigint; flags: number; line: number }>();
+  const addInode = (dev: number, ino: bigint, f: number, line: number) => {
+    const id = `${dev}:${ino}`;
+    const cur = inodes.get(id);
+    if (cur) cur.flags |= f;
+    else inodes.set(id, { dev, ino, flags: f, line });
+  };
+  const paths = (section: string, list: { path: string; line: number }[], f: number) => {
+    for (const e of list) {
+      const r = env.resolvePath(e.path);
+      if (r.status === "resolved") addInode(r.dev, BigInt(r.ino), f, e.line);
+      else unresolved.push({ section, line: e.line, what: e.path, reason: r.reason });
+    }
+  };
+  paths("deny_path", policy.denyPath, AEGIS_RULE_DENY);
+  for (const e of policy.denyInode) addInode(e.dev, e.ino, AEGIS_RULE_DENY, e.line);
+  paths("protect_path", policy.protectPath, AEGIS_RULE_PROTECT);
+  for (const i of inodes.values()) {
+    entries.push({
+      map: "aegis_deny_inode",
+      key: (gen) => inodeKey(i.dev, i.ino, gen),
+      value: ruleValue(i.line, i.flags, AEGIS_RT_INODE),
+    });
+  }
+  if (inodes.size > 0) flags |= AEGIS_POL_FILE_RULES;
+
+  // --- exec: comm ------------------------------------------------------------
+  for (const e of policy.denyComm) {
+    entries.push({
+      map: "aegis_deny_comm",
+      key: (gen) => commKey(e.comm, gen),
+      value: ruleValue(e.line, AEGIS_RULE_DENY, AEGIS_RT_COMM),
+    });
+  }
+  if (policy.denyComm.length > 0) flags |= AEGIS_POL_EXEC_RULES;
+
+  // --- network ---------------------------------------------------------------
+  const netFlag = policy.protectConnect?.enabled ? AEGIS_RULE_PROTECT : AEGIS_RULE_DENY;
+  const net = (line: number, rt: number, key: (gen: number) => NetKey) => {
+    entries.push({
+      map: key(0).map,
+      key: (gen) => key(gen).key,
+      value: ruleValue(line, netFlag, rt),
+    });
+    flags |= AEGIS_POL_NET_RULES;
+  };
+  for (const e of policy.denyIp) {
+    const ip = parseIp(e.ip, e.family);
+    net(e.line, AEGIS_RT_IP, (gen) => ipKey(ip, gen));
+  }
+  for (const e of policy.denyCidr) {
+    const c = parseCidr(e.cidr, e.family);
+    net(e.line, AEGIS_RT_CIDR, (gen) => cidrKey(c, gen));
+  }
+  for (const e of policy.denyPort) {
+    const p = { port: e.port, proto: PROTO[e.proto], dir: DIR[e.dir] };
+    net(e.line, AEGIS_RT_PORT, (gen) => portKey(p, gen));
+  }
+  for (const e of policy.denyIpPort) {
+    const r = { ip: parseIp(e.ip, e.family), port: e.port, proto: PROTO[e.proto] };
+    net(e.line, AEGIS_RT_IP_PORT, (gen) => ipPortKey(r, gen));
+  }
+
+  // --- allow_cgroup and cgroup-scoped rules -----------------------------------
+  const cgid = (section: string, ref: CgroupRef, line: number): bigint | null => {
+    if (ref.kind === "cgid") return ref.cgid;
+    const id = env.resolveCgroup(ref.path);
+    if (id === null) {
+      unresolved.push({ section, line, what: ref.path, reason: "no such cgroup (yet)" });
+    }
+    return id;
+  };
+  for (const e of policy.allowCgroup) {
+    const id = cgid("allow_cgroup", e.cgroup, e.line);
+    if (id === null) continue;
+    entries.push({
+      map: "aegis_allow_cgroup",
+      key: (gen) => cgroupKey(id, gen),
+      value: ruleValue(e.line, 0, 0),
+    });
+  }
+  for (const e of policy.cgroupDenyInode) {
+    const id = cgid("cgroup_deny_inode", e.cgroup, e.line);
+    if (id === null) continue;
+    entries.push({
+      map: "aegis_cg_deny_inode",
+      key: (gen) => cgInodeKey(id, e.dev, e.ino, gen),
+      value: ruleValue(e.line, AEGIS_RULE_DENY, AEGIS_RT_CG_INODE),
+    });
+    flags |= AEGIS_POL_CGROUP_RULES | AEGIS_POL_FILE_RULES;
+  }
+  for (const e of policy.cgroupDenyIp) {
+    const id = cgid("cgroup_deny_ip", e.cgroup, e.line);
+    if (id === null) continue;
+    const ip = parseIp(e.ip, e.family);
+    entries.push({
+      map: "aegis_cg_deny_ip",
+      key: (gen) => cgIpKey(id, ip.bytes, gen),
+      value: ruleValue(e.line, AEGIS_RULE_DENY, AEGIS_RT_CG_IP),
+    });
+    flags |= AEGIS_POL_CGROUP_RULES | AEGIS_POL_NET_RULES;
+  }
+  for (const e of policy.cgroupDenyPort) {
+    const id = cgid("cgroup_deny_port", e.cgroup, e.line);
+    if (id === null) continue;
+    entries.push({
+      map: "aegis_cg_deny_port",
+      key: (gen) => cgPortKey(id, e.port, PROTO[e.proto], DIR[e.dir], gen),
+      value: ruleValue(e.line, AEGIS_RULE_DENY, AEGIS_RT_CG_PORT),
+    });
+    flags |= AEGIS_POL_CGROUP_RULES | AEGIS_POL_NET_RULES;
+  }
+
+  // --- kernel switches ---------------------------------------------------------
+  if (policy.denyPtrace?.enabled) flags |= AEGIS_POL_DENY_PTRACE;
+  if (policy.denyModuleLoad?.enabled) flags |= AEGIS_POL_DENY_MODULE;
+  if (policy.denyBpf?.enabled) flags |= AEGIS_POL_DENY_BPF;
+
+  return { compiled: { flags, entries }, unresolved };
+}

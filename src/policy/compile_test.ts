@@ -1,0 +1,97 @@
+import { deepStrictEqual, strictEqual } from "node:assert/strict";
+import {
+  AEGIS_POL_CGROUP_RULES,
+  AEGIS_POL_DENY_PTRACE,
+  AEGIS_POL_EXEC_RULES,
+  AEGIS_POL_FILE_RULES,
+  AEGIS_POL_NET_RULES,
+  AEGIS_RULE_DENY,
+  AEGIS_RULE_PROTECT,
+} from "../bpf/abi_gen.ts";
+import type { ResolvedPath } from "../bpf/path_rule.ts";
+import { cgroupKey, inodeKey } from "../bpf/rule_codec.ts";
+import { type CompileEnv, compilePolicy } from "./compile.ts";
+import { emptyPolicy, type Policy } from "./model.ts";
+
+const env: CompileEnv = {
+  resolvePath: (path: string): ResolvedPath =>
+    path === "/missing"
+      ? { status: "unresolved", path, reason: "does not exist (yet)" }
+      : { status: "resolved", path, canonical: path, dev: 0x800001, ino: path.length },
+  resolveCgroup: (p) => (p === "/web" ? 77n : null),
+};
+
+function flagsOf(value: Uint8Array): number {
+  return new DataView(value.buffer, value.byteOffset).getUint16(4, true);
+}
+
+Deno.test("compile: paths to inodes, deny+protect merged, unresolved reported, line = rule id", () => {
+  const p: Policy = {
+    ...emptyPolicy(4),
+    denyPath: [{ path: "/etc/shadow", line: 3 }, { path: "/missing", line: 4 }],
+    protectPath: [{ path: "/etc/shadow", line: 7 }, { path: "/etc/ssh", line: 8 }],
+  };
+  const { compiled, unresolved } = compilePolicy(p, env);
+  strictEqual(compiled.flags, AEGIS_POL_FILE_RULES);
+  deepStrictEqual(unresolved, [{
+    section: "deny_path",
+    line: 4,
+    what: "/missing",
+    reason: "does not exist (yet)",
+  }]);
+  deepStrictEqual(compiled.entries.map((e) => [e.map, flagsOf(e.value)]), [
+    ["aegis_deny_inode", AEGIS_RULE_DENY | AEGIS_RULE_PROTECT],
+    ["aegis_deny_inode", AEGIS_RULE_PROTECT],
+  ]);
+  deepStrictEqual(compiled.entries[0].key(1), inodeKey(0x800001, "/etc/shadow".length, 1));
+  strictEqual(new DataView(compiled.entries[0].value.buffer).getUint32(0, true), 3);
+});
+
+Deno.test("compile: network, comm, cgroups and kernel switches set the right flags and maps", () => {
+  const p: Policy = {
+    ...emptyPolicy(6),
+    denyIp: [{ ip: "10.1.2.3", family: 4, line: 2 }],
+    denyCidr: [{ cidr: "2001:db8::/32", family: 6, line: 3 }],
+    denyPort: [{ port: 22, proto: "tcp", dir: "bind", line: 4 }],
+    denyIpPort: [{ ip: "1.2.3.4", family: 4, port: 443, proto: "any", line: 5 }],
+    denyComm: [{ comm: "nc", line: 6 }],
+    denyPtrace: { enabled: true, line: 7 },
+    allowCgroup: [{ cgroup: { kind: "path", path: "/web" }, line: 8 }, {
+      cgroup: { kind: "path", path: "/gone" },
+      line: 9,
+    }],
+    cgroupDenyPort: [{
+      cgroup: { kind: "cgid", cgid: 5n },
+      port: 80,
+      proto: "tcp",
+      dir: "egress",
+      line: 10,
+    }],
+  };
+  const { compiled, unresolved } = compilePolicy(p, env);
+  strictEqual(
+    compiled.flags,
+    AEGIS_POL_NET_RULES | AEGIS_POL_EXEC_RULES | AEGIS_POL_DENY_PTRACE | AEGIS_POL_CGROUP_RULES,
+  );
+  deepStrictEqual(compiled.entries.map((e) => e.map), [
+    "aegis_deny_comm",
+    "aegis_deny_ip4",
+    "aegis_deny_cidr6",
+    "aegis_deny_port",
+    "aegis_deny_ip4_port",
+    "aegis_allow_cgroup",
+    "aegis_cg_deny_port",
+  ]);
+  deepStrictEqual(compiled.entries[5].key(0), cgroupKey(77n, 0));
+  deepStrictEqual(unresolved.map((u) => [u.section, u.line]), [["allow_cgroup", 9]]);
+});
+
+Deno.test("compile: protect_connect turns network rules protect-only", () => {
+  const p: Policy = {
+    ...emptyPolicy(4),
+    denyIp: [{ ip: "10.0.0.1", family: 4, line: 2 }],
+    protectConnect: { enabled: true, line: 5 },
+  };
+  const { compiled } = compilePolicy(p, env);
+  strictEqual(flagsOf(compiled.entries[0].value), AEGIS_RULE_PROTECT);
+});
