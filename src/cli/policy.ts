@@ -23,7 +23,7 @@ import { BUNDLE_MAGIC, signBundle, verifyBundleWithState } from "../policy/bundl
 import { readSecretKeyFile } from "../policy/keys.ts";
 import { keysDir } from "./keys.ts";
 import { type CompileEnv, compilePolicy } from "../policy/compile.ts";
-import { formatPolicy } from "../policy/lint.ts";
+import { dedupePolicy, formatPolicy } from "../policy/lint.ts";
 import type { Policy, PolicyIssue } from "../policy/model.ts";
 import { parsePolicy } from "../policy/parse.ts";
 import { sha256Hex } from "../util/bytes.ts";
@@ -140,7 +140,8 @@ export function addPolicyCommand(program: Command): void {
       const { policy: p, warnings } = parseOrFail(file, readPolicyFile(file));
       if (opts.fix) {
         const target = opts.out ?? file;
-        await writeFileAtomic(target, new TextEncoder().encode(formatPolicy(p)), 0o644);
+        const text = formatPolicy(dedupePolicy(p));
+        await writeFileAtomic(target, new TextEncoder().encode(text), 0o644);
         out(`wrote ${target}`);
       }
       out(`${file}: ${warnings.length} warning(s)`);
