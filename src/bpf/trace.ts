@@ -5,7 +5,6 @@
  *
  * @module
  */
-import { AegisError } from "../errors.ts";
 import type { Shim } from "../native/mod.ts";
 import {
   AEGIS_CFG_TRACE_ENABLE,
@@ -13,7 +12,8 @@ import {
   AEGIS_CNT_EVENTS,
   AEGIS_CNT_RINGBUF_DROPS,
 } from "./abi_gen.ts";
-import { type AttachResult, BpfObject } from "./object.ts";
+import { Engine } from "./engine.ts";
+import type { AttachResult, BpfObject } from "./object.ts";
 
 export const PROG_EXEC = "aegis_trace_exec";
 export const PROG_OPENAT = "aegis_trace_openat";
@@ -41,35 +41,22 @@ export class TraceSet implements Disposable {
   }
 
   static load(shim: Shim, objectBytes: Uint8Array<ArrayBuffer>, opts: TraceOptions): TraceSet {
-    const obj = BpfObject.open(shim, objectBytes);
-    try {
-      const want = new Set([PROG_EXEC, ...(opts.opens ? [PROG_OPENAT] : [])]);
-      for (const p of want) {
-        if (!obj.programs.includes(p)) {
-          throw new AegisError("ABI_MISMATCH", `The BPF object has no program "${p}"`);
-        }
-      }
-      obj.selectPrograms((p) => want.has(p));
-      if (opts.ringBytes) obj.setMaxEntries(MAP_EVENTS, opts.ringBytes);
-      obj.load();
-      const cfg = obj.map(MAP_CONFIG);
-      cfg.setU64(AEGIS_CFG_TRACE_TGID, BigInt(opts.tgid ?? 0));
-      cfg.setU64(AEGIS_CFG_TRACE_ENABLE, 1n);
-      const res = obj.attachAll();
-      const failed = res.filter((r) => want.has(r.program) && r.status !== "attached");
-      if (failed.length > 0) {
-        throw new AegisError(
-          "ATTACH_CONTRACT_MISMATCH",
-          `Could not attach: ${
-            failed.map((f) => `${f.section} (${f.errnoName ?? f.status})`).join(", ")
-          }. Is tracefs mounted (mount -t tracefs tracefs /sys/kernel/tracing)?`,
-        );
-      }
-      return new TraceSet(obj, res);
-    } catch (e) {
-      obj.close();
-      throw e;
-    }
+    // the engine's loader, narrowed to the telemetry tracepoints, unpinned
+    const engine = Engine.start(shim, objectBytes, {
+      pinRoot: null,
+      fileHook: "file",
+      execEvents: true,
+      openEvents: opts.opens,
+      ringBytes: opts.ringBytes,
+      select: (section) => !section.startsWith("lsm"),
+      hasBtfFunc: () => true, // LSM hooks are filtered out by `select` anyway
+      configure: (obj) => {
+        const cfg = obj.map(MAP_CONFIG);
+        cfg.setU64(AEGIS_CFG_TRACE_TGID, BigInt(opts.tgid ?? 0));
+        cfg.setU64(AEGIS_CFG_TRACE_ENABLE, 1n);
+      },
+    });
+    return new TraceSet(engine.obj, engine.attach);
   }
 
   /** Turn emission on/off without detaching. */
