@@ -155,57 +155,35 @@ export function addPolicyCommand(program: Command): void {
     .option("--dry-run", "parse and compile, print what would be written, change nothing")
     .option("--json", "machine-readable output")
     .action(async (file, opts) => {
-      const bytes = readPolicyFile(file);
-      const sha = await sha256Hex(new Uint8Array(bytes));
-      if (opts.sha256 && opts.sha256.toLowerCase() !== sha) {
-        throw new AegisError(
-          "POLICY_HASH_MISMATCH",
-          `${file} has SHA-256 ${sha}, not ${opts.sha256}; nothing changed`,
-        );
+      await applyFile(file, readPolicyFile(file), opts);
+    });
+
+  policy.command("rollback")
+    .description("apply the previously applied policy again (policy.prev)")
+    .option("--json", "machine-readable output")
+    .action(async (opts) => {
+      const prev = `${stateDir()}/policy.prev`;
+      let bytes: Uint8Array;
+      try {
+        bytes = Deno.readFileSync(prev);
+      } catch {
+        throw new AegisError("NO_PREVIOUS_POLICY", `No previous policy (${prev}); nothing changed`);
       }
-      let body = bytes;
-      let signed: { policyVersion: number; signer: string } | null = null;
-      if (isBundle(bytes)) {
-        const v = await verifiedBody(file, bytes);
-        body = new Uint8Array(v.body);
-        signed = v;
-      } else if (opts.requireSignature) {
-        throw new AegisError(
-          "BUNDLE_REQUIRED",
-          `${file} is not a signed bundle and --require-signature was given; nothing changed`,
-        );
+      // a local, explicit operator action: the bundle counter does not apply
+      await applyFile(prev, bytes, { json: opts.json });
+    });
+
+  policy.command("export")
+    .description("print the applied policy in canonical form")
+    .action(() => {
+      const file = `${stateDir()}/policy.applied`;
+      let bytes: Uint8Array;
+      try {
+        bytes = Deno.readFileSync(file);
+      } catch {
+        throw new AegisError("NO_POLICY", `No policy applied through this host's CLI (${file})`);
       }
-      const { policy: p } = parseOrFail(file, body);
-      const { compiled, unresolved } = compilePolicy(p, hostCompileEnv());
-      const summary = {
-        file,
-        sha256: sha,
-        version: p.version,
-        flags: compiled.flags,
-        entries: countByMap(compiled.entries),
-        unresolved,
-      };
-      if (opts.dryRun) {
-        if (opts.json) return outJson({ ...summary, dry_run: true });
-        out(`${file}: would write ${compiled.entries.length} rule entries (dry run)`);
-        for (const [m, n] of Object.entries(summary.entries)) out(`  ${m}: ${n}`);
-        for (const u of unresolved) {
-          out(`  unresolved ${u.section} line ${u.line}: ${u.what}: ${u.reason}`);
-        }
-        return;
-      }
-      using shim = await openEmbeddedShim();
-      using pins = new PinnedMaps(shim, pinRoot());
-      const result = applyCompiled((name) => pins.map(name), compiled);
-      await keepSnapshots(body, await sha256Hex(new Uint8Array(body)));
-      if (signed) writeCounter(counterPath(), signed.policyVersion);
-      if (opts.json) return outJson({ ...summary, generation: result.to, removed: result.removed });
-      out(
-        `${file}: applied (generation ${result.from} -> ${result.to}, ${compiled.entries.length} entries)`,
-      );
-      for (const u of unresolved) {
-        out(`  unresolved ${u.section} line ${u.line}: ${u.what}: ${u.reason} (not enforced)`);
-      }
+      out(formatPolicy(parseOrFail(file, bytes).policy).trimEnd());
     });
 
   policy.command("verify")
@@ -284,4 +262,65 @@ async function keepSnapshots(bytes: Uint8Array, sha: string): Promise<void> {
   }
   await writeFileAtomic(`${dir}/policy.applied`, bytes, 0o600);
   await writeFileAtomic(`${dir}/policy.sha256`, new TextEncoder().encode(`${sha}\n`), 0o600);
+}
+
+interface ApplyOptions {
+  sha256?: string;
+  requireSignature?: true;
+  dryRun?: true;
+  json?: true;
+}
+
+/** Verify (bundles), parse, compile, apply, keep snapshots. */
+async function applyFile(file: string, bytes: Uint8Array, opts: ApplyOptions): Promise<void> {
+  const sha = await sha256Hex(new Uint8Array(bytes));
+  if (opts.sha256 && opts.sha256.toLowerCase() !== sha) {
+    throw new AegisError(
+      "POLICY_HASH_MISMATCH",
+      `${file} has SHA-256 ${sha}, not ${opts.sha256}; nothing changed`,
+    );
+  }
+  let body = bytes;
+  let signed: { policyVersion: number; signer: string } | null = null;
+  if (isBundle(bytes)) {
+    const v = await verifiedBody(file, bytes);
+    body = new Uint8Array(v.body);
+    signed = v;
+  } else if (opts.requireSignature) {
+    throw new AegisError(
+      "BUNDLE_REQUIRED",
+      `${file} is not a signed bundle and --require-signature was given; nothing changed`,
+    );
+  }
+  const { policy: p } = parseOrFail(file, body);
+  const { compiled, unresolved } = compilePolicy(p, hostCompileEnv());
+  const summary = {
+    file,
+    sha256: sha,
+    version: p.version,
+    flags: compiled.flags,
+    entries: countByMap(compiled.entries),
+    unresolved,
+  };
+  if (opts.dryRun) {
+    if (opts.json) return outJson({ ...summary, dry_run: true });
+    out(`${file}: would write ${compiled.entries.length} rule entries (dry run)`);
+    for (const [m, n] of Object.entries(summary.entries)) out(`  ${m}: ${n}`);
+    for (const u of unresolved) {
+      out(`  unresolved ${u.section} line ${u.line}: ${u.what}: ${u.reason}`);
+    }
+    return;
+  }
+  using shim = await openEmbeddedShim();
+  using pins = new PinnedMaps(shim, pinRoot());
+  const result = applyCompiled((name) => pins.map(name), compiled);
+  await keepSnapshots(body, await sha256Hex(new Uint8Array(body)));
+  if (signed) writeCounter(counterPath(), signed.policyVersion);
+  if (opts.json) return outJson({ ...summary, generation: result.to, removed: result.removed });
+  out(
+    `${file}: applied (generation ${result.from} -> ${result.to}, ${compiled.entries.length} entries)`,
+  );
+  for (const u of unresolved) {
+    out(`  unresolved ${u.section} line ${u.line}: ${u.what}: ${u.reason} (not enforced)`);
+  }
 }

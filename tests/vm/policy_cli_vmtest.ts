@@ -9,7 +9,8 @@ import { LAUNCHER, run, tryOpen } from "../lib/helpers.ts";
 const LSM_ON = Deno.env.get("AEGIS_VM_LSM") === "on";
 
 Deno.test({
-  name: "policy apply to a running agent: files, bundles, rejection, rollback refusal",
+  name:
+    "policy apply to a running agent: files, bundles, rejection, rollback refusal, rollback, export",
   ignore: !LSM_ON,
   fn: async () => {
     const id = crypto.randomUUID().slice(0, 8);
@@ -93,6 +94,15 @@ Deno.test({
         Deno.readTextFileSync(`${dir}/state/policy.prev`).includes(f("a")),
         "previous policy kept",
       );
+
+      // rollback: the previous policy (p1) again; export prints the applied one
+      const rb = await cli("policy", "rollback");
+      strictEqual(rb.code, 0, rb.stderr);
+      strictEqual(tryOpen(f("a")), "EPERM/EACCES", "rollback: p1 denies a again");
+      strictEqual(tryOpen(f("b")), "ok", "rollback: p2's rule is gone");
+      const ex = await cli("policy", "export");
+      strictEqual(ex.code, 0, ex.stderr);
+      ok(ex.stdout.includes(f("a")) && !ex.stdout.includes(f("b")), ex.stdout);
     } finally {
       agent.kill("SIGTERM");
       await agent.status;
