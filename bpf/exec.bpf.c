@@ -63,19 +63,10 @@ static __always_inline void aegis_exec_emit(struct aegis_hook_ctx *hc, struct ae
 					    struct aegis_rule *r, __u8 action,
 					    const char *filename, struct aegis_comm_key *ck)
 {
-	struct aegis_ev_file_block *ev = aegis_ev_reserve(sizeof(*ev));
+	struct aegis_ev_file_block *ev = aegis_file_block_new(hc, k, r, action);
 
 	if (!ev)
 		return;
-	__builtin_memset(ev, 0, sizeof(*ev));
-	aegis_fill_hdr(&ev->hdr, sizeof(*ev), AEGIS_EV_FILE_BLOCK, AEGIS_EV_FILE_BLOCK_V1);
-	aegis_fill_proc(&ev->proc);
-	ev->ino = k->ino;
-	ev->dev = k->dev;
-	ev->rule_id = r->rule_id;
-	ev->rule_flags = r->flags;
-	ev->action = action;
-	ev->hook = (__u8)hc->hook;
 	if (ck)
 		__builtin_memcpy(ev->path, ck->comm, sizeof(ck->comm));
 	else
@@ -130,15 +121,7 @@ int BPF_PROG(aegis_bprm_check, struct linux_binprm *bprm, int ret)
 	filename = BPF_CORE_READ(bprm, filename);
 	aegis_inode_key_of(&k, BPF_CORE_READ(bprm, file, f_inode), hc.gen);
 	r = aegis_exec_match(&hc, flags, &k, filename, &ck, &by_comm);
-	if (!r)
-		return aegis_hook_allow(&hc);
-	k.gen = 0;
-	if (bpf_map_lookup_elem(&aegis_survival_inode, &k)) {
-		aegis_count(AEGIS_CNT_SURVIVAL_ALLOW);
-		return aegis_hook_allow(&hc);
-	}
-	k.gen = hc.gen;
-	if (aegis_cgroup_allowed(hc.gen))
+	if (!r || aegis_inode_exempt(&hc, &k))
 		return aegis_hook_allow(&hc);
 	action = aegis_verdict(&hc);
 	aegis_exec_emit(&hc, &k, r, action, filename, by_comm ? &ck : 0);

@@ -24,14 +24,16 @@ static __always_inline void aegis_inode_key_of(struct aegis_inode_key *k, struct
 	k->gen = gen;
 }
 
-static __always_inline void aegis_emit_file_block(struct aegis_hook_ctx *hc,
-						  struct aegis_inode_key *k, struct aegis_rule *r,
-						  __u8 action)
+/* Reserve a file block record with everything but the path filled in;
+ * NULL when the ring is full (counted). The caller submits it. */
+static __always_inline struct aegis_ev_file_block *
+aegis_file_block_new(struct aegis_hook_ctx *hc, struct aegis_inode_key *k, struct aegis_rule *r,
+		     __u8 action)
 {
 	struct aegis_ev_file_block *ev = aegis_ev_reserve(sizeof(*ev));
 
 	if (!ev)
-		return;
+		return 0;
 	__builtin_memset(ev, 0, sizeof(*ev));
 	aegis_fill_hdr(&ev->hdr, sizeof(*ev), AEGIS_EV_FILE_BLOCK, AEGIS_EV_FILE_BLOCK_V1);
 	aegis_fill_proc(&ev->proc);
@@ -41,7 +43,17 @@ static __always_inline void aegis_emit_file_block(struct aegis_hook_ctx *hc,
 	ev->rule_flags = r->flags;
 	ev->action = action;
 	ev->hook = (__u8)hc->hook;
-	aegis_ev_submit(ev);
+	return ev;
+}
+
+static __always_inline void aegis_emit_file_block(struct aegis_hook_ctx *hc,
+						  struct aegis_inode_key *k, struct aegis_rule *r,
+						  __u8 action)
+{
+	struct aegis_ev_file_block *ev = aegis_file_block_new(hc, k, r, action);
+
+	if (ev)
+		aegis_ev_submit(ev);
 }
 
 /*

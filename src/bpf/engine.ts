@@ -22,6 +22,11 @@ import { type AttachResult, BpfObject } from "./object.ts";
 
 export const DEFAULT_PIN_ROOT = "/sys/fs/bpf/aegisbpf";
 
+/** Maps every program set shares. */
+export const MAP_EVENTS = "aegis_events";
+export const MAP_COUNTERS = "aegis_counters";
+export const MAP_CONFIG = "aegis_config";
+
 /** Which file hook(s) to use (`run --lsm-hook`). */
 export type FileHookChoice = "file" | "inode" | "both";
 

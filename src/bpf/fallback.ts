@@ -20,13 +20,9 @@ import {
   AEGIS_CNT_SIGNAL_SENT,
 } from "./abi_gen.ts";
 import type { BpfMap } from "./map.ts";
-import { Engine } from "./engine.ts";
+import { Engine, MAP_CONFIG, MAP_COUNTERS, MAP_EVENTS } from "./engine.ts";
 export { FALLBACK_PROGRAMS } from "./engine.ts";
 import type { AttachResult, BpfObject } from "./object.ts";
-
-export const MAP_EVENTS = "aegis_events";
-export const MAP_COUNTERS = "aegis_counters";
-export const MAP_CONFIG = "aegis_config";
 
 /** Signal numbers the fallback may send: 0 (off: audit only), SIGINT, SIGKILL, SIGTERM. */
 export type FallbackSignal = 0 | 2 | 9 | 15;

@@ -12,14 +12,8 @@ import {
   AEGIS_CNT_EVENTS,
   AEGIS_CNT_RINGBUF_DROPS,
 } from "./abi_gen.ts";
-import { Engine } from "./engine.ts";
+import { Engine, MAP_CONFIG, MAP_COUNTERS, MAP_EVENTS } from "./engine.ts";
 import type { AttachResult, BpfObject } from "./object.ts";
-
-export const PROG_EXEC = "aegis_trace_exec";
-export const PROG_OPENAT = "aegis_trace_openat";
-export const MAP_EVENTS = "aegis_events";
-export const MAP_COUNTERS = "aegis_counters";
-export const MAP_CONFIG = "aegis_config";
 
 export interface TraceOptions {
   /** Attach the openat tracepoint too (busy on a real host). */
