@@ -21,7 +21,7 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 
-kernel="" lsm="" timeout=300 mem=2048 smp=2 results="" quiet=0
+kernel="" lsm="" timeout=300 mem=2048 smp=1 results="" quiet=0
 envs=()
 usage() { sed -n '2,22p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 while [ $# -gt 0 ]; do
