@@ -67,3 +67,25 @@ export async function daemonRequest(
     client.close();
   }
 }
+
+/**
+ * The caller a request claims (uid and pid headers), checked against
+ * /proc/<pid>: the process must exist and have that real uid. Only root
+ * can connect to the 0600 socket, so this records who, it does not
+ * authenticate. Unknown or inconsistent claims give uid/pid -1.
+ */
+export function callerFromHeaders(headers: Headers): { uid: number; pid: number } {
+  const uid = Number(headers.get(CALLER_UID_HEADER));
+  const pid = Number(headers.get(CALLER_PID_HEADER));
+  if (!Number.isSafeInteger(uid) || !Number.isSafeInteger(pid) || pid <= 0 || uid < 0) {
+    return { uid: -1, pid: -1 };
+  }
+  try {
+    const status = Deno.readTextFileSync(`/proc/${pid}/status`);
+    const m = /^Uid:\s+(\d+)/m.exec(status);
+    if (!m || Number(m[1]) !== uid) return { uid: -1, pid };
+  } catch {
+    return { uid: -1, pid };
+  }
+  return { uid, pid };
+}
