@@ -70,6 +70,8 @@ export interface EngineOptions {
   configure?: (obj: BpfObject) => void;
   /** BTF function query (the shim's); injectable for tests. */
   hasBtfFunc?: (name: string) => boolean;
+  /** Fault injection (tests): count these sections as failed to attach. */
+  failAttach?: (section: string) => boolean;
 }
 
 /** The LSM hook of a program section, e.g. "lsm/file_open" → "file_open". */
@@ -195,12 +197,18 @@ export class Engine implements Disposable {
       cfg.setU64(AEGIS_CFG_SIGNAL, BigInt(opts.mode === "fallback" ? opts.signal ?? 0 : 0));
       opts.configure?.(obj);
       const attach = obj.attachAll();
-      const missing = attach.filter((a) => load.has(a.program) && a.status !== "attached");
+      const missing = attach.filter((a) =>
+        load.has(a.program) && (a.status !== "attached" || opts.failAttach?.(a.section))
+      );
       if (missing.length > 0) {
         throw new AegisError(
           "ATTACH_CONTRACT_MISMATCH",
           `Attached hooks differ from the expected ones; not attached: ${
-            missing.map((a) => `${a.section} (${a.errnoName ?? a.status})`).join(", ")
+            missing.map((a) =>
+              `${a.section} (${
+                a.status === "attached" ? "injected failure" : a.errnoName ?? a.status
+              })`
+            ).join(", ")
           }` +
             (opts.mode === "fallback"
               ? ". The fallback needs syscall tracepoints (tracefs: mount -t tracefs tracefs " +
