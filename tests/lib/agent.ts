@@ -1,0 +1,146 @@
+/**
+ * A running `aegisbpf run` for host and VM tests: stdout (events, JSON
+ * lines) and stderr (logs) collected, with a private state directory,
+ * capabilities report, control socket and HTTP port so tests never share
+ * the operator's paths.
+ *
+ * @module
+ */
+import { LAUNCHER } from "./helpers.ts";
+
+export const AGENT = Deno.env.get("AEGIS_VM_AGENT") || LAUNCHER;
+
+/** Private paths for one agent. */
+export interface AgentEnv {
+  dir: string;
+  stateDir: string;
+  report: string;
+  socket: string;
+  port: number;
+  pinRoot: string;
+  env: Record<string, string>;
+}
+
+/** A free loopback TCP port (bound and released). */
+export function freePort(): number {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  l.close();
+  return port;
+}
+
+/** Fresh private paths and the environment that points the agent and CLI at them. */
+export function agentEnv(extra: Record<string, string> = {}): AgentEnv {
+  const dir = Deno.makeTempDirSync({ dir: "/tmp", prefix: "aegis-agent-" });
+  const id = dir.split("-").pop();
+  const stateDir = `${dir}/state`;
+  Deno.mkdirSync(stateDir, { mode: 0o700 });
+  const port = freePort();
+  const e = {
+    dir,
+    stateDir,
+    report: `${stateDir}/capabilities.json`,
+    socket: `${dir}/run/control.sock`,
+    port,
+    pinRoot: `/sys/fs/bpf/aegis-t-${id}`,
+    env: {} as Record<string, string>,
+  };
+  e.env = {
+    ...Deno.env.toObject(),
+    AEGIS_STATE_DIR: stateDir,
+    AEGIS_CAPABILITIES_REPORT_PATH: e.report,
+    AEGIS_RUNTIME_DIR: `${dir}/run`,
+    AEGIS_CONTROL_SOCKET: e.socket,
+    AEGIS_HTTP_LISTEN: `127.0.0.1:${port}`,
+    AEGIS_PIN_ROOT: e.pinRoot,
+    ...extra,
+  };
+  return e;
+}
+
+/** A running agent whose stdout (events) and stderr (logs) are collected. */
+export class Agent {
+  readonly proc: Deno.ChildProcess;
+  readonly started = Date.now();
+  out = "";
+  err = "";
+  #done: Promise<void>;
+  #status: Deno.CommandStatus | null = null;
+
+  constructor(args: string[], env: Record<string, string>) {
+    this.proc = new Deno.Command(AGENT, {
+      args: ["run", ...args],
+      env,
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const pump = async (s: ReadableStream<Uint8Array>, add: (t: string) => void) => {
+      for await (const t of s.pipeThrough(new TextDecoderStream())) add(t);
+    };
+    this.#done = Promise.all([
+      pump(this.proc.stdout, (t) => this.out += t),
+      pump(this.proc.stderr, (t) => this.err += t),
+    ]).then(() => {});
+    this.proc.status.then((s) => this.#status = s);
+  }
+
+  /** The exit status once the process ended, else null. */
+  get exited(): Deno.CommandStatus | null {
+    return this.#status;
+  }
+
+  /** Events (stdout JSON lines) so far. */
+  events(): Record<string, unknown>[] {
+    return this.out.split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l));
+  }
+
+  async waitFor(what: () => boolean, label: string, ms = 90_000): Promise<void> {
+    const end = Date.now() + ms;
+    while (!what()) {
+      if (this.#status !== null && !what()) {
+        await this.#done;
+        throw new Error(
+          `agent exited (${this.#status.code}) before ${label}; stderr:\n${this.err}`,
+        );
+      }
+      if (Date.now() > end) throw new Error(`timed out waiting for ${label}; stderr:\n${this.err}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
+  /** Wait until the agent has logged that it started. */
+  ready(): Promise<void> {
+    return this.waitFor(() => this.err.includes("agent started"), "the agent to start");
+  }
+
+  /** Wait for the process to end by itself. */
+  async exit(): Promise<Deno.CommandStatus> {
+    const st = await this.proc.status;
+    await this.#done;
+    return st;
+  }
+
+  async stop(signal: Deno.Signal = "SIGTERM"): Promise<Deno.CommandStatus> {
+    if (this.#status === null) {
+      try {
+        this.proc.kill(signal);
+      } catch { /* already gone */ }
+    }
+    return await this.exit();
+  }
+}
+
+/** A parsed JSON body, read by the tests field by field. */
+// deno-lint-ignore no-explicit-any
+export type Json = any;
+
+/** GET a path on the agent's HTTP listener: status and parsed JSON (or text). */
+export async function httpGet(port: number, path: string): Promise<{ status: number; body: Json }> {
+  const r = await fetch(`http://127.0.0.1:${port}${path}`);
+  const text = await r.text();
+  let body: unknown = text;
+  try {
+    body = JSON.parse(text);
+  } catch { /* text */ }
+  return { status: r.status, body };
+}
