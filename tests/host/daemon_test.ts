@@ -1,0 +1,140 @@
+/**
+ * Host tier: the posture contract on this host, whose kernel lists bpf as
+ * an LSM but refuses to load LSM programs (EPERM): no BPF LSM.
+ *
+ * `run` exits non-zero with BPF_LSM_DISABLED and attaches nothing;
+ * audit-fallback serves /health 200 and /health?require_enforce=1 503,
+ * emits state_change CAPABILITY_AUDIT_ONLY and writes a report that
+ * validates against the schema with enforce_capable false; `health
+ * --require-enforce` exits 1 (with and without a daemon); the signal
+ * fallback reports ENFORCE_SIGNAL and still lists BPF_LSM_DISABLED;
+ * --strict-degrade exits; a port in use is a startup error naming
+ * --http-listen.
+ */
+import { deepStrictEqual, match, ok, strictEqual } from "node:assert/strict";
+import { CapabilitiesReport } from "../../src/posture/report.ts";
+import { Agent, AGENT, agentEnv, httpGet, type Json } from "../lib/agent.ts";
+import { run } from "../lib/helpers.ts";
+
+function exists(p: string): boolean {
+  try {
+    Deno.lstatSync(p);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function withEnv(
+  fn: (e: ReturnType<typeof agentEnv>) => Promise<void>,
+  extra: Record<string, string> = {},
+): Promise<void> {
+  const e = agentEnv(extra);
+  try {
+    await fn(e);
+  } finally {
+    await run(AGENT, ["uninstall"], e.env);
+    Deno.removeSync(e.dir, { recursive: true });
+  }
+}
+
+Deno.test("run fails closed with every blocker and its remedy; nothing attached, no report of ENFORCE", () =>
+  withEnv(async (e) => {
+    const a = new Agent([], e.env);
+    const st = await a.exit();
+    strictEqual(st.code, 1, a.err);
+    match(a.err, /Refusing to start in enforce mode \(gate fail-closed\)/);
+    match(a.err, /BPF_LSM_DISABLED: .*\n\s+remedy: /);
+    strictEqual(exists(e.pinRoot), false, "no pins");
+    strictEqual(exists(e.socket), false, "control socket removed");
+    // the refusal is reported too, never as enforcing
+    if (exists(e.report)) {
+      const r = CapabilitiesReport.parse(JSON.parse(Deno.readTextFileSync(e.report)));
+      strictEqual(r.enforce_capable, false);
+      ok(r.runtime_state !== "ENFORCE");
+    }
+    const h = await run(AGENT, ["health", "--require-enforce", "--json"], e.env);
+    strictEqual(h.code, 1, `no daemon, probes say not enforcing: ${h.stdout}`);
+    ok(h.stdout.includes("BPF_LSM_DISABLED"), h.stdout);
+  }));
+
+Deno.test("run --enforce-gate-mode=audit-fallback: AUDIT_FALLBACK, 200 / 503, report, state_change", () =>
+  withEnv(async (e) => {
+    const a = new Agent(["--enforce-gate-mode=audit-fallback"], e.env);
+    try {
+      await a.ready();
+      match(a.err, /agent started, AUDIT_FALLBACK/);
+      const sc = a.events().filter((ev) => ev.type === "state_change") as Json[];
+      strictEqual(sc.length, 1, a.out.slice(0, 2000));
+      strictEqual(sc[0].transition_id, 1);
+      strictEqual(sc[0].to, "AUDIT_FALLBACK");
+      strictEqual(sc[0].reason_code, "CAPABILITY_AUDIT_ONLY");
+      strictEqual(typeof sc[0].degradation_count, "number");
+      strictEqual(sc[0].strict_mode, false);
+
+      const ok200 = await httpGet(e.port, "/health");
+      strictEqual(ok200.status, 200, JSON.stringify(ok200.body));
+      const enf = await httpGet(e.port, "/health?require_enforce=1");
+      strictEqual(enf.status, 503);
+      strictEqual(enf.body.runtime_state, "AUDIT_FALLBACK");
+      ok(JSON.stringify(enf.body).includes("BPF_LSM_DISABLED"), JSON.stringify(enf.body));
+
+      const report = CapabilitiesReport.parse(JSON.parse(Deno.readTextFileSync(e.report)));
+      strictEqual(report.runtime_state, "AUDIT_FALLBACK");
+      strictEqual(report.enforce_capable, false);
+      ok(report.enforce_blockers.some((b) => b.code === "BPF_LSM_DISABLED"));
+      strictEqual(report.state_transitions.total, 1);
+      strictEqual(report.state_transitions.enforce_requested, true);
+      const fromHttp = await httpGet(e.port, "/capabilities");
+      strictEqual(fromHttp.status, 200);
+      CapabilitiesReport.parse(fromHttp.body);
+
+      const h = await run(AGENT, ["health", "--require-enforce"], e.env);
+      strictEqual(h.code, 1, "the running daemon is not enforcing");
+      const plain = await run(AGENT, ["health"], e.env);
+      strictEqual(plain.code, 0, `the daemon runs and is healthy: ${plain.stdout}`);
+    } finally {
+      strictEqual((await a.stop("SIGTERM")).code, 0, a.err);
+    }
+  }));
+
+Deno.test("run --enforce-fallback=signal: ENFORCE_SIGNAL, BPF_LSM_DISABLED still listed, not enforce_capable", () =>
+  withEnv(async (e) => {
+    const a = new Agent(["--enforce-fallback=signal"], e.env);
+    try {
+      await a.ready();
+      const sc = a.events().filter((ev) => ev.type === "state_change") as Json[];
+      strictEqual(sc.at(-1).to, "ENFORCE_SIGNAL");
+      strictEqual(sc.at(-1).reason_code, "ENFORCE_SIGNAL_FALLBACK");
+      const report = CapabilitiesReport.parse(JSON.parse(Deno.readTextFileSync(e.report)));
+      strictEqual(report.runtime_state, "ENFORCE_SIGNAL");
+      strictEqual(report.enforce_capable, false);
+      ok(report.enforce_blockers.some((b) => b.code === "BPF_LSM_DISABLED"));
+      strictEqual((await httpGet(e.port, "/health?require_enforce=1")).status, 503);
+    } finally {
+      await a.stop("SIGTERM");
+    }
+  }));
+
+Deno.test("run --strict-degrade exits non-zero when an enforce request ends in AUDIT_FALLBACK", () =>
+  withEnv(async (e) => {
+    const a = new Agent(["--enforce-gate-mode=audit-fallback", "--strict-degrade"], e.env);
+    const st = await a.exit();
+    strictEqual(st.code, 1, a.err);
+    match(a.err, /strict-degrade/);
+    const sc = a.events().filter((ev) => ev.type === "state_change") as Json[];
+    strictEqual(sc.at(-1)?.strict_mode, true);
+  }));
+
+Deno.test("run: an HTTP port in use is a startup error naming --http-listen; nothing attached", () =>
+  withEnv(async (e) => {
+    using busy = Deno.listen({ hostname: "127.0.0.1", port: e.port });
+    const a = new Agent(["--audit"], e.env);
+    const st = await a.exit();
+    strictEqual(st.code, 1, a.err);
+    match(a.err, /--http-listen/);
+    match(a.err, new RegExp(`127\\.0\\.0\\.1:${e.port}`));
+    strictEqual(exists(e.pinRoot), false);
+    deepStrictEqual(a.events().filter((ev) => ev.type === "state_change"), []);
+    busy.close();
+  }));
