@@ -13,7 +13,7 @@
  */
 import { deepStrictEqual, match, ok, strictEqual } from "node:assert/strict";
 import { CapabilitiesReport } from "../../src/posture/report.ts";
-import { Agent, AGENT, agentEnv, httpGet, type Json } from "../lib/agent.ts";
+import { AGENT, Agent, agentEnv, httpGet, type Json } from "../lib/agent.ts";
 import { run } from "../lib/helpers.ts";
 
 function exists(p: string): boolean {
@@ -47,6 +47,11 @@ Deno.test("run fails closed with every blocker and its remedy; nothing attached,
     match(a.err, /BPF_LSM_DISABLED: .*\n\s+remedy: /);
     strictEqual(exists(e.pinRoot), false, "no pins");
     strictEqual(exists(e.socket), false, "control socket removed");
+    // nothing of ours is attached: bpftool lists no aegis_ program without an owner process
+    const progs = await run("bpftool", ["-j", "prog", "show"]);
+    const ours = (JSON.parse(progs.stdout) as { name?: string; pids?: unknown[] }[])
+      .filter((p) => p.name?.startsWith("aegis_") && !p.pids);
+    deepStrictEqual(ours.map((p) => p.name), []);
     // the refusal is reported too, never as enforcing
     if (exists(e.report)) {
       const r = CapabilitiesReport.parse(JSON.parse(Deno.readTextFileSync(e.report)));

@@ -6,16 +6,15 @@
  * EPERM and a block event; SIGKILL of the agent leaves the file denied; a
  * restarted agent re-adopts the pins while a concurrent opener never gets
  * through; `uninstall` ends enforcement.
- * lsm-off: `run` refuses (fail-closed) with BPF_LSM_DISABLED.
+ * (The lsm-off refusal is in posture_vmtest.ts.)
  */
 import { match, ok, strictEqual } from "node:assert/strict";
 import { EMBEDDED, openEmbeddedShim } from "../../src/assets/mod.ts";
 import { AEGIS_POL_FILE_RULES, AEGIS_RT_INODE, AEGIS_RULE_DENY } from "../../src/bpf/abi_gen.ts";
 import { BpfMap } from "../../src/bpf/map.ts";
 import { inodeKey, kernelDev, policyValue, ruleValue, u32Key } from "../../src/bpf/rule_codec.ts";
-import { eventually, LAUNCHER, run, tryOpen } from "../lib/helpers.ts";
-
-const AGENT = Deno.env.get("AEGIS_VM_AGENT") || LAUNCHER;
+import { AGENT, Agent, agentEnv } from "../lib/agent.ts";
+import { eventually, run, tryOpen } from "../lib/helpers.ts";
 const LSM_ON = Deno.env.get("AEGIS_VM_LSM") === "on";
 
 Deno.test("aegisbpf version --json loads the embedded shim in the guest", async () => {
@@ -28,73 +27,14 @@ Deno.test("aegisbpf version --json loads the embedded shim in the guest", async 
 });
 
 Deno.test({
-  name: "aegisbpf run without bpf in lsm= refuses (fail-closed) and leaves no pins",
-  ignore: LSM_ON,
-  fn: async () => {
-    const root = `/sys/fs/bpf/aegis-agent-${crypto.randomUUID().slice(0, 8)}`;
-    const r = await run(AGENT, ["run"], { ...Deno.env.toObject(), AEGIS_PIN_ROOT: root });
-    strictEqual(r.code, 1, r.stderr);
-    match(r.stderr, /Refusing to start in enforce mode \(gate fail-closed\)/);
-    match(r.stderr, /BPF_LSM_DISABLED: bpf is not in the active LSM list/);
-    let exists = true;
-    try {
-      Deno.statSync(root);
-    } catch {
-      exists = false;
-    }
-    strictEqual(exists, false, "no pins");
-  },
-});
-
-/** A running agent whose stdout (events) and stderr (logs) are collected. */
-class Agent {
-  readonly proc: Deno.ChildProcess;
-  out = "";
-  err = "";
-  #done: Promise<void>;
-
-  constructor(env: Record<string, string>) {
-    this.proc = new Deno.Command(AGENT, {
-      args: ["run"],
-      env,
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    const pump = async (s: ReadableStream<Uint8Array>, add: (t: string) => void) => {
-      for await (const t of s.pipeThrough(new TextDecoderStream())) add(t);
-    };
-    this.#done = Promise.all([
-      pump(this.proc.stdout, (t) => this.out += t),
-      pump(this.proc.stderr, (t) => this.err += t),
-    ]).then(() => {});
-  }
-
-  async waitFor(what: () => boolean, label: string, ms = 60_000): Promise<void> {
-    const end = Date.now() + ms;
-    while (!what()) {
-      if (Date.now() > end) throw new Error(`timed out waiting for ${label}; stderr:\n${this.err}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
-
-  async stop(signal: Deno.Signal): Promise<Deno.CommandStatus> {
-    this.proc.kill(signal);
-    const st = await this.proc.status;
-    await this.#done;
-    return st;
-  }
-}
-
-Deno.test({
   name: "aegisbpf run enforces, survives SIGKILL, re-adopts with no gap, and uninstall ends it",
   ignore: !LSM_ON,
   fn: async () => {
-    const root = `/sys/fs/bpf/aegis-agent-${crypto.randomUUID().slice(0, 8)}`;
-    const env = { ...Deno.env.toObject(), AEGIS_PIN_ROOT: root };
-    const dir = Deno.makeTempDirSync({ dir: "/tmp", prefix: "aegis-agent-" });
+    const paths = agentEnv();
+    const { env, dir, pinRoot: root } = paths;
     const denied = `${dir}/denied`;
     Deno.writeTextFileSync(denied, "secret");
-    let agent = new Agent(env);
+    let agent = new Agent([], env);
     try {
       await agent.waitFor(() => agent.err.includes("agent started"), "the agent to start");
       match(agent.err, /agent started, ENFORCE: [^\n]*lsm\/file_open/);
@@ -156,7 +96,7 @@ print(allowed, denied)
           return false;
         }
       }, "the opener");
-      agent = new Agent(env);
+      agent = new Agent([], env);
       await agent.waitFor(() =>
         agent.err.includes("agent started"), "the restarted agent");
       match(agent.err, /re-adopted/);
@@ -185,40 +125,28 @@ print(allowed, denied)
   },
 });
 
-Deno.test("aegisbpf run --audit reports an exec in the guest", async () => {
-  const root = `/sys/fs/bpf/aegis-audit-${crypto.randomUUID().slice(0, 8)}`;
-  const p = new Deno.Command(AGENT, {
-    args: ["run", "--audit"],
-    env: { ...Deno.env.toObject(), AEGIS_PIN_ROOT: root },
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const stdout = new Response(p.stdout).text();
-  const err = p.stderr.pipeThrough(new TextDecoderStream()).getReader();
-  let log = "";
-  while (!log.includes("agent started")) {
-    const { value, done } = await err.read();
-    if (done) break;
-    log += value;
-  }
-  ok(log.includes("agent started"), log);
-  if (LSM_ON) match(log, /agent started, AUDIT: [^\n]*lsm\/file_open/);
-  await new Deno.Command("/bin/sleep", { args: ["0"] }).output();
-  await new Promise((r) => setTimeout(r, 300));
-  p.kill("SIGTERM");
-  strictEqual((await p.status).code, 0, "clean stop on SIGTERM");
-  const out = await stdout;
-  await err.cancel().catch(() => {});
-  let pinned = true;
+Deno.test("aegisbpf run --audit reports an exec in the guest and pins nothing", async () => {
+  const e = agentEnv();
+  const a = new Agent(["--audit"], e.env);
   try {
-    Deno.statSync(root);
-  } catch {
-    pinned = false;
+    await a.ready();
+    if (LSM_ON) match(a.err, /agent started, AUDIT_FALLBACK: [^\n]*lsm\/file_open/);
+    await new Deno.Command("/bin/sleep", { args: ["0"] }).output();
+    await a.waitFor(
+      () => a.events().some((ev) => ev.type === "exec" && ev.comm === "sleep"),
+      "the exec event of sleep",
+      10_000,
+    );
+  } finally {
+    strictEqual((await a.stop("SIGTERM")).code, 0, "clean stop on SIGTERM");
+    let pinned = true;
+    try {
+      Deno.statSync(e.pinRoot);
+    } catch {
+      pinned = false;
+    }
+    if (pinned) await run(AGENT, ["uninstall"], e.env);
+    Deno.removeSync(e.dir, { recursive: true });
+    strictEqual(pinned, false, "audit mode pins nothing of its own");
   }
-  if (pinned) await run(AGENT, ["uninstall"], { ...Deno.env.toObject(), AEGIS_PIN_ROOT: root });
-  strictEqual(pinned, false, "audit mode pins nothing of its own");
-  const execs = out.split("\n").filter((l) => l).map((l) => JSON.parse(l)).filter((e) =>
-    e.type === "exec" && e.comm === "sleep"
-  );
-  strictEqual(execs.length >= 1, true, out.slice(0, 500));
 });
