@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { ProbeFs, ProbeResult } from "./probe.ts";
+import type { ProbeFs, ProbeResult } from "../probe.ts";
 
 export const LSM_LIST_PATH = "/sys/kernel/security/lsm";
 

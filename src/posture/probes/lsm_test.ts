@@ -1,5 +1,5 @@
 import { deepStrictEqual as assertEquals } from "node:assert/strict";
-import { fixtureFs } from "./probe.ts";
+import { fixtureFs } from "../probe.ts";
 import { LSM_LIST_PATH, probeActiveLsms, probeBpfLsmActive } from "./lsm.ts";
 
 Deno.test("lsm probe: bpf listed is supported", async () => {

@@ -1,0 +1,45 @@
+/**
+ * What a policy needs from the kernel beyond the core file and exec hooks
+ * (SPEC §4 `requirements`). Pure: derived from the parsed policy.
+ *
+ * @module
+ */
+import type { Policy } from "../policy/model.ts";
+
+export interface PolicyNeeds {
+  /** network rules → the socket hooks */
+  network: boolean;
+  /** protect rules (only verified executables may touch) → exec identity hooks */
+  exec_identity: boolean;
+  /** rules on what an executable maps (shared libraries) → the mmap hook */
+  exec_runtime_deps: boolean;
+  /** rules that trust IMA hashes → IMA appraisal */
+  ima_appraisal: boolean;
+}
+
+/** Needs of "no policy": only the core hooks. */
+export const NO_NEEDS: PolicyNeeds = Object.freeze({
+  network: false,
+  exec_identity: false,
+  exec_runtime_deps: false,
+  ima_appraisal: false,
+});
+
+const on = (f: Policy["denyPtrace"]) => f !== null && f.enabled;
+
+/**
+ * The needs of a parsed policy. exec_runtime_deps and ima_appraisal stay
+ * false: the sections that would need them (allow_binary_hash,
+ * trusted_exec_hash, require_ima_appraisal) are refused by the parser of
+ * this version.
+ */
+export function policyNeeds(p: Policy): PolicyNeeds {
+  return {
+    network: p.denyIp.length > 0 || p.denyCidr.length > 0 || p.denyPort.length > 0 ||
+      p.denyIpPort.length > 0 || p.cgroupDenyIp.length > 0 || p.cgroupDenyPort.length > 0 ||
+      on(p.protectConnect),
+    exec_identity: p.protectPath.length > 0 || on(p.protectConnect),
+    exec_runtime_deps: false,
+    ima_appraisal: false,
+  };
+}
