@@ -1,6 +1,17 @@
 /**
  * Kernel records → the JSON event lines operators consume (SPEC §8).
  *
+ * Every event has `type`, `ktime_ns` and the process fields `pid, tid,
+ * ppid, uid, start_time, exec_id, cgid, cgroup_path, comm`. u64 kernel
+ * values (`ktime_ns`, `start_time`, `cgid`, `ino`) are decimal strings, so
+ * no JSON reader rounds them. `exec_id` is `<start_time>-<pid>`: unique per
+ * process image for the life of the kernel. `cgroup_path` is null unless a
+ * resolver is given and knows the id. Block events add `action`, `hook`,
+ * `rule_id`; file blocks `ino, dev, path` (`path` null when the kernel did
+ * not resolve it); network blocks `rule_type` (ip|cidr|port|ip_port|
+ * cg_ip|cg_port), `family, addr, port, protocol`. docs/telemetry.md lists
+ * them all.
+ *
  * @module
  */
 import {
@@ -49,7 +60,12 @@ export const HOOK_NAMES: Record<number, string> = {
   12: "tp_connect",
 };
 
-function procFields(p: ProcInfo): Record<string, unknown> {
+/** cgroup id → path (src/events/cgroup_path.ts), null when unknown. */
+export interface CgroupResolver {
+  resolve(cgid: number): string | null;
+}
+
+function procFields(p: ProcInfo, cg: CgroupResolver | undefined): Record<string, unknown> {
   return {
     pid: p.pid,
     tid: p.tid,
@@ -58,6 +74,7 @@ function procFields(p: ProcInfo): Record<string, unknown> {
     start_time: String(p.startTime),
     exec_id: `${p.startTime}-${p.pid}`,
     cgid: String(p.cgid),
+    cgroup_path: cg ? cg.resolve(p.cgid) : null,
     comm: p.comm,
   };
 }
@@ -77,9 +94,15 @@ function kernelType(hook: number): string {
   return "kernel_block";
 }
 
-/** One event as a JSON object (u64 values as decimal strings). */
-export function recordToEvent(r: KernelRecord): Record<string, unknown> {
-  const base = { ktime_ns: String(r.ktimeNs), ...procFields(r) };
+/**
+ * One event as a JSON object (u64 values as decimal strings); `cgroups`
+ * fills `cgroup_path`.
+ */
+export function recordToEvent(
+  r: KernelRecord,
+  cgroups?: CgroupResolver,
+): { type: string } & Record<string, unknown> {
+  const base = { ktime_ns: String(r.ktimeNs), ...procFields(r, cgroups) };
   switch (r.kind) {
     case "exec":
       return { type: "exec", ...base };
@@ -93,7 +116,7 @@ export function recordToEvent(r: KernelRecord): Record<string, unknown> {
         hook: HOOK_NAMES[r.hook] ?? String(r.hook),
         ino: String(r.ino),
         dev: r.dev,
-        path: r.path,
+        path: r.path === "" ? null : r.path,
         rule_id: r.ruleId,
       };
     case "net_block":

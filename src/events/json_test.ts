@@ -1,0 +1,140 @@
+import { deepStrictEqual, strictEqual } from "node:assert/strict";
+import {
+  AEGIS_ACT_AUDIT,
+  AEGIS_ACT_BLOCK,
+  AEGIS_HOOK_BPF,
+  AEGIS_HOOK_FILE_OPEN,
+  AEGIS_HOOK_KERNEL_LOAD_DATA,
+  AEGIS_HOOK_PTRACE,
+  AEGIS_HOOK_SOCKET_BIND,
+  AEGIS_HOOK_SOCKET_CONNECT,
+  AEGIS_HOOK_SOCKET_SENDMSG,
+  AEGIS_RT_CG_PORT,
+  AEGIS_RT_CIDR,
+  AEGIS_RT_INODE,
+  AEGIS_RT_MODULE,
+  AEGIS_RT_PTRACE,
+} from "../bpf/abi_gen.ts";
+import type { KernelRecord, ProcInfo } from "./decode.ts";
+import { recordToEvent } from "./json.ts";
+
+const proc: ProcInfo = {
+  pid: 4321,
+  tid: 4322,
+  ppid: 1,
+  uid: 1000,
+  cgid: 2 ** 40 + 5,
+  startTime: 123456789012,
+  comm: "curl",
+};
+const resolver = { resolve: (id: number) => id === proc.cgid ? "/user.slice/u.scope" : null };
+
+Deno.test("json: common fields of SPEC §8 on every kernel event", () => {
+  const e = recordToEvent({ ...proc, kind: "exec", ktimeNs: 77 }, resolver);
+  deepStrictEqual(e, {
+    type: "exec",
+    ktime_ns: "77",
+    pid: 4321,
+    tid: 4322,
+    ppid: 1,
+    uid: 1000,
+    start_time: "123456789012",
+    exec_id: "123456789012-4321",
+    cgid: String(2 ** 40 + 5),
+    cgroup_path: "/user.slice/u.scope",
+    comm: "curl",
+  });
+  // without a resolver, or for an unknown id, cgroup_path is null (present)
+  strictEqual(recordToEvent({ ...proc, kind: "exec", ktimeNs: 1 }).cgroup_path, null);
+  strictEqual(
+    recordToEvent({ ...proc, cgid: 9, kind: "exec", ktimeNs: 1 }, resolver).cgroup_path,
+    null,
+  );
+});
+
+Deno.test("json: file block carries ino, dev, path (null when unknown), action", () => {
+  const r: KernelRecord = {
+    ...proc,
+    kind: "file_block",
+    ktimeNs: 1,
+    ino: 2 ** 35,
+    dev: (8 << 20) | 1,
+    ruleFlags: 1,
+    path: "/etc/shadow",
+    action: AEGIS_ACT_BLOCK,
+    hook: AEGIS_HOOK_FILE_OPEN,
+    ruleId: 12,
+  };
+  const e = recordToEvent(r);
+  strictEqual(e.type, "block");
+  strictEqual(e.action, "BLOCK");
+  strictEqual(e.hook, "file_open");
+  strictEqual(e.ino, String(2 ** 35));
+  strictEqual(e.dev, (8 << 20) | 1);
+  strictEqual(e.path, "/etc/shadow");
+  strictEqual(e.rule_id, 12);
+  strictEqual(recordToEvent({ ...r, path: "", action: AEGIS_ACT_AUDIT }).path, null);
+  strictEqual(recordToEvent({ ...r, action: AEGIS_ACT_AUDIT }).action, "AUDIT");
+});
+
+Deno.test("json: network block type follows the hook; rule_type is named", () => {
+  const base = {
+    ...proc,
+    kind: "net_block" as const,
+    ktimeNs: 1,
+    family: 2,
+    addr: "10.0.0.1",
+    port: 443,
+    proto: 6,
+    ruleId: 3,
+    action: AEGIS_ACT_BLOCK,
+  };
+  const types = [
+    [AEGIS_HOOK_SOCKET_CONNECT, "net_connect_block"],
+    [AEGIS_HOOK_SOCKET_BIND, "net_bind_block"],
+    [AEGIS_HOOK_SOCKET_SENDMSG, "net_sendmsg_block"],
+  ] as const;
+  for (const [hook, type] of types) {
+    const e = recordToEvent({ ...base, hook, ruleType: AEGIS_RT_CIDR });
+    strictEqual(e.type, type);
+    strictEqual(e.rule_type, "cidr");
+    strictEqual(e.protocol, "tcp");
+    strictEqual(e.family, "ipv4");
+  }
+  strictEqual(
+    recordToEvent({ ...base, hook: AEGIS_HOOK_SOCKET_CONNECT, ruleType: AEGIS_RT_CG_PORT })
+      .rule_type,
+    "cg_port",
+  );
+});
+
+Deno.test("json: kernel block types", () => {
+  const base = {
+    ...proc,
+    kind: "kernel_block" as const,
+    ktimeNs: 1,
+    targetPid: 9,
+    detail: 0,
+    ruleId: 1,
+    action: AEGIS_ACT_BLOCK,
+  };
+  strictEqual(
+    recordToEvent({ ...base, hook: AEGIS_HOOK_PTRACE, ruleType: AEGIS_RT_PTRACE }).type,
+    "kernel_ptrace_block",
+  );
+  strictEqual(
+    recordToEvent({ ...base, hook: AEGIS_HOOK_KERNEL_LOAD_DATA, ruleType: AEGIS_RT_MODULE }).type,
+    "kernel_module_block",
+  );
+  strictEqual(
+    recordToEvent({ ...base, hook: AEGIS_HOOK_BPF, ruleType: AEGIS_RT_INODE }).type,
+    "kernel_bpf_block",
+  );
+});
+
+Deno.test("json: every event serialises to one line of JSON", () => {
+  const e = recordToEvent({ ...proc, comm: 'a\nb"c', kind: "exec", ktimeNs: 1 });
+  const line = JSON.stringify(e);
+  strictEqual(line.includes("\n"), false);
+  deepStrictEqual(JSON.parse(line), e);
+});

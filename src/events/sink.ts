@@ -1,0 +1,436 @@
+/**
+ * Event sinks (`--log=stdout|file:PATH`): where JSON event lines go.
+ *
+ * A sink buffers lines in memory and writes them in chunks (many lines per
+ * write syscall) from an asynchronous pump, so `write()` only appends to
+ * an array: it never waits for the disk or the stdout reader and never
+ * throws. The pump flushes when a chunk is full, on a short timer, and on
+ * `flush()`/`close()`. One write is in flight at a time, so lines keep
+ * their order.
+ *
+ * Back-pressure: when the lines waiting exceed `maxPendingBytes` (the
+ * writer is slower than the events), new lines are dropped and counted in
+ * `stats.dropped`; the agent never slows down for its consumer.
+ *
+ * File sinks rotate by size: before a chunk would take PATH past
+ * `maxBytes`, PATH.N-1 → PATH.N … PATH → PATH.1 and a new PATH is started
+ * (files always end on a whole line; at most `keep` rotated files are
+ * kept). Files are created 0600 (events name users, paths and commands);
+ * the parent directory must exist; a symlink or a non-regular file at PATH
+ * is refused.
+ *
+ * stdout: EPIPE (the reader went away) closes the sink's stdout for good;
+ * later lines are counted as dropped and enforcement goes on.
+ *
+ * @module
+ */
+import { AegisError } from "../errors.ts";
+import { isStdoutClosed } from "../log.ts";
+
+export interface SinkStats {
+  /** lines written */
+  written: number;
+  /** bytes written */
+  bytes: number;
+  /** lines dropped: back-pressure, write errors, closed stdout, after close */
+  dropped: number;
+  rotations: number;
+  /** failed write or rotation attempts */
+  errors: number;
+}
+
+export interface EventSink {
+  /** Queue one event line (JSON text without the trailing newline). Never throws. */
+  write(line: string): void;
+  /** Resolve once every line queued so far was written (or dropped). */
+  flush(): Promise<void>;
+  /** Flush, then release the file. Later writes are dropped. Safe to call twice. */
+  close(): Promise<void>;
+  readonly stats: SinkStats;
+  /** "stdout" or "file:PATH" */
+  readonly spec: string;
+}
+
+/** Where a sink's bytes go (injectable for tests). */
+export interface SinkWriter {
+  write(p: Uint8Array): Promise<number>;
+}
+
+export interface SinkOptions {
+  /** Rotate before PATH would exceed this many bytes (default 64 MiB). */
+  maxBytes?: number;
+  /** Rotated files kept: PATH.1 … PATH.keep (default 5). */
+  keep?: number;
+  /** Bytes per write (default 256 KiB). */
+  chunkBytes?: number;
+  /** Waiting text beyond this drops new lines (default 16 MiB, in UTF-16 units). */
+  maxPendingBytes?: number;
+  /** Flush timer, ms (default 50). */
+  flushIntervalMs?: number;
+  /** Instead of Deno.stdout (tests). */
+  stdout?: SinkWriter;
+  /** Told about each write error (rate-limit it yourself). */
+  onError?: (e: unknown) => void;
+}
+
+export const DEFAULT_MAX_BYTES = 64 << 20;
+export const DEFAULT_KEEP = 5;
+
+const enc = new TextEncoder();
+
+/** Parse `--log`: "stdout" (default) or "file:PATH" (absolute). */
+export function parseSinkSpec(spec: string): { kind: "stdout" } | { kind: "file"; path: string } {
+  if (spec === "" || spec === "stdout") return { kind: "stdout" };
+  if (spec.startsWith("file:")) {
+    const path = spec.slice(5);
+    if (!path.startsWith("/") || path.endsWith("/") || path.includes("\0")) {
+      throw new AegisError(
+        "USAGE",
+        `--log "${spec}": file:PATH needs an absolute path to a file, e.g. ` +
+          `file:/var/log/aegisbpf/events.jsonl`,
+      );
+    }
+    return { kind: "file", path };
+  }
+  throw new AegisError(
+    "USAGE",
+    `--log "${spec}": unknown event sink; use "stdout" or "file:/absolute/path"`,
+  );
+}
+
+function positive(name: string, v: number | undefined, def: number, min: number): number {
+  if (v === undefined) return def;
+  if (!Number.isSafeInteger(v) || v < min) {
+    throw new AegisError("USAGE", `event sink option ${name}=${v}: must be an integer >= ${min}`);
+  }
+  return v;
+}
+
+/**
+ * Open the sink named by `spec` (the `--log` value). Throws an AegisError
+ * (USAGE, or SINK_OPEN naming the file and what to do) before anything is
+ * written; afterwards the sink never throws.
+ */
+export function openSink(spec = "stdout", opts: SinkOptions = {}): EventSink {
+  const parsed = parseSinkSpec(spec);
+  const cfg = {
+    maxBytes: positive("maxBytes", opts.maxBytes, DEFAULT_MAX_BYTES, 4096),
+    keep: positive("keep", opts.keep, DEFAULT_KEEP, 1),
+    chunkBytes: positive("chunkBytes", opts.chunkBytes, 256 << 10, 1),
+    maxPending: positive("maxPendingBytes", opts.maxPendingBytes, 16 << 20, 1),
+    flushMs: positive("flushIntervalMs", opts.flushIntervalMs, 50, 1),
+  };
+  if (parsed.kind === "stdout") {
+    return new BufferedSink("stdout", new StdoutTarget(opts.stdout ?? Deno.stdout), cfg, opts);
+  }
+  return new BufferedSink(spec, FileTarget.open(spec, parsed.path, cfg, opts.onError), cfg, opts);
+}
+
+interface Target {
+  /** Write all of `bytes`; throw on failure. */
+  write(bytes: Uint8Array): Promise<void>;
+  /** false once the target cannot take more (closed stdout). */
+  readonly usable: boolean;
+  close(): void;
+  rotations: number;
+  /** rotations that failed (the file kept growing instead) */
+  rotationErrors: number;
+}
+
+class StdoutTarget implements Target {
+  #w: SinkWriter;
+  #closed = false;
+  rotations = 0;
+  rotationErrors = 0;
+  constructor(w: SinkWriter) {
+    this.#w = w;
+  }
+  get usable(): boolean {
+    return !this.#closed && !(this.#w === Deno.stdout && isStdoutClosed());
+  }
+  async write(bytes: Uint8Array): Promise<void> {
+    try {
+      let off = 0;
+      while (off < bytes.length) off += await this.#w.write(bytes.subarray(off));
+    } catch (e) {
+      if (e instanceof Deno.errors.BrokenPipe) this.#closed = true;
+      throw e;
+    }
+  }
+  close(): void {}
+}
+
+class FileTarget implements Target {
+  #path: string;
+  #file: Deno.FsFile;
+  #size: number;
+  #maxBytes: number;
+  #keep: number;
+  #onError: ((e: unknown) => void) | undefined;
+  rotations = 0;
+  rotationErrors = 0;
+  readonly usable = true;
+
+  private constructor(
+    path: string,
+    file: Deno.FsFile,
+    size: number,
+    maxBytes: number,
+    keep: number,
+  ) {
+    this.#path = path;
+    this.#file = file;
+    this.#size = size;
+    this.#maxBytes = maxBytes;
+    this.#keep = keep;
+  }
+
+  static open(
+    spec: string,
+    path: string,
+    cfg: { maxBytes: number; keep: number },
+    onError?: (e: unknown) => void,
+  ): FileTarget {
+    const dir = path.slice(0, path.lastIndexOf("/")) || "/";
+    let dirSt: Deno.FileInfo;
+    try {
+      dirSt = Deno.statSync(dir);
+    } catch (e) {
+      throw new AegisError(
+        "SINK_OPEN",
+        `--log "${spec}": the directory "${dir}" does not exist or cannot be read ` +
+          `(${(e as Error).message}); create it (mode 0700, root) first`,
+        { cause: e },
+      );
+    }
+    if (!dirSt.isDirectory) {
+      throw new AegisError("SINK_OPEN", `--log "${spec}": "${dir}" is not a directory`);
+    }
+    const file = openEventFile(spec, path);
+    const t = new FileTarget(path, file, file.statSync().size, cfg.maxBytes, cfg.keep);
+    t.#onError = onError;
+    return t;
+  }
+
+  async write(bytes: Uint8Array): Promise<void> {
+    if (this.#size > 0 && this.#size + bytes.length > this.#maxBytes) {
+      try {
+        this.#rotate();
+      } catch (e) {
+        // keep appending to the current file rather than lose events
+        this.rotationErrors++;
+        try {
+          this.#onError?.(e);
+        } catch { /* ignore */ }
+      }
+    }
+    let off = 0;
+    try {
+      while (off < bytes.length) off += await this.#file.write(bytes.subarray(off));
+    } finally {
+      this.#size += off;
+    }
+  }
+
+  #rotate(): void {
+    const p = this.#path;
+    try {
+      Deno.removeSync(`${p}.${this.#keep}`);
+    } catch { /* not there */ }
+    for (let i = this.#keep - 1; i >= 1; i--) {
+      try {
+        Deno.renameSync(`${p}.${i}`, `${p}.${i + 1}`);
+      } catch { /* not there */ }
+    }
+    // Open the successor before giving up the current file: if it cannot
+    // be created we keep appending where we were.
+    Deno.renameSync(p, `${p}.1`);
+    let next: Deno.FsFile;
+    try {
+      next = openEventFile(`file:${p}`, p);
+    } catch (e) {
+      Deno.renameSync(`${p}.1`, p);
+      throw e;
+    }
+    this.#file.close();
+    this.#file = next;
+    this.#size = 0;
+    this.rotations++;
+  }
+
+  close(): void {
+    try {
+      this.#file.close();
+    } catch { /* closed */ }
+  }
+}
+
+/** Open (append) or create PATH 0600; refuse symlinks and non-regular files. */
+function openEventFile(spec: string, path: string): Deno.FsFile {
+  try {
+    const st = Deno.lstatSync(path);
+    if (!st.isFile) {
+      throw new AegisError(
+        "SINK_OPEN",
+        `--log "${spec}": "${path}" exists and is not a regular file ` +
+          `(${st.isSymlink ? "a symlink" : "a directory or device"}); name a plain file`,
+      );
+    }
+  } catch (e) {
+    if (e instanceof AegisError) throw e;
+    if (!(e instanceof Deno.errors.NotFound)) {
+      throw new AegisError("SINK_OPEN", `--log "${spec}": cannot stat "${path}": ${e}`, {
+        cause: e,
+      });
+    }
+  }
+  try {
+    const f = Deno.openSync(path, { append: true, create: true, mode: 0o600 });
+    try {
+      // an existing file may be wider than 0600: events are not for everyone
+      Deno.chmodSync(path, 0o600);
+    } catch (e) {
+      f.close();
+      throw e;
+    }
+    return f;
+  } catch (e) {
+    throw new AegisError(
+      "SINK_OPEN",
+      `--log "${spec}": cannot open "${path}" for appending: ${(e as Error).message}`,
+      { cause: e },
+    );
+  }
+}
+
+class BufferedSink implements EventSink {
+  readonly spec: string;
+  readonly stats: SinkStats = { written: 0, bytes: 0, dropped: 0, rotations: 0, errors: 0 };
+  #target: Target;
+  #cfg: { chunkBytes: number; maxPending: number; flushMs: number };
+  #onError: ((e: unknown) => void) | undefined;
+  #pending: string[] = [];
+  /** UTF-16 units waiting (lines + newlines) */
+  #pendingUnits = 0;
+  #pump: Promise<void> | null = null;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #closed = false;
+  #closing: Promise<void> | null = null;
+
+  constructor(
+    spec: string,
+    target: Target,
+    cfg: { chunkBytes: number; maxPending: number; flushMs: number },
+    opts: SinkOptions,
+  ) {
+    this.spec = spec;
+    this.#target = target;
+    this.#cfg = cfg;
+    this.#onError = opts.onError;
+  }
+
+  write(line: string): void {
+    if (this.#closed || !this.#target.usable) {
+      this.stats.dropped++;
+      return;
+    }
+    const units = line.length + 1;
+    if (this.#pendingUnits + units > this.#cfg.maxPending) {
+      this.stats.dropped++;
+      return;
+    }
+    this.#pending.push(line);
+    this.#pendingUnits += units;
+    // a running pump takes these lines too (it loops until nothing is left)
+    if (this.#pump === null) this.#schedule();
+  }
+
+  #startPump(): void {
+    if (this.#timer !== undefined) {
+      clearTimeout(this.#timer);
+      this.#timer = undefined;
+    }
+    this.#pump = this.#run().finally(() => {
+      this.#pump = null;
+      // lines that came in during the last write wait for the timer
+      if (this.#pending.length > 0 && !this.#closed) this.#schedule();
+    });
+  }
+
+  /** A full chunk goes now; less waits for the flush timer. */
+  #schedule(): void {
+    if (this.#pendingUnits >= this.#cfg.chunkBytes) {
+      this.#startPump();
+    } else if (this.#timer === undefined) {
+      const id = setTimeout(() => {
+        this.#timer = undefined;
+        if (this.#pump === null) this.#startPump();
+      }, this.#cfg.flushMs);
+      Deno.unrefTimer(id);
+      this.#timer = id;
+    }
+  }
+
+  /** Write chunks until nothing is pending. */
+  async #run(): Promise<void> {
+    while (this.#pending.length > 0) {
+      // take whole lines up to one chunk
+      let lines: string[];
+      if (this.#pendingUnits <= this.#cfg.chunkBytes) {
+        lines = this.#pending;
+        this.#pending = [];
+        this.#pendingUnits = 0;
+      } else {
+        let n = 0;
+        let units = 0;
+        while (n < this.#pending.length && (n === 0 || units < this.#cfg.chunkBytes)) {
+          units += this.#pending[n].length + 1;
+          n++;
+        }
+        lines = this.#pending.splice(0, n);
+        this.#pendingUnits -= units;
+      }
+      if (!this.#target.usable) {
+        this.stats.dropped += lines.length;
+        continue;
+      }
+      const bytes = enc.encode(lines.join("\n") + "\n");
+      const rotationsBefore = this.#target.rotations;
+      const rotErrBefore = this.#target.rotationErrors;
+      try {
+        await this.#target.write(bytes);
+        this.stats.written += lines.length;
+        this.stats.bytes += bytes.length;
+      } catch (e) {
+        this.stats.errors++;
+        this.stats.dropped += lines.length;
+        try {
+          this.#onError?.(e);
+        } catch { /* a reporting hook must not break the sink */ }
+      }
+      this.stats.rotations += this.#target.rotations - rotationsBefore;
+      this.stats.errors += this.#target.rotationErrors - rotErrBefore;
+    }
+  }
+
+  async flush(): Promise<void> {
+    while (this.#pump !== null || this.#pending.length > 0) {
+      if (this.#pump === null) this.#startPump();
+      await this.#pump;
+    }
+    if (this.#timer !== undefined) {
+      clearTimeout(this.#timer);
+      this.#timer = undefined;
+    }
+  }
+
+  close(): Promise<void> {
+    if (this.#closing) return this.#closing;
+    this.#closing = (async () => {
+      await this.flush();
+      this.#closed = true;
+      this.#target.close();
+    })();
+    return this.#closing;
+  }
+}
