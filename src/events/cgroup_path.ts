@@ -20,8 +20,33 @@
  * @module
  */
 
+/**
+ * The first cgroup2 mount point in /proc/self/mountinfo text (hybrid
+ * hosts mount it at /sys/fs/cgroup/unified), or null.
+ */
+export function findCgroup2Mount(mountinfo: string): string | null {
+  for (const line of mountinfo.split("\n")) {
+    const sep = line.indexOf(" - ");
+    if (sep < 0) continue;
+    if (line.slice(sep + 3).split(" ")[0] !== "cgroup2") continue;
+    const mnt = line.slice(0, sep).split(" ")[4];
+    // mountinfo escapes space, tab, newline and backslash as \ooo
+    if (mnt) return mnt.replace(/\\([0-7]{3})/g, (_, o) => String.fromCharCode(parseInt(o, 8)));
+  }
+  return null;
+}
+
+/** This host's cgroup2 mount point (default /sys/fs/cgroup). */
+export function hostCgroup2Mount(): string {
+  try {
+    return findCgroup2Mount(Deno.readTextFileSync("/proc/self/mountinfo")) ?? "/sys/fs/cgroup";
+  } catch {
+    return "/sys/fs/cgroup";
+  }
+}
+
 export interface CgroupResolverOptions {
-  /** cgroup2 mount point (default /sys/fs/cgroup). */
+  /** cgroup2 mount point (default: hostCgroup2Mount()). */
   root?: string;
   /** LRU entries kept (default 4096). */
   capacity?: number;
@@ -67,7 +92,7 @@ export class CgroupPathResolver {
   #lastPath: string | null = null;
 
   constructor(opts: CgroupResolverOptions = {}) {
-    this.root = (opts.root ?? "/sys/fs/cgroup").replace(/\/+$/, "") || "/";
+    this.root = (opts.root ?? hostCgroup2Mount()).replace(/\/+$/, "") || "/";
     this.#capacity = Math.max(1, opts.capacity ?? 4096);
     this.#interval = opts.rescanIntervalMs ?? 1000;
     this.#maxDirs = opts.maxScanDirs ?? 65536;

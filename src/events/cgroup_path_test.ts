@@ -1,5 +1,5 @@
 import { ok, strictEqual } from "node:assert/strict";
-import { CgroupPathResolver } from "./cgroup_path.ts";
+import { CgroupPathResolver, findCgroup2Mount, hostCgroup2Mount } from "./cgroup_path.ts";
 
 /** A fake cgroup2 mount: plain directories; ids are their inode numbers. */
 async function fakeTree(dirs: string[]): Promise<{ root: string; id: (rel: string) => number }> {
@@ -92,10 +92,20 @@ Deno.test("cgroup path: a rescan visits at most maxScanDirs directories", async 
   }
 });
 
-/** "0::/path" of this process, or null without a cgroup v2 mount at /sys/fs/cgroup. */
+Deno.test("findCgroup2Mount: unified and hybrid layouts, escaped names", () => {
+  const unified = "25 1 0:22 / /sys/fs/cgroup rw,nosuid shared:9 - cgroup2 cgroup2 rw\n";
+  const hybrid = "30 25 0:26 / /sys/fs/cgroup/cpu rw - cgroup cgroup rw,cpu\n" +
+    "31 25 0:27 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw\n";
+  strictEqual(findCgroup2Mount(unified), "/sys/fs/cgroup");
+  strictEqual(findCgroup2Mount(hybrid), "/sys/fs/cgroup/unified");
+  strictEqual(findCgroup2Mount("40 1 0:5 / /mnt/my\\040cg rw - cgroup2 none rw\n"), "/mnt/my cg");
+  strictEqual(findCgroup2Mount("30 25 0:26 / /sys/fs/cgroup/cpu rw - cgroup cgroup rw\n"), null);
+});
+
+/** "0::/path" of this process, or null without a readable cgroup v2 mount. */
 function ownCgroup(): string | null {
   try {
-    Deno.statSync("/sys/fs/cgroup/cgroup.controllers");
+    Deno.statSync(`${hostCgroup2Mount()}/cgroup.procs`);
     const line = Deno.readTextFileSync("/proc/self/cgroup").split("\n").find((l) =>
       l.startsWith("0::")
     );
@@ -108,12 +118,12 @@ const OWN = ownCgroup();
 
 Deno.test({
   name: OWN === null
-    ? "cgroup path: own cgroup (SKIPPED: no cgroup v2 mount at /sys/fs/cgroup)"
+    ? "cgroup path: own cgroup (SKIPPED: no readable cgroup v2 mount; Deno needs -A for /proc and /sys)"
     : "cgroup path: this process's own cgroup on the host's cgroup2 mount",
   ignore: OWN === null,
   fn: () => {
     const rel = OWN!;
-    const id = Deno.statSync(`/sys/fs/cgroup${rel === "/" ? "" : rel}`).ino!;
+    const id = Deno.statSync(`${hostCgroup2Mount()}${rel === "/" ? "" : rel}`).ino!;
     strictEqual(new CgroupPathResolver().resolve(id), rel);
   },
 });
