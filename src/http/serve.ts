@@ -1,0 +1,280 @@
+/**
+ * Binding the HTTP API: `--http-listen=ADDR:PORT|off` parsing, the
+ * loopback-only rule, and the listener itself (Deno.serve in the daemon's
+ * process).
+ *
+ * - Default `127.0.0.1:80`, so `curl localhost/health?require_enforce=1`
+ *   works on the node. A non-loopback address needs the caller's explicit
+ *   consent (`allowRemote`, the `--http-allow-remote` flag).
+ * - On a loopback listener the `Host` header must name a loopback host too
+ *   (localhost, 127.0.0.0/8, ::1): a web page cannot use DNS rebinding to
+ *   read the agent's posture through a browser on the node.
+ * - A port in use, a low port without privilege or an address that is not
+ *   on this host is an AegisError naming the address, the flag and what
+ *   to do.
+ *
+ * @module
+ */
+import type { Hono } from "hono";
+import { AegisError } from "../errors.ts";
+import { literal, log } from "../log.ts";
+import { SseClientDropped } from "./sse.ts";
+
+export interface ListenAddr {
+  hostname: string;
+  port: number;
+}
+
+/** The flag that names the listen address. */
+export const HTTP_LISTEN_FLAG = "--http-listen";
+/** The flag that allows a non-loopback listen address. */
+export const HTTP_ALLOW_REMOTE_FLAG = "--http-allow-remote";
+/** The default listen address. */
+export const DEFAULT_HTTP_LISTEN = "127.0.0.1:80";
+
+const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
+const DNS_LABEL = /^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/;
+
+function usage(text: string, why: string): AegisError {
+  return new AegisError(
+    "USAGE",
+    `${HTTP_LISTEN_FLAG}=${JSON.stringify(text)} is not valid: ${why}. ` +
+      `Use ADDR:PORT (127.0.0.1:80, [::1]:8080, localhost:9000) or off`,
+  );
+}
+
+/** Is this an IPv6 address (without brackets)? Strict enough for a listen address. */
+function isIpv6(s: string): boolean {
+  if (!/^[0-9A-Fa-f:.]+$/.test(s) || !s.includes(":")) return false;
+  let head = s;
+  const lastColon = s.lastIndexOf(":");
+  const tail = s.slice(lastColon + 1);
+  if (tail.includes(".")) {
+    if (!IPV4.test(tail)) return false;
+    head = s.slice(0, lastColon + 1) + "0:0"; // a dotted quad stands for two groups
+  }
+  const parts = head.split("::");
+  if (parts.length > 2) return false;
+  const groups = (p: string) => (p === "" ? [] : p.split(":"));
+  const all = parts.flatMap(groups);
+  if (!all.every((g) => /^[0-9A-Fa-f]{1,4}$/.test(g))) return false;
+  return parts.length === 2 ? all.length < 8 : all.length === 8;
+}
+
+/**
+ * Parse `--http-listen`: "off" → null; "127.0.0.1:80", "[::1]:8080",
+ * "localhost:9000" → {hostname, port} (IPv6 without brackets, as Deno.serve
+ * wants it). Port 0 asks for an ephemeral port (tests). Anything else is an
+ * AegisError USAGE naming the flag and the value.
+ */
+export function parseListen(text: string): ListenAddr | null {
+  const t = text.trim();
+  if (t.toLowerCase() === "off") return null;
+  if (t === "") throw usage(text, "it is empty");
+  let host: string;
+  let portText: string;
+  if (t.startsWith("[")) {
+    const close = t.indexOf("]");
+    if (close < 0) throw usage(text, "an IPv6 address in [ ] has no closing ]");
+    host = t.slice(1, close);
+    if (t[close + 1] !== ":") throw usage(text, "the port is missing after ]");
+    portText = t.slice(close + 2);
+    if (!isIpv6(host)) throw usage(text, `${JSON.stringify(host)} is not an IPv6 address`);
+  } else {
+    const colon = t.lastIndexOf(":");
+    if (colon < 0) throw usage(text, "the port is missing (ADDR:PORT)");
+    host = t.slice(0, colon);
+    portText = t.slice(colon + 1);
+    if (host.includes(":")) throw usage(text, "an IPv6 address must be written in [ ]");
+    if (host === "") throw usage(text, "the address is missing (ADDR:PORT)");
+    const isName = !/^[\d.]+$/.test(host);
+    if (isName) {
+      if (host.length > 253 || !host.split(".").every((l) => DNS_LABEL.test(l))) {
+        throw usage(text, `${JSON.stringify(host)} is not a host name or IPv4 address`);
+      }
+    } else if (!IPV4.test(host)) {
+      throw usage(text, `${JSON.stringify(host)} is not an IPv4 address`);
+    }
+  }
+  if (!/^\d{1,5}$/.test(portText) || Number(portText) > 65535) {
+    throw usage(text, `the port ${JSON.stringify(portText)} is not a number from 0 to 65535`);
+  }
+  return { hostname: host.toLowerCase(), port: Number(portText) };
+}
+
+/** Loopback only: "localhost", 127.0.0.0/8, ::1 (also as ::ffff:127.x.y.z). */
+export function isLoopback(hostname: string): boolean {
+  let h = hostname.toLowerCase();
+  if (h.startsWith("[") && h.endsWith("]")) h = h.slice(1, -1);
+  if (h === "localhost" || h === "localhost.") return true;
+  if (IPV4.test(h)) return h.startsWith("127.");
+  if (h.startsWith("::ffff:") && IPV4.test(h.slice(7))) return h.slice(7).startsWith("127.");
+  if (!isIpv6(h)) return false;
+  // ::1 in any spelling (0:0:0:0:0:0:0:1, ::0:1, ...)
+  const expanded = expandIpv6(h);
+  return expanded !== null && expanded.every((g, i) => g === (i === 7 ? 1 : 0));
+}
+
+function expandIpv6(h: string): number[] | null {
+  if (h.includes(".")) return null;
+  const [a, b] = h.split("::");
+  const left = a === "" ? [] : a.split(":");
+  const right = b === undefined || b === "" ? [] : b.split(":");
+  const fill = b === undefined ? 0 : 8 - left.length - right.length;
+  const groups = [...left, ...Array(fill).fill("0"), ...right].map((g) => parseInt(g, 16));
+  return groups.length === 8 ? groups : null;
+}
+
+/** The hostname part of a Host header ("[::1]:80" → "::1", "localhost:8080" → "localhost"). */
+export function hostOfHeader(host: string): string {
+  const h = host.trim();
+  if (h.startsWith("[")) {
+    const close = h.indexOf("]");
+    return close < 0 ? h : h.slice(1, close);
+  }
+  const colon = h.lastIndexOf(":");
+  return colon < 0 ? h : h.slice(0, colon);
+}
+
+export interface StartOptions {
+  /** stop serving when aborted (same as close()) */
+  signal?: AbortSignal;
+  /** allow a non-loopback address (the operator passed --http-allow-remote) */
+  allowRemote?: boolean;
+  /**
+   * Called first by close(): end the long-lived responses (SseHub.close),
+   * which the graceful shutdown would otherwise wait for.
+   */
+  beforeClose?: () => void;
+  /** how long close() waits for open requests (default 5000 ms) */
+  closeTimeoutMs?: number;
+}
+
+export interface HttpServerHandle {
+  /** the bound address (the real port when 0 was asked) */
+  addr: ListenAddr;
+  /** graceful shutdown, bounded by closeTimeoutMs; safe to call twice */
+  close(): Promise<void>;
+}
+
+function listenError(listen: ListenAddr, e: unknown): AegisError {
+  const where = listen.hostname.includes(":")
+    ? `[${listen.hostname}]:${listen.port}`
+    : `${listen.hostname}:${listen.port}`;
+  const flag = `${HTTP_LISTEN_FLAG}=${where}`;
+  const choose = `choose another address with ${HTTP_LISTEN_FLAG}=ADDR:PORT, ` +
+    `or disable the HTTP API with ${HTTP_LISTEN_FLAG}=off`;
+  let why: string;
+  if (e instanceof Deno.errors.AddrInUse) {
+    why =
+      `the address is already in use by another process (see: ss -ltnp 'sport = :${listen.port}'); ` +
+      `stop that process or ${choose}`;
+  } else if (e instanceof Deno.errors.PermissionDenied) {
+    why = listen.port < 1024
+      ? `ports below 1024 need root or CAP_NET_BIND_SERVICE; run the agent as root or ${choose}`
+      : `permission denied; ${choose}`;
+  } else if (e instanceof Deno.errors.NotCapable) {
+    why = `the Deno runtime was not granted network access (--allow-net); this is a build problem`;
+  } else if (e instanceof Deno.errors.AddrNotAvailable) {
+    why = `${listen.hostname} is not an address of this host; ${choose}`;
+  } else {
+    why = `${e instanceof Error ? e.message : String(e)}; ${choose}`;
+  }
+  return new AegisError(
+    "HTTP_LISTEN_FAILED",
+    `cannot serve the HTTP API on ${where} (${flag}): ${why}`,
+    { cause: e },
+  );
+}
+
+const HOST_REFUSED_BODY = JSON.stringify({
+  error: "the Host header does not name this loopback listener",
+  code: "HOST_NOT_ALLOWED",
+});
+
+/**
+ * Serve `app` on `listen`. Refuses a non-loopback address unless
+ * `allowRemote`; bind failures are AegisError HTTP_LISTEN_FAILED naming the
+ * address and the flag.
+ */
+export function startHttpServer(
+  app: Hono,
+  listen: ListenAddr,
+  opts: StartOptions = {},
+): Promise<HttpServerHandle> {
+  const logger = log("http");
+  if (!opts.allowRemote && !isLoopback(listen.hostname)) {
+    return Promise.reject(
+      new AegisError(
+        "HTTP_LISTEN_NOT_LOOPBACK",
+        `refusing to serve the HTTP API on ${listen.hostname}:${listen.port} ` +
+          `(${HTTP_LISTEN_FLAG}): it is not a loopback address and the API shows the node's ` +
+          `security posture to anyone who can reach it. Use ${HTTP_LISTEN_FLAG}=127.0.0.1:PORT, ` +
+          `or pass ${HTTP_ALLOW_REMOTE_FLAG} as well if it must be reachable from the network`,
+      ),
+    );
+  }
+  const checkHost = isLoopback(listen.hostname);
+  const handler = (req: Request, info: Deno.ServeHandlerInfo<Deno.NetAddr>) => {
+    if (checkHost) {
+      const host = req.headers.get("host");
+      if (host !== null && !isLoopback(hostOfHeader(host))) {
+        return new Response(HOST_REFUSED_BODY, {
+          status: 403,
+          headers: {
+            "content-type": "application/json; charset=utf-8",
+            "cache-control": "no-store",
+            "x-content-type-options": "nosniff",
+          },
+        });
+      }
+    }
+    return app.fetch(req, info);
+  };
+  let server: Deno.HttpServer<Deno.NetAddr>;
+  try {
+    server = Deno.serve({
+      hostname: listen.hostname,
+      port: listen.port,
+      onListen: () => {},
+      onError: (e) => {
+        // a cut-off /events subscriber ends its stream with this error (counted by SseHub)
+        if (!(e instanceof SseClientDropped)) {
+          logger.error(literal(`HTTP request failed: ${e instanceof Error ? e.stack : e}`));
+        }
+        return new Response(JSON.stringify({ error: "internal error", code: "INTERNAL" }), {
+          status: 500,
+          headers: { "content-type": "application/json; charset=utf-8" },
+        });
+      },
+    }, handler);
+  } catch (e) {
+    return Promise.reject(listenError(listen, e));
+  }
+  const addr = { hostname: server.addr.hostname, port: server.addr.port };
+  logger.info(literal(`HTTP API listening on ${addr.hostname}:${addr.port}`), { ...addr });
+  let closing: Promise<void> | null = null;
+  const close = (): Promise<void> => {
+    closing ??= (async () => {
+      opts.beforeClose?.();
+      const timeoutMs = opts.closeTimeoutMs ?? 5000;
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const timedOut = new Promise<boolean>((resolve) => {
+        timer = setTimeout(() => resolve(true), timeoutMs);
+      });
+      const late = await Promise.race([server.shutdown().then(() => false), timedOut]);
+      clearTimeout(timer);
+      if (late) {
+        logger.warn(
+          literal(`HTTP API: open requests still running ${timeoutMs} ms after shutdown began`),
+        );
+      }
+    })();
+    return closing;
+  };
+  if (opts.signal) {
+    if (opts.signal.aborted) void close();
+    else opts.signal.addEventListener("abort", () => void close(), { once: true });
+  }
+  return Promise.resolve({ addr, close });
+}
