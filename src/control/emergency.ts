@@ -1,0 +1,401 @@
+/**
+ * Emergency disable, the kill switch (SPEC §6): one word in the pinned
+ * config map makes every hook report AUDIT instead of denying. This module
+ * flips it with the audit trail the contract asks for:
+ *
+ * 1. the reason is required, cleaned (control characters, 512-byte cap)
+ *    and hashed as given (src/control/reason.ts);
+ * 2. the state directory's owner and mode are checked;
+ * 3. an exclusive lock (flock on control.lock, with a timeout) serialises
+ *    operators and the daemon;
+ * 4. a toggle to the state already in force changes nothing and writes
+ *    nothing (ok, changed: false);
+ * 5. the log is checked writable, the kernel flag flips, one JSON line is
+ *    appended to control_log.jsonl and fsynced — if that fails the flag is
+ *    put back and the toggle fails; control_state.json is rewritten
+ *    atomically (same rule); a control_change event goes to the bus;
+ * 6. more than 10 transitions within 60 s is a toggle storm: a warning,
+ *    `storm_*` fields and the storm metric.
+ *
+ * The kernel flag is the truth for "is it active"; the state file records
+ * who changed it, when and why, and the transition history for storm
+ * detection across processes (the CLI without a daemon uses this same
+ * class on the pinned map).
+ *
+ * @module
+ */
+import { z } from "zod";
+import type { AegisEvent, Caller, EventBus } from "../daemon/contracts.ts";
+import { AegisError } from "../errors.ts";
+import { literal, log } from "../log.ts";
+import { writeFileAtomic } from "../policy/atomic.ts";
+import { ControlLog, type ControlLogOptions } from "./control_log.ts";
+import { acquireLock, DEFAULT_LOCK_TIMEOUT_MS } from "./lock.ts";
+import { checkPrivateFile, ensurePrivateDir } from "./perms.ts";
+import { cleanReason } from "./reason.ts";
+
+/** Transitions within {@link STORM_WINDOW_MS} above which a storm is reported. */
+export const STORM_THRESHOLD = 10;
+export const STORM_WINDOW_MS = 60_000;
+
+export const CONTROL_STATE_FILE = "control_state.json";
+export const CONTROL_LOG_FILE = "control_log.jsonl";
+export const CONTROL_LOCK_FILE = "control.lock";
+
+/** The kernel's emergency word (AEGIS_CFG_EMERGENCY_DISABLE), or a fake in tests. */
+export interface EmergencyFlag {
+  get(): boolean;
+  set(on: boolean): void;
+}
+
+/** What {@link EmergencyControl} needs. */
+export interface EmergencyDeps {
+  stateDir: string;
+  flag: EmergencyFlag;
+  bus?: EventBus;
+  /** node_name in events and logs (default: the host name) */
+  nodeName?: string;
+  /** wall clock in ms (default Date.now) */
+  now?: () => number;
+  lockTimeoutMs?: number;
+  /** owner the state directory and files must have (default: this process's uid) */
+  ownerUid?: number;
+  /** rotation of control_log.jsonl */
+  logOptions?: Omit<ControlLogOptions, "ownerUid">;
+  /** the log writer (tests inject one that fails) */
+  controlLog?: ControlLog;
+}
+
+/** control_state.json. */
+export const ControlStateSchema = z.object({
+  schema_version: z.literal(1),
+  emergency_disable: z.boolean(),
+  since_unix: z.number().int().nullable(),
+  reason: z.string().nullable(),
+  reason_sha256: z.string().nullable(),
+  changed_by: z.object({ uid: z.number().int(), pid: z.number().int() }).nullable(),
+  node_name: z.string(),
+  transitions_total: z.number().int().nonnegative(),
+  /** ms timestamps of the transitions inside the storm window */
+  recent_transitions_unix_ms: z.array(z.number()),
+  storm_active: z.boolean(),
+  updated_at_unix: z.number().int(),
+});
+export type ControlState = z.infer<typeof ControlStateSchema>;
+
+/** emergency-status (CLI, GET /emergency/status). */
+export interface EmergencyStatus {
+  /** the kernel flag now */
+  active: boolean;
+  since_unix: number | null;
+  reason: string | null;
+  reason_sha256: string | null;
+  changed_by: Caller | null;
+  node_name: string;
+  transitions_total: number;
+  transitions_60s: number;
+  storm_active: boolean;
+  /** false when control_state.json disagrees with the kernel flag (e.g. the pins were recreated) */
+  state_consistent: boolean;
+  /** why the state file could not be used, if it could not */
+  state_error: string | null;
+}
+
+/** The answer of {@link EmergencyControl.toggle}. */
+export interface ToggleResult {
+  ok: true;
+  changed: boolean;
+  control: "emergency_disable";
+  action: "disable" | "enable";
+  /** the emergency flag after the call */
+  active: boolean;
+  prev_active: boolean;
+  reason: string;
+  reason_sha256: string;
+  changed_at_unix: number;
+  storm_active: boolean;
+  transitions_60s: number;
+}
+
+/** Counters for /metrics. */
+export interface EmergencyCounters {
+  transitions_total: number;
+  storm_active: boolean;
+  active: boolean;
+}
+
+/** The kill switch with its audit trail. */
+export class EmergencyControl {
+  readonly stateDir: string;
+  readonly statePath: string;
+  readonly lockPath: string;
+  readonly log: ControlLog;
+  readonly #flag: EmergencyFlag;
+  readonly #bus: EventBus | undefined;
+  readonly #node: string;
+  readonly #now: () => number;
+  readonly #lockTimeoutMs: number;
+  readonly #owner: number | undefined;
+
+  constructor(deps: EmergencyDeps) {
+    this.stateDir = deps.stateDir;
+    this.statePath = `${deps.stateDir}/${CONTROL_STATE_FILE}`;
+    this.lockPath = `${deps.stateDir}/${CONTROL_LOCK_FILE}`;
+    this.#owner = deps.ownerUid;
+    this.log = deps.controlLog ??
+      new ControlLog(`${deps.stateDir}/${CONTROL_LOG_FILE}`, {
+        ...deps.logOptions,
+        ownerUid: deps.ownerUid,
+      });
+    this.#flag = deps.flag;
+    this.#bus = deps.bus;
+    this.#node = deps.nodeName ?? safeHostname();
+    this.#now = deps.now ?? Date.now;
+    this.#lockTimeoutMs = deps.lockTimeoutMs ?? DEFAULT_LOCK_TIMEOUT_MS;
+  }
+
+  #checkDir(): void {
+    ensurePrivateDir(this.stateDir, { what: "state directory", ownerUid: this.#owner });
+  }
+
+  /** control_state.json, or null when absent; throws CONTROL_STATE_INVALID when unusable. */
+  readState(): ControlState | null {
+    if (!checkPrivateFile(this.statePath, "control state file", this.#owner)) return null;
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(Deno.readTextFileSync(this.statePath));
+    } catch (e) {
+      throw new AegisError(
+        "CONTROL_STATE_INVALID",
+        `The control state file "${this.statePath}" is not JSON: ${(e as Error).message}`,
+        { cause: e },
+      );
+    }
+    const r = ControlStateSchema.safeParse(parsed);
+    if (!r.success) {
+      throw new AegisError(
+        "CONTROL_STATE_INVALID",
+        `The control state file "${this.statePath}" is malformed: ${
+          r.error.issues.map((i) => `${i.path.join(".") || "(root)"}: ${i.message}`).join("; ")
+        }`,
+      );
+    }
+    return r.data;
+  }
+
+  #recent(state: ControlState | null, nowMs: number): number[] {
+    return (state?.recent_transitions_unix_ms ?? []).filter((t) =>
+      t > nowMs - STORM_WINDOW_MS && t <= nowMs
+    );
+  }
+
+  /** The kill switch now: the kernel flag plus who set it, when and why. */
+  status(): EmergencyStatus {
+    const active = this.#flag.get();
+    let state: ControlState | null = null;
+    let stateError: string | null = null;
+    try {
+      state = this.readState();
+    } catch (e) {
+      stateError = (e as Error).message;
+    }
+    const recent = this.#recent(state, this.#now());
+    return {
+      active,
+      since_unix: state?.since_unix ?? null,
+      reason: state?.reason ?? null,
+      reason_sha256: state?.reason_sha256 ?? null,
+      changed_by: state?.changed_by ?? null,
+      node_name: this.#node,
+      transitions_total: state?.transitions_total ?? 0,
+      transitions_60s: recent.length,
+      storm_active: recent.length > STORM_THRESHOLD,
+      state_consistent: stateError === null && (state?.emergency_disable ?? false) === active,
+      state_error: stateError,
+    };
+  }
+
+  /** For /metrics: transitions so far and whether a storm is on. */
+  counters(): EmergencyCounters {
+    const s = this.status();
+    return {
+      transitions_total: s.transitions_total,
+      storm_active: s.storm_active,
+      active: s.active,
+    };
+  }
+
+  /**
+   * Switch emergency disable on (`disable` true: enforcement off) or off.
+   * Throws a UsageError for a missing reason, UNSAFE_PATH for an unsafe
+   * state directory, EMERGENCY_LOCKED when another operator holds the lock,
+   * CONTROL_LOG_FAILED / CONTROL_STATE_FAILED when the audit trail cannot
+   * be written (the kernel flag is then as it was before the call).
+   */
+  async toggle(disable: boolean, rawReason: string, caller: Caller): Promise<ToggleResult> {
+    const reason = await cleanReason(rawReason);
+    this.#checkDir();
+    const lock = await acquireLock(this.lockPath, this.#lockTimeoutMs, this.#owner);
+    try {
+      return this.#toggleLocked(disable, reason, caller);
+    } finally {
+      lock.release();
+    }
+  }
+
+  #toggleLocked(
+    disable: boolean,
+    reason: { text: string; sha256: string },
+    caller: Caller,
+  ): ToggleResult {
+    const lg = log("control");
+    const nowMs = this.#now();
+    const nowUnix = Math.floor(nowMs / 1000);
+    const action = disable ? "disable" : "enable";
+    let state: ControlState | null = null;
+    try {
+      state = this.readState();
+    } catch (e) {
+      // a corrupt state file must not jam the kill switch; an unsafe one does refuse
+      if (!(e instanceof AegisError) || e.code !== "CONTROL_STATE_INVALID") throw e;
+      lg.warn(literal(`${e.message}; it will be rewritten (storm history starts afresh)`));
+    }
+    const prev = this.#flag.get();
+    if (prev === disable) {
+      const recent = this.#recent(state, nowMs);
+      lg.info(
+        literal(`emergency ${action} by uid ${caller.uid}: already ${disable ? "active" : "inactive"}; nothing changed`),
+        { action, uid: caller.uid, pid: caller.pid, changed: false },
+      );
+      return {
+        ok: true,
+        changed: false,
+        control: "emergency_disable",
+        action,
+        active: prev,
+        prev_active: prev,
+        reason: reason.text,
+        reason_sha256: reason.sha256,
+        changed_at_unix: nowUnix,
+        storm_active: recent.length > STORM_THRESHOLD,
+        transitions_60s: recent.length,
+      };
+    }
+
+    // the audit trail must be writable before enforcement changes
+    this.log.preflight();
+    const recent = [...this.#recent(state, nowMs), nowMs];
+    const storm = recent.length > STORM_THRESHOLD;
+    const event: AegisEvent = {
+      type: "control_change",
+      control: "emergency_disable",
+      action,
+      enabled: disable,
+      prev_enabled: prev,
+      changed_at_unix: nowUnix,
+      uid: caller.uid,
+      pid: caller.pid,
+      node_name: this.#node,
+      reason: reason.text,
+      reason_sha256: reason.sha256,
+      storm_active: storm,
+      storm_transitions_60s: recent.length,
+    };
+
+    this.#flag.set(disable);
+    try {
+      this.log.append(event);
+    } catch (e) {
+      this.#revert(prev, "the control log could not be written");
+      throw e;
+    }
+    const next: ControlState = {
+      schema_version: 1,
+      emergency_disable: disable,
+      since_unix: nowUnix,
+      reason: reason.text,
+      reason_sha256: reason.sha256,
+      changed_by: { uid: caller.uid, pid: caller.pid },
+      node_name: this.#node,
+      transitions_total: (state?.transitions_total ?? 0) + 1,
+      recent_transitions_unix_ms: recent,
+      storm_active: storm,
+      updated_at_unix: nowUnix,
+    };
+    try {
+      writeFileAtomic(
+        this.statePath,
+        new TextEncoder().encode(JSON.stringify(next, null, 2) + "\n"),
+        0o600,
+      );
+    } catch (e) {
+      this.#revert(prev, "the control state file could not be written");
+      // the log already holds the transition: record that it was undone
+      try {
+        this.log.append({ ...event, type: "control_revert", enabled: prev, prev_enabled: disable });
+      } catch { /* the error below says what happened */ }
+      throw new AegisError(
+        "CONTROL_STATE_FAILED",
+        `Cannot write the control state file "${this.statePath}": ${(e as Error).message}. ` +
+          `Emergency ${action} was undone; enforcement is as it was.`,
+        { cause: e },
+      );
+    }
+
+    lg.warn(
+      literal(
+        `emergency ${action} by uid ${caller.uid} pid ${caller.pid}: enforcement is now ${
+          disable ? "OFF (hooks report AUDIT)" : "ON"
+        }`,
+      ),
+      { ...event },
+    );
+    if (storm) {
+      lg.warn(
+        literal(
+          `emergency toggle storm: ${recent.length} transitions within 60 s ` +
+            `(more than ${STORM_THRESHOLD}); check who is toggling and why`,
+        ),
+        { storm_transitions_60s: recent.length },
+      );
+    }
+    this.#bus?.emit(event);
+    return {
+      ok: true,
+      changed: true,
+      control: "emergency_disable",
+      action,
+      active: disable,
+      prev_active: prev,
+      reason: reason.text,
+      reason_sha256: reason.sha256,
+      changed_at_unix: nowUnix,
+      storm_active: storm,
+      transitions_60s: recent.length,
+    };
+  }
+
+  #revert(prev: boolean, why: string): void {
+    try {
+      this.#flag.set(prev);
+    } catch (e) {
+      log("control").error(
+        literal(`could not put the emergency flag back after ${why}: ${(e as Error).message}`),
+      );
+      throw new AegisError(
+        "CONTROL_REVERT_FAILED",
+        `${why}, and the kernel emergency flag could not be put back to ` +
+          `${prev ? "active" : "inactive"}: ${(e as Error).message}. Check "aegisbpf emergency-status".`,
+        { cause: e },
+      );
+    }
+  }
+}
+
+function safeHostname(): string {
+  try {
+    return Deno.hostname();
+  } catch {
+    return "unknown";
+  }
+}
