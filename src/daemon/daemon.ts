@@ -33,19 +33,54 @@ import {
   AEGIS_CFG_TRACE_ENABLE,
   AEGIS_CFG_TRACE_TGID,
   AEGIS_CNT_RINGBUF_DROPS,
-  AEGIS_POL_EXEC_RULES,
-  AEGIS_POL_NET_RULES,
 } from "../bpf/abi_gen.ts";
-import { DEFAULT_PIN_ROOT, Engine, type EngineMode, type FileHookChoice } from "../bpf/engine.ts";
+import {
+  DEFAULT_PIN_ROOT,
+  Engine,
+  type EngineMode,
+  type FileHookChoice,
+  MAP_CONFIG,
+  MAP_COUNTERS,
+  MAP_EVENTS,
+} from "../bpf/engine.ts";
 import type { BpfMap } from "../bpf/map.ts";
 import { enterOwnCgroup } from "../bpf/self_cgroup.ts";
 import { populateSurvival, type SurvivalEntry } from "../bpf/survival.ts";
+import { keysDir } from "../cli/keys.ts";
+import { hostCompileEnv } from "../cli/policy.ts";
+import { createControlApp } from "../control/app.ts";
+import { detectBreakGlass } from "../control/break_glass.ts";
+import { EmergencyControl } from "../control/emergency.ts";
+import { startControlServer } from "../control/server.ts";
 import { AegisError, NativeCallError, VerifierError } from "../errors.ts";
+import { CgroupPathResolver } from "../events/cgroup_path.ts";
 import { EventDrain } from "../events/drain.ts";
 import { recordToEvent } from "../events/json.ts";
+import { openSink } from "../events/sink.ts";
+import { createApp } from "../http/app.ts";
+import { parseListen, startHttpServer } from "../http/serve.ts";
+import { SseHub } from "../http/sse.ts";
 import { literal, log } from "../log.ts";
+import { renderMetrics } from "../metrics/render.ts";
 import type { Shim } from "../native/mod.ts";
-import { hostFs } from "../posture/probe.ts";
+import { RULE_MAPS } from "../policy/apply.ts";
+import { compilePolicy, type Unresolved } from "../policy/compile.ts";
+import { loadTrustedKeys } from "../policy/keys.ts";
+import type { Policy } from "../policy/model.ts";
+import { parsePolicy } from "../policy/parse.ts";
+import { bpfLsmUsable, capabilityTier, enforceBlockers } from "../posture/blockers.ts";
+import { evaluateHealth } from "../posture/health.ts";
+import { NO_NEEDS, type PolicyNeeds, policyNeeds } from "../posture/needs.ts";
+import { engineLsmTrial, probeAll, type ProbeReport } from "../posture/probes/mod.ts";
+import {
+  buildReport,
+  type CapabilitiesReport,
+  NO_POLICY,
+  type PolicyStatus,
+  writeReport,
+} from "../posture/report.ts";
+import { PostureStateMachine, runtimeChecks, stateChangeEvent } from "../posture/state.ts";
+import { ruleMounts, startLiveRules } from "./live.ts";
 import {
   type AegisEvent,
   aegisPaths,
@@ -71,8 +106,6 @@ export interface DaemonOptions {
   httpAllowRemote?: true;
   /** "stdout" or "file:PATH" */
   log: string;
-  /** off: no control socket (tests) */
-  controlSocket: boolean;
 }
 
 /** Where pins live: AEGIS_PIN_ROOT (tests) or /sys/fs/bpf/aegisbpf. */
@@ -149,20 +182,6 @@ export class DaemonBus implements EventBus {
     this.emitted++;
     for (const t of this.#targets) t.emit(event);
   }
-}
-
-/** What the applied policy needs from the kernel, and what it left unresolved. */
-export interface AppliedPolicyInfo {
-  applied: boolean;
-  sha256: string | null;
-  version: number | null;
-  flags: number;
-  needs: {
-    network: boolean;
-    exec_identity: boolean;
-    exec_runtime_deps: boolean;
-    ima_appraisal: boolean;
-  };
 }
 
 /** The posture decision before anything is attached (pure; tested on fixtures). */
@@ -254,11 +273,6 @@ export function refusalMessage(blockers: Blocker[]): string {
     "reduced-security posture, or --enforce-fallback=signal to kill offenders instead.";
 }
 
-/** Read the applied policy snapshot (policy.applied) for its needs and unresolved paths. */
-export interface AppliedPolicyLoader {
-  (stateDir: string): Promise<AppliedPolicyInfo>;
-}
-
 /** Start the engine for a decision; the caller maps a throw to a blocker. */
 export function startEngine(
   shim: Shim,
@@ -338,4 +352,437 @@ export function waitForStop(abort: AbortSignal): Promise<string> {
 /** Sum of a per-CPU counter, or 0 when the map is missing. */
 export function counter(map: BpfMap | null, index: number): bigint {
   return map ? map.sumU64(index) : 0n;
+}
+
+/** The applied policy snapshot: what it needs and what it left unresolved. */
+export function loadAppliedPolicy(stateDir: string): {
+  needs: PolicyNeeds;
+  status: PolicyStatus;
+  policy: Policy | null;
+  unresolved: Unresolved[];
+  warning: string | null;
+} {
+  let bytes: Uint8Array;
+  try {
+    bytes = Deno.readFileSync(`${stateDir}/policy.applied`);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) {
+      return { needs: NO_NEEDS, status: NO_POLICY, policy: null, unresolved: [], warning: null };
+    }
+    throw e;
+  }
+  let sha: string | null = null;
+  try {
+    sha = Deno.readTextFileSync(`${stateDir}/policy.sha256`).trim() || null;
+  } catch { /* no hash kept */ }
+  const parsed = parsePolicy(bytes, `${stateDir}/policy.applied`);
+  if (!parsed.policy) {
+    return {
+      needs: NO_NEEDS,
+      status: { applied: true, sha256: sha, version: null, unresolved: [] },
+      policy: null,
+      unresolved: [],
+      warning: `${stateDir}/policy.applied does not parse (${parsed.errors.length} errors); ` +
+        `its needs are unknown`,
+    };
+  }
+  const { unresolved } = compilePolicy(parsed.policy, hostCompileEnv());
+  return {
+    needs: policyNeeds(parsed.policy),
+    status: {
+      applied: true,
+      sha256: sha,
+      version: parsed.policy.version,
+      unresolved: unresolved.map((u) => u.what),
+    },
+    policy: parsed.policy,
+    unresolved,
+    warning: null,
+  };
+}
+
+/** How often the runtime checks run, and how long drops keep the state degraded. */
+const CHECK_INTERVAL_MS = 1000;
+const DROP_WINDOW_CHECKS = 10;
+const MAP_CHECK_EVERY = 10;
+
+/**
+ * Run the daemon until SIGINT/SIGTERM (or, with --strict-degrade, until the
+ * posture degrades: then AegisError STRICT_DEGRADE, exit 1).
+ */
+export async function runDaemon(opts: DaemonOptions): Promise<void> {
+  const lg = log("run");
+  const paths = aegisPaths();
+  const faults = faultsFromEnv();
+  const enforceRequested = opts.audit !== true;
+  const stop = new AbortController();
+  const cleanups: (() => Promise<void> | void)[] = [];
+  const cleanup = async () => {
+    for (const f of cleanups.reverse()) {
+      try {
+        await f();
+      } catch (e) {
+        lg.error(literal(`shutdown step failed: ${e instanceof Error ? e.message : e}`));
+      }
+    }
+    cleanups.length = 0;
+  };
+
+  // ---- what the HTTP answers and the report read ------------------------
+  let report: CapabilitiesReport | null = null;
+  let sm: PostureStateMachine | null = null;
+  let emergency: EmergencyControl | null = null;
+  let engine: Engine | null = null;
+  let unresolvedNow = (): string[] => [];
+  const sink = openSink(opts.log, {
+    onError: (e) => lg.error(literal(`event sink: ${e instanceof Error ? e.message : e}`)),
+  });
+  cleanups.push(() => sink.close());
+  const hub = new SseHub();
+  const bus = new DaemonBus([{ emit: (ev) => sink.write(JSON.stringify(ev)) }, hub]);
+  const emergencyActive = () => emergency?.status().active ?? false;
+
+  try {
+    Deno.mkdirSync(paths.stateDir, { recursive: true, mode: 0o700 });
+    const applied = loadAppliedPolicy(paths.stateDir);
+    if (applied.warning) lg.warn(literal(applied.warning));
+
+    using shim = await openEmbeddedShim();
+    const bytes = await bpfObjectBytes();
+    const hasBtfFunc = (name: string) =>
+      !faults.hideHooks.has(name.replace(/^bpf_lsm_/, "")) && shim.btfHasFunc(name);
+    const extraBlockers: Blocker[] = [];
+    let probe: ProbeReport | null = null;
+
+    const rebuildReport = () => {
+      if (!probe) return;
+      report = buildReport({
+        probe,
+        needs: applied.needs,
+        runtimeState: sm?.state ?? null,
+        transitions: sm?.summary() ?? {
+          total: 0,
+          degradation_total: 0,
+          strict_mode: opts.strictDegrade === true,
+          enforce_requested: enforceRequested,
+        },
+        policy: { ...applied.status, unresolved: unresolvedNow() },
+        emergencyActive: emergency ? emergencyActive() : null,
+        attachedSections: engine?.attachedSections() ?? null,
+        generatedBy: "daemon",
+        now: Math.floor(Date.now() / 1000),
+        extraBlockers,
+      });
+      try {
+        writeReport(paths.capabilities, report);
+      } catch (e) {
+        lg.error(literal(`cannot write ${paths.capabilities}: ${e}`), { path: paths.capabilities });
+      }
+    };
+
+    // ---- 1. listeners first: a busy port or a running agent refuses early
+    const health = (requireEnforce: boolean) => {
+      if (!report) {
+        return {
+          status: 503 as const,
+          body: { ok: false, error: "agent starting", code: "STARTING" },
+        };
+      }
+      const h = evaluateHealth(
+        { report, emergencyActive: emergencyActive(), daemonRunning: true },
+        requireEnforce,
+      );
+      return { status: h.status, body: h.body };
+    };
+    const app = createApp({
+      health,
+      capabilities: () => report,
+      state: () => ({
+        runtime_state: sm?.state ?? null,
+        enforce_requested: enforceRequested,
+        transitions: sm?.history ?? [],
+        state_transitions: sm?.summary() ?? null,
+        emergency: emergency?.status() ?? null,
+        pins: engine?.pinRoot ?? null,
+        attached: engine?.attachedSections() ?? [],
+        unresolved_paths: unresolvedNow(),
+      }),
+      metrics: () => metrics(),
+      events: hub,
+    });
+    const listen = parseListen(opts.httpListen);
+    if (listen) {
+      const srv = await startHttpServer(app, listen, {
+        allowRemote: opts.httpAllowRemote === true,
+      });
+      cleanups.push(() => srv.close());
+      lg.info(literal(`HTTP API on ${srv.addr.hostname}:${srv.addr.port}`), { http: srv.addr });
+    }
+    const lazyEmergency = () => {
+      if (!emergency) throw new AegisError("STARTING", "the agent is still starting");
+      return emergency;
+    };
+    const control = await startControlServer(
+      createControlApp({
+        emergency: new Proxy({} as EmergencyControl, {
+          get: (_t, p) => {
+            const e = lazyEmergency();
+            const v = Reflect.get(e, p, e);
+            return typeof v === "function" ? v.bind(e) : v;
+          },
+        }),
+        readOnly: app,
+        mounts: ruleMounts(),
+      }),
+      paths.controlSocket,
+    );
+    cleanups.push(() => control.close());
+
+    // ---- 2. break-glass
+    const trusted = await loadTrustedKeys(keysDir());
+    const bg = await detectBreakGlass({
+      markerPaths: [`${paths.etcDir}/break_glass`, `${paths.stateDir}/break_glass`],
+      tokenPath: `${paths.etcDir}/break_glass.token`,
+      trustedKeys: trusted.keys,
+      now: Date.now(),
+    });
+    for (const why of bg.ignored) lg.warn(literal(`break-glass ignored: ${why}`));
+    if (bg.active) lg.warn(literal(`BREAK-GLASS active (${bg.source}): ${bg.detail}`));
+
+    // ---- 3. probes and blockers
+    probe = await probeAll({
+      hasBtfFunc,
+      lsmTrial: engineLsmTrial(shim, bytes),
+      needs: applied.needs,
+      fileHook: opts.lsmHook,
+    });
+    const blockers = enforceBlockers(probe, applied.needs);
+    if (capabilityTier(probe) === "Disabled") {
+      rebuildReport();
+      throw new AegisError(
+        "CAPABILITY_DISABLED",
+        `This kernel lacks what aegisbpf needs even to observe:\n${
+          blockers.map((b) => `  - ${b.code}: ${b.message}\n    remedy: ${b.remedy}`).join("\n")
+        }`,
+      );
+    }
+
+    // ---- 4. the gate
+    let decision = decideGate({
+      audit: !enforceRequested,
+      breakGlass: bg.active,
+      gateMode: opts.enforceGateMode,
+      signalFallback: opts.enforceFallback === "signal",
+      lsmUsable: bpfLsmUsable(probe),
+      tracepoints: probe.tracepoints.status === "supported",
+      blockers,
+    });
+    if (decision.state === null) {
+      rebuildReport(); // never leave an old ENFORCE report behind a refusal
+      throw new AegisError("ENFORCE_GATE", refusalMessage(blockers));
+    }
+    let startState: RuntimeState = decision.state;
+
+    // ---- 5. the engine
+    let started: ReturnType<typeof startEngine> | null = null;
+    try {
+      started = startEngine(shim, bytes, opts, {
+        mode: decision.engine,
+        enforcing: decision.enforcing,
+        breakGlass: bg.active,
+        faults,
+      });
+    } catch (e) {
+      const f = engineFailure(e);
+      extraBlockers.push(f.blocker);
+      if (decision.enforcing && opts.enforceGateMode === "fail-closed") {
+        rebuildReport();
+        throw new AegisError("ENFORCE_GATE", refusalMessage([...blockers, f.blocker]));
+      }
+      lg.warn(literal(`engine failed (${f.reason}): ${f.blocker.message}; continuing in audit`));
+      decision = {
+        state: "AUDIT_FALLBACK",
+        reason: decision.state === "AUDIT_FALLBACK" ? decision.reason : f.reason,
+        engine: decision.engine,
+        enforcing: false,
+        detail: `${f.reason}: ${f.blocker.message}`,
+      };
+      startState = "AUDIT_FALLBACK";
+      // audit with the same programs where possible (a failed attach was
+      // injected or transient), else the tracepoint fallback
+      for (
+        const mode of decision.engine === "lsm"
+          ? ["lsm", "fallback"] as const
+          : ["fallback"] as const
+      ) {
+        try {
+          started = startEngine(shim, bytes, opts, {
+            mode,
+            enforcing: false,
+            breakGlass: bg.active,
+            faults: { ...faults, failAttach: new Set() },
+          });
+          break;
+        } catch (e2) {
+          lg.warn(
+            literal(`audit engine (${mode}) failed too: ${e2 instanceof Error ? e2.message : e2}`),
+          );
+        }
+      }
+      if (!started) throw e;
+    }
+    engine = started.engine;
+    cleanups.push(() => engine?.close());
+    const cfg = engine.obj.map(MAP_CONFIG);
+    const counters = engine.obj.map(MAP_COUNTERS);
+    lg.info(
+      literal(
+        `own cgroup ${started.cgroup}; survival allowlist: ${started.survivors.length} executables`,
+      ),
+      { cgroup: started.cgroup, survivors: started.survivors.map((s) => s.exe) },
+    );
+    for (const p of engine.plan.filter((p) => !p.available)) {
+      lg.warn(literal(`kernel has no hook for ${p.section}: not loaded`), { section: p.section });
+    }
+
+    // ---- 6. emergency control, live rules, unresolved paths
+    emergency = new EmergencyControl({
+      stateDir: paths.stateDir,
+      flag: {
+        get: () => cfg.sumU64(AEGIS_CFG_EMERGENCY_DISABLE) !== 0n,
+        set: (on) => cfg.setU64(AEGIS_CFG_EMERGENCY_DISABLE, on ? 1n : 0n),
+      },
+      bus,
+    });
+    const live = startLiveRules(engine, applied, bus, () => rebuildReport());
+    cleanups.push(() => live.close());
+    unresolvedNow = () => live.unresolved();
+
+    // ---- 7. the posture, events flowing
+    const resolver = new CgroupPathResolver();
+    using ring = shim.openRing(engine.obj.map(MAP_EVENTS).fd);
+    const drain = new EventDrain(ring, (r) => bus.emit(recordToEvent(r, resolver)));
+    cleanups.push(() => drain.stop());
+    sm = new PostureStateMachine({
+      enforceRequested,
+      strictMode: opts.strictDegrade === true,
+      onTransition: (t) => {
+        bus.emit(stateChangeEvent(t));
+        const line = `runtime_state ${
+          t.from ?? "(start)"
+        } -> ${t.to} (${t.reason_code}): ${t.detail}`;
+        if (t.to === "ENFORCE") lg.info(literal(line), { ...t });
+        else lg.warn(literal(line), { ...t });
+        rebuildReport();
+      },
+    });
+    const healthyState = startState;
+    sm.transition(startState, decision.reason, decision.detail);
+    drain.start();
+    const hooks = engine.attachedSections();
+    lg.info(
+      literal(
+        `agent started, ${sm.state}: ${hooks.join(", ")}; ` +
+          (engine.pinRoot ? `pins under ${engine.pinRoot}` : "not pinned") +
+          (engine.readopted ? " (re-adopted)" : "") +
+          (blockers.length > 0 ? `; blockers: ${blockers.map((b) => b.code).join(", ")}` : "") +
+          (sm.state === "ENFORCE_SIGNAL"
+            ? "; offenders are killed after the fact (SIGKILL), enforce_capable stays false"
+            : ""),
+      ),
+      { state: sm.state, hooks, pins: engine.pinRoot, readopted: engine.readopted },
+    );
+    if (sm.shouldExit()) {
+      throw new AegisError(
+        "STRICT_DEGRADE",
+        `--strict-degrade: enforce was requested but the agent is in ${sm.state} ` +
+          `(${decision.reason}): exiting`,
+      );
+    }
+
+    // ---- 8. runtime checks, every second
+    const metrics = () =>
+      renderMetrics({
+        map: (name) => engine ? engine.obj.map(name) : null,
+        runtimeState: sm?.state ?? null,
+        enforceCapable: report?.enforce_capable ?? false,
+        emergency: emergency?.counters() ?? { active: false, transitions: 0, stormActive: false },
+        events: { emitted: bus.emitted, sinkDropped: sink.stats.dropped },
+        sse: { droppedClients: hub.stats.dropped_total ?? 0 },
+        unresolvedPaths: unresolvedNow().length,
+        perfSloPath: paths.perfSlo,
+      }, { detailed: false });
+    const drops: bigint[] = [];
+    let lastDrops = counter(counters, AEGIS_CNT_RINGBUF_DROPS);
+    let utilisation: Record<string, number> = {};
+    let tick = 0;
+    const expected = [...hooks];
+    const timer = setInterval(() => {
+      try {
+        const d = counter(counters, AEGIS_CNT_RINGBUF_DROPS);
+        drops.push(d - lastDrops);
+        lastDrops = d;
+        if (drops.length > DROP_WINDOW_CHECKS) drops.shift();
+        if (tick++ % MAP_CHECK_EVERY === 0) utilisation = mapUtilisation(engine!);
+        live.tick();
+        const want = runtimeChecks({
+          current: sm!.state!,
+          healthyState,
+          expectedHooks: expected,
+          attachedHooks: attachedNow(engine!),
+          priorityDropDelta: Number(drops.reduce((a, b) => a + b, 0n)),
+          mapUtilisation: utilisation,
+        });
+        if (want) sm!.transition(want.state, want.reason, want.detail);
+        if (sm!.shouldExit()) stop.abort("STRICT_DEGRADE");
+      } catch (e) {
+        lg.error(literal(`runtime check failed: ${e instanceof Error ? e.message : e}`));
+      }
+    }, CHECK_INTERVAL_MS);
+    cleanups.push(() => clearInterval(timer));
+
+    const why = await waitForStop(stop.signal);
+    const records = drain.stats.records;
+    await cleanup();
+    const note = engine.pinRoot
+      ? "pinned programs keep running (aegisbpf uninstall removes them)"
+      : "programs detached";
+    lg.info(literal(`agent stopping (${why}): ${records} records read; ${note}`), { records });
+    if (why === "STRICT_DEGRADE") {
+      throw new AegisError(
+        "STRICT_DEGRADE",
+        `--strict-degrade: the agent degraded to ${sm.state}; exiting`,
+      );
+    }
+  } finally {
+    await cleanup();
+  }
+}
+
+/**
+ * Sections still attached. Pinned links are checked through their pins (a
+ * removed pin is a lost hook: the link dies with this process); an
+ * unpinned engine holds its links itself, so they are what it attached.
+ */
+export function attachedNow(engine: Engine): string[] {
+  if (!engine.pinRoot) return engine.attachedSections();
+  return engine.attach.filter((a) => {
+    if (a.status !== "attached") return false;
+    try {
+      Deno.lstatSync(`${engine.pinRoot}/links/${a.program}`);
+      return true;
+    } catch {
+      return false;
+    }
+  }).map((a) => a.section);
+}
+
+/** entries / max_entries of every rule map (two generations share a map during an apply). */
+export function mapUtilisation(engine: Engine): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const name of Object.keys(RULE_MAPS)) {
+    const m = engine.obj.map(name);
+    out[name] = m.maxEntries > 0 ? m.keys().length / m.maxEntries : 0;
+  }
+  return out;
 }
