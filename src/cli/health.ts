@@ -1,0 +1,169 @@
+/**
+ * `aegisbpf health [--json] [--require-enforce]` and `aegisbpf doctor
+ * [--json]` (SPEC §5). Both ask the running daemon when there is one and
+ * probe the host directly when not (then the answer is "not healthy": no
+ * agent runs).
+ *
+ * @module
+ */
+import type { Command } from "@commander-js/extra-typings";
+import { DEFAULT_PIN_ROOT } from "../bpf/engine.ts";
+import { daemonRequest } from "../control/client.ts";
+import { AegisError } from "../errors.ts";
+import { out, outJson } from "../log.ts";
+import { type Advice, doctorAdvice } from "../posture/doctor.ts";
+import { evaluateHealth, HealthBody, type HealthVerdict } from "../posture/health.ts";
+import { localReport } from "../posture/local_report.ts";
+import { fsTypeAt, readMounts } from "../posture/mountinfo.ts";
+import { hostFs } from "../posture/probe.ts";
+import type { CapabilitiesReport } from "../posture/report.ts";
+import { daemonReport } from "./capabilities.ts";
+
+/** The daemon's health verdict, or null when no daemon runs. */
+async function daemonHealth(requireEnforce: boolean): Promise<HealthVerdict | null> {
+  const path = requireEnforce ? "/health?require_enforce=1" : "/health";
+  const reply = await daemonRequest("GET", path);
+  if (reply === null) return null;
+  const body = HealthBody.safeParse(reply.body);
+  if ((reply.status !== 200 && reply.status !== 503) || !body.success) {
+    throw new AegisError(
+      "DAEMON_BAD_REPLY",
+      `the daemon answered GET ${path} with HTTP ${reply.status} and an unexpected body: ` +
+        JSON.stringify(reply.body).slice(0, 300),
+    );
+  }
+  return { healthy: reply.status === 200, status: reply.status, body: body.data };
+}
+
+interface Gathered {
+  daemonRunning: boolean;
+  health: HealthVerdict;
+  report: CapabilitiesReport | null;
+  limitation: string | null;
+}
+
+async function gather(requireEnforce: boolean, wantReport: boolean): Promise<Gathered> {
+  const h = await daemonHealth(requireEnforce);
+  if (h !== null) {
+    return {
+      daemonRunning: true,
+      health: h,
+      report: wantReport ? await daemonReport() : null,
+      limitation: null,
+    };
+  }
+  const local = await localReport();
+  return {
+    daemonRunning: false,
+    health: evaluateHealth(
+      { report: local.report, emergencyActive: null, daemonRunning: false },
+      requireEnforce,
+    ),
+    report: local.report,
+    limitation: local.limitation,
+  };
+}
+
+function printHealth(h: HealthVerdict, details = true): void {
+  const b = h.body;
+  out(`${b.ok ? "healthy" : "NOT healthy"}${b.require_enforce ? " (require enforce)" : ""}`);
+  out(`agent:           ${b.daemon_running ? "running" : "not running"}`);
+  out(`runtime_state:   ${b.runtime_state ?? "none"}`);
+  out(`enforce_capable: ${b.enforce_capable}`);
+  out(
+    `emergency:       ${
+      b.emergency_disable_active === null
+        ? "unknown"
+        : b.emergency_disable_active
+        ? "ACTIVE"
+        : "off"
+    }`,
+  );
+  if (!details) return;
+  for (const r of b.reasons) out(`- ${r}`);
+  for (const x of b.blockers) out(`  remedy for ${x.code}: ${x.remedy}`);
+}
+
+function pinsPresent(root: string): boolean | null {
+  try {
+    Deno.statSync(`${root}/maps/aegis_config`);
+    return true;
+  } catch (e) {
+    return e instanceof Deno.errors.NotFound ? false : null;
+  }
+}
+
+async function mountFacts(): Promise<{ securityfs: boolean | null; tracefs: boolean | null }> {
+  try {
+    const m = await readMounts(hostFs);
+    return {
+      securityfs: fsTypeAt(m, "/sys/kernel/security") === "securityfs",
+      tracefs: m.some((x) => x.fsType === "tracefs"),
+    };
+  } catch {
+    return { securityfs: null, tracefs: null };
+  }
+}
+
+export function addHealthCommands(program: Command): void {
+  program.command("health")
+    .description("is the agent running (and, with --require-enforce, really enforcing)?")
+    .option("--json", "print the answer as JSON")
+    .option(
+      "--require-enforce",
+      "healthy only when runtime_state is ENFORCE, no blocker applies and emergency disable is off",
+    )
+    .addHelpText(
+      "after",
+      `
+Exit code 0 when healthy, 1 when not. Asks the running agent; when none runs,
+the host is probed directly and the answer is "not healthy" (no agent), with
+the blockers that would keep an agent from enforcing.
+
+For readiness checks use --require-enforce: a node that audits, degraded, or
+is in emergency disable does not meet enforce guarantees.`,
+    )
+    .action(async (opts) => {
+      const g = await gather(opts.requireEnforce === true, false);
+      if (opts.json) outJson(g.health.body);
+      else printHealth(g.health);
+      if (!g.health.healthy) Deno.exitCode = 1;
+    });
+
+  program.command("doctor")
+    .description("health with advice: what is wrong and how to fix it")
+    .option("--json", "print {health, advice: [{code, message, remediation}]} as JSON")
+    .addHelpText(
+      "after",
+      `
+Checks the same as "health --require-enforce" and lists advice for every
+blocker and other findings (no agent, emergency disable, unmounted securityfs
+or tracefs, policy paths that do not exist yet, probes that needed root).
+Exit code 0 when the node meets enforce guarantees, 1 otherwise.`,
+    )
+    .action(async (opts) => {
+      const g = await gather(true, true);
+      const root = Deno.env.get("AEGIS_PIN_ROOT") ?? DEFAULT_PIN_ROOT;
+      const advice: Advice[] = doctorAdvice({
+        report: g.report!,
+        health: g.health,
+        daemonRunning: g.daemonRunning,
+        mounts: await mountFacts(),
+        pinsPresent: pinsPresent(root),
+        pinRoot: root,
+        probeLimitation: g.limitation,
+      });
+      if (opts.json) {
+        outJson({ health: g.health.body, advice });
+      } else {
+        printHealth(g.health, false);
+        out();
+        if (advice.length === 0) out("no advice: the node meets enforce guarantees");
+        for (const a of advice) {
+          out(`[${a.code}] ${a.message}`);
+          out(`  fix: ${a.remediation}`);
+        }
+      }
+      if (!g.health.healthy) Deno.exitCode = 1;
+    });
+}

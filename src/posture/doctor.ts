@@ -1,0 +1,102 @@
+/**
+ * `aegisbpf doctor`: health plus advice. Every blocker becomes advice with
+ * its remedy, and so do the other findings an operator should act on.
+ * Pure: the CLI gathers the facts.
+ *
+ * @module
+ */
+import type { HealthVerdict } from "./health.ts";
+import type { CapabilitiesReport } from "./report.ts";
+
+export interface Advice {
+  /** machine-readable: a blocker code or one of the finding codes below */
+  code: string;
+  message: string;
+  remediation: string;
+}
+
+export interface DoctorFacts {
+  report: CapabilitiesReport;
+  /** health with require_enforce */
+  health: HealthVerdict;
+  daemonRunning: boolean;
+  /** file systems mounted where expected; null = could not read the mount table */
+  mounts: { securityfs: boolean | null; tracefs: boolean | null };
+  /** pins of an agent exist under the pin root */
+  pinsPresent: boolean | null;
+  pinRoot: string;
+  /** why some probes could not run (e.g. not root), or null */
+  probeLimitation: string | null;
+}
+
+export function doctorAdvice(f: DoctorFacts): Advice[] {
+  const r = f.report;
+  const out: Advice[] = r.enforce_blockers.map((b) => ({
+    code: b.code,
+    message: b.message,
+    remediation: b.remedy,
+  }));
+  if (f.mounts.securityfs === false) {
+    out.push({
+      code: "SECURITYFS_UNMOUNTED",
+      message: "securityfs is not mounted at /sys/kernel/security: the active LSM list and IMA " +
+        "cannot be read",
+      remediation: "mount -t securityfs none /sys/kernel/security (persist it in /etc/fstab)",
+    });
+  }
+  if (f.mounts.tracefs === false) {
+    out.push({
+      code: "TRACEFS_UNMOUNTED",
+      message: "tracefs is not mounted: audit mode and the signal fallback cannot attach " +
+        "syscall tracepoints",
+      remediation: "mount -t tracefs tracefs /sys/kernel/tracing",
+    });
+  }
+  if (!f.daemonRunning) {
+    out.push({
+      code: "NO_DAEMON",
+      message: f.pinsPresent
+        ? `no aegisbpf agent is running, but pins exist under ${f.pinRoot}: the pinned programs ` +
+          "keep enforcing with nobody reading their events or watching their health"
+        : "no aegisbpf agent is running: nothing is enforced or audited",
+      remediation: f.pinsPresent
+        ? 'start the agent ("aegisbpf run", it re-adopts the pins) or remove them ("aegisbpf uninstall")'
+        : 'start the agent: "aegisbpf run" (systemd: systemctl start aegisbpf)',
+    });
+  } else if (r.runtime_state !== null && r.runtime_state !== "ENFORCE") {
+    out.push({
+      code: "NOT_ENFORCING",
+      message: `the agent runs in ${r.runtime_state}: the node does not meet enforce guarantees`,
+      remediation: r.enforce_blockers.length > 0
+        ? "fix the blockers listed above, then restart the agent in enforce mode"
+        : 'see the state_change events ("GET /state") for the reason; restart the agent in ' +
+          "enforce mode once it is fixed",
+    });
+  }
+  if (f.health.body.emergency_disable_active === true) {
+    out.push({
+      code: "EMERGENCY_DISABLE_ACTIVE",
+      message: "emergency disable is active: every hook reports but denies nothing",
+      remediation: 'when the incident is over: aegisbpf emergency-enable --reason "..."',
+    });
+  }
+  if (r.policy.unresolved_count > 0) {
+    out.push({
+      code: "POLICY_UNRESOLVED",
+      message: `${r.policy.unresolved_count} path rule(s) name files that do not exist yet ` +
+        `(${r.policy.unresolved.slice(0, 5).join(", ")}${
+          r.policy.unresolved_count > 5 ? ", …" : ""
+        }); ` +
+        "they are enforced once the files appear",
+      remediation: "check the paths for typos; nothing to do if the files are expected later",
+    });
+  }
+  if (f.probeLimitation) {
+    out.push({
+      code: "PROBE_INCOMPLETE",
+      message: `some probes could not run: ${f.probeLimitation}`,
+      remediation: "run the command as root",
+    });
+  }
+  return out;
+}

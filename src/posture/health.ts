@@ -1,0 +1,73 @@
+/**
+ * Health (SPEC §5), as a pure function the CLI and the HTTP server share.
+ *
+ * - plain health: healthy when the agent is running and has a runtime
+ *   state (liveness; a reduced posture is reported, not failed).
+ * - require_enforce: healthy only when the agent runs, runtime_state is
+ *   ENFORCE, there is no blocker, and emergency disable is not active
+ *   (an unknown emergency state counts as active).
+ *
+ * @module
+ */
+import { z } from "zod";
+import { RUNTIME_STATES } from "../daemon/contracts.ts";
+import { BlockerSchema, type CapabilitiesReport } from "./report.ts";
+
+export const HealthBody = z.object({
+  ok: z.boolean(),
+  require_enforce: z.boolean(),
+  daemon_running: z.boolean(),
+  runtime_state: z.enum(RUNTIME_STATES).nullable(),
+  enforce_capable: z.boolean(),
+  blockers: z.array(BlockerSchema),
+  emergency_disable_active: z.boolean().nullable(),
+  /** why not healthy (empty when ok) */
+  reasons: z.array(z.string()),
+});
+export type HealthBody = z.infer<typeof HealthBody>;
+
+export interface HealthInput {
+  report: CapabilitiesReport;
+  /** null = unknown */
+  emergencyActive: boolean | null;
+  daemonRunning: boolean;
+}
+
+export interface HealthVerdict {
+  healthy: boolean;
+  status: 200 | 503;
+  body: HealthBody;
+}
+
+export function evaluateHealth(i: HealthInput, requireEnforce: boolean): HealthVerdict {
+  const r = i.report;
+  const reasons: string[] = [];
+  if (!i.daemonRunning) reasons.push("no aegisbpf agent is running");
+  else if (r.runtime_state === null) reasons.push("the agent has not reached a runtime state yet");
+  if (requireEnforce) {
+    if (r.runtime_state !== null && r.runtime_state !== "ENFORCE") {
+      reasons.push(`runtime_state is ${r.runtime_state}, not ENFORCE`);
+    }
+    for (const b of r.enforce_blockers) reasons.push(`blocker ${b.code}: ${b.message}`);
+    if (i.emergencyActive === true) {
+      reasons.push("emergency disable is active: hooks report but do not deny");
+    } else if (i.emergencyActive === null && i.daemonRunning) {
+      reasons.push("the emergency-disable state is unknown");
+    }
+  }
+  const healthy = reasons.length === 0;
+  return {
+    healthy,
+    status: healthy ? 200 : 503,
+    body: {
+      ok: healthy,
+      require_enforce: requireEnforce,
+      daemon_running: i.daemonRunning,
+      runtime_state: r.runtime_state,
+      enforce_capable: r.enforce_capable,
+      blockers: r.enforce_blockers,
+      emergency_disable_active: i.emergencyActive,
+      reasons,
+    },
+  };
+}

@@ -1,0 +1,84 @@
+/**
+ * The applied policy as the capability report shows it: whether one is
+ * applied, its SHA-256 and version, its needs, and the path rules whose
+ * files do not exist yet. Read from the state directory's snapshots
+ * (policy.applied, policy.sha256); read-only.
+ *
+ * @module
+ */
+import { AegisError } from "../errors.ts";
+import type { Policy } from "../policy/model.ts";
+import { parsePolicy } from "../policy/parse.ts";
+import { NO_NEEDS, type PolicyNeeds, policyNeeds } from "./needs.ts";
+import { NO_POLICY, type PolicyStatus } from "./report.ts";
+
+const BUNDLE_HEADER = "AEGIS-POLICY-BUNDLE-V1";
+
+/** Path rules whose file does not exist (stat follows symlinks). */
+export function unresolvedPaths(p: Policy, exists: (path: string) => boolean): string[] {
+  const paths = [...p.denyPath, ...p.protectPath].map((e) => e.path);
+  return [...new Set(paths)].filter((path) => !exists(path)).sort();
+}
+
+function fileExists(path: string): boolean {
+  try {
+    Deno.statSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The body of a policy file or of a signed bundle (after its `---` line). */
+export function policyBody(text: string): string {
+  if (!text.startsWith(BUNDLE_HEADER)) return text;
+  const i = text.indexOf("\n---\n");
+  return i < 0 ? "" : text.slice(i + 5);
+}
+
+/**
+ * Status and needs of the applied policy in `stateDir`. No policy applied
+ * (no snapshot) is NO_POLICY with no needs; an unreadable or corrupt
+ * snapshot is an AegisError (the report must not claim no policy).
+ */
+export function readAppliedPolicy(
+  stateDir: string,
+  exists: (path: string) => boolean = fileExists,
+): { status: PolicyStatus; needs: PolicyNeeds } {
+  const file = `${stateDir}/policy.applied`;
+  let text: string;
+  try {
+    text = Deno.readTextFileSync(file);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return { status: NO_POLICY, needs: NO_NEEDS };
+    throw new AegisError(
+      "POLICY_STATE_UNREADABLE",
+      `Cannot read ${file}: ${(e as Error).message}`,
+      {
+        cause: e,
+      },
+    );
+  }
+  const parsed = parsePolicy(policyBody(text), file);
+  if (!parsed.policy) {
+    throw new AegisError(
+      "POLICY_STATE_CORRUPT",
+      `${file} no longer parses (${parsed.errors[0]?.message ?? "unknown error"}); ` +
+        `apply the policy again with "aegisbpf policy apply"`,
+    );
+  }
+  let sha: string | null = null;
+  try {
+    const s = Deno.readTextFileSync(`${stateDir}/policy.sha256`).trim();
+    if (/^[0-9a-f]{64}$/.test(s)) sha = s;
+  } catch { /* older state: no hash kept */ }
+  return {
+    status: {
+      applied: true,
+      sha256: sha,
+      version: parsed.policy.version,
+      unresolved: unresolvedPaths(parsed.policy, exists),
+    },
+    needs: policyNeeds(parsed.policy),
+  };
+}
