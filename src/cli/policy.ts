@@ -8,6 +8,11 @@
  * (policy.applied, policy.prev, policy.sha256) in the state directory.
  * Without a running agent's pins there is nothing to apply to: it says so.
  *
+ * While the daemon runs (its control socket answers), apply, rollback and
+ * show go through it (POST /policy/apply, GET /policy/show) so it learns
+ * the new unresolved paths; otherwise the CLI does the same work
+ * (applyPolicyBytes) on the pinned maps itself.
+ *
  * @module
  */
 import type { Command } from "@commander-js/extra-typings";
@@ -17,16 +22,26 @@ import { resolveRulePath } from "../bpf/path_rule.ts";
 import { PinnedMaps } from "../bpf/pins.ts";
 import { AegisError } from "../errors.ts";
 import { out, outJson, writeStderr } from "../log.ts";
-import { applyCompiled, liveGeneration, RULE_MAPS } from "../policy/apply.ts";
-import { writeCounter, writeFileAtomic } from "../policy/atomic.ts";
-import { BUNDLE_MAGIC, signBundle, verifyBundleWithState } from "../policy/bundle.ts";
+import {
+  applyPolicyBytes,
+  type PolicyApplyDeps,
+  type PolicyApplyReport,
+  type PolicyApplyRequest,
+  PolicyRejectedError,
+  type PolicyShow,
+  policyShow,
+} from "../policy/apply.ts";
+import { writeFileAtomic } from "../policy/atomic.ts";
+import { signBundle, verifyBundleWithState } from "../policy/bundle.ts";
+import { describeRule, type LiveRule, LiveRules } from "../policy/live.ts";
+import { daemonRequest } from "../control/client.ts";
+import { encodeBase64 } from "../util/bytes.ts";
 import { readSecretKeyFile } from "../policy/keys.ts";
 import { keysDir } from "./keys.ts";
-import { type CompileEnv, compilePolicy } from "../policy/compile.ts";
+import type { CompileEnv } from "../policy/compile.ts";
 import { dedupePolicy, formatPolicy } from "../policy/lint.ts";
 import type { Policy, PolicyIssue } from "../policy/model.ts";
 import { parsePolicy } from "../policy/parse.ts";
-import { sha256Hex } from "../util/bytes.ts";
 import { pinRoot } from "./run.ts";
 
 /** Policy files larger than this are refused before reading them whole. */
@@ -76,10 +91,6 @@ function counterPath(): string {
   return `${stateDir()}/policy_version.json`;
 }
 
-function isBundle(bytes: Uint8Array): boolean {
-  return new TextDecoder().decode(bytes.subarray(0, BUNDLE_MAGIC.length)) === BUNDLE_MAGIC;
-}
-
 /** A signed bundle: verified (format, expiry, hash, trusted key, signature, rollback). */
 async function verifiedBody(
   file: string,
@@ -110,12 +121,6 @@ export function hostCompileEnv(): CompileEnv {
       }
     },
   };
-}
-
-function countByMap(entries: { map: string }[]): Record<string, number> {
-  const c: Record<string, number> = {};
-  for (const e of entries) c[e.map] = (c[e.map] ?? 0) + 1;
-  return c;
 }
 
 export function addPolicyCommand(program: Command): void {
@@ -151,11 +156,39 @@ export function addPolicyCommand(program: Command): void {
     .description("apply a policy atomically to the running agent's rules")
     .argument("<file>")
     .option("--sha256 <hex>", "refuse unless the file has this SHA-256")
+    .option("--sha256-file <path>", "refuse unless the file has the SHA-256 written in this file")
     .option("--require-signature", "refuse anything but a signed bundle from a trusted key")
     .option("--dry-run", "parse and compile, print what would be written, change nothing")
+    .option(
+      "--reset",
+      "drop the live rules (block/allow/network deny add): the file alone defines the rules",
+    )
+    .option(
+      "--no-rollback",
+      "if the apply fails, keep its partial (never enforced) generation for inspection",
+    )
     .option("--json", "machine-readable output")
     .action(async (file, opts) => {
-      await applyFile(file, readPolicyFile(file), opts);
+      let sha = opts.sha256;
+      if (opts.sha256File) {
+        const m = /^\s*([0-9a-fA-F]{64})\b/.exec(readTextOrFail(opts.sha256File));
+        if (!m) {
+          throw new AegisError("USAGE", `${opts.sha256File}: no SHA-256 (64 hex) at its start`);
+        }
+        sha = m[1];
+      }
+      await applyFile(
+        {
+          file,
+          bytes: readPolicyFile(file),
+          sha256: sha,
+          requireSignature: opts.requireSignature,
+          dryRun: opts.dryRun,
+          reset: opts.reset,
+          noRollback: opts.rollback === false,
+        },
+        opts.json,
+      );
     });
 
   policy.command("rollback")
@@ -170,7 +203,7 @@ export function addPolicyCommand(program: Command): void {
         throw new AegisError("NO_PREVIOUS_POLICY", `No previous policy (${prev}); nothing changed`);
       }
       // a local, explicit operator action: the bundle counter does not apply
-      await applyFile(prev, bytes, { json: opts.json });
+      await applyFile({ file: prev, bytes }, opts.json);
     });
 
   policy.command("export")
@@ -234,93 +267,162 @@ export function addPolicyCommand(program: Command): void {
     .description("show the applied policy and the live rule counts")
     .option("--json", "machine-readable output")
     .action(async (opts) => {
-      using shim = await openEmbeddedShim();
-      using pins = new PinnedMaps(shim, pinRoot());
-      const counts: Record<string, number> = {};
-      for (const m of Object.keys(RULE_MAPS)) counts[m] = pins.map(m).keys().length;
-      let applied = "";
-      try {
-        applied = Deno.readTextFileSync(`${stateDir()}/policy.applied`);
-      } catch { /* none applied yet */ }
-      const gen = liveGeneration((n) => pins.map(n));
-      if (opts.json) return outJson({ generation: gen, rule_entries: counts, policy: applied });
-      out(`live generation ${gen}`);
-      for (const [m, n] of Object.entries(counts)) if (n > 0) out(`  ${m}: ${n}`);
-      out(applied ? `applied policy:\n${applied}` : "no policy applied through this host's CLI");
+      let show = await daemonCall<PolicyShow>("GET", "/policy/show");
+      if (show === null) {
+        using local = await openLocal();
+        show = policyShow(local.maps, stateDir(), local.live);
+      }
+      if (opts.json) return outJson(show);
+      out(`live generation ${show.generation}`);
+      for (const [m, n] of Object.entries(show.rule_entries)) if (n > 0) out(`  ${m}: ${n}`);
+      for (const [m, n] of Object.entries(show.inactive_entries)) {
+        out(`  ${m}: ${n} in the inactive generation (a failed apply kept with --no-rollback)`);
+      }
+      out(`live rules (block/allow/network deny add): ${show.live_rules}`);
+      out(
+        show.policy
+          ? `applied policy:\n${show.policy}`
+          : "no policy applied through this host's CLI",
+      );
     });
 }
 
-/** policy.applied (now), policy.prev (before), policy.sha256. */
-async function keepSnapshots(bytes: Uint8Array, sha: string): Promise<void> {
-  const dir = stateDir();
-  await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
+function readTextOrFail(file: string): string {
   try {
-    const prev = await Deno.readFile(`${dir}/policy.applied`);
-    await writeFileAtomic(`${dir}/policy.prev`, prev, 0o600);
+    return Deno.readTextFileSync(file);
   } catch (e) {
-    if (!(e instanceof Deno.errors.NotFound)) throw e;
+    throw new AegisError("USAGE", `Cannot read "${file}": ${(e as Error).message}`);
   }
-  await writeFileAtomic(`${dir}/policy.applied`, bytes, 0o600);
-  await writeFileAtomic(`${dir}/policy.sha256`, new TextEncoder().encode(`${sha}\n`), 0o600);
 }
 
-interface ApplyOptions {
-  sha256?: string;
-  requireSignature?: true;
-  dryRun?: true;
-  json?: true;
+/**
+ * One request to the running daemon: its JSON answer, null when no daemon
+ * runs, or the daemon's refusal thrown as AegisError (issue lines printed).
+ */
+export async function daemonCall<T>(
+  method: "GET" | "POST" | "DELETE",
+  path: string,
+  body?: unknown,
+): Promise<T | null> {
+  const reply = await daemonRequest(method, path, body);
+  if (reply === null) return null;
+  const b = reply.body as { error?: string; code?: string; issues?: string[] };
+  if (reply.status >= 400) {
+    for (const i of b.issues ?? []) writeStderr(`${i}\n`);
+    throw new AegisError(
+      b.code ?? `HTTP_${reply.status}`,
+      `the agent refused ${method} ${path}: ${b.error ?? `HTTP ${reply.status}`}`,
+    );
+  }
+  return reply.body as T;
 }
 
-/** Verify (bundles), parse, compile, apply, keep snapshots. */
-async function applyFile(file: string, bytes: Uint8Array, opts: ApplyOptions): Promise<void> {
-  const sha = await sha256Hex(new Uint8Array(bytes));
-  if (opts.sha256 && opts.sha256.toLowerCase() !== sha) {
-    throw new AegisError(
-      "POLICY_HASH_MISMATCH",
-      `${file} has SHA-256 ${sha}, not ${opts.sha256}; nothing changed`,
-    );
+/** The pinned maps and the live rules, for work done without the daemon. */
+export interface LocalContext extends Disposable {
+  maps: (name: string) => import("../bpf/map.ts").BpfMap;
+  live: LiveRules;
+  applyDeps: PolicyApplyDeps;
+}
+
+/** Open the running agent's pins (NOT_RUNNING when there are none). */
+export async function openLocal(): Promise<LocalContext> {
+  const shim = await openEmbeddedShim();
+  let pins: PinnedMaps;
+  try {
+    pins = new PinnedMaps(shim, pinRoot());
+  } catch (e) {
+    shim[Symbol.dispose]();
+    throw e;
   }
-  let body = bytes;
-  let signed: { policyVersion: number; signer: string } | null = null;
-  if (isBundle(bytes)) {
-    const v = await verifiedBody(file, bytes);
-    body = new Uint8Array(v.body);
-    signed = v;
-  } else if (opts.requireSignature) {
-    throw new AegisError(
-      "BUNDLE_REQUIRED",
-      `${file} is not a signed bundle and --require-signature was given; nothing changed`,
-    );
-  }
-  const { policy: p } = parseOrFail(file, body);
-  const { compiled, unresolved } = compilePolicy(p, hostCompileEnv());
-  const summary = {
-    file,
-    sha256: sha,
-    version: p.version,
-    flags: compiled.flags,
-    entries: countByMap(compiled.entries),
-    unresolved,
+  const env = hostCompileEnv();
+  const maps = (n: string) => pins.map(n);
+  const live = new LiveRules({
+    maps,
+    storePath: `${stateDir()}/live_rules.json`,
+    resolveCgroup: env.resolveCgroup,
+  });
+  return {
+    maps,
+    live,
+    applyDeps: { maps, stateDir: stateDir(), keysDir: keysDir(), compileEnv: env, live },
+    [Symbol.dispose]() {
+      pins.close();
+      shim[Symbol.dispose]();
+    },
   };
-  if (opts.dryRun) {
-    if (opts.json) return outJson({ ...summary, dry_run: true });
-    out(`${file}: would write ${compiled.entries.length} rule entries (dry run)`);
-    for (const [m, n] of Object.entries(summary.entries)) out(`  ${m}: ${n}`);
-    for (const u of unresolved) {
-      out(`  unresolved ${u.section} line ${u.line}: ${u.what}: ${u.reason}`);
+}
+
+/** Print TTL rules a sweep removed. */
+export function printExpired(rules: readonly LiveRule[]): void {
+  for (const r of rules) {
+    out(`expired: live rule ${r.id} ${describeRule(r.spec)} (TTL over, removed)`);
+  }
+}
+
+/** Apply through the daemon when it runs, else on the pins; print the report. */
+async function applyFile(req: PolicyApplyRequest, json?: true): Promise<void> {
+  let report = await daemonCall<PolicyApplyReport>("POST", "/policy/apply", {
+    file: req.file,
+    policy_b64: encodeBase64(req.bytes),
+    sha256: req.sha256,
+    require_signature: req.requireSignature,
+    dry_run: req.dryRun,
+    reset: req.reset,
+    no_rollback: req.noRollback,
+  });
+  if (report === null) {
+    try {
+      if (req.dryRun) {
+        // a dry run needs no agent: compile only
+        report = await applyPolicyBytes(dryRunDeps(), req);
+      } else {
+        using local = await openLocal();
+        report = await applyPolicyBytes(local.applyDeps, req);
+      }
+    } catch (e) {
+      if (e instanceof PolicyRejectedError) { for (const i of e.issues) writeStderr(`${i}\n`); }
+      throw e;
     }
-    return;
   }
-  using shim = await openEmbeddedShim();
-  using pins = new PinnedMaps(shim, pinRoot());
-  const result = applyCompiled((name) => pins.map(name), compiled);
-  await keepSnapshots(body, await sha256Hex(new Uint8Array(body)));
-  if (signed) writeCounter(counterPath(), signed.policyVersion);
-  if (opts.json) return outJson({ ...summary, generation: result.to, removed: result.removed });
-  out(
-    `${file}: applied (generation ${result.from} -> ${result.to}, ${compiled.entries.length} entries)`,
-  );
-  for (const u of unresolved) {
-    out(`  unresolved ${u.section} line ${u.line}: ${u.what}: ${u.reason} (not enforced)`);
+  for (const w of report.warnings) writeStderr(`warning: ${w}\n`);
+  if (json) return outJson(report);
+  printExpired(report.live.expired);
+  const n = Object.values(report.entries).reduce((a, b) => a + b, 0);
+  if (report.dry_run) {
+    out(`${req.file}: would write ${n} rule entries (dry run)`);
+    for (const [m, c] of Object.entries(report.entries)) out(`  ${m}: ${c}`);
+  } else {
+    const g = report.generation!;
+    out(`${req.file}: applied (generation ${g.from} -> ${g.to}, ${n} entries)`);
   }
+  if (req.reset) {
+    out(`  --reset: ${report.live.dropped.length} live rule(s) dropped`);
+  } else if (report.live.carried > 0) {
+    out(`  ${report.live.carried} live rule(s) carried over (policy apply --reset drops them)`);
+  }
+  for (const u of report.unresolved) {
+    out(
+      `  unresolved ${u.section} line ${u.line}: ${u.what}: ${u.reason} ` +
+        `(not enforced${report.dry_run ? "" : "; enforced when it appears while the agent runs"})`,
+    );
+  }
+}
+
+/** For --dry-run without an agent: nothing is written, so no maps are needed. */
+function dryRunDeps(): PolicyApplyDeps {
+  const noMaps = (): never => {
+    throw new AegisError("NOT_RUNNING", "a dry run does not touch the maps");
+  };
+  const live = new LiveRules({
+    maps: noMaps,
+    storePath: `${stateDir()}/live_rules.json`,
+    resolveCgroup: () => null,
+  });
+  return {
+    maps: noMaps,
+    stateDir: stateDir(),
+    keysDir: keysDir(),
+    compileEnv: hostCompileEnv(),
+    live,
+  };
 }

@@ -1,21 +1,37 @@
 /**
- * Atomic policy apply over the rule generations (docs/engine.md).
+ * Atomic policy apply over the rule generations (docs/engine.md), and the
+ * whole `policy apply` pipeline both the CLI and the daemon's control
+ * socket call (verify → parse → compile → carry live edits → switch →
+ * snapshots).
  *
  * The live generation g stays untouched while the new rules are written as
  * generation g' = 1 - g; one write of AEGIS_CFG_GENERATION switches every
  * hook from g to g'; then g is deleted. A hook reads the generation once
  * per call, so at no instant is a rule that is in both policies absent,
  * and a rule only in the new policy is enforced from the switch on. A
- * failure before the switch removes what was written for g' and leaves g
+ * failure before the switch removes what was written for g' (unless
+ * `keepFailed`: then it stays, never enforced, for inspection) and leaves g
  * enforcing; a failure after it leaves stale g entries, which the next
  * apply clears before writing.
  *
+ * Capacity: both generations sit in a rule map during an apply. A policy
+ * that does not fit beside the live one is refused before anything is
+ * written (MapFullError), and the size it needs is recorded in
+ * `<stateDir>/map_sizes.json` for the next fresh start (mapSizesFor).
+ *
  * @module
  */
-import { AegisError } from "../errors.ts";
+import { AegisError, NativeCallError } from "../errors.ts";
 import { ABI_LAYOUT, AEGIS_CFG_GENERATION } from "../bpf/abi_gen.ts";
 import type { BpfMap } from "../bpf/map.ts";
 import { policyValue, u32Key } from "../bpf/rule_codec.ts";
+import { readCounter, writeCounter, writeFileAtomic } from "./atomic.ts";
+import { BUNDLE_MAGIC, verifyBundleWithState } from "./bundle.ts";
+import { type CompileEnv, compilePolicy, type Unresolved } from "./compile.ts";
+import type { LiveRule, LiveRules } from "./live.ts";
+import { mergeLive } from "./live.ts";
+import { formatIssue, parsePolicy } from "./parse.ts";
+import { sha256Hex } from "../util/bytes.ts";
 
 /** Every map whose keys carry a generation, with its key struct. */
 export const RULE_MAPS: Readonly<Record<string, keyof typeof ABI_LAYOUT.structs>> = {
@@ -32,6 +48,26 @@ export const RULE_MAPS: Readonly<Record<string, keyof typeof ABI_LAYOUT.structs>
   aegis_cg_deny_inode: "aegis_cg_inode_key",
   aegis_cg_deny_ip: "aegis_cg_ip_key",
   aegis_cg_deny_port: "aegis_cg_port_key",
+};
+
+/**
+ * max_entries of every rule map as bpf/include/aegis_maps.h declares it
+ * (apply_test.ts checks this table against the header).
+ */
+export const DEFAULT_RULE_MAP_SIZES: Readonly<Record<string, number>> = {
+  aegis_deny_inode: 65536,
+  aegis_allow_cgroup: 4096,
+  aegis_deny_comm: 4096,
+  aegis_deny_ip4: 16384,
+  aegis_deny_ip6: 16384,
+  aegis_deny_cidr4: 32768,
+  aegis_deny_cidr6: 32768,
+  aegis_deny_port: 4096,
+  aegis_deny_ip4_port: 16384,
+  aegis_deny_ip6_port: 16384,
+  aegis_cg_deny_inode: 16384,
+  aegis_cg_deny_ip: 16384,
+  aegis_cg_deny_port: 4096,
 };
 
 /** One rule-map entry of a compiled policy; the key depends on the generation. */
@@ -53,10 +89,42 @@ export interface ApplyResult {
   to: number;
   written: Record<string, number>;
   removed: number;
+  /** Microseconds spent in the switch itself (one map write). */
+  switchMicros: number;
+}
+
+export interface ApplyCompiledOptions {
+  /**
+   * On a failure before the switch, leave what was written to the inactive
+   * generation in place (never enforced; the next apply clears it) instead
+   * of removing it. `policy apply --no-rollback`.
+   */
+  keepFailed?: boolean;
+}
+
+/** A rule map cannot hold the new generation beside the live one. */
+export class MapFullError extends AegisError {
+  readonly map: string;
+  readonly holds: number;
+  readonly needs: number;
+  constructor(map: string, holds: number, needs: number, live: number, fresh: number) {
+    super(
+      "MAP_FULL",
+      `map full: ${map} holds ${holds}, needs ${needs} (${fresh} new entries beside the ${live} ` +
+        `live ones during the switch); nothing was written and the previous policy is still ` +
+        `enforcing. Pinned maps keep their size across agent restarts: stop the agent, run ` +
+        `"aegisbpf uninstall" (rules are not enforced until the next start), start it again ` +
+        `with "aegisbpf run" (it sizes ${map} for ${needs} entries, recorded in map_sizes.json ` +
+        `of the state directory), then apply this policy again.`,
+    );
+    this.map = map;
+    this.holds = holds;
+    this.needs = needs;
+  }
 }
 
 /** The generation field of a rule key. */
-function genOf(map: string, key: Uint8Array): number {
+export function keyGeneration(map: string, key: Uint8Array): number {
   const struct = ABI_LAYOUT.structs[RULE_MAPS[map]] as {
     fields: Record<string, { offset: number }>;
   };
@@ -66,16 +134,38 @@ function genOf(map: string, key: Uint8Array): number {
   );
 }
 
-/** Delete every key of generation `gen` from every rule map. */
-function clearGeneration(maps: (name: string) => BpfMap, gen: number): number {
-  let n = 0;
+/**
+ * Delete every key of generation `gen` from every rule map; returns how
+ * many were deleted and how many keys of the other generation each map
+ * holds.
+ */
+function clearGeneration(
+  maps: (name: string) => BpfMap,
+  gen: number,
+): { deleted: number; others: Record<string, number> } {
+  let deleted = 0;
+  const others: Record<string, number> = {};
   for (const name of Object.keys(RULE_MAPS)) {
     const m = maps(name);
+    let n = 0;
     for (const k of m.keys()) {
-      if (genOf(name, k) === gen && m.delete(k)) n++;
+      if (keyGeneration(name, k) !== gen) n++;
+      else if (m.delete(k)) deleted++;
     }
+    others[name] = n;
   }
-  return n;
+  return { deleted, others };
+}
+
+/** Entries per generation of every rule map: {map: [gen0, gen1]}. */
+export function generationCounts(maps: (name: string) => BpfMap): Record<string, [number, number]> {
+  const out: Record<string, [number, number]> = {};
+  for (const name of Object.keys(RULE_MAPS)) {
+    const c: [number, number] = [0, 0];
+    for (const k of maps(name).keys()) c[keyGeneration(name, k) & 1]++;
+    out[name] = c;
+  }
+  return out;
 }
 
 /** The live generation (0 or 1). */
@@ -83,14 +173,24 @@ export function liveGeneration(maps: (name: string) => BpfMap): number {
   return Number(maps("aegis_config").sumU64(AEGIS_CFG_GENERATION) & 1n);
 }
 
+/** Entries per map of a compiled policy. */
+export function countByMap(entries: readonly { map: string }[]): Record<string, number> {
+  const c: Record<string, number> = {};
+  for (const e of entries) c[e.map] = (c[e.map] ?? 0) + 1;
+  return c;
+}
+
 /**
  * Apply `policy` atomically. `maps` returns a map of the live object (the
- * engine's, or opened from the pins). Throws POLICY_APPLY_FAILED, with the
- * previous policy still enforcing, when anything fails before the switch.
+ * engine's, or opened from the pins). Throws MapFullError (nothing
+ * written) when a map cannot hold the new generation beside the live one,
+ * POLICY_APPLY_FAILED (previous policy still enforcing) when anything else
+ * fails before the switch.
  */
 export function applyCompiled(
   maps: (name: string) => BpfMap,
   policy: CompiledPolicy,
+  opts: ApplyCompiledOptions = {},
 ): ApplyResult {
   for (const e of policy.entries) {
     if (!(e.map in RULE_MAPS)) {
@@ -99,8 +199,15 @@ export function applyCompiled(
   }
   const from = liveGeneration(maps);
   const to = 1 - from;
-  // leftovers of an earlier apply that failed after its switch
-  clearGeneration(maps, to);
+  // leftovers of an earlier apply that failed after its switch (or --no-rollback)
+  const { others } = clearGeneration(maps, to);
+  const fresh = countByMap(policy.entries);
+  for (const [map, n] of Object.entries(fresh)) {
+    const holds = maps(map).maxEntries;
+    if (n + others[map] > holds) {
+      throw new MapFullError(map, holds, n + others[map], others[map], n);
+    }
+  }
   const written: Record<string, number> = {};
   try {
     for (const e of policy.entries) {
@@ -109,20 +216,277 @@ export function applyCompiled(
     }
     maps("aegis_policy").update(u32Key(to), policyValue(policy.flags));
   } catch (e) {
-    // nothing of `to` is live: remove it; `from` keeps enforcing
-    clearGeneration(maps, to);
-    maps("aegis_policy").update(u32Key(to), policyValue(0));
+    // nothing of `to` is live: remove it (unless kept for inspection); `from` keeps enforcing
+    if (!opts.keepFailed) {
+      clearGeneration(maps, to);
+      maps("aegis_policy").update(u32Key(to), policyValue(0));
+    }
+    const full = e instanceof NativeCallError && (e.errno === 7 || e.errno === 28);
     throw new AegisError(
       "POLICY_APPLY_FAILED",
-      `Policy apply failed before the switch; the previous policy is still enforcing: ${
-        (e as Error).message
-      }`,
+      `Policy apply failed before the switch; the previous policy is still enforcing` +
+        (opts.keepFailed
+          ? ` (the partial generation ${to} was kept for inspection, never enforced)`
+          : "") +
+        `: ${full ? "map full (the kernel refused a new entry): " : ""}${(e as Error).message}`,
       { cause: e },
     );
   }
   // the switch: one map write
+  const t0 = performance.now();
   maps("aegis_config").setU64(AEGIS_CFG_GENERATION, BigInt(to));
-  const removed = clearGeneration(maps, from);
+  const switchMicros = Math.round((performance.now() - t0) * 1000);
+  const { deleted } = clearGeneration(maps, from);
   maps("aegis_policy").update(u32Key(from), policyValue(0));
-  return { from, to, written, removed };
+  return { from, to, written, removed: deleted, switchMicros };
+}
+
+// --- map sizing ----------------------------------------------------------------
+
+/** Rule-map sizes are rounded up to a multiple of this. */
+export const MAP_SIZE_STEP = 4096;
+
+/**
+ * max_entries for every rule map so the policy and the live edits fit
+ * twice (both generations during an apply) plus 25 % headroom, rounded up
+ * to a multiple of 4096, never below the compiled-in default, and never
+ * below a size a failed apply asked for (`requested`, from
+ * readMapSizeRequests). Pass the result as EngineOptions.mapSizes: it only
+ * takes effect when the maps are created (a fresh start, no pins).
+ */
+export function mapSizesFor(
+  compiled: CompiledPolicy | null,
+  liveRules: readonly { map: string }[],
+  requested: Readonly<Record<string, number>> = {},
+): Record<string, number> {
+  const n = countByMap([...(compiled?.entries ?? []), ...liveRules]);
+  const out: Record<string, number> = {};
+  for (const [map, def] of Object.entries(DEFAULT_RULE_MAP_SIZES)) {
+    const want = Math.max(Math.ceil(2 * (n[map] ?? 0) * 1.25), requested[map] ?? 0);
+    out[map] = Math.max(def, Math.ceil(want / MAP_SIZE_STEP) * MAP_SIZE_STEP);
+  }
+  return out;
+}
+
+function mapSizesFile(stateDir: string): string {
+  return `${stateDir}/map_sizes.json`;
+}
+
+/** Sizes failed applies asked for (map_sizes.json); {} when none. */
+export function readMapSizeRequests(stateDir: string): Record<string, number> {
+  let text: string;
+  try {
+    text = Deno.readTextFileSync(mapSizesFile(stateDir));
+  } catch {
+    return {};
+  }
+  const out: Record<string, number> = {};
+  try {
+    const j = JSON.parse(text) as Record<string, unknown>;
+    for (const [k, v] of Object.entries(j)) {
+      if (k in RULE_MAPS && Number.isSafeInteger(v) && (v as number) > 0) out[k] = v as number;
+    }
+  } catch { /* a damaged file asks for nothing */ }
+  return out;
+}
+
+function recordMapSizeRequest(stateDir: string, map: string, needs: number): void {
+  const cur = readMapSizeRequests(stateDir);
+  cur[map] = Math.max(cur[map] ?? 0, needs);
+  Deno.mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+  writeFileAtomic(mapSizesFile(stateDir), new TextEncoder().encode(JSON.stringify(cur)), 0o600);
+}
+
+// --- the apply pipeline ------------------------------------------------------
+
+/** What `policy apply` needs, injected (CLI: pinned maps; daemon: its engine). */
+export interface PolicyApplyDeps {
+  maps: (name: string) => BpfMap;
+  /** /var/lib/aegisbpf: snapshots, counter, map_sizes.json */
+  stateDir: string;
+  /** trusted keys folder (/etc/aegisbpf/keys) */
+  keysDir: string;
+  compileEnv: CompileEnv;
+  /** the live edits, carried into the new generation (or dropped by reset) */
+  live: LiveRules;
+}
+
+export interface PolicyApplyRequest {
+  /** name used in messages */
+  file: string;
+  bytes: Uint8Array;
+  sha256?: string;
+  requireSignature?: boolean;
+  dryRun?: boolean;
+  /** drop the live edits: the policy file alone defines the rules */
+  reset?: boolean;
+  /** keep a failed apply's partial generation for inspection */
+  noRollback?: boolean;
+}
+
+export interface PolicyApplyReport {
+  file: string;
+  sha256: string;
+  version: number;
+  flags: number;
+  entries: Record<string, number>;
+  unresolved: Unresolved[];
+  warnings: string[];
+  dry_run: boolean;
+  signed: { policy_version: number; signer: string } | null;
+  live: { carried: number; dropped: LiveRule[]; expired: LiveRule[] };
+  generation?: { from: number; to: number };
+  removed?: number;
+  switch_us?: number;
+}
+
+/** The policy (or bundle) was refused; `issues` are "file:line: error: …" lines. */
+export class PolicyRejectedError extends AegisError {
+  readonly issues: string[];
+  constructor(code: string, message: string, issues: string[] = []) {
+    super(code, message);
+    this.issues = issues;
+  }
+}
+
+function isBundle(bytes: Uint8Array): boolean {
+  return new TextDecoder().decode(bytes.subarray(0, BUNDLE_MAGIC.length)) === BUNDLE_MAGIC;
+}
+
+/** Anti-rollback counter of signed bundles. */
+export function counterPath(stateDir: string): string {
+  return `${stateDir}/policy_version.json`;
+}
+
+/** policy.applied (now), policy.prev (before), policy.sha256; 0600 in a 0700 dir. */
+export function keepSnapshots(stateDir: string, body: Uint8Array, sha: string): void {
+  Deno.mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+  try {
+    const prev = Deno.readFileSync(`${stateDir}/policy.applied`);
+    writeFileAtomic(`${stateDir}/policy.prev`, prev, 0o600);
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  }
+  writeFileAtomic(`${stateDir}/policy.applied`, body, 0o600);
+  writeFileAtomic(`${stateDir}/policy.sha256`, new TextEncoder().encode(`${sha}\n`), 0o600);
+}
+
+/**
+ * Verify (bundles), parse, compile, carry the live edits, apply, keep
+ * snapshots. Throws PolicyRejectedError (nothing changed) for a refused
+ * file, MapFullError / POLICY_APPLY_FAILED (previous policy enforcing)
+ * when the maps refuse it.
+ */
+export async function applyPolicyBytes(
+  deps: PolicyApplyDeps,
+  req: PolicyApplyRequest,
+): Promise<PolicyApplyReport> {
+  const { file, bytes } = req;
+  const sha = await sha256Hex(new Uint8Array(bytes));
+  if (req.sha256 && req.sha256.toLowerCase() !== sha) {
+    throw new PolicyRejectedError(
+      "POLICY_HASH_MISMATCH",
+      `${file} has SHA-256 ${sha}, not ${req.sha256}; nothing changed`,
+    );
+  }
+  const warnings: string[] = [];
+  let body: Uint8Array = bytes;
+  let signed: PolicyApplyReport["signed"] = null;
+  if (isBundle(bytes)) {
+    const { result, warnings: w } = await verifyBundleWithState(bytes, {
+      keysDir: deps.keysDir,
+      counterPath: counterPath(deps.stateDir),
+    });
+    warnings.push(...w);
+    if (!result.ok) {
+      throw new PolicyRejectedError(result.code, `${file}: ${result.message}; nothing changed`);
+    }
+    body = result.body;
+    signed = { policy_version: result.policyVersion, signer: result.signer };
+  } else if (req.requireSignature) {
+    throw new PolicyRejectedError(
+      "BUNDLE_REQUIRED",
+      `${file} is not a signed bundle and --require-signature was given; nothing changed`,
+    );
+  }
+  const parsed = parsePolicy(body, file);
+  warnings.push(...parsed.warnings.map((i) => formatIssue(i)));
+  if (parsed.errors.length > 0 || !parsed.policy) {
+    throw new PolicyRejectedError(
+      "POLICY_INVALID",
+      `${file}: ${parsed.errors.length} error(s); the policy was rejected as a whole and ` +
+        `nothing changed`,
+      parsed.errors.map((i) => formatIssue({ ...i, message: `error: ${i.message}` })),
+    );
+  }
+  const { compiled, unresolved } = compilePolicy(parsed.policy, deps.compileEnv);
+  const expired = req.dryRun ? [] : deps.live.sweep();
+  const carried = req.reset ? [] : deps.live.rules();
+  const merged = mergeLive(compiled, carried);
+  const report: PolicyApplyReport = {
+    file,
+    sha256: sha,
+    version: parsed.policy.version,
+    flags: merged.policy.flags,
+    entries: countByMap(compiled.entries),
+    unresolved,
+    warnings,
+    dry_run: !!req.dryRun,
+    signed,
+    live: { carried: carried.length, dropped: req.reset ? deps.live.rules() : [], expired },
+  };
+  if (req.dryRun) return report;
+  let result: ApplyResult;
+  try {
+    result = applyCompiled(deps.maps, merged.policy, { keepFailed: req.noRollback });
+  } catch (e) {
+    if (e instanceof MapFullError) recordMapSizeRequest(deps.stateDir, e.map, e.needs);
+    throw e;
+  }
+  if (req.reset) deps.live.clear();
+  else deps.live.setShadows(merged.shadows);
+  keepSnapshots(deps.stateDir, body, await sha256Hex(new Uint8Array(body)));
+  if (signed && signed.policy_version > readCounter(counterPath(deps.stateDir))) {
+    writeCounter(counterPath(deps.stateDir), signed.policy_version);
+  }
+  report.generation = { from: result.from, to: result.to };
+  report.removed = result.removed;
+  report.switch_us = result.switchMicros;
+  return report;
+}
+
+/** `policy show`: live generation, entries per map and generation, applied file, live edits. */
+export interface PolicyShow {
+  generation: number;
+  rule_entries: Record<string, number>;
+  /** entries of the inactive generation (left by a failed --no-rollback apply) */
+  inactive_entries: Record<string, number>;
+  policy: string;
+  live_rules: number;
+}
+
+export function policyShow(
+  maps: (name: string) => BpfMap,
+  stateDir: string,
+  live: LiveRules,
+): PolicyShow {
+  const gen = liveGeneration(maps);
+  const counts = generationCounts(maps);
+  const active: Record<string, number> = {};
+  const inactive: Record<string, number> = {};
+  for (const [m, c] of Object.entries(counts)) {
+    active[m] = c[gen];
+    if (c[1 - gen] > 0) inactive[m] = c[1 - gen];
+  }
+  let policy = "";
+  try {
+    policy = Deno.readTextFileSync(`${stateDir}/policy.applied`);
+  } catch { /* none applied yet */ }
+  return {
+    generation: gen,
+    rule_entries: active,
+    inactive_entries: inactive,
+    policy,
+    live_rules: live.rules().length,
+  };
 }

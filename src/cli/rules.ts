@@ -1,0 +1,175 @@
+/**
+ * Live rule edits: `block`, `allow` and `network deny`, each with `add`,
+ * `del` and `list`. An added rule takes effect at once in the live
+ * generation and stays until deleted, until its `--ttl` runs out, or until
+ * `policy apply --reset` (a normal `policy apply` carries it over).
+ *
+ * While the daemon runs every edit goes through its control socket
+ * (/rules), so daemon and CLI never disagree about the maps; without a
+ * daemon the CLI writes the pinned maps itself. Either way the expired TTL
+ * rules are swept (removed and printed) first: the daemon also sweeps
+ * every second, without it each rule command does.
+ *
+ * @module
+ */
+import { type Command, Option } from "@commander-js/extra-typings";
+import { AegisError } from "../errors.ts";
+import { out, outJson } from "../log.ts";
+import {
+  describeRule,
+  type ListedRule,
+  type LiveRule,
+  type LiveRuleRequest,
+  parseDuration,
+  type RuleGroup,
+} from "../policy/live.ts";
+import { daemonCall, openLocal, printExpired, stateDir } from "./policy.ts";
+
+function appliedPolicyText(): string {
+  try {
+    return Deno.readTextFileSync(`${stateDir()}/policy.applied`);
+  } catch {
+    return "";
+  }
+}
+
+async function addRule(req: LiveRuleRequest, ttl: string | undefined, json?: true): Promise<void> {
+  const ttlSeconds = ttl === undefined ? null : parseDuration(ttl);
+  let r = await daemonCall<{ rule: LiveRule; renewed: boolean; expired: LiveRule[] }>(
+    "POST",
+    "/rules",
+    { rule: req, ttl_seconds: ttlSeconds },
+  );
+  if (r === null) {
+    using local = await openLocal();
+    const expired = local.live.sweep();
+    r = { ...local.live.add(req, ttlSeconds), expired };
+  }
+  if (json) return outJson(r);
+  printExpired(r.expired);
+  out(
+    `${r.renewed ? "renewed" : "added"} live rule ${r.rule.id}: ${describeRule(r.rule.spec)}` +
+      (ttlSeconds === null ? "" : ` (expires in ${ttlSeconds} s)`),
+  );
+}
+
+async function delRule(req: LiveRuleRequest, json?: true): Promise<void> {
+  let r = await daemonCall<{ rule: LiveRule; expired: LiveRule[] }>("DELETE", "/rules", {
+    rule: req,
+  });
+  if (r === null) {
+    using local = await openLocal();
+    const expired = local.live.sweep();
+    r = { rule: local.live.del(req), expired };
+  }
+  if (json) return outJson(r);
+  printExpired(r.expired);
+  out(`deleted live rule ${r.rule.id}: ${describeRule(r.rule.spec)}`);
+}
+
+async function listRules(group: RuleGroup, json?: true): Promise<void> {
+  let r = await daemonCall<{ rules: ListedRule[]; expired: LiveRule[] }>(
+    "GET",
+    `/rules?group=${group}`,
+  );
+  if (r === null) {
+    using local = await openLocal();
+    const expired = local.live.sweep();
+    r = { rules: local.live.list(group, appliedPolicyText()), expired };
+  }
+  if (json) return outJson(r);
+  printExpired(r.expired);
+  if (r.rules.length === 0) return out(`no ${group} rules`);
+  out("ORIGIN  ID          TTL     RULE");
+  for (const x of r.rules) {
+    const ttl = x.ttl_remaining_s === null ? "-" : `${x.ttl_remaining_s}s`;
+    out(`${x.origin.padEnd(7)} ${String(x.id).padEnd(11)} ${ttl.padEnd(7)} ${x.rule}`);
+  }
+}
+
+const TTL_HELP = "remove the rule after this long (30s, 10m, 2h, 1d; bare number: seconds)";
+
+/** One network rule from the options (exactly one of --ip, --cidr, --port, --ip-port). */
+function networkRequest(o: {
+  ip?: string;
+  cidr?: string;
+  port?: string;
+  ipPort?: string;
+  protocol?: string;
+  direction?: string;
+}): LiveRuleRequest {
+  const given = [o.ip, o.cidr, o.port, o.ipPort].filter((v) => v !== undefined).length;
+  if (given !== 1) {
+    throw new AegisError("USAGE", "give exactly one of --ip, --cidr, --port, --ip-port");
+  }
+  if (o.direction !== undefined && o.port === undefined) {
+    throw new AegisError("USAGE", "--direction applies to --port rules only");
+  }
+  if (o.protocol !== undefined && o.port === undefined && o.ipPort === undefined) {
+    throw new AegisError("USAGE", "--protocol applies to --port and --ip-port rules only");
+  }
+  const proto = o.protocol as "tcp" | "udp" | "any" | undefined;
+  if (o.ip !== undefined) return { kind: "ip", ip: o.ip };
+  if (o.cidr !== undefined) return { kind: "cidr", cidr: o.cidr };
+  if (o.ipPort !== undefined) return { kind: "ip_port", ip_port: o.ipPort, protocol: proto };
+  const port = Number(o.port);
+  if (!/^\d{1,5}$/.test(o.port!) || port < 1 || port > 65535) {
+    throw new AegisError("USAGE", `Invalid port "${o.port}": a number from 1 to 65535`);
+  }
+  return {
+    kind: "port",
+    port,
+    protocol: proto ?? "any",
+    direction: (o.direction ?? "egress") as "egress" | "bind" | "both",
+  };
+}
+
+/** `block`, `allow`, `network deny` (lead: wire into src/cli/mod.ts). */
+export function addRuleCommands(program: Command): void {
+  const block = program.command("block")
+    .description("deny opening and executing a file now, without a policy file");
+  block.command("add").argument("<path>", "an existing file (denied by inode)")
+    .description("deny a file (live rule; a later policy apply keeps it, --reset drops it)")
+    .option("--ttl <duration>", TTL_HELP).option("--json", "machine-readable output")
+    .action((path, o) => addRule({ kind: "path", path }, o.ttl, o.json));
+  block.command("del").argument("<path>").description("remove a live block rule")
+    .option("--json", "machine-readable output")
+    .action((path, o) => delRule({ kind: "path", path }, o.json));
+  block.command("list").description("file rules: from the policy and live, with TTLs")
+    .option("--json", "machine-readable output").action((o) => listRules("block", o.json));
+
+  const allow = program.command("allow")
+    .description("let a cgroup's processes skip the global deny rules");
+  allow.command("add").argument("<cgroup>", "cgroup v2 path (/system.slice/x.service) or cgid:N")
+    .description("allow a cgroup (live rule)")
+    .option("--ttl <duration>", TTL_HELP).option("--json", "machine-readable output")
+    .action((cgroup, o) => addRule({ kind: "cgroup", cgroup }, o.ttl, o.json));
+  allow.command("del").argument("<cgroup>").description("remove a live allow rule")
+    .option("--json", "machine-readable output")
+    .action((cgroup, o) => delRule({ kind: "cgroup", cgroup }, o.json));
+  allow.command("list").description("allowed cgroups: from the policy and live")
+    .option("--json", "machine-readable output").action((o) => listRules("allow", o.json));
+
+  const deny = program.command("network").description("network rules")
+    .command("deny").description("deny connections by address, network, port or address:port");
+  const netOpts = <T extends Command<[], Record<string, unknown>>>(c: T) =>
+    c.option("--ip <ip>", "an exact IPv4 or IPv6 address")
+      .option("--cidr <cidr>", "a network, e.g. 10.0.0.0/8 (host bits must be clear)")
+      .option("--port <n>", "a port (1-65535)")
+      .addOption(
+        new Option("--protocol <p>", "for --port/--ip-port").choices(["tcp", "udp", "any"]),
+      )
+      .addOption(
+        new Option("--direction <d>", "for --port: egress (connect/send), bind or both")
+          .choices(["egress", "bind", "both"]),
+      )
+      .option("--ip-port <ip:port>", "1.2.3.4:443 or [2001:db8::1]:443")
+      .option("--json", "machine-readable output");
+  netOpts(deny.command("add").description("add a live network deny rule"))
+    .option("--ttl <duration>", TTL_HELP)
+    .action((o) => addRule(networkRequest(o), (o as { ttl?: string }).ttl, o.json as true));
+  netOpts(deny.command("del").description("remove a live network deny rule"))
+    .action((o) => delRule(networkRequest(o), o.json as true));
+  deny.command("list").description("network rules: from the policy and live, with TTLs")
+    .option("--json", "machine-readable output").action((o) => listRules("network", o.json));
+}

@@ -1,0 +1,617 @@
+/**
+ * Live rule edits (`block|allow|network deny add|del|list`): rules added
+ * to the LIVE generation's maps without a policy file, each with an
+ * optional time-to-live, and recorded in a store so that
+ *
+ * - a later `policy apply` carries them into the new generation (unless
+ *   `--reset`), and
+ * - an agent restart, a CLI run without the daemon, and `list` know them.
+ *
+ * Store: `<stateDir>/live_rules.json` (0600, written atomically, checked
+ * to be ours and not group/other writable before use), guarded by an
+ * flock on `live_rules.json.lock` so two CLI runs without a daemon do not
+ * lose each other's edits.
+ *
+ * Rule ids: a live rule's id (the `rule_id` block events carry) starts at
+ * LIVE_RULE_ID_BASE = 2^31; policy rules use their line number (below
+ * 2^24, as a policy file is at most 16 MiB). So a block event says which
+ * one denied.
+ *
+ * A live rule on a key the policy already holds (the same inode, address
+ * …) replaces the policy's value while it lives (its flags are kept) and
+ * the policy's value comes back when the live rule is deleted or expires
+ * (`shadows`).
+ *
+ * @module
+ */
+import { z } from "zod";
+import {
+  AEGIS_POL_FILE_RULES,
+  AEGIS_POL_NET_RULES,
+  AEGIS_RT_CIDR,
+  AEGIS_RT_INODE,
+  AEGIS_RT_IP,
+  AEGIS_RT_IP_PORT,
+  AEGIS_RT_PORT,
+  AEGIS_RULE_DENY,
+} from "../bpf/abi_gen.ts";
+import type { BpfMap } from "../bpf/map.ts";
+import {
+  cidrKey,
+  ipKey,
+  ipPortKey,
+  type NetDir,
+  type NetProto,
+  parseCidr,
+  parseIp,
+  parseIpPort,
+  parsePort,
+  portKey,
+} from "../bpf/net_codec.ts";
+import { type ResolvedPath, resolveRulePath } from "../bpf/path_rule.ts";
+import { cgroupKey, inodeKey, policyValue, ruleValue, u32Key } from "../bpf/rule_codec.ts";
+import { AegisError, NativeCallError, UsageError } from "../errors.ts";
+import { fromHex } from "./keys.ts";
+import { toHex } from "../util/bytes.ts";
+import { writeFileAtomic } from "./atomic.ts";
+import type { CompiledEntry, CompiledPolicy } from "./apply.ts";
+import { keyGeneration, liveGeneration } from "./apply.ts";
+import { formatIp, parseCgroupRef } from "./parse.ts";
+
+/** Rule ids of live edits start here (policy rules use their line number). */
+export const LIVE_RULE_ID_BASE = 0x8000_0000;
+/** Longest accepted time-to-live: 366 days. */
+export const MAX_TTL_SECONDS = 366 * 86400;
+
+const PROTO = { any: 0, tcp: 6, udp: 17 } as const;
+const DIR = { egress: 0, bind: 1, both: 2 } as const;
+const PROTO_NAME: Record<number, keyof typeof PROTO> = { 0: "any", 6: "tcp", 17: "udp" };
+const DIR_NAME: Record<number, keyof typeof DIR> = { 0: "egress", 1: "bind", 2: "both" };
+
+/** What an operator asks to add or delete (CLI options, control-socket body). */
+export const LiveRuleRequest = z.discriminatedUnion("kind", [
+  z.object({ kind: z.literal("path"), path: z.string().min(1) }),
+  z.object({ kind: z.literal("cgroup"), cgroup: z.string().min(1) }),
+  z.object({ kind: z.literal("ip"), ip: z.string().min(1) }),
+  z.object({ kind: z.literal("cidr"), cidr: z.string().min(1) }),
+  z.object({
+    kind: z.literal("port"),
+    port: z.number().int(),
+    protocol: z.enum(["tcp", "udp", "any"]).default("any"),
+    direction: z.enum(["egress", "bind", "both"]).default("egress"),
+  }),
+  z.object({
+    kind: z.literal("ip_port"),
+    ip_port: z.string().min(1),
+    protocol: z.enum(["tcp", "udp", "any"]).optional(),
+  }),
+]);
+export type LiveRuleRequest = z.input<typeof LiveRuleRequest>;
+
+/** A rule in canonical, resolved form (what the store keeps). */
+export const LiveRuleSpec = z.discriminatedUnion("kind", [
+  z.object({
+    kind: z.literal("path"),
+    path: z.string(),
+    dev: z.number().int().nonnegative(),
+    ino: z.string().regex(/^\d+$/),
+  }),
+  z.object({ kind: z.literal("cgroup"), cgroup: z.string(), cgid: z.string().regex(/^\d+$/) }),
+  z.object({ kind: z.literal("ip"), ip: z.string() }),
+  z.object({ kind: z.literal("cidr"), cidr: z.string() }),
+  z.object({
+    kind: z.literal("port"),
+    port: z.number().int().min(1).max(65535),
+    protocol: z.enum(["tcp", "udp", "any"]),
+    direction: z.enum(["egress", "bind", "both"]),
+  }),
+  z.object({
+    kind: z.literal("ip_port"),
+    ip: z.string(),
+    port: z.number().int().min(1).max(65535),
+    protocol: z.enum(["tcp", "udp", "any"]),
+  }),
+]);
+export type LiveRuleSpec = z.infer<typeof LiveRuleSpec>;
+
+export const LiveRule = z.object({
+  id: z.number().int().min(LIVE_RULE_ID_BASE).max(0xffff_ffff),
+  map: z.string(),
+  spec: LiveRuleSpec,
+  /** unix ms */
+  added: z.number(),
+  /** unix ms, or null: until deleted */
+  expires: z.number().nullable(),
+  /** hex of the policy value this rule replaced, restored when it goes */
+  shadows: z.string().regex(/^[0-9a-f]*$/).nullable(),
+});
+export type LiveRule = z.infer<typeof LiveRule>;
+
+const Store = z.object({
+  version: z.literal(1),
+  next_id: z.number().int().min(LIVE_RULE_ID_BASE).max(0xffff_ffff),
+  rules: z.array(LiveRule),
+});
+type Store = z.infer<typeof Store>;
+
+/** Which rules a command family lists. */
+export type RuleGroup = "block" | "allow" | "network";
+export const GROUP_KINDS: Record<RuleGroup, readonly LiveRuleSpec["kind"][]> = {
+  block: ["path"],
+  allow: ["cgroup"],
+  network: ["ip", "cidr", "port", "ip_port"],
+};
+export const GROUP_MAPS: Record<RuleGroup, readonly string[]> = {
+  block: ["aegis_deny_inode"],
+  allow: ["aegis_allow_cgroup"],
+  network: [
+    "aegis_deny_ip4",
+    "aegis_deny_ip6",
+    "aegis_deny_cidr4",
+    "aegis_deny_cidr6",
+    "aegis_deny_port",
+    "aegis_deny_ip4_port",
+    "aegis_deny_ip6_port",
+  ],
+};
+
+/** "30s", "10m", "2h", "1d", or bare seconds ("90"). */
+export function parseDuration(text: string): number {
+  const m = /^(\d{1,9})([smhd]?)$/.exec(text.trim());
+  if (!m) {
+    throw new UsageError(
+      `Invalid duration "${text}": write a whole number with s, m, h or d (30s, 10m, 2h, 1d)`,
+    );
+  }
+  const s = Number(m[1]) * { "": 1, s: 1, m: 60, h: 3600, d: 86400 }[m[2] as "s"];
+  if (s < 1 || s > MAX_TTL_SECONDS) {
+    throw new UsageError(
+      `Invalid duration "${text}": from 1 second to ${MAX_TTL_SECONDS / 86400} days`,
+    );
+  }
+  return s;
+}
+
+/** The key and value-shape of a rule spec. */
+function keyOf(spec: LiveRuleSpec, gen: number): { map: string; key: Uint8Array<ArrayBuffer> } {
+  switch (spec.kind) {
+    case "path":
+      return { map: "aegis_deny_inode", key: inodeKey(spec.dev, BigInt(spec.ino), gen) };
+    case "cgroup":
+      return { map: "aegis_allow_cgroup", key: cgroupKey(BigInt(spec.cgid), gen) };
+    case "ip":
+      return ipKey(parseIp(spec.ip), gen);
+    case "cidr":
+      return cidrKey(parseCidr(spec.cidr), gen);
+    case "port":
+      return portKey({
+        port: spec.port,
+        proto: PROTO[spec.protocol] as NetProto,
+        dir: DIR[spec.direction] as NetDir,
+      }, gen);
+    case "ip_port":
+      return ipPortKey(
+        { ip: parseIp(spec.ip), port: spec.port, proto: PROTO[spec.protocol] as NetProto },
+        gen,
+      );
+  }
+}
+
+const RULE_TYPE: Record<LiveRuleSpec["kind"], number> = {
+  path: AEGIS_RT_INODE,
+  cgroup: 0,
+  ip: AEGIS_RT_IP,
+  cidr: AEGIS_RT_CIDR,
+  port: AEGIS_RT_PORT,
+  ip_port: AEGIS_RT_IP_PORT,
+};
+
+/** aegis_policy switch a rule needs so its hook looks it up. */
+function policyFlagOf(kind: LiveRuleSpec["kind"]): number {
+  if (kind === "path") return AEGIS_POL_FILE_RULES;
+  if (kind === "cgroup") return 0;
+  return AEGIS_POL_NET_RULES;
+}
+
+/** flags field of a struct aegis_rule value. */
+function flagsOfValue(v: Uint8Array): number {
+  return new DataView(v.buffer, v.byteOffset, v.byteLength).getUint16(4, true);
+}
+function idOfValue(v: Uint8Array): number {
+  return new DataView(v.buffer, v.byteOffset, v.byteLength).getUint32(0, true);
+}
+
+/** The map value of a live rule; `prevFlags` are the flags of a policy value it shadows. */
+function valueOf(rule: LiveRule, prevFlags = 0): Uint8Array<ArrayBuffer> {
+  const deny = rule.spec.kind === "cgroup" ? 0 : AEGIS_RULE_DENY;
+  return ruleValue(rule.id, deny | prevFlags, RULE_TYPE[rule.spec.kind]);
+}
+
+/** How a rule reads in lists and messages. */
+export function describeRule(spec: LiveRuleSpec): string {
+  switch (spec.kind) {
+    case "path":
+      return `${spec.path} (inode ${spec.dev}:${spec.ino})`;
+    case "cgroup":
+      return spec.cgroup.startsWith("cgid:") ? spec.cgroup : `${spec.cgroup} (cgid:${spec.cgid})`;
+    case "ip":
+      return `ip ${spec.ip}`;
+    case "cidr":
+      return `cidr ${spec.cidr}`;
+    case "port":
+      return `port ${spec.port}:${spec.protocol}:${spec.direction}`;
+    case "ip_port":
+      return `ip:port ${spec.ip.includes(":") ? `[${spec.ip}]` : spec.ip}:${spec.port}:` +
+        spec.protocol;
+  }
+}
+
+/**
+ * The live rules merged into a compiled policy (for `policy apply`): a
+ * live rule on a key the policy also writes replaces that entry (the
+ * policy's flags kept) and records the policy value as `shadows`.
+ */
+export function mergeLive(
+  compiled: CompiledPolicy,
+  rules: readonly LiveRule[],
+): { policy: CompiledPolicy; shadows: Map<number, string | null> } {
+  const shadows = new Map<number, string | null>();
+  if (rules.length === 0) return { policy: compiled, shadows };
+  const entries = compiled.entries.slice();
+  const touched = new Set(rules.map((r) => r.map));
+  const index = new Map<string, number>();
+  entries.forEach((e, i) => {
+    if (touched.has(e.map)) index.set(`${e.map}/${toHex(e.key(0))}`, i);
+  });
+  let flags = compiled.flags;
+  for (const r of rules) {
+    const at = index.get(`${r.map}/${toHex(keyOf(r.spec, 0).key)}`);
+    const entry: CompiledEntry = {
+      map: r.map,
+      key: (gen) => keyOf(r.spec, gen).key,
+      value: valueOf(r, at === undefined ? 0 : flagsOfValue(entries[at].value)),
+    };
+    if (at === undefined) {
+      entries.push(entry);
+      shadows.set(r.id, null);
+    } else {
+      shadows.set(r.id, toHex(entries[at].value));
+      entries[at] = entry;
+    }
+    flags |= policyFlagOf(r.spec.kind);
+  }
+  return { policy: { flags, entries }, shadows };
+}
+
+/** One line of `list`: a policy rule (from the live maps) or a live edit. */
+export interface ListedRule {
+  origin: "policy" | "live";
+  id: number;
+  map: string;
+  rule: string;
+  /** seconds left, null: no TTL */
+  ttl_remaining_s: number | null;
+}
+
+export interface LiveRulesDeps {
+  /** a map of the live object (daemon: its engine; CLI: the pins) */
+  maps: (name: string) => BpfMap;
+  /** <stateDir>/live_rules.json */
+  storePath: string;
+  /** unix ms (default Date.now) */
+  now?: () => number;
+  resolvePath?: (path: string) => ResolvedPath;
+  /** cgroup v2 id of a cgroup path, or null */
+  resolveCgroup: (path: string) => bigint | null;
+}
+
+/**
+ * The live edits over the live generation's maps and the store. Every
+ * method reads the store afresh (another process may have changed it) and
+ * is synchronous, so inside the daemon they never interleave.
+ */
+export class LiveRules {
+  #d: LiveRulesDeps;
+  #now: () => number;
+
+  constructor(deps: LiveRulesDeps) {
+    this.#d = deps;
+    this.#now = deps.now ?? Date.now;
+  }
+
+  #withLock<T>(f: () => T): T {
+    const dir = this.#d.storePath.slice(0, this.#d.storePath.lastIndexOf("/")) || "/";
+    Deno.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const lock = Deno.openSync(`${this.#d.storePath}.lock`, {
+      create: true,
+      write: true,
+      mode: 0o600,
+    });
+    try {
+      lock.lockSync(true);
+      return f();
+    } finally {
+      lock.close();
+    }
+  }
+
+  #read(): Store {
+    const p = this.#d.storePath;
+    let st: Deno.FileInfo;
+    try {
+      st = Deno.lstatSync(p);
+    } catch (e) {
+      if (e instanceof Deno.errors.NotFound) {
+        return { version: 1, next_id: LIVE_RULE_ID_BASE, rules: [] };
+      }
+      throw e;
+    }
+    const uid = Deno.uid();
+    if (!st.isFile || (st.mode ?? 0) & 0o022 || (uid !== null && st.uid !== uid)) {
+      throw new AegisError(
+        "LIVE_STORE_UNSAFE",
+        `${p} is not a regular file owned by uid ${uid} and writable only by it; refusing to ` +
+          `use it. Check who changed it, then remove it (the live rules it listed stay in the ` +
+          `maps until the next "policy apply --reset")`,
+      );
+    }
+    const r = Store.safeParse(JSON.parse(Deno.readTextFileSync(p)));
+    if (!r.success) {
+      throw new AegisError(
+        "LIVE_STORE_INVALID",
+        `${p} is damaged (${r.error.issues[0]?.message}); remove it and re-add the live rules`,
+      );
+    }
+    return r.data;
+  }
+
+  #write(s: Store): void {
+    writeFileAtomic(this.#d.storePath, new TextEncoder().encode(JSON.stringify(s)), 0o600);
+  }
+
+  /** Parse, validate and resolve a request; throws UsageError naming what is wrong. */
+  resolve(req: LiveRuleRequest): LiveRuleSpec {
+    const r = LiveRuleRequest.safeParse(req);
+    if (!r.success) throw new UsageError(`Invalid rule: ${r.error.issues[0]?.message}`);
+    const q = r.data;
+    switch (q.kind) {
+      case "path": {
+        const res = (this.#d.resolvePath ?? resolveRulePath)(q.path);
+        if (res.status !== "resolved") {
+          throw new UsageError(
+            `Cannot block "${q.path}": ${res.reason}. A live rule needs an existing file ` +
+              `(put paths that may appear later in a policy file: they are watched)`,
+          );
+        }
+        return { kind: "path", path: q.path, dev: res.dev, ino: String(res.ino) };
+      }
+      case "cgroup": {
+        let ref;
+        try {
+          ref = parseCgroupRef(q.cgroup);
+        } catch (e) {
+          throw new UsageError((e as Error).message);
+        }
+        if (ref.kind === "cgid") {
+          return { kind: "cgroup", cgroup: q.cgroup, cgid: String(ref.cgid) };
+        }
+        const id = this.#d.resolveCgroup(ref.path);
+        if (id === null) {
+          throw new UsageError(`Cannot allow cgroup "${ref.path}": no such cgroup v2 directory`);
+        }
+        return { kind: "cgroup", cgroup: ref.path, cgid: String(id) };
+      }
+      case "ip":
+        return { kind: "ip", ip: formatIp(parseIp(q.ip).bytes) };
+      case "cidr": {
+        const c = parseCidr(q.cidr);
+        if (c.hostBitsCleared) {
+          throw new UsageError(
+            `Invalid CIDR "${q.cidr}": host bits are set; write ${formatIp(c.bytes)}/${c.prefix}`,
+          );
+        }
+        return { kind: "cidr", cidr: `${formatIp(c.bytes)}/${c.prefix}` };
+      }
+      case "port": {
+        const p = parsePort(`${q.port}:${q.protocol}:${q.direction}`);
+        return {
+          kind: "port",
+          port: p.port,
+          protocol: PROTO_NAME[p.proto],
+          direction: DIR_NAME[p.dir],
+        };
+      }
+      case "ip_port": {
+        const r = parseIpPort(q.protocol ? `${q.ip_port}:${q.protocol}` : q.ip_port);
+        return {
+          kind: "ip_port",
+          ip: formatIp(r.ip.bytes),
+          port: r.port,
+          protocol: PROTO_NAME[r.proto],
+        };
+      }
+    }
+  }
+
+  /** The live rules in the store (expired ones included until a sweep). */
+  rules(): LiveRule[] {
+    return this.#read().rules;
+  }
+
+  /**
+   * Add a rule to the live generation (or renew the TTL of the same rule).
+   * `ttlSeconds` null: until deleted.
+   */
+  add(
+    req: LiveRuleRequest,
+    ttlSeconds: number | null = null,
+  ): { rule: LiveRule; renewed: boolean } {
+    const spec = this.resolve(req);
+    if (
+      ttlSeconds !== null && (!Number.isSafeInteger(ttlSeconds) || ttlSeconds < 1 ||
+        ttlSeconds > MAX_TTL_SECONDS)
+    ) {
+      throw new UsageError(`Invalid TTL ${ttlSeconds}: from 1 to ${MAX_TTL_SECONDS} seconds`);
+    }
+    return this.#withLock(() => {
+      const s = this.#read();
+      const now = this.#now();
+      const gen = liveGeneration(this.#d.maps);
+      const { map, key } = keyOf(spec, gen);
+      const m = this.#d.maps(map);
+      const key0 = toHex(keyOf(spec, 0).key);
+      const same = s.rules.find((r) => r.map === map && toHex(keyOf(r.spec, 0).key) === key0);
+      const expires = ttlSeconds === null ? null : now + ttlSeconds * 1000;
+      if (same) {
+        same.expires = expires;
+        this.#write(s);
+        return { rule: same, renewed: true };
+      }
+      const prev = m.lookup(key);
+      const shadows = prev && idOfValue(prev) < LIVE_RULE_ID_BASE ? toHex(prev) : null;
+      const rule: LiveRule = { id: s.next_id, map, spec, added: now, expires, shadows };
+      try {
+        m.update(key, valueOf(rule, prev ? flagsOfValue(prev) : 0));
+      } catch (e) {
+        if (e instanceof NativeCallError && (e.errno === 7 || e.errno === 28)) {
+          throw new AegisError(
+            "MAP_FULL",
+            `map full: ${map} holds ${m.maxEntries}; the live rule was not added. Remove rules, ` +
+              `or restart the agent without its pins (see docs/policy.md, "Map sizes")`,
+            { cause: e },
+          );
+        }
+        throw e;
+      }
+      const flag = policyFlagOf(spec.kind);
+      if (flag) {
+        const pol = this.#d.maps("aegis_policy");
+        const cur = pol.lookup(u32Key(gen));
+        const flags = cur ? Number(new DataView(cur.buffer).getBigUint64(0, true)) : 0;
+        if ((flags & flag) === 0) pol.update(u32Key(gen), policyValue(flags | flag));
+      }
+      s.rules.push(rule);
+      s.next_id = s.next_id >= 0xffff_ffff ? LIVE_RULE_ID_BASE : s.next_id + 1;
+      try {
+        this.#write(s);
+      } catch (e) {
+        this.#unenforce(rule, gen);
+        throw e;
+      }
+      return { rule, renewed: false };
+    });
+  }
+
+  /** Remove `rule` from the live generation: restore the policy value it replaced, or delete. */
+  #unenforce(rule: LiveRule, gen: number): void {
+    const { map, key } = keyOf(rule.spec, gen);
+    const m = this.#d.maps(map);
+    if (rule.shadows) m.update(key, fromHex(rule.shadows));
+    else m.delete(key);
+  }
+
+  /** Delete the live rule matching `req`; throws NOT_FOUND when there is none. */
+  del(req: LiveRuleRequest): LiveRule {
+    const q = LiveRuleRequest.safeParse(req);
+    return this.#withLock(() => {
+      const s = this.#read();
+      const byPath = q.success && q.data.kind === "path" ? q.data.path : null;
+      let found = byPath === null
+        ? undefined
+        : s.rules.find((r) => r.spec.kind === "path" && r.spec.path === byPath);
+      if (!found) {
+        const spec = this.resolve(req);
+        const k = keyOf(spec, 0);
+        found = s.rules.find((r) =>
+          r.map === k.map && toHex(keyOf(r.spec, 0).key) === toHex(k.key)
+        );
+      }
+      if (!found) {
+        throw new AegisError(
+          "NOT_FOUND",
+          `No live rule ${JSON.stringify(req)}; list shows them (policy rules change with ` +
+            `"policy apply", not with del)`,
+        );
+      }
+      this.#unenforce(found, liveGeneration(this.#d.maps));
+      s.rules = s.rules.filter((r) => r !== found);
+      this.#write(s);
+      return found;
+    });
+  }
+
+  /** Remove every rule whose TTL has passed (maps and store); returns them. */
+  sweep(): LiveRule[] {
+    const now = this.#now();
+    if (!this.rules().some((r) => r.expires !== null && r.expires <= now)) return [];
+    return this.#withLock(() => {
+      const s = this.#read();
+      const gen = liveGeneration(this.#d.maps);
+      const expired = s.rules.filter((r) => r.expires !== null && r.expires <= now);
+      for (const r of expired) this.#unenforce(r, gen);
+      s.rules = s.rules.filter((r) => !expired.includes(r));
+      this.#write(s);
+      return expired;
+    });
+  }
+
+  /** Forget every live rule (store only; `policy apply --reset` drops them from the maps). */
+  clear(): LiveRule[] {
+    return this.#withLock(() => {
+      const s = this.#read();
+      this.#write({ ...s, rules: [] });
+      return s.rules;
+    });
+  }
+
+  /** After an apply carried the rules: which policy value each one now replaces. */
+  setShadows(shadows: Map<number, string | null>): void {
+    if (shadows.size === 0) return;
+    this.#withLock(() => {
+      const s = this.#read();
+      for (const r of s.rules) if (shadows.has(r.id)) r.shadows = shadows.get(r.id)!;
+      this.#write(s);
+    });
+  }
+
+  /**
+   * Policy rules (read from the live generation's maps; `policyText`, the
+   * applied file, names them by line) and live rules of a group.
+   */
+  list(group: RuleGroup, policyText = ""): ListedRule[] {
+    const now = this.#now();
+    const lines = policyText.split("\n");
+    const gen = liveGeneration(this.#d.maps);
+    const out: ListedRule[] = [];
+    for (const map of GROUP_MAPS[group]) {
+      const m = this.#d.maps(map);
+      for (const k of m.keys()) {
+        const v = m.lookup(k);
+        if (!v || idOfValue(v) >= LIVE_RULE_ID_BASE || keyGeneration(map, k) !== gen) continue;
+        const id = idOfValue(v);
+        const text = lines[id - 1]?.trim();
+        out.push({
+          origin: "policy",
+          id,
+          map,
+          rule: text ? `line ${id}: ${text}` : `rule ${id} in ${map}`,
+          ttl_remaining_s: null,
+        });
+      }
+    }
+    out.sort((a, b) => a.id - b.id);
+    for (const r of this.rules()) {
+      if (!GROUP_KINDS[group].includes(r.spec.kind)) continue;
+      out.push({
+        origin: "live",
+        id: r.id,
+        map: r.map,
+        rule: describeRule(r.spec),
+        ttl_remaining_s: r.expires === null
+          ? null
+          : Math.max(0, Math.ceil((r.expires - now) / 1000)),
+      });
+    }
+    return out;
+  }
+}
