@@ -157,7 +157,8 @@ export interface HttpServerHandle {
   close(): Promise<void>;
 }
 
-function listenError(listen: ListenAddr, e: unknown): AegisError {
+/** The AegisError for a failed bind: address, flag, cause and what to do. */
+export function describeListenError(listen: ListenAddr, e: unknown): AegisError {
   const where = listen.hostname.includes(":")
     ? `[${listen.hostname}]:${listen.port}`
     : `${listen.hostname}:${listen.port}`;
@@ -249,7 +250,7 @@ export function startHttpServer(
       },
     }, handler);
   } catch (e) {
-    return Promise.reject(listenError(listen, e));
+    return Promise.reject(describeListenError(listen, e));
   }
   const addr = { hostname: server.addr.hostname, port: server.addr.port };
   logger.info(literal(`HTTP API listening on ${addr.hostname}:${addr.port}`), { ...addr });
