@@ -1,0 +1,320 @@
+/**
+ * `GET /metrics` and `aegisbpf metrics`: the agent's state in Prometheus
+ * text format (SPEC §8). docs/telemetry.md lists every metric.
+ *
+ * Everything comes through {@link MetricsSources} (injected; read at render
+ * time), so the daemon renders from its live maps and its own state, the
+ * CLI from the pinned maps with the runtime state unknown, and tests from
+ * fakes. Kernel counters are per-CPU and summed here.
+ *
+ * @module
+ */
+import {
+  ABI_LAYOUT,
+  AEGIS_ACT_AUDIT,
+  AEGIS_CFG_EMERGENCY_DISABLE,
+  AEGIS_CFG_GENERATION,
+  AEGIS_CNT_EVENTS,
+  AEGIS_CNT_RINGBUF_DROPS,
+  AEGIS_CNT_SIGNAL_SENT,
+  AEGIS_CNT_SURVIVAL_ALLOW,
+} from "../bpf/abi_gen.ts";
+import { RUNTIME_STATES, type RuntimeState } from "../daemon/contracts.ts";
+import type { KernelRecord } from "../events/decode.ts";
+import { HOOK_NAMES, RULE_TYPE_NAMES } from "../events/json.ts";
+import { RULE_MAPS } from "../policy/apply.ts";
+import { readPerfSlo } from "./perf_slo.ts";
+import { Exposition } from "./prom.ts";
+
+/** What the renderer needs of a map (BpfMap has it). */
+export interface MetricsMap {
+  readonly maxEntries: number;
+  readonly valueSize: number;
+  /** values per lookup: possible CPUs for per-CPU maps, else 1 */
+  readonly slots: number;
+  lookup(key: Uint8Array<ArrayBuffer>): Uint8Array<ArrayBuffer> | null;
+  keys(): Uint8Array<ArrayBuffer>[];
+  sumU64(index: number): bigint;
+}
+
+/**
+ * Where the numbers come from. Read once per render; the daemon passes an
+ * object whose fields are getters (or builds a fresh one per scrape).
+ * `null` means "not known here" and leaves the metric out.
+ */
+export interface MetricsSources {
+  /** A live map by name (the daemon's object or the pins), null if absent. */
+  map(name: string): MetricsMap | null;
+  /** Runtime state; null when unknown (CLI without a daemon). */
+  runtimeState: RuntimeState | null;
+  enforceCapable: boolean | null;
+  /** Kill-switch bookkeeping (the daemon's emergency module). */
+  emergency: { active: boolean; transitions: number; stormActive: boolean } | null;
+  /** The event sink: lines written and dropped (EventSink.stats). */
+  events: { written: number; sinkDropped: number } | null;
+  /** Network blocks by rule type, counted from events (NetBlockCounter). */
+  netBlocks: Readonly<Record<string, number>> | null;
+  /** /events subscribers cut off for being too slow. */
+  sse: { droppedClients: number } | null;
+  /** Policy path rules whose file does not exist yet. */
+  unresolvedPaths: number | null;
+  /** perf-slo-summary.json (aegisPaths().perfSlo). */
+  perfSloPath: string;
+}
+
+export interface RenderOptions {
+  /** Add per-hook blocks/audits, per-CPU drops, map entries, extra kernel counters. */
+  detailed: boolean;
+}
+
+/** Rule types of aegisbpf_net_blocks_total{type} (SPEC §8), always exported. */
+export const NET_BLOCK_TYPES = ["ip", "cidr", "port", "ip_port", "identity", "cg_ip", "cg_port"];
+
+/** Maps whose capacity and utilisation are exported. */
+export const CAPACITY_MAPS: readonly string[] = [...Object.keys(RULE_MAPS), "aegis_survival_inode"];
+
+/**
+ * Network blocks by rule type, fed with every decoded record (the kernel
+ * counts blocks per hook, not per rule type). AUDIT records are not blocks.
+ */
+export class NetBlockCounter {
+  readonly counts: Record<string, number> = Object.fromEntries(NET_BLOCK_TYPES.map((t) => [t, 0]));
+  observe(r: KernelRecord): void {
+    if (r.kind !== "net_block" || r.action === AEGIS_ACT_AUDIT) return;
+    const t = RULE_TYPE_NAMES[r.ruleType] ?? "unknown";
+    this.counts[t] = (this.counts[t] ?? 0) + 1;
+  }
+}
+
+function u32Key(i: number): Uint8Array<ArrayBuffer> {
+  const k = new Uint8Array(4);
+  new DataView(k.buffer).setUint32(0, i, true);
+  return k;
+}
+
+/** Per-CPU u64 fields of array slot `index`, summed over CPUs. */
+function sumFields(m: MetricsMap, index: number, fields: number): bigint[] {
+  const sums = new Array<bigint>(fields).fill(0n);
+  const v = m.lookup(u32Key(index));
+  if (!v) return sums;
+  const dv = new DataView(v.buffer, v.byteOffset, v.byteLength);
+  const stride = m.slots === 1 ? m.valueSize : (m.valueSize + 7) & ~7;
+  for (let c = 0; c < m.slots; c++) {
+    for (let f = 0; f < fields; f++) sums[f] += dv.getBigUint64(c * stride + f * 8, true);
+  }
+  return sums;
+}
+
+/** Per-CPU values of a u64 array slot. */
+function perCpu(m: MetricsMap, index: number): bigint[] {
+  const v = m.lookup(u32Key(index));
+  if (!v) return [];
+  const dv = new DataView(v.buffer, v.byteOffset, v.byteLength);
+  const out: bigint[] = [];
+  for (let c = 0; c < m.slots; c++) out.push(dv.getBigUint64(c * 8, true));
+  return out;
+}
+
+const HOOK_STAT = ABI_LAYOUT.structs.aegis_hook_stat;
+const INODE_GEN = ABI_LAYOUT.structs.aegis_inode_key.fields.gen.offset;
+
+/** Render the exposition text. */
+export async function renderMetrics(src: MetricsSources, opts: RenderOptions): Promise<string> {
+  const x = new Exposition();
+  const counters = src.map("aegis_counters");
+  const hooks = src.map("aegis_hook_stats");
+  const config = src.map("aegis_config");
+
+  x.declare(
+    "aegisbpf_blocks_total",
+    "counter",
+    "Operations the hooks denied or signalled, all hooks.",
+  );
+  x.declare(
+    "aegisbpf_ringbuf_drops_total",
+    "counter",
+    "Event records lost because the ring buffer was full (decisions are unaffected).",
+  );
+  x.declare(
+    "aegisbpf_events_emitted_total",
+    "counter",
+    "Event records the kernel put in the ring buffer.",
+  );
+  if (counters) {
+    x.sample("aegisbpf_ringbuf_drops_total", counters.sumU64(AEGIS_CNT_RINGBUF_DROPS));
+    x.sample("aegisbpf_events_emitted_total", counters.sumU64(AEGIS_CNT_EVENTS));
+  }
+
+  x.declare(
+    "aegisbpf_hook_invocations_total",
+    "counter",
+    "Times each hook ran.",
+  );
+  x.declare(
+    "aegisbpf_hook_latency_total_ns",
+    "counter",
+    "Nanoseconds each hook spent checking rules, summed.",
+  );
+  if (opts.detailed) {
+    x.declare("aegisbpf_hook_blocks_total", "counter", "Operations each hook denied or signalled.");
+    x.declare(
+      "aegisbpf_hook_audits_total",
+      "counter",
+      "Operations each hook would have blocked (audit).",
+    );
+  }
+  if (hooks) {
+    const f = HOOK_STAT.fields;
+    let blocks = 0n;
+    for (const [id, hook] of Object.entries(HOOK_NAMES)) {
+      const s = sumFields(hooks, Number(id), HOOK_STAT.size / 8);
+      const inv = s[f.invocations.offset / 8];
+      const blk = s[f.blocks.offset / 8];
+      blocks += blk;
+      x.sample("aegisbpf_hook_invocations_total", inv, { hook });
+      x.sample("aegisbpf_hook_latency_total_ns", s[f.latency_ns.offset / 8], { hook });
+      if (opts.detailed) {
+        x.sample("aegisbpf_hook_blocks_total", blk, { hook });
+        x.sample("aegisbpf_hook_audits_total", s[f.audits.offset / 8], { hook });
+      }
+    }
+    x.sample("aegisbpf_blocks_total", blocks);
+  }
+
+  x.declare("aegisbpf_net_blocks_total", "counter", "Network operations blocked, by rule type.");
+  if (src.netBlocks) {
+    for (const [type, n] of Object.entries(src.netBlocks)) {
+      x.sample("aegisbpf_net_blocks_total", n, { type });
+    }
+  }
+
+  // Rule maps: capacity and utilisation (entries of every generation: what
+  // occupies the map), deny_inode entries of the live generation.
+  x.declare(
+    "aegisbpf_deny_inode_entries",
+    "gauge",
+    "deny_inode entries of the live rule generation.",
+  );
+  x.declare("aegisbpf_map_capacity", "gauge", "max_entries of each rule map.");
+  x.declare("aegisbpf_map_utilization", "gauge", "Entries / capacity of each rule map (0..1).");
+  if (opts.detailed) x.declare("aegisbpf_map_entries", "gauge", "Entries in each rule map.");
+  const liveGen = config ? Number(config.sumU64(AEGIS_CFG_GENERATION)) : 0;
+  for (const name of CAPACITY_MAPS) {
+    const m = src.map(name);
+    if (!m) continue;
+    const keys = m.keys();
+    x.sample("aegisbpf_map_capacity", m.maxEntries, { map: name });
+    x.sample("aegisbpf_map_utilization", m.maxEntries ? keys.length / m.maxEntries : 0, {
+      map: name,
+    });
+    if (opts.detailed) x.sample("aegisbpf_map_entries", keys.length, { map: name });
+    if (name === "aegis_deny_inode") {
+      let live = 0;
+      for (const k of keys) {
+        if (new DataView(k.buffer).getUint32(INODE_GEN, true) === liveGen) live++;
+      }
+      x.sample("aegisbpf_deny_inode_entries", live);
+    }
+  }
+
+  x.declare(
+    "aegisbpf_runtime_state",
+    "gauge",
+    "1 for the current runtime state, 0 for the others; UNKNOWN when not running as the daemon.",
+  );
+  for (const s of RUNTIME_STATES) {
+    x.sample("aegisbpf_runtime_state", src.runtimeState === s ? 1 : 0, { state: s });
+  }
+  x.sample("aegisbpf_runtime_state", src.runtimeState === null ? 1 : 0, { state: "UNKNOWN" });
+
+  x.declare("aegisbpf_enforce_capable", "gauge", "1 when the node can enforce (no blockers).");
+  if (src.enforceCapable !== null) x.sample("aegisbpf_enforce_capable", src.enforceCapable);
+
+  x.declare(
+    "aegisbpf_emergency_disable_active",
+    "gauge",
+    "1 while the emergency kill switch is on (hooks audit instead of deny).",
+  );
+  x.declare(
+    "aegisbpf_emergency_toggle_transitions_total",
+    "counter",
+    "Emergency disable/enable transitions.",
+  );
+  x.declare(
+    "aegisbpf_emergency_toggle_storm_active",
+    "gauge",
+    "1 while more than 10 emergency transitions happened in 60 s.",
+  );
+  // the kernel flag is the truth when the config map is at hand
+  if (config) {
+    x.sample(
+      "aegisbpf_emergency_disable_active",
+      config.sumU64(AEGIS_CFG_EMERGENCY_DISABLE) !== 0n,
+    );
+  } else if (src.emergency) {
+    x.sample("aegisbpf_emergency_disable_active", src.emergency.active);
+  }
+  if (src.emergency) {
+    x.sample("aegisbpf_emergency_toggle_transitions_total", src.emergency.transitions);
+    x.sample("aegisbpf_emergency_toggle_storm_active", src.emergency.stormActive);
+  }
+
+  x.declare("aegisbpf_events_written_total", "counter", "Event lines the agent's sink wrote.");
+  x.declare(
+    "aegisbpf_events_sink_dropped_total",
+    "counter",
+    "Event lines the sink dropped (slow or closed output, write errors).",
+  );
+  if (src.events) {
+    x.sample("aegisbpf_events_written_total", src.events.written);
+    x.sample("aegisbpf_events_sink_dropped_total", src.events.sinkDropped);
+  }
+  x.declare(
+    "aegisbpf_sse_clients_dropped_total",
+    "counter",
+    "GET /events clients cut off because they did not keep up.",
+  );
+  if (src.sse) x.sample("aegisbpf_sse_clients_dropped_total", src.sse.droppedClients);
+  x.declare(
+    "aegisbpf_policy_unresolved_paths",
+    "gauge",
+    "Policy path rules whose file does not exist yet (enforced once it appears).",
+  );
+  if (src.unresolvedPaths !== null) {
+    x.sample("aegisbpf_policy_unresolved_paths", src.unresolvedPaths);
+  }
+
+  const slo = await readPerfSlo(src.perfSloPath);
+  x.declare(
+    "aegisbpf_perf_slo_summary_present",
+    "gauge",
+    "1 when the perf-SLO summary file exists.",
+  );
+  x.declare(
+    "aegisbpf_perf_slo_summary_malformed",
+    "gauge",
+    "1 when the perf-SLO summary exists but cannot be trusted (never reported as passing).",
+  );
+  x.declare("aegisbpf_perf_slo_gate_pass", "gauge", "1 when the perf-SLO gate passed.");
+  x.declare("aegisbpf_perf_slo_failed_rows", "gauge", "Rows of the perf-SLO summary that failed.");
+  x.sample("aegisbpf_perf_slo_summary_present", slo.present);
+  x.sample("aegisbpf_perf_slo_summary_malformed", slo.malformed);
+  x.sample("aegisbpf_perf_slo_gate_pass", slo.gatePass);
+  x.sample("aegisbpf_perf_slo_failed_rows", slo.failedRows);
+
+  if (opts.detailed && counters) {
+    x.declare(
+      "aegisbpf_survival_allow_total",
+      "counter",
+      "Deny rules that matched a survival-allowlisted inode and were let through.",
+    );
+    x.declare("aegisbpf_signals_sent_total", "counter", "Signals sent by the signal fallback.");
+    x.declare("aegisbpf_ringbuf_drops_per_cpu_total", "counter", "Ring-buffer drops per CPU.");
+    x.sample("aegisbpf_survival_allow_total", counters.sumU64(AEGIS_CNT_SURVIVAL_ALLOW));
+    x.sample("aegisbpf_signals_sent_total", counters.sumU64(AEGIS_CNT_SIGNAL_SENT));
+    perCpu(counters, AEGIS_CNT_RINGBUF_DROPS).forEach((v, cpu) =>
+      x.sample("aegisbpf_ringbuf_drops_per_cpu_total", v, { cpu: String(cpu) })
+    );
+  }
+  return x.text();
+}
