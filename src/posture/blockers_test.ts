@@ -1,0 +1,131 @@
+import { deepStrictEqual as eq, ok, strictEqual } from "node:assert/strict";
+import { capabilityTier, coreSupported, enforceBlockers } from "./blockers.ts";
+import { NO_NEEDS } from "./needs.ts";
+import { allSymbols, fixtureReport } from "./testing.ts";
+import { NativeCallError } from "../errors.ts";
+
+const eperm = () => {
+  throw new NativeCallError("aegis_obj_load", 1);
+};
+const codes = (b: { code: string }[]) => b.map((x) => x.code);
+const without = (...names: string[]) => {
+  const s = allSymbols();
+  for (const n of names) s.delete(n);
+  return s;
+};
+
+Deno.test("tier Full and no blockers: bpf listed and the trial attaches", async () => {
+  const p = await fixtureReport();
+  strictEqual(capabilityTier(p), "Full");
+  strictEqual(coreSupported(p), true);
+  eq(enforceBlockers(p, NO_NEEDS), []);
+});
+
+Deno.test("host-like (listed, load EPERM): AuditOnly, BPF_LSM_DISABLED + CAPABILITY_AUDIT_ONLY", async () => {
+  const p = await fixtureReport({ trial: eperm });
+  strictEqual(capabilityTier(p), "AuditOnly");
+  const b = enforceBlockers(p, NO_NEEDS);
+  eq(codes(b), ["BPF_LSM_DISABLED", "CAPABILITY_AUDIT_ONLY"]);
+  ok(b[0].message.includes("EPERM"));
+  ok(b[0].remedy.includes("lockdown"));
+});
+
+Deno.test("attached is not enforcing: bpf not in lsm= gives BPF_LSM_DISABLED with the boot line", async () => {
+  const p = await fixtureReport({
+    files: { "/sys/kernel/security/lsm": "lockdown,capability,apparmor" },
+  });
+  strictEqual(p.bpf_lsm_attach.status, "supported");
+  strictEqual(capabilityTier(p), "AuditOnly");
+  const b = enforceBlockers(p, NO_NEEDS).find((x) => x.code === "BPF_LSM_DISABLED")!;
+  strictEqual(
+    b.remedy,
+    "boot with lsm=lockdown,capability,apparmor,bpf (kernel built with CONFIG_BPF_LSM=y)",
+  );
+});
+
+Deno.test("Disabled: any core piece missing → CORE_UNSUPPORTED naming it", async () => {
+  for (
+    const [files, symbols, what] of [
+      [{ "/sys/kernel/btf/vmlinux": undefined }, undefined, "kernel BTF"],
+      [{ "/proc/sys/kernel/unprivileged_bpf_disabled": undefined }, undefined, "bpf syscall"],
+      [{ "/sys/fs/cgroup/cgroup.controllers": undefined }, undefined, "cgroup v2"],
+      [{}, without("bpf_ringbuf_reserve"), "BPF ring buffer"],
+    ] as const
+  ) {
+    const p = await fixtureReport({ files, symbols, trial: eperm });
+    strictEqual(capabilityTier(p), "Disabled", what);
+    strictEqual(coreSupported(p), false);
+    const b = enforceBlockers(p, NO_NEEDS);
+    strictEqual(b[0].code, "CORE_UNSUPPORTED");
+    ok(b[0].message.startsWith(what), b[0].message);
+  }
+});
+
+Deno.test("Unknown: no tracepoints and no BPF LSM, or core facts unknown", async () => {
+  const noTp = { "/sys/kernel/tracing/events/syscalls/sys_enter_openat/id": undefined };
+  strictEqual(capabilityTier(await fixtureReport({ files: noTp, trial: eperm })), "Unknown");
+  const p = await fixtureReport({
+    files: { "/sys/kernel/btf/vmlinux": new Deno.errors.PermissionDenied("x") },
+  });
+  strictEqual(coreSupported(p), null);
+  strictEqual(capabilityTier(p), "Unknown");
+  ok(codes(enforceBlockers(p, NO_NEEDS)).includes("CORE_UNSUPPORTED"), "unknown blocks too");
+});
+
+Deno.test("no shim (not root): attach unknown → BPF_LSM_DISABLED asking for root", async () => {
+  const p = await fixtureReport({ symbols: null, trial: null });
+  const b = enforceBlockers(p, NO_NEEDS).find((x) => x.code === "BPF_LSM_DISABLED")!;
+  ok(b.remedy.includes("as root"), b.remedy);
+});
+
+Deno.test("BPFFS_UNMOUNTED with the mount command", async () => {
+  const p = await fixtureReport({
+    files: {
+      "/proc/self/mountinfo": "25 23 0:24 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n" +
+        "32 23 0:13 / /sys/kernel/tracing rw - tracefs tracefs rw\n",
+    },
+  });
+  const b = enforceBlockers(p, NO_NEEDS);
+  eq(codes(b), ["BPFFS_UNMOUNTED"]);
+  strictEqual(b[0].remedy, "mount -t bpf bpf /sys/fs/bpf (persist it in /etc/fstab)");
+});
+
+Deno.test("policy needs: network, exec identity, runtime deps, IMA appraisal", async () => {
+  const needs = {
+    network: true,
+    exec_identity: true,
+    exec_runtime_deps: true,
+    ima_appraisal: true,
+  };
+  eq(enforceBlockers(await fixtureReport({ needs }), needs), [], "all present");
+  const p = await fixtureReport({
+    needs,
+    symbols: without(
+      "bpf_lsm_socket_connect",
+      "bpf_lsm_task_alloc",
+      "bpf_lsm_mmap_file",
+      "bpf_ima_file_hash",
+    ),
+  });
+  const b = enforceBlockers(p, needs);
+  eq(codes(b), [
+    "NETWORK_HOOK_UNAVAILABLE",
+    "EXEC_IDENTITY_UNAVAILABLE",
+    "EXEC_RUNTIME_DEPS_HOOK_UNAVAILABLE",
+    "IMA_APPRAISAL_UNAVAILABLE",
+  ]);
+  ok(b[0].message.includes("lsm_socket_connect (bpf_lsm_socket_connect)"));
+  ok(!b[0].message.includes("socket_bind"));
+  for (const x of b) ok(x.remedy.length > 20, x.code);
+  // the same kernel with no such rules: no policy blockers
+  eq(enforceBlockers(p, NO_NEEDS), []);
+  // IMA present but no appraise rule
+  const noAppraise = await fixtureReport({
+    needs,
+    files: { "/sys/kernel/security/ima/policy": "measure func=BPRM_CHECK\n" },
+  });
+  const ima = enforceBlockers(noAppraise, needs).find((x) =>
+    x.code === "IMA_APPRAISAL_UNAVAILABLE"
+  )!;
+  ok(ima.message.includes("no appraise rule"));
+});
