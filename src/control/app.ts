@@ -160,7 +160,9 @@ export function createControlApp(deps: ControlAppDeps): Hono {
     });
     const result = await deps.emergency.toggle(disable, body.reason, caller);
     lg.info(
-      literal(`${what} by uid ${caller.uid} pid ${caller.pid}: ${result.changed ? "done" : "no change"}`),
+      literal(
+        `${what} by uid ${caller.uid} pid ${caller.pid}: ${result.changed ? "done" : "no change"}`,
+      ),
       { uid: caller.uid, pid: caller.pid, changed: result.changed, active: result.active },
     );
     return c.json(result, 200);

@@ -273,3 +273,16 @@ export async function mintToken(
     signature: toHex(sig),
   }) + "\n";
 }
+
+/** The standard marker and token locations for the daemon: /etc/aegisbpf and /var/lib/aegisbpf. */
+export function breakGlassPaths(
+  paths: { etcDir: string; stateDir: string },
+): { markerPaths: string[]; tokenPath: string } {
+  return {
+    markerPaths: [
+      `${paths.etcDir}/${BREAK_GLASS_MARKER}`,
+      `${paths.stateDir}/${BREAK_GLASS_MARKER}`,
+    ],
+    tokenPath: `${paths.etcDir}/${BREAK_GLASS_TOKEN_FILE}`,
+  };
+}

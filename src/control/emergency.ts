@@ -264,7 +264,11 @@ export class EmergencyControl {
     if (prev === disable) {
       const recent = this.#recent(state, nowMs);
       lg.info(
-        literal(`emergency ${action} by uid ${caller.uid}: already ${disable ? "active" : "inactive"}; nothing changed`),
+        literal(
+          `emergency ${action} by uid ${caller.uid}: already ${
+            disable ? "active" : "inactive"
+          }; nothing changed`,
+        ),
         { action, uid: caller.uid, pid: caller.pid, changed: false },
       );
       return {
@@ -385,7 +389,9 @@ export class EmergencyControl {
       throw new AegisError(
         "CONTROL_REVERT_FAILED",
         `${why}, and the kernel emergency flag could not be put back to ` +
-          `${prev ? "active" : "inactive"}: ${(e as Error).message}. Check "aegisbpf emergency-status".`,
+          `${prev ? "active" : "inactive"}: ${
+            (e as Error).message
+          }. Check "aegisbpf emergency-status".`,
         { cause: e },
       );
     }

@@ -2,7 +2,7 @@ import { deepStrictEqual, ok, rejects, strictEqual } from "node:assert/strict";
 import type { AegisEvent } from "../daemon/contracts.ts";
 import { sha256Hex } from "../util/bytes.ts";
 import { ControlLog } from "./control_log.ts";
-import { type EmergencyDeps, EmergencyControl, STORM_THRESHOLD } from "./emergency.ts";
+import { EmergencyControl, type EmergencyDeps, STORM_THRESHOLD } from "./emergency.ts";
 import { acquireLock } from "./lock.ts";
 import { FakeFlag, privateTempDir } from "./test_util.ts";
 
@@ -134,9 +134,10 @@ Deno.test("emergency: a missing reason is refused and changes nothing", async ()
 Deno.test("emergency: hostile reasons are stored cleaned and capped, hashed raw", async () => {
   const t = setup();
   try {
-    const raw = "\x1b]0;pwned\x07\n{\"type\":\"fake\"}\0" + "A".repeat(1 << 20);
+    const raw = '\x1b]0;pwned\x07\n{"type":"fake"}\0' + "A".repeat(1 << 20);
     await t.ctl.toggle(true, raw, CALLER);
     const [line] = t.logLines();
+    // deno-lint-ignore no-control-regex
     ok(!/[\u0000-\u001f]/.test(line.reason), "no control characters in the log");
     strictEqual(new TextEncoder().encode(line.reason).length, 512);
     strictEqual(line.reason_sha256, await sha256Hex(raw));
@@ -362,14 +363,23 @@ Deno.test({
       await child.stdin.close();
       await child.status;
       await reader.cancel();
-      strictEqual((await t.ctl.toggle(false, "x", CALLER)).changed, true, "free after the child exits");
+      strictEqual(
+        (await t.ctl.toggle(false, "x", CALLER)).changed,
+        true,
+        "free after the child exits",
+      );
     } finally {
       t.cleanup();
     }
   },
 });
 if (!canRun) {
-  console.error("note: the cross-process lock test needs --allow-run (tests/host/control_test.ts runs it)"); // deno-lint-ignore no-console
+  Deno.stderr.writeSync(
+    new TextEncoder().encode(
+      "note: the cross-process lock test is skipped without --allow-run " +
+        "(deno test -A src/control runs it; tests/host/control_test.ts covers processes too)\n",
+    ),
+  );
 }
 
 Deno.test("emergency: an unsafe state directory is refused before anything changes", async () => {
@@ -377,7 +387,10 @@ Deno.test("emergency: an unsafe state directory is refused before anything chang
   try {
     Deno.mkdirSync(`${t.dir}/state`, { mode: 0o700 });
     Deno.chmodSync(`${t.dir}/state`, 0o777);
-    await rejects(t.ctl.toggle(true, "x", CALLER), /state directory .* mode 0777.*not writable by group or others/s);
+    await rejects(
+      t.ctl.toggle(true, "x", CALLER),
+      /state directory .* mode 0777.*not writable by group or others/s,
+    );
     strictEqual(t.flag.value, false);
     Deno.chmodSync(`${t.dir}/state`, 0o700);
     const wrongOwner = new EmergencyControl({

@@ -90,9 +90,13 @@ export function checkPrivateFile(path: string, what: string, ownerUid?: number):
     st = Deno.lstatSync(path);
   } catch (e) {
     if (e instanceof Deno.errors.NotFound) return false;
-    throw new AegisError("UNSAFE_PATH", `Cannot check the ${what} "${path}": ${(e as Error).message}`, {
-      cause: e,
-    });
+    throw new AegisError(
+      "UNSAFE_PATH",
+      `Cannot check the ${what} "${path}": ${(e as Error).message}`,
+      {
+        cause: e,
+      },
+    );
   }
   if (st.isSymlink || !st.isFile) {
     throw new AegisError(

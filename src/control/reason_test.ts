@@ -16,6 +16,7 @@ Deno.test("reason: newlines, CR, NUL, ANSI escapes, DEL, C1 and bidi overrides a
   const raw = "a\nb\r\nc\0d\x1b[31mred\x1b[0m\x7f\x9b\u202eevil\u2028x";
   const r = await cleanReason(raw);
   strictEqual(r.text, `a${R}b${R}${R}c${R}d${R}[31mred${R}[0m${R}${R}${R}evil${R}x`);
+  // deno-lint-ignore no-control-regex
   ok(!/[\u0000-\u001f\u007f-\u009f]/.test(r.text));
   strictEqual(r.sha256, await sha256Hex(raw), "hash of the raw text, not the cleaned");
   strictEqual(r.replaced, true);

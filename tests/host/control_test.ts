@@ -1,0 +1,200 @@
+/**
+ * Host tier (root): the control socket for real — mode 0600 in a 0700
+ * root-owned runtime dir, stale socket replaced, a live one refused,
+ * requests over the socket with daemonRequest (caller recorded from
+ * /proc), and emergency toggles from several processes serialised by the
+ * lock (the log holds exactly the transitions, every line whole).
+ */
+import { deepStrictEqual, match, ok, rejects, strictEqual } from "node:assert/strict";
+import { createControlApp } from "../../src/control/app.ts";
+import { daemonRequest } from "../../src/control/client.ts";
+import { EmergencyControl } from "../../src/control/emergency.ts";
+import { startControlServer } from "../../src/control/server.ts";
+import { FakeFlag } from "../../src/control/test_util.ts";
+
+const ROOT = new URL("../../", import.meta.url).pathname;
+
+function tempRoot(): string {
+  const d = Deno.makeTempDirSync({ prefix: "aegis-ctl-host-" });
+  Deno.chmodSync(d, 0o700);
+  return d;
+}
+
+Deno.test("control socket: 0600 in a 0700 dir, requests work, caller recorded, removed on close", async () => {
+  const base = tempRoot();
+  try {
+    const flag = new FakeFlag();
+    const emergency = new EmergencyControl({ stateDir: `${base}/state`, flag, nodeName: "h" });
+    const sock = `${base}/run/control.sock`;
+    const srv = await startControlServer(createControlApp({ emergency }), sock);
+    try {
+      strictEqual(Deno.statSync(`${base}/run`).mode! & 0o777, 0o700);
+      strictEqual(Deno.statSync(`${base}/run`).uid, 0);
+      const st = Deno.lstatSync(sock);
+      ok(st.isSocket);
+      strictEqual(st.mode! & 0o777, 0o600);
+
+      const d = await daemonRequest("POST", "/emergency/disable", { reason: "host test" }, sock);
+      strictEqual(d?.status, 200);
+      strictEqual((d!.body as { changed: boolean }).changed, true);
+      strictEqual(flag.value, true);
+      const s = await daemonRequest("GET", "/emergency/status", undefined, sock);
+      strictEqual(s?.status, 200);
+      const body = s!.body as { active: boolean; changed_by: { uid: number; pid: number } };
+      strictEqual(body.active, true);
+      deepStrictEqual(body.changed_by, { uid: 0, pid: Deno.pid }, "caller checked against /proc");
+      const bad = await daemonRequest("POST", "/emergency/enable", { reason: 1 }, sock);
+      strictEqual(bad?.status, 400);
+      strictEqual((bad!.body as { code: string }).code, "BAD_REQUEST");
+      const nf = await daemonRequest("DELETE", "/emergency/status", undefined, sock);
+      strictEqual(nf?.status, 405);
+
+      // raw bytes on the socket: a body larger than 64 KiB
+      const client = Deno.createHttpClient({ proxy: { transport: "unix", path: sock } });
+      try {
+        const r = await fetch("http://aegisbpf/emergency/enable", {
+          method: "POST",
+          client,
+          body: JSON.stringify({ reason: "z".repeat(100_000) }),
+        });
+        strictEqual(r.status, 413);
+        strictEqual((await r.json()).code, "BODY_TOO_LARGE");
+      } finally {
+        client.close();
+      }
+      strictEqual(flag.value, true, "nothing changed by the bad requests");
+    } finally {
+      await srv.close();
+    }
+    let gone = false;
+    try {
+      Deno.lstatSync(sock);
+    } catch {
+      gone = true;
+    }
+    ok(gone, "socket removed on close");
+    strictEqual(await daemonRequest("GET", "/emergency/status", undefined, sock), null);
+  } finally {
+    Deno.removeSync(base, { recursive: true });
+  }
+});
+
+Deno.test("control socket: a stale socket file is replaced, a live one refuses, a bad dir refuses", async () => {
+  const base = tempRoot();
+  try {
+    const app = createControlApp({
+      emergency: new EmergencyControl({
+        stateDir: `${base}/state`,
+        flag: new FakeFlag(),
+        nodeName: "h",
+      }),
+    });
+    Deno.mkdirSync(`${base}/run`, { mode: 0o700 });
+    const sock = `${base}/run/control.sock`;
+    // a stale socket: bound by a listener that is gone
+    const py = await new Deno.Command("python3", {
+      args: ["-c", "import socket,sys; s=socket.socket(socket.AF_UNIX); s.bind(sys.argv[1])", sock],
+    }).output();
+    strictEqual(py.code, 0);
+    ok(Deno.lstatSync(sock).isSocket, "stale socket file left behind");
+    strictEqual(await daemonRequest("GET", "/emergency/status", undefined, sock), null);
+    const srv = await startControlServer(app, sock);
+    try {
+      strictEqual((await daemonRequest("GET", "/emergency/status", undefined, sock))?.status, 200);
+      await rejects(startControlServer(app, sock), /another agent is running/);
+      strictEqual(
+        (await daemonRequest("GET", "/emergency/status", undefined, sock))?.status,
+        200,
+        "the live server kept its socket",
+      );
+    } finally {
+      await srv.close();
+    }
+    // a regular file where the socket goes is never deleted
+    Deno.writeTextFileSync(sock, "not a socket");
+    await rejects(startControlServer(app, sock), /not a socket; refusing to replace it/);
+    strictEqual(Deno.readTextFileSync(sock), "not a socket");
+    Deno.removeSync(sock);
+    // unsafe runtime dirs
+    Deno.chmodSync(`${base}/run`, 0o755);
+    await rejects(startControlServer(app, sock), /runtime directory .* mode 0755/s);
+    Deno.chmodSync(`${base}/run`, 0o700);
+    Deno.chownSync(`${base}/run`, 65534, null);
+    await rejects(startControlServer(app, sock), /owned by uid 65534/);
+  } finally {
+    Deno.removeSync(base, { recursive: true });
+  }
+});
+
+/**
+ * A child process toggling N times on a shared state dir; the flag is a
+ * file, changed only under the lock. Each child picks its direction before
+ * taking the lock, so some of its toggles find the other child already did
+ * it: those are no-ops, and must not be logged.
+ */
+const CHILD = `
+import { EmergencyControl } from "${ROOT}src/control/emergency.ts";
+const [dir, who, n, startAt] = Deno.args;
+await new Promise((r) => setTimeout(r, Math.max(0, Number(startAt) - Date.now()))); // start together
+const flagPath = dir + "/flag";
+const flag = {
+  get: () => Deno.readTextFileSync(flagPath) === "1",
+  set: (on) => Deno.writeTextFileSync(flagPath, on ? "1" : "0"),
+};
+const ctl = new EmergencyControl({ stateDir: dir + "/state", flag, nodeName: "h", lockTimeoutMs: 30000 });
+let changed = 0;
+for (let i = 0; i < Number(n); i++) {
+  const r = await ctl.toggle(!flag.get(), who + " " + i, { uid: 0, pid: Deno.pid });
+  if (r.changed) changed++;
+}
+console.log(changed);
+`;
+
+Deno.test("emergency: toggles from two processes serialise (lock), the log holds every transition whole", async () => {
+  const base = tempRoot();
+  try {
+    Deno.writeTextFileSync(`${base}/flag`, "0");
+    Deno.writeTextFileSync(`${base}/child.ts`, CHILD);
+    const N = 25;
+    const startAt = Date.now() + 3000;
+    const spawn = (who: string) =>
+      new Deno.Command(Deno.execPath(), {
+        args: [
+          "run",
+          "-A",
+          "--config",
+          `${ROOT}deno.json`,
+          `${base}/child.ts`,
+          base,
+          who,
+          String(N),
+          String(startAt),
+        ],
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+    const [a, b] = await Promise.all([spawn("A"), spawn("B")]);
+    const dec = new TextDecoder();
+    strictEqual(a.code, 0, dec.decode(a.stderr));
+    strictEqual(b.code, 0, dec.decode(b.stderr));
+    const changed = Number(dec.decode(a.stdout)) + Number(dec.decode(b.stdout));
+    ok(changed > 0 && changed <= 2 * N, `transitions: ${changed}`);
+    const lines = Deno.readTextFileSync(`${base}/state/control_log.jsonl`).split("\n").filter(
+      Boolean,
+    ).map((l) => JSON.parse(l));
+    strictEqual(lines.length, changed, "exactly the transitions, no-ops not logged");
+    for (let i = 0; i < lines.length; i++) {
+      strictEqual(lines[i].enabled, i % 2 === 0, `line ${i} alternates (no lost update)`);
+      strictEqual(lines[i].prev_enabled, i % 2 === 1);
+    }
+    const byWho = (w: string) => lines.filter((l) => l.reason.startsWith(w + " ")).length;
+    ok(byWho("A") > 0 && byWho("B") > 0, "both processes made transitions");
+    strictEqual(byWho("A") + byWho("B"), changed);
+    const state = JSON.parse(Deno.readTextFileSync(`${base}/state/control_state.json`));
+    strictEqual(state.transitions_total, changed);
+    strictEqual(state.emergency_disable, Deno.readTextFileSync(`${base}/flag`) === "1");
+    match(String(state.storm_active), /true/, "50 transitions in seconds is a storm");
+  } finally {
+    Deno.removeSync(base, { recursive: true });
+  }
+});
