@@ -299,7 +299,17 @@ export function writeReport(path: string, report: CapabilitiesReport): void {
   }
   const dir = dirOf(path);
   try {
-    Deno.mkdirSync(dir, { recursive: true, mode: 0o755 });
+    let missing = false;
+    try {
+      Deno.statSync(dir);
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotFound)) throw e;
+      missing = true;
+    }
+    if (missing) {
+      Deno.mkdirSync(dir, { recursive: true, mode: 0o755 });
+      Deno.chmodSync(dir, 0o755); // exactly 0755, whatever the umask
+    }
   } catch (e) {
     throw new AegisError(
       "REPORT_WRITE_FAILED",

@@ -48,7 +48,7 @@ export function allSymbols(): Set<string> {
   ]);
 }
 
-export const TRIAL_OK: LsmAttachTrial = () => ["lsm/file_open"];
+export const TRIAL_OK: LsmAttachTrial = (): string[] => ["lsm/file_open"];
 
 export interface FixtureOptions {
   files?: Record<string, string | Error | undefined>;

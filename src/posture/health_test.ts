@@ -1,0 +1,156 @@
+import { deepStrictEqual as eq, ok, strictEqual } from "node:assert/strict";
+import { NativeCallError } from "../errors.ts";
+import { doctorAdvice, type DoctorFacts } from "./doctor.ts";
+import { evaluateHealth, HealthBody } from "./health.ts";
+import { NO_NEEDS } from "./needs.ts";
+import { buildReport, type CapabilitiesReport, NO_POLICY } from "./report.ts";
+import { fixtureReport } from "./testing.ts";
+import type { RuntimeState } from "../daemon/contracts.ts";
+
+const eperm = () => {
+  throw new NativeCallError("aegis_obj_load", 1);
+};
+
+async function report(state: RuntimeState | null, lsmWorks = true): Promise<CapabilitiesReport> {
+  return buildReport({
+    probe: await fixtureReport(lsmWorks ? {} : { trial: eperm }),
+    needs: NO_NEEDS,
+    runtimeState: state,
+    transitions: { total: 1, degradation_total: 0, strict_mode: false, enforce_requested: true },
+    policy: NO_POLICY,
+    emergencyActive: false,
+    attachedSections: null,
+    generatedBy: "daemon",
+    now: 1,
+  });
+}
+
+Deno.test("require_enforce: 200 only for ENFORCE, no blockers, emergency off", async () => {
+  const good = evaluateHealth({
+    report: await report("ENFORCE"),
+    emergencyActive: false,
+    daemonRunning: true,
+  }, true);
+  strictEqual(good.healthy, true);
+  strictEqual(good.status, 200);
+  eq(good.body.reasons, []);
+  HealthBody.parse(good.body);
+
+  const emergency = evaluateHealth({
+    report: await report("ENFORCE"),
+    emergencyActive: true,
+    daemonRunning: true,
+  }, true);
+  strictEqual(emergency.status, 503);
+  strictEqual(emergency.body.runtime_state, "ENFORCE");
+  ok(emergency.body.reasons[0].includes("emergency disable"));
+
+  const unknownEmergency = evaluateHealth({
+    report: await report("ENFORCE"),
+    emergencyActive: null,
+    daemonRunning: true,
+  }, true);
+  strictEqual(unknownEmergency.status, 503);
+
+  for (const s of ["ENFORCE_SIGNAL", "AUDIT_FALLBACK", "DEGRADED"] as const) {
+    const h = evaluateHealth({
+      report: await report(s),
+      emergencyActive: false,
+      daemonRunning: true,
+    }, true);
+    strictEqual(h.status, 503, s);
+    ok(h.body.reasons.some((r) => r.includes(`runtime_state is ${s}`)));
+  }
+  const blocked = evaluateHealth({
+    report: await report("AUDIT_FALLBACK", false),
+    emergencyActive: false,
+    daemonRunning: true,
+  }, true);
+  eq(blocked.body.blockers.map((b) => b.code), ["BPF_LSM_DISABLED", "CAPABILITY_AUDIT_ONLY"]);
+});
+
+Deno.test("plain health: the agent runs (any state is reported, not failed); no agent is unhealthy", async () => {
+  const audit = evaluateHealth({
+    report: await report("AUDIT_FALLBACK", false),
+    emergencyActive: true,
+    daemonRunning: true,
+  }, false);
+  strictEqual(audit.status, 200);
+  strictEqual(audit.body.ok, true);
+  strictEqual(audit.body.emergency_disable_active, true);
+  const none = evaluateHealth({
+    report: await report(null),
+    emergencyActive: null,
+    daemonRunning: false,
+  }, false);
+  strictEqual(none.status, 503);
+  eq(none.body.reasons, ["no aegisbpf agent is running"]);
+  const starting = evaluateHealth({
+    report: await report(null),
+    emergencyActive: false,
+    daemonRunning: true,
+  }, false);
+  strictEqual(starting.healthy, false);
+});
+
+async function facts(over: Partial<DoctorFacts> = {}): Promise<DoctorFacts> {
+  const r = over.report ?? await report("ENFORCE");
+  return {
+    report: r,
+    health: evaluateHealth({ report: r, emergencyActive: false, daemonRunning: true }, true),
+    daemonRunning: true,
+    mounts: { securityfs: true, tracefs: true },
+    pinsPresent: true,
+    pinRoot: "/sys/fs/bpf/aegisbpf",
+    probeLimitation: null,
+    ...over,
+  };
+}
+
+Deno.test("doctor: no advice on an enforcing node; every blocker and finding otherwise", async () => {
+  eq(doctorAdvice(await facts()), []);
+  const r = await report(null, false);
+  r.policy = {
+    applied: true,
+    sha256: null,
+    version: 2,
+    unresolved_count: 1,
+    unresolved: ["/opt/app/secret"],
+  };
+  const a = doctorAdvice(
+    await facts({
+      report: r,
+      health: evaluateHealth({ report: r, emergencyActive: true, daemonRunning: false }, true),
+      daemonRunning: false,
+      mounts: { securityfs: false, tracefs: false },
+      pinsPresent: true,
+      probeLimitation: "not running as root",
+    }),
+  );
+  eq(a.map((x) => x.code), [
+    "BPF_LSM_DISABLED",
+    "CAPABILITY_AUDIT_ONLY",
+    "SECURITYFS_UNMOUNTED",
+    "TRACEFS_UNMOUNTED",
+    "NO_DAEMON",
+    "EMERGENCY_DISABLE_ACTIVE",
+    "POLICY_UNRESOLVED",
+    "PROBE_INCOMPLETE",
+  ]);
+  strictEqual(a[0].remediation, r.enforce_blockers[0].remedy);
+  ok(a.find((x) => x.code === "NO_DAEMON")!.message.includes("pins exist"));
+  ok(a.find((x) => x.code === "POLICY_UNRESOLVED")!.message.includes("/opt/app/secret"));
+  for (const x of a) ok(x.remediation.length > 10, x.code);
+});
+
+Deno.test("doctor: a running agent that does not enforce gets NOT_ENFORCING", async () => {
+  const r = await report("DEGRADED");
+  const a = doctorAdvice(
+    await facts({
+      report: r,
+      health: evaluateHealth({ report: r, emergencyActive: false, daemonRunning: true }, true),
+    }),
+  );
+  eq(a.map((x) => x.code), ["NOT_ENFORCING"]);
+  ok(a[0].message.includes("DEGRADED"));
+});

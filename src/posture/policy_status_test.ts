@@ -1,0 +1,63 @@
+import { deepStrictEqual as eq, strictEqual, throws } from "node:assert/strict";
+import { AegisError } from "../errors.ts";
+import { parsePolicy } from "../policy/parse.ts";
+import { NO_NEEDS, policyNeeds } from "./needs.ts";
+import { policyBody, readAppliedPolicy, unresolvedPaths } from "./policy_status.ts";
+
+const parse = (text: string) => {
+  const r = parsePolicy(text, "t.policy");
+  if (!r.policy) throw new Error(JSON.stringify(r.errors));
+  return r.policy;
+};
+
+Deno.test("policyNeeds: network and protect sections, nothing else", () => {
+  eq(policyNeeds(parse("version=1\n[deny_path]\n/etc/shadow\n")), NO_NEEDS);
+  eq(policyNeeds(parse("version=2\n[deny_port]\n22\n")).network, true);
+  eq(policyNeeds(parse("version=2\n[deny_cidr]\n10.0.0.0/8\n")).network, true);
+  const p = policyNeeds(parse("version=4\n[protect_path]\n/etc/app.conf\n"));
+  eq(p, { ...NO_NEEDS, exec_identity: true });
+  eq(policyNeeds(parse("version=4\n[protect_connect]\n")), {
+    ...NO_NEEDS,
+    network: true,
+    exec_identity: true,
+  });
+  eq(policyNeeds(parse("version=4\n[protect_connect]\nfalse\n")), NO_NEEDS);
+});
+
+Deno.test("readAppliedPolicy: none, applied with hash and unresolved paths, bundle body, corrupt", () => {
+  const dir = Deno.makeTempDirSync();
+  try {
+    eq(readAppliedPolicy(dir).status.applied, false);
+    Deno.writeTextFileSync(
+      `${dir}/policy.applied`,
+      "version=2\n[deny_path]\n/etc/hostname\n/nonexistent/x\n[deny_ip]\n10.1.1.1\n",
+    );
+    Deno.writeTextFileSync(`${dir}/policy.sha256`, `${"ab".repeat(32)}\n`);
+    const r = readAppliedPolicy(dir);
+    eq(r.status, {
+      applied: true,
+      sha256: "ab".repeat(32),
+      version: 2,
+      unresolved: ["/nonexistent/x"],
+    });
+    strictEqual(r.needs.network, true);
+    Deno.writeTextFileSync(
+      `${dir}/policy.applied`,
+      "AEGIS-POLICY-BUNDLE-V1\nformat_version: 1\n---\nversion=1\n[deny_path]\n/etc/hostname\n",
+    );
+    eq(readAppliedPolicy(dir).status.version, 1);
+    Deno.writeTextFileSync(`${dir}/policy.applied`, "version=99\n");
+    throws(
+      () => readAppliedPolicy(dir),
+      (e: unknown) => e instanceof AegisError && e.code === "POLICY_STATE_CORRUPT",
+    );
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("unresolvedPaths: deny and protect paths, deduplicated, sorted", () => {
+  const p = parse("version=4\n[deny_path]\n/b\n/a\n[protect_path]\n/b\n/c\n");
+  eq(unresolvedPaths(p, (x) => x === "/c"), ["/a", "/b"]);
+  strictEqual(policyBody("version=1\n"), "version=1\n");
+});

@@ -1,0 +1,181 @@
+import { deepStrictEqual as eq, ok, strictEqual, throws } from "node:assert/strict";
+import { CAPABILITIES_SCHEMA_PATH, renderCapabilitiesSchema } from "../../build/gen_schemas.ts";
+import { AegisError, NativeCallError } from "../errors.ts";
+import { HOOK_NAMES } from "./probes/hooks.ts";
+import {
+  buildReport,
+  CapabilitiesReport,
+  NO_POLICY,
+  parseReport,
+  type ReportInput,
+  writeReport,
+} from "./report.ts";
+import { NO_NEEDS } from "./needs.ts";
+import { fixtureReport } from "./testing.ts";
+
+const eperm = () => {
+  throw new NativeCallError("aegis_obj_load", 1);
+};
+
+async function input(over: Partial<ReportInput> = {}): Promise<ReportInput> {
+  return {
+    probe: await fixtureReport(),
+    needs: NO_NEEDS,
+    runtimeState: "ENFORCE",
+    transitions: { total: 1, degradation_total: 0, strict_mode: false, enforce_requested: true },
+    policy: NO_POLICY,
+    emergencyActive: false,
+    attachedSections: ["lsm/file_open", "lsm/bprm_check_security"],
+    generatedBy: "daemon",
+    now: 1700000000.7,
+    ...over,
+  };
+}
+
+Deno.test("the shipped JSON Schema is the one generated from the zod schema", () => {
+  strictEqual(Deno.readTextFileSync(CAPABILITIES_SCHEMA_PATH), renderCapabilitiesSchema());
+});
+
+Deno.test("an enforcing node: Full, enforce_capable, every SPEC field, valid", async () => {
+  const r = buildReport(await input());
+  CapabilitiesReport.parse(r);
+  strictEqual(r.schema_version, 1);
+  strictEqual(r.schema_semver, "1.8.0");
+  strictEqual(r.generated_at_unix, 1700000000);
+  strictEqual(r.kernel_version, "6.12.38+deb13-amd64");
+  strictEqual(r.capability, "Full");
+  strictEqual(r.enforce_capable, true);
+  strictEqual(r.audit_only, false);
+  eq(r.enforce_blockers, []);
+  strictEqual(r.lsm_enabled, true);
+  strictEqual(r.core_supported, true);
+  eq(Object.keys(r.hooks), [...HOOK_NAMES]);
+  strictEqual(r.hooks.lsm_file_open.attached, true);
+  strictEqual(r.hooks.lsm_socket_connect.attached, false);
+  strictEqual(r.hooks.lsm_bprm_ima_check.attached, false, "a helper, not a section");
+  eq(r.requirements.required_hooks, ["lsm_file_open", "lsm_bprm_check_security"]);
+  eq(r.requirements_met, {
+    network: true,
+    exec_identity: true,
+    exec_runtime_deps: true,
+    ima_appraisal: true,
+  });
+  eq(r.future_lsm, {
+    active_lsms: ["lockdown", "capability", "landlock", "yama", "apparmor", "bpf"],
+    landlock: true,
+    landlock_abi: null,
+    ipe: false,
+    fs_verity: true,
+    bpf_token: true,
+  });
+  strictEqual(r.features.ima_appraisal, true);
+  eq(r.feature_notes, {});
+});
+
+Deno.test("host-like node: AuditOnly, blockers with remedies, notes, unmet network requirement", async () => {
+  const needs = { ...NO_NEEDS, network: true };
+  const r = buildReport(
+    await input({
+      probe: await fixtureReport({
+        trial: eperm,
+        symbols: new Set(["bpf_ringbuf_reserve"]),
+        needs,
+      }),
+      needs,
+      runtimeState: "AUDIT_FALLBACK",
+      attachedSections: null,
+      generatedBy: "cli",
+    }),
+  );
+  CapabilitiesReport.parse(r);
+  strictEqual(r.capability, "AuditOnly");
+  strictEqual(r.audit_only, true);
+  strictEqual(r.enforce_capable, false);
+  eq(r.enforce_blockers.map((b) => b.code), [
+    "BPF_LSM_DISABLED",
+    "CAPABILITY_AUDIT_ONLY",
+    "NETWORK_HOOK_UNAVAILABLE",
+  ]);
+  strictEqual(r.requirements_met.network, false);
+  strictEqual(r.hooks.lsm_socket_connect.required, true);
+  strictEqual(r.hooks.lsm_file_open.attached, null);
+  ok(r.feature_notes.bpf_lsm_attach.includes("EPERM"));
+  strictEqual(r.next_gen_bpf.arena, false);
+});
+
+Deno.test("runtime_state null (no agent), unknown facts null, extra blockers kept once", async () => {
+  const r = buildReport(
+    await input({
+      probe: await fixtureReport({ symbols: null, trial: null }),
+      runtimeState: null,
+      extraBlockers: [
+        { code: "BPF_LSM_DISABLED", message: "dup", remedy: "x" },
+        {
+          code: "NETWORK_HOOK_UNAVAILABLE",
+          message: "lsm/socket_connect failed to attach",
+          remedy: "y",
+        },
+      ],
+    }),
+  );
+  CapabilitiesReport.parse(r);
+  strictEqual(r.runtime_state, null);
+  strictEqual(r.next_gen_bpf.sched_ext, null);
+  strictEqual(r.future_lsm.fs_verity, null);
+  strictEqual(r.hooks.lsm_file_open.kernel_supported, null);
+  eq(r.enforce_blockers.map((b) => b.code), [
+    "BPF_LSM_DISABLED",
+    "CAPABILITY_AUDIT_ONLY",
+    "NETWORK_HOOK_UNAVAILABLE",
+  ]);
+  strictEqual(
+    r.enforce_blockers[0].message.startsWith("BPF LSM enforcement is not confirmed"),
+    true,
+  );
+});
+
+Deno.test("schema refuses missing fields, unknown fields and bad values", async () => {
+  const r = buildReport(await input());
+  const { hooks: _h, ...noHooks } = r;
+  ok(!CapabilitiesReport.safeParse(noHooks).success);
+  ok(!CapabilitiesReport.safeParse({ ...r, surprise: 1 }).success);
+  ok(!CapabilitiesReport.safeParse({ ...r, runtime_state: "AUDIT" }).success);
+  ok(
+    !CapabilitiesReport.safeParse({
+      ...r,
+      enforce_blockers: [{ code: "NOPE", message: "", remedy: "" }],
+    }).success,
+  );
+  throws(
+    () => parseReport({ ...r, schema_version: 2 }, "the daemon's answer"),
+    (e: unknown) =>
+      e instanceof AegisError && e.code === "REPORT_INVALID" &&
+      e.message.includes("schema_version"),
+  );
+});
+
+Deno.test("writeReport: atomic, 0644, directory created 0755, invalid refused with nothing written", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const path = `${dir}/sub/capabilities.json`;
+    const r = buildReport(await input());
+    writeReport(path, r);
+    strictEqual(Deno.statSync(path).mode! & 0o777, 0o644);
+    strictEqual(Deno.statSync(`${dir}/sub`).mode! & 0o777, 0o755);
+    eq(CapabilitiesReport.parse(JSON.parse(Deno.readTextFileSync(path))), r);
+    writeReport(path, { ...r, runtime_state: "DEGRADED" });
+    strictEqual(JSON.parse(Deno.readTextFileSync(path)).runtime_state, "DEGRADED");
+    eq(
+      [...Deno.readDirSync(`${dir}/sub`)].map((e) => e.name),
+      ["capabilities.json"],
+      "no temp files left",
+    );
+    throws(
+      () => writeReport(path, { ...r, capability: "Maybe" } as never),
+      /REPORT_INVALID|schema/,
+    );
+    strictEqual(JSON.parse(Deno.readTextFileSync(path)).runtime_state, "DEGRADED", "unchanged");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
