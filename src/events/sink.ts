@@ -15,7 +15,9 @@
  * File sinks rotate by size: before a chunk would take PATH past
  * `maxBytes`, PATH.N-1 → PATH.N … PATH → PATH.1 and a new PATH is started
  * (files always end on a whole line; at most `keep` rotated files are
- * kept). Files are created 0600 (events name users, paths and commands);
+ * kept). Chunks are at most a quarter of `maxBytes` (counted in UTF-16
+ * units), so only a single huge line or much non-ASCII text can take a
+ * file past `maxBytes`. Files are created 0600 (events name users, paths and commands);
  * the parent directory must exist; a symlink or a non-regular file at PATH
  * is refused.
  *
@@ -123,6 +125,8 @@ export function openSink(spec = "stdout", opts: SinkOptions = {}): EventSink {
   if (parsed.kind === "stdout") {
     return new BufferedSink("stdout", new StdoutTarget(opts.stdout ?? Deno.stdout), cfg, opts);
   }
+  // chunks well below the rotation size, so a file never ends far past it
+  cfg.chunkBytes = Math.max(1, Math.min(cfg.chunkBytes, Math.floor(cfg.maxBytes / 4)));
   return new BufferedSink(spec, FileTarget.open(spec, parsed.path, cfg, opts.onError), cfg, opts);
 }
 
