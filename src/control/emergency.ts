@@ -117,11 +117,14 @@ export interface ToggleResult {
   transitions_60s: number;
 }
 
-/** Counters for /metrics. */
+/** For /metrics (the shape renderMetrics takes as `emergency`). */
 export interface EmergencyCounters {
-  transitions_total: number;
-  storm_active: boolean;
+  /** the kernel flag: emergency disable on */
   active: boolean;
+  /** transitions ever recorded in control_state.json */
+  transitions: number;
+  /** more than 10 transitions within the last 60 s */
+  stormActive: boolean;
 }
 
 /** The kill switch with its audit trail. */
@@ -218,11 +221,7 @@ export class EmergencyControl {
   /** For /metrics: transitions so far and whether a storm is on. */
   counters(): EmergencyCounters {
     const s = this.status();
-    return {
-      transitions_total: s.transitions_total,
-      storm_active: s.storm_active,
-      active: s.active,
-    };
+    return { active: s.active, transitions: s.transitions_total, stormActive: s.storm_active };
   }
 
   /**

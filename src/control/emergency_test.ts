@@ -163,13 +163,13 @@ Deno.test("emergency: more than 10 transitions within 60 s is a storm; it ends w
     strictEqual(last.storm_active, true);
     strictEqual(last.storm_transitions_60s, 11);
     strictEqual(t.events.at(-1)!.storm_active, true);
-    deepStrictEqual(t.ctl.counters(), { transitions_total: 11, storm_active: true, active: true });
+    deepStrictEqual(t.ctl.counters(), { active: true, transitions: 11, stormActive: true });
     t.advance(61_000);
     strictEqual(t.ctl.status().storm_active, false, "window passed");
     strictEqual(t.ctl.status().transitions_60s, 0);
     const r12 = await t.ctl.toggle(false, "t12", CALLER);
     strictEqual(r12.storm_active, false);
-    strictEqual(t.ctl.counters().transitions_total, 12);
+    strictEqual(t.ctl.counters().transitions, 12);
   } finally {
     t.cleanup();
   }
