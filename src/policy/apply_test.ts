@@ -1,10 +1,211 @@
-import { ok } from "node:assert/strict";
-import { ABI_LAYOUT } from "../bpf/abi_gen.ts";
-import { RULE_MAPS } from "./apply.ts";
+import { deepStrictEqual, match, ok, rejects, strictEqual, throws } from "node:assert/strict";
+import {
+  ABI_LAYOUT,
+  AEGIS_CFG_GENERATION,
+  AEGIS_RT_INODE,
+  AEGIS_RULE_DENY,
+} from "../bpf/abi_gen.ts";
+import type { ResolvedPath } from "../bpf/path_rule.ts";
+import { inodeKey, ruleValue } from "../bpf/rule_codec.ts";
+import {
+  applyCompiled,
+  applyPolicyBytes,
+  type CompiledPolicy,
+  DEFAULT_RULE_MAP_SIZES,
+  keyGeneration,
+  MapFullError,
+  mapSizesFor,
+  type PolicyApplyDeps,
+  PolicyRejectedError,
+  policyShow,
+  readMapSizeRequests,
+  RULE_MAPS,
+} from "./apply.ts";
+import { fakeMaps } from "./fake_maps_test.ts";
+import { LIVE_RULE_ID_BASE, LiveRules } from "./live.ts";
 
 Deno.test("every rule map's key struct has a generation field", () => {
   for (const [map, struct] of Object.entries(RULE_MAPS)) {
     const fields = (ABI_LAYOUT.structs[struct] as { fields: Record<string, unknown> }).fields;
     ok("gen" in fields, `${map}: ${struct} has no gen`);
   }
+});
+
+Deno.test("DEFAULT_RULE_MAP_SIZES is what bpf/include/aegis_maps.h declares", () => {
+  const h = Deno.readTextFileSync(new URL("../../bpf/include/aegis_maps.h", import.meta.url));
+  const found: Record<string, number> = {};
+  for (const m of h.matchAll(/max_entries,\s*(\d+)\);[\s\S]*?\}\s*(aegis_\w+)\s+SEC/g)) {
+    if (m[2] in RULE_MAPS) found[m[2]] = Number(m[1]);
+  }
+  deepStrictEqual(found, { ...DEFAULT_RULE_MAP_SIZES });
+});
+
+function inodes(n: number, gen0 = 0): CompiledPolicy {
+  return {
+    flags: 1,
+    entries: Array.from({ length: n }, (_, i) => ({
+      map: "aegis_deny_inode",
+      key: (g: number) => inodeKey(1, gen0 + i + 1, g),
+      value: ruleValue(i + 1, AEGIS_RULE_DENY, AEGIS_RT_INODE),
+    })),
+  };
+}
+
+Deno.test("mapSizesFor: two generations + 25 %, multiples of 4096, never below the default", () => {
+  const s = mapSizesFor(inodes(65536), [{ map: "aegis_deny_cidr4" }]);
+  strictEqual(s.aegis_deny_inode, 163840); // 2 * 65536 * 1.25
+  strictEqual(s.aegis_deny_cidr4, DEFAULT_RULE_MAP_SIZES.aegis_deny_cidr4);
+  strictEqual(s.aegis_deny_port, DEFAULT_RULE_MAP_SIZES.aegis_deny_port);
+  strictEqual(mapSizesFor(inodes(30000), []).aegis_deny_inode, 77824);
+  strictEqual(mapSizesFor(null, [], { aegis_deny_port: 5000 }).aegis_deny_port, 8192);
+  deepStrictEqual(Object.keys(mapSizesFor(null, [])).sort(), Object.keys(RULE_MAPS).sort());
+});
+
+Deno.test("applyCompiled: switch, old generation removed, flags set", () => {
+  const fm = fakeMaps();
+  const r1 = applyCompiled(fm.maps, inodes(3));
+  deepStrictEqual([r1.from, r1.to], [0, 1]);
+  strictEqual(fm.get("aegis_config").sumU64(AEGIS_CFG_GENERATION), 1n);
+  const r2 = applyCompiled(fm.maps, inodes(2, 100));
+  deepStrictEqual([r2.from, r2.to, r2.removed], [1, 0, 3]);
+  const keys = fm.get("aegis_deny_inode").keys();
+  strictEqual(keys.length, 2);
+  ok(keys.every((k) => keyGeneration("aegis_deny_inode", k) === 0));
+});
+
+Deno.test("applyCompiled: a policy that does not fit beside the live one is refused, nothing written", () => {
+  const fm = fakeMaps({ aegis_deny_inode: 10 });
+  applyCompiled(fm.maps, inodes(6));
+  const before = new Map(fm.get("aegis_deny_inode").data);
+  throws(() => applyCompiled(fm.maps, inodes(5, 50)), (e: Error) => {
+    ok(e instanceof MapFullError);
+    match(
+      e.message,
+      /^map full: aegis_deny_inode holds 10, needs 11 \(5 new entries beside the 6 live ones during the switch\); nothing was written and the previous policy is still enforcing\. .*aegisbpf uninstall.*aegisbpf run/,
+    );
+    return true;
+  });
+  deepStrictEqual(fm.get("aegis_deny_inode").data, before);
+  strictEqual(fm.get("aegis_config").sumU64(AEGIS_CFG_GENERATION), 1n, "no switch");
+  applyCompiled(fm.maps, inodes(4, 50)); // 4 + 6 fits
+});
+
+Deno.test("applyCompiled: a write failure before the switch removes the partial generation; keepFailed keeps it", () => {
+  for (const keepFailed of [false, true]) {
+    const fm = fakeMaps();
+    applyCompiled(fm.maps, inodes(2));
+    fm.get("aegis_deny_inode").failAfter = fm.get("aegis_deny_inode").updates + 3;
+    throws(
+      () => applyCompiled(fm.maps, inodes(5, 10), { keepFailed }),
+      keepFailed
+        ? /previous policy is still enforcing \(the partial generation 0 was kept/
+        : /previous policy is still enforcing: /,
+    );
+    strictEqual(fm.get("aegis_config").sumU64(AEGIS_CFG_GENERATION), 1n);
+    const gens = fm.get("aegis_deny_inode").keys().map((k) => keyGeneration("aegis_deny_inode", k));
+    strictEqual(gens.filter((g) => g === 1).length, 2, "the live rules are intact");
+    strictEqual(gens.filter((g) => g === 0).length, keepFailed ? 3 : 0);
+    fm.get("aegis_deny_inode").failAfter = Infinity;
+    applyCompiled(fm.maps, inodes(1, 20)); // the next apply clears the leftovers
+    strictEqual(fm.get("aegis_deny_inode").data.size, 1);
+  }
+});
+
+function pipeline(dir: string, sizes: Record<string, number> = {}) {
+  const fm = fakeMaps(sizes);
+  const resolvePath = (p: string): ResolvedPath =>
+    p.startsWith("/missing")
+      ? { status: "unresolved", path: p, reason: "does not exist (yet)" }
+      : { status: "resolved", path: p, canonical: p, dev: 5, ino: p.length };
+  const live = new LiveRules({
+    maps: fm.maps,
+    storePath: `${dir}/live_rules.json`,
+    resolvePath,
+    resolveCgroup: () => null,
+    ownerUid: Deno.statSync(dir).uid!,
+  });
+  const deps: PolicyApplyDeps = {
+    maps: fm.maps,
+    stateDir: dir,
+    keysDir: `${dir}/keys`,
+    compileEnv: { resolvePath, resolveCgroup: () => null },
+    live,
+  };
+  return { fm, live, deps };
+}
+
+const enc = (s: string) => new TextEncoder().encode(s);
+
+Deno.test("applyPolicyBytes: live rules carried by default, dropped by reset; snapshots; show", async () => {
+  const dir = Deno.makeTempDirSync();
+  const { fm, live, deps } = pipeline(dir);
+  const p1 = enc("version=1\n[deny_path]\n/a\n/missing/x\n");
+  const r1 = await applyPolicyBytes(deps, { file: "p1", bytes: p1 });
+  deepStrictEqual(r1.unresolved.map((u) => u.what), ["/missing/x"]);
+  live.add({ kind: "path", path: "/live" });
+  live.add({ kind: "ip", ip: "192.0.2.1" });
+  const r2 = await applyPolicyBytes(deps, { file: "p1", bytes: p1 });
+  strictEqual(r2.live.carried, 2);
+  strictEqual(fm.get("aegis_deny_inode").data.size, 2, "policy /a and live /live");
+  strictEqual(fm.get("aegis_deny_ip4").data.size, 1);
+  const show = policyShow(fm.maps, dir, live);
+  strictEqual(show.generation, 0);
+  strictEqual(show.rule_entries.aegis_deny_inode, 2);
+  strictEqual(show.live_rules, 2);
+  ok(show.policy.includes("/missing/x"));
+  // a dry run changes nothing
+  const dry = await applyPolicyBytes(deps, { file: "p1", bytes: p1, dryRun: true, reset: true });
+  strictEqual(dry.live.dropped.length, 2);
+  strictEqual(live.rules().length, 2);
+  const r3 = await applyPolicyBytes(deps, { file: "p1", bytes: p1, reset: true });
+  strictEqual(r3.live.dropped.length, 2);
+  strictEqual(live.rules().length, 0);
+  strictEqual(fm.get("aegis_deny_inode").data.size, 1);
+  strictEqual(fm.get("aegis_deny_ip4").data.size, 0);
+  strictEqual(Deno.statSync(`${dir}/policy.applied`).mode! & 0o777, 0o600);
+  ok(Deno.statSync(`${dir}/policy.prev`).isFile);
+});
+
+Deno.test("applyPolicyBytes: a live rule on a policy inode survives the apply and del restores the policy rule", async () => {
+  const dir = Deno.makeTempDirSync();
+  const { fm, live, deps } = pipeline(dir);
+  const p = enc("version=1\n[deny_path]\n/a\n");
+  await applyPolicyBytes(deps, { file: "p", bytes: p });
+  live.add({ kind: "path", path: "/a" }, 3600);
+  await applyPolicyBytes(deps, { file: "p", bytes: p });
+  const [v] = [...fm.get("aegis_deny_inode").data.values()];
+  strictEqual(new DataView(v.buffer).getUint32(0, true), LIVE_RULE_ID_BASE);
+  live.del({ kind: "path", path: "/a" });
+  const [w] = [...fm.get("aegis_deny_inode").data.values()];
+  strictEqual(new DataView(w.buffer).getUint32(0, true), 3, "policy line 3 is back");
+});
+
+Deno.test("applyPolicyBytes: refused input changes nothing; map full is recorded for the next start", async () => {
+  const dir = Deno.makeTempDirSync();
+  const { fm, deps } = pipeline(dir, { aegis_deny_inode: 3 });
+  await rejects(
+    applyPolicyBytes(deps, { file: "bad", bytes: enc("version=1\n[deny_path]\nrel\n") }),
+    (e: Error) => {
+      ok(e instanceof PolicyRejectedError);
+      strictEqual(e.code, "POLICY_INVALID");
+      match(e.issues[0], /^bad:3: error: .*must be absolute/);
+      return true;
+    },
+  );
+  await rejects(
+    applyPolicyBytes(deps, { file: "p", bytes: enc("version=1\n"), sha256: "0".repeat(64) }),
+    /has SHA-256 .* not 0000/,
+  );
+  await rejects(
+    applyPolicyBytes(deps, { file: "p", bytes: enc("version=1\n"), requireSignature: true }),
+    /not a signed bundle/,
+  );
+  strictEqual(fm.get("aegis_config").data.size, 0, "nothing touched");
+  await applyPolicyBytes(deps, { file: "p", bytes: enc("version=1\n[deny_path]\n/a\n/bb\n") });
+  await rejects(
+    applyPolicyBytes(deps, { file: "p", bytes: enc("version=1\n[deny_path]\n/c\n/dd\n") }),
+    /map full: aegis_deny_inode holds 3, needs 4/,
+  );
+  deepStrictEqual(readMapSizeRequests(dir), { aegis_deny_inode: 4 });
+  strictEqual(mapSizesFor(null, [], readMapSizeRequests(dir)).aegis_deny_inode, 65536);
 });

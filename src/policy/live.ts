@@ -303,6 +303,8 @@ export interface LiveRulesDeps {
   resolvePath?: (path: string) => ResolvedPath;
   /** cgroup v2 id of a cgroup path, or null */
   resolveCgroup: (path: string) => bigint | null;
+  /** who must own the store (default 0, root) */
+  ownerUid?: number;
 }
 
 /**
@@ -346,8 +348,8 @@ export class LiveRules {
       }
       throw e;
     }
-    const uid = Deno.uid();
-    if (!st.isFile || (st.mode ?? 0) & 0o022 || (uid !== null && st.uid !== uid)) {
+    const uid = this.#d.ownerUid ?? 0;
+    if (!st.isFile || (st.mode ?? 0) & 0o022 || st.uid !== uid) {
       throw new AegisError(
         "LIVE_STORE_UNSAFE",
         `${p} is not a regular file owned by uid ${uid} and writable only by it; refusing to ` +

@@ -1,0 +1,175 @@
+import { deepStrictEqual, match, ok, strictEqual, throws } from "node:assert/strict";
+import {
+  AEGIS_POL_FILE_RULES,
+  AEGIS_POL_NET_RULES,
+  AEGIS_RULE_DENY,
+  AEGIS_RULE_PROTECT,
+} from "../bpf/abi_gen.ts";
+import type { ResolvedPath } from "../bpf/path_rule.ts";
+import { inodeKey, ruleValue, u32Key } from "../bpf/rule_codec.ts";
+import { cidrKey, ipKey, parseCidr, parseIp } from "../bpf/net_codec.ts";
+import { AEGIS_CFG_GENERATION, AEGIS_RT_INODE } from "../bpf/abi_gen.ts";
+import { fakeMaps } from "./fake_maps_test.ts";
+import { LIVE_RULE_ID_BASE, LiveRules, mergeLive, parseDuration } from "./live.ts";
+
+const DEV = 0x800001;
+const resolvePath = (p: string): ResolvedPath =>
+  p.startsWith("/missing")
+    ? { status: "unresolved", path: p, reason: "does not exist (yet)" }
+    : { status: "resolved", path: p, canonical: p, dev: DEV, ino: p.length * 10 };
+
+function setup() {
+  const dir = Deno.makeTempDirSync();
+  const fm = fakeMaps();
+  let now = 1_000_000;
+  const live = new LiveRules({
+    maps: fm.maps,
+    storePath: `${dir}/live_rules.json`,
+    now: () => now,
+    resolvePath,
+    resolveCgroup: (p) => (p === "/web" ? 77n : null),
+    ownerUid: Deno.statSync(dir).uid!,
+  });
+  return { dir, fm, live, tick: (ms: number) => (now += ms) };
+}
+
+function ruleId(v: Uint8Array | null): number {
+  ok(v, "entry present");
+  return new DataView(v.buffer).getUint32(0, true);
+}
+function ruleFlags(v: Uint8Array | null): number {
+  return new DataView(v!.buffer).getUint16(4, true);
+}
+
+Deno.test("parseDuration: units, bare seconds, bad input", () => {
+  deepStrictEqual(["30s", "10m", "2h", "1d", "45"].map(parseDuration), [30, 600, 7200, 86400, 45]);
+  for (const bad of ["", "0", "1w", "-5s", "1.5h", "400d"]) {
+    throws(() => parseDuration(bad), /Invalid duration/, bad);
+  }
+});
+
+Deno.test("live: block add writes the live generation, ids from 2^31, store 0600, file switch on", () => {
+  const { dir, fm, live } = setup();
+  const gen = 0;
+  const { rule, renewed } = live.add({ kind: "path", path: "/etc/x" });
+  strictEqual(renewed, false);
+  strictEqual(rule.id, LIVE_RULE_ID_BASE);
+  const v = fm.get("aegis_deny_inode").lookup(inodeKey(DEV, 60, gen));
+  strictEqual(ruleId(v), LIVE_RULE_ID_BASE);
+  strictEqual(ruleFlags(v), AEGIS_RULE_DENY);
+  const pol = fm.get("aegis_policy").lookup(u32Key(gen))!;
+  strictEqual(Number(new DataView(pol.buffer).getBigUint64(0, true)) & AEGIS_POL_FILE_RULES, 1);
+  strictEqual(Deno.statSync(`${dir}/live_rules.json`).mode! & 0o777, 0o600);
+  strictEqual(live.add({ kind: "path", path: "/etc/yy" }).rule.id, LIVE_RULE_ID_BASE + 1);
+  // the same inode again renews, it does not add
+  strictEqual(live.add({ kind: "path", path: "/etc/y" }).renewed, true);
+  // a missing file is refused and nothing is written
+  throws(() => live.add({ kind: "path", path: "/missing/z" }), /Cannot block.*does not exist/);
+  strictEqual(fm.get("aegis_deny_inode").data.size, 2);
+  strictEqual(live.rules().length, 2);
+});
+
+Deno.test("live: writes go to the live generation when it is 1", () => {
+  const { fm, live } = setup();
+  fm.get("aegis_config").setU64(AEGIS_CFG_GENERATION, 1n);
+  live.add({ kind: "ip", ip: "10.1.2.3" }, 60);
+  ok(fm.get("aegis_deny_ip4").lookup(ipKey(parseIp("10.1.2.3"), 1).key));
+  strictEqual(fm.get("aegis_deny_ip4").lookup(ipKey(parseIp("10.1.2.3"), 0).key), null);
+  const pol = fm.get("aegis_policy").lookup(u32Key(1))!;
+  ok(Number(new DataView(pol.buffer).getBigUint64(0, true)) & AEGIS_POL_NET_RULES);
+});
+
+Deno.test("live: TTL expiry is swept from maps and store and reported; renew extends", () => {
+  const { fm, live, tick } = setup();
+  live.add({ kind: "cidr", cidr: "10.0.0.0/8" }, 2);
+  live.add({ kind: "port", port: 22, protocol: "tcp", direction: "bind" }, 10);
+  live.add({ kind: "path", path: "/etc/keep" });
+  tick(1000);
+  deepStrictEqual(live.sweep(), []);
+  const renewed = live.add({ kind: "port", port: 22, protocol: "tcp", direction: "bind" }, 60);
+  strictEqual(renewed.renewed, true);
+  tick(1500);
+  const expired = live.sweep();
+  deepStrictEqual(expired.map((r) => r.spec.kind), ["cidr"]);
+  strictEqual(fm.get("aegis_deny_cidr4").lookup(cidrKey(parseCidr("10.0.0.0/8"), 0).key), null);
+  strictEqual(fm.get("aegis_deny_port").data.size, 1, "the renewed rule stays");
+  deepStrictEqual(live.rules().map((r) => r.spec.kind).sort(), ["path", "port"]);
+  const listed = live.list("network");
+  strictEqual(listed.length, 1);
+  strictEqual(listed[0].origin, "live");
+  strictEqual(listed[0].ttl_remaining_s, 59); // renewed at +1 s for 60 s, now +2.5 s
+  strictEqual(live.list("block")[0].ttl_remaining_s, null);
+});
+
+Deno.test("live: a rule on a policy key shadows it; del restores the policy value", () => {
+  const { fm, live } = setup();
+  const key = inodeKey(DEV, 60, 0);
+  const policyVal = ruleValue(3, AEGIS_RULE_PROTECT, AEGIS_RT_INODE);
+  fm.get("aegis_deny_inode").update(key, policyVal);
+  const { rule } = live.add({ kind: "path", path: "/etc/x" });
+  const v = fm.get("aegis_deny_inode").lookup(key);
+  strictEqual(ruleId(v), rule.id);
+  strictEqual(ruleFlags(v), AEGIS_RULE_DENY | AEGIS_RULE_PROTECT, "policy flags kept");
+  const listed = live.list("block", "version=4\n[protect_path]\n/etc/x\n");
+  deepStrictEqual(listed.map((l) => [l.origin, l.rule]), [["live", "/etc/x (inode 8388609:60)"]]);
+  live.del({ kind: "path", path: "/etc/x" });
+  deepStrictEqual(fm.get("aegis_deny_inode").lookup(key), policyVal);
+  deepStrictEqual(live.list("block", "version=4\n[protect_path]\n/etc/x\n").map((l) => l.rule), [
+    "line 3: /etc/x",
+  ]);
+  throws(() => live.del({ kind: "path", path: "/etc/x" }), /No live rule/);
+});
+
+Deno.test("live: allow by cgroup path or cgid; bad input changes nothing", () => {
+  const { fm, live } = setup();
+  live.add({ kind: "cgroup", cgroup: "/web" });
+  live.add({ kind: "cgroup", cgroup: "cgid:99" });
+  strictEqual(fm.get("aegis_allow_cgroup").data.size, 2);
+  throws(() => live.add({ kind: "cgroup", cgroup: "/nope" }), /no such cgroup/);
+  throws(() => live.add({ kind: "cgroup", cgroup: "web" }), /absolute/);
+  throws(() => live.add({ kind: "cidr", cidr: "10.1.2.3/8" }), /host bits are set/);
+  throws(() => live.add({ kind: "port", port: 70000 }), /70000/);
+  throws(() => live.add({ kind: "ip_port", ip_port: "2001:db8::1:443" }), /brackets/);
+  strictEqual(live.rules().length, 2);
+  live.del({ kind: "cgroup", cgroup: "cgid:77" });
+  strictEqual(fm.get("aegis_allow_cgroup").data.size, 1);
+});
+
+Deno.test("live: a full map refuses with map full and the store is unchanged", () => {
+  const { fm, live } = setup();
+  fm.get("aegis_deny_ip4").maxEntries = 1;
+  live.add({ kind: "ip", ip: "10.0.0.1" });
+  throws(() => live.add({ kind: "ip", ip: "10.0.0.2" }), /map full: aegis_deny_ip4 holds 1/);
+  strictEqual(live.rules().length, 1);
+});
+
+Deno.test("live: a store writable by others is refused", () => {
+  const { dir, live } = setup();
+  live.add({ kind: "ip", ip: "10.0.0.1" });
+  Deno.chmodSync(`${dir}/live_rules.json`, 0o666);
+  throws(() => live.rules(), (e: Error) => {
+    match(e.message, /writable only by it; refusing/);
+    return true;
+  });
+});
+
+Deno.test("mergeLive: live rules join the compiled policy, replacing a colliding entry", () => {
+  const { live } = setup();
+  live.add({ kind: "path", path: "/etc/x" });
+  live.add({ kind: "ip", ip: "10.0.0.1" });
+  const compiled = {
+    flags: AEGIS_POL_FILE_RULES,
+    entries: [{
+      map: "aegis_deny_inode",
+      key: (g: number) => inodeKey(DEV, 60, g),
+      value: ruleValue(7, AEGIS_RULE_PROTECT, AEGIS_RT_INODE),
+    }],
+  };
+  const { policy, shadows } = mergeLive(compiled, live.rules());
+  strictEqual(policy.entries.length, 2);
+  strictEqual(policy.flags, AEGIS_POL_FILE_RULES | AEGIS_POL_NET_RULES);
+  strictEqual(ruleId(policy.entries[0].value), LIVE_RULE_ID_BASE);
+  strictEqual(ruleFlags(policy.entries[0].value), AEGIS_RULE_DENY | AEGIS_RULE_PROTECT);
+  strictEqual(shadows.get(LIVE_RULE_ID_BASE), "07000000" + "0200" + "0100");
+  strictEqual(shadows.get(LIVE_RULE_ID_BASE + 1), null);
+});

@@ -1,0 +1,120 @@
+import { deepStrictEqual, match, ok, strictEqual } from "node:assert/strict";
+import type { ResolvedPath } from "../bpf/path_rule.ts";
+import { encodeBase64 } from "../util/bytes.ts";
+import type { PolicyApplyReport } from "./apply.ts";
+import { fakeMaps } from "./fake_maps_test.ts";
+import { type LiveRule, LiveRules } from "./live.ts";
+import { createPolicyRoutes, createRuleRoutes } from "./routes.ts";
+
+function setup() {
+  const dir = Deno.makeTempDirSync();
+  const fm = fakeMaps();
+  let now = 0;
+  const resolvePath = (p: string): ResolvedPath =>
+    p.startsWith("/missing")
+      ? { status: "unresolved", path: p, reason: "does not exist (yet)" }
+      : { status: "resolved", path: p, canonical: p, dev: 5, ino: p.length };
+  const live = new LiveRules({
+    maps: fm.maps,
+    storePath: `${dir}/live_rules.json`,
+    now: () => now,
+    resolvePath,
+    resolveCgroup: () => null,
+    ownerUid: Deno.statSync(dir).uid!,
+  });
+  const changes: string[] = [];
+  const expired: LiveRule[] = [];
+  const rules = createRuleRoutes({
+    live,
+    policyText: () => "",
+    onChange: (c) => changes.push(`${c.action} ${c.rule.id}`),
+    onExpired: (r) => expired.push(...r),
+  });
+  const applied: PolicyApplyReport[] = [];
+  const policy = createPolicyRoutes({
+    apply: {
+      maps: fm.maps,
+      stateDir: dir,
+      keysDir: `${dir}/keys`,
+      compileEnv: { resolvePath, resolveCgroup: () => null },
+      live,
+    },
+    onApplied: (r) => applied.push(r),
+  });
+  return { fm, rules, policy, changes, expired, applied, tick: (ms: number) => (now += ms) };
+}
+
+const json = (method: string, body: unknown) => ({
+  method,
+  headers: { "content-type": "application/json" },
+  body: JSON.stringify(body),
+});
+
+Deno.test("rule routes: add, list, TTL sweep reported, del, errors as {error, code}", async () => {
+  const s = setup();
+  let r = await s.rules.request(
+    "/",
+    json("POST", { rule: { kind: "ip", ip: "10.0.0.1" }, ttl_seconds: 2 }),
+  );
+  strictEqual(r.status, 200);
+  const added = await r.json();
+  strictEqual(added.rule.spec.ip, "10.0.0.1");
+  r = await s.rules.request("/", json("POST", { rule: { kind: "port", port: 22 } }));
+  strictEqual(r.status, 200);
+  r = await s.rules.request("/?group=network");
+  deepStrictEqual((await r.json()).rules.map((x: { rule: string }) => x.rule), [
+    "ip 10.0.0.1",
+    "port 22:any:egress",
+  ]);
+  s.tick(2000);
+  r = await s.rules.request("/?group=network");
+  const listed = await r.json();
+  deepStrictEqual(listed.expired.map((x: LiveRule) => x.id), [added.rule.id]);
+  deepStrictEqual(s.expired.map((x) => x.id), [added.rule.id]);
+  strictEqual(listed.rules.length, 1);
+  r = await s.rules.request("/", json("DELETE", { rule: { kind: "port", port: 22 } }));
+  strictEqual(r.status, 200);
+  strictEqual(s.fm.get("aegis_deny_port").data.size, 0);
+  strictEqual(s.changes.length, 3);
+  // errors
+  r = await s.rules.request("/", json("DELETE", { rule: { kind: "port", port: 22 } }));
+  strictEqual(r.status, 404);
+  strictEqual((await r.json()).code, "NOT_FOUND");
+  r = await s.rules.request("/", json("POST", { rule: { kind: "ip", ip: "10.0.0.300" } }));
+  strictEqual(r.status, 400);
+  const bad = await r.json();
+  strictEqual(bad.code, "USAGE");
+  match(bad.error, /10\.0\.0\.300/);
+  r = await s.rules.request("/", json("POST", { rule: { kind: "nope" } }));
+  strictEqual(r.status, 400);
+  r = await s.rules.request("/", json("POST", { rule: { kind: "ip", ip: "1.1.1.1" }, extra: 1 }));
+  strictEqual(r.status, 400);
+  r = await s.rules.request("/?group=everything");
+  strictEqual(r.status, 400);
+});
+
+Deno.test("policy routes: apply (base64), rejected policy with issues, show", async () => {
+  const s = setup();
+  const b64 = (t: string) => encodeBase64(new TextEncoder().encode(t));
+  let r = await s.policy.request(
+    "/apply",
+    json("POST", { file: "p.pol", policy_b64: b64("version=1\n[deny_path]\n/a\n/missing/z\n") }),
+  );
+  strictEqual(r.status, 200);
+  const rep = await r.json();
+  deepStrictEqual(rep.unresolved.map((u: { what: string }) => u.what), ["/missing/z"]);
+  strictEqual(s.applied.length, 1);
+  r = await s.policy.request(
+    "/apply",
+    json("POST", { file: "bad.pol", policy_b64: b64("version=9\n") }),
+  );
+  strictEqual(r.status, 400);
+  const bad = await r.json();
+  strictEqual(bad.code, "POLICY_INVALID");
+  match(bad.issues[0], /^bad\.pol:1: error: unsupported version/);
+  strictEqual(s.applied.length, 1);
+  r = await s.policy.request("/show");
+  const show = await r.json();
+  strictEqual(show.rule_entries.aegis_deny_inode, 1);
+  ok(show.policy.includes("/missing/z"));
+});
