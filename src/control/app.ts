@@ -61,6 +61,7 @@ export class ControlHttpError extends HTTPException {
 const STATUS_BY_CODE: Record<string, ContentfulStatusCode> = {
   USAGE: 400,
   EMERGENCY_LOCKED: 409,
+  STARTING: 503,
 };
 
 /** Read the body as JSON, at most MAX_BODY_BYTES, whatever Content-Length claims. */
