@@ -70,12 +70,23 @@ const SECURITY_HEADERS: Record<string, string> = {
   "cross-origin-resource-policy": "same-origin",
 };
 
+const SECURITY_HEADER_LIST = Object.entries(SECURITY_HEADERS);
+
 function jsonReplacer(_key: string, value: unknown): unknown {
   return typeof value === "bigint" ? value.toString() : value;
 }
 
+function stringify(body: unknown): string {
+  try {
+    return JSON.stringify(body); // fast path: no replacer call per value
+  } catch (e) {
+    if (!(e instanceof TypeError)) throw e;
+    return JSON.stringify(body, jsonReplacer); // BigInt somewhere (a cycle throws again)
+  }
+}
+
 function json(body: unknown, status: number, headers: Record<string, string> = {}): Response {
-  return new Response(JSON.stringify(body, jsonReplacer), {
+  return new Response(stringify(body), {
     status,
     headers: { "content-type": JSON_CONTENT_TYPE, ...headers },
   });
@@ -92,7 +103,9 @@ function clientError(status: 400 | 414, code: string, error: string): HTTPExcept
 
 /** Reject query parameters the route does not know (a typo must not pass silently). */
 function checkQuery(c: Context, allowed: readonly string[]): URLSearchParams {
-  const q = new URL(c.req.url).searchParams;
+  const url = c.req.url;
+  const mark = url.indexOf("?");
+  const q = new URLSearchParams(mark < 0 ? "" : url.slice(mark + 1));
   for (const key of new Set(q.keys())) {
     if (!allowed.includes(key)) {
       const accepted = allowed.length > 0 ? `accepted: ${allowed.join(", ")}` : "none accepted";
@@ -127,15 +140,15 @@ export function createApp(deps: HttpDeps): Hono {
   const app = new Hono();
 
   app.use("*", async (c, next) => {
-    const target = c.req.url.length - new URL(c.req.url).origin.length;
+    const url = c.req.url; // absolute: scheme://authority/target
+    const target = url.length - url.indexOf("/", url.indexOf("//") + 2);
     if (target > MAX_URL_TARGET) {
       c.res = fail(414, "URI_TOO_LONG", `request target longer than ${MAX_URL_TARGET} bytes`);
     } else {
       await next();
     }
-    for (const [k, v] of Object.entries(SECURITY_HEADERS)) {
-      if (!c.res.headers.has(k)) c.res.headers.set(k, v);
-    }
+    const h = c.res.headers;
+    for (const [k, v] of SECURITY_HEADER_LIST) if (!h.has(k)) h.set(k, v);
   });
 
   app.get("/health", (c) => {
