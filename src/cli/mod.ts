@@ -6,8 +6,11 @@
 import { Command, CommanderError } from "@commander-js/extra-typings";
 import { AegisError } from "../errors.ts";
 import { setupLogging, writeStderr, writeStdout } from "../log.ts";
+import { addCapabilitiesCommand } from "./capabilities.ts";
+import { addHealthCommands } from "./health.ts";
 import { addKeysCommand } from "./keys.ts";
 import { addPolicyCommand } from "./policy.ts";
+import { addProbeCommand } from "./probe.ts";
 import { addRunCommand } from "./run.ts";
 import { addUninstallCommand } from "./uninstall.ts";
 import { addVersionCommand } from "./version.ts";
@@ -30,6 +33,9 @@ results and events go to stdout.`,
     .configureOutput({ writeOut: writeStdout, writeErr: writeStderr })
     .exitOverride();
   addRunCommand(program);
+  addHealthCommands(program);
+  addProbeCommand(program);
+  addCapabilitiesCommand(program);
   addPolicyCommand(program);
   addKeysCommand(program);
   addUninstallCommand(program);
