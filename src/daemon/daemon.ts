@@ -52,7 +52,8 @@ import { createControlApp } from "../control/app.ts";
 import { detectBreakGlass } from "../control/break_glass.ts";
 import { EmergencyControl } from "../control/emergency.ts";
 import { startControlServer } from "../control/server.ts";
-import { AegisError, NativeCallError, VerifierError } from "../errors.ts";
+import { AegisError } from "../errors.ts";
+import { decideGate, engineFailure, type GateMode, refusalMessage } from "./gate.ts";
 import { CgroupPathResolver } from "../events/cgroup_path.ts";
 import { EventDrain } from "../events/drain.ts";
 import { recordToEvent } from "../events/json.ts";
@@ -90,9 +91,6 @@ import {
   type RuntimeState,
 } from "./contracts.ts";
 
-export const GATE_MODES = ["fail-closed", "audit-fallback"] as const;
-export type GateMode = (typeof GATE_MODES)[number];
-
 export interface DaemonOptions {
   audit?: true;
   enforceFallback?: "signal";
@@ -127,50 +125,6 @@ function faultsFromEnv(): Faults {
   return { hideHooks: list("AEGIS_TEST_HIDE_HOOKS"), failAttach: list("AEGIS_TEST_FAIL_ATTACH") };
 }
 
-/** The reason code for an engine that failed to start. */
-export function engineFailure(e: unknown): { reason: ReasonCode; blocker: Blocker } {
-  if (e instanceof NativeCallError && e.call === "aegis_obj_load" && e.errno === 1) {
-    return {
-      reason: "BPF_LOAD_FAILED",
-      blocker: {
-        code: "BPF_LSM_DISABLED",
-        message: `the kernel refuses to load LSM programs (EPERM: ${e.message})`,
-        remedy: "boot with bpf in lsm= (e.g. lsm=lockdown,capability,landlock,yama,apparmor,bpf) " +
-          "and check kernel lockdown and any hypervisor or container restriction",
-      },
-    };
-  }
-  if (e instanceof VerifierError) {
-    return {
-      reason: "BPF_VERIFIER_REJECT",
-      blocker: {
-        code: "CAPABILITY_AUDIT_ONLY",
-        message: e.message,
-        remedy: "report the verifier log (aegisbpf probe --json and the agent's log) upstream; " +
-          "this kernel is not supported for enforcement",
-      },
-    };
-  }
-  if (e instanceof AegisError && e.code === "ATTACH_CONTRACT_MISMATCH") {
-    return {
-      reason: "ATTACH_CONTRACT_MISMATCH",
-      blocker: {
-        code: "CAPABILITY_AUDIT_ONLY",
-        message: e.message,
-        remedy: "a required hook did not attach: check aegisbpf probe for the hook table",
-      },
-    };
-  }
-  return {
-    reason: "BPF_LOAD_FAILED",
-    blocker: {
-      code: "CAPABILITY_AUDIT_ONLY",
-      message: e instanceof Error ? e.message : String(e),
-      remedy: "see the agent's log and aegisbpf doctor",
-    },
-  };
-}
-
 /** The event bus: sink (stdout or file) and the /events subscribers. */
 export class DaemonBus implements EventBus {
   emitted = 0;
@@ -182,95 +136,6 @@ export class DaemonBus implements EventBus {
     this.emitted++;
     for (const t of this.#targets) t.emit(event);
   }
-}
-
-/** The posture decision before anything is attached (pure; tested on fixtures). */
-export interface GateDecision {
-  /** null: refuse to start (fail-closed) */
-  state: RuntimeState | null;
-  reason: ReasonCode;
-  engine: "lsm" | "fallback";
-  /** programs deny (LSM enforce) or kill (signal fallback) */
-  enforcing: boolean;
-  detail: string;
-}
-
-/**
- * Decide the posture from the request and what is known before the engine
- * starts. `lsmUsable` is the probe's verdict on BPF LSM (listed, loads,
- * attaches); `blockers` are every enforce blocker found.
- */
-export function decideGate(input: {
-  audit: boolean;
-  breakGlass: boolean;
-  gateMode: GateMode;
-  signalFallback: boolean;
-  lsmUsable: boolean;
-  tracepoints: boolean;
-  blockers: Blocker[];
-}): GateDecision {
-  const engine = input.lsmUsable ? "lsm" : "fallback";
-  const list = input.blockers.map((b) => b.code).join(", ");
-  if (input.breakGlass) {
-    return {
-      state: "AUDIT_FALLBACK",
-      reason: "BREAK_GLASS_ACTIVE",
-      engine,
-      enforcing: false,
-      detail: "break-glass is active: forced audit",
-    };
-  }
-  if (input.audit) {
-    return {
-      state: "AUDIT_FALLBACK",
-      reason: "STARTUP_AUDIT_MODE",
-      engine,
-      enforcing: false,
-      detail: "started with --audit: observing only",
-    };
-  }
-  if (input.blockers.length === 0 && input.lsmUsable) {
-    return {
-      state: "ENFORCE",
-      reason: "STARTUP_ENFORCE_READY",
-      engine: "lsm",
-      enforcing: true,
-      detail: "BPF LSM active, every required hook present",
-    };
-  }
-  const lsmOnly = input.blockers.every((b) => b.code === "BPF_LSM_DISABLED");
-  if (input.signalFallback && !input.lsmUsable && input.tracepoints && lsmOnly) {
-    return {
-      state: "ENFORCE_SIGNAL",
-      reason: "ENFORCE_SIGNAL_FALLBACK",
-      engine: "fallback",
-      enforcing: true,
-      detail: `no BPF LSM (${list}): offenders are killed after the fact (SIGKILL)`,
-    };
-  }
-  const reason: ReasonCode = input.blockers.some((b) => b.code === "NETWORK_HOOK_UNAVAILABLE")
-    ? "NETWORK_HOOK_UNAVAILABLE"
-    : input.blockers.some((b) => b.code === "EXEC_IDENTITY_UNAVAILABLE")
-    ? "EXEC_IDENTITY_UNAVAILABLE"
-    : "CAPABILITY_AUDIT_ONLY";
-  if (input.gateMode === "fail-closed") {
-    return { state: null, reason, engine, enforcing: false, detail: `enforce blockers: ${list}` };
-  }
-  return {
-    state: "AUDIT_FALLBACK",
-    reason,
-    engine,
-    enforcing: false,
-    detail: `enforce blockers: ${list}; continuing in audit (gate audit-fallback)`,
-  };
-}
-
-/** The refusal an operator reads: every blocker with its remedy. */
-export function refusalMessage(blockers: Blocker[]): string {
-  return "Refusing to start in enforce mode (gate fail-closed). Blockers:\n" +
-    blockers.map((b) => `  - ${b.code}: ${b.message}\n    remedy: ${b.remedy}`).join("\n") +
-    "\nUse --audit to observe only, --enforce-gate-mode=audit-fallback to accept a " +
-    "reduced-security posture, or --enforce-fallback=signal to kill offenders instead.";
 }
 
 /** Start the engine for a decision; the caller maps a throw to a blocker. */

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import type { Blocker } from "./contracts.ts";
-import { decideGate, refusalMessage } from "./daemon.ts";
+import { decideGate, refusalMessage } from "./gate.ts";
 
 const lsmOff: Blocker = {
   code: "BPF_LSM_DISABLED",
@@ -11,6 +11,11 @@ const netOff: Blocker = {
   code: "NETWORK_HOOK_UNAVAILABLE",
   message: "no socket_connect hook",
   remedy: "use a kernel with the socket hooks",
+};
+const auditOnly: Blocker = {
+  code: "CAPABILITY_AUDIT_ONLY",
+  message: "tracepoints only",
+  remedy: "fix BPF_LSM_DISABLED",
 };
 const base = {
   audit: false,
@@ -62,7 +67,12 @@ Deno.test("gate: a policy-derived blocker gives its own reason code, even with B
 });
 
 Deno.test("gate: signal fallback only without BPF LSM, with tracepoints, LSM the only blocker", () => {
-  const d = decideGate({ ...base, signalFallback: true, lsmUsable: false, blockers: [lsmOff] });
+  const d = decideGate({
+    ...base,
+    signalFallback: true,
+    lsmUsable: false,
+    blockers: [lsmOff, auditOnly],
+  });
   assert.equal(d.state, "ENFORCE_SIGNAL");
   assert.equal(d.reason, "ENFORCE_SIGNAL_FALLBACK");
   assert.equal(d.engine, "fallback");
