@@ -233,3 +233,28 @@ tcpTest(
     await assert.rejects(() => fetch(`http://127.0.0.1:${srv.addr.port}/health`), TypeError);
   },
 );
+
+tcpTest("a client that closes its /events connection is unsubscribed", async () => {
+  const hub = new SseHub();
+  const srv = await startHttpServer(createApp(deps(hub)), { hostname: "127.0.0.1", port: 0 }, {
+    beforeClose: () => hub.close(),
+  });
+  try {
+    const res = await fetch(`http://127.0.0.1:${srv.addr.port}/events`);
+    const reader = res.body!.getReader();
+    await reader.read(); // the hello comment
+    hub.publish({ type: "exec", pid: 1 });
+    assert.match(new TextDecoder().decode((await reader.read()).value), /"pid":1/);
+    assert.equal(hub.stats().clients, 1);
+    await reader.cancel();
+    for (let i = 0; i < 200 && hub.stats().clients > 0; i++) {
+      await new Promise((r) => setTimeout(r, 10));
+      hub.publish({ type: "exec", pid: 2 }); // writing to a closed connection notices it
+    }
+    assert.equal(hub.stats().clients, 0);
+    assert.equal(hub.stats().disconnected_clients.closed, 1);
+    assert.equal(hub.stats().dropped_clients.slow, 0);
+  } finally {
+    await srv.close();
+  }
+});
