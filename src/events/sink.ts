@@ -51,6 +51,14 @@ export interface EventSink {
   readonly stats: SinkStats;
   /** "stdout" or "file:PATH" */
   readonly spec: string;
+  /** Text waiting to be written (UTF-16 units). */
+  readonly backlog: number;
+  /**
+   * The backlog is past half its cap: a producer that can wait (the ring
+   * drain) should leave records in the kernel ring until this clears, so
+   * overload shows up as counted ring-buffer drops, not sink drops.
+   */
+  readonly saturated: boolean;
 }
 
 /** Where a sink's bytes go (injectable for tests). */
@@ -331,6 +339,14 @@ class BufferedSink implements EventSink {
     this.#target = target;
     this.#cfg = cfg;
     this.#onError = opts.onError;
+  }
+
+  get backlog(): number {
+    return this.#pendingUnits;
+  }
+
+  get saturated(): boolean {
+    return this.#pendingUnits >= this.#cfg.maxPending / 2;
   }
 
   write(line: string): void {
