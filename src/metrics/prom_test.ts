@@ -287,7 +287,7 @@ function daemonSources(perfSloPath: string, maps = fakeMaps()): MetricsSources {
     runtimeState: "AUDIT_FALLBACK",
     enforceCapable: false,
     emergency: { active: true, transitions: 4, stormActive: false },
-    events: { written: 990, sinkDropped: 10 },
+    events: { emitted: 1000, sinkDropped: 10, sinkWritten: 990 },
     netBlocks: net.counts,
     sse: { droppedClients: 2 },
     unresolvedPaths: 3,
@@ -343,6 +343,8 @@ Deno.test("render: every SPEC §8 name, well-formed, kernel counters summed over
       strictEqual(get(p, "aegisbpf_emergency_toggle_transitions_total"), 4);
       strictEqual(get(p, "aegisbpf_net_blocks_total", { type: "cidr" }), 0);
       strictEqual(get(p, "aegisbpf_events_sink_dropped_total"), 10);
+      strictEqual(get(p, "aegisbpf_events_published_total"), 1000);
+      strictEqual(get(p, "aegisbpf_events_written_total"), 990);
       strictEqual(get(p, "aegisbpf_sse_clients_dropped_total"), 2);
       strictEqual(get(p, "aegisbpf_policy_unresolved_paths"), 3);
       strictEqual(get(p, "aegisbpf_perf_slo_gate_pass"), 1);

@@ -50,12 +50,16 @@ export interface MetricsSources {
   enforceCapable: boolean | null;
   /** Kill-switch bookkeeping (the daemon's emergency module). */
   emergency: { active: boolean; transitions: number; stormActive: boolean } | null;
-  /** The event sink: lines written and dropped (EventSink.stats). */
-  events: { written: number; sinkDropped: number } | null;
+  /**
+   * User-space event counts: `emitted` = events the agent published (kernel
+   * records after decoding, state_change, control_change); the sink's
+   * dropped and (optionally) written lines (EventSink.stats).
+   */
+  events: { emitted: number; sinkDropped: number; sinkWritten?: number } | null;
   /** Network blocks by rule type, counted from events (NetBlockCounter). */
-  netBlocks: Readonly<Record<string, number>> | null;
+  netBlocks?: Readonly<Record<string, number>> | null;
   /** /events subscribers cut off for being too slow. */
-  sse: { droppedClients: number } | null;
+  sse?: { droppedClients: number } | null;
   /** Policy path rules whose file does not exist yet. */
   unresolvedPaths: number | null;
   /** perf-slo-summary.json (aegisPaths().perfSlo). */
@@ -259,6 +263,11 @@ export async function renderMetrics(src: MetricsSources, opts: RenderOptions): P
     x.sample("aegisbpf_emergency_toggle_storm_active", src.emergency.stormActive);
   }
 
+  x.declare(
+    "aegisbpf_events_published_total",
+    "counter",
+    "Events the agent published to its sink and /events (kernel and user-space events).",
+  );
   x.declare("aegisbpf_events_written_total", "counter", "Event lines the agent's sink wrote.");
   x.declare(
     "aegisbpf_events_sink_dropped_total",
@@ -266,7 +275,10 @@ export async function renderMetrics(src: MetricsSources, opts: RenderOptions): P
     "Event lines the sink dropped (slow or closed output, write errors).",
   );
   if (src.events) {
-    x.sample("aegisbpf_events_written_total", src.events.written);
+    x.sample("aegisbpf_events_published_total", src.events.emitted);
+    if (src.events.sinkWritten !== undefined) {
+      x.sample("aegisbpf_events_written_total", src.events.sinkWritten);
+    }
     x.sample("aegisbpf_events_sink_dropped_total", src.events.sinkDropped);
   }
   x.declare(

@@ -281,11 +281,11 @@ Deno.test({
       strictEqual(m.status, 200);
       const after = sample(m.text, "aegisbpf_ringbuf_drops_total") ?? 0;
       ok(after > before, `drops before ${before}, after ${after}`);
-      const emitted0 = sample(m.text, "aegisbpf_events_written_total");
+      const emitted0 = sample(m.text, "aegisbpf_events_published_total");
       for (let i = 0; i < 5; i++) await new Deno.Command("/bin/true").output();
       await new Promise((r) => setTimeout(r, 500));
       const m2 = await get("/metrics");
-      const emitted1 = sample(m2.text, "aegisbpf_events_written_total");
+      const emitted1 = sample(m2.text, "aegisbpf_events_published_total");
       if (emitted0 !== undefined && emitted1 !== undefined) {
         ok(emitted1 > emitted0, `no new events after SIGCONT (${emitted0} → ${emitted1})`);
       }
