@@ -12,6 +12,8 @@ bash tests/host/mounts.sh
 mkdir -p dist/bench
 cc -O2 -Wall -Werror -o dist/bench/loadgen bench/drain/loadgen.c
 "$deno" run -A bench/drain/drain_bench.ts dist/bench/loadgen
+"$deno" run -A bench/events/events_bench.ts dist/bench/loadgen
+"$deno" run -A bench/http/http_bench.ts
 # The enforcement overhead benchmark boots QEMU/TCG guests (minutes): opt in.
 if [ "${AEGIS_BENCH_VM:-0}" = 1 ]; then
   bash bench/vm/run.sh

@@ -78,7 +78,7 @@ fi
 for t in $tiers; do
   case $t in
     static) run_tier static static_checks ;;
-    unit) run_tier unit "$DENO" test --quiet --allow-read --allow-env --allow-write src/ ;;
+    unit) run_tier unit "$DENO" test --quiet --allow-read --allow-env --allow-write --allow-net=127.0.0.1,0.0.0.0 src/ ;;
     artifacts)
       run_tier artifacts "$DENO" test --quiet -A tests/artifacts/ ;;
     native)

@@ -9,6 +9,7 @@ import { setupLogging, writeStderr, writeStdout } from "../log.ts";
 import { addCapabilitiesCommand } from "./capabilities.ts";
 import { addHealthCommands } from "./health.ts";
 import { addKeysCommand } from "./keys.ts";
+import { addMetricsCommand } from "./metrics.ts";
 import { addPolicyCommand } from "./policy.ts";
 import { addProbeCommand } from "./probe.ts";
 import { addRunCommand } from "./run.ts";
@@ -36,6 +37,7 @@ results and events go to stdout.`,
   addHealthCommands(program);
   addProbeCommand(program);
   addCapabilitiesCommand(program);
+  addMetricsCommand(program);
   addPolicyCommand(program);
   addKeysCommand(program);
   addUninstallCommand(program);

@@ -32,6 +32,9 @@ export interface DrainOptions {
   bufferBytes?: number;
   intervalMs?: number;
   maxBatchesPerTick?: number;
+  /** false: leave records in the ring this tick (the consumer is saturated;
+   * what does not fit in the ring is then counted there as drops) */
+  ready?: () => boolean;
 }
 
 export class EventDrain implements Disposable {
@@ -51,6 +54,7 @@ export class EventDrain implements Disposable {
   #timer: ReturnType<typeof setTimeout> | undefined;
   #intervalMs: number;
   #maxBatches: number;
+  #ready: () => boolean;
 
   constructor(ring: NativeRing, onRecord: (r: KernelRecord) => void, opts: DrainOptions = {}) {
     this.#ring = ring;
@@ -58,6 +62,7 @@ export class EventDrain implements Disposable {
     this.#dv = new DataView(this.#buf.buffer);
     this.#intervalMs = opts.intervalMs ?? 10;
     this.#maxBatches = opts.maxBatchesPerTick ?? 64;
+    this.#ready = opts.ready ?? (() => true);
     this.#onRecord = (r) => {
       this.stats.decoded++;
       onRecord(r);
@@ -72,6 +77,7 @@ export class EventDrain implements Disposable {
   drainNow(): number {
     let total = 0;
     for (let i = 0; i < this.#maxBatches; i++) {
+      if (!this.#ready()) break;
       let res;
       try {
         res = this.#ring.drain(this.#buf);
