@@ -36,7 +36,7 @@ export interface HttpDeps {
   /** runtime state, transitions, emergency status */
   state(): unknown;
   /** Prometheus text exposition */
-  metrics(): Promise<string>;
+  metrics(detailed: boolean): Promise<string>;
   /** /events subscribers */
   events: Pick<SseHub, "subscribe">;
 }
@@ -55,7 +55,7 @@ const ROUTES: Record<string, readonly string[]> = {
   "/health": ["require_enforce"],
   "/capabilities": [],
   "/state": [],
-  "/metrics": [],
+  "/metrics": ["detailed"],
   "/events": [],
 };
 const ALLOW = "GET, HEAD";
@@ -122,16 +122,16 @@ function checkQuery(c: Context, allowed: readonly string[]): URLSearchParams {
   return q;
 }
 
-/** `require_enforce`: absent → false; 1/true → true; 0/false → false; else 400. */
-function requireEnforce(q: URLSearchParams): boolean {
-  const v = q.get("require_enforce");
+/** A boolean query flag: absent → false; 1/true → true; 0/false → false; else 400. */
+function flag(q: URLSearchParams, name: string): boolean {
+  const v = q.get(name);
   if (v === null) return false;
   if (v === "1" || v === "true") return true;
   if (v === "0" || v === "false") return false;
   throw clientError(
     400,
     "BAD_QUERY",
-    `require_enforce must be 1, true, 0 or false, got ${JSON.stringify(v.slice(0, 64))}`,
+    `${name} must be 1, true, 0 or false, got ${JSON.stringify(v.slice(0, 64))}`,
   );
 }
 
@@ -152,7 +152,7 @@ export function createApp(deps: HttpDeps): Hono {
   });
 
   app.get("/health", (c) => {
-    const want = requireEnforce(checkQuery(c, ROUTES["/health"]));
+    const want = flag(checkQuery(c, ROUTES["/health"]), "require_enforce");
     const h = deps.health(want);
     return json(h.body, h.status);
   });
@@ -177,8 +177,8 @@ export function createApp(deps: HttpDeps): Hono {
   });
 
   app.get("/metrics", async (c) => {
-    checkQuery(c, ROUTES["/metrics"]);
-    const text = await deps.metrics();
+    const q = checkQuery(c, ROUTES["/metrics"]);
+    const text = await deps.metrics(flag(q, "detailed"));
     return new Response(text, { status: 200, headers: { "content-type": METRICS_CONTENT_TYPE } });
   });
 

@@ -123,6 +123,22 @@ Deno.test("GET /metrics is Prometheus text 0.0.4", async () => {
   assert.equal(await r.text(), "# TYPE aegisbpf_blocks_total counter\naegisbpf_blocks_total 7\n");
 });
 
+Deno.test("GET /metrics?detailed=1 asks for the detailed render; a bad value is 400", async () => {
+  const asked: boolean[] = [];
+  const app = createApp(fakeDeps({
+    metrics: (d: boolean) => {
+      asked.push(d);
+      return Promise.resolve("");
+    },
+  }));
+  assert.equal((await app.request("/metrics?detailed=1")).status, 200);
+  assert.equal((await app.request("/metrics")).status, 200);
+  assert.deepEqual(asked, [true, false]);
+  const bad = await app.request("/metrics?detailed=yes");
+  assert.equal(bad.status, 400);
+  assert.equal((await errorBody(bad)).code, "BAD_QUERY");
+});
+
 Deno.test("unknown path is 404 JSON, other methods are 405 with Allow, HEAD works", async () => {
   const app = createApp(fakeDeps());
   const nf = await app.request("/nope");
