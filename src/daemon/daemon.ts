@@ -62,9 +62,14 @@ import { createApp } from "../http/app.ts";
 import { parseListen, startHttpServer } from "../http/serve.ts";
 import { SseHub } from "../http/sse.ts";
 import { literal, log } from "../log.ts";
-import { renderMetrics } from "../metrics/render.ts";
+import { NetBlockCounter, renderMetrics } from "../metrics/render.ts";
 import type { Shim } from "../native/mod.ts";
-import { RULE_MAPS } from "../policy/apply.ts";
+import {
+  type CompiledPolicy,
+  mapSizesFor,
+  readMapSizeRequests,
+  RULE_MAPS,
+} from "../policy/apply.ts";
 import { compilePolicy, type Unresolved } from "../policy/compile.ts";
 import { loadTrustedKeys } from "../policy/keys.ts";
 import type { Policy } from "../policy/model.ts";
@@ -81,13 +86,12 @@ import {
   writeReport,
 } from "../posture/report.ts";
 import { PostureStateMachine, runtimeChecks, stateChangeEvent } from "../posture/state.ts";
-import { ruleMounts, startLiveRules } from "./live.ts";
+import { DaemonPolicy } from "./live.ts";
 import {
   type AegisEvent,
   aegisPaths,
   type Blocker,
   type EventBus,
-  type ReasonCode,
   type RuntimeState,
 } from "./contracts.ts";
 
@@ -143,7 +147,13 @@ export function startEngine(
   shim: Shim,
   bytes: Uint8Array<ArrayBuffer>,
   opts: DaemonOptions,
-  how: { mode: EngineMode; enforcing: boolean; breakGlass: boolean; faults: Faults },
+  how: {
+    mode: EngineMode;
+    enforcing: boolean;
+    breakGlass: boolean;
+    faults: Faults;
+    mapSizes?: Record<string, number>;
+  },
 ): { engine: Engine; survivors: SurvivalEntry[]; cgroup: string } {
   const lg = log("run");
   const audit = !how.enforcing;
@@ -168,6 +178,7 @@ export function startEngine(
     pinRoot: audit && !pinned ? null : root,
     fileHook: opts.lsmHook,
     ringBytes: opts.ringbufBytes,
+    mapSizes: how.mapSizes,
     execEvents: true,
     openEvents: opts.traceOpens === true,
     hasBtfFunc: (name) =>
@@ -224,6 +235,7 @@ export function loadAppliedPolicy(stateDir: string): {
   needs: PolicyNeeds;
   status: PolicyStatus;
   policy: Policy | null;
+  compiled: CompiledPolicy | null;
   unresolved: Unresolved[];
   warning: string | null;
 } {
@@ -232,7 +244,14 @@ export function loadAppliedPolicy(stateDir: string): {
     bytes = Deno.readFileSync(`${stateDir}/policy.applied`);
   } catch (e) {
     if (e instanceof Deno.errors.NotFound) {
-      return { needs: NO_NEEDS, status: NO_POLICY, policy: null, unresolved: [], warning: null };
+      return {
+        needs: NO_NEEDS,
+        status: NO_POLICY,
+        policy: null,
+        compiled: null,
+        unresolved: [],
+        warning: null,
+      };
     }
     throw e;
   }
@@ -246,12 +265,13 @@ export function loadAppliedPolicy(stateDir: string): {
       needs: NO_NEEDS,
       status: { applied: true, sha256: sha, version: null, unresolved: [] },
       policy: null,
+      compiled: null,
       unresolved: [],
       warning: `${stateDir}/policy.applied does not parse (${parsed.errors.length} errors); ` +
         `its needs are unknown`,
     };
   }
-  const { unresolved } = compilePolicy(parsed.policy, hostCompileEnv());
+  const { compiled, unresolved } = compilePolicy(parsed.policy, hostCompileEnv());
   return {
     needs: policyNeeds(parsed.policy),
     status: {
@@ -261,6 +281,7 @@ export function loadAppliedPolicy(stateDir: string): {
       unresolved: unresolved.map((u) => u.what),
     },
     policy: parsed.policy,
+    compiled,
     unresolved,
     warning: null,
   };
@@ -304,6 +325,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
   });
   cleanups.push(() => sink.close());
   const hub = new SseHub();
+  const netBlocks = new NetBlockCounter();
   const bus = new DaemonBus([{ emit: (ev) => sink.write(JSON.stringify(ev)) }, hub]);
   const emergencyActive = () => emergency?.status().active ?? false;
 
@@ -372,7 +394,22 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
         attached: engine?.attachedSections() ?? [],
         unresolved_paths: unresolvedNow(),
       }),
-      metrics: () => metrics(),
+      metrics: (detailed) =>
+        renderMetrics({
+          map: (name: string) => engine ? engine.obj.map(name) : null,
+          runtimeState: sm?.state ?? null,
+          enforceCapable: report?.enforce_capable ?? null,
+          emergency: emergency?.counters() ?? null,
+          events: {
+            emitted: bus.emitted,
+            sinkDropped: sink.stats.dropped,
+            sinkWritten: sink.stats.written,
+          },
+          netBlocks: netBlocks.counts,
+          sse: { droppedClients: sseDropped(hub) },
+          unresolvedPaths: unresolvedNow().length,
+          perfSloPath: paths.perfSlo,
+        }, { detailed }),
       events: hub,
     });
     const listen = parseListen(opts.httpListen);
@@ -383,6 +420,13 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
       cleanups.push(() => srv.close());
       lg.info(literal(`HTTP API on ${srv.addr.hostname}:${srv.addr.port}`), { http: srv.addr });
     }
+    const policy = new DaemonPolicy({
+      stateDir: paths.stateDir,
+      bus,
+      onChange: () => rebuildReport(),
+    });
+    cleanups.push(() => policy.close());
+    unresolvedNow = () => policy.unresolved();
     const lazyEmergency = () => {
       if (!emergency) throw new AegisError("STARTING", "the agent is still starting");
       return emergency;
@@ -397,7 +441,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
           },
         }),
         readOnly: app,
-        mounts: ruleMounts(),
+        mounts: policy.mounts(),
       }),
       paths.controlSocket,
     );
@@ -447,6 +491,9 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
       throw new AegisError("ENFORCE_GATE", refusalMessage(blockers));
     }
     let startState: RuntimeState = decision.state;
+    // sized for the applied policy twice (an apply writes beside the live
+    // rules) when the maps are created; re-adopted pins keep their size
+    const mapSizes = mapSizesFor(applied.compiled, [], readMapSizeRequests(paths.stateDir));
 
     // ---- 5. the engine
     let started: ReturnType<typeof startEngine> | null = null;
@@ -456,6 +503,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
         enforcing: decision.enforcing,
         breakGlass: bg.active,
         faults,
+        mapSizes,
       });
     } catch (e) {
       const f = engineFailure(e);
@@ -519,14 +567,15 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
       },
       bus,
     });
-    const live = startLiveRules(engine, applied, bus, () => rebuildReport());
-    cleanups.push(() => live.close());
-    unresolvedNow = () => live.unresolved();
+    policy.attach(engine, applied.unresolved);
 
     // ---- 7. the posture, events flowing
     const resolver = new CgroupPathResolver();
     using ring = shim.openRing(engine.obj.map(MAP_EVENTS).fd);
-    const drain = new EventDrain(ring, (r) => bus.emit(recordToEvent(r, resolver)));
+    const drain = new EventDrain(ring, (r) => {
+      netBlocks.observe(r);
+      bus.emit(recordToEvent(r, resolver));
+    }, { ready: () => !sink.saturated });
     cleanups.push(() => drain.stop());
     sm = new PostureStateMachine({
       enforceRequested,
@@ -566,17 +615,6 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
     }
 
     // ---- 8. runtime checks, every second
-    const metrics = () =>
-      renderMetrics({
-        map: (name) => engine ? engine.obj.map(name) : null,
-        runtimeState: sm?.state ?? null,
-        enforceCapable: report?.enforce_capable ?? false,
-        emergency: emergency?.counters() ?? { active: false, transitions: 0, stormActive: false },
-        events: { emitted: bus.emitted, sinkDropped: sink.stats.dropped },
-        sse: { droppedClients: hub.stats.dropped_total ?? 0 },
-        unresolvedPaths: unresolvedNow().length,
-        perfSloPath: paths.perfSlo,
-      }, { detailed: false });
     const drops: bigint[] = [];
     let lastDrops = counter(counters, AEGIS_CNT_RINGBUF_DROPS);
     let utilisation: Record<string, number> = {};
@@ -589,7 +627,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
         lastDrops = d;
         if (drops.length > DROP_WINDOW_CHECKS) drops.shift();
         if (tick++ % MAP_CHECK_EVERY === 0) utilisation = mapUtilisation(engine!);
-        live.tick();
+        policy.tick();
         const want = runtimeChecks({
           current: sm!.state!,
           healthyState,
@@ -650,4 +688,9 @@ export function mapUtilisation(engine: Engine): Record<string, number> {
     out[name] = m.maxEntries > 0 ? m.keys().length / m.maxEntries : 0;
   }
   return out;
+}
+
+/** /events subscribers the hub cut off (every reason). */
+function sseDropped(hub: SseHub): number {
+  return Object.values(hub.stats().dropped_clients).reduce((a, b) => a + b, 0);
 }

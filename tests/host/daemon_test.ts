@@ -13,7 +13,7 @@
  */
 import { deepStrictEqual, match, ok, strictEqual } from "node:assert/strict";
 import { CapabilitiesReport } from "../../src/posture/report.ts";
-import { AGENT, Agent, agentEnv, httpGet, type Json } from "../lib/agent.ts";
+import { AGENT, Agent, agentEnv, httpGet } from "../lib/agent.ts";
 import { run } from "../lib/helpers.ts";
 
 function exists(p: string): boolean {
@@ -69,7 +69,7 @@ Deno.test("run --enforce-gate-mode=audit-fallback: AUDIT_FALLBACK, 200 / 503, re
     try {
       await a.ready();
       match(a.err, /agent started, AUDIT_FALLBACK/);
-      const sc = a.events().filter((ev) => ev.type === "state_change") as Json[];
+      const sc = await a.stateChanges();
       strictEqual(sc.length, 1, a.out.slice(0, 2000));
       strictEqual(sc[0].transition_id, 1);
       strictEqual(sc[0].to, "AUDIT_FALLBACK");
@@ -108,7 +108,7 @@ Deno.test("run --enforce-fallback=signal: ENFORCE_SIGNAL, BPF_LSM_DISABLED still
     const a = new Agent(["--enforce-fallback=signal"], e.env);
     try {
       await a.ready();
-      const sc = a.events().filter((ev) => ev.type === "state_change") as Json[];
+      const sc = await a.stateChanges();
       strictEqual(sc.at(-1).to, "ENFORCE_SIGNAL");
       strictEqual(sc.at(-1).reason_code, "ENFORCE_SIGNAL_FALLBACK");
       const report = CapabilitiesReport.parse(JSON.parse(Deno.readTextFileSync(e.report)));
@@ -127,7 +127,7 @@ Deno.test("run --strict-degrade exits non-zero when an enforce request ends in A
     const st = await a.exit();
     strictEqual(st.code, 1, a.err);
     match(a.err, /strict-degrade/);
-    const sc = a.events().filter((ev) => ev.type === "state_change") as Json[];
+    const sc = await a.stateChanges();
     strictEqual(sc.at(-1)?.strict_mode, true);
   }));
 

@@ -90,7 +90,7 @@ export class Agent {
   }
 
   /** Events (stdout JSON lines) so far. */
-  events(): Record<string, unknown>[] {
+  events(): Json[] {
     return this.out.split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l));
   }
 
@@ -106,6 +106,18 @@ export class Agent {
       if (Date.now() > end) throw new Error(`timed out waiting for ${label}; stderr:\n${this.err}`);
       await new Promise((r) => setTimeout(r, 50));
     }
+  }
+
+  /** Wait for an event matching `pred` (events are written by a buffered sink). */
+  async event(pred: (e: Json) => boolean, label: string, ms = 10_000): Promise<Json> {
+    await this.waitFor(() => this.events().some(pred), label, ms);
+    return this.events().find(pred);
+  }
+
+  /** The state_change events so far, after waiting for at least one. */
+  async stateChanges(): Promise<Json[]> {
+    await this.event((e) => e.type === "state_change", "a state_change event");
+    return this.events().filter((e) => e.type === "state_change");
   }
 
   /** Wait until the agent has logged that it started. */

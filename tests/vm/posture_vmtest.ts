@@ -14,14 +14,10 @@
  */
 import { deepStrictEqual, match, ok, strictEqual } from "node:assert/strict";
 import { CapabilitiesReport } from "../../src/posture/report.ts";
-import { Agent, AGENT, agentEnv, httpGet, type Json } from "../lib/agent.ts";
+import { AGENT, Agent, agentEnv, httpGet } from "../lib/agent.ts";
 import { run } from "../lib/helpers.ts";
 
 const LSM_ON = Deno.env.get("AEGIS_VM_LSM") === "on";
-
-function stateChanges(a: Agent): Json[] {
-  return a.events().filter((e) => e.type === "state_change");
-}
 
 async function cleanup(a: Agent | null, e: ReturnType<typeof agentEnv>): Promise<void> {
   if (a) await a.stop("SIGTERM");
@@ -38,9 +34,11 @@ Deno.test({
     try {
       a = new Agent([], e.env);
       await a.ready();
-      console.log(`time from run to ENFORCE: ${Date.now() - a.started} ms`);
+      Deno.stderr.writeSync(
+        new TextEncoder().encode(`time from run to ENFORCE: ${Date.now() - a.started} ms\n`),
+      );
       match(a.err, /agent started, ENFORCE/);
-      const sc = stateChanges(a);
+      const sc = await a.stateChanges();
       strictEqual(sc.length, 1, a.out.slice(0, 2000));
       strictEqual(sc[0].transition_id, 1);
       strictEqual(sc[0].to, "ENFORCE");
@@ -103,7 +101,7 @@ Deno.test({
 
       a = new Agent(["--enforce-gate-mode=audit-fallback"], e.env);
       await a.ready();
-      const sc = stateChanges(a);
+      const sc = await a.stateChanges();
       strictEqual(sc.at(-1).to, "AUDIT_FALLBACK", a.out.slice(0, 2000));
       strictEqual(sc.at(-1).reason_code, "ATTACH_CONTRACT_MISMATCH");
       strictEqual((await httpGet(e.port, "/health?require_enforce=1")).status, 503);
@@ -133,7 +131,7 @@ Deno.test({
       match(a.err, /NETWORK_HOOK_UNAVAILABLE/);
       a = new Agent(["--enforce-gate-mode=audit-fallback"], e.env);
       await a.ready();
-      const sc = stateChanges(a);
+      const sc = await a.stateChanges();
       strictEqual(sc.at(-1).reason_code, "NETWORK_HOOK_UNAVAILABLE", a.out.slice(0, 2000));
       const report = CapabilitiesReport.parse(JSON.parse(Deno.readTextFileSync(e.report)));
       ok(report.enforce_blockers.some((b) => b.code === "NETWORK_HOOK_UNAVAILABLE"));
@@ -161,7 +159,7 @@ Deno.test({
 
       a = new Agent(["--enforce-gate-mode=audit-fallback"], e.env);
       await a.ready();
-      const sc = stateChanges(a);
+      const sc = await a.stateChanges();
       strictEqual(sc.at(-1).to, "AUDIT_FALLBACK");
       strictEqual(sc.at(-1).reason_code, "CAPABILITY_AUDIT_ONLY");
       strictEqual((await httpGet(e.port, "/health")).status, 200);

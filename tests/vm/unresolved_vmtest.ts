@@ -1,58 +1,32 @@
 /**
  * VM tier: a policy naming a file that does not exist yet is applied
- * (reported unresolved); the running agent watches the parent directory
- * and enforces the rule when the file appears. Measures the window
- * between the file's creation and the first EPERM (a tight open loop in a
- * separate process) and asserts it is under 10 s.
+ * (reported unresolved) and the rule is enforced once the file appears.
+ * Both tests measure the window between the file's creation and the first
+ * EPERM (a tight open loop in another process) and assert it is under
+ * 10 s.
  *
- * Needs the daemon wiring (UnresolvedWatcher constructed from the applied
- * policy's unresolved list, policy apply through the control socket).
+ * 1. Library level: UnresolvedWatcher in the test process over the running
+ *    agent's pins (what the daemon runs).
+ * 2. Final behaviour: `policy apply` to the running agent, the agent
+ *    watches. Needs the daemon wiring (UnresolvedWatcher built from the
+ *    applied policy's unresolved list at start and after each apply
+ *    through the control socket).
  */
 import { match, ok, strictEqual } from "node:assert/strict";
+import { openEmbeddedShim } from "../../src/assets/mod.ts";
+import { PinnedMaps } from "../../src/bpf/pins.ts";
 import { writeStdout } from "../../src/log.ts";
+import { pathRuleEnforcer, type ResolvedEntry, UnresolvedWatcher } from "../../src/policy/watch.ts";
 import { LAUNCHER, run, tryOpen } from "../lib/helpers.ts";
 
 const LSM_ON = Deno.env.get("AEGIS_VM_LSM") === "on";
 
-Deno.test({
-  name: "unresolved path: enforced once the file appears; creation-to-EPERM window measured",
-  ignore: !LSM_ON,
-  fn: async () => {
-    const id = crypto.randomUUID().slice(0, 8);
-    const dir = Deno.makeTempDirSync({ dir: "/tmp", prefix: "aegis-unres-" });
-    const env = {
-      ...Deno.env.toObject(),
-      AEGIS_PIN_ROOT: `/sys/fs/bpf/aegis-unres-${id}`,
-      AEGIS_STATE_DIR: `${dir}/state`,
-      AEGIS_RUNTIME_DIR: `${dir}/run`,
-    };
-    const later = `${dir}/later.bin`;
-    const agent = new Deno.Command(LAUNCHER, {
-      args: ["run"],
-      env,
-      stdout: "null",
-      stderr: "piped",
-    })
-      .spawn();
-    const err = agent.stderr.pipeThrough(new TextDecoderStream()).getReader();
-    try {
-      let log = "";
-      while (!log.includes("agent started")) {
-        const { value, done } = await err.read();
-        if (done) break;
-        log += value;
-      }
-      match(log, /agent started, ENFORCE/);
-      Deno.writeTextFileSync(`${dir}/p.pol`, `version=1\n[deny_path]\n${later}\n`);
-      const a = await run(LAUNCHER, ["policy", "apply", `${dir}/p.pol`], env);
-      strictEqual(a.code, 0, a.stderr);
-      match(a.stdout, /unresolved deny_path line 3: .*later\.bin: does not exist/);
-
-      // create the file, then open it in a tight loop until the first EPERM
-      const probe = await new Deno.Command("/usr/bin/python3", {
-        args: [
-          "-c",
-          `
+/** Create `path`, then open it in a tight loop (another process) until the first EPERM. */
+async function measureWindow(path: string): Promise<{ secs: number; opens: number }> {
+  const probe = await new Deno.Command("/usr/bin/python3", {
+    args: [
+      "-c",
+      `
 import os, sys, time
 p = sys.argv[1]
 t0 = time.monotonic()
@@ -66,23 +40,111 @@ while True:
     if time.monotonic() - t0 > 30:
         print("timeout %d" % opens); break
 `,
-          later,
-        ],
-        stdout: "piped",
-      }).output();
-      const outText = new TextDecoder().decode(probe.stdout).trim();
-      ok(!outText.startsWith("timeout"), `never enforced within 30 s (${outText})`);
-      const [secs, opens] = outText.split(" ").map(Number);
-      writeStdout(
-        `unresolved window: ${(secs * 1000).toFixed(1)} ms from creation to the first EPERM ` +
-          `(${opens} opens succeeded meanwhile; kernel ${Deno.env.get("AEGIS_VM_KERNEL")})` + "\n",
-      );
-      ok(secs < 10, `enforced ${secs} s after creation (bound 10 s)`);
-      strictEqual(tryOpen(later), "EPERM/EACCES");
-    } finally {
+      path,
+    ],
+    stdout: "piped",
+  }).output();
+  const text = new TextDecoder().decode(probe.stdout).trim();
+  ok(!text.startsWith("timeout"), `never enforced within 30 s (${text})`);
+  const [secs, opens] = text.split(" ").map(Number);
+  return { secs, opens };
+}
+
+async function startAgent(env: Record<string, string>) {
+  const agent = new Deno.Command(LAUNCHER, { args: ["run"], env, stdout: "null", stderr: "piped" })
+    .spawn();
+  const err = agent.stderr.pipeThrough(new TextDecoderStream()).getReader();
+  let log = "";
+  while (!log.includes("agent started")) {
+    const { value, done } = await err.read();
+    if (done) break;
+    log += value;
+  }
+  match(log, /agent started, ENFORCE/);
+  return {
+    async stop() {
       agent.kill("SIGTERM");
       await agent.status;
       await err.cancel().catch(() => {});
+    },
+  };
+}
+
+function testEnv(tag: string) {
+  const id = crypto.randomUUID().slice(0, 8);
+  const dir = Deno.makeTempDirSync({ dir: "/tmp", prefix: `aegis-${tag}-` });
+  const env: Record<string, string> = {
+    ...Deno.env.toObject(),
+    AEGIS_PIN_ROOT: `/sys/fs/bpf/aegis-${tag}-${id}`,
+    AEGIS_STATE_DIR: `${dir}/state`,
+    AEGIS_RUNTIME_DIR: `${dir}/run`,
+  };
+  return { dir, env };
+}
+
+const report = (what: string, m: { secs: number; opens: number }) =>
+  writeStdout(
+    `unresolved window (${what}): ${(m.secs * 1000).toFixed(1)} ms from creation to the first ` +
+      `EPERM (${m.opens} opens succeeded meanwhile; kernel ${Deno.env.get("AEGIS_VM_KERNEL")})\n`,
+  );
+
+Deno.test({
+  name: "unresolved path, library level: UnresolvedWatcher over the agent's pins; window measured",
+  ignore: !LSM_ON,
+  fn: async () => {
+    const { dir, env } = testEnv("unres-lib");
+    const later = `${dir}/sub/later.bin`;
+    const agent = await startAgent(env);
+    const shim = await openEmbeddedShim();
+    const pins = new PinnedMaps(shim, env.AEGIS_PIN_ROOT);
+    const resolved: ResolvedEntry[] = [];
+    const w = new UnresolvedWatcher(
+      [{ section: "deny_path", line: 3, what: later, reason: "does not exist (yet)" }],
+      { enforce: pathRuleEnforcer((n) => pins.map(n)), onResolved: (r) => resolved.push(r) },
+    );
+    try {
+      w.start();
+      strictEqual(w.pendingCount, 1);
+      Deno.mkdirSync(`${dir}/sub`);
+      for (let i = 0; i < 400 && w.watchedDirs[0] !== `${dir}/sub`; i++) {
+        await new Promise((r) => setTimeout(r, 5));
+      }
+      strictEqual(w.watchedDirs[0], `${dir}/sub`, "the watch moved into the new directory");
+      const m = await measureWindow(later);
+      report("UnresolvedWatcher, inotify", m);
+      ok(m.secs < 10, `enforced ${m.secs} s after creation (bound 10 s)`);
+      strictEqual(resolved.length, 1);
+      strictEqual(resolved[0].via, "watch");
+      strictEqual(tryOpen(later), "EPERM/EACCES");
+    } finally {
+      w.stop();
+      pins.close();
+      shim[Symbol.dispose]();
+      await agent.stop();
+      await run(LAUNCHER, ["uninstall"], env);
+      Deno.removeSync(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name: "unresolved path, daemon: enforced once the file appears; window measured",
+  ignore: !LSM_ON,
+  fn: async () => {
+    const { dir, env } = testEnv("unres");
+    const later = `${dir}/later.bin`;
+    const agent = await startAgent(env);
+    try {
+      Deno.writeTextFileSync(`${dir}/p.pol`, `version=1\n[deny_path]\n${later}\n`);
+      const a = await run(LAUNCHER, ["policy", "apply", `${dir}/p.pol`], env);
+      strictEqual(a.code, 0, a.stderr);
+      match(a.stdout, /unresolved deny_path line 3: .*later\.bin: does not exist/);
+      const m = await measureWindow(later);
+      report("daemon", m);
+      ok(m.secs < 10, `enforced ${m.secs} s after creation (bound 10 s)`);
+      strictEqual(tryOpen(later), "EPERM/EACCES");
+    } finally {
+      await agent.stop();
       await run(LAUNCHER, ["uninstall"], env);
       Deno.removeSync(dir, { recursive: true });
     }

@@ -1,0 +1,201 @@
+/**
+ * The daemon's side of policy changes: the control socket's /rules and
+ * /policy routes over the engine's own maps, the TTL sweep of live rules,
+ * and the watcher that enforces unresolved policy paths when their files
+ * appear. Created before the engine (the socket is bound first), bound to
+ * the engine once it runs; until then every route answers 503 STARTING.
+ *
+ * @module
+ */
+import type { Hono } from "hono";
+import type { Engine } from "../bpf/engine.ts";
+import type { BpfMap } from "../bpf/map.ts";
+import { keysDir } from "../cli/keys.ts";
+import { hostCompileEnv } from "../cli/policy.ts";
+import { AegisError } from "../errors.ts";
+import { literal, log } from "../log.ts";
+import type { Unresolved } from "../policy/compile.ts";
+import { LiveRules } from "../policy/live.ts";
+import { createPolicyRoutes, createRuleRoutes } from "../policy/routes.ts";
+import { pathRuleEnforcer, UnresolvedWatcher } from "../policy/watch.ts";
+import type { EventBus } from "./contracts.ts";
+
+export interface DaemonPolicyOptions {
+  stateDir: string;
+  bus: EventBus;
+  /** something the report shows changed (unresolved set, policy) */
+  onChange: () => void;
+}
+
+export class DaemonPolicy {
+  #o: DaemonPolicyOptions;
+  #engine: Engine | null = null;
+  #watcher: UnresolvedWatcher | null = null;
+  readonly live: LiveRules;
+
+  constructor(o: DaemonPolicyOptions) {
+    this.#o = o;
+    const env = hostCompileEnv();
+    this.live = new LiveRules({
+      maps: (name) => this.#maps(name),
+      storePath: `${o.stateDir}/live_rules.json`,
+      resolveCgroup: env.resolveCgroup,
+      ownerUid: Deno.uid() ?? 0,
+    });
+  }
+
+  #maps(name: string): BpfMap {
+    if (!this.#engine) throw new AegisError("STARTING", "the agent is still starting");
+    return this.#engine.obj.map(name);
+  }
+
+  /** The control socket's sub-apps: /rules and /policy. */
+  mounts(): Record<string, Hono> {
+    const lg = log("policy");
+    const onError = (what: string, e: unknown) =>
+      lg.error(literal(`${what}: ${e instanceof Error ? e.message : e}`));
+    const policyText = () => {
+      try {
+        return Deno.readTextFileSync(`${this.#o.stateDir}/policy.applied`);
+      } catch {
+        return "";
+      }
+    };
+    return {
+      "/rules": createRuleRoutes({
+        live: this.live,
+        policyText,
+        onChange: ({ action, rule, caller }) => {
+          lg.info(
+            literal(`live rule ${action} ${rule.id} by uid ${caller.uid} pid ${caller.pid}`),
+            {
+              action,
+              rule,
+              caller,
+            },
+          );
+          this.#o.bus.emit({
+            type: "control_change",
+            control: "live_rule",
+            action,
+            rule,
+            uid: caller.uid,
+            pid: caller.pid,
+            changed_at_unix: Math.floor(Date.now() / 1000),
+          });
+        },
+        onExpired: (rules) => this.#expired(rules),
+        onError,
+      }),
+      "/policy": createPolicyRoutes({
+        apply: {
+          maps: (name) => this.#maps(name),
+          stateDir: this.#o.stateDir,
+          keysDir: keysDir(),
+          compileEnv: hostCompileEnv(),
+          live: this.live,
+        },
+        onApplied: (report, caller) => {
+          lg.info(
+            literal(
+              `policy applied by uid ${caller.uid} pid ${caller.pid}: ${report.file} ` +
+                `(sha256 ${report.sha256}, ${report.unresolved.length} unresolved)`,
+            ),
+            { sha256: report.sha256, caller },
+          );
+          this.#o.bus.emit({
+            type: "control_change",
+            control: "policy",
+            action: "apply",
+            sha256: report.sha256,
+            version: report.version,
+            unresolved: report.unresolved.length,
+            uid: caller.uid,
+            pid: caller.pid,
+            changed_at_unix: Math.floor(Date.now() / 1000),
+          });
+          this.watch(report.unresolved);
+          this.#o.onChange();
+        },
+        onRefused: (e, caller) =>
+          lg.warn(
+            literal(`policy apply refused (uid ${caller.uid} pid ${caller.pid}): ${e.message}`),
+            {
+              code: e.code,
+            },
+          ),
+        onError,
+      }),
+    };
+  }
+
+  /** Bind to the running engine and watch the applied policy's unresolved paths. */
+  attach(engine: Engine, unresolved: readonly Unresolved[]): void {
+    this.#engine = engine;
+    this.watch(unresolved);
+  }
+
+  /** Replace the watcher with one for `unresolved`. */
+  watch(unresolved: readonly Unresolved[]): void {
+    this.#watcher?.stop();
+    const lg = log("policy");
+    if (!this.#engine) return;
+    const w = new UnresolvedWatcher(unresolved, {
+      enforce: pathRuleEnforcer((name) => this.#maps(name)),
+      onResolved: (r) => {
+        lg.info(
+          literal(
+            `${r.entry.what} appeared (${r.via}, ${Math.round(r.pendingMs)} ms after watching ` +
+              `began): ${r.entry.section} line ${r.entry.line} is enforced`,
+          ),
+          { path: r.entry.what, ino: r.ino, dev: r.dev },
+        );
+        this.#o.bus.emit({
+          type: "policy_path_resolved",
+          path: r.entry.what,
+          section: r.entry.section,
+          line: r.entry.line,
+          ino: String(r.ino),
+          dev: r.dev,
+          pending_ms: Math.round(r.pendingMs),
+          via: r.via,
+        });
+        this.#o.onChange();
+      },
+      onError: (what, e) => lg.warn(literal(`${what}: ${e instanceof Error ? e.message : e}`)),
+    });
+    this.#watcher = w;
+    w.start();
+  }
+
+  /** Paths of the applied policy still missing. */
+  unresolved(): string[] {
+    return this.#watcher?.pending().map((p) => p.what) ?? [];
+  }
+
+  /** Once a second: remove expired live rules. */
+  tick(): void {
+    if (!this.#engine) return;
+    const expired = this.live.sweep();
+    if (expired.length > 0) this.#expired(expired);
+  }
+
+  #expired(rules: readonly { id: number }[]): void {
+    const lg = log("policy");
+    for (const r of rules) {
+      lg.info(literal(`live rule ${r.id} expired (TTL) and was removed`), { rule: r });
+      this.#o.bus.emit({
+        type: "control_change",
+        control: "live_rule",
+        action: "expire",
+        rule: r,
+        changed_at_unix: Math.floor(Date.now() / 1000),
+      });
+    }
+  }
+
+  close(): void {
+    this.#watcher?.stop();
+    this.#watcher = null;
+  }
+}
