@@ -20,8 +20,8 @@ export const REASON_REPLACEMENT = "\uFFFD";
  * can make a log line display something other than what it holds; lone
  * surrogates are not valid text either.
  */
-// deno-lint-ignore no-control-regex
 const UNSAFE =
+  // deno-lint-ignore no-control-regex
   /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
 
 /** A reason ready to store. */

@@ -73,6 +73,11 @@ try {
 // deno-lint-ignore no-explicit-any
 type Json = any;
 
+/** control_change events of the kill switch (policy applies send control_change too). */
+function isEmergencyChange(ev: Json): boolean {
+  return ev.type === "control_change" && ev.control === "emergency_disable";
+}
+
 function jsonLines(path: string): Json[] {
   try {
     return Deno.readTextFileSync(path).split("\n").filter((l) => l !== "").map((l) =>
@@ -166,11 +171,11 @@ Deno.test({
           const st = JSON.parse((await cli("emergency-status", "--json")).stdout);
           strictEqual(st.via, "daemon", "the CLI went through the daemon's control socket");
           await agent.waitFor(
-            () => agent.events().filter((ev) => ev.type === "control_change").length >= 2,
+            () => agent.events().filter(isEmergencyChange).length >= 2,
             "two control_change events",
             10_000,
           );
-          const cc = agent.events().filter((ev) => ev.type === "control_change");
+          const cc = agent.events().filter(isEmergencyChange);
           const logged = jsonLines(logPath).slice(0, 2);
           deepStrictEqual(cc.slice(0, 2), logged, "the events are the log lines");
         },
