@@ -136,23 +136,23 @@ export function keyGeneration(map: string, key: Uint8Array): number {
 
 /**
  * Delete every key of generation `gen` from every rule map; returns how
- * many were deleted and how many keys of the other generation each map
- * holds.
+ * many were deleted and the keys of the other generation per map (one
+ * pass over each map).
  */
 function clearGeneration(
   maps: (name: string) => BpfMap,
   gen: number,
-): { deleted: number; others: Record<string, number> } {
+): { deleted: number; others: Map<string, Uint8Array<ArrayBuffer>[]> } {
   let deleted = 0;
-  const others: Record<string, number> = {};
+  const others = new Map<string, Uint8Array<ArrayBuffer>[]>();
   for (const name of Object.keys(RULE_MAPS)) {
     const m = maps(name);
-    let n = 0;
+    const keep: Uint8Array<ArrayBuffer>[] = [];
     for (const k of m.keys()) {
-      if (keyGeneration(name, k) !== gen) n++;
+      if (keyGeneration(name, k) !== gen) keep.push(k);
       else if (m.delete(k)) deleted++;
     }
-    others[name] = n;
+    others.set(name, keep);
   }
   return { deleted, others };
 }
@@ -204,9 +204,8 @@ export function applyCompiled(
   const fresh = countByMap(policy.entries);
   for (const [map, n] of Object.entries(fresh)) {
     const holds = maps(map).maxEntries;
-    if (n + others[map] > holds) {
-      throw new MapFullError(map, holds, n + others[map], others[map], n);
-    }
+    const live = others.get(map)!.length;
+    if (n + live > holds) throw new MapFullError(map, holds, n + live, live, n);
   }
   const written: Record<string, number> = {};
   try {
@@ -236,9 +235,15 @@ export function applyCompiled(
   const t0 = performance.now();
   maps("aegis_config").setU64(AEGIS_CFG_GENERATION, BigInt(to));
   const switchMicros = Math.round((performance.now() - t0) * 1000);
-  const { deleted } = clearGeneration(maps, from);
+  // the old generation: the keys found by the first pass (nothing else writes
+  // generation `from` during this call)
+  let removed = 0;
+  for (const [name, keys] of others) {
+    const m = maps(name);
+    for (const k of keys) if (keyGeneration(name, k) === from && m.delete(k)) removed++;
+  }
   maps("aegis_policy").update(u32Key(from), policyValue(0));
-  return { from, to, written, removed: deleted, switchMicros };
+  return { from, to, written, removed, switchMicros };
 }
 
 // --- map sizing ----------------------------------------------------------------
@@ -266,6 +271,38 @@ export function mapSizesFor(
     out[map] = Math.max(def, Math.ceil(want / MAP_SIZE_STEP) * MAP_SIZE_STEP);
   }
   return out;
+}
+
+/**
+ * The applied policy (`<stateDir>/policy.applied`) compiled again: for the
+ * daemon's start (map sizes, the unresolved paths to watch). Null when
+ * none was applied or it no longer parses.
+ */
+export function loadAppliedPolicy(
+  stateDir: string,
+  env: CompileEnv,
+): { compiled: CompiledPolicy; unresolved: Unresolved[] } | null {
+  let bytes: Uint8Array;
+  try {
+    bytes = Deno.readFileSync(`${stateDir}/policy.applied`);
+  } catch {
+    return null;
+  }
+  const parsed = parsePolicy(bytes, `${stateDir}/policy.applied`);
+  return parsed.policy ? compilePolicy(parsed.policy, env) : null;
+}
+
+/** mapSizesFor the applied policy, the live rules and what failed applies asked for. */
+export function startMapSizes(
+  stateDir: string,
+  env: CompileEnv,
+  liveRules: readonly { map: string }[],
+): Record<string, number> {
+  return mapSizesFor(
+    loadAppliedPolicy(stateDir, env)?.compiled ?? null,
+    liveRules,
+    readMapSizeRequests(stateDir),
+  );
 }
 
 function mapSizesFile(stateDir: string): string {

@@ -13,6 +13,7 @@ import {
   type CompiledPolicy,
   DEFAULT_RULE_MAP_SIZES,
   keyGeneration,
+  loadAppliedPolicy,
   MapFullError,
   mapSizesFor,
   type PolicyApplyDeps,
@@ -20,6 +21,7 @@ import {
   policyShow,
   readMapSizeRequests,
   RULE_MAPS,
+  startMapSizes,
 } from "./apply.ts";
 import { fakeMaps } from "./fake_maps_test.ts";
 import { LIVE_RULE_ID_BASE, LiveRules } from "./live.ts";
@@ -207,5 +209,8 @@ Deno.test("applyPolicyBytes: refused input changes nothing; map full is recorded
     /map full: aegis_deny_inode holds 3, needs 4/,
   );
   deepStrictEqual(readMapSizeRequests(dir), { aegis_deny_inode: 4 });
+  const applied = loadAppliedPolicy(dir, deps.compileEnv);
+  strictEqual(applied?.compiled.entries.length, 2, "policy.applied is the last applied one");
+  strictEqual(startMapSizes(dir, deps.compileEnv, []).aegis_deny_inode, 65536);
   strictEqual(mapSizesFor(null, [], readMapSizeRequests(dir)).aegis_deny_inode, 65536);
 });
