@@ -15,7 +15,7 @@
 import { match, ok, strictEqual } from "node:assert/strict";
 import { openEmbeddedShim } from "../../src/assets/mod.ts";
 import { PinnedMaps } from "../../src/bpf/pins.ts";
-import { writeStdout } from "../../src/log.ts";
+import { writeStderr } from "../../src/log.ts";
 import { pathRuleEnforcer, type ResolvedEntry, UnresolvedWatcher } from "../../src/policy/watch.ts";
 import { LAUNCHER, run, tryOpen } from "../lib/helpers.ts";
 
@@ -82,8 +82,9 @@ function testEnv(tag: string) {
   return { dir, env };
 }
 
+// stderr: the guest's TAP run keeps it (results/deno.stderr)
 const report = (what: string, m: { secs: number; opens: number }) =>
-  writeStdout(
+  writeStderr(
     `unresolved window (${what}): ${(m.secs * 1000).toFixed(1)} ms from creation to the first ` +
       `EPERM (${m.opens} opens succeeded meanwhile; kernel ${Deno.env.get("AEGIS_VM_KERNEL")})\n`,
   );
