@@ -78,6 +78,8 @@ fi
 mkdir -p $n/run/aegis
 cp /aegis/cmd.sh $n/run/aegis/cmd.sh
 echo "$AEGIS_REPO" > /results/.started
+# loopback up: the agent's HTTP API and network tests use 127.0.0.1 / ::1
+chroot $n ip link set lo up || die "cannot bring lo up"
 say "running command (repo $AEGIS_REPO)"
 chroot $n /bin/bash /run/aegis/cmd.sh
 rc=$?
