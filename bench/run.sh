@@ -14,7 +14,11 @@ cc -O2 -Wall -Werror -o dist/bench/loadgen bench/drain/loadgen.c
 "$deno" run -A bench/drain/drain_bench.ts dist/bench/loadgen
 "$deno" run -A bench/events/events_bench.ts dist/bench/loadgen
 "$deno" run -A bench/http/http_bench.ts
+"$deno" run -A bench/posture/startup_bench.ts 5
 # The enforcement overhead benchmark boots QEMU/TCG guests (minutes): opt in.
 if [ "${AEGIS_BENCH_VM:-0}" = 1 ]; then
   bash bench/vm/run.sh
+  # time from run to ENFORCE where BPF LSM works
+  bash scripts/vm/run.sh --kernel 6.12 --lsm on --timeout 900 \
+    -- deno run -A --no-check bench/posture/startup_bench.ts 5
 fi
