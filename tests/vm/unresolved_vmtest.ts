@@ -82,12 +82,15 @@ function testEnv(tag: string) {
   return { dir, env };
 }
 
-// stderr: the guest's TAP run keeps it (results/deno.stderr)
-const report = (what: string, m: { secs: number; opens: number }) =>
-  writeStderr(
-    `unresolved window (${what}): ${(m.secs * 1000).toFixed(1)} ms from creation to the first ` +
-      `EPERM (${m.opens} opens succeeded meanwhile; kernel ${Deno.env.get("AEGIS_VM_KERNEL")})\n`,
-  );
+/** Print the measurement and append it to the results folder (the TAP run drops test output). */
+function report(what: string, m: { secs: number; opens: number }): void {
+  const line = `unresolved window (${what}): ${(m.secs * 1000).toFixed(1)} ms from creation to ` +
+    `the first EPERM (${m.opens} opens succeeded meanwhile; kernel ` +
+    `${Deno.env.get("AEGIS_VM_KERNEL")})\n`;
+  writeStderr(line);
+  const results = Deno.env.get("AEGIS_VM_RESULTS");
+  if (results) Deno.writeTextFileSync(`${results}/unresolved-window.txt`, line, { append: true });
+}
 
 Deno.test({
   name: "unresolved path, library level: UnresolvedWatcher over the agent's pins; window measured",
