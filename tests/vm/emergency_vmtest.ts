@@ -14,61 +14,12 @@
  * daemon: the step "control_change events on the daemon's stdout" and the
  * `via: "daemon"` check need that wiring; every other step also holds on
  * the CLI's direct (pinned map) path.
- *
- * The CLI is `scripts/aegisbpf` once src/cli/mod.ts registers the
- * emergency commands; until then a small entry that adds them to the same
- * program is used (said in the output).
  */
 import { deepStrictEqual, match, ok, strictEqual } from "node:assert/strict";
-import { buildProgram } from "../../src/cli/mod.ts";
 import { AGENT, Agent, agentEnv } from "../lib/agent.ts";
-import { ROOT, run, type RunResult, tryOpen } from "../lib/helpers.ts";
+import { run, type RunResult, tryOpen } from "../lib/helpers.ts";
 
 const LSM_ON = Deno.env.get("AEGIS_VM_LSM") === "on";
-
-/** The CLI: the launcher when it has the emergency commands, else a shim entry. */
-function cliCommand(dir: string): { cmd: string; pre: string[] } {
-  const wired = buildProgram().commands.some((c) => c.name() === "emergency-disable");
-  if (wired) return { cmd: AGENT, pre: [] };
-  const entry = `${dir}/cli_entry.ts`;
-  Deno.writeTextFileSync(
-    entry,
-    `import { CommanderError } from "@commander-js/extra-typings";
-import { buildProgram } from "${ROOT}/src/cli/mod.ts";
-import { addEmergencyCommands } from "${ROOT}/src/cli/emergency.ts";
-import { AegisError } from "${ROOT}/src/errors.ts";
-import { setupLogging, writeStderr } from "${ROOT}/src/log.ts";
-await setupLogging("text");
-const p = buildProgram();
-addEmergencyCommands(p);
-try {
-  await p.parseAsync(Deno.args, { from: "user" });
-} catch (e) {
-  if (e instanceof CommanderError) Deno.exit(e.exitCode === 0 ? 0 : 2);
-  if (e instanceof AegisError) { writeStderr("aegisbpf: error [" + e.code + "]: " + e.message + "\\n"); Deno.exit(1); }
-  throw e;
-}
-`,
-  );
-  Deno.stderr.writeSync(
-    new TextEncoder().encode(
-      "note: src/cli/mod.ts does not register the emergency commands yet; using a test entry\n",
-    ),
-  );
-  return {
-    cmd: Deno.execPath(),
-    pre: [
-      "run",
-      "-A",
-      "--quiet",
-      "--no-check",
-      "--cached-only",
-      "--config",
-      `${ROOT}/deno.json`,
-      entry,
-    ],
-  };
-}
 
 // deno-lint-ignore no-explicit-any
 type Json = any;
@@ -95,8 +46,7 @@ Deno.test({
   fn: async (t) => {
     const e = agentEnv();
     const { dir, stateDir, env } = e;
-    const { cmd, pre } = cliCommand(dir);
-    const cli = (...args: string[]): Promise<RunResult> => run(cmd, [...pre, ...args], env);
+    const cli = (...args: string[]): Promise<RunResult> => run(AGENT, args, env);
     const denied = `${dir}/denied`;
     Deno.writeTextFileSync(denied, "secret");
     const logPath = `${stateDir}/control_log.jsonl`;
