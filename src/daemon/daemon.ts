@@ -49,7 +49,7 @@ import { populateSurvival, type SurvivalEntry } from "../bpf/survival.ts";
 import { keysDir } from "../cli/keys.ts";
 import { hostCompileEnv } from "../cli/policy.ts";
 import { createControlApp } from "../control/app.ts";
-import { detectBreakGlass } from "../control/break_glass.ts";
+import { breakGlassPaths, detectBreakGlass } from "../control/break_glass.ts";
 import { EmergencyControl } from "../control/emergency.ts";
 import { startControlServer } from "../control/server.ts";
 import { AegisError } from "../errors.ts";
@@ -450,8 +450,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
     // ---- 2. break-glass
     const trusted = await loadTrustedKeys(keysDir());
     const bg = await detectBreakGlass({
-      markerPaths: [`${paths.etcDir}/break_glass`, `${paths.stateDir}/break_glass`],
-      tokenPath: `${paths.etcDir}/break_glass.token`,
+      ...breakGlassPaths(paths),
       trustedKeys: trusted.keys,
       now: Date.now(),
     });
