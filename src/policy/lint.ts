@@ -53,16 +53,6 @@ function entryText(field: ListField, e: any): string {
 
 const NAME_OF = new Map(SECTIONS.map((s) => [s.field, s.name]));
 
-function inCidr(ip: Uint8Array, net: Uint8Array, prefix: number): boolean {
-  if (ip.length !== net.length) return false;
-  for (let i = 0; i < net.length; i++) {
-    const keep = Math.max(0, Math.min(8, prefix - 8 * i));
-    const mask = (0xff << (8 - keep)) & 0xff;
-    if ((ip[i] & mask) !== net[i]) return false;
-  }
-  return true;
-}
-
 /** key -> line of its first occurrence. */
 function firstLines(pairs: [string, number][]): Map<string, number> {
   const m = new Map<string, number>();
@@ -102,11 +92,31 @@ export function lintPolicy(policy: Policy, file: string): PolicyIssue[] {
     }
   }
 
-  // Addresses and networks already covered by a (broader) CIDR.
+  // Addresses and networks already covered by a (broader) CIDR: networks
+  // indexed by family, prefix length and masked address, so each check is
+  // one lookup per shorter prefix length (not a scan of every network).
   const nets = policy.denyCidr.map((c) => ({ ...parseCidr(c.cidr), text: c.cidr, line: c.line }));
+  const byPrefix = new Map<string, { text: string; line: number }>();
+  const prefixes = new Set<string>();
+  for (const n of nets) {
+    const k = `${n.family}/${n.prefix}/${n.bytes.join(".")}`;
+    if (!byPrefix.has(k)) byPrefix.set(k, n);
+    prefixes.add(`${n.family}/${n.prefix}`);
+  }
+  const coveredBy = (bytes: Uint8Array, family: number, below: number) => {
+    for (let p = 0; p < below; p++) {
+      if (!prefixes.has(`${family}/${p}`)) continue;
+      const masked = bytes.map((b, i) =>
+        b & ((0xff << (8 - Math.max(0, Math.min(8, p - 8 * i)))) & 0xff)
+      );
+      const n = byPrefix.get(`${family}/${p}/${masked.join(".")}`);
+      if (n) return n;
+    }
+    return undefined;
+  };
   for (const e of policy.denyIp) {
     const ip = parseIp(e.ip);
-    const n = nets.find((n) => inCidr(ip.bytes, n.bytes, n.prefix));
+    const n = coveredBy(ip.bytes, ip.family, ip.family === 4 ? 33 : 129);
     if (n) {
       warn(
         e.line,
@@ -115,9 +125,7 @@ export function lintPolicy(policy: Policy, file: string): PolicyIssue[] {
     }
   }
   for (const c of nets) {
-    const n = nets.find((n) =>
-      n !== c && n.text !== c.text && n.prefix < c.prefix && inCidr(c.bytes, n.bytes, n.prefix)
-    );
+    const n = coveredBy(c.bytes, c.family, c.prefix);
     if (n) warn(c.line, `[deny_cidr] ${c.text} is already covered by ${n.text} (line ${n.line})`);
   }
   // An ip:port rule whose address is denied on every port anyway.
