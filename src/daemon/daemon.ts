@@ -64,19 +64,13 @@ import { SseHub } from "../http/sse.ts";
 import { literal, log } from "../log.ts";
 import { NetBlockCounter, renderMetrics } from "../metrics/render.ts";
 import type { Shim } from "../native/mod.ts";
-import {
-  type CompiledPolicy,
-  mapSizesFor,
-  readMapSizeRequests,
-  RULE_MAPS,
-} from "../policy/apply.ts";
-import { compilePolicy, type Unresolved } from "../policy/compile.ts";
+import { loadAppliedPolicy, RULE_MAPS, startMapSizes } from "../policy/apply.ts";
+import type { Unresolved } from "../policy/compile.ts";
 import { loadTrustedKeys } from "../policy/keys.ts";
-import type { Policy } from "../policy/model.ts";
-import { parsePolicy } from "../policy/parse.ts";
 import { bpfLsmUsable, capabilityTier, enforceBlockers } from "../posture/blockers.ts";
 import { evaluateHealth } from "../posture/health.ts";
-import { NO_NEEDS, type PolicyNeeds, policyNeeds } from "../posture/needs.ts";
+import { NO_NEEDS, type PolicyNeeds } from "../posture/needs.ts";
+import { readAppliedPolicy } from "../posture/policy_status.ts";
 import { engineLsmTrial, probeAll, type ProbeReport } from "../posture/probes/mod.ts";
 import {
   buildReport,
@@ -230,60 +224,32 @@ export function counter(map: BpfMap | null, index: number): bigint {
   return map ? map.sumU64(index) : 0n;
 }
 
-/** The applied policy snapshot: what it needs and what it left unresolved. */
-export function loadAppliedPolicy(stateDir: string): {
+/** The applied policy snapshot: what it needs, its status, what it left unresolved. */
+export function appliedPolicy(stateDir: string): {
   needs: PolicyNeeds;
   status: PolicyStatus;
-  policy: Policy | null;
-  compiled: CompiledPolicy | null;
   unresolved: Unresolved[];
+  mapSizes: Record<string, number>;
   warning: string | null;
 } {
-  let bytes: Uint8Array;
+  const env = hostCompileEnv();
+  let needs = NO_NEEDS;
+  let status = NO_POLICY;
+  let warning: string | null = null;
   try {
-    bytes = Deno.readFileSync(`${stateDir}/policy.applied`);
+    ({ needs, status } = readAppliedPolicy(stateDir));
   } catch (e) {
-    if (e instanceof Deno.errors.NotFound) {
-      return {
-        needs: NO_NEEDS,
-        status: NO_POLICY,
-        policy: null,
-        compiled: null,
-        unresolved: [],
-        warning: null,
-      };
-    }
-    throw e;
+    // the report must not claim "no policy"; the pinned rules keep enforcing
+    status = { applied: true, sha256: null, version: null, unresolved: [] };
+    warning = `${e instanceof Error ? e.message : e}; the policy's needs are unknown until it ` +
+      `is applied again`;
   }
-  let sha: string | null = null;
-  try {
-    sha = Deno.readTextFileSync(`${stateDir}/policy.sha256`).trim() || null;
-  } catch { /* no hash kept */ }
-  const parsed = parsePolicy(bytes, `${stateDir}/policy.applied`);
-  if (!parsed.policy) {
-    return {
-      needs: NO_NEEDS,
-      status: { applied: true, sha256: sha, version: null, unresolved: [] },
-      policy: null,
-      compiled: null,
-      unresolved: [],
-      warning: `${stateDir}/policy.applied does not parse (${parsed.errors.length} errors); ` +
-        `its needs are unknown`,
-    };
-  }
-  const { compiled, unresolved } = compilePolicy(parsed.policy, hostCompileEnv());
   return {
-    needs: policyNeeds(parsed.policy),
-    status: {
-      applied: true,
-      sha256: sha,
-      version: parsed.policy.version,
-      unresolved: unresolved.map((u) => u.what),
-    },
-    policy: parsed.policy,
-    compiled,
-    unresolved,
-    warning: null,
+    needs,
+    status,
+    unresolved: loadAppliedPolicy(stateDir, env)?.unresolved ?? [],
+    mapSizes: startMapSizes(stateDir, env, []),
+    warning,
   };
 }
 
@@ -331,7 +297,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
 
   try {
     Deno.mkdirSync(paths.stateDir, { recursive: true, mode: 0o700 });
-    const applied = loadAppliedPolicy(paths.stateDir);
+    const applied = appliedPolicy(paths.stateDir);
     if (applied.warning) lg.warn(literal(applied.warning));
 
     using shim = await openEmbeddedShim();
@@ -490,9 +456,6 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
       throw new AegisError("ENFORCE_GATE", refusalMessage(blockers));
     }
     let startState: RuntimeState = decision.state;
-    // sized for the applied policy twice (an apply writes beside the live
-    // rules) when the maps are created; re-adopted pins keep their size
-    const mapSizes = mapSizesFor(applied.compiled, [], readMapSizeRequests(paths.stateDir));
 
     // ---- 5. the engine
     let started: ReturnType<typeof startEngine> | null = null;
@@ -502,7 +465,9 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
         enforcing: decision.enforcing,
         breakGlass: bg.active,
         faults,
-        mapSizes,
+        // sized for the applied policy twice (an apply writes beside the live
+        // rules) when the maps are created; re-adopted pins keep their size
+        mapSizes: applied.mapSizes,
       });
     } catch (e) {
       const f = engineFailure(e);
