@@ -17,7 +17,14 @@ interface Proof {
 export function parseGuaranteeMap(md: string): Map<string, Proof[]> {
   const out = new Map<string, Proof[]>();
   let current: Proof[] | null = null;
-  for (const line of md.split("\n")) {
+  // deno fmt wraps long bullets: join continuation lines to their bullet
+  const lines: string[] = [];
+  for (const l of md.split("\n")) {
+    if (/^\s{2,}\S/.test(l) && lines.length > 0 && lines.at(-1)!.startsWith("- ")) {
+      lines[lines.length - 1] += " " + l.trim();
+    } else lines.push(l);
+  }
+  for (const line of lines) {
     const h = /^## Guarantee: (.+)$/.exec(line);
     if (h) {
       current = [];
