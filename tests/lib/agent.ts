@@ -58,6 +58,15 @@ export function agentEnv(extra: Record<string, string> = {}): AgentEnv {
   return e;
 }
 
+/** Poll `what` every 50 ms until it holds; throws after `ms`. */
+export async function waitUntil(what: () => boolean, label: string, ms = 90_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!what()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${label}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 /** A running agent whose stdout (events) and stderr (logs) are collected. */
 export class Agent {
   readonly proc: Deno.ChildProcess;

@@ -13,7 +13,7 @@ import { EMBEDDED, openEmbeddedShim } from "../../src/assets/mod.ts";
 import { AEGIS_POL_FILE_RULES, AEGIS_RT_INODE, AEGIS_RULE_DENY } from "../../src/bpf/abi_gen.ts";
 import { BpfMap } from "../../src/bpf/map.ts";
 import { inodeKey, kernelDev, policyValue, ruleValue, u32Key } from "../../src/bpf/rule_codec.ts";
-import { AGENT, Agent, agentEnv } from "../lib/agent.ts";
+import { AGENT, Agent, agentEnv, waitUntil } from "../lib/agent.ts";
 import { eventually, run, tryOpen } from "../lib/helpers.ts";
 const LSM_ON = Deno.env.get("AEGIS_VM_LSM") === "on";
 
@@ -89,7 +89,7 @@ print(allowed, denied)
         ],
         stdout: "piped",
       }).spawn();
-      await agent.waitFor(() => {
+      await waitUntil(() => {
         try {
           return Deno.statSync(`${dir}/started`).isFile;
         } catch {
