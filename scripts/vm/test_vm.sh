@@ -18,7 +18,7 @@ cd "$repo"
 deno=$repo/.tools/bin/deno
 
 cells=${AEGIS_VM_CELLS:-"6.1/on 6.1/off 6.12/on 6.12/off"}
-jobs=1 timeout=900 out="" envs=() files=()
+jobs=1 timeout=1800 out="" envs=() files=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --cells) cells=${2:?}; shift 2 ;;

@@ -143,3 +143,60 @@ Deno.test("run: an HTTP port in use is a startup error naming --http-listen; not
     deepStrictEqual(a.events().filter((ev) => ev.type === "state_change"), []);
     busy.close();
   }));
+
+Deno.test("break-glass marker at start: forced audit, AUDIT_FALLBACK with BREAK_GLASS_ACTIVE", () =>
+  withEnv(async (e) => {
+    const etc = `${e.dir}/etc`;
+    Deno.mkdirSync(etc, { mode: 0o700 });
+    Deno.writeTextFileSync(`${etc}/break_glass`, "incident 42\n", { mode: 0o600 });
+    const a = new Agent(["--enforce-fallback=signal"], { ...e.env, AEGIS_ETC_DIR: etc });
+    try {
+      await a.ready();
+      match(a.err, /BREAK-GLASS active \(marker\)/);
+      const sc = await a.stateChanges();
+      strictEqual(sc.at(-1).to, "AUDIT_FALLBACK");
+      strictEqual(sc.at(-1).reason_code, "BREAK_GLASS_ACTIVE");
+      const report = CapabilitiesReport.parse(JSON.parse(Deno.readTextFileSync(e.report)));
+      strictEqual(report.runtime_state, "AUDIT_FALLBACK");
+      strictEqual((await httpGet(e.port, "/health?require_enforce=1")).status, 503);
+    } finally {
+      await a.stop("SIGTERM");
+    }
+  }));
+
+Deno.test("runtime checks: ring-buffer drops degrade ENFORCE_SIGNAL to DEGRADED, then RECOVERED", () =>
+  withEnv(async (e) => {
+    const a = new Agent(["--enforce-fallback=signal", "--ringbuf-bytes", "4096"], e.env);
+    try {
+      await a.ready();
+      await a.stateChanges();
+      // stop the consumer, fill the ring with exec records, let it run again
+      Deno.kill(a.proc.pid, "SIGSTOP");
+      try {
+        for (let i = 0; i < 200; i++) await new Deno.Command("/bin/true").output();
+      } finally {
+        Deno.kill(a.proc.pid, "SIGCONT");
+      }
+      const degraded = await a.event(
+        (ev) => ev.type === "state_change" && ev.to === "DEGRADED",
+        "a DEGRADED state_change",
+      );
+      strictEqual(degraded.reason_code, "PRIORITY_RINGBUF_DROPS");
+      strictEqual(degraded.from, "ENFORCE_SIGNAL");
+      const mid = CapabilitiesReport.parse(JSON.parse(Deno.readTextFileSync(e.report)));
+      strictEqual(mid.runtime_state, "DEGRADED", "the report follows the state");
+      // drops stop: back to the start state once the drop window is clean (10 checks)
+      const back = await a.event(
+        (ev) => ev.type === "state_change" && ev.reason_code === "RECOVERED",
+        "a RECOVERED state_change",
+        30_000,
+      );
+      strictEqual(back.to, "ENFORCE_SIGNAL");
+      ok(back.transition_id > degraded.transition_id);
+      const after = CapabilitiesReport.parse(JSON.parse(Deno.readTextFileSync(e.report)));
+      strictEqual(after.runtime_state, "ENFORCE_SIGNAL");
+      strictEqual(after.state_transitions.total, back.transition_id);
+    } finally {
+      await a.stop("SIGTERM");
+    }
+  }));
