@@ -13,27 +13,10 @@
  *
  * @module
  */
-import { bpfObjectBytes, openEmbeddedShim } from "../../src/assets/mod.ts";
-import { TraceSet } from "../../src/bpf/trace.ts";
 import { EventDrain } from "../../src/events/drain.ts";
+import { cpuSeconds, fmt, loadgen, NOBODY, openOpensTrace, printTable, SECONDS } from "../lib.ts";
 
-const SECONDS = Number(Deno.env.get("AEGIS_BENCH_SECONDS") ?? "5");
-const LOADGEN = Deno.args[0];
-if (!LOADGEN) throw new Error("usage: drain_bench.ts <loadgen binary>");
-
-interface GenResult {
-  calls: number;
-  seconds: number;
-  rate: number;
-}
-
-/** CPU seconds (user + system) used by this process so far. */
-async function cpuSeconds(): Promise<{ user: number; sys: number }> {
-  const stat = await Deno.readTextFile("/proc/self/stat");
-  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  // utime, stime (fields 14, 15), in USER_HZ = 100 ticks per second
-  return { user: Number(f[11]) / 100, sys: Number(f[12]) / 100 };
-}
+const LOADGEN = loadgen("drain_bench.ts");
 
 /** Minimal consumer for comparison: drain batches, count frames, decode nothing. */
 function rawDrain(): { stop: () => void; count: () => number; batches: () => number } {
@@ -62,50 +45,14 @@ function rawDrain(): { stop: () => void; count: () => number; batches: () => num
   };
 }
 
-async function runGenerator(rate: number, onReady: (pid: number) => void): Promise<GenResult> {
-  const p = new Deno.Command(LOADGEN, {
-    args: [String(SECONDS), String(rate)],
-    stdin: "piped",
-    stdout: "piped",
-  }).spawn();
-  const lines = p.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let text = "";
-  while (!text.includes("\n")) {
-    const { value, done } = await lines.read();
-    if (done) throw new Error("load generator exited early");
-    text += value;
-  }
-  const pid = Number(/ready (\d+)/.exec(text)![1]);
-  onReady(pid);
-  const w = p.stdin.getWriter();
-  await w.write(new TextEncoder().encode("go\n"));
-  await w.close();
-  while (!/rate \d+/.test(text)) {
-    const { value, done } = await lines.read();
-    if (done) break;
-    text += value;
-  }
-  await p.status;
-  const m = /calls (\d+) seconds ([\d.]+) rate (\d+)/.exec(text);
-  if (!m) throw new Error(`load generator output: ${text}`);
-  return { calls: Number(m[1]), seconds: Number(m[2]), rate: Number(m[3]) };
-}
-
-const fmt = (n: number) => Math.round(n).toLocaleString("en-US");
-
-using shim = await openEmbeddedShim();
-using trace = TraceSet.load(shim, await bpfObjectBytes(), {
-  opens: true,
-  tgid: -1 >>> 0, // nobody until the generator is ready
-  ringBytes: 8 << 20,
-});
-using ring = shim.openRing(trace.eventsFd());
+using traced = await openOpensTrace();
+const { trace, ring } = traced;
 
 async function measure(rate: number, decode: boolean): Promise<[string, string][]> {
   // 1. generator alone: tracepoint emits nothing (filter matches no tgid)
-  trace.setTgid(-1 >>> 0);
+  trace.setTgid(NOBODY);
   trace.setEnabled(false);
-  const alone = await runGenerator(rate, () => {});
+  const alone = await LOADGEN.run(rate, () => {});
   // 2. generator with the agent draining (and decoding every record)
   trace.setEnabled(true);
   let opens = 0;
@@ -122,16 +69,16 @@ async function measure(rate: number, decode: boolean): Promise<[string, string][
   const before = trace.counters();
   let cpu0 = { user: 0, sys: 0 };
   let t0 = 0;
-  const withAgent = await runGenerator(rate, (pid) => {
+  const withAgent = await LOADGEN.run(rate, (pid) => {
     trace.setTgid(pid);
     t0 = performance.now();
-    cpuSeconds().then((c) => cpu0 = c);
+    cpu0 = cpuSeconds();
   });
   while (ring.available() > 0) await new Promise((r) => setTimeout(r, 10));
   drain?.stop();
   raw?.stop();
   const wall = (performance.now() - t0) / 1000;
-  const cpu1 = await cpuSeconds();
+  const cpu1 = cpuSeconds();
   const user = cpu1.user - cpu0.user;
   const sys = cpu1.sys - cpu0.sys;
   const after = trace.counters();
@@ -177,10 +124,7 @@ const RUNS =
 
 const rows: [string, string][] = [];
 for (const r of RUNS) rows.push(...await measure(r.rate, r.decode));
-const w = Math.max(...rows.map((r) => r[0].length));
-const lines = rows.map(([k, v]) => `${k.padEnd(w)}  ${v}`);
-const text =
-  `bench/drain (${SECONDS} s per run, ring 8 MiB, drain every 10 ms, decode = every record decoded into an object)\n${
-    lines.join("\n")
-  }\n`;
-await Deno.stdout.write(new TextEncoder().encode(text));
+await printTable(
+  `bench/drain (${SECONDS} s per run, ring 8 MiB, drain every 10 ms, decode = every record decoded into an object)`,
+  rows,
+);

@@ -20,25 +20,22 @@
  *
  * @module
  */
-import { bpfObjectBytes, openEmbeddedShim } from "../../src/assets/mod.ts";
-import { TraceSet } from "../../src/bpf/trace.ts";
 import { CgroupPathResolver } from "../../src/events/cgroup_path.ts";
 import { EventDrain } from "../../src/events/drain.ts";
 import { recordToEvent } from "../../src/events/json.ts";
 import { openSink } from "../../src/events/sink.ts";
 import { renderMetrics } from "../../src/metrics/render.ts";
 import { ABI_LAYOUT } from "../../src/bpf/abi_gen.ts";
+import { cpuSeconds, fmt, loadgen, NOBODY, openOpensTrace, printTable, SECONDS } from "../lib.ts";
 
-const SECONDS = Number(Deno.env.get("AEGIS_BENCH_SECONDS") ?? "5");
-const LOADGEN = Deno.args[0];
-if (!LOADGEN) throw new Error("usage: events_bench.ts <loadgen binary>");
+const LOADGEN = loadgen("events_bench.ts");
 const OUT_DIR = Deno.env.get("AEGIS_BENCH_OUT") ??
   new URL("../../dist/bench", import.meta.url).pathname;
 
-function cpuSeconds(): number {
-  const stat = Deno.readTextFileSync("/proc/self/stat");
-  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return (Number(f[11]) + Number(f[12])) / 100;
+/** CPU seconds (user + system) used by this process so far. */
+function cpuTotal(): number {
+  const c = cpuSeconds();
+  return c.user + c.sys;
 }
 
 function rssMiB(field = "VmRSS"): number {
@@ -48,50 +45,15 @@ function rssMiB(field = "VmRSS"): number {
   return m ? Number(m[1]) / 1024 : NaN;
 }
 
-async function runGenerator(rate: number, onReady: (pid: number) => void): Promise<number> {
-  const p = new Deno.Command(LOADGEN, {
-    args: [String(SECONDS), String(rate)],
-    stdin: "piped",
-    stdout: "piped",
-  }).spawn();
-  const lines = p.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let text = "";
-  while (!text.includes("\n")) {
-    const { value, done } = await lines.read();
-    if (done) throw new Error("load generator exited early");
-    text += value;
-  }
-  onReady(Number(/ready (\d+)/.exec(text)![1]));
-  const w = p.stdin.getWriter();
-  await w.write(new TextEncoder().encode("go\n"));
-  await w.close();
-  while (!/rate \d+/.test(text)) {
-    const { value, done } = await lines.read();
-    if (done) break;
-    text += value;
-  }
-  await p.status;
-  const m = /calls (\d+) seconds ([\d.]+) rate (\d+)/.exec(text);
-  if (!m) throw new Error(`load generator output: ${text}`);
-  return Number(m[1]);
-}
-
-const fmt = (n: number) => Math.round(n).toLocaleString("en-US");
-
-using shim = await openEmbeddedShim();
-using trace = TraceSet.load(shim, await bpfObjectBytes(), {
-  opens: true,
-  tgid: -1 >>> 0,
-  ringBytes: 8 << 20,
-});
-using ring = shim.openRing(trace.eventsFd());
+using traced = await openOpensTrace();
+const { trace, ring } = traced;
 Deno.mkdirSync(OUT_DIR, { recursive: true });
 const dir = Deno.makeTempDirSync({ dir: OUT_DIR, prefix: "events-" });
 const cgroups = new CgroupPathResolver();
 
 async function measure(rate: number): Promise<[string, string][]> {
   const sink = openSink(`file:${dir}/events-${rate}.jsonl`);
-  trace.setTgid(-1 >>> 0);
+  trace.setTgid(NOBODY);
   const drain = new EventDrain(
     ring,
     (r) => sink.write(JSON.stringify(recordToEvent(r, cgroups))),
@@ -113,10 +75,10 @@ async function measure(rate: number): Promise<[string, string][]> {
   tick();
   let cpu0 = 0;
   let t0 = 0;
-  const calls = await runGenerator(rate, (pid) => {
+  const { calls } = await LOADGEN.run(rate, (pid) => {
     trace.setTgid(pid);
     t0 = performance.now();
-    cpu0 = cpuSeconds();
+    cpu0 = cpuTotal();
   });
   while (ring.available() > 0) await new Promise((r) => setTimeout(r, 10));
   stop = true;
@@ -124,7 +86,7 @@ async function measure(rate: number): Promise<[string, string][]> {
   drain.drainNow();
   await sink.flush();
   const wall = (performance.now() - t0) / 1000;
-  const cpu = cpuSeconds() - cpu0;
+  const cpu = cpuTotal() - cpu0;
   const after = trace.counters();
   const rss = rssMiB();
   await sink.close();
@@ -204,10 +166,7 @@ try {
 } finally {
   Deno.removeSync(dir, { recursive: true });
 }
-const w = Math.max(...rows.map((r) => r[0].length));
-await Deno.stdout.write(
-  new TextEncoder().encode(
-    `bench/events (${SECONDS} s per run; ring 8 MiB; drain every 10 ms; JSON to a file sink, 64 MiB x 5 rotation)\n` +
-      rows.map(([k, v]) => `${k.padEnd(w)}  ${v}`).join("\n") + "\n",
-  ),
+await printTable(
+  `bench/events (${SECONDS} s per run; ring 8 MiB; drain every 10 ms; JSON to a file sink, 64 MiB x 5 rotation)`,
+  rows,
 );
