@@ -10,11 +10,11 @@
 import type { Command } from "@commander-js/extra-typings";
 import { openEmbeddedShim } from "../assets/mod.ts";
 import { PinnedMaps } from "../bpf/pins.ts";
-import { CALLER_PID_HEADER, CALLER_UID_HEADER } from "../control/client.ts";
+import { withDaemon } from "../control/client.ts";
 import { aegisPaths } from "../daemon/contracts.ts";
 import { AegisError } from "../errors.ts";
 import { writeStdout } from "../log.ts";
-import { type MetricsMap, renderMetrics } from "../metrics/render.ts";
+import { kernelOnlySources, type MetricsMap, renderMetrics } from "../metrics/render.ts";
 import { writeFileAtomic } from "../policy/atomic.ts";
 import { pinRoot } from "./run.ts";
 
@@ -22,30 +22,12 @@ import { pinRoot } from "./run.ts";
  * GET /metrics from the daemon's control socket as text; null when no
  * daemon listens there.
  */
-export async function fetchDaemonMetrics(
+export function fetchDaemonMetrics(
   detailed: boolean,
   socket: string = aegisPaths().controlSocket,
 ): Promise<string | null> {
-  try {
-    if (!Deno.statSync(socket).isSocket) return null;
-  } catch {
-    return null;
-  }
-  const client = Deno.createHttpClient({ proxy: { transport: "unix", path: socket } });
-  try {
-    let res: Response;
-    try {
-      res = await fetch(`http://aegisbpf/metrics${detailed ? "?detailed=1" : ""}`, {
-        client,
-        headers: {
-          [CALLER_UID_HEADER]: String(Deno.uid() ?? -1),
-          [CALLER_PID_HEADER]: String(Deno.pid),
-        },
-      });
-    } catch (e) {
-      if (e instanceof TypeError) return null; // stale socket, no daemon
-      throw e;
-    }
+  const path = `/metrics${detailed ? "?detailed=1" : ""}`;
+  return withDaemon("GET", path, undefined, async (res) => {
     const text = await res.text();
     if (res.status !== 200) {
       throw new AegisError(
@@ -55,9 +37,7 @@ export async function fetchDaemonMetrics(
       );
     }
     return text;
-  } finally {
-    client.close();
-  }
+  }, socket);
 }
 
 /** Render from the pins (no daemon): kernel facts only. */
@@ -71,17 +51,7 @@ export async function renderFromPins(detailed: boolean, root = pinRoot()): Promi
       return null; // not pinned (older layout or a map this mode does not use)
     }
   };
-  return await renderMetrics({
-    map,
-    runtimeState: null,
-    enforceCapable: null,
-    emergency: null,
-    events: null,
-    netBlocks: null,
-    sse: null,
-    unresolvedPaths: null,
-    perfSloPath: aegisPaths().perfSlo,
-  }, { detailed });
+  return await renderMetrics(kernelOnlySources(map, aegisPaths().perfSlo), { detailed });
 }
 
 export function addMetricsCommand(program: Command): void {

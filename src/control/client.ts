@@ -18,16 +18,17 @@ export interface DaemonReply {
 }
 
 /**
- * Send one request to the daemon's control socket. Null when there is no
- * socket or nothing accepts on it (no daemon); an AegisError when the
- * daemon answered something that is not JSON.
+ * Send one request to the daemon's control socket and hand the response to
+ * `read` (the connection stays open until `read` is done). Null when there
+ * is no socket or nothing accepts on it (no daemon).
  */
-export async function daemonRequest(
+export async function withDaemon<T>(
   method: "GET" | "POST" | "DELETE",
   path: string,
-  body?: unknown,
+  body: unknown,
+  read: (res: Response) => Promise<T>,
   socket: string = aegisPaths().controlSocket,
-): Promise<DaemonReply | null> {
+): Promise<T | null> {
   try {
     const st = Deno.statSync(socket);
     if (!st.isSocket) return null;
@@ -53,6 +54,24 @@ export async function daemonRequest(
       if (e instanceof TypeError) return null;
       throw e;
     }
+    return await read(res);
+  } finally {
+    client.close();
+  }
+}
+
+/**
+ * Send one request to the daemon's control socket. Null when there is no
+ * socket or nothing accepts on it (no daemon); an AegisError when the
+ * daemon answered something that is not JSON.
+ */
+export function daemonRequest(
+  method: "GET" | "POST" | "DELETE",
+  path: string,
+  body?: unknown,
+  socket: string = aegisPaths().controlSocket,
+): Promise<DaemonReply | null> {
+  return withDaemon(method, path, body, async (res) => {
     const text = await res.text();
     try {
       return { status: res.status, body: JSON.parse(text) };
@@ -63,9 +82,7 @@ export async function daemonRequest(
           `body that is not JSON: ${JSON.stringify(text.slice(0, 200))}`,
       );
     }
-  } finally {
-    client.close();
-  }
+  }, socket);
 }
 
 /**

@@ -16,6 +16,7 @@ import { RULE_MAPS } from "../policy/apply.ts";
 import { escapeLabelValue, Exposition } from "./prom.ts";
 import {
   CAPACITY_MAPS,
+  kernelOnlySources,
   type MetricsMap,
   type MetricsSources,
   NetBlockCounter,
@@ -395,17 +396,10 @@ Deno.test("render: CLI without a daemon (maps only): state UNKNOWN, unknowns lef
   try {
     const maps = fakeMaps();
     const p = parseExposition(
-      await renderMetrics({
-        map: (n) => maps[n] ?? null,
-        runtimeState: null,
-        enforceCapable: null,
-        emergency: null,
-        events: null,
-        netBlocks: null,
-        sse: null,
-        unresolvedPaths: null,
-        perfSloPath: slo,
-      }, { detailed: true }),
+      await renderMetrics(
+        kernelOnlySources((n) => maps[n] ?? null, slo),
+        { detailed: true },
+      ),
     );
     strictEqual(get(p, "aegisbpf_runtime_state", { state: "UNKNOWN" }), 1);
     strictEqual(get(p, "aegisbpf_enforce_capable"), undefined);

@@ -66,6 +66,24 @@ export interface MetricsSources {
   perfSloPath: string;
 }
 
+/** Sources with kernel facts only (no daemon: state, events, emergency unknown). */
+export function kernelOnlySources(
+  map: (name: string) => MetricsMap | null,
+  perfSloPath: string,
+): MetricsSources {
+  return {
+    map,
+    runtimeState: null,
+    enforceCapable: null,
+    emergency: null,
+    events: null,
+    netBlocks: null,
+    sse: null,
+    unresolvedPaths: null,
+    perfSloPath,
+  };
+}
+
 export interface RenderOptions {
   /** Add per-hook blocks/audits, per-CPU drops, map entries, extra kernel counters. */
   detailed: boolean;
