@@ -64,14 +64,14 @@ const STATUS_BY_CODE: Record<string, ContentfulStatusCode> = {
   STARTING: 503,
 };
 
-/** Read the body as JSON, at most MAX_BODY_BYTES, whatever Content-Length claims. */
-export async function readJsonBody(c: Context): Promise<unknown> {
+/** Read the body as JSON, at most `limit` bytes, whatever Content-Length claims. */
+export async function readJsonBody(c: Context, limit = MAX_BODY_BYTES): Promise<unknown> {
   const declared = c.req.header("content-length");
-  if (declared !== undefined && Number(declared) > MAX_BODY_BYTES) {
+  if (declared !== undefined && Number(declared) > limit) {
     throw new ControlHttpError(
       413,
       "BODY_TOO_LARGE",
-      `request body of ${declared} bytes; the limit is ${MAX_BODY_BYTES} bytes`,
+      `request body of ${declared} bytes; the limit is ${limit} bytes`,
     );
   }
   const body = c.req.raw.body;
@@ -83,12 +83,12 @@ export async function readJsonBody(c: Context): Promise<unknown> {
       const { value, done } = await reader.read();
       if (done) break;
       total += value.length;
-      if (total > MAX_BODY_BYTES) {
+      if (total > limit) {
         await reader.cancel().catch(() => {});
         throw new ControlHttpError(
           413,
           "BODY_TOO_LARGE",
-          `request body over ${MAX_BODY_BYTES} bytes; the limit is ${MAX_BODY_BYTES} bytes`,
+          `request body over ${limit} bytes; the limit is ${limit} bytes`,
         );
       }
       chunks.push(value);

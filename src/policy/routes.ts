@@ -146,40 +146,12 @@ export interface PolicyRoutesDeps {
 /** Largest POST /policy/apply body: a 16 MiB policy in base64 plus the options. */
 export const MAX_APPLY_BODY_BYTES = Math.ceil(MAX_FILE_BYTES / 3) * 4 + 64 * 1024;
 
-async function readApplyBody(c: Context): Promise<unknown> {
-  const declared = Number(c.req.header("content-length") ?? "0");
-  if (declared > MAX_APPLY_BODY_BYTES) {
-    throw new ControlHttpError(
-      413,
-      "BODY_TOO_LARGE",
-      `request body of ${declared} bytes; the limit is ${MAX_APPLY_BODY_BYTES} bytes`,
-    );
-  }
-  const buf = new Uint8Array(await c.req.arrayBuffer());
-  if (buf.length > MAX_APPLY_BODY_BYTES) {
-    throw new ControlHttpError(
-      413,
-      "BODY_TOO_LARGE",
-      `request body over ${MAX_APPLY_BODY_BYTES} bytes`,
-    );
-  }
-  try {
-    return JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(buf));
-  } catch (e) {
-    throw new ControlHttpError(
-      400,
-      "INVALID_JSON",
-      `the request body is not JSON: ${(e as Error).message}`,
-    );
-  }
-}
-
 /** The "/policy" sub-app. */
 export function createPolicyRoutes(deps: PolicyRoutesDeps): Hono {
   const app = new Hono();
   app.post("/apply", async (c) => {
     const caller = callerFromHeaders(c.req.raw.headers);
-    const body = validate(ApplyPolicyBody, await readApplyBody(c));
+    const body = validate(ApplyPolicyBody, await readJsonBody(c, MAX_APPLY_BODY_BYTES));
     let bytes: Uint8Array;
     try {
       bytes = decodeBase64(body.policy_b64);
