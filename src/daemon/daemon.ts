@@ -535,12 +535,37 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
 
     // ---- 7. the posture, events flowing
     const resolver = new CgroupPathResolver();
-    using ring = shim.openRing(engine.obj.map(MAP_EVENTS).fd);
-    const drain = new EventDrain(ring, (r) => {
-      netBlocks.observe(r);
-      bus.emit(recordToEvent(r, resolver));
-    }, { ready: () => !sink.saturated });
-    cleanups.push(() => drain.stop());
+    // events: a ring that cannot be opened or read degrades the posture
+    // (enforcement is in the kernel and goes on), it does not stop the agent
+    let ringProblem:
+      | { reason: "RINGBUF_CREATE_FAILED" | "RINGBUF_POLL_FAILED"; detail: string }
+      | null = null;
+    let drain: EventDrain | null = null;
+    let ringBroken = false; // until a restart: the runtime checks must not "recover" from it
+    try {
+      const ring = shim.openRing(engine.obj.map(MAP_EVENTS).fd);
+      cleanups.push(() => ring.close());
+      drain = new EventDrain(ring, (r) => {
+        netBlocks.observe(r);
+        bus.emit(recordToEvent(r, resolver));
+      }, {
+        ready: () => !sink.saturated,
+        onFailure: (e) => {
+          const detail = `reading the event ring failed: ${e instanceof Error ? e.message : e}`;
+          lg.error(literal(detail));
+          ringBroken = true;
+          sm?.transition("DEGRADED", "RINGBUF_POLL_FAILED", detail);
+        },
+      });
+      cleanups.push(() => drain?.stop());
+    } catch (e) {
+      ringProblem = {
+        reason: "RINGBUF_CREATE_FAILED",
+        detail: `cannot open the event ring: ${e instanceof Error ? e.message : e}; no events`,
+      };
+      lg.error(literal(ringProblem.detail));
+      ringBroken = true;
+    }
     sm = new PostureStateMachine({
       enforceRequested,
       strictMode: opts.strictDegrade === true,
@@ -556,7 +581,10 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
     });
     const healthyState = startState;
     sm.transition(startState, decision.reason, decision.detail);
-    drain.start();
+    if (ringProblem && startState !== "AUDIT_FALLBACK") {
+      sm.transition("DEGRADED", ringProblem.reason, ringProblem.detail);
+    }
+    drain?.start();
     const hooks = engine.attachedSections();
     lg.info(
       literal(
@@ -592,7 +620,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
         if (drops.length > DROP_WINDOW_CHECKS) drops.shift();
         if (tick++ % MAP_CHECK_EVERY === 0) utilisation = mapUtilisation(engine!);
         policy.tick();
-        const want = runtimeChecks({
+        const want = ringBroken ? null : runtimeChecks({
           current: sm!.state!,
           healthyState,
           expectedHooks: expected,
@@ -609,7 +637,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
     cleanups.push(() => clearInterval(timer));
 
     const why = await waitForStop(stop.signal);
-    const records = drain.stats.records;
+    const records = drain?.stats.records ?? 0;
     await cleanup();
     const note = engine.pinRoot
       ? "pinned programs keep running (aegisbpf uninstall removes them)"

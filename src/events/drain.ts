@@ -35,6 +35,8 @@ export interface DrainOptions {
   /** false: leave records in the ring this tick (the consumer is saturated;
    * what does not fit in the ring is then counted there as drops) */
   ready?: () => boolean;
+  /** The ring could not be read (a native error): the drain stops and says so here. */
+  onFailure?: (e: unknown) => void;
 }
 
 export class EventDrain implements Disposable {
@@ -55,6 +57,7 @@ export class EventDrain implements Disposable {
   #intervalMs: number;
   #maxBatches: number;
   #ready: () => boolean;
+  #onFailure?: (e: unknown) => void;
 
   constructor(ring: NativeRing, onRecord: (r: KernelRecord) => void, opts: DrainOptions = {}) {
     this.#ring = ring;
@@ -63,6 +66,7 @@ export class EventDrain implements Disposable {
     this.#intervalMs = opts.intervalMs ?? 10;
     this.#maxBatches = opts.maxBatchesPerTick ?? 64;
     this.#ready = opts.ready ?? (() => true);
+    this.#onFailure = opts.onFailure;
     this.#onRecord = (r) => {
       this.stats.decoded++;
       onRecord(r);
@@ -108,7 +112,15 @@ export class EventDrain implements Disposable {
     if (this.#timer !== undefined) return;
     const tick = () => {
       this.stats.ticks++;
-      this.drainNow();
+      try {
+        this.drainNow();
+      } catch (e) {
+        // never retried blindly: a failing ring is a posture change, not a log spam loop
+        this.#timer = undefined;
+        if (!this.#onFailure) throw e;
+        this.#onFailure(e);
+        return;
+      }
       this.#timer = setTimeout(tick, this.#intervalMs);
     };
     this.#timer = setTimeout(tick, this.#intervalMs);
