@@ -79,6 +79,51 @@ export class BpfMap {
     return this.#shim.mapDelete(this.fd, key);
   }
 
+  /**
+   * Write every key/value pair in one native call (the kernel's batch
+   * update, or the shim's loop of single updates for map types without
+   * one), in order. Sizes are checked first, so a wrong one writes
+   * nothing; a kernel refusal (e.g. E2BIG: map full) throws
+   * NativeCallError after the pairs before it were written.
+   */
+  updateBatch(
+    keys: readonly Uint8Array[],
+    values: readonly Uint8Array[],
+    flags = BPF_ANY,
+  ): void {
+    if (keys.length !== values.length) {
+      throw new AegisError(
+        "ABI_MISMATCH",
+        `map ${this.name}: ${keys.length} keys but ${values.length} values`,
+      );
+    }
+    if (keys.length === 0) return;
+    const kb = this.#pack(keys, this.keySize, "key");
+    const vb = this.#pack(values, this.valueBytes, "value");
+    this.#shim.mapUpdateBatch(this.fd, kb, vb, keys.length, flags);
+  }
+
+  /** Delete every key in one native call; returns how many were really deleted. */
+  deleteBatch(keys: readonly Uint8Array[]): number {
+    if (keys.length === 0) return 0;
+    return this.#shim.mapDeleteBatch(this.fd, this.#pack(keys, this.keySize, "key"), keys.length);
+  }
+
+  #pack(items: readonly Uint8Array[], size: number, what: string): Uint8Array<ArrayBuffer> {
+    const out = new Uint8Array(items.length * size);
+    for (let i = 0; i < items.length; i++) {
+      const it = items[i];
+      if (it.byteLength !== size) {
+        throw new AegisError(
+          "ABI_MISMATCH",
+          `map ${this.name}: ${what} is ${it.byteLength} bytes, the map wants ${size}`,
+        );
+      }
+      out.set(it, i * size);
+    }
+    return out;
+  }
+
   /** All keys (snapshot; a map changing meanwhile may skip or repeat). */
   keys(): Uint8Array<ArrayBuffer>[] {
     const out: Uint8Array<ArrayBuffer>[] = [];

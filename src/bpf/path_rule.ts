@@ -18,23 +18,51 @@ export type ResolvedPath =
   | { status: "resolved"; path: string; canonical: string; dev: number; ino: number }
   | { status: "unresolved"; path: string; reason: string };
 
+/**
+ * UTF-8 length of `s` as TextEncoder would encode it (an unpaired
+ * surrogate becomes U+FFFD: 3 bytes), without allocating.
+ */
+function utf8Length(s: string, from = 0, to = s.length): number {
+  let n = 0;
+  for (let i = from; i < to; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x80) n += 1;
+    else if (c < 0x800) n += 2;
+    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < to) {
+      const d = s.charCodeAt(i + 1);
+      if (d >= 0xdc00 && d <= 0xdfff) {
+        n += 4;
+        i++;
+      } else n += 3;
+    } else n += 3;
+  }
+  return n;
+}
+
 /** Check a rule path's form; throws UsageError naming the value and why. */
 export function checkRulePath(path: string): void {
-  const show = JSON.stringify(path.length > 80 ? path.slice(0, 77) + "..." : path);
-  if (path.includes("\0")) throw new UsageError(`Invalid path ${show}: contains a NUL byte`);
+  const show = () => JSON.stringify(path.length > 80 ? path.slice(0, 77) + "..." : path);
+  if (path.includes("\0")) throw new UsageError(`Invalid path ${show()}: contains a NUL byte`);
   if (!path.startsWith("/")) {
-    throw new UsageError(`Invalid path ${show}: must be absolute (start with "/")`);
+    throw new UsageError(`Invalid path ${show()}: must be absolute (start with "/")`);
   }
-  const bytes = new TextEncoder().encode(path).length;
+  // one pass: the total length and the longest component (path.split("/") parts)
+  let bytes = 0, longest = 0;
+  for (let start = 0; start <= path.length;) {
+    let end = path.indexOf("/", start);
+    if (end < 0) end = path.length;
+    const n = utf8Length(path, start, end);
+    bytes += n + (end < path.length ? 1 : 0);
+    if (n > longest) longest = n;
+    start = end + 1;
+  }
   if (bytes >= PATH_MAX) {
-    throw new UsageError(`Invalid path ${show}: ${bytes} bytes, the limit is ${PATH_MAX - 1}`);
+    throw new UsageError(`Invalid path ${show()}: ${bytes} bytes, the limit is ${PATH_MAX - 1}`);
   }
-  for (const c of path.split("/")) {
-    if (new TextEncoder().encode(c).length > NAME_MAX) {
-      throw new UsageError(
-        `Invalid path ${show}: a component is longer than ${NAME_MAX} bytes`,
-      );
-    }
+  if (longest > NAME_MAX) {
+    throw new UsageError(
+      `Invalid path ${show()}: a component is longer than ${NAME_MAX} bytes`,
+    );
   }
 }
 

@@ -123,15 +123,48 @@ export class MapFullError extends AegisError {
   }
 }
 
+/** Offset of the generation field (u32) in each rule map's key. */
+const GEN_OFFSET: Readonly<Record<string, number>> = Object.fromEntries(
+  Object.entries(RULE_MAPS).map(([map, struct]) => [
+    map,
+    (ABI_LAYOUT.structs[struct] as { fields: Record<string, { offset: number }> }).fields.gen
+      .offset,
+  ]),
+);
+
 /** The generation field of a rule key. */
 export function keyGeneration(map: string, key: Uint8Array): number {
-  const struct = ABI_LAYOUT.structs[RULE_MAPS[map]] as {
-    fields: Record<string, { offset: number }>;
-  };
-  return new DataView(key.buffer, key.byteOffset, key.byteLength).getUint32(
-    struct.fields.gen.offset,
-    true,
-  );
+  const o = GEN_OFFSET[map];
+  if (o === undefined || o + 4 > key.byteLength) {
+    // as before: a RangeError / TypeError for an unknown map or a short key
+    const struct = ABI_LAYOUT.structs[RULE_MAPS[map]] as {
+      fields: Record<string, { offset: number }>;
+    };
+    return new DataView(key.buffer, key.byteOffset, key.byteLength).getUint32(
+      struct.fields.gen.offset,
+      true,
+    );
+  }
+  return (key[o] | (key[o + 1] << 8) | (key[o + 2] << 16) | (key[o + 3] << 24)) >>> 0;
+}
+
+/**
+ * Real maps (BpfMap) write and delete many keys in one native call; the
+ * in-memory stand-ins of the unit tests have no batch methods and take
+ * them one by one (same result).
+ */
+function hasBatch(m: BpfMap): boolean {
+  return typeof (m as Partial<BpfMap>).updateBatch === "function" &&
+    typeof (m as Partial<BpfMap>).deleteBatch === "function";
+}
+
+/** Delete `keys` from `m`; returns how many were really deleted. */
+function deleteKeys(m: BpfMap, keys: Uint8Array<ArrayBuffer>[]): number {
+  if (keys.length === 0) return 0;
+  if (hasBatch(m)) return m.deleteBatch(keys);
+  let n = 0;
+  for (const k of keys) if (m.delete(k)) n++;
+  return n;
 }
 
 /**
@@ -148,10 +181,9 @@ function clearGeneration(
   for (const name of Object.keys(RULE_MAPS)) {
     const m = maps(name);
     const keep: Uint8Array<ArrayBuffer>[] = [];
-    for (const k of m.keys()) {
-      if (keyGeneration(name, k) !== gen) keep.push(k);
-      else if (m.delete(k)) deleted++;
-    }
+    const drop: Uint8Array<ArrayBuffer>[] = [];
+    for (const k of m.keys()) (keyGeneration(name, k) !== gen ? keep : drop).push(k);
+    deleted += deleteKeys(m, drop);
     others.set(name, keep);
   }
   return { deleted, others };
@@ -209,9 +241,25 @@ export function applyCompiled(
   }
   const written: Record<string, number> = {};
   try {
+    // one batch per map (entries keep their order within a map); maps
+    // without batch methods (test stand-ins) are written entry by entry
+    // in policy order
+    const byMap = new Map<string, CompiledEntry[]>();
     for (const e of policy.entries) {
-      maps(e.map).update(e.key(to), e.value);
-      written[e.map] = (written[e.map] ?? 0) + 1;
+      const l = byMap.get(e.map);
+      if (l) l.push(e);
+      else byMap.set(e.map, [e]);
+    }
+    if ([...byMap.keys()].every((n) => hasBatch(maps(n)))) {
+      for (const [name, list] of byMap) {
+        maps(name).updateBatch(list.map((e) => e.key(to)), list.map((e) => e.value));
+        written[name] = list.length;
+      }
+    } else {
+      for (const e of policy.entries) {
+        maps(e.map).update(e.key(to), e.value);
+        written[e.map] = (written[e.map] ?? 0) + 1;
+      }
     }
     maps("aegis_policy").update(u32Key(to), policyValue(policy.flags));
   } catch (e) {
@@ -239,8 +287,7 @@ export function applyCompiled(
   // generation `from` during this call)
   let removed = 0;
   for (const [name, keys] of others) {
-    const m = maps(name);
-    for (const k of keys) if (keyGeneration(name, k) === from && m.delete(k)) removed++;
+    removed += deleteKeys(maps(name), keys.filter((k) => keyGeneration(name, k) === from));
   }
   maps("aegis_policy").update(u32Key(from), policyValue(0));
   return { from, to, written, removed, switchMicros };

@@ -97,19 +97,28 @@ export function lintPolicy(policy: Policy, file: string): PolicyIssue[] {
   // one lookup per shorter prefix length (not a scan of every network).
   const nets = policy.denyCidr.map((c) => ({ ...parseCidr(c.cidr), text: c.cidr, line: c.line }));
   const byPrefix = new Map<string, { text: string; line: number }>();
-  const prefixes = new Set<string>();
+  const netKey = (family: number, p: number, bytes: Uint8Array) => {
+    let k = `${family}/${p}/`;
+    for (let i = 0; i < bytes.length; i++) {
+      const keep = Math.max(0, Math.min(8, p - 8 * i));
+      k += `${i > 0 ? "." : ""}${bytes[i] & ((0xff << (8 - keep)) & 0xff)}`;
+    }
+    return k;
+  };
+  // prefix lengths in use per family, ascending (the shortest cover is found first)
+  const prefixes = new Map<number, number[]>();
   for (const n of nets) {
     const k = `${n.family}/${n.prefix}/${n.bytes.join(".")}`;
     if (!byPrefix.has(k)) byPrefix.set(k, n);
-    prefixes.add(`${n.family}/${n.prefix}`);
+    const l = prefixes.get(n.family);
+    if (!l) prefixes.set(n.family, [n.prefix]);
+    else if (!l.includes(n.prefix)) l.push(n.prefix);
   }
+  for (const l of prefixes.values()) l.sort((a, b) => a - b);
   const coveredBy = (bytes: Uint8Array, family: number, below: number) => {
-    for (let p = 0; p < below; p++) {
-      if (!prefixes.has(`${family}/${p}`)) continue;
-      const masked = bytes.map((b, i) =>
-        b & ((0xff << (8 - Math.max(0, Math.min(8, p - 8 * i)))) & 0xff)
-      );
-      const n = byPrefix.get(`${family}/${p}/${masked.join(".")}`);
+    for (const p of prefixes.get(family) ?? []) {
+      if (p >= below) break;
+      const n = byPrefix.get(netKey(family, p, bytes));
       if (n) return n;
     }
     return undefined;

@@ -221,6 +221,35 @@ function* lines(
     return;
   }
   if (input.length > MAX_FILE_BYTES) return tooBig(input.length, true);
+  // Fast path: the whole file is valid UTF-8, decoded once. Each line is
+  // then what the line-by-line decode below gives (a BOM at the start of a
+  // line dropped, as a fresh decode drops it), with its byte length
+  // computed only when it could exceed the limit.
+  let whole: string | undefined;
+  try {
+    whole = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }).decode(input);
+  } catch { /* invalid somewhere: each line is decoded and reported below */ }
+  if (whole !== undefined) {
+    const ascii = whole.length === input.length;
+    const parts = whole.split("\n");
+    if (parts[parts.length - 1] === "") parts.pop();
+    for (let i = 0; i < parts.length; i++) {
+      let t = parts[i];
+      if (!ascii && t.length * 3 > MAX_LINE_BYTES) {
+        const len = new TextEncoder().encode(t).length;
+        if (len > MAX_LINE_BYTES) {
+          yield { n: i + 1, error: lineTooLong(len) };
+          continue;
+        }
+      } else if (ascii && t.length > MAX_LINE_BYTES) {
+        yield { n: i + 1, error: lineTooLong(t.length) };
+        continue;
+      }
+      if (!ascii && t.charCodeAt(0) === 0xfeff) t = t.slice(1);
+      yield { n: i + 1, text: t };
+    }
+    return;
+  }
   const dec = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false });
   let start = 0;
   for (let n = 1; start < input.length; n++) {
