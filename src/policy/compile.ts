@@ -87,31 +87,42 @@ export function compilePolicy(policy: Policy, env: CompileEnv): CompileResult {
   let flags = 0;
 
   // --- inodes: deny and protect merged per inode ---------------------------
-  const inodes = new Map<string, { dev: number; ino: bigint; flags: number; line: number }>();
-  const addInode = (dev: number, ino: bigint, f: number, line: number) => {
-    const id = `${dev}:${ino}`;
-    const cur = inodes.get(id);
+  // per dev, the inode number as a number when exact (else a bigint: equal
+  // values always give the same key, cheaper than a "dev:ino" string)
+  const inodes: { dev: number; ino: bigint; flags: number; line: number }[] = [];
+  const byDev = new Map<number, Map<number | bigint, (typeof inodes)[number]>>();
+  const addInode = (dev: number, ino: bigint | number, f: number, line: number) => {
+    const k = typeof ino === "bigint"
+      ? (ino <= Number.MAX_SAFE_INTEGER ? Number(ino) : ino)
+      : (ino <= Number.MAX_SAFE_INTEGER ? ino : BigInt(ino));
+    let m = byDev.get(dev);
+    if (!m) byDev.set(dev, m = new Map());
+    const cur = m.get(k);
     if (cur) cur.flags |= f;
-    else inodes.set(id, { dev, ino, flags: f, line });
+    else {
+      const i = { dev, ino: BigInt(ino), flags: f, line };
+      m.set(k, i);
+      inodes.push(i);
+    }
   };
   const paths = (section: string, list: { path: string; line: number }[], f: number) => {
     for (const e of list) {
       const r = env.resolvePath(e.path);
-      if (r.status === "resolved") addInode(r.dev, BigInt(r.ino), f, e.line);
+      if (r.status === "resolved") addInode(r.dev, r.ino, f, e.line);
       else unresolved.push({ section, line: e.line, what: e.path, reason: r.reason });
     }
   };
   paths("deny_path", policy.denyPath, AEGIS_RULE_DENY);
   for (const e of policy.denyInode) addInode(e.dev, e.ino, AEGIS_RULE_DENY, e.line);
   paths("protect_path", policy.protectPath, AEGIS_RULE_PROTECT);
-  for (const i of inodes.values()) {
+  for (const i of inodes) {
     entries.push({
       map: "aegis_deny_inode",
       key: (gen) => inodeKey(i.dev, i.ino, gen),
       value: ruleValue(i.line, i.flags, AEGIS_RT_INODE),
     });
   }
-  if (inodes.size > 0) flags |= AEGIS_POL_FILE_RULES;
+  if (inodes.length > 0) flags |= AEGIS_POL_FILE_RULES;
 
   // --- exec: comm ------------------------------------------------------------
   for (const e of policy.denyComm) {

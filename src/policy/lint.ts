@@ -80,7 +80,9 @@ export function lintPolicy(policy: Policy, file: string): PolicyIssue[] {
   }
 
   // The same path denied and protected.
-  const denied = firstLines(policy.denyPath.map((e) => [e.path, e.line]));
+  const denied = policy.protectPath.length === 0
+    ? new Map<string, number>()
+    : firstLines(policy.denyPath.map((e) => [e.path, e.line]));
   for (const e of policy.protectPath) {
     const d = denied.get(e.path);
     if (d !== undefined) {
@@ -138,7 +140,9 @@ export function lintPolicy(policy: Policy, file: string): PolicyIssue[] {
     if (n) warn(c.line, `[deny_cidr] ${c.text} is already covered by ${n.text} (line ${n.line})`);
   }
   // An ip:port rule whose address is denied on every port anyway.
-  const ips = firstLines(policy.denyIp.map((e) => [e.ip, e.line]));
+  const ips = policy.denyIpPort.length === 0
+    ? new Map<string, number>()
+    : firstLines(policy.denyIp.map((e) => [e.ip, e.line]));
   for (const e of policy.denyIpPort) {
     const d = ips.get(e.ip);
     if (d !== undefined) {
