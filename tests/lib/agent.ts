@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { LAUNCHER } from "./helpers.ts";
+import { LAUNCHER, run } from "./helpers.ts";
 
 export const AGENT = Deno.env.get("AEGIS_VM_AGENT") || LAUNCHER;
 
@@ -164,4 +164,12 @@ export async function httpGet(port: number, path: string): Promise<{ status: num
     body = JSON.parse(text);
   } catch { /* text */ }
   return { status: r.status, body };
+}
+
+/** Stop the agent (when one was started), remove its pins (`aegisbpf uninstall`)
+ * and its private directory. For a test's `finally`. */
+export async function cleanupAgent(agent: Agent | null, e: AgentEnv): Promise<void> {
+  await agent?.stop();
+  await run(AGENT, ["uninstall"], e.env);
+  Deno.removeSync(e.dir, { recursive: true });
 }

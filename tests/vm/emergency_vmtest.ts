@@ -16,13 +16,10 @@
  * the CLI's direct (pinned map) path.
  */
 import { deepStrictEqual, match, ok, strictEqual } from "node:assert/strict";
-import { AGENT, Agent, agentEnv } from "../lib/agent.ts";
+import { AGENT, Agent, agentEnv, cleanupAgent, type Json } from "../lib/agent.ts";
 import { run, type RunResult, tryOpen } from "../lib/helpers.ts";
 
 const LSM_ON = Deno.env.get("AEGIS_VM_LSM") === "on";
-
-// deno-lint-ignore no-explicit-any
-type Json = any;
 
 /** control_change events of the kill switch (policy applies send control_change too). */
 function isEmergencyChange(ev: Json): boolean {
@@ -199,9 +196,7 @@ Deno.test({
         strictEqual(jsonLines(logPath).length, n0, "nothing logged");
       });
     } finally {
-      await agent.stop("SIGTERM");
-      await run(AGENT, ["uninstall"], env);
-      Deno.removeSync(dir, { recursive: true });
+      await cleanupAgent(agent, e);
     }
   },
 });

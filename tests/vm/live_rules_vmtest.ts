@@ -8,7 +8,8 @@
  * wired yet) straight to the pinned maps.
  */
 import { match, strictEqual } from "node:assert/strict";
-import { LAUNCHER, run, tryOpen } from "../lib/helpers.ts";
+import { AGENT, Agent, agentEnv, cleanupAgent } from "../lib/agent.ts";
+import { run, tryOpen } from "../lib/helpers.ts";
 
 const LSM_ON = Deno.env.get("AEGIS_VM_LSM") === "on";
 
@@ -28,26 +29,13 @@ Deno.test({
     "live rules: block add/del, TTL expiry, carried by policy apply, dropped by --reset, network deny",
   ignore: !LSM_ON,
   fn: async () => {
-    const id = crypto.randomUUID().slice(0, 8);
-    const dir = Deno.makeTempDirSync({ dir: "/tmp", prefix: "aegis-live-" });
-    const env = {
-      ...Deno.env.toObject(),
-      AEGIS_PIN_ROOT: `/sys/fs/bpf/aegis-live-${id}`,
-      AEGIS_STATE_DIR: `${dir}/state`,
-      AEGIS_RUNTIME_DIR: `${dir}/run`,
-    };
+    const e = agentEnv();
+    const { dir, env } = e;
     const f = (n: string) => `${dir}/${n}`;
     for (const n of ["a", "b", "t"]) Deno.writeTextFileSync(f(n), n);
-    const agent = new Deno.Command(LAUNCHER, {
-      args: ["run"],
-      env,
-      stdout: "null",
-      stderr: "piped",
-    })
-      .spawn();
-    const err = agent.stderr.pipeThrough(new TextDecoderStream()).getReader();
+    const agent = new Agent([], env);
     const cli = async (...args: string[]) => {
-      const r = await run(LAUNCHER, args, env);
+      const r = await run(AGENT, args, env);
       strictEqual(r.code, 0, `${args.join(" ")}: ${r.stderr}`);
       return r.stdout;
     };
@@ -58,13 +46,8 @@ Deno.test({
       for await (const c of l4) c.close();
     })();
     try {
-      let log = "";
-      while (!log.includes("agent started")) {
-        const { value, done } = await err.read();
-        if (done) break;
-        log += value;
-      }
-      match(log, /agent started, ENFORCE/);
+      await agent.ready();
+      match(agent.err, /agent started, ENFORCE/);
 
       match(await cli("block", "add", f("a")), /added live rule 2147483648: /);
       strictEqual(tryOpen(f("a")), "EPERM/EACCES", "block add denies at once");
@@ -105,11 +88,7 @@ Deno.test({
     } finally {
       l4.close();
       await accepting.catch(() => {});
-      agent.kill("SIGTERM");
-      await agent.status;
-      await err.cancel().catch(() => {});
-      await run(LAUNCHER, ["uninstall"], env);
-      Deno.removeSync(dir, { recursive: true });
+      await cleanupAgent(agent, e);
     }
   },
 });

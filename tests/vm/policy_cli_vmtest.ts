@@ -4,7 +4,8 @@
  * rejected policy changing nothing, anti-rollback, `policy show`.
  */
 import { match, ok, strictEqual } from "node:assert/strict";
-import { LAUNCHER, run, tryOpen } from "../lib/helpers.ts";
+import { AGENT, Agent, agentEnv, cleanupAgent } from "../lib/agent.ts";
+import { run, tryOpen } from "../lib/helpers.ts";
 
 const LSM_ON = Deno.env.get("AEGIS_VM_LSM") === "on";
 
@@ -13,33 +14,16 @@ Deno.test({
     "policy apply to a running agent: files, bundles, rejection, rollback refusal, rollback, export",
   ignore: !LSM_ON,
   fn: async () => {
-    const id = crypto.randomUUID().slice(0, 8);
-    const dir = Deno.makeTempDirSync({ dir: "/tmp", prefix: "aegis-pcli-" });
-    const env = {
-      ...Deno.env.toObject(),
-      AEGIS_PIN_ROOT: `/sys/fs/bpf/aegis-pcli-${id}`,
-      AEGIS_STATE_DIR: `${dir}/state`,
-      AEGIS_KEYS_DIR: `${dir}/keys`,
-    };
+    const e = agentEnv();
+    const { dir, stateDir } = e;
+    const env = { ...e.env, AEGIS_KEYS_DIR: `${dir}/keys` };
     const f = (n: string) => `${dir}/${n}`;
     for (const n of ["a", "b"]) Deno.writeTextFileSync(f(n), n);
-    const agent = new Deno.Command(LAUNCHER, {
-      args: ["run"],
-      env,
-      stdout: "null",
-      stderr: "piped",
-    })
-      .spawn();
-    const err = agent.stderr.pipeThrough(new TextDecoderStream()).getReader();
-    const cli = (...args: string[]) => run(LAUNCHER, args, env);
+    const agent = new Agent([], env);
+    const cli = (...args: string[]) => run(AGENT, args, env);
     try {
-      let log = "";
-      while (!log.includes("agent started")) {
-        const { value, done } = await err.read();
-        if (done) break;
-        log += value;
-      }
-      match(log, /agent started, ENFORCE/);
+      await agent.ready();
+      match(agent.err, /agent started, ENFORCE/);
 
       Deno.writeTextFileSync(f("p1.pol"), `version=1\n[deny_path]\n${f("a")}\n${f("later")}\n`);
       const a1 = await cli("policy", "apply", f("p1.pol"));
@@ -91,7 +75,7 @@ Deno.test({
       strictEqual(show.code, 0, show.stderr);
       match(show.stdout, /aegis_deny_inode: 1/);
       ok(
-        Deno.readTextFileSync(`${dir}/state/policy.prev`).includes(f("a")),
+        Deno.readTextFileSync(`${stateDir}/policy.prev`).includes(f("a")),
         "previous policy kept",
       );
 
@@ -104,11 +88,7 @@ Deno.test({
       strictEqual(ex.code, 0, ex.stderr);
       ok(ex.stdout.includes(f("a")) && !ex.stdout.includes(f("b")), ex.stdout);
     } finally {
-      agent.kill("SIGTERM");
-      await agent.status;
-      await err.cancel().catch(() => {});
-      await run(LAUNCHER, ["uninstall"], env);
-      Deno.removeSync(dir, { recursive: true });
+      await cleanupAgent(agent, e);
     }
   },
 });

@@ -17,7 +17,8 @@ import { openEmbeddedShim } from "../../src/assets/mod.ts";
 import { PinnedMaps } from "../../src/bpf/pins.ts";
 import { writeStderr } from "../../src/log.ts";
 import { pathRuleEnforcer, type ResolvedEntry, UnresolvedWatcher } from "../../src/policy/watch.ts";
-import { LAUNCHER, run, tryOpen } from "../lib/helpers.ts";
+import { AGENT, Agent, type AgentEnv, agentEnv, cleanupAgent } from "../lib/agent.ts";
+import { run, tryOpen } from "../lib/helpers.ts";
 
 const LSM_ON = Deno.env.get("AEGIS_VM_LSM") === "on";
 
@@ -50,36 +51,18 @@ while True:
   return { secs, opens };
 }
 
-async function startAgent(env: Record<string, string>) {
-  const agent = new Deno.Command(LAUNCHER, { args: ["run"], env, stdout: "null", stderr: "piped" })
-    .spawn();
-  const err = agent.stderr.pipeThrough(new TextDecoderStream()).getReader();
-  let log = "";
-  while (!log.includes("agent started")) {
-    const { value, done } = await err.read();
-    if (done) break;
-    log += value;
+/** An agent on fresh private paths, enforcing. */
+async function startAgent(): Promise<{ agent: Agent; e: AgentEnv }> {
+  const e = agentEnv();
+  const agent = new Agent([], e.env);
+  try {
+    await agent.ready();
+    match(agent.err, /agent started, ENFORCE/);
+  } catch (err) {
+    await cleanupAgent(agent, e);
+    throw err;
   }
-  match(log, /agent started, ENFORCE/);
-  return {
-    async stop() {
-      agent.kill("SIGTERM");
-      await agent.status;
-      await err.cancel().catch(() => {});
-    },
-  };
-}
-
-function testEnv(tag: string) {
-  const id = crypto.randomUUID().slice(0, 8);
-  const dir = Deno.makeTempDirSync({ dir: "/tmp", prefix: `aegis-${tag}-` });
-  const env: Record<string, string> = {
-    ...Deno.env.toObject(),
-    AEGIS_PIN_ROOT: `/sys/fs/bpf/aegis-${tag}-${id}`,
-    AEGIS_STATE_DIR: `${dir}/state`,
-    AEGIS_RUNTIME_DIR: `${dir}/run`,
-  };
-  return { dir, env };
+  return { agent, e };
 }
 
 /** Print the measurement and append it to the results folder (the TAP run drops test output). */
@@ -96,11 +79,11 @@ Deno.test({
   name: "unresolved path, library level: UnresolvedWatcher over the agent's pins; window measured",
   ignore: !LSM_ON,
   fn: async () => {
-    const { dir, env } = testEnv("unres-lib");
+    const { agent, e } = await startAgent();
+    const dir = e.dir;
     const later = `${dir}/sub/later.bin`;
-    const agent = await startAgent(env);
     const shim = await openEmbeddedShim();
-    const pins = new PinnedMaps(shim, env.AEGIS_PIN_ROOT);
+    const pins = new PinnedMaps(shim, e.pinRoot);
     const resolved: ResolvedEntry[] = [];
     const w = new UnresolvedWatcher(
       [{ section: "deny_path", line: 3, what: later, reason: "does not exist (yet)" }],
@@ -124,9 +107,7 @@ Deno.test({
       w.stop();
       pins.close();
       shim[Symbol.dispose]();
-      await agent.stop();
-      await run(LAUNCHER, ["uninstall"], env);
-      Deno.removeSync(dir, { recursive: true });
+      await cleanupAgent(agent, e);
     }
   },
 });
@@ -135,12 +116,12 @@ Deno.test({
   name: "unresolved path, daemon: enforced once the file appears; window measured",
   ignore: !LSM_ON,
   fn: async () => {
-    const { dir, env } = testEnv("unres");
+    const { agent, e } = await startAgent();
+    const dir = e.dir;
     const later = `${dir}/later.bin`;
-    const agent = await startAgent(env);
     try {
       Deno.writeTextFileSync(`${dir}/p.pol`, `version=1\n[deny_path]\n${later}\n`);
-      const a = await run(LAUNCHER, ["policy", "apply", `${dir}/p.pol`], env);
+      const a = await run(AGENT, ["policy", "apply", `${dir}/p.pol`], e.env);
       strictEqual(a.code, 0, a.stderr);
       match(a.stdout, /unresolved deny_path line 3: .*later\.bin: does not exist/);
       const m = await measureWindow(later);
@@ -148,9 +129,7 @@ Deno.test({
       ok(m.secs < 10, `enforced ${m.secs} s after creation (bound 10 s)`);
       strictEqual(tryOpen(later), "EPERM/EACCES");
     } finally {
-      await agent.stop();
-      await run(LAUNCHER, ["uninstall"], env);
-      Deno.removeSync(dir, { recursive: true });
+      await cleanupAgent(agent, e);
     }
   },
 });
