@@ -529,7 +529,8 @@ export async function applyPolicyBytes(
   }
   if (req.reset) deps.live.clear();
   else deps.live.setShadows(merged.shadows);
-  keepSnapshots(deps.stateDir, body, await sha256Hex(new Uint8Array(body)));
+  // a plain policy file is its own body: its hash is already known
+  keepSnapshots(deps.stateDir, body, body === bytes ? sha : await sha256Hex(new Uint8Array(body)));
   if (signed && signed.policy_version > readCounter(counterPath(deps.stateDir))) {
     writeCounter(counterPath(deps.stateDir), signed.policy_version);
   }
