@@ -24,7 +24,7 @@ import { CgroupPathResolver } from "../../src/events/cgroup_path.ts";
 import { EventDrain } from "../../src/events/drain.ts";
 import { recordToEvent } from "../../src/events/json.ts";
 import { openSink } from "../../src/events/sink.ts";
-import { renderMetrics } from "../../src/metrics/render.ts";
+import { kernelOnlySources, renderMetrics } from "../../src/metrics/render.ts";
 import { ABI_LAYOUT } from "../../src/bpf/abi_gen.ts";
 import { cpuSeconds, fmt, loadgen, NOBODY, openOpensTrace, printTable, SECONDS } from "../lib.ts";
 
@@ -124,23 +124,14 @@ async function metricsScrape(): Promise<[string, string][]> {
     filled++;
   }
   const fillMs = performance.now() - t0;
-  const src = {
-    map: (n: string) => {
-      try {
-        return trace.obj.map(n);
-      } catch {
-        return null;
-      }
-    },
-    runtimeState: null,
-    enforceCapable: null,
-    emergency: null,
-    events: null,
-    netBlocks: null,
-    sse: null,
-    unresolvedPaths: null,
-    perfSloPath: `${dir}/no-slo.json`,
+  const map = (n: string) => {
+    try {
+      return trace.obj.map(n);
+    } catch {
+      return null;
+    }
   };
+  const src = kernelOnlySources(map, `${dir}/no-slo.json`);
   await renderMetrics(src, { detailed: false }); // warm
   const times: number[] = [];
   for (let i = 0; i < 5; i++) {
