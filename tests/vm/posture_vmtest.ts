@@ -14,16 +14,10 @@
  */
 import { deepStrictEqual, match, ok, strictEqual } from "node:assert/strict";
 import { CapabilitiesReport } from "../../src/posture/report.ts";
-import { AGENT, Agent, agentEnv, httpGet } from "../lib/agent.ts";
+import { AGENT, Agent, agentEnv, cleanupAgent, httpGet } from "../lib/agent.ts";
 import { run } from "../lib/helpers.ts";
 
 const LSM_ON = Deno.env.get("AEGIS_VM_LSM") === "on";
-
-async function cleanup(a: Agent | null, e: ReturnType<typeof agentEnv>): Promise<void> {
-  if (a) await a.stop("SIGTERM");
-  await run(AGENT, ["uninstall"], e.env);
-  Deno.removeSync(e.dir, { recursive: true });
-}
 
 Deno.test({
   name: "posture: run reaches ENFORCE and every health surface says so",
@@ -73,7 +67,7 @@ Deno.test({
       strictEqual(en.code, 0, en.stderr);
       strictEqual((await httpGet(e.port, "/health?require_enforce=1")).status, 200);
     } finally {
-      await cleanup(a, e);
+      await cleanupAgent(a, e);
     }
   },
 });
@@ -108,7 +102,7 @@ Deno.test({
       const report = CapabilitiesReport.parse(JSON.parse(Deno.readTextFileSync(e.report)));
       strictEqual(report.runtime_state, "AUDIT_FALLBACK");
     } finally {
-      await cleanup(a, e);
+      await cleanupAgent(a, e);
     }
   },
 });
@@ -138,7 +132,7 @@ Deno.test({
       strictEqual(report.requirements_met.network, false);
       strictEqual(report.enforce_capable, false);
     } finally {
-      await cleanup(a, e);
+      await cleanupAgent(a, e);
     }
   },
 });
@@ -175,7 +169,7 @@ Deno.test({
         "health --require-enforce asks the running daemon: not enforcing",
       );
     } finally {
-      await cleanup(a, e);
+      await cleanupAgent(a, e);
     }
   },
 });
