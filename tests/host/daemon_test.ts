@@ -13,7 +13,7 @@
  */
 import { deepStrictEqual, match, ok, strictEqual } from "node:assert/strict";
 import { CapabilitiesReport } from "../../src/posture/report.ts";
-import { AGENT, Agent, agentEnv, httpGet } from "../lib/agent.ts";
+import { AGENT, Agent, agentEnv, cleanupAgent, httpGet } from "../lib/agent.ts";
 import { run } from "../lib/helpers.ts";
 
 function exists(p: string): boolean {
@@ -33,8 +33,7 @@ async function withEnv(
   try {
     await fn(e);
   } finally {
-    await run(AGENT, ["uninstall"], e.env);
-    Deno.removeSync(e.dir, { recursive: true });
+    await cleanupAgent(null, e);
   }
 }
 
