@@ -300,7 +300,9 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
     const applied = appliedPolicy(paths.stateDir);
     if (applied.warning) lg.warn(literal(applied.warning));
 
-    using shim = await openEmbeddedShim();
+    const shim = await openEmbeddedShim();
+    // closed by cleanup(), after everything that uses it (cleanups run in reverse)
+    cleanups.push(() => shim.close());
     const bytes = await bpfObjectBytes();
     const hasBtfFunc = (name: string) =>
       !faults.hideHooks.has(name.replace(/^bpf_lsm_/, "")) && shim.btfHasFunc(name);
@@ -382,6 +384,8 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
     if (listen) {
       const srv = await startHttpServer(app, listen, {
         allowRemote: opts.httpAllowRemote === true,
+        // open /events streams would hold a graceful shutdown: end them first
+        beforeClose: () => hub.close(),
       });
       cleanups.push(() => srv.close());
       lg.info(literal(`HTTP API on ${srv.addr.hostname}:${srv.addr.port}`), { http: srv.addr });
