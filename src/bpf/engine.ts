@@ -26,6 +26,7 @@ export const DEFAULT_PIN_ROOT = "/sys/fs/bpf/aegisbpf";
 export const MAP_EVENTS = "aegis_events";
 export const MAP_COUNTERS = "aegis_counters";
 export const MAP_CONFIG = "aegis_config";
+export const MAP_HOOK_STATS = "aegis_hook_stats";
 
 /** Which file hook(s) to use (`run --lsm-hook`). */
 export type FileHookChoice = "file" | "inode" | "both";

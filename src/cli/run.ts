@@ -22,6 +22,14 @@ function parseRingBytes(v: string): number {
   return n;
 }
 
+function parseRate(v: string): number {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0) {
+    throw new AegisError("USAGE", `--deny-rate-threshold "${v}": must be a positive number`);
+  }
+  return n;
+}
+
 export function addRunCommand(program: Command): void {
   program.command("run")
     .description("run the agent daemon (enforce by default; see --audit)")
@@ -43,6 +51,12 @@ export function addRunCommand(program: Command): void {
     )
     .option("--trace-opens", "also report every openat() as an open event (busy)")
     .option("--ringbuf-bytes <bytes>", "event ring buffer size", parseRingBytes, 4 << 20)
+    .option(
+      "--deny-rate-threshold <per-second>",
+      "DEGRADED (DENY_RATE_THRESHOLD_EXCEEDED) while denies average more than this per second " +
+        "over 10 s (off by default)",
+      parseRate,
+    )
     .option(
       "--strict-degrade",
       "exit non-zero when an enforce request ends in AUDIT_FALLBACK or DEGRADED",
@@ -91,6 +105,7 @@ policy apply, rule edits) only on the root-only socket
           httpListen: opts.httpListen,
           httpAllowRemote: opts.httpAllowRemote,
           log: opts.log,
+          denyRateThreshold: opts.denyRateThreshold,
         } satisfies DaemonOptions,
       );
     });

@@ -42,6 +42,7 @@ import {
   MAP_CONFIG,
   MAP_COUNTERS,
   MAP_EVENTS,
+  MAP_HOOK_STATS,
 } from "../bpf/engine.ts";
 import type { BpfMap } from "../bpf/map.ts";
 import { enterOwnCgroup } from "../bpf/self_cgroup.ts";
@@ -62,7 +63,7 @@ import { createApp } from "../http/app.ts";
 import { parseListen, startHttpServer } from "../http/serve.ts";
 import { SseHub } from "../http/sse.ts";
 import { literal, log } from "../log.ts";
-import { NetBlockCounter, renderMetrics } from "../metrics/render.ts";
+import { NetBlockCounter, renderMetrics, totalBlocks } from "../metrics/render.ts";
 import type { Shim } from "../native/mod.ts";
 import { loadAppliedPolicy, RULE_MAPS, startMapSizes } from "../policy/apply.ts";
 import type { Unresolved } from "../policy/compile.ts";
@@ -102,6 +103,8 @@ export interface DaemonOptions {
   httpAllowRemote?: true;
   /** "stdout" or "file:PATH" */
   log: string;
+  /** denies per second (10 s average) above which the posture is DEGRADED */
+  denyRateThreshold?: number;
 }
 
 /** Where pins live: AEGIS_PIN_ROOT (tests) or /sys/fs/bpf/aegisbpf. */
@@ -253,7 +256,7 @@ export function appliedPolicy(stateDir: string): {
   };
 }
 
-/** How often the runtime checks run, and how long drops keep the state degraded. */
+/** How often the runtime checks run, and how long drops (and denies) are averaged. */
 const CHECK_INTERVAL_MS = 1000;
 const DROP_WINDOW_CHECKS = 10;
 const MAP_CHECK_EVERY = 10;
@@ -613,6 +616,9 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
     // ---- 8. runtime checks, every second
     const drops: bigint[] = [];
     let lastDrops = counter(counters, AEGIS_CNT_RINGBUF_DROPS);
+    const hookStats = engine.obj.map(MAP_HOOK_STATS);
+    const denies: bigint[] = [];
+    let lastDenies = totalBlocks(hookStats);
     let utilisation: Record<string, number> = {};
     let tick = 0;
     const expected = [...hooks];
@@ -622,6 +628,10 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
         drops.push(d - lastDrops);
         lastDrops = d;
         if (drops.length > DROP_WINDOW_CHECKS) drops.shift();
+        const b = totalBlocks(hookStats);
+        denies.push(b - lastDenies);
+        lastDenies = b;
+        if (denies.length > DROP_WINDOW_CHECKS) denies.shift();
         if (tick++ % MAP_CHECK_EVERY === 0) utilisation = mapUtilisation(engine!);
         policy.tick();
         const want = ringBroken ? null : runtimeChecks({
@@ -631,6 +641,10 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
           attachedHooks: attachedNow(engine!),
           priorityDropDelta: Number(drops.reduce((a, b) => a + b, 0n)),
           mapUtilisation: utilisation,
+          denyRate: opts.denyRateThreshold === undefined ? undefined : {
+            perSecond: Number(denies.reduce((a, x) => a + x, 0n)) / DROP_WINDOW_CHECKS,
+            threshold: opts.denyRateThreshold,
+          },
         });
         if (want) sm!.transition(want.state, want.reason, want.detail);
         if (sm!.shouldExit()) stop.abort("STRICT_DEGRADE");

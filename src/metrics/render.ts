@@ -19,6 +19,7 @@ import {
   AEGIS_CNT_SIGNAL_SENT,
   AEGIS_CNT_SURVIVAL_ALLOW,
 } from "../bpf/abi_gen.ts";
+import { MAP_HOOK_STATS } from "../bpf/engine.ts";
 import { RUNTIME_STATES, type RuntimeState } from "../daemon/contracts.ts";
 import type { KernelRecord } from "../events/decode.ts";
 import { HOOK_NAMES, RULE_TYPE_NAMES } from "../events/json.ts";
@@ -127,6 +128,16 @@ function sumFields(m: MetricsMap, index: number, fields: number): bigint[] {
   return sums;
 }
 
+/** Operations every hook denied or signalled, summed over hooks and CPUs. */
+export function totalBlocks(hooks: MetricsMap): bigint {
+  const at = HOOK_STAT.fields.blocks.offset / 8;
+  let n = 0n;
+  for (const id of Object.keys(HOOK_NAMES)) {
+    n += sumFields(hooks, Number(id), HOOK_STAT.size / 8)[at];
+  }
+  return n;
+}
+
 /** Per-CPU values of a u64 array slot. */
 function perCpu(m: MetricsMap, index: number): bigint[] {
   const v = m.lookup(u32Key(index));
@@ -144,7 +155,7 @@ const INODE_GEN = ABI_LAYOUT.structs.aegis_inode_key.fields.gen.offset;
 export async function renderMetrics(src: MetricsSources, opts: RenderOptions): Promise<string> {
   const x = new Exposition();
   const counters = src.map("aegis_counters");
-  const hooks = src.map("aegis_hook_stats");
+  const hooks = src.map(MAP_HOOK_STATS);
   const config = src.map("aegis_config");
 
   x.declare(

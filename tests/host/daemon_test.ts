@@ -12,6 +12,10 @@
  * --http-listen.
  */
 import { deepStrictEqual, match, ok, strictEqual } from "node:assert/strict";
+import { openEmbeddedShim } from "../../src/assets/mod.ts";
+import { AEGIS_POL_FILE_RULES, AEGIS_RT_INODE, AEGIS_RULE_DENY } from "../../src/bpf/abi_gen.ts";
+import { BpfMap } from "../../src/bpf/map.ts";
+import { inodeKey, kernelDev, policyValue, ruleValue, u32Key } from "../../src/bpf/rule_codec.ts";
 import { CapabilitiesReport } from "../../src/posture/report.ts";
 import { AGENT, Agent, agentEnv, cleanupAgent, httpGet } from "../lib/agent.ts";
 import { run } from "../lib/helpers.ts";
@@ -195,6 +199,44 @@ Deno.test("runtime checks: ring-buffer drops degrade ENFORCE_SIGNAL to DEGRADED,
       const after = CapabilitiesReport.parse(JSON.parse(Deno.readTextFileSync(e.report)));
       strictEqual(after.runtime_state, "ENFORCE_SIGNAL");
       strictEqual(after.state_transitions.total, back.transition_id);
+    } finally {
+      await a.stop("SIGTERM");
+    }
+  }));
+
+Deno.test("runtime checks: --deny-rate-threshold degrades to DENY_RATE_THRESHOLD_EXCEEDED", () =>
+  withEnv(async (e) => {
+    const denied = `${e.dir}/denied`;
+    Deno.writeTextFileSync(denied, "secret");
+    const a = new Agent(["--enforce-fallback=signal", "--deny-rate-threshold", "0.5"], e.env);
+    try {
+      await a.ready();
+      await a.stateChanges();
+      {
+        using shim = await openEmbeddedShim();
+        const st = Deno.statSync(denied);
+        const deny = new BpfMap(shim, "deny", shim.getPinned(`${e.pinRoot}/maps/aegis_deny_inode`));
+        const pol = new BpfMap(shim, "pol", shim.getPinned(`${e.pinRoot}/maps/aegis_policy`));
+        pol.update(u32Key(0), policyValue(AEGIS_POL_FILE_RULES));
+        deny.update(
+          inodeKey(kernelDev(st.dev), st.ino!, 0),
+          ruleValue(7, AEGIS_RULE_DENY, AEGIS_RT_INODE),
+        );
+        shim.closeFd(deny.fd);
+        shim.closeFd(pol.fd);
+      }
+      // 10 offenders within the 10 s window: 1 deny/s on average > 0.5
+      for (let i = 0; i < 10; i++) {
+        const cat = await new Deno.Command("/bin/cat", { args: [denied], stdout: "null" })
+          .output();
+        strictEqual(cat.signal, "SIGKILL");
+      }
+      const ev = await a.event(
+        (x) => x.type === "state_change" && x.to === "DEGRADED",
+        "a DEGRADED state_change",
+      );
+      strictEqual(ev.reason_code, "DENY_RATE_THRESHOLD_EXCEEDED");
+      match(ev.detail, /denies\/s exceeds 0\.5\/s/);
     } finally {
       await a.stop("SIGTERM");
     }
