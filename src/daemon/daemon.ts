@@ -65,7 +65,7 @@ import { SseHub } from "../http/sse.ts";
 import { literal, log } from "../log.ts";
 import { NetBlockCounter, renderMetrics, totalBlocks } from "../metrics/render.ts";
 import type { Shim } from "../native/mod.ts";
-import { loadAppliedPolicy, RULE_MAPS, startMapSizes } from "../policy/apply.ts";
+import { loadAppliedPolicy, mapSizesFor, readMapSizeRequests, RULE_MAPS } from "../policy/apply.ts";
 import type { Unresolved } from "../policy/compile.ts";
 import { loadTrustedKeys } from "../policy/keys.ts";
 import { bpfLsmUsable, capabilityTier, enforceBlockers } from "../posture/blockers.ts";
@@ -247,11 +247,13 @@ export function appliedPolicy(stateDir: string): {
     warning = `${e instanceof Error ? e.message : e}; the policy's needs are unknown until it ` +
       `is applied again`;
   }
+  // compiled once: its unresolved paths and the map sizes both come from it
+  const loaded = loadAppliedPolicy(stateDir, env);
   return {
     needs,
     status,
-    unresolved: loadAppliedPolicy(stateDir, env)?.unresolved ?? [],
-    mapSizes: startMapSizes(stateDir, env, []),
+    unresolved: loaded?.unresolved ?? [],
+    mapSizes: mapSizesFor(loaded?.compiled ?? null, [], readMapSizeRequests(stateDir)),
     warning,
   };
 }

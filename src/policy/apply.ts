@@ -339,19 +339,6 @@ export function loadAppliedPolicy(
   return parsed.policy ? compilePolicy(parsed.policy, env) : null;
 }
 
-/** mapSizesFor the applied policy, the live rules and what failed applies asked for. */
-export function startMapSizes(
-  stateDir: string,
-  env: CompileEnv,
-  liveRules: readonly { map: string }[],
-): Record<string, number> {
-  return mapSizesFor(
-    loadAppliedPolicy(stateDir, env)?.compiled ?? null,
-    liveRules,
-    readMapSizeRequests(stateDir),
-  );
-}
-
 function mapSizesFile(stateDir: string): string {
   return `${stateDir}/map_sizes.json`;
 }

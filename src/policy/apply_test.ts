@@ -5,7 +5,6 @@ import {
   AEGIS_RT_INODE,
   AEGIS_RULE_DENY,
 } from "../bpf/abi_gen.ts";
-import type { ResolvedPath } from "../bpf/path_rule.ts";
 import { inodeKey, ruleValue } from "../bpf/rule_codec.ts";
 import {
   applyCompiled,
@@ -21,9 +20,8 @@ import {
   policyShow,
   readMapSizeRequests,
   RULE_MAPS,
-  startMapSizes,
 } from "./apply.ts";
-import { fakeMaps } from "./fake_maps_test.ts";
+import { fakeMaps, fakeResolvePath } from "./fake_maps_test.ts";
 import { LIVE_RULE_ID_BASE, LiveRules } from "./live.ts";
 
 Deno.test("every rule map's key struct has a generation field", () => {
@@ -115,10 +113,7 @@ Deno.test("applyCompiled: a write failure before the switch removes the partial 
 
 function pipeline(dir: string, sizes: Record<string, number> = {}) {
   const fm = fakeMaps(sizes);
-  const resolvePath = (p: string): ResolvedPath =>
-    p.startsWith("/missing")
-      ? { status: "unresolved", path: p, reason: "does not exist (yet)" }
-      : { status: "resolved", path: p, canonical: p, dev: 5, ino: p.length };
+  const resolvePath = fakeResolvePath();
   const live = new LiveRules({
     maps: fm.maps,
     storePath: `${dir}/live_rules.json`,
@@ -211,6 +206,9 @@ Deno.test("applyPolicyBytes: refused input changes nothing; map full is recorded
   deepStrictEqual(readMapSizeRequests(dir), { aegis_deny_inode: 4 });
   const applied = loadAppliedPolicy(dir, deps.compileEnv);
   strictEqual(applied?.compiled.entries.length, 2, "policy.applied is the last applied one");
-  strictEqual(startMapSizes(dir, deps.compileEnv, []).aegis_deny_inode, 65536);
+  strictEqual(
+    mapSizesFor(applied?.compiled ?? null, [], readMapSizeRequests(dir)).aegis_deny_inode,
+    65536,
+  );
   strictEqual(mapSizesFor(null, [], readMapSizeRequests(dir)).aegis_deny_inode, 65536);
 });

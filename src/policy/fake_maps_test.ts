@@ -6,6 +6,7 @@
  */
 import { AEGIS_RULE_GENERATIONS } from "../bpf/abi_gen.ts";
 import type { BpfMap } from "../bpf/map.ts";
+import type { ResolvedPath } from "../bpf/path_rule.ts";
 import { NativeCallError } from "../errors.ts";
 import { toHex } from "../util/bytes.ts";
 import { DEFAULT_RULE_MAP_SIZES } from "./apply.ts";
@@ -74,4 +75,15 @@ export function fakeMaps(sizes: Record<string, number> = {}): {
     return m;
   };
   return { maps: (n) => get(n) as unknown as BpfMap, get };
+}
+
+/**
+ * A path resolver for tests: paths under /missing do not exist; any other
+ * resolves to itself on device `dev` with inode `path.length * inoScale`.
+ */
+export function fakeResolvePath(dev = 5, inoScale = 1): (p: string) => ResolvedPath {
+  return (p) =>
+    p.startsWith("/missing")
+      ? { status: "unresolved", path: p, reason: "does not exist (yet)" }
+      : { status: "resolved", path: p, canonical: p, dev, ino: p.length * inoScale };
 }

@@ -5,18 +5,14 @@ import {
   AEGIS_RULE_DENY,
   AEGIS_RULE_PROTECT,
 } from "../bpf/abi_gen.ts";
-import type { ResolvedPath } from "../bpf/path_rule.ts";
 import { inodeKey, ruleValue, u32Key } from "../bpf/rule_codec.ts";
 import { cidrKey, ipKey, parseCidr, parseIp } from "../bpf/net_codec.ts";
 import { AEGIS_CFG_GENERATION, AEGIS_RT_INODE } from "../bpf/abi_gen.ts";
-import { fakeMaps } from "./fake_maps_test.ts";
+import { fakeMaps, fakeResolvePath } from "./fake_maps_test.ts";
 import { LIVE_RULE_ID_BASE, LiveRules, mergeLive, parseDuration } from "./live.ts";
 
 const DEV = 0x800001;
-const resolvePath = (p: string): ResolvedPath =>
-  p.startsWith("/missing")
-    ? { status: "unresolved", path: p, reason: "does not exist (yet)" }
-    : { status: "resolved", path: p, canonical: p, dev: DEV, ino: p.length * 10 };
+const resolvePath = fakeResolvePath(DEV, 10);
 
 function setup() {
   const dir = Deno.makeTempDirSync();

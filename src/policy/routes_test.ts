@@ -1,8 +1,7 @@
 import { deepStrictEqual, match, ok, strictEqual } from "node:assert/strict";
-import type { ResolvedPath } from "../bpf/path_rule.ts";
 import { encodeBase64 } from "../util/bytes.ts";
 import type { PolicyApplyReport } from "./apply.ts";
-import { fakeMaps } from "./fake_maps_test.ts";
+import { fakeMaps, fakeResolvePath } from "./fake_maps_test.ts";
 import { type LiveRule, LiveRules } from "./live.ts";
 import { createPolicyRoutes, createRuleRoutes } from "./routes.ts";
 
@@ -10,10 +9,7 @@ function setup() {
   const dir = Deno.makeTempDirSync();
   const fm = fakeMaps();
   let now = 0;
-  const resolvePath = (p: string): ResolvedPath =>
-    p.startsWith("/missing")
-      ? { status: "unresolved", path: p, reason: "does not exist (yet)" }
-      : { status: "resolved", path: p, canonical: p, dev: 5, ino: p.length };
+  const resolvePath = fakeResolvePath();
   const live = new LiveRules({
     maps: fm.maps,
     storePath: `${dir}/live_rules.json`,

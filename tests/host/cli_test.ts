@@ -1,13 +1,10 @@
 /**
  * Tier 2 (root): the agent as an operator runs it, through the launcher.
  */
-import { agentEnv } from "../lib/agent.ts";
 import { match, ok, strictEqual } from "node:assert/strict";
-import { EMBEDDED, openEmbeddedShim } from "../../src/assets/mod.ts";
-import { AEGIS_POL_FILE_RULES, AEGIS_RT_INODE, AEGIS_RULE_DENY } from "../../src/bpf/abi_gen.ts";
-import { BpfMap } from "../../src/bpf/map.ts";
-import { inodeKey, kernelDev, policyValue, ruleValue, u32Key } from "../../src/bpf/rule_codec.ts";
+import { EMBEDDED } from "../../src/assets/mod.ts";
 import { ABI_FINGERPRINT } from "../../src/bpf/abi_gen.ts";
+import { agentEnv, denyInPins } from "../lib/agent.ts";
 import { LAUNCHER, run } from "../lib/helpers.ts";
 
 Deno.test("version --json names every component and the loaded shim", async () => {
@@ -113,19 +110,7 @@ Deno.test("run --enforce-fallback=signal: ENFORCE_SIGNAL kills a process that op
     }
     match(log, /agent started, ENFORCE_SIGNAL/);
     match(log, /BPF_LSM_DISABLED/);
-    {
-      using shim = await openEmbeddedShim();
-      const st = await Deno.stat(denied);
-      const deny = new BpfMap(shim, "deny", shim.getPinned(`${root}/maps/aegis_deny_inode`));
-      const pol = new BpfMap(shim, "pol", shim.getPinned(`${root}/maps/aegis_policy`));
-      pol.update(u32Key(0), policyValue(AEGIS_POL_FILE_RULES));
-      deny.update(
-        inodeKey(kernelDev(st.dev), st.ino!, 0),
-        ruleValue(5, AEGIS_RULE_DENY, AEGIS_RT_INODE),
-      );
-      shim.closeFd(deny.fd);
-      shim.closeFd(pol.fd);
-    }
+    await denyInPins(root, denied, 5);
     // never open the denied file from this process while the signal is armed
     const cat = await new Deno.Command("/bin/cat", {
       args: [denied],

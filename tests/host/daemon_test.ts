@@ -12,12 +12,8 @@
  * --http-listen.
  */
 import { deepStrictEqual, match, ok, strictEqual } from "node:assert/strict";
-import { openEmbeddedShim } from "../../src/assets/mod.ts";
-import { AEGIS_POL_FILE_RULES, AEGIS_RT_INODE, AEGIS_RULE_DENY } from "../../src/bpf/abi_gen.ts";
-import { BpfMap } from "../../src/bpf/map.ts";
-import { inodeKey, kernelDev, policyValue, ruleValue, u32Key } from "../../src/bpf/rule_codec.ts";
 import { CapabilitiesReport } from "../../src/posture/report.ts";
-import { AGENT, Agent, agentEnv, cleanupAgent, httpGet } from "../lib/agent.ts";
+import { AGENT, Agent, agentEnv, cleanupAgent, denyInPins, httpGet } from "../lib/agent.ts";
 import { run } from "../lib/helpers.ts";
 
 function exists(p: string): boolean {
@@ -212,19 +208,7 @@ Deno.test("runtime checks: --deny-rate-threshold degrades to DENY_RATE_THRESHOLD
     try {
       await a.ready();
       await a.stateChanges();
-      {
-        using shim = await openEmbeddedShim();
-        const st = Deno.statSync(denied);
-        const deny = new BpfMap(shim, "deny", shim.getPinned(`${e.pinRoot}/maps/aegis_deny_inode`));
-        const pol = new BpfMap(shim, "pol", shim.getPinned(`${e.pinRoot}/maps/aegis_policy`));
-        pol.update(u32Key(0), policyValue(AEGIS_POL_FILE_RULES));
-        deny.update(
-          inodeKey(kernelDev(st.dev), st.ino!, 0),
-          ruleValue(7, AEGIS_RULE_DENY, AEGIS_RT_INODE),
-        );
-        shim.closeFd(deny.fd);
-        shim.closeFd(pol.fd);
-      }
+      await denyInPins(e.pinRoot, denied, 7);
       // 10 offenders within the 10 s window: 1 deny/s on average > 0.5
       for (let i = 0; i < 10; i++) {
         const cat = await new Deno.Command("/bin/cat", { args: [denied], stdout: "null" })

@@ -6,6 +6,10 @@
  *
  * @module
  */
+import { openEmbeddedShim } from "../../src/assets/mod.ts";
+import { AEGIS_POL_FILE_RULES, AEGIS_RT_INODE, AEGIS_RULE_DENY } from "../../src/bpf/abi_gen.ts";
+import { PinnedMaps } from "../../src/bpf/pins.ts";
+import { inodeKey, kernelDev, policyValue, ruleValue, u32Key } from "../../src/bpf/rule_codec.ts";
 import { LAUNCHER, run } from "./helpers.ts";
 
 export const AGENT = Deno.env.get("AEGIS_VM_AGENT") || LAUNCHER;
@@ -172,4 +176,19 @@ export async function cleanupAgent(agent: Agent | null, e: AgentEnv): Promise<vo
   await agent?.stop();
   await run(AGENT, ["uninstall"], e.env);
   Deno.removeSync(e.dir, { recursive: true });
+}
+
+/**
+ * Deny `path` by inode in an agent's pinned maps (generation 0), the way a
+ * rule edit without the daemon writes it.
+ */
+export async function denyInPins(pinRoot: string, path: string, ruleId: number): Promise<void> {
+  using shim = await openEmbeddedShim();
+  using pins = new PinnedMaps(shim, pinRoot);
+  const st = Deno.statSync(path);
+  pins.map("aegis_policy").update(u32Key(0), policyValue(AEGIS_POL_FILE_RULES));
+  pins.map("aegis_deny_inode").update(
+    inodeKey(kernelDev(st.dev), st.ino!, 0),
+    ruleValue(ruleId, AEGIS_RULE_DENY, AEGIS_RT_INODE),
+  );
 }

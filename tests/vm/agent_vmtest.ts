@@ -9,11 +9,8 @@
  * (The lsm-off refusal is in posture_vmtest.ts.)
  */
 import { match, ok, strictEqual } from "node:assert/strict";
-import { EMBEDDED, openEmbeddedShim } from "../../src/assets/mod.ts";
-import { AEGIS_POL_FILE_RULES, AEGIS_RT_INODE, AEGIS_RULE_DENY } from "../../src/bpf/abi_gen.ts";
-import { BpfMap } from "../../src/bpf/map.ts";
-import { inodeKey, kernelDev, policyValue, ruleValue, u32Key } from "../../src/bpf/rule_codec.ts";
-import { AGENT, Agent, agentEnv, waitUntil } from "../lib/agent.ts";
+import { EMBEDDED } from "../../src/assets/mod.ts";
+import { AGENT, Agent, agentEnv, denyInPins, waitUntil } from "../lib/agent.ts";
 import { eventually, run, tryOpen } from "../lib/helpers.ts";
 const LSM_ON = Deno.env.get("AEGIS_VM_LSM") === "on";
 
@@ -40,19 +37,7 @@ Deno.test({
       match(agent.err, /agent started, ENFORCE: [^\n]*lsm\/file_open/);
 
       // a rule, written into the pinned maps as a rule edit without the daemon would
-      {
-        using shim = await openEmbeddedShim();
-        const st = Deno.statSync(denied);
-        const deny = new BpfMap(shim, "deny", shim.getPinned(`${root}/maps/aegis_deny_inode`));
-        const pol = new BpfMap(shim, "pol", shim.getPinned(`${root}/maps/aegis_policy`));
-        pol.update(u32Key(0), policyValue(AEGIS_POL_FILE_RULES));
-        deny.update(
-          inodeKey(kernelDev(st.dev), st.ino!, 0),
-          ruleValue(99, AEGIS_RULE_DENY, AEGIS_RT_INODE),
-        );
-        shim.closeFd(deny.fd);
-        shim.closeFd(pol.fd);
-      }
+      await denyInPins(root, denied, 99);
       strictEqual(tryOpen(denied), "EPERM/EACCES", "denied by the running agent");
       await agent.waitFor(() => agent.out.includes(`"type":"block"`), "a block event");
       const ev = agent.out.split("\n").filter((l) =>
