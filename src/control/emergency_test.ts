@@ -338,7 +338,9 @@ Deno.test("emergency: a waiting toggle proceeds once the holder releases within 
 const canRun = (await Deno.permissions.query({ name: "run" })).state === "granted";
 
 Deno.test({
-  name: "emergency: the lock excludes another process (a child deno holding it)",
+  name: canRun
+    ? "emergency: the lock excludes another process (a child deno holding it)"
+    : "emergency: cross-process lock (SKIPPED: needs --allow-run to start a child; tests/host/control_test.ts covers two processes)",
   ignore: !canRun,
   fn: async () => {
     const t = setup();
