@@ -141,4 +141,33 @@ int64_t aegis_ring_avail(struct aegis_ring *ring);
 int aegis_ring_wait(struct aegis_ring *ring, int timeout_ms);
 void aegis_ring_close(struct aegis_ring *ring);
 
+/* ---- unix sockets (the control socket; ffi/aegis_sock.c) ------------- */
+
+/* Listen on a new AF_UNIX stream socket bound at `path` (CLOEXEC,
+ * non-blocking), chmod to `mode` before listen(). Returns the fd. */
+int aegis_unix_listen(const char *path, uint32_t mode, int backlog);
+/* Wait up to timeout_ms (>= 0) for a connection and accept it (CLOEXEC,
+ * non-blocking); cred[0..2] receive the peer's pid, uid, gid from
+ * SO_PEERCRED. Returns the fd, -ETIMEDOUT, -EAGAIN (raced), or -errno
+ * (-EMFILE, -ENFILE ...). */
+int aegis_unix_accept(int lfd, int timeout_ms, int32_t *cred);
+/* Wait up to timeout_ms (>= 0) until readable, then one recv of up to cap
+ * bytes. Returns the count (0: end of stream), -ETIMEDOUT, -EAGAIN or
+ * -errno. */
+int aegis_sock_read(int fd, uint8_t *buf, uint32_t cap, int timeout_ms);
+/* Wait up to timeout_ms (>= 0) until writable, then one send (never
+ * SIGPIPE). Returns the count written, -ETIMEDOUT, -EAGAIN or -errno. */
+int aegis_sock_write(int fd, const uint8_t *buf, uint32_t len, int timeout_ms);
+/* shutdown(SHUT_RDWR): wakes a read/write/accept waiting on fd. */
+int aegis_sock_shutdown(int fd);
+/* close(fd). Call only when no other call on fd is in flight. */
+int aegis_sock_close(int fd);
+
+/* ---- process limits ------------------------------------------------- */
+
+/* Raise the RLIMIT_NOFILE soft limit to `target` (0: the hard limit, or
+ * 1048576 when the hard limit is unlimited), never above the hard limit and
+ * never lowering it. out[0] old soft, out[1] hard, out[2] new soft. */
+int aegis_raise_nofile(uint64_t target, uint64_t *out);
+
 #endif /* AEGIS_SHIM_H */

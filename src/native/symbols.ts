@@ -106,6 +106,30 @@ export const symbols = {
   aegis_ring_wait: { parameters: ["pointer", "i32"], result: "i32", nonblocking: true },
   // void aegis_ring_close(struct aegis_ring *ring);
   aegis_ring_close: { parameters: ["pointer"], result: "void" },
+
+  // int aegis_unix_listen(const char *path, uint32_t mode, int backlog);
+  aegis_unix_listen: { parameters: ["buffer", "u32", "i32"], result: "i32" },
+  // int aegis_unix_accept(int lfd, int timeout_ms, int32_t *cred);
+  aegis_unix_accept: { parameters: ["i32", "i32", "buffer"], result: "i32", nonblocking: true },
+  // int aegis_sock_read(int fd, uint8_t *buf, uint32_t cap, int timeout_ms);
+  aegis_sock_read: {
+    parameters: ["i32", "buffer", "u32", "i32"],
+    result: "i32",
+    nonblocking: true,
+  },
+  // int aegis_sock_write(int fd, const uint8_t *buf, uint32_t len, int timeout_ms);
+  aegis_sock_write: {
+    parameters: ["i32", "buffer", "u32", "i32"],
+    result: "i32",
+    nonblocking: true,
+  },
+  // int aegis_sock_shutdown(int fd);
+  aegis_sock_shutdown: { parameters: ["i32"], result: "i32" },
+  // int aegis_sock_close(int fd);
+  aegis_sock_close: { parameters: ["i32"], result: "i32" },
+
+  // int aegis_raise_nofile(uint64_t target, uint64_t *out);
+  aegis_raise_nofile: { parameters: ["u64", "buffer"], result: "i32" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 export type ShimSymbols = typeof symbols;

@@ -1,0 +1,209 @@
+/**
+ * The shim's unix listener (src/native/unix_listener.ts, ffi/aegis_sock.c):
+ * kernel peer credentials, socket mode before listen, close waking waiting
+ * calls, the bound on calls waiting in C, no fd leak, RLIMIT_NOFILE.
+ */
+import { deepStrictEqual, ok, rejects, strictEqual, throws } from "node:assert/strict";
+import { NativeCallError } from "../../src/errors.ts";
+import { Shim } from "../../src/native/shim.ts";
+import { raiseNofileLimit, UnixListener } from "../../src/native/unix_listener.ts";
+import { SHIM_SO } from "../lib/helpers.ts";
+
+const isRoot = Deno.uid() === 0;
+
+function openFds(): number {
+  return [...Deno.readDirSync("/proc/self/fd")].length;
+}
+
+async function withListener(
+  opts: { mode?: number; maxBlocked?: number; sliceMs?: number; dirMode?: number },
+  f: (l: UnixListener, path: string, shim: Shim) => Promise<void>,
+): Promise<void> {
+  const shim = Shim.open(SHIM_SO);
+  const dir = Deno.makeTempDirSync({ prefix: "aegis-ul-" });
+  Deno.chmodSync(dir, opts.dirMode ?? 0o700);
+  const path = `${dir}/s.sock`;
+  const l = UnixListener.listen(shim, path, opts);
+  try {
+    await f(l, path, shim);
+  } finally {
+    l.close();
+    await l.drained();
+    shim.close();
+    Deno.removeSync(dir, { recursive: true });
+  }
+}
+
+async function readAll(conn: Deno.Conn): Promise<string> {
+  const parts: Uint8Array[] = [];
+  const buf = new Uint8Array(4096);
+  for (;;) {
+    const n = await conn.read(buf);
+    if (n === null) break;
+    parts.push(buf.slice(0, n));
+  }
+  return new TextDecoder().decode(new Uint8Array(parts.flatMap((p) => [...p])));
+}
+
+Deno.test("accept gives the peer's pid/uid/gid from the kernel; bytes flow both ways", async () => {
+  const before = openFds();
+  await withListener({}, async (l, path) => {
+    strictEqual(Deno.lstatSync(path).mode! & 0o777, 0o600);
+    const client = await Deno.connect({ transport: "unix", path });
+    const conn = await l.accept();
+    deepStrictEqual(conn.peer, { pid: Deno.pid, uid: Deno.uid(), gid: Deno.gid() });
+    strictEqual(conn.remote, "unix");
+    await client.write(new TextEncoder().encode("ping"));
+    const buf = new Uint8Array(16);
+    const n = await conn.read(buf);
+    strictEqual(new TextDecoder().decode(buf.subarray(0, n!)), "ping");
+    strictEqual(await conn.write(new TextEncoder().encode("pong")), 4);
+    conn.close();
+    conn.close(); // twice is fine
+    strictEqual(await readAll(client), "pong");
+    client.close();
+    await rejects(conn.read(buf), /closed/);
+  });
+  strictEqual(openFds(), before, "every fd the listener opened is closed");
+});
+
+Deno.test({
+  name: "an unprivileged peer is reported with its own uid and pid, whatever it claims",
+  ignore: !isRoot,
+  fn: async () => {
+    await withListener({ mode: 0o666, dirMode: 0o755 }, async (l, path) => {
+      const child = new Deno.Command("setpriv", {
+        args: [
+          "--reuid=65534",
+          "--regid=65534",
+          "--clear-groups",
+          "/usr/bin/python3",
+          "-c",
+          "import socket,sys;s=socket.socket(socket.AF_UNIX);s.connect(sys.argv[1]);" +
+          "s.sendall(b'x-aegis-caller-uid: 0\\n');s.recv(1)",
+          path,
+        ],
+        stdout: "null",
+        stderr: "piped",
+      }).spawn();
+      const conn = await l.accept();
+      deepStrictEqual(conn.peer, { pid: child.pid, uid: 65534, gid: 65534 });
+      const buf = new Uint8Array(64);
+      const n = await conn.read(buf);
+      ok(new TextDecoder().decode(buf.subarray(0, n!)).startsWith("x-aegis-caller-uid: 0"));
+      conn.close();
+      const st = await child.output();
+      strictEqual(st.code, 0, new TextDecoder().decode(st.stderr));
+    });
+  },
+});
+
+Deno.test({
+  name: "the 0600 socket refuses an unprivileged connect (EACCES)",
+  ignore: !isRoot,
+  fn: async () => {
+    await withListener({ dirMode: 0o755 }, async (_l, path) => {
+      const r = await new Deno.Command("setpriv", {
+        args: [
+          "--reuid=65534",
+          "--regid=65534",
+          "--clear-groups",
+          "/usr/bin/python3",
+          "-c",
+          "import socket,sys;socket.socket(socket.AF_UNIX).connect(sys.argv[1])",
+          path,
+        ],
+        stdout: "null",
+        stderr: "piped",
+      }).output();
+      strictEqual(r.code, 1);
+      ok(new TextDecoder().decode(r.stderr).includes("PermissionError"));
+    });
+  },
+});
+
+Deno.test("close wakes a read and an accept waiting in C (long slice)", async () => {
+  await withListener({ sliceMs: 60_000 }, async (l, path) => {
+    const client = await Deno.connect({ transport: "unix", path });
+    const conn = await l.accept();
+    const pendingRead = conn.read(new Uint8Array(8));
+    const pendingAccept = l.accept();
+    // both are in C now (the gate counts them)
+    while (l.blockedCalls < 2) await new Promise((r) => setTimeout(r, 5));
+    conn.close();
+    await rejects(pendingRead, /connection is closed/);
+    l.close();
+    await rejects(pendingAccept, /listener is closed/);
+    client.close();
+  });
+});
+
+Deno.test("at most maxBlocked calls wait in C; the rest queue and complete", async () => {
+  await withListener({ maxBlocked: 2 }, async (l, path) => {
+    const clients: Deno.Conn[] = [];
+    const conns = [];
+    for (let i = 0; i < 5; i++) {
+      clients.push(await Deno.connect({ transport: "unix", path }));
+      conns.push(await l.accept());
+    }
+    const bufs = conns.map(() => new Uint8Array(8));
+    const reads = conns.map((c, i) => c.read(bufs[i]));
+    while (l.blockedCalls < 2) await new Promise((r) => setTimeout(r, 5));
+    strictEqual(l.blockedCalls, 2);
+    for (const [i, c] of clients.entries()) await c.write(new Uint8Array([i + 1]));
+    deepStrictEqual(await Promise.all(reads), [1, 1, 1, 1, 1]);
+    deepStrictEqual(bufs.map((b) => b[0]), [1, 2, 3, 4, 5]);
+    for (const c of conns) c.close();
+    for (const c of clients) c.close();
+  });
+});
+
+Deno.test("a read sees end of stream when the peer closes; a write to a gone peer is EPIPE, no signal", async () => {
+  await withListener({}, async (l, path) => {
+    const client = await Deno.connect({ transport: "unix", path });
+    const conn = await l.accept();
+    client.close();
+    strictEqual(await conn.read(new Uint8Array(8)), null);
+    await rejects(async () => {
+      for (;;) await conn.write(new Uint8Array(65536));
+    }, (e) => e instanceof NativeCallError && (e.errno === 32 || e.errno === 104)); // EPIPE, ECONNRESET
+    conn.close();
+  });
+});
+
+Deno.test("listen refuses an existing path (EADDRINUSE), a too long path and bad options", () => {
+  const shim = Shim.open(SHIM_SO);
+  const dir = Deno.makeTempDirSync({ prefix: "aegis-ul-" });
+  try {
+    const path = `${dir}/s.sock`;
+    Deno.writeTextFileSync(path, "");
+    // errno 98 is EADDRINUSE
+    throws(() => UnixListener.listen(shim, path), /\(98\)/);
+    throws(() => UnixListener.listen(shim, `${dir}/${"x".repeat(120)}`), /ENAMETOOLONG/);
+    throws(() => UnixListener.listen(shim, `${dir}/a\0b`), /NUL byte/);
+    throws(() => UnixListener.listen(shim, `${dir}/b`, { maxBlocked: 0 }), /maxBlocked/);
+    throws(() => UnixListener.listen(shim, `${dir}/b`, { sliceMs: -1 }), /sliceMs/);
+  } finally {
+    shim.close();
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("raiseNofileLimit raises the soft limit to the hard limit, never lowers it", () => {
+  const shim = Shim.open(SHIM_SO);
+  try {
+    const r = raiseNofileLimit(shim);
+    ok(r.newSoft >= r.oldSoft, JSON.stringify(r));
+    ok(r.newSoft <= r.hard, JSON.stringify(r));
+    const limits = Deno.readTextFileSync("/proc/self/limits");
+    const m = /^Max open files\s+(\d+)\s+(\d+|unlimited)/m.exec(limits);
+    ok(m, limits);
+    strictEqual(Number(m[1]), r.newSoft);
+    if (m[2] !== "unlimited") strictEqual(r.newSoft, Number(m[2]));
+    // a lower target changes nothing
+    const again = raiseNofileLimit(shim, 16);
+    strictEqual(again.newSoft, r.newSoft);
+  } finally {
+    shim.close();
+  }
+});
