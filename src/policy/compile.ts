@@ -48,6 +48,7 @@ import {
   portKey,
 } from "../bpf/net_codec.ts";
 import type { ResolvedPath } from "../bpf/path_rule.ts";
+import { UsageError } from "../errors.ts";
 import {
   cgInodeKey,
   cgIpKey,
@@ -77,8 +78,24 @@ export interface CompileResult {
   unresolved: Unresolved[];
 }
 
-const PROTO: Record<Proto, NetProto> = { any: 0, tcp: 6, udp: 17 };
-const DIR: Record<Dir, NetDir> = { egress: 0, bind: 1, both: 2 };
+// Maps, not object literals: a model built elsewhere (not by parsePolicy)
+// with proto "constructor" must not find Object.prototype.constructor.
+const PROTOS = new Map<string, NetProto>([["any", 0], ["tcp", 6], ["udp", 17]]);
+const DIRS = new Map<string, NetDir>([["egress", 0], ["bind", 1], ["both", 2]]);
+
+function proto(p: Proto, line: number): NetProto {
+  const v = PROTOS.get(p);
+  if (v === undefined) throw new UsageError(`line ${line}: protocol "${p}" is not tcp, udp or any`);
+  return v;
+}
+
+function dir(d: Dir, line: number): NetDir {
+  const v = DIRS.get(d);
+  if (v === undefined) {
+    throw new UsageError(`line ${line}: direction "${d}" is not egress, bind or both`);
+  }
+  return v;
+}
 
 /** Compile a parsed policy. */
 export function compilePolicy(policy: Policy, env: CompileEnv): CompileResult {
@@ -153,11 +170,11 @@ export function compilePolicy(policy: Policy, env: CompileEnv): CompileResult {
     net(e.line, AEGIS_RT_CIDR, (gen) => cidrKey(c, gen));
   }
   for (const e of policy.denyPort) {
-    const p = { port: e.port, proto: PROTO[e.proto], dir: DIR[e.dir] };
+    const p = { port: e.port, proto: proto(e.proto, e.line), dir: dir(e.dir, e.line) };
     net(e.line, AEGIS_RT_PORT, (gen) => portKey(p, gen));
   }
   for (const e of policy.denyIpPort) {
-    const r = { ip: parseIp(e.ip, e.family), port: e.port, proto: PROTO[e.proto] };
+    const r = { ip: parseIp(e.ip, e.family), port: e.port, proto: proto(e.proto, e.line) };
     net(e.line, AEGIS_RT_IP_PORT, (gen) => ipPortKey(r, gen));
   }
 
@@ -203,9 +220,10 @@ export function compilePolicy(policy: Policy, env: CompileEnv): CompileResult {
   for (const e of policy.cgroupDenyPort) {
     const id = cgid("cgroup_deny_port", e.cgroup, e.line);
     if (id === null) continue;
+    const pr = proto(e.proto, e.line), dr = dir(e.dir, e.line);
     entries.push({
       map: "aegis_cg_deny_port",
-      key: (gen) => cgPortKey(id, e.port, PROTO[e.proto], DIR[e.dir], gen),
+      key: (gen) => cgPortKey(id, e.port, pr, dr, gen),
       value: ruleValue(e.line, AEGIS_RULE_DENY, AEGIS_RT_CG_PORT),
     });
     flags |= AEGIS_POL_CGROUP_RULES | AEGIS_POL_NET_RULES;

@@ -60,10 +60,54 @@ function firstLines(pairs: [string, number][]): Map<string, number> {
   return m;
 }
 
-/** Advisories for `policy` (line numbers from the model). */
+/** Warnings listed at most; the rest are counted in one last warning (as errors are). */
+export const MAX_WARNINGS = 1000;
+
+/**
+ * `warnings` and `more` merged by line, at most MAX_WARNINGS of them, plus
+ * one last "N more warnings not shown" (line 0) when any were dropped
+ * (`alreadyDropped` counts those dropped before they were collected).
+ */
+export function capWarnings(
+  file: string,
+  warnings: readonly PolicyIssue[],
+  more: readonly PolicyIssue[],
+  alreadyDropped = 0,
+): PolicyIssue[] {
+  const all = warnings.concat(more).sort((a, b) => a.line - b.line);
+  const dropped = alreadyDropped + Math.max(0, all.length - MAX_WARNINGS);
+  if (dropped === 0) return all;
+  all.length = Math.min(all.length, MAX_WARNINGS);
+  all.push({
+    file,
+    line: 0,
+    message: `${dropped} more warning${dropped === 1 ? "" : "s"} not shown ` +
+      `(only the first ${MAX_WARNINGS} are listed)`,
+  });
+  return all;
+}
+
+/** Advisories for `policy`, capped: at most MAX_WARNINGS and a trailing "N more warnings not shown". */
 export function lintPolicy(policy: Policy, file: string): PolicyIssue[] {
+  const r = lintWarnings(policy, file);
+  return capWarnings(file, r.warnings, [], r.dropped);
+}
+
+/**
+ * Advisories for `policy` (line numbers from the model): the first
+ * MAX_WARNINGS found, sorted by line, and how many more were found (not
+ * kept, so a policy of a million duplicates costs no memory for them).
+ */
+export function lintWarnings(
+  policy: Policy,
+  file: string,
+): { warnings: PolicyIssue[]; dropped: number } {
   const out: PolicyIssue[] = [];
-  const warn = (line: number, message: string) => out.push({ file, line, message });
+  let dropped = 0;
+  const warn = (line: number, message: string) => {
+    if (out.length < MAX_WARNINGS) out.push({ file, line, message });
+    else dropped++;
+  };
 
   // Duplicates inside one section.
   for (const s of SECTIONS) {
@@ -149,7 +193,7 @@ export function lintPolicy(policy: Policy, file: string): PolicyIssue[] {
       warn(e.line, `[deny_ip_port] ${e.ip} is denied on every port by [deny_ip] (line ${d})`);
     }
   }
-  return out.sort((a, b) => a.line - b.line);
+  return { warnings: out.sort((a, b) => a.line - b.line), dropped };
 }
 
 /** A copy of `policy` without duplicate entries (the first of each is kept). */

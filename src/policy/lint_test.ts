@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { formatIssue, parsePolicy } from "./parse.ts";
-import { dedupePolicy, formatPolicy, lintPolicy } from "./lint.ts";
+import { dedupePolicy, formatPolicy, lintPolicy, MAX_WARNINGS } from "./lint.ts";
 import type { Policy } from "./model.ts";
 
 const F = "p.conf";
@@ -127,4 +127,28 @@ Deno.test("dedupePolicy keeps the first of each entry", () => {
   assert.equal(policy.denyPath.length, 2, "input untouched");
   const w = parse(formatPolicy(d)).warnings;
   assert.ok(!w.some((x) => x.includes("duplicate")), w.join("\n"));
+});
+
+Deno.test("lint warnings are capped like errors, with a last 'N more warnings not shown'", () => {
+  // 1,500 duplicates of one path and one host-bits CIDR (a parser warning)
+  const text = "version=2\n[deny_cidr]\n10.1.2.3/8\n[deny_path]\n" + "/x\n".repeat(1501);
+  const r = parsePolicy(text, F);
+  assert.ok(r.policy, "warnings never reject");
+  assert.equal(r.warnings.length, MAX_WARNINGS + 1);
+  assert.equal(r.warnings[0].line, 3, "the parser's warning is kept and sorted first");
+  assert.match(r.warnings[0].message, /host bits set/);
+  assert.equal(r.warnings[MAX_WARNINGS - 1].line, MAX_WARNINGS + 4); // duplicates from line 6
+  assert.deepEqual(r.warnings[MAX_WARNINGS], {
+    file: F,
+    line: 0,
+    message: `501 more warnings not shown (only the first ${MAX_WARNINGS} are listed)`,
+  });
+  // lintPolicy on its own is capped the same way
+  const l = lintPolicy(r.policy, F);
+  assert.equal(l.length, MAX_WARNINGS + 1);
+  assert.match(l[MAX_WARNINGS].message, /^500 more warnings not shown/);
+  // at the cap exactly: no summary line
+  const at = parsePolicy("version=1\n[deny_path]\n" + "/x\n".repeat(MAX_WARNINGS + 1), F);
+  assert.equal(at.warnings.length, MAX_WARNINGS);
+  assert.ok(at.warnings.every((w) => w.line > 0));
 });

@@ -28,14 +28,18 @@ import {
   type SectionInfo,
   SECTIONS,
 } from "./model.ts";
-import { lintPolicy } from "./lint.ts";
+import { capWarnings, lintWarnings, MAX_WARNINGS } from "./lint.ts";
 
 /** Largest policy file accepted (bytes). */
 export const MAX_FILE_BYTES = 16 * 1024 * 1024;
 /** Longest line accepted (bytes, without the newline). */
 export const MAX_LINE_BYTES = 4096;
-/** Errors after this many are summarised in one last error. */
+/** Most lines accepted (blank and comment lines count). */
+export const MAX_LINES = 1_048_576;
+/** Errors after this many are summarised in one last error; warnings likewise. */
 export const MAX_ERRORS = 1000;
+/** Warnings after this many are summarised in one last warning (lint.ts). */
+export { MAX_WARNINGS } from "./lint.ts";
 
 export interface ParseResult {
   /** Present only when `errors` is empty. */
@@ -49,8 +53,12 @@ export function formatIssue(i: PolicyIssue): string {
   return i.line > 0 ? `${i.file}:${i.line}: ${i.message}` : `${i.file}: ${i.message}`;
 }
 
-const PROTO_NAMES: Record<NetProto, Proto> = { 0: "any", 6: "tcp", 17: "udp" };
-const DIR_NAMES: Record<NetDir, Dir> = { 0: "egress", 1: "bind", 2: "both" };
+// Every keyword table is a Map: a lookup never reaches Object.prototype
+// (`constructor`, `__proto__`, `toString` are plain unknown words).
+const PROTO_NAMES = new Map<NetProto, Proto>([[0, "any"], [6, "tcp"], [17, "udp"]]);
+const DIR_NAMES = new Map<NetDir, Dir>([[0, "egress"], [1, "bind"], [2, "both"]]);
+const PROTO_WORDS: ReadonlySet<string> = new Set(["any", "tcp", "udp"]);
+const DIR_WORDS: ReadonlySet<string> = new Set(["egress", "bind", "both"]);
 const SECTION_BY_NAME = new Map(SECTIONS.map((s) => [s.name, s]));
 const U64_MAX = (1n << 64n) - 1n;
 
@@ -154,21 +162,56 @@ function ipEntry(text: string): { ip: string; family: 4 | 6 } {
   return { ip: formatIp(ip.bytes), family: ip.family };
 }
 
-function portEntry(text: string): { port: number; proto: Proto; dir: Dir } {
-  const r = usage(() => parsePort(text));
-  return { port: r.port, proto: PROTO_NAMES[r.proto], dir: DIR_NAMES[r.dir] };
+/** The protocol / direction words of a rule, checked here (own tables) before the codec sees them. */
+function checkWords(kind: string, text: string, proto: string | undefined, dir?: string): void {
+  if (proto !== undefined && !PROTO_WORDS.has(proto.toLowerCase())) {
+    throw new EntryError(`Invalid ${kind} "${text}": protocol "${proto}" is not tcp, udp or any`);
+  }
+  if (dir !== undefined && !DIR_WORDS.has(dir.toLowerCase())) {
+    throw new EntryError(
+      `Invalid ${kind} "${text}": direction "${dir}" is not egress, bind or both`,
+    );
+  }
 }
 
-const FLAG_VALUES: Record<string, boolean> = {
-  true: true,
-  "1": true,
-  on: true,
-  yes: true,
-  false: false,
-  "0": false,
-  off: false,
-  no: false,
-};
+function protoName(kind: string, text: string, p: NetProto): Proto {
+  const v = PROTO_NAMES.get(p);
+  if (v === undefined) throw new EntryError(`Invalid ${kind} "${text}": bad protocol`);
+  return v;
+}
+
+function portEntry(text: string): { port: number; proto: Proto; dir: Dir } {
+  const parts = text.trim().split(":");
+  if (parts.length <= 3) checkWords("port", text, parts[1], parts[2]);
+  const r = usage(() => parsePort(text));
+  const dir = DIR_NAMES.get(r.dir);
+  if (dir === undefined) throw new EntryError(`Invalid port "${text}": bad direction`);
+  return { port: r.port, proto: protoName("port", text, r.proto), dir };
+}
+
+/** The protocol word of an `ip:port[:proto]` rule, if any. */
+function ipPortProto(text: string): string | undefined {
+  const t = text.trim();
+  if (t.startsWith("[")) {
+    const close = t.indexOf("]");
+    if (close < 0 || t[close + 1] !== ":") return undefined;
+    const rest = t.slice(close + 2).split(":");
+    return rest.length === 2 ? rest[1] : undefined;
+  }
+  const parts = t.split(":");
+  return parts.length === 3 ? parts[2] : undefined;
+}
+
+const FLAG_VALUES = new Map<string, boolean>([
+  ["true", true],
+  ["1", true],
+  ["on", true],
+  ["yes", true],
+  ["false", false],
+  ["0", false],
+  ["off", false],
+  ["no", false],
+]);
 
 interface Current {
   info: SectionInfo;
@@ -271,6 +314,31 @@ function* lines(
   }
 }
 
+/** The entry a model-check failure points at: its line and section, no validator dump. */
+function modelError(policy: Policy, file: string, path: readonly PropertyKey[]): PolicyIssue {
+  const field = typeof path[0] === "string" ? path[0] : "";
+  const info = SECTIONS.find((s) => s.field === field);
+  let line = 0;
+  const v: unknown = Object.hasOwn(policy, field)
+    ? (policy as unknown as Record<string, unknown>)[field]
+    : undefined;
+  if (Array.isArray(v) && typeof path[1] === "number") {
+    const e: unknown = v[path[1]];
+    if (e && typeof e === "object" && "line" in e && typeof e.line === "number") line = e.line;
+  } else if (v && typeof v === "object" && "line" in v && typeof v.line === "number") {
+    line = v.line;
+  }
+  const where = info ? `[${info.name}] ` : "";
+  const what = path.slice(2).map(String).join(".");
+  return {
+    file,
+    line,
+    message: `${where}internal error: this entry${
+      what ? ` (${what})` : ""
+    } did not pass the policy model check; the file is rejected`,
+  };
+}
+
 /** Parse and validate a policy file. See the module doc. */
 export function parsePolicy(input: string | Uint8Array, file: string): ParseResult {
   const errors: PolicyIssue[] = [];
@@ -280,7 +348,11 @@ export function parsePolicy(input: string | Uint8Array, file: string): ParseResu
     if (errors.length < MAX_ERRORS) errors.push({ file, line, message });
     else truncated = true;
   };
-  const warn = (line: number, message: string) => warnings.push({ file, line, message });
+  let warningsDropped = 0;
+  const warn = (line: number, message: string) => {
+    if (warnings.length < MAX_WARNINGS) warnings.push({ file, line, message });
+    else warningsDropped++;
+  };
 
   const policy = emptyPolicy(MIN_VERSION);
   let version: number | undefined;
@@ -292,6 +364,10 @@ export function parsePolicy(input: string | Uint8Array, file: string): ParseResu
   const seenSections = new Map<string, number>();
 
   for (const l of lines(input, (m) => err(0, m))) {
+    if (l.n > MAX_LINES) {
+      err(0, `file has more than ${MAX_LINES} lines; the limit is ${MAX_LINES} lines`);
+      break;
+    }
     if (l.error !== undefined) {
       err(l.n, l.error);
       continue;
@@ -414,23 +490,26 @@ export function parsePolicy(input: string | Uint8Array, file: string): ParseResu
       message: `too many errors; only the first ${MAX_ERRORS} are shown`,
     });
   }
-  if (errors.length > 0) return { errors, warnings };
+  if (errors.length > 0) {
+    return { errors, warnings: capWarnings(file, warnings, [], warningsDropped) };
+  }
 
   const checked = Policy.safeParse(policy);
   if (!checked.success) {
-    // A parser bug, not bad input; still reject the file rather than apply it.
+    // A parser bug, not bad input (every entry parser above only stores
+    // values of the model's types); still reject the file rather than
+    // apply it, and name the entry, not the validator's dump.
     return {
-      errors: [{
-        file,
-        line: 0,
-        message: `internal error: parsed policy is invalid: ${checked.error.message}`,
-      }],
-      warnings,
+      errors: [modelError(policy, file, checked.error.issues[0]?.path ?? [])],
+      warnings: capWarnings(file, warnings, [], warningsDropped),
     };
   }
-  warnings.push(...lintPolicy(policy, file));
-  warnings.sort((a, b) => a.line - b.line);
-  return { policy, errors, warnings };
+  const lint = lintWarnings(policy, file);
+  return {
+    policy,
+    errors,
+    warnings: capWarnings(file, warnings, lint.warnings, warningsDropped + lint.dropped),
+  };
 
   function entry(c: Current, text: string, line: number): void {
     switch (c.info.kind) {
@@ -460,12 +539,13 @@ export function parsePolicy(input: string | Uint8Array, file: string): ParseResu
         policy.denyPort.push({ ...portEntry(text), line });
         return;
       case "ip_port": {
+        checkWords("ip:port", text, ipPortProto(text));
         const r = usage(() => parseIpPort(text));
         policy.denyIpPort.push({
           ip: formatIp(r.ip.bytes),
           family: r.ip.family,
           port: r.port,
-          proto: PROTO_NAMES[r.proto],
+          proto: protoName("ip:port", text, r.proto),
           line,
         });
         return;
@@ -476,7 +556,7 @@ export function parsePolicy(input: string | Uint8Array, file: string): ParseResu
         return;
       case "flag": {
         const f = c.info.field as "denyPtrace" | "denyModuleLoad" | "denyBpf" | "protectConnect";
-        const v = FLAG_VALUES[text.toLowerCase()];
+        const v = FLAG_VALUES.get(text.toLowerCase());
         if (v === undefined) {
           throw new EntryError(
             `"${text}" is not a flag value; a flag section is on by being present, ` +

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { formatIssue, MAX_FILE_BYTES, parsePolicy } from "./parse.ts";
+import { formatIssue, MAX_FILE_BYTES, MAX_LINES, parsePolicy } from "./parse.ts";
+import { SECTIONS } from "./model.ts";
 import type { Policy, PolicyIssue } from "./model.ts";
 
 const F = "/etc/aegisbpf/policy.conf";
@@ -340,4 +341,101 @@ Deno.test("error count is capped", () => {
 Deno.test("model is plain data apart from bigints", () => {
   const p = ok("version=1\n[deny_inode]\n1:2\n");
   assert.deepEqual(noLines(p).denyInode, [{ dev: 1, ino: "2n" }]);
+});
+
+Deno.test("a file of more lines than MAX_LINES is rejected with one error", () => {
+  const r = parsePolicy("version=1\n" + "#\n".repeat(MAX_LINES), F);
+  assert.equal(r.policy, undefined);
+  assert.deepEqual(r.errors.map(formatIssue), [
+    `${F}: file has more than ${MAX_LINES} lines; the limit is ${MAX_LINES} lines`,
+  ]);
+  ok("version=1\n" + "#\n".repeat(MAX_LINES - 1)); // exactly MAX_LINES: fine
+});
+
+// ---- Object.prototype names as input, in every position of every section ----
+
+/** Names that a lookup in a plain object would find on Object.prototype. */
+const PROTO_WORDS = [
+  "constructor",
+  "__proto__",
+  "toString",
+  "hasOwnProperty",
+  "valueOf",
+  "isPrototypeOf",
+  "__defineGetter__",
+];
+
+/**
+ * [section, entry template (W = the word), expected error fragment]; every
+ * row must give one normal error at the entry's line (3), never an
+ * "internal error" at line 0.
+ */
+const WORD_CASES: [string, string, string][] = [
+  ["deny_path", "W", "must be absolute"],
+  ["protect_path", "W", "must be absolute"],
+  ["deny_inode", "W", "Invalid inode"],
+  ["deny_inode", "1:W", "Invalid inode"],
+  ["allow_cgroup", "W", "Invalid cgroup"],
+  ["allow_cgroup", "cgid:W", "is not a decimal number"],
+  ["deny_ip", "W", "Invalid IP address"],
+  ["deny_cidr", "W", "Invalid"],
+  ["deny_cidr", "10.0.0.0/W", "Invalid"],
+  ["deny_port", "W", "is not a number from 1 to 65535"],
+  ["deny_port", "443:W", "protocol"],
+  ["deny_port", "443:tcp:W", "direction"],
+  ["deny_port", "443:W:W", "protocol"],
+  ["deny_ip_port", "W", "Invalid ip:port"],
+  ["deny_ip_port", "W:443", "Invalid ip:port"],
+  ["deny_ip_port", "1.2.3.4:W", "is not a number from 1 to 65535"],
+  ["deny_ip_port", "1.2.3.4:443:W", "protocol"],
+  ["deny_ip_port", "[2001:db8::1]:443:W", "protocol"],
+  ["deny_ptrace", "W", "is not a flag value"],
+  ["deny_module_load", "W", "is not a flag value"],
+  ["deny_bpf", "W", "is not a flag value"],
+  ["protect_connect", "W", "is not a flag value"],
+  ["cgroup_deny_inode", "W 1:2", "Invalid cgroup"],
+  ["cgroup_deny_inode", "/a W", "Invalid inode"],
+  ["cgroup_deny_ip", "W 10.0.0.1", "Invalid cgroup"],
+  ["cgroup_deny_ip", "/a W", "Invalid IP address"],
+  ["cgroup_deny_port", "W 443", "Invalid cgroup"],
+  ["cgroup_deny_port", "/a W", "is not a number from 1 to 65535"],
+  ["cgroup_deny_port", "/a 443:W", "protocol"],
+  ["cgroup_deny_port", "/a 443:tcp:W", "direction"],
+];
+
+Deno.test("Object.prototype names in every entry position: a normal error at their line", () => {
+  // every implemented section is covered by at least one row
+  for (const s of SECTIONS) {
+    if (s.field === null || s.kind === "comm") continue;
+    assert.ok(WORD_CASES.some(([n]) => n === s.name), `no row for [${s.name}]`);
+  }
+  for (const w of PROTO_WORDS) {
+    for (const [section, tpl, frag] of WORD_CASES) {
+      const entry = tpl.replaceAll("W", w);
+      const errs = bad(`version=6\n[${section}]\n${entry}\n`, [[3, frag]]);
+      assert.ok(errs[0].message.startsWith(`[${section}] `), formatIssue(errs[0]));
+      assert.ok(!errs[0].message.includes("internal error"), formatIssue(errs[0]));
+    }
+  }
+});
+
+Deno.test("Object.prototype names as section name, header key, version, flag values: normal errors", () => {
+  for (const w of PROTO_WORDS) {
+    bad(`version=2\n[${w}]\n/x\n`, [[2, `unknown section [${w}]`]]);
+    bad(`${w}=2\n[deny_path]\n/x\n`, [
+      [1, `unknown header key "${w}"`],
+      [2, 'missing "version=N" header'],
+    ]);
+    bad(`version=${w}\n[deny_path]\n/x\n`, [[1, `unsupported version "${w}"`]]);
+    // a flag value in another case still goes through the same table
+    bad(`version=2\n[deny_bpf]\n${w.toUpperCase()}\n`, [[3, "is not a flag value"]]);
+  }
+});
+
+Deno.test("Object.prototype names are ordinary process names in [deny_comm]", () => {
+  const p = ok(`version=2\n[deny_comm]\n${PROTO_WORDS.slice(0, 5).join("\n")}\n`);
+  assert.deepEqual(p.denyComm.map((e) => e.comm), PROTO_WORDS.slice(0, 5));
+  // and as path components
+  const q = ok("version=1\n[deny_path]\n/constructor/__proto__/toString\n");
+  assert.equal(q.denyPath[0].path, "/constructor/__proto__/toString");
 });
