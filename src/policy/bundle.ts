@@ -1,27 +1,44 @@
 /**
- * Signed policy bundles (SPEC §7).
+ * Signed policy bundles, format v2 (docs/signing.md).
  *
  * ```
- * AEGIS-POLICY-BUNDLE-V1
- * format_version: 1
+ * AEGIS-POLICY-BUNDLE-V2
+ * format_version: 2
  * policy_version: 7
  * timestamp: 1767225600
  * expires: 1769904000
  * signer_key: <64 hex: raw Ed25519 public key>
- * signature: <128 hex: Ed25519 signature>
  * policy_sha256: <64 hex: SHA-256 of the body>
+ * signature: <128 hex: Ed25519 signature>
  * ---
  * <policy body, bytes as they are>
  * ```
  *
- * Header lines end with LF (a CR is refused, never stripped); each field
- * appears exactly once, in any order after the magic line; unknown fields are
- * refused; hex is lower case; integers are plain decimal (no sign, no leading
- * zeros). The signed message is the ASCII string
- * `policy_sha256 + decimal(policy_version) + decimal(timestamp) + decimal(expires)`.
+ * The header is canonical: exactly these lines, in this order, each ending
+ * with LF (a CR is refused, never stripped); hex is lower case; integers are
+ * plain decimal (no sign, no leading zeros). Unknown and repeated fields are
+ * refused by name (field names are looked up in a `Map`, never on a plain
+ * object, so `constructor` or `__proto__` are unknown fields like any other).
  *
- * Verification order: format, expiry, body hash, trusted key, signature,
- * anti-rollback; the first failure is returned with its code.
+ * The signature covers {@link SIGNING_CONTEXT} followed by the header bytes
+ * exactly as written, from the first byte of the file up to (excluding) the
+ * `signature: ` line. Every field is on its own LF-terminated line, values
+ * cannot contain LF, names and order are fixed, so those bytes determine the
+ * field values and vice versa (the v1 concatenation did not: digits could move
+ * between fields). The body is bound through `policy_sha256`.
+ *
+ * Bounds, checked as format (independent of the clock): policy_version in
+ * 1..{@link MAX_POLICY_VERSION}; timestamp and expires at most
+ * {@link MAX_UNIX_TIME}; expires > timestamp and expires - timestamp at most
+ * {@link MAX_VALIDITY_SECONDS}. Against the clock: timestamp at most
+ * {@link MAX_CLOCK_SKEW_SECONDS} in the future, now before expires.
+ *
+ * Format v1 (`AEGIS-POLICY-BUNDLE-V1`) is refused with
+ * `BUNDLE_UNSUPPORTED_VERSION` and a message saying how to re-sign.
+ *
+ * Verification order: format, validity period (not yet valid, expired), body
+ * hash, trusted key, signature, anti-rollback; the first failure is returned
+ * with its code.
  *
  * @module
  */
@@ -37,15 +54,38 @@ import {
   loadTrustedKeys,
   publicKeyFromSecret,
 } from "./keys.ts";
+import { MAX_FILE_BYTES } from "./parse.ts";
 
-/** First line of every bundle. */
-export const BUNDLE_MAGIC = "AEGIS-POLICY-BUNDLE-V1";
+/**
+ * Every bundle, of any format version, starts with these bytes (used to tell
+ * a bundle from a plain policy file). The full first line is
+ * {@link BUNDLE_FIRST_LINE}.
+ */
+export const BUNDLE_MAGIC = "AEGIS-POLICY-BUNDLE-";
+/** First line of a format v2 bundle, the only format accepted and written. */
+export const BUNDLE_FIRST_LINE = "AEGIS-POLICY-BUNDLE-V2";
+/** The format version written and accepted. */
+export const BUNDLE_FORMAT_VERSION = 2;
+/** Domain separation: the signed message starts with these 26 bytes (NUL-terminated). */
+export const SIGNING_CONTEXT = "aegisbpf policy bundle v2\0";
+/** Largest policy_version accepted or signed (2^53 - 1: exact in JSON and JavaScript). */
+export const MAX_POLICY_VERSION = Number.MAX_SAFE_INTEGER;
+/** Latest timestamp/expires accepted: 9999-12-31T23:59:59Z. */
+export const MAX_UNIX_TIME = 253_402_300_799;
+/** Longest validity, expires - timestamp: 366 days. */
+export const MAX_VALIDITY_SECONDS = 366 * 86_400;
+/** How far in the future a bundle's timestamp may be (signer clock ahead): 300 s. */
+export const MAX_CLOCK_SKEW_SECONDS = 300;
 /** Largest header accepted before the `---` line. */
-const MAX_HEADER_BYTES = 16 * 1024;
+export const MAX_HEADER_BYTES = 16 * 1024;
+/** Largest bundle: the largest policy file plus the largest header. */
+export const MAX_BUNDLE_BYTES = MAX_FILE_BYTES + MAX_HEADER_BYTES;
 
 /** Failure codes of {@link verifyBundle}, in the order they are checked. */
 export type BundleErrorCode =
   | "BUNDLE_FORMAT"
+  | "BUNDLE_UNSUPPORTED_VERSION"
+  | "BUNDLE_NOT_YET_VALID"
   | "BUNDLE_EXPIRED"
   | "BUNDLE_HASH_MISMATCH"
   | "BUNDLE_UNTRUSTED_KEY"
@@ -56,8 +96,13 @@ export type BundleErrorCode =
 export class BundleFormatError extends AegisError {
   readonly line: number | undefined;
   readonly field: string | undefined;
-  constructor(message: string, line?: number, field?: string) {
-    super("BUNDLE_FORMAT", message);
+  constructor(
+    message: string,
+    line?: number,
+    field?: string,
+    code: "BUNDLE_FORMAT" | "BUNDLE_UNSUPPORTED_VERSION" = "BUNDLE_FORMAT",
+  ) {
+    super(code, message);
     this.line = line;
     this.field = field;
   }
@@ -65,57 +110,146 @@ export class BundleFormatError extends AegisError {
 
 /** The header fields of a bundle. */
 export interface BundleHeader {
-  formatVersion: 1;
+  formatVersion: 2;
   policyVersion: number;
   timestamp: number;
   expires: number;
   /** 64 lower-case hex: the raw Ed25519 public key. */
   signerKey: string;
-  /** 128 lower-case hex. */
-  signature: string;
   /** 64 lower-case hex. */
   policySha256: string;
+  /** 128 lower-case hex. */
+  signature: string;
 }
 
 /** A parsed (not yet verified) bundle. */
 export interface ParsedBundle extends BundleHeader {
   body: Uint8Array;
+  /** The signed header bytes: from the start up to (excluding) the signature line. */
+  signedHeader: Uint8Array;
 }
 
-type FieldSpec = { key: keyof BundleHeader; kind: "int" | "hex"; hexLen?: number };
-const FIELDS: Record<string, FieldSpec> = {
-  format_version: { key: "formatVersion", kind: "int" },
-  policy_version: { key: "policyVersion", kind: "int" },
-  timestamp: { key: "timestamp", kind: "int" },
-  expires: { key: "expires", kind: "int" },
-  signer_key: { key: "signerKey", kind: "hex", hexLen: 64 },
-  signature: { key: "signature", kind: "hex", hexLen: 128 },
-  policy_sha256: { key: "policySha256", kind: "hex", hexLen: 64 },
-};
+type IntField = { kind: "int"; min: number; max: number };
+type HexField = { kind: "hex"; hexLen: number };
+/** The header fields in their required order. */
+const FIELDS = new Map<string, IntField | HexField>([
+  ["format_version", { kind: "int", min: 0, max: Number.MAX_SAFE_INTEGER }],
+  ["policy_version", { kind: "int", min: 1, max: MAX_POLICY_VERSION }],
+  ["timestamp", { kind: "int", min: 0, max: MAX_UNIX_TIME }],
+  ["expires", { kind: "int", min: 1, max: MAX_UNIX_TIME }],
+  ["signer_key", { kind: "hex", hexLen: 64 }],
+  ["policy_sha256", { kind: "hex", hexLen: 64 }],
+  ["signature", { kind: "hex", hexLen: 128 }],
+]);
+const ORDER = [...FIELDS.keys()];
 
 const DECIMAL = /^(0|[1-9][0-9]*)$/;
+const FIRST_LINE = /^AEGIS-POLICY-BUNDLE-V([0-9]{1,6})$/;
+const HEX = /^[0-9a-f]*$/;
 
 function show(s: string): string {
   return JSON.stringify(s.length > 80 ? s.slice(0, 80) + "…" : s);
 }
 
+/** What to run to replace a bundle of an unsupported format. */
+const RESIGN = "Re-sign the policy with this version: " +
+  "aegisbpf policy sign <policy file> --key <secret key> --output <bundle> " +
+  "(docs/signing.md)";
+
+function checkFirstLine(line: string): void {
+  if (line === BUNDLE_FIRST_LINE) return;
+  const m = FIRST_LINE.exec(line);
+  if (m && m[1] === "1") {
+    throw new BundleFormatError(
+      `Line 1 is "AEGIS-POLICY-BUNDLE-V1": bundle format v1 is no longer accepted (its ` +
+        `signature does not bind the header fields unambiguously). ${RESIGN}.`,
+      1,
+      undefined,
+      "BUNDLE_UNSUPPORTED_VERSION",
+    );
+  }
+  if (m) {
+    throw new BundleFormatError(
+      `Line 1 is ${show(line)}: bundle format v${m[1]} is not supported by this aegisbpf ` +
+        `(it reads format v2 only). Use a matching aegisbpf, or ${RESIGN}.`,
+      1,
+      undefined,
+      "BUNDLE_UNSUPPORTED_VERSION",
+    );
+  }
+  throw new BundleFormatError(
+    `Line 1 is ${show(line)}, expected "${BUNDLE_FIRST_LINE}": not an aegisbpf policy bundle.`,
+    1,
+  );
+}
+
+function parseValue(
+  lineNo: number,
+  name: string,
+  spec: IntField | HexField,
+  value: string,
+): number | string {
+  if (spec.kind === "hex") {
+    if (value.length !== spec.hexLen || !HEX.test(value)) {
+      throw new BundleFormatError(
+        `Line ${lineNo}: field "${name}" must be ${spec.hexLen} lower-case hex characters, ` +
+          `got ${value.length} characters${/[A-F]/.test(value) ? " (upper case)" : ""}.`,
+        lineNo,
+        name,
+      );
+    }
+    return value;
+  }
+  if (!DECIMAL.test(value)) {
+    throw new BundleFormatError(
+      `Line ${lineNo}: field "${name}" is ${show(value)}, expected a decimal integer ` +
+        `without sign or leading zeros.`,
+      lineNo,
+      name,
+    );
+  }
+  const n = value.length > 16 ? Infinity : Number(value);
+  if (!Number.isSafeInteger(n) || n < spec.min || n > spec.max) {
+    throw new BundleFormatError(
+      `Line ${lineNo}: field "${name}" is ${show(value)}, outside ${spec.min}..${spec.max}.`,
+      lineNo,
+      name,
+    );
+  }
+  return n;
+}
+
 /**
  * Parse a bundle's header and split off its body. Throws
- * {@link BundleFormatError} (code `BUNDLE_FORMAT`) naming the line and field.
- * Does no cryptography: use {@link verifyBundle} before trusting anything.
+ * {@link BundleFormatError} (code `BUNDLE_FORMAT`, or
+ * `BUNDLE_UNSUPPORTED_VERSION` for another format version) naming the line
+ * and field. Does no cryptography and no clock check: use
+ * {@link verifyBundle} before trusting anything.
  */
 export function parseBundle(bytes: Uint8Array): ParsedBundle {
+  if (bytes.length > MAX_BUNDLE_BYTES) {
+    throw new BundleFormatError(
+      `The bundle is ${bytes.length} bytes; the limit is ${MAX_BUNDLE_BYTES} bytes ` +
+        `(a ${MAX_FILE_BYTES}-byte policy and a ${MAX_HEADER_BYTES}-byte header).`,
+    );
+  }
   const dec = new TextDecoder("utf-8", { fatal: true });
-  const seen = new Map<string, number>();
-  const out: Record<string, number | string> = {};
+  const values = new Map<string, number | string>();
+  const seenOn = new Map<string, number>();
   let pos = 0;
   let lineNo = 0;
+  let signedEnd = -1;
   for (;;) {
     lineNo++;
     const nl = bytes.indexOf(0x0a, pos);
-    if (nl < 0 || nl > MAX_HEADER_BYTES) {
+    if (nl < 0 || nl >= MAX_HEADER_BYTES) {
       if (lineNo === 1 && bytes.length === 0) {
         throw new BundleFormatError("The bundle is empty.", 1);
+      }
+      if (lineNo === 1) {
+        // Say what the first line is, when it can be shown.
+        const head = bytes.subarray(0, Math.min(bytes.length, 64));
+        checkFirstLine(new TextDecoder().decode(head));
       }
       throw new BundleFormatError(
         `No "---" line ends the header (searched ${
@@ -130,6 +264,7 @@ export function parseBundle(bytes: Uint8Array): ParsedBundle {
     } catch {
       throw new BundleFormatError(`Line ${lineNo} of the header is not valid UTF-8.`, lineNo);
     }
+    const lineStart = pos;
     pos = nl + 1;
     if (line.endsWith("\r")) {
       throw new BundleFormatError(
@@ -138,35 +273,40 @@ export function parseBundle(bytes: Uint8Array): ParsedBundle {
       );
     }
     if (lineNo === 1) {
-      if (line !== BUNDLE_MAGIC) {
-        throw new BundleFormatError(
-          `Line 1 is ${show(line)}, expected "${BUNDLE_MAGIC}": not an aegisbpf policy bundle ` +
-            `(or an unsupported version).`,
-          1,
-        );
-      }
+      checkFirstLine(line);
       continue;
     }
-    if (line === "---") break;
-    const m = /^([a-z0-9_]+): (.*)$/.exec(line);
+    const expected = ORDER[values.size];
+    if (line === "---") {
+      if (expected === undefined) break;
+      const missing = ORDER.slice(values.size);
+      throw new BundleFormatError(
+        `Line ${lineNo}: the header ends but lacks field${missing.length > 1 ? "s" : ""} ` +
+          `${missing.map((m) => `"${m}"`).join(", ")}.`,
+        lineNo,
+        missing[0],
+      );
+    }
+    const m = /^([^:]{1,64}): (.*)$/.exec(line);
     if (!m) {
       throw new BundleFormatError(
-        `Line ${lineNo} is ${show(line)}, expected "field: value" or "---".`,
+        `Line ${lineNo} is ${show(line)}, expected ${
+          expected === undefined ? `"---"` : `"${expected}: <value>"`
+        }.`,
         lineNo,
       );
     }
-    const [, name, value] = m as unknown as [string, string, string];
-    const spec = FIELDS[name];
-    if (!spec) {
+    const name = m[1]!;
+    const value = m[2]!;
+    const spec = FIELDS.get(name);
+    if (spec === undefined) {
       throw new BundleFormatError(
-        `Line ${lineNo}: unknown header field "${name}" (known: ${
-          Object.keys(FIELDS).join(", ")
-        }).`,
+        `Line ${lineNo}: unknown header field ${show(name)} (known: ${ORDER.join(", ")}).`,
         lineNo,
         name,
       );
     }
-    const first = seen.get(name);
+    const first = seenOn.get(name);
     if (first !== undefined) {
       throw new BundleFormatError(
         `Line ${lineNo}: field "${name}" appears again (first on line ${first}).`,
@@ -174,84 +314,99 @@ export function parseBundle(bytes: Uint8Array): ParsedBundle {
         name,
       );
     }
-    seen.set(name, lineNo);
-    if (spec.kind === "int") {
-      const n = Number(value);
-      if (!DECIMAL.test(value) || !Number.isSafeInteger(n)) {
-        throw new BundleFormatError(
-          `Line ${lineNo}: field "${name}" is ${show(value)}, expected a non-negative decimal ` +
-            `integer without sign or leading zeros.`,
-          lineNo,
-          name,
-        );
-      }
-      out[spec.key] = n;
-    } else {
-      if (!new RegExp(`^[0-9a-f]{${spec.hexLen}}$`).test(value)) {
-        throw new BundleFormatError(
-          `Line ${lineNo}: field "${name}" must be ${spec.hexLen} lower-case hex characters, ` +
-            `got ${value.length} characters${/[A-F]/.test(value) ? " (upper case)" : ""}.`,
-          lineNo,
-          name,
-        );
-      }
-      out[spec.key] = value;
+    if (name !== expected) {
+      throw new BundleFormatError(
+        `Line ${lineNo}: field "${name}" is out of place; expected ${
+          expected === undefined ? `"---"` : `"${expected}"`
+        } (the header fields come in a fixed order: ${ORDER.join(", ")}).`,
+        lineNo,
+        name,
+      );
     }
+    seenOn.set(name, lineNo);
+    values.set(name, parseValue(lineNo, name, spec, value));
+    if (name === "format_version" && values.get(name) !== BUNDLE_FORMAT_VERSION) {
+      throw new BundleFormatError(
+        `Line ${lineNo}: format_version ${value} does not match the first line ` +
+          `"${BUNDLE_FIRST_LINE}" (expected ${BUNDLE_FORMAT_VERSION}).`,
+        lineNo,
+        name,
+      );
+    }
+    if (name === "signature") signedEnd = lineStart;
   }
-  const missing = Object.keys(FIELDS).filter((k) => !seen.has(k));
-  if (missing.length > 0) {
+  const h: BundleHeader = {
+    formatVersion: 2,
+    policyVersion: values.get("policy_version") as number,
+    timestamp: values.get("timestamp") as number,
+    expires: values.get("expires") as number,
+    signerKey: values.get("signer_key") as string,
+    policySha256: values.get("policy_sha256") as string,
+    signature: values.get("signature") as string,
+  };
+  const validity = checkValidity(h.timestamp, h.expires);
+  if (validity !== null) {
     throw new BundleFormatError(
-      `The header (lines 2-${lineNo - 1}) lacks field${missing.length > 1 ? "s" : ""} ` +
-        `${missing.map((m) => `"${m}"`).join(", ")}.`,
-      lineNo,
-      missing[0],
+      `Lines ${seenOn.get("timestamp")}-${seenOn.get("expires")}: ${validity}`,
+      seenOn.get("expires"),
+      "expires",
     );
   }
-  if (out.formatVersion !== 1) {
-    throw new BundleFormatError(
-      `Line ${seen.get("format_version")}: format_version ${out.formatVersion} is not ` +
-        `supported (only 1).`,
-      seen.get("format_version"),
-      "format_version",
-    );
-  }
-  return { ...(out as unknown as BundleHeader), body: bytes.slice(pos) };
+  return { ...h, body: bytes.slice(pos), signedHeader: bytes.slice(0, signedEnd) };
 }
 
-/** The message an Ed25519 signature covers. */
-export function signedMessage(
-  h: Pick<BundleHeader, "policySha256" | "policyVersion" | "timestamp" | "expires">,
-): Uint8Array<ArrayBuffer> {
-  return new TextEncoder().encode(
-    `${h.policySha256}${h.policyVersion}${h.timestamp}${h.expires}`,
-  );
+/** Why timestamp/expires are not a valid period (clock independent), or null. */
+function checkValidity(timestamp: number, expires: number): string | null {
+  if (expires <= timestamp) {
+    return `expires (${expires}) must be later than timestamp (${timestamp}).`;
+  }
+  if (expires - timestamp > MAX_VALIDITY_SECONDS) {
+    return `the validity period expires - timestamp is ${expires - timestamp} s; the limit ` +
+      `is ${MAX_VALIDITY_SECONDS} s (366 days).`;
+  }
+  return null;
+}
+
+/**
+ * The message an Ed25519 signature covers: {@link SIGNING_CONTEXT} followed
+ * by the header bytes from the first byte up to (excluding) the signature line.
+ */
+export function signedMessage(signedHeader: Uint8Array): Uint8Array<ArrayBuffer> {
+  const ctx = new TextEncoder().encode(SIGNING_CONTEXT);
+  const msg = new Uint8Array(ctx.length + signedHeader.length);
+  msg.set(ctx, 0);
+  msg.set(signedHeader, ctx.length);
+  return msg;
 }
 
 /** Options of {@link signBundle}. */
 export interface SignOptions {
   /** Ed25519 private key: an extractable CryptoKey or PKCS#8 DER bytes. */
   secretKey: CryptoKey | Uint8Array;
+  /** 1..{@link MAX_POLICY_VERSION}. */
   policyVersion: number;
-  /** Unix seconds. */
+  /** Unix seconds, at most {@link MAX_UNIX_TIME}. */
   timestamp: number;
-  /** Unix seconds; must be after `timestamp`. */
+  /** Unix seconds: after `timestamp`, by at most {@link MAX_VALIDITY_SECONDS}. */
   expires: number;
 }
 
-function checkInt(name: string, v: number): void {
-  if (!Number.isSafeInteger(v) || v < 0) {
-    throw new UsageError(`${name} must be a non-negative integer, got ${v}.`);
+function checkInt(name: string, v: number, min: number, max: number): void {
+  if (!Number.isSafeInteger(v) || v < min || v > max) {
+    throw new UsageError(`${name} must be an integer in ${min}..${max}, got ${v}.`);
   }
 }
 
-/** Build a signed bundle around `body` (kept byte for byte). */
+/** Build a signed format v2 bundle around `body` (kept byte for byte). */
 export async function signBundle(body: Uint8Array, opts: SignOptions): Promise<Uint8Array> {
-  checkInt("policy_version", opts.policyVersion);
-  checkInt("timestamp", opts.timestamp);
-  checkInt("expires", opts.expires);
-  if (opts.expires <= opts.timestamp) {
+  checkInt("policy_version", opts.policyVersion, 1, MAX_POLICY_VERSION);
+  checkInt("timestamp", opts.timestamp, 0, MAX_UNIX_TIME);
+  checkInt("expires", opts.expires, 1, MAX_UNIX_TIME);
+  const validity = checkValidity(opts.timestamp, opts.expires);
+  if (validity !== null) throw new UsageError(validity.charAt(0).toUpperCase() + validity.slice(1));
+  if (body.length > MAX_FILE_BYTES) {
     throw new UsageError(
-      `expires (${opts.expires}) must be later than timestamp (${opts.timestamp}).`,
+      `The policy is ${body.length} bytes; the limit is ${MAX_FILE_BYTES} bytes.`,
     );
   }
   const secret = opts.secretKey instanceof Uint8Array
@@ -259,24 +414,27 @@ export async function signBundle(body: Uint8Array, opts: SignOptions): Promise<U
     : opts.secretKey;
   const pub = await publicKeyFromSecret(secret);
   const policySha256 = await sha256Hex(new Uint8Array(body));
-  const msg = signedMessage({ ...opts, policySha256 });
-  const sig = new Uint8Array(await crypto.subtle.sign({ name: "Ed25519" }, secret, msg));
-  const header = [
-    BUNDLE_MAGIC,
-    `format_version: 1`,
-    `policy_version: ${opts.policyVersion}`,
-    `timestamp: ${opts.timestamp}`,
-    `expires: ${opts.expires}`,
-    `signer_key: ${toHex(pub)}`,
-    `signature: ${toHex(sig)}`,
-    `policy_sha256: ${policySha256}`,
-    `---`,
-    ``,
-  ].join("\n");
-  const h = new TextEncoder().encode(header);
-  const out = new Uint8Array(h.length + body.length);
-  out.set(h, 0);
-  out.set(body, h.length);
+  const enc = new TextEncoder();
+  const signedHeader = enc.encode(
+    [
+      BUNDLE_FIRST_LINE,
+      `format_version: ${BUNDLE_FORMAT_VERSION}`,
+      `policy_version: ${opts.policyVersion}`,
+      `timestamp: ${opts.timestamp}`,
+      `expires: ${opts.expires}`,
+      `signer_key: ${toHex(pub)}`,
+      `policy_sha256: ${policySha256}`,
+      ``,
+    ].join("\n"),
+  );
+  const sig = new Uint8Array(
+    await crypto.subtle.sign({ name: "Ed25519" }, secret, signedMessage(signedHeader)),
+  );
+  const rest = enc.encode(`signature: ${toHex(sig)}\n---\n`);
+  const out = new Uint8Array(signedHeader.length + rest.length + body.length);
+  out.set(signedHeader, 0);
+  out.set(rest, signedHeader.length);
+  out.set(body, signedHeader.length + rest.length);
   return out;
 }
 
@@ -328,8 +486,9 @@ function fmtTime(unix: number): string {
 
 /**
  * Verify a bundle. Never throws for a bad bundle: the result says which
- * check failed (format, expiry, body hash, trusted key, signature, rollback,
- * in that order).
+ * check failed (format, validity period, body hash, trusted key, signature,
+ * rollback, in that order). Changes nothing: the caller advances the
+ * anti-rollback counter once the policy is applied.
  */
 export async function verifyBundle(
   bytes: Uint8Array,
@@ -340,7 +499,7 @@ export async function verifyBundle(
     b = parseBundle(bytes);
   } catch (e) {
     if (e instanceof BundleFormatError) {
-      const r: VerifyFail = fail("BUNDLE_FORMAT", e.message);
+      const r: VerifyFail = fail(e.code as BundleErrorCode, e.message);
       if (e.line !== undefined) r.line = e.line;
       if (e.field !== undefined) r.field = e.field;
       return r;
@@ -348,6 +507,14 @@ export async function verifyBundle(
     throw e;
   }
   const now = opts.now ?? Math.floor(Date.now() / 1000);
+  if (b.timestamp > now + MAX_CLOCK_SKEW_SECONDS) {
+    return fail(
+      "BUNDLE_NOT_YET_VALID",
+      `The bundle's timestamp ${fmtTime(b.timestamp)} is ${b.timestamp - now} s in the ` +
+        `future (it is now ${fmtTime(now)}; at most ${MAX_CLOCK_SKEW_SECONDS} s of clock skew ` +
+        `is allowed). Check the clocks of this host and of the signing machine.`,
+    );
+  }
   if (now >= b.expires) {
     return fail(
       "BUNDLE_EXPIRED",
@@ -386,7 +553,7 @@ export async function verifyBundle(
       { name: "Ed25519" },
       key,
       fromHex(b.signature),
-      signedMessage(b),
+      signedMessage(b.signedHeader),
     );
   } catch {
     ok = false;
@@ -395,7 +562,8 @@ export async function verifyBundle(
     return fail(
       "BUNDLE_BAD_SIGNATURE",
       `The signature does not verify with trusted key ${signer.slice(0, 16)}: the header ` +
-        `(policy_version, timestamp, expires or policy_sha256) or the signature was altered.`,
+        `(policy_version, timestamp, expires, signer_key or policy_sha256) or the signature ` +
+        `was altered.`,
     );
   }
   if (b.policyVersion <= opts.minVersionExclusive) {
@@ -406,7 +574,7 @@ export async function verifyBundle(
         `a policy_version of at least ${opts.minVersionExclusive + 1}.`,
     );
   }
-  const { body, ...header } = b;
+  const { body, signedHeader: _signed, ...header } = b;
   return { ok: true, body, policyVersion: b.policyVersion, signer, header };
 }
 
