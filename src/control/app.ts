@@ -14,8 +14,11 @@
  *   internals; an unexpected exception is `{error:"internal error",
  *   code:"INTERNAL"}` and is logged in full.
  *
- * Every mutation is logged with who asked (uid/pid headers checked against
- * /proc by callerFromHeaders) and what they asked for.
+ * Every mutation is logged with who asked, as the kernel reported the
+ * socket's peer (SO_PEERCRED; src/control/caller.ts), and what they asked
+ * for. JSON bodies are bounded before parsing: size while streaming
+ * ({@link MAX_BODY_BYTES} or the route's limit), nesting depth by a scan
+ * before JSON.parse ({@link MAX_JSON_DEPTH}).
  *
  * @module
  */
@@ -26,11 +29,35 @@ import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { z } from "zod";
 import { AegisError } from "../errors.ts";
 import { literal, log } from "../log.ts";
-import { callerFromHeaders } from "./client.ts";
+import { callerOf, describeCaller } from "./caller.ts";
 import type { EmergencyControl } from "./emergency.ts";
 
 /** Largest request body accepted on the control socket. */
 export const MAX_BODY_BYTES = 64 * 1024;
+/** Deepest nesting of arrays and objects accepted in a JSON body. */
+export const MAX_JSON_DEPTH = 64;
+
+/**
+ * The deepest nesting of `[`/`{` in JSON text `bytes` (brackets inside
+ * strings do not count), stopping as soon as it passes `max`. One pass, no
+ * allocation: run before JSON.parse so a deep body costs no parse memory.
+ * UTF-8 multi-byte sequences never contain ASCII bytes, so bytes suffice.
+ */
+export function jsonDepthExceeds(bytes: Uint8Array, max: number): boolean {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < bytes.length; i++) {
+    const b = bytes[i];
+    if (inString) {
+      if (b === 0x5c) i++; // backslash: skip the escaped byte
+      else if (b === 0x22) inString = false;
+    } else if (b === 0x22) inString = true;
+    else if (b === 0x5b || b === 0x7b) {
+      if (++depth > max) return true;
+    } else if (b === 0x5d || b === 0x7d) depth--;
+  }
+  return false;
+}
 
 /** Body of POST /emergency/disable and /emergency/enable. */
 export const ToggleRequestSchema = z.strictObject({
@@ -103,6 +130,14 @@ export async function readJsonBody(c: Context, limit = MAX_BODY_BYTES): Promise<
   if (total === 0) {
     throw new ControlHttpError(400, "BAD_REQUEST", `a JSON body is required`);
   }
+  if (jsonDepthExceeds(bytes, MAX_JSON_DEPTH)) {
+    throw new ControlHttpError(
+      400,
+      "JSON_TOO_DEEP",
+      `the request body nests arrays/objects more than ${MAX_JSON_DEPTH} deep; ` +
+        `the limit is ${MAX_JSON_DEPTH}`,
+    );
+  }
   let text: string;
   try {
     text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
@@ -151,20 +186,17 @@ export function createControlApp(deps: ControlAppDeps): Hono {
   const lg = log("control", "http");
 
   const toggle = (disable: boolean) => async (c: Context) => {
-    const caller = callerFromHeaders(c.req.raw.headers);
+    const caller = callerOf(c);
     const what = disable ? "emergency-disable" : "emergency-enable";
     const body = validate(ToggleRequestSchema, await readJsonBody(c));
-    lg.info(literal(`${what} requested by uid ${caller.uid} pid ${caller.pid}`), {
-      uid: caller.uid,
-      pid: caller.pid,
+    lg.info(literal(`${what} requested by ${describeCaller(caller)}`), {
+      caller,
       request: `${c.req.method} ${c.req.path}`,
     });
     const result = await deps.emergency.toggle(disable, body.reason, caller);
     lg.info(
-      literal(
-        `${what} by uid ${caller.uid} pid ${caller.pid}: ${result.changed ? "done" : "no change"}`,
-      ),
-      { uid: caller.uid, pid: caller.pid, changed: result.changed, active: result.active },
+      literal(`${what} by ${describeCaller(caller)}: ${result.changed ? "done" : "no change"}`),
+      { caller, changed: result.changed, active: result.active },
     );
     return c.json(result, 200);
   };

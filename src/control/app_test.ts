@@ -1,6 +1,12 @@
 import { deepStrictEqual, match, ok, strictEqual } from "node:assert/strict";
 import { Hono } from "hono";
-import { createControlApp, ErrorBodySchema, MAX_BODY_BYTES } from "./app.ts";
+import {
+  createControlApp,
+  ErrorBodySchema,
+  jsonDepthExceeds,
+  MAX_BODY_BYTES,
+  MAX_JSON_DEPTH,
+} from "./app.ts";
 import { EmergencyControl } from "./emergency.ts";
 import { FakeFlag, privateTempDir } from "./test_util.ts";
 
@@ -50,8 +56,8 @@ Deno.test("control app: disable, status, enable", async () => {
     const sb = await s.json();
     strictEqual(sb.active, true);
     strictEqual(sb.reason, "INC-9");
-    // no caller headers: recorded as unknown (-1), never invented
-    deepStrictEqual(sb.changed_by, { uid: -1, pid: -1 });
+    // no kernel credentials (app.request): recorded as unknown, never invented
+    deepStrictEqual(sb.changed_by, { uid: -1, pid: -1, source: "unknown" });
     const again = await t.app.request("/emergency/disable", post(JSON.stringify({ reason: "x" })));
     strictEqual((await again.json()).changed, false);
     const e = await t.app.request("/emergency/enable", post(JSON.stringify({ reason: "fixed" })));
@@ -227,5 +233,94 @@ Deno.test("control app: a held lock is 409", async () => {
     strictEqual(flag.value, false);
   } finally {
     Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("control app: the caller is the kernel peer from env, never a header", async () => {
+  const t = setup();
+  try {
+    const env = { peer: { uid: 0, pid: 4242, gid: 0 }, remote: "unix" };
+    const d = await t.app.request(
+      "/emergency/disable",
+      post(JSON.stringify({ reason: "INC-1" }), {
+        "x-aegis-caller-uid": "1234",
+        "x-aegis-caller-pid": "1",
+      }),
+      env,
+    );
+    strictEqual(d.status, 200);
+    const s = await (await t.app.request("/emergency/status", {}, env)).json();
+    deepStrictEqual(s.changed_by, { uid: 0, pid: 4242, source: "kernel" });
+    const line = JSON.parse(t.logLines()[0]);
+    strictEqual(line.uid, 0);
+    strictEqual(line.pid, 4242);
+    strictEqual(line.caller_source, "kernel");
+    // a malformed peer (not the listener's) counts as no credentials
+    const e = await t.app.request(
+      "/emergency/enable",
+      post(JSON.stringify({ reason: "ok" })),
+      { peer: { uid: "0", pid: -3, gid: 0 } },
+    );
+    strictEqual(e.status, 200);
+    const line2 = JSON.parse(t.logLines()[1]);
+    deepStrictEqual([line2.uid, line2.pid, line2.caller_source], [-1, -1, "unknown"]);
+  } finally {
+    t.cleanup();
+  }
+});
+
+Deno.test("jsonDepthExceeds counts [ and { outside strings only", () => {
+  const enc = (s: string) => new TextEncoder().encode(s);
+  strictEqual(jsonDepthExceeds(enc("[[[]]]"), 3), false);
+  strictEqual(jsonDepthExceeds(enc("[[[[]]]]"), 3), true);
+  strictEqual(jsonDepthExceeds(enc('{"a":{"b":[1]}}'), 3), false);
+  strictEqual(jsonDepthExceeds(enc('{"a":{"b":[{}]}}'), 3), true);
+  // brackets in strings, escaped quotes and backslashes do not count
+  strictEqual(jsonDepthExceeds(enc(String.raw`["[[[[{{{{", "\"[[[["]`), 1), false);
+  // an escaped backslash does not escape the closing quote
+  strictEqual(jsonDepthExceeds(enc(String.raw`["\\", [[]]]`), 2), true);
+  strictEqual(jsonDepthExceeds(enc(String.raw`["\\", [[]]]`), 3), false);
+  // sibling arrays do not add up
+  strictEqual(jsonDepthExceeds(enc("[[],[],[],[],[]]"), 2), false);
+});
+
+Deno.test("control app: a body nested deeper than MAX_JSON_DEPTH is 400 before parsing", async () => {
+  const t = setup();
+  try {
+    const nest = (n: number) => "[".repeat(n) + "]".repeat(n);
+    const deep = await t.app.request("/emergency/disable", post(nest(MAX_BODY_BYTES / 2)));
+    match(await errorOf(deep, 400, "JSON_TOO_DEEP"), new RegExp(`limit is ${MAX_JSON_DEPTH}`));
+    const over = await t.app.request("/emergency/disable", post(nest(MAX_JSON_DEPTH + 1)));
+    await errorOf(over, 400, "JSON_TOO_DEEP");
+    // exactly at the limit it parses (and then fails validation, not depth)
+    const at = await t.app.request("/emergency/disable", post(nest(MAX_JSON_DEPTH)));
+    await errorOf(at, 400, "BAD_REQUEST");
+    // deep brackets inside the reason string are just text
+    const inString = JSON.stringify({ reason: "[{".repeat(1000) });
+    strictEqual((await t.app.request("/emergency/disable", post(inString))).status, 200);
+  } finally {
+    t.cleanup();
+  }
+});
+
+Deno.test("control app: __proto__ and constructor keys are refused and pollute nothing", async () => {
+  const t = setup();
+  try {
+    const bodies = [
+      '{"reason":"x","__proto__":{"polluted":true}}',
+      '{"__proto__":{"reason":"x"}}',
+      '{"reason":"x","constructor":{"prototype":{"polluted":true}}}',
+      '{"constructor":"x","reason":"x"}',
+    ];
+    for (const b of bodies) {
+      const r = await t.app.request("/emergency/disable", post(b));
+      await errorOf(r, 400, "BAD_REQUEST");
+    }
+    strictEqual(({} as Record<string, unknown>).polluted, undefined);
+    strictEqual((Object.prototype as Record<string, unknown>).reason, undefined);
+    strictEqual(t.flag.value, false);
+    strictEqual(t.logLines().length, 0);
+  } finally {
+    t.cleanup();
   }
 });

@@ -8,10 +8,6 @@
 import { aegisPaths } from "../daemon/contracts.ts";
 import { AegisError } from "../errors.ts";
 
-/** Request headers that carry who is asking (the socket is root-only; see docs/control.md). */
-export const CALLER_UID_HEADER = "x-aegis-caller-uid";
-export const CALLER_PID_HEADER = "x-aegis-caller-pid";
-
 export interface DaemonReply {
   status: number;
   body: unknown;
@@ -42,11 +38,9 @@ export async function withDaemon<T>(
       res = await fetch(`http://aegisbpf${path}`, {
         method,
         client,
-        headers: {
-          "content-type": "application/json",
-          [CALLER_UID_HEADER]: String(Deno.uid() ?? -1),
-          [CALLER_PID_HEADER]: String(Deno.pid),
-        },
+        // no identity header: the daemon takes the caller from the kernel
+        // (SO_PEERCRED on the socket; docs/control.md)
+        headers: { "content-type": "application/json" },
         body: body === undefined ? undefined : JSON.stringify(body),
       });
     } catch (e) {
@@ -83,26 +77,4 @@ export function daemonRequest(
       );
     }
   }, socket);
-}
-
-/**
- * The caller a request claims (uid and pid headers), checked against
- * /proc/<pid>: the process must exist and have that real uid. Only root
- * can connect to the 0600 socket, so this records who, it does not
- * authenticate. Unknown or inconsistent claims give uid/pid -1.
- */
-export function callerFromHeaders(headers: Headers): { uid: number; pid: number } {
-  const uid = Number(headers.get(CALLER_UID_HEADER));
-  const pid = Number(headers.get(CALLER_PID_HEADER));
-  if (!Number.isSafeInteger(uid) || !Number.isSafeInteger(pid) || pid <= 0 || uid < 0) {
-    return { uid: -1, pid: -1 };
-  }
-  try {
-    const status = Deno.readTextFileSync(`/proc/${pid}/status`);
-    const m = /^Uid:\s+(\d+)/m.exec(status);
-    if (!m || Number(m[1]) !== uid) return { uid: -1, pid };
-  } catch {
-    return { uid: -1, pid };
-  }
-  return { uid, pid };
 }

@@ -30,6 +30,7 @@ import { AegisError } from "../errors.ts";
 import { literal, log } from "../log.ts";
 import { writeFileAtomic } from "../policy/atomic.ts";
 import { ControlLog, type ControlLogOptions } from "./control_log.ts";
+import { type CallerSource, callerSource, describeCaller } from "./caller.ts";
 import { acquireLock, DEFAULT_LOCK_TIMEOUT_MS } from "./lock.ts";
 import { checkPrivateFile, ensurePrivateDir } from "./perms.ts";
 import { cleanReason } from "./reason.ts";
@@ -73,7 +74,12 @@ export const ControlStateSchema = z.object({
   since_unix: z.number().int().nullable(),
   reason: z.string().nullable(),
   reason_sha256: z.string().nullable(),
-  changed_by: z.object({ uid: z.number().int(), pid: z.number().int() }).nullable(),
+  /** who: `source` "kernel" (control-socket peer), "self" (the CLI), "unknown" (uid/pid -1) */
+  changed_by: z.object({
+    uid: z.number().int(),
+    pid: z.number().int(),
+    source: z.enum(["kernel", "self", "unknown"]).optional(),
+  }).nullable(),
   node_name: z.string(),
   transitions_total: z.number().int().nonnegative(),
   /** ms timestamps of the transitions inside the storm window */
@@ -90,7 +96,7 @@ export interface EmergencyStatus {
   since_unix: number | null;
   reason: string | null;
   reason_sha256: string | null;
-  changed_by: Caller | null;
+  changed_by: (Caller & { source?: CallerSource }) | null;
   node_name: string;
   transitions_total: number;
   transitions_60s: number;
@@ -251,6 +257,7 @@ export class EmergencyControl {
     const nowMs = this.#now();
     const nowUnix = Math.floor(nowMs / 1000);
     const action = disable ? "disable" : "enable";
+    const source = callerSource(caller);
     let state: ControlState | null = null;
     try {
       state = this.readState();
@@ -264,11 +271,11 @@ export class EmergencyControl {
       const recent = this.#recent(state, nowMs);
       lg.info(
         literal(
-          `emergency ${action} by uid ${caller.uid}: already ${
+          `emergency ${action} by ${describeCaller(caller)}: already ${
             disable ? "active" : "inactive"
           }; nothing changed`,
         ),
-        { action, uid: caller.uid, pid: caller.pid, changed: false },
+        { action, uid: caller.uid, pid: caller.pid, caller_source: source, changed: false },
       );
       return {
         ok: true,
@@ -298,6 +305,7 @@ export class EmergencyControl {
       changed_at_unix: nowUnix,
       uid: caller.uid,
       pid: caller.pid,
+      caller_source: source,
       node_name: this.#node,
       reason: reason.text,
       reason_sha256: reason.sha256,
@@ -318,7 +326,7 @@ export class EmergencyControl {
       since_unix: nowUnix,
       reason: reason.text,
       reason_sha256: reason.sha256,
-      changed_by: { uid: caller.uid, pid: caller.pid },
+      changed_by: { uid: caller.uid, pid: caller.pid, source },
       node_name: this.#node,
       transitions_total: (state?.transitions_total ?? 0) + 1,
       recent_transitions_unix_ms: recent,
@@ -347,7 +355,7 @@ export class EmergencyControl {
 
     lg.warn(
       literal(
-        `emergency ${action} by uid ${caller.uid} pid ${caller.pid}: enforcement is now ${
+        `emergency ${action} by ${describeCaller(caller)}: enforcement is now ${
           disable ? "OFF (hooks report AUDIT)" : "ON"
         }`,
       ),

@@ -65,6 +65,7 @@ Deno.test("emergency: disable flips the flag, logs one line, writes state, emits
       changed_at_unix: T0 / 1000,
       uid: 0,
       pid: 4242,
+      caller_source: "self",
       node_name: "node-a",
       reason: "INC-1: bad rule\uFFFDsecond line",
       reason_sha256: expectSha,
@@ -76,7 +77,7 @@ Deno.test("emergency: disable flips the flag, logs one line, writes state, emits
     strictEqual(st.active, true);
     strictEqual(st.since_unix, T0 / 1000);
     strictEqual(st.reason, "INC-1: bad rule\uFFFDsecond line");
-    deepStrictEqual(st.changed_by, { uid: 0, pid: 4242 });
+    deepStrictEqual(st.changed_by, { uid: 0, pid: 4242, source: "self" });
     strictEqual(st.transitions_total, 1);
     strictEqual(st.state_consistent, true);
     // modes: dir 0700, files 0600

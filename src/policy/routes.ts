@@ -14,6 +14,9 @@
  *                         dry_run?, reset?, no_rollback?} → PolicyApplyReport
  *   GET    /policy/show                        → PolicyShow
  *
+ * The caller handed to onChange/onApplied/onRefused is the socket peer as
+ * the kernel reported it (src/control/caller.ts), never a client claim.
+ *
  * Every rule route sweeps expired TTL rules first and returns them in
  * `expired` (and to `onExpired`). Errors are `{error, code}` (+ `issues`
  * for a rejected policy): 400 bad request or policy, 404 no such rule, 409
@@ -26,8 +29,7 @@ import { Hono } from "hono";
 import type { Context } from "hono";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { z } from "zod";
-import type { Caller } from "../daemon/contracts.ts";
-import { callerFromHeaders } from "../control/client.ts";
+import { callerOf, type ControlCaller } from "../control/caller.ts";
 import { ControlHttpError, readJsonBody, validate } from "../control/app.ts";
 import { AegisError } from "../errors.ts";
 import { decodeBase64 } from "../util/bytes.ts";
@@ -92,7 +94,7 @@ export interface RuleRoutesDeps {
   /** the applied policy text (names policy rules by line in lists); "" if none */
   policyText: () => string;
   /** a rule was added or deleted (the daemon logs it / emits control_change) */
-  onChange?: (change: { action: "add" | "del"; rule: LiveRule; caller: Caller }) => void;
+  onChange?: (change: { action: "add" | "del"; rule: LiveRule; caller: ControlCaller }) => void;
   /** TTL rules removed by the sweep every route does first */
   onExpired?: (rules: LiveRule[]) => void;
   /** unexpected failure (logged by the daemon; the client sees "internal error") */
@@ -119,14 +121,14 @@ export function createRuleRoutes(deps: RuleRoutesDeps): Hono {
     const body = validate(AddRuleBody, await readJsonBody(c));
     const expired = sweep();
     const r = deps.live.add(body.rule, body.ttl_seconds ?? null);
-    deps.onChange?.({ action: "add", rule: r.rule, caller: callerFromHeaders(c.req.raw.headers) });
+    deps.onChange?.({ action: "add", rule: r.rule, caller: callerOf(c) });
     return c.json({ ...r, expired }, 200);
   });
   app.delete("/", async (c) => {
     const body = validate(DelRuleBody, await readJsonBody(c));
     const expired = sweep();
     const rule = deps.live.del(body.rule);
-    deps.onChange?.({ action: "del", rule, caller: callerFromHeaders(c.req.raw.headers) });
+    deps.onChange?.({ action: "del", rule, caller: callerOf(c) });
     return c.json({ rule, expired }, 200);
   });
   app.onError(onError(deps.onError));
@@ -137,9 +139,9 @@ export interface PolicyRoutesDeps {
   /** what an apply writes into (the daemon's maps, state dir, keys, live rules) */
   apply: PolicyApplyDeps;
   /** after a successful (not dry-run) apply: replace the UnresolvedWatcher, log, emit */
-  onApplied?: (report: PolicyApplyReport, caller: Caller) => void;
+  onApplied?: (report: PolicyApplyReport, caller: ControlCaller) => void;
   /** an apply was refused or failed (the previous policy enforces) */
-  onRefused?: (error: AegisError, caller: Caller) => void;
+  onRefused?: (error: AegisError, caller: ControlCaller) => void;
   onError?: (what: string, e: unknown) => void;
 }
 
@@ -150,7 +152,7 @@ export const MAX_APPLY_BODY_BYTES = Math.ceil(MAX_FILE_BYTES / 3) * 4 + 64 * 102
 export function createPolicyRoutes(deps: PolicyRoutesDeps): Hono {
   const app = new Hono();
   app.post("/apply", async (c) => {
-    const caller = callerFromHeaders(c.req.raw.headers);
+    const caller = callerOf(c);
     const body = validate(ApplyPolicyBody, await readJsonBody(c, MAX_APPLY_BODY_BYTES));
     let bytes: Uint8Array;
     try {

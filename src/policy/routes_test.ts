@@ -19,11 +19,15 @@ function setup() {
     ownerUid: Deno.statSync(dir).uid!,
   });
   const changes: string[] = [];
+  const callers: unknown[] = [];
   const expired: LiveRule[] = [];
   const rules = createRuleRoutes({
     live,
     policyText: () => "",
-    onChange: (c) => changes.push(`${c.action} ${c.rule.id}`),
+    onChange: (c) => {
+      changes.push(`${c.action} ${c.rule.id}`);
+      callers.push(c.caller);
+    },
     onExpired: (r) => expired.push(...r),
   });
   const applied: PolicyApplyReport[] = [];
@@ -35,9 +39,21 @@ function setup() {
       compileEnv: { resolvePath, resolveCgroup: () => null },
       live,
     },
-    onApplied: (r) => applied.push(r),
+    onApplied: (r, caller) => {
+      applied.push(r);
+      callers.push(caller);
+    },
   });
-  return { fm, rules, policy, changes, expired, applied, tick: (ms: number) => (now += ms) };
+  return {
+    fm,
+    rules,
+    policy,
+    changes,
+    callers,
+    expired,
+    applied,
+    tick: (ms: number) => (now += ms),
+  };
 }
 
 const json = (method: string, body: unknown) => ({
@@ -113,4 +129,52 @@ Deno.test("policy routes: apply (base64), rejected policy with issues, show", as
   const show = await r.json();
   strictEqual(show.rule_entries.aegis_deny_inode, 1);
   ok(show.policy.includes("/missing/z"));
+});
+
+Deno.test("routes: the caller is the kernel peer from env, unknown without it; headers are ignored", async () => {
+  const s = setup();
+  const b64 = (t: string) => encodeBase64(new TextEncoder().encode(t));
+  const peer = { uid: 0, pid: 777, gid: 0 };
+  const claim = { "x-aegis-caller-uid": "1000", "x-aegis-caller-pid": "1" };
+  const withClaim = (init: RequestInit) => ({
+    ...init,
+    headers: { ...init.headers as Record<string, string>, ...claim },
+  });
+  let r = await s.rules.request(
+    "/",
+    withClaim(json("POST", { rule: { kind: "port", port: 22 } })),
+    { peer, remote: "unix" },
+  );
+  strictEqual(r.status, 200);
+  r = await s.rules.request("/", withClaim(json("DELETE", { rule: { kind: "port", port: 22 } })));
+  strictEqual(r.status, 200);
+  r = await s.policy.request(
+    "/apply",
+    json("POST", { file: "p.pol", policy_b64: b64("version=1\n[deny_path]\n/a\n") }),
+    { peer: { uid: 0, pid: 778, gid: 0 } },
+  );
+  strictEqual(r.status, 200);
+  deepStrictEqual(s.callers, [
+    { uid: 0, pid: 777, gid: 0, source: "kernel" },
+    { uid: -1, pid: -1, gid: -1, source: "unknown" },
+    { uid: 0, pid: 778, gid: 0, source: "kernel" },
+  ]);
+});
+
+Deno.test("policy apply: a 10 MB, 5M-deep JSON body is 400 JSON_TOO_DEEP before parsing", async () => {
+  const s = setup();
+  const n = 5_000_000;
+  const body = new Uint8Array(2 * n);
+  body.fill(0x5b, 0, n);
+  body.fill(0x5d, n);
+  const r = await s.policy.request("/apply", {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body,
+  });
+  strictEqual(r.status, 400);
+  const e = await r.json();
+  strictEqual(e.code, "JSON_TOO_DEEP");
+  match(e.error, /limit is 64/);
+  strictEqual(s.applied.length, 0);
 });
