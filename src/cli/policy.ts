@@ -32,7 +32,13 @@ import {
   policyShow,
 } from "../policy/apply.ts";
 import { writeFileAtomic } from "../policy/atomic.ts";
-import { signBundle, verifyBundleWithState } from "../policy/bundle.ts";
+import {
+  MAX_BUNDLE_BYTES,
+  MAX_POLICY_VERSION,
+  MAX_VALIDITY_SECONDS,
+  signBundle,
+  verifyBundleWithState,
+} from "../policy/bundle.ts";
 import { describeRule, type LiveRule, LiveRules } from "../policy/live.ts";
 import { daemonRequest } from "../control/client.ts";
 import { encodeBase64 } from "../util/bytes.ts";
@@ -41,32 +47,42 @@ import { keysDir } from "./keys.ts";
 import type { CompileEnv } from "../policy/compile.ts";
 import { dedupePolicy, formatPolicy } from "../policy/lint.ts";
 import type { Policy, PolicyIssue } from "../policy/model.ts";
-import { parsePolicy } from "../policy/parse.ts";
+import { MAX_FILE_BYTES, parsePolicy } from "../policy/parse.ts";
+import { FileReadError, readFileCapped, readTextFileCapped } from "../util/read_file.ts";
 import { pinRoot } from "./run.ts";
 
-/** Policy files larger than this are refused before reading them whole. */
-const MAX_POLICY_BYTES = 16 << 20;
+/**
+ * A `--sha256-file` is read up to this size (a `sha256sum` line is 64 hex, two
+ * spaces and a file name; only the hash at its start is used).
+ */
+const MAX_SHA256_FILE_BYTES = 64 << 10;
 
 /** State directory (AEGIS_STATE_DIR overrides, for tests). */
 export function stateDir(): string {
   return Deno.env.get("AEGIS_STATE_DIR") ?? "/var/lib/aegisbpf";
 }
 
-function readPolicyFile(file: string): Uint8Array {
-  let st: Deno.FileInfo;
+/**
+ * A policy file (or, for apply/verify, a signed bundle: up to a policy plus
+ * its header): a regular file, never read past its cap (util/read_file.ts).
+ */
+function readPolicyFile(file: string, kind: "policy" | "bundle" = "policy"): Uint8Array {
+  return readFileCapped(file, {
+    maxBytes: kind === "policy" ? MAX_FILE_BYTES : MAX_BUNDLE_BYTES,
+    what: kind === "policy" ? "policy file" : "policy file or bundle",
+    code: "USAGE",
+    tooLargeCode: "POLICY_INVALID",
+  });
+}
+
+/** A state-directory snapshot, or null when it does not exist. */
+function readSnapshot(file: string): Uint8Array | null {
   try {
-    st = Deno.statSync(file);
+    return readFileCapped(file, { maxBytes: MAX_FILE_BYTES, what: "policy snapshot" });
   } catch (e) {
-    throw new AegisError("USAGE", `Cannot read policy file "${file}": ${(e as Error).message}`);
+    if (e instanceof FileReadError && e.cause instanceof Deno.errors.NotFound) return null;
+    throw e;
   }
-  if (!st.isFile) throw new AegisError("USAGE", `"${file}" is not a regular file`);
-  if (st.size > MAX_POLICY_BYTES) {
-    throw new AegisError(
-      "POLICY_INVALID",
-      `${file}: ${st.size} bytes; the limit is ${MAX_POLICY_BYTES} bytes`,
-    );
-  }
-  return Deno.readFileSync(file);
 }
 
 function printIssues(kind: "error" | "warning", issues: PolicyIssue[]): void {
@@ -171,16 +187,23 @@ export function addPolicyCommand(program: Command): void {
     .action(async (file, opts) => {
       let sha = opts.sha256;
       if (opts.sha256File) {
-        const m = /^\s*([0-9a-fA-F]{64})\b/.exec(readTextOrFail(opts.sha256File));
+        const text = readTextFileCapped(opts.sha256File, {
+          maxBytes: MAX_SHA256_FILE_BYTES,
+          what: "--sha256-file",
+        });
+        const m = /^\s*([0-9a-fA-F]{64})(?![0-9a-zA-Z])/.exec(text);
         if (!m) {
-          throw new AegisError("USAGE", `${opts.sha256File}: no SHA-256 (64 hex) at its start`);
+          throw new AegisError(
+            "USAGE",
+            `--sha256-file "${opts.sha256File}": no SHA-256 (64 hex characters) at its start`,
+          );
         }
         sha = m[1];
       }
       await applyFile(
         {
           file,
-          bytes: readPolicyFile(file),
+          bytes: readPolicyFile(file, "bundle"),
           sha256: sha,
           requireSignature: opts.requireSignature,
           dryRun: opts.dryRun,
@@ -196,10 +219,8 @@ export function addPolicyCommand(program: Command): void {
     .option("--json", "machine-readable output")
     .action(async (opts) => {
       const prev = `${stateDir()}/policy.prev`;
-      let bytes: Uint8Array;
-      try {
-        bytes = Deno.readFileSync(prev);
-      } catch {
+      const bytes = readSnapshot(prev);
+      if (bytes === null) {
         throw new AegisError("NO_PREVIOUS_POLICY", `No previous policy (${prev}); nothing changed`);
       }
       // a local, explicit operator action: the bundle counter does not apply
@@ -210,10 +231,8 @@ export function addPolicyCommand(program: Command): void {
     .description("print the applied policy in canonical form")
     .action(() => {
       const file = `${stateDir()}/policy.applied`;
-      let bytes: Uint8Array;
-      try {
-        bytes = Deno.readFileSync(file);
-      } catch {
+      const bytes = readSnapshot(file);
+      if (bytes === null) {
         throw new AegisError("NO_POLICY", `No policy applied through this host's CLI (${file})`);
       }
       out(formatPolicy(parseOrFail(file, bytes).policy).trimEnd());
@@ -223,7 +242,7 @@ export function addPolicyCommand(program: Command): void {
     .description("verify a signed bundle (format, expiry, hash, key, signature, rollback)")
     .argument("<file>")
     .action(async (file) => {
-      const v = await verifiedBody(file, readPolicyFile(file));
+      const v = await verifiedBody(file, readPolicyFile(file, "bundle"));
       const { policy: p } = parseOrFail(file, v.body);
       out(
         `${file}: signature OK (signer ${v.signer}), policy_version ${v.policyVersion}, ` +
@@ -237,22 +256,19 @@ export function addPolicyCommand(program: Command): void {
     .requiredOption("--key <path>", "secret key file (keys keygen)")
     .requiredOption("--output <path>", "where the bundle is written")
     .option("--policy-version <n>", "anti-rollback version (default: now, in unix seconds)")
-    .option("--expires-in <seconds>", "validity (default 30 days)", "2592000")
+    .option(
+      "--expires-in <seconds>",
+      `validity (default 30 days, at most ${MAX_VALIDITY_SECONDS} s = 366 days)`,
+      "2592000",
+    )
     .action(async (file, opts) => {
       const body = readPolicyFile(file);
       parseOrFail(file, body); // never sign an invalid policy
       const now = Math.floor(Date.now() / 1000);
-      const policyVersion = opts.policyVersion === undefined ? now : Number(opts.policyVersion);
-      const ttl = Number(opts.expiresIn);
-      if (!Number.isSafeInteger(policyVersion) || policyVersion < 1) {
-        throw new AegisError(
-          "USAGE",
-          `--policy-version "${opts.policyVersion}": a positive integer`,
-        );
-      }
-      if (!Number.isSafeInteger(ttl) || ttl < 1) {
-        throw new AegisError("USAGE", `--expires-in "${opts.expiresIn}": positive seconds`);
-      }
+      const policyVersion = opts.policyVersion === undefined
+        ? now
+        : integerOption("--policy-version", opts.policyVersion, 1, MAX_POLICY_VERSION);
+      const ttl = integerOption("--expires-in", opts.expiresIn, 1, MAX_VALIDITY_SECONDS);
       const bundle = await signBundle(body, {
         secretKey: await readSecretKeyFile(opts.key),
         policyVersion,
@@ -287,12 +303,17 @@ export function addPolicyCommand(program: Command): void {
     });
 }
 
-function readTextOrFail(file: string): string {
-  try {
-    return Deno.readTextFileSync(file);
-  } catch (e) {
-    throw new AegisError("USAGE", `Cannot read "${file}": ${(e as Error).message}`);
+/** A decimal integer option in min..max, or a USAGE error naming the option and range. */
+function integerOption(name: string, value: string, min: number, max: number): number {
+  const n = /^[0-9]{1,16}$/.test(value) ? Number(value) : NaN;
+  if (!Number.isSafeInteger(n) || n < min || n > max) {
+    throw new AegisError(
+      "USAGE",
+      `${name} "${value.length > 40 ? value.slice(0, 40) + "…" : value}": ` +
+        `expected a decimal integer in ${min}..${max}`,
+    );
   }
+  return n;
 }
 
 /**

@@ -23,6 +23,7 @@
 import { AegisError, UsageError } from "../errors.ts";
 import { sha256Hex, toHex } from "../util/bytes.ts";
 import { writeFileAtomic } from "./atomic.ts";
+import { FileReadError, readTextFileCapped } from "../util/read_file.ts";
 
 /** Where trusted public keys live (SPEC §7). */
 export const DEFAULT_KEYS_DIR = "/etc/aegisbpf/keys";
@@ -136,22 +137,9 @@ export async function publicKeyFromSecret(secret: CryptoKey): Promise<Uint8Array
   return Uint8Array.from(s, (c) => c.charCodeAt(0));
 }
 
+/** A key file: a regular file of at most {@link MAX_KEY_FILE} bytes (util/read_file.ts). */
 function readSmallFile(path: string, what: string): string {
-  let st: Deno.FileInfo;
-  try {
-    st = Deno.statSync(path);
-  } catch (e) {
-    throw new UsageError(`Cannot read ${what} "${path}": ${(e as Error).message}`);
-  }
-  if (!st.isFile) throw new UsageError(`${what} "${path}" is not a regular file.`);
-  if (st.size > MAX_KEY_FILE) {
-    throw new UsageError(`${what} "${path}" is too large (${st.size} bytes) to be a key file.`);
-  }
-  try {
-    return Deno.readTextFileSync(path);
-  } catch (e) {
-    throw new UsageError(`Cannot read ${what} "${path}": ${(e as Error).message}`);
-  }
+  return readTextFileCapped(path, { maxBytes: MAX_KEY_FILE, what });
 }
 
 /**
@@ -332,7 +320,7 @@ export async function loadTrustedKeys(
       continue;
     }
     try {
-      const raw = parsePublicKeyText(Deno.readTextFileSync(path), path);
+      const raw = parsePublicKeyText(readSmallFile(path, "trusted key file"), path);
       await importPublicKey(raw); // a valid curve point
       keys.set(await fingerprint(raw), raw);
     } catch (e) {
@@ -369,15 +357,19 @@ export async function addKey(
   const fp = await fingerprint(raw);
   const path = `${dir}/${fp.slice(0, 16)}.pub`;
   const content = toHex(raw) + "\n";
+  let old: string | undefined;
   try {
-    const old = Deno.readTextFileSync(path);
-    if (old === content) return { path, fingerprint: fp, added: false };
+    old = readSmallFile(path, "installed key file");
+  } catch (e) {
+    const missing = e instanceof FileReadError && e.cause instanceof Deno.errors.NotFound;
+    if (!missing) throw e;
+  }
+  if (old === content) return { path, fingerprint: fp, added: false };
+  if (old !== undefined) {
     throw new AegisError(
       "KEY_EXISTS",
       `"${path}" exists with different content; remove it first if it should be replaced.`,
     );
-  } catch (e) {
-    if (!(e instanceof Deno.errors.NotFound)) throw e;
   }
   Deno.mkdirSync(dir, { recursive: true, mode: 0o755 });
   writeFileAtomic(path, new TextEncoder().encode(content), 0o644);

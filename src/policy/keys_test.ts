@@ -174,3 +174,25 @@ Deno.test("addKey refuses a secret key and garbage; nothing is installed", async
     assert.throws(() => Deno.statSync(keysDir), Deno.errors.NotFound);
   });
 });
+
+Deno.test("key files are read bounded: /dev/zero, a directory, an oversized file are refused by name", async () => {
+  await withTmp(async (dir) => {
+    for (const p of ["/dev/zero", dir]) {
+      await assert.rejects(readSecretKeyFile(p), (e: Error) => {
+        assert.equal((e as { code?: string }).code, "USAGE");
+        assert.match(
+          e.message,
+          new RegExp(`secret key file "${p}" is a (character device|directory)`),
+        );
+        return true;
+      });
+      await assert.rejects(addKey(p, `${dir}/keys`), /public key file .* is a /);
+    }
+    Deno.writeTextFileSync(`${dir}/big.pub`, "a".repeat(4097));
+    await assert.rejects(
+      addKey(`${dir}/big.pub`, `${dir}/keys`),
+      /public key file ".*big\.pub" is 4097 bytes; the limit is 4096 bytes \(4 KiB\)/,
+    );
+    assert.throws(() => Deno.statSync(`${dir}/keys`), Deno.errors.NotFound);
+  });
+});
