@@ -1,7 +1,7 @@
 /**
  * Binding the HTTP API: `--http-listen=ADDR:PORT|off` parsing, the
- * loopback-only rule, and the listener itself (Deno.serve in the daemon's
- * process).
+ * loopback-only rule, and the listener itself (our own HTTP/1.1 server,
+ * src/http/httpd.ts, with its connection cap and timeouts: docs/http.md).
  *
  * - Default `127.0.0.1:80`, so `curl localhost/health?require_enforce=1`
  *   works on the node. A non-loopback address needs the caller's explicit
@@ -12,13 +12,18 @@
  * - A port in use, a low port without privilege or an address that is not
  *   on this host is an AegisError naming the address, the flag and what
  *   to do.
+ * - `GET /events` runs with the caller's uid (SSE quotas, docs/http.md): for
+ *   a loopback client it is read from the kernel's socket table
+ *   (src/http/tcp_owner.ts), only for that route.
  *
  * @module
  */
 import type { Hono } from "hono";
 import { AegisError } from "../errors.ts";
 import { literal, log } from "../log.ts";
-import { SseClientDropped } from "./sse.ts";
+import { type HttpdOptions, type HttpdStats, type HttpEnv, listenTcp, serveHttp } from "./httpd.ts";
+import { SseClientDropped, withSubscriber } from "./sse.ts";
+import { tcpPeerUid } from "./tcp_owner.ts";
 
 export interface ListenAddr {
   hostname: string;
@@ -148,6 +153,10 @@ export interface StartOptions {
   beforeClose?: () => void;
   /** how long close() waits for open requests (default 5000 ms) */
   closeTimeoutMs?: number;
+  /** connection cap, timeouts and size limits of the server (defaults: docs/http.md) */
+  limits?: Omit<HttpdOptions, "onError" | "name">;
+  /** the uid of a loopback client's socket (default: from /proc/net/tcp*; tests replace it) */
+  peerUid?: (remote: string, local: string) => Promise<number | null>;
 }
 
 export interface HttpServerHandle {
@@ -155,6 +164,8 @@ export interface HttpServerHandle {
   addr: ListenAddr;
   /** graceful shutdown, bounded by closeTimeoutMs; safe to call twice */
   close(): Promise<void>;
+  /** connection counters of the server (for /metrics, tests) */
+  stats(): HttpdStats;
 }
 
 /** The AegisError for a failed bind: address, flag, cause and what to do. */
@@ -216,7 +227,18 @@ export function startHttpServer(
     );
   }
   const checkHost = isLoopback(listen.hostname);
-  const handler = (req: Request, info: Deno.ServeHandlerInfo<Deno.NetAddr>) => {
+  let listener: ReturnType<typeof listenTcp>;
+  try {
+    listener = listenTcp(listen);
+  } catch (e) {
+    return Promise.reject(describeListenError(listen, e));
+  }
+  const addr = { hostname: listener.addr.hostname, port: listener.addr.port };
+  const local = addr.hostname.includes(":")
+    ? `[${addr.hostname}]:${addr.port}`
+    : `${addr.hostname}:${addr.port}`;
+  const peerUid = opts.peerUid ?? tcpPeerUid;
+  const handler = async (req: Request, env: HttpEnv): Promise<Response> => {
     if (checkHost) {
       const host = req.headers.get("host");
       if (host !== null && !isLoopback(hostOfHeader(host))) {
@@ -230,46 +252,38 @@ export function startHttpServer(
         });
       }
     }
-    return app.fetch(req, info);
+    if (req.method === "GET" && new URL(req.url).pathname === "/events") {
+      // a subscription: who asks decides which quota applies (docs/http.md)
+      let uid: number | null = null;
+      try {
+        uid = await peerUid(env.remote, local);
+      } catch (e) {
+        logger.warn(literal(`cannot read the owner of ${env.remote}: ${e}`));
+      }
+      return await withSubscriber({ uid }, () => app.fetch(req, env));
+    }
+    return await app.fetch(req, env);
   };
-  let server: Deno.HttpServer<Deno.NetAddr>;
-  try {
-    server = Deno.serve({
-      hostname: listen.hostname,
-      port: listen.port,
-      onListen: () => {},
-      onError: (e) => {
-        // a cut-off /events subscriber ends its stream with this error (counted by SseHub)
-        if (!(e instanceof SseClientDropped)) {
-          logger.error(literal(`HTTP request failed: ${e instanceof Error ? e.stack : e}`));
-        }
-        return new Response(JSON.stringify({ error: "internal error", code: "INTERNAL" }), {
-          status: 500,
-          headers: { "content-type": "application/json; charset=utf-8" },
-        });
-      },
-    }, handler);
-  } catch (e) {
-    return Promise.reject(describeListenError(listen, e));
-  }
-  const addr = { hostname: server.addr.hostname, port: server.addr.port };
+  const srv = serveHttp(listener, handler, {
+    ...opts.limits,
+    name: "http",
+    onError: (e) => {
+      // a cut-off /events subscriber ends its stream with this error (counted by SseHub)
+      if (!(e instanceof SseClientDropped)) {
+        logger.error(literal(`HTTP request failed: ${e instanceof Error ? e.stack : e}`));
+      }
+      return new Response(JSON.stringify({ error: "internal error", code: "INTERNAL" }), {
+        status: 500,
+        headers: { "content-type": "application/json; charset=utf-8" },
+      });
+    },
+  });
   logger.info(literal(`HTTP API listening on ${addr.hostname}:${addr.port}`), { ...addr });
   let closing: Promise<void> | null = null;
   const close = (): Promise<void> => {
     closing ??= (async () => {
       opts.beforeClose?.();
-      const timeoutMs = opts.closeTimeoutMs ?? 5000;
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const timedOut = new Promise<boolean>((resolve) => {
-        timer = setTimeout(() => resolve(true), timeoutMs);
-      });
-      const late = await Promise.race([server.shutdown().then(() => false), timedOut]);
-      clearTimeout(timer);
-      if (late) {
-        logger.warn(
-          literal(`HTTP API: open requests still running ${timeoutMs} ms after shutdown began`),
-        );
-      }
+      await srv.close(opts.closeTimeoutMs ?? 5000);
     })();
     return closing;
   };
@@ -277,5 +291,5 @@ export function startHttpServer(
     if (opts.signal.aborted) void close();
     else opts.signal.addEventListener("abort", () => void close(), { once: true });
   }
-  return Promise.resolve({ addr, close });
+  return Promise.resolve({ addr, close, stats: () => srv.stats() });
 }

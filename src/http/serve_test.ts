@@ -258,3 +258,39 @@ tcpTest("a client that closes its /events connection is unsubscribed", async () 
     await srv.close();
   }
 });
+
+tcpTest("/events subscriptions are counted per caller uid; root keeps its slots", async () => {
+  const hub = new SseHub({ maxClients: 6, maxClientsPerUid: 2, rootReserved: 2 });
+  let uid: number | null = 1000;
+  const asked: string[] = [];
+  const srv = await startHttpServer(createApp(deps(hub)), { hostname: "127.0.0.1", port: 0 }, {
+    beforeClose: () => hub.close(),
+    peerUid: (remote, local) => {
+      asked.push(`${remote}>${local}`);
+      return Promise.resolve(uid);
+    },
+  });
+  const open: ReadableStreamDefaultReader<Uint8Array>[] = [];
+  const sub = async () => {
+    const r = await fetch(`http://127.0.0.1:${srv.addr.port}/events`);
+    if (r.status === 200) open.push(r.body!.getReader());
+    else await r.body?.cancel();
+    return r.status;
+  };
+  try {
+    assert.equal((await fetch(`http://127.0.0.1:${srv.addr.port}/health`)).status, 200);
+    assert.equal(asked.length, 0, "no uid lookup outside /events");
+    assert.deepEqual([await sub(), await sub(), await sub()], [200, 200, 503]);
+    uid = 1001;
+    assert.deepEqual([await sub(), await sub()], [200, 200]);
+    uid = null; // unknown: non-root, and only the root reserve is left
+    assert.equal(await sub(), 503);
+    uid = 0;
+    assert.deepEqual([await sub(), await sub(), await sub()], [200, 200, 503]);
+    assert.equal(hub.stats().clients, 6);
+    assert.match(asked[0], new RegExp(`^127\\.0\\.0\\.1:\\d+>127\\.0\\.0\\.1:${srv.addr.port}$`));
+  } finally {
+    await srv.close();
+    for (const r of open) await r.cancel().catch(() => {});
+  }
+});

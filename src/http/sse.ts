@@ -15,11 +15,19 @@
  *   (and proxies) alive; the timer runs only while there are subscribers.
  * - The number of subscribers is bounded; beyond it subscribe() refuses
  *   with `SSE_CLIENT_LIMIT` (the app answers 503).
+ * - Quotas per caller uid (docs/http.md "SSE quotas"): a non-root uid holds
+ *   at most `maxClientsPerUid` subscribers, and `rootReserved` of the
+ *   `maxClients` slots are kept for uid 0, so one local user cannot lock
+ *   root out. A caller whose uid is unknown counts as one non-root uid
+ *   ("unknown"). The caller is passed to subscribe(), or set around the
+ *   request by the server with {@link withSubscriber} (src/http/serve.ts
+ *   learns the uid of a loopback TCP client from the kernel's socket table).
  *
  * SseHub is also an {@link EventBus}: `emit(event)` is `publish(event)`.
  *
  * @module
  */
+import { AsyncLocalStorage } from "node:async_hooks";
 import type { AegisEvent, EventBus } from "../daemon/contracts.ts";
 import { AegisError } from "../errors.ts";
 import { literal, log } from "../log.ts";
@@ -27,6 +35,10 @@ import { literal, log } from "../log.ts";
 export interface SseHubOptions {
   /** concurrent subscribers; more are refused (default 64) */
   maxClients?: number;
+  /** concurrent subscribers of one non-root uid (default min(8, maxClients)) */
+  maxClientsPerUid?: number;
+  /** slots only uid 0 may take (default min(8, floor(maxClients / 8))) */
+  rootReserved?: number;
   /** events queued for one subscriber before it is cut off (default 1024) */
   maxQueueEvents?: number;
   /** bytes queued for one subscriber before it is cut off (default 4 MiB) */
@@ -57,8 +69,12 @@ export interface SseStats {
   max_clients: number;
   /** subscribers accepted since start */
   connected_total: number;
-  /** subscribe() calls refused because max_clients were connected */
+  max_clients_per_uid: number;
+  root_reserved: number;
+  /** subscribe() calls refused: max_clients connected, a uid over its quota, or the root reserve */
   rejected_clients: number;
+  /** of rejected_clients: refused because the caller's uid held max_clients_per_uid */
+  rejected_uid_quota: number;
   /** events given to publish() */
   published: number;
   /** event frames handed to subscriber streams (sum over subscribers) */
@@ -86,8 +102,25 @@ const enc = new TextEncoder();
 const KEEPALIVE = enc.encode(":\n\n");
 const HELLO = enc.encode(": aegisbpf events\nretry: 2000\n\n");
 
+/** Who asks for a subscription: the uid, or null when it cannot be determined. */
+export interface SubscriberId {
+  uid: number | null;
+}
+
+const subscriberContext = new AsyncLocalStorage<SubscriberId>();
+
+/**
+ * Run `fn` (a request handler) with `who` as the caller of any subscribe()
+ * inside it that does not name its caller.
+ */
+export function withSubscriber<T>(who: SubscriberId, fn: () => T): T {
+  return subscriberContext.run(who, fn);
+}
+
 interface Client {
   id: number;
+  /** the quota bucket: "0", "1000", or "unknown" */
+  owner: string;
   controller: ReadableStreamDefaultController<Uint8Array>;
   /** frames waiting for the consumer */
   chunks: Uint8Array[];
@@ -108,6 +141,9 @@ function jsonReplacer(_key: string, value: unknown): unknown {
 /** The /events fan-out. See the module documentation for the policy. */
 export class SseHub implements EventBus {
   readonly #maxClients: number;
+  readonly #maxPerUid: number;
+  readonly #rootReserved: number;
+  readonly #perOwner = new Map<string, number>();
   readonly #maxQueueEvents: number;
   readonly #maxQueueBytes: number;
   readonly #maxStallMs: number;
@@ -119,6 +155,7 @@ export class SseHub implements EventBus {
   #closed = false;
   #connectedTotal = 0;
   #rejected = 0;
+  #rejectedQuota = 0;
   #published = 0;
   #delivered = 0;
   #deliveredBytes = 0;
@@ -128,6 +165,22 @@ export class SseHub implements EventBus {
 
   constructor(opts: SseHubOptions = {}) {
     this.#maxClients = positive("maxClients", opts.maxClients ?? 64);
+    this.#maxPerUid = positive(
+      "maxClientsPerUid",
+      opts.maxClientsPerUid ?? Math.min(8, this.#maxClients),
+    );
+    this.#rootReserved = opts.rootReserved ??
+      Math.min(8, Math.floor(this.#maxClients / 8));
+    if (
+      !Number.isSafeInteger(this.#rootReserved) || this.#rootReserved < 0 ||
+      this.#rootReserved >= this.#maxClients
+    ) {
+      throw new AegisError(
+        "USAGE",
+        `SseHub option rootReserved must be an integer from 0 to maxClients - 1 ` +
+          `(${this.#maxClients - 1}), got ${opts.rootReserved}`,
+      );
+    }
     this.#maxQueueEvents = positive("maxQueueEvents", opts.maxQueueEvents ?? 1024);
     this.#maxQueueBytes = positive("maxQueueBytes", opts.maxQueueBytes ?? 4 << 20);
     this.#maxStallMs = positive("maxStallMs", opts.maxStallMs ?? 60_000);
@@ -159,25 +212,56 @@ export class SseHub implements EventBus {
   /**
    * A new subscriber: the response body for `GET /events`
    * (text/event-stream). Cancelling the stream (the client went away)
-   * unsubscribes. Throws AegisError SSE_CLIENT_LIMIT when max_clients are
-   * connected and SSE_CLOSED after close().
+   * unsubscribes. `who` is the caller (default: the one set by
+   * {@link withSubscriber}, else unknown). Throws AegisError SSE_CLIENT_LIMIT
+   * when max_clients are connected, when a non-root caller's uid holds
+   * max_clients_per_uid or only the root reserve is left, and SSE_CLOSED
+   * after close().
    */
-  subscribe(): ReadableStream<Uint8Array> {
+  subscribe(who?: SubscriberId): ReadableStream<Uint8Array> {
     if (this.#closed) {
       throw new AegisError("SSE_CLOSED", "the event stream is shut down (the agent is stopping)");
     }
-    if (this.#clients.size >= this.#maxClients) {
+    const uid = (who ?? subscriberContext.getStore())?.uid ?? null;
+    const owner = uid === null ? "unknown" : String(uid);
+    const total = this.#clients.size;
+    if (total >= this.#maxClients) {
       this.#rejected++;
       throw new AegisError(
         "SSE_CLIENT_LIMIT",
         `too many /events subscribers (${this.#maxClients} connected); try again later`,
       );
     }
+    if (uid !== 0) {
+      const held = this.#perOwner.get(owner) ?? 0;
+      const caller = uid === null ? "a caller whose uid is unknown" : `uid ${uid}`;
+      if (held >= this.#maxPerUid) {
+        this.#rejected++;
+        this.#rejectedQuota++;
+        throw new AegisError(
+          "SSE_CLIENT_LIMIT",
+          `${caller} already holds ${held} /events subscribers (at most ${this.#maxPerUid} ` +
+            `per uid); close one or try again later`,
+        );
+      }
+      const rootHeld = this.#perOwner.get("0") ?? 0;
+      const free = this.#maxClients - total;
+      const reserveLeft = Math.max(0, this.#rootReserved - rootHeld);
+      if (free <= reserveLeft) {
+        this.#rejected++;
+        throw new AegisError(
+          "SSE_CLIENT_LIMIT",
+          `too many /events subscribers (${total} of ${this.#maxClients} connected, the ` +
+            `last ${this.#rootReserved} are kept for root); try again later`,
+        );
+      }
+    }
     let client!: Client;
     const stream = new ReadableStream<Uint8Array>({
       start: (controller) => {
         client = {
           id: this.#nextId++,
+          owner,
           controller,
           chunks: [HELLO],
           events: 0,
@@ -191,6 +275,7 @@ export class SseHub implements EventBus {
       cancel: () => this.#remove(client, "closed"),
     }, { highWaterMark: 0 });
     this.#clients.add(client);
+    this.#perOwner.set(owner, (this.#perOwner.get(owner) ?? 0) + 1);
     this.#connectedTotal++;
     if (this.#timer === undefined) {
       const timer = setInterval(() => this.#tick(), this.#keepAliveMs);
@@ -205,8 +290,11 @@ export class SseHub implements EventBus {
     return {
       clients: this.#clients.size,
       max_clients: this.#maxClients,
+      max_clients_per_uid: this.#maxPerUid,
+      root_reserved: this.#rootReserved,
       connected_total: this.#connectedTotal,
       rejected_clients: this.#rejected,
+      rejected_uid_quota: this.#rejectedQuota,
       published: this.#published,
       delivered: this.#delivered,
       delivered_bytes: this.#deliveredBytes,
@@ -284,6 +372,9 @@ export class SseHub implements EventBus {
     if (c.closed) return;
     c.closed = true;
     this.#clients.delete(c);
+    const held = (this.#perOwner.get(c.owner) ?? 1) - 1;
+    if (held > 0) this.#perOwner.set(c.owner, held);
+    else this.#perOwner.delete(c.owner);
     const queued = c.events;
     c.chunks = [];
     c.events = 0;

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { AegisError } from "../errors.ts";
-import { SseClientDropped, SseHub } from "./sse.ts";
+import { SseClientDropped, SseHub, withSubscriber } from "./sse.ts";
 
 const dec = new TextDecoder();
 
@@ -198,4 +198,64 @@ Deno.test("options must be positive integers", () => {
       (e) => e instanceof AegisError && e.code === "USAGE" && e.message.includes("maxClients"),
     );
   }
+});
+
+Deno.test("quotas: a non-root uid holds at most maxClientsPerUid; the root reserve stays free", () => {
+  const hub = new SseHub({ maxClients: 10, maxClientsPerUid: 3, rootReserved: 2 });
+  const limit = (e: unknown) => e instanceof AegisError && e.code === "SSE_CLIENT_LIMIT";
+  for (let i = 0; i < 3; i++) hub.subscribe({ uid: 1000 });
+  assert.throws(
+    () => hub.subscribe({ uid: 1000 }),
+    (e) => limit(e) && /uid 1000 already holds 3/.test(String(e)),
+  );
+  assert.equal(hub.stats().rejected_uid_quota, 1);
+  for (let i = 0; i < 3; i++) hub.subscribe({ uid: 1001 });
+  hub.subscribe({ uid: 1002 });
+  hub.subscribe({ uid: 1002 });
+  // 8 of 10 taken by non-root: the last 2 are root's
+  assert.throws(
+    () => hub.subscribe({ uid: 1003 }),
+    (e) => limit(e) && /kept for root/.test(String(e)),
+  );
+  assert.throws(() => hub.subscribe({ uid: null }), limit, "an unknown uid is not root");
+  hub.subscribe({ uid: 0 });
+  hub.subscribe({ uid: 0 });
+  assert.throws(() => hub.subscribe({ uid: 0 }), limit, "root is bound by maxClients too");
+  assert.equal(hub.stats().clients, 10);
+  hub.close();
+});
+
+Deno.test("quotas: an unsubscribe frees its uid's slot; the caller can come from withSubscriber", async () => {
+  const hub = new SseHub({ maxClients: 4, maxClientsPerUid: 1, rootReserved: 1 });
+  const a = withSubscriber({ uid: 1000 }, () => hub.subscribe());
+  await Promise.resolve();
+  assert.throws(() => withSubscriber({ uid: 1000 }, () => hub.subscribe()), AegisError);
+  // the context survives an await inside the request
+  await assert.rejects(() =>
+    withSubscriber({ uid: 1000 }, async () => {
+      await new Promise((r) => setTimeout(r, 1));
+      return hub.subscribe();
+    }), AegisError);
+  await a.cancel();
+  const b = withSubscriber({ uid: 1000 }, () => hub.subscribe());
+  // no caller at all counts as one unknown non-root uid
+  hub.subscribe();
+  assert.throws(() => hub.subscribe(), AegisError);
+  hub.subscribe({ uid: 7 });
+  assert.throws(() => hub.subscribe({ uid: 8 }), /kept for root/);
+  hub.subscribe({ uid: 0 });
+  assert.equal(hub.stats().clients, 4);
+  await b.cancel();
+  hub.close();
+});
+
+Deno.test("quota options are checked; small hubs keep working without a reserve", () => {
+  assert.throws(() => new SseHub({ maxClients: 4, rootReserved: 4 }), /rootReserved/);
+  assert.throws(() => new SseHub({ maxClientsPerUid: 0 }), /maxClientsPerUid/);
+  const s = new SseHub({ maxClients: 2 }).stats();
+  assert.equal(s.root_reserved, 0);
+  assert.equal(s.max_clients_per_uid, 2);
+  const d = new SseHub().stats();
+  assert.equal(d.root_reserved, 8);
+  assert.equal(d.max_clients_per_uid, 8);
 });
