@@ -13,10 +13,86 @@ export interface DaemonReply {
   body: unknown;
 }
 
+/** Largest daemon reply the CLI reads (head and body). */
+export const MAX_REPLY_BYTES = 64 << 20;
+
+const CRLF2 = new Uint8Array([13, 10, 13, 10]);
+
+function indexOf(hay: Uint8Array, needle: Uint8Array, from = 0): number {
+  outer: for (let i = from; i <= hay.length - needle.length; i++) {
+    for (let j = 0; j < needle.length; j++) if (hay[i + j] !== needle[j]) continue outer;
+    return i;
+  }
+  return -1;
+}
+
+function badReply(socket: string, what: string): AegisError {
+  return new AegisError("DAEMON_BAD_REPLY", `the daemon at ${socket} sent ${what}`);
+}
+
+/** Decode a chunked body (RFC 9112 §7.1); trailers are ignored. */
+function dechunk(b: Uint8Array, socket: string): Uint8Array {
+  const parts: Uint8Array[] = [];
+  let off = 0;
+  let total = 0;
+  for (;;) {
+    const eol = indexOf(b, CRLF2.subarray(0, 2), off);
+    if (eol < 0) throw badReply(socket, "a truncated chunked body");
+    const sizeText = new TextDecoder().decode(b.subarray(off, eol)).split(";")[0].trim();
+    if (!/^[0-9a-fA-F]{1,8}$/.test(sizeText)) throw badReply(socket, "a bad chunk size");
+    const size = parseInt(sizeText, 16);
+    off = eol + 2;
+    if (size === 0) break;
+    if (off + size + 2 > b.length) throw badReply(socket, "a truncated chunk");
+    parts.push(b.subarray(off, off + size));
+    total += size;
+    off += size + 2;
+  }
+  const out = new Uint8Array(total);
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
+}
+
+/** Parse one complete HTTP/1.1 response (the connection was closed after it). */
+function parseReply(bytes: Uint8Array, socket: string): Response {
+  const end = indexOf(bytes, CRLF2);
+  if (end < 0) throw badReply(socket, "no complete response head");
+  const lines = new TextDecoder().decode(bytes.subarray(0, end)).split("\r\n");
+  const m = /^HTTP\/1\.[01] (\d{3})(?: .*)?$/.exec(lines[0]);
+  if (!m) throw badReply(socket, `a bad status line ${JSON.stringify(lines[0].slice(0, 80))}`);
+  const headers = new Headers();
+  for (const l of lines.slice(1)) {
+    const i = l.indexOf(":");
+    if (i <= 0) throw badReply(socket, "a bad header line");
+    headers.append(l.slice(0, i).trim(), l.slice(i + 1).trim());
+  }
+  let body = bytes.subarray(end + 4);
+  if (/\bchunked\b/i.test(headers.get("transfer-encoding") ?? "")) {
+    body = dechunk(body, socket);
+  } else if (headers.has("content-length")) {
+    const n = Number(headers.get("content-length"));
+    if (!Number.isSafeInteger(n) || n < 0 || n > body.length) {
+      throw badReply(socket, "a body shorter than its Content-Length");
+    }
+    body = body.subarray(0, n);
+  }
+  const status = Number(m[1]);
+  const nullBody = status === 204 || status === 304 || (status >= 100 && status < 200);
+  return new Response(nullBody ? null : body.slice(), { status, headers });
+}
+
 /**
  * Send one request to the daemon's control socket and hand the response to
- * `read` (the connection stays open until `read` is done). Null when there
- * is no socket or nothing accepts on it (no daemon).
+ * `read`. Null when there is no socket or nothing accepts on it (no
+ * daemon). The request is plain HTTP/1.1 in origin-form with
+ * `Connection: close`, written on a unix-socket connection; the reply is
+ * read to the end of the stream (at most {@link MAX_REPLY_BYTES}). No
+ * identity header is sent: the daemon takes the caller from the kernel
+ * (SO_PEERCRED; docs/control.md).
  */
 export async function withDaemon<T>(
   method: "GET" | "POST" | "DELETE",
@@ -31,27 +107,57 @@ export async function withDaemon<T>(
   } catch {
     return null;
   }
-  const client = Deno.createHttpClient({ proxy: { transport: "unix", path: socket } });
-  try {
-    let res: Response;
-    try {
-      res = await fetch(`http://aegisbpf${path}`, {
-        method,
-        client,
-        // no identity header: the daemon takes the caller from the kernel
-        // (SO_PEERCRED on the socket; docs/control.md)
-        headers: { "content-type": "application/json" },
-        body: body === undefined ? undefined : JSON.stringify(body),
-      });
-    } catch (e) {
-      // a stale socket file with no daemon behind it
-      if (e instanceof TypeError) return null;
-      throw e;
-    }
-    return await read(res);
-  } finally {
-    client.close();
+  if (!path.startsWith("/") || [...path].some((ch) => ch <= " " || ch === "\u007f")) {
+    throw new AegisError("USAGE", `bad control request path ${JSON.stringify(path)}`);
   }
+  let conn: Deno.UnixConn;
+  try {
+    conn = await Deno.connect({ transport: "unix", path: socket });
+  } catch (e) {
+    // a stale socket file with no daemon behind it
+    if (e instanceof Deno.errors.ConnectionRefused || e instanceof Deno.errors.NotFound) {
+      return null;
+    }
+    throw e;
+  }
+  const enc = new TextEncoder();
+  const payload = body === undefined ? new Uint8Array(0) : enc.encode(JSON.stringify(body));
+  const head = `${method} ${path} HTTP/1.1\r\nhost: aegisbpf\r\nconnection: close\r\n` +
+    (body === undefined
+      ? ""
+      : `content-type: application/json\r\ncontent-length: ${payload.length}\r\n`) +
+    "\r\n";
+  let reply: Response;
+  try {
+    const out = new Uint8Array(enc.encode(head).length + payload.length);
+    out.set(enc.encode(head));
+    out.set(payload, out.length - payload.length);
+    for (let off = 0; off < out.length;) off += await conn.write(out.subarray(off));
+    const chunks: Uint8Array[] = [];
+    let total = 0;
+    const buf = new Uint8Array(64 * 1024);
+    for (;;) {
+      const n = await conn.read(buf);
+      if (n === null) break;
+      total += n;
+      if (total > MAX_REPLY_BYTES) {
+        throw badReply(socket, `a reply over ${MAX_REPLY_BYTES} bytes (${method} ${path})`);
+      }
+      chunks.push(buf.slice(0, n));
+    }
+    const all = new Uint8Array(total);
+    let o = 0;
+    for (const c of chunks) {
+      all.set(c, o);
+      o += c.length;
+    }
+    reply = parseReply(all, socket);
+  } finally {
+    try {
+      conn.close();
+    } catch { /* closed */ }
+  }
+  return await read(reply);
 }
 
 /**

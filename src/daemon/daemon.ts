@@ -52,7 +52,7 @@ import { hostCompileEnv } from "../cli/policy.ts";
 import { createControlApp } from "../control/app.ts";
 import { breakGlassPaths, detectBreakGlass } from "../control/break_glass.ts";
 import { EmergencyControl } from "../control/emergency.ts";
-import { startControlServer } from "../control/server.ts";
+import { raiseFdLimitAtStart, startControlServer } from "../control/server.ts";
 import { AegisError } from "../errors.ts";
 import { decideGate, engineFailure, type GateMode, refusalMessage } from "./gate.ts";
 import { CgroupPathResolver } from "../events/cgroup_path.ts";
@@ -308,6 +308,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
     const shim = await openEmbeddedShim();
     // closed by cleanup(), after everything that uses it (cleanups run in reverse)
     cleanups.push(() => shim.close());
+    raiseFdLimitAtStart(shim);
     const bytes = await bpfObjectBytes();
     const hasBtfFunc = (name: string) =>
       !faults.hideHooks.has(name.replace(/^bpf_lsm_/, "")) && shim.btfHasFunc(name);

@@ -253,7 +253,8 @@ export class UnixListener implements ServerListener {
         rc === -ETIMEDOUT || rc === -EAGAIN || rc === -EINTR || rc === -ECONNABORTED
       ) continue;
       // EMFILE, ENFILE, ENOBUFS …: the caller backs off and retries
-      throw new NativeCallError("aegis_unix_accept", -rc, this.path);
+      const why = -rc === 23 ? "ENFILE, the system file table is full: " : "";
+      throw new NativeCallError("aegis_unix_accept", -rc, `${why}${this.path}`);
     }
   }
 

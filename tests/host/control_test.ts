@@ -1,18 +1,50 @@
 /**
  * Host tier (root): the control socket for real — mode 0600 in a 0700
  * root-owned runtime dir, stale socket replaced, a live one refused,
- * requests over the socket with daemonRequest (caller recorded from
- * /proc), and emergency toggles from several processes serialised by the
+ * requests over the socket with daemonRequest (caller recorded from the
+ * kernel's SO_PEERCRED, whatever headers claim), and emergency toggles from several processes serialised by the
  * lock (the log holds exactly the transitions, every line whole).
  */
 import { deepStrictEqual, match, ok, rejects, strictEqual } from "node:assert/strict";
+import { Hono } from "hono";
 import { createControlApp } from "../../src/control/app.ts";
-import { daemonRequest } from "../../src/control/client.ts";
+import { daemonRequest, withDaemon } from "../../src/control/client.ts";
 import { EmergencyControl } from "../../src/control/emergency.ts";
 import { startControlServer } from "../../src/control/server.ts";
 import { FakeFlag } from "../../src/control/test_util.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
+
+/** One request written by hand on the socket; status and body text of the reply. */
+async function rawRequest(
+  sock: string,
+  method: string,
+  path: string,
+  body: string,
+  extraHeaders = "",
+): Promise<{ status: number; body: string }> {
+  const conn = await Deno.connect({ transport: "unix", path: sock });
+  try {
+    const bytes = new TextEncoder().encode(body);
+    await conn.write(
+      new TextEncoder().encode(
+        `${method} ${path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n${extraHeaders}` +
+          `content-length: ${bytes.length}\r\n\r\n`,
+      ),
+    );
+    // the server may answer 413 before reading the whole body
+    await conn.write(bytes).catch(() => 0);
+    const text = new TextDecoder().decode(
+      new Uint8Array(await new Response(conn.readable).arrayBuffer()),
+    );
+    const status = Number(/^HTTP\/1\.1 (\d{3})/.exec(text)?.[1]);
+    return { status, body: text.slice(text.indexOf("\r\n\r\n") + 4) };
+  } finally {
+    try {
+      conn.close();
+    } catch { /* closed by the readable */ }
+  }
+}
 
 function tempRoot(): string {
   const d = Deno.makeTempDirSync({ prefix: "aegis-ctl-host-" });
@@ -42,7 +74,11 @@ Deno.test("control socket: 0600 in a 0700 dir, requests work, caller recorded, r
       strictEqual(s?.status, 200);
       const body = s!.body as { active: boolean; changed_by: { uid: number; pid: number } };
       strictEqual(body.active, true);
-      deepStrictEqual(body.changed_by, { uid: 0, pid: Deno.pid }, "caller checked against /proc");
+      deepStrictEqual(
+        body.changed_by,
+        { uid: 0, pid: Deno.pid, source: "kernel" },
+        "caller from the kernel (SO_PEERCRED)",
+      );
       const bad = await daemonRequest("POST", "/emergency/enable", { reason: 1 }, sock);
       strictEqual(bad?.status, 400);
       strictEqual((bad!.body as { code: string }).code, "BAD_REQUEST");
@@ -50,18 +86,25 @@ Deno.test("control socket: 0600 in a 0700 dir, requests work, caller recorded, r
       strictEqual(nf?.status, 405);
 
       // raw bytes on the socket: a body larger than 64 KiB
-      const client = Deno.createHttpClient({ proxy: { transport: "unix", path: sock } });
-      try {
-        const r = await fetch("http://aegisbpf/emergency/enable", {
-          method: "POST",
-          client,
-          body: JSON.stringify({ reason: "z".repeat(100_000) }),
-        });
-        strictEqual(r.status, 413);
-        strictEqual((await r.json()).code, "BODY_TOO_LARGE");
-      } finally {
-        client.close();
-      }
+      const big = JSON.stringify({ reason: "z".repeat(100_000) });
+      const r = await rawRequest(sock, "POST", "/emergency/enable", big);
+      strictEqual(r.status, 413);
+      match(r.body, /BODY_TOO_LARGE/);
+      // a claimed identity in headers is not the caller
+      const claimed = await rawRequest(
+        sock,
+        "POST",
+        "/emergency/enable",
+        JSON.stringify({ reason: "claims" }),
+        "x-aegis-caller-uid: 1234\r\nx-aegis-caller-pid: 1\r\n",
+      );
+      strictEqual(claimed.status, 200);
+      const after = (await daemonRequest("GET", "/emergency/status", undefined, sock))!
+        .body as { changed_by: unknown };
+      deepStrictEqual(after.changed_by, { uid: 0, pid: Deno.pid, source: "kernel" });
+      // put it back for the checks below
+      const again = await daemonRequest("POST", "/emergency/disable", { reason: "x" }, sock);
+      strictEqual(again?.status, 200);
       strictEqual(flag.value, true, "nothing changed by the bad requests");
     } finally {
       await srv.close();
@@ -74,6 +117,43 @@ Deno.test("control socket: 0600 in a 0700 dir, requests work, caller recorded, r
     }
     ok(gone, "socket removed on close");
     strictEqual(await daemonRequest("GET", "/emergency/status", undefined, sock), null);
+  } finally {
+    Deno.removeSync(base, { recursive: true });
+  }
+});
+
+Deno.test("control socket: the CLI client reads large (chunked) and empty replies whole", async () => {
+  const base = tempRoot();
+  try {
+    const big = "m".repeat(3 << 20); // over httpd's buffered-response size: sent chunked
+    const extra = new Hono();
+    extra.get("/big", (c) => c.text(big));
+    extra.delete("/empty", (c) => c.body(null, 204));
+    const app = createControlApp({
+      emergency: new EmergencyControl({ stateDir: `${base}/state`, flag: new FakeFlag() }),
+      mounts: { "/x": extra },
+    });
+    const sock = `${base}/run/control.sock`;
+    const srv = await startControlServer(app, sock);
+    try {
+      const text = await withDaemon("GET", "/x/big", undefined, (r) => r.text(), sock);
+      strictEqual(text?.length, big.length);
+      strictEqual(text, big);
+      const st = await withDaemon(
+        "DELETE",
+        "/x/empty",
+        undefined,
+        (r) => Promise.resolve(r.status),
+        sock,
+      );
+      strictEqual(st, 204);
+      await rejects(
+        withDaemon("GET", "/x/big\r\nhost: y", undefined, (r) => r.text(), sock),
+        /bad control request path/,
+      );
+    } finally {
+      await srv.close();
+    }
   } finally {
     Deno.removeSync(base, { recursive: true });
   }
