@@ -4,6 +4,8 @@
 # Tiers, each run when the machine can run it (see docs/testing.md):
 #   static     deno fmt --check, deno lint, deno check
 #   unit       src/**/*_test.ts, no privileges
+#   fuzz       tests/fuzz/: mutation fuzzing of the parsers, decoder and HTTP apps,
+#              ~60 s (AEGIS_FUZZ_SECONDS, AEGIS_FUZZ_SEED; see docs/testing.md)
 #   artifacts  native build outputs, FFI symbols, ABI in sync, embedding
 #   native     C smoke test of the shim on the host kernel (root)
 #   selfcontained  the same with the host's libbpf/libelf hidden (root)
@@ -20,7 +22,7 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 export DENO=${DENO:-$root/.tools/bin/deno}
 export PATH="$root/.tools/bin:$PATH"
-tiers=${AEGIS_TEST_TIERS:-static unit artifacts native selfcontained host compile scan vm vm-controls}
+tiers=${AEGIS_TEST_TIERS:-static unit fuzz artifacts native selfcontained host compile scan vm vm-controls}
 logdir=$(mktemp -d /tmp/aegis-test.XXXXXX)
 passed=0 failed=0 skipped=0
 declare -a summary
@@ -79,6 +81,10 @@ for t in $tiers; do
   case $t in
     static) run_tier static static_checks ;;
     unit) run_tier unit "$DENO" test --quiet --allow-read --allow-env --allow-write --allow-net=127.0.0.1,0.0.0.0 src/ ;;
+    fuzz) # no --quiet: each target prints its seed; timeout: a sync hang cannot be interrupted
+      fuzz_s=${AEGIS_FUZZ_SECONDS:-50} fuzz_s=${fuzz_s%%.*}
+      run_tier fuzz timeout -k 10 $((${fuzz_s:-0} * 2 + 120)) \
+        "$DENO" test --allow-read --allow-env --allow-write tests/fuzz/lib_test.ts tests/fuzz/*_fuzz.ts ;;
     artifacts)
       run_tier artifacts "$DENO" test --quiet -A tests/artifacts/ ;;
     native)
