@@ -678,6 +678,7 @@ export function serveHttp(
 
   async function acceptLoop(): Promise<void> {
     let backoff = 0;
+    let sinceYield = 0;
     while (!closing) {
       let conn: ServerConn;
       try {
@@ -705,6 +706,19 @@ export function serveHttp(
           conn.close();
         } catch { /* gone */ }
         break;
+      }
+      // accept() completes without a turn of the event loop while connections
+      // are queued: give the reads of open connections their turn, or a flood
+      // would evict every connection before its request is read
+      if (++sinceYield >= 64) {
+        sinceYield = 0;
+        await new Promise((r) => setTimeout(r, 0));
+        if (closing) {
+          try {
+            conn.close();
+          } catch { /* gone */ }
+          break;
+        }
       }
       while (count() >= o.maxConnections && evictOne()) { /* make room */ }
       stats.accepted_total++;
