@@ -4,10 +4,13 @@
  *
  * N concurrent keep-alive fetch loops (one connection each) run for T
  * seconds against a URL and print requests/s and p50/p99/max latency.
- * Without --url the benchmark starts its own server in a child process
- * (createApp with fake dependencies, startHttpServer on 127.0.0.1:<ephemeral>,
- * its own SseHub), as the daemon would run it, and also prints the server's
- * CPU use (% of one core, from /proc/<pid>/stat). With --url it measures a
+ * Without --url the benchmark starts its own servers in child processes and
+ * also prints each server's CPU use (% of one core, from /proc/<pid>/stat):
+ * - "bare Deno.serve": a constant handler on Deno's own HTTP server (the floor);
+ * - "bare httpd": the same constant handler on our HTTP/1.1 server
+ *   (src/http/httpd.ts, serveHttp over listenTcp), the cost of the server alone;
+ * - "aegisbpf app": createApp with fake dependencies on startHttpServer
+ *   (127.0.0.1:<ephemeral>, its own SseHub), as the daemon runs it. With --url it measures a
  * running daemon instead (e.g. --url http://127.0.0.1/health).
  *
  *   deno run -A bench/http/http_bench.ts [--url URL] [--connections N]
@@ -19,9 +22,12 @@
  * @module
  */
 import { createApp } from "../../src/http/app.ts";
+import { listenTcp, serveHttp } from "../../src/http/httpd.ts";
 import { startHttpServer } from "../../src/http/serve.ts";
 import { SseHub } from "../../src/http/sse.ts";
 import { writeStdout } from "../../src/log.ts";
+
+type Kind = "bare" | "httpd" | "app";
 
 interface Args {
   url?: string;
@@ -29,7 +35,7 @@ interface Args {
   connections: number;
   seconds: number;
   serve: boolean;
-  serveKind: "bare" | "app";
+  serveKind: Kind;
 }
 
 function parseArgs(argv: string[]): Args {
@@ -67,7 +73,7 @@ function parseArgs(argv: string[]): Args {
         break;
       case "--serve": // internal: be the server child (bare or app)
         a.serve = true;
-        a.serveKind = inline === "bare" ? "bare" : "app";
+        a.serveKind = inline === "bare" ? "bare" : inline === "httpd" ? "httpd" : "app";
         break;
       default:
         throw new Error(
@@ -80,7 +86,19 @@ function parseArgs(argv: string[]): Args {
 }
 
 /** The child: serve (the app with fake deps, or a bare handler); print the port; run until stdin closes. */
-async function serve(kind: "bare" | "app"): Promise<void> {
+async function serve(kind: Kind): Promise<void> {
+  if (kind === "httpd") {
+    const body = JSON.stringify({ ok: true, runtime_state: "ENFORCE" });
+    const listener = listenTcp({ hostname: "127.0.0.1", port: 0 });
+    const srv = serveHttp(
+      listener,
+      () => new Response(body, { headers: { "content-type": "application/json" } }),
+    );
+    writeStdout(`${listener.addr.port}\n`);
+    for await (const _ of Deno.stdin.readable) { /* wait */ }
+    await srv.close();
+    return;
+  }
   if (kind === "bare") {
     const body = JSON.stringify({ ok: true, runtime_state: "ENFORCE" });
     const server = Deno.serve(
@@ -157,7 +175,7 @@ interface Row {
 }
 
 /** A server child ("bare" or "app"): its pid, the URL to load, and how to stop it. */
-async function spawnServer(kind: "bare" | "app", path: string) {
+async function spawnServer(kind: Kind, path: string) {
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", new URL(import.meta.url).pathname, `--serve=${kind}`],
     stdin: "piped",
@@ -211,12 +229,12 @@ async function main(): Promise<void> {
   if (args.url !== undefined) {
     rows.push(await measure(args.url, args.url, args));
   } else {
-    for (const kind of ["bare", "app"] as const) {
+    for (const kind of ["bare", "httpd", "app"] as const) {
       const srv = await spawnServer(kind, args.path);
       try {
         rows.push(
           await measure(
-            kind === "bare" ? "bare Deno.serve" : "aegisbpf app",
+            { bare: "bare Deno.serve", httpd: "bare httpd", app: "aegisbpf app" }[kind],
             srv.url,
             args,
             srv.pid,
@@ -239,10 +257,14 @@ async function main(): Promise<void> {
       `${(r.serverCpu === undefined ? "-" : `${r.serverCpu.toFixed(0)} %`).padStart(10)}  ` +
       `${`${r.clientCpu.toFixed(0)} %`.padStart(11)}  ${r.codes}\n`;
   }
-  if (rows.length === 2) {
-    const [bare, app] = rows;
-    text += `  app / bare: ${(app.rps / bare.rps).toFixed(2)}× the requests/s; server CPU per ` +
-      `request ${((app.serverCpu! / app.rps) / (bare.serverCpu! / bare.rps)).toFixed(2)}×\n`;
+  if (rows.length === 3) {
+    const [bare, ...ours] = rows;
+    for (const r of ours) {
+      text += `  ${r.label} / bare Deno.serve: ${(r.rps / bare.rps).toFixed(2)}× the requests/s; ` +
+        `server CPU per request ${
+          ((r.serverCpu! / r.rps) / (bare.serverCpu! / bare.rps)).toFixed(2)
+        }×\n`;
+    }
   }
   writeStdout(text);
 }

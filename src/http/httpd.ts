@@ -20,11 +20,11 @@
  *   `maxHeadBytes` is 431, a body over `maxBodyBytes` is 413, chunked
  *   request bodies are 411; each of these closes the connection.
  * - One request at a time per connection (pipelined requests wait their
- *   turn); keep-alive; HEAD; responses are buffered up to
- *   `maxBufferedResponse` and sent with Content-Length, larger or
- *   `text/event-stream` bodies are streamed (chunked on HTTP/1.1, close on
- *   HTTP/1.0) with back-pressure: the next chunk is read only when the last
- *   one was written.
+ *   turn); keep-alive; HEAD. Responses are sent whole with Content-Length
+ *   (our handlers' answers are bounded), except `text/event-stream` bodies,
+ *   which are streamed (chunked on HTTP/1.1, close on HTTP/1.0) with
+ *   back-pressure: the next chunk is read only when the last one was
+ *   written.
  *
  * @module
  */
@@ -59,8 +59,6 @@ export interface HttpdOptions {
   maxHeaders?: number;
   /** request body, bytes (default 1 MiB; over it: 413) */
   maxBodyBytes?: number;
-  /** response bodies up to this are sent with Content-Length, larger ones chunked (default 1 MiB) */
-  maxBufferedResponse?: number;
   /**
    * A handler threw or a response body stream failed. Return the response
    * to send (when nothing was sent yet); the default logs and answers 500.
@@ -136,6 +134,7 @@ const REQUEST_LINE = /^([!#$%&'*+\-.^_`|~0-9A-Za-z]+) ([\x21-\x7e]+) HTTP\/1\.([
 const FIELD_VALUE = /^[\x20-\x7e\t]*$/;
 const HOST_VALUE = /^(?:[A-Za-z0-9\-._~!$&'()*+,;=%]*|\[[0-9A-Fa-f:.]+\])(?::\d{0,5})?$/;
 const EVENT_STREAM = /^text\/event-stream\b/i;
+const FORBIDDEN_METHOD = /^(connect|trace|track)$/i;
 const READ_BUF = 4096;
 const ACCEPT_LOG_EVERY_MS = 5000;
 const REASONS: Record<number, string> = {
@@ -313,7 +312,6 @@ export function serveHttp(
     maxHeadBytes: positive("maxHeadBytes", opts.maxHeadBytes, 16 << 10),
     maxHeaders: positive("maxHeaders", opts.maxHeaders, 100),
     maxBodyBytes: positive("maxBodyBytes", opts.maxBodyBytes, 1 << 20),
-    maxBufferedResponse: positive("maxBufferedResponse", opts.maxBufferedResponse, 1 << 20),
   };
   const name = opts.name ?? "http";
   const logger = log(name);
@@ -472,24 +470,18 @@ export function serveHttp(
   }
 
   function buildRequest(head: Head, body: Uint8Array): Request {
-    const url = `http://${head.host ?? "localhost"}${head.target}`;
-    let parsed: URL;
-    try {
-      parsed = new URL(url);
-    } catch {
-      throw new Refusal(400, "request target and Host do not form a URL");
+    if (FORBIDDEN_METHOD.test(head.method)) {
+      throw new Refusal(501, `method ${head.method} is not supported`);
     }
-    const headers = new Headers();
-    for (const [k, v] of head.headers) headers.append(k, v);
     const hasBody = body.length > 0 && head.method !== "GET" && head.method !== "HEAD";
     try {
-      return new Request(parsed, {
+      return new Request(`http://${head.host ?? "localhost"}${head.target}`, {
         method: head.method,
-        headers,
+        headers: head.headers,
         body: hasBody ? body as Uint8Array<ArrayBuffer> : undefined,
       });
-    } catch (e) {
-      throw new Refusal(501, `method not supported: ${e instanceof Error ? e.message : e}`);
+    } catch {
+      throw new Refusal(400, "request target and Host do not form a URL");
     }
   }
 
@@ -531,65 +523,38 @@ export function serveHttp(
       await writeAll(c, enc.encode(headBytes(status, res, cl, keepAlive)));
       return keepAlive;
     }
-    const reader = res.body.getReader();
-    const streaming = EVENT_STREAM.test(res.headers.get("content-type") ?? "");
-    const chunks: Uint8Array[] = [];
-    let total = 0;
-    let done = false;
-    try {
-      if (isHead && streaming) {
-        await reader.cancel().catch(() => {});
-        await writeAll(c, enc.encode(headBytes(status, res, "", keepAlive)));
-        return keepAlive;
+    if (!EVENT_STREAM.test(res.headers.get("content-type") ?? "")) {
+      // our handlers' answers are bounded: send them whole, with Content-Length
+      let body: Uint8Array;
+      try {
+        body = await res.bytes();
+      } catch (e) {
+        return await respond(c, method, minor, onError(e), false);
       }
-      if (!streaming) {
-        while (total <= o.maxBufferedResponse) {
-          const r = await reader.read();
-          if (r.done) {
-            done = true;
-            break;
-          }
-          chunks.push(r.value);
-          total += r.value.length;
-        }
-      }
-      if (done) {
-        const h = enc.encode(headBytes(status, res, `content-length: ${total}\r\n`, keepAlive));
-        if (isHead) {
-          await writeAll(c, h);
-          return keepAlive;
-        }
-        const out = new Uint8Array(h.length + total);
+      const h = enc.encode(headBytes(status, res, `content-length: ${body.length}\r\n`, keepAlive));
+      if (isHead || body.length === 0) {
+        await writeAll(c, h);
+      } else {
+        const out = new Uint8Array(h.length + body.length);
         out.set(h);
-        let off = h.length;
-        for (const ch of chunks) {
-          out.set(ch, off);
-          off += ch.length;
-        }
+        out.set(body, h.length);
         await writeAll(c, out);
-        return keepAlive;
       }
+      return keepAlive;
+    }
+    const reader = res.body.getReader();
+    try {
       if (isHead) {
         await reader.cancel().catch(() => {});
         await writeAll(c, enc.encode(headBytes(status, res, "", keepAlive)));
         return keepAlive;
       }
-      // streamed: chunked on HTTP/1.1, delimited by close on HTTP/1.0
+      // streamed: chunked on HTTP/1.1, delimited by close on HTTP/1.0; the
+      // next chunk is read only once the last one is written (back-pressure)
       const chunked = minor === 1;
       if (!chunked) keepAlive = false;
       const te = chunked ? "transfer-encoding: chunked\r\n" : "";
       await writeAll(c, enc.encode(headBytes(status, res, te, keepAlive)));
-      const send = async (ch: Uint8Array) => {
-        if (ch.length === 0) return;
-        if (!chunked) return await writeAll(c, ch);
-        const prefix = enc.encode(`${ch.length.toString(16)}\r\n`);
-        const out = new Uint8Array(prefix.length + ch.length + 2);
-        out.set(prefix);
-        out.set(ch, prefix.length);
-        out.set([13, 10], prefix.length + ch.length);
-        await writeAll(c, out);
-      };
-      for (const ch of chunks) await send(ch);
       for (;;) {
         let r: ReadableStreamReadResult<Uint8Array>;
         try {
@@ -599,12 +564,23 @@ export function serveHttp(
           return false;
         }
         if (r.done) break;
-        await send(r.value);
+        const ch = r.value;
+        if (ch.length === 0) continue;
+        if (!chunked) {
+          await writeAll(c, ch);
+          continue;
+        }
+        const prefix = enc.encode(`${ch.length.toString(16)}\r\n`);
+        const out = new Uint8Array(prefix.length + ch.length + 2);
+        out.set(prefix);
+        out.set(ch, prefix.length);
+        out.set([13, 10], prefix.length + ch.length);
+        await writeAll(c, out);
       }
       if (chunked) await writeAll(c, enc.encode("0\r\n\r\n"));
       return keepAlive;
     } catch (e) {
-      // the write failed (client gone) or the body failed before the head was sent
+      // the write failed: the client is gone
       await reader.cancel(e).catch(() => {});
       throw e;
     }
