@@ -265,6 +265,7 @@ export function startHttpServer(
     return await app.fetch(req, env);
   };
   const srv = serveHttp(listener, handler, {
+    maxBodyBytes: 64 << 10, // a read-only API: no route takes a body (docs/http.md)
     ...opts.limits,
     name: "http",
     onError: (e) => {
