@@ -22,6 +22,13 @@ busybox=$(command -v busybox)
 
 # Modules the harness needs; dependencies are added automatically.
 wanted=(virtio_pci 9pnet_virtio 9p overlay)
+# Modules NOT loaded at boot but shipped for tests that need them (loop
+# devices and disk file systems: tests/vm/filesystems_vmtest.ts). init.sh
+# copies them to /run/aegis/modules in the guest; scripts/vm/load_modules.sh
+# loads them (dependencies first) on demand, so other boots pay nothing.
+# crc32c_generic: the "softdep pre: crc32c" of libcrc32c/ext4/btrfs (the crypto
+# API looks it up by name at init; insmod does not follow softdeps).
+extra=(loop crc32c_generic ext4 xfs btrfs)
 
 key=$( { cat "$here/build_initramfs.sh" "$here/init.sh"; sha256sum "$busybox"; echo "$kver"; } \
   | sha256sum | cut -c1-16)
@@ -62,6 +69,11 @@ out=$kdir/initramfs-$key.cpio
     order+=("$m")
   }
   for m in "${wanted[@]}"; do visit "$m"; done
+  base=("${order[@]}")
+  order=()
+  for m in "${extra[@]}"; do visit "$m"; done
+  extra_order=("${order[@]}")
+  order=("${base[@]}")
 
   ir=$tmp/root
   mkdir -p "$ir/bin" "$ir/lib/modules" "$ir/aegis"
@@ -72,7 +84,13 @@ out=$kdir/initramfs-$key.cpio
     case "$f" in *.xz) xz -dc "$f" >"$ir/lib/modules/$m.ko" ;; *) cp "$f" "$ir/lib/modules/$m.ko" ;; esac
   done
   printf '%s\n' "${order[@]}" >"$ir/modules.list"
-  say "modules ($kver): ${order[*]}"
+  mkdir -p "$ir/lib/modules/extra"
+  for m in "${extra_order[@]}"; do
+    f=${path[$m]}
+    case "$f" in *.xz) xz -dc "$f" >"$ir/lib/modules/extra/$m.ko" ;; *) cp "$f" "$ir/lib/modules/extra/$m.ko" ;; esac
+  done
+  printf '%s\n' "${extra_order[@]}" >"$ir/lib/modules/extra/modules.list"
+  say "modules ($kver): ${order[*]}; on demand: ${extra_order[*]}"
   (cd "$ir" && find . | LC_ALL=C sort | cpio --quiet -o -H newc -R 0:0) >"$out.tmp"
   mv "$out.tmp" "$out"
   # drop stale builds of this kernel

@@ -77,6 +77,8 @@ fi
 
 mkdir -p $n/run/aegis
 cp /aegis/cmd.sh $n/run/aegis/cmd.sh
+# modules loaded on demand (scripts/vm/load_modules.sh)
+cp -r /lib/modules/extra $n/run/aegis/modules || die "cannot copy the on-demand modules"
 echo "$AEGIS_REPO" > /results/.started
 # loopback up: the agent's HTTP API and network tests use 127.0.0.1 / ::1
 chroot $n ip link set lo up || die "cannot bring lo up"
