@@ -2,8 +2,9 @@
 /*
  * file.bpf.c — file enforcement: lsm/file_open (default) and
  * lsm/inode_permission (run --lsm-hook=inode|both), deny by inode
- * (bpf/lib/inode.h has the decision). The loader loads neither on kernels
- * without BPF LSM; the rest of the object loads without them.
+ * (bpf/lib/inode.h has the decision), and lsm/inode_copy_up, which keeps a
+ * ruled overlayfs file where its rule can see it. The loader loads none of
+ * them on kernels without BPF LSM; the rest of the object loads without them.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -42,4 +43,33 @@ int BPF_PROG(aegis_inode_permission, struct inode *inode, int mask, int ret)
 		return 0;
 	aegis_hook_enter(&hc, AEGIS_HOOK_INODE_PERMISSION);
 	return aegis_lsm_ret(aegis_inode_decide(&hc, inode));
+}
+
+/*
+ * overlayfs copies a lower file up (to the upper layer) on a metadata
+ * change, truncate(2), link or rename, without any open. The rule keys on
+ * the overlay inode, whose i_ino is the copy's once the inode is evicted
+ * when the lower layer cannot give an origin (e.g. 9p): the rule would then
+ * silently stop matching. So a copy-up of a file with a rule is refused like
+ * an open (docs/engine.md, "File identity per file system"); a write needs
+ * an open, which file_open refuses before any copy-up. `src` is the overlay
+ * dentry.
+ */
+SEC("lsm/inode_copy_up")
+int BPF_PROG(aegis_inode_copy_up, struct dentry *src, struct cred **new, int ret)
+{
+	struct aegis_hook_ctx hc;
+	struct inode *inode;
+	int rc;
+
+	if (ret != 0)
+		return aegis_lsm_ret(ret);
+	inode = BPF_CORE_READ(src, d_inode);
+	if (!inode)
+		return 0;
+	aegis_hook_enter(&hc, AEGIS_HOOK_INODE_COPY_UP);
+	rc = aegis_inode_decide(&hc, inode);
+	if (rc)
+		aegis_count(AEGIS_CNT_FILE_DENY);
+	return aegis_lsm_ret(rc);
 }

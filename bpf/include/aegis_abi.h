@@ -72,6 +72,7 @@ enum aegis_hook {
 	AEGIS_HOOK_TP_OPENAT = 10, /* audit/signal fallback tracepoints */
 	AEGIS_HOOK_TP_EXECVE = 11,
 	AEGIS_HOOK_TP_CONNECT = 12,
+	AEGIS_HOOK_INODE_COPY_UP = 13, /* overlayfs copy-up of a ruled file (file.bpf.c) */
 	AEGIS_HOOK__MAX = 16,
 };
 

@@ -2,7 +2,7 @@
 // Regenerate with: deno run -A build/gen_abi.ts
 
 /** SHA-256 of the canonical layout below; "aegisbpf version" prints it. */
-export const ABI_FINGERPRINT = "5863d5d58319babdb4f28ef36a6c64f7ee1e11e6e71dfc59c8af3ee144a95b9e";
+export const ABI_FINGERPRINT = "92ca07af5b5d7d870f72162413f64f645eedb7fa940da62b771ddc31ec770ff1";
 
 export const AEGIS_COMM_LEN = 16;
 export const AEGIS_OPEN_PATH_LEN = 64;
@@ -52,6 +52,7 @@ export const AEGIS_HOOK_BPF = 9;
 export const AEGIS_HOOK_TP_OPENAT = 10;
 export const AEGIS_HOOK_TP_EXECVE = 11;
 export const AEGIS_HOOK_TP_CONNECT = 12;
+export const AEGIS_HOOK_INODE_COPY_UP = 13;
 export const AEGIS_HOOK__MAX = 16;
 export const AEGIS_POL_FILE_RULES = 1;
 export const AEGIS_POL_EXEC_RULES = 2;
@@ -132,6 +133,7 @@ export const ABI_LAYOUT = {
       "AEGIS_HOOK_BPF": 9,
       "AEGIS_HOOK_BPRM_CHECK": 2,
       "AEGIS_HOOK_FILE_OPEN": 0,
+      "AEGIS_HOOK_INODE_COPY_UP": 13,
       "AEGIS_HOOK_INODE_PERMISSION": 1,
       "AEGIS_HOOK_KERNEL_LOAD_DATA": 8,
       "AEGIS_HOOK_KERNEL_READ_FILE": 7,

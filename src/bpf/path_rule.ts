@@ -5,6 +5,14 @@
  * same rule. A path that does not exist yet is reported as unresolved, not
  * as an error (rule packs name files many hosts lack).
  *
+ * The identity is the one the hooks compare, `inode->i_sb->s_dev` and
+ * `i_ino` (bpf/lib/inode.h): `dev` is the superblock's device as the kernel
+ * reports it in /proc/self/mountinfo for the mount holding the path, NOT
+ * stat()'s st_dev, which overlayfs (per-layer pseudo devices) and btrfs
+ * (per-subvolume devices) report differently (docs/engine.md, "File
+ * identity per file system"). File systems where the hooks cannot identify
+ * a file are refused with an error naming the path and the file system.
+ *
  * @module
  */
 import { UsageError } from "../errors.ts";
@@ -15,8 +23,80 @@ export const PATH_MAX = 4096;
 export const NAME_MAX = 255;
 
 export type ResolvedPath =
-  | { status: "resolved"; path: string; canonical: string; dev: number; ino: number }
+  | {
+    status: "resolved";
+    path: string;
+    canonical: string;
+    dev: number;
+    ino: number;
+    /** The file system type of the mount holding the file (mountinfo). */
+    fsType?: string;
+  }
   | { status: "unresolved"; path: string; reason: string };
+
+/**
+ * File systems whose files the inode hooks cannot identify (or whose
+ * content a third party serves under identities of its choosing): a rule
+ * there would be silently ineffective, so it is refused. docs/engine.md,
+ * "File identity per file system", says why for each.
+ */
+const UNSUPPORTED_FS: Readonly<Record<string, string>> = Object.freeze({
+  "9p": "a network file system (the host serves the content)",
+  nfs: "a network file system (the server serves the content)",
+  nfs4: "a network file system (the server serves the content)",
+  cifs: "a network file system (the server serves the content)",
+  smb3: "a network file system (the server serves the content)",
+  ceph: "a network file system (the server serves the content)",
+  afs: "a network file system (the server serves the content)",
+  virtiofs: "a FUSE file system served by the host",
+  fuse: "a FUSE file system (its daemon chooses the inode numbers)",
+  fuseblk: "a FUSE file system (its daemon chooses the inode numbers)",
+  btrfs: "btrfs inode numbers repeat in every subvolume and snapshot and the hooks " +
+    "cannot tell subvolumes apart yet",
+});
+
+/** Why a file system type cannot carry path rules, or null when it can. */
+export function unsupportedFsReason(fsType: string): string | null {
+  if (Object.hasOwn(UNSUPPORTED_FS, fsType)) return UNSUPPORTED_FS[fsType];
+  if (fsType.startsWith("fuse.")) return UNSUPPORTED_FS.fuse;
+  return null;
+}
+
+export interface MountOf {
+  mountPoint: string;
+  /** Kernel encoding (major << 20 | minor) of the superblock's s_dev. */
+  dev: number;
+  fsType: string;
+}
+
+/** Octal escapes of mountinfo (\040 for a space...) decoded. */
+function unescapeMount(s: string): string {
+  return s.replace(/\\([0-7]{3})/g, (_m, o: string) => String.fromCharCode(parseInt(o, 8)));
+}
+
+/**
+ * The mount holding the canonical path `path`, from mountinfo text (proc(5):
+ * `id parent maj:min root mountpoint opts [optional...] - fstype source
+ * superopts`): the longest mount point that is `path` or a parent of it;
+ * of mounts stacked on the same point the last listed (the top one).
+ * null when no line parses.
+ */
+export function mountOf(mountinfo: string, path: string): MountOf | null {
+  let best: MountOf | null = null;
+  for (const line of mountinfo.split("\n")) {
+    const f = line.split(" ");
+    const sep = f.indexOf("-", 6);
+    if (f.length < 7 || sep < 0 || sep + 1 >= f.length) continue;
+    const mm = /^(\d+):(\d+)$/.exec(f[2]);
+    if (!mm) continue;
+    const mp = unescapeMount(f[4]);
+    const inside = mp === "/" || path === mp || path.startsWith(mp + "/");
+    if (!inside || (best && mp.length < best.mountPoint.length)) continue;
+    const dev = ((Number(mm[1]) << 20) | Number(mm[2])) >>> 0;
+    best = { mountPoint: mp, dev, fsType: f[sep + 1] };
+  }
+  return best;
+}
 
 /**
  * UTF-8 length of `s` as TextEncoder would encode it (an unpaired
@@ -66,8 +146,15 @@ export function checkRulePath(path: string): void {
   }
 }
 
-/** Resolve a rule path to the inode it names today. */
-export function resolveRulePath(path: string): ResolvedPath {
+/**
+ * Resolve a rule path to the inode it names today, as the hooks identify it.
+ * Throws UsageError for a path on a file system the hooks cannot enforce
+ * (UNSUPPORTED_FS) or whose identity cannot be established.
+ */
+export function resolveRulePath(
+  path: string,
+  mountinfo: () => string = () => Deno.readTextFileSync("/proc/self/mountinfo"),
+): ResolvedPath {
   checkRulePath(path);
   let canonical: string;
   try {
@@ -79,5 +166,47 @@ export function resolveRulePath(path: string): ResolvedPath {
     throw new UsageError(`Cannot resolve path ${JSON.stringify(path)}: ${e}`, { cause: e });
   }
   const st = Deno.statSync(canonical);
-  return { status: "resolved", path, canonical, dev: kernelDev(st.dev), ino: st.ino! };
+  const where = () => `${JSON.stringify(path)}` + (canonical === path ? "" : ` (${canonical})`);
+  const m = mountOf(mountinfo(), canonical);
+  if (!m) throw new UsageError(`Cannot resolve path ${where()}: no mount holds it`);
+  const why = unsupportedFsReason(m.fsType);
+  if (why !== null) {
+    throw new UsageError(
+      `Cannot enforce a rule on ${where()}: it is on ${m.fsType} (mounted at ` +
+        `${
+          JSON.stringify(m.mountPoint)
+        }), ${why}; see docs/engine.md "File identity per file system"`,
+    );
+  }
+  const ino = st.ino!;
+  if (!Number.isSafeInteger(ino)) {
+    // overlayfs with xino=on puts the layer number in the high bits
+    throw new UsageError(
+      `Cannot enforce a rule on ${where()}: its inode number does not fit in 53 bits ` +
+        `(${m.fsType}${m.fsType === "overlay" ? " with xino=on" : ""})`,
+    );
+  }
+  // Cross-check that the mount found is the one the path is on: on every
+  // supported file system but overlayfs, stat()'s st_dev of the file is the
+  // superblock's; on overlayfs a directory's is (files get per-layer pseudo
+  // devices), so the parent directory is asked.
+  const probe = m.fsType === "overlay" ? parentDir(canonical) : canonical;
+  const seen = m.fsType === "overlay" ? kernelDev(Deno.statSync(probe).dev) : kernelDev(st.dev);
+  if (seen !== m.dev) {
+    throw new UsageError(
+      `Cannot resolve path ${where()}: its device ${devName(seen)} is not that of the ` +
+        `${m.fsType} mount at ${JSON.stringify(m.mountPoint)} (${devName(m.dev)}); ` +
+        `a hidden or file-level mount?`,
+    );
+  }
+  return { status: "resolved", path, canonical, dev: m.dev, ino, fsType: m.fsType };
+}
+
+function parentDir(p: string): string {
+  const i = p.lastIndexOf("/");
+  return i <= 0 ? "/" : p.slice(0, i);
+}
+
+function devName(dev: number): string {
+  return `${dev >>> 20}:${dev & 0xfffff}`;
 }
