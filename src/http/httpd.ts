@@ -180,12 +180,21 @@ function indexOfSeq(hay: Uint8Array, needle: number[], from: number): number {
   return -1;
 }
 
-function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
-  if (a.length === 0) return b.slice();
-  const out = new Uint8Array(a.length + b.length);
-  out.set(a);
-  out.set(b, a.length);
-  return out;
+/**
+ * a followed by b. Grows a's buffer by doubling, so a head or body that
+ * arrives a byte at a time costs O(n) copying, not O(n²).
+ */
+function append(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const need = a.length + b.length;
+  if (a.byteOffset + need <= a.buffer.byteLength) {
+    const out = new Uint8Array(a.buffer, a.byteOffset, need);
+    out.set(b, a.length);
+    return out;
+  }
+  const grown = new Uint8Array(Math.max(need, a.length * 2, 512));
+  grown.set(a);
+  grown.set(b, a.length);
+  return grown.subarray(0, need);
 }
 
 /** Parse a request head (without the final CRLFCRLF). Throws Refusal. */
@@ -421,7 +430,7 @@ export function serveHttp(
   async function fill(c: Conn): Promise<boolean> {
     const n = await c.conn.read(c.readBuf);
     if (n === null || n === 0) return false;
-    c.pending = concat(c.pending, c.readBuf.subarray(0, n));
+    c.pending = append(c.pending, c.readBuf.subarray(0, n));
     return true;
   }
 
@@ -664,9 +673,11 @@ export function serveHttp(
         if (closing || isClosedError(e)) break;
         stats.accept_errors++;
         logAcceptError(e);
-        // free a descriptor for the next accept: an idle connection can best be spared
-        if (isFdExhaustion(e) && (sets.idle.size > 0 || sets.head.size > 0)) evictOne();
-        backoff = Math.min(1000, Math.max(5, backoff * 2));
+        // free a descriptor for the next accept: an idle connection can best be spared;
+        // then retry after one turn of the event loop (the close completes there)
+        const freed = isFdExhaustion(e) && (sets.idle.size > 0 || sets.head.size > 0) &&
+          evictOne();
+        backoff = freed ? 0 : Math.min(1000, Math.max(5, backoff * 2));
         await new Promise<void>((resolve) => {
           const t = setTimeout(resolve, backoff);
           wakeBackoff = () => {

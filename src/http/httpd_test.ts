@@ -531,3 +531,15 @@ Deno.test("options are checked", () => {
     /headerTimeoutMs/,
   );
 });
+
+Deno.test("a head and a body that arrive a byte at a time are read whole", async () => {
+  await withServer(async (l) => {
+    const c = new FakeConn();
+    l.push(c);
+    const raw = `POST /bytes HTTP/1.1\r\nHost: x\r\nX-Pad: ${"p".repeat(3000)}\r\n` +
+      `Content-Length: 4000\r\nConnection: close\r\n\r\n${"b".repeat(4000)}`;
+    for (const ch of raw) c.send(ch);
+    await until(() => c.closed, "the answer");
+    assert.ok(c.text().endsWith(`POST /bytes ${"b".repeat(4000)}`));
+  });
+});
