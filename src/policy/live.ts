@@ -12,6 +12,19 @@
  * flock on `live_rules.json.lock` so two CLI runs without a daemon do not
  * lose each other's edits.
  *
+ * Crash safety (kill -9 at any point; docs/policy.md, "Live rules"): the
+ * store is written first and says what is in progress. `add` records the
+ * new rule with `state: "adding"`, writes the map, then clears the state;
+ * `del` marks the rule `state: "deleting"`, restores/deletes its map
+ * entry, then drops it from the store. A rule left with a state by a killed
+ * process is finished (roll forward) by the next {@link LiveRules.recover},
+ * which every edit and every sweep runs first under the lock — the daemon
+ * sweeps once a second, each CLI rule command sweeps — so the maps and the
+ * store agree again at the next start. A sweep killed between its map
+ * writes and its store write is simply redone (restoring/deleting is
+ * idempotent). The store itself is replaced atomically (it always parses);
+ * temp files a killed writer left are removed under the lock.
+ *
  * Rule ids: a live rule's id (the `rule_id` block events carry) starts at
  * LIVE_RULE_ID_BASE = 2^31; policy rules use their line number (below
  * 2^24, as a policy file is at most 16 MiB). So a block event says which
@@ -124,6 +137,8 @@ export const LiveRule = z.object({
   expires: z.number().nullable(),
   /** hex of the policy value this rule replaced, restored when it goes */
   shadows: z.string().regex(/^[0-9a-f]*$/).nullable(),
+  /** an edit in progress (absent when none): finished by recover() */
+  state: z.enum(["adding", "deleting"]).optional(),
 });
 export type LiveRule = z.infer<typeof LiveRule>;
 
@@ -456,7 +471,7 @@ export class LiveRules {
       throw new UsageError(`Invalid TTL ${ttlSeconds}: from 1 to ${MAX_TTL_SECONDS} seconds`);
     }
     return this.#withLock(() => {
-      const s = this.#read();
+      const s = this.#recoverLocked();
       const now = this.#now();
       const gen = liveGeneration(this.#d.maps);
       const { map, key } = keyOf(spec, gen);
@@ -472,36 +487,159 @@ export class LiveRules {
       const prev = m.lookup(key);
       const shadows = prev && idOfValue(prev) < LIVE_RULE_ID_BASE ? toHex(prev) : null;
       const rule: LiveRule = { id: s.next_id, map, spec, added: now, expires, shadows };
-      try {
-        m.update(key, valueOf(rule, prev ? flagsOfValue(prev) : 0));
-      } catch (e) {
-        if (e instanceof NativeCallError && (e.errno === 7 || e.errno === 28)) {
-          throw new AegisError(
-            "MAP_FULL",
-            `map full: ${map} holds ${m.maxEntries}; the live rule was not added. Remove rules, ` +
-              `or restart the agent without its pins (see docs/policy.md, "Map sizes")`,
-            { cause: e },
-          );
-        }
-        throw e;
-      }
-      const flag = policyFlagOf(spec.kind);
-      if (flag) {
-        const pol = this.#d.maps("aegis_policy");
-        const cur = pol.lookup(u32Key(gen));
-        const flags = cur ? Number(new DataView(cur.buffer).getBigUint64(0, true)) : 0;
-        if ((flags & flag) === 0) pol.update(u32Key(gen), policyValue(flags | flag));
-      }
-      s.rules.push(rule);
+      // 1. the store says what is being added (a kill from here on is finished by recover())
+      s.rules.push({ ...rule, state: "adding" });
       s.next_id = s.next_id >= 0xffff_ffff ? LIVE_RULE_ID_BASE : s.next_id + 1;
+      this.#write(s);
+      // 2. the maps
       try {
-        this.#write(s);
+        this.#enforce(rule, gen);
       } catch (e) {
-        this.#unenforce(rule, gen);
+        s.rules = s.rules.filter((r) => r.id !== rule.id);
+        this.#write(s);
         throw e;
       }
+      // 3. done
+      s.rules = s.rules.map((r) => r.id === rule.id ? rule : r);
+      this.#write(s);
       return { rule, renewed: false };
     });
+  }
+
+  /** Write `rule` into the live generation `gen` (and its hook's policy switch). Idempotent. */
+  #enforce(rule: LiveRule, gen: number): void {
+    const { map, key } = keyOf(rule.spec, gen);
+    const m = this.#d.maps(map);
+    const prev = m.lookup(key);
+    // the flags of the policy value it replaces (or of its own value on a redo)
+    const prevFlags = rule.shadows
+      ? flagsOfValue(fromHex(rule.shadows))
+      : prev && idOfValue(prev) < LIVE_RULE_ID_BASE
+      ? flagsOfValue(prev)
+      : 0;
+    try {
+      m.update(key, valueOf(rule, prevFlags));
+    } catch (e) {
+      if (e instanceof NativeCallError && (e.errno === 7 || e.errno === 28)) {
+        throw new AegisError(
+          "MAP_FULL",
+          `map full: ${map} holds ${m.maxEntries}; the live rule was not added. Remove rules, ` +
+            `or restart the agent without its pins (see docs/policy.md, "Map sizes")`,
+          { cause: e },
+        );
+      }
+      throw e;
+    }
+    const flag = policyFlagOf(rule.spec.kind);
+    if (flag) {
+      const pol = this.#d.maps("aegis_policy");
+      const cur = pol.lookup(u32Key(gen));
+      const flags = cur ? Number(new DataView(cur.buffer).getBigUint64(0, true)) : 0;
+      if ((flags & flag) === 0) pol.update(u32Key(gen), policyValue(flags | flag));
+    }
+  }
+
+  /** Remove stale temp files of the store (we hold the lock: no writer is running). */
+  #removeStaleTemps(): void {
+    const p = this.#d.storePath;
+    const i = p.lastIndexOf("/");
+    const dir = i <= 0 ? (i === 0 ? "/" : ".") : p.slice(0, i);
+    const prefix = `.${p.slice(i + 1)}.tmp-`;
+    try {
+      for (const e of Deno.readDirSync(dir)) {
+        if (e.isFile && e.name.startsWith(prefix)) {
+          try {
+            Deno.removeSync(`${dir}/${e.name}`);
+          } catch { /* gone */ }
+        }
+      }
+    } catch { /* no dir: nothing to clean */ }
+  }
+
+  /**
+   * Under the lock: read the store and finish every edit a killed process
+   * left in progress (`state`), so the maps and the store agree. Returns
+   * the store as it is now.
+   */
+  #recoverLocked(): Store {
+    this.#removeStaleTemps();
+    const s = this.#read();
+    if (!s.rules.some((r) => r.state !== undefined)) return s;
+    const gen = liveGeneration(this.#d.maps);
+    const kept: LiveRule[] = [];
+    for (const r of s.rules) {
+      if (r.state === "deleting") {
+        this.#unenforce(r, gen);
+        continue;
+      }
+      if (r.state === "adding") {
+        const { state: _, ...rule } = r;
+        try {
+          this.#enforce(rule, gen);
+        } catch (e) {
+          // cannot be finished (map full …): drop it, as a failed add does
+          if (e instanceof AegisError && e.code === "MAP_FULL") continue;
+          throw e;
+        }
+        kept.push(rule);
+        continue;
+      }
+      kept.push(r);
+    }
+    s.rules = kept;
+    this.#write(s);
+    return s;
+  }
+
+  /**
+   * Finish the edits a killed process left in progress (see the module
+   * doc). Every edit and sweep does this first; call it at start to do it
+   * at once. Returns how many rules were finished.
+   */
+  recover(): number {
+    if (!this.rules().some((r) => r.state !== undefined)) return 0;
+    return this.#withLock(() => {
+      const before = this.#read().rules.filter((r) => r.state !== undefined).length;
+      this.#recoverLocked();
+      return before;
+    });
+  }
+
+  /**
+   * Where the maps and the store disagree (empty when they agree): a store
+   * rule whose entry is missing or holds another id, a live-rule entry of
+   * the live generation that the store does not list, an edit in progress.
+   * For tests and diagnostics; reads only.
+   */
+  consistency(): string[] {
+    const out: string[] = [];
+    const rules = this.rules();
+    const gen = liveGeneration(this.#d.maps);
+    const byId = new Map(rules.map((r) => [r.id, r]));
+    for (const r of rules) {
+      if (r.state) out.push(`live rule ${r.id}: ${r.state} not finished`);
+      const { map, key } = keyOf(r.spec, gen);
+      const v = this.#d.maps(map).lookup(key);
+      if (!v) out.push(`live rule ${r.id} (${describeRule(r.spec)}) is not in ${map}`);
+      else if (idOfValue(v) !== r.id) {
+        out.push(`live rule ${r.id} (${describeRule(r.spec)}): ${map} holds id ${idOfValue(v)}`);
+      }
+    }
+    for (const map of Object.values(GROUP_MAPS).flat()) {
+      const m = this.#d.maps(map);
+      for (const k of m.keys()) {
+        if (keyGeneration(map, k) !== gen) continue;
+        const v = m.lookup(k);
+        if (!v) continue;
+        const id = idOfValue(v);
+        if (id < LIVE_RULE_ID_BASE) continue;
+        const r = byId.get(id);
+        if (!r || r.map !== map || toHex(keyOf(r.spec, gen).key) !== toHex(k)) {
+          out.push(`${map} holds live rule id ${id}, which the store does not list there`);
+        }
+      }
+    }
+    return out;
   }
 
   /** Remove `rule` from the live generation: restore the policy value it replaced, or delete. */
@@ -516,7 +654,7 @@ export class LiveRules {
   del(req: LiveRuleRequest): LiveRule {
     const q = LiveRuleRequest.safeParse(req);
     return this.#withLock(() => {
-      const s = this.#read();
+      const s = this.#recoverLocked();
       const byPath = q.success && q.data.kind === "path" ? q.data.path : null;
       let found = byPath === null
         ? undefined
@@ -535,21 +673,28 @@ export class LiveRules {
             `"policy apply", not with del)`,
         );
       }
-      this.#unenforce(found, liveGeneration(this.#d.maps));
-      s.rules = s.rules.filter((r) => r !== found);
+      // 1. the store says what is being deleted (a kill from here on is finished by recover())
+      const target = found;
+      s.rules = s.rules.map((r) => r === target ? { ...r, state: "deleting" as const } : r);
       this.#write(s);
-      return found;
+      // 2. the maps, 3. done
+      this.#unenforce(target, liveGeneration(this.#d.maps));
+      s.rules = s.rules.filter((r) => r.id !== target.id);
+      this.#write(s);
+      return target;
     });
   }
 
   /** Remove every rule whose TTL has passed (maps and store); returns them. */
   sweep(): LiveRule[] {
     const now = this.#now();
-    if (!this.rules().some((r) => r.expires !== null && r.expires <= now)) return [];
+    const due = (r: LiveRule) => r.expires !== null && r.expires <= now;
+    if (!this.rules().some((r) => due(r) || r.state !== undefined)) return [];
     return this.#withLock(() => {
-      const s = this.#read();
+      const s = this.#recoverLocked();
       const gen = liveGeneration(this.#d.maps);
-      const expired = s.rules.filter((r) => r.expires !== null && r.expires <= now);
+      const expired = s.rules.filter(due);
+      if (expired.length === 0) return [];
       for (const r of expired) this.#unenforce(r, gen);
       s.rules = s.rules.filter((r) => !expired.includes(r));
       this.#write(s);

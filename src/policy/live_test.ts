@@ -169,3 +169,80 @@ Deno.test("mergeLive: live rules join the compiled policy, replacing a colliding
   strictEqual(shadows.get(LIVE_RULE_ID_BASE), "07000000" + "0200" + "0100");
   strictEqual(shadows.get(LIVE_RULE_ID_BASE + 1), null);
 });
+
+/** Rewrite the store as a killed process would have left it. */
+function editStore(dir: string, f: (s: { rules: Record<string, unknown>[] }) => void): void {
+  const p = `${dir}/live_rules.json`;
+  const s = JSON.parse(Deno.readTextFileSync(p));
+  f(s);
+  Deno.writeTextFileSync(p, JSON.stringify(s));
+}
+
+Deno.test("live: an add killed after its store write is finished by the next sweep", () => {
+  const { dir, fm, live } = setup();
+  const { rule } = live.add({ kind: "path", path: "/etc/x" });
+  const key = inodeKey(DEV, 60, 0);
+  // killed before the map write: the store says "adding", the map lacks it
+  editStore(dir, (s) => s.rules[0].state = "adding");
+  fm.get("aegis_deny_inode").delete(key);
+  deepStrictEqual(live.consistency(), [
+    `live rule ${rule.id}: adding not finished`,
+    `live rule ${rule.id} (/etc/x (inode 8388609:60)) is not in aegis_deny_inode`,
+  ]);
+  deepStrictEqual(live.sweep(), [], "nothing expired");
+  strictEqual(ruleId(fm.get("aegis_deny_inode").lookup(key)), rule.id);
+  deepStrictEqual(live.consistency(), []);
+  strictEqual(live.rules()[0].state, undefined);
+  // killed after the map write: recover() only clears the state
+  editStore(dir, (s) => s.rules[0].state = "adding");
+  strictEqual(live.recover(), 1);
+  strictEqual(live.recover(), 0);
+  deepStrictEqual(live.consistency(), []);
+});
+
+Deno.test("live: a del killed after its store write is finished; the shadowed policy value comes back", () => {
+  const { dir, fm, live } = setup();
+  const key = inodeKey(DEV, 60, 0);
+  const policyVal = ruleValue(3, AEGIS_RULE_PROTECT, AEGIS_RT_INODE);
+  fm.get("aegis_deny_inode").update(key, policyVal);
+  const { rule } = live.add({ kind: "path", path: "/etc/x" });
+  editStore(dir, (s) => s.rules[0].state = "deleting");
+  // the next edit recovers first, then does its own work
+  live.add({ kind: "ip", ip: "10.0.0.1" });
+  deepStrictEqual(fm.get("aegis_deny_inode").lookup(key), policyVal);
+  deepStrictEqual(live.rules().map((r) => r.spec.kind), ["ip"]);
+  ok(!live.rules().some((r) => r.id === rule.id));
+  deepStrictEqual(live.consistency(), []);
+  // a del killed after its map write (entry already gone) finishes too
+  const ip = live.rules()[0];
+  editStore(dir, (s) => s.rules[0].state = "deleting");
+  fm.get("aegis_deny_ip4").delete(ipKey(parseIp("10.0.0.1"), 0).key);
+  strictEqual(live.recover(), 1);
+  deepStrictEqual(live.rules(), []);
+  strictEqual(fm.get("aegis_deny_ip4").lookup(ipKey(parseIp("10.0.0.1"), 0).key), null);
+  ok(ip.id > rule.id);
+});
+
+Deno.test("live: consistency() names orphan entries and stale ids; a killed writer's temp file is removed", () => {
+  const { dir, fm, live } = setup();
+  live.add({ kind: "ip", ip: "10.0.0.1" });
+  const orphanKey = ipKey(parseIp("10.0.0.9"), 0).key;
+  fm.get("aegis_deny_ip4").update(
+    orphanKey,
+    ruleValue(LIVE_RULE_ID_BASE + 77, AEGIS_RULE_DENY, 0),
+  );
+  deepStrictEqual(live.consistency(), [
+    `aegis_deny_ip4 holds live rule id ${
+      LIVE_RULE_ID_BASE + 77
+    }, which the store does not list there`,
+  ]);
+  fm.get("aegis_deny_ip4").delete(orphanKey);
+  fm.get("aegis_deny_ip4").update(
+    ipKey(parseIp("10.0.0.1"), 0).key,
+    ruleValue(LIVE_RULE_ID_BASE + 5, AEGIS_RULE_DENY, 0),
+  );
+  strictEqual(live.consistency().length, 2);
+  Deno.writeTextFileSync(`${dir}/.live_rules.json.tmp-abc123`, "{partial");
+  live.add({ kind: "ip", ip: "10.0.0.2" });
+  throws(() => Deno.statSync(`${dir}/.live_rules.json.tmp-abc123`), Deno.errors.NotFound);
+});
