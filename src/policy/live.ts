@@ -12,7 +12,7 @@
  * flock on `live_rules.json.lock` so two CLI runs without a daemon do not
  * lose each other's edits.
  *
- * Crash safety (kill -9 at any point; docs/policy.md, "Live rules"): the
+ * Crash safety (kill -9 at any point; docs/control.md, "Live rule edits and kill -9"): the
  * store is written first and says what is in progress. `add` records the
  * new rule with `state: "adding"`, writes the map, then clears the state;
  * `del` marks the rule `state: "deleting"`, restores/deletes its map
