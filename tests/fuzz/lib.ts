@@ -462,7 +462,8 @@ export async function fuzz(opts: FuzzOptions): Promise<FuzzResult> {
   let iterations = 0;
 
   const report = async (input: Uint8Array, what: string, sig: string, stack?: string) => {
-    const key = sig.replace(/\d+/g, "N").slice(0, 200);
+    // one report per kind of failure: the first line, numbers ignored
+    const key = sig.split("\n")[0].replace(/\d+/g, "N").slice(0, 160);
     if (seen.has(key)) return;
     seen.add(key);
     const k = opts.known?.find((f) => f.match.test(sig));

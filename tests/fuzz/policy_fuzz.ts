@@ -65,27 +65,42 @@ const dec = new TextDecoder();
  */
 function mutateLines(rng: Rng, input: Uint8Array, pool: string[]): Uint8Array {
   const lines = dec.decode(input).split("\n");
-  const at = rng.int(lines.length + 1);
-  switch (rng.int(5)) {
+  const at = Math.min(rng.int(lines.length + 1), lines.length - 1);
+  const token = () => rng.oneIn(2) ? rng.pick(KEYWORDS) : rng.pick(DICTIONARY);
+  switch (rng.int(7)) {
     case 0:
-    case 1:
       lines.splice(at, 0, rng.pick(pool));
       break;
-    case 2:
-      lines[Math.min(at, lines.length - 1)] = rng.pick(pool);
+    case 1:
+      lines[at] = rng.pick(pool);
       break;
-    case 3:
+    case 2:
       lines[0] = `version=${rng.int(8)}`;
       break;
+    case 3: // a whole entry or flag value
+      lines[at] = token();
+      break;
+    case 4: { // one field of an entry (fields split at ':', '/' or spaces)
+      const parts = lines[at].split(/([:/ ]+)/);
+      const k = rng.int(parts.length);
+      parts[k] = token();
+      lines[at] = parts.join("");
+      break;
+    }
+    case 5: // a field added
+      lines[at] += rng.pick([":", " ", "/"]) + token();
+      break;
     default: {
-      const i = Math.min(at, lines.length - 1);
-      const l = lines[i];
+      const l = lines[at];
       const cut = rng.int(l.length + 1);
-      lines[i] = l.slice(0, cut) + rng.pick(DICTIONARY) + l.slice(rng.oneIn(2) ? cut : l.length);
+      lines[at] = l.slice(0, cut) + token() + l.slice(rng.oneIn(2) ? cut : l.length);
     }
   }
   return enc.encode(lines.join("\n"));
 }
+
+/** Words that name properties of every plain object. */
+const KEYWORDS = ["constructor", "__proto__", "toString", "hasOwnProperty", "valueOf", "prototype"];
 
 Deno.test("fuzz policy: parse, lint, canonical form and compile never crash", async () => {
   const seeds = loadCorpus("policy").map((c) => c.bytes);
