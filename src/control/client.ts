@@ -13,6 +13,9 @@ export interface DaemonReply {
   body: unknown;
 }
 
+const CONNECT_RETRIES = 100;
+const CONNECT_RETRY_MS = 50;
+
 /** Largest daemon reply the CLI reads (head and body). */
 export const MAX_REPLY_BYTES = 64 << 20;
 
@@ -110,15 +113,22 @@ export async function withDaemon<T>(
   if (!path.startsWith("/") || [...path].some((ch) => ch <= " " || ch === "\u007f")) {
     throw new AegisError("USAGE", `bad control request path ${JSON.stringify(path)}`);
   }
-  let conn: Deno.UnixConn;
-  try {
-    conn = await Deno.connect({ transport: "unix", path: socket });
-  } catch (e) {
-    // a stale socket file with no daemon behind it
-    if (e instanceof Deno.errors.ConnectionRefused || e instanceof Deno.errors.NotFound) {
-      return null;
+  let conn: Deno.UnixConn | null = null;
+  for (let attempt = 0; conn === null; attempt++) {
+    try {
+      conn = await Deno.connect({ transport: "unix", path: socket });
+    } catch (e) {
+      // a stale socket file with no daemon behind it
+      if (e instanceof Deno.errors.ConnectionRefused || e instanceof Deno.errors.NotFound) {
+        return null;
+      }
+      // the daemon's accept queue is full (a burst of connections): retry for up to 5 s
+      if (e instanceof Deno.errors.WouldBlock && attempt < CONNECT_RETRIES) {
+        await new Promise((r) => setTimeout(r, CONNECT_RETRY_MS));
+        continue;
+      }
+      throw e;
     }
-    throw e;
   }
   const enc = new TextEncoder();
   const payload = body === undefined ? new Uint8Array(0) : enc.encode(JSON.stringify(body));

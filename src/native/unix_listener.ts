@@ -9,9 +9,11 @@
  * Deno's blocking thread pool. Two bounds keep that pool safe:
  * - no call waits longer than `sliceMs`: an idle read gives its thread back
  *   and is re-issued, so a closed connection is noticed within one slice;
- * - at most `maxBlocked` calls of one listener (its accepts and all its
- *   connections' reads and writes) are in C at once; more wait in a queue
- *   in JavaScript, holding no thread.
+ * - at most `maxBlocked` reads and writes of one listener's connections
+ *   are in C at once; more wait in a queue in JavaScript, holding no
+ *   thread. Accepts do not queue behind them: one accept at a time has a
+ *   slot of its own (concurrent accept() calls wait for each other), so a
+ *   flood of slow connections never stalls accepting.
  * close() shuts the socket down (which wakes a call waiting in poll on it)
  * and closes the fd only once no call on it is in flight, so an fd number
  * is never reused under a running call. {@link UnixListener.drained}
@@ -35,7 +37,7 @@ export interface UnixListenerOptions {
   mode?: number;
   /** listen() backlog (default 64) */
   backlog?: number;
-  /** most calls of this listener waiting in C at once (default 32) */
+  /** most reads and writes of this listener's connections waiting in C at once (default 32) */
   maxBlocked?: number;
   /** longest single wait in C, ms (default 1000) */
   sliceMs?: number;
@@ -167,6 +169,7 @@ export class UnixListener implements ServerListener {
   readonly sliceMs: number;
   /** @internal bounds the calls waiting in C */
   readonly gate: Gate;
+  readonly #acceptGate = new Gate(1);
   readonly #shim: Shim;
   readonly #ls: FdState;
   #open = 0; // fds not yet closed (listener + connections)
@@ -218,16 +221,16 @@ export class UnixListener implements ServerListener {
 
   /** Calls in C right now (for tests and metrics). */
   get blockedCalls(): number {
-    return this.gate.active;
+    return this.gate.active + this.#acceptGate.active;
   }
 
   async accept(): Promise<ServerConn> {
     const cred = new Int32Array(3);
     for (;;) {
       if (this.#ls.closed) throw closedError("listener");
-      await this.gate.acquire();
+      await this.#acceptGate.acquire();
       if (this.#ls.closed) {
-        this.gate.release();
+        this.#acceptGate.release();
         throw closedError("listener");
       }
       this.#ls.inflight++;
@@ -236,7 +239,7 @@ export class UnixListener implements ServerListener {
         rc = await this.#shim.lib.aegis_unix_accept(this.#ls.fd, this.sliceMs, cred);
       } finally {
         this.#ls.inflight--;
-        this.gate.release();
+        this.#acceptGate.release();
         this.#ls.maybeRelease();
       }
       if (rc >= 0) {

@@ -159,6 +159,50 @@ Deno.test("control socket: the CLI client reads large (chunked) and empty replie
   }
 });
 
+Deno.test("control socket: 200 idle connections do not lock out a request (cap 16, oldest evicted)", async () => {
+  const base = tempRoot();
+  try {
+    const flag = new FakeFlag();
+    const app = createControlApp({
+      emergency: new EmergencyControl({ stateDir: `${base}/state`, flag, nodeName: "h" }),
+    });
+    const sock = `${base}/run/control.sock`;
+    const srv = await startControlServer(app, sock);
+    const idle: Deno.Conn[] = [];
+    try {
+      for (let i = 0; i < 200; i++) {
+        let c: Deno.Conn;
+        try {
+          c = await Deno.connect({ transport: "unix", path: sock });
+        } catch (e) {
+          // the kernel's accept queue is full for a moment: that is backpressure, not a failure
+          ok(e instanceof Deno.errors.WouldBlock, String(e));
+          continue;
+        }
+        // half a request head, never finished (slowloris)
+        await c.write(new TextEncoder().encode("GET /emergency/status HTTP/1.1\r\n"));
+        idle.push(c);
+      }
+      const r = await daemonRequest("POST", "/emergency/disable", { reason: "flood" }, sock);
+      strictEqual(r?.status, 200);
+      strictEqual(flag.value, true);
+      const s = (await daemonRequest("GET", "/emergency/status", undefined, sock))!.body as {
+        changed_by: unknown;
+      };
+      deepStrictEqual(s.changed_by, { uid: 0, pid: Deno.pid, source: "kernel" });
+    } finally {
+      for (const c of idle) {
+        try {
+          c.close();
+        } catch { /* closed */ }
+      }
+      await srv.close();
+    }
+  } finally {
+    Deno.removeSync(base, { recursive: true });
+  }
+});
+
 Deno.test("control socket: a stale socket file is replaced, a live one refuses, a bad dir refuses", async () => {
   const base = tempRoot();
   try {
