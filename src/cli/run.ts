@@ -30,6 +30,18 @@ function parseRate(v: string): number {
   return n;
 }
 
+/** Whole seconds, 0 (off) or 1..86400. */
+export function parseProofInterval(v: string): number {
+  const n = Number(v);
+  if (!/^\d+$/.test(v.trim()) || !Number.isSafeInteger(n) || n > 86400) {
+    throw new AegisError(
+      "USAGE",
+      `--proof-interval "${v}": must be whole seconds from 0 (off) to 86400`,
+    );
+  }
+  return n;
+}
+
 export function addRunCommand(program: Command): void {
   program.command("run")
     .description("run the agent daemon (enforce by default; see --audit)")
@@ -58,6 +70,13 @@ export function addRunCommand(program: Command): void {
       parseRate,
     )
     .option(
+      "--proof-interval <seconds>",
+      "prove every S seconds that the kernel denies (a canary rule, a probe process); " +
+        "0 = only at start (warned; /health?require_enforce=1 then fails)",
+      parseProofInterval,
+      30,
+    )
+    .option(
       "--strict-degrade",
       "exit non-zero when an enforce request ends in AUDIT_FALLBACK or DEGRADED",
     )
@@ -82,6 +101,10 @@ instead; "aegisbpf health --require-enforce" then exits 1.
 runtime_state is ENFORCE, ENFORCE_SIGNAL, AUDIT_FALLBACK or DEGRADED. Each
 change is a state_change event, a log line and a rewritten
 capabilities.json (/var/lib/aegisbpf; AEGIS_CAPABILITIES_REPORT_PATH).
+Enforcement is proven at start and every --proof-interval seconds: a
+probe outside the agent's cgroup opens a sentinel under a canary rule and
+must get EPERM; a failed or stale proof is DEGRADED
+(ENFORCEMENT_PROOF_FAILED) and fails /health?require_enforce=1.
 
 Programs and maps are pinned under /sys/fs/bpf/aegisbpf: they keep
 enforcing after the agent stops or is killed, and a restarted agent takes
@@ -106,6 +129,7 @@ policy apply, rule edits) only on the root-only socket
           httpAllowRemote: opts.httpAllowRemote,
           log: opts.log,
           denyRateThreshold: opts.denyRateThreshold,
+          proofIntervalSeconds: opts.proofInterval,
         } satisfies DaemonOptions,
       );
     });

@@ -28,6 +28,7 @@ export const REASON_CODES = [
   "MAP_CAPACITY_EXCEEDED",
   "DENY_RATE_THRESHOLD_EXCEEDED",
   "POLICY_APPLY_FAILED",
+  "ENFORCEMENT_PROOF_FAILED",
   "RECOVERED",
 ] as const;
 export type ReasonCode = (typeof REASON_CODES)[number];

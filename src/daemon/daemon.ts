@@ -15,9 +15,14 @@
  *     AUDIT_FALLBACK; --enforce-fallback=signal gives ENFORCE_SIGNAL;
  *  5. the engine (LSM, or the tracepoint fallback); a load, verifier or
  *     attach failure is a blocker too;
- *  6. the first state_change, capabilities.json, events flowing;
+ *  6. the first enforcement proof (src/proof/: a probe outside the agent's
+ *     cgroup opens a canary-ruled sentinel and must get EPERM) before
+ *     ENFORCE is claimed: a failed one starts in DEGRADED
+ *     (ENFORCEMENT_PROOF_FAILED); then the first state_change,
+ *     capabilities.json, events flowing;
  *  7. every second: runtime checks (attach health, ring-buffer drops, map
- *     pressure), TTL expiry of live rules, unresolved paths; a change of
+ *     pressure, the enforcement proof every --proof-interval seconds, failed
+ *     or stale after 3 periods), TTL expiry of live rules, unresolved paths; a change of
  *     posture is a state_change event, a log line and a rewritten
  *     capabilities.json. --strict-degrade exits when an enforce-requested
  *     agent degrades.
@@ -65,7 +70,32 @@ import { SseHub } from "../http/sse.ts";
 import { literal, log } from "../log.ts";
 import { NetBlockCounter, renderMetrics, totalBlocks } from "../metrics/render.ts";
 import type { Shim } from "../native/mod.ts";
-import { loadAppliedPolicy, mapSizesFor, readMapSizeRequests, RULE_MAPS } from "../policy/apply.ts";
+import {
+  liveGeneration,
+  loadAppliedPolicy,
+  mapSizesFor,
+  readMapSizeRequests,
+  RULE_MAPS,
+  setBuiltinRules,
+} from "../policy/apply.ts";
+import {
+  canaryCgroup,
+  ensureInGeneration,
+  ensureSentinel,
+  FILE_CANARY_FLAGS,
+  fileCanaryEntry,
+  isCanaryRuleId,
+  probeOpen,
+  type SentinelId,
+} from "../proof/canary.ts";
+import {
+  DEFAULT_PROOF_INTERVAL_SECONDS,
+  EnforcementProver,
+  proofProblem,
+  type ProofResults,
+  SelfTestCounter,
+} from "../proof/prover.ts";
+import { HOOK_NAMES } from "../events/json.ts";
 import type { Unresolved } from "../policy/compile.ts";
 import { loadTrustedKeys } from "../policy/keys.ts";
 import { bpfLsmUsable, capabilityTier, enforceBlockers } from "../posture/blockers.ts";
@@ -105,6 +135,8 @@ export interface DaemonOptions {
   log: string;
   /** denies per second (10 s average) above which the posture is DEGRADED */
   denyRateThreshold?: number;
+  /** seconds between enforcement proofs (default 30); 0 = off (warned) */
+  proofIntervalSeconds?: number;
 }
 
 /** Where pins live: AEGIS_PIN_ROOT (tests) or /sys/fs/bpf/aegisbpf. */
@@ -118,12 +150,22 @@ interface Faults {
   hideHooks: Set<string>;
   /** program sections treated as failed to attach */
   failAttach: Set<string>;
+  /**
+   * AEGIS_TEST_ASSUME_BPF_LSM=1: treat "bpf" as in the active LSM list, so
+   * an lsm-off kernel gets its programs attached in enforce mode — where
+   * they deny nothing; the enforcement proof must catch it (VM tests).
+   */
+  assumeBpfLsm: boolean;
 }
 
 function faultsFromEnv(): Faults {
   const list = (name: string) =>
     new Set((Deno.env.get(name) ?? "").split(",").map((s) => s.trim()).filter((s) => s !== ""));
-  return { hideHooks: list("AEGIS_TEST_HIDE_HOOKS"), failAttach: list("AEGIS_TEST_FAIL_ATTACH") };
+  return {
+    hideHooks: list("AEGIS_TEST_HIDE_HOOKS"),
+    failAttach: list("AEGIS_TEST_FAIL_ATTACH"),
+    assumeBpfLsm: Deno.env.get("AEGIS_TEST_ASSUME_BPF_LSM") === "1",
+  };
 }
 
 /** The event bus: sink (stdout or file) and the /events subscribers. */
@@ -291,6 +333,10 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
   let emergency: EmergencyControl | null = null;
   let engine: Engine | null = null;
   let unresolvedNow = (): string[] => [];
+  let prover: EnforcementProver | null = null;
+  let canaryInLive = 0;
+  const selfTest = new SelfTestCounter();
+  const proofInterval = opts.proofIntervalSeconds ?? DEFAULT_PROOF_INTERVAL_SECONDS;
   const sink = openSink(opts.log, {
     onError: (e) => lg.error(literal(`event sink: ${e instanceof Error ? e.message : e}`)),
   });
@@ -333,6 +379,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
         generatedBy: "daemon",
         now: Math.floor(Date.now() / 1000),
         extraBlockers,
+        proof: { intervalSeconds: proofInterval, results: prover?.results ?? {} },
       });
       try {
         writeReport(paths.capabilities, report);
@@ -383,6 +430,8 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
           sse: { droppedClients: sseDropped(hub) },
           unresolvedPaths: unresolvedNow().length,
           perfSloPath: paths.perfSlo,
+          selfTest: { byHook: selfTest.byHook, liveCanaryEntries: canaryInLive },
+          proof: prover ? { results: prover.results, now: Math.floor(Date.now() / 1000) } : null,
         }, { detailed }),
       events: hub,
     });
@@ -440,6 +489,10 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
       needs: applied.needs,
       fileHook: opts.lsmHook,
     });
+    if (faults.assumeBpfLsm) {
+      lg.warn(literal("AEGIS_TEST_ASSUME_BPF_LSM: treating bpf as an active LSM (test only)"));
+      probe = { ...probe, bpf_lsm_active: { status: "supported", value: true } };
+    }
     const blockers = enforceBlockers(probe, applied.needs);
     if (capabilityTier(probe) === "Disabled") {
       rebuildReport();
@@ -556,6 +609,13 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
       const ring = shim.openRing(engine.obj.map(MAP_EVENTS).fd);
       cleanups.push(() => ring.close());
       drain = new EventDrain(ring, (r) => {
+        if (r.kind === "file_block" && isCanaryRuleId(r.ruleId)) {
+          // the proof's own deny: counted apart, marked, never a user-visible block
+          const hook = HOOK_NAMES[r.hook] ?? String(r.hook);
+          selfTest.observe(hook);
+          bus.emit({ ...recordToEvent(r, resolver), self_test: true });
+          return;
+        }
         netBlocks.observe(r);
         bus.emit(recordToEvent(r, resolver));
       }, {
@@ -590,7 +650,64 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
       },
     });
     const healthyState = startState;
-    sm.transition(startState, decision.reason, decision.detail);
+    // the enforcement proof: only where the kernel is meant to deny
+    let firstProof: string | null = null;
+    if (startState === "ENFORCE") {
+      const eng = engine;
+      let sentinel: SentinelId | null = null;
+      let cg: string | null = null;
+      const fileProof = async () => {
+        const s = ensureSentinel(`${paths.runtimeDir}/proof`);
+        if (!sentinel || sentinel.ino !== s.ino || sentinel.dev !== s.dev) sentinel = s;
+        cg ??= canaryCgroup();
+        // an apply carries the canary (setBuiltinRules); this repairs anything else
+        const live = liveGeneration((n) => eng.obj.map(n));
+        ensureInGeneration(
+          { map: (n) => eng.obj.map(n) },
+          live,
+          fileCanaryEntry(s),
+          FILE_CANARY_FLAGS,
+        );
+        canaryInLive = 1;
+        return await probeOpen(s.path, cg);
+      };
+      setBuiltinRules(() =>
+        sentinel ? { flags: FILE_CANARY_FLAGS, entries: [fileCanaryEntry(sentinel)] } : {
+          flags: 0,
+          entries: [],
+        }
+      );
+      cleanups.push(() => setBuiltinRules(null));
+      let lastOk: boolean | null = null;
+      prover = new EnforcementProver({
+        surfaces: { file: fileProof },
+        intervalSeconds: proofInterval,
+        onRound: (res: ProofResults) => {
+          const f = res.file;
+          if (f && f.ok !== lastOk) {
+            if (f.ok) lg.info(literal(`enforcement proof (file): ${f.detail}`), { proof: res });
+            else lg.error(literal(`enforcement proof (file) FAILED: ${f.detail}`), { proof: res });
+          }
+          lastOk = f?.ok ?? null;
+          rebuildReport();
+        },
+      });
+      if (proofInterval === 0) {
+        lg.warn(
+          literal(
+            "ENFORCEMENT PROOFS ARE OFF (--proof-interval 0): one proof at start, then nothing " +
+              "shows that the kernel still denies; /health?require_enforce=1 answers 503",
+          ),
+        );
+      }
+      const res = await prover.round();
+      firstProof = proofProblem(prover.surfaces, res, Math.floor(Date.now() / 1000), 1);
+    }
+    if (firstProof) {
+      sm.transition("DEGRADED", "ENFORCEMENT_PROOF_FAILED", firstProof);
+    } else {
+      sm.transition(startState, decision.reason, decision.detail);
+    }
     if (ringProblem && startState !== "AUDIT_FALLBACK") {
       sm.transition("DEGRADED", ringProblem.reason, ringProblem.detail);
     }
@@ -621,7 +738,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
     let lastDrops = counter(counters, AEGIS_CNT_RINGBUF_DROPS);
     const hookStats = engine.obj.map(MAP_HOOK_STATS);
     const denies: bigint[] = [];
-    let lastDenies = totalBlocks(hookStats);
+    let lastDenies = totalBlocks(hookStats) - BigInt(selfTest.total);
     let utilisation: Record<string, number> = {};
     let tick = 0;
     const expected = [...hooks];
@@ -631,10 +748,13 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
         drops.push(d - lastDrops);
         lastDrops = d;
         if (drops.length > DROP_WINDOW_CHECKS) drops.shift();
-        const b = totalBlocks(hookStats);
+        const b = totalBlocks(hookStats) - BigInt(selfTest.total);
         denies.push(b - lastDenies);
         lastDenies = b;
         if (denies.length > DROP_WINDOW_CHECKS) denies.shift();
+        const emergencyOn = emergencyActive();
+        if (prover && !emergencyOn) prover.tick();
+        if (prover && emergencyOn) prover.expedite(); // prove again as soon as it ends
         if (tick++ % MAP_CHECK_EVERY === 0) utilisation = mapUtilisation(engine!);
         policy.tick();
         const want = ringBroken ? null : runtimeChecks({
@@ -648,6 +768,18 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
             perSecond: Number(denies.reduce((a, x) => a + x, 0n)) / DROP_WINDOW_CHECKS,
             threshold: opts.denyRateThreshold,
           },
+          // a failed proof always counts; staleness only while proofs run
+          // (not off, not during emergency disable, no round in flight)
+          proofProblem: prover
+            ? proofProblem(
+              prover.surfaces,
+              prover.results,
+              Math.floor(Date.now() / 1000),
+              proofInterval > 0 && !emergencyOn && !prover.running
+                ? proofInterval
+                : Number.MAX_SAFE_INTEGER,
+            )
+            : undefined,
         });
         if (want) sm!.transition(want.state, want.reason, want.detail);
         if (sm!.shouldExit()) stop.abort("STRICT_DEGRADE");

@@ -443,3 +443,35 @@ Deno.test("NetBlockCounter: counts blocks by rule type, not audits", () => {
   strictEqual(c.counts.ip, 0);
   strictEqual(c.counts.cg_port, 1);
 });
+
+Deno.test("render: the proof's canary denies and entries are not user-visible; proof gauges", async () => {
+  const slo = await tmpSlo(null);
+  const src: MetricsSources = {
+    ...daemonSources(slo),
+    selfTest: { byHook: { file_open: 2 }, liveCanaryEntries: 1 },
+    proof: {
+      results: { file: { ok: false, last_unix: 1000, detail: "opened" } },
+      now: 1042,
+    },
+  };
+  const p = parseExposition(await renderMetrics(src, { detailed: true }));
+  strictEqual(get(p, "aegisbpf_blocks_total"), 4, "6 kernel blocks, 2 of them the canary's");
+  strictEqual(get(p, "aegisbpf_hook_blocks_total", { hook: "file_open" }), 3);
+  strictEqual(get(p, "aegisbpf_self_test_denies_total", { hook: "file_open" }), 2);
+  strictEqual(get(p, "aegisbpf_deny_inode_entries"), 29);
+  strictEqual(get(p, "aegisbpf_enforcement_proof_ok", { surface: "file" }), 0);
+  strictEqual(get(p, "aegisbpf_enforcement_proof_age_seconds", { surface: "file" }), 42);
+  strictEqual(get(p, "aegisbpf_enforcement_proof_ok", { surface: "exec" }), undefined);
+  // more self-test denies than the kernel counted (a reset) never goes negative
+  const q = parseExposition(
+    await renderMetrics(
+      { ...src, selfTest: { byHook: { file_open: 99 }, liveCanaryEntries: 99 } },
+      {
+        detailed: true,
+      },
+    ),
+  );
+  strictEqual(get(q, "aegisbpf_hook_blocks_total", { hook: "file_open" }), 0);
+  strictEqual(get(q, "aegisbpf_deny_inode_entries"), 0);
+  await Deno.remove(slo.replace(/\/[^/]*$/, ""), { recursive: true });
+});

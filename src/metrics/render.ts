@@ -24,6 +24,7 @@ import { RUNTIME_STATES, type RuntimeState } from "../daemon/contracts.ts";
 import type { KernelRecord } from "../events/decode.ts";
 import { HOOK_NAMES, RULE_TYPE_NAMES } from "../events/json.ts";
 import { RULE_MAPS } from "../policy/apply.ts";
+import { PROOF_SURFACES, type ProofResults } from "../proof/prover.ts";
 import { readPerfSlo } from "./perf_slo.ts";
 import { Exposition } from "./prom.ts";
 
@@ -65,6 +66,14 @@ export interface MetricsSources {
   unresolvedPaths: number | null;
   /** perf-slo-summary.json (aegisPaths().perfSlo). */
   perfSloPath: string;
+  /**
+   * The enforcement proof's own denies by hook (counted from its block
+   * records) and its canary entries in the live deny_inode generation:
+   * taken out of the user-visible block and entry counts.
+   */
+  selfTest?: { byHook: Readonly<Record<string, number>>; liveCanaryEntries: number } | null;
+  /** The last enforcement proofs and the clock (unix seconds). */
+  proof?: { results: ProofResults; now: number } | null;
 }
 
 /** Sources with kernel facts only (no daemon: state, events, emergency unknown). */
@@ -202,7 +211,9 @@ export async function renderMetrics(src: MetricsSources, opts: RenderOptions): P
     for (const [id, hook] of Object.entries(HOOK_NAMES)) {
       const s = sumFields(hooks, Number(id), HOOK_STAT.size / 8);
       const inv = s[f.invocations.offset / 8];
-      const blk = s[f.blocks.offset / 8];
+      // the proof's canary denies are not user-visible blocks
+      const own = BigInt(src.selfTest?.byHook[hook] ?? 0);
+      const blk = s[f.blocks.offset / 8] > own ? s[f.blocks.offset / 8] - own : 0n;
       blocks += blk;
       x.sample("aegisbpf_hook_invocations_total", inv, { hook });
       x.sample("aegisbpf_hook_latency_total_ns", s[f.latency_ns.offset / 8], { hook });
@@ -212,6 +223,36 @@ export async function renderMetrics(src: MetricsSources, opts: RenderOptions): P
       }
     }
     x.sample("aegisbpf_blocks_total", blocks);
+  }
+  x.declare(
+    "aegisbpf_self_test_denies_total",
+    "counter",
+    "Denies of the enforcement proof's canary rules (not in aegisbpf_blocks_total).",
+  );
+  for (const [hook, n] of Object.entries(src.selfTest?.byHook ?? {})) {
+    x.sample("aegisbpf_self_test_denies_total", n, { hook });
+  }
+  x.declare(
+    "aegisbpf_enforcement_proof_ok",
+    "gauge",
+    "1 when the last enforcement proof of the surface passed (the kernel denied), else 0.",
+  );
+  x.declare(
+    "aegisbpf_enforcement_proof_age_seconds",
+    "gauge",
+    "Seconds since the last enforcement proof of the surface.",
+  );
+  if (src.proof) {
+    for (const surface of PROOF_SURFACES) {
+      const r = src.proof.results[surface];
+      if (!r) continue;
+      x.sample("aegisbpf_enforcement_proof_ok", r.ok ? 1 : 0, { surface });
+      x.sample(
+        "aegisbpf_enforcement_proof_age_seconds",
+        Math.max(0, src.proof.now - r.last_unix),
+        { surface },
+      );
+    }
   }
 
   x.declare("aegisbpf_net_blocks_total", "counter", "Network operations blocked, by rule type.");
@@ -246,7 +287,10 @@ export async function renderMetrics(src: MetricsSources, opts: RenderOptions): P
       for (const k of keys) {
         if (new DataView(k.buffer).getUint32(INODE_GEN, true) === liveGen) live++;
       }
-      x.sample("aegisbpf_deny_inode_entries", live);
+      x.sample(
+        "aegisbpf_deny_inode_entries",
+        Math.max(0, live - (src.selfTest?.liveCanaryEntries ?? 0)),
+      );
     }
   }
 

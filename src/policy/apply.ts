@@ -84,6 +84,28 @@ export interface CompiledPolicy {
   entries: CompiledEntry[];
 }
 
+/**
+ * Rules the agent itself keeps in every generation (the enforcement
+ * proof's canary rules, src/proof/canary.ts): written after the policy's
+ * entries (so they win a key both name) with their policy flags OR-ed in.
+ * Set by the daemon; a CLI apply without a daemon carries none (the daemon
+ * writes them again before its first proof).
+ */
+export interface BuiltinRules {
+  flags: number;
+  entries: CompiledEntry[];
+}
+
+let builtinRules: (() => BuiltinRules) | null = null;
+
+/** Register (or with null, clear) the built-in rules every apply carries. */
+export function setBuiltinRules(provider: (() => BuiltinRules) | null): void {
+  builtinRules = provider;
+}
+
+/** Rule ids the built-in rules use ([from, to)); generationCounts leaves them out. */
+export const BUILTIN_RULE_IDS: readonly [number, number] = [0x7f00_0000, 0x7f00_0100];
+
 export interface ApplyResult {
   from: number;
   to: number;
@@ -189,12 +211,29 @@ function clearGeneration(
   return { deleted, others };
 }
 
-/** Entries per generation of every rule map: {map: [gen0, gen1]}. */
+const RULE_ID_OFF = ABI_LAYOUT.structs.aegis_rule.fields.rule_id.offset;
+
+/** Is this aegis_rule value one of the built-in rules (BUILTIN_RULE_IDS)? */
+function isBuiltinValue(v: Uint8Array | null): boolean {
+  if (!v || v.byteLength < RULE_ID_OFF + 4) return false;
+  const id = new DataView(v.buffer, v.byteOffset, v.byteLength).getUint32(RULE_ID_OFF, true);
+  return id >= BUILTIN_RULE_IDS[0] && id < BUILTIN_RULE_IDS[1];
+}
+
+/**
+ * Entries per generation of every rule map: {map: [gen0, gen1]}. The
+ * built-in canary rules of aegis_deny_inode are not counted (they are the
+ * agent's, not the policy's).
+ */
 export function generationCounts(maps: (name: string) => BpfMap): Record<string, [number, number]> {
   const out: Record<string, [number, number]> = {};
   for (const name of Object.keys(RULE_MAPS)) {
     const c: [number, number] = [0, 0];
-    for (const k of maps(name).keys()) c[keyGeneration(name, k) & 1]++;
+    const m = maps(name);
+    for (const k of m.keys()) {
+      if (name === "aegis_deny_inode" && isBuiltinValue(m.lookup(k))) continue;
+      c[keyGeneration(name, k) & 1]++;
+    }
     out[name] = c;
   }
   return out;
@@ -224,6 +263,13 @@ export function applyCompiled(
   policy: CompiledPolicy,
   opts: ApplyCompiledOptions = {},
 ): ApplyResult {
+  const builtin = builtinRules?.();
+  if (builtin && builtin.entries.length > 0) {
+    policy = {
+      flags: policy.flags | builtin.flags,
+      entries: [...policy.entries, ...builtin.entries],
+    };
+  }
   for (const e of policy.entries) {
     if (!(e.map in RULE_MAPS)) {
       throw new AegisError("POLICY_APPLY_FAILED", `Compiled entry for unknown rule map "${e.map}"`);

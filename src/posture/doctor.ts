@@ -73,6 +73,7 @@ export function doctorAdvice(f: DoctorFacts): Advice[] {
           "enforce mode once it is fixed",
     });
   }
+  if (f.daemonRunning) out.push(...proofAdvice(r));
   if (f.health.body.emergency_disable_active === true) {
     out.push({
       code: "EMERGENCY_DISABLE_ACTIVE",
@@ -96,6 +97,41 @@ export function doctorAdvice(f: DoctorFacts): Advice[] {
       code: "PROBE_INCOMPLETE",
       message: `some probes could not run: ${f.probeLimitation}`,
       remediation: "run the command as root",
+    });
+  }
+  return out;
+}
+
+/**
+ * A failed, stale or switched-off enforcement proof (docs/guarantees.md):
+ * what the probe saw, and what to check.
+ */
+function proofAdvice(r: CapabilitiesReport): Advice[] {
+  const out: Advice[] = [];
+  if (r.enforcement_proof_interval_seconds === 0 && r.runtime_state === "ENFORCE") {
+    out.push({
+      code: "ENFORCEMENT_PROOF_OFF",
+      message: "enforcement proofs are off (run --proof-interval 0): nothing shows that the " +
+        "kernel denies, and /health?require_enforce=1 fails",
+      remediation: "restart the agent without --proof-interval 0 (default: every 30 s)",
+    });
+  }
+  for (const [surface, p] of Object.entries(r.enforcement_proof)) {
+    if (!p || p.ok) continue;
+    out.push({
+      code: "ENFORCEMENT_PROOF_FAILED",
+      message: `the ${surface} proof failed at ${new Date(p.last_unix * 1000).toISOString()}: ` +
+        `${p.detail}. The programs are attached, but the kernel did not deny the canary ` +
+        "operation: rules of this surface are probably not enforced on this node",
+      remediation: /did not deny/.test(p.detail)
+        ? 'check that "bpf" is in the active LSM list (cat /sys/kernel/security/lsm; add ' +
+          "lsm=...,bpf to the kernel command line and reboot), and that emergency disable or " +
+          'break-glass is not active ("aegisbpf emergency-status")'
+        : /cgroup/.test(p.detail)
+        ? "the probe needs a writable cgroup v2 hierarchy: check that /sys/fs/cgroup is a " +
+          "cgroup2 mount the agent (root) can create aegisbpf.canary in"
+        : "check the agent's log for the proof's error; the sentinel lives under the runtime " +
+          "directory (/run/aegisbpf/proof) and the probe runs /bin/sh",
     });
   }
   return out;

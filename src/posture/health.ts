@@ -5,12 +5,16 @@
  *   state (liveness; a reduced posture is reported, not failed).
  * - require_enforce: healthy only when the agent runs, runtime_state is
  *   ENFORCE, there is no blocker, and emergency disable is not active
- *   (an unknown emergency state counts as active).
+ *   (an unknown emergency state counts as active), and the enforcement
+ *   proofs (src/proof/prover.ts) passed within their staleness limit —
+ *   proofs switched off (`run --proof-interval 0`) fail it too: nothing
+ *   shows the kernel denies.
  *
  * @module
  */
 import { z } from "zod";
 import { RUNTIME_STATES } from "../daemon/contracts.ts";
+import { PROOF_SURFACES, proofProblem } from "../proof/prover.ts";
 import { BlockerSchema, type CapabilitiesReport } from "./report.ts";
 
 export const HealthBody = z.object({
@@ -31,12 +35,28 @@ export interface HealthInput {
   /** null = unknown */
   emergencyActive: boolean | null;
   daemonRunning: boolean;
+  /** unix seconds (default: the clock), for the proofs' freshness */
+  now?: number;
 }
 
 export interface HealthVerdict {
   healthy: boolean;
   status: 200 | 503;
   body: HealthBody;
+}
+
+function proofReasons(i: HealthInput): string[] {
+  const r = i.report;
+  const interval = r.enforcement_proof_interval_seconds;
+  if (interval === null) return ["the agent reports no enforcement proof"];
+  if (interval === 0) {
+    return ["enforcement proofs are off (run --proof-interval 0): nothing shows the kernel denies"];
+  }
+  const surfaces = PROOF_SURFACES.filter((s) => r.enforcement_proof[s] !== undefined);
+  if (surfaces.length === 0) return ["no enforcement proof has run yet"];
+  const now = i.now ?? Math.floor(Date.now() / 1000);
+  const p = proofProblem(surfaces, r.enforcement_proof, now, interval);
+  return p ? [p] : [];
 }
 
 export function evaluateHealth(i: HealthInput, requireEnforce: boolean): HealthVerdict {
@@ -54,6 +74,7 @@ export function evaluateHealth(i: HealthInput, requireEnforce: boolean): HealthV
     } else if (i.emergencyActive === null && i.daemonRunning) {
       reasons.push("the emergency-disable state is unknown");
     }
+    if (i.daemonRunning && r.runtime_state === "ENFORCE") reasons.push(...proofReasons(i));
   }
   const healthy = reasons.length === 0;
   return {

@@ -11,7 +11,18 @@ const eperm = () => {
   throw new NativeCallError("aegis_obj_load", 1);
 };
 
-async function report(state: RuntimeState | null, lsmWorks = true): Promise<CapabilitiesReport> {
+const PASSED = {
+  file: { ok: true, last_unix: 1000, detail: "open of the sentinel denied with EPERM" },
+};
+
+async function report(
+  state: RuntimeState | null,
+  lsmWorks = true,
+  proof: { intervalSeconds: number; results: typeof PASSED | Record<string, never> } | null = {
+    intervalSeconds: 30,
+    results: PASSED,
+  },
+): Promise<CapabilitiesReport> {
   return buildReport({
     probe: await fixtureReport(lsmWorks ? {} : { trial: eperm }),
     needs: NO_NEEDS,
@@ -22,6 +33,7 @@ async function report(state: RuntimeState | null, lsmWorks = true): Promise<Capa
     attachedSections: null,
     generatedBy: "daemon",
     now: 1,
+    proof: proof ?? undefined,
   });
 }
 
@@ -30,6 +42,7 @@ Deno.test("require_enforce: 200 only for ENFORCE, no blockers, emergency off", a
     report: await report("ENFORCE"),
     emergencyActive: false,
     daemonRunning: true,
+    now: 1010,
   }, true);
   strictEqual(good.healthy, true);
   strictEqual(good.status, 200);
@@ -153,4 +166,63 @@ Deno.test("doctor: a running agent that does not enforce gets NOT_ENFORCING", as
   );
   eq(a.map((x) => x.code), ["NOT_ENFORCING"]);
   ok(a[0].message.includes("DEGRADED"));
+});
+
+Deno.test("require_enforce: needs a fresh passing proof; failed, stale, off, none → 503", async () => {
+  const h = async (
+    proof: Parameters<typeof report>[2],
+    now: number,
+  ) =>
+    evaluateHealth({
+      report: await report("ENFORCE", true, proof),
+      emergencyActive: false,
+      daemonRunning: true,
+      now,
+    }, true);
+  strictEqual((await h({ intervalSeconds: 30, results: PASSED }, 1090)).status, 200, "3 periods");
+  const stale = await h({ intervalSeconds: 30, results: PASSED }, 1091);
+  strictEqual(stale.status, 503);
+  ok(stale.body.reasons.some((r) => /91 s old/.test(r)), stale.body.reasons.join("; "));
+  const failed = await h({
+    intervalSeconds: 30,
+    results: { file: { ok: false, last_unix: 1000, detail: "the probe opened the sentinel" } },
+  }, 1000);
+  strictEqual(failed.status, 503);
+  ok(failed.body.reasons.some((r) => r.includes("file: the probe opened the sentinel")));
+  const off = await h({ intervalSeconds: 0, results: PASSED }, 1000);
+  strictEqual(off.status, 503);
+  ok(off.body.reasons.some((r) => r.includes("--proof-interval 0")));
+  const none = await h({ intervalSeconds: 30, results: {} }, 1000);
+  ok(none.body.reasons.includes("no enforcement proof has run yet"));
+  const unknown = await h(null, 1000);
+  ok(unknown.body.reasons.includes("the agent reports no enforcement proof"));
+  // plain health does not judge proofs
+  strictEqual(
+    evaluateHealth({
+      report: await report("ENFORCE", true, { intervalSeconds: 0, results: {} }),
+      emergencyActive: false,
+      daemonRunning: true,
+    }, false).status,
+    200,
+  );
+});
+
+Deno.test("doctor: a failed proof and proofs off get advice with a remedy", async () => {
+  const r = await report("DEGRADED", true, {
+    intervalSeconds: 30,
+    results: {
+      file: {
+        ok: false,
+        last_unix: 1000,
+        detail: "the probe opened the sentinel: the kernel did not deny the canary rule",
+      },
+    },
+  });
+  const a = doctorAdvice(await facts({ report: r }));
+  const f = a.find((x) => x.code === "ENFORCEMENT_PROOF_FAILED");
+  ok(f, a.map((x) => x.code).join(","));
+  ok(f.message.includes("file proof failed"));
+  ok(f.remediation.includes("/sys/kernel/security/lsm"));
+  const off = await report("ENFORCE", true, { intervalSeconds: 0, results: PASSED });
+  eq(doctorAdvice(await facts({ report: off })).map((x) => x.code), ["ENFORCEMENT_PROOF_OFF"]);
 });

@@ -22,9 +22,10 @@ import type { PolicyNeeds } from "./needs.ts";
 import { probeBool } from "./probe.ts";
 import { HOOK_NAMES, HOOK_SYMBOLS, type HookName } from "./probes/hooks.ts";
 import type { ProbeReport } from "./probes/mod.ts";
+import type { ProofResults } from "../proof/prover.ts";
 
 export const SCHEMA_VERSION = 1;
-export const SCHEMA_SEMVER = "1.8.0";
+export const SCHEMA_SEMVER = "1.9.0";
 
 const maybe = z.boolean().nullable();
 
@@ -46,6 +47,19 @@ export const BlockerSchema = z.object({
   code: z.enum(BLOCKER_CODES).describe("machine-readable blocker code"),
   message: z.string(),
   remedy: z.string(),
+}).strict();
+
+const SurfaceProof = z.object({
+  ok: z.boolean().describe("the kernel denied the canary operation with EPERM"),
+  last_unix: z.number().int().nonnegative().describe("unix seconds of the last attempt"),
+  detail: z.string(),
+}).strict();
+
+export const UnenforcedRule = z.object({
+  rule_id: z.number().int().nonnegative(),
+  surface: z.enum(["file", "exec", "network"]),
+  target: z.string().describe("the rule's path, address or name"),
+  reason: z.string(),
 }).strict();
 
 export const CapabilitiesReport = z.object({
@@ -122,6 +136,20 @@ export const CapabilitiesReport = z.object({
     enforce_requested: z.boolean(),
   }).strict(),
   emergency: z.object({ active: maybe.describe("null = unknown (no daemon, no pins)") }).strict(),
+  enforcement_proof: z.object({
+    file: SurfaceProof.optional(),
+    exec: SurfaceProof.optional(),
+    network: SurfaceProof.optional(),
+  }).strict().describe(
+    "the last live proof of each surface the daemon proves (docs/guarantees.md); " +
+      "empty without a daemon, in audit, or before the first proof",
+  ),
+  enforcement_proof_interval_seconds: z.number().int().nonnegative().nullable().describe(
+    "seconds between proofs; 0 = proofs off; null = no daemon",
+  ),
+  unenforced_rules: z.array(UnenforcedRule).describe(
+    "rules a proof found not denied by the kernel",
+  ),
 }).strict();
 export type CapabilitiesReport = z.infer<typeof CapabilitiesReport>;
 
@@ -154,6 +182,12 @@ export interface ReportInput {
   now: number;
   /** blockers found outside the probes (e.g. a failed attach at start) */
   extraBlockers?: Blocker[];
+  /** the daemon's enforcement proofs (absent: none, interval null) */
+  proof?: {
+    intervalSeconds: number;
+    results: ProofResults;
+    unenforced?: z.infer<typeof UnenforcedRule>[];
+  };
 }
 
 /** The section a hook row corresponds to (lsm/<hook>); null for the IMA helper. */
@@ -275,6 +309,9 @@ export function buildReport(i: ReportInput): CapabilitiesReport {
     },
     state_transitions: { ...i.transitions },
     emergency: { active: i.emergencyActive },
+    enforcement_proof: structuredClone(i.proof?.results ?? {}),
+    enforcement_proof_interval_seconds: i.proof?.intervalSeconds ?? null,
+    unenforced_rules: [...(i.proof?.unenforced ?? [])],
   };
   return report;
 }

@@ -40,7 +40,20 @@ Deno.test("an enforcing node: Full, enforce_capable, every SPEC field, valid", a
   const r = buildReport(await input());
   CapabilitiesReport.parse(r);
   strictEqual(r.schema_version, 1);
-  strictEqual(r.schema_semver, "1.8.0");
+  strictEqual(r.schema_semver, "1.9.0");
+  eq(r.enforcement_proof, {}, "no daemon proof in the input");
+  strictEqual(r.enforcement_proof_interval_seconds, null);
+  eq(r.unenforced_rules, []);
+  const proven = buildReport({
+    ...(await input()),
+    proof: {
+      intervalSeconds: 30,
+      results: { file: { ok: true, last_unix: 1699999990, detail: "EPERM" } },
+    },
+  });
+  CapabilitiesReport.parse(proven);
+  eq(proven.enforcement_proof.file, { ok: true, last_unix: 1699999990, detail: "EPERM" });
+  strictEqual(proven.enforcement_proof_interval_seconds, 30);
   strictEqual(r.generated_at_unix, 1700000000);
   strictEqual(r.kernel_version, "6.12.38+deb13-amd64");
   strictEqual(r.capability, "Full");
@@ -144,6 +157,19 @@ Deno.test("schema refuses missing fields, unknown fields and bad values", async 
     !CapabilitiesReport.safeParse({
       ...r,
       enforce_blockers: [{ code: "NOPE", message: "", remedy: "" }],
+    }).success,
+  );
+  ok(
+    !CapabilitiesReport.safeParse({
+      ...r,
+      enforcement_proof: { kernel: { ok: true, last_unix: 1, detail: "" } },
+    }).success,
+    "unknown proof surface",
+  );
+  ok(
+    !CapabilitiesReport.safeParse({
+      ...r,
+      enforcement_proof: { file: { ok: "yes", last_unix: 1, detail: "" } },
     }).success,
   );
   throws(

@@ -5,7 +5,8 @@
  * (log line, capabilities.json rewrite) through `onTransition`.
  *
  * `runtimeChecks` is the pure decision the daemon's periodic check makes:
- * attach health, priority ring-buffer drops, map pressure, deny rate.
+ * attach health, priority ring-buffer drops, map pressure, deny rate, and
+ * the enforcement proof (src/proof/prover.ts).
  *
  * @module
  */
@@ -148,6 +149,12 @@ export interface RuntimeCheckInput {
   mapThreshold?: number;
   /** denies per second since the last check, and the alarm threshold (off when absent) */
   denyRate?: { perSecond: number; threshold: number };
+  /**
+   * Why the enforcement proofs do not show enforcement (proofProblem), or
+   * null when they pass; absent when proofs are not judged (off, or
+   * emergency disable active).
+   */
+  proofProblem?: string | null;
 }
 
 export interface WantedTransition {
@@ -170,7 +177,8 @@ export function runtimeChecks(i: RuntimeCheckInput): WantedTransition | null {
     return {
       state: i.healthyState,
       reason: "RECOVERED",
-      detail: "attach health, ring-buffer drops and map pressure are back within limits",
+      detail: "attach health, ring-buffer drops, map pressure and the enforcement proofs are " +
+        "back within limits",
     };
   }
   return null;
@@ -182,6 +190,7 @@ function findProblem(i: RuntimeCheckInput): { reason: ReasonCode; detail: string
   if (lost.length > 0) {
     return { reason: "ATTACH_CONTRACT_MISMATCH", detail: `no longer attached: ${lost.join(", ")}` };
   }
+  if (i.proofProblem) return { reason: "ENFORCEMENT_PROOF_FAILED", detail: i.proofProblem };
   if (i.priorityDropDelta > 0) {
     return {
       reason: "PRIORITY_RINGBUF_DROPS",

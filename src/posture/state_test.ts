@@ -117,6 +117,22 @@ Deno.test("runtimeChecks: every reason it can produce, in priority order", () =>
     runtimeChecks({ ...base, mapUtilisation: { a: 0.6 }, mapThreshold: 0.5 })?.reason,
     "MAP_CAPACITY_EXCEEDED",
   );
+  const proof = runtimeChecks({
+    ...base,
+    proofProblem: "enforcement proof failed: file: opened",
+    priorityDropDelta: 2,
+  });
+  eq(proof, {
+    state: "DEGRADED",
+    reason: "ENFORCEMENT_PROOF_FAILED",
+    detail: "enforcement proof failed: file: opened",
+  });
+  strictEqual(runtimeChecks({ ...base, proofProblem: null }), null, "a passing proof");
+  strictEqual(
+    runtimeChecks({ ...base, current: "DEGRADED", proofProblem: "still failing" }),
+    null,
+    "stays DEGRADED while the proof fails",
+  );
   const rate = runtimeChecks({ ...base, denyRate: { perSecond: 120, threshold: 100 } });
   eq(rate?.reason, "DENY_RATE_THRESHOLD_EXCEEDED");
   strictEqual(runtimeChecks({ ...base, denyRate: { perSecond: 100, threshold: 100 } }), null);
@@ -132,6 +148,7 @@ Deno.test("runtimeChecks: every reason it can produce, in priority order", () =>
     "PRIORITY_RINGBUF_DROPS",
     "MAP_CAPACITY_EXCEEDED",
     "DENY_RATE_THRESHOLD_EXCEEDED",
+    "ENFORCEMENT_PROOF_FAILED",
     "RECOVERED",
   ]);
   for (const r of produced) ok((REASON_CODES as readonly string[]).includes(r), r);

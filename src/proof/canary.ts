@@ -1,0 +1,264 @@
+/**
+ * The file-surface canary of the enforcement proof (docs/guarantees.md,
+ * "Enforcement proof"): a sentinel file the agent owns, a built-in deny
+ * rule on its inode, and a short-lived probe process outside the agent's
+ * cgroup that tries to open it. The kernel answering EPERM is the proof.
+ *
+ * - The sentinel is `<runtimeDir>/proof/file.sentinel`, a regular file,
+ *   0600 root, in a 0700 root directory. It holds no data worth reading:
+ *   a failed proof (the open succeeds) discloses nothing.
+ * - The canary rule is an ordinary `aegis_deny_inode` entry whose rule id is
+ *   in the reserved canary range (CANARY_RULE_ID_BASE…): it only matches the
+ *   sentinel's inode, so it can never deny a real workload. It is carried
+ *   into every rule generation (apply.ts setBuiltinRules) and re-asserted
+ *   in the live generation before every proof.
+ * - The probe is `/bin/sh` started from the agent (so its exec is exempt
+ *   like every agent action), moved into `<cgroup2>/aegisbpf.canary` while
+ *   it waits on its stdin, then released to do `: <sentinel` (an open for
+ *   read, nothing read). The agent's own cgroup is exempt from every rule
+ *   (src/bpf/self_cgroup.ts), the canary cgroup is not.
+ *
+ * Its block records carry the canary rule id: the daemon marks them
+ * `self_test: true` and keeps them out of the user-visible block metrics.
+ *
+ * @module
+ */
+import {
+  ABI_LAYOUT,
+  AEGIS_POL_FILE_RULES,
+  AEGIS_RT_INODE,
+  AEGIS_RULE_DENY,
+} from "../bpf/abi_gen.ts";
+import { cgroup2MountFrom } from "../bpf/self_cgroup.ts";
+import { inodeKey, kernelDev, policyValue, ruleValue, u32Key } from "../bpf/rule_codec.ts";
+import { AegisError } from "../errors.ts";
+import { BUILTIN_RULE_IDS, type CompiledEntry } from "../policy/apply.ts";
+
+/** Rule ids of built-in canary rules: above policy line numbers (< 2^24), below live rules (2^31). */
+export const CANARY_RULE_ID_BASE = BUILTIN_RULE_IDS[0];
+export const CANARY_RULE_ID_END = BUILTIN_RULE_IDS[1];
+export const CANARY_FILE_RULE_ID = CANARY_RULE_ID_BASE + 1;
+
+/** Is this rule id one of the agent's own canary rules? */
+export function isCanaryRuleId(id: number): boolean {
+  return id >= CANARY_RULE_ID_BASE && id < CANARY_RULE_ID_END;
+}
+
+export const CANARY_CGROUP_NAME = "aegisbpf.canary";
+const SENTINEL_TEXT =
+  "aegisbpf enforcement-proof sentinel: the agent's probes must never open it\n";
+
+/** What a probe saw. */
+export interface ProbeOutcome {
+  /** the open was denied with EPERM */
+  denied: boolean;
+  /** what happened, for the report and the log */
+  detail: string;
+}
+
+/**
+ * Judge a probe from its exit and stderr (LC_ALL=C). Exit 0: the open
+ * succeeded (not enforced). "Operation not permitted": EPERM, the rule's
+ * answer. Anything else (EACCES, ENOENT, a signal, a timeout) is a failed
+ * proof with what was seen.
+ */
+export function judgeProbe(
+  r: { code: number; signal: string | null; stderr: string; timedOut?: boolean },
+): ProbeOutcome {
+  const err = r.stderr.replace(/\s+/g, " ").trim().slice(0, 200);
+  if (r.timedOut) {
+    return { denied: false, detail: "the probe did not finish within its time limit" };
+  }
+  if (r.signal) return { denied: false, detail: `the probe was killed by ${r.signal}` };
+  if (r.code === 0) {
+    return {
+      denied: false,
+      detail: "the probe opened the sentinel: the kernel did not deny the canary rule",
+    };
+  }
+  if (r.code === 97) return { denied: false, detail: "the probe was not released (stdin closed)" };
+  if (/Operation not permitted/i.test(err)) {
+    return { denied: true, detail: "open of the sentinel denied with EPERM" };
+  }
+  return {
+    denied: false,
+    detail: `the open failed, but not with EPERM (exit ${r.code}): ${err || "(no message)"}`,
+  };
+}
+
+/** The sentinel's identity: kernel dev and inode. */
+export interface SentinelId {
+  path: string;
+  dev: number;
+  ino: bigint;
+}
+
+/**
+ * Create (or check) the sentinel: a regular file owned by root, mode 0600,
+ * in a 0700 directory. Anything else at the path (a symlink, another
+ * owner, a directory) is removed and the file made again.
+ */
+export function ensureSentinel(dir: string): SentinelId {
+  Deno.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const ds = Deno.lstatSync(dir);
+  if (!ds.isDirectory) {
+    throw new AegisError("PROOF_SENTINEL", `${dir} is not a directory; the proof needs its own`);
+  }
+  Deno.chmodSync(dir, 0o700);
+  const path = `${dir}/file.sentinel`;
+  let st: Deno.FileInfo | null = null;
+  try {
+    st = Deno.lstatSync(path);
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  }
+  const uid = Deno.statSync(dir).uid; // ours: made (or checked) just above
+  if (st && (!st.isFile || st.uid !== uid || ((st.mode ?? 0) & 0o777) !== 0o600)) {
+    Deno.removeSync(path, { recursive: true });
+    st = null;
+  }
+  if (!st) {
+    Deno.writeTextFileSync(path, SENTINEL_TEXT, { mode: 0o600, createNew: true });
+    Deno.chmodSync(path, 0o600);
+    st = Deno.lstatSync(path);
+  }
+  return { path, dev: kernelDev(st.dev), ino: BigInt(st.ino!) };
+}
+
+/** The canary rule of a sentinel, for any generation. */
+export function fileCanaryEntry(s: SentinelId): CompiledEntry {
+  return {
+    map: "aegis_deny_inode",
+    key: (gen) => inodeKey(s.dev, s.ino, gen),
+    value: ruleValue(CANARY_FILE_RULE_ID, AEGIS_RULE_DENY, AEGIS_RT_INODE),
+  };
+}
+
+/** The policy flag the canary needs in a generation. */
+export const FILE_CANARY_FLAGS = AEGIS_POL_FILE_RULES;
+
+/** What ensureInGeneration needs of the maps. */
+export interface CanaryMaps {
+  map(name: string): {
+    lookup(key: Uint8Array<ArrayBuffer>): Uint8Array<ArrayBuffer> | null;
+    update(key: Uint8Array<ArrayBuffer>, value: Uint8Array<ArrayBuffer>): void;
+    delete(key: Uint8Array<ArrayBuffer>): boolean;
+  };
+}
+
+const POLICY_FLAGS_OFF = ABI_LAYOUT.structs.aegis_policy.fields.flags.offset;
+
+/**
+ * Make sure generation `gen` holds `entry` and has `flags` set (an apply
+ * carries the canary already; this repairs what anything else removed).
+ * Returns true when something had to be written.
+ */
+export function ensureInGeneration(
+  maps: CanaryMaps,
+  gen: number,
+  entry: CompiledEntry,
+  flags: number,
+): boolean {
+  let wrote = false;
+  const m = maps.map(entry.map);
+  const k = entry.key(gen);
+  const cur = m.lookup(k);
+  if (!cur || !sameBytes(cur, entry.value)) {
+    m.update(k, entry.value);
+    wrote = true;
+  }
+  const pol = maps.map("aegis_policy");
+  const pv = pol.lookup(u32Key(gen));
+  const have = pv
+    ? Number(
+      new DataView(pv.buffer, pv.byteOffset, pv.byteLength).getBigUint64(POLICY_FLAGS_OFF, true),
+    )
+    : 0;
+  if ((have & flags) !== flags) {
+    pol.update(u32Key(gen), policyValue(have | flags));
+    wrote = true;
+  }
+  return wrote;
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.byteLength !== b.byteLength) return false;
+  for (let i = 0; i < a.byteLength; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/** `<cgroup2>/aegisbpf.canary`, created 0755 if missing. */
+export function canaryCgroup(mountinfo = "/proc/self/mountinfo"): string {
+  const root = cgroup2MountFrom(Deno.readTextFileSync(mountinfo));
+  if (!root) {
+    throw new AegisError(
+      "CGROUP2_UNAVAILABLE",
+      "No cgroup v2 hierarchy is mounted; the enforcement proof has no cgroup for its probe",
+    );
+  }
+  const path = `${root}/${CANARY_CGROUP_NAME}`;
+  Deno.mkdirSync(path, { recursive: true, mode: 0o755 });
+  return path;
+}
+
+/** Probe options (tests shorten the limit). */
+export interface ProbeOptions {
+  /** the shell that performs the open */
+  shell?: string;
+  /** milliseconds before the probe is killed */
+  timeoutMs?: number;
+}
+
+/**
+ * Open `sentinel` from a probe process in cgroup `cgroupDir` and judge the
+ * answer. Never throws for what the probe saw; throws only when the probe
+ * cannot be started at all (the caller reports that as a failed proof too).
+ */
+export async function probeOpen(
+  sentinel: string,
+  cgroupDir: string,
+  opts: ProbeOptions = {},
+): Promise<ProbeOutcome> {
+  const child = new Deno.Command(opts.shell ?? "/bin/sh", {
+    // wait for the release line (the move into the canary cgroup comes
+    // first), then open for read; `:` reads nothing
+    args: ["-c", 'read -r _ || exit 97; : <"$1"', "aegisbpf-proof", sentinel],
+    stdin: "piped",
+    stdout: "null",
+    stderr: "piped",
+    clearEnv: true,
+    env: { PATH: "/usr/sbin:/usr/bin:/sbin:/bin", LC_ALL: "C" },
+  }).spawn();
+  const writer = child.stdin.getWriter();
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    try {
+      child.kill("SIGKILL");
+    } catch { /* already gone */ }
+  }, opts.timeoutMs ?? 5000);
+  try {
+    try {
+      Deno.writeTextFileSync(`${cgroupDir}/cgroup.procs`, `${child.pid}\n`);
+    } catch (e) {
+      child.kill("SIGKILL");
+      await writer.close().catch(() => {});
+      await child.output().catch(() => {});
+      return {
+        denied: false,
+        detail: `cannot move the probe into ${cgroupDir}: ${e instanceof Error ? e.message : e}`,
+      };
+    }
+    await writer.write(new TextEncoder().encode("go\n")).catch(() => {});
+    await writer.close().catch(() => {});
+    const out = await child.output();
+    return judgeProbe({
+      code: out.code,
+      signal: out.signal,
+      stderr: new TextDecoder().decode(out.stderr),
+      timedOut,
+    });
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -1,0 +1,124 @@
+import { deepStrictEqual as eq, ok, strictEqual } from "node:assert/strict";
+import { AEGIS_POL_FILE_RULES, AEGIS_RT_INODE, AEGIS_RULE_DENY } from "../bpf/abi_gen.ts";
+import { inodeKey, policyValue, ruleValue, u32Key } from "../bpf/rule_codec.ts";
+import {
+  applyCompiled,
+  generationCounts,
+  liveGeneration,
+  policyShow,
+  setBuiltinRules,
+} from "../policy/apply.ts";
+import { fakeMaps } from "../policy/fake_maps_test.ts";
+import {
+  CANARY_FILE_RULE_ID,
+  ensureInGeneration,
+  ensureSentinel,
+  FILE_CANARY_FLAGS,
+  fileCanaryEntry,
+  isCanaryRuleId,
+  judgeProbe,
+} from "./canary.ts";
+
+Deno.test("judgeProbe: only EPERM is a passing proof", () => {
+  strictEqual(
+    judgeProbe({ code: 2, signal: null, stderr: "sh: 1: cannot open x: Operation not permitted\n" })
+      .denied,
+    true,
+  );
+  const opened = judgeProbe({ code: 0, signal: null, stderr: "" });
+  strictEqual(opened.denied, false);
+  ok(opened.detail.includes("did not deny"));
+  const eacces = judgeProbe({ code: 2, signal: null, stderr: "cannot open x: Permission denied" });
+  strictEqual(eacces.denied, false);
+  ok(eacces.detail.includes("not with EPERM") && eacces.detail.includes("Permission denied"));
+  strictEqual(judgeProbe({ code: 1, signal: "SIGKILL", stderr: "" }).denied, false);
+  strictEqual(
+    judgeProbe({ code: 1, signal: null, stderr: "Operation not permitted", timedOut: true }).denied,
+    false,
+    "a timeout is never a pass",
+  );
+  const long = judgeProbe({ code: 2, signal: null, stderr: "x".repeat(10_000) });
+  ok(long.detail.length < 300, "the detail is bounded");
+});
+
+Deno.test("canary rule ids sit between policy line numbers and live rules", () => {
+  ok(isCanaryRuleId(CANARY_FILE_RULE_ID));
+  ok(!isCanaryRuleId(1) && !isCanaryRuleId((1 << 24) - 1) && !isCanaryRuleId(0x8000_0000));
+});
+
+const SENT = { path: "/run/aegisbpf/proof/file.sentinel", dev: 7, ino: 42n };
+
+Deno.test("ensureInGeneration: writes the entry and the flag once, repairs a removal", () => {
+  const f = fakeMaps();
+  f.get("aegis_policy").update(u32Key(1), policyValue(4)); // network rules already
+  const e = fileCanaryEntry(SENT);
+  const m = { map: (n: string) => f.get(n) };
+  strictEqual(ensureInGeneration(m, 1, e, FILE_CANARY_FLAGS), true);
+  eq(
+    f.get("aegis_deny_inode").lookup(inodeKey(7, 42n, 1)),
+    ruleValue(
+      CANARY_FILE_RULE_ID,
+      AEGIS_RULE_DENY,
+      AEGIS_RT_INODE,
+    ),
+  );
+  eq(f.get("aegis_policy").lookup(u32Key(1)), policyValue(4 | AEGIS_POL_FILE_RULES));
+  strictEqual(ensureInGeneration(m, 1, e, FILE_CANARY_FLAGS), false, "nothing to do");
+  f.get("aegis_deny_inode").delete(inodeKey(7, 42n, 1));
+  strictEqual(ensureInGeneration(m, 1, e, FILE_CANARY_FLAGS), true, "repaired");
+});
+
+Deno.test("apply carries the built-in canary into every generation; counts leave it out", () => {
+  const f = fakeMaps();
+  const user = {
+    flags: 0,
+    entries: [{
+      map: "aegis_deny_ip4",
+      key: (gen: number) => new Uint8Array([gen, 0, 0, 0, 1, 2, 3, 4]),
+      value: ruleValue(5, AEGIS_RULE_DENY, 3),
+    }],
+  };
+  setBuiltinRules(() => ({ flags: FILE_CANARY_FLAGS, entries: [fileCanaryEntry(SENT)] }));
+  try {
+    for (let i = 0; i < 3; i++) {
+      applyCompiled(f.maps, user);
+      const gen = liveGeneration(f.maps);
+      ok(f.get("aegis_deny_inode").lookup(inodeKey(7, 42n, gen)), `canary in generation ${gen}`);
+      ok(!f.get("aegis_deny_inode").lookup(inodeKey(7, 42n, 1 - gen)), "old generation removed");
+      const pv = f.get("aegis_policy").lookup(u32Key(gen))!;
+      strictEqual(pv[0] & AEGIS_POL_FILE_RULES, AEGIS_POL_FILE_RULES, "file hooks look up");
+    }
+    eq(generationCounts(f.maps).aegis_deny_inode, [0, 0], "the canary is not a policy rule");
+    strictEqual(
+      policyShow(f.maps, "/nonexistent", { rules: () => [] } as never).rule_entries
+        .aegis_deny_inode,
+      0,
+    );
+  } finally {
+    setBuiltinRules(null);
+  }
+  applyCompiled(f.maps, user);
+  strictEqual(f.get("aegis_deny_inode").data.size, 0, "without a provider nothing is carried");
+});
+
+Deno.test("ensureSentinel: 0600 regular file in a 0700 dir; anything else is replaced", () => {
+  const dir = Deno.makeTempDirSync();
+  try {
+    const a = ensureSentinel(`${dir}/proof`);
+    const st = Deno.lstatSync(a.path);
+    ok(st.isFile);
+    strictEqual(st.mode! & 0o777, 0o600);
+    strictEqual(Deno.statSync(`${dir}/proof`).mode! & 0o777, 0o700);
+    strictEqual(ensureSentinel(`${dir}/proof`).ino, a.ino, "kept when sound");
+    Deno.chmodSync(a.path, 0o644);
+    const b = ensureSentinel(`${dir}/proof`);
+    strictEqual(Deno.lstatSync(b.path).mode! & 0o777, 0o600, "a wrong mode is replaced");
+    Deno.removeSync(b.path);
+    Deno.symlinkSync("/etc/passwd", b.path);
+    const c = ensureSentinel(`${dir}/proof`);
+    ok(Deno.lstatSync(c.path).isFile, "a symlink is replaced, its target untouched");
+    ok(Deno.statSync("/etc/passwd").isFile);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
