@@ -192,6 +192,22 @@ Deno.test({
           assert.deepEqual(config(), before, `${name}: maps unchanged`);
         }
       }
+      // a v1 bundle (the format of the forgeries) is refused as such, with or without
+      // --require-signature; it is never taken for a plain policy file
+      const v1 = enc.encode(
+        dec.decode(v8).replace(
+          "AEGIS-POLICY-BUNDLE-V2\nformat_version: 2",
+          "AEGIS-POLICY-BUNDLE-V1\nformat_version: 1",
+        ),
+      );
+      for (const requireSignature of [true, false]) {
+        await assert.rejects(
+          applyPolicyBytes(deps, { file: "v1.bundle", bytes: v1, requireSignature }),
+          { code: "BUNDLE_UNSUPPORTED_VERSION", message: /aegisbpf policy sign/ },
+        );
+      }
+      assert.equal(readCounter(counter), 8);
+      assert.deepEqual(config(), before);
       // no lock-out: the next real bundle still applies
       const v9 = await sign(kp, 9, now - 10, now + 86400);
       const r = await applyPolicyBytes(deps, { file: "v9.bundle", bytes: v9 });
