@@ -38,25 +38,46 @@ export const MAX_BODY_BYTES = 64 * 1024;
 export const MAX_JSON_DEPTH = 64;
 
 /**
- * The deepest nesting of `[`/`{` in JSON text `bytes` (brackets inside
- * strings do not count), stopping as soon as it passes `max`. One pass, no
- * allocation: run before JSON.parse so a deep body costs no parse memory.
+ * Tracks the nesting of `[`/`{` in JSON text fed in chunks (brackets
+ * inside strings do not count; an escape may straddle two chunks). One
+ * pass, no allocation: run while the body streams in, so a deep body is
+ * refused before it is all read and before JSON.parse allocates anything.
  * UTF-8 multi-byte sequences never contain ASCII bytes, so bytes suffice.
  */
-export function jsonDepthExceeds(bytes: Uint8Array, max: number): boolean {
-  let depth = 0;
-  let inString = false;
-  for (let i = 0; i < bytes.length; i++) {
-    const b = bytes[i];
-    if (inString) {
-      if (b === 0x5c) i++; // backslash: skip the escaped byte
-      else if (b === 0x22) inString = false;
-    } else if (b === 0x22) inString = true;
-    else if (b === 0x5b || b === 0x7b) {
-      if (++depth > max) return true;
-    } else if (b === 0x5d || b === 0x7d) depth--;
+export class JsonDepthScanner {
+  #depth = 0;
+  #inString = false;
+  #escape = false;
+  constructor(readonly max: number) {}
+  /** Feed the next bytes; true as soon as the nesting passed `max`. */
+  feed(bytes: Uint8Array): boolean {
+    let depth = this.#depth;
+    let inString = this.#inString;
+    let escape = this.#escape;
+    for (let i = 0; i < bytes.length; i++) {
+      const b = bytes[i];
+      if (inString) {
+        if (escape) escape = false;
+        else if (b === 0x5c) escape = true; // backslash: the next byte is escaped
+        else if (b === 0x22) inString = false;
+      } else if (b === 0x22) inString = true;
+      else if (b === 0x5b || b === 0x7b) {
+        if (++depth > this.max) {
+          this.#depth = depth;
+          return true;
+        }
+      } else if (b === 0x5d || b === 0x7d) depth--;
+    }
+    this.#depth = depth;
+    this.#inString = inString;
+    this.#escape = escape;
+    return false;
   }
-  return false;
+}
+
+/** Does JSON text `bytes` nest `[`/`{` deeper than `max`? (see {@link JsonDepthScanner}) */
+export function jsonDepthExceeds(bytes: Uint8Array, max: number): boolean {
+  return new JsonDepthScanner(max).feed(bytes);
 }
 
 /** Body of POST /emergency/disable and /emergency/enable. */
@@ -91,7 +112,20 @@ const STATUS_BY_CODE: Record<string, ContentfulStatusCode> = {
   STARTING: 503,
 };
 
-/** Read the body as JSON, at most `limit` bytes, whatever Content-Length claims. */
+function tooDeep(): ControlHttpError {
+  return new ControlHttpError(
+    400,
+    "JSON_TOO_DEEP",
+    `the request body nests arrays/objects more than ${MAX_JSON_DEPTH} deep; ` +
+      `the limit is ${MAX_JSON_DEPTH}`,
+  );
+}
+
+/**
+ * Read the body as JSON: at most `limit` bytes whatever Content-Length
+ * claims, and at most {@link MAX_JSON_DEPTH} levels of nesting, both
+ * checked while it streams in, before JSON.parse.
+ */
 export async function readJsonBody(c: Context, limit = MAX_BODY_BYTES): Promise<unknown> {
   const declared = c.req.header("content-length");
   if (declared !== undefined && Number(declared) > limit) {
@@ -104,6 +138,7 @@ export async function readJsonBody(c: Context, limit = MAX_BODY_BYTES): Promise<
   const body = c.req.raw.body;
   const chunks: Uint8Array[] = [];
   let total = 0;
+  const depth = new JsonDepthScanner(MAX_JSON_DEPTH);
   if (body) {
     const reader = body.getReader();
     for (;;) {
@@ -118,6 +153,10 @@ export async function readJsonBody(c: Context, limit = MAX_BODY_BYTES): Promise<
           `request body over ${limit} bytes; the limit is ${limit} bytes`,
         );
       }
+      if (depth.feed(value)) {
+        await reader.cancel().catch(() => {});
+        throw tooDeep();
+      }
       chunks.push(value);
     }
   }
@@ -129,14 +168,6 @@ export async function readJsonBody(c: Context, limit = MAX_BODY_BYTES): Promise<
   }
   if (total === 0) {
     throw new ControlHttpError(400, "BAD_REQUEST", `a JSON body is required`);
-  }
-  if (jsonDepthExceeds(bytes, MAX_JSON_DEPTH)) {
-    throw new ControlHttpError(
-      400,
-      "JSON_TOO_DEEP",
-      `the request body nests arrays/objects more than ${MAX_JSON_DEPTH} deep; ` +
-        `the limit is ${MAX_JSON_DEPTH}`,
-    );
   }
   let text: string;
   try {

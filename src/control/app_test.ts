@@ -4,6 +4,7 @@ import {
   createControlApp,
   ErrorBodySchema,
   jsonDepthExceeds,
+  JsonDepthScanner,
   MAX_BODY_BYTES,
   MAX_JSON_DEPTH,
 } from "./app.ts";
@@ -282,6 +283,14 @@ Deno.test("jsonDepthExceeds counts [ and { outside strings only", () => {
   strictEqual(jsonDepthExceeds(enc(String.raw`["\\", [[]]]`), 3), false);
   // sibling arrays do not add up
   strictEqual(jsonDepthExceeds(enc("[[],[],[],[],[]]"), 2), false);
+  // fed in chunks: an escape and a string straddle the boundary
+  const sc = new JsonDepthScanner(1);
+  strictEqual(sc.feed(enc('["ab\\')), false); // ends inside an escape
+  strictEqual(sc.feed(enc('"[[[", "x')), false);
+  strictEqual(sc.feed(enc('"]')), false);
+  const sc2 = new JsonDepthScanner(2);
+  strictEqual(sc2.feed(enc("[[")), false);
+  strictEqual(sc2.feed(enc("[")), true);
 });
 
 Deno.test("control app: a body nested deeper than MAX_JSON_DEPTH is 400 before parsing", async () => {
