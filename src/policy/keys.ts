@@ -1,5 +1,5 @@
 /**
- * Ed25519 signing keys for policy bundles (SPEC §7), WebCrypto only.
+ * Ed25519 signing keys for policy bundles (docs/signing.md), WebCrypto only.
  *
  * Files:
  * - `PREFIX.key`: the secret key, the PKCS#8 DER encoding (48 bytes) as 96
@@ -25,7 +25,7 @@ import { sha256Hex, toHex } from "../util/bytes.ts";
 import { writeFileAtomic } from "./atomic.ts";
 import { FileReadError, readTextFileCapped } from "../util/read_file.ts";
 
-/** Where trusted public keys live (SPEC §7). */
+/** Where trusted public keys live (docs/signing.md). */
 export const DEFAULT_KEYS_DIR = "/etc/aegisbpf/keys";
 
 /** Largest key file read (a .pub is 65 bytes, a .key 97). */
