@@ -13,7 +13,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -555,6 +557,76 @@ out:
 	aegis_obj_close(obj);
 }
 
+/*
+ * The unix listener (ffi/aegis_sock.c): the socket mode is set before
+ * listen, accept reports the connecting child's pid/uid/gid (SO_PEERCRED),
+ * a read with no data times out, bytes flow, shutdown ends the stream, and
+ * RLIMIT_NOFILE is raised to the hard limit.
+ */
+static void check_sock(void)
+{
+	char dir[] = "/tmp/aegis-sock-XXXXXX";
+	char path[128];
+	struct stat st;
+	int32_t cred[3] = { 0, -1, -1 };
+	uint8_t buf[16];
+	uint64_t lim[3];
+	int lfd, fd, n;
+	pid_t child;
+
+	if (!mkdtemp(dir)) {
+		check(0, "sock: mkdtemp", "%s", strerror(errno));
+		return;
+	}
+	snprintf(path, sizeof(path), "%s/s.sock", dir);
+	lfd = aegis_unix_listen(path, 0600, 8);
+	check(lfd >= 0 && stat(path, &st) == 0 && (st.st_mode & 0777) == 0600,
+	      "sock: listen, mode 0600", "lfd=%d", lfd);
+	check(aegis_unix_listen(path, 0600, 8) == -EADDRINUSE, "sock: second listen is -EADDRINUSE",
+	      NULL);
+	check(aegis_unix_accept(lfd, 10, cred) == -ETIMEDOUT, "sock: accept times out", NULL);
+	child = fork();
+	if (child == 0) {
+		struct sockaddr_un a = { .sun_family = AF_UNIX };
+		int c = socket(AF_UNIX, SOCK_STREAM, 0);
+		char r;
+
+		if (strlen(path) >= sizeof(a.sun_path))
+			_exit(5);
+		memcpy(a.sun_path, path, strlen(path) + 1);
+		if (c < 0 || connect(c, (struct sockaddr *)&a, sizeof(a)) < 0)
+			_exit(2);
+		if (write(c, "ping", 4) != 4)
+			_exit(3);
+		_exit(read(c, &r, 1) == 0 ? 0 : 4); /* end of stream after shutdown */
+	}
+	fd = aegis_unix_accept(lfd, 5000, cred);
+	check(fd >= 0 && cred[0] == child && cred[1] == 0 && cred[2] == 0,
+	      "sock: accept gives the child's pid, uid 0, gid 0", "fd=%d pid=%d/%d uid=%d gid=%d", fd,
+	      cred[0], (int)child, cred[1], cred[2]);
+	n = aegis_sock_read(fd, buf, sizeof(buf), 5000);
+	check(n == 4 && memcmp(buf, "ping", 4) == 0, "sock: read the child's bytes", "n=%d", n);
+	check(aegis_sock_read(fd, buf, sizeof(buf), 10) == -ETIMEDOUT, "sock: idle read times out",
+	      NULL);
+	check(aegis_sock_write(fd, (const uint8_t *)"x", 0, 10) == -EINVAL,
+	      "sock: zero-length write is -EINVAL", NULL);
+	check(aegis_sock_shutdown(fd) == 0 && aegis_sock_close(fd) == 0, "sock: shutdown, close",
+	      NULL);
+	{
+		int status = -1;
+
+		waitpid(child, &status, 0);
+		check(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+		      "sock: the child saw end of stream", "status=%d", status);
+	}
+	check(aegis_sock_close(lfd) == 0, "sock: close listener", NULL);
+	unlink(path);
+	rmdir(dir);
+	check(aegis_raise_nofile(0, lim) == 0 && lim[2] >= lim[0] && lim[2] <= lim[1],
+	      "raise_nofile: soft raised up to hard", "old=%llu hard=%llu new=%llu",
+	      (unsigned long long)lim[0], (unsigned long long)lim[1], (unsigned long long)lim[2]);
+}
+
 int main(int argc, char **argv)
 {
 	const char *obj_path = argc > 1 ? argv[1] : "dist/native/aegis.bpf.o";
@@ -584,6 +656,7 @@ int main(int argc, char **argv)
 	aegis_obj_close(NULL);
 	check_lsm_load(obj_path);
 	check_btf();
+	check_sock();
 	printf("%d passed, %d failed\n", passed, failed);
 	return failed ? 1 : 0;
 }
