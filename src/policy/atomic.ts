@@ -18,6 +18,10 @@
  * @module
  */
 import { AegisError } from "../errors.ts";
+import { readTextFileCapped } from "../util/read_file.ts";
+
+/** Largest policy version counter file read (it holds one small JSON object). */
+const MAX_COUNTER_BYTES = 4096;
 
 /** Anti-rollback counter file content: `{"policy_version": N}`. */
 export interface CounterState {
@@ -97,9 +101,15 @@ export function writeFileAtomic(path: string, bytes: Uint8Array, mode = 0o644): 
 export function readCounter(path: string): number {
   let text: string;
   try {
-    text = Deno.readTextFileSync(path);
+    text = readTextFileCapped(path, {
+      maxBytes: MAX_COUNTER_BYTES,
+      what: "policy version counter",
+      code: "COUNTER_READ_FAILED",
+    });
   } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return 0;
+    if (e instanceof Deno.errors.NotFound || (e as Error).cause instanceof Deno.errors.NotFound) {
+      return 0;
+    }
     throw new AegisError(
       "COUNTER_READ_FAILED",
       `Could not read the policy version counter "${path}": ${(e as Error).message}`,

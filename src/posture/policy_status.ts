@@ -9,10 +9,9 @@
 import { AegisError } from "../errors.ts";
 import type { Policy } from "../policy/model.ts";
 import { parsePolicy } from "../policy/parse.ts";
+import { BUNDLE_MAGIC } from "../policy/bundle.ts";
 import { NO_NEEDS, type PolicyNeeds, policyNeeds } from "./needs.ts";
 import { NO_POLICY, type PolicyStatus } from "./report.ts";
-
-const BUNDLE_HEADER = "AEGIS-POLICY-BUNDLE-V1";
 
 /** Path rules whose file does not exist (stat follows symlinks). */
 export function unresolvedPaths(p: Policy, exists: (path: string) => boolean): string[] {
@@ -31,7 +30,7 @@ function fileExists(path: string): boolean {
 
 /** The body of a policy file or of a signed bundle (after its `---` line). */
 export function policyBody(text: string): string {
-  if (!text.startsWith(BUNDLE_HEADER)) return text;
+  if (!text.startsWith(BUNDLE_MAGIC)) return text;
   const i = text.indexOf("\n---\n");
   return i < 0 ? "" : text.slice(i + 5);
 }

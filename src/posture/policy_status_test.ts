@@ -43,7 +43,7 @@ Deno.test("readAppliedPolicy: none, applied with hash and unresolved paths, bund
     strictEqual(r.needs.network, true);
     Deno.writeTextFileSync(
       `${dir}/policy.applied`,
-      "AEGIS-POLICY-BUNDLE-V1\nformat_version: 1\n---\nversion=1\n[deny_path]\n/etc/hostname\n",
+      "AEGIS-POLICY-BUNDLE-V2\nformat_version: 2\n---\nversion=1\n[deny_path]\n/etc/hostname\n",
     );
     eq(readAppliedPolicy(dir).status.version, 1);
     Deno.writeTextFileSync(`${dir}/policy.applied`, "version=99\n");
