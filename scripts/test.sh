@@ -82,7 +82,7 @@ for t in $tiers; do
     static) run_tier static static_checks ;;
     unit) run_tier unit "$DENO" test --quiet --allow-read --allow-env --allow-write --allow-net=127.0.0.1,0.0.0.0 src/ ;;
     fuzz) # no --quiet: each target prints its seed; timeout: a sync hang cannot be interrupted
-      fuzz_s=${AEGIS_FUZZ_SECONDS:-50} fuzz_s=${fuzz_s%%.*}
+      fuzz_s=${AEGIS_FUZZ_SECONDS:-40} fuzz_s=${fuzz_s%%.*}
       run_tier fuzz timeout -k 10 $((${fuzz_s:-0} * 2 + 120)) \
         "$DENO" test --allow-read --allow-env --allow-write tests/fuzz/lib_test.ts tests/fuzz/*_fuzz.ts ;;
     artifacts)

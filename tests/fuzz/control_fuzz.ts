@@ -13,59 +13,10 @@
  *
  * @module
  */
-import { Hono } from "hono";
-import { createControlApp } from "../../src/control/app.ts";
-import { EmergencyControl } from "../../src/control/emergency.ts";
-import { FakeFlag, privateTempDir } from "../../src/control/test_util.ts";
-import { createApp } from "../../src/http/app.ts";
-import { fakeMaps, fakeResolvePath } from "../../src/policy/fake_maps_test.ts";
-import { LiveRules } from "../../src/policy/live.ts";
-import { createPolicyRoutes, createRuleRoutes } from "../../src/policy/routes.ts";
+import type { Hono } from "hono";
+import { controlApp } from "./apps.ts";
 import { assertClean, expect, Finding, fuzz, loadCorpus } from "./lib.ts";
-import { fakeHttpDeps, mutateRequest, toRequest } from "./request.ts";
-
-/** The control app on fakes, in a fresh private directory. */
-export function controlApp(): { app: Hono; errors: string[]; cleanup(): void } {
-  const { dir, owner } = privateTempDir("aegis-fuzz-ctl-");
-  const fm = fakeMaps();
-  const resolvePath = fakeResolvePath();
-  const resolveCgroup = (p: string) => p.startsWith("/missing") ? null : BigInt(p.length);
-  let now = 1_767_225_600_000;
-  const live = new LiveRules({
-    maps: fm.maps,
-    storePath: `${dir}/live_rules.json`,
-    now: () => (now += 1000),
-    resolvePath,
-    resolveCgroup,
-    ownerUid: owner,
-  });
-  const errors: string[] = [];
-  const onError = (what: string, e: unknown) =>
-    errors.push(`${what}: ${e instanceof Error ? `${e.name}: ${e.message}` : String(e)}`);
-  const rules = createRuleRoutes({ live, policyText: () => "", onError });
-  const policy = createPolicyRoutes({
-    apply: {
-      maps: fm.maps,
-      stateDir: dir,
-      keysDir: `${dir}/keys`,
-      compileEnv: { resolvePath, resolveCgroup },
-      live,
-    },
-    onError,
-  });
-  const emergency = new EmergencyControl({
-    stateDir: dir,
-    flag: new FakeFlag(),
-    nodeName: "fuzz",
-    ownerUid: owner,
-  });
-  const app = createControlApp({
-    emergency,
-    readOnly: createApp(fakeHttpDeps()),
-    mounts: { "/rules": rules, "/policy": policy },
-  });
-  return { app, errors, cleanup: () => Deno.removeSync(dir, { recursive: true }) };
-}
+import { mutateRequest, toRequest } from "./request.ts";
 
 /** Kernel credentials as the unix listener reports them (ignored where not read). */
 const ENV = { peer: { uid: 0, pid: Deno.pid, gid: 0 }, remote: "unix" };

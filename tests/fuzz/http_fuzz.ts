@@ -12,7 +12,8 @@
  */
 import { createApp, ErrorBodySchema } from "../../src/http/app.ts";
 import { assertClean, expect, fuzz, loadCorpus } from "./lib.ts";
-import { fakeHttpDeps, mutateRequest, toRequest } from "./request.ts";
+import { fakeHttpDeps } from "./apps.ts";
+import { mutateRequest, toRequest } from "./request.ts";
 
 /** Checks one request against the app; exported for regression tests. */
 export async function runHttp(

@@ -12,7 +12,6 @@
  *
  * @module
  */
-import type { HttpDeps } from "../../src/http/app.ts";
 import { decodeBase64, encodeBase64 } from "../../src/util/bytes.ts";
 import { concat, DICTIONARY, mutate, type Rng } from "./lib.ts";
 
@@ -201,17 +200,4 @@ export function mutateRequest(rng: Rng, input: Uint8Array, policySeeds: Uint8Arr
     }
   }
   return joinRequest(p);
-}
-
-/** Dependencies that always answer; /events gets a stream that is already closed. */
-export function fakeHttpDeps(): HttpDeps {
-  return {
-    health: (requireEnforce) => ({ status: 200, body: { ok: true, requireEnforce } }),
-    capabilities: () => ({ schema_version: 1, enforce_capable: false, big: 2n ** 70n }),
-    state: () => ({ runtime_state: "ENFORCE", transitions: 3n }),
-    metrics: (detailed) => Promise.resolve(`aegisbpf_up 1\n# detailed ${detailed}\n`),
-    events: {
-      subscribe: () => new ReadableStream<Uint8Array>({ start: (c) => c.close() }),
-    },
-  };
 }
