@@ -101,6 +101,29 @@ function frame(records: Uint8Array[]): Uint8Array {
   return concat(...parts);
 }
 
+const byKind = new Map<number, (typeof KINDS)[number][2]>(KINDS.map(([kind, , st]) => [kind, st]));
+const fatalFree = new TextDecoder();
+
+/** Text of a NUL-terminated field, decoded afresh (the decoder caches these). */
+function fieldText(b: Uint8Array, off: number, size: number): string {
+  let end = b.subarray(off, off + size).indexOf(0);
+  if (end < 0) end = size;
+  return fatalFree.decode(b.subarray(off, off + end));
+}
+
+/** The decoder's cached strings equal a fresh decode of the same bytes. */
+function checkStrings(b: Uint8Array, r: KernelRecord): void {
+  const st = byKind.get(new DataView(b.buffer, b.byteOffset).getUint16(H.fields.kind.offset, true));
+  if (!st) return;
+  const comm = fieldText(b, st.fields.proc.offset + P.comm.offset, P.comm.size);
+  expect(r.comm === comm, `comm ${JSON.stringify(r.comm)}, bytes say ${JSON.stringify(comm)}`);
+  const f = st.fields as Record<string, { offset: number; size: number }>;
+  if ((r.kind === "open" || r.kind === "file_block") && f.path) {
+    const path = fieldText(b, f.path.offset, f.path.size);
+    expect(r.path === path, `path ${JSON.stringify(r.path)}, bytes say ${JSON.stringify(path)}`);
+  }
+}
+
 /** Checks one input as a single record and as a drained batch of records. */
 export function runDecode(input: Uint8Array): string {
   // a copy at a non-zero offset of a bigger buffer: views must honour byteOffset
@@ -111,6 +134,7 @@ export function runDecode(input: Uint8Array): string {
   const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
   const one = decodeRecord(dv, b, 0, b.length);
   checkResult(one, b.length);
+  if (!("error" in one)) checkStrings(b, one);
 
   // the input as a batch, its own framing (whatever the mutations made of it)
   let calls = 0;
