@@ -18,8 +18,16 @@ trap 'rc=$?; [ $rc -eq 0 ] || printf "native: FAILED in step \"%s\" (exit %d)\n"
 # shellcheck source=build/native-sources.env
 . build/native-sources.env
 jobs=$(nproc 2>/dev/null || echo 2)
-cache=$root/.cache/native
+# AEGIS_NATIVE_CACHE: share the libbpf/libelf builds between checkouts (the
+# reproducibility test builds two copies of the tree against one cache).
+cache=${AEGIS_NATIVE_CACHE:-$root/.cache/native}
 dist=$root/dist/native
+# Reproducible outputs: no build path in any output. The checkout path and the
+# cache path are mapped to fixed names in debug info, BTF line info and
+# __FILE__, so two checkouts of one commit build byte-identical files
+# (tests/artifacts/reproducible_test.ts).
+prefix_maps=(-ffile-prefix-map="$root=." -ffile-prefix-map="$cache=.cache/native")
+export SOURCE_DATE_EPOCH=0 LC_ALL=C
 mkdir -p "$cache" "$dist"
 
 # Bump when the way the archives are built changes (invalidates the cache).
@@ -136,11 +144,12 @@ say "libbpf.a  $(stat -c %s "$bpf_out/libbpf.a") bytes ($LIBBPF_SRC_PKG $LIBBPF_
 step="b. shim (libaegis_shim.so)"
 shim=$dist/libaegis_shim.so
 build_id=$(cat $(ls ffi/*.c ffi/*.h | LC_ALL=C sort) | sha256sum | cut -d' ' -f1)
+mapfile -t shim_sources < <(ls ffi/*.c | LC_ALL=C sort)
 say "compiling $shim (build id ${build_id:0:16}…)"
-gcc -shared -fPIC -O2 -Wall -Wextra -Werror -fvisibility=hidden \
+gcc -shared -fPIC -O2 -Wall -Wextra -Werror -fvisibility=hidden "${prefix_maps[@]}" \
 	-DAEGIS_SHIM_BUILD_ID="\"$build_id\"" \
 	-I ffi -I "$bpf_out/include" -I "$bpf_out/include/uapi" -I "$elf_out/include" \
-	-o "$shim.tmp" ffi/*.c \
+	-o "$shim.tmp" "${shim_sources[@]}" \
 	-Wl,--whole-archive "$bpf_out/libbpf.a" -Wl,--no-whole-archive "$elf_out/libelf.a" \
 	-lz -Wl,--exclude-libs,ALL -Wl,-z,defs -Wl,--as-needed -s ||
 	die "compiling the shim failed"
@@ -173,7 +182,7 @@ step="c. BPF object (aegis.bpf.o)"
 bpf_obj=$dist/aegis.bpf.o
 [ -s bpf/vmlinux/vmlinux.h ] || die "bpf/vmlinux/vmlinux.h missing; run build/gen_vmlinux_h.sh"
 say "compiling $bpf_obj"
-clang -g -O2 -target bpf -Wall -Werror -D__TARGET_ARCH_x86 \
+clang -g -O2 -target bpf -Wall -Werror -D__TARGET_ARCH_x86 "${prefix_maps[@]}" \
 	-I bpf/include -I bpf/vmlinux -I "$bpf_out/include" \
 	-c bpf/aegis.bpf.c -o "$bpf_obj.full" || die "clang failed on bpf/aegis.bpf.c"
 # DWARF out, BTF (.BTF, .BTF.ext: CO-RE relocations) kept.
