@@ -528,7 +528,13 @@ export function serveHttp(
     const isHead = method === "HEAD";
     if (noBody || res.body === null) {
       await res.body?.cancel().catch(() => {});
-      const cl = noBody ? "" : "content-length: 0\r\n";
+      // HEAD: the handler may state the length GET would have (Hono drops the body)
+      const stated = res.headers.get("content-length");
+      const cl = noBody
+        ? ""
+        : isHead
+        ? (stated !== null && /^\d{1,15}$/.test(stated) ? `content-length: ${stated}\r\n` : "")
+        : "content-length: 0\r\n";
       await writeAll(c, enc.encode(headBytes(status, res, cl, keepAlive)));
       return keepAlive;
     }

@@ -543,3 +543,17 @@ Deno.test("a head and a body that arrive a byte at a time are read whole", async
     assert.ok(c.text().endsWith(`POST /bytes ${"b".repeat(4000)}`));
   });
 });
+
+Deno.test("HEAD answered with a null body keeps the stated Content-Length, or sends none", async () => {
+  await withServer(async (l) => {
+    const t = await exchange(l, "HEAD /stated HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    assert.match(t, /^HTTP\/1\.1 200 OK\r\n/);
+    assert.match(t, /content-length: 42\r\n/);
+    const n = await exchange(l, "HEAD /none HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    assert.doesNotMatch(n, /content-length/);
+    assert.ok(n.endsWith("\r\n\r\n"));
+  }, (req) =>
+    new Response(null, {
+      headers: new URL(req.url).pathname === "/stated" ? { "content-length": "42" } : {},
+    }));
+});
