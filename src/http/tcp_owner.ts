@@ -113,9 +113,40 @@ export interface TcpOwnerSource {
   readTable(file: "/proc/net/tcp" | "/proc/net/tcp6"): Promise<string>;
 }
 
-const procSource: TcpOwnerSource = {
+/**
+ * A source that reads each table at most once at a time: lookups that
+ * arrive while a read is running share the next read (which starts after
+ * they asked, so it sees their sockets). A flood of /events requests then
+ * costs one table read after another, never hundreds at once.
+ */
+export function coalescingSource(inner: TcpOwnerSource): TcpOwnerSource {
+  const running = new Map<string, Promise<string>>();
+  const queued = new Map<string, Promise<string>>();
+  const start = (file: "/proc/net/tcp" | "/proc/net/tcp6"): Promise<string> => {
+    const p = inner.readTable(file).finally(() => running.delete(file));
+    running.set(file, p);
+    return p;
+  };
+  return {
+    readTable(file) {
+      const now = running.get(file);
+      if (now === undefined) return start(file);
+      let next = queued.get(file);
+      if (next === undefined) {
+        next = now.catch(() => {}).then(() => {
+          queued.delete(file);
+          return start(file);
+        });
+        queued.set(file, next);
+      }
+      return next;
+    },
+  };
+}
+
+const procSource: TcpOwnerSource = coalescingSource({
   readTable: (file) => Deno.readTextFile(file),
-};
+});
 
 /**
  * The uid owning the client socket of the connection remote → local (both

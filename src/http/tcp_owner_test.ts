@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { findOwnerUid, parseHostPort, tcpPeerUid } from "./tcp_owner.ts";
+import { coalescingSource, findOwnerUid, parseHostPort, tcpPeerUid } from "./tcp_owner.ts";
 
 const TCP =
   `  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
@@ -95,4 +95,27 @@ Deno.test({
       l.close();
     }
   },
+});
+
+Deno.test("lookups share table reads: one read at a time, later askers get a fresh one", async () => {
+  let reads = 0;
+  let release: (() => void)[] = [];
+  const slow = coalescingSource({
+    readTable: async () => {
+      reads++;
+      const n = reads;
+      await new Promise<void>((r) => release.push(r));
+      return `read ${n}`;
+    },
+  });
+  const first = slow.readTable("/proc/net/tcp");
+  const waiting = Array.from({ length: 50 }, () => slow.readTable("/proc/net/tcp"));
+  assert.equal(reads, 1, "one read at a time");
+  release.shift()!();
+  assert.equal(await first, "read 1");
+  await new Promise((r) => setTimeout(r, 0));
+  assert.equal(reads, 2, "the 50 that asked during read 1 share read 2");
+  release.shift()!();
+  assert.deepEqual(new Set(await Promise.all(waiting)), new Set(["read 2"]));
+  release = [];
 });
