@@ -207,3 +207,83 @@ Deno.test("raiseNofileLimit raises the soft limit to the hard limit, never lower
     shim.close();
   }
 });
+
+/** Accepts until EMFILE under a low RLIMIT_NOFILE, frees some fds, accepts again. */
+const EMFILE_CHILD = `
+import { Shim } from "${new URL("../../src/native/shim.ts", import.meta.url).pathname}";
+import { UnixListener } from "${
+  new URL("../../src/native/unix_listener.ts", import.meta.url).pathname
+}";
+const [so, path] = Deno.args;
+const shim = Shim.open(so);
+const l = UnixListener.listen(shim, path, { sliceMs: 200 });
+Deno.stdout.writeSync(new TextEncoder().encode("listening\\n"));
+const conns = [];
+let err = null;
+for (;;) {
+  try {
+    conns.push(await l.accept());
+  } catch (e) {
+    err = { errno: e.errno, message: e.message };
+    break;
+  }
+}
+const held = conns.length;
+for (const c of conns.splice(0, 5)) c.close();
+const again = await l.accept();
+console.log(JSON.stringify({ held, err, again: again.peer !== null }));
+again.close();
+for (const c of conns) c.close();
+l.close();
+await l.drained();
+shim.close();
+`;
+
+Deno.test({
+  name:
+    "accept under RLIMIT_NOFILE exhaustion rejects with EMFILE, and works again once fds are free",
+  ignore: !isRoot,
+  fn: async () => {
+    const dir = Deno.makeTempDirSync({ prefix: "aegis-ul-" });
+    try {
+      const script = `${dir}/child.ts`;
+      Deno.writeTextFileSync(script, EMFILE_CHILD);
+      const path = `${dir}/s.sock`;
+      const child = new Deno.Command("prlimit", {
+        args: ["--nofile=96:96", Deno.execPath(), "run", "-A", "--no-check", script, SHIM_SO, path],
+        stdout: "piped",
+        stderr: "piped",
+      }).spawn();
+      const reader = child.stdout.getReader();
+      const first = await reader.read();
+      strictEqual(new TextDecoder().decode(first.value), "listening\n");
+      // 150 connections from this process (its own, higher limit)
+      const clients: Deno.Conn[] = [];
+      for (let i = 0; i < 150; i++) {
+        try {
+          clients.push(await Deno.connect({ transport: "unix", path }));
+        } catch (e) {
+          // the child is done and closed its listener
+          if (e instanceof Deno.errors.ConnectionRefused) break;
+          ok(e instanceof Deno.errors.WouldBlock, String(e)); // accept queue full: fine
+        }
+      }
+      let text = "";
+      for (;;) {
+        const r = await reader.read();
+        if (r.done) break;
+        text += new TextDecoder().decode(r.value);
+      }
+      const st = await child.status;
+      const err = new TextDecoder().decode(await new Response(child.stderr).arrayBuffer());
+      strictEqual(st.code, 0, err);
+      const res = JSON.parse(text);
+      ok(res.held > 0 && res.held < 96, text);
+      strictEqual(res.err.errno, 24, text); // EMFILE
+      strictEqual(res.again, true, text);
+      for (const c of clients) c.close();
+    } finally {
+      Deno.removeSync(dir, { recursive: true });
+    }
+  },
+});
