@@ -1,5 +1,5 @@
 /**
- * The control socket's HTTP app (SPEC §9): the mutating API, served only
+ * The control socket's HTTP app (docs/control.md): the mutating API, served only
  * on the root-only unix socket (src/control/server.ts), never on TCP.
  *
  * - `POST /emergency/disable`, `POST /emergency/enable`: body

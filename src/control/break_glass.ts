@@ -1,5 +1,5 @@
 /**
- * Break-glass at start (SPEC §6): an operator who cannot reach the agent
+ * Break-glass at start (docs/control.md): an operator who cannot reach the agent
  * (e.g. a policy locked them out) can force audit mode for the next start
  * by one of three means, checked in this order:
  *

@@ -1,5 +1,5 @@
 /**
- * Emergency disable, the kill switch (SPEC §6): one word in the pinned
+ * Emergency disable, the kill switch (docs/control.md): one word in the pinned
  * config map makes every hook report AUDIT instead of denying. This module
  * flips it with the audit trail the contract asks for:
  *

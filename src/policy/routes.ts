@@ -1,5 +1,5 @@
 /**
- * Control-socket routes for policy apply and live rule edits (SPEC §9:
+ * Control-socket routes for policy apply and live rule edits (docs/control.md:
  * mutations only on the root-only unix socket). Both are thin: the work is
  * in applyPolicyBytes (apply.ts) and LiveRules (live.ts), which the CLI
  * calls directly when no daemon runs.
