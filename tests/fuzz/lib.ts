@@ -350,8 +350,10 @@ export function concat(...parts: Uint8Array[]): Uint8Array {
 }
 
 /** The committed seeds of a target: every file in tests/fuzz/corpus/<target>/, sorted. */
-export function loadCorpus(target: string): { name: string; bytes: Uint8Array }[] {
-  const dir = new URL(`./corpus/${target}/`, import.meta.url);
+export function loadCorpus(
+  target: string,
+  dir = new URL(`./corpus/${target}/`, import.meta.url),
+): { name: string; bytes: Uint8Array }[] {
   const out: { name: string; bytes: Uint8Array }[] = [];
   for (const e of Deno.readDirSync(dir)) {
     if (!e.isFile) continue;

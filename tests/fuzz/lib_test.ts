@@ -7,7 +7,8 @@
  */
 import assert from "node:assert/strict";
 import { UsageError } from "../../src/errors.ts";
-import { Finding, fuzz, mutate, Rng } from "./lib.ts";
+import { encodeBase64 } from "../../src/util/bytes.ts";
+import { Finding, fuzz, loadCorpus, mutate, Rng } from "./lib.ts";
 
 const enc = new TextEncoder();
 const seeds = [enc.encode("version=1\n[deny_path]\n/bin/x\n"), enc.encode("GET /health\n\n")];
@@ -86,4 +87,25 @@ Deno.test("fuzz lib: the same seed gives the same mutants", () => {
   };
   assert.deepEqual(run(42), run(42));
   assert.notDeepEqual(run(42), run(43));
+});
+
+Deno.test("fuzz lib: a corpus folder's files load sorted; .b64 files (saved failures) are decoded", () => {
+  const dir = Deno.makeTempDirSync({ prefix: "aegis-fuzz-corpus-" });
+  try {
+    Deno.writeFileSync(`${dir}/b.conf`, enc.encode("version=1\n"));
+    Deno.writeTextFileSync(`${dir}/a-crash.b64`, encodeBase64(Uint8Array.of(0, 0xff, 10)) + "\n");
+    Deno.mkdirSync(`${dir}/sub`);
+    const c = loadCorpus("x", new URL(`file://${dir}/`));
+    assert.deepEqual(c.map((e) => e.name), ["a-crash.b64", "b.conf"]);
+    assert.deepEqual(Array.from(c[0].bytes), [0, 0xff, 10]);
+    assert.equal(new TextDecoder().decode(c[1].bytes), "version=1\n");
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("fuzz lib: every target has committed seeds", () => {
+  for (const t of ["policy", "bundle", "decode", "control", "http", "httpd"]) {
+    assert.ok(loadCorpus(t).length >= 4, t);
+  }
 });
