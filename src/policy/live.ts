@@ -567,9 +567,15 @@ export class LiveRules {
     if (!s.rules.some((r) => r.state !== undefined)) return s;
     const gen = liveGeneration(this.#d.maps);
     const kept: LiveRule[] = [];
+    // a map write that fails now (not "map full") leaves its rule marked, to be retried by
+    // the next edit or sweep; the other rules are finished and the caller's work goes on
     for (const r of s.rules) {
       if (r.state === "deleting") {
-        this.#unenforce(r, gen);
+        try {
+          this.#unenforce(r, gen);
+        } catch {
+          kept.push(r);
+        }
         continue;
       }
       if (r.state === "adding") {
@@ -577,9 +583,9 @@ export class LiveRules {
         try {
           this.#enforce(rule, gen);
         } catch (e) {
-          // cannot be finished (map full …): drop it, as a failed add does
-          if (e instanceof AegisError && e.code === "MAP_FULL") continue;
-          throw e;
+          // cannot be finished (map full): drop it, as a failed add does
+          if (!(e instanceof AegisError && e.code === "MAP_FULL")) kept.push(r);
+          continue;
         }
         kept.push(rule);
         continue;

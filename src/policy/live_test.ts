@@ -246,3 +246,29 @@ Deno.test("live: consistency() names orphan entries and stale ids; a killed writ
   live.add({ kind: "ip", ip: "10.0.0.2" });
   throws(() => Deno.statSync(`${dir}/.live_rules.json.tmp-abc123`), Deno.errors.NotFound);
 });
+
+Deno.test("live: a recovery whose map write fails keeps the rule marked and does not throw", () => {
+  const { dir, fm, live } = setup();
+  live.add({ kind: "ip", ip: "10.0.0.1" });
+  live.add({ kind: "ip", ip: "10.0.0.2" });
+  editStore(dir, (s) => {
+    s.rules[0].state = "deleting";
+    s.rules[1].state = "deleting";
+  });
+  const m = fm.get("aegis_deny_ip4");
+  const realDelete = m.delete.bind(m);
+  let calls = 0;
+  m.delete = (k) => {
+    if (calls++ === 0) throw new Error("map delete failed (test)");
+    return realDelete(k);
+  };
+  // the first delete fails: that rule stays marked, the second is finished
+  deepStrictEqual(live.sweep(), []);
+  deepStrictEqual(live.rules().map((r) => [r.spec.kind === "ip" && r.spec.ip, r.state]), [
+    ["10.0.0.1", "deleting"],
+  ]);
+  // the next sweep finishes it
+  deepStrictEqual(live.sweep(), []);
+  deepStrictEqual(live.rules(), []);
+  deepStrictEqual(live.consistency(), []);
+});
