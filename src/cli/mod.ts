@@ -9,6 +9,7 @@ import { setupLogging, writeStderr, writeStdout } from "../log.ts";
 import { addCapabilitiesCommand } from "./capabilities.ts";
 import { addEmergencyCommands } from "./emergency.ts";
 import { addHealthCommands } from "./health.ts";
+import { addInstallCommand } from "./install.ts";
 import { addKeysCommand } from "./keys.ts";
 import { addMetricsCommand } from "./metrics.ts";
 import { addPolicyCommand } from "./policy.ts";
@@ -44,6 +45,7 @@ results and events go to stdout.`,
   addRuleCommands(program);
   addEmergencyCommands(program);
   addKeysCommand(program);
+  addInstallCommand(program);
   addUninstallCommand(program);
   addVersionCommand(program);
   return program;

@@ -1,0 +1,63 @@
+/**
+ * The systemd unit that `aegisbpf install` writes: a copy of
+ * packaging/systemd/aegisbpf.service (install_test.ts checks that they are
+ * identical), kept in code so the compiled binary carries it.
+ *
+ * @module
+ */
+export const UNIT_TEMPLATE = `# aegisbpf agent: BPF-LSM enforcement. Installed by aegisbpf install
+# (which replaces @BINDIR@); every setting is explained in docs/install.md.
+[Unit]
+Description=aegisbpf BPF-LSM security agent
+Documentation=file:///usr/share/doc/aegisbpf/install.md
+After=local-fs.target sys-fs-bpf.mount
+Wants=sys-fs-bpf.mount
+# Start-limit: five failed starts in five minutes stop the restarts (the
+# pinned programs keep enforcing meanwhile; see docs/install.md).
+StartLimitIntervalSec=300
+StartLimitBurst=5
+
+[Service]
+Type=simple
+EnvironmentFile=-/etc/aegisbpf/aegisbpf.env
+ExecStart=@BINDIR@/aegisbpf run
+# No ExecReload: the agent does not handle SIGHUP yet (Deno's default for
+# SIGHUP is to exit). Policy changes go through aegisbpf policy apply.
+Restart=on-failure
+RestartSec=2s
+# Kernel enforcement outlives the process (pinned links under
+# /sys/fs/bpf/aegisbpf); stopping the service does not end it.
+KillMode=mixed
+TimeoutStopSec=20s
+
+# Privileges: root, but only these capabilities (docs/install.md).
+User=root
+CapabilityBoundingSet=CAP_BPF CAP_PERFMON CAP_SYS_ADMIN CAP_SYS_RESOURCE CAP_NET_BIND_SERVICE CAP_SYS_PTRACE CAP_DAC_READ_SEARCH CAP_KILL
+NoNewPrivileges=yes
+LimitMEMLOCK=infinity
+LimitNOFILE=65536
+
+# File system: read-only except the agent's own directories and bpffs.
+ProtectSystem=strict
+ReadWritePaths=/var/lib/aegisbpf /sys/fs/bpf
+StateDirectory=aegisbpf
+StateDirectoryMode=0700
+RuntimeDirectory=aegisbpf
+RuntimeDirectoryMode=0700
+ProtectHome=yes
+PrivateTmp=yes
+PrivateDevices=yes
+ProtectKernelModules=yes
+ProtectClock=yes
+ProtectHostname=yes
+RestrictRealtime=yes
+RestrictSUIDSGID=yes
+LockPersonality=yes
+RestrictNamespaces=yes
+RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6 AF_NETLINK
+SystemCallArchitectures=native
+UMask=0077
+
+[Install]
+WantedBy=multi-user.target
+`;
