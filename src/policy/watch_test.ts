@@ -5,10 +5,15 @@ import { kernelDev } from "../bpf/rule_codec.ts";
 import type { Unresolved } from "./compile.ts";
 import { fakeMaps } from "./fake_maps_test.ts";
 import {
+  DEFAULT_MAX_TRACKED,
+  DEFAULT_MAX_WATCHED_DIRS,
+  DEFAULT_RECHECK_BUDGET,
+  DEFAULT_RECHECK_MS,
   type FsWatcherLike,
   pathRuleEnforcer,
   type ResolvedEntry,
   UnresolvedWatcher,
+  type UnresolvedWatcherDeps,
 } from "./watch.ts";
 
 const entry = (what: string, line = 2, section = "deny_path"): Unresolved => ({
@@ -153,10 +158,27 @@ Deno.test("watcher (real temp dir, inotify): creating the file enforces its inod
   const fm = fakeMaps();
   const enforce = pathRuleEnforcer(fm.maps);
   let resolve!: (r: ResolvedEntry) => void;
-  const got = new Promise<ResolvedEntry>((r) => (resolve = r));
+  let reject!: (e: unknown) => void;
+  const got = new Promise<ResolvedEntry>((r, j) => [resolve, reject] = [r, j]);
   const w = new UnresolvedWatcher([entry(path, 7)], {
     enforce,
     onResolved: resolve,
+    // an error fails the test (it would otherwise wait for an event forever)
+    onError: (what, e) => reject(new Error(`${what}: ${e}`)),
+    // realpath + stat (resolveRulePath also reads /proc/self/mountinfo, which
+    // needs --allow-all; the watcher is what is tested here)
+    resolvePath: (p): ResolvedPath => {
+      try {
+        const canonical = Deno.realPathSync(p);
+        const st = Deno.statSync(canonical);
+        return { status: "resolved", path: p, canonical, dev: kernelDev(st.dev), ino: st.ino! };
+      } catch (e) {
+        if (e instanceof Deno.errors.NotFound) {
+          return { status: "unresolved", path: p, reason: "x" };
+        }
+        throw e;
+      }
+    },
     recheckMs: 60_000, // only the watch can find it within the test
   });
   try {
@@ -181,4 +203,173 @@ Deno.test("watcher (real temp dir, inotify): creating the file enforces its inod
     w.stop();
     Deno.removeSync(dir, { recursive: true });
   }
+});
+
+// ---- bounds ----
+
+/** A fake file system that counts every stat / realpath the watcher makes. */
+function fakeFs(dirs: string[]) {
+  const fs = {
+    files: new Set<string>(),
+    dirs: new Set(["/", ...dirs]),
+    resolves: [] as string[],
+    stats: 0,
+    watchers: [] as FakeWatcher[],
+    timers: [] as (() => void)[],
+    deps(over: Partial<UnresolvedWatcherDeps> = {}): UnresolvedWatcherDeps {
+      return {
+        enforce: () => {},
+        resolvePath: (p): ResolvedPath => {
+          fs.resolves.push(p);
+          return fs.files.has(p)
+            ? { status: "resolved", path: p, canonical: p, dev: 1, ino: 5 }
+            : { status: "unresolved", path: p, reason: "missing" };
+        },
+        isDir: (p) => {
+          fs.stats++;
+          return fs.dirs.has(p);
+        },
+        watchFs: (paths) => {
+          const f = new FakeWatcher(paths);
+          fs.watchers.push(f);
+          return f;
+        },
+        setInterval: (fn) => fs.timers.push(fn),
+        clearInterval: () => {},
+        ...over,
+      };
+    },
+  };
+  return fs;
+}
+
+Deno.test("watcher bounds: the daemon's defaults are the documented ones", () => {
+  strictEqual(DEFAULT_RECHECK_MS, 5000);
+  strictEqual(DEFAULT_RECHECK_BUDGET, 2000);
+  strictEqual(DEFAULT_MAX_WATCHED_DIRS, 64);
+  strictEqual(DEFAULT_MAX_TRACKED, 131_072);
+});
+
+Deno.test("watcher bounds: 10,000 paths under two parents are two watches and one stat per parent", () => {
+  const fs = fakeFs(["/a", "/b"]);
+  const paths = Array.from({ length: 10_000 }, (_, i) => `/${i % 2 ? "a" : "b"}/missing-${i}`);
+  const nested = Array.from({ length: 1000 }, (_, i) => `/a/gone-${i % 10}/f${i}`);
+  const w = new UnresolvedWatcher([...paths, ...nested].map((p) => entry(p)), fs.deps());
+  w.start();
+  deepStrictEqual(fs.watchers.map((f) => f.paths), [["/a", "/b"]]);
+  // 2 parents + 10 missing directories (cached per pass), and the two watched
+  // directories checked when the watch was set up
+  ok(fs.stats <= 2 + 10 + 2 + 10, `stats: ${fs.stats}`);
+  // the 1000 nested paths share 10 gates (their missing directories): not resolved
+  strictEqual(w.gateCount, 10_000 + 10);
+  strictEqual(w.pendingCount, 11_000);
+  ok(
+    fs.resolves.every((p) => !p.includes("/gone-")),
+    "a path below a missing directory is not resolved",
+  );
+  w.stop();
+});
+
+Deno.test("watcher bounds: an event checks only the gate it names", async () => {
+  const fs = fakeFs(["/a"]);
+  const w = new UnresolvedWatcher(
+    Array.from({ length: 1000 }, (_, i) => entry(`/a/f${i}`)),
+    fs.deps({ recheckMs: 0 }),
+  );
+  w.start();
+  fs.resolves.length = 0;
+  fs.files.add("/a/f500");
+  fs.watchers[0].push({ kind: "create", paths: ["/a/f500"] });
+  fs.watchers[0].push({ kind: "create", paths: ["/a/unrelated"] });
+  await flush();
+  deepStrictEqual(fs.resolves, ["/a/f500"]);
+  strictEqual(w.pendingCount, 999);
+  w.stop();
+});
+
+Deno.test("watcher bounds: each tick re-checks at most recheckBudget gates, round robin", () => {
+  const fs = fakeFs(["/a"]);
+  const resolved: string[] = [];
+  const w = new UnresolvedWatcher(
+    Array.from({ length: 10 }, (_, i) => entry(`/a/f${i}`)),
+    fs.deps({ recheckBudget: 3, onResolved: (r) => resolved.push(r.entry.what) }),
+  );
+  w.start();
+  strictEqual(fs.timers.length, 1);
+  const ticks: string[][] = [];
+  for (let i = 0; i < 4; i++) {
+    fs.resolves.length = 0;
+    fs.timers[0]();
+    ticks.push([...fs.resolves]);
+  }
+  deepStrictEqual(ticks, [
+    ["/a/f0", "/a/f1", "/a/f2"],
+    ["/a/f3", "/a/f4", "/a/f5"],
+    ["/a/f6", "/a/f7", "/a/f8"],
+    ["/a/f9", "/a/f0", "/a/f1"],
+  ]);
+  // a path that appears unseen by the watch is found within ceil(10 / 3) ticks
+  fs.files.add("/a/f4");
+  for (let i = 0; i < 4 && resolved.length === 0; i++) fs.timers[0]();
+  deepStrictEqual(resolved, ["/a/f4"]);
+  strictEqual(w.pendingCount, 9);
+  w.stop();
+});
+
+Deno.test("watcher bounds: paths beyond maxTracked are reported once and never checked", () => {
+  const fs = fakeFs(["/a"]);
+  const errors: string[] = [];
+  const w = new UnresolvedWatcher(
+    [...Array.from({ length: 5 }, (_, i) => entry(`/a/f${i}`)), entry("/cg", 9, "allow_cgroup")],
+    fs.deps({
+      maxTracked: 3,
+      onError: (what, e) => errors.push(`${what}: ${(e as Error).message}`),
+    }),
+  );
+  w.start();
+  fs.timers[0]();
+  deepStrictEqual(errors, [
+    "unresolved paths: 2 of 5 missing policy paths are beyond the limit of 3 watched paths; " +
+    "they are not enforced when they appear (apply the policy again once they exist)",
+  ]);
+  strictEqual(w.untrackedCount, 2);
+  strictEqual(w.pendingCount, 6, "untracked and cgroup entries are still reported as pending");
+  ok(!fs.resolves.includes("/a/f3") && !fs.resolves.includes("/a/f4"));
+  deepStrictEqual(
+    w.pending().map((p) => [p.what, p.watching]),
+    [["/a/f0", "/a"], ["/a/f1", "/a"], ["/a/f2", "/a"], ["/a/f3", null], ["/a/f4", null], [
+      "/cg",
+      null,
+    ]],
+  );
+  w.stop();
+});
+
+Deno.test("watcher bounds: at most maxWatchedDirs watches, the directories with the most paths first", () => {
+  const fs = fakeFs(["/a", "/b", "/c"]);
+  const w = new UnresolvedWatcher(
+    [entry("/a/1"), entry("/b/1"), entry("/b/2"), entry("/c/1"), entry("/c/2"), entry("/c/3")],
+    fs.deps({ maxWatchedDirs: 2 }),
+  );
+  w.start();
+  deepStrictEqual(w.watchedDirs, ["/b", "/c"]);
+  w.stop();
+});
+
+Deno.test("watcher bounds: a watched directory removed: its paths move up to the nearest existing parent", () => {
+  const fs = fakeFs(["/a", "/a/b"]);
+  const w = new UnresolvedWatcher([entry("/a/b/f")], fs.deps());
+  w.start();
+  deepStrictEqual(w.watchedDirs, ["/a/b"]);
+  fs.dirs.delete("/a/b");
+  fs.timers[0](); // finds /a/b gone; its gate moves up to /a/b under /a
+  fs.timers[0]();
+  deepStrictEqual(w.watchedDirs, ["/a"]);
+  deepStrictEqual(w.pending().map((p) => p.watching), ["/a"]);
+  // it comes back with the file: found by the next re-check
+  fs.dirs.add("/a/b");
+  fs.files.add("/a/b/f");
+  fs.timers[0]();
+  strictEqual(w.pendingCount, 0);
+  w.stop();
 });
