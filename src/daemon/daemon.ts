@@ -655,11 +655,10 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
     if (startState === "ENFORCE") {
       const eng = engine;
       let sentinel: SentinelId | null = null;
-      let cg: string | null = null;
       const fileProof = async () => {
         const s = ensureSentinel(`${paths.runtimeDir}/proof`);
         if (!sentinel || sentinel.ino !== s.ino || sentinel.dev !== s.dev) sentinel = s;
-        cg ??= canaryCgroup();
+        const cg = canaryCgroup(); // every round: made again if someone removed it
         // an apply carries the canary (setBuiltinRules); this repairs anything else
         const live = liveGeneration((n) => eng.obj.map(n));
         ensureInGeneration(
