@@ -12,6 +12,7 @@ import type { Engine } from "../bpf/engine.ts";
 import type { BpfMap } from "../bpf/map.ts";
 import { keysDir } from "../cli/keys.ts";
 import { hostCompileEnv } from "../cli/policy.ts";
+import { callerSource, describeCaller } from "../control/caller.ts";
 import { AegisError } from "../errors.ts";
 import { literal, log } from "../log.ts";
 import type { Unresolved } from "../policy/compile.ts";
@@ -67,7 +68,7 @@ export class DaemonPolicy {
         policyText,
         onChange: ({ action, rule, caller }) => {
           lg.info(
-            literal(`live rule ${action} ${rule.id} by uid ${caller.uid} pid ${caller.pid}`),
+            literal(`live rule ${action} ${rule.id} by ${describeCaller(caller)}`),
             {
               action,
               rule,
@@ -81,6 +82,7 @@ export class DaemonPolicy {
             rule,
             uid: caller.uid,
             pid: caller.pid,
+            caller_source: callerSource(caller),
             changed_at_unix: Math.floor(Date.now() / 1000),
           });
         },
@@ -98,7 +100,7 @@ export class DaemonPolicy {
         onApplied: (report, caller) => {
           lg.info(
             literal(
-              `policy applied by uid ${caller.uid} pid ${caller.pid}: ${report.file} ` +
+              `policy applied by ${describeCaller(caller)}: ${report.file} ` +
                 `(sha256 ${report.sha256}, ${report.unresolved.length} unresolved)`,
             ),
             { sha256: report.sha256, caller },
@@ -112,6 +114,7 @@ export class DaemonPolicy {
             unresolved: report.unresolved.length,
             uid: caller.uid,
             pid: caller.pid,
+            caller_source: callerSource(caller),
             changed_at_unix: Math.floor(Date.now() / 1000),
           });
           this.watch(report.unresolved);
@@ -119,7 +122,7 @@ export class DaemonPolicy {
         },
         onRefused: (e, caller) =>
           lg.warn(
-            literal(`policy apply refused (uid ${caller.uid} pid ${caller.pid}): ${e.message}`),
+            literal(`policy apply refused (${describeCaller(caller)}): ${e.message}`),
             {
               code: e.code,
             },
@@ -132,6 +135,15 @@ export class DaemonPolicy {
   /** Bind to the running engine and watch the applied policy's unresolved paths. */
   attach(engine: Engine, unresolved: readonly Unresolved[]): void {
     this.#engine = engine;
+    // finish a live edit a killed process left half done, now rather than at the first sweep
+    try {
+      const n = this.live.recover();
+      if (n > 0) log("policy").warn(literal(`finished ${n} interrupted live rule edit(s)`));
+    } catch (e) {
+      log("policy").error(
+        literal(`cannot finish interrupted live rule edits: ${e instanceof Error ? e.message : e}`),
+      );
+    }
     this.watch(unresolved);
   }
 

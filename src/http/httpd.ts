@@ -120,7 +120,7 @@ interface Head {
 }
 
 /** A request the parser refuses: the status to answer, then close. */
-class Refusal extends Error {
+export class Refusal extends Error {
   constructor(readonly status: number, message: string) {
     super(message);
   }
@@ -197,6 +197,9 @@ function append(a: Uint8Array, b: Uint8Array): Uint8Array {
   return grown.subarray(0, need);
 }
 
+/** "http://authority/path?query": authority (no userinfo), then the rest (may be empty). */
+const ABSOLUTE_FORM = /^http:\/\/([^/?#@\s]+)([/?][^#\s]*)?$/i;
+
 /** Parse a request head (without the final CRLFCRLF). Throws Refusal. */
 export function parseHead(bytes: Uint8Array, maxHeaders = 100): Head {
   for (const b of bytes) {
@@ -211,9 +214,21 @@ export function parseHead(bytes: Uint8Array, maxHeaders = 100): Head {
   }
   const m = REQUEST_LINE.exec(lines[0]);
   if (!m) throw new Refusal(400, "malformed request line");
-  const [, method, target, minorText] = m;
+  const [, method, rawTarget, minorText] = m;
+  // absolute-form ("http://host/path"), which HTTP/1.1 servers must accept,
+  // is reduced to origin-form; its authority must equal the Host header
+  // (checked below), so the Host check of a loopback listener sees the name
+  // the client really asked for
+  let target = rawTarget;
+  let authority: string | null = null;
+  const abs = ABSOLUTE_FORM.exec(rawTarget);
+  if (abs) {
+    authority = abs[1];
+    const rest = abs[2] ?? "";
+    target = rest.startsWith("/") ? rest : "/" + rest;
+  }
   if (!target.startsWith("/")) {
-    throw new Refusal(400, "request target must be a path (origin-form)");
+    throw new Refusal(400, "request target must be a path (origin-form) or http://host/path");
   }
   const minor = minorText === "1" ? 1 : 0;
   if (lines.length - 1 > maxHeaders) {
@@ -257,6 +272,12 @@ export function parseHead(bytes: Uint8Array, maxHeaders = 100): Head {
     headers.push([name, value]);
   }
   if (minor === 1 && host === null) throw new Refusal(400, "HTTP/1.1 request without Host");
+  if (authority !== null) {
+    if (host === null) host = authority;
+    else if (host.toLowerCase() !== authority.toLowerCase()) {
+      throw new Refusal(400, "the request target's host differs from the Host header");
+    }
+  }
   if (te !== null) {
     if (cl !== null) throw new Refusal(400, "both Content-Length and Transfer-Encoding");
     if (minor === 0) throw new Refusal(400, "Transfer-Encoding in an HTTP/1.0 request");

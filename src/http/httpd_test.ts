@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import type { ServerConn, ServerListener } from "../net/conn.ts";
-import { type HttpHandler, type HttpServer, parseHead, serveHttp } from "./httpd.ts";
+import { type HttpHandler, type HttpServer, parseHead, Refusal, serveHttp } from "./httpd.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -556,4 +556,27 @@ Deno.test("HEAD answered with a null body keeps the stated Content-Length, or se
     new Response(null, {
       headers: new URL(req.url).pathname === "/stated" ? { "content-length": "42" } : {},
     }));
+});
+
+Deno.test("parseHead: absolute-form targets become origin-form; their host must be the Host header", () => {
+  const h = parseHead(enc.encode("GET http://aegisbpf/health?x=1 HTTP/1.1\r\nHost: aegisbpf"));
+  assert.equal(h.target, "/health?x=1");
+  assert.equal(h.host, "aegisbpf");
+  assert.equal(parseHead(enc.encode("GET http://a HTTP/1.1\r\nHost: a")).target, "/");
+  assert.equal(parseHead(enc.encode("GET http://a?q HTTP/1.1\r\nHost: A")).target, "/?q");
+  // HTTP/1.0 without Host: the target's authority is the host
+  assert.equal(parseHead(enc.encode("GET http://127.0.0.1:80/x HTTP/1.0")).host, "127.0.0.1:80");
+  for (
+    const bad of [
+      "GET http://evil.example/x HTTP/1.1\r\nHost: localhost", // authority differs from Host
+      "GET http://u@localhost/x HTTP/1.1\r\nHost: localhost", // userinfo
+      "GET https://localhost/x HTTP/1.1\r\nHost: localhost", // not http
+      "GET http:///x HTTP/1.1\r\nHost: localhost", // empty authority
+    ]
+  ) {
+    assert.throws(
+      () => parseHead(enc.encode(bad)),
+      (e) => e instanceof Refusal && e.status === 400,
+    );
+  }
 });
