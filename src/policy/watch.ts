@@ -302,8 +302,8 @@ export class UnresolvedWatcher {
    */
   #check(gate: string, slot: Slot, via: "watch" | "recheck", done: ResolvedEntry[]): void {
     const list = each(slot);
-    if (list[0].what === gate) {
-      // the gate is the path itself (every entry of a slot names the same path)
+    if (list.every((e) => e.what === gate)) {
+      // the gate is the path itself
       const r = this.#tryResolve(gate);
       if (r !== null) {
         const failed = list.filter((e) => !this.#enforce(e, r, via, done));
@@ -322,7 +322,11 @@ export class UnresolvedWatcher {
     if (this.#isDir(gate)) {
       this.#unfile(gate);
       this.#place(list, gate, via, done);
-    } else if (this.#gone.has(parentOf(gate))) {
+    } else if (
+      this.#gone.has(parentOf(gate)) ||
+      // a slot for "/a/b" and "/a/b/c": "/a/b" may exist as a file
+      (list.some((e) => e.what === gate) && this.#tryResolve(gate) !== null)
+    ) {
       this.#unfile(gate);
       this.#place(list, null, via, done);
     }

@@ -373,3 +373,36 @@ Deno.test("watcher bounds: a watched directory removed: its paths move up to the
   strictEqual(w.pendingCount, 0);
   w.stop();
 });
+
+Deno.test("watcher: a path and a path below it share a gate; each is handled when it appears", async () => {
+  const fs = fakeFs(["/a"]);
+  const resolved: string[] = [];
+  const w = new UnresolvedWatcher(
+    [entry("/a/b", 2), entry("/a/b/c", 3)],
+    fs.deps({ onResolved: (r) => resolved.push(r.entry.what) }),
+  );
+  w.start();
+  strictEqual(w.gateCount, 1);
+  // /a/b appears as a file: its own rule applies; /a/b/c waits (under a file it never resolves)
+  fs.files.add("/a/b");
+  fs.watchers[0].push({ kind: "create", paths: ["/a/b"] });
+  await flush();
+  deepStrictEqual(resolved, ["/a/b"]);
+  deepStrictEqual(w.pending().map((p) => p.what), ["/a/b/c"]);
+  w.stop();
+  // as a directory: its rule applies and the path below moves down into it
+  const fs2 = fakeFs(["/a"]);
+  const got: string[] = [];
+  const w2 = new UnresolvedWatcher(
+    [entry("/a/b", 2), entry("/a/b/c", 3)],
+    fs2.deps({ onResolved: (r) => got.push(r.entry.what) }),
+  );
+  w2.start();
+  fs2.dirs.add("/a/b");
+  fs2.files.add("/a/b");
+  fs2.watchers[0].push({ kind: "create", paths: ["/a/b"] });
+  await flush();
+  deepStrictEqual(got, ["/a/b"]);
+  deepStrictEqual(w2.pending().map((p) => [p.what, p.watching]), [["/a/b/c", "/a/b"]]);
+  w2.stop();
+});
