@@ -68,7 +68,13 @@ import { createApp } from "../http/app.ts";
 import { parseListen, startHttpServer } from "../http/serve.ts";
 import { SseHub } from "../http/sse.ts";
 import { literal, log } from "../log.ts";
-import { NetBlockCounter, renderMetrics, totalBlocks } from "../metrics/render.ts";
+import {
+  hookBlocks,
+  NetBlockCounter,
+  renderMetrics,
+  totalBlocks,
+  visibleBlocks,
+} from "../metrics/render.ts";
 import type { Shim } from "../native/mod.ts";
 import {
   liveGeneration,
@@ -95,7 +101,6 @@ import {
   type ProofResults,
   SelfTestCounter,
 } from "../proof/prover.ts";
-import { HOOK_NAMES } from "../events/json.ts";
 import type { Unresolved } from "../policy/compile.ts";
 import { loadTrustedKeys } from "../policy/keys.ts";
 import { bpfLsmUsable, capabilityTier, enforceBlockers } from "../posture/blockers.ts";
@@ -430,7 +435,11 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
           sse: { droppedClients: sseDropped(hub) },
           unresolvedPaths: unresolvedNow().length,
           perfSloPath: paths.perfSlo,
-          selfTest: { byHook: selfTest.byHook, liveCanaryEntries: canaryInLive },
+          selfTest: {
+            byHook: selfTest.byHook,
+            liveCanaryEntries: canaryInLive,
+            pending: selfTest.pending,
+          },
           proof: prover ? { results: prover.results, now: Math.floor(Date.now() / 1000) } : null,
         }, { detailed }),
       events: hub,
@@ -610,9 +619,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
       cleanups.push(() => ring.close());
       drain = new EventDrain(ring, (r) => {
         if (r.kind === "file_block" && isCanaryRuleId(r.ruleId)) {
-          // the proof's own deny: counted apart, marked, never a user-visible block
-          const hook = HOOK_NAMES[r.hook] ?? String(r.hook);
-          selfTest.observe(hook);
+          // the proof's own deny (counted by the prover): marked, never a user-visible block
           bus.emit({ ...recordToEvent(r, resolver), self_test: true });
           return;
         }
@@ -655,7 +662,11 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
     if (startState === "ENFORCE") {
       const eng = engine;
       let sentinel: SentinelId | null = null;
+      // the hook that denies the probe's open: inode_permission runs first when attached
+      const denyingHook = opts.lsmHook === "file" ? "file_open" : "inode_permission";
+      let proofMs = 0;
       const fileProof = async () => {
+        const t0 = performance.now();
         const s = ensureSentinel(`${paths.runtimeDir}/proof`);
         if (!sentinel || sentinel.ino !== s.ino || sentinel.dev !== s.dev) sentinel = s;
         const cg = canaryCgroup(); // every round: made again if someone removed it
@@ -668,7 +679,26 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
           FILE_CANARY_FLAGS,
         );
         canaryInLive = 1;
-        return await probeOpen(s.path, cg);
+        // counted when the probe has its answer (the kernel's counter already holds the
+        // deny; its ring record may not have been read yet); while it runs, the hook's
+        // visible count is held (render.ts visibleBlocks)
+        const stats = eng.obj.map(MAP_HOOK_STATS);
+        selfTest.pending = {
+          hook: denyingHook,
+          floor: visibleBlocks(hookBlocks(stats, denyingHook), denyingHook, {
+            byHook: selfTest.byHook,
+            liveCanaryEntries: 0,
+          }),
+        };
+        let out;
+        try {
+          out = await probeOpen(s.path, cg);
+          if (out.denied) selfTest.observe(denyingHook);
+        } finally {
+          selfTest.pending = null;
+        }
+        proofMs = Math.round(performance.now() - t0);
+        return out;
       };
       setBuiltinRules(() =>
         sentinel ? { flags: FILE_CANARY_FLAGS, entries: [fileCanaryEntry(sentinel)] } : {
@@ -684,8 +714,10 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
         onRound: (res: ProofResults) => {
           const f = res.file;
           if (f && f.ok !== lastOk) {
-            if (f.ok) lg.info(literal(`enforcement proof (file): ${f.detail}`), { proof: res });
-            else lg.error(literal(`enforcement proof (file) FAILED: ${f.detail}`), { proof: res });
+            const line = `enforcement proof (file)${f.ok ? "" : " FAILED"}: ${f.detail} ` +
+              `(${proofMs} ms)`;
+            if (f.ok) lg.info(literal(line), { proof: res, ms: proofMs });
+            else lg.error(literal(line), { proof: res, ms: proofMs });
           }
           lastOk = f?.ok ?? null;
           rebuildReport();

@@ -21,6 +21,7 @@ import {
   type MetricsSources,
   NetBlockCounter,
   renderMetrics,
+  visibleBlocks,
 } from "./render.ts";
 
 interface Sample {
@@ -474,4 +475,21 @@ Deno.test("render: the proof's canary denies and entries are not user-visible; p
   strictEqual(get(q, "aegisbpf_hook_blocks_total", { hook: "file_open" }), 0);
   strictEqual(get(q, "aegisbpf_deny_inode_entries"), 0);
   await Deno.remove(slo.replace(/\/[^/]*$/, ""), { recursive: true });
+});
+
+Deno.test("visibleBlocks: a probe in flight never shows its deny, and the count never goes down", () => {
+  const st = (n: number, pending: { hook: string; floor: bigint } | null = null) => ({
+    byHook: { file_open: n },
+    liveCanaryEntries: 1,
+    pending,
+  });
+  // 10 kernel blocks, 4 of them canary: 6 visible
+  strictEqual(visibleBlocks(10n, "file_open", st(4)), 6n);
+  strictEqual(visibleBlocks(10n, "inode_permission", st(4)), 10n, "other hooks untouched");
+  const p = { hook: "file_open", floor: 6n };
+  strictEqual(visibleBlocks(10n, "file_open", st(4, p)), 6n, "probe started, not denied yet");
+  strictEqual(visibleBlocks(11n, "file_open", st(4, p)), 6n, "denied, not yet counted");
+  strictEqual(visibleBlocks(12n, "file_open", st(4, p)), 7n, "a user deny meanwhile shows");
+  strictEqual(visibleBlocks(12n, "file_open", st(5)), 7n, "counted: same number");
+  strictEqual(visibleBlocks(0n, "file_open", st(0, { hook: "file_open", floor: 0n })), 0n);
 });

@@ -71,7 +71,17 @@ export interface MetricsSources {
    * records) and its canary entries in the live deny_inode generation:
    * taken out of the user-visible block and entry counts.
    */
-  selfTest?: { byHook: Readonly<Record<string, number>>; liveCanaryEntries: number } | null;
+  selfTest?: {
+    byHook: Readonly<Record<string, number>>;
+    liveCanaryEntries: number;
+    /**
+     * A probe in flight: its deny may already be in the kernel's count of
+     * `hook` but not yet in byHook. The hook then shows one less, never
+     * less than `floor` (what it showed when the probe started), so a
+     * canary deny never appears and the counter never goes down.
+     */
+    pending?: { hook: string; floor: bigint } | null;
+  } | null;
   /** The last enforcement proofs and the clock (unix seconds). */
   proof?: { results: ProofResults; now: number } | null;
 }
@@ -147,6 +157,29 @@ export function totalBlocks(hooks: MetricsMap): bigint {
   return n;
 }
 
+/** A hook's blocks as the kernel counts them (the proof's canary denies included). */
+export function hookBlocks(hooks: MetricsMap, hook: string): bigint {
+  const id = Object.entries(HOOK_NAMES).find(([, n]) => n === hook)?.[0];
+  if (id === undefined) return 0n;
+  return sumFields(hooks, Number(id), HOOK_STAT.size / 8)[HOOK_STAT.fields.blocks.offset / 8];
+}
+
+/** A hook's kernel block count without the proof's canary denies (MetricsSources.selfTest). */
+export function visibleBlocks(
+  kernel: bigint,
+  hook: string,
+  selfTest: MetricsSources["selfTest"],
+): bigint {
+  const own = BigInt(selfTest?.byHook[hook] ?? 0);
+  let v = kernel > own ? kernel - own : 0n;
+  const p = selfTest?.pending;
+  if (p && p.hook === hook) {
+    v = v > 0n ? v - 1n : 0n;
+    if (v < p.floor) v = p.floor;
+  }
+  return v;
+}
+
 /** Per-CPU values of a u64 array slot. */
 function perCpu(m: MetricsMap, index: number): bigint[] {
   const v = m.lookup(u32Key(index));
@@ -212,8 +245,7 @@ export async function renderMetrics(src: MetricsSources, opts: RenderOptions): P
       const s = sumFields(hooks, Number(id), HOOK_STAT.size / 8);
       const inv = s[f.invocations.offset / 8];
       // the proof's canary denies are not user-visible blocks
-      const own = BigInt(src.selfTest?.byHook[hook] ?? 0);
-      const blk = s[f.blocks.offset / 8] > own ? s[f.blocks.offset / 8] - own : 0n;
+      const blk = visibleBlocks(s[f.blocks.offset / 8], hook, src.selfTest);
       blocks += blk;
       x.sample("aegisbpf_hook_invocations_total", inv, { hook });
       x.sample("aegisbpf_hook_latency_total_ns", s[f.latency_ns.offset / 8], { hook });

@@ -167,6 +167,8 @@ export function proofProblem(
  */
 export class SelfTestCounter {
   #byHook: Record<string, number> = {};
+  /** a probe in flight (see MetricsSources.selfTest.pending in render.ts) */
+  pending: { hook: string; floor: bigint } | null = null;
   observe(hook: string): void {
     this.#byHook[hook] = (this.#byHook[hook] ?? 0) + 1;
   }

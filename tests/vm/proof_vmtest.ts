@@ -1,0 +1,194 @@
+/**
+ * VM tier: the enforcement proof (docs/guarantees.md, "Enforcement proof").
+ *
+ * lsm-on: the proof passes at start and every period (capabilities.json
+ * enforcement_proof.file ok, /health?require_enforce=1 → 200, proof
+ * metrics); the canary's denies are self_test events and never in
+ * aegisbpf_blocks_total, while a user rule's deny is; a `policy apply`
+ * (a new rule generation) carries the canary, so the proof keeps passing.
+ * lsm-off: the programs are attached in enforce mode by an injection
+ * (AEGIS_TEST_ASSUME_BPF_LSM=1: "bpf" treated as an active LSM) — they
+ * attach and deny nothing — and the proof catches it: the first state is
+ * DEGRADED with ENFORCEMENT_PROOF_FAILED, readiness is 503.
+ *
+ * One agent start per cell (each costs seconds under TCG); the proof
+ * period is 2 s so periodic rounds are seen quickly.
+ */
+import { deepStrictEqual, match, ok, strictEqual } from "node:assert/strict";
+import { CapabilitiesReport } from "../../src/posture/report.ts";
+import { CANARY_FILE_RULE_ID } from "../../src/proof/canary.ts";
+import { AGENT, Agent, agentEnv, cleanupAgent, httpGet } from "../lib/agent.ts";
+import { run, tryOpen } from "../lib/helpers.ts";
+
+const LSM_ON = Deno.env.get("AEGIS_VM_LSM") === "on";
+
+function metric(text: string, name: string, labels = ""): number | null {
+  const esc = (s: string) => s.replace(/[{}"\\]/g, (c) => `\\${c}`);
+  const m = new RegExp(`^${name}${labels ? esc(labels) : ""} (\\S+)$`, "m").exec(text);
+  return m ? Number(m[1]) : null;
+}
+
+/** Phase timings, to the cell's results folder (the TAP reporter hides stderr). */
+function stamp(label: string, since: number): void {
+  const line = `${Deno.env.get("AEGIS_VM_KERNEL")}/${Deno.env.get("AEGIS_VM_LSM")} ${label}: ${
+    Date.now() - since
+  } ms\n`;
+  const dir = Deno.env.get("AEGIS_VM_RESULTS");
+  if (dir) Deno.writeTextFileSync(`${dir}/proof_vmtest.times`, line, { append: true });
+  else Deno.stderr.writeSync(new TextEncoder().encode(line));
+}
+
+Deno.test({
+  name: "proof: passes on an enforcing node, every period, invisible in block counts",
+  ignore: !LSM_ON,
+  fn: async () => {
+    const e = agentEnv();
+    const f = (n: string) => `${e.dir}/${n}`;
+    Deno.writeTextFileSync(f("secret"), "s");
+    let a: Agent | null = null;
+    try {
+      a = new Agent(["--proof-interval", "2"], e.env);
+      await a.ready();
+      stamp("time from run to ENFORCE (proof included)", a.started);
+      match(a.err, /agent started, ENFORCE/);
+      match(a.err, /enforcement proof \(file\): open of the sentinel denied with EPERM/);
+      const sc = await a.stateChanges();
+      strictEqual(sc[0].to, "ENFORCE");
+      strictEqual(sc[0].reason_code, "STARTUP_ENFORCE_READY");
+
+      const report = CapabilitiesReport.parse(JSON.parse(Deno.readTextFileSync(e.report)));
+      strictEqual(
+        report.enforcement_proof.file?.ok,
+        true,
+        JSON.stringify(report.enforcement_proof),
+      );
+      strictEqual(report.enforcement_proof_interval_seconds, 2);
+      deepStrictEqual(report.unenforced_rules, []);
+      const h = await httpGet(e.port, "/health?require_enforce=1");
+      strictEqual(h.status, 200, JSON.stringify(h.body));
+
+      // periodic rounds: the self-test counter grows, each deny a self_test event
+      let text = "";
+      const t0 = Date.now();
+      while (Date.now() - t0 < 60_000) {
+        text = (await httpGet(e.port, "/metrics?detailed=1")).body as string;
+        if ((metric(text, "aegisbpf_self_test_denies_total", '{hook="file_open"}') ?? 0) >= 2) {
+          break;
+        }
+        await new Promise((r) => setTimeout(r, 500));
+      }
+      stamp("start to the second proof round", a.started);
+      ok(
+        (metric(text, "aegisbpf_self_test_denies_total", '{hook="file_open"}') ?? 0) >= 2,
+        "two proof rounds denied:\n" + text.split("\n").filter((l) => /self_test|proof/.test(l))
+          .join("\n"),
+      );
+      strictEqual(metric(text, "aegisbpf_blocks_total"), 0, "canary denies are not blocks");
+      strictEqual(metric(text, "aegisbpf_enforcement_proof_ok", '{surface="file"}'), 1);
+      ok(metric(text, "aegisbpf_enforcement_proof_age_seconds", '{surface="file"}') !== null);
+      strictEqual(metric(text, "aegisbpf_deny_inode_entries"), 0, "the canary is not a rule");
+      const selfTestEvents = () =>
+        a!.events().filter((x) => x.type === "block" && x.self_test === true);
+      await a.waitFor(() => selfTestEvents().length >= 2, "two self_test block events", 30_000);
+      const own = selfTestEvents();
+      strictEqual(own[0].rule_id, CANARY_FILE_RULE_ID);
+      ok(
+        !a.events().some((x) => x.type === "block" && x.self_test !== true),
+        "no user-visible block yet",
+      );
+
+      // a new generation (policy apply) carries the canary; a user deny is a block
+      Deno.writeTextFileSync(f("p.pol"), `version=1\n[deny_path]\n${f("secret")}\n`);
+      const tApply = Date.now();
+      const ap = await run(AGENT, ["policy", "apply", f("p.pol")], e.env);
+      stamp("policy apply (CLI)", tApply);
+      strictEqual(ap.code, 0, ap.stderr);
+      strictEqual(tryOpen(f("secret")), "EPERM/EACCES");
+      const before = metric(text, "aegisbpf_self_test_denies_total", '{hook="file_open"}')!;
+      const t1 = Date.now();
+      while (Date.now() - t1 < 30_000) {
+        text = (await httpGet(e.port, "/metrics?detailed=1")).body as string;
+        if (
+          (metric(text, "aegisbpf_self_test_denies_total", '{hook="file_open"}') ?? 0) >=
+            before + 2 && metric(text, "aegisbpf_blocks_total") === 1
+        ) break;
+        await new Promise((r) => setTimeout(r, 500));
+      }
+      ok(
+        metric(text, "aegisbpf_self_test_denies_total", '{hook="file_open"}')! >= before + 2,
+        "proofs keep passing after the apply",
+      );
+      strictEqual(metric(text, "aegisbpf_blocks_total"), 1, "exactly the user's deny");
+      strictEqual(metric(text, "aegisbpf_deny_inode_entries"), 1, "the policy's one rule");
+      strictEqual(metric(text, "aegisbpf_enforcement_proof_ok", '{surface="file"}'), 1);
+      strictEqual((await httpGet(e.port, "/health?require_enforce=1")).status, 200);
+      strictEqual(
+        (await a.stateChanges()).length,
+        1,
+        "no transition: " + JSON.stringify(a.events().filter((x) => x.type === "state_change")),
+      );
+      stamp("whole lsm-on test", a.started);
+    } finally {
+      await cleanupAgent(a, e);
+    }
+  },
+});
+
+Deno.test({
+  name: "proof: programs attached without BPF LSM deny nothing — the proof fails, readiness 503",
+  ignore: LSM_ON,
+  fn: async () => {
+    const e = agentEnv({ AEGIS_TEST_ASSUME_BPF_LSM: "1" });
+    let a: Agent | null = null;
+    try {
+      a = new Agent(["--proof-interval", "2"], e.env);
+      await a.ready();
+      stamp("time from run to the failed proof", a.started);
+      const sc = await a.stateChanges();
+      strictEqual(sc[0].to, "DEGRADED", JSON.stringify(sc));
+      strictEqual(sc[0].reason_code, "ENFORCEMENT_PROOF_FAILED");
+      match(sc[0].detail, /file: the probe opened the sentinel: the kernel did not deny/);
+      match(a.err, /enforcement proof \(file\) FAILED/);
+      const report = CapabilitiesReport.parse(JSON.parse(Deno.readTextFileSync(e.report)));
+      strictEqual(report.runtime_state, "DEGRADED");
+      strictEqual(report.enforcement_proof.file?.ok, false);
+      const h = await httpGet(e.port, "/health?require_enforce=1");
+      strictEqual(h.status, 503);
+      ok(
+        h.body.reasons.some((r: string) => r.includes("runtime_state is DEGRADED")),
+        JSON.stringify(h.body),
+      );
+      const tCli = Date.now();
+      const cli = await run(AGENT, ["health", "--require-enforce"], e.env);
+      stamp("health --require-enforce (CLI)", tCli);
+      strictEqual(cli.code, 1, "health --require-enforce fails");
+      // later rounds keep failing: no recovery, and the proof metric says so
+      const rounds = () => a!.err.split("enforcement proof (file) FAILED").length - 1;
+      const tWait = Date.now();
+      const lastOf = () =>
+        CapabilitiesReport.parse(JSON.parse(Deno.readTextFileSync(e.report)))
+          .enforcement_proof.file?.last_unix ?? 0;
+      const first = report.enforcement_proof.file!.last_unix;
+      await a.waitFor(() => lastOf() >= first + 4, "two more proof rounds", 60_000);
+      stamp("two more periods", tWait);
+      strictEqual(
+        CapabilitiesReport.parse(JSON.parse(Deno.readTextFileSync(e.report))).enforcement_proof
+          .file?.ok,
+        false,
+        "later rounds fail too",
+      );
+      const text = (await httpGet(e.port, "/metrics")).body as string;
+      strictEqual(metric(text, "aegisbpf_enforcement_proof_ok", '{surface="file"}'), 0);
+      strictEqual(
+        a.events().filter((x) => x.type === "state_change").length,
+        1,
+        "still DEGRADED, no flapping",
+      );
+      strictEqual(metric(text, "aegisbpf_blocks_total"), 0);
+      strictEqual(rounds(), 1, "the failure is logged once, not every round");
+      stamp("whole lsm-off test", a.started);
+    } finally {
+      await cleanupAgent(a, e);
+    }
+  },
+});
