@@ -105,6 +105,30 @@ export interface UnresolvedWatcherDeps {
   maxWatchedDirs?: number;
   /** most unresolved paths tracked (default DEFAULT_MAX_TRACKED) */
   maxTracked?: number;
+  /**
+   * the names in a directory, read at most up to `max` of them (null: more,
+   * or unreadable). Default: Deno.readDirSync when neither resolvePath nor
+   * isDir is replaced; else none (every path is resolved).
+   */
+  listDir?: (dir: string, max: number) => Set<string> | null;
+}
+
+/** Files a batch of at least this many paths with one directory listing per parent. */
+const LIST_MIN_BATCH = 64;
+/** Largest directory listed (entries); larger ones fall back to a realpath per path. */
+const LIST_MAX_ENTRIES = 65_536;
+
+function defaultListDir(dir: string, max: number): Set<string> | null {
+  const names = new Set<string>();
+  try {
+    for (const e of Deno.readDirSync(dir)) {
+      if (names.size >= max) return null;
+      names.add(e.name);
+    }
+  } catch {
+    return null;
+  }
+  return names;
 }
 
 function parentOf(p: string): string {
@@ -141,6 +165,9 @@ export class UnresolvedWatcher {
   #d: UnresolvedWatcherDeps;
   #isDir: (p: string) => boolean;
   #resolve: (p: string) => ResolvedPath;
+  #listDir: ((dir: string, max: number) => Set<string> | null) | null;
+  /** most names a listing may hold now (smaller during a tick) */
+  #listMax = LIST_MAX_ENTRIES;
   #now: () => number;
   #since: number;
   /** path entries not filed yet (before the first check) */
@@ -171,6 +198,8 @@ export class UnresolvedWatcher {
     this.#d = deps;
     this.#isDir = deps.isDir ?? defaultIsDir;
     this.#resolve = deps.resolvePath ?? resolveRulePath;
+    this.#listDir = deps.listDir ??
+      (deps.resolvePath === undefined && deps.isDir === undefined ? defaultListDir : null);
     this.#now = deps.now ?? (() => performance.now());
     this.#since = this.#now();
     const max = deps.maxTracked ?? DEFAULT_MAX_TRACKED;
@@ -275,7 +304,11 @@ export class UnresolvedWatcher {
       }
     }
     const done: ResolvedEntry[] = [];
-    let budget = Math.min(this.#d.recheckBudget ?? DEFAULT_RECHECK_BUDGET, this.#gates.size);
+    const perTick = this.#d.recheckBudget ?? DEFAULT_RECHECK_BUDGET;
+    let budget = Math.min(perTick, this.#gates.size);
+    // directories listed this tick: at most `perTick` names each (else a realpath per gate)
+    const listings = this.#listDir ? new Map<string, Set<string> | null>() : null;
+    this.#listMax = perTick;
     let restarted = false;
     while (budget > 0) {
       if (this.#cursor === null) {
@@ -289,8 +322,9 @@ export class UnresolvedWatcher {
         continue;
       }
       budget--;
-      this.#check(it.value[0], it.value[1], "recheck", done);
+      this.#check(it.value[0], it.value[1], "recheck", done, listings);
     }
+    this.#listMax = LIST_MAX_ENTRIES;
     this.#report(done);
     if (this.#dirty || this.#stale) this.#rewatch();
   }
@@ -300,11 +334,21 @@ export class UnresolvedWatcher {
    * directory that exists now moves its entries down; a gate whose anchor
    * vanished moves its entries up.
    */
-  #check(gate: string, slot: Slot, via: "watch" | "recheck", done: ResolvedEntry[]): void {
+  #check(
+    gate: string,
+    slot: Slot,
+    via: "watch" | "recheck",
+    done: ResolvedEntry[],
+    listings: Map<string, Set<string> | null> | null = null,
+  ): void {
     const list = each(slot);
     if (list.every((e) => e.what === gate)) {
       // the gate is the path itself
-      const r = this.#tryResolve(gate);
+      // under a parent with many gates, its listing (once per tick) spares a realpath each
+      const a = parentOf(gate);
+      const known = listings !== null && (this.#anchors.get(a) ?? 0) >= LIST_MIN_BATCH &&
+        this.#absent(listings, a, gate);
+      const r = known ? null : this.#tryResolve(gate);
       if (r !== null) {
         const failed = list.filter((e) => !this.#enforce(e, r, via, done));
         if (failed.length === 0) this.#unfile(gate);
@@ -350,6 +394,13 @@ export class UnresolvedWatcher {
       if (v === undefined) dirs.set(p, v = this.#isDir(p));
       return v;
     };
+    // A large batch: each parent is listed once, and only the names present
+    // are resolved (a realpath of a missing path costs a thrown error each).
+    // What appears after the listing is seen by the watch or the re-check.
+    const listings = this.#listDir && list.length >= LIST_MIN_BATCH
+      ? new Map<string, Set<string> | null>()
+      : null;
+    const absent = (anchor: string, gate: string) => this.#absent(listings, anchor, gate);
     for (const e of list) {
       let anchor: string;
       if (from !== null) {
@@ -366,12 +417,23 @@ export class UnresolvedWatcher {
       // the anchor exists (checked above, or "/"): it may be watched again
       if (this.#gone.delete(anchor)) this.#dirty = true;
       const gate = childOf(anchor, e.what);
-      if (gate === e.what) {
+      if (gate === e.what && !absent(anchor, gate)) {
         const r = this.#tryResolve(gate);
         if (r !== null && this.#enforce(e, r, via, done)) continue;
       }
       this.#file(gate, e);
     }
+  }
+
+  /** `gate` (a child of `anchor`) is known missing from `anchor`'s listing (listed once per map). */
+  #absent(listings: Map<string, Set<string> | null> | null, anchor: string, gate: string): boolean {
+    if (!listings) return false;
+    let names = listings.get(anchor);
+    if (names === undefined) {
+      listings.set(anchor, names = this.#listDir!(anchor, this.#listMax));
+    }
+    const name = gate.slice(anchor === "/" ? 1 : anchor.length + 1);
+    return names !== null && name !== "" && name !== "." && name !== ".." && !names.has(name);
   }
 
   #tryResolve(path: string): (ResolvedPath & { status: "resolved" }) | null {
@@ -489,9 +551,13 @@ export class UnresolvedWatcher {
     if (added.size === 0) return;
     const done: ResolvedEntry[] = [];
     let budget = this.#d.recheckBudget ?? DEFAULT_RECHECK_BUDGET;
+    const listings = this.#listDir ? new Map<string, Set<string> | null>() : null;
     for (const [gate, slot] of this.#gates) {
       if (budget-- <= 0) break;
-      if (added.has(parentOf(gate))) this.#check(gate, slot, "recheck", done);
+      const a = parentOf(gate);
+      if (added.has(a) && !this.#absent(listings, a, gate)) {
+        this.#check(gate, slot, "recheck", done);
+      }
     }
     this.#report(done);
     if (this.#dirty) this.#rewatch();

@@ -406,3 +406,60 @@ Deno.test("watcher: a path and a path below it share a gate; each is handled whe
   deepStrictEqual(w2.pending().map((p) => [p.what, p.watching]), [["/a/b/c", "/a/b"]]);
   w2.stop();
 });
+
+Deno.test("watcher bounds: a large batch lists each parent once and resolves only the names present", () => {
+  const fs = fakeFs(["/a"]);
+  const listed: string[] = [];
+  fs.files.add("/a/f7");
+  const w = new UnresolvedWatcher(
+    Array.from({ length: 100 }, (_, i) => entry(`/a/f${i}`)),
+    fs.deps({
+      listDir: (dir) => {
+        listed.push(dir);
+        return new Set(["f7", "other"]);
+      },
+    }),
+  );
+  const first = w.start();
+  // listed to file the paths, and again once the watch is set up (what appeared in between)
+  deepStrictEqual(listed, ["/a", "/a"]);
+  deepStrictEqual(fs.resolves.filter((p) => p !== "/a/f7").length, 0, "missing names not resolved");
+  deepStrictEqual(first.map((r) => r.entry.what), ["/a/f7"]);
+  strictEqual(w.pendingCount, 99);
+  // a listing that cannot be used (too large, unreadable): every path is resolved
+  const fs2 = fakeFs(["/a"]);
+  const w2 = new UnresolvedWatcher(
+    Array.from({ length: 100 }, (_, i) => entry(`/a/f${i}`)),
+    fs2.deps({ listDir: () => null, recheckMs: 0 }),
+  );
+  w2.start();
+  strictEqual(new Set(fs2.resolves).size, 100);
+  w.stop();
+  w2.stop();
+});
+
+Deno.test("watcher bounds: a tick lists a parent with many gates once instead of a realpath per gate", () => {
+  const fs = fakeFs(["/a"]);
+  const listed: number[] = [];
+  const w = new UnresolvedWatcher(
+    Array.from({ length: 100 }, (_, i) => entry(`/a/f${i}`)),
+    fs.deps({
+      recheckBudget: 50,
+      listDir: (_dir, max) => {
+        listed.push(max);
+        return new Set(fs.files.has("/a/f60") ? ["f60"] : []);
+      },
+    }),
+  );
+  w.start();
+  fs.resolves.length = 0;
+  listed.length = 0;
+  fs.files.add("/a/f60");
+  fs.timers[0]();
+  deepStrictEqual(listed, [50], "one listing, of at most the tick's budget of names");
+  deepStrictEqual(fs.resolves, []);
+  fs.timers[0]();
+  deepStrictEqual(fs.resolves, ["/a/f60"]);
+  strictEqual(w.pendingCount, 99);
+  w.stop();
+});
