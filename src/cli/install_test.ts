@@ -297,3 +297,22 @@ Deno.test("uninstall keeps settings and state; --purge removes everything instal
     }
   });
 });
+
+Deno.test("a second install under another --prefix is refused until the first is uninstalled", async () => {
+  await withRoot(async (root) => {
+    await install({ root, binary: BIN });
+    const before = snapshot(root);
+    await rejectsCode(
+      install({ root, binary: BIN, prefix: "/opt/aegis" }),
+      "INSTALL_REFUSED",
+      /already installed with --prefix \/usr\/local/,
+    );
+    deepStrictEqual(snapshot(root), before);
+    await uninstallFiles({ root });
+    await install({ root, binary: BIN, prefix: "/opt/aegis" });
+    match(
+      await Deno.readTextFile(`${root}${UNIT_PATH}`),
+      /^ExecStart=\/opt\/aegis\/bin\/aegisbpf run$/m,
+    );
+  });
+});
