@@ -233,18 +233,26 @@ export class UnresolvedWatcher {
     return first;
   }
 
-  /** Entries still missing (one object per entry: for reports, not for counting). */
-  pending(): PendingEntry[] {
+  /**
+   * Entries still missing, at most `limit` of them (one object per entry:
+   * for reports; count with pendingCount).
+   */
+  pending(limit = Infinity): PendingEntry[] {
     const out: PendingEntry[] = [];
     const watched = new Set(this.#watchedDirs);
-    for (const e of this.#unplaced) out.push({ ...e, watching: null });
+    const add = (e: Unresolved, watching: string | null) => {
+      if (out.length >= limit) return false;
+      out.push({ ...e, watching });
+      return true;
+    };
+    for (const e of this.#unplaced) if (!add(e, null)) return out;
     for (const [gate, slot] of this.#gates) {
       const a = parentOf(gate);
       const watching = watched.has(a) ? a : null;
-      for (const e of each(slot)) out.push({ ...e, watching });
+      for (const e of each(slot)) if (!add(e, watching)) return out;
     }
-    for (const e of this.#untracked) out.push({ ...e, watching: null });
-    for (const e of this.#other) out.push({ ...e, watching: null });
+    for (const e of this.#untracked) if (!add(e, null)) return out;
+    for (const e of this.#other) if (!add(e, null)) return out;
     return out;
   }
 

@@ -333,6 +333,7 @@ Deno.test("watcher bounds: paths beyond maxTracked are reported once and never c
     "they are not enforced when they appear (apply the policy again once they exist)",
   ]);
   strictEqual(w.untrackedCount, 2);
+  deepStrictEqual(w.pending(2).map((p) => p.what), ["/a/f0", "/a/f1"], "a report can be capped");
   strictEqual(w.pendingCount, 6, "untracked and cgroup entries are still reported as pending");
   ok(!fs.resolves.includes("/a/f3") && !fs.resolves.includes("/a/f4"));
   deepStrictEqual(
