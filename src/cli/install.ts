@@ -168,7 +168,8 @@ function readManifest(layout: Layout): Manifest | null {
           `${LAYOUT_VERSION}. Install the newer aegisbpf, or remove it first.`,
       );
     }
-    return { layout_version: m.layout_version, prefix: m.prefix, files };
+    const prefix = checkPathOption("prefix", m.prefix);
+    return { layout_version: m.layout_version, prefix, files };
   } catch (e) {
     if (e instanceof AegisError) throw e;
     throw new AegisError(
@@ -408,7 +409,7 @@ export async function install(opts: InstallOptions): Promise<InstallResult> {
 function refusal(problems: string[]): AegisError {
   return new AegisError(
     "INSTALL_REFUSED",
-    `install refused, nothing was changed:\n  - ${problems.join("\n  - ")}`,
+    `install refused, nothing was changed:\n  - ${[...new Set(problems)].join("\n  - ")}`,
   );
 }
 
@@ -440,7 +441,16 @@ export async function uninstallFiles(
   const removed: string[] = [];
   const kept: string[] = [];
   const remaining: Record<string, string> = {};
+  // Only paths install writes are ever removed, whatever install.json lists.
+  const removable = new Set([UNIT_PATH, ENV_PATH]);
+  if (manifest) {
+    removable.add(`${manifest.prefix === "/" ? "" : manifest.prefix}/bin/aegisbpf`);
+  }
   for (const [p, sha] of Object.entries(manifest?.files ?? {})) {
+    if (!removable.has(p)) {
+      kept.push(`${p} (listed in ${MANIFEST_PATH} but not a path install writes)`);
+      continue;
+    }
     const real = layout.at(p);
     const st = lstat(real);
     if (st === null) continue;

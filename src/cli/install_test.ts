@@ -316,3 +316,19 @@ Deno.test("a second install under another --prefix is refused until the first is
     );
   });
 });
+
+Deno.test("uninstall removes only paths install writes, whatever install.json lists", async () => {
+  await withRoot(async (root) => {
+    await install({ root, binary: BIN });
+    await Deno.mkdir(`${root}/etc/ssh`, { recursive: true });
+    await Deno.writeTextFile(`${root}/etc/ssh/sshd_config`, "x");
+    const m = JSON.parse(await Deno.readTextFile(`${root}${MANIFEST_PATH}`));
+    m.files["/etc/ssh/sshd_config"] =
+      "2d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a4881";
+    await Deno.writeTextFile(`${root}${MANIFEST_PATH}`, JSON.stringify(m));
+    const r = await uninstallFiles({ root, purge: true });
+    ok(exists(`${root}/etc/ssh/sshd_config`));
+    ok(r.kept.some((k) => k.startsWith("/etc/ssh/sshd_config")), r.kept.join(", "));
+    ok(!exists(`${root}/usr/local/bin/aegisbpf`));
+  });
+});
