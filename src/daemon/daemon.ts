@@ -77,6 +77,7 @@ import {
 } from "../metrics/render.ts";
 import type { Shim } from "../native/mod.ts";
 import {
+  type CompiledEntry,
   liveGeneration,
   loadAppliedPolicy,
   mapSizesFor,
@@ -86,12 +87,17 @@ import {
 } from "../policy/apply.ts";
 import {
   canaryCgroup,
+  ensureExecSentinel,
   ensureInGeneration,
   ensureSentinel,
+  EXEC_CANARY_FLAGS,
+  execCanaryEntry,
   FILE_CANARY_FLAGS,
   fileCanaryEntry,
   isCanaryRuleId,
+  probeExec,
   probeOpen,
+  type ProbeOutcome,
   type SentinelId,
 } from "../proof/canary.ts";
 import {
@@ -619,8 +625,9 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
       cleanups.push(() => ring.close());
       drain = new EventDrain(ring, (r) => {
         if (r.kind === "file_block" && isCanaryRuleId(r.ruleId)) {
-          // the proof's own deny (counted by the prover): marked, never a user-visible block
-          bus.emit({ ...recordToEvent(r, resolver), self_test: true });
+          // the proof's own deny (counted by the prover): its own event type, marked,
+          // never a user-visible block
+          bus.emit({ ...recordToEvent(r, resolver), type: "self_test", self_test: true });
           return;
         }
         netBlocks.observe(r);
@@ -661,65 +668,100 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
     let firstProof: string | null = null;
     if (startState === "ENFORCE") {
       const eng = engine;
+      const maps = { map: (n: string) => eng.obj.map(n) };
       let sentinel: SentinelId | null = null;
-      // the hook that denies the probe's open: inode_permission runs first when attached
-      const denyingHook = opts.lsmHook === "file" ? "file_open" : "inode_permission";
-      let proofMs = 0;
-      const fileProof = async () => {
+      // the exec canary needs the exec hook: proven only where it is attached
+      const execOn = eng.attachedSections().includes("lsm/bprm_check_security");
+      const proofMs: Record<string, number> = {};
+      /**
+       * One surface: re-assert its canary in the live generation (an apply
+       * carries it, setBuiltinRules; this repairs anything else), run the
+       * probe, count its deny as self-test when it has its answer (the
+       * kernel's counter already holds the deny; its ring record may not be
+       * read yet) and hold the hook's visible count meanwhile (render.ts
+       * visibleBlocks).
+       */
+      const proveWith = async (
+        surface: string,
+        hook: string,
+        entry: CompiledEntry,
+        flags: number,
+        run: (cg: string) => Promise<ProbeOutcome>,
+      ): Promise<ProbeOutcome | null> => {
+        if (emergencyActive()) return null; // the hooks only report: nothing to prove
         const t0 = performance.now();
-        const s = ensureSentinel(`${paths.runtimeDir}/proof`);
-        if (!sentinel || sentinel.ino !== s.ino || sentinel.dev !== s.dev) sentinel = s;
         const cg = canaryCgroup(); // every round: made again if someone removed it
-        // an apply carries the canary (setBuiltinRules); this repairs anything else
-        const live = liveGeneration((n) => eng.obj.map(n));
-        ensureInGeneration(
-          { map: (n) => eng.obj.map(n) },
-          live,
-          fileCanaryEntry(s),
-          FILE_CANARY_FLAGS,
-        );
-        canaryInLive = 1;
-        // counted when the probe has its answer (the kernel's counter already holds the
-        // deny; its ring record may not have been read yet); while it runs, the hook's
-        // visible count is held (render.ts visibleBlocks)
+        ensureInGeneration(maps, liveGeneration((n) => eng.obj.map(n)), entry, flags);
         const stats = eng.obj.map(MAP_HOOK_STATS);
         selfTest.pending = {
-          hook: denyingHook,
-          floor: visibleBlocks(hookBlocks(stats, denyingHook), denyingHook, {
+          hook,
+          floor: visibleBlocks(hookBlocks(stats, hook), hook, {
             byHook: selfTest.byHook,
             liveCanaryEntries: 0,
           }),
         };
-        let out;
         try {
-          out = await probeOpen(s.path, cg);
-          if (out.denied) selfTest.observe(denyingHook);
+          const out = await run(cg);
+          if (out.denied) selfTest.observe(hook);
+          // switched on while the probe ran: its open may have been let through by design
+          return !out.denied && emergencyActive() ? null : out;
         } finally {
           selfTest.pending = null;
+          proofMs[surface] = Math.round(performance.now() - t0);
         }
-        proofMs = Math.round(performance.now() - t0);
-        return out;
       };
-      setBuiltinRules(() =>
-        sentinel ? { flags: FILE_CANARY_FLAGS, entries: [fileCanaryEntry(sentinel)] } : {
-          flags: 0,
-          entries: [],
+      // the hook that denies the probe's open: inode_permission runs first when attached
+      const openHook = opts.lsmHook === "file" ? "file_open" : "inode_permission";
+      const fileProof = () => {
+        const s = ensureSentinel(`${paths.runtimeDir}/proof`);
+        sentinel = s;
+        canaryInLive = 1;
+        return proveWith(
+          "file",
+          openHook,
+          fileCanaryEntry(s),
+          FILE_CANARY_FLAGS,
+          (cg) => probeOpen(s.path, cg),
+        );
+      };
+      const execProof = () => {
+        const x = ensureExecSentinel(`${paths.stateDir}/proof`);
+        return proveWith(
+          "exec",
+          "bprm_check_security",
+          execCanaryEntry(),
+          EXEC_CANARY_FLAGS,
+          (cg) => probeExec(x.path, cg),
+        );
+      };
+      setBuiltinRules(() => {
+        const entries: CompiledEntry[] = [];
+        let flags = 0;
+        if (sentinel) {
+          entries.push(fileCanaryEntry(sentinel));
+          flags |= FILE_CANARY_FLAGS;
         }
-      );
+        if (execOn) {
+          entries.push(execCanaryEntry());
+          flags |= EXEC_CANARY_FLAGS;
+        }
+        return { flags, entries };
+      });
       cleanups.push(() => setBuiltinRules(null));
-      let lastOk: boolean | null = null;
+      const lastOk: Record<string, boolean> = {};
       prover = new EnforcementProver({
-        surfaces: { file: fileProof },
+        surfaces: execOn ? { file: fileProof, exec: execProof } : { file: fileProof },
         intervalSeconds: proofInterval,
         onRound: (res: ProofResults) => {
-          const f = res.file;
-          if (f && f.ok !== lastOk) {
-            const line = `enforcement proof (file)${f.ok ? "" : " FAILED"}: ${f.detail} ` +
-              `(${proofMs} ms)`;
-            if (f.ok) lg.info(literal(line), { proof: res, ms: proofMs });
-            else lg.error(literal(line), { proof: res, ms: proofMs });
+          for (const [surface, r] of Object.entries(res)) {
+            if (!r || r.ok === lastOk[surface]) continue;
+            lastOk[surface] = r.ok;
+            const ms = proofMs[surface] ?? 0;
+            const line = `enforcement proof (${surface})${r.ok ? "" : " FAILED"}: ${r.detail} ` +
+              `(${ms} ms)`;
+            if (r.ok) lg.info(literal(line), { proof: res, ms });
+            else lg.error(literal(line), { proof: res, ms });
           }
-          lastOk = f?.ok ?? null;
           rebuildReport();
         },
       });

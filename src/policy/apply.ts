@@ -212,6 +212,8 @@ function clearGeneration(
 }
 
 const RULE_ID_OFF = ABI_LAYOUT.structs.aegis_rule.fields.rule_id.offset;
+/** Maps the built-in rules use (the others are not looked up by generationCounts). */
+const BUILTIN_MAPS = new Set(["aegis_deny_inode", "aegis_deny_comm"]);
 
 /** Is this aegis_rule value one of the built-in rules (BUILTIN_RULE_IDS)? */
 function isBuiltinValue(v: Uint8Array | null): boolean {
@@ -222,8 +224,8 @@ function isBuiltinValue(v: Uint8Array | null): boolean {
 
 /**
  * Entries per generation of every rule map: {map: [gen0, gen1]}. The
- * built-in canary rules of aegis_deny_inode are not counted (they are the
- * agent's, not the policy's).
+ * built-in canary rules (aegis_deny_inode, aegis_deny_comm) are not counted
+ * (they are the agent's, not the policy's).
  */
 export function generationCounts(maps: (name: string) => BpfMap): Record<string, [number, number]> {
   const out: Record<string, [number, number]> = {};
@@ -231,7 +233,7 @@ export function generationCounts(maps: (name: string) => BpfMap): Record<string,
     const c: [number, number] = [0, 0];
     const m = maps(name);
     for (const k of m.keys()) {
-      if (name === "aegis_deny_inode" && isBuiltinValue(m.lookup(k))) continue;
+      if (BUILTIN_MAPS.has(name) && isBuiltinValue(m.lookup(k))) continue;
       c[keyGeneration(name, k) & 1]++;
     }
     out[name] = c;

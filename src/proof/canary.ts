@@ -25,11 +25,14 @@
  */
 import {
   ABI_LAYOUT,
+  AEGIS_POL_EXEC_RULES,
   AEGIS_POL_FILE_RULES,
+  AEGIS_RT_COMM,
   AEGIS_RT_INODE,
   AEGIS_RULE_DENY,
 } from "../bpf/abi_gen.ts";
 import { cgroup2MountFrom } from "../bpf/self_cgroup.ts";
+import { commKey } from "../bpf/exec_codec.ts";
 import { inodeKey, kernelDev, policyValue, ruleValue, u32Key } from "../bpf/rule_codec.ts";
 import { AegisError } from "../errors.ts";
 import { BUILTIN_RULE_IDS, type CompiledEntry } from "../policy/apply.ts";
@@ -38,6 +41,12 @@ import { BUILTIN_RULE_IDS, type CompiledEntry } from "../policy/apply.ts";
 export const CANARY_RULE_ID_BASE = BUILTIN_RULE_IDS[0];
 export const CANARY_RULE_ID_END = BUILTIN_RULE_IDS[1];
 export const CANARY_FILE_RULE_ID = CANARY_RULE_ID_BASE + 1;
+export const CANARY_EXEC_RULE_ID = CANARY_RULE_ID_BASE + 2;
+/**
+ * The exec canary's comm: the basename of the exec sentinel (15 bytes, the
+ * longest comm). A program of this name is denied on the whole node.
+ */
+export const CANARY_COMM = "aegisbpf-canary";
 
 /** Is this rule id one of the agent's own canary rules? */
 export function isCanaryRuleId(id: number): boolean {
@@ -64,6 +73,7 @@ export interface ProbeOutcome {
  */
 export function judgeProbe(
   r: { code: number; signal: string | null; stderr: string; timedOut?: boolean },
+  op: "open" | "exec" = "open",
 ): ProbeOutcome {
   const err = r.stderr.replace(/\s+/g, " ").trim().slice(0, 200);
   if (r.timedOut) {
@@ -73,16 +83,19 @@ export function judgeProbe(
   if (r.code === 0) {
     return {
       denied: false,
-      detail: "the probe opened the sentinel: the kernel did not deny the canary rule",
+      detail: op === "open"
+        ? "the probe opened the sentinel: the kernel did not deny the canary rule"
+        : "the probe ran the exec sentinel (a script that only exits): the kernel did not " +
+          "deny the canary rule",
     };
   }
   if (r.code === 97) return { denied: false, detail: "the probe was not released (stdin closed)" };
   if (/Operation not permitted/i.test(err)) {
-    return { denied: true, detail: "open of the sentinel denied with EPERM" };
+    return { denied: true, detail: `${op} of the sentinel denied with EPERM` };
   }
   return {
     denied: false,
-    detail: `the open failed, but not with EPERM (exit ${r.code}): ${err || "(no message)"}`,
+    detail: `the ${op} failed, but not with EPERM (exit ${r.code}): ${err || "(no message)"}`,
   };
 }
 
@@ -99,13 +112,26 @@ export interface SentinelId {
  * owner, a directory) is removed and the file made again.
  */
 export function ensureSentinel(dir: string): SentinelId {
+  return ensureFile(dir, "file.sentinel", SENTINEL_TEXT, 0o600);
+}
+
+/**
+ * The exec sentinel `<dir>/aegisbpf-canary`: a 0700 root shell script that
+ * only exits 0 — all that runs if the exec is not denied. Kept in the state
+ * directory (/var/lib), not the runtime directory: /run may be noexec.
+ */
+export function ensureExecSentinel(dir: string): SentinelId {
+  return ensureFile(dir, CANARY_COMM, "#!/bin/sh\nexit 0\n", 0o700);
+}
+
+function ensureFile(dir: string, name: string, text: string, mode: number): SentinelId {
   Deno.mkdirSync(dir, { recursive: true, mode: 0o700 });
   const ds = Deno.lstatSync(dir);
   if (!ds.isDirectory) {
     throw new AegisError("PROOF_SENTINEL", `${dir} is not a directory; the proof needs its own`);
   }
   Deno.chmodSync(dir, 0o700);
-  const path = `${dir}/file.sentinel`;
+  const path = `${dir}/${name}`;
   let st: Deno.FileInfo | null = null;
   try {
     st = Deno.lstatSync(path);
@@ -113,13 +139,16 @@ export function ensureSentinel(dir: string): SentinelId {
     if (!(e instanceof Deno.errors.NotFound)) throw e;
   }
   const uid = Deno.statSync(dir).uid; // ours: made (or checked) just above
-  if (st && (!st.isFile || st.uid !== uid || ((st.mode ?? 0) & 0o777) !== 0o600)) {
+  if (
+    st && (!st.isFile || st.uid !== uid || ((st.mode ?? 0) & 0o777) !== mode ||
+      st.size !== text.length)
+  ) {
     Deno.removeSync(path, { recursive: true });
     st = null;
   }
   if (!st) {
-    Deno.writeTextFileSync(path, SENTINEL_TEXT, { mode: 0o600, createNew: true });
-    Deno.chmodSync(path, 0o600);
+    Deno.writeTextFileSync(path, text, { mode, createNew: true });
+    Deno.chmodSync(path, mode);
     st = Deno.lstatSync(path);
   }
   return { path, dev: kernelDev(st.dev), ino: BigInt(st.ino!) };
@@ -136,6 +165,17 @@ export function fileCanaryEntry(s: SentinelId): CompiledEntry {
 
 /** The policy flag the canary needs in a generation. */
 export const FILE_CANARY_FLAGS = AEGIS_POL_FILE_RULES;
+
+/** The exec canary rule: deny_comm of CANARY_COMM, for any generation. */
+export function execCanaryEntry(): CompiledEntry {
+  return {
+    map: "aegis_deny_comm",
+    key: (gen) => commKey(CANARY_COMM, gen),
+    value: ruleValue(CANARY_EXEC_RULE_ID, AEGIS_RULE_DENY, AEGIS_RT_COMM),
+  };
+}
+
+export const EXEC_CANARY_FLAGS = AEGIS_POL_EXEC_RULES;
 
 /** What ensureInGeneration needs of the maps. */
 export interface CanaryMaps {
@@ -214,15 +254,38 @@ export interface ProbeOptions {
  * answer. Never throws for what the probe saw; throws only when the probe
  * cannot be started at all (the caller reports that as a failed proof too).
  */
-export async function probeOpen(
+export function probeOpen(
   sentinel: string,
   cgroupDir: string,
   opts: ProbeOptions = {},
 ): Promise<ProbeOutcome> {
+  // `:` reads nothing
+  return probe('read -r _ || exit 97; : <"$1"', "open", sentinel, cgroupDir, opts);
+}
+
+/**
+ * Exec `sentinel` (ensureExecSentinel) from a probe process in `cgroupDir`:
+ * the deny_comm canary must refuse it with EPERM. If it is not refused,
+ * the script exits 0 and nothing else runs.
+ */
+export function probeExec(
+  sentinel: string,
+  cgroupDir: string,
+  opts: ProbeOptions = {},
+): Promise<ProbeOutcome> {
+  return probe('read -r _ || exit 97; exec "$1"', "exec", sentinel, cgroupDir, opts);
+}
+
+async function probe(
+  script: string,
+  op: "open" | "exec",
+  sentinel: string,
+  cgroupDir: string,
+  opts: ProbeOptions,
+): Promise<ProbeOutcome> {
   const child = new Deno.Command(opts.shell ?? "/bin/sh", {
-    // wait for the release line (the move into the canary cgroup comes
-    // first), then open for read; `:` reads nothing
-    args: ["-c", 'read -r _ || exit 97; : <"$1"', "aegisbpf-proof", sentinel],
+    // wait for the release line (the move into the canary cgroup comes first)
+    args: ["-c", script, "aegisbpf-proof", sentinel],
     stdin: "piped",
     stdout: "null",
     stderr: "piped",
@@ -257,7 +320,7 @@ export async function probeOpen(
       signal: out.signal,
       stderr: new TextDecoder().decode(out.stderr),
       timedOut,
-    });
+    }, op);
   } finally {
     clearTimeout(timer);
   }

@@ -1,5 +1,11 @@
 import { deepStrictEqual as eq, ok, strictEqual } from "node:assert/strict";
-import { AEGIS_POL_FILE_RULES, AEGIS_RT_INODE, AEGIS_RULE_DENY } from "../bpf/abi_gen.ts";
+import {
+  AEGIS_POL_FILE_RULES,
+  AEGIS_RT_COMM,
+  AEGIS_RT_INODE,
+  AEGIS_RULE_DENY,
+} from "../bpf/abi_gen.ts";
+import { commKey } from "../bpf/exec_codec.ts";
 import { inodeKey, policyValue, ruleValue, u32Key } from "../bpf/rule_codec.ts";
 import {
   applyCompiled,
@@ -10,9 +16,13 @@ import {
 } from "../policy/apply.ts";
 import { fakeMaps } from "../policy/fake_maps_test.ts";
 import {
+  CANARY_COMM,
+  CANARY_EXEC_RULE_ID,
   CANARY_FILE_RULE_ID,
+  ensureExecSentinel,
   ensureInGeneration,
   ensureSentinel,
+  execCanaryEntry,
   FILE_CANARY_FLAGS,
   fileCanaryEntry,
   isCanaryRuleId,
@@ -121,4 +131,31 @@ Deno.test("ensureSentinel: 0600 regular file in a 0700 dir; anything else is rep
   } finally {
     Deno.removeSync(dir, { recursive: true });
   }
+});
+
+Deno.test("exec canary: a 0700 script that only exits, a deny_comm rule of its basename", () => {
+  const dir = Deno.makeTempDirSync();
+  try {
+    const x = ensureExecSentinel(`${dir}/proof`);
+    strictEqual(x.path, `${dir}/proof/${CANARY_COMM}`);
+    strictEqual(Deno.readTextFileSync(x.path), "#!/bin/sh\nexit 0\n");
+    strictEqual(Deno.statSync(x.path).mode! & 0o777, 0o700);
+    Deno.writeTextFileSync(x.path, "#!/bin/sh\nrm -rf /\n"); // tampered: same mode, other content
+    ensureExecSentinel(`${dir}/proof`);
+    strictEqual(Deno.readTextFileSync(x.path), "#!/bin/sh\nexit 0\n", "replaced");
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+  strictEqual(CANARY_COMM.length, 15, "the whole name fits a comm (TASK_COMM_LEN - 1)");
+  const e = execCanaryEntry();
+  strictEqual(e.map, "aegis_deny_comm");
+  eq(e.key(1), commKey(CANARY_COMM, 1));
+  eq(e.value, ruleValue(CANARY_EXEC_RULE_ID, AEGIS_RULE_DENY, AEGIS_RT_COMM));
+  const ran = judgeProbe({ code: 0, signal: null, stderr: "" }, "exec");
+  ok(!ran.denied && ran.detail.includes("ran the exec sentinel"));
+  const denied = judgeProbe(
+    { code: 126, signal: null, stderr: "sh: line 1: /x: Operation not permitted" },
+    "exec",
+  );
+  eq(denied, { denied: true, detail: "exec of the sentinel denied with EPERM" });
 });

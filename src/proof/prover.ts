@@ -28,8 +28,12 @@ export const STALE_PERIODS = 3;
 /** Default period (`run --proof-interval`). */
 export const DEFAULT_PROOF_INTERVAL_SECONDS = 30;
 
-/** One surface's proof: resolves with the outcome, may throw (a failed proof). */
-export type SurfaceProofFn = () => Promise<{ denied: boolean; detail: string }>;
+/**
+ * One surface's proof: resolves with the outcome, or null when the result
+ * does not count (e.g. emergency disable was switched on meanwhile: the
+ * surface keeps its previous result); may throw (a failed proof).
+ */
+export type SurfaceProofFn = () => Promise<{ denied: boolean; detail: string } | null>;
 
 export interface ProverOptions {
   /** the proof of each enabled surface, run in this order */
@@ -95,9 +99,10 @@ export class EnforcementProver {
     this.#running = (async () => {
       try {
         for (const [s, fn] of this.#surfaces) {
-          let r: { denied: boolean; detail: string };
+          let r: { denied: boolean; detail: string } | null;
           try {
             r = await fn();
+            if (r === null) continue;
           } catch (e) {
             r = {
               denied: false,

@@ -100,6 +100,23 @@ Deno.test("prover: interval 0 never runs periodically; bad intervals are refused
   }
 });
 
+Deno.test("prover: a proof that resolves null keeps the surface's previous result", async () => {
+  const c = clock();
+  const answers: ({ denied: boolean; detail: string } | null)[] = [
+    { denied: true, detail: "EPERM" },
+    null,
+  ];
+  const p = new EnforcementProver({
+    surfaces: { file: () => Promise.resolve(answers.shift()!) },
+    intervalSeconds: 30,
+    now: c.now,
+  });
+  await p.round();
+  c.t += 30;
+  await p.round();
+  eq(p.results.file, { ok: true, last_unix: 1000, detail: "EPERM" }, "unchanged, not refreshed");
+});
+
 Deno.test("proofProblem: missing, failed and stale (> 3 periods) proofs; fresh passes", () => {
   const pass = { ok: true, last_unix: 1000, detail: "EPERM" };
   strictEqual(proofProblem(["file"], { file: pass }, 1090, 30), null);

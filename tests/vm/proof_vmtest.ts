@@ -16,7 +16,7 @@
  */
 import { deepStrictEqual, match, ok, strictEqual } from "node:assert/strict";
 import { CapabilitiesReport } from "../../src/posture/report.ts";
-import { CANARY_FILE_RULE_ID } from "../../src/proof/canary.ts";
+import { CANARY_EXEC_RULE_ID, CANARY_FILE_RULE_ID } from "../../src/proof/canary.ts";
 import { AGENT, Agent, agentEnv, cleanupAgent, httpGet } from "../lib/agent.ts";
 import { run, tryOpen } from "../lib/helpers.ts";
 
@@ -63,6 +63,11 @@ Deno.test({
         JSON.stringify(report.enforcement_proof),
       );
       strictEqual(report.enforcement_proof_interval_seconds, 2);
+      strictEqual(
+        report.enforcement_proof.exec?.ok,
+        true,
+        JSON.stringify(report.enforcement_proof),
+      );
       deepStrictEqual(report.unenforced_rules, []);
       const h = await httpGet(e.port, "/health?require_enforce=1");
       strictEqual(h.status, 200, JSON.stringify(h.body));
@@ -85,15 +90,26 @@ Deno.test({
       );
       strictEqual(metric(text, "aegisbpf_blocks_total"), 0, "canary denies are not blocks");
       strictEqual(metric(text, "aegisbpf_enforcement_proof_ok", '{surface="file"}'), 1);
+      strictEqual(metric(text, "aegisbpf_enforcement_proof_ok", '{surface="exec"}'), 1);
+      ok(
+        (metric(text, "aegisbpf_self_test_denies_total", '{hook="bprm_check_security"}') ?? 0) >=
+          1,
+        "the exec canary denied in bprm_check_security",
+      );
       ok(metric(text, "aegisbpf_enforcement_proof_age_seconds", '{surface="file"}') !== null);
       strictEqual(metric(text, "aegisbpf_deny_inode_entries"), 0, "the canary is not a rule");
       const selfTestEvents = () =>
-        a!.events().filter((x) => x.type === "block" && x.self_test === true);
-      await a.waitFor(() => selfTestEvents().length >= 2, "two self_test block events", 30_000);
+        a!.events().filter((x) => x.type === "self_test" && x.self_test === true);
+      const both = () =>
+        [CANARY_FILE_RULE_ID, CANARY_EXEC_RULE_ID].every((id) =>
+          selfTestEvents().some((x) => x.rule_id === id)
+        );
+      await a.waitFor(both, "self_test events of both canaries", 30_000);
       const own = selfTestEvents();
-      strictEqual(own[0].rule_id, CANARY_FILE_RULE_ID);
+      ok(own.some((x) => x.hook === "bprm_check_security" && x.rule_id === CANARY_EXEC_RULE_ID));
+      ok(own.every((x) => x.action === "BLOCK"));
       ok(
-        !a.events().some((x) => x.type === "block" && x.self_test !== true),
+        !a.events().some((x) => x.type === "block"),
         "no user-visible block yet",
       );
 
