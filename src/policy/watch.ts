@@ -349,6 +349,13 @@ export class UnresolvedWatcher {
     done: ResolvedEntry[],
     listings: Map<string, Set<string> | null> | null = null,
   ): void {
+    // the common case, one path missing in an existing directory: no allocation
+    if (!Array.isArray(slot) && slot.what === gate) {
+      const a = parentOf(gate);
+      const known = listings !== null && (this.#anchors.get(a) ?? 0) >= LIST_MIN_BATCH &&
+        this.#absent(listings, a, gate);
+      if (known) return;
+    }
     const list = each(slot);
     if (list.every((e) => e.what === gate)) {
       // the gate is the path itself
