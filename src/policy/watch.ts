@@ -349,21 +349,17 @@ export class UnresolvedWatcher {
     done: ResolvedEntry[],
     listings: Map<string, Set<string> | null> | null = null,
   ): void {
-    // the common case, one path missing in an existing directory: no allocation
-    if (!Array.isArray(slot) && slot.what === gate) {
-      const a = parentOf(gate);
-      const known = listings !== null && (this.#anchors.get(a) ?? 0) >= LIST_MIN_BATCH &&
-        this.#absent(listings, a, gate);
-      if (known) return;
-    }
+    // under a parent with many gates, its listing (once per tick) says which
+    // gates are still missing, sparing a stat or realpath (and its error) each
+    const a = parentOf(gate);
+    if (
+      listings !== null && (this.#anchors.get(a) ?? 0) >= LIST_MIN_BATCH &&
+      this.#absent(listings, a, gate)
+    ) return;
     const list = each(slot);
     if (list.every((e) => e.what === gate)) {
       // the gate is the path itself
-      // under a parent with many gates, its listing (once per tick) spares a realpath each
-      const a = parentOf(gate);
-      const known = listings !== null && (this.#anchors.get(a) ?? 0) >= LIST_MIN_BATCH &&
-        this.#absent(listings, a, gate);
-      const r = known ? null : this.#tryResolve(gate);
+      const r = this.#tryResolve(gate);
       if (r !== null) {
         const failed = list.filter((e) => !this.#enforce(e, r, via, done));
         if (failed.length === 0) this.#unfile(gate);
@@ -372,7 +368,7 @@ export class UnresolvedWatcher {
           this.#gates.set(gate, failed.length === 1 ? failed[0] : failed);
           this.#pendingPaths -= list.length - failed.length;
         }
-      } else if (this.#gone.has(parentOf(gate))) {
+      } else if (this.#gone.has(a)) {
         this.#unfile(gate);
         this.#place(list, null, via, done);
       }
@@ -382,7 +378,7 @@ export class UnresolvedWatcher {
       this.#unfile(gate);
       this.#place(list, gate, via, done);
     } else if (
-      this.#gone.has(parentOf(gate)) ||
+      this.#gone.has(a) ||
       // a slot for "/a/b" and "/a/b/c": "/a/b" may exist as a file
       (list.some((e) => e.what === gate) && this.#tryResolve(gate) !== null)
     ) {

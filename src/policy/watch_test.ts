@@ -464,3 +464,21 @@ Deno.test("watcher bounds: a tick lists a parent with many gates once instead of
   strictEqual(w.pendingCount, 99);
   w.stop();
 });
+
+Deno.test("watcher bounds: a tick's listing also answers for missing directories (no stat each)", () => {
+  const fs = fakeFs(["/a"]);
+  const w = new UnresolvedWatcher(
+    Array.from({ length: 100 }, (_, i) => entry(`/a/d${i}/f`)),
+    fs.deps({ listDir: () => new Set(fs.dirs.has("/a/d9") ? ["d9"] : []) }),
+  );
+  w.start();
+  strictEqual(w.gateCount, 100);
+  fs.stats = 0;
+  fs.timers[0]();
+  strictEqual(fs.stats, 1, "only the watched directory itself is checked");
+  fs.dirs.add("/a/d9");
+  fs.files.add("/a/d9/f");
+  fs.timers[0]();
+  strictEqual(w.pendingCount, 99);
+  w.stop();
+});
