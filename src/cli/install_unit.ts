@@ -9,7 +9,6 @@ export const UNIT_TEMPLATE = `# aegisbpf agent: BPF-LSM enforcement. Installed b
 # (which replaces @BINDIR@); every setting is explained in docs/install.md.
 [Unit]
 Description=aegisbpf BPF-LSM security agent
-Documentation=file:///usr/share/doc/aegisbpf/install.md
 After=local-fs.target sys-fs-bpf.mount
 Wants=sys-fs-bpf.mount
 # Start-limit: five failed starts in five minutes stop the restarts (the
