@@ -19,10 +19,14 @@ import { cgroup2MountFrom } from "../../src/bpf/self_cgroup.ts";
 import {
   CANARY_CGROUP_NAME,
   canaryCgroup,
+  ensureExecSentinel,
   ensureInGeneration,
   ensureSentinel,
+  EXEC_CANARY_FLAGS,
+  execCanaryEntry,
   FILE_CANARY_FLAGS,
   fileCanaryEntry,
+  probeExec,
   probeOpen,
 } from "../../src/proof/canary.ts";
 import { fakeMaps } from "../../src/policy/fake_maps_test.ts";
@@ -113,6 +117,16 @@ try {
   say(
     `  round / floor (median wall): ${(mr / mf).toFixed(2)}x; at the default 30 s period ` +
       `that is ${(round.cpu / 30_000 * 100).toFixed(4)} % of one CPU`,
+  );
+  // the exec surface; where the kernel does not deny (this host) the script runs (sh, exit 0)
+  const execRound = await measure(async () => {
+    const x = ensureExecSentinel(`${dir}/state`);
+    ensureInGeneration(m, 0, execCanaryEntry(), EXEC_CANARY_FLAGS);
+    return await probeExec(x.path, cg);
+  });
+  say(
+    `  exec round (sentinel + canary + cgroup move + exec probe): wall ` +
+      `${stats(execRound.walls)}; CPU ${execRound.cpu.toFixed(2)} ms/round`,
   );
 } finally {
   Deno.removeSync(dir, { recursive: true });
