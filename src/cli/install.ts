@@ -539,7 +539,10 @@ See docs/install.md.`,
       if (r.changes.length === 0) {
         out(`nothing to change: aegisbpf is installed as requested under ${r.root}`);
       } else if (r.dry_run) out(`${r.changes.length} changes; none made (--dry-run)`);
-      else {
+      else if (r.changes.some((c) => c.action === "replace")) {
+        out(`${r.changes.length} changes made (an upgrade). Apply them with:`);
+        out("  systemctl daemon-reload && systemctl restart aegisbpf");
+      } else {
         out(`${r.changes.length} changes made. Start it with:`);
         out("  systemctl daemon-reload && systemctl enable --now aegisbpf");
       }
