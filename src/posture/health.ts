@@ -5,10 +5,11 @@
  *   state (liveness; a reduced posture is reported, not failed).
  * - require_enforce: healthy only when the agent runs, runtime_state is
  *   ENFORCE, there is no blocker, and emergency disable is not active
- *   (an unknown emergency state counts as active), and the enforcement
- *   proofs (src/proof/prover.ts) passed within their staleness limit —
- *   proofs switched off (`run --proof-interval 0`) fail it too: nothing
- *   shows the kernel denies.
+ *   (an unknown emergency state counts as active), and the last
+ *   enforcement proof of every proven surface (src/proof/prover.ts)
+ *   passed — a stale proof is the agent's DEGRADED (ENFORCEMENT_PROOF_FAILED),
+ *   so runtime_state covers freshness; proofs switched off
+ *   (`run --proof-interval 0`) fail it too: nothing shows the kernel denies.
  *
  * @module
  */
@@ -35,8 +36,6 @@ export interface HealthInput {
   /** null = unknown */
   emergencyActive: boolean | null;
   daemonRunning: boolean;
-  /** unix seconds (default: the clock), for the proofs' freshness */
-  now?: number;
 }
 
 export interface HealthVerdict {
@@ -54,8 +53,10 @@ function proofReasons(i: HealthInput): string[] {
   }
   const surfaces = PROOF_SURFACES.filter((s) => r.enforcement_proof[s] !== undefined);
   if (surfaces.length === 0) return ["no enforcement proof has run yet"];
-  const now = i.now ?? Math.floor(Date.now() / 1000);
-  const p = proofProblem(surfaces, r.enforcement_proof, now, interval);
+  // freshness is the agent's call: a proof older than 3 periods is a transition to DEGRADED
+  // (runtime_state above), except while emergency disable is or has just been active, when
+  // no proof can run; judging the age here again would fail readiness in that gap
+  const p = proofProblem(surfaces, r.enforcement_proof, 0, Number.MAX_SAFE_INTEGER);
   return p ? [p] : [];
 }
 
