@@ -423,7 +423,10 @@ export class UnresolvedWatcher {
         }
       } else {
         anchor = parentOf(e.what);
-        while (anchor !== "/" && !isDir(anchor)) anchor = parentOf(anchor);
+        // a directory missing from its parent's listing needs no stat
+        while (anchor !== "/" && (absent(parentOf(anchor), anchor) || !isDir(anchor))) {
+          anchor = parentOf(anchor);
+        }
       }
       // the anchor exists (checked above, or "/"): it may be watched again
       if (this.#gone.delete(anchor)) this.#dirty = true;

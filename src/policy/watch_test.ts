@@ -416,6 +416,7 @@ Deno.test("watcher bounds: a large batch lists each parent once and resolves onl
     Array.from({ length: 100 }, (_, i) => entry(`/a/f${i}`)),
     fs.deps({
       listDir: (dir) => {
+        if (dir !== "/a") return null; // only /a is listable here
         listed.push(dir);
         return new Set(["f7", "other"]);
       },
@@ -446,7 +447,8 @@ Deno.test("watcher bounds: a tick lists a parent with many gates once instead of
     Array.from({ length: 100 }, (_, i) => entry(`/a/f${i}`)),
     fs.deps({
       recheckBudget: 50,
-      listDir: (_dir, max) => {
+      listDir: (dir, max) => {
+        if (dir !== "/a") return null;
         listed.push(max);
         return new Set(fs.files.has("/a/f60") ? ["f60"] : []);
       },
@@ -469,7 +471,9 @@ Deno.test("watcher bounds: a tick's listing also answers for missing directories
   const fs = fakeFs(["/a"]);
   const w = new UnresolvedWatcher(
     Array.from({ length: 100 }, (_, i) => entry(`/a/d${i}/f`)),
-    fs.deps({ listDir: () => new Set(fs.dirs.has("/a/d9") ? ["d9"] : []) }),
+    fs.deps({
+      listDir: (dir) => dir !== "/a" ? null : new Set(fs.dirs.has("/a/d9") ? ["d9"] : []),
+    }),
   );
   w.start();
   strictEqual(w.gateCount, 100);
@@ -480,5 +484,29 @@ Deno.test("watcher bounds: a tick's listing also answers for missing directories
   fs.files.add("/a/d9/f");
   fs.timers[0]();
   strictEqual(w.pendingCount, 99);
+  w.stop();
+});
+
+Deno.test("watcher bounds: filing 100 paths below 100 missing directories lists their parent once", () => {
+  const fs = fakeFs(["/a"]);
+  const listed: string[] = [];
+  const w = new UnresolvedWatcher(
+    Array.from({ length: 100 }, (_, i) => entry(`/a/d${i}/f`)),
+    fs.deps({
+      recheckMs: 0,
+      listDir: (dir) => {
+        listed.push(dir);
+        return dir === "/a" ? new Set(["other"]) : dir === "/" ? new Set(["a"]) : null;
+      },
+    }),
+  );
+  w.start();
+  strictEqual(w.gateCount, 100);
+  strictEqual(
+    fs.stats,
+    2,
+    "/a itself, once to file and once to watch: no stat per missing directory",
+  );
+  deepStrictEqual(w.watchedDirs, ["/a"]);
   w.stop();
 });
