@@ -774,7 +774,8 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
         );
       }
       const res = await prover.round();
-      firstProof = proofProblem(prover.surfaces, res, Math.floor(Date.now() / 1000), 1);
+      // just ran: only a failure counts (its age is no question here)
+      firstProof = proofProblem(prover.surfaces, res, 0, Number.MAX_SAFE_INTEGER);
     }
     if (firstProof) {
       sm.transition("DEGRADED", "ENFORCEMENT_PROOF_FAILED", firstProof);

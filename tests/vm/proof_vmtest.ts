@@ -12,7 +12,7 @@
  * DEGRADED with ENFORCEMENT_PROOF_FAILED, readiness is 503.
  *
  * One agent start per cell (each costs seconds under TCG); the proof
- * period is 2 s so periodic rounds are seen quickly.
+ * period is 3 s so periodic rounds are seen quickly.
  */
 import { deepStrictEqual, match, ok, strictEqual } from "node:assert/strict";
 import { CapabilitiesReport } from "../../src/posture/report.ts";
@@ -47,7 +47,7 @@ Deno.test({
     Deno.writeTextFileSync(f("secret"), "s");
     let a: Agent | null = null;
     try {
-      a = new Agent(["--proof-interval", "2"], e.env);
+      a = new Agent(["--proof-interval", "3"], e.env);
       await a.ready();
       stamp("time from run to ENFORCE (proof included)", a.started);
       match(a.err, /agent started, ENFORCE/);
@@ -62,7 +62,7 @@ Deno.test({
         true,
         JSON.stringify(report.enforcement_proof),
       );
-      strictEqual(report.enforcement_proof_interval_seconds, 2);
+      strictEqual(report.enforcement_proof_interval_seconds, 3);
       strictEqual(
         report.enforcement_proof.exec?.ok,
         true,
@@ -157,7 +157,7 @@ Deno.test({
     const e = agentEnv({ AEGIS_TEST_ASSUME_BPF_LSM: "1" });
     let a: Agent | null = null;
     try {
-      a = new Agent(["--proof-interval", "2"], e.env);
+      a = new Agent(["--proof-interval", "3"], e.env);
       await a.ready();
       stamp("time from run to the failed proof", a.started);
       const sc = await a.stateChanges();
@@ -185,7 +185,7 @@ Deno.test({
         CapabilitiesReport.parse(JSON.parse(Deno.readTextFileSync(e.report)))
           .enforcement_proof.file?.last_unix ?? 0;
       const first = report.enforcement_proof.file!.last_unix;
-      await a.waitFor(() => lastOf() >= first + 4, "two more proof rounds", 60_000);
+      await a.waitFor(() => lastOf() >= first + 6, "two more proof rounds", 60_000);
       stamp("two more periods", tWait);
       strictEqual(
         CapabilitiesReport.parse(JSON.parse(Deno.readTextFileSync(e.report))).enforcement_proof
