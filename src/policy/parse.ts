@@ -314,8 +314,15 @@ function* lines(
   }
 }
 
-/** The entry a model-check failure points at: its line and section, no validator dump. */
-function modelError(policy: Policy, file: string, path: readonly PropertyKey[]): PolicyIssue {
+/**
+ * The error for a parsed policy that fails the model check (a parser bug):
+ * the entry's line and section, no validator dump. Exported for tests.
+ */
+export function modelError(
+  policy: Policy,
+  file: string,
+  path: readonly PropertyKey[],
+): PolicyIssue {
   const field = typeof path[0] === "string" ? path[0] : "";
   const info = SECTIONS.find((s) => s.field === field);
   let line = 0;

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { formatIssue, MAX_FILE_BYTES, MAX_LINES, parsePolicy } from "./parse.ts";
-import { SECTIONS } from "./model.ts";
+import { formatIssue, MAX_FILE_BYTES, MAX_LINES, modelError, parsePolicy } from "./parse.ts";
+import { Policy as PolicySchema, SECTIONS } from "./model.ts";
 import type { Policy, PolicyIssue } from "./model.ts";
 
 const F = "/etc/aegisbpf/policy.conf";
@@ -438,4 +438,25 @@ Deno.test("Object.prototype names are ordinary process names in [deny_comm]", ()
   // and as path components
   const q = ok("version=1\n[deny_path]\n/constructor/__proto__/toString\n");
   assert.equal(q.denyPath[0].path, "/constructor/__proto__/toString");
+});
+
+Deno.test("a model-check failure (a parser bug) names the entry's line and section, no zod dump", () => {
+  const p = ok("version=2\n[deny_port]\n22\n443:tcp\n[deny_bpf]\n");
+  // corrupt it as a parser bug would
+  (p.denyPort[1] as { proto: string }).proto = "constructor";
+  const r = PolicySchema.safeParse(p);
+  assert.equal(r.success, false);
+  const e = modelError(p, F, r.error!.issues[0].path);
+  assert.equal(
+    formatIssue(e),
+    `${F}:4: [deny_port] internal error: this entry (proto) did not pass the policy model check; ` +
+      "the file is rejected",
+  );
+  // a flag section: its header line
+  const q = ok("version=2\n[deny_bpf]\n");
+  (q.denyBpf as { enabled: unknown }).enabled = "yes";
+  const rq = PolicySchema.safeParse(q);
+  assert.equal(formatIssue(modelError(q, F, rq.error!.issues[0].path)).split(": ")[0], `${F}:2`);
+  // an unknown field path: still no dump, line 0
+  assert.equal(modelError(q, F, ["constructor"]).line, 0);
 });
