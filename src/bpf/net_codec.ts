@@ -30,8 +30,34 @@ export const DIR_EGRESS = 0;
 export const DIR_BIND = 1;
 export const DIR_BOTH = 2;
 
-const PROTOS: Record<string, NetProto> = { any: 0, tcp: 6, udp: 17 };
-const DIRS: Record<string, NetDir> = { egress: 0, bind: 1, both: 2 };
+/** Names of protocols and directions in rules. */
+export type ProtoName = "any" | "tcp" | "udp";
+export type DirName = "egress" | "bind" | "both";
+
+const PROTO_NAMES: ReadonlyArray<readonly [ProtoName, NetProto]> = [["any", 0], ["tcp", 6], [
+  "udp",
+  17,
+]];
+const DIR_NAMES: ReadonlyArray<readonly [DirName, NetDir]> = [["egress", 0], ["bind", 1], [
+  "both",
+  2,
+]];
+/** Protocol names to numbers (a Map: input never reaches Object.prototype). */
+export const PROTO_BY_NAME: ReadonlyMap<string, NetProto> = new Map(PROTO_NAMES);
+/** Direction names to numbers. */
+export const DIR_BY_NAME: ReadonlyMap<string, NetDir> = new Map(DIR_NAMES);
+const PROTO_NAME = new Map(PROTO_NAMES.map(([name, n]) => [n, name]));
+const DIR_NAME = new Map(DIR_NAMES.map(([name, n]) => [n, name]));
+
+/** The name of a protocol number. */
+export function protoName(proto: NetProto): ProtoName {
+  return PROTO_NAME.get(proto)!;
+}
+
+/** The name of a direction number. */
+export function dirName(dir: NetDir): DirName {
+  return DIR_NAME.get(dir)!;
+}
 
 /** An address: 4 or 16 bytes in network order. */
 export interface IpAddr {
@@ -176,7 +202,7 @@ function parsePortNumber(p: string, kind: string, whole: string): number {
 
 function parseProto(p: string | undefined, kind: string, whole: string): NetProto {
   if (p === undefined) return PROTO_ANY;
-  const v = PROTOS[p.toLowerCase()];
+  const v = PROTO_BY_NAME.get(p.toLowerCase());
   if (v === undefined) throw bad(kind, whole, `protocol "${p}" is not tcp, udp or any`);
   return v;
 }
@@ -189,7 +215,7 @@ export function parsePort(text: string): PortRule {
   const proto = parseProto(parts[1], "port", text);
   let dir: NetDir = DIR_EGRESS;
   if (parts[2] !== undefined) {
-    const d = DIRS[parts[2].toLowerCase()];
+    const d = DIR_BY_NAME.get(parts[2].toLowerCase());
     if (d === undefined) {
       throw bad("port", text, `direction "${parts[2]}" is not egress, bind or both`);
     }

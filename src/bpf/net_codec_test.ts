@@ -5,6 +5,7 @@ import {
   DIR_BIND,
   DIR_BOTH,
   DIR_EGRESS,
+  dirName,
   ipKey,
   ipPortKey,
   parseCidr,
@@ -15,6 +16,7 @@ import {
   PROTO_ANY,
   PROTO_TCP,
   PROTO_UDP,
+  protoName,
 } from "./net_codec.ts";
 
 const bytes = (...b: number[]) => new Uint8Array(b);
@@ -262,4 +264,14 @@ Deno.test("ipPortKey: golden bytes, padding zero", () => {
     map: "aegis_deny_ip6_port",
     key: bytes(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0x90, 0x1f, 17, 0),
   });
+});
+
+Deno.test("net rules: Object.prototype names are not protocols or directions", () => {
+  for (const word of ["constructor", "__proto__", "toString", "hasOwnProperty", "valueOf"]) {
+    throws(() => parsePort(`443:${word}`), UsageError, word);
+    throws(() => parsePort(`443:tcp:${word}`), UsageError, word);
+    throws(() => parseIpPort(`10.0.0.1:443:${word}`), UsageError, word);
+  }
+  strictEqual(protoName(6), "tcp");
+  strictEqual(dirName(2), "both");
 });

@@ -51,15 +51,17 @@ import {
 import type { BpfMap } from "../bpf/map.ts";
 import {
   cidrKey,
+  DIR_BY_NAME,
+  dirName,
   ipKey,
   ipPortKey,
-  type NetDir,
-  type NetProto,
   parseCidr,
   parseIp,
   parseIpPort,
   parsePort,
   portKey,
+  PROTO_BY_NAME,
+  protoName,
 } from "../bpf/net_codec.ts";
 import { type ResolvedPath, resolveRulePath } from "../bpf/path_rule.ts";
 import { cgroupKey, inodeKey, policyValue, ruleValue, u32Key } from "../bpf/rule_codec.ts";
@@ -76,10 +78,12 @@ export const LIVE_RULE_ID_BASE = 0x8000_0000;
 /** Longest accepted time-to-live: 366 days. */
 export const MAX_TTL_SECONDS = 366 * 86400;
 
-const PROTO = { any: 0, tcp: 6, udp: 17 } as const;
-const DIR = { egress: 0, bind: 1, both: 2 } as const;
-const PROTO_NAME: Record<number, keyof typeof PROTO> = { 0: "any", 6: "tcp", 17: "udp" };
-const DIR_NAME: Record<number, keyof typeof DIR> = { 0: "egress", 1: "bind", 2: "both" };
+/** A protocol or direction name the request schema already validated, to its number. */
+function netNumber<T>(table: ReadonlyMap<string, T>, name: string): T {
+  const v = table.get(name);
+  if (v === undefined) throw new UsageError(`unknown protocol or direction "${name}"`);
+  return v;
+}
 
 /** What an operator asks to add or delete (CLI options, control-socket body). */
 export const LiveRuleRequest = z.discriminatedUnion("kind", [
@@ -201,12 +205,12 @@ function keyOf(spec: LiveRuleSpec, gen: number): { map: string; key: Uint8Array<
     case "port":
       return portKey({
         port: spec.port,
-        proto: PROTO[spec.protocol] as NetProto,
-        dir: DIR[spec.direction] as NetDir,
+        proto: netNumber(PROTO_BY_NAME, spec.protocol),
+        dir: netNumber(DIR_BY_NAME, spec.direction),
       }, gen);
     case "ip_port":
       return ipPortKey(
-        { ip: parseIp(spec.ip), port: spec.port, proto: PROTO[spec.protocol] as NetProto },
+        { ip: parseIp(spec.ip), port: spec.port, proto: netNumber(PROTO_BY_NAME, spec.protocol) },
         gen,
       );
   }
@@ -434,8 +438,8 @@ export class LiveRules {
         return {
           kind: "port",
           port: p.port,
-          protocol: PROTO_NAME[p.proto],
-          direction: DIR_NAME[p.dir],
+          protocol: protoName(p.proto),
+          direction: dirName(p.dir),
         };
       }
       case "ip_port": {
@@ -444,7 +448,7 @@ export class LiveRules {
           kind: "ip_port",
           ip: formatIp(r.ip.bytes),
           port: r.port,
-          protocol: PROTO_NAME[r.proto],
+          protocol: protoName(r.proto),
         };
       }
     }
