@@ -58,6 +58,7 @@ export const HOOK_NAMES: Record<number, string> = {
   10: "tp_openat",
   11: "tp_execve",
   12: "tp_connect",
+  13: "inode_copy_up",
 };
 
 /** cgroup id → path (src/events/cgroup_path.ts), null when unknown. */
