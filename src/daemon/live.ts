@@ -21,6 +21,13 @@ import { createPolicyRoutes, createRuleRoutes } from "../policy/routes.ts";
 import { pathRuleEnforcer, UnresolvedWatcher } from "../policy/watch.ts";
 import type { EventBus } from "./contracts.ts";
 
+/**
+ * Reports list at most this many missing paths (the count is always
+ * whole): a policy naming 100k missing files must not rebuild a 100k-entry
+ * list for every capabilities rewrite, /state answer or metrics scrape.
+ */
+export const UNRESOLVED_LIST_LIMIT = 1000;
+
 export interface DaemonPolicyOptions {
   stateDir: string;
   bus: EventBus;
@@ -180,9 +187,14 @@ export class DaemonPolicy {
     w.start();
   }
 
-  /** Paths of the applied policy still missing. */
-  unresolved(): string[] {
-    return this.#watcher?.pending().map((p) => p.what) ?? [];
+  /** Paths of the applied policy still missing, at most `limit` of them. */
+  unresolved(limit = UNRESOLVED_LIST_LIMIT): string[] {
+    return this.#watcher?.pending(limit).map((p) => p.what) ?? [];
+  }
+
+  /** How many paths of the applied policy are still missing (no list built). */
+  unresolvedCount(): number {
+    return this.#watcher?.pendingCount ?? 0;
   }
 
   /** Once a second: remove expired live rules. */
