@@ -344,6 +344,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
   let emergency: EmergencyControl | null = null;
   let engine: Engine | null = null;
   let unresolvedNow = (): string[] => [];
+  let unresolvedCountNow = (): number => 0;
   let prover: EnforcementProver | null = null;
   let canaryInLive = 0;
   const selfTest = new SelfTestCounter();
@@ -439,7 +440,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
           },
           netBlocks: netBlocks.counts,
           sse: { droppedClients: sseDropped(hub) },
-          unresolvedPaths: unresolvedNow().length,
+          unresolvedPaths: unresolvedCountNow(),
           perfSloPath: paths.perfSlo,
           selfTest: {
             byHook: selfTest.byHook,
@@ -467,6 +468,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
     });
     cleanups.push(() => policy.close());
     unresolvedNow = () => policy.unresolved();
+    unresolvedCountNow = () => policy.unresolvedCount();
     const lazyEmergency = () => {
       if (!emergency) throw new AegisError("STARTING", "the agent is still starting");
       return emergency;
@@ -830,7 +832,14 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
         if (prover && !emergencyOn) prover.tick();
         if (prover && emergencyOn) prover.expedite(); // prove again as soon as it ends
         if (tick++ % MAP_CHECK_EVERY === 0) utilisation = mapUtilisation(engine!);
-        policy.tick();
+        try {
+          policy.tick(); // TTL sweep, interrupted live edits
+        } catch (e) {
+          // a failed sweep must not skip the posture checks below
+          log("policy").error(
+            literal(`live rule sweep failed: ${e instanceof Error ? e.message : e}`),
+          );
+        }
         const want = ringBroken ? null : runtimeChecks({
           current: sm!.state!,
           healthyState,

@@ -70,7 +70,7 @@ import { fromHex } from "./keys.ts";
 import { toHex } from "../util/bytes.ts";
 import { writeFileAtomic } from "./atomic.ts";
 import type { CompiledEntry, CompiledPolicy } from "./apply.ts";
-import { keyGeneration, liveGeneration } from "./apply.ts";
+import { BUILTIN_RULE_IDS, keyGeneration, liveGeneration } from "./apply.ts";
 import { formatIp, parseCgroupRef } from "./parse.ts";
 
 /** Rule ids of live edits start here (policy rules use their line number). */
@@ -746,6 +746,8 @@ export class LiveRules {
         const v = m.lookup(k);
         if (!v || idOfValue(v) >= LIVE_RULE_ID_BASE || keyGeneration(map, k) !== gen) continue;
         const id = idOfValue(v);
+        // the agent's own proof canaries are not the operator's rules (docs/posture.md)
+        if (id >= BUILTIN_RULE_IDS[0] && id < BUILTIN_RULE_IDS[1]) continue;
         const text = lines[id - 1]?.trim();
         out.push({
           origin: "policy",
