@@ -160,11 +160,15 @@ async function setup(): Promise<{ targets: Target[]; refused: [string, RegExp][]
   Deno.writeTextFileSync(`${btrfs}/sub/secret`, "b");
   await sh("btrfs", "-q", "subvolume", "snapshot", `${btrfs}/sub`, `${btrfs}/snap`);
 
-  // the guest's root overlay: /srv is made in its tmpfs upper layer; the
-  // repository's files are in its 9p lower layer (reads only: the host is untouched)
+  // the guest's root overlay: /srv is made in its tmpfs upper layer; a
+  // Debian base file is in its 9p lower layer (reads only: the host is
+  // untouched). Not a repository file: a checkout under /tmp or /run is a
+  // bind mount in the guest (scripts/vm/init.sh), and a hard link from there
+  // into /srv would fail with EXDEV before any rule is asked.
   const rootDir = "/srv/aegis-fs";
   Deno.mkdirSync(rootDir, { recursive: true });
-  const rootLower = `${ROOT}/tests/vm/fixtures/dmesg_lookalikes.txt`;
+  const rootLower = "/usr/share/common-licenses/GPL-3";
+  if (!Deno.statSync(rootLower).isFile) throw new Error(`${rootLower} is not a file`);
   const results = Deno.env.get("AEGIS_VM_RESULTS") ?? "/results";
   Deno.writeTextFileSync(`${results}/fs-9p-probe`, "9p");
 
