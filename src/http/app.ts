@@ -25,7 +25,7 @@ import { HTTPException } from "hono/http-exception";
 import { z } from "zod";
 import { AegisError } from "../errors.ts";
 import { literal, log } from "../log.ts";
-import type { SseHub } from "./sse.ts";
+import type { SseHub, SubscriberId } from "./sse.ts";
 
 /** What the API reads from the daemon. Each call is made per request. */
 export interface HttpDeps {
@@ -192,7 +192,9 @@ export function createApp(deps: HttpDeps): Hono {
     if (c.req.method === "HEAD") return new Response(null, { status: 200, headers });
     let stream: ReadableStream<Uint8Array>;
     try {
-      stream = deps.events.subscribe();
+      // the caller the server learned (serve.ts puts it in env), else unknown
+      const env = c.env as { subscriber?: SubscriberId } | undefined;
+      stream = deps.events.subscribe(env?.subscriber);
     } catch (e) {
       if (e instanceof AegisError && (e.code === "SSE_CLIENT_LIMIT" || e.code === "SSE_CLOSED")) {
         return fail(503, e.code, e.message, { "retry-after": "5" });

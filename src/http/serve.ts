@@ -22,7 +22,7 @@ import type { Hono } from "hono";
 import { AegisError } from "../errors.ts";
 import { literal, log } from "../log.ts";
 import { type HttpdOptions, type HttpdStats, type HttpEnv, listenTcp, serveHttp } from "./httpd.ts";
-import { SseClientDropped, withSubscriber } from "./sse.ts";
+import { SseClientDropped } from "./sse.ts";
 import { tcpPeerUid } from "./tcp_owner.ts";
 
 export interface ListenAddr {
@@ -260,7 +260,7 @@ export function startHttpServer(
       } catch (e) {
         logger.warn(literal(`cannot read the owner of ${env.remote}: ${e}`));
       }
-      return await withSubscriber({ uid }, () => app.fetch(req, env));
+      return await app.fetch(req, { ...env, subscriber: { uid } });
     }
     return await app.fetch(req, env);
   };

@@ -19,15 +19,14 @@
  *   at most `maxClientsPerUid` subscribers, and `rootReserved` of the
  *   `maxClients` slots are kept for uid 0, so one local user cannot lock
  *   root out. A caller whose uid is unknown counts as one non-root uid
- *   ("unknown"). The caller is passed to subscribe(), or set around the
- *   request by the server with {@link withSubscriber} (src/http/serve.ts
+ *   ("unknown"). The caller is passed to subscribe(); for `GET /events`
+ *   the server puts it in the request's env (`subscriber`: src/http/serve.ts
  *   learns the uid of a loopback TCP client from the kernel's socket table).
  *
  * SseHub is also an {@link EventBus}: `emit(event)` is `publish(event)`.
  *
  * @module
  */
-import { AsyncLocalStorage } from "node:async_hooks";
 import type { AegisEvent, EventBus } from "../daemon/contracts.ts";
 import { AegisError } from "../errors.ts";
 import { literal, log } from "../log.ts";
@@ -105,16 +104,6 @@ const HELLO = enc.encode(": aegisbpf events\nretry: 2000\n\n");
 /** Who asks for a subscription: the uid, or null when it cannot be determined. */
 export interface SubscriberId {
   uid: number | null;
-}
-
-const subscriberContext = new AsyncLocalStorage<SubscriberId>();
-
-/**
- * Run `fn` (a request handler) with `who` as the caller of any subscribe()
- * inside it that does not name its caller.
- */
-export function withSubscriber<T>(who: SubscriberId, fn: () => T): T {
-  return subscriberContext.run(who, fn);
 }
 
 interface Client {
@@ -212,8 +201,7 @@ export class SseHub implements EventBus {
   /**
    * A new subscriber: the response body for `GET /events`
    * (text/event-stream). Cancelling the stream (the client went away)
-   * unsubscribes. `who` is the caller (default: the one set by
-   * {@link withSubscriber}, else unknown). Throws AegisError SSE_CLIENT_LIMIT
+   * unsubscribes. `who` is the caller (absent: unknown). Throws AegisError SSE_CLIENT_LIMIT
    * when max_clients are connected, when a non-root caller's uid holds
    * max_clients_per_uid or only the root reserve is left, and SSE_CLOSED
    * after close().
@@ -222,7 +210,7 @@ export class SseHub implements EventBus {
     if (this.#closed) {
       throw new AegisError("SSE_CLOSED", "the event stream is shut down (the agent is stopping)");
     }
-    const uid = (who ?? subscriberContext.getStore())?.uid ?? null;
+    const uid = who?.uid ?? null;
     const owner = uid === null ? "unknown" : String(uid);
     const total = this.#clients.size;
     if (total >= this.#maxClients) {
