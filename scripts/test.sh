@@ -49,12 +49,31 @@ skip_tier() { # name reason
   summary+=("$(printf '%-13s skipped: %s' "$1" "$2")")
 }
 
+# Wall-clock budget of a tier in seconds: a hang anywhere costs at most this
+# much of CI and is counted as a failure (exit 124), never a stalled run.
+tier_budget() {
+  case $1 in
+    vm) echo 3000 ;;
+    fuzz) echo 900 ;;
+    *) echo 900 ;;
+  esac
+}
+
 run_tier() { # name command...
-  local name=$1 t0=$SECONDS rc
+  local name=$1 t0=$SECONDS rc budget
   shift
-  echo "=== tier $name: $*"
-  "$@" 2>&1 | tee "$logdir/$name.log"
+  budget=$(tier_budget "$name")
+  echo "=== tier $name (budget ${budget}s): $*"
+  if [ "$(type -t "$1")" = function ]; then
+    "$@" 2>&1 | tee "$logdir/$name.log"
+  else
+    timeout -k 20 "$budget" "$@" 2>&1 | tee "$logdir/$name.log"
+  fi
   rc=${PIPESTATUS[0]}
+  if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
+    echo "test: tier $name ran over its budget of ${budget}s and was stopped" | tee -a "$logdir/$name.log"
+    echo "0 passed, 1 failed" >>"$logdir/$name.log"
+  fi
   SECONDS_TIER=$((SECONDS - t0))
   tally "$name" "$rc" "$logdir/$name.log"
 }

@@ -268,6 +268,14 @@ Deno.test({
         }
       }
       ok(up, `daemon never answered /health:\n${log}`);
+      // the event pipeline is live (programs attached, drain running) before the stop
+      let live = false;
+      for (let i = 0; i < 100 && !live; i++) {
+        await new Deno.Command("/bin/true").output();
+        live = (sample((await get("/metrics")).text, "aegisbpf_events_published_total") ?? 0) > 0;
+        if (!live) await new Promise((r) => setTimeout(r, 100));
+      }
+      ok(live, `no event published within 10 s of /health answering:\n${log}`);
       const before = sample((await get("/metrics")).text, "aegisbpf_ringbuf_drops_total") ?? 0;
       Deno.kill(daemon.pid, "SIGSTOP");
       try {
@@ -280,7 +288,7 @@ Deno.test({
       const m = await get("/metrics");
       strictEqual(m.status, 200);
       const after = sample(m.text, "aegisbpf_ringbuf_drops_total") ?? 0;
-      ok(after > before, `drops before ${before}, after ${after}`);
+      ok(after > before, `drops before ${before}, after ${after}:\n${m.text}\n${log}`);
       const emitted0 = sample(m.text, "aegisbpf_events_published_total");
       for (let i = 0; i < 5; i++) await new Deno.Command("/bin/true").output();
       await new Promise((r) => setTimeout(r, 500));

@@ -208,7 +208,10 @@ Deno.test("raiseNofileLimit raises the soft limit to the hard limit, never lower
   }
 });
 
-/** Accepts until EMFILE under a low RLIMIT_NOFILE, frees some fds, accepts again. */
+/**
+ * Accepts until EMFILE under a low RLIMIT_NOFILE and says so ("emfile N");
+ * on "go" from stdin frees five fds and accepts once more.
+ */
 const EMFILE_CHILD = `
 import { Shim } from "${new URL("../../src/native/shim.ts", import.meta.url).pathname}";
 import { UnixListener } from "${
@@ -217,7 +220,8 @@ import { UnixListener } from "${
 const [so, path] = Deno.args;
 const shim = Shim.open(so);
 const l = UnixListener.listen(shim, path, { sliceMs: 200 });
-Deno.stdout.writeSync(new TextEncoder().encode("listening\\n"));
+const say = (s) => Deno.stdout.writeSync(new TextEncoder().encode(s + "\\n"));
+say("listening");
 const conns = [];
 let err = null;
 for (;;) {
@@ -229,9 +233,11 @@ for (;;) {
   }
 }
 const held = conns.length;
+say("emfile " + held);
+await Deno.stdin.read(new Uint8Array(8));
 for (const c of conns.splice(0, 5)) c.close();
 const again = await l.accept();
-console.log(JSON.stringify({ held, err, again: again.peer !== null }));
+say(JSON.stringify({ held, err, again: again.peer !== null }));
 again.close();
 for (const c of conns) c.close();
 l.close();
@@ -245,44 +251,74 @@ Deno.test({
   ignore: !isRoot,
   fn: async () => {
     const dir = Deno.makeTempDirSync({ prefix: "aegis-ul-" });
+    const clients: Deno.Conn[] = [];
+    const child = new Deno.Command("prlimit", {
+      args: [
+        "--nofile=96:96",
+        Deno.execPath(),
+        "run",
+        "-A",
+        "--no-check",
+        `${dir}/child.ts`,
+        SHIM_SO,
+        `${dir}/s.sock`,
+      ],
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "piped",
+    });
+    Deno.writeTextFileSync(`${dir}/child.ts`, EMFILE_CHILD);
+    const proc = child.spawn();
+    // a hang fails the test within a minute instead of stalling the suite
+    const guard = setTimeout(() => proc.kill("SIGKILL"), 60_000);
     try {
-      const script = `${dir}/child.ts`;
-      Deno.writeTextFileSync(script, EMFILE_CHILD);
-      const path = `${dir}/s.sock`;
-      const child = new Deno.Command("prlimit", {
-        args: ["--nofile=96:96", Deno.execPath(), "run", "-A", "--no-check", script, SHIM_SO, path],
-        stdout: "piped",
-        stderr: "piped",
-      }).spawn();
-      const reader = child.stdout.getReader();
-      const first = await reader.read();
-      strictEqual(new TextDecoder().decode(first.value), "listening\n");
-      // 150 connections from this process (its own, higher limit)
-      const clients: Deno.Conn[] = [];
-      for (let i = 0; i < 150; i++) {
+      const lines = proc.stdout.pipeThrough(new TextDecoderStream()).getReader();
+      let buffered = "";
+      const nextLine = async (): Promise<string | null> => {
+        while (!buffered.includes("\n")) {
+          const r = await lines.read();
+          if (r.done) return null;
+          buffered += r.value;
+        }
+        const i = buffered.indexOf("\n");
+        const line = buffered.slice(0, i);
+        buffered = buffered.slice(i + 1);
+        return line;
+      };
+      strictEqual(await nextLine(), "listening");
+      const emfile = nextLine();
+      let said: string | null | undefined;
+      emfile.then((l) => said = l);
+      // connect until the child reports EMFILE; a full accept queue is retried
+      while (said === undefined) {
         try {
-          clients.push(await Deno.connect({ transport: "unix", path }));
+          clients.push(await Deno.connect({ transport: "unix", path: `${dir}/s.sock` }));
         } catch (e) {
-          // the child is done and closed its listener
-          if (e instanceof Deno.errors.ConnectionRefused) break;
-          ok(e instanceof Deno.errors.WouldBlock, String(e)); // accept queue full: fine
+          ok(e instanceof Deno.errors.WouldBlock, String(e));
+          await new Promise((r) => setTimeout(r, 10));
         }
       }
-      let text = "";
-      for (;;) {
-        const r = await reader.read();
-        if (r.done) break;
-        text += new TextDecoder().decode(r.value);
+      ok(said?.startsWith("emfile "), String(said));
+      // one more connection waits in the queue (a full queue already holds one)
+      try {
+        clients.push(await Deno.connect({ transport: "unix", path: `${dir}/s.sock` }));
+      } catch (e) {
+        ok(e instanceof Deno.errors.WouldBlock, String(e));
       }
-      const st = await child.status;
-      const err = new TextDecoder().decode(await new Response(child.stderr).arrayBuffer());
-      strictEqual(st.code, 0, err);
-      const res = JSON.parse(text);
-      ok(res.held > 0 && res.held < 96, text);
-      strictEqual(res.err.errno, 24, text); // EMFILE
-      strictEqual(res.again, true, text);
-      for (const c of clients) c.close();
+      const w = proc.stdin.getWriter();
+      await w.write(new TextEncoder().encode("go\n"));
+      await w.close();
+      const text = await nextLine();
+      const st = await proc.status;
+      const err = new TextDecoder().decode(await new Response(proc.stderr).arrayBuffer());
+      strictEqual(st.code, 0, `child exit ${st.code} signal ${st.signal}: ${err}`);
+      const res = JSON.parse(text ?? "null");
+      ok(res.held > 0 && res.held < 96, text ?? "");
+      strictEqual(res.err.errno, 24, text ?? ""); // EMFILE
+      strictEqual(res.again, true, text ?? "");
     } finally {
+      clearTimeout(guard);
+      for (const c of clients) c.close();
       Deno.removeSync(dir, { recursive: true });
     }
   },
