@@ -91,7 +91,7 @@ static_checks() {
 need_root() { [ "$(id -u)" -eq 0 ]; }
 
 [ -x "$DENO" ] || { echo "test: no deno at $DENO; run scripts/setup.sh first"; exit 1; }
-if [ ! -f dist/gen/embedded.ts ] || [ -n "${AEGIS_TEST_REBUILD:-}" ]; then
+if [ ! -f dist/gen/embedded.ts ] || [ ! -f dist/gen/embedded_bytes.ts ] || [ -n "${AEGIS_TEST_REBUILD:-}" ]; then
   echo "=== build"
   bash build/build.sh || { echo "test: build failed"; echo "0 passed, 1 failed"; exit 1; }
 fi

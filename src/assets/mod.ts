@@ -1,7 +1,8 @@
 /**
  * The embedded native artifacts: the BPF object and the libbpf shim.
  *
- * Both are decoded from dist/gen/embedded.ts (generated at build time) and
+ * Both are decoded from dist/gen/embedded_bytes.ts (generated at build
+ * time, loaded on first use; dist/gen/embedded.ts holds versions and hashes) and
  * their SHA-256 is checked against the value recorded at build time before
  * any use. The shim is written to a root-only directory (0700) under the
  * runtime dir (/run/aegisbpf by default, AEGIS_RUNTIME_DIR to override)
@@ -15,6 +16,11 @@ import { ABI_FINGERPRINT } from "../bpf/abi_gen.ts";
 import { Shim } from "../native/mod.ts";
 import { decodeBase64, sha256Hex } from "../util/bytes.ts";
 import { BPF_OBJECT, BUILD, SHIM } from "../../dist/gen/embedded.ts";
+
+/** The embedded bytes (base64), a module of ~1 MB loaded on first use. */
+function embeddedBytes(): Promise<typeof import("../../dist/gen/embedded_bytes.ts")> {
+  return import("../../dist/gen/embedded_bytes.ts");
+}
 
 export { BUILD };
 
@@ -31,10 +37,10 @@ export function runtimeDir(): string {
 
 async function verified(
   what: string,
-  b64: string,
+  b64: Promise<string>,
   sha256: string,
 ): Promise<Uint8Array<ArrayBuffer>> {
-  const bytes = decodeBase64(b64);
+  const bytes = decodeBase64(await b64);
   const got = await sha256Hex(bytes);
   if (got !== sha256) {
     throw new AbiMismatchError(
@@ -53,7 +59,11 @@ export function bpfObjectBytes(): Promise<Uint8Array<ArrayBuffer>> {
       }, the codecs are ABI ${ABI_FINGERPRINT.slice(0, 12)}. Rebuild with "deno task build".`,
     );
   }
-  return verified("BPF object", BPF_OBJECT.base64, BPF_OBJECT.sha256);
+  return verified(
+    "BPF object",
+    embeddedBytes().then((m) => m.BPF_OBJECT_BASE64),
+    BPF_OBJECT.sha256,
+  );
 }
 
 /** Create `dir` (mode 0700) or check that an existing one is safe to use. */
@@ -77,7 +87,11 @@ async function ensurePrivateDir(dir: string): Promise<void> {
  * copy is there) and return its path.
  */
 export async function extractShim(dir = runtimeDir()): Promise<string> {
-  const bytes = await verified("libbpf shim", SHIM.base64, SHIM.sha256);
+  const bytes = await verified(
+    "libbpf shim",
+    embeddedBytes().then((m) => m.SHIM_BASE64),
+    SHIM.sha256,
+  );
   await ensurePrivateDir(dir);
   const lib = `${dir}/lib`;
   await ensurePrivateDir(lib);

@@ -22,6 +22,11 @@ import { type AttachResult, BpfObject } from "./object.ts";
 
 export const DEFAULT_PIN_ROOT = "/sys/fs/bpf/aegisbpf";
 
+/** The bpffs directory of this agent's pins: AEGIS_PIN_ROOT, else the default. */
+export function pinRoot(): string {
+  return Deno.env.get("AEGIS_PIN_ROOT") ?? DEFAULT_PIN_ROOT;
+}
+
 /** Maps every program set shares. */
 export const MAP_EVENTS = "aegis_events";
 export const MAP_COUNTERS = "aegis_counters";

@@ -32,7 +32,7 @@ import { AegisError, UsageError } from "../errors.ts";
 import { out, outJson, writeStderr } from "../log.ts";
 import { loadTrustedKeys, readSecretKeyFile } from "../policy/keys.ts";
 import { keysDir } from "./keys.ts";
-import { pinRoot } from "./run.ts";
+import { pinRoot } from "../bpf/engine.ts";
 
 type Via = "daemon" | "direct";
 

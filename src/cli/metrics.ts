@@ -16,7 +16,7 @@ import { AegisError } from "../errors.ts";
 import { writeStdout } from "../log.ts";
 import { kernelOnlySources, type MetricsMap, renderMetrics } from "../metrics/render.ts";
 import { writeFileAtomic } from "../policy/atomic.ts";
-import { pinRoot } from "./run.ts";
+import { pinRoot } from "../bpf/engine.ts";
 
 /**
  * GET /metrics from the daemon's control socket as text; null when no

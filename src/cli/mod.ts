@@ -6,20 +6,42 @@
 import { Command, CommanderError } from "@commander-js/extra-typings";
 import { AegisError } from "../errors.ts";
 import { setupLogging, writeStderr, writeStdout } from "../log.ts";
-import { addCapabilitiesCommand } from "./capabilities.ts";
-import { addEmergencyCommands } from "./emergency.ts";
-import { addHealthCommands } from "./health.ts";
-import { addInstallCommand } from "./install.ts";
-import { addKeysCommand } from "./keys.ts";
-import { addMetricsCommand } from "./metrics.ts";
-import { addPolicyCommand } from "./policy.ts";
-import { addProbeCommand } from "./probe.ts";
-import { addRuleCommands } from "./rules.ts";
-import { addRunCommand } from "./run.ts";
-import { addUninstallCommand } from "./uninstall.ts";
-import { addVersionCommand } from "./version.ts";
 
-export function buildProgram(): Command {
+type Adder = (program: Command) => void;
+
+/**
+ * Each command file, by the top-level commands it adds. A call loads only the
+ * file of the command it names: the daemon, the policy compiler and the
+ * embedded native code are not evaluated for `emergency-status`. Help, no
+ * command and an unknown command load every file, so usage and suggestions
+ * list them all.
+ */
+const COMMAND_FILES: readonly [readonly string[], () => Promise<Adder>][] = [
+  [["run"], async () => (await import("./run.ts")).addRunCommand],
+  [["health", "doctor"], async () => (await import("./health.ts")).addHealthCommands],
+  [["probe"], async () => (await import("./probe.ts")).addProbeCommand],
+  [["capabilities"], async () => (await import("./capabilities.ts")).addCapabilitiesCommand],
+  [["metrics"], async () => (await import("./metrics.ts")).addMetricsCommand],
+  [["policy"], async () => (await import("./policy.ts")).addPolicyCommand],
+  [["block", "allow", "network"], async () => (await import("./rules.ts")).addRuleCommands],
+  [
+    ["emergency-disable", "emergency-enable", "emergency-status", "break-glass"],
+    async () => (await import("./emergency.ts")).addEmergencyCommands,
+  ],
+  [["keys"], async () => (await import("./keys.ts")).addKeysCommand],
+  [["install"], async () => (await import("./install.ts")).addInstallCommand],
+  [["uninstall"], async () => (await import("./uninstall.ts")).addUninstallCommand],
+  [["version"], async () => (await import("./version.ts")).addVersionCommand],
+];
+
+/** Names of every top-level command, in help order. */
+export const COMMAND_NAMES: readonly string[] = COMMAND_FILES.flatMap(([names]) => names);
+
+/**
+ * The program with the command `name` (every command when `name` is not one,
+ * or is undefined).
+ */
+export async function buildProgram(name?: string): Promise<Command> {
   const program = new Command()
     .name("aegisbpf")
     .description(
@@ -36,24 +58,16 @@ results and events go to stdout.`,
     .showHelpAfterError("(run 'aegisbpf --help' for usage)")
     .configureOutput({ writeOut: writeStdout, writeErr: writeStderr })
     .exitOverride();
-  addRunCommand(program);
-  addHealthCommands(program);
-  addProbeCommand(program);
-  addCapabilitiesCommand(program);
-  addMetricsCommand(program);
-  addPolicyCommand(program);
-  addRuleCommands(program);
-  addEmergencyCommands(program);
-  addKeysCommand(program);
-  addInstallCommand(program);
-  addUninstallCommand(program);
-  addVersionCommand(program);
+  const one = COMMAND_FILES.find(([names]) => name !== undefined && names.includes(name));
+  const files = one ? [one] : COMMAND_FILES;
+  const adders = await Promise.all(files.map(([, load]) => load()));
+  for (const add of adders) add(program);
   return program;
 }
 
 /** Run the CLI; returns the process exit code. */
 export async function main(argv: string[]): Promise<number> {
-  const program = buildProgram();
+  const program = await buildProgram(argv[0]);
   await setupLogging(Deno.stderr.isTerminal() ? "text" : "json");
   if (argv.length === 0) {
     program.outputHelp({ error: true });

@@ -49,7 +49,7 @@ import { dedupePolicy, formatPolicy } from "../policy/lint.ts";
 import type { Policy, PolicyIssue } from "../policy/model.ts";
 import { MAX_FILE_BYTES, parsePolicy } from "../policy/parse.ts";
 import { FileReadError, readFileCapped, readTextFileCapped } from "../util/read_file.ts";
-import { pinRoot } from "./run.ts";
+import { pinRoot } from "../bpf/engine.ts";
 
 /**
  * A `--sha256-file` is read up to this size (a `sha256sum` line is 64 hex, two

@@ -10,7 +10,7 @@ import type { Command } from "@commander-js/extra-typings";
 import { uninstallPins } from "../bpf/engine.ts";
 import { out, outJson } from "../log.ts";
 import { uninstallFiles } from "./install.ts";
-import { pinRoot } from "./run.ts";
+import { pinRoot } from "../bpf/engine.ts";
 
 export function addUninstallCommand(program: Command): void {
   program.command("uninstall")

@@ -40,7 +40,6 @@ import {
   AEGIS_CNT_RINGBUF_DROPS,
 } from "../bpf/abi_gen.ts";
 import {
-  DEFAULT_PIN_ROOT,
   Engine,
   type EngineMode,
   type FileHookChoice,
@@ -48,6 +47,7 @@ import {
   MAP_COUNTERS,
   MAP_EVENTS,
   MAP_HOOK_STATS,
+  pinRoot,
 } from "../bpf/engine.ts";
 import type { BpfMap } from "../bpf/map.ts";
 import { enterOwnCgroup } from "../bpf/self_cgroup.ts";
@@ -151,9 +151,7 @@ export interface DaemonOptions {
 }
 
 /** Where pins live: AEGIS_PIN_ROOT (tests) or /sys/fs/bpf/aegisbpf. */
-export function pinRoot(): string {
-  return Deno.env.get("AEGIS_PIN_ROOT") ?? DEFAULT_PIN_ROOT;
-}
+export { pinRoot };
 
 /** Test-only fault injection, from the environment (docs/testing.md). */
 interface Faults {
