@@ -40,3 +40,94 @@ Deno.test("drain: ready() false leaves records in the ring", () => {
   d.drainNow();
   assert.equal(calls, 1);
 });
+
+/** A ring with queued record counts; wait() resolves when a record is pushed or on timeout. */
+function waitableRing() {
+  const queue: number[] = [];
+  let wake: ((v: boolean) => void) | null = null;
+  let waits = 0;
+  let failWait: Error | null = null;
+  const ring = {
+    drain: () => {
+      const n = queue.shift() ?? 0;
+      return { bytes: 0, records: n };
+    },
+    wait: (ms: number): Promise<boolean> => {
+      waits++;
+      if (failWait) return Promise.reject(failWait);
+      return new Promise<boolean>((res) => {
+        const t = setTimeout(() => {
+          wake = null;
+          res(false);
+        }, ms);
+        wake = (v) => {
+          clearTimeout(t);
+          wake = null;
+          res(v);
+        };
+      });
+    },
+  } as unknown as NativeRing;
+  return {
+    ring,
+    push(n: number) {
+      queue.push(n);
+      wake?.(true);
+    },
+    get waits() {
+      return waits;
+    },
+    get waiting() {
+      return wake !== null;
+    },
+    failNextWait(e: Error) {
+      failWait = e;
+    },
+  };
+}
+
+Deno.test("drain: an empty ring sleeps in wait(), a record wakes it at once", async () => {
+  const r = waitableRing();
+  const d = new EventDrain(r.ring, () => {}, { intervalMs: 1, idleWaitMs: 5_000 });
+  d.start();
+  await new Promise((res) => setTimeout(res, 20));
+  assert.equal(r.waits, 1, "one wait, no ticking while empty");
+  assert.ok(r.waiting);
+  const ticks = d.stats.ticks;
+  r.push(3);
+  await new Promise((res) => setTimeout(res, 20));
+  assert.equal(d.stats.records, 3, "the pushed records were read without waiting 5 s");
+  assert.ok(d.stats.ticks > ticks);
+  assert.equal(d.stats.idleWaits, 2, "back to sleep once the ring is empty again");
+  d.stop();
+  r.push(0); // the wait returns (as a real one does at its timeout)
+  await d.settled();
+  const after = d.stats.ticks;
+  await new Promise((res) => setTimeout(res, 10));
+  assert.equal(d.stats.ticks, after, "no tick after stop");
+});
+
+Deno.test("drain: idleWaitMs 0 never calls wait(); a failing wait is reported once", async () => {
+  const r = waitableRing();
+  const d = new EventDrain(r.ring, () => {}, { intervalMs: 1 });
+  d.start();
+  await new Promise((res) => setTimeout(res, 15));
+  d.stop();
+  assert.equal(r.waits, 0);
+  assert.ok(d.stats.ticks > 2, "ticks on the timer instead");
+
+  const r2 = waitableRing();
+  r2.failNextWait(new NativeCallError("aegis_ring_wait", 9, "EBADF"));
+  const failures: unknown[] = [];
+  const d2 = new EventDrain(r2.ring, () => {}, {
+    intervalMs: 1,
+    idleWaitMs: 100,
+    onFailure: (e) => failures.push(e),
+  });
+  d2.start();
+  await new Promise((res) => setTimeout(res, 20));
+  await d2.settled();
+  assert.equal(failures.length, 1);
+  assert.equal(r2.waits, 1, "not retried in a loop");
+  d2.stop();
+});
