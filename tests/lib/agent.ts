@@ -14,6 +14,26 @@ import { LAUNCHER, run } from "./helpers.ts";
 
 export const AGENT = Deno.env.get("AEGIS_VM_AGENT") || LAUNCHER;
 
+/**
+ * The kernel whose VM cell runs the daemon-and-CLI flow tests (emergency
+ * control, policy apply, live rules). What they drive in the kernel (the
+ * rule maps, the kill-switch flag, the hooks) is proven on every kernel by
+ * the other VM tests; the flows themselves are user-space logic that costs
+ * minutes of CLI calls under TCG, so they run once, on Debian 12's own
+ * kernel (docs/vm.md).
+ */
+export const FLOW_KERNEL = "6.1";
+
+/** True in the cell that runs the flow tests (and outside a VM). */
+export const ON_FLOW_KERNEL = (Deno.env.get("AEGIS_VM_KERNEL") ?? FLOW_KERNEL) === FLOW_KERNEL;
+
+/** A flow test's name; elsewhere it says where it runs instead. */
+export function flowTestName(name: string): string {
+  return ON_FLOW_KERNEL
+    ? name
+    : `${name} (SKIPPED here: a kernel-independent flow, run on ${FLOW_KERNEL})`;
+}
+
 /** Private paths for one agent. */
 export interface AgentEnv {
   dir: string;

@@ -16,7 +16,15 @@
  * the CLI's direct (pinned map) path.
  */
 import { deepStrictEqual, match, ok, strictEqual } from "node:assert/strict";
-import { AGENT, Agent, agentEnv, cleanupAgent, type Json } from "../lib/agent.ts";
+import {
+  AGENT,
+  Agent,
+  agentEnv,
+  cleanupAgent,
+  flowTestName,
+  type Json,
+  ON_FLOW_KERNEL,
+} from "../lib/agent.ts";
 import { run, type RunResult, tryOpen } from "../lib/helpers.ts";
 
 const LSM_ON = Deno.env.get("AEGIS_VM_LSM") === "on";
@@ -37,9 +45,10 @@ function jsonLines(path: string): Json[] {
 }
 
 Deno.test({
-  name:
+  name: flowTestName(
     "emergency disable on a running agent: AUDIT while active, audit trail, serialised, fails closed on a read-only state dir",
-  ignore: !LSM_ON,
+  ),
+  ignore: !LSM_ON || !ON_FLOW_KERNEL,
   fn: async (t) => {
     const e = agentEnv();
     const { dir, stateDir, env } = e;
@@ -142,7 +151,9 @@ Deno.test({
         const worker = (who: string) =>
           (async () => {
             const results: number[] = [];
-            for (let i = 0; i < 4; i++) {
+            // two toggles each: four CLI processes race through the daemon (each CLI call
+            // costs seconds under TCG; tests/host/control_test.ts races many more)
+            for (let i = 0; i < 2; i++) {
               const r = await cli(
                 i % 2 === 0 ? "emergency-disable" : "emergency-enable",
                 "--reason",
@@ -159,7 +170,7 @@ Deno.test({
           "every toggle exits 0 (no-ops too)",
         );
         const lines = jsonLines(logPath).slice(n0);
-        ok(lines.length >= 1 && lines.length <= 8, `transitions: ${lines.length}`);
+        ok(lines.length >= 1 && lines.length <= 4, `transitions: ${lines.length}`);
         let prev = false;
         for (const l of lines) {
           strictEqual(l.prev_enabled, prev, "each transition starts where the last one ended");

@@ -8,7 +8,14 @@
  * wired yet) straight to the pinned maps.
  */
 import { match, strictEqual } from "node:assert/strict";
-import { AGENT, Agent, agentEnv, cleanupAgent } from "../lib/agent.ts";
+import {
+  AGENT,
+  Agent,
+  agentEnv,
+  cleanupAgent,
+  flowTestName,
+  ON_FLOW_KERNEL,
+} from "../lib/agent.ts";
 import { run, tryOpen } from "../lib/helpers.ts";
 
 const LSM_ON = Deno.env.get("AEGIS_VM_LSM") === "on";
@@ -25,9 +32,10 @@ async function tryConnect(hostname: string, port: number): Promise<string> {
 }
 
 Deno.test({
-  name:
+  name: flowTestName(
     "live rules: block add/del, TTL expiry, carried by policy apply, dropped by --reset, network deny",
-  ignore: !LSM_ON,
+  ),
+  ignore: !LSM_ON || !ON_FLOW_KERNEL,
   fn: async () => {
     const e = agentEnv();
     const { dir, env } = e;

@@ -4,15 +4,23 @@
  * rejected policy changing nothing, anti-rollback, `policy show`.
  */
 import { match, ok, strictEqual } from "node:assert/strict";
-import { AGENT, Agent, agentEnv, cleanupAgent } from "../lib/agent.ts";
+import {
+  AGENT,
+  Agent,
+  agentEnv,
+  cleanupAgent,
+  flowTestName,
+  ON_FLOW_KERNEL,
+} from "../lib/agent.ts";
 import { run, tryOpen } from "../lib/helpers.ts";
 
 const LSM_ON = Deno.env.get("AEGIS_VM_LSM") === "on";
 
 Deno.test({
-  name:
+  name: flowTestName(
     "policy apply to a running agent: files, bundles, rejection, rollback refusal, rollback, export",
-  ignore: !LSM_ON,
+  ),
+  ignore: !LSM_ON || !ON_FLOW_KERNEL,
   fn: async () => {
     const e = agentEnv();
     const { dir, stateDir } = e;
