@@ -48,6 +48,7 @@ import {
   MAP_EVENTS,
   MAP_HOOK_STATS,
   pinRoot,
+  uninstallPins,
 } from "../bpf/engine.ts";
 import type { BpfMap } from "../bpf/map.ts";
 import { enterOwnCgroup } from "../bpf/self_cgroup.ts";
@@ -360,6 +361,9 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
     Deno.mkdirSync(paths.stateDir, { recursive: true, mode: 0o700 });
     const applied = appliedPolicy(paths.stateDir);
     if (applied.warning) lg.warn(literal(applied.warning));
+    // what the report says is applied: the stored policy, until a failed
+    // restore shows the kernel does not hold it
+    let policyStatus = applied.status;
 
     const shim = await openEmbeddedShim();
     // closed by cleanup(), after everything that uses it (cleanups run in reverse)
@@ -383,7 +387,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
           strict_mode: opts.strictDegrade === true,
           enforce_requested: enforceRequested,
         },
-        policy: { ...applied.status, unresolved: unresolvedNow() },
+        policy: { ...policyStatus, unresolved: unresolvedNow() },
         emergencyActive: emergency ? emergencyActive() : null,
         attachedSections: engine?.attachedSections() ?? null,
         generatedBy: "daemon",
@@ -610,6 +614,66 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
       bus,
     });
     policy.attach(engine, applied.unresolved);
+
+    // ---- 6b. fresh maps (first start, or the pins went with a reboot): the
+    // stored policy and live rules go back into the kernel before any claim
+    if (!engine.readopted) {
+      try {
+        const r = await policy.restore();
+        if (r) {
+          const n = Object.values(r.entries).reduce((a, b) => a + b, 0);
+          lg.info(
+            literal(
+              `restored the applied policy (sha256 ${r.sha256}): ${n} map entries, ${r.live} ` +
+                `live rule(s), ${r.unresolved.length} path(s) not present yet, ` +
+                `${r.expired.length} live rule(s) expired while stopped`,
+            ),
+            { entries: r.entries, generation: r.generation },
+          );
+          bus.emit({
+            type: "policy_restored",
+            sha256: r.sha256,
+            entries: r.entries,
+            live_rules: r.live,
+            expired_live_rules: r.expired.length,
+            unresolved: r.unresolved.length,
+            generation: r.generation.to,
+            at_unix: Math.floor(Date.now() / 1000),
+          });
+        }
+      } catch (e) {
+        const detail = `the applied policy could not be restored into the kernel: ${
+          e instanceof Error ? e.message : e
+        }`;
+        lg.error(literal(detail));
+        const blocker: Blocker = {
+          code: "POLICY_RESTORE_FAILED",
+          message: detail,
+          remedy: "apply a good policy (aegisbpf policy apply FILE); until then the stored " +
+            "policy is not enforced",
+        };
+        extraBlockers.push(blocker);
+        policyStatus = { applied: false, sha256: null, version: null, unresolved: [] };
+        if (decision.enforcing && opts.enforceGateMode === "fail-closed") {
+          // nothing of this start may stay attached behind a refusal
+          if (engine.pinRoot) uninstallPins(engine.pinRoot);
+          rebuildReport();
+          throw new AegisError("ENFORCE_GATE", refusalMessage([...blockers, blocker]));
+        }
+        if (decision.enforcing) {
+          // audit-fallback: the programs stay attached and only report
+          cfg.setU64(AEGIS_CFG_AUDIT_ONLY, 1n);
+          decision = {
+            ...decision,
+            state: "AUDIT_FALLBACK",
+            reason: "POLICY_APPLY_FAILED",
+            enforcing: false,
+            detail,
+          };
+          startState = "AUDIT_FALLBACK";
+        }
+      }
+    }
 
     // ---- 7. the posture, events flowing
     const resolver = new CgroupPathResolver();

@@ -15,6 +15,7 @@ import { hostCompileEnv } from "../cli/policy.ts";
 import { callerSource, describeCaller } from "../control/caller.ts";
 import { AegisError } from "../errors.ts";
 import { literal, log } from "../log.ts";
+import { type PolicyApplyDeps, restoreAppliedPolicy, type RestoreReport } from "../policy/apply.ts";
 import type { Unresolved } from "../policy/compile.ts";
 import { LiveRules } from "../policy/live.ts";
 import { createPolicyRoutes, createRuleRoutes } from "../policy/routes.ts";
@@ -97,13 +98,7 @@ export class DaemonPolicy {
         onError,
       }),
       "/policy": createPolicyRoutes({
-        apply: {
-          maps: (name) => this.#maps(name),
-          stateDir: this.#o.stateDir,
-          keysDir: keysDir(),
-          compileEnv: hostCompileEnv(),
-          live: this.live,
-        },
+        apply: this.#applyDeps(),
         onApplied: (report, caller) => {
           lg.info(
             literal(
@@ -137,6 +132,32 @@ export class DaemonPolicy {
         onError,
       }),
     };
+  }
+
+  /** What an apply or a restore works on: the engine's maps and the state directory. */
+  #applyDeps(): PolicyApplyDeps {
+    return {
+      maps: (name) => this.#maps(name),
+      stateDir: this.#o.stateDir,
+      keysDir: keysDir(),
+      compileEnv: hostCompileEnv(),
+      live: this.live,
+    };
+  }
+
+  /**
+   * Fresh maps (a first start, or pins gone with a reboot): put the stored
+   * policy and live rules back (restoreAppliedPolicy) and watch the paths
+   * that do not exist yet. Null when no policy was ever applied. Call after
+   * attach(), before any claim of enforcement.
+   */
+  async restore(): Promise<RestoreReport | null> {
+    const r = await restoreAppliedPolicy(this.#applyDeps());
+    if (r) {
+      this.watch(r.unresolved);
+      if (r.expired.length > 0) this.#expired(r.expired);
+    }
+    return r;
   }
 
   /** Bind to the running engine and watch the applied policy's unresolved paths. */

@@ -575,6 +575,80 @@ export async function applyPolicyBytes(
   return report;
 }
 
+/** What a restore at start put into fresh maps. */
+export interface RestoreReport {
+  file: string;
+  sha256: string;
+  entries: Record<string, number>;
+  /** live rules carried (their TTLs still running) */
+  live: number;
+  /** live rules whose TTL ran out while the agent was down (removed) */
+  expired: LiveRule[];
+  unresolved: Unresolved[];
+  generation: { from: number; to: number };
+}
+
+/**
+ * Bring fresh (empty) rule maps to the stored desired state: the applied
+ * policy (`policy.applied`, checked against `policy.sha256`, parsed and
+ * compiled again so paths resolve to this boot's devices and inodes) plus
+ * the stored live rules whose TTL has not run out, as one new generation.
+ * Writes no state file: what is restored is what was applied. Null when no
+ * policy was ever applied. A stored policy that cannot be restored throws
+ * PolicyRejectedError POLICY_RESTORE_FAILED (or MapFullError); the maps
+ * are then left as they were.
+ */
+export async function restoreAppliedPolicy(deps: PolicyApplyDeps): Promise<RestoreReport | null> {
+  const file = `${deps.stateDir}/policy.applied`;
+  let body: Uint8Array;
+  try {
+    body = Deno.readFileSync(file);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return null;
+    throw new PolicyRejectedError(
+      "POLICY_RESTORE_FAILED",
+      `cannot read the applied policy ${file}: ${e instanceof Error ? e.message : e}`,
+    );
+  }
+  const sha = await sha256Hex(new Uint8Array(body));
+  let recorded: string | null = null;
+  try {
+    recorded = Deno.readTextFileSync(`${deps.stateDir}/policy.sha256`).trim().toLowerCase();
+  } catch { /* judged below */ }
+  if (recorded !== sha) {
+    throw new PolicyRejectedError(
+      "POLICY_RESTORE_FAILED",
+      `${file} has SHA-256 ${sha} but ${deps.stateDir}/policy.sha256 records ${
+        recorded === null ? "nothing" : recorded
+      }: the stored policy was changed or damaged since it was applied; apply a good policy ` +
+        `again (aegisbpf policy apply)`,
+    );
+  }
+  const parsed = parsePolicy(body, file);
+  if (parsed.errors.length > 0 || !parsed.policy) {
+    throw new PolicyRejectedError(
+      "POLICY_RESTORE_FAILED",
+      `${file} no longer parses (${parsed.errors.length} error(s)); apply a good policy again`,
+      parsed.errors.map((i) => formatIssue({ ...i, message: `error: ${i.message}` })),
+    );
+  }
+  const { compiled, unresolved } = compilePolicy(parsed.policy, deps.compileEnv);
+  const expired = deps.live.sweep();
+  const carried = deps.live.rules();
+  const merged = mergeLive(compiled, carried);
+  const result = applyCompiled(deps.maps, merged.policy, {});
+  deps.live.setShadows(merged.shadows);
+  return {
+    file,
+    sha256: sha,
+    entries: countByMap(compiled.entries),
+    live: carried.length,
+    expired,
+    unresolved,
+    generation: { from: result.from, to: result.to },
+  };
+}
+
 /** `policy show`: live generation, entries per map and generation, applied file, live edits. */
 export interface PolicyShow {
   generation: number;

@@ -19,6 +19,7 @@ import {
   PolicyRejectedError,
   policyShow,
   readMapSizeRequests,
+  restoreAppliedPolicy,
   RULE_MAPS,
 } from "./apply.ts";
 import { fakeMaps, fakeResolvePath } from "./fake_maps_test.ts";
@@ -211,4 +212,68 @@ Deno.test("applyPolicyBytes: refused input changes nothing; map full is recorded
     65536,
   );
   strictEqual(mapSizesFor(null, [], readMapSizeRequests(dir)).aegis_deny_inode, 65536);
+});
+
+Deno.test("restoreAppliedPolicy: fresh maps get the stored policy and live rules back, state untouched", async () => {
+  const dir = Deno.makeTempDirSync();
+  const first = pipeline(dir);
+  strictEqual(await restoreAppliedPolicy(first.deps), null, "nothing applied: nothing to restore");
+  await applyPolicyBytes(first.deps, {
+    file: "p",
+    bytes: enc("version=1\n[deny_path]\n/a\n/bb\n/missing/y\n"),
+  });
+  first.live.add({ kind: "ip", ip: "192.0.2.1" });
+  const before = ["policy.applied", "policy.sha256", "policy.prev"].map((f) => {
+    try {
+      return Deno.readTextFileSync(`${dir}/${f}`);
+    } catch {
+      return null;
+    }
+  });
+  // a restart after a reboot: new, empty maps over the same state directory
+  const again = pipeline(dir);
+  strictEqual(again.fm.get("aegis_deny_inode").data.size, 0);
+  const r = await restoreAppliedPolicy(again.deps);
+  ok(r);
+  strictEqual(r.entries.aegis_deny_inode, 2);
+  strictEqual(r.live, 1);
+  deepStrictEqual(r.unresolved.map((u) => u.what), ["/missing/y"], "watched again");
+  strictEqual(again.fm.get("aegis_deny_inode").data.size, 2, "both policy paths");
+  strictEqual(again.fm.get("aegis_deny_ip4").data.size, 1, "the live rule");
+  deepStrictEqual(
+    ["policy.applied", "policy.sha256", "policy.prev"].map((f) => {
+      try {
+        return Deno.readTextFileSync(`${dir}/${f}`);
+      } catch {
+        return null;
+      }
+    }),
+    before,
+    "a restore writes no state file",
+  );
+});
+
+Deno.test("restoreAppliedPolicy: a changed or unparsable stored policy is refused, the maps untouched", async () => {
+  const dir = Deno.makeTempDirSync();
+  const { deps } = pipeline(dir);
+  await applyPolicyBytes(deps, { file: "p", bytes: enc("version=1\n[deny_path]\n/a\n") });
+  Deno.writeTextFileSync(`${dir}/policy.applied`, "version=1\n[deny_path]\n/other\n");
+  const fresh = pipeline(dir);
+  await rejects(restoreAppliedPolicy(fresh.deps), (e: unknown) => {
+    ok(e instanceof PolicyRejectedError);
+    strictEqual(e.code, "POLICY_RESTORE_FAILED");
+    match(e.message, /changed or damaged/);
+    return true;
+  });
+  strictEqual(fresh.fm.get("aegis_deny_inode").data.size, 0);
+  Deno.removeSync(`${dir}/policy.sha256`);
+  await rejects(restoreAppliedPolicy(fresh.deps), /records nothing/);
+  // a stored file whose hash matches but no longer parses (a newer agent's syntax, say)
+  const bad = enc("version=1\n[no_such_section]\nx\n");
+  Deno.writeFileSync(`${dir}/policy.applied`, bad);
+  const sha = Array.from(new Uint8Array(await crypto.subtle.digest("SHA-256", bad)))
+    .map((b) => b.toString(16).padStart(2, "0")).join("");
+  Deno.writeTextFileSync(`${dir}/policy.sha256`, `${sha}\n`);
+  await rejects(restoreAppliedPolicy(fresh.deps), /no longer parses/);
+  strictEqual(fresh.fm.get("aegis_deny_inode").data.size, 0);
 });

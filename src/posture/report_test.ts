@@ -40,7 +40,7 @@ Deno.test("an enforcing node: Full, enforce_capable, every SPEC field, valid", a
   const r = buildReport(await input());
   CapabilitiesReport.parse(r);
   strictEqual(r.schema_version, 1);
-  strictEqual(r.schema_semver, "1.9.0");
+  strictEqual(r.schema_semver, "1.10.0");
   eq(r.enforcement_proof, {}, "no daemon proof in the input");
   strictEqual(r.enforcement_proof_interval_seconds, null);
   eq(r.unenforced_rules, []);

@@ -12,6 +12,7 @@
  * with BPF_LSM_DISABLED, audit-fallback serves 200 / 503 and reports
  * enforce_capable false.
  */
+import { sha256Hex } from "../../src/util/bytes.ts";
 import { deepStrictEqual, match, ok, strictEqual } from "node:assert/strict";
 import { CapabilitiesReport } from "../../src/posture/report.ts";
 import { AGENT, Agent, agentEnv, cleanupAgent, httpGet } from "../lib/agent.ts";
@@ -115,9 +116,12 @@ Deno.test({
     let a: Agent | null = null;
     try {
       // the applied policy the daemon reads at start
+      const stored = "version=2\n[deny_ip]\n192.0.2.7\n";
+      Deno.writeTextFileSync(`${e.stateDir}/policy.applied`, stored, { mode: 0o600 });
+      // with its hash, as an apply leaves it (a restore checks it)
       Deno.writeTextFileSync(
-        `${e.stateDir}/policy.applied`,
-        "version=2\n[deny_ip]\n192.0.2.7\n",
+        `${e.stateDir}/policy.sha256`,
+        `${await sha256Hex(new TextEncoder().encode(stored))}\n`,
         { mode: 0o600 },
       );
       a = new Agent([], e.env);

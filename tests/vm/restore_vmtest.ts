@@ -1,0 +1,123 @@
+/**
+ * VM tier: the stored desired state comes back when the pins are gone (what a
+ * reboot does to bpffs). An agent applies a policy and a live rule; it stops,
+ * the pins are removed, nothing denies; the next `aegisbpf run`, with no
+ * operator step, puts both back into the kernel before its first
+ * state_change, and watches the policy's missing path again. A stored
+ * policy changed behind the agent's back is refused at start (nothing stays
+ * attached) and, in audit-fallback, reported as POLICY_RESTORE_FAILED with
+ * /health?require_enforce=1 at 503.
+ */
+import { match, ok, strictEqual } from "node:assert/strict";
+import { uninstallPins } from "../../src/bpf/engine.ts";
+import {
+  AGENT,
+  Agent,
+  agentEnv,
+  cleanupAgent,
+  httpGet,
+  type Json,
+  waitUntil,
+} from "../lib/agent.ts";
+import { run, tryOpen } from "../lib/helpers.ts";
+
+const LSM_ON = Deno.env.get("AEGIS_VM_LSM") === "on";
+const DENIED = "EPERM/EACCES";
+
+function pinsPresent(root: string): boolean {
+  try {
+    Deno.statSync(`${root}/maps/aegis_config`);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+Deno.test({
+  name:
+    "restart with the pins gone (a reboot): policy and live rule deny again before the first state_change; a damaged store is refused",
+  ignore: !LSM_ON,
+  fn: async () => {
+    const e = agentEnv();
+    const f = (n: string) => `${e.dir}/${n}`;
+    for (const n of ["pol", "live"]) Deno.writeTextFileSync(f(n), n);
+    const cli = async (...args: string[]) => {
+      const r = await run(AGENT, args, e.env);
+      strictEqual(r.code, 0, `${args.join(" ")}: ${r.stderr}`);
+      return r.stdout;
+    };
+    let a: Agent | null = new Agent([], e.env);
+    try {
+      await a.ready();
+      Deno.writeTextFileSync(f("p.pol"), `version=1\n[deny_path]\n${f("pol")}\n${f("later")}\n`);
+      await cli("policy", "apply", f("p.pol"));
+      await cli("block", "add", f("live"));
+      strictEqual(tryOpen(f("pol")), DENIED);
+      strictEqual(tryOpen(f("live")), DENIED);
+      await a.stop();
+
+      // what a reboot leaves: the state directory, no pins
+      uninstallPins(e.pinRoot);
+      // the kernel frees an unpinned link from a work queue: the detach lands a moment later
+      await waitUntil(
+        () => tryOpen(f("pol")) === "ok",
+        "nothing to enforce once the pins are gone",
+        30_000,
+      );
+      strictEqual(tryOpen(f("live")), "ok");
+
+      a = new Agent([], e.env);
+      await a.ready();
+      match(a.err, /restored the applied policy \(sha256 [0-9a-f]{64}\)/);
+      match(a.err, /agent started, ENFORCE/);
+      await a.stateChanges(); // stdout may trail the log on stderr
+      const evs: Json[] = a.events();
+      const restored = evs.findIndex((ev) => ev.type === "policy_restored");
+      const firstState = evs.findIndex((ev) => ev.type === "state_change");
+      ok(
+        restored >= 0 && restored < firstState,
+        `policy_restored (${restored}) before the first state_change (${firstState})`,
+      );
+      strictEqual(evs[restored].live_rules, 1);
+      strictEqual(evs[restored].unresolved, 1);
+      strictEqual(tryOpen(f("pol")), DENIED, "the policy's path is denied again");
+      strictEqual(tryOpen(f("live")), DENIED, "the live rule is denied again");
+      const h = await httpGet(e.port, "/health?require_enforce=1");
+      strictEqual(h.status, 200, JSON.stringify(h.body));
+      // the path that did not exist yet is watched again
+      Deno.writeTextFileSync(f("later"), "x");
+      await waitUntil(() => tryOpen(f("later")) === DENIED, "the late path to be denied", 60_000);
+      await a.stop();
+      uninstallPins(e.pinRoot);
+
+      // the stored policy changed behind the agent's back: refused, nothing attached
+      Deno.writeTextFileSync(`${e.stateDir}/policy.applied`, `version=1\n[deny_path]\n${f("x")}\n`);
+      a = new Agent([], e.env);
+      strictEqual((await a.exit()).code, 1, a.err);
+      match(a.err, /POLICY_RESTORE_FAILED/);
+      match(a.err, /changed or damaged/);
+      ok(!pinsPresent(e.pinRoot), "a refused start leaves no pins");
+      await waitUntil(
+        () => tryOpen(f("pol")) === "ok",
+        "nothing attached after the refusal",
+        30_000,
+      );
+
+      a = new Agent(["--enforce-gate-mode=audit-fallback"], e.env);
+      await a.ready();
+      const sc = await a.stateChanges();
+      strictEqual(sc.at(-1).to, "AUDIT_FALLBACK");
+      strictEqual(sc.at(-1).reason_code, "POLICY_APPLY_FAILED");
+      strictEqual((await httpGet(e.port, "/health?require_enforce=1")).status, 503);
+      const report = JSON.parse(Deno.readTextFileSync(e.report));
+      ok(
+        report.enforce_blockers.some((b: Json) => b.code === "POLICY_RESTORE_FAILED"),
+        JSON.stringify(report.enforce_blockers),
+      );
+      strictEqual(report.policy.applied, false, "the report does not claim the stored policy");
+      strictEqual(tryOpen(f("live")), "ok", "audit only: nothing denied");
+    } finally {
+      await cleanupAgent(a, e);
+    }
+  },
+});
