@@ -1,5 +1,5 @@
 /**
- * The fallback set for kernels without BPF LSM (SPEC §3: AUDIT_FALLBACK and
+ * The fallback set for kernels without BPF LSM (docs/posture.md: AUDIT_FALLBACK and
  * ENFORCE_SIGNAL): load the embedded object with only the observe-only
  * tracepoint programs of bpf/fallback.bpf.c (sys_exit_openat/openat2/open,
  * tp_btf sched_process_exec, sys_enter_connect; that file says why not

@@ -1,6 +1,6 @@
 /**
  * `aegisbpf health [--json] [--require-enforce]` and `aegisbpf doctor
- * [--json]` (SPEC §5). Both ask the running daemon when there is one and
+ * [--json]` (docs/posture.md). Both ask the running daemon when there is one and
  * probe the host directly when not (then the answer is "not healthy": no
  * agent runs).
  *

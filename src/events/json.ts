@@ -1,5 +1,5 @@
 /**
- * Kernel records → the JSON event lines operators consume (SPEC §8).
+ * Kernel records → the JSON event lines operators consume (docs/telemetry.md).
  *
  * Every event has `type`, `ktime_ns` and the process fields `pid, tid,
  * ppid, uid, start_time, exec_id, cgid, cgroup_path, comm`. u64 kernel

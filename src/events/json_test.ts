@@ -29,7 +29,7 @@ const proc: ProcInfo = {
 };
 const resolver = { resolve: (id: number) => id === proc.cgid ? "/user.slice/u.scope" : null };
 
-Deno.test("json: common fields of SPEC §8 on every kernel event", () => {
+Deno.test("json: common fields of docs/telemetry.md on every kernel event", () => {
   const e = recordToEvent({ ...proc, kind: "exec", ktimeNs: 77 }, resolver);
   deepStrictEqual(e, {
     type: "exec",

@@ -1,5 +1,5 @@
 /**
- * The daemon's read-only HTTP API (SPEC §5, §8, §9) as a Hono app. Pure
+ * The daemon's read-only HTTP API (docs/posture.md, docs/telemetry.md, docs/http.md) as a Hono app. Pure
  * wiring: every answer comes from an injected dependency, and the app never
  * listens (serve.ts binds it). Mutating control is not here: it lives only
  * on the root-only unix socket.

@@ -1,5 +1,5 @@
 /**
- * Perf-SLO summary import (SPEC §8): the benchmark suite's verdict file,
+ * Perf-SLO summary import (docs/telemetry.md): the benchmark suite's verdict file,
  * re-read on every metrics render and exported as
  * `aegisbpf_perf_slo_summary_present`, `_gate_pass`, `_failed_rows` and
  * `_summary_malformed`.

@@ -316,7 +316,7 @@ const SPEC_NAMES = [
   "aegisbpf_perf_slo_failed_rows",
 ];
 
-Deno.test("render: every SPEC §8 name, well-formed, kernel counters summed over CPUs", async () => {
+Deno.test("render: every docs/telemetry.md name, well-formed, kernel counters summed over CPUs", async () => {
   const slo = await tmpSlo(JSON.stringify({ gate_pass: true, rows: [] }));
   try {
     for (const detailed of [false, true]) {

@@ -1,6 +1,6 @@
 /**
  * `GET /metrics` and `aegisbpf metrics`: the agent's state in Prometheus
- * text format (SPEC §8). docs/telemetry.md lists every metric.
+ * text format (docs/telemetry.md). docs/telemetry.md lists every metric.
  *
  * Everything comes through {@link MetricsSources} (injected; read at render
  * time), so the daemon renders from its live maps and its own state, the
@@ -109,7 +109,7 @@ export interface RenderOptions {
   detailed: boolean;
 }
 
-/** Rule types of aegisbpf_net_blocks_total{type} (SPEC §8), always exported. */
+/** Rule types of aegisbpf_net_blocks_total{type} (docs/telemetry.md), always exported. */
 export const NET_BLOCK_TYPES = ["ip", "cidr", "port", "ip_port", "identity", "cg_ip", "cg_port"];
 
 /** Maps whose capacity and utilisation are exported. */

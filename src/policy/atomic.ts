@@ -1,6 +1,6 @@
 /**
  * Crash-safe file replacement and the anti-rollback counter of signed policy
- * bundles (SPEC §7).
+ * bundles (docs/policy.md).
  *
  * {@link writeFileAtomic}: the bytes go to a temporary file in the same
  * directory (so the rename stays on one filesystem), are fsynced, the

@@ -1,5 +1,5 @@
 /**
- * The parsed policy model (SPEC §7): what `parsePolicy` produces, what
+ * The parsed policy model (docs/policy.md): what `parsePolicy` produces, what
  * `formatPolicy` writes back and what the rule compiler consumes. Every
  * entry carries the 1-based `line` it came from, so later stages (apply,
  * explain) can point back into the file.
@@ -175,8 +175,8 @@ export interface SectionInfo {
 }
 
 /**
- * Every section SPEC §7 names, in canonical output order. The min versions
- * of the network, comm and kernel-flag sections are not numbered in SPEC
+ * Every section docs/policy.md names, in canonical output order. The min versions
+ * of the network, comm and kernel-flag sections are not numbered in docs/policy.md
  * §7; we use 2 (the first version after the file-only v1 format).
  */
 export const SECTIONS: readonly SectionInfo[] = [

@@ -1,5 +1,5 @@
 /**
- * Policy file parser and validator (SPEC §7). Pure: text or bytes in,
+ * Policy file parser and validator (docs/policy.md). Pure: text or bytes in,
  * model + issues out; no file system access.
  *
  *   const { policy, errors, warnings } = parsePolicy(bytes, "/etc/aegisbpf/policy.conf");

@@ -1,5 +1,5 @@
 /**
- * The enforce gate's facts: the capability tier (SPEC §4) and the
+ * The enforce gate's facts: the capability tier (docs/posture.md) and the
  * blockers that keep a node from enforcing, each with a concrete remedy.
  * Pure functions of a probe report and the policy's needs.
  *
@@ -38,7 +38,7 @@ export function bpfLsmUsable(p: ProbeReport): boolean {
 }
 
 /**
- * SPEC §4 tier: Disabled (no bpf syscall, BTF, cgroup v2 or ring buffer:
+ * docs/posture.md tier: Disabled (no bpf syscall, BTF, cgroup v2 or ring buffer:
  * the daemon refuses to run), Full (BPF LSM active and a program really
  * attaches), AuditOnly (tracepoints), else Unknown.
  */

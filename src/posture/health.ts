@@ -1,5 +1,5 @@
 /**
- * Health (SPEC §5), as a pure function the CLI and the HTTP server share.
+ * Health (docs/posture.md), as a pure function the CLI and the HTTP server share.
  *
  * - plain health: healthy when the agent is running and has a runtime
  *   state (liveness; a reduced posture is reported, not failed).

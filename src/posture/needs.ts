@@ -1,6 +1,6 @@
 /**
  * What a policy needs from the kernel beyond the core file and exec hooks
- * (SPEC §4 `requirements`). Pure: derived from the parsed policy.
+ * (docs/posture.md `requirements`). Pure: derived from the parsed policy.
  *
  * @module
  */

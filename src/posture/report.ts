@@ -1,5 +1,5 @@
 /**
- * capabilities.json (SPEC §4): the one zod schema (the shipped JSON Schema
+ * capabilities.json (docs/posture.md): the one zod schema (the shipped JSON Schema
  * in schemas/ is generated from it by build/gen_schemas.ts), the pure
  * builder from probe results, and the atomic writer.
  *

@@ -36,7 +36,7 @@ Deno.test("the shipped JSON Schema is the one generated from the zod schema", ()
   strictEqual(Deno.readTextFileSync(CAPABILITIES_SCHEMA_PATH), renderCapabilitiesSchema());
 });
 
-Deno.test("an enforcing node: Full, enforce_capable, every SPEC field, valid", async () => {
+Deno.test("an enforcing node: Full, enforce_capable, every documented field, valid", async () => {
   const r = buildReport(await input());
   CapabilitiesReport.parse(r);
   strictEqual(r.schema_version, 1);

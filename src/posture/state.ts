@@ -1,5 +1,5 @@
 /**
- * The runtime posture state machine (SPEC §3). It records transitions and
+ * The runtime posture state machine (docs/posture.md). It records transitions and
  * turns them into `state_change` events; the daemon decides when to move
  * (startup result, runtime checks) and what else to do on each transition
  * (log line, capabilities.json rewrite) through `onTransition`.
@@ -127,7 +127,7 @@ export class PostureStateMachine {
   }
 }
 
-/** The state_change event of a transition (SPEC §3, §8). */
+/** The state_change event of a transition (docs/posture.md, docs/telemetry.md). */
 export function stateChangeEvent(t: StateTransition): AegisEvent {
   return { type: "state_change", state: t.to, ...t };
 }

@@ -1,5 +1,5 @@
 /**
- * VM tier: what waives a matching deny rule (SPEC §2 decision order), with
+ * VM tier: what waives a matching deny rule (docs/engine.md decision order), with
  * lsm/file_open:
  *  - the survival allowlist (filled by src/bpf/survival.ts from /proc):
  *    a deny rule on PID 1's executable is not enforced, and counted;

@@ -1,7 +1,7 @@
 /**
  * Probe: per-hook kernel support. A BPF LSM hook exists when the kernel
  * BTF has the function bpf_lsm_<hook> (what libbpf attaches to). The 12
- * hooks of SPEC §4, each with whether the agent requires it for the given
+ * hooks of docs/posture.md, each with whether the agent requires it for the given
  * policy needs.
  *
  * @module

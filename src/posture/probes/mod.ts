@@ -1,5 +1,5 @@
 /**
- * Every capability probe in one report (SPEC §4). One call feeds the
+ * Every capability probe in one report (docs/posture.md). One call feeds the
  * capability report, the health answer, `aegisbpf probe` and the daemon's
  * startup log.
  *
@@ -42,7 +42,7 @@ export interface ProbeOptions {
   fileHook?: FileHookChoice;
 }
 
-/** SPEC §4 future_lsm: evidence of newer LSMs (null = could not tell). */
+/** docs/posture.md future_lsm: evidence of newer LSMs (null = could not tell). */
 export interface FutureLsm {
   active_lsms: string[];
   landlock: boolean | null;
