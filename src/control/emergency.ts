@@ -224,6 +224,61 @@ export class EmergencyControl {
     };
   }
 
+  /**
+   * At the daemon's start: make the kernel flag agree with
+   * control_state.json, the record of the last completed toggle. Fresh maps
+   * (a reboot, pins removed) start with the flag off although an operator
+   * switched enforcement off; a process killed between setting the flag and
+   * writing its record leaves the flag on without one. The file wins, and
+   * the change is logged and emitted as a control_change (the action that
+   * was applied, `reconciled_at_start: true`, the agent as caller) — never
+   * silent. Null when they already agree, or when there is no usable file
+   * (the flag is then left as it is and status() says why).
+   */
+  reconcileAtStart(): { active: boolean; prevActive: boolean } | null {
+    let state: ControlState | null;
+    try {
+      state = this.readState();
+    } catch (e) {
+      log("control").warn(
+        literal(`emergency state not reconciled at start: ${(e as Error).message}`),
+      );
+      return null;
+    }
+    const want = state?.emergency_disable ?? false;
+    const prev = this.#flag.get();
+    if (prev === want) return null;
+    this.#flag.set(want);
+    const event: AegisEvent = {
+      type: "control_change",
+      control: "emergency_disable",
+      action: want ? "disable" : "enable",
+      reconciled_at_start: true,
+      enabled: want,
+      prev_enabled: prev,
+      changed_at_unix: Math.floor(this.#now() / 1000),
+      pid: Deno.pid,
+      caller_source: "agent",
+      node_name: this.#node,
+      reason: state?.reason ?? null,
+      since_unix: state?.since_unix ?? null,
+      changed_by: state?.changed_by ?? null,
+    };
+    log("control").warn(
+      literal(
+        want
+          ? `emergency disable was active (since ${state?.since_unix}, reason "${state?.reason}") ` +
+            `but the kernel flag was off (fresh maps, e.g. after a reboot): switched it on ` +
+            `again; enforcement stays OFF until "aegisbpf emergency-enable"`
+          : `the kernel emergency flag was on without a record in ${this.statePath} (a toggle ` +
+            `interrupted before it was recorded): switched it off; enforcement is ON`,
+      ),
+      { ...event },
+    );
+    this.#bus?.emit(event);
+    return { active: want, prevActive: prev };
+  }
+
   /** For /metrics: transitions so far and whether a storm is on. */
   counters(): EmergencyCounters {
     const s = this.status();

@@ -466,3 +466,37 @@ Deno.test("emergency: status without any state file", () => {
     t.cleanup();
   }
 });
+
+Deno.test("emergency: at start the kernel flag follows control_state.json, loudly", async () => {
+  const t = setup();
+  try {
+    strictEqual(t.ctl.reconcileAtStart(), null, "no file, flag off: they agree");
+    await t.ctl.toggle(true, "INC-7", CALLER);
+    strictEqual(t.ctl.reconcileAtStart(), null, "file and flag agree");
+    // fresh maps after a reboot: the flag is off again, the file says active
+    t.flag.value = false;
+    const events = t.events.length;
+    deepStrictEqual(t.ctl.reconcileAtStart(), { active: true, prevActive: false });
+    strictEqual(t.flag.value, true);
+    const ev = t.events.slice(events);
+    strictEqual(ev.length, 1);
+    strictEqual(ev[0].action, "disable");
+    strictEqual(ev[0].reconciled_at_start, true);
+    strictEqual(ev[0].enabled, true);
+    strictEqual(ev[0].reason, "INC-7");
+    strictEqual(t.ctl.status().state_consistent, true);
+    strictEqual(t.logLines().length, 1, "not a transition of the audit trail");
+    // a flag left on without a record: the record wins
+    await t.ctl.toggle(false, "resolved", CALLER);
+    t.flag.value = true;
+    deepStrictEqual(t.ctl.reconcileAtStart(), { active: false, prevActive: true });
+    strictEqual(t.flag.value, false);
+    // an unusable file changes nothing
+    Deno.writeTextFileSync(t.ctl.statePath, "{not json");
+    t.flag.value = true;
+    strictEqual(t.ctl.reconcileAtStart(), null);
+    strictEqual(t.flag.value, true);
+  } finally {
+    t.cleanup();
+  }
+});

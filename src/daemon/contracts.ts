@@ -6,11 +6,11 @@
  * @module
  */
 
-/** `runtime_state` (SPEC §3). */
+/** `runtime_state` (docs/posture.md). */
 export const RUNTIME_STATES = ["ENFORCE", "ENFORCE_SIGNAL", "AUDIT_FALLBACK", "DEGRADED"] as const;
 export type RuntimeState = (typeof RUNTIME_STATES)[number];
 
-/** `reason_code` of a state_change (SPEC §3). */
+/** `reason_code` of a state_change (docs/posture.md). */
 export const REASON_CODES = [
   "STARTUP_ENFORCE_READY",
   "STARTUP_AUDIT_MODE",
@@ -33,7 +33,7 @@ export const REASON_CODES = [
 ] as const;
 export type ReasonCode = (typeof REASON_CODES)[number];
 
-/** Enforce blockers (SPEC §4). */
+/** Enforce blockers (docs/posture.md). */
 export const BLOCKER_CODES = [
   "CAPABILITY_AUDIT_ONLY",
   "BPF_LSM_DISABLED",
@@ -57,7 +57,7 @@ export interface Blocker {
 }
 
 /**
- * A JSON event (SPEC §8): kernel records after recordToEvent, and
+ * A JSON event (docs/telemetry.md): kernel records after recordToEvent, and
  * state_change / control_change from user space. `type` is always set.
  */
 export type AegisEvent = { type: string } & Record<string, unknown>;

@@ -613,6 +613,9 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
       },
       bus,
     });
+    // an operator's emergency disable outlives a reboot (fresh maps start with
+    // the flag off): the recorded state wins, loudly (EmergencyControl)
+    emergency.reconcileAtStart();
     policy.attach(engine, applied.unresolved);
 
     // ---- 6b. fresh maps (first start, or the pins went with a reboot): the

@@ -3,7 +3,8 @@
  * reboot does to bpffs). An agent applies a policy and a live rule; it stops,
  * the pins are removed, nothing denies; the next `aegisbpf run`, with no
  * operator step, puts both back into the kernel before its first
- * state_change, and watches the policy's missing path again. A stored
+ * state_change, and watches the policy's missing path again. An emergency
+ * disable that was on stays on across the same reboot, announced. A stored
  * policy changed behind the agent's back is refused at start (nothing stays
  * attached) and, in audit-fallback, reported as POLICY_RESTORE_FAILED with
  * /health?require_enforce=1 at 503.
@@ -35,7 +36,7 @@ function pinsPresent(root: string): boolean {
 
 Deno.test({
   name:
-    "restart with the pins gone (a reboot): policy and live rule deny again before the first state_change; a damaged store is refused",
+    "restart with the pins gone (a reboot): policy and live rule deny again before the first state_change, emergency disable stays on; a damaged store is refused",
   ignore: !LSM_ON,
   fn: async () => {
     const e = agentEnv();
@@ -87,6 +88,23 @@ Deno.test({
       // the path that did not exist yet is watched again
       Deno.writeTextFileSync(f("later"), "x");
       await waitUntil(() => tryOpen(f("later")) === DENIED, "the late path to be denied", 60_000);
+
+      // an operator's emergency disable outlives the reboot too, announced
+      await cli("emergency-disable", "--reason", "INC-restore");
+      strictEqual(tryOpen(f("pol")), "ok", "emergency disable lets it through");
+      await a.stop();
+      uninstallPins(e.pinRoot);
+      a = new Agent([], e.env);
+      await a.ready();
+      await a.event(
+        (ev) => ev.type === "control_change" && ev.reconciled_at_start === true && ev.enabled,
+        "the emergency state put back at start",
+      );
+      match(a.err, /emergency disable was active .*switched it on again/);
+      strictEqual(tryOpen(f("pol")), "ok", "still switched off after the reboot");
+      strictEqual(JSON.parse(await cli("emergency-status", "--json")).active, true);
+      await cli("emergency-enable", "--reason", "INC-restore closed");
+      strictEqual(tryOpen(f("pol")), DENIED, "the restored policy enforces once re-enabled");
       await a.stop();
       uninstallPins(e.pinRoot);
 
