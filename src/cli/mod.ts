@@ -4,6 +4,7 @@
  * @module
  */
 import { Command, CommanderError } from "@commander-js/extra-typings";
+import { EXIT_OUTCOME_UNKNOWN } from "../control/client.ts";
 import { AegisError } from "../errors.ts";
 import { setupLogging, writeStderr, writeStdout } from "../log.ts";
 
@@ -52,7 +53,8 @@ export async function buildProgram(name?: string): Promise<Command> {
       "after",
       `
 Exit codes: 0 success, 1 refused or failed (the message names the reason),
-2 usage error. Logs go to stderr (JSON lines unless stderr is a terminal);
+2 usage error, 3 outcome unknown (a change reached the daemon, then the
+connection broke: check before retrying). Logs go to stderr (JSON lines unless stderr is a terminal);
 results and events go to stdout.`,
     )
     .showHelpAfterError("(run 'aegisbpf --help' for usage)")
@@ -83,7 +85,7 @@ export async function main(argv: string[]): Promise<number> {
     }
     if (e instanceof AegisError) {
       writeStderr(`aegisbpf: error [${e.code}]: ${e.message}\n`);
-      return 1;
+      return e.code === "OUTCOME_UNKNOWN" ? EXIT_OUTCOME_UNKNOWN : 1;
     }
     throw e;
   }

@@ -88,10 +88,62 @@ function parseReply(bytes: Uint8Array, socket: string): Response {
   return new Response(nullBody ? null : body.slice(), { status, headers });
 }
 
+/** Write the request, read the reply to the end of the stream (bounded). */
+async function exchange(
+  conn: Deno.UnixConn,
+  request: Uint8Array,
+  what: string,
+  socket: string,
+): Promise<Uint8Array> {
+  for (let off = 0; off < request.length;) off += await conn.write(request.subarray(off));
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  const buf = new Uint8Array(64 * 1024);
+  for (;;) {
+    const n = await conn.read(buf);
+    if (n === null) break;
+    total += n;
+    if (total > MAX_REPLY_BYTES) {
+      throw badReply(socket, `a reply over ${MAX_REPLY_BYTES} bytes (${what})`);
+    }
+    chunks.push(buf.slice(0, n));
+  }
+  const all = new Uint8Array(total);
+  let o = 0;
+  for (const c of chunks) {
+    all.set(c, o);
+    o += c.length;
+  }
+  return all;
+}
+
+/** The exit code of a change whose outcome the CLI cannot know (docs/control.md). */
+export const EXIT_OUTCOME_UNKNOWN = 3;
+
+/**
+ * A change was sent to the daemon and the connection broke before its
+ * answer: it may or may not have been made. Never followed by a local
+ * attempt (that could apply twice, or on top of a half-made change).
+ */
+function outcomeUnknown(method: string, path: string, socket: string, why: string): AegisError {
+  const check = path.startsWith("/policy")
+    ? "aegisbpf policy show"
+    : path.startsWith("/rules")
+    ? "aegisbpf block list"
+    : "aegisbpf emergency-status";
+  return new AegisError(
+    "OUTCOME_UNKNOWN",
+    `the request ${method} ${path} reached the daemon at ${socket}, then the connection broke ` +
+      `(${why}): whether it took effect is unknown. Nothing was tried locally. Check with ` +
+      `"${check}" (the daemon may have stopped: "aegisbpf health").`,
+  );
+}
+
 /**
  * Send one request to the daemon's control socket and hand the response to
  * `read`. Null when there is no socket or nothing accepts on it (no
- * daemon). The request is plain HTTP/1.1 in origin-form with
+ * daemon): only then may a caller do the work itself. A POST or DELETE
+ * whose connection breaks after the request was sent is OUTCOME_UNKNOWN. The request is plain HTTP/1.1 in origin-form with
  * `Connection: close`, written on a unix-socket connection; the reply is
  * read to the end of the stream (at most {@link MAX_REPLY_BYTES}). No
  * identity header is sent: the daemon takes the caller from the kernel
@@ -142,26 +194,24 @@ export async function withDaemon<T>(
     const out = new Uint8Array(enc.encode(head).length + payload.length);
     out.set(enc.encode(head));
     out.set(payload, out.length - payload.length);
-    for (let off = 0; off < out.length;) off += await conn.write(out.subarray(off));
-    const chunks: Uint8Array[] = [];
-    let total = 0;
-    const buf = new Uint8Array(64 * 1024);
-    for (;;) {
-      const n = await conn.read(buf);
-      if (n === null) break;
-      total += n;
-      if (total > MAX_REPLY_BYTES) {
-        throw badReply(socket, `a reply over ${MAX_REPLY_BYTES} bytes (${method} ${path})`);
+    const all = await exchange(conn, out, `${method} ${path}`, socket);
+    try {
+      reply = parseReply(all, socket);
+    } catch (e) {
+      // no whole reply came back: for a change, nobody can tell whether it was made
+      if (method !== "GET") {
+        const why = all.length === 0
+          ? "it closed the connection without a reply"
+          : `an incomplete reply: ${e instanceof Error ? e.message : e}`;
+        throw outcomeUnknown(method, path, socket, why);
       }
-      chunks.push(buf.slice(0, n));
+      throw e;
     }
-    const all = new Uint8Array(total);
-    let o = 0;
-    for (const c of chunks) {
-      all.set(c, o);
-      o += c.length;
+  } catch (e) {
+    if (method !== "GET" && !(e instanceof AegisError)) {
+      throw outcomeUnknown(method, path, socket, e instanceof Error ? e.message : String(e));
     }
-    reply = parseReply(all, socket);
+    throw e;
   } finally {
     try {
       conn.close();
