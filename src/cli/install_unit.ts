@@ -20,8 +20,9 @@ StartLimitBurst=5
 Type=simple
 EnvironmentFile=-/etc/aegisbpf/aegisbpf.env
 ExecStart=@BINDIR@/aegisbpf run
-# No ExecReload: the agent does not handle SIGHUP yet (Deno's default for
-# SIGHUP is to exit). Policy changes go through aegisbpf policy apply.
+# Reload = SIGHUP: the agent reopens its event log file (after logrotate)
+# and keeps running. Policy changes go through aegisbpf policy apply.
+ExecReload=/bin/kill -HUP $MAINPID
 Restart=on-failure
 RestartSec=2s
 # Kernel enforcement outlives the process (pinned links under

@@ -352,6 +352,22 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
     onError: (e) => lg.error(literal(`event sink: ${e instanceof Error ? e.message : e}`)),
   });
   cleanups.push(() => sink.close());
+  // SIGHUP (logrotate's postrotate, systemctl reload) reopens the event file;
+  // Deno's default for it would end the agent
+  const onHup = () => {
+    lg.info(
+      literal(
+        `SIGHUP: ${
+          sink.spec === "stdout"
+            ? "events go to stdout, nothing to reopen"
+            : `reopening ${sink.spec.slice(5)}`
+        }`,
+      ),
+    );
+    sink.reopen();
+  };
+  Deno.addSignalListener("SIGHUP", onHup);
+  cleanups.push(() => Deno.removeSignalListener("SIGHUP", onHup));
   const hub = new SseHub();
   const netBlocks = new NetBlockCounter();
   const bus = new DaemonBus([{ emit: (ev) => sink.write(JSON.stringify(ev)) }, hub]);

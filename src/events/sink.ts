@@ -48,6 +48,12 @@ export interface EventSink {
   flush(): Promise<void>;
   /** Flush, then release the file. Later writes are dropped. Safe to call twice. */
   close(): Promise<void>;
+  /**
+   * Open PATH again before the next write (SIGHUP after logrotate moved it
+   * away); nothing for stdout. Never throws: a PATH that cannot be opened
+   * is reported through onError and the current file is kept.
+   */
+  reopen(): void;
   readonly stats: SinkStats;
   /** "stdout" or "file:PATH" */
   readonly spec: string;
@@ -141,6 +147,8 @@ export function openSink(spec = "stdout", opts: SinkOptions = {}): EventSink {
 interface Target {
   /** Write all of `bytes`; throw on failure. */
   write(bytes: Uint8Array): Promise<void>;
+  /** Open the destination again before the next write (file sinks). */
+  reopen(): void;
   /** false once the target cannot take more (closed stdout). */
   readonly usable: boolean;
   close(): void;
@@ -170,6 +178,7 @@ class StdoutTarget implements Target {
     }
   }
   close(): void {}
+  reopen(): void {}
 }
 
 class FileTarget implements Target {
@@ -182,6 +191,7 @@ class FileTarget implements Target {
   rotations = 0;
   rotationErrors = 0;
   readonly usable = true;
+  #reopen = false;
 
   private constructor(
     path: string,
@@ -224,7 +234,28 @@ class FileTarget implements Target {
     return t;
   }
 
+  reopen(): void {
+    // done at the next write: one write is in flight at a time, so the old
+    // file is never closed under a pending write
+    this.#reopen = true;
+  }
+
+  #reopenNow(): void {
+    this.#reopen = false;
+    let next: Deno.FsFile;
+    try {
+      next = openEventFile(`file:${this.#path}`, this.#path);
+    } catch (e) {
+      this.#onError?.(e);
+      return; // keep writing where we were rather than lose events
+    }
+    this.#file.close();
+    this.#file = next;
+    this.#size = next.statSync().size;
+  }
+
   async write(bytes: Uint8Array): Promise<void> {
+    if (this.#reopen) this.#reopenNow();
     if (this.#size > 0 && this.#size + bytes.length > this.#maxBytes) {
       try {
         this.#rotate();
@@ -343,6 +374,10 @@ class BufferedSink implements EventSink {
 
   get backlog(): number {
     return this.#pendingUnits;
+  }
+
+  reopen(): void {
+    this.#target.reopen();
   }
 
   get saturated(): boolean {

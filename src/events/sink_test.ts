@@ -222,3 +222,40 @@ Deno.test("write errors are counted and the next chunk is tried again", async ()
     { written: 1, bytes: 5, dropped: 1, rotations: 0, errors: 1 },
   );
 });
+
+Deno.test("file sink: reopen() after the file was moved away (logrotate) writes to a new PATH", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const path = `${dir}/events.jsonl`;
+    const errors: unknown[] = [];
+    const sink = openSink(`file:${path}`, { onError: (e) => errors.push(e) });
+    sink.write('{"n":1}');
+    await sink.flush();
+    await Deno.rename(path, `${path}.rotated`);
+    sink.reopen();
+    sink.write('{"n":2}');
+    await sink.flush();
+    strictEqual(await Deno.readTextFile(`${path}.rotated`), '{"n":1}\n');
+    strictEqual(await Deno.readTextFile(path), '{"n":2}\n');
+    strictEqual((await Deno.stat(path)).mode! & 0o777, 0o600);
+    // a PATH that cannot be opened any more: reported, the current file kept
+    await Deno.remove(path);
+    await Deno.mkdir(path);
+    sink.reopen();
+    sink.write('{"n":3}');
+    await sink.close();
+    strictEqual(errors.length, 1);
+    strictEqual(sink.stats.dropped, 0, "the line went to the file already open");
+    // a stdout sink has nothing to reopen
+    const chunks: Uint8Array[] = [];
+    const out = openSink("stdout", {
+      stdout: { write: (p) => (chunks.push(p.slice()), Promise.resolve(p.length)) },
+    });
+    out.reopen();
+    out.write("x");
+    await out.close();
+    strictEqual(new TextDecoder().decode(chunks[0]), "x\n");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -225,3 +225,34 @@ Deno.test("runtime checks: --deny-rate-threshold degrades to DENY_RATE_THRESHOLD
       await a.stop("SIGTERM");
     }
   }));
+
+Deno.test("SIGHUP reopens the event file (logrotate) and never ends the agent", () =>
+  withEnv(async (e) => {
+    const log = `${e.dir}/events.jsonl`;
+    const a = new Agent(["--enforce-gate-mode=audit-fallback", "--log", `file:${log}`], e.env);
+    try {
+      await a.ready();
+      await Deno.rename(log, `${log}.1`);
+      a.proc.kill("SIGHUP");
+      await new Promise((r) => setTimeout(r, 300));
+      strictEqual(a.exited, null, `the agent ended on SIGHUP:\n${a.err}`);
+      match(a.err, /SIGHUP: reopening /);
+      // new exec events land in the new file
+      const deadline = Date.now() + 15_000;
+      while (!exists(log) || !Deno.readTextFileSync(log).includes('"type":"exec"')) {
+        ok(Date.now() < deadline, "no exec event in the reopened file within 15 s");
+        await new Deno.Command("/bin/true").output();
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      strictEqual(Deno.statSync(log).mode! & 0o777, 0o600);
+      ok(
+        (Deno.readTextFileSync(`${log}.1`) + Deno.readTextFileSync(log)).includes(
+          '"type":"state_change"',
+        ),
+        "no line lost across the reopen",
+      );
+      strictEqual((await httpGet(e.port, "/health")).status, 200);
+    } finally {
+      await a.stop();
+    }
+  }));
