@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { errnoName } from "./native/errno.ts";
+import { errnoName } from "./errno.ts";
 
 /** Base class: every aegisbpf error has a stable machine-readable code. */
 export class AegisError extends Error {

@@ -27,11 +27,10 @@ import {
   type EmergencyStatus,
   type ToggleResult,
 } from "../control/emergency.ts";
-import { aegisPaths } from "../daemon/contracts.ts";
+import { aegisPaths } from "../contracts.ts";
 import { AegisError, UsageError } from "../errors.ts";
 import { out, outJson, writeStderr } from "../log.ts";
-import { loadTrustedKeys, readSecretKeyFile } from "../policy/keys.ts";
-import { keysDir } from "./keys.ts";
+import { keysDir, loadTrustedKeys, readSecretKeyFile } from "../policy/keys.ts";
 import { pinRoot } from "../bpf/engine.ts";
 
 type Via = "daemon" | "direct";

@@ -5,12 +5,7 @@
  */
 import type { Command } from "@commander-js/extra-typings";
 import { out, outJson, writeStderr } from "../log.ts";
-import { addKey, DEFAULT_KEYS_DIR, keygen, loadTrustedKeys } from "../policy/keys.ts";
-
-/** Trusted key folder (AEGIS_KEYS_DIR overrides, for tests). */
-export function keysDir(): string {
-  return Deno.env.get("AEGIS_KEYS_DIR") ?? DEFAULT_KEYS_DIR;
-}
+import { addKey, keygen, keysDir, loadTrustedKeys } from "../policy/keys.ts";
 
 export function addKeysCommand(program: Command): void {
   const keys = program.command("keys").description("signing keys for policy bundles");

@@ -11,7 +11,7 @@ import type { Command } from "@commander-js/extra-typings";
 import { openEmbeddedShim } from "../assets/mod.ts";
 import { PinnedMaps } from "../bpf/pins.ts";
 import { withDaemon } from "../control/client.ts";
-import { aegisPaths } from "../daemon/contracts.ts";
+import { aegisPaths } from "../contracts.ts";
 import { AegisError } from "../errors.ts";
 import { writeStdout } from "../log.ts";
 import { kernelOnlySources, type MetricsMap, renderMetrics } from "../metrics/render.ts";

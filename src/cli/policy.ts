@@ -15,10 +15,9 @@
  *
  * @module
  */
+import { hostCompileEnv } from "../policy/host_env.ts";
 import type { Command } from "@commander-js/extra-typings";
 import { openEmbeddedShim } from "../assets/mod.ts";
-import { cgroup2MountFrom } from "../bpf/self_cgroup.ts";
-import { resolveRulePath } from "../bpf/path_rule.ts";
 import { PinnedMaps } from "../bpf/pins.ts";
 import { AegisError } from "../errors.ts";
 import { out, outJson, writeStderr } from "../log.ts";
@@ -42,9 +41,7 @@ import {
 import { describeRule, type LiveRule, LiveRules } from "../policy/live.ts";
 import { daemonRequest } from "../control/client.ts";
 import { encodeBase64 } from "../util/bytes.ts";
-import { readSecretKeyFile } from "../policy/keys.ts";
-import { keysDir } from "./keys.ts";
-import type { CompileEnv } from "../policy/compile.ts";
+import { keysDir, readSecretKeyFile } from "../policy/keys.ts";
 import { dedupePolicy, formatPolicy } from "../policy/lint.ts";
 import type { Policy, PolicyIssue } from "../policy/model.ts";
 import { MAX_FILE_BYTES, parsePolicy } from "../policy/parse.ts";
@@ -121,22 +118,6 @@ async function verifiedBody(
     throw new AegisError(result.code, `${file}: ${result.message}; nothing changed`);
   }
   return { body: result.body, policyVersion: result.policyVersion, signer: result.signer };
-}
-
-/** The real resolvers: paths through the file system, cgroups under the v2 mount. */
-export function hostCompileEnv(): CompileEnv {
-  const mount = cgroup2MountFrom(Deno.readTextFileSync("/proc/self/mountinfo"));
-  return {
-    resolvePath: resolveRulePath,
-    resolveCgroup: (path) => {
-      if (!mount) return null;
-      try {
-        return BigInt(Deno.statSync(`${mount}${path.startsWith("/") ? "" : "/"}${path}`).ino!);
-      } catch {
-        return null;
-      }
-    },
-  };
 }
 
 export function addPolicyCommand(program: Command): void {

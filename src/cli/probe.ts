@@ -6,7 +6,7 @@
  * @module
  */
 import type { Command } from "@commander-js/extra-typings";
-import { aegisPaths } from "../daemon/contracts.ts";
+import { aegisPaths } from "../contracts.ts";
 import { out, outJson } from "../log.ts";
 import { capabilityTier, enforceBlockers } from "../posture/blockers.ts";
 import { NO_NEEDS } from "../posture/needs.ts";

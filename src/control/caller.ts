@@ -10,7 +10,7 @@
  * @module
  */
 import type { Context } from "hono";
-import type { Caller } from "../daemon/contracts.ts";
+import type { Caller } from "../contracts.ts";
 import type { PeerCred } from "../net/conn.ts";
 
 /**

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { aegisPaths } from "../daemon/contracts.ts";
+import { aegisPaths } from "../contracts.ts";
 import { AegisError } from "../errors.ts";
 
 export interface DaemonReply {

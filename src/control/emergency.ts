@@ -25,7 +25,7 @@
  * @module
  */
 import { z } from "zod";
-import type { AegisEvent, Caller, EventBus } from "../daemon/contracts.ts";
+import type { AegisEvent, Caller, EventBus } from "../contracts.ts";
 import { AegisError } from "../errors.ts";
 import { literal, log } from "../log.ts";
 import { writeFileAtomic } from "../policy/atomic.ts";

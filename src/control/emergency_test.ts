@@ -1,5 +1,5 @@
 import { deepStrictEqual, ok, rejects, strictEqual } from "node:assert/strict";
-import type { AegisEvent } from "../daemon/contracts.ts";
+import type { AegisEvent } from "../contracts.ts";
 import { sha256Hex } from "../util/bytes.ts";
 import { ControlLog } from "./control_log.ts";
 import { EmergencyControl, type EmergencyDeps, STORM_THRESHOLD } from "./emergency.ts";

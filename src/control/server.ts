@@ -26,7 +26,7 @@ import { type HttpServer, serveHttp } from "../http/httpd.ts";
 import { literal, log } from "../log.ts";
 import type { Shim } from "../native/shim.ts";
 import { raiseNofileLimit, UnixListener } from "../native/unix_listener.ts";
-import { MAX_APPLY_BODY_BYTES } from "../policy/routes.ts";
+import { MAX_APPLY_BODY_BYTES } from "./policy_routes.ts";
 import { ensurePrivateDir, modeString } from "./perms.ts";
 
 /** Longest wait at close for the listener's calls to leave the shim. */

@@ -29,6 +29,7 @@
  *
  * @module
  */
+import { hostCompileEnv } from "../policy/host_env.ts";
 import { bpfObjectBytes, openEmbeddedShim } from "../assets/mod.ts";
 import {
   AEGIS_CFG_AGENT_CGID,
@@ -53,8 +54,6 @@ import {
 import type { BpfMap } from "../bpf/map.ts";
 import { enterOwnCgroup } from "../bpf/self_cgroup.ts";
 import { populateSurvival, type SurvivalEntry } from "../bpf/survival.ts";
-import { keysDir } from "../cli/keys.ts";
-import { hostCompileEnv } from "../cli/policy.ts";
 import { createControlApp } from "../control/app.ts";
 import { breakGlassPaths, detectBreakGlass } from "../control/break_glass.ts";
 import { EmergencyControl } from "../control/emergency.ts";
@@ -109,7 +108,7 @@ import {
   SelfTestCounter,
 } from "../proof/prover.ts";
 import type { Unresolved } from "../policy/compile.ts";
-import { loadTrustedKeys } from "../policy/keys.ts";
+import { keysDir, loadTrustedKeys } from "../policy/keys.ts";
 import { bpfLsmUsable, capabilityTier, enforceBlockers } from "../posture/blockers.ts";
 import { evaluateHealth } from "../posture/health.ts";
 import { NO_NEEDS, type PolicyNeeds } from "../posture/needs.ts";
@@ -130,7 +129,7 @@ import {
   type Blocker,
   type EventBus,
   type RuntimeState,
-} from "./contracts.ts";
+} from "../contracts.ts";
 
 export interface DaemonOptions {
   audit?: true;

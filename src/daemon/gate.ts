@@ -6,7 +6,7 @@
  * @module
  */
 import { AegisError, NativeCallError, VerifierError } from "../errors.ts";
-import type { Blocker, ReasonCode, RuntimeState } from "./contracts.ts";
+import type { Blocker, ReasonCode, RuntimeState } from "../contracts.ts";
 
 export const GATE_MODES = ["fail-closed", "audit-fallback"] as const;
 export type GateMode = (typeof GATE_MODES)[number];

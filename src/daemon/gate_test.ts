@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import type { Blocker } from "./contracts.ts";
+import type { Blocker } from "../contracts.ts";
 import { decideGate, refusalMessage } from "./gate.ts";
 
 const lsmOff: Blocker = {

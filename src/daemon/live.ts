@@ -7,20 +7,20 @@
  *
  * @module
  */
+import { keysDir } from "../policy/keys.ts";
+import { hostCompileEnv } from "../policy/host_env.ts";
 import type { Hono } from "hono";
 import type { Engine } from "../bpf/engine.ts";
 import type { BpfMap } from "../bpf/map.ts";
-import { keysDir } from "../cli/keys.ts";
-import { hostCompileEnv } from "../cli/policy.ts";
 import { callerSource, describeCaller } from "../control/caller.ts";
 import { AegisError } from "../errors.ts";
 import { literal, log } from "../log.ts";
 import { type PolicyApplyDeps, restoreAppliedPolicy, type RestoreReport } from "../policy/apply.ts";
 import type { Unresolved } from "../policy/compile.ts";
 import { LiveRules } from "../policy/live.ts";
-import { createPolicyRoutes, createRuleRoutes } from "../policy/routes.ts";
+import { createPolicyRoutes, createRuleRoutes } from "../control/policy_routes.ts";
 import { pathRuleEnforcer, UnresolvedWatcher } from "../policy/watch.ts";
-import type { EventBus } from "./contracts.ts";
+import type { EventBus } from "../contracts.ts";
 
 /**
  * Reports list at most this many missing paths (the count is always

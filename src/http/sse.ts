@@ -27,7 +27,7 @@
  *
  * @module
  */
-import type { AegisEvent, EventBus } from "../daemon/contracts.ts";
+import type { AegisEvent, EventBus } from "../contracts.ts";
 import { AegisError } from "../errors.ts";
 import { literal, log } from "../log.ts";
 

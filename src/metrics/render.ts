@@ -20,7 +20,7 @@ import {
   AEGIS_CNT_SURVIVAL_ALLOW,
 } from "../bpf/abi_gen.ts";
 import { MAP_HOOK_STATS } from "../bpf/engine.ts";
-import { RUNTIME_STATES, type RuntimeState } from "../daemon/contracts.ts";
+import { RUNTIME_STATES, type RuntimeState } from "../contracts.ts";
 import type { KernelRecord } from "../events/decode.ts";
 import { HOOK_NAMES, RULE_TYPE_NAMES } from "../events/json.ts";
 import { RULE_MAPS } from "../policy/apply.ts";

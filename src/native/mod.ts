@@ -4,5 +4,5 @@
  * @module
  */
 export { NativeObject, NativeRing, Shim } from "./shim.ts";
-export { errnoName, errnoValue } from "./errno.ts";
+export { errnoName, errnoValue } from "../errno.ts";
 export { SHIM_API_VERSION, symbols } from "./symbols.ts";

@@ -28,6 +28,11 @@ import { FileReadError, readTextFileCapped } from "../util/read_file.ts";
 /** Where trusted public keys live (docs/signing.md). */
 export const DEFAULT_KEYS_DIR = "/etc/aegisbpf/keys";
 
+/** Trusted key folder (AEGIS_KEYS_DIR overrides, for tests). */
+export function keysDir(): string {
+  return Deno.env.get("AEGIS_KEYS_DIR") ?? DEFAULT_KEYS_DIR;
+}
+
 /** Largest key file read (a .pub is 65 bytes, a .key 97). */
 const MAX_KEY_FILE = 4096;
 

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { Blocker } from "../daemon/contracts.ts";
+import type { Blocker } from "../contracts.ts";
 import type { PolicyNeeds } from "./needs.ts";
 import { probeDetail, type ProbeResult } from "./probe.ts";
 import type { HookName } from "./probes/hooks.ts";

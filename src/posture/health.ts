@@ -14,7 +14,7 @@
  * @module
  */
 import { z } from "zod";
-import { RUNTIME_STATES } from "../daemon/contracts.ts";
+import { RUNTIME_STATES } from "../contracts.ts";
 import { PROOF_SURFACES, proofProblem } from "../proof/prover.ts";
 import { BlockerSchema, type CapabilitiesReport } from "./report.ts";
 

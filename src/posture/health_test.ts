@@ -5,7 +5,7 @@ import { evaluateHealth, HealthBody } from "./health.ts";
 import { NO_NEEDS } from "./needs.ts";
 import { buildReport, type CapabilitiesReport, NO_POLICY } from "./report.ts";
 import { fixtureReport } from "./testing.ts";
-import type { RuntimeState } from "../daemon/contracts.ts";
+import type { RuntimeState } from "../contracts.ts";
 
 const eperm = () => {
   throw new NativeCallError("aegis_obj_load", 1);

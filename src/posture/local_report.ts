@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { type AegisPaths, aegisPaths } from "../daemon/contracts.ts";
+import { type AegisPaths, aegisPaths } from "../contracts.ts";
 import { literal, log } from "../log.ts";
 import { NO_NEEDS, type PolicyNeeds } from "./needs.ts";
 import { readAppliedPolicy } from "./policy_status.ts";

@@ -9,12 +9,7 @@
  * @module
  */
 import { z } from "zod";
-import {
-  type Blocker,
-  BLOCKER_CODES,
-  RUNTIME_STATES,
-  type RuntimeState,
-} from "../daemon/contracts.ts";
+import { type Blocker, BLOCKER_CODES, RUNTIME_STATES, type RuntimeState } from "../contracts.ts";
 import { AegisError } from "../errors.ts";
 import { writeFileAtomic } from "../policy/atomic.ts";
 import { CAPABILITY_TIERS, capabilityTier, coreSupported, enforceBlockers } from "./blockers.ts";

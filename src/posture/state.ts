@@ -10,7 +10,7 @@
  *
  * @module
  */
-import type { AegisEvent, ReasonCode, RuntimeState } from "../daemon/contracts.ts";
+import type { AegisEvent, ReasonCode, RuntimeState } from "../contracts.ts";
 
 /** One transition; the fields of a state_change event. */
 export interface StateTransition {

@@ -1,5 +1,5 @@
 import { deepStrictEqual as eq, ok, strictEqual } from "node:assert/strict";
-import { REASON_CODES } from "../daemon/contracts.ts";
+import { REASON_CODES } from "../contracts.ts";
 import {
   PostureStateMachine,
   type RuntimeCheckInput,

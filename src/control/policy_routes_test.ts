@@ -1,9 +1,9 @@
 import { deepStrictEqual, match, ok, strictEqual } from "node:assert/strict";
 import { encodeBase64 } from "../util/bytes.ts";
-import type { PolicyApplyReport } from "./apply.ts";
-import { fakeMaps, fakeResolvePath } from "./fake_maps_test.ts";
-import { type LiveRule, LiveRules } from "./live.ts";
-import { createPolicyRoutes, createRuleRoutes } from "./routes.ts";
+import type { PolicyApplyReport } from "../policy/apply.ts";
+import { fakeMaps, fakeResolvePath } from "../policy/fake_maps_test.ts";
+import { type LiveRule, LiveRules } from "../policy/live.ts";
+import { createPolicyRoutes, createRuleRoutes } from "./policy_routes.ts";
 
 function setup() {
   const dir = Deno.makeTempDirSync();

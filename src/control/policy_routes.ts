@@ -29,8 +29,8 @@ import { Hono } from "hono";
 import type { Context } from "hono";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { z } from "zod";
-import { callerOf, type ControlCaller } from "../control/caller.ts";
-import { ControlHttpError, readJsonBody, validate } from "../control/app.ts";
+import { callerOf, type ControlCaller } from "./caller.ts";
+import { ControlHttpError, readJsonBody, validate } from "./app.ts";
 import { AegisError } from "../errors.ts";
 import { decodeBase64 } from "../util/bytes.ts";
 import {
@@ -39,9 +39,9 @@ import {
   type PolicyApplyReport,
   PolicyRejectedError,
   policyShow,
-} from "./apply.ts";
-import { type LiveRule, LiveRuleRequest, type LiveRules, MAX_TTL_SECONDS } from "./live.ts";
-import { MAX_FILE_BYTES } from "./parse.ts";
+} from "../policy/apply.ts";
+import { type LiveRule, LiveRuleRequest, type LiveRules, MAX_TTL_SECONDS } from "../policy/live.ts";
+import { MAX_FILE_BYTES } from "../policy/parse.ts";
 
 export const AddRuleBody = z.strictObject({
   rule: LiveRuleRequest,
