@@ -13,7 +13,7 @@ import { FakeFlag, privateTempDir } from "../../src/control/test_util.ts";
 import { createApp, type HttpDeps } from "../../src/http/app.ts";
 import { fakeMaps, fakeResolvePath } from "../../src/policy/fake_maps_test.ts";
 import { LiveRules } from "../../src/policy/live.ts";
-import { createPolicyRoutes, createRuleRoutes } from "../../src/policy/routes.ts";
+import { createPolicyRoutes, createRuleRoutes } from "../../src/control/policy_routes.ts";
 
 /** Dependencies that always answer; /events gets a stream that is already closed. */
 export function fakeHttpDeps(): HttpDeps {
