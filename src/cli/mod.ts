@@ -6,9 +6,15 @@
 import { Command, CommanderError } from "@commander-js/extra-typings";
 import { EXIT_OUTCOME_UNKNOWN } from "../control/client.ts";
 import { AegisError } from "../errors.ts";
+import type { DaemonRunner } from "./run.ts";
 import { setupLogging, writeStderr, writeStdout } from "../log.ts";
 
-type Adder = (program: Command) => void;
+/** What a caller may replace in the program (tests: the daemon runner). */
+export interface CliOverrides {
+  runDaemon?: DaemonRunner;
+}
+
+type Adder = (program: Command, overrides: CliOverrides) => void;
 
 /**
  * Each command file, by the top-level commands it adds. A call loads only the
@@ -18,7 +24,10 @@ type Adder = (program: Command) => void;
  * list them all.
  */
 const COMMAND_FILES: readonly [readonly string[], () => Promise<Adder>][] = [
-  [["run"], async () => (await import("./run.ts")).addRunCommand],
+  [["run"], async () => {
+    const { addRunCommand } = await import("./run.ts");
+    return (program, o) => addRunCommand(program, o.runDaemon);
+  }],
   [["health", "doctor"], async () => (await import("./health.ts")).addHealthCommands],
   [["probe"], async () => (await import("./probe.ts")).addProbeCommand],
   [["capabilities"], async () => (await import("./capabilities.ts")).addCapabilitiesCommand],
@@ -42,7 +51,10 @@ export const COMMAND_NAMES: readonly string[] = COMMAND_FILES.flatMap(([names]) 
  * The program with the command `name` (every command when `name` is not one,
  * or is undefined).
  */
-export async function buildProgram(name?: string): Promise<Command> {
+export async function buildProgram(
+  name?: string,
+  overrides: CliOverrides = {},
+): Promise<Command> {
   const program = new Command()
     .name("aegisbpf")
     .description(
@@ -63,13 +75,13 @@ results and events go to stdout.`,
   const one = COMMAND_FILES.find(([names]) => name !== undefined && names.includes(name));
   const files = one ? [one] : COMMAND_FILES;
   const adders = await Promise.all(files.map(([, load]) => load()));
-  for (const add of adders) add(program);
+  for (const add of adders) add(program, overrides);
   return program;
 }
 
 /** Run the CLI; returns the process exit code. */
-export async function main(argv: string[]): Promise<number> {
-  const program = await buildProgram(argv[0]);
+export async function main(argv: string[], overrides: CliOverrides = {}): Promise<number> {
+  const program = await buildProgram(argv[0], overrides);
   await setupLogging(Deno.stderr.isTerminal() ? "text" : "json");
   if (argv.length === 0) {
     program.outputHelp({ error: true });

@@ -42,7 +42,10 @@ export function parseProofInterval(v: string): number {
   return n;
 }
 
-export function addRunCommand(program: Command): void {
+/** What the run command starts: the daemon (tests wrap it to inject faults). */
+export type DaemonRunner = (opts: DaemonOptions) => Promise<void>;
+
+export function addRunCommand(program: Command, start: DaemonRunner = runDaemon): void {
   program.command("run")
     .description("run the agent daemon (enforce by default; see --audit)")
     .addOption(new Option("--enforce", "enforce rules in the kernel (default)").conflicts("audit"))
@@ -116,7 +119,7 @@ policy apply, rule edits) only on the root-only socket
 /run/aegisbpf/control.sock.`,
     )
     .action(async (opts) => {
-      await runDaemon(
+      await start(
         {
           audit: opts.audit,
           enforceFallback: opts.enforceFallback,

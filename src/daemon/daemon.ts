@@ -148,34 +148,35 @@ export interface DaemonOptions {
   denyRateThreshold?: number;
   /** seconds between enforcement proofs (default 30); 0 = off (warned) */
   proofIntervalSeconds?: number;
+  /** test fault injection (tests/lib/agent_main.ts); none in the shipped agent */
+  faults?: Faults;
 }
 
 /** Where pins live: AEGIS_PIN_ROOT (tests) or /sys/fs/bpf/aegisbpf. */
 export { pinRoot };
 
-/** Test-only fault injection, from the environment (docs/testing.md). */
-interface Faults {
+/**
+ * Faults a test injects through DaemonOptions (tests/lib/agent_main.ts; the
+ * shipped entry point passes none). Never read from the environment here.
+ */
+export interface Faults {
   /** LSM hooks treated as absent from the kernel's BTF */
   hideHooks: Set<string>;
   /** program sections treated as failed to attach */
   failAttach: Set<string>;
   /**
-   * AEGIS_TEST_ASSUME_BPF_LSM=1: treat "bpf" as in the active LSM list, so
-   * an lsm-off kernel gets its programs attached in enforce mode — where
-   * they deny nothing; the enforcement proof must catch it (VM tests).
+   * Treat "bpf" as in the active LSM list, so an lsm-off kernel gets its
+   * programs attached in enforce mode — where they deny nothing; the
+   * enforcement proof must catch it (VM tests).
    */
   assumeBpfLsm: boolean;
 }
 
-function faultsFromEnv(): Faults {
-  const list = (name: string) =>
-    new Set((Deno.env.get(name) ?? "").split(",").map((s) => s.trim()).filter((s) => s !== ""));
-  return {
-    hideHooks: list("AEGIS_TEST_HIDE_HOOKS"),
-    failAttach: list("AEGIS_TEST_FAIL_ATTACH"),
-    assumeBpfLsm: Deno.env.get("AEGIS_TEST_ASSUME_BPF_LSM") === "1",
-  };
-}
+export const NO_FAULTS: Faults = {
+  hideHooks: new Set(),
+  failAttach: new Set(),
+  assumeBpfLsm: false,
+};
 
 /** The event bus: sink (stdout or file) and the /events subscribers. */
 export class DaemonBus implements EventBus {
@@ -321,7 +322,7 @@ const MAP_CHECK_EVERY = 10;
 export async function runDaemon(opts: DaemonOptions): Promise<void> {
   const lg = log("run");
   const paths = aegisPaths();
-  const faults = faultsFromEnv();
+  const faults = opts.faults ?? NO_FAULTS;
   const enforceRequested = opts.audit !== true;
   const stop = new AbortController();
   const cleanups: (() => Promise<void> | void)[] = [];
@@ -524,7 +525,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
       fileHook: opts.lsmHook,
     });
     if (faults.assumeBpfLsm) {
-      lg.warn(literal("AEGIS_TEST_ASSUME_BPF_LSM: treating bpf as an active LSM (test only)"));
+      lg.warn(literal("injected fault: treating bpf as an active LSM (test only)"));
       probe = { ...probe, bpf_lsm_active: { status: "supported", value: true } };
     }
     const blockers = enforceBlockers(probe, applied.needs);

@@ -14,6 +14,14 @@ import { LAUNCHER, run } from "./helpers.ts";
 
 export const AGENT = Deno.env.get("AEGIS_VM_AGENT") || LAUNCHER;
 
+/** The agent with AEGIS_TEST_* faults injected (tests/lib/agent_main.ts). */
+export const FAULT_AGENT = new URL("./agent_faults", import.meta.url).pathname;
+
+/** The launcher for an agent environment: the fault entry when it names a fault. */
+export function agentFor(env: Record<string, string>): string {
+  return Object.keys(env).some((k) => k.startsWith("AEGIS_TEST_")) ? FAULT_AGENT : AGENT;
+}
+
 /**
  * The kernel whose VM cell runs the daemon-and-CLI flow tests (emergency
  * control, policy apply, live rules). What they drive in the kernel (the
@@ -101,7 +109,7 @@ export class Agent {
   #status: Deno.CommandStatus | null = null;
 
   constructor(args: string[], env: Record<string, string>) {
-    this.proc = new Deno.Command(AGENT, {
+    this.proc = new Deno.Command(agentFor(env), {
       args: ["run", ...args],
       env,
       stdout: "piped",
