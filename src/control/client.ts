@@ -7,6 +7,7 @@
  */
 import { aegisPaths } from "../contracts.ts";
 import { AegisError } from "../errors.ts";
+import { concatBytes } from "../util/bytes.ts";
 
 export interface DaemonReply {
   status: number;
@@ -51,13 +52,7 @@ function dechunk(b: Uint8Array, socket: string): Uint8Array {
     total += size;
     off += size + 2;
   }
-  const out = new Uint8Array(total);
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
+  return concatBytes(parts, total);
 }
 
 /** Parse one complete HTTP/1.1 response (the connection was closed after it). */
@@ -108,13 +103,7 @@ async function exchange(
     }
     chunks.push(buf.slice(0, n));
   }
-  const all = new Uint8Array(total);
-  let o = 0;
-  for (const c of chunks) {
-    all.set(c, o);
-    o += c.length;
-  }
-  return all;
+  return concatBytes(chunks, total);
 }
 
 /** The exit code of a change whose outcome the CLI cannot know (docs/control.md). */

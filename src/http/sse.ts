@@ -30,6 +30,7 @@
 import type { AegisEvent, EventBus } from "../contracts.ts";
 import { AegisError } from "../errors.ts";
 import { literal, log } from "../log.ts";
+import { concatBytes } from "../util/bytes.ts";
 
 export interface SseHubOptions {
   /** concurrent subscribers; more are refused (default 64) */
@@ -330,7 +331,7 @@ export class SseHub implements EventBus {
       c.waiting = true;
       return;
     }
-    const chunk = c.chunks.length === 1 ? c.chunks[0] : concat(c.chunks, c.bytes);
+    const chunk = c.chunks.length === 1 ? c.chunks[0] : concatBytes(c.chunks, c.bytes);
     const events = c.events;
     c.chunks = [];
     c.events = 0;
@@ -407,14 +408,4 @@ function positive(name: string, v: number): number {
     throw new AegisError("USAGE", `SseHub option ${name} must be a positive integer, got ${v}`);
   }
   return v;
-}
-
-function concat(chunks: Uint8Array[], total: number): Uint8Array {
-  const out = new Uint8Array(total);
-  let off = 0;
-  for (const c of chunks) {
-    out.set(c, off);
-    off += c.length;
-  }
-  return out;
 }
