@@ -53,7 +53,7 @@ skip_tier() { # name reason
 # much of CI and is counted as a failure (exit 124), never a stalled run.
 tier_budget() {
   case $1 in
-    vm) echo 3000 ;;
+    vm) echo 4200 ;; # measured 2892 s on this box (docs/vm.md); CI stops at 5400 s in all
     fuzz) echo 900 ;;
     *) echo 900 ;;
   esac
