@@ -173,7 +173,7 @@ export class Engine implements Disposable {
   static start(shim: Shim, objectBytes: Uint8Array<ArrayBuffer>, opts: EngineOptions): Engine {
     const hasBtf = opts.hasBtfFunc ?? ((n: string) => shim.btfHasFunc(n));
     const pinRoot = opts.pinRoot;
-    const readopted = pinRoot !== null && exists(`${pinRoot}/maps/aegis_config`);
+    const readopted = pinRoot !== null && pinsExist(pinRoot);
     if (readopted) checkPinnedLayout(shim, pinRoot!);
     const obj = BpfObject.open(shim, objectBytes);
     try {
@@ -255,6 +255,11 @@ export class Engine implements Disposable {
   [Symbol.dispose](): void {
     this.close();
   }
+}
+
+/** Whether an agent's pins are under `root` (its pinned config map is). */
+export function pinsExist(root: string): boolean {
+  return exists(`${root}/maps/aegis_config`);
 }
 
 function exists(path: string): boolean {

@@ -29,7 +29,6 @@
  *
  * @module
  */
-import { hostCompileEnv } from "../policy/host_env.ts";
 import { bpfObjectBytes, openEmbeddedShim } from "../assets/mod.ts";
 import {
   AEGIS_CFG_AGENT_CGID,
@@ -49,6 +48,7 @@ import {
   MAP_EVENTS,
   MAP_HOOK_STATS,
   pinRoot,
+  pinsExist,
   uninstallPins,
 } from "../bpf/engine.ts";
 import type { BpfMap } from "../bpf/map.ts";
@@ -108,6 +108,7 @@ import {
   SelfTestCounter,
 } from "../proof/prover.ts";
 import type { Unresolved } from "../policy/compile.ts";
+import { hostCompileEnv } from "../policy/host_env.ts";
 import { keysDir, loadTrustedKeys } from "../policy/keys.ts";
 import { bpfLsmUsable, capabilityTier, enforceBlockers } from "../posture/blockers.ts";
 import { evaluateHealth } from "../posture/health.ts";
@@ -245,15 +246,6 @@ export function startEngine(
     },
   });
   return { engine, survivors, cgroup: self.path };
-}
-
-function pinsExist(root: string): boolean {
-  try {
-    Deno.statSync(`${root}/maps/aegis_config`);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** Resolves on SIGINT or SIGTERM, or when `abort` fires. */
@@ -718,7 +710,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
       }, {
         ready: () => !sink.saturated,
         // an empty ring sleeps in the kernel (epoll) instead of a 10 ms tick: an idle
-        // agent costs ~0.4 % of a core instead of ~3.4 % (docs/telemetry.md)
+        // agent costs ~0.5 % of a core instead of ~3.4 % (docs/telemetry.md)
         idleWaitMs: 250,
         onFailure: (e) => {
           const detail = `reading the event ring failed: ${e instanceof Error ? e.message : e}`;

@@ -7,8 +7,6 @@
  *
  * @module
  */
-import { keysDir } from "../policy/keys.ts";
-import { hostCompileEnv } from "../policy/host_env.ts";
 import type { Hono } from "hono";
 import type { Engine } from "../bpf/engine.ts";
 import type { BpfMap } from "../bpf/map.ts";
@@ -17,6 +15,8 @@ import { AegisError } from "../errors.ts";
 import { literal, log } from "../log.ts";
 import { type PolicyApplyDeps, restoreAppliedPolicy, type RestoreReport } from "../policy/apply.ts";
 import type { Unresolved } from "../policy/compile.ts";
+import { hostCompileEnv } from "../policy/host_env.ts";
+import { keysDir } from "../policy/keys.ts";
 import { LiveRules } from "../policy/live.ts";
 import { createPolicyRoutes, createRuleRoutes } from "../control/policy_routes.ts";
 import { pathRuleEnforcer, UnresolvedWatcher } from "../policy/watch.ts";

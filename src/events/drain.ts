@@ -12,7 +12,7 @@
  * of ticking: one nonblocking `wait` (epoll on the ring, off the main
  * thread) returns as soon as a record is committed, or after `idleWaitMs`.
  * An idle agent so wakes a few times a second instead of 100 times (host:
- * 3.4 % of a core idle → 0.4 %), and the first record after a quiet spell is
+ * 3.4 % of a core idle → 0.5 %), and the first record after a quiet spell is
  * read at once rather than up to one interval later. `stop()` ends the
  * timer; `settled()` resolves once no wait is left in native code (await it
  * before the ring or the shim is closed).

@@ -10,7 +10,7 @@
  * /health?require_enforce=1 at 503.
  */
 import { match, ok, strictEqual } from "node:assert/strict";
-import { uninstallPins } from "../../src/bpf/engine.ts";
+import { pinsExist, uninstallPins } from "../../src/bpf/engine.ts";
 import {
   AGENT,
   Agent,
@@ -24,15 +24,6 @@ import { run, tryOpen } from "../lib/helpers.ts";
 
 const LSM_ON = Deno.env.get("AEGIS_VM_LSM") === "on";
 const DENIED = "EPERM/EACCES";
-
-function pinsPresent(root: string): boolean {
-  try {
-    Deno.statSync(`${root}/maps/aegis_config`);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 Deno.test({
   name:
@@ -114,7 +105,7 @@ Deno.test({
       strictEqual((await a.exit()).code, 1, a.err);
       match(a.err, /POLICY_RESTORE_FAILED/);
       match(a.err, /changed or damaged/);
-      ok(!pinsPresent(e.pinRoot), "a refused start leaves no pins");
+      ok(!pinsExist(e.pinRoot), "a refused start leaves no pins");
       await waitUntil(
         () => tryOpen(f("pol")) === "ok",
         "nothing attached after the refusal",
