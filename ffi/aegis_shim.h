@@ -21,7 +21,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define AEGIS_SHIM_API_VERSION 1
+#define AEGIS_SHIM_API_VERSION 2
 
 struct aegis_obj;
 struct aegis_ring;
@@ -169,5 +169,22 @@ int aegis_sock_close(int fd);
  * 1048576 when the hard limit is unlimited), never above the hard limit and
  * never lowering it. out[0] old soft, out[1] hard, out[2] new soft. */
 int aegis_raise_nofile(uint64_t target, uint64_t *out);
+
+/* ---- rule verification (ffi/aegis_probe.c) ---------------------------- */
+
+/* int64 slots per path in aegis_probe_open()'s out. */
+#define AEGIS_PROBE_SLOTS 5
+/* Fork a child that moves itself into the cgroup of `cgroup_procs` (its
+ * cgroup.procs file), then for each of the n NUL-terminated paths packed in
+ * paths[0..len): open(O_PATH) (following symlinks), fstat, and only for a
+ * regular file or a directory open it again for reading through
+ * /proc/self/fd (O_NONBLOCK|O_NOCTTY); nothing is read. out holds
+ * 2 + n * AEGIS_PROBE_SLOTS int64: out[0] errno of the cgroup move (0 moved,
+ * -1 the child never reported), out[1] paths done; per path: errno of the
+ * O_PATH open (0 ok), errno of the reopen (0 opened, -1 not tried), st_dev,
+ * st_ino, st_mode. Returns 0, -ETIMEDOUT (child killed after timeout_ms;
+ * out holds what it did) or -errno. */
+int aegis_probe_open(const char *cgroup_procs, const uint8_t *paths, uint32_t len, uint32_t n,
+		     int64_t *out, uint32_t timeout_ms);
 
 #endif /* AEGIS_SHIM_H */

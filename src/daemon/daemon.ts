@@ -52,6 +52,8 @@ import {
   uninstallPins,
 } from "../bpf/engine.ts";
 import type { BpfMap } from "../bpf/map.ts";
+import { resolveRulePath } from "../bpf/path_rule.ts";
+import { inodeKey } from "../bpf/rule_codec.ts";
 import { enterOwnCgroup } from "../bpf/self_cgroup.ts";
 import { populateSurvival, type SurvivalEntry } from "../bpf/survival.ts";
 import { createControlApp } from "../control/app.ts";
@@ -76,6 +78,7 @@ import {
   visibleBlocks,
 } from "../metrics/render.ts";
 import type { Shim } from "../native/mod.ts";
+import { probeOpenPaths } from "../native/probe_open.ts";
 import {
   type CompiledEntry,
   liveGeneration,
@@ -107,6 +110,12 @@ import {
   type ProofResults,
   SelfTestCounter,
 } from "../proof/prover.ts";
+import {
+  DEFAULT_VERIFY_LIMIT,
+  describeRound,
+  RuleVerifier,
+  VERIFY_TIMEOUT_MS,
+} from "../proof/verify.ts";
 import type { Unresolved } from "../policy/compile.ts";
 import { hostCompileEnv } from "../policy/host_env.ts";
 import { keysDir, loadTrustedKeys } from "../policy/keys.ts";
@@ -337,6 +346,9 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
   let unresolvedNow = (): string[] => [];
   let unresolvedCountNow = (): number => 0;
   let prover: EnforcementProver | null = null;
+  let verifier: RuleVerifier | null = null;
+  /** cgroup id of the canary cgroup while a verification probe runs there */
+  let canaryCgid: number | null = null;
   let canaryInLive = 0;
   const selfTest = new SelfTestCounter();
   const proofInterval = opts.proofIntervalSeconds ?? DEFAULT_PROOF_INTERVAL_SECONDS;
@@ -401,7 +413,11 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
         generatedBy: "daemon",
         now: Math.floor(Date.now() / 1000),
         extraBlockers,
-        proof: { intervalSeconds: proofInterval, results: prover?.results ?? {} },
+        proof: {
+          intervalSeconds: proofInterval,
+          results: prover?.results ?? {},
+          unenforced: verifier?.unenforced ?? [],
+        },
       });
       try {
         writeReport(paths.capabilities, report);
@@ -457,7 +473,14 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
             liveCanaryEntries: canaryInLive,
             pending: selfTest.pending,
           },
-          proof: prover ? { results: prover.results, now: Math.floor(Date.now() / 1000) } : null,
+          proof: prover
+            ? {
+              results: prover.results,
+              now: Math.floor(Date.now() / 1000),
+              unenforcedRules: verifier?.unenforced.length,
+              verifiedRules: verifier?.lastRound?.denied,
+            }
+            : null,
         }, { detailed }),
       events: hub,
     });
@@ -475,6 +498,11 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
       stateDir: paths.stateDir,
       bus,
       onChange: () => rebuildReport(),
+      onRulesChanged: () => {
+        // new or changed rules: verify them all, in the next 1 s tick
+        verifier?.invalidate();
+        prover?.expedite();
+      },
     });
     cleanups.push(() => policy.close());
     unresolvedNow = () => policy.unresolved();
@@ -699,9 +727,13 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
       const ring = shim.openRing(engine.obj.map(MAP_EVENTS).fd);
       cleanups.push(() => ring.close());
       drain = new EventDrain(ring, (r) => {
-        if (r.kind === "file_block" && isCanaryRuleId(r.ruleId)) {
-          // the proof's own deny (counted by the prover): its own event type, marked,
-          // never a user-visible block
+        if (
+          r.kind === "file_block" &&
+          (isCanaryRuleId(r.ruleId) || (canaryCgid !== null && r.cgid === canaryCgid))
+        ) {
+          // the proof's own deny (a canary, or a user rule verified from the canary
+          // cgroup; counted by the prover): its own event type, marked, never a
+          // user-visible block
           bus.emit({ ...recordToEvent(r, resolver), type: "self_test", self_test: true });
           return;
         }
@@ -816,6 +848,52 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
           (cg) => probeExec(x.path, cg),
         );
       };
+      // the operator's own file rules, verified from the canary cgroup after the surfaces
+      const v = new RuleVerifier({
+        targets: () => policy.fileRuleTargets(),
+        probe: (paths) => {
+          const cg = canaryCgroup();
+          canaryCgid = Deno.statSync(cg).ino;
+          return probeOpenPaths(shim, `${cg}/cgroup.procs`, paths, VERIFY_TIMEOUT_MS);
+        },
+        heldNow: (path) => heldInLive(eng, path),
+      });
+      verifier = v;
+      let lastUnenforced = "";
+      const verifyRules = async () => {
+        if (emergencyActive()) return; // the hooks only report: nothing to verify
+        const t0 = performance.now();
+        const stats = eng.obj.map(MAP_HOOK_STATS);
+        selfTest.pending = {
+          hook: openHook,
+          floor: visibleBlocks(hookBlocks(stats, openHook), openHook, {
+            byHook: selfTest.byHook,
+            liveCanaryEntries: 0,
+          }),
+          count: DEFAULT_VERIFY_LIMIT,
+        };
+        try {
+          const r = await v.round();
+          for (let i = 0; i < r.denied; i++) selfTest.observe(openHook);
+          const ms = Math.round(performance.now() - t0);
+          const now = JSON.stringify(v.unenforced);
+          if (r.tried > 0) {
+            const line = `rule verification: ${describeRound(r)} (${ms} ms)`;
+            if (now !== lastUnenforced && r.unenforced > 0) {
+              lg.error(literal(`${line}; ${v.problem()}`), { round: r, ms });
+            } else if (now !== lastUnenforced) lg.info(literal(line), { round: r, ms });
+            else lg.debug(literal(line), { round: r, ms });
+          }
+          lastUnenforced = now;
+        } catch (e) {
+          lg.error(
+            literal(`rule verification could not run: ${e instanceof Error ? e.message : e}`),
+          );
+          throw e;
+        } finally {
+          selfTest.pending = null;
+        }
+      };
       setBuiltinRules(() => {
         const entries: CompiledEntry[] = [];
         let flags = 0;
@@ -834,6 +912,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
       prover = new EnforcementProver({
         surfaces: execOn ? { file: fileProof, exec: execProof } : { file: fileProof },
         intervalSeconds: proofInterval,
+        afterSurfaces: verifyRules,
         onRound: (res: ProofResults) => {
           for (const [surface, r] of Object.entries(res)) {
             if (!r || r.ok === lastOk[surface]) continue;
@@ -857,7 +936,8 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
       }
       const res = await prover.round();
       // just ran: only a failure counts (its age is no question here)
-      firstProof = proofProblem(prover.surfaces, res, 0, Number.MAX_SAFE_INTEGER);
+      firstProof = proofProblem(prover.surfaces, res, 0, Number.MAX_SAFE_INTEGER) ??
+        v.problem();
     }
     if (firstProof) {
       sm.transition("DEGRADED", "ENFORCEMENT_PROOF_FAILED", firstProof);
@@ -941,7 +1021,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
               proofInterval > 0 && !emergencyOn && !prover.running
                 ? proofInterval
                 : Number.MAX_SAFE_INTEGER,
-            )
+            ) ?? verifier?.problem() ?? null
             : undefined,
         });
         if (want) sm!.transition(want.state, want.reason, want.detail);
@@ -1001,4 +1081,23 @@ export function mapUtilisation(engine: Engine): Record<string, number> {
 /** /events subscribers the hub cut off (every reason). */
 function sseDropped(hub: SseHub): number {
   return Object.values(hub.stats().dropped_clients).reduce((a, b) => a + b, 0);
+}
+
+/**
+ * Does the live generation of `engine` hold a global file rule for the
+ * file `path` names now (resolved as a rule would be)? For the rule
+ * verification's report; null when the path does not resolve any more.
+ */
+function heldInLive(engine: Engine, path: string): { held: boolean; identity: string } | null {
+  try {
+    const r = resolveRulePath(path);
+    if (r.status !== "resolved") return null;
+    const gen = liveGeneration((n) => engine.obj.map(n));
+    const held = engine.obj.map("aegis_deny_inode").lookup(inodeKey(r.dev, r.ino, gen)) !== null;
+    const identity = `dev ${r.dev >>> 20}:${r.dev & 0xfffff} inode ${r.ino}` +
+      (r.fsType ? ` on ${r.fsType}` : "");
+    return { held, identity };
+  } catch {
+    return null;
+  }
 }

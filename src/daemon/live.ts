@@ -18,6 +18,8 @@ import type { Unresolved } from "../policy/compile.ts";
 import { hostCompileEnv } from "../policy/host_env.ts";
 import { keysDir } from "../policy/keys.ts";
 import { LiveRules } from "../policy/live.ts";
+import { parsePolicy } from "../policy/parse.ts";
+import type { FileRuleTarget } from "../proof/verify.ts";
 import { createPolicyRoutes, createRuleRoutes } from "../control/policy_routes.ts";
 import { pathRuleEnforcer, UnresolvedWatcher } from "../policy/watch.ts";
 import type { EventBus } from "../contracts.ts";
@@ -34,12 +36,19 @@ export interface DaemonPolicyOptions {
   bus: EventBus;
   /** something the report shows changed (unresolved set, policy) */
   onChange: () => void;
+  /**
+   * The set of enforced file rules changed (apply, live edit, restore, a
+   * watched path appeared): verify them again (src/proof/verify.ts).
+   */
+  onRulesChanged?: () => void;
 }
 
 export class DaemonPolicy {
   #o: DaemonPolicyOptions;
   #engine: Engine | null = null;
   #watcher: UnresolvedWatcher | null = null;
+  /** deny_path lines of policy.applied, parsed again only when the file changes */
+  #denyPaths: { stamp: string; rules: FileRuleTarget[] } | null = null;
   readonly live: LiveRules;
 
   constructor(o: DaemonPolicyOptions) {
@@ -93,6 +102,7 @@ export class DaemonPolicy {
             caller_source: callerSource(caller),
             changed_at_unix: Math.floor(Date.now() / 1000),
           });
+          this.#o.onRulesChanged?.();
         },
         onExpired: (rules) => this.#expired(rules),
         onError,
@@ -121,6 +131,7 @@ export class DaemonPolicy {
           });
           this.watch(report.unresolved);
           this.#o.onChange();
+          this.#o.onRulesChanged?.();
         },
         onRefused: (e, caller) =>
           lg.warn(
@@ -156,6 +167,7 @@ export class DaemonPolicy {
     if (r) {
       this.watch(r.unresolved);
       if (r.expired.length > 0) this.#expired(r.expired);
+      this.#o.onRulesChanged?.();
     }
     return r;
   }
@@ -201,6 +213,7 @@ export class DaemonPolicy {
           via: r.via,
         });
         this.#o.onChange();
+        this.#o.onRulesChanged?.();
       },
       onError: (what, e) => lg.warn(literal(`${what}: ${e instanceof Error ? e.message : e}`)),
     });
@@ -216,6 +229,38 @@ export class DaemonPolicy {
   /** How many paths of the applied policy are still missing (no list built). */
   unresolvedCount(): number {
     return this.#watcher?.pendingCount ?? 0;
+  }
+
+  /**
+   * The global file deny rules to verify: the `deny_path` lines of the
+   * applied policy (rule id = line) and the `block add` live rules. Paths as
+   * given; one that does not exist now is skipped by the verifier.
+   */
+  fileRuleTargets(): FileRuleTarget[] {
+    const file = `${this.#o.stateDir}/policy.applied`;
+    let policyRules: FileRuleTarget[] = [];
+    try {
+      const st = Deno.statSync(file);
+      const stamp = `${st.ino}:${st.size}:${st.mtime?.getTime()}`;
+      if (this.#denyPaths?.stamp !== stamp) {
+        const parsed = parsePolicy(Deno.readFileSync(file), file);
+        this.#denyPaths = {
+          stamp,
+          rules: (parsed.policy?.denyPath ?? []).map((e) => ({ ruleId: e.line, path: e.path })),
+        };
+      }
+      policyRules = this.#denyPaths.rules;
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotFound)) throw e;
+      this.#denyPaths = null;
+    }
+    const live: FileRuleTarget[] = [];
+    for (const r of this.live.rules()) {
+      if (r.spec.kind === "path" && r.state === undefined) {
+        live.push({ ruleId: r.id, path: r.spec.path });
+      }
+    }
+    return [...policyRules, ...live];
   }
 
   /** Once a second: remove expired live rules. */

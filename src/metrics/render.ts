@@ -75,15 +75,24 @@ export interface MetricsSources {
     byHook: Readonly<Record<string, number>>;
     liveCanaryEntries: number;
     /**
-     * A probe in flight: its deny may already be in the kernel's count of
-     * `hook` but not yet in byHook. The hook then shows one less, never
-     * less than `floor` (what it showed when the probe started), so a
-     * canary deny never appears and the counter never goes down.
+     * A probe in flight: its denies (at most `count`, default 1) may already
+     * be in the kernel's count of `hook` but not yet in byHook. The hook
+     * then shows `count` less, never less than `floor` (what it showed when
+     * the probe started), so a proof's deny never appears and the counter
+     * never goes down.
      */
-    pending?: { hook: string; floor: bigint } | null;
+    pending?: { hook: string; floor: bigint; count?: number } | null;
   } | null;
-  /** The last enforcement proofs and the clock (unix seconds). */
-  proof?: { results: ProofResults; now: number } | null;
+  /**
+   * The last enforcement proofs and the clock (unix seconds); rule
+   * verification: rules found not denied, and denied (last round).
+   */
+  proof?: {
+    results: ProofResults;
+    now: number;
+    unenforcedRules?: number;
+    verifiedRules?: number;
+  } | null;
 }
 
 /** Sources with kernel facts only (no daemon: state, events, emergency unknown). */
@@ -174,7 +183,8 @@ export function visibleBlocks(
   let v = kernel > own ? kernel - own : 0n;
   const p = selfTest?.pending;
   if (p && p.hook === hook) {
-    v = v > 0n ? v - 1n : 0n;
+    const c = BigInt(p.count ?? 1);
+    v = v > c ? v - c : 0n;
     if (v < p.floor) v = p.floor;
   }
   return v;
@@ -285,6 +295,21 @@ export async function renderMetrics(src: MetricsSources, opts: RenderOptions): P
         { surface },
       );
     }
+  }
+  x.declare(
+    "aegisbpf_unenforced_rules",
+    "gauge",
+    "File rules the rule verification found not denied by the kernel (capabilities.json " +
+      "unenforced_rules).",
+  );
+  x.declare(
+    "aegisbpf_verified_rules",
+    "gauge",
+    "File rules the last rule-verification round saw denied by the kernel.",
+  );
+  if (src.proof?.unenforcedRules !== undefined) {
+    x.sample("aegisbpf_unenforced_rules", src.proof.unenforcedRules);
+    x.sample("aegisbpf_verified_rules", src.proof.verifiedRules ?? 0);
   }
 
   x.declare("aegisbpf_net_blocks_total", "counter", "Network operations blocked, by rule type.");

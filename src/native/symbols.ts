@@ -9,7 +9,7 @@
  * @module
  */
 
-export const SHIM_API_VERSION = 1;
+export const SHIM_API_VERSION = 2;
 
 export const symbols = {
   // int aegis_shim_api_version(void);
@@ -130,6 +130,13 @@ export const symbols = {
 
   // int aegis_raise_nofile(uint64_t target, uint64_t *out);
   aegis_raise_nofile: { parameters: ["u64", "buffer"], result: "i32" },
+
+  // int aegis_probe_open(const char *cgroup_procs, const uint8_t *paths, uint32_t len, uint32_t n, int64_t *out, uint32_t timeout_ms);
+  aegis_probe_open: {
+    parameters: ["buffer", "buffer", "u32", "u32", "buffer", "u32"],
+    result: "i32",
+    nonblocking: true,
+  },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 export type ShimSymbols = typeof symbols;

@@ -134,5 +134,17 @@ function proofAdvice(r: CapabilitiesReport): Advice[] {
           "directory (/run/aegisbpf/proof) and the probe runs /bin/sh",
     });
   }
+  for (const u of r.unenforced_rules) {
+    out.push({
+      code: "RULE_UNENFORCED",
+      message: `rule ${u.rule_id} (${u.surface}) on ${JSON.stringify(u.target)} is not ` +
+        `enforced: ${u.reason}`,
+      remediation: /replaced or created again/.test(u.reason)
+        ? "apply the policy again (aegisbpf policy apply FILE) or add the path again " +
+          "(aegisbpf block add PATH): rules follow the file a path named when they were applied"
+        : 'see docs/engine.md, "File identity per file system": move the file to a supported ' +
+          "file system, or rule it where the hooks can identify it",
+    });
+  }
   return out;
 }

@@ -57,7 +57,16 @@ function proofReasons(i: HealthInput): string[] {
   // (runtime_state above), except while emergency disable is or has just been active, when
   // no proof can run; judging the age here again would fail readiness in that gap
   const p = proofProblem(surfaces, r.enforcement_proof, 0, Number.MAX_SAFE_INTEGER);
-  return p ? [p] : [];
+  const out = p ? [p] : [];
+  const u = r.unenforced_rules;
+  if (u.length > 0) {
+    out.push(
+      `${u.length} rule(s) not denied by the kernel (unenforced_rules): ` +
+        u.slice(0, 3).map((x) => `rule ${x.rule_id} ${JSON.stringify(x.target)}`).join(", ") +
+        (u.length > 3 ? ", …" : ""),
+    );
+  }
+  return out;
 }
 
 export function evaluateHealth(i: HealthInput, requireEnforce: boolean): HealthVerdict {

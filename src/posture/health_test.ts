@@ -219,3 +219,42 @@ Deno.test("doctor: a failed proof and proofs off get advice with a remedy", asyn
   const off = await report("ENFORCE", true, { intervalSeconds: 0, results: PASSED });
   eq(doctorAdvice(await facts({ report: off })).map((x) => x.code), ["ENFORCEMENT_PROOF_OFF"]);
 });
+
+Deno.test("require_enforce: an unenforced rule (rule verification) → 503 naming it; plain health 200", async () => {
+  const r = await report("ENFORCE");
+  r.unenforced_rules = [{
+    rule_id: 3,
+    surface: "file",
+    target: "/srv/t/secret",
+    reason: "a process outside the agent's cgroup opened the file",
+  }];
+  const v = evaluateHealth({ report: r, emergencyActive: false, daemonRunning: true }, true);
+  strictEqual(v.status, 503);
+  ok(
+    v.body.reasons.some((x) =>
+      x.includes("1 rule(s) not denied by the kernel") && x.includes('rule 3 "/srv/t/secret"')
+    ),
+  );
+  strictEqual(
+    evaluateHealth({ report: r, emergencyActive: false, daemonRunning: true }, false).status,
+    200,
+  );
+});
+
+Deno.test("doctor: an unenforced rule gets advice naming it, with the remedy for its reason", async () => {
+  const r = await report("DEGRADED");
+  r.unenforced_rules = [
+    {
+      rule_id: 3,
+      surface: "file",
+      target: "/srv/a",
+      reason: "… it was replaced or created again …",
+    },
+    { rule_id: 4, surface: "file", target: "/srv/b", reason: "… the kernel holds a rule for it …" },
+  ];
+  const a = doctorAdvice(await facts({ report: r })).filter((x) => x.code === "RULE_UNENFORCED");
+  strictEqual(a.length, 2);
+  ok(a[0].message.includes('rule 3 (file) on "/srv/a"'));
+  ok(a[0].remediation.includes("policy apply"));
+  ok(a[1].remediation.includes("File identity per file system"));
+});

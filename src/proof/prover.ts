@@ -42,6 +42,12 @@ export interface ProverOptions {
   intervalSeconds: number;
   /** unix seconds (tests) */
   now?: () => number;
+  /**
+   * After the surfaces of every round, while the round is still in flight:
+   * the verification of the operator's own rules (src/proof/verify.ts).
+   * It judges and reports its own outcome; a throw is swallowed here.
+   */
+  afterSurfaces?: () => Promise<void>;
   /** after every round (report rewrite, log lines) */
   onRound?: (results: ProofResults) => void;
 }
@@ -51,6 +57,7 @@ export class EnforcementProver {
   #surfaces: [ProofSurface, SurfaceProofFn][];
   #now: () => number;
   #onRound?: (r: ProofResults) => void;
+  #after?: () => Promise<void>;
   #results: ProofResults = {};
   #lastRound = -Infinity;
   #running: Promise<ProofResults> | null = null;
@@ -67,6 +74,7 @@ export class EnforcementProver {
     ]);
     this.#now = opts.now ?? (() => Math.floor(Date.now() / 1000));
     this.#onRound = opts.onRound;
+    this.#after = opts.afterSurfaces;
   }
 
   /** Surfaces this prover covers. */
@@ -111,6 +119,7 @@ export class EnforcementProver {
           }
           this.#results[s] = { ok: r.denied, last_unix: this.#now(), detail: r.detail };
         }
+        await this.#after?.().catch(() => {});
         this.#rounds++;
         const out = this.results;
         this.#onRound?.(out);
@@ -172,8 +181,12 @@ export function proofProblem(
  */
 export class SelfTestCounter {
   #byHook: Record<string, number> = {};
-  /** a probe in flight (see MetricsSources.selfTest.pending in render.ts) */
-  pending: { hook: string; floor: bigint } | null = null;
+  /**
+   * A probe in flight (see MetricsSources.selfTest.pending in render.ts):
+   * its hook, the visible count before it, and at most how many denies it
+   * can cause (1 when absent).
+   */
+  pending: { hook: string; floor: bigint; count?: number } | null = null;
   observe(hook: string): void {
     this.#byHook[hook] = (this.#byHook[hook] ?? 0) + 1;
   }

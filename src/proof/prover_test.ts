@@ -140,3 +140,27 @@ Deno.test("SelfTestCounter: by hook and total", () => {
   eq(s.byHook, { file_open: 2, inode_permission: 1 });
   strictEqual(s.total, 3);
 });
+
+Deno.test("prover: afterSurfaces runs inside every round, after the surfaces; its throw does not fail the round", async () => {
+  const order: string[] = [];
+  let fail = false;
+  const p = new EnforcementProver({
+    surfaces: {
+      file: () => {
+        order.push("file");
+        return Promise.resolve({ denied: true, detail: "EPERM" });
+      },
+    },
+    intervalSeconds: 30,
+    afterSurfaces: () => {
+      order.push(p.running ? "rules (in flight)" : "rules");
+      return fail ? Promise.reject(new Error("probe broke")) : Promise.resolve();
+    },
+    onRound: () => order.push("onRound"),
+  });
+  await p.round();
+  fail = true;
+  const r = await p.round();
+  eq(order, ["file", "rules (in flight)", "onRound", "file", "rules (in flight)", "onRound"]);
+  strictEqual(r.file!.ok, true);
+});

@@ -6,6 +6,11 @@
  * metrics); the canary's denies are self_test events and never in
  * aegisbpf_blocks_total, while a user rule's deny is; a `policy apply`
  * (a new rule generation) carries the canary, so the proof keeps passing.
+ * Rule verification: the applied rule is opened from the canary cgroup
+ * (denied: a self_test event, no block); the file replaced under its path
+ * (a new inode the rule does not hold) is listed in unenforced_rules with
+ * the reason, the node goes DEGRADED (ENFORCEMENT_PROOF_FAILED) and
+ * readiness is 503, until the policy is applied again.
  * lsm-off: the programs are attached in enforce mode by an injection
  * (AEGIS_TEST_ASSUME_BPF_LSM=1: "bpf" treated as an active LSM) — they
  * attach and deny nothing — and the proof catches it: the first state is
@@ -143,6 +148,62 @@ Deno.test({
         1,
         "no transition: " + JSON.stringify(a.events().filter((x) => x.type === "state_change")),
       );
+
+      // rule verification: the policy's own rule (line 3) is tried from the canary cgroup
+      await a.waitFor(
+        () => /rule verification: 1 of 1 rule\(s\) tried: 1 denied, 0 open/.test(a!.err),
+        "the applied rule verified",
+        30_000,
+      );
+      ok(
+        a.events().some((x) => x.type === "self_test" && x.self_test === true && x.rule_id === 3),
+        "the verification's deny is a self_test event",
+      );
+      text = (await httpGet(e.port, "/metrics?detailed=1")).body as string;
+      strictEqual(metric(text, "aegisbpf_unenforced_rules"), 0);
+      strictEqual(metric(text, "aegisbpf_verified_rules"), 1);
+      strictEqual(metric(text, "aegisbpf_blocks_total"), 1, "verification denies are not blocks");
+
+      // the file replaced under the same path (a new inode; editors and package managers do
+      // this): the rule still holds the old inode, the path opens, and the agent says so
+      Deno.removeSync(f("secret"));
+      Deno.writeTextFileSync(f("secret"), "replaced");
+      strictEqual(tryOpen(f("secret")), "ok", "the gap is real: the new file opens");
+      const tReplace = Date.now();
+      const reportNow = () => CapabilitiesReport.parse(JSON.parse(Deno.readTextFileSync(e.report)));
+      await a.waitFor(() => reportNow().unenforced_rules.length === 1, "unenforced_rules", 30_000);
+      stamp("file replaced to unenforced_rules", tReplace);
+      const [u] = reportNow().unenforced_rules;
+      deepStrictEqual([u.rule_id, u.surface, u.target], [3, "file", f("secret")]);
+      match(u.reason, /holds no rule for the file the path names now .*replaced or created again/);
+      await a.waitFor(
+        () => reportNow().runtime_state === "DEGRADED",
+        "DEGRADED for the unenforced rule",
+        15_000,
+      );
+      const deg = (await a.stateChanges()).at(-1)!;
+      strictEqual(deg.reason_code, "ENFORCEMENT_PROOF_FAILED");
+      match(deg.detail, /rule verification: 1 rule\(s\) not denied by the kernel: rule 3/);
+      const h503 = await httpGet(e.port, "/health?require_enforce=1");
+      strictEqual(h503.status, 503);
+      ok(
+        h503.body.reasons.some((r: string) => r.includes("not denied by the kernel")),
+        JSON.stringify(h503.body),
+      );
+      text = (await httpGet(e.port, "/metrics")).body as string;
+      strictEqual(metric(text, "aegisbpf_unenforced_rules"), 1);
+
+      // applied again: the path's new inode is ruled, verified, and the node recovers
+      const again = await run(AGENT, ["policy", "apply", f("p.pol")], e.env);
+      strictEqual(again.code, 0, again.stderr);
+      await a.waitFor(
+        () => reportNow().unenforced_rules.length === 0 && reportNow().runtime_state === "ENFORCE",
+        "verified again, ENFORCE",
+        30_000,
+      );
+      strictEqual((await a.stateChanges()).at(-1)!.reason_code, "RECOVERED");
+      strictEqual((await httpGet(e.port, "/health?require_enforce=1")).status, 200);
+      strictEqual(tryOpen(f("secret")), "EPERM/EACCES");
       stamp("whole lsm-on test", a.started);
     } finally {
       await cleanupAgent(a, e);
