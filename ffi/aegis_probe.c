@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /* aegis_probe_open(): the rule verification of the enforcement proof
- * (docs/posture.md, "Rule verification"). A child process leaves the
+ * (docs/posture.md, "Rule verification"); aegis_probe_connect(): the
+ * network surface's canary connect. A child process leaves the
  * agent's cgroup (the agent is exempt from every rule) for the canary
  * cgroup and tries to open each rule's path, so the kernel answers as it
  * would for any workload.
@@ -19,7 +20,10 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -48,22 +52,32 @@ static void fd_path(char *buf, int fd)
 	buf[sizeof(pre) - 1 + n] = '\0';
 }
 
-static void child(const char *cgroup_procs, const uint8_t *paths, uint32_t len, uint32_t n,
-		  int64_t *res)
+/* In the child: move into the cgroup (res[0] = 0, else its errno and _exit). */
+static void enter_cgroup(const char *cgroup_procs, int64_t *res)
 {
-	const char *p = (const char *)paths, *end = (const char *)paths + len;
-	char proc[40];
-	uint32_t i;
-	int cfd;
+	int cfd = open(cgroup_procs, O_WRONLY | O_CLOEXEC);
 
-	cfd = open(cgroup_procs, O_WRONLY | O_CLOEXEC);
 	if (cfd < 0 || write(cfd, "0\n", 2) != 2) {
 		res[0] = errno ? errno : EIO;
 		_exit(0);
 	}
 	close(cfd);
 	res[0] = 0;
-	for (i = 0; i < n && p < end; i++) {
+}
+
+struct open_args {
+	const uint8_t *paths;
+	uint32_t len, n;
+};
+
+static void open_body(const void *arg, int64_t *res)
+{
+	const struct open_args *a = arg;
+	const char *p = (const char *)a->paths, *end = (const char *)a->paths + a->len;
+	char proc[40];
+	uint32_t i;
+
+	for (i = 0; i < a->n && p < end; i++) {
 		int64_t *r = res + SLOT_HEAD + (size_t)i * SLOT_PER_PATH;
 		struct stat st;
 		int pfd, ofd;
@@ -95,25 +109,41 @@ static void child(const char *cgroup_procs, const uint8_t *paths, uint32_t len, 
 		res[1] = (int64_t)i + 1;
 		p += strnlen(p, (size_t)(end - p)) + 1;
 	}
-	_exit(0);
 }
 
-int aegis_probe_open(const char *cgroup_procs, const uint8_t *paths, uint32_t len, uint32_t n,
-		     int64_t *out, uint32_t timeout_ms)
+struct connect_args {
+	struct sockaddr_in sin;
+};
+
+/* One non-blocking TCP connect: the LSM hook answers before the protocol
+ * does, so a deny is EPERM at once; an allowed connect to a loopback port
+ * nobody listens on is refused (or in progress) without leaving the host. */
+static void connect_body(const void *arg, int64_t *res)
 {
-	size_t slots, bytes;
+	const struct connect_args *a = arg;
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+	if (fd < 0) {
+		res[1] = -(int64_t)errno; /* no socket: not a connect answer */
+		return;
+	}
+	res[1] = connect(fd, (const struct sockaddr *)&a->sin, sizeof(a->sin)) == 0 ? 0 : errno;
+	close(fd);
+}
+
+/* Fork a child that enters the cgroup and runs body() on a shared
+ * result array of `slots` int64 (res[0]: cgroup errno, -1 if never
+ * reported), wait up to timeout_ms, copy the results to out. */
+static int probe_run(const char *cgroup_procs, void (*body)(const void *, int64_t *),
+		     const void *arg, size_t slots, int64_t *out, uint32_t timeout_ms)
+{
+	size_t bytes = slots * sizeof(int64_t);
 	struct timespec nap = { 0, 1000000 }; /* 1 ms */
 	uint64_t waited_us = 0;
 	int64_t *shared;
 	int status, rc = 0;
 	pid_t pid, w;
 
-	if (!cgroup_procs || !out || (n > 0 && (!paths || len == 0)) || n > (1u << 20))
-		return -EINVAL;
-	if (n > 0 && paths[len - 1] != '\0')
-		return -EINVAL; /* every path NUL-terminated, the last one too */
-	slots = SLOT_HEAD + (size_t)n * SLOT_PER_PATH;
-	bytes = slots * sizeof(int64_t);
 	shared = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (shared == MAP_FAILED)
 		return -errno;
@@ -125,8 +155,11 @@ int aegis_probe_open(const char *cgroup_procs, const uint8_t *paths, uint32_t le
 		munmap(shared, bytes);
 		return rc;
 	}
-	if (pid == 0)
-		child(cgroup_procs, paths, len, n, shared);
+	if (pid == 0) {
+		enter_cgroup(cgroup_procs, shared);
+		body(arg, shared);
+		_exit(0);
+	}
 	for (;;) {
 		w = waitpid(pid, &status, WNOHANG);
 		if (w == pid)
@@ -148,4 +181,31 @@ int aegis_probe_open(const char *cgroup_procs, const uint8_t *paths, uint32_t le
 	memcpy(out, shared, bytes);
 	munmap(shared, bytes);
 	return rc;
+}
+
+int aegis_probe_open(const char *cgroup_procs, const uint8_t *paths, uint32_t len, uint32_t n,
+		     int64_t *out, uint32_t timeout_ms)
+{
+	struct open_args a = { paths, len, n };
+
+	if (!cgroup_procs || !out || (n > 0 && (!paths || len == 0)) || n > (1u << 20))
+		return -EINVAL;
+	if (n > 0 && paths[len - 1] != '\0')
+		return -EINVAL; /* every path NUL-terminated, the last one too */
+	return probe_run(cgroup_procs, open_body, &a, SLOT_HEAD + (size_t)n * SLOT_PER_PATH, out,
+			 timeout_ms);
+}
+
+int aegis_probe_connect(const char *cgroup_procs, uint32_t addr_be, uint32_t port, int64_t *out,
+			uint32_t timeout_ms)
+{
+	struct connect_args a;
+
+	if (!cgroup_procs || !out || port == 0 || port > 65535)
+		return -EINVAL;
+	memset(&a, 0, sizeof(a));
+	a.sin.sin_family = AF_INET;
+	a.sin.sin_addr.s_addr = addr_be;
+	a.sin.sin_port = htons((uint16_t)port);
+	return probe_run(cgroup_procs, connect_body, &a, 2, out, timeout_ms);
 }

@@ -186,5 +186,12 @@ int aegis_raise_nofile(uint64_t target, uint64_t *out);
  * out holds what it did) or -errno. */
 int aegis_probe_open(const char *cgroup_procs, const uint8_t *paths, uint32_t len, uint32_t n,
 		     int64_t *out, uint32_t timeout_ms);
+/* Fork a child that moves into the cgroup of `cgroup_procs` and makes one
+ * non-blocking TCP connect to addr_be (IPv4, network byte order):port.
+ * out[0] errno of the cgroup move (as above), out[1] errno of the connect
+ * (0 connected, EPERM denied, EINPROGRESS/ECONNREFUSED let through;
+ * negative: no socket could be made). Returns 0, -ETIMEDOUT or -errno. */
+int aegis_probe_connect(const char *cgroup_procs, uint32_t addr_be, uint32_t port, int64_t *out,
+			uint32_t timeout_ms);
 
 #endif /* AEGIS_SHIM_H */

@@ -6,7 +6,11 @@
  *    opening the same file) with no cgroup move and no rule bookkeeping;
  *  - round: what the daemon does per round for the file surface — check the
  *    sentinel, re-assert the canary rule in the live generation (in-memory
- *    maps here), move the probe into the canary cgroup, judge its answer.
+ *    maps here), move the probe into the canary cgroup, judge its answer;
+ *  - the exec round likewise;
+ *  - the forked probes of ffi/aegis_probe.c: the network canary's connect,
+ *    and rule verification of 64 files (the per-round limit) against its
+ *    floor, the same fork with no path (cgroup move and exit only).
  *
  * On a host whose BPF LSM does not deny, the probe's open succeeds in both
  * (the kernel's deny itself is a hash lookup, nanoseconds against the
@@ -18,6 +22,8 @@
 import { cgroup2MountFrom } from "../../src/bpf/self_cgroup.ts";
 import {
   CANARY_CGROUP_NAME,
+  CANARY_NET_ADDR,
+  CANARY_NET_PORT,
   canaryCgroup,
   ensureExecSentinel,
   ensureInGeneration,
@@ -30,6 +36,9 @@ import {
   probeOpen,
 } from "../../src/proof/canary.ts";
 import { fakeMaps } from "../../src/policy/fake_maps_test.ts";
+import { openEmbeddedShim } from "../../src/assets/mod.ts";
+import { probeConnect, probeOpenPaths } from "../../src/native/probe.ts";
+import { DEFAULT_VERIFY_LIMIT, VERIFY_TIMEOUT_MS } from "../../src/proof/verify.ts";
 
 const rounds = Number(Deno.args[0] ?? 100);
 const TICK_MS = 10; // USER_HZ = 100
@@ -127,6 +136,35 @@ try {
   say(
     `  exec round (sentinel + canary + cgroup move + exec probe): wall ` +
       `${stats(execRound.walls)}; CPU ${execRound.cpu.toFixed(2)} ms/round`,
+  );
+  // the forked probes (ffi/aegis_probe.c): a fork of this process, no exec
+  using shim = await openEmbeddedShim(`${dir}/rt`);
+  const procs = `${cg}/cgroup.procs`;
+  const files = Array.from({ length: DEFAULT_VERIFY_LIMIT }, (_, i) => `${dir}/rule-${i}`);
+  for (const f of files) Deno.writeTextFileSync(f, "x");
+  const forkFloor = await measure(() => probeOpenPaths(shim, procs, [], VERIFY_TIMEOUT_MS));
+  const verify = await measure(() => probeOpenPaths(shim, procs, files, VERIFY_TIMEOUT_MS));
+  const net = await measure(() =>
+    probeConnect(shim, procs, CANARY_NET_ADDR, CANARY_NET_PORT, VERIFY_TIMEOUT_MS)
+  );
+  say(
+    `  fork floor (fork, cgroup move, exit): wall ${stats(forkFloor.walls)}; ` +
+      `CPU ${forkFloor.cpu.toFixed(2)} ms/round`,
+  );
+  say(
+    `  network round (fork + connect): wall ${stats(net.walls)}; CPU ${
+      net.cpu.toFixed(2)
+    } ms/round`,
+  );
+  say(
+    `  rule verification, ${files.length} files (fork + O_PATH + reopen each): wall ` +
+      `${stats(verify.walls)}; CPU ${verify.cpu.toFixed(2)} ms/round`,
+  );
+  const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+  say(
+    `  verification / fork floor (median wall): ${
+      (med(verify.walls) / med(forkFloor.walls)).toFixed(2)
+    }x; the sh probe floor / fork floor: ${(med(floor.walls) / med(forkFloor.walls)).toFixed(2)}x`,
   );
 } finally {
   Deno.removeSync(dir, { recursive: true });

@@ -6,7 +6,7 @@
 #                              [--timeout S] [--out DIR] [-e NAME=VALUE ...] [FILE...]
 #   FILE...   test files (default: tests/vm/*_vmtest.ts; also AEGIS_VM_TESTS="a.ts b.ts")
 #   --cells   subset of the matrix (default all four; also AEGIS_VM_CELLS)
-#   --jobs    cells booted at once (default 1: measured faster on 2 cores, see docs/vm.md)
+#   --jobs    cells booted at once (default 2: one -smp 1 guest per core, see docs/vm.md)
 #   --timeout per-boot timeout in seconds (default 2700; the 6.1/lsm-on cell takes ~1500 s)
 #   --out     results root (default .cache/vm/matrix/<stamp>); one folder per cell
 # Prints one line per cell and test, the dmesg scan per cell, and a final line
@@ -18,7 +18,7 @@ cd "$repo"
 deno=$repo/.tools/bin/deno
 
 cells=${AEGIS_VM_CELLS:-"6.1/on 6.1/off 6.12/on 6.12/off"}
-jobs=1 timeout=2700 out="" envs=() files=()
+jobs=${AEGIS_VM_JOBS:-2} timeout=2700 out="" envs=() files=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --cells) cells=${2:?}; shift 2 ;;

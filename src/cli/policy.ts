@@ -47,6 +47,7 @@ import type { Policy, PolicyIssue } from "../policy/model.ts";
 import { MAX_FILE_BYTES, parsePolicy } from "../policy/parse.ts";
 import { FileReadError, readFileCapped, readTextFileCapped } from "../util/read_file.ts";
 import { pinRoot } from "../bpf/engine.ts";
+import type { RuleVerification } from "../proof/verify.ts";
 
 /**
  * A `--sha256-file` is read up to this size (a `sha256sum` line is 64 hex, two
@@ -361,17 +362,59 @@ export function printExpired(rules: readonly LiveRule[]): void {
   }
 }
 
+/**
+ * Exit status of an apply or `block add` that took effect but whose rule
+ * verification found rules the kernel does not deny (docs/policy.md).
+ */
+export const EXIT_UNENFORCED = 4;
+
+/**
+ * Print what the rule verification after a change found (the daemon's
+ * reply): a count, each unenforced rule on stderr (exit EXIT_UNENFORCED),
+ * or why nothing was verified. `undefined`: the change was made without a
+ * running agent.
+ */
+export function printVerification(v: RuleVerification | null | undefined): void {
+  if (v === undefined) {
+    out("  not verified: no agent is running to prove the rules (see aegisbpf health)");
+    return;
+  }
+  if (v === null) {
+    out("  not verified: the agent is not enforcing now (aegisbpf health --require-enforce)");
+    return;
+  }
+  if (v.error) writeStderr(`warning: rule verification could not run: ${v.error}\n`);
+  const r = v.round;
+  if (r && r.tried > 0) {
+    out(
+      `  verified: ${r.denied} of ${r.tried} file rule(s) tried were denied by the kernel to a ` +
+        `process outside the agent's cgroup` +
+        (r.rules > r.tried ? ` (${r.rules} in all; the rest are tried in the next rounds)` : "") +
+        (r.skipped ? `; ${r.skipped} skipped (missing, or not a regular file or directory)` : "") +
+        (r.inconclusive ? `; ${r.inconclusive} inconclusive` : ""),
+    );
+  }
+  for (const u of v.unenforced) {
+    writeStderr(`NOT ENFORCED: rule ${u.rule_id} ${JSON.stringify(u.target)}: ${u.reason}\n`);
+  }
+  if (v.unenforced.length > 0) Deno.exitCode = EXIT_UNENFORCED;
+}
+
 /** Apply through the daemon when it runs, else on the pins; print the report. */
 async function applyFile(req: PolicyApplyRequest, json?: true): Promise<void> {
-  let report = await daemonCall<PolicyApplyReport>("POST", "/policy/apply", {
-    file: req.file,
-    policy_b64: encodeBase64(req.bytes),
-    sha256: req.sha256,
-    require_signature: req.requireSignature,
-    dry_run: req.dryRun,
-    reset: req.reset,
-    no_rollback: req.noRollback,
-  });
+  let report = await daemonCall<PolicyApplyReport & { verification?: RuleVerification | null }>(
+    "POST",
+    "/policy/apply",
+    {
+      file: req.file,
+      policy_b64: encodeBase64(req.bytes),
+      sha256: req.sha256,
+      require_signature: req.requireSignature,
+      dry_run: req.dryRun,
+      reset: req.reset,
+      no_rollback: req.noRollback,
+    },
+  );
   if (report === null) {
     try {
       if (req.dryRun) {
@@ -387,7 +430,10 @@ async function applyFile(req: PolicyApplyRequest, json?: true): Promise<void> {
     }
   }
   for (const w of report.warnings) writeStderr(`warning: ${w}\n`);
-  if (json) return outJson(report);
+  if (json) {
+    if ((report.verification?.unenforced.length ?? 0) > 0) Deno.exitCode = EXIT_UNENFORCED;
+    return outJson(report);
+  }
   printExpired(report.live.expired);
   const n = Object.values(report.entries).reduce((a, b) => a + b, 0);
   if (report.dry_run) {
@@ -408,6 +454,7 @@ async function applyFile(req: PolicyApplyRequest, json?: true): Promise<void> {
         `(not enforced${report.dry_run ? "" : "; enforced when it appears while the agent runs"})`,
     );
   }
+  if (!report.dry_run) printVerification(report.verification);
 }
 
 /** For --dry-run without an agent: nothing is written, so no maps are needed. */

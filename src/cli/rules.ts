@@ -23,7 +23,15 @@ import {
   parseDuration,
   type RuleGroup,
 } from "../policy/live.ts";
-import { daemonCall, openLocal, printExpired, stateDir } from "./policy.ts";
+import type { RuleVerification } from "../proof/verify.ts";
+import {
+  daemonCall,
+  EXIT_UNENFORCED,
+  openLocal,
+  printExpired,
+  printVerification,
+  stateDir,
+} from "./policy.ts";
 
 function appliedPolicyText(): string {
   try {
@@ -35,7 +43,14 @@ function appliedPolicyText(): string {
 
 async function addRule(req: LiveRuleRequest, ttl: string | undefined, json?: true): Promise<void> {
   const ttlSeconds = ttl === undefined ? null : parseDuration(ttl);
-  let r = await daemonCall<{ rule: LiveRule; renewed: boolean; expired: LiveRule[] }>(
+  let r = await daemonCall<
+    {
+      rule: LiveRule;
+      renewed: boolean;
+      expired: LiveRule[];
+      verification?: RuleVerification | null;
+    }
+  >(
     "POST",
     "/rules",
     { rule: req, ttl_seconds: ttlSeconds },
@@ -45,12 +60,19 @@ async function addRule(req: LiveRuleRequest, ttl: string | undefined, json?: tru
     const expired = local.live.sweep();
     r = { ...local.live.add(req, ttlSeconds), expired };
   }
-  if (json) return outJson(r);
+  if (json) {
+    if (r.rule.spec.kind === "path" && (r.verification?.unenforced.length ?? 0) > 0) {
+      Deno.exitCode = EXIT_UNENFORCED;
+    }
+    return outJson(r);
+  }
   printExpired(r.expired);
   out(
     `${r.renewed ? "renewed" : "added"} live rule ${r.rule.id}: ${describeRule(r.rule.spec)}` +
       (ttlSeconds === null ? "" : ` (expires in ${ttlSeconds} s)`),
   );
+  // a file rule is proven before the daemon replies; network and cgroup rules are not verified
+  if (r.rule.spec.kind === "path") printVerification(r.verification);
 }
 
 async function delRule(req: LiveRuleRequest, json?: true): Promise<void> {

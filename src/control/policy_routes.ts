@@ -42,6 +42,7 @@ import {
 } from "../policy/apply.ts";
 import { type LiveRule, LiveRuleRequest, type LiveRules, MAX_TTL_SECONDS } from "../policy/live.ts";
 import { MAX_FILE_BYTES } from "../policy/parse.ts";
+import type { RuleVerification } from "../proof/verify.ts";
 
 export const AddRuleBody = z.strictObject({
   rule: LiveRuleRequest,
@@ -99,6 +100,11 @@ export interface RuleRoutesDeps {
   onExpired?: (rules: LiveRule[]) => void;
   /** unexpected failure (logged by the daemon; the client sees "internal error") */
   onError?: (what: string, e: unknown) => void;
+  /**
+   * After an added rule: prove it (one verification round, src/proof/verify.ts);
+   * null when the agent does not verify now (not enforcing, emergency disable).
+   */
+  verify?: () => Promise<RuleVerification | null>;
 }
 
 /** The "/rules" sub-app. */
@@ -122,7 +128,8 @@ export function createRuleRoutes(deps: RuleRoutesDeps): Hono {
     const expired = sweep();
     const r = deps.live.add(body.rule, body.ttl_seconds ?? null);
     deps.onChange?.({ action: "add", rule: r.rule, caller: callerOf(c) });
-    return c.json({ ...r, expired }, 200);
+    const verification = (await deps.verify?.()) ?? null;
+    return c.json({ ...r, expired, verification }, 200);
   });
   app.delete("/", async (c) => {
     const body = validate(DelRuleBody, await readJsonBody(c));
@@ -143,6 +150,8 @@ export interface PolicyRoutesDeps {
   /** an apply was refused or failed (the previous policy enforces) */
   onRefused?: (error: AegisError, caller: ControlCaller) => void;
   onError?: (what: string, e: unknown) => void;
+  /** after a successful apply: prove its rules (as RuleRoutesDeps.verify) */
+  verify?: () => Promise<RuleVerification | null>;
 }
 
 /** Largest POST /policy/apply body: a 16 MiB policy in base64 plus the options. */
@@ -170,8 +179,10 @@ export function createPolicyRoutes(deps: PolicyRoutesDeps): Hono {
         reset: body.reset,
         noRollback: body.no_rollback,
       });
-      if (!report.dry_run) deps.onApplied?.(report, caller);
-      return c.json(report, 200);
+      if (report.dry_run) return c.json(report, 200);
+      deps.onApplied?.(report, caller);
+      const verification = (await deps.verify?.()) ?? null;
+      return c.json({ ...report, verification }, 200);
     } catch (e) {
       if (e instanceof AegisError) deps.onRefused?.(e, caller);
       throw e;

@@ -3,9 +3,10 @@ import { encodeBase64 } from "../util/bytes.ts";
 import type { PolicyApplyReport } from "../policy/apply.ts";
 import { fakeMaps, fakeResolvePath } from "../policy/fake_maps_test.ts";
 import { type LiveRule, LiveRules } from "../policy/live.ts";
+import type { RuleVerification } from "../proof/verify.ts";
 import { createPolicyRoutes, createRuleRoutes } from "./policy_routes.ts";
 
-function setup() {
+function setup(verify?: () => Promise<RuleVerification | null>) {
   const dir = Deno.makeTempDirSync();
   const fm = fakeMaps();
   let now = 0;
@@ -29,6 +30,7 @@ function setup() {
       callers.push(c.caller);
     },
     onExpired: (r) => expired.push(...r),
+    verify,
   });
   const applied: PolicyApplyReport[] = [];
   const policy = createPolicyRoutes({
@@ -43,6 +45,7 @@ function setup() {
       applied.push(r);
       callers.push(caller);
     },
+    verify,
   });
   return {
     fm,
@@ -177,4 +180,42 @@ Deno.test("policy apply: a 10 MB, 5M-deep JSON body is 400 JSON_TOO_DEEP before 
   strictEqual(e.code, "JSON_TOO_DEEP");
   match(e.error, /limit is 64/);
   strictEqual(s.applied.length, 0);
+});
+
+Deno.test("verified apply: apply and block add reply after verify(), with its result; dry run and no verifier", async () => {
+  const calls: string[] = [];
+  const result: RuleVerification = {
+    round: { tried: 1, fresh: 1, denied: 0, unenforced: 1, skipped: 0, inconclusive: 0, rules: 1 },
+    unenforced: [{ rule_id: 3, surface: "file", target: "/a", reason: "opened" }],
+    error: null,
+  };
+  const s = setup(() => {
+    calls.push(`verify after ${s.applied.length} apply(s), ${s.changes.length} change(s)`);
+    return Promise.resolve(result);
+  });
+  const b64 = (t: string) => encodeBase64(new TextEncoder().encode(t));
+  const r = await s.policy.request(
+    "/apply",
+    json("POST", { file: "p.pol", policy_b64: b64("version=1\n[deny_path]\n/a\n") }),
+  );
+  strictEqual(r.status, 200);
+  deepStrictEqual((await r.json()).verification, result);
+  const dry = await s.policy.request(
+    "/apply",
+    json("POST", { file: "p.pol", policy_b64: b64("version=1\n"), dry_run: true }),
+  );
+  strictEqual((await dry.json()).verification, undefined, "a dry run proves nothing");
+  const add = await s.rules.request("/", json("POST", { rule: { kind: "path", path: "/b" } }));
+  strictEqual(add.status, 200);
+  deepStrictEqual((await add.json()).verification, result);
+  deepStrictEqual(calls, [
+    "verify after 1 apply(s), 0 change(s)",
+    "verify after 1 apply(s), 1 change(s)",
+  ]);
+  const plain = setup();
+  const r2 = await plain.policy.request(
+    "/apply",
+    json("POST", { file: "p.pol", policy_b64: b64("version=1\n[deny_path]\n/a\n") }),
+  );
+  strictEqual((await r2.json()).verification, null, "no verifier: null");
 });

@@ -78,7 +78,7 @@ import {
   visibleBlocks,
 } from "../metrics/render.ts";
 import type { Shim } from "../native/mod.ts";
-import { probeOpenPaths } from "../native/probe_open.ts";
+import { probeConnect, probeOpenPaths } from "../native/probe.ts";
 import {
   type CompiledEntry,
   liveGeneration,
@@ -89,6 +89,8 @@ import {
   setBuiltinRules,
 } from "../policy/apply.ts";
 import {
+  CANARY_NET_ADDR,
+  CANARY_NET_PORT,
   canaryCgroup,
   ensureExecSentinel,
   ensureInGeneration,
@@ -98,6 +100,9 @@ import {
   FILE_CANARY_FLAGS,
   fileCanaryEntry,
   isCanaryRuleId,
+  judgeConnect,
+  NET_CANARY_FLAGS,
+  netCanaryEntry,
   probeExec,
   probeOpen,
   type ProbeOutcome,
@@ -503,6 +508,13 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
         verifier?.invalidate();
         prover?.expedite();
       },
+      // an apply or block add replies after one round has tried the new rules
+      verifyNow: async () => {
+        if (!prover || !verifier || emergencyActive()) return null;
+        if (prover.running) await prover.round(); // a round begun before the change
+        await prover.round();
+        return verifier.summary();
+      },
     });
     cleanups.push(() => policy.close());
     unresolvedNow = () => policy.unresolved();
@@ -728,8 +740,9 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
       cleanups.push(() => ring.close());
       drain = new EventDrain(ring, (r) => {
         if (
-          r.kind === "file_block" &&
-          (isCanaryRuleId(r.ruleId) || (canaryCgid !== null && r.cgid === canaryCgid))
+          (r.kind === "file_block" &&
+            (isCanaryRuleId(r.ruleId) || (canaryCgid !== null && r.cgid === canaryCgid))) ||
+          (r.kind === "net_block" && isCanaryRuleId(r.ruleId))
         ) {
           // the proof's own deny (a canary, or a user rule verified from the canary
           // cgroup; counted by the prover): its own event type, marked, never a
@@ -784,8 +797,9 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
       const eng = engine;
       const maps = { map: (n: string) => eng.obj.map(n) };
       let sentinel: SentinelId | null = null;
-      // the exec canary needs the exec hook: proven only where it is attached
+      // the exec and network canaries need their hooks: proven only where attached
       const execOn = eng.attachedSections().includes("lsm/bprm_check_security");
+      const netOn = eng.attachedSections().includes("lsm/socket_connect");
       const proofMs: Record<string, number> = {};
       /**
        * One surface: re-assert its canary in the live generation (an apply
@@ -848,6 +862,23 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
           (cg) => probeExec(x.path, cg),
         );
       };
+      const netProof = () =>
+        proveWith(
+          "network",
+          "socket_connect",
+          netCanaryEntry(),
+          NET_CANARY_FLAGS,
+          async (cg) =>
+            judgeConnect(
+              await probeConnect(
+                shim,
+                `${cg}/cgroup.procs`,
+                CANARY_NET_ADDR,
+                CANARY_NET_PORT,
+                VERIFY_TIMEOUT_MS,
+              ),
+            ),
+        );
       // the operator's own file rules, verified from the canary cgroup after the surfaces
       const v = new RuleVerifier({
         targets: () => policy.fileRuleTargets(),
@@ -878,11 +909,13 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
           const ms = Math.round(performance.now() - t0);
           const now = JSON.stringify(v.unenforced);
           if (r.tried > 0) {
+            // loud when the unenforced set changes, informative when new rules were tried
             const line = `rule verification: ${describeRound(r)} (${ms} ms)`;
-            if (now !== lastUnenforced && r.unenforced > 0) {
+            if (now !== lastUnenforced && v.unenforced.length > 0) {
               lg.error(literal(`${line}; ${v.problem()}`), { round: r, ms });
-            } else if (now !== lastUnenforced) lg.info(literal(line), { round: r, ms });
-            else lg.debug(literal(line), { round: r, ms });
+            } else if (now !== lastUnenforced || r.fresh > 0) {
+              lg.info(literal(line), { round: r, ms });
+            } else lg.debug(literal(line), { round: r, ms });
           }
           lastUnenforced = now;
         } catch (e) {
@@ -905,12 +938,20 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
           entries.push(execCanaryEntry());
           flags |= EXEC_CANARY_FLAGS;
         }
+        if (netOn) {
+          entries.push(netCanaryEntry());
+          flags |= NET_CANARY_FLAGS;
+        }
         return { flags, entries };
       });
       cleanups.push(() => setBuiltinRules(null));
       const lastOk: Record<string, boolean> = {};
       prover = new EnforcementProver({
-        surfaces: execOn ? { file: fileProof, exec: execProof } : { file: fileProof },
+        surfaces: {
+          file: fileProof,
+          ...(execOn ? { exec: execProof } : {}),
+          ...(netOn ? { network: netProof } : {}),
+        },
         intervalSeconds: proofInterval,
         afterSurfaces: verifyRules,
         onRound: (res: ProofResults) => {

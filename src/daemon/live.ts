@@ -19,7 +19,7 @@ import { hostCompileEnv } from "../policy/host_env.ts";
 import { keysDir } from "../policy/keys.ts";
 import { LiveRules } from "../policy/live.ts";
 import { parsePolicy } from "../policy/parse.ts";
-import type { FileRuleTarget } from "../proof/verify.ts";
+import type { FileRuleTarget, RuleVerification } from "../proof/verify.ts";
 import { createPolicyRoutes, createRuleRoutes } from "../control/policy_routes.ts";
 import { pathRuleEnforcer, UnresolvedWatcher } from "../policy/watch.ts";
 import type { EventBus } from "../contracts.ts";
@@ -41,6 +41,11 @@ export interface DaemonPolicyOptions {
    * watched path appeared): verify them again (src/proof/verify.ts).
    */
   onRulesChanged?: () => void;
+  /**
+   * Prove the rules now (a verification round), for the reply to an apply
+   * or `block add`; null when the agent does not verify now.
+   */
+  verifyNow?: () => Promise<RuleVerification | null>;
 }
 
 export class DaemonPolicy {
@@ -106,6 +111,7 @@ export class DaemonPolicy {
         },
         onExpired: (rules) => this.#expired(rules),
         onError,
+        verify: this.#o.verifyNow,
       }),
       "/policy": createPolicyRoutes({
         apply: this.#applyDeps(),
@@ -141,6 +147,7 @@ export class DaemonPolicy {
             },
           ),
         onError,
+        verify: this.#o.verifyNow,
       }),
     };
   }

@@ -213,7 +213,7 @@ function clearGeneration(
 
 const RULE_ID_OFF = ABI_LAYOUT.structs.aegis_rule.fields.rule_id.offset;
 /** Maps the built-in rules use (the others are not looked up by generationCounts). */
-const BUILTIN_MAPS = new Set(["aegis_deny_inode", "aegis_deny_comm"]);
+const BUILTIN_MAPS = new Set(["aegis_deny_inode", "aegis_deny_comm", "aegis_deny_ip4_port"]);
 
 /** Is this aegis_rule value one of the built-in rules (BUILTIN_RULE_IDS)? */
 function isBuiltinValue(v: Uint8Array | null): boolean {
@@ -224,7 +224,7 @@ function isBuiltinValue(v: Uint8Array | null): boolean {
 
 /**
  * Entries per generation of every rule map: {map: [gen0, gen1]}. The
- * built-in canary rules (aegis_deny_inode, aegis_deny_comm) are not counted
+ * built-in canary rules (aegis_deny_inode, aegis_deny_comm, aegis_deny_ip4_port) are not counted
  * (they are the agent's, not the policy's).
  */
 export function generationCounts(maps: (name: string) => BpfMap): Record<string, [number, number]> {

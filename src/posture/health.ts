@@ -57,16 +57,18 @@ function proofReasons(i: HealthInput): string[] {
   // (runtime_state above), except while emergency disable is or has just been active, when
   // no proof can run; judging the age here again would fail readiness in that gap
   const p = proofProblem(surfaces, r.enforcement_proof, 0, Number.MAX_SAFE_INTEGER);
-  const out = p ? [p] : [];
+  return p ? [p] : [];
+}
+
+/** The rules the agent's verification found not denied, in one reason (any state). */
+function unenforcedReasons(r: CapabilitiesReport): string[] {
   const u = r.unenforced_rules;
-  if (u.length > 0) {
-    out.push(
-      `${u.length} rule(s) not denied by the kernel (unenforced_rules): ` +
-        u.slice(0, 3).map((x) => `rule ${x.rule_id} ${JSON.stringify(x.target)}`).join(", ") +
-        (u.length > 3 ? ", …" : ""),
-    );
-  }
-  return out;
+  if (u.length === 0) return [];
+  return [
+    `${u.length} rule(s) not denied by the kernel (unenforced_rules): ` +
+    u.slice(0, 3).map((x) => `rule ${x.rule_id} ${JSON.stringify(x.target)}`).join(", ") +
+    (u.length > 3 ? ", …" : ""),
+  ];
 }
 
 export function evaluateHealth(i: HealthInput, requireEnforce: boolean): HealthVerdict {
@@ -85,6 +87,7 @@ export function evaluateHealth(i: HealthInput, requireEnforce: boolean): HealthV
       reasons.push("the emergency-disable state is unknown");
     }
     if (i.daemonRunning && r.runtime_state === "ENFORCE") reasons.push(...proofReasons(i));
+    if (i.daemonRunning) reasons.push(...unenforcedReasons(r));
   }
   const healthy = reasons.length === 0;
   return {

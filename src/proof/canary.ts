@@ -27,10 +27,15 @@ import {
   ABI_LAYOUT,
   AEGIS_POL_EXEC_RULES,
   AEGIS_POL_FILE_RULES,
+  AEGIS_POL_NET_RULES,
   AEGIS_RT_COMM,
   AEGIS_RT_INODE,
+  AEGIS_RT_IP_PORT,
   AEGIS_RULE_DENY,
 } from "../bpf/abi_gen.ts";
+import { ipPortKey, parseIpPort } from "../bpf/net_codec.ts";
+import { errnoName } from "../errno.ts";
+import type { ConnectProbe } from "../native/probe.ts";
 import { cgroup2MountFrom } from "../bpf/self_cgroup.ts";
 import { commKey } from "../bpf/exec_codec.ts";
 import { inodeKey, kernelDev, policyValue, ruleValue, u32Key } from "../bpf/rule_codec.ts";
@@ -42,6 +47,14 @@ export const CANARY_RULE_ID_BASE = BUILTIN_RULE_IDS[0];
 export const CANARY_RULE_ID_END = BUILTIN_RULE_IDS[1];
 export const CANARY_FILE_RULE_ID = CANARY_RULE_ID_BASE + 1;
 export const CANARY_EXEC_RULE_ID = CANARY_RULE_ID_BASE + 2;
+export const CANARY_NET_RULE_ID = CANARY_RULE_ID_BASE + 3;
+/**
+ * The network canary's target: TCP to a loopback address no service uses,
+ * on the discard port. Connects there are denied on the whole node; if one
+ * is let through, it is refused on loopback and nothing leaves the host.
+ */
+export const CANARY_NET_ADDR = "127.77.65.71";
+export const CANARY_NET_PORT = 9;
 /**
  * The exec canary's comm: the basename of the exec sentinel (15 bytes, the
  * longest comm). A program of this name is denied on the whole node.
@@ -176,6 +189,57 @@ export function execCanaryEntry(): CompiledEntry {
 }
 
 export const EXEC_CANARY_FLAGS = AEGIS_POL_EXEC_RULES;
+
+/** The network canary rule: deny TCP to CANARY_NET_ADDR:CANARY_NET_PORT, for any generation. */
+export function netCanaryEntry(): CompiledEntry {
+  const tcp = parseIpPort(`${CANARY_NET_ADDR}:${CANARY_NET_PORT}:tcp`);
+  return {
+    map: ipPortKey(tcp, 0).map,
+    key: (gen) => ipPortKey(tcp, gen).key,
+    value: ruleValue(CANARY_NET_RULE_ID, AEGIS_RULE_DENY, AEGIS_RT_IP_PORT),
+  };
+}
+
+export const NET_CANARY_FLAGS = AEGIS_POL_NET_RULES;
+
+/**
+ * Judge the network probe: EPERM is the canary rule's answer; a connect
+ * that went on (connected, in progress, refused by the loopback stack) was
+ * let through; anything else is a failed proof with what was seen.
+ */
+export function judgeConnect(r: ConnectProbe): ProbeOutcome {
+  const to = `${CANARY_NET_ADDR}:${CANARY_NET_PORT}`;
+  if (r.cgroupErrno !== 0) {
+    return {
+      denied: false,
+      detail: r.cgroupErrno === -1
+        ? "the network probe never reported (it did not start or was killed)"
+        : `the network probe could not leave the agent's cgroup: ${errnoName(r.cgroupErrno)}`,
+    };
+  }
+  if (r.timedOut) {
+    return { denied: false, detail: "the probe did not finish within its time limit" };
+  }
+  if (r.connectErrno === null) {
+    return {
+      denied: false,
+      detail: `the probe could not make a socket: ${errnoName(r.socketErrno ?? 0)}`,
+    };
+  }
+  if (r.connectErrno === 1) return { denied: true, detail: `connect to ${to} denied with EPERM` };
+  if ([0, 111, 115].includes(r.connectErrno)) {
+    return {
+      denied: false,
+      detail: `the probe's connect to ${to} was let through (${
+        r.connectErrno === 0 ? "connected" : errnoName(r.connectErrno)
+      }): the kernel did not deny the canary rule`,
+    };
+  }
+  return {
+    denied: false,
+    detail: `the connect failed, but not with EPERM: ${errnoName(r.connectErrno)}`,
+  };
+}
 
 /** What ensureInGeneration needs of the maps. */
 export interface CanaryMaps {

@@ -3,8 +3,10 @@ import {
   AEGIS_POL_FILE_RULES,
   AEGIS_RT_COMM,
   AEGIS_RT_INODE,
+  AEGIS_RT_IP_PORT,
   AEGIS_RULE_DENY,
 } from "../bpf/abi_gen.ts";
+import { ipPortKey, parseIpPort } from "../bpf/net_codec.ts";
 import { commKey } from "../bpf/exec_codec.ts";
 import { inodeKey, policyValue, ruleValue, u32Key } from "../bpf/rule_codec.ts";
 import {
@@ -19,6 +21,7 @@ import {
   CANARY_COMM,
   CANARY_EXEC_RULE_ID,
   CANARY_FILE_RULE_ID,
+  CANARY_NET_RULE_ID,
   ensureExecSentinel,
   ensureInGeneration,
   ensureSentinel,
@@ -26,7 +29,10 @@ import {
   FILE_CANARY_FLAGS,
   fileCanaryEntry,
   isCanaryRuleId,
+  judgeConnect,
   judgeProbe,
+  NET_CANARY_FLAGS,
+  netCanaryEntry,
 } from "./canary.ts";
 
 Deno.test("judgeProbe: only EPERM is a passing proof", () => {
@@ -158,4 +164,32 @@ Deno.test("exec canary: a 0700 script that only exits, a deny_comm rule of its b
     "exec",
   );
   eq(denied, { denied: true, detail: "exec of the sentinel denied with EPERM" });
+});
+
+Deno.test("network canary: a deny_ip4_port rule on the loopback canary address; only EPERM passes", () => {
+  const e = netCanaryEntry();
+  strictEqual(e.map, "aegis_deny_ip4_port");
+  eq(e.key(1), ipPortKey(parseIpPort("127.77.65.71:9:tcp"), 1).key);
+  eq(e.value, ruleValue(CANARY_NET_RULE_ID, AEGIS_RULE_DENY, AEGIS_RT_IP_PORT));
+  ok(isCanaryRuleId(CANARY_NET_RULE_ID));
+  const f = fakeMaps();
+  setBuiltinRules(() => ({ flags: NET_CANARY_FLAGS, entries: [e] }));
+  try {
+    applyCompiled(f.maps, { flags: 0, entries: [] });
+    eq(generationCounts(f.maps).aegis_deny_ip4_port, [0, 0], "the canary is not a policy rule");
+  } finally {
+    setBuiltinRules(null);
+  }
+  const base = { cgroupErrno: 0, connectErrno: 1, socketErrno: null, timedOut: false };
+  eq(judgeConnect(base), { denied: true, detail: "connect to 127.77.65.71:9 denied with EPERM" });
+  for (const errno of [0, 111, 115]) {
+    const j = judgeConnect({ ...base, connectErrno: errno });
+    strictEqual(j.denied, false);
+    ok(j.detail.includes("was let through") && j.detail.includes("did not deny"), j.detail);
+  }
+  ok(judgeConnect({ ...base, connectErrno: 13 }).detail.includes("not with EPERM: EACCES"));
+  ok(judgeConnect({ ...base, cgroupErrno: 13 }).detail.includes("could not leave"));
+  ok(judgeConnect({ ...base, cgroupErrno: -1 }).detail.includes("never reported"));
+  ok(judgeConnect({ ...base, timedOut: true }).detail.includes("time limit"));
+  ok(judgeConnect({ ...base, connectErrno: null, socketErrno: 24 }).detail.includes("EMFILE"));
 });

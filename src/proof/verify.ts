@@ -4,7 +4,7 @@
  * kernel denies *a* rule; this shows that it denies *the operator's* file
  * rules. Each round opens the paths of up to `limit` global file deny rules
  * (`deny_path` lines of the applied policy, `block add` live rules) from a
- * probe process outside the agent's cgroup (src/native/probe_open.ts). The
+ * probe process outside the agent's cgroup (src/native/probe.ts). The
  * kernel must answer EPERM; a path that opens is an unenforced rule, with
  * the reason, until a later round sees it denied or the rule is gone.
  *
@@ -19,8 +19,8 @@
  * @module
  */
 import { errnoName } from "../errno.ts";
-import type { ProbeOpenResult } from "../native/probe_open.ts";
-import { S_IFDIR, S_IFREG } from "../native/probe_open.ts";
+import type { ProbeOpenResult } from "../native/probe.ts";
+import { S_IFDIR, S_IFREG } from "../native/probe.ts";
 
 /** A global file deny rule with the path it was given as. */
 export interface FileRuleTarget {
@@ -60,6 +60,8 @@ export interface VerifyDeps {
 export interface VerifyRound {
   /** rules the probe tried */
   tried: number;
+  /** of those, rules not tried before (new since the last change) */
+  fresh: number;
   /** of those, denied with EPERM */
   denied: number;
   /** found open: listed as unenforced */
@@ -72,6 +74,19 @@ export interface VerifyRound {
   rules: number;
 }
 
+/**
+ * What a policy apply or `block add` answers about the verification that
+ * followed it (the daemon runs one round before it replies).
+ */
+export interface RuleVerification {
+  /** the last round's counts, or null when no round has run yet */
+  round: VerifyRound | null;
+  /** every rule listed as unenforced now (not only the last round's) */
+  unenforced: UnenforcedRule[];
+  /** why the last round could not run, or null */
+  error: string | null;
+}
+
 const key = (t: FileRuleTarget) => `${t.ruleId}\u0000${t.path}`;
 
 export class RuleVerifier {
@@ -81,6 +96,7 @@ export class RuleVerifier {
   #seen = new Set<string>();
   #unenforced = new Map<string, UnenforcedRule>();
   #last: VerifyRound | null = null;
+  #error: string | null = null;
 
   constructor(d: VerifyDeps) {
     this.#d = d;
@@ -106,6 +122,11 @@ export class RuleVerifier {
     return this.#last ? { ...this.#last } : null;
   }
 
+  /** The last round, the unenforced rules and the last round's error, for a reply. */
+  summary(): RuleVerification {
+    return { round: this.lastRound, unenforced: this.unenforced, error: this.#error };
+  }
+
   /** Why the rules are not all enforced, or null. */
   problem(): string | null {
     const u = this.unenforced;
@@ -122,6 +143,17 @@ export class RuleVerifier {
    * agent's cgroup (nothing it saw would count); the list is then unchanged.
    */
   async round(): Promise<VerifyRound> {
+    try {
+      const r = await this.#round();
+      this.#error = null;
+      return r;
+    } catch (e) {
+      this.#error = e instanceof Error ? e.message : String(e);
+      throw e;
+    }
+  }
+
+  async #round(): Promise<VerifyRound> {
     const all = this.#d.targets();
     const live = new Set(all.map(key));
     for (const k of [...this.#unenforced.keys()]) if (!live.has(k)) this.#unenforced.delete(k);
@@ -140,6 +172,7 @@ export class RuleVerifier {
     }
     const r: VerifyRound = {
       tried: 0,
+      fresh: 0,
       denied: 0,
       unenforced: 0,
       skipped: 0,
@@ -164,6 +197,7 @@ export class RuleVerifier {
       const t = pick[i];
       const p = res.paths[i];
       const k = key(t);
+      if (!this.#seen.has(k)) r.fresh++;
       // tried now: to the end of the rotation
       this.#seen.delete(k);
       this.#seen.add(k);

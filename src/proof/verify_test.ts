@@ -5,7 +5,7 @@ import {
   rejects,
   throws,
 } from "node:assert/strict";
-import type { PathProbe, ProbeOpenResult } from "../native/probe_open.ts";
+import type { PathProbe, ProbeOpenResult } from "../native/probe.ts";
 import { type FileRuleTarget, RuleVerifier } from "./verify.ts";
 
 const REG = 0o100000, DIR = 0o040000, FIFO = 0o010000;
@@ -48,7 +48,15 @@ function fake(
 Deno.test("verify: every rule denied leaves nothing unenforced", async () => {
   const { v } = fake({}, [{ ruleId: 3, path: "/a" }, { ruleId: 4, path: "/b" }]);
   const r = await v.round();
-  assertEquals(r, { tried: 2, denied: 2, unenforced: 0, skipped: 0, inconclusive: 0, rules: 2 });
+  assertEquals(r, {
+    tried: 2,
+    fresh: 2,
+    denied: 2,
+    unenforced: 0,
+    skipped: 0,
+    inconclusive: 0,
+    rules: 2,
+  });
   assertEquals(v.unenforced, []);
   assertEquals(v.problem(), null);
 });

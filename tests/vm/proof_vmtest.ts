@@ -2,7 +2,7 @@
  * VM tier: the enforcement proof (docs/guarantees.md, "Enforcement proof").
  *
  * lsm-on: the proof passes at start and every period (capabilities.json
- * enforcement_proof.file ok, /health?require_enforce=1 → 200, proof
+ * enforcement_proof file, exec and network ok, /health?require_enforce=1 → 200, proof
  * metrics); the canary's denies are self_test events and never in
  * aegisbpf_blocks_total, while a user rule's deny is; a `policy apply`
  * (a new rule generation) carries the canary, so the proof keeps passing.
@@ -73,6 +73,15 @@ Deno.test({
         true,
         JSON.stringify(report.enforcement_proof),
       );
+      strictEqual(
+        report.enforcement_proof.network?.ok,
+        true,
+        JSON.stringify(report.enforcement_proof),
+      );
+      match(
+        report.enforcement_proof.network!.detail,
+        /connect to 127\.77\.65\.71:9 denied with EPERM/,
+      );
       deepStrictEqual(report.unenforced_rules, []);
       const h = await httpGet(e.port, "/health?require_enforce=1");
       strictEqual(h.status, 200, JSON.stringify(h.body));
@@ -101,6 +110,16 @@ Deno.test({
           1,
         "the exec canary denied in bprm_check_security",
       );
+      strictEqual(metric(text, "aegisbpf_enforcement_proof_ok", '{surface="network"}'), 1);
+      ok(
+        (metric(text, "aegisbpf_self_test_denies_total", '{hook="socket_connect"}') ?? 0) >= 1,
+        "the network canary denied in socket_connect",
+      );
+      strictEqual(
+        metric(text, "aegisbpf_hook_blocks_total", '{hook="socket_connect"}') ?? 0,
+        0,
+        "canary connects are not blocks",
+      );
       ok(metric(text, "aegisbpf_enforcement_proof_age_seconds", '{surface="file"}') !== null);
       strictEqual(metric(text, "aegisbpf_deny_inode_entries"), 0, "the canary is not a rule");
       const selfTestEvents = () =>
@@ -124,6 +143,8 @@ Deno.test({
       const ap = await run(AGENT, ["policy", "apply", f("p.pol")], e.env);
       stamp("policy apply (CLI)", tApply);
       strictEqual(ap.code, 0, ap.stderr);
+      // the daemon replied after one verification round had tried the new rule
+      match(ap.stdout, /verified: 1 of 1 file rule\(s\) tried were denied by the kernel/);
       strictEqual(tryOpen(f("secret")), "EPERM/EACCES");
       const before = metric(text, "aegisbpf_self_test_denies_total", '{hook="file_open"}')!;
       const t1 = Date.now();
@@ -176,11 +197,13 @@ Deno.test({
       const [u] = reportNow().unenforced_rules;
       deepStrictEqual([u.rule_id, u.surface, u.target], [3, "file", f("secret")]);
       match(u.reason, /holds no rule for the file the path names now .*replaced or created again/);
-      await a.waitFor(
-        () => reportNow().runtime_state === "DEGRADED",
+      // the report is written before the state_change event reaches this test's reader
+      await a.event(
+        (x) => x.type === "state_change" && x.to === "DEGRADED",
         "DEGRADED for the unenforced rule",
         15_000,
       );
+      strictEqual(reportNow().runtime_state, "DEGRADED");
       const deg = (await a.stateChanges()).at(-1)!;
       strictEqual(deg.reason_code, "ENFORCEMENT_PROOF_FAILED");
       match(deg.detail, /rule verification: 1 rule\(s\) not denied by the kernel: rule 3/);
@@ -192,16 +215,30 @@ Deno.test({
       );
       text = (await httpGet(e.port, "/metrics")).body as string;
       strictEqual(metric(text, "aegisbpf_unenforced_rules"), 1);
+      // a change while a rule is unenforced says so and exits 4 (the new rule itself is denied)
+      Deno.writeTextFileSync(f("other"), "o");
+      const add = await run(AGENT, ["block", "add", f("other")], e.env);
+      strictEqual(add.code, 4, add.stderr + add.stdout);
+      match(add.stdout, /verified: 1 of 2 file rule\(s\) tried were denied/);
+      match(add.stderr, /NOT ENFORCED: rule 3 ".*secret": .*replaced or created again/);
+      strictEqual(tryOpen(f("other")), "EPERM/EACCES");
 
       // applied again: the path's new inode is ruled, verified, and the node recovers
       const again = await run(AGENT, ["policy", "apply", f("p.pol")], e.env);
       strictEqual(again.code, 0, again.stderr);
+      match(again.stdout, /verified: 2 of 2 file rule\(s\) tried were denied/);
+      strictEqual(again.stderr.includes("NOT ENFORCED"), false, again.stderr);
       await a.waitFor(
         () => reportNow().unenforced_rules.length === 0 && reportNow().runtime_state === "ENFORCE",
         "verified again, ENFORCE",
         30_000,
       );
-      strictEqual((await a.stateChanges()).at(-1)!.reason_code, "RECOVERED");
+      await a.event(
+        (x) => x.type === "state_change" && x.reason_code === "RECOVERED",
+        "RECOVERED",
+        15_000,
+      );
+      strictEqual((await a.stateChanges()).at(-1)!.to, "ENFORCE");
       strictEqual((await httpGet(e.port, "/health?require_enforce=1")).status, 200);
       strictEqual(tryOpen(f("secret")), "EPERM/EACCES");
       stamp("whole lsm-on test", a.started);
@@ -229,6 +266,8 @@ Deno.test({
       const report = CapabilitiesReport.parse(JSON.parse(Deno.readTextFileSync(e.report)));
       strictEqual(report.runtime_state, "DEGRADED");
       strictEqual(report.enforcement_proof.file?.ok, false);
+      strictEqual(report.enforcement_proof.network?.ok, false, "the network canary too");
+      match(report.enforcement_proof.network!.detail, /was let through .*did not deny/);
       const h = await httpGet(e.port, "/health?require_enforce=1");
       strictEqual(h.status, 503);
       ok(

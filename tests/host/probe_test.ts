@@ -1,14 +1,15 @@
 /**
- * The rule-verification probe (ffi/aegis_probe.c through
- * src/native/probe_open.ts) on the host kernel, as root: the child moves
+ * The proof's probes (ffi/aegis_probe.c through src/native/probe.ts) on the
+ * host kernel, as root. Rule verification: the child moves
  * into a cgroup of ours, opens regular files and directories only, reports
  * the stat() identity of each path, and never opens a FIFO or a device.
+ * The network canary: one connect from the cgroup, its errno reported.
  * (Whether the kernel denies is the VM tier's question: tests/vm/proof_vmtest.ts.)
  */
 import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
 import { openEmbeddedShim } from "../../src/assets/mod.ts";
 import { cgroup2MountFrom } from "../../src/bpf/self_cgroup.ts";
-import { probeOpenPaths, S_IFDIR, S_IFREG } from "../../src/native/probe_open.ts";
+import { probeConnect, probeOpenPaths, S_IFDIR, S_IFREG } from "../../src/native/probe.ts";
 
 const root = Deno.uid() === 0;
 
@@ -66,6 +67,41 @@ Deno.test({
       strictEqual(bad.cgroupErrno, 2);
       strictEqual(bad.paths.length, 0);
     } finally {
+      Deno.removeSync(cg);
+      Deno.removeSync(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name: "probe_connect: one connect from the given cgroup; its errno (refused, connected) reported",
+  ignore: !root,
+  async fn() {
+    const cgRoot = cgroup2MountFrom(Deno.readTextFileSync("/proc/self/mountinfo"))!;
+    const cg = `${cgRoot}/aegisbpf-test-connect-${Deno.pid}`;
+    Deno.mkdirSync(cg);
+    const dir = Deno.makeTempDirSync({ prefix: "aegis-probe-" });
+    using shim = await openEmbeddedShim(`${dir}/rt`);
+    const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    try {
+      const port = (l.addr as Deno.NetAddr).port;
+      const up = await probeConnect(shim, `${cg}/cgroup.procs`, "127.0.0.1", port, 5000);
+      strictEqual(up.cgroupErrno, 0);
+      ok([0, 115].includes(up.connectErrno!), `connected or in progress: ${JSON.stringify(up)}`);
+      l.close();
+      const down = await probeConnect(shim, `${cg}/cgroup.procs`, "127.0.0.1", port, 5000);
+      ok(
+        [111, 115].includes(down.connectErrno!),
+        `refused or in progress: ${JSON.stringify(down)}`,
+      );
+      strictEqual(down.timedOut, false);
+      const bad = await probeConnect(shim, `${dir}/none/cgroup.procs`, "127.0.0.1", port, 5000);
+      strictEqual(bad.cgroupErrno, 2);
+      strictEqual(bad.connectErrno, 0, "never tried (the child left before the connect)");
+    } finally {
+      try {
+        l.close();
+      } catch { /* closed above */ }
       Deno.removeSync(cg);
       Deno.removeSync(dir, { recursive: true });
     }

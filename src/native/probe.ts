@@ -1,9 +1,12 @@
 /**
- * The rule-verification probe (ffi/aegis_probe.c): a child process moved
- * into a cgroup of the caller's choice tries to open each path the way a
- * workload would, and reports what the kernel answered. Only regular
- * files and directories are opened, through the inode an O_PATH open
- * found, and nothing is read (docs/posture.md, "Rule verification").
+ * The enforcement proof's probes (ffi/aegis_probe.c): a child process moved
+ * into a cgroup of the caller's choice does what a workload would, and
+ * reports what the kernel answered.
+ *
+ * - probeOpenPaths: rule verification. Opens each path; only regular
+ *   files and directories, through the inode an O_PATH open found, and
+ *   nothing is read (docs/posture.md, "Rule verification").
+ * - probeConnect: the network canary. One non-blocking TCP connect.
  *
  * @module
  */
@@ -33,6 +36,7 @@ export interface ProbeOpenResult {
 }
 
 const SLOTS = 5; // AEGIS_PROBE_SLOTS
+const ETIMEDOUT = 110;
 export const S_IFMT = 0o170000;
 export const S_IFREG = 0o100000;
 export const S_IFDIR = 0o040000;
@@ -71,7 +75,6 @@ export async function probeOpenPaths(
     out,
     Math.max(1, Math.min(0xffff_ffff, Math.round(timeoutMs))),
   );
-  const ETIMEDOUT = 110;
   if (rc < 0 && -rc !== ETIMEDOUT) {
     throw new NativeCallError("aegis_probe_open", -rc, `${paths.length} path(s)`);
   }
@@ -90,4 +93,52 @@ export async function probeOpenPaths(
     });
   }
   return { cgroupErrno: Number(out[0]), done, timedOut: rc < 0, paths: res };
+}
+
+export interface ConnectProbe {
+  /** errno of the child's move into the cgroup (0 moved; -1 it never reported) */
+  cgroupErrno: number;
+  /** errno of the connect (0 connected); null when no socket could be made */
+  connectErrno: number | null;
+  /** errno of socket() when it failed */
+  socketErrno: number | null;
+  timedOut: boolean;
+}
+
+/**
+ * One non-blocking TCP connect to `ip4:port` (dotted quad) from a child in
+ * the cgroup whose `cgroup.procs` file is `cgroupProcs`.
+ */
+export async function probeConnect(
+  shim: Shim,
+  cgroupProcs: string,
+  ip4: string,
+  port: number,
+  timeoutMs: number,
+): Promise<ConnectProbe> {
+  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(ip4);
+  const octets = m ? m.slice(1).map(Number) : [];
+  if (octets.length !== 4 || octets.some((o) => o > 255)) {
+    throw new AegisError("USAGE", `not an IPv4 address: ${JSON.stringify(ip4)}`);
+  }
+  // network byte order in memory = the octets in order; as a little-endian u32 argument:
+  const be = (octets[0] | (octets[1] << 8) | (octets[2] << 16) | (octets[3] << 24)) >>> 0;
+  const out = new BigInt64Array(2);
+  const rc = await shim.lib.aegis_probe_connect(
+    new TextEncoder().encode(cgroupProcs + "\0"),
+    be,
+    port,
+    out,
+    Math.max(1, Math.min(0xffff_ffff, Math.round(timeoutMs))),
+  );
+  if (rc < 0 && -rc !== ETIMEDOUT) {
+    throw new NativeCallError("aegis_probe_connect", -rc, `${ip4}:${port}`);
+  }
+  const c = Number(out[1]);
+  return {
+    cgroupErrno: Number(out[0]),
+    connectErrno: c < 0 ? null : c,
+    socketErrno: c < 0 ? -c : null,
+    timedOut: rc < 0,
+  };
 }
