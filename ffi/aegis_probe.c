@@ -22,7 +22,10 @@
 #include <string.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <linux/bpf.h>
 #include <sys/mman.h>
+#include <sys/ptrace.h>
+#include <sys/syscall.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -131,6 +134,52 @@ static void connect_body(const void *arg, int64_t *res)
 	close(fd);
 }
 
+/* The kernel-surface attempts, each harmless when let through:
+ * - ptrace: PTRACE_ATTACH to a grandchild of our own that only pauses
+ *   (killed at once either way);
+ * - module: init_module() of 64 zero bytes (not an ELF image: refused with
+ *   ENOEXEC after the LSM hook if the hook lets it through);
+ * - bpf: BPF_MAP_CREATE with an all-zero attribute (map type 0: EINVAL
+ *   after the hook). res[1 + i] is the errno of attempt i (0 succeeded,
+ *   -1 not tried). */
+static void kernel_body(const void *arg, int64_t *res)
+{
+	uint32_t ops = *(const uint32_t *)arg;
+
+	if (ops & AEGIS_PROBE_PTRACE) {
+		struct timespec t = { 0, 100000000 };
+		pid_t gc = fork();
+
+		if (gc == 0) {
+			for (;;)
+				nanosleep(&t, NULL);
+		}
+		if (gc < 0) {
+			res[1] = -2; /* no grandchild: not a ptrace answer */
+		} else {
+			res[1] = ptrace(PTRACE_ATTACH, gc, NULL, NULL) == 0 ? 0 : errno;
+			kill(gc, SIGKILL);
+			while (waitpid(gc, NULL, 0) < 0 && errno == EINTR)
+				;
+		}
+	}
+	if (ops & AEGIS_PROBE_MODULE) {
+		static const uint8_t image[64];
+
+		res[2] = syscall(SYS_init_module, image, sizeof(image), "") == 0 ? 0 : errno;
+	}
+	if (ops & AEGIS_PROBE_BPF) {
+		union bpf_attr attr;
+		long fd;
+
+		memset(&attr, 0, sizeof(attr));
+		fd = syscall(SYS_bpf, BPF_MAP_CREATE, &attr, sizeof(attr));
+		res[3] = fd >= 0 ? 0 : errno;
+		if (fd >= 0)
+			close((int)fd);
+	}
+}
+
 /* Fork a child that enters the cgroup and runs body() on a shared
  * result array of `slots` int64 (res[0]: cgroup errno, -1 if never
  * reported), wait up to timeout_ms, copy the results to out. */
@@ -208,4 +257,18 @@ int aegis_probe_connect(const char *cgroup_procs, uint32_t addr_be, uint32_t por
 	a.sin.sin_addr.s_addr = addr_be;
 	a.sin.sin_port = htons((uint16_t)port);
 	return probe_run(cgroup_procs, connect_body, &a, 2, out, timeout_ms);
+}
+
+int aegis_probe_kernel(const char *cgroup_procs, uint32_t ops, int64_t *out, uint32_t timeout_ms)
+{
+	int rc, i;
+
+	if (!cgroup_procs || !out || (ops & ~(uint32_t)AEGIS_PROBE_KERNEL_ALL))
+		return -EINVAL;
+	rc = probe_run(cgroup_procs, kernel_body, &ops, 4, out, timeout_ms);
+	/* slots of attempts not asked for: -1 (the shared page starts zeroed) */
+	for (i = 0; i < 3; i++)
+		if (!(ops & (1u << i)))
+			out[1 + i] = -1;
+	return rc;
 }

@@ -193,5 +193,18 @@ int aegis_probe_open(const char *cgroup_procs, const uint8_t *paths, uint32_t le
  * negative: no socket could be made). Returns 0, -ETIMEDOUT or -errno. */
 int aegis_probe_connect(const char *cgroup_procs, uint32_t addr_be, uint32_t port, int64_t *out,
 			uint32_t timeout_ms);
+/* aegis_probe_kernel() attempts (ops bits). */
+#define AEGIS_PROBE_PTRACE 1
+#define AEGIS_PROBE_MODULE 2
+#define AEGIS_PROBE_BPF 4
+#define AEGIS_PROBE_KERNEL_ALL 7
+/* Fork a child that moves into the cgroup of `cgroup_procs` and makes the
+ * kernel-surface attempts in `ops`, each harmless if let through: PTRACE_ATTACH
+ * to a grandchild of its own, init_module() of 64 zero bytes, bpf()
+ * BPF_MAP_CREATE with a zero attribute. out[0] errno of the cgroup move
+ * (as above); out[1..3] errno of the ptrace, module and bpf attempt (0 it
+ * succeeded, -1 not asked, -2 could not be made). Returns 0, -ETIMEDOUT or
+ * -errno. */
+int aegis_probe_kernel(const char *cgroup_procs, uint32_t ops, int64_t *out, uint32_t timeout_ms);
 
 #endif /* AEGIS_SHIM_H */

@@ -78,7 +78,7 @@ import {
   visibleBlocks,
 } from "../metrics/render.ts";
 import type { Shim } from "../native/mod.ts";
-import { probeConnect, probeOpenPaths } from "../native/probe.ts";
+import { probeConnect, probeKernel, probeOpenPaths } from "../native/probe.ts";
 import {
   type CompiledEntry,
   liveGeneration,
@@ -101,8 +101,11 @@ import {
   fileCanaryEntry,
   isCanaryRuleId,
   judgeConnect,
+  judgeKernel,
+  KERNEL_SWITCHES,
   NET_CANARY_FLAGS,
   netCanaryEntry,
+  policyFlags,
   probeExec,
   probeOpen,
   type ProbeOutcome,
@@ -740,9 +743,9 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
       cleanups.push(() => ring.close());
       drain = new EventDrain(ring, (r) => {
         if (
-          (r.kind === "file_block" &&
-            (isCanaryRuleId(r.ruleId) || (canaryCgid !== null && r.cgid === canaryCgid))) ||
-          (r.kind === "net_block" && isCanaryRuleId(r.ruleId))
+          (r.kind === "file_block" || r.kind === "net_block" || r.kind === "kernel_block") &&
+          ((r.kind !== "kernel_block" && isCanaryRuleId(r.ruleId)) ||
+            (canaryCgid !== null && r.cgid === canaryCgid))
         ) {
           // the proof's own deny (a canary, or a user rule verified from the canary
           // cgroup; counted by the prover): its own event type, marked, never a
@@ -800,6 +803,9 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
       // the exec and network canaries need their hooks: proven only where attached
       const execOn = eng.attachedSections().includes("lsm/bprm_check_security");
       const netOn = eng.attachedSections().includes("lsm/socket_connect");
+      const kernelSwitches = KERNEL_SWITCHES.filter((k) =>
+        eng.attachedSections().includes(k.section)
+      );
       const proofMs: Record<string, number> = {};
       /**
        * One surface: re-assert its canary in the live generation (an apply
@@ -819,6 +825,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
         if (emergencyActive()) return null; // the hooks only report: nothing to prove
         const t0 = performance.now();
         const cg = canaryCgroup(); // every round: made again if someone removed it
+        canaryCgid = Deno.statSync(cg).ino;
         ensureInGeneration(maps, liveGeneration((n) => eng.obj.map(n)), entry, flags);
         const stats = eng.obj.map(MAP_HOOK_STATS);
         selfTest.pending = {
@@ -879,6 +886,42 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
               ),
             ),
         );
+      // the kernel switches the live policy turns on (no canary rule: the operator's own)
+      const kernelProof = async (): Promise<ProbeOutcome | null | "inactive"> => {
+        if (emergencyActive()) return null;
+        const on = policyFlags(maps, liveGeneration((n) => eng.obj.map(n)));
+        const active = kernelSwitches.filter((k) => (on & k.flag) !== 0);
+        if (active.length === 0) return "inactive";
+        const t0 = performance.now();
+        const cg = canaryCgroup();
+        canaryCgid = Deno.statSync(cg).ino;
+        const stats = eng.obj.map(MAP_HOOK_STATS);
+        const before = new Map(active.map((k) => [k.op, hookBlocks(stats, k.hook)]));
+        selfTest.pending = active.map((k) => ({
+          hook: k.hook,
+          floor: visibleBlocks(before.get(k.op)!, k.hook, {
+            byHook: selfTest.byHook,
+            liveCanaryEntries: 0,
+          }),
+        }));
+        try {
+          const res = await probeKernel(
+            shim,
+            `${cg}/cgroup.procs`,
+            active.map((k) => k.op),
+            VERIFY_TIMEOUT_MS,
+          );
+          const denies = Object.fromEntries(
+            active.map((k) => [k.op, hookBlocks(stats, k.hook) - before.get(k.op)!]),
+          );
+          const out = judgeKernel(res, active, denies);
+          for (const k of out.deniedBy) selfTest.observe(k.hook);
+          return !out.denied && emergencyActive() ? null : out;
+        } finally {
+          selfTest.pending = null;
+          proofMs.kernel = Math.round(performance.now() - t0);
+        }
+      };
       // the operator's own file rules, verified from the canary cgroup after the surfaces
       const v = new RuleVerifier({
         targets: () => policy.fileRuleTargets(),
@@ -951,6 +994,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
           file: fileProof,
           ...(execOn ? { exec: execProof } : {}),
           ...(netOn ? { network: netProof } : {}),
+          ...(kernelSwitches.length > 0 ? { kernel: kernelProof } : {}),
         },
         intervalSeconds: proofInterval,
         afterSurfaces: verifyRules,

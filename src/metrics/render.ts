@@ -24,7 +24,7 @@ import { RUNTIME_STATES, type RuntimeState } from "../contracts.ts";
 import type { KernelRecord } from "../events/decode.ts";
 import { HOOK_NAMES, RULE_TYPE_NAMES } from "../events/json.ts";
 import { RULE_MAPS } from "../policy/apply.ts";
-import { PROOF_SURFACES, type ProofResults } from "../proof/prover.ts";
+import { type PendingProbe, PROOF_SURFACES, type ProofResults } from "../proof/prover.ts";
 import { readPerfSlo } from "./perf_slo.ts";
 import { Exposition } from "./prom.ts";
 
@@ -81,7 +81,7 @@ export interface MetricsSources {
      * the probe started), so a proof's deny never appears and the counter
      * never goes down.
      */
-    pending?: { hook: string; floor: bigint; count?: number } | null;
+    pending?: PendingProbe | PendingProbe[] | null;
   } | null;
   /**
    * The last enforcement proofs and the clock (unix seconds); rule
@@ -181,8 +181,9 @@ export function visibleBlocks(
 ): bigint {
   const own = BigInt(selfTest?.byHook[hook] ?? 0);
   let v = kernel > own ? kernel - own : 0n;
-  const p = selfTest?.pending;
-  if (p && p.hook === hook) {
+  const pending = selfTest?.pending;
+  for (const p of Array.isArray(pending) ? pending : pending ? [pending] : []) {
+    if (p.hook !== hook) continue;
     const c = BigInt(p.count ?? 1);
     v = v > c ? v - c : 0n;
     if (v < p.floor) v = p.floor;

@@ -7,6 +7,8 @@
  *   files and directories, through the inode an O_PATH open found, and
  *   nothing is read (docs/posture.md, "Rule verification").
  * - probeConnect: the network canary. One non-blocking TCP connect.
+ * - probeKernel: the kernel switches (ptrace, module load, bpf()), each
+ *   attempt harmless if it is let through.
  *
  * @module
  */
@@ -141,4 +143,46 @@ export async function probeConnect(
     socketErrno: c < 0 ? -c : null,
     timedOut: rc < 0,
   };
+}
+
+/** The kernel-surface attempts of probeKernel (AEGIS_PROBE_* in ffi/aegis_shim.h). */
+export const KERNEL_OPS = { ptrace: 1, module: 2, bpf: 4 } as const;
+export type KernelOp = keyof typeof KERNEL_OPS;
+
+export interface KernelProbe {
+  /** errno of the child's move into the cgroup (0 moved; -1 it never reported) */
+  cgroupErrno: number;
+  /** per attempt asked for: its errno (0 it succeeded), or null when it could not be made */
+  results: Partial<Record<KernelOp, number | null>>;
+  timedOut: boolean;
+}
+
+/**
+ * Make the kernel-surface attempts `ops` from a child in the cgroup whose
+ * `cgroup.procs` file is `cgroupProcs`.
+ */
+export async function probeKernel(
+  shim: Shim,
+  cgroupProcs: string,
+  ops: readonly KernelOp[],
+  timeoutMs: number,
+): Promise<KernelProbe> {
+  const mask = ops.reduce((m, o) => m | KERNEL_OPS[o], 0);
+  const out = new BigInt64Array(4);
+  const rc = await shim.lib.aegis_probe_kernel(
+    new TextEncoder().encode(cgroupProcs + "\0"),
+    mask,
+    out,
+    Math.max(1, Math.min(0xffff_ffff, Math.round(timeoutMs))),
+  );
+  if (rc < 0 && -rc !== ETIMEDOUT) {
+    throw new NativeCallError("aegis_probe_kernel", -rc, ops.join(","));
+  }
+  const results: KernelProbe["results"] = {};
+  (["ptrace", "module", "bpf"] as const).forEach((op, i) => {
+    if (!(mask & KERNEL_OPS[op])) return;
+    const v = Number(out[1 + i]);
+    results[op] = v < 0 ? null : v;
+  });
+  return { cgroupErrno: Number(out[0]), results, timedOut: rc < 0 };
 }

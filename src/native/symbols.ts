@@ -137,6 +137,12 @@ export const symbols = {
     result: "i32",
     nonblocking: true,
   },
+  // int aegis_probe_kernel(const char *cgroup_procs, uint32_t ops, int64_t *out, uint32_t timeout_ms);
+  aegis_probe_kernel: {
+    parameters: ["buffer", "u32", "buffer", "u32"],
+    result: "i32",
+    nonblocking: true,
+  },
   // int aegis_probe_connect(const char *cgroup_procs, uint32_t addr_be, uint32_t port, int64_t *out, uint32_t timeout_ms);
   aegis_probe_connect: {
     parameters: ["buffer", "u32", "u32", "buffer", "u32"],

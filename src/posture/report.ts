@@ -20,7 +20,7 @@ import type { ProbeReport } from "./probes/mod.ts";
 import type { ProofResults } from "../proof/prover.ts";
 
 export const SCHEMA_VERSION = 1;
-export const SCHEMA_SEMVER = "1.10.0";
+export const SCHEMA_SEMVER = "1.11.0";
 
 const maybe = z.boolean().nullable();
 
@@ -135,6 +135,10 @@ export const CapabilitiesReport = z.object({
     file: SurfaceProof.optional(),
     exec: SurfaceProof.optional(),
     network: SurfaceProof.optional(),
+    kernel: SurfaceProof.optional().describe(
+      "the kernel switches the live policy turns on (deny_ptrace, deny_module_load, deny_bpf); " +
+        "absent when none is on",
+    ),
   }).strict().describe(
     "the last live proof of each surface the daemon proves (docs/guarantees.md); " +
       "empty without a daemon, in audit, or before the first proof",

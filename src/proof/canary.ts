@@ -25,6 +25,9 @@
  */
 import {
   ABI_LAYOUT,
+  AEGIS_POL_DENY_BPF,
+  AEGIS_POL_DENY_MODULE,
+  AEGIS_POL_DENY_PTRACE,
   AEGIS_POL_EXEC_RULES,
   AEGIS_POL_FILE_RULES,
   AEGIS_POL_NET_RULES,
@@ -35,7 +38,7 @@ import {
 } from "../bpf/abi_gen.ts";
 import { ipPortKey, parseIpPort } from "../bpf/net_codec.ts";
 import { errnoName } from "../errno.ts";
-import type { ConnectProbe } from "../native/probe.ts";
+import type { ConnectProbe, KernelOp, KernelProbe } from "../native/probe.ts";
 import { cgroup2MountFrom } from "../bpf/self_cgroup.ts";
 import { commKey } from "../bpf/exec_codec.ts";
 import { inodeKey, kernelDev, policyValue, ruleValue, u32Key } from "../bpf/rule_codec.ts";
@@ -252,6 +255,16 @@ export interface CanaryMaps {
 
 const POLICY_FLAGS_OFF = ABI_LAYOUT.structs.aegis_policy.fields.flags.offset;
 
+/** The aegis_policy flags of generation `gen` (0 when it has none). */
+export function policyFlags(maps: CanaryMaps, gen: number): number {
+  const pv = maps.map("aegis_policy").lookup(u32Key(gen));
+  return pv
+    ? Number(
+      new DataView(pv.buffer, pv.byteOffset, pv.byteLength).getBigUint64(POLICY_FLAGS_OFF, true),
+    )
+    : 0;
+}
+
 /**
  * Make sure generation `gen` holds `entry` and has `flags` set (an apply
  * carries the canary already; this repairs what anything else removed).
@@ -271,15 +284,9 @@ export function ensureInGeneration(
     m.update(k, entry.value);
     wrote = true;
   }
-  const pol = maps.map("aegis_policy");
-  const pv = pol.lookup(u32Key(gen));
-  const have = pv
-    ? Number(
-      new DataView(pv.buffer, pv.byteOffset, pv.byteLength).getBigUint64(POLICY_FLAGS_OFF, true),
-    )
-    : 0;
+  const have = policyFlags(maps, gen);
   if ((have & flags) !== flags) {
-    pol.update(u32Key(gen), policyValue(have | flags));
+    maps.map("aegis_policy").update(u32Key(gen), policyValue(have | flags));
     wrote = true;
   }
   return wrote;
@@ -289,6 +296,100 @@ function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
   if (a.byteLength !== b.byteLength) return false;
   for (let i = 0; i < a.byteLength; i++) if (a[i] !== b[i]) return false;
   return true;
+}
+
+/**
+ * The kernel surface: the policy switches with no rule map (the operator
+ * turns them on for the whole node), each proven only while the live
+ * generation has it on and its hook is attached. No canary rule: the probe
+ * makes an attempt that is harmless when let through (probeKernel).
+ */
+export const KERNEL_SWITCHES = [
+  {
+    op: "ptrace",
+    flag: AEGIS_POL_DENY_PTRACE,
+    hook: "ptrace_access_check",
+    section: "lsm/ptrace_access_check",
+    what: "ptrace attach",
+    name: "deny_ptrace",
+  },
+  {
+    op: "module",
+    flag: AEGIS_POL_DENY_MODULE,
+    hook: "kernel_load_data",
+    section: "lsm/kernel_load_data",
+    what: "module load (init_module)",
+    name: "deny_module_load",
+  },
+  {
+    op: "bpf",
+    flag: AEGIS_POL_DENY_BPF,
+    hook: "bpf",
+    section: "lsm/bpf",
+    what: "bpf()",
+    name: "deny_bpf",
+  },
+] as const satisfies readonly {
+  op: KernelOp;
+  flag: number;
+  hook: string;
+  section: string;
+  what: string;
+  name: string;
+}[];
+export type KernelSwitch = (typeof KERNEL_SWITCHES)[number];
+
+/**
+ * Judge the kernel probe: an attempt passes only with EPERM *and* a deny
+ * counted by the agent's own hook meanwhile (`denies`: the hook's block
+ * count after minus before); EPERM alone may come from another LSM or a
+ * sysctl (Yama, modules_disabled) and proves nothing about the agent.
+ * `deniedBy` lists the switches the agent's hooks denied (for self-test
+ * accounting).
+ */
+export function judgeKernel(
+  r: KernelProbe,
+  switches: readonly KernelSwitch[],
+  denies: Partial<Record<KernelOp, bigint>>,
+): ProbeOutcome & { deniedBy: KernelSwitch[] } {
+  if (r.cgroupErrno !== 0) {
+    return {
+      denied: false,
+      deniedBy: [],
+      detail: r.cgroupErrno === -1
+        ? "the kernel probe never reported (it did not start or was killed)"
+        : `the kernel probe could not leave the agent's cgroup: ${errnoName(r.cgroupErrno)}`,
+    };
+  }
+  if (r.timedOut) {
+    return {
+      denied: false,
+      deniedBy: [],
+      detail: "the probe did not finish within its time limit",
+    };
+  }
+  const parts: string[] = [];
+  const deniedBy: KernelSwitch[] = [];
+  for (const k of switches) {
+    const e = r.results[k.op];
+    if (e === undefined || e === null) {
+      parts.push(`${k.what} could not be attempted`);
+    } else if (e === 1 && (denies[k.op] ?? 0n) > 0n) {
+      deniedBy.push(k);
+      parts.push(`${k.what} denied with EPERM`);
+    } else if (e === 1) {
+      parts.push(
+        `${k.what} got EPERM, but not from the agent (its ${k.hook} hook counted no deny): ` +
+          `something else refused it, so ${k.name} is not proven`,
+      );
+    } else {
+      parts.push(
+        `${k.what} was let through (${e === 0 ? "it succeeded" : errnoName(e)}): the kernel ` +
+          `did not deny it with ${k.name} on`,
+      );
+    }
+  }
+  return { denied: deniedBy.length === switches.length, deniedBy, detail: parts.join("; ") };
 }
 
 /** `<cgroup2>/aegisbpf.canary`, created 0755 if missing. */

@@ -30,7 +30,9 @@ import {
   fileCanaryEntry,
   isCanaryRuleId,
   judgeConnect,
+  judgeKernel,
   judgeProbe,
+  KERNEL_SWITCHES,
   NET_CANARY_FLAGS,
   netCanaryEntry,
 } from "./canary.ts";
@@ -192,4 +194,42 @@ Deno.test("network canary: a deny_ip4_port rule on the loopback canary address; 
   ok(judgeConnect({ ...base, cgroupErrno: -1 }).detail.includes("never reported"));
   ok(judgeConnect({ ...base, timedOut: true }).detail.includes("time limit"));
   ok(judgeConnect({ ...base, connectErrno: null, socketErrno: 24 }).detail.includes("EMFILE"));
+});
+
+Deno.test("kernel surface: EPERM counts only with a deny counted by the agent's own hook", () => {
+  const [ptrace, mod, bpf] = KERNEL_SWITCHES;
+  const probe = (results: Record<string, number | null>) => ({
+    cgroupErrno: 0,
+    results,
+    timedOut: false,
+  });
+  const all = judgeKernel(probe({ ptrace: 1, module: 1, bpf: 1 }), KERNEL_SWITCHES, {
+    ptrace: 1n,
+    module: 1n,
+    bpf: 2n,
+  });
+  strictEqual(all.denied, true);
+  eq(all.deniedBy, [ptrace, mod, bpf]);
+  strictEqual(
+    all.detail,
+    "ptrace attach denied with EPERM; module load (init_module) denied with EPERM; bpf() denied with EPERM",
+  );
+  const yama = judgeKernel(probe({ ptrace: 1 }), [ptrace], { ptrace: 0n });
+  strictEqual(yama.denied, false);
+  ok(
+    yama.detail.includes("not from the agent") && yama.detail.includes("deny_ptrace is not proven"),
+  );
+  const through = judgeKernel(probe({ module: 8, bpf: 0 }), [mod, bpf], {});
+  strictEqual(through.denied, false);
+  ok(
+    through.detail.includes("module load (init_module) was let through (ENOEXEC)"),
+    through.detail,
+  );
+  ok(through.detail.includes("bpf() was let through (it succeeded)"), through.detail);
+  ok(judgeKernel(probe({ ptrace: null }), [ptrace], {}).detail.includes("could not be attempted"));
+  ok(
+    judgeKernel({ cgroupErrno: 13, results: {}, timedOut: false }, [bpf], {}).detail.includes(
+      "could not leave",
+    ),
+  );
 });

@@ -9,7 +9,16 @@
  */
 
 /** Surfaces a proof can cover (only those the daemon registers are run). */
-export const PROOF_SURFACES = ["file", "exec", "network"] as const;
+/** A proof probe in flight on one hook (MetricsSources.selfTest.pending in render.ts). */
+export interface PendingProbe {
+  hook: string;
+  /** the hook's visible count when the probe started */
+  floor: bigint;
+  /** at most this many denies the probe can cause (default 1) */
+  count?: number;
+}
+
+export const PROOF_SURFACES = ["file", "exec", "network", "kernel"] as const;
 export type ProofSurface = (typeof PROOF_SURFACES)[number];
 
 /** The last proof of one surface, as capabilities.json reports it. */
@@ -31,9 +40,14 @@ export const DEFAULT_PROOF_INTERVAL_SECONDS = 30;
 /**
  * One surface's proof: resolves with the outcome, or null when the result
  * does not count (e.g. emergency disable was switched on meanwhile: the
- * surface keeps its previous result); may throw (a failed proof).
+ * surface keeps its previous result), or "inactive" when there is nothing
+ * to prove now (e.g. the kernel surface with none of its switches on: the
+ * surface drops out of the results and of `surfaces` until it is active
+ * again); may throw (a failed proof).
  */
-export type SurfaceProofFn = () => Promise<{ denied: boolean; detail: string } | null>;
+export type SurfaceProofFn = () => Promise<
+  { denied: boolean; detail: string } | null | "inactive"
+>;
 
 export interface ProverOptions {
   /** the proof of each enabled surface, run in this order */
@@ -59,6 +73,7 @@ export class EnforcementProver {
   #onRound?: (r: ProofResults) => void;
   #after?: () => Promise<void>;
   #results: ProofResults = {};
+  #inactive = new Set<ProofSurface>();
   #lastRound = -Infinity;
   #running: Promise<ProofResults> | null = null;
   #rounds = 0;
@@ -77,9 +92,9 @@ export class EnforcementProver {
     this.#after = opts.afterSurfaces;
   }
 
-  /** Surfaces this prover covers. */
+  /** Surfaces this prover covers (without those inactive in the last round). */
   get surfaces(): ProofSurface[] {
-    return this.#surfaces.map(([s]) => s);
+    return this.#surfaces.map(([s]) => s).filter((s) => !this.#inactive.has(s));
   }
 
   /** The last result of every surface that ran (a copy). */
@@ -107,11 +122,18 @@ export class EnforcementProver {
     this.#running = (async () => {
       try {
         for (const [s, fn] of this.#surfaces) {
-          let r: { denied: boolean; detail: string } | null;
+          let r: { denied: boolean; detail: string } | null | "inactive";
           try {
             r = await fn();
             if (r === null) continue;
+            if (r === "inactive") {
+              this.#inactive.add(s);
+              delete this.#results[s];
+              continue;
+            }
+            this.#inactive.delete(s);
           } catch (e) {
+            this.#inactive.delete(s);
             r = {
               denied: false,
               detail: `the proof could not run: ${e instanceof Error ? e.message : e}`,
@@ -186,7 +208,7 @@ export class SelfTestCounter {
    * its hook, the visible count before it, and at most how many denies it
    * can cause (1 when absent).
    */
-  pending: { hook: string; floor: bigint; count?: number } | null = null;
+  pending: PendingProbe | PendingProbe[] | null = null;
   observe(hook: string): void {
     this.#byHook[hook] = (this.#byHook[hook] ?? 0) + 1;
   }

@@ -164,3 +164,28 @@ Deno.test("prover: afterSurfaces runs inside every round, after the surfaces; it
   eq(order, ["file", "rules (in flight)", "onRound", "file", "rules (in flight)", "onRound"]);
   strictEqual(r.file!.ok, true);
 });
+
+Deno.test("prover: an inactive surface drops out of results and surfaces until it is active again", async () => {
+  let active = false;
+  const p = new EnforcementProver({
+    surfaces: {
+      file: () => Promise.resolve({ denied: true, detail: "EPERM" }),
+      kernel: () =>
+        Promise.resolve(active ? { denied: true, detail: "ptrace denied" } : "inactive" as const),
+    },
+    intervalSeconds: 30,
+    now: () => 1000,
+  });
+  eq(p.surfaces, ["file", "kernel"], "before any round: all registered");
+  let r = await p.round();
+  eq(Object.keys(r), ["file"]);
+  eq(p.surfaces, ["file"]);
+  strictEqual(proofProblem(p.surfaces, r, 1000, 30), null, "nothing to prove is no failure");
+  active = true;
+  r = await p.round();
+  eq(Object.keys(r).sort(), ["file", "kernel"]);
+  eq(p.surfaces, ["file", "kernel"]);
+  active = false;
+  r = await p.round();
+  eq(Object.keys(r), ["file"], "switched off again: its old result is gone");
+});

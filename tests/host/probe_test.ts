@@ -9,7 +9,13 @@
 import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
 import { openEmbeddedShim } from "../../src/assets/mod.ts";
 import { cgroup2MountFrom } from "../../src/bpf/self_cgroup.ts";
-import { probeConnect, probeOpenPaths, S_IFDIR, S_IFREG } from "../../src/native/probe.ts";
+import {
+  probeConnect,
+  probeKernel,
+  probeOpenPaths,
+  S_IFDIR,
+  S_IFREG,
+} from "../../src/native/probe.ts";
 
 const root = Deno.uid() === 0;
 
@@ -102,6 +108,36 @@ Deno.test({
       try {
         l.close();
       } catch { /* closed above */ }
+      Deno.removeSync(cg);
+      Deno.removeSync(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name: "probe_kernel: ptrace, module and bpf attempts from the given cgroup; harmless answers",
+  ignore: !root,
+  async fn() {
+    const cgRoot = cgroup2MountFrom(Deno.readTextFileSync("/proc/self/mountinfo"))!;
+    const cg = `${cgRoot}/aegisbpf-test-kernel-${Deno.pid}`;
+    Deno.mkdirSync(cg);
+    const dir = Deno.makeTempDirSync({ prefix: "aegis-probe-" });
+    using shim = await openEmbeddedShim(`${dir}/rt`);
+    try {
+      const r = await probeKernel(shim, `${cg}/cgroup.procs`, ["ptrace", "module", "bpf"], 5000);
+      strictEqual(r.cgroupErrno, 0);
+      strictEqual(r.timedOut, false);
+      // no BPF LSM here: nothing denies. ptrace of its own grandchild works (or Yama says
+      // EPERM at scope 3); 64 zero bytes are no module (ENOEXEC; EPERM if modules are
+      // disabled; ENOSYS where a seccomp filter hides init_module, as on this dev host);
+      // map type 0 is EINVAL
+      ok([0, 1].includes(r.results.ptrace!), `ptrace: ${r.results.ptrace}`);
+      ok([8, 1, 38].includes(r.results.module!), `module: ${r.results.module}`);
+      strictEqual(r.results.bpf, 22);
+      const one = await probeKernel(shim, `${cg}/cgroup.procs`, ["bpf"], 5000);
+      deepStrictEqual(Object.keys(one.results), ["bpf"], "only what was asked");
+      strictEqual(Deno.readTextFileSync(`${cg}/cgroup.procs`), "", "child and grandchild gone");
+    } finally {
       Deno.removeSync(cg);
       Deno.removeSync(dir, { recursive: true });
     }

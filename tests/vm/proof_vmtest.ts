@@ -10,7 +10,8 @@
  * (denied: a self_test event, no block); the file replaced under its path
  * (a new inode the rule does not hold) is listed in unenforced_rules with
  * the reason, the node goes DEGRADED (ENFORCEMENT_PROOF_FAILED) and
- * readiness is 503, until the policy is applied again.
+ * readiness is 503, until the policy is applied again. The kernel surface
+ * is proven while a policy turns deny_ptrace/deny_module_load/deny_bpf on.
  * lsm-off: the programs are attached in enforce mode by an injection
  * (AEGIS_TEST_ASSUME_BPF_LSM=1: "bpf" treated as an active LSM) — they
  * attach and deny nothing — and the proof catches it: the first state is
@@ -241,6 +242,39 @@ Deno.test({
       strictEqual((await a.stateChanges()).at(-1)!.to, "ENFORCE");
       strictEqual((await httpGet(e.port, "/health?require_enforce=1")).status, 200);
       strictEqual(tryOpen(f("secret")), "EPERM/EACCES");
+      strictEqual(reportNow().enforcement_proof.kernel, undefined, "no kernel switch is on");
+
+      // the kernel switches: proven while the policy turns them on (harmless attempts from the
+      // canary cgroup: ptrace of its own grandchild, init_module of zeros, bpf(MAP_CREATE, {}))
+      Deno.writeTextFileSync(
+        f("k.pol"),
+        `version=2\n[deny_path]\n${f("secret")}\n[deny_ptrace]\n[deny_module_load]\n[deny_bpf]\n`,
+      );
+      const k = await run(AGENT, ["policy", "apply", f("k.pol")], e.env);
+      strictEqual(k.code, 0, k.stderr);
+      const kp = reportNow().enforcement_proof.kernel;
+      strictEqual(kp?.ok, true, JSON.stringify(reportNow().enforcement_proof));
+      strictEqual(
+        kp!.detail,
+        "ptrace attach denied with EPERM; module load (init_module) denied with EPERM; " +
+          "bpf() denied with EPERM",
+      );
+      text = (await httpGet(e.port, "/metrics?detailed=1")).body as string;
+      strictEqual(metric(text, "aegisbpf_enforcement_proof_ok", '{surface="kernel"}'), 1);
+      for (const hook of ["ptrace_access_check", "kernel_load_data", "bpf"]) {
+        ok((metric(text, "aegisbpf_self_test_denies_total", `{hook="${hook}"}`) ?? 0) >= 1, hook);
+        strictEqual(metric(text, "aegisbpf_hook_blocks_total", `{hook="${hook}"}`) ?? 0, 0, hook);
+      }
+      await a.event(
+        (x) => x.type === "self_test" && x.hook === "bpf",
+        "the bpf() deny as a self_test event",
+      );
+      ok(!a.events().some((x) => x.type === "block" && x.hook === "bpf"), "no user-visible block");
+      // switched off again: nothing to prove, the surface leaves the report
+      const off = await run(AGENT, ["policy", "apply", f("p.pol")], e.env);
+      strictEqual(off.code, 0, off.stderr);
+      strictEqual(reportNow().enforcement_proof.kernel, undefined);
+      strictEqual((await httpGet(e.port, "/health?require_enforce=1")).status, 200);
       stamp("whole lsm-on test", a.started);
     } finally {
       await cleanupAgent(a, e);
