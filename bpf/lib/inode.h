@@ -16,11 +16,56 @@
 #include "event.h"
 #include "verified.h"
 
+/* include/uapi/linux/magic.h */
+#define AEGIS_BTRFS_SUPER_MAGIC 0x9123683EUL
+
+/*
+ * btrfs types live in the btrfs module's BTF, not vmlinux: libbpf relocates
+ * these local definitions against /sys/kernel/btf/btrfs when the module is
+ * loaded at load time. When it is not (or the fields moved), the
+ * bpf_core_*_exists() guards below are constant 0 and the btrfs branch is
+ * dead code the verifier never walks.
+ */
+struct btrfs_root___aegis {
+	dev_t anon_dev;
+} __attribute__((preserve_access_index));
+
+struct btrfs_inode___aegis {
+	struct btrfs_root___aegis *root;
+	struct inode vfs_inode;
+} __attribute__((preserve_access_index));
+
+/*
+ * The device half of a file's identity. Every file system but btrfs: the
+ * superblock's s_dev. btrfs: one superblock holds every subvolume and
+ * snapshot, and inode numbers repeat in each, so the key takes the
+ * subvolume's anonymous device (BTRFS_I(inode)->root->anon_dev, what
+ * stat() reports as st_dev) — docs/engine.md, "File identity per file
+ * system".
+ */
+static __always_inline __u32 aegis_inode_dev(struct inode *inode)
+{
+	struct super_block *sb = BPF_CORE_READ(inode, i_sb);
+
+	if (bpf_core_type_exists(struct btrfs_inode___aegis) &&
+	    bpf_core_field_exists(struct btrfs_inode___aegis, root) &&
+	    bpf_core_field_exists(struct btrfs_inode___aegis, vfs_inode) &&
+	    bpf_core_field_exists(struct btrfs_root___aegis, anon_dev) &&
+	    BPF_CORE_READ(sb, s_magic) == AEGIS_BTRFS_SUPER_MAGIC) {
+		struct btrfs_inode___aegis *bi =
+			(void *)((char *)inode -
+				 bpf_core_field_offset(struct btrfs_inode___aegis, vfs_inode));
+
+		return BPF_CORE_READ(bi, root, anon_dev);
+	}
+	return BPF_CORE_READ(sb, s_dev);
+}
+
 static __always_inline void aegis_inode_key_of(struct aegis_inode_key *k, struct inode *inode,
 					       __u32 gen)
 {
 	k->ino = BPF_CORE_READ(inode, i_ino);
-	k->dev = BPF_CORE_READ(inode, i_sb, s_dev);
+	k->dev = aegis_inode_dev(inode);
 	k->gen = gen;
 }
 

@@ -2,7 +2,7 @@
 // Regenerate with: deno run -A build/gen_abi.ts
 
 /** SHA-256 of the canonical layout below; "aegisbpf version" prints it. */
-export const ABI_FINGERPRINT = "92ca07af5b5d7d870f72162413f64f645eedb7fa940da62b771ddc31ec770ff1";
+export const ABI_FINGERPRINT = "90bd36d6c6191da31cc0c2aa3077aa2f2c0c29115b913797f60539ded6951785";
 
 export const AEGIS_COMM_LEN = 16;
 export const AEGIS_OPEN_PATH_LEN = 64;
@@ -22,6 +22,7 @@ export const AEGIS_CFG_SIGNAL = 5;
 export const AEGIS_CFG_GENERATION = 6;
 export const AEGIS_CFG_AGENT_CGID = 7;
 export const AEGIS_CFG_LAYOUT = 8;
+export const AEGIS_CFG_BTRFS_IDENTITY = 9;
 export const AEGIS_CFG__MAX = 16;
 export const AEGIS_CNT_RINGBUF_DROPS = 0;
 export const AEGIS_CNT_EVENTS = 1;
@@ -99,6 +100,7 @@ export const ABI_LAYOUT = {
       "AEGIS_CFG_AGENT_CGID": 7,
       "AEGIS_CFG_AUDIT_ONLY": 2,
       "AEGIS_CFG_BREAK_GLASS": 4,
+      "AEGIS_CFG_BTRFS_IDENTITY": 9,
       "AEGIS_CFG_EMERGENCY_DISABLE": 3,
       "AEGIS_CFG_GENERATION": 6,
       "AEGIS_CFG_LAYOUT": 8,

@@ -16,7 +16,13 @@
  */
 import { AegisError } from "../errors.ts";
 import type { Shim } from "../native/mod.ts";
-import { ABI_FINGERPRINT, AEGIS_CFG_LAYOUT, AEGIS_CFG_SIGNAL } from "./abi_gen.ts";
+import {
+  ABI_FINGERPRINT,
+  AEGIS_CFG_BTRFS_IDENTITY,
+  AEGIS_CFG_LAYOUT,
+  AEGIS_CFG_SIGNAL,
+} from "./abi_gen.ts";
+import { setBtrfsIdentity } from "./path_rule.ts";
 import { BpfMap } from "./map.ts";
 import { type AttachResult, BpfObject } from "./object.ts";
 
@@ -196,9 +202,13 @@ export class Engine implements Disposable {
           obj.setPinPath(m, path);
         }
       }
+      // libbpf relocates the btrfs types against the module's BTF when it is there
+      const btrfs = btrfsBtfPresent();
       obj.load();
       const cfg = obj.map("aegis_config");
       cfg.setU64(AEGIS_CFG_LAYOUT, layoutTag());
+      cfg.setU64(AEGIS_CFG_BTRFS_IDENTITY, btrfs ? 1n : 0n);
+      setBtrfsIdentity(btrfs);
       // armed before attach: no window where a match is only reported
       cfg.setU64(AEGIS_CFG_SIGNAL, BigInt(opts.mode === "fallback" ? opts.signal ?? 0 : 0));
       opts.configure?.(obj);
@@ -270,6 +280,27 @@ function exists(path: string): boolean {
     if (e instanceof Deno.errors.NotFound) return false;
     throw e;
   }
+}
+
+/**
+ * Is the btrfs module's BTF there (so the programs about to load can key
+ * btrfs files by subvolume: bpf/lib/inode.h)? Without it, btrfs rules are
+ * refused (src/bpf/path_rule.ts).
+ */
+export function btrfsBtfPresent(btfDir = "/sys/kernel/btf"): boolean {
+  try {
+    return Deno.statSync(`${btfDir}/btrfs`).isFile;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Tell path resolution what the programs pinned under `maps` do for btrfs
+ * (AEGIS_CFG_BTRFS_IDENTITY, written at their load).
+ */
+export function adoptBtrfsIdentity(config: { sumU64(index: number): bigint }): void {
+  setBtrfsIdentity(config.sumU64(AEGIS_CFG_BTRFS_IDENTITY) === 1n);
 }
 
 function pinnedMaxEntries(shim: Shim, path: string): number {

@@ -51,12 +51,27 @@ const UNSUPPORTED_FS: Readonly<Record<string, string>> = Object.freeze({
   virtiofs: "a FUSE file system served by the host",
   fuse: "a FUSE file system (its daemon chooses the inode numbers)",
   fuseblk: "a FUSE file system (its daemon chooses the inode numbers)",
-  btrfs: "btrfs inode numbers repeat in every subvolume and snapshot and the hooks " +
-    "cannot tell subvolumes apart yet",
+  btrfs: "btrfs inode numbers repeat in every subvolume and snapshot, and the loaded " +
+    "programs cannot tell subvolumes apart: the btrfs module's BTF was not there when the " +
+    "agent loaded them (restart the agent once the btrfs module is loaded)",
 });
+
+/**
+ * Do the loaded programs key btrfs files on their subvolume's device
+ * (bpf/lib/inode.h, aegis_inode_dev)? Set from the engine's config map
+ * (AEGIS_CFG_BTRFS_IDENTITY) by whoever opens it; off until then, so a
+ * btrfs rule is refused rather than keyed in a way the hooks do not match.
+ */
+let btrfsIdentity = false;
+
+/** Tell path resolution whether the loaded programs key btrfs by subvolume. */
+export function setBtrfsIdentity(on: boolean): void {
+  btrfsIdentity = on;
+}
 
 /** Why a file system type cannot carry path rules, or null when it can. */
 export function unsupportedFsReason(fsType: string): string | null {
+  if (fsType === "btrfs" && btrfsIdentity) return null;
   if (Object.hasOwn(UNSUPPORTED_FS, fsType)) return UNSUPPORTED_FS[fsType];
   if (fsType.startsWith("fuse.")) return UNSUPPORTED_FS.fuse;
   return null;
@@ -84,18 +99,32 @@ function unescapeMount(s: string): string {
 export function mountOf(mountinfo: string, path: string): MountOf | null {
   let best: MountOf | null = null;
   for (const line of mountinfo.split("\n")) {
-    const f = line.split(" ");
-    const sep = f.indexOf("-", 6);
-    if (f.length < 7 || sep < 0 || sep + 1 >= f.length) continue;
-    const mm = /^(\d+):(\d+)$/.exec(f[2]);
-    if (!mm) continue;
-    const mp = unescapeMount(f[4]);
+    const m = parseMountLine(line);
+    if (!m) continue;
+    const mp = m.mountPoint;
     const inside = mp === "/" || path === mp || path.startsWith(mp + "/");
     if (!inside || (best && mp.length < best.mountPoint.length)) continue;
-    const dev = ((Number(mm[1]) << 20) | Number(mm[2])) >>> 0;
-    best = { mountPoint: mp, dev, fsType: f[sep + 1] };
+    best = m;
   }
   return best;
+}
+
+/** Every mount whose superblock device is `dev` (mountinfo text). */
+export function mountsOfDev(mountinfo: string, dev: number): MountOf[] {
+  return mountinfo.split("\n").map(parseMountLine).filter((m): m is MountOf =>
+    m !== null && m.dev === dev
+  );
+}
+
+/** One mountinfo line (proc(5)), or null when it does not parse. */
+function parseMountLine(line: string): MountOf | null {
+  const f = line.split(" ");
+  const sep = f.indexOf("-", 6);
+  if (f.length < 7 || sep < 0 || sep + 1 >= f.length) return null;
+  const mm = /^(\d+):(\d+)$/.exec(f[2]);
+  if (!mm) return null;
+  const dev = ((Number(mm[1]) << 20) | Number(mm[2])) >>> 0;
+  return { mountPoint: unescapeMount(f[4]), dev, fsType: f[sep + 1] };
 }
 
 /**
@@ -186,10 +215,26 @@ export function resolveRulePath(
         `(${m.fsType}${m.fsType === "overlay" ? " with xino=on" : ""})`,
     );
   }
+  if (m.fsType === "btrfs") {
+    // the hooks key btrfs files on the subvolume's anonymous device, which is
+    // stat()'s st_dev (aegis_inode_dev); mountinfo lists the superblock's. A
+    // file-level mount of another file system over the path shows as a
+    // device some other mount has.
+    const dev = kernelDev(st.dev);
+    const other = mountsOfDev(mountinfo(), dev).find((x) => x.fsType !== "btrfs");
+    if (other) {
+      throw new UsageError(
+        `Cannot resolve path ${where()}: its device ${devName(dev)} is that of the ` +
+          `${other.fsType} mount at ${JSON.stringify(other.mountPoint)}, not of the btrfs ` +
+          `mount at ${JSON.stringify(m.mountPoint)}; a hidden or file-level mount?`,
+      );
+    }
+    return { status: "resolved", path, canonical, dev, ino, fsType: m.fsType };
+  }
   // Cross-check that the mount found is the one the path is on: on every
-  // supported file system but overlayfs, stat()'s st_dev of the file is the
-  // superblock's; on overlayfs a directory's is (files get per-layer pseudo
-  // devices), so the parent directory is asked.
+  // supported file system but overlayfs and btrfs, stat()'s st_dev of the file
+  // is the superblock's; on overlayfs a directory's is (files get per-layer
+  // pseudo devices), so the parent directory is asked.
   const probe = m.fsType === "overlay" ? parentDir(canonical) : canonical;
   const seen = m.fsType === "overlay" ? kernelDev(Deno.statSync(probe).dev) : kernelDev(st.dev);
   if (seen !== m.dev) {

@@ -1,10 +1,13 @@
 import { deepStrictEqual, strictEqual, throws } from "node:assert/strict";
 import { UsageError } from "../errors.ts";
+import { btrfsBtfPresent } from "./engine.ts";
 import {
   checkRulePath,
   mountOf,
+  mountsOfDev,
   PATH_MAX,
   resolveRulePath,
+  setBtrfsIdentity,
   unsupportedFsReason,
 } from "./path_rule.ts";
 import { kernelDev } from "./rule_codec.ts";
@@ -118,6 +121,31 @@ Deno.test("path rules: a file on an unsupported file system is refused naming th
     strictEqual(ok.status === "resolved" && ok.fsType, "ext4");
     // missing files stay unresolved whatever the file system
     strictEqual(resolveRulePath(`${dir}/missing`, mi("9p")).status, "unresolved");
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("btrfs: refused unless the loaded programs key it by subvolume; mountsOfDev; BTF check", () => {
+  setBtrfsIdentity(false);
+  strictEqual(
+    unsupportedFsReason("btrfs")?.includes("restart the agent once the btrfs module is loaded"),
+    true,
+  );
+  setBtrfsIdentity(true);
+  try {
+    strictEqual(unsupportedFsReason("btrfs"), null);
+    strictEqual(typeof unsupportedFsReason("9p"), "string", "only btrfs changes");
+  } finally {
+    setBtrfsIdentity(false);
+  }
+  deepStrictEqual(mountsOfDev(MI, 37).map((m) => m.mountPoint), ["/mnt/bind"]);
+  deepStrictEqual(mountsOfDev(MI, 999), []);
+  const dir = Deno.makeTempDirSync();
+  try {
+    strictEqual(btrfsBtfPresent(dir), false);
+    Deno.writeTextFileSync(`${dir}/btrfs`, "");
+    strictEqual(btrfsBtfPresent(dir), true);
   } finally {
     Deno.removeSync(dir, { recursive: true });
   }

@@ -46,7 +46,8 @@ import { dedupePolicy, formatPolicy } from "../policy/lint.ts";
 import type { Policy, PolicyIssue } from "../policy/model.ts";
 import { MAX_FILE_BYTES, parsePolicy } from "../policy/parse.ts";
 import { FileReadError, readFileCapped, readTextFileCapped } from "../util/read_file.ts";
-import { pinRoot } from "../bpf/engine.ts";
+import { adoptBtrfsIdentity, btrfsBtfPresent, pinRoot } from "../bpf/engine.ts";
+import { setBtrfsIdentity } from "../bpf/path_rule.ts";
 import type { RuleVerification } from "../proof/verify.ts";
 
 /**
@@ -337,6 +338,8 @@ export async function openLocal(): Promise<LocalContext> {
     shim[Symbol.dispose]();
     throw e;
   }
+  // resolve btrfs paths as the pinned programs key them
+  adoptBtrfsIdentity(pins.map("aegis_config"));
   const env = hostCompileEnv();
   const maps = (n: string) => pins.map(n);
   const live = new LiveRules({
@@ -459,6 +462,8 @@ async function applyFile(req: PolicyApplyRequest, json?: true): Promise<void> {
 
 /** For --dry-run without an agent: nothing is written, so no maps are needed. */
 function dryRunDeps(): PolicyApplyDeps {
+  // no programs to ask: as an agent starting now would load them
+  setBtrfsIdentity(btrfsBtfPresent());
   const noMaps = (): never => {
     throw new AegisError("NOT_RUNNING", "a dry run does not touch the maps");
   };

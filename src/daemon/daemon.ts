@@ -15,11 +15,11 @@
  *     AUDIT_FALLBACK; --enforce-fallback=signal gives ENFORCE_SIGNAL;
  *  5. the engine (LSM, or the tracepoint fallback); a load, verifier or
  *     attach failure is a blocker too;
- *  6. the first enforcement proof (src/proof/: a probe outside the agent's
- *     cgroup opens a canary-ruled sentinel and must get EPERM) before
- *     ENFORCE is claimed: a failed one starts in DEGRADED
- *     (ENFORCEMENT_PROOF_FAILED); then the first state_change,
- *     capabilities.json, events flowing;
+ *  6. the first enforcement proof (./proofs.ts: probes outside the agent's
+ *     cgroup must get EPERM from each surface's canary, and the operator's
+ *     file rules are verified) before ENFORCE is claimed: a failed one
+ *     starts in DEGRADED (ENFORCEMENT_PROOF_FAILED); then the first
+ *     state_change, capabilities.json, events flowing;
  *  7. every second: runtime checks (attach health, ring-buffer drops, map
  *     pressure, the enforcement proof every --proof-interval seconds, failed
  *     or stale after 3 periods), TTL expiry of live rules, unresolved paths; a change of
@@ -40,6 +40,7 @@ import {
   AEGIS_CNT_RINGBUF_DROPS,
 } from "../bpf/abi_gen.ts";
 import {
+  btrfsBtfPresent,
   Engine,
   type EngineMode,
   type FileHookChoice,
@@ -52,8 +53,7 @@ import {
   uninstallPins,
 } from "../bpf/engine.ts";
 import type { BpfMap } from "../bpf/map.ts";
-import { resolveRulePath } from "../bpf/path_rule.ts";
-import { inodeKey } from "../bpf/rule_codec.ts";
+import { setBtrfsIdentity } from "../bpf/path_rule.ts";
 import { enterOwnCgroup } from "../bpf/self_cgroup.ts";
 import { populateSurvival, type SurvivalEntry } from "../bpf/survival.ts";
 import { createControlApp } from "../control/app.ts";
@@ -70,60 +70,10 @@ import { createApp } from "../http/app.ts";
 import { parseListen, startHttpServer } from "../http/serve.ts";
 import { SseHub } from "../http/sse.ts";
 import { literal, log } from "../log.ts";
-import {
-  hookBlocks,
-  NetBlockCounter,
-  renderMetrics,
-  totalBlocks,
-  visibleBlocks,
-} from "../metrics/render.ts";
+import { NetBlockCounter, renderMetrics, totalBlocks } from "../metrics/render.ts";
 import type { Shim } from "../native/mod.ts";
-import { probeConnect, probeKernel, probeOpenPaths } from "../native/probe.ts";
-import {
-  type CompiledEntry,
-  liveGeneration,
-  loadAppliedPolicy,
-  mapSizesFor,
-  readMapSizeRequests,
-  RULE_MAPS,
-  setBuiltinRules,
-} from "../policy/apply.ts";
-import {
-  CANARY_NET_ADDR,
-  CANARY_NET_PORT,
-  canaryCgroup,
-  ensureExecSentinel,
-  ensureInGeneration,
-  ensureSentinel,
-  EXEC_CANARY_FLAGS,
-  execCanaryEntry,
-  FILE_CANARY_FLAGS,
-  fileCanaryEntry,
-  isCanaryRuleId,
-  judgeConnect,
-  judgeKernel,
-  KERNEL_SWITCHES,
-  NET_CANARY_FLAGS,
-  netCanaryEntry,
-  policyFlags,
-  probeExec,
-  probeOpen,
-  type ProbeOutcome,
-  type SentinelId,
-} from "../proof/canary.ts";
-import {
-  DEFAULT_PROOF_INTERVAL_SECONDS,
-  EnforcementProver,
-  proofProblem,
-  type ProofResults,
-  SelfTestCounter,
-} from "../proof/prover.ts";
-import {
-  DEFAULT_VERIFY_LIMIT,
-  describeRound,
-  RuleVerifier,
-  VERIFY_TIMEOUT_MS,
-} from "../proof/verify.ts";
+import { loadAppliedPolicy, mapSizesFor, readMapSizeRequests, RULE_MAPS } from "../policy/apply.ts";
+import { DEFAULT_PROOF_INTERVAL_SECONDS, proofProblem, SelfTestCounter } from "../proof/prover.ts";
 import type { Unresolved } from "../policy/compile.ts";
 import { hostCompileEnv } from "../policy/host_env.ts";
 import { keysDir, loadTrustedKeys } from "../policy/keys.ts";
@@ -141,6 +91,7 @@ import {
 } from "../posture/report.ts";
 import { PostureStateMachine, runtimeChecks, stateChangeEvent } from "../posture/state.ts";
 import { DaemonPolicy } from "./live.ts";
+import { type Proofs, wireProofs } from "./proofs.ts";
 import {
   type AegisEvent,
   aegisPaths,
@@ -296,6 +247,8 @@ export function appliedPolicy(stateDir: string): {
   mapSizes: Record<string, number>;
   warning: string | null;
 } {
+  // the programs about to load key btrfs by subvolume when the module's BTF is there
+  setBtrfsIdentity(btrfsBtfPresent());
   const env = hostCompileEnv();
   let needs = NO_NEEDS;
   let status = NO_POLICY;
@@ -353,11 +306,8 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
   let engine: Engine | null = null;
   let unresolvedNow = (): string[] => [];
   let unresolvedCountNow = (): number => 0;
-  let prover: EnforcementProver | null = null;
-  let verifier: RuleVerifier | null = null;
-  /** cgroup id of the canary cgroup while a verification probe runs there */
-  let canaryCgid: number | null = null;
-  let canaryInLive = 0;
+  /** the enforcement proof (src/daemon/proofs.ts): only once the engine enforces */
+  let proofs: Proofs | null = null;
   const selfTest = new SelfTestCounter();
   const proofInterval = opts.proofIntervalSeconds ?? DEFAULT_PROOF_INTERVAL_SECONDS;
   const sink = openSink(opts.log, {
@@ -423,8 +373,8 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
         extraBlockers,
         proof: {
           intervalSeconds: proofInterval,
-          results: prover?.results ?? {},
-          unenforced: verifier?.unenforced ?? [],
+          results: proofs?.prover.results ?? {},
+          unenforced: proofs?.verifier.unenforced ?? [],
         },
       });
       try {
@@ -478,15 +428,15 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
           perfSloPath: paths.perfSlo,
           selfTest: {
             byHook: selfTest.byHook,
-            liveCanaryEntries: canaryInLive,
+            liveCanaryEntries: proofs?.liveCanaryEntries ?? 0,
             pending: selfTest.pending,
           },
-          proof: prover
+          proof: proofs
             ? {
-              results: prover.results,
+              results: proofs.prover.results,
               now: Math.floor(Date.now() / 1000),
-              unenforcedRules: verifier?.unenforced.length,
-              verifiedRules: verifier?.lastRound?.denied,
+              unenforcedRules: proofs.verifier.unenforced.length,
+              verifiedRules: proofs.verifier.lastRound?.denied,
             }
             : null,
         }, { detailed }),
@@ -508,16 +458,11 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
       onChange: () => rebuildReport(),
       onRulesChanged: () => {
         // new or changed rules: verify them all, in the next 1 s tick
-        verifier?.invalidate();
-        prover?.expedite();
+        proofs?.verifier.invalidate();
+        proofs?.prover.expedite();
       },
       // an apply or block add replies after one round has tried the new rules
-      verifyNow: async () => {
-        if (!prover || !verifier || emergencyActive()) return null;
-        if (prover.running) await prover.round(); // a round begun before the change
-        await prover.round();
-        return verifier.summary();
-      },
+      verifyNow: () => proofs?.verifyNow() ?? Promise.resolve(null),
     });
     cleanups.push(() => policy.close());
     unresolvedNow = () => policy.unresolved();
@@ -742,11 +687,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
       const ring = shim.openRing(engine.obj.map(MAP_EVENTS).fd);
       cleanups.push(() => ring.close());
       drain = new EventDrain(ring, (r) => {
-        if (
-          (r.kind === "file_block" || r.kind === "net_block" || r.kind === "kernel_block") &&
-          ((r.kind !== "kernel_block" && isCanaryRuleId(r.ruleId)) ||
-            (canaryCgid !== null && r.cgid === canaryCgid))
-        ) {
+        if (proofs?.isOwnRecord(r)) {
           // the proof's own deny (a canary, or a user rule verified from the canary
           // cgroup; counted by the prover): its own event type, marked, never a
           // user-visible block
@@ -797,232 +738,23 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
     // the enforcement proof: only where the kernel is meant to deny
     let firstProof: string | null = null;
     if (startState === "ENFORCE") {
-      const eng = engine;
-      const maps = { map: (n: string) => eng.obj.map(n) };
-      let sentinel: SentinelId | null = null;
-      // the exec and network canaries need their hooks: proven only where attached
-      const execOn = eng.attachedSections().includes("lsm/bprm_check_security");
-      const netOn = eng.attachedSections().includes("lsm/socket_connect");
-      const kernelSwitches = KERNEL_SWITCHES.filter((k) =>
-        eng.attachedSections().includes(k.section)
-      );
-      const proofMs: Record<string, number> = {};
-      /**
-       * One surface: re-assert its canary in the live generation (an apply
-       * carries it, setBuiltinRules; this repairs anything else), run the
-       * probe, count its deny as self-test when it has its answer (the
-       * kernel's counter already holds the deny; its ring record may not be
-       * read yet) and hold the hook's visible count meanwhile (render.ts
-       * visibleBlocks).
-       */
-      const proveWith = async (
-        surface: string,
-        hook: string,
-        entry: CompiledEntry,
-        flags: number,
-        run: (cg: string) => Promise<ProbeOutcome>,
-      ): Promise<ProbeOutcome | null> => {
-        if (emergencyActive()) return null; // the hooks only report: nothing to prove
-        const t0 = performance.now();
-        const cg = canaryCgroup(); // every round: made again if someone removed it
-        canaryCgid = Deno.statSync(cg).ino;
-        ensureInGeneration(maps, liveGeneration((n) => eng.obj.map(n)), entry, flags);
-        const stats = eng.obj.map(MAP_HOOK_STATS);
-        selfTest.pending = {
-          hook,
-          floor: visibleBlocks(hookBlocks(stats, hook), hook, {
-            byHook: selfTest.byHook,
-            liveCanaryEntries: 0,
-          }),
-        };
-        try {
-          const out = await run(cg);
-          if (out.denied) selfTest.observe(hook);
-          // switched on while the probe ran: its open may have been let through by design
-          return !out.denied && emergencyActive() ? null : out;
-        } finally {
-          selfTest.pending = null;
-          proofMs[surface] = Math.round(performance.now() - t0);
-        }
-      };
-      // the hook that denies the probe's open: inode_permission runs first when attached
-      const openHook = opts.lsmHook === "file" ? "file_open" : "inode_permission";
-      const fileProof = () => {
-        const s = ensureSentinel(`${paths.runtimeDir}/proof`);
-        sentinel = s;
-        canaryInLive = 1;
-        return proveWith(
-          "file",
-          openHook,
-          fileCanaryEntry(s),
-          FILE_CANARY_FLAGS,
-          (cg) => probeOpen(s.path, cg),
-        );
-      };
-      const execProof = () => {
-        const x = ensureExecSentinel(`${paths.stateDir}/proof`);
-        return proveWith(
-          "exec",
-          "bprm_check_security",
-          execCanaryEntry(),
-          EXEC_CANARY_FLAGS,
-          (cg) => probeExec(x.path, cg),
-        );
-      };
-      const netProof = () =>
-        proveWith(
-          "network",
-          "socket_connect",
-          netCanaryEntry(),
-          NET_CANARY_FLAGS,
-          async (cg) =>
-            judgeConnect(
-              await probeConnect(
-                shim,
-                `${cg}/cgroup.procs`,
-                CANARY_NET_ADDR,
-                CANARY_NET_PORT,
-                VERIFY_TIMEOUT_MS,
-              ),
-            ),
-        );
-      // the kernel switches the live policy turns on (no canary rule: the operator's own)
-      const kernelProof = async (): Promise<ProbeOutcome | null | "inactive"> => {
-        if (emergencyActive()) return null;
-        const on = policyFlags(maps, liveGeneration((n) => eng.obj.map(n)));
-        const active = kernelSwitches.filter((k) => (on & k.flag) !== 0);
-        if (active.length === 0) return "inactive";
-        const t0 = performance.now();
-        const cg = canaryCgroup();
-        canaryCgid = Deno.statSync(cg).ino;
-        const stats = eng.obj.map(MAP_HOOK_STATS);
-        const before = new Map(active.map((k) => [k.op, hookBlocks(stats, k.hook)]));
-        selfTest.pending = active.map((k) => ({
-          hook: k.hook,
-          floor: visibleBlocks(before.get(k.op)!, k.hook, {
-            byHook: selfTest.byHook,
-            liveCanaryEntries: 0,
-          }),
-        }));
-        try {
-          const res = await probeKernel(
-            shim,
-            `${cg}/cgroup.procs`,
-            active.map((k) => k.op),
-            VERIFY_TIMEOUT_MS,
-          );
-          const denies = Object.fromEntries(
-            active.map((k) => [k.op, hookBlocks(stats, k.hook) - before.get(k.op)!]),
-          );
-          const out = judgeKernel(res, active, denies);
-          for (const k of out.deniedBy) selfTest.observe(k.hook);
-          return !out.denied && emergencyActive() ? null : out;
-        } finally {
-          selfTest.pending = null;
-          proofMs.kernel = Math.round(performance.now() - t0);
-        }
-      };
-      // the operator's own file rules, verified from the canary cgroup after the surfaces
-      const v = new RuleVerifier({
-        targets: () => policy.fileRuleTargets(),
-        probe: (paths) => {
-          const cg = canaryCgroup();
-          canaryCgid = Deno.statSync(cg).ino;
-          return probeOpenPaths(shim, `${cg}/cgroup.procs`, paths, VERIFY_TIMEOUT_MS);
-        },
-        heldNow: (path) => heldInLive(eng, path),
-      });
-      verifier = v;
-      let lastUnenforced = "";
-      const verifyRules = async () => {
-        if (emergencyActive()) return; // the hooks only report: nothing to verify
-        const t0 = performance.now();
-        const stats = eng.obj.map(MAP_HOOK_STATS);
-        selfTest.pending = {
-          hook: openHook,
-          floor: visibleBlocks(hookBlocks(stats, openHook), openHook, {
-            byHook: selfTest.byHook,
-            liveCanaryEntries: 0,
-          }),
-          count: DEFAULT_VERIFY_LIMIT,
-        };
-        try {
-          const r = await v.round();
-          for (let i = 0; i < r.denied; i++) selfTest.observe(openHook);
-          const ms = Math.round(performance.now() - t0);
-          const now = JSON.stringify(v.unenforced);
-          if (r.tried > 0) {
-            // loud when the unenforced set changes, informative when new rules were tried
-            const line = `rule verification: ${describeRound(r)} (${ms} ms)`;
-            if (now !== lastUnenforced && v.unenforced.length > 0) {
-              lg.error(literal(`${line}; ${v.problem()}`), { round: r, ms });
-            } else if (now !== lastUnenforced || r.fresh > 0) {
-              lg.info(literal(line), { round: r, ms });
-            } else lg.debug(literal(line), { round: r, ms });
-          }
-          lastUnenforced = now;
-        } catch (e) {
-          lg.error(
-            literal(`rule verification could not run: ${e instanceof Error ? e.message : e}`),
-          );
-          throw e;
-        } finally {
-          selfTest.pending = null;
-        }
-      };
-      setBuiltinRules(() => {
-        const entries: CompiledEntry[] = [];
-        let flags = 0;
-        if (sentinel) {
-          entries.push(fileCanaryEntry(sentinel));
-          flags |= FILE_CANARY_FLAGS;
-        }
-        if (execOn) {
-          entries.push(execCanaryEntry());
-          flags |= EXEC_CANARY_FLAGS;
-        }
-        if (netOn) {
-          entries.push(netCanaryEntry());
-          flags |= NET_CANARY_FLAGS;
-        }
-        return { flags, entries };
-      });
-      cleanups.push(() => setBuiltinRules(null));
-      const lastOk: Record<string, boolean> = {};
-      prover = new EnforcementProver({
-        surfaces: {
-          file: fileProof,
-          ...(execOn ? { exec: execProof } : {}),
-          ...(netOn ? { network: netProof } : {}),
-          ...(kernelSwitches.length > 0 ? { kernel: kernelProof } : {}),
-        },
+      proofs = wireProofs({
+        engine,
+        shim,
+        runtimeDir: paths.runtimeDir,
+        stateDir: paths.stateDir,
+        lsmHook: opts.lsmHook,
         intervalSeconds: proofInterval,
-        afterSurfaces: verifyRules,
-        onRound: (res: ProofResults) => {
-          for (const [surface, r] of Object.entries(res)) {
-            if (!r || r.ok === lastOk[surface]) continue;
-            lastOk[surface] = r.ok;
-            const ms = proofMs[surface] ?? 0;
-            const line = `enforcement proof (${surface})${r.ok ? "" : " FAILED"}: ${r.detail} ` +
-              `(${ms} ms)`;
-            if (r.ok) lg.info(literal(line), { proof: res, ms });
-            else lg.error(literal(line), { proof: res, ms });
-          }
-          rebuildReport();
-        },
+        selfTest,
+        emergencyActive,
+        targets: () => policy.fileRuleTargets(),
+        onRound: () => rebuildReport(),
       });
-      if (proofInterval === 0) {
-        lg.warn(
-          literal(
-            "ENFORCEMENT PROOFS ARE OFF (--proof-interval 0): one proof at start, then nothing " +
-              "shows that the kernel still denies; /health?require_enforce=1 answers 503",
-          ),
-        );
-      }
-      const res = await prover.round();
+      cleanups.push(() => proofs?.close());
+      const res = await proofs.prover.round();
       // just ran: only a failure counts (its age is no question here)
-      firstProof = proofProblem(prover.surfaces, res, 0, Number.MAX_SAFE_INTEGER) ??
-        v.problem();
+      firstProof = proofProblem(proofs.prover.surfaces, res, 0, Number.MAX_SAFE_INTEGER) ??
+        proofs.verifier.problem();
     }
     if (firstProof) {
       sm.transition("DEGRADED", "ENFORCEMENT_PROOF_FAILED", firstProof);
@@ -1074,6 +806,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
         lastDenies = b;
         if (denies.length > DROP_WINDOW_CHECKS) denies.shift();
         const emergencyOn = emergencyActive();
+        const prover = proofs?.prover;
         if (prover && !emergencyOn) prover.tick();
         if (prover && emergencyOn) prover.expedite(); // prove again as soon as it ends
         if (tick++ % MAP_CHECK_EVERY === 0) utilisation = mapUtilisation(engine!);
@@ -1106,7 +839,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
               proofInterval > 0 && !emergencyOn && !prover.running
                 ? proofInterval
                 : Number.MAX_SAFE_INTEGER,
-            ) ?? verifier?.problem() ?? null
+            ) ?? proofs!.verifier.problem()
             : undefined,
         });
         if (want) sm!.transition(want.state, want.reason, want.detail);
@@ -1166,23 +899,4 @@ export function mapUtilisation(engine: Engine): Record<string, number> {
 /** /events subscribers the hub cut off (every reason). */
 function sseDropped(hub: SseHub): number {
   return Object.values(hub.stats().dropped_clients).reduce((a, b) => a + b, 0);
-}
-
-/**
- * Does the live generation of `engine` hold a global file rule for the
- * file `path` names now (resolved as a rule would be)? For the rule
- * verification's report; null when the path does not resolve any more.
- */
-function heldInLive(engine: Engine, path: string): { held: boolean; identity: string } | null {
-  try {
-    const r = resolveRulePath(path);
-    if (r.status !== "resolved") return null;
-    const gen = liveGeneration((n) => engine.obj.map(n));
-    const held = engine.obj.map("aegis_deny_inode").lookup(inodeKey(r.dev, r.ino, gen)) !== null;
-    const identity = `dev ${r.dev >>> 20}:${r.dev & 0xfffff} inode ${r.ino}` +
-      (r.fsType ? ` on ${r.fsType}` : "");
-    return { held, identity };
-  } catch {
-    return null;
-  }
 }

@@ -2,13 +2,15 @@
  * VM tier: file rules on the file systems operators use (issue 19,
  * docs/engine.md "File identity per file system"). In one boot: ext4 and
  * xfs on loop devices, an overlay whose lower layer is on ext4 and upper on
- * xfs, and the guest's own root (an overlay of a 9p lower and a tmpfs
- * upper: scripts/vm/init.sh). On each, a rule resolved by the agent's own
+ * xfs, the guest's own root (an overlay of a 9p lower and a tmpfs upper:
+ * scripts/vm/init.sh), and btrfs (top level, a subvolume, a snapshot of it). On each, a rule resolved by the agent's own
  * resolveRulePath denies the file and every alias (hard link, symlink,
  * rename, bind mount, O_PATH reopen, openat2, "..", exec) with a block
  * record carrying the resolved identity; an overlay lower file stays
- * denied after a copy-up attempt and a cache drop. btrfs, 9p and an
- * xino=on overlay's lower files are refused at resolve (= apply) time with
+ * denied after a copy-up attempt and a cache drop; a btrfs subvolume's file
+ * and its snapshot's copy (same inode number) are told apart. 9p and an
+ * xino=on overlay's lower files, and btrfs when the programs were loaded
+ * without the btrfs module's BTF, are refused at resolve (= apply) time with
  * an error naming the path and the file system.
  *
  * lsm-on cells only (the lsm-off cells prove elsewhere that nothing is
@@ -18,21 +20,22 @@
  * AEGIS_VM_BREAK_FS=stat keys the rules on stat()'s st_dev as before
  * issue 19; AEGIS_VM_BREAK_FS=copyup leaves lsm/inode_copy_up out.
  */
-import { ok, strictEqual, throws } from "node:assert/strict";
+import { match, ok, strictEqual, throws } from "node:assert/strict";
 import {
   AEGIS_ACT_BLOCK,
   AEGIS_POL_FILE_RULES,
   AEGIS_RT_INODE,
   AEGIS_RULE_DENY,
 } from "../../src/bpf/abi_gen.ts";
-import { resolveRulePath } from "../../src/bpf/path_rule.ts";
+import { btrfsBtfPresent } from "../../src/bpf/engine.ts";
+import { resolveRulePath, setBtrfsIdentity } from "../../src/bpf/path_rule.ts";
 import { inodeKey, kernelDev, ruleValue } from "../../src/bpf/rule_codec.ts";
 import { UsageError } from "../../src/errors.ts";
 import type { FileBlockRecord } from "../../src/events/decode.ts";
 import { compilePolicy } from "../../src/policy/compile.ts";
 import { parsePolicy } from "../../src/policy/parse.ts";
 import { type Engine, loadEngine } from "../lib/engine.ts";
-import { AGENT } from "../lib/agent.ts";
+import { AGENT, Agent, agentEnv, cleanupAgent } from "../lib/agent.ts";
 import { ROOT, run, tryOpen } from "../lib/helpers.ts";
 
 const LSM_ON = Deno.env.get("AEGIS_VM_LSM") === "on";
@@ -102,7 +105,9 @@ interface Target {
 }
 
 /** Loop devices, file systems and overlays; returns the targets and the refused files. */
-async function setup(): Promise<{ targets: Target[]; refused: [string, RegExp][] }> {
+async function setup(): Promise<
+  { targets: Target[]; btrfs: string; refused: [string, RegExp][] }
+> {
   await sh(
     "bash",
     `${ROOT}/scripts/vm/load_modules.sh`,
@@ -154,10 +159,11 @@ async function setup(): Promise<{ targets: Target[]; refused: [string, RegExp][]
     `${BASE}/xino`,
   );
 
-  // btrfs: top level, a subvolume and its snapshot (same inode numbers)
-  Deno.writeTextFileSync(`${btrfs}/secret`, "b");
+  // btrfs: top level, a subvolume and its snapshot (same inode numbers as the subvolume)
+  Deno.mkdirSync(`${btrfs}/files`);
   await sh("btrfs", "-q", "subvolume", "create", `${btrfs}/sub`);
-  Deno.writeTextFileSync(`${btrfs}/sub/secret`, "b");
+  Deno.mkdirSync(`${btrfs}/sub/files`);
+  Deno.writeTextFileSync(`${btrfs}/sub/files/twin`, "the same inode number in both");
   await sh("btrfs", "-q", "subvolume", "snapshot", `${btrfs}/sub`, `${btrfs}/snap`);
 
   // the guest's root overlay: /srv is made in its tmpfs upper layer; a
@@ -182,11 +188,12 @@ async function setup(): Promise<{ targets: Target[]; refused: [string, RegExp][]
         lower: { file: `${ovl}/files/lower-secret`, bin: `${ovl}/files/lower-true` },
       },
       { name: "root overlay (9p lower, tmpfs upper)", dir: rootDir, lower: { file: rootLower } },
+      { name: "btrfs top level", dir: `${btrfs}/files` },
+      { name: "btrfs subvolume", dir: `${btrfs}/sub/files` },
+      { name: "btrfs snapshot", dir: `${btrfs}/snap/files` },
     ],
+    btrfs,
     refused: [
-      [`${btrfs}/secret`, /it is on btrfs .*subvolume/],
-      [`${btrfs}/sub/secret`, /it is on btrfs/],
-      [`${btrfs}/snap/secret`, /it is on btrfs/],
       [`${results}/fs-9p-probe`, /it is on 9p .*network file system/],
       [`${BASE}/xino/files/lower-secret`, /does not fit in 53 bits \(overlay with xino=on\)/],
     ],
@@ -296,10 +303,10 @@ function execDenied(eng: Engine, bin: string): void {
 
 Deno.test({
   name: "file rules on ext4, xfs, overlayfs (lower, upper, copy-up) and the overlay root; " +
-    "btrfs, 9p and xino=on lower files refused at apply time",
+    "btrfs top level, subvolume and snapshot; 9p and xino=on lower files refused at apply time",
   ignore: !LSM_ON,
   fn: async (t) => {
-    const { targets, refused } = await setup();
+    const { targets, btrfs, refused } = await setup();
     try {
       await using eng = await loadEngine((s, p) =>
         s === "lsm/file_open" || p === "aegis_bprm_check" ||
@@ -309,6 +316,10 @@ Deno.test({
         eng.attach.filter((a) => a.status === "attached").length,
         BREAK === "copyup" ? 2 : 3,
       );
+      // the btrfs module (loaded above) gave its BTF, so libbpf relocated the programs'
+      // btrfs types; Engine.start records that (AEGIS_CFG_BTRFS_IDENTITY), loadEngine does not
+      ok(btrfsBtfPresent(), "the btrfs module's BTF (/sys/kernel/btf/btrfs) is there");
+      setBtrfsIdentity(true);
       eng.setPolicy(AEGIS_POL_FILE_RULES);
       for (const tg of targets) {
         await t.step(tg.name, async () => {
@@ -326,6 +337,77 @@ Deno.test({
           strictEqual(tryOpen(`${tg.dir}/other`), "ok", "another file was never denied");
         });
       }
+      await t.step("btrfs: a subvolume and its snapshot are told apart (same inode number)", () => {
+        const deny = eng.map("aegis_deny_inode");
+        const sub = `${btrfs}/sub/files/twin`, snap = `${btrfs}/snap/files/twin`;
+        strictEqual(Deno.statSync(sub).ino, Deno.statSync(snap).ino, "the same inode number");
+        const a = identity(sub), b = identity(snap);
+        ok(a.dev !== b.dev, `two identities: ${a.dev} vs ${b.dev}`);
+        const key = inodeKey(a.dev, a.ino, 0);
+        deny.update(key, DENY);
+        try {
+          strictEqual(tryOpen(sub), "EPERM/EACCES", "the subvolume's file is denied");
+          strictEqual(tryOpen(snap), "ok", "the snapshot's copy is another file");
+          ok(
+            fileBlocks(eng).some((r) => r.dev === a.dev && r.ino === a.ino),
+            "the block record carries the subvolume's device, as stat() shows it",
+          );
+        } finally {
+          deny.delete(key);
+        }
+      });
+      await t.step(
+        "the agent: btrfs and root-overlay rules applied, proven, kept over SIGKILL",
+        async () => {
+          // end to end: Engine.start records the btrfs identity, the daemon resolves the paths
+          // with it, and its rule verification opens the files from outside its cgroup; the
+          // pinned rules keep denying while no agent runs, and a new agent re-adopts them
+          const e = agentEnv();
+          const sub = `${btrfs}/sub/files/twin`, snap = `${btrfs}/snap/files/twin`;
+          const lowerFile = targets.find((x) => x.name.startsWith("root overlay"))!.lower!.file;
+          Deno.writeTextFileSync(
+            `${e.dir}/fs.pol`,
+            `version=1\n[deny_path]\n${sub}\n${lowerFile}\n`,
+          );
+          let a: Agent | null = null;
+          try {
+            a = new Agent([], e.env);
+            await a.ready();
+            const r = await run(AGENT, ["policy", "apply", `${e.dir}/fs.pol`], e.env);
+            strictEqual(r.code, 0, r.stderr + r.stdout);
+            match(r.stdout, /verified: 2 of 2 file rule\(s\) tried were denied by the kernel/);
+            strictEqual(tryOpen(sub), "EPERM/EACCES");
+            strictEqual(tryOpen(lowerFile), "EPERM/EACCES");
+            strictEqual(tryOpen(snap), "ok", "the snapshot's copy is not ruled");
+            await a.stop("SIGKILL");
+            strictEqual(tryOpen(sub), "EPERM/EACCES", "pinned: denied with no agent running");
+            strictEqual(tryOpen(lowerFile), "EPERM/EACCES", "pinned: denied with no agent running");
+            a = new Agent([], e.env);
+            await a.ready();
+            match(a.err, /re-adopted/);
+            await a.waitFor(
+              () => /rule verification: 2 of 2 rule\(s\) tried: 2 denied, 0 open/.test(a!.err),
+              "the re-adopted rules verified",
+              60_000,
+            );
+            strictEqual(tryOpen(sub), "EPERM/EACCES");
+          } finally {
+            await cleanupAgent(a, e);
+          }
+          strictEqual(tryOpen(sub), "ok", "the agent removed: nothing denies");
+        },
+      );
+      await t.step("btrfs is refused when the loaded programs cannot tell subvolumes apart", () => {
+        setBtrfsIdentity(false); // as after a load without the btrfs module's BTF
+        try {
+          throws(
+            () => resolveRulePath(`${btrfs}/files/secret`),
+            /it is on btrfs .*restart the agent once the btrfs module is loaded/,
+          );
+        } finally {
+          setBtrfsIdentity(true);
+        }
+      });
       await t.step("unsupported file systems are refused, naming the path and the fs", () => {
         for (const [path, why] of refused) {
           throws(
