@@ -8,6 +8,7 @@
  */
 import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
 import { openEmbeddedShim } from "../../src/assets/mod.ts";
+import type { Shim } from "../../src/native/shim.ts";
 import { cgroup2MountFrom } from "../../src/bpf/self_cgroup.ts";
 import {
   probeConnect,
@@ -19,18 +20,35 @@ import {
 
 const root = Deno.uid() === 0;
 
+/**
+ * A cgroup of this test's own below the cgroup v2 root (its cgroup.procs
+ * path), a temporary directory and the embedded shim, all removed after `f`.
+ */
+async function withProbeEnv(
+  name: string,
+  f: (e: { procs: string; dir: string; shim: Shim }) => Promise<void>,
+): Promise<void> {
+  const cgRoot = cgroup2MountFrom(Deno.readTextFileSync("/proc/self/mountinfo"));
+  ok(cgRoot, "cgroup v2 is mounted");
+  const cg = `${cgRoot}/aegisbpf-test-${name}-${Deno.pid}`;
+  Deno.mkdirSync(cg);
+  const dir = Deno.makeTempDirSync({ prefix: "aegis-probe-" });
+  try {
+    using shim = await openEmbeddedShim(`${dir}/rt`);
+    await f({ procs: `${cg}/cgroup.procs`, dir, shim });
+    strictEqual(Deno.readTextFileSync(`${cg}/cgroup.procs`), "", "every probe process is gone");
+  } finally {
+    Deno.removeSync(cg);
+    Deno.removeSync(dir, { recursive: true });
+  }
+}
+
 Deno.test({
   name: "probe_open: regular files and directories are opened from the given cgroup; " +
     "FIFOs and devices only looked up; missing paths say ENOENT",
   ignore: !root,
-  async fn() {
-    const cgRoot = cgroup2MountFrom(Deno.readTextFileSync("/proc/self/mountinfo"));
-    ok(cgRoot, "cgroup v2 is mounted");
-    const cg = `${cgRoot}/aegisbpf-test-probe-${Deno.pid}`;
-    Deno.mkdirSync(cg);
-    const dir = Deno.makeTempDirSync({ prefix: "aegis-probe-" });
-    using shim = await openEmbeddedShim(`${dir}/rt`);
-    try {
+  fn: () =>
+    withProbeEnv("probe", async ({ procs, dir, shim }) => {
       Deno.writeTextFileSync(`${dir}/file`, "x");
       Deno.symlinkSync(`${dir}/file`, `${dir}/link`);
       Deno.mkdirSync(`${dir}/sub`);
@@ -43,7 +61,7 @@ Deno.test({
         "/dev/null",
         `${dir}/none`,
       ];
-      const r = await probeOpenPaths(shim, `${cg}/cgroup.procs`, paths, 5000);
+      const r = await probeOpenPaths(shim, procs, paths, 5000);
       strictEqual(r.cgroupErrno, 0);
       strictEqual(r.done, paths.length);
       strictEqual(r.timedOut, false);
@@ -65,37 +83,28 @@ Deno.test({
       strictEqual(devnull.openErrno, null);
       strictEqual(devnull.type, 0o020000);
       deepStrictEqual(none, { lookupErrno: 2, openErrno: null, dev: null, ino: null, type: null });
-      // the child left, the cgroup is empty again
-      strictEqual(Deno.readTextFileSync(`${cg}/cgroup.procs`), "");
-
       // a cgroup it cannot enter: the move's errno, no path tried
       const bad = await probeOpenPaths(shim, `${dir}/no-such-cgroup/cgroup.procs`, paths, 5000);
       strictEqual(bad.cgroupErrno, 2);
       strictEqual(bad.paths.length, 0);
-    } finally {
-      Deno.removeSync(cg);
-      Deno.removeSync(dir, { recursive: true });
-    }
-  },
+    }),
 });
 
 Deno.test({
   name: "probe_connect: one connect from the given cgroup; its errno (refused, connected) reported",
   ignore: !root,
-  async fn() {
-    const cgRoot = cgroup2MountFrom(Deno.readTextFileSync("/proc/self/mountinfo"))!;
-    const cg = `${cgRoot}/aegisbpf-test-connect-${Deno.pid}`;
-    Deno.mkdirSync(cg);
-    const dir = Deno.makeTempDirSync({ prefix: "aegis-probe-" });
-    using shim = await openEmbeddedShim(`${dir}/rt`);
-    const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-    try {
+  fn: () =>
+    withProbeEnv("connect", async ({ procs, dir, shim }) => {
+      const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
       const port = (l.addr as Deno.NetAddr).port;
-      const up = await probeConnect(shim, `${cg}/cgroup.procs`, "127.0.0.1", port, 5000);
-      strictEqual(up.cgroupErrno, 0);
-      ok([0, 115].includes(up.connectErrno!), `connected or in progress: ${JSON.stringify(up)}`);
-      l.close();
-      const down = await probeConnect(shim, `${cg}/cgroup.procs`, "127.0.0.1", port, 5000);
+      try {
+        const up = await probeConnect(shim, procs, "127.0.0.1", port, 5000);
+        strictEqual(up.cgroupErrno, 0);
+        ok([0, 115].includes(up.connectErrno!), `connected or in progress: ${JSON.stringify(up)}`);
+      } finally {
+        l.close();
+      }
+      const down = await probeConnect(shim, procs, "127.0.0.1", port, 5000);
       ok(
         [111, 115].includes(down.connectErrno!),
         `refused or in progress: ${JSON.stringify(down)}`,
@@ -104,27 +113,15 @@ Deno.test({
       const bad = await probeConnect(shim, `${dir}/none/cgroup.procs`, "127.0.0.1", port, 5000);
       strictEqual(bad.cgroupErrno, 2);
       strictEqual(bad.connectErrno, 0, "never tried (the child left before the connect)");
-    } finally {
-      try {
-        l.close();
-      } catch { /* closed above */ }
-      Deno.removeSync(cg);
-      Deno.removeSync(dir, { recursive: true });
-    }
-  },
+    }),
 });
 
 Deno.test({
   name: "probe_kernel: ptrace, module and bpf attempts from the given cgroup; harmless answers",
   ignore: !root,
-  async fn() {
-    const cgRoot = cgroup2MountFrom(Deno.readTextFileSync("/proc/self/mountinfo"))!;
-    const cg = `${cgRoot}/aegisbpf-test-kernel-${Deno.pid}`;
-    Deno.mkdirSync(cg);
-    const dir = Deno.makeTempDirSync({ prefix: "aegis-probe-" });
-    using shim = await openEmbeddedShim(`${dir}/rt`);
-    try {
-      const r = await probeKernel(shim, `${cg}/cgroup.procs`, ["ptrace", "module", "bpf"], 5000);
+  fn: () =>
+    withProbeEnv("kernel", async ({ procs, shim }) => {
+      const r = await probeKernel(shim, procs, ["ptrace", "module", "bpf"], 5000);
       strictEqual(r.cgroupErrno, 0);
       strictEqual(r.timedOut, false);
       // no BPF LSM here: nothing denies. ptrace of its own grandchild works (or Yama says
@@ -134,12 +131,7 @@ Deno.test({
       ok([0, 1].includes(r.results.ptrace!), `ptrace: ${r.results.ptrace}`);
       ok([8, 1, 38].includes(r.results.module!), `module: ${r.results.module}`);
       strictEqual(r.results.bpf, 22);
-      const one = await probeKernel(shim, `${cg}/cgroup.procs`, ["bpf"], 5000);
+      const one = await probeKernel(shim, procs, ["bpf"], 5000);
       deepStrictEqual(Object.keys(one.results), ["bpf"], "only what was asked");
-      strictEqual(Deno.readTextFileSync(`${cg}/cgroup.procs`), "", "child and grandchild gone");
-    } finally {
-      Deno.removeSync(cg);
-      Deno.removeSync(dir, { recursive: true });
-    }
-  },
+    }),
 });
