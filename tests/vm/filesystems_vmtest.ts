@@ -357,49 +357,62 @@ Deno.test({
         }
       });
       await t.step(
-        "the agent: btrfs and root-overlay rules applied, proven, kept over SIGKILL",
+        "the agent: a rule on every file system applied, proven, kept over SIGKILL and restart",
         async () => {
-          // end to end: Engine.start records the btrfs identity, the daemon resolves the paths
-          // with it, and its rule verification opens the files from outside its cgroup; the
-          // pinned rules keep denying while no agent runs, and a new agent re-adopts them
+          // end to end: Engine.start records the btrfs identity, the daemon resolves each path
+          // as the hooks key it, and its rule verification opens the files from outside its
+          // cgroup; the pinned rules keep denying while no agent runs, and a new agent
+          // re-adopts them and proves them again
           const e = agentEnv();
-          const sub = `${btrfs}/sub/files/twin`, snap = `${btrfs}/snap/files/twin`;
-          const lowerFile = targets.find((x) => x.name.startsWith("root overlay"))!.lower!.file;
+          const files = [
+            ...targets.flatMap((tg) => [`${tg.dir}/secret`, ...(tg.lower ? [tg.lower.file] : [])]),
+            `${btrfs}/sub/files/twin`,
+          ];
+          const snap = `${btrfs}/snap/files/twin`;
+          const n = files.length;
           Deno.writeTextFileSync(
             `${e.dir}/fs.pol`,
-            `version=1\n[deny_path]\n${sub}\n${lowerFile}\n`,
+            `version=1\n[deny_path]\n${files.join("\n")}\n`,
           );
+          const allDenied = (when: string) => {
+            for (const f of files) strictEqual(tryOpen(f), "EPERM/EACCES", `${f} (${when})`);
+          };
           let a: Agent | null = null;
           try {
             a = new Agent([], e.env);
             await a.ready();
             const r = await run(AGENT, ["policy", "apply", `${e.dir}/fs.pol`], e.env);
             strictEqual(r.code, 0, r.stderr + r.stdout);
-            match(r.stdout, /verified: 2 of 2 file rule\(s\) tried were denied by the kernel/);
-            strictEqual(tryOpen(sub), "EPERM/EACCES");
-            strictEqual(tryOpen(lowerFile), "EPERM/EACCES");
+            match(
+              r.stdout,
+              new RegExp(`verified: ${n} of ${n} file rule\\(s\\) tried were denied by the kernel`),
+            );
+            allDenied("applied");
             strictEqual(tryOpen(snap), "ok", "the snapshot's copy is not ruled");
             await a.stop("SIGKILL");
-            strictEqual(tryOpen(sub), "EPERM/EACCES", "pinned: denied with no agent running");
-            strictEqual(tryOpen(lowerFile), "EPERM/EACCES", "pinned: denied with no agent running");
+            allDenied("pinned, no agent running");
             a = new Agent([], e.env);
             await a.ready();
             match(a.err, /re-adopted/);
             await a.waitFor(
-              () => /rule verification: 2 of 2 rule\(s\) tried: 2 denied, 0 open/.test(a!.err),
+              () =>
+                new RegExp(`rule verification: ${n} of ${n} rule\\(s\\) tried: ${n} denied, 0 open`)
+                  .test(a!.err),
               "the re-adopted rules verified",
               60_000,
             );
-            strictEqual(tryOpen(sub), "EPERM/EACCES");
+            allDenied("re-adopted");
+            await a.stop();
+            a = new Agent([], e.env);
+            await a.ready();
+            allDenied("restarted");
           } finally {
             await cleanupAgent(a, e);
           }
           // the kernel frees unpinned links from a work queue: the detach follows a moment later
-          strictEqual(
-            await eventually(() => tryOpen(sub)),
-            "ok",
-            "the agent removed: nothing denies",
-          );
+          for (const f of files) {
+            strictEqual(await eventually(() => tryOpen(f)), "ok", `${f}: the agent removed`);
+          }
         },
       );
       await t.step("btrfs is refused when the loaded programs cannot tell subvolumes apart", () => {
