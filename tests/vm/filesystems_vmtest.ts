@@ -6,7 +6,8 @@
  * scripts/vm/init.sh), and btrfs (top level, a subvolume, a snapshot of it). On each, a rule resolved by the agent's own
  * resolveRulePath denies the file and every alias (hard link, symlink,
  * rename, bind mount, O_PATH reopen, openat2, "..", exec) with a block
- * record carrying the resolved identity; an overlay lower file stays
+ * record carrying the resolved identity, and a protect rule refuses an
+ * unverified task; an overlay lower file stays
  * denied after a copy-up attempt and a cache drop; a btrfs subvolume's file
  * and its snapshot's copy (same inode number) are told apart. 9p and an
  * xino=on overlay's lower files, and btrfs when the programs were loaded
@@ -26,6 +27,7 @@ import {
   AEGIS_POL_FILE_RULES,
   AEGIS_RT_INODE,
   AEGIS_RULE_DENY,
+  AEGIS_RULE_PROTECT,
 } from "../../src/bpf/abi_gen.ts";
 import { btrfsBtfPresent } from "../../src/bpf/engine.ts";
 import { resolveRulePath, setBtrfsIdentity } from "../../src/bpf/path_rule.ts";
@@ -42,6 +44,7 @@ const LSM_ON = Deno.env.get("AEGIS_VM_LSM") === "on";
 const BASE = "/tmp/aegis-fs";
 const RULE_ID = 1919;
 const DENY = ruleValue(RULE_ID, AEGIS_RULE_DENY, AEGIS_RT_INODE);
+const PROTECT = ruleValue(RULE_ID, AEGIS_RULE_PROTECT, AEGIS_RT_INODE);
 const BREAK = Deno.env.get("AEGIS_VM_BREAK_FS") ?? "";
 
 /** The rule identity of `path`: the agent's resolver (or stat() for the negative control). */
@@ -301,6 +304,30 @@ function execDenied(eng: Engine, bin: string): void {
   strictEqual(tryExec(bin), "ok", "runs again without the rule");
 }
 
+/**
+ * A protect rule on `file` through its resolved identity: this test process is not a verified
+ * task (the verified-state programs are not loaded here), so it is refused with a record.
+ */
+function protectDenied(eng: Engine, file: string): void {
+  const rules = eng.map("aegis_deny_inode");
+  const r = identity(file);
+  const key = inodeKey(r.dev, r.ino, 0);
+  fileBlocks(eng);
+  rules.update(key, PROTECT);
+  try {
+    strictEqual(tryOpen(file), "EPERM/EACCES", "protected: an unverified task is refused");
+    ok(
+      fileBlocks(eng).some((b) =>
+        b.ino === r.ino && b.dev === r.dev && b.ruleFlags === AEGIS_RULE_PROTECT
+      ),
+      "a protect block record",
+    );
+  } finally {
+    rules.delete(key);
+  }
+  strictEqual(tryOpen(file), "ok", "opens again without the rule");
+}
+
 Deno.test({
   name: "file rules on ext4, xfs, overlayfs (lower, upper, copy-up) and the overlay root; " +
     "btrfs top level, subvolume and snapshot; 9p and xino=on lower files refused at apply time",
@@ -330,6 +357,7 @@ Deno.test({
           Deno.chmodSync(bin, 0o755);
           await aliasSet(eng, tg.dir, denied, false);
           execDenied(eng, bin);
+          protectDenied(eng, denied);
           if (tg.lower) {
             await aliasSet(eng, tg.dir, tg.lower.file, true);
             if (tg.lower.bin) execDenied(eng, tg.lower.bin);
