@@ -24,6 +24,7 @@
 #include <netinet/in.h>
 #include <linux/bpf.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/ptrace.h>
 #include <sys/syscall.h>
 #include <sys/socket.h>
@@ -135,8 +136,9 @@ static void connect_body(const void *arg, int64_t *res)
 }
 
 /* The kernel-surface attempts, each harmless when let through:
- * - ptrace: PTRACE_ATTACH to a grandchild of our own that only pauses
- *   (killed at once either way);
+ * - ptrace: PTRACE_ATTACH to a grandchild of our own that only sleeps
+ *   (killed at once either way; it also dies with the probe, and exits by
+ *   itself after 10 s);
  * - module: init_module() of 64 zero bytes (not an ELF image: refused with
  *   ENOEXEC after the LSM hook if the hook lets it through);
  * - bpf: BPF_MAP_CREATE with an all-zero attribute (map type 0: EINVAL
@@ -148,11 +150,19 @@ static void kernel_body(const void *arg, int64_t *res)
 
 	if (ops & AEGIS_PROBE_PTRACE) {
 		struct timespec t = { 0, 100000000 };
+		pid_t parent = getpid();
 		pid_t gc = fork();
 
 		if (gc == 0) {
-			for (;;)
+			int i;
+
+			/* never outlives the probe: dies with it, and on its own after 10 s */
+			prctl(PR_SET_PDEATHSIG, SIGKILL);
+			if (getppid() != parent)
+				_exit(0);
+			for (i = 0; i < 100; i++)
 				nanosleep(&t, NULL);
+			_exit(0);
 		}
 		if (gc < 0) {
 			res[1] = -2; /* no grandchild: not a ptrace answer */

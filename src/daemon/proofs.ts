@@ -327,8 +327,9 @@ export function wireProofs(w: ProofWiring): Proofs {
     },
     verifyNow: async () => {
       if (emergencyActive()) return null;
-      if (prover.running) await prover.round(); // a round begun before the change
-      await prover.round();
+      // after any round in flight (begun before the change); the canaries wait for their period
+      await prover.afterSurfacesOnly();
+      w.onRound();
       return v.summary();
     },
     close: () => setBuiltinRules(null),

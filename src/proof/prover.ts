@@ -153,6 +153,25 @@ export class EnforcementProver {
     return this.#running;
   }
 
+  /**
+   * Only the `afterSurfaces` step (the rule verification), now: after any
+   * round in flight, and no round starts while it runs. For a reply that
+   * waits on the verification of new rules, without the canaries' cost.
+   */
+  async afterSurfacesOnly(): Promise<void> {
+    while (this.#running) await this.#running.catch(() => {});
+    const p = (async () => {
+      await this.#after?.().catch(() => {});
+      return this.results;
+    })();
+    this.#running = p;
+    try {
+      await p;
+    } finally {
+      if (this.#running === p) this.#running = null;
+    }
+  }
+
   /** Is a periodic round due (interval on, none in flight, period elapsed)? */
   due(): boolean {
     return this.intervalSeconds > 0 && this.#running === null &&

@@ -189,3 +189,32 @@ Deno.test("prover: an inactive surface drops out of results and surfaces until i
   r = await p.round();
   eq(Object.keys(r), ["file"], "switched off again: its old result is gone");
 });
+
+Deno.test("prover: afterSurfacesOnly waits for a round in flight, runs no surface, and holds off ticks", async () => {
+  const order: string[] = [];
+  let release: () => void = () => {};
+  const p = new EnforcementProver({
+    surfaces: {
+      file: async () => {
+        order.push("file");
+        await new Promise<void>((r) => release = r);
+        return { denied: true, detail: "EPERM" };
+      },
+    },
+    intervalSeconds: 30,
+    now: () => 1000,
+    afterSurfaces: () => {
+      order.push("rules");
+      return Promise.resolve();
+    },
+  });
+  const round = p.round();
+  const only = p.afterSurfacesOnly();
+  await new Promise((r) => setTimeout(r, 5));
+  eq(order, ["file"], "waits for the round in flight");
+  release();
+  await round;
+  await only;
+  eq(order, ["file", "rules", "rules"], "the round's own, then its own: no surface");
+  strictEqual(p.running, false);
+});
