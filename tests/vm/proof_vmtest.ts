@@ -252,6 +252,12 @@ Deno.test({
       );
       const k = await run(AGENT, ["policy", "apply", f("k.pol")], e.env);
       strictEqual(k.code, 0, k.stderr);
+      // the apply triggers the next round (the reply itself waits only for rule verification)
+      await a.waitFor(
+        () => reportNow().enforcement_proof.kernel !== undefined,
+        "the kernel surface proven",
+        30_000,
+      );
       const kp = reportNow().enforcement_proof.kernel;
       strictEqual(kp?.ok, true, JSON.stringify(reportNow().enforcement_proof));
       strictEqual(
@@ -273,7 +279,11 @@ Deno.test({
       // switched off again: nothing to prove, the surface leaves the report
       const off = await run(AGENT, ["policy", "apply", f("p.pol")], e.env);
       strictEqual(off.code, 0, off.stderr);
-      strictEqual(reportNow().enforcement_proof.kernel, undefined);
+      await a.waitFor(
+        () => reportNow().enforcement_proof.kernel === undefined,
+        "the kernel surface gone from the report",
+        30_000,
+      );
       strictEqual((await httpGet(e.port, "/health?require_enforce=1")).status, 200);
       stamp("whole lsm-on test", a.started);
     } finally {
