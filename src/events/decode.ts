@@ -133,12 +133,23 @@ const utf8 = new TextDecoder();
  * record), so a field's 32-bit words are hashed and compared with a cached
  * copy before decoding. Bounded: cleared when it reaches `limit` entries.
  */
+interface CachedString {
+  words: Uint32Array;
+  text: string;
+  /**
+   * The field size it was read from: a value that fills a field with no
+   * NUL is a prefix of a longer value in a bigger field (record kinds differ
+   * in path size), so it only matches fields of its own size.
+   */
+  max: number;
+}
+
 class StringCache {
-  #map = new Map<number, { words: Uint32Array; text: string }[]>();
+  #map = new Map<number, CachedString[]>();
   #size = 0;
   #limit: number;
   /** the entry returned last: checked first, since values come in runs */
-  #last: { words: Uint32Array; text: string } | null = null;
+  #last: CachedString | null = null;
 
   constructor(limit: number) {
     this.#limit = limit;
@@ -147,7 +158,7 @@ class StringCache {
   /** Text of the field at b[off, off+max) (max a multiple of 4). */
   get(b: Uint8Array, dv: DataView, off: number, max: number): string {
     const last = this.#last;
-    if (last !== null) {
+    if (last !== null && last.max === max) {
       const w = last.words;
       let i = 0;
       while (i < w.length && w[i] === dv.getUint32(off + i * 4, true)) i++;
@@ -168,7 +179,7 @@ class StringCache {
     const bucket = this.#map.get(h);
     if (bucket) {
       outer: for (const e of bucket) {
-        if (e.words.length !== used) continue;
+        if (e.words.length !== used || e.max !== max) continue;
         for (let i = 0; i < used; i++) {
           if (e.words[i] !== dv.getUint32(off + i * 4, true)) continue outer;
         }
@@ -185,7 +196,7 @@ class StringCache {
       this.#map.clear();
       this.#size = 0;
     }
-    const entry = { words, text };
+    const entry = { words, text, max };
     if (bucket) bucket.push(entry);
     else this.#map.set(h, [entry]);
     this.#size++;

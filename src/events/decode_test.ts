@@ -3,6 +3,8 @@ import {
   ABI_LAYOUT,
   AEGIS_EV_EXEC,
   AEGIS_EV_EXEC_V1,
+  AEGIS_EV_FILE_BLOCK,
+  AEGIS_EV_FILE_BLOCK_V1,
   AEGIS_EV_OPEN,
   AEGIS_EV_OPEN_V1,
 } from "../bpf/abi_gen.ts";
@@ -157,4 +159,24 @@ Deno.test("decode: u64 values above 2^32 are exact up to 2^53", () => {
   const r = decode(b);
   strictEqual("ktimeNs" in r && r.ktimeNs, Number.MAX_SAFE_INTEGER);
   strictEqual("startTime" in r && r.startTime, 5 * 2 ** 32 + 7);
+});
+
+Deno.test("decode: a path filling a short field is not taken for a longer path with that prefix", () => {
+  // open records carry 64 bytes of path, block records 256: a cached 64-byte value with no NUL
+  // is only a prefix (a fuzzer found the longer path decoded as the shorter one)
+  const FB = ABI_LAYOUT.structs.aegis_ev_file_block;
+  const short = "9".repeat(OPEN.fields.path.size);
+  const long = "9".repeat(OPEN.fields.path.size + 36);
+  const o = decode(openRecord(short));
+  strictEqual((o as { path: string }).path, short);
+  const b = new Uint8Array(FB.size);
+  const dv = new DataView(b.buffer);
+  header(dv, AEGIS_EV_FILE_BLOCK, AEGIS_EV_FILE_BLOCK_V1, FB.size);
+  writeProc(b, dv, FB.fields.proc.offset);
+  b.set(new TextEncoder().encode(long), FB.fields.path.offset);
+  const r = decode(b);
+  strictEqual((r as { kind: string }).kind, "file_block", JSON.stringify(r));
+  strictEqual((r as { path: string }).path, long);
+  // and back: the short field still decodes as itself
+  strictEqual((decode(openRecord(short)) as { path: string }).path, short);
 });

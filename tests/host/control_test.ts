@@ -258,8 +258,20 @@ Deno.test("control socket: a stale socket file is replaced, a live one refuses, 
  */
 const CHILD = `
 import { EmergencyControl } from "${ROOT}src/control/emergency.ts";
-const [dir, who, n, startAt] = Deno.args;
-await new Promise((r) => setTimeout(r, Math.max(0, Number(startAt) - Date.now()))); // start together
+const [dir, who, n, other] = Deno.args;
+// start together: each says it is ready, then waits for the other (a slow start on a loaded
+// machine must not let one process finish before the other begins)
+Deno.writeTextFileSync(dir + "/ready-" + who, "");
+const until = Date.now() + 60000;
+while (true) {
+  try {
+    Deno.statSync(dir + "/ready-" + other);
+    break;
+  } catch {
+    if (Date.now() > until) throw new Error("the other process never became ready");
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
 const flagPath = dir + "/flag";
 const flag = {
   get: () => Deno.readTextFileSync(flagPath) === "1",
@@ -280,8 +292,7 @@ Deno.test("emergency: toggles from two processes serialise (lock), the log holds
     Deno.writeTextFileSync(`${base}/flag`, "0");
     Deno.writeTextFileSync(`${base}/child.ts`, CHILD);
     const N = 25;
-    const startAt = Date.now() + 3000;
-    const spawn = (who: string) =>
+    const spawn = (who: string, other: string) =>
       new Deno.Command(Deno.execPath(), {
         args: [
           "run",
@@ -292,12 +303,12 @@ Deno.test("emergency: toggles from two processes serialise (lock), the log holds
           base,
           who,
           String(N),
-          String(startAt),
+          other,
         ],
         stdout: "piped",
         stderr: "piped",
       }).output();
-    const [a, b] = await Promise.all([spawn("A"), spawn("B")]);
+    const [a, b] = await Promise.all([spawn("A", "B"), spawn("B", "A")]);
     const dec = new TextDecoder();
     strictEqual(a.code, 0, dec.decode(a.stderr));
     strictEqual(b.code, 0, dec.decode(b.stderr));
