@@ -44,6 +44,7 @@ export const BLOCKER_CODES = [
   "EXEC_RUNTIME_DEPS_HOOK_UNAVAILABLE",
   "IMA_APPRAISAL_UNAVAILABLE",
   "POLICY_RESTORE_FAILED",
+  "RUN_POLICY_FAILED",
 ] as const;
 export type BlockerCode = (typeof BLOCKER_CODES)[number];
 

@@ -19,7 +19,7 @@
  *
  *   deno run -A bench/posture/proof_bench.ts [rounds, default 100]
  */
-import { cgroup2MountFrom } from "../../src/bpf/self_cgroup.ts";
+import { cgroup2MountFrom, cgroup2PathFrom } from "../../src/bpf/self_cgroup.ts";
 import {
   CANARY_CGROUP_NAME,
   CANARY_NET_ADDR,
@@ -56,9 +56,11 @@ function cpuMs(): number {
 }
 
 /** Where canaryCgroup() would put it, without creating it. */
-function canaryCgroupPathProbe(): string {
+/** The cgroup this bench runs in: where the agent would put its canary cgroup. */
+function benchCgroup(): string {
   const root = cgroup2MountFrom(Deno.readTextFileSync("/proc/self/mountinfo"));
-  return `${root}/${CANARY_CGROUP_NAME}`;
+  const here = cgroup2PathFrom(Deno.readTextFileSync("/proc/self/cgroup"));
+  return here === "/" || here === null ? `${root}` : `${root}${here}`;
 }
 
 async function floorProbe(path: string): Promise<void> {
@@ -86,11 +88,11 @@ function stats(xs: number[]): string {
 const dir = Deno.makeTempDirSync({ prefix: "aegis-proof-bench-" });
 let existed = true;
 try {
-  Deno.statSync(canaryCgroupPathProbe());
+  Deno.statSync(`${benchCgroup()}/${CANARY_CGROUP_NAME}`);
 } catch {
   existed = false;
 }
-const cg = canaryCgroup();
+const cg = canaryCgroup(benchCgroup()).path;
 try {
   const sentinel = ensureSentinel(`${dir}/proof`);
   const maps = fakeMaps();

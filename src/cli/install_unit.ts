@@ -20,8 +20,9 @@ StartLimitBurst=5
 Type=simple
 EnvironmentFile=-/etc/aegisbpf/aegisbpf.env
 ExecStart=@BINDIR@/aegisbpf run
-# Reload = SIGHUP: the agent reopens its event log file (after logrotate)
-# and keeps running. Policy changes go through aegisbpf policy apply.
+# Reload = SIGHUP: the agent reopens its event log file (after logrotate),
+# applies --policy again if that file changed, and keeps running. Other
+# policy changes go through aegisbpf policy apply.
 ExecReload=/bin/kill -HUP $MAINPID
 Restart=on-failure
 RestartSec=2s
@@ -29,6 +30,10 @@ RestartSec=2s
 # /sys/fs/bpf/aegisbpf); stopping the service does not end it.
 KillMode=mixed
 TimeoutStopSec=20s
+# The agent moves itself into a child cgroup of the unit's (aegisbpf.agent,
+# exempt from its rules) and starts its proof probes in a sibling
+# (aegisbpf.canary): the unit's subtree is the agent's to manage.
+Delegate=yes
 
 # Privileges: root, but only these capabilities (docs/install.md).
 User=root

@@ -89,6 +89,17 @@ export function addRunCommand(program: Command, start: DaemonRunner = runDaemon)
     )
     .option("--http-allow-remote", "allow --http-listen on a non-loopback address")
     .addOption(
+      new Option(
+        "--policy <file>",
+        "apply this policy file or signed bundle at start (and on SIGHUP) unless it is the " +
+          "applied one already",
+      ).env("AEGIS_POLICY"),
+    )
+    .option(
+      "--require-signature",
+      "accept only signed bundles: for --policy and for the stored policy restored at start",
+    )
+    .addOption(
       new Option("--log <stdout|file:PATH>", "where events go (JSON lines)")
         .env("AEGIS_EVENT_LOG").default("stdout"),
     )
@@ -108,6 +119,16 @@ Enforcement is proven at start and every --proof-interval seconds: a
 probe outside the agent's cgroup opens a sentinel under a canary rule and
 must get EPERM; a failed or stale proof is DEGRADED
 (ENFORCEMENT_PROOF_FAILED) and fails /health?require_enforce=1.
+
+At start the stored policy (the last one applied, with the live rules
+whose TTL still runs) is put back into the kernel before any claim of
+enforcement; --policy then applies FILE when it differs (the way a unit
+file or a pod spec gives a fresh node its policy). A policy that cannot
+be restored or applied refuses the start in fail-closed mode
+(POLICY_RESTORE_FAILED, RUN_POLICY_FAILED) and is AUDIT_FALLBACK with
+that blocker in audit-fallback mode. SIGHUP reopens the event log file
+and applies --policy again if it changed; a bad file is logged and the
+current policy keeps enforcing.
 
 Programs and maps are pinned under /sys/fs/bpf/aegisbpf: they keep
 enforcing after the agent stops or is killed, and a restarted agent takes
@@ -133,6 +154,8 @@ policy apply, rule edits) only on the root-only socket
           log: opts.log,
           denyRateThreshold: opts.denyRateThreshold,
           proofIntervalSeconds: opts.proofInterval,
+          policy: opts.policy,
+          requireSignature: opts.requireSignature,
         } satisfies DaemonOptions,
       );
     });

@@ -54,7 +54,7 @@ import {
 } from "../bpf/engine.ts";
 import type { BpfMap } from "../bpf/map.ts";
 import { setBtrfsIdentity } from "../bpf/path_rule.ts";
-import { enterOwnCgroup } from "../bpf/self_cgroup.ts";
+import { enterOwnCgroup, leaveOwnCgroup } from "../bpf/self_cgroup.ts";
 import { populateSurvival, type SurvivalEntry } from "../bpf/survival.ts";
 import { createControlApp } from "../control/app.ts";
 import { breakGlassPaths, detectBreakGlass } from "../control/break_glass.ts";
@@ -72,7 +72,13 @@ import { SseHub } from "../http/sse.ts";
 import { literal, log } from "../log.ts";
 import { NetBlockCounter, renderMetrics, totalBlocks } from "../metrics/render.ts";
 import type { Shim } from "../native/mod.ts";
-import { loadAppliedPolicy, mapSizesFor, readMapSizeRequests, RULE_MAPS } from "../policy/apply.ts";
+import {
+  loadAppliedPolicy,
+  mapSizesFor,
+  PolicyRejectedError,
+  readMapSizeRequests,
+  RULE_MAPS,
+} from "../policy/apply.ts";
 import { DEFAULT_PROOF_INTERVAL_SECONDS, proofProblem, SelfTestCounter } from "../proof/prover.ts";
 import type { Unresolved } from "../policy/compile.ts";
 import { hostCompileEnv } from "../policy/host_env.ts";
@@ -117,6 +123,10 @@ export interface DaemonOptions {
   denyRateThreshold?: number;
   /** seconds between enforcement proofs (default 30); 0 = off (warned) */
   proofIntervalSeconds?: number;
+  /** a policy file or signed bundle to apply at start and on SIGHUP */
+  policy?: string;
+  /** only signed bundles: for `policy` and the stored policy restored at start */
+  requireSignature?: true;
   /** test fault injection (tests/lib/agent_main.ts); none in the shipped agent */
   faults?: Faults;
 }
@@ -171,8 +181,10 @@ export function startEngine(
     breakGlass: boolean;
     faults: Faults;
     mapSizes?: Record<string, number>;
+    /** the agent's own cgroup id: exempt from every rule */
+    agentCgid: bigint;
   },
-): { engine: Engine; survivors: SurvivalEntry[]; cgroup: string } {
+): { engine: Engine; survivors: SurvivalEntry[] } {
   const lg = log("run");
   const audit = !how.enforcing;
   // Audit pins nothing of its own (nothing to keep enforcing after it stops)
@@ -188,7 +200,6 @@ export function startEngine(
       { pins: root },
     );
   }
-  const self = enterOwnCgroup();
   let survivors: SurvivalEntry[] = [];
   const engine = Engine.start(shim, bytes, {
     mode: how.mode,
@@ -209,11 +220,11 @@ export function startEngine(
       cfg.setU64(AEGIS_CFG_BREAK_GLASS, how.breakGlass ? 1n : 0n);
       cfg.setU64(AEGIS_CFG_TRACE_TGID, 0n); // exec telemetry for every process
       cfg.setU64(AEGIS_CFG_TRACE_ENABLE, 1n);
-      cfg.setU64(AEGIS_CFG_AGENT_CGID, self.id);
+      cfg.setU64(AEGIS_CFG_AGENT_CGID, how.agentCgid);
       survivors = populateSurvival(obj.map("aegis_survival_inode"));
     },
   });
-  return { engine, survivors, cgroup: self.path };
+  return { engine, survivors };
 }
 
 /** Resolves on SIGINT or SIGTERM, or when `abort` fires. */
@@ -316,6 +327,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
   cleanups.push(() => sink.close());
   // SIGHUP (logrotate's postrotate, systemctl reload) reopens the event file;
   // Deno's default for it would end the agent
+  let reapplyRunPolicy: (() => Promise<void>) | null = null;
   const onHup = () => {
     lg.info(
       literal(
@@ -327,6 +339,12 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
       ),
     );
     sink.reopen();
+    if (opts.policy) {
+      if (reapplyRunPolicy) void reapplyRunPolicy();
+      else {lg.warn(
+          literal(`SIGHUP while starting: --policy ${opts.policy} is applied as read at start`),
+        );}
+    }
   };
   Deno.addSignalListener("SIGHUP", onHup);
   cleanups.push(() => Deno.removeSignalListener("SIGHUP", onHup));
@@ -456,6 +474,15 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
       stateDir: paths.stateDir,
       bus,
       onChange: () => rebuildReport(),
+      // the report says what the maps hold: the policy just switched in
+      onApplied: (r) => {
+        policyStatus = {
+          applied: true,
+          sha256: r.body_sha256 ?? r.sha256,
+          version: r.version,
+          unresolved: [],
+        };
+      },
       onRulesChanged: () => {
         // new or changed rules: verify them all, in the next 1 s tick
         proofs?.verifier.invalidate();
@@ -535,10 +562,27 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
     }
     let startState: RuntimeState = decision.state;
 
-    // ---- 5. the engine
+    // ---- 5. the engine, with the agent in a cgroup of its own (below its supervisor's)
+    const self = enterOwnCgroup();
+    cleanups.push(() => {
+      const problem = leaveOwnCgroup(self);
+      if (problem) lg.warn(literal(problem));
+    });
+    if (self.movedOut.length > 0) {
+      lg.warn(
+        literal(
+          `moved ${self.movedOut.length} process(es) that are not the agent out of its cgroup ` +
+            `${self.path} (they would have been exempt from every rule): ${
+              self.movedOut.join(", ")
+            }`,
+        ),
+        { pids: self.movedOut },
+      );
+    }
     let started: ReturnType<typeof startEngine> | null = null;
     try {
       started = startEngine(shim, bytes, opts, {
+        agentCgid: self.id,
         mode: decision.engine,
         enforcing: decision.enforcing,
         breakGlass: bg.active,
@@ -572,6 +616,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
       ) {
         try {
           started = startEngine(shim, bytes, opts, {
+            agentCgid: self.id,
             mode,
             enforcing: false,
             breakGlass: bg.active,
@@ -592,9 +637,9 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
     const counters = engine.obj.map(MAP_COUNTERS);
     lg.info(
       literal(
-        `own cgroup ${started.cgroup}; survival allowlist: ${started.survivors.length} executables`,
+        `own cgroup ${self.path}; survival allowlist: ${started.survivors.length} executables`,
       ),
-      { cgroup: started.cgroup, survivors: started.survivors.map((s) => s.exe) },
+      { cgroup: self.path, survivors: started.survivors.map((s) => s.exe) },
     );
     for (const p of engine.plan.filter((p) => !p.available)) {
       lg.warn(literal(`kernel has no hook for ${p.section}: not loaded`), { section: p.section });
@@ -614,18 +659,60 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
     emergency.reconcileAtStart();
     policy.attach(engine, applied.unresolved);
 
-    // ---- 6b. fresh maps (first start, or the pins went with a reboot): the
-    // stored policy and live rules go back into the kernel before any claim
+    // ---- 6b. the stored policy back into the kernel, then --policy: both
+    // before any claim of enforcement. A start that cannot have the policy it
+    // was given refuses (fail-closed) or reports only (audit-fallback).
+    const cannotHavePolicy = (
+      code: "POLICY_RESTORE_FAILED" | "RUN_POLICY_FAILED",
+      detail: string,
+    ) => {
+      lg.error(literal(detail));
+      const blocker: Blocker = {
+        code,
+        message: detail,
+        remedy: code === "POLICY_RESTORE_FAILED"
+          ? "apply a good policy (aegisbpf policy apply FILE); until then the stored " +
+            "policy is not enforced"
+          : "fix the file given with --policy (aegisbpf policy lint FILE) and restart or " +
+            "send SIGHUP; until then it is not enforced",
+      };
+      extraBlockers.push(blocker);
+      if (code === "POLICY_RESTORE_FAILED") {
+        policyStatus = { applied: false, sha256: null, version: null, unresolved: [] };
+      }
+      if (decision.enforcing && opts.enforceGateMode === "fail-closed") {
+        // nothing this start attached may stay behind a refusal; pins it took
+        // over keep enforcing what they held (the previous policy)
+        if (engine?.pinRoot && !engine.readopted) uninstallPins(engine.pinRoot);
+        rebuildReport();
+        throw new AegisError("ENFORCE_GATE", refusalMessage([...blockers, blocker]));
+      }
+      if (decision.enforcing) {
+        // audit-fallback: the programs stay attached and only report
+        cfg.setU64(AEGIS_CFG_AUDIT_ONLY, 1n);
+        decision = {
+          ...decision,
+          state: "AUDIT_FALLBACK",
+          reason: "POLICY_APPLY_FAILED",
+          enforcing: false,
+          detail,
+        };
+        startState = "AUDIT_FALLBACK";
+      }
+    };
+    // fresh maps (first start, or the pins went with a reboot)
     if (!engine.readopted) {
       try {
-        const r = await policy.restore();
+        const r = await policy.restore(opts.requireSignature === true);
         if (r) {
+          for (const w of r.warnings) lg.warn(literal(w));
           const n = Object.values(r.entries).reduce((a, b) => a + b, 0);
           lg.info(
             literal(
-              `restored the applied policy (sha256 ${r.sha256}): ${n} map entries, ${r.live} ` +
-                `live rule(s), ${r.unresolved.length} path(s) not present yet, ` +
-                `${r.expired.length} live rule(s) expired while stopped`,
+              `restored the applied policy (sha256 ${r.sha256}${
+                r.signed ? `, bundle policy_version ${r.signed.policy_version}` : ""
+              }): ${n} map entries, ${r.live} live rule(s), ${r.unresolved.length} path(s) ` +
+                `not present yet, ${r.expired.length} live rule(s) expired while stopped`,
             ),
             { entries: r.entries, generation: r.generation },
           );
@@ -641,38 +728,39 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
           });
         }
       } catch (e) {
-        const detail = `the applied policy could not be restored into the kernel: ${
-          e instanceof Error ? e.message : e
-        }`;
-        lg.error(literal(detail));
-        const blocker: Blocker = {
-          code: "POLICY_RESTORE_FAILED",
-          message: detail,
-          remedy: "apply a good policy (aegisbpf policy apply FILE); until then the stored " +
-            "policy is not enforced",
-        };
-        extraBlockers.push(blocker);
-        policyStatus = { applied: false, sha256: null, version: null, unresolved: [] };
-        if (decision.enforcing && opts.enforceGateMode === "fail-closed") {
-          // nothing of this start may stay attached behind a refusal
-          if (engine.pinRoot) uninstallPins(engine.pinRoot);
-          rebuildReport();
-          throw new AegisError("ENFORCE_GATE", refusalMessage([...blockers, blocker]));
-        }
-        if (decision.enforcing) {
-          // audit-fallback: the programs stay attached and only report
-          cfg.setU64(AEGIS_CFG_AUDIT_ONLY, 1n);
-          decision = {
-            ...decision,
-            state: "AUDIT_FALLBACK",
-            reason: "POLICY_APPLY_FAILED",
-            enforcing: false,
-            detail,
-          };
-          startState = "AUDIT_FALLBACK";
-        }
+        cannotHavePolicy(
+          "POLICY_RESTORE_FAILED",
+          `the applied policy could not be restored into the kernel: ${
+            e instanceof Error ? e.message : e
+          }`,
+        );
       }
     }
+    const runPolicy = opts.policy;
+    const applyRunPolicy = async (): Promise<string | null> => {
+      if (!runPolicy) return null;
+      try {
+        const r = await policy.applyFile(runPolicy, opts.requireSignature === true);
+        if (!r) lg.info(literal(`--policy ${runPolicy} is the applied policy already`));
+        return null;
+      } catch (e) {
+        const issues = e instanceof PolicyRejectedError && e.issues.length > 0
+          ? ` (${e.issues.slice(0, 3).join("; ")}${e.issues.length > 3 ? "; …" : ""})`
+          : "";
+        return `--policy ${runPolicy} could not be applied: ${
+          e instanceof Error ? e.message : e
+        }${issues}`;
+      }
+    };
+    {
+      const failed = await applyRunPolicy();
+      if (failed) cannotHavePolicy("RUN_POLICY_FAILED", failed);
+    }
+    reapplyRunPolicy = async () => {
+      const failed = await applyRunPolicy();
+      if (failed) lg.error(literal(`SIGHUP: ${failed}; the current policy keeps enforcing`));
+      rebuildReport();
+    };
 
     // ---- 7. the posture, events flowing
     const resolver = new CgroupPathResolver();
@@ -743,6 +831,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
         shim,
         runtimeDir: paths.runtimeDir,
         stateDir: paths.stateDir,
+        canaryParent: self.parent,
         lsmHook: opts.lsmHook,
         intervalSeconds: proofInterval,
         selfTest,

@@ -10,10 +10,17 @@
 import type { Hono } from "hono";
 import type { Engine } from "../bpf/engine.ts";
 import type { BpfMap } from "../bpf/map.ts";
-import { callerSource, describeCaller } from "../control/caller.ts";
+import { callerSource, type ControlCaller, describeCaller, selfCaller } from "../control/caller.ts";
 import { AegisError } from "../errors.ts";
 import { literal, log } from "../log.ts";
-import { type PolicyApplyDeps, restoreAppliedPolicy, type RestoreReport } from "../policy/apply.ts";
+import {
+  applyPolicyBytes,
+  isAppliedPolicy,
+  type PolicyApplyDeps,
+  type PolicyApplyReport,
+  restoreAppliedPolicy,
+  type RestoreReport,
+} from "../policy/apply.ts";
 import type { Unresolved } from "../policy/compile.ts";
 import { hostCompileEnv } from "../policy/host_env.ts";
 import { keysDir } from "../policy/keys.ts";
@@ -36,6 +43,8 @@ export interface DaemonPolicyOptions {
   bus: EventBus;
   /** something the report shows changed (unresolved set, policy) */
   onChange: () => void;
+  /** a policy was applied (control socket or --policy): the maps hold it now */
+  onApplied?: (report: PolicyApplyReport) => void;
   /**
    * The set of enforced file rules changed (apply, live edit, restore, a
    * watched path appeared): verify them again (src/proof/verify.ts).
@@ -115,30 +124,7 @@ export class DaemonPolicy {
       }),
       "/policy": createPolicyRoutes({
         apply: this.#applyDeps(),
-        onApplied: (report, caller) => {
-          lg.info(
-            literal(
-              `policy applied by ${describeCaller(caller)}: ${report.file} ` +
-                `(sha256 ${report.sha256}, ${report.unresolved.length} unresolved)`,
-            ),
-            { sha256: report.sha256, caller },
-          );
-          this.#o.bus.emit({
-            type: "control_change",
-            control: "policy",
-            action: "apply",
-            sha256: report.sha256,
-            version: report.version,
-            unresolved: report.unresolved.length,
-            uid: caller.uid,
-            pid: caller.pid,
-            caller_source: callerSource(caller),
-            changed_at_unix: Math.floor(Date.now() / 1000),
-          });
-          this.watch(report.unresolved);
-          this.#o.onChange();
-          this.#o.onRulesChanged?.();
-        },
+        onApplied: (report, caller) => this.#announceApplied(report, caller),
         onRefused: (e, caller) =>
           lg.warn(
             literal(`policy apply refused (${describeCaller(caller)}): ${e.message}`),
@@ -169,14 +155,68 @@ export class DaemonPolicy {
    * that do not exist yet. Null when no policy was ever applied. Call after
    * attach(), before any claim of enforcement.
    */
-  async restore(): Promise<RestoreReport | null> {
-    const r = await restoreAppliedPolicy(this.#applyDeps());
+  async restore(requireSignature = false): Promise<RestoreReport | null> {
+    const r = await restoreAppliedPolicy(this.#applyDeps(), { requireSignature });
     if (r) {
       this.watch(r.unresolved);
       if (r.expired.length > 0) this.#expired(r.expired);
       this.#o.onRulesChanged?.();
     }
     return r;
+  }
+
+  /** Log, emit, watch and re-verify after a successful apply. */
+  #announceApplied(report: PolicyApplyReport, caller: ControlCaller): void {
+    log("policy").info(
+      literal(
+        `policy applied by ${describeCaller(caller)}: ${report.file} ` +
+          `(sha256 ${report.sha256}, ${report.unresolved.length} unresolved)`,
+      ),
+      { sha256: report.sha256, caller },
+    );
+    this.#o.bus.emit({
+      type: "control_change",
+      control: "policy",
+      action: "apply",
+      sha256: report.sha256,
+      version: report.version,
+      unresolved: report.unresolved.length,
+      uid: caller.uid,
+      pid: caller.pid,
+      caller_source: callerSource(caller),
+      changed_at_unix: Math.floor(Date.now() / 1000),
+    });
+    this.watch(report.unresolved);
+    this.#o.onApplied?.(report);
+    this.#o.onChange();
+    this.#o.onRulesChanged?.();
+  }
+
+  /**
+   * `run --policy PATH` (at start, and again on SIGHUP): apply the file (a
+   * policy or a signed bundle) when it is not what is applied now; the
+   * agent itself is the caller. Returns the report, or null when the file is
+   * the applied policy already. Throws what applyPolicyBytes throws (the
+   * previous policy then keeps enforcing) and AegisError POLICY_READ_FAILED.
+   */
+  async applyFile(path: string, requireSignature: boolean): Promise<PolicyApplyReport | null> {
+    let bytes: Uint8Array;
+    try {
+      bytes = Deno.readFileSync(path);
+    } catch (e) {
+      throw new AegisError(
+        "POLICY_READ_FAILED",
+        `cannot read the policy ${path}: ${e instanceof Error ? e.message : e}`,
+      );
+    }
+    if (await isAppliedPolicy(this.#o.stateDir, bytes, requireSignature)) return null;
+    const report = await applyPolicyBytes(this.#applyDeps(), {
+      file: path,
+      bytes,
+      requireSignature,
+    });
+    this.#announceApplied(report, selfCaller());
+    return report;
   }
 
   /** Bind to the running engine and watch the applied policy's unresolved paths. */

@@ -59,6 +59,8 @@ export interface ProofWiring {
   runtimeDir: string;
   /** the exec sentinel's home (not /run: it may be noexec) */
   stateDir: string;
+  /** where the canary cgroup goes: the cgroup the agent was started in (SelfCgroup.parent) */
+  canaryParent: string;
   /** which hook denies an open first (run --lsm-hook) */
   lsmHook: FileHookChoice;
   /** seconds between rounds (run --proof-interval); 0 = one round only */
@@ -97,6 +99,12 @@ export function wireProofs(w: ProofWiring): Proofs {
   const selfTest = w.selfTest;
   const emergencyActive = w.emergencyActive;
   let canaryCgid: number | null = null;
+  /** the probes' cgroup; made again every time if someone removed it */
+  const canary = (): string => {
+    const cg = canaryCgroup(w.canaryParent);
+    canaryCgid = cg.id;
+    return cg.path;
+  };
   let canaryInLive = 0;
   const maps = { map: (n: string) => eng.obj.map(n) };
   let sentinel: SentinelId | null = null;
@@ -122,8 +130,7 @@ export function wireProofs(w: ProofWiring): Proofs {
   ): Promise<ProbeOutcome | null> => {
     if (emergencyActive()) return null; // the hooks only report: nothing to prove
     const t0 = performance.now();
-    const cg = canaryCgroup(); // every round: made again if someone removed it
-    canaryCgid = Deno.statSync(cg).ino;
+    const cg = canary();
     ensureInGeneration(maps, liveGeneration((n) => eng.obj.map(n)), entry, flags);
     const stats = eng.obj.map(MAP_HOOK_STATS);
     selfTest.pending = {
@@ -191,8 +198,7 @@ export function wireProofs(w: ProofWiring): Proofs {
     const active = kernelSwitches.filter((k) => (on & k.flag) !== 0);
     if (active.length === 0) return "inactive";
     const t0 = performance.now();
-    const cg = canaryCgroup();
-    canaryCgid = Deno.statSync(cg).ino;
+    const cg = canary();
     const stats = eng.obj.map(MAP_HOOK_STATS);
     const before = new Map(active.map((k) => [k.op, hookBlocks(stats, k.hook)]));
     selfTest.pending = active.map((k) => ({
@@ -224,8 +230,7 @@ export function wireProofs(w: ProofWiring): Proofs {
   const v = new RuleVerifier({
     targets: w.targets,
     probe: (paths) => {
-      const cg = canaryCgroup();
-      canaryCgid = Deno.statSync(cg).ino;
+      const cg = canary();
       return probeOpenPaths(shim, `${cg}/cgroup.procs`, paths, VERIFY_TIMEOUT_MS);
     },
     heldNow: (path) => heldInLive(eng, path),

@@ -26,7 +26,7 @@ import { ABI_LAYOUT, AEGIS_CFG_GENERATION } from "../bpf/abi_gen.ts";
 import type { BpfMap } from "../bpf/map.ts";
 import { policyValue, u32Key } from "../bpf/rule_codec.ts";
 import { readCounter, writeCounter, writeFileAtomic } from "./atomic.ts";
-import { BUNDLE_MAGIC, verifyBundleWithState } from "./bundle.ts";
+import { BUNDLE_MAGIC, verifyAppliedBundle, verifyBundleWithState } from "./bundle.ts";
 import { type CompileEnv, compilePolicy, type Unresolved } from "./compile.ts";
 import type { LiveRule, LiveRules } from "./live.ts";
 import { mergeLive } from "./live.ts";
@@ -425,6 +425,8 @@ export interface PolicyApplyDeps {
   stateDir: string;
   /** trusted keys folder (/etc/aegisbpf/keys) */
   keysDir: string;
+  /** owner the keys folder must have (default 0: root; tests use their own uid) */
+  keysOwnerUid?: number;
   compileEnv: CompileEnv;
   /** the live edits, carried into the new generation (or dropped by reset) */
   live: LiveRules;
@@ -445,7 +447,10 @@ export interface PolicyApplyRequest {
 
 export interface PolicyApplyReport {
   file: string;
+  /** of the file as given (a bundle: the whole bundle) */
   sha256: string;
+  /** of the policy body now applied (policy.sha256; = sha256 for a plain file) */
+  body_sha256?: string;
   version: number;
   flags: number;
   entries: Record<string, number>;
@@ -477,8 +482,24 @@ export function counterPath(stateDir: string): string {
   return `${stateDir}/policy_version.json`;
 }
 
-/** policy.applied (now), policy.prev (before), policy.sha256; 0600 in a 0700 dir. */
-export function keepSnapshots(stateDir: string, body: Uint8Array, sha: string): void {
+/** The signed bundle a body was applied from: `policy.bundle-<body sha256>`. */
+export function bundleFileFor(stateDir: string, bodySha: string): string {
+  return `${stateDir}/policy.bundle-${bodySha}`;
+}
+
+/**
+ * policy.applied (now), policy.prev (before), policy.sha256; 0600 in a 0700
+ * dir. A body applied from a signed bundle also keeps that bundle, named by
+ * the body's hash, so the restore at start can check the signature again.
+ * policy.sha256 is written last: it is the commit point (a bundle file of a
+ * body that never got there is ignored and removed by the next apply).
+ */
+export function keepSnapshots(
+  stateDir: string,
+  body: Uint8Array,
+  sha: string,
+  bundle: Uint8Array | null = null,
+): void {
   Deno.mkdirSync(stateDir, { recursive: true, mode: 0o700 });
   try {
     const prev = Deno.readFileSync(`${stateDir}/policy.applied`);
@@ -486,8 +507,14 @@ export function keepSnapshots(stateDir: string, body: Uint8Array, sha: string): 
   } catch (e) {
     if (!(e instanceof Deno.errors.NotFound)) throw e;
   }
+  const keep = bundleFileFor(stateDir, sha);
+  if (bundle) writeFileAtomic(keep, bundle, 0o600);
   writeFileAtomic(`${stateDir}/policy.applied`, body, 0o600);
   writeFileAtomic(`${stateDir}/policy.sha256`, new TextEncoder().encode(`${sha}\n`), 0o600);
+  for (const e of Deno.readDirSync(stateDir)) {
+    const path = `${stateDir}/${e.name}`;
+    if (e.name.startsWith("policy.bundle-") && (path !== keep || !bundle)) Deno.removeSync(path);
+  }
 }
 
 /**
@@ -515,6 +542,7 @@ export async function applyPolicyBytes(
     const { result, warnings: w } = await verifyBundleWithState(bytes, {
       keysDir: deps.keysDir,
       counterPath: counterPath(deps.stateDir),
+      ownerUid: deps.keysOwnerUid ?? 0,
     });
     warnings.push(...w);
     if (!result.ok) {
@@ -555,6 +583,19 @@ export async function applyPolicyBytes(
     live: { carried: carried.length, dropped: req.reset ? deps.live.rules() : [], expired },
   };
   if (req.dryRun) return report;
+  // from here to the snapshots nothing awaits: two applies (the control
+  // socket, a SIGHUP) cannot interleave between the switch and the files
+  const bodySha = body === bytes ? sha : await sha256Hex(new Uint8Array(body));
+  if (signed) {
+    const counter = readCounter(counterPath(deps.stateDir));
+    if (signed.policy_version <= counter) {
+      throw new PolicyRejectedError(
+        "BUNDLE_ROLLBACK",
+        `${file}: policy_version ${signed.policy_version} is not newer than ${counter}, applied ` +
+          `while this one was being verified; nothing changed`,
+      );
+    }
+  }
   let result: ApplyResult;
   try {
     result = applyCompiled(deps.maps, merged.policy, { keepFailed: req.noRollback });
@@ -564,15 +605,43 @@ export async function applyPolicyBytes(
   }
   if (req.reset) deps.live.clear();
   else deps.live.setShadows(merged.shadows);
-  // a plain policy file is its own body: its hash is already known
-  keepSnapshots(deps.stateDir, body, body === bytes ? sha : await sha256Hex(new Uint8Array(body)));
+  keepSnapshots(deps.stateDir, body, bodySha, signed ? bytes : null);
   if (signed && signed.policy_version > readCounter(counterPath(deps.stateDir))) {
     writeCounter(counterPath(deps.stateDir), signed.policy_version);
   }
+  report.body_sha256 = bodySha;
   report.generation = { from: result.from, to: result.to };
   report.removed = result.removed;
   report.switch_us = result.switchMicros;
   return report;
+}
+
+/**
+ * Whether `bytes` (a policy file or a signed bundle) is what is applied
+ * now: the same plain file, or the very bundle the applied body came from.
+ * With `requireSignature`, a plain file equal to the applied body is not
+ * "the same" (it must come as a bundle).
+ */
+export async function isAppliedPolicy(
+  stateDir: string,
+  bytes: Uint8Array,
+  requireSignature: boolean,
+): Promise<boolean> {
+  let recorded: string;
+  try {
+    recorded = Deno.readTextFileSync(`${stateDir}/policy.sha256`).trim().toLowerCase();
+  } catch {
+    return false;
+  }
+  if (!isBundle(bytes)) {
+    return !requireSignature && (await sha256Hex(new Uint8Array(bytes))) === recorded;
+  }
+  try {
+    const kept = Deno.readFileSync(bundleFileFor(stateDir, recorded));
+    return kept.length === bytes.length && kept.every((b, i) => b === bytes[i]);
+  } catch {
+    return false;
+  }
 }
 
 /** What a restore at start put into fresh maps. */
@@ -586,6 +655,89 @@ export interface RestoreReport {
   expired: LiveRule[];
   unresolved: Unresolved[];
   generation: { from: number; to: number };
+  /** the bundle it was applied from, verified again; null for a plain policy file */
+  signed: { policy_version: number; signer: string } | null;
+  /** skipped key files, an expired bundle kept enforcing */
+  warnings: string[];
+}
+
+/**
+ * The stored policy's body, checked: against policy.sha256 and, when it was
+ * applied from a signed bundle, that bundle's signature, trusted key and
+ * counter again (verifyAppliedBundle). Throws POLICY_RESTORE_FAILED.
+ */
+export async function readAppliedPolicy(
+  stateDir: string,
+  keys: { dir: string; ownerUid?: number },
+  requireSignature: boolean,
+): Promise<
+  {
+    file: string;
+    body: Uint8Array;
+    sha: string;
+    signed: RestoreReport["signed"];
+    warnings: string[];
+  } | null
+> {
+  const file = `${stateDir}/policy.applied`;
+  const refuse = (why: string, issues: string[] = []) =>
+    new PolicyRejectedError("POLICY_RESTORE_FAILED", why, issues);
+  let body: Uint8Array;
+  try {
+    body = Deno.readFileSync(file);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return null;
+    throw refuse(`cannot read the applied policy ${file}: ${e instanceof Error ? e.message : e}`);
+  }
+  const sha = await sha256Hex(new Uint8Array(body));
+  let recorded: string | null = null;
+  try {
+    recorded = Deno.readTextFileSync(`${stateDir}/policy.sha256`).trim().toLowerCase();
+  } catch { /* judged below */ }
+  if (recorded !== sha) {
+    throw refuse(
+      `${file} has SHA-256 ${sha} but ${stateDir}/policy.sha256 records ${
+        recorded === null ? "nothing" : recorded
+      }: the stored policy was changed or damaged since it was applied; apply a good policy ` +
+        `again (aegisbpf policy apply)`,
+    );
+  }
+  const bundleFile = bundleFileFor(stateDir, sha);
+  let bundle: Uint8Array | null = null;
+  try {
+    bundle = Deno.readFileSync(bundleFile);
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) {
+      throw refuse(`cannot read ${bundleFile}: ${e instanceof Error ? e.message : e}`);
+    }
+  }
+  if (!bundle) {
+    if (requireSignature) {
+      throw refuse(
+        `${file} was applied from a plain policy file, not a signed bundle, and ` +
+          `--require-signature was given: apply a signed bundle`,
+      );
+    }
+    return { file, body, sha, signed: null, warnings: [] };
+  }
+  const { result, warnings } = await verifyAppliedBundle(bundle, {
+    keysDir: keys.dir,
+    ownerUid: keys.ownerUid ?? 0,
+    counterPath: counterPath(stateDir),
+  });
+  if (!result.ok) {
+    throw refuse(`the bundle ${bundleFile} the policy was applied from: ${result.message}`);
+  }
+  if ((await sha256Hex(new Uint8Array(result.body))) !== sha) {
+    throw refuse(`${bundleFile} does not hold the body of ${file}`);
+  }
+  return {
+    file,
+    body,
+    sha,
+    signed: { policy_version: result.policyVersion, signer: result.signer },
+    warnings,
+  };
 }
 
 /**
@@ -598,32 +750,17 @@ export interface RestoreReport {
  * PolicyRejectedError POLICY_RESTORE_FAILED (or MapFullError); the maps
  * are then left as they were.
  */
-export async function restoreAppliedPolicy(deps: PolicyApplyDeps): Promise<RestoreReport | null> {
-  const file = `${deps.stateDir}/policy.applied`;
-  let body: Uint8Array;
-  try {
-    body = Deno.readFileSync(file);
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return null;
-    throw new PolicyRejectedError(
-      "POLICY_RESTORE_FAILED",
-      `cannot read the applied policy ${file}: ${e instanceof Error ? e.message : e}`,
-    );
-  }
-  const sha = await sha256Hex(new Uint8Array(body));
-  let recorded: string | null = null;
-  try {
-    recorded = Deno.readTextFileSync(`${deps.stateDir}/policy.sha256`).trim().toLowerCase();
-  } catch { /* judged below */ }
-  if (recorded !== sha) {
-    throw new PolicyRejectedError(
-      "POLICY_RESTORE_FAILED",
-      `${file} has SHA-256 ${sha} but ${deps.stateDir}/policy.sha256 records ${
-        recorded === null ? "nothing" : recorded
-      }: the stored policy was changed or damaged since it was applied; apply a good policy ` +
-        `again (aegisbpf policy apply)`,
-    );
-  }
+export async function restoreAppliedPolicy(
+  deps: PolicyApplyDeps,
+  opts: { requireSignature?: boolean } = {},
+): Promise<RestoreReport | null> {
+  const stored = await readAppliedPolicy(
+    deps.stateDir,
+    { dir: deps.keysDir, ownerUid: deps.keysOwnerUid },
+    !!opts.requireSignature,
+  );
+  if (!stored) return null;
+  const { file, body, sha } = stored;
   const parsed = parsePolicy(body, file);
   if (parsed.errors.length > 0 || !parsed.policy) {
     throw new PolicyRejectedError(
@@ -646,6 +783,8 @@ export async function restoreAppliedPolicy(deps: PolicyApplyDeps): Promise<Resto
     expired,
     unresolved,
     generation: { from: result.from, to: result.to },
+    signed: stored.signed,
+    warnings: stored.warnings,
   };
 }
 

@@ -9,8 +9,10 @@ import { inodeKey, ruleValue } from "../bpf/rule_codec.ts";
 import {
   applyCompiled,
   applyPolicyBytes,
+  bundleFileFor,
   type CompiledPolicy,
   DEFAULT_RULE_MAP_SIZES,
+  isAppliedPolicy,
   keyGeneration,
   loadAppliedPolicy,
   MapFullError,
@@ -24,6 +26,9 @@ import {
 } from "./apply.ts";
 import { fakeMaps, fakeResolvePath } from "./fake_maps_test.ts";
 import { LIVE_RULE_ID_BASE, LiveRules } from "./live.ts";
+import { signBundle } from "./bundle.ts";
+import { addKey, generateKeyPair, type KeyPairBytes } from "./keys.ts";
+import { toHex } from "../util/bytes.ts";
 
 Deno.test("every rule map's key struct has a generation field", () => {
   for (const [map, struct] of Object.entries(RULE_MAPS)) {
@@ -276,4 +281,130 @@ Deno.test("restoreAppliedPolicy: a changed or unparsable stored policy is refuse
   Deno.writeTextFileSync(`${dir}/policy.sha256`, `${sha}\n`);
   await rejects(restoreAppliedPolicy(fresh.deps), /no longer parses/);
   strictEqual(fresh.fm.get("aegis_deny_inode").data.size, 0);
+});
+
+/** A trusted key in `<dir>/keys` (owned by the test's uid, as pipeline() expects). */
+async function trustKey(dir: string): Promise<KeyPairBytes> {
+  Deno.chmodSync(dir, 0o755);
+  const kp = await generateKeyPair();
+  Deno.writeTextFileSync(`${dir}/key.pub`, toHex(kp.publicRaw) + "\n");
+  await addKey(`${dir}/key.pub`, `${dir}/keys`);
+  return kp;
+}
+
+async function bundleOf(kp: KeyPairBytes, body: string, version: number, expires?: number) {
+  const now = Math.floor(Date.now() / 1000);
+  return await signBundle(enc(body), {
+    secretKey: kp.secretPkcs8.slice(),
+    policyVersion: version,
+    timestamp: now - 60,
+    expires: expires ?? now + 3600,
+  });
+}
+
+Deno.test("restoreAppliedPolicy: a policy applied from a signed bundle is verified again at restore", async () => {
+  const dir = Deno.makeTempDirSync();
+  try {
+    const kp = await trustKey(dir);
+    const { deps } = pipeline(dir);
+    const v5 = await bundleOf(kp, "version=1\n[deny_path]\n/a\n", 5);
+    const applied = await applyPolicyBytes(deps, { file: "b5", bytes: v5 });
+    deepStrictEqual(applied.signed?.policy_version, 5);
+    deepStrictEqual(Deno.readFileSync(bundleFileFor(dir, applied.body_sha256!)), v5, "bundle kept");
+    ok(await isAppliedPolicy(dir, v5, true), "the same bundle is the applied policy");
+
+    const r = await restoreAppliedPolicy(pipeline(dir).deps, { requireSignature: true });
+    strictEqual(r?.signed?.policy_version, 5);
+    strictEqual(r?.entries.aegis_deny_inode, 1);
+
+    // the kept bundle swapped for an older, validly signed one: a rollback
+    const v4 = await bundleOf(kp, "version=1\n[deny_path]\n/a\n", 4);
+    Deno.writeFileSync(bundleFileFor(dir, applied.body_sha256!), v4);
+    let fresh = pipeline(dir);
+    await rejects(
+      restoreAppliedPolicy(fresh.deps),
+      /older bundle than the last one applied \(policy_version 5\): a rollback/,
+    );
+    strictEqual(fresh.fm.get("aegis_deny_inode").data.size, 0, "nothing restored");
+
+    // a forged signature
+    const forged = v5.slice();
+    forged[forged.length - 2] ^= 1; // the body: hash mismatch
+    Deno.writeFileSync(bundleFileFor(dir, applied.body_sha256!), forged);
+    fresh = pipeline(dir);
+    await rejects(restoreAppliedPolicy(fresh.deps), (e: unknown) => {
+      ok(e instanceof PolicyRejectedError);
+      strictEqual(e.code, "POLICY_RESTORE_FAILED");
+      return true;
+    });
+
+    // the key no longer trusted
+    Deno.writeFileSync(bundleFileFor(dir, applied.body_sha256!), v5);
+    Deno.removeSync(`${dir}/keys`, { recursive: true });
+    await rejects(restoreAppliedPolicy(pipeline(dir).deps), /not among the 0 trusted key/);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("restoreAppliedPolicy: --require-signature refuses a policy applied from a plain file", async () => {
+  const dir = Deno.makeTempDirSync();
+  try {
+    const { deps } = pipeline(dir);
+    const plain = enc("version=1\n[deny_path]\n/a\n");
+    await applyPolicyBytes(deps, { file: "p", bytes: plain });
+    ok(await isAppliedPolicy(dir, plain, false));
+    strictEqual(await isAppliedPolicy(dir, plain, true), false, "must come as a bundle");
+    ok(await restoreAppliedPolicy(pipeline(dir).deps), "without the flag it restores");
+    await rejects(
+      restoreAppliedPolicy(pipeline(dir).deps, { requireSignature: true }),
+      /plain policy file, not a signed bundle/,
+    );
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("restoreAppliedPolicy: an expired bundle keeps enforcing after a restart, with a warning", async () => {
+  const dir = Deno.makeTempDirSync();
+  try {
+    const kp = await trustKey(dir);
+    const { deps } = pipeline(dir);
+    const soon = Math.floor(Date.now() / 1000) + 1;
+    const b = await bundleOf(kp, "version=1\n[deny_path]\n/a\n", 1, soon);
+    await applyPolicyBytes(deps, { file: "b", bytes: b });
+    await new Promise((res) => setTimeout(res, 2100));
+    const r = await restoreAppliedPolicy(pipeline(dir).deps, { requireSignature: true });
+    strictEqual(r?.entries.aegis_deny_inode, 1);
+    ok(
+      r?.warnings.some((w) => /expired at .* stays enforced/.test(w)),
+      JSON.stringify(r?.warnings),
+    );
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("applyPolicyBytes: a plain apply after a bundle drops the kept bundle", async () => {
+  const dir = Deno.makeTempDirSync();
+  try {
+    const kp = await trustKey(dir);
+    const { deps } = pipeline(dir);
+    await applyPolicyBytes(deps, {
+      file: "b",
+      bytes: await bundleOf(kp, "version=1\n[deny_path]\n/a\n", 1),
+    });
+    strictEqual(
+      [...Deno.readDirSync(dir)].filter((e) => e.name.startsWith("policy.bundle-")).length,
+      1,
+    );
+    await applyPolicyBytes(deps, { file: "p", bytes: enc("version=1\n[deny_path]\n/bb\n") });
+    deepStrictEqual(
+      [...Deno.readDirSync(dir)].filter((e) => e.name.startsWith("policy.bundle-")),
+      [],
+    );
+    strictEqual((await restoreAppliedPolicy(pipeline(dir).deps))?.signed, null);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
 });

@@ -612,3 +612,53 @@ export async function verifyBundleWithState(
   if (opts.now !== undefined) v.now = opts.now;
   return { result: await verifyBundle(bytes, v), warnings };
 }
+
+/**
+ * Verify the bundle a running policy was applied from, again (the restore
+ * at start): the signature against the trusted keys as they are now, and
+ * the counter allowing this very version (it was raised to it by the apply)
+ * but no older one. The validity period is judged at the bundle's own
+ * timestamp: a bundle that was valid when applied keeps enforcing after it
+ * expires (a warning says so) — a reboot must not turn a node without a
+ * newer bundle into one that refuses to start.
+ */
+export async function verifyAppliedBundle(
+  bytes: Uint8Array,
+  opts: VerifyStateOptions = {},
+): Promise<{ result: VerifyOk | VerifyFail; warnings: string[] }> {
+  let timestamp: number;
+  let expires: number;
+  try {
+    ({ timestamp, expires } = parseBundle(bytes));
+  } catch (e) {
+    if (!(e instanceof BundleFormatError)) throw e;
+    // verifyBundle parses first and reports the format error with its line
+    return {
+      result: await verifyBundle(bytes, { trustedKeys: new Map(), minVersionExclusive: 0 }),
+      warnings: [],
+    };
+  }
+  const { keys, warnings } = await loadTrustedKeys(
+    opts.keysDir ?? DEFAULT_KEYS_DIR,
+    opts.ownerUid === undefined ? {} : { ownerUid: opts.ownerUid },
+  );
+  const counter = readCounter(opts.counterPath ?? DEFAULT_COUNTER_PATH);
+  const result = await verifyBundle(bytes, {
+    trustedKeys: keys,
+    minVersionExclusive: Math.max(0, counter - 1),
+    now: timestamp,
+  });
+  if (!result.ok && result.code === "BUNDLE_ROLLBACK") {
+    result.message = `it is an older bundle than the last one applied (policy_version ` +
+      `${counter}): a rollback; apply a current bundle again`;
+  }
+  const now = opts.now ?? Math.floor(Date.now() / 1000);
+  if (result.ok && now >= expires) {
+    warnings.push(
+      `the applied bundle (policy_version ${result.policyVersion}) expired at ${
+        fmtTime(expires)
+      }; it stays enforced until a newer bundle is applied`,
+    );
+  }
+  return { result, warnings };
+}

@@ -20,7 +20,7 @@ import type { ProbeReport } from "./probes/mod.ts";
 import type { ProofResults } from "../proof/prover.ts";
 
 export const SCHEMA_VERSION = 1;
-export const SCHEMA_SEMVER = "1.11.0";
+export const SCHEMA_SEMVER = "1.12.0";
 
 const maybe = z.boolean().nullable();
 

@@ -40,7 +40,7 @@ Deno.test("an enforcing node: Full, enforce_capable, every documented field, val
   const r = buildReport(await input());
   CapabilitiesReport.parse(r);
   strictEqual(r.schema_version, 1);
-  strictEqual(r.schema_semver, "1.11.0");
+  strictEqual(r.schema_semver, "1.12.0");
   eq(r.enforcement_proof, {}, "no daemon proof in the input");
   strictEqual(r.enforcement_proof_interval_seconds, null);
   eq(r.unenforced_rules, []);

@@ -13,7 +13,7 @@
  *   into every rule generation (apply.ts setBuiltinRules) and re-asserted
  *   in the live generation before every proof.
  * - The probe is `/bin/sh` started from the agent (so its exec is exempt
- *   like every agent action), moved into `<cgroup2>/aegisbpf.canary` while
+ *   like every agent action), moved into `aegisbpf.canary` (beside the agent's own cgroup) while
  *   it waits on its stdin, then released to do `: <sentinel` (an open for
  *   read, nothing read). The agent's own cgroup is exempt from every rule
  *   (src/bpf/self_cgroup.ts), the canary cgroup is not.
@@ -39,7 +39,6 @@ import {
 import { ipPortKey, parseIpPort } from "../bpf/net_codec.ts";
 import { errnoName } from "../errno.ts";
 import type { ConnectProbe, KernelOp, KernelProbe } from "../native/probe.ts";
-import { cgroup2MountFrom } from "../bpf/self_cgroup.ts";
 import { commKey } from "../bpf/exec_codec.ts";
 import { inodeKey, kernelDev, policyValue, ruleValue, u32Key } from "../bpf/rule_codec.ts";
 import { AegisError } from "../errors.ts";
@@ -392,18 +391,15 @@ export function judgeKernel(
   return { denied: deniedBy.length === switches.length, deniedBy, detail: parts.join("; ") };
 }
 
-/** `<cgroup2>/aegisbpf.canary`, created 0755 if missing. */
-export function canaryCgroup(mountinfo = "/proc/self/mountinfo"): string {
-  const root = cgroup2MountFrom(Deno.readTextFileSync(mountinfo));
-  if (!root) {
-    throw new AegisError(
-      "CGROUP2_UNAVAILABLE",
-      "No cgroup v2 hierarchy is mounted; the enforcement proof has no cgroup for its probe",
-    );
-  }
-  const path = `${root}/${CANARY_CGROUP_NAME}`;
+/**
+ * `<parent>/aegisbpf.canary`, created 0755 if missing, and its cgroup id.
+ * `parent` is the cgroup the agent was started in (SelfCgroup.parent): the
+ * canary is a sibling of the agent's own cgroup, never inside it.
+ */
+export function canaryCgroup(parent: string): { path: string; id: number } {
+  const path = `${parent}/${CANARY_CGROUP_NAME}`;
   Deno.mkdirSync(path, { recursive: true, mode: 0o755 });
-  return path;
+  return { path, id: Deno.statSync(path).ino! };
 }
 
 /** Probe options (tests shorten the limit). */
