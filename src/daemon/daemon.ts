@@ -700,41 +700,17 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
         startState = "AUDIT_FALLBACK";
       }
     };
-    // fresh maps (first start, or the pins went with a reboot)
-    if (!engine.readopted) {
-      try {
-        const r = await policy.restore(opts.requireSignature === true);
-        if (r) {
-          for (const w of r.warnings) lg.warn(literal(w));
-          const n = Object.values(r.entries).reduce((a, b) => a + b, 0);
-          lg.info(
-            literal(
-              `restored the applied policy (sha256 ${r.sha256}${
-                r.signed ? `, bundle policy_version ${r.signed.policy_version}` : ""
-              }): ${n} map entries, ${r.live} live rule(s), ${r.unresolved.length} path(s) ` +
-                `not present yet, ${r.expired.length} live rule(s) expired while stopped`,
-            ),
-            { entries: r.entries, generation: r.generation },
-          );
-          bus.emit({
-            type: "policy_restored",
-            sha256: r.sha256,
-            entries: r.entries,
-            live_rules: r.live,
-            expired_live_rules: r.expired.length,
-            unresolved: r.unresolved.length,
-            generation: r.generation.to,
-            at_unix: Math.floor(Date.now() / 1000),
-          });
-        }
-      } catch (e) {
-        cannotHavePolicy(
-          "POLICY_RESTORE_FAILED",
-          `the applied policy could not be restored into the kernel: ${
-            e instanceof Error ? e.message : e
-          }`,
-        );
-      }
+    // the stored policy and live rules: into fresh maps (a first start, pins
+    // gone with a reboot), or compared with re-adopted ones and repaired
+    try {
+      await policy.restore(opts.requireSignature === true, engine.readopted);
+    } catch (e) {
+      cannotHavePolicy(
+        "POLICY_RESTORE_FAILED",
+        `the applied policy could not be restored into the kernel: ${
+          e instanceof Error ? e.message : e
+        }`,
+      );
     }
     const runPolicy = opts.policy;
     const applyRunPolicy = async (): Promise<string | null> => {

@@ -150,18 +150,63 @@ export class DaemonPolicy {
   }
 
   /**
-   * Fresh maps (a first start, or pins gone with a reboot): put the stored
-   * policy and live rules back (restoreAppliedPolicy) and watch the paths
-   * that do not exist yet. Null when no policy was ever applied. Call after
-   * attach(), before any claim of enforcement.
+   * At start, after attach() and before any claim of enforcement: bring the
+   * maps to the stored policy and live rules (restoreAppliedPolicy) — into
+   * fresh maps, or compared with re-adopted ones and repaired when they
+   * differ — log and announce it, and watch the paths that do not exist yet.
+   * Throws when the stored state cannot be restored (the maps unchanged).
    */
-  async restore(requireSignature = false): Promise<RestoreReport | null> {
-    const r = await restoreAppliedPolicy(this.#applyDeps(), { requireSignature });
-    if (r) {
-      this.watch(r.unresolved);
-      if (r.expired.length > 0) this.#expired(r.expired);
-      this.#o.onRulesChanged?.();
+  async restore(requireSignature: boolean, readopted: boolean): Promise<RestoreReport | null> {
+    const r = await restoreAppliedPolicy(this.#applyDeps(), { requireSignature, readopted });
+    if (!r) return null;
+    const lg = log("run");
+    for (const w of r.warnings) lg.warn(literal(w));
+    this.watch(r.unresolved);
+    if (r.expired.length > 0) this.#expired(r.expired);
+    const n = Object.values(r.entries).reduce((a, b) => a + b, 0);
+    const what =
+      `${
+        r.sha256
+          ? `the applied policy (sha256 ${r.sha256}${
+            r.signed ? `, bundle policy_version ${r.signed.policy_version}` : ""
+          })`
+          : "no policy file"
+      }: ${n} map entries, ${r.live} live rule(s), ${r.unresolved.length} path(s) not present ` +
+      `yet, ${r.expired.length} live rule(s) expired while stopped`;
+    if (!r.generation) {
+      lg.info(
+        literal(
+          `the re-adopted rule maps hold the stored state (${r.diff?.expected} entries): ${what}`,
+        ),
+      );
+      return r;
     }
+    if (r.diff) {
+      const d = r.diff;
+      lg.warn(
+        literal(
+          `the re-adopted rule maps differed from the stored state (${d.missing} missing, ` +
+            `${d.extra} extra, ${d.changed} changed${
+              d.flagsMissing ? `, policy flags 0x${d.flagsMissing.toString(16)} off` : ""
+            }): repaired through generation ${r.generation.from} -> ${r.generation.to}; ${what}`,
+        ),
+        { diff: d },
+      );
+    } else {
+      lg.info(literal(`restored ${what}`), { entries: r.entries, generation: r.generation });
+    }
+    this.#o.bus.emit({
+      type: "policy_restored",
+      sha256: r.sha256,
+      entries: r.entries,
+      live_rules: r.live,
+      expired_live_rules: r.expired.length,
+      unresolved: r.unresolved.length,
+      generation: r.generation.to,
+      ...(r.diff ? { repaired: r.diff } : {}),
+      at_unix: Math.floor(Date.now() / 1000),
+    });
+    this.#o.onRulesChanged?.();
     return r;
   }
 

@@ -31,7 +31,7 @@ import { type CompileEnv, compilePolicy, type Unresolved } from "./compile.ts";
 import type { LiveRule, LiveRules } from "./live.ts";
 import { mergeLive } from "./live.ts";
 import { formatIssue, parsePolicy } from "./parse.ts";
-import { sha256Hex } from "../util/bytes.ts";
+import { sha256Hex, toHex } from "../util/bytes.ts";
 
 /** Every map whose keys carry a generation, with its key struct. */
 export const RULE_MAPS: Readonly<Record<string, keyof typeof ABI_LAYOUT.structs>> = {
@@ -251,6 +251,70 @@ export function countByMap(entries: readonly { map: string }[]): Record<string, 
   const c: Record<string, number> = {};
   for (const e of entries) c[e.map] = (c[e.map] ?? 0) + 1;
   return c;
+}
+
+/** How the live generation of the rule maps differs from a desired policy. */
+export interface LiveDiff {
+  /** entries the desired policy has */
+  expected: number;
+  /** desired entries the maps lack */
+  missing: number;
+  /** entries of the live generation the desired policy does not have */
+  extra: number;
+  /** same key, another value (rule id, type, flags) */
+  changed: number;
+  /** aegis_policy flag bits the desired policy sets and the live generation lacks */
+  flagsMissing: number;
+}
+
+/** True when the maps hold the desired policy exactly (diffLive). */
+export function liveMatches(d: LiveDiff): boolean {
+  return d.missing === 0 && d.extra === 0 && d.changed === 0 && d.flagsMissing === 0;
+}
+
+const POLICY_FLAGS_OFF = ABI_LAYOUT.structs.aegis_policy.fields.flags.offset;
+
+/**
+ * Compare the live generation of every rule map with `policy`, key by key
+ * and value by value. The built-in canary rules are left out (the proof
+ * re-asserts them), and their policy flags are allowed beside the
+ * policy's.
+ */
+export function diffLive(maps: (name: string) => BpfMap, policy: CompiledPolicy): LiveDiff {
+  const gen = liveGeneration(maps);
+  const want = new Map<string, Map<string, string>>();
+  for (const e of policy.entries) {
+    let m = want.get(e.map);
+    if (!m) want.set(e.map, m = new Map());
+    m.set(toHex(e.key(gen)), toHex(e.value));
+  }
+  const d: LiveDiff = { expected: 0, missing: 0, extra: 0, changed: 0, flagsMissing: 0 };
+  for (const name of Object.keys(RULE_MAPS)) {
+    const m = maps(name);
+    const w = want.get(name) ?? new Map<string, string>();
+    d.expected += w.size;
+    let found = 0;
+    for (const k of m.keys()) {
+      if (keyGeneration(name, k) !== gen) continue;
+      const v = m.lookup(k);
+      if (BUILTIN_MAPS.has(name) && isBuiltinValue(v)) continue;
+      const exp = w.get(toHex(k));
+      if (exp === undefined) d.extra++;
+      else {
+        found++;
+        if (!v || toHex(v) !== exp) d.changed++;
+      }
+    }
+    d.missing += w.size - found;
+  }
+  const pv = maps("aegis_policy").lookup(u32Key(gen));
+  const actual = pv
+    ? Number(
+      new DataView(pv.buffer, pv.byteOffset, pv.byteLength).getBigUint64(POLICY_FLAGS_OFF, true),
+    )
+    : 0;
+  d.flagsMissing = policy.flags & ~actual;
+  return d;
 }
 
 /**
@@ -644,17 +708,21 @@ export async function isAppliedPolicy(
   }
 }
 
-/** What a restore at start put into fresh maps. */
+/** What a restore at start did. */
 export interface RestoreReport {
-  file: string;
-  sha256: string;
+  /** policy.applied, or null when only live rules were stored */
+  file: string | null;
+  sha256: string | null;
   entries: Record<string, number>;
   /** live rules carried (their TTLs still running) */
   live: number;
   /** live rules whose TTL ran out while the agent was down (removed) */
   expired: LiveRule[];
   unresolved: Unresolved[];
-  generation: { from: number; to: number };
+  /** the switch made; null when re-adopted maps held the stored state already */
+  generation: { from: number; to: number } | null;
+  /** re-adopted maps only: how they differed from the stored state before the repair */
+  diff: LiveDiff | null;
   /** the bundle it was applied from, verified again; null for a plain policy file */
   signed: { policy_version: number; signer: string } | null;
   /** skipped key files, an expired bundle kept enforcing */
@@ -741,50 +809,68 @@ export async function readAppliedPolicy(
 }
 
 /**
- * Bring fresh (empty) rule maps to the stored desired state: the applied
- * policy (`policy.applied`, checked against `policy.sha256`, parsed and
- * compiled again so paths resolve to this boot's devices and inodes) plus
- * the stored live rules whose TTL has not run out, as one new generation.
- * Writes no state file: what is restored is what was applied. Null when no
- * policy was ever applied. A stored policy that cannot be restored throws
- * PolicyRejectedError POLICY_RESTORE_FAILED (or MapFullError); the maps
- * are then left as they were.
+ * Bring the rule maps to the stored desired state: the applied policy
+ * (readAppliedPolicy: hash and, for a bundle, signature and counter checked
+ * again; parsed and compiled again so paths resolve to this boot's devices
+ * and inodes) plus the stored live rules whose TTL has not run out.
+ *
+ * - Fresh (empty) maps, a first start or pins gone with a reboot: written
+ *   as one new generation.
+ * - Re-adopted maps (`readopted`): compared key by key with that state
+ *   (diffLive), and repaired through one new generation only when they
+ *   differ (an edit behind the agent's back, a file replaced since).
+ *
+ * Writes no state file: what is restored is what was applied. Null when
+ * neither a policy nor a live rule was ever stored. A stored policy that
+ * cannot be restored throws PolicyRejectedError POLICY_RESTORE_FAILED (or
+ * MapFullError); the maps are then left as they were.
  */
 export async function restoreAppliedPolicy(
   deps: PolicyApplyDeps,
-  opts: { requireSignature?: boolean } = {},
+  opts: { requireSignature?: boolean; readopted?: boolean } = {},
 ): Promise<RestoreReport | null> {
   const stored = await readAppliedPolicy(
     deps.stateDir,
     { dir: deps.keysDir, ownerUid: deps.keysOwnerUid },
     !!opts.requireSignature,
   );
-  if (!stored) return null;
-  const { file, body, sha } = stored;
-  const parsed = parsePolicy(body, file);
-  if (parsed.errors.length > 0 || !parsed.policy) {
-    throw new PolicyRejectedError(
-      "POLICY_RESTORE_FAILED",
-      `${file} no longer parses (${parsed.errors.length} error(s)); apply a good policy again`,
-      parsed.errors.map((i) => formatIssue({ ...i, message: `error: ${i.message}` })),
-    );
+  let compiled: CompiledPolicy = { flags: 0, entries: [] };
+  let unresolved: Unresolved[] = [];
+  if (stored) {
+    const parsed = parsePolicy(stored.body, stored.file);
+    if (parsed.errors.length > 0 || !parsed.policy) {
+      throw new PolicyRejectedError(
+        "POLICY_RESTORE_FAILED",
+        `${stored.file} no longer parses (${parsed.errors.length} error(s)); apply a good ` +
+          `policy again`,
+        parsed.errors.map((i) => formatIssue({ ...i, message: `error: ${i.message}` })),
+      );
+    }
+    ({ compiled, unresolved } = compilePolicy(parsed.policy, deps.compileEnv));
   }
-  const { compiled, unresolved } = compilePolicy(parsed.policy, deps.compileEnv);
   const expired = deps.live.sweep();
   const carried = deps.live.rules();
+  if (!stored && carried.length === 0 && !opts.readopted) return null;
   const merged = mergeLive(compiled, carried);
-  const result = applyCompiled(deps.maps, merged.policy, {});
+  let diff: LiveDiff | null = null;
+  let generation: RestoreReport["generation"] = null;
+  if (opts.readopted) diff = diffLive(deps.maps, merged.policy);
+  if (!diff || !liveMatches(diff)) {
+    const result = applyCompiled(deps.maps, merged.policy, {});
+    generation = { from: result.from, to: result.to };
+  }
   deps.live.setShadows(merged.shadows);
   return {
-    file,
-    sha256: sha,
+    file: stored?.file ?? null,
+    sha256: stored?.sha ?? null,
     entries: countByMap(compiled.entries),
     live: carried.length,
     expired,
     unresolved,
-    generation: { from: result.from, to: result.to },
-    signed: stored.signed,
-    warnings: stored.warnings,
+    generation,
+    diff,
+    signed: stored?.signed ?? null,
+    warnings: stored?.warnings ?? [],
   };
 }
 

@@ -5,7 +5,7 @@ import {
   AEGIS_RT_INODE,
   AEGIS_RULE_DENY,
 } from "../bpf/abi_gen.ts";
-import { inodeKey, ruleValue } from "../bpf/rule_codec.ts";
+import { inodeKey, policyValue, ruleValue, u32Key } from "../bpf/rule_codec.ts";
 import {
   applyCompiled,
   applyPolicyBytes,
@@ -404,6 +404,70 @@ Deno.test("applyPolicyBytes: a plain apply after a bundle drops the kept bundle"
       [],
     );
     strictEqual((await restoreAppliedPolicy(pipeline(dir).deps))?.signed, null);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("restoreAppliedPolicy(readopted): maps that hold the stored state are left alone; any difference is repaired", async () => {
+  const dir = Deno.makeTempDirSync();
+  try {
+    const { fm, deps, live } = pipeline(dir);
+    await applyPolicyBytes(deps, { file: "p", bytes: enc("version=1\n[deny_path]\n/a\n/bb\n") });
+    live.add({ kind: "ip", ip: "192.0.2.1" });
+    const gen = () => Number(fm.get("aegis_config").sumU64(AEGIS_CFG_GENERATION));
+    const g0 = gen();
+
+    // the same maps after a restart (re-adopted pins): nothing to do
+    const same = await restoreAppliedPolicy(deps, { readopted: true });
+    strictEqual(same?.generation, null, "no switch");
+    deepStrictEqual(same?.diff, { expected: 3, missing: 0, extra: 0, changed: 0, flagsMissing: 0 });
+    strictEqual(gen(), g0);
+
+    // an entry smuggled into the live generation behind the agent's back
+    const inode = fm.get("aegis_deny_inode");
+    const smuggled = inodeKey(1, 999, g0 & 1);
+    inode.update(smuggled, ruleValue(99, AEGIS_RULE_DENY, AEGIS_RT_INODE));
+    const r1 = await restoreAppliedPolicy(deps, { readopted: true });
+    deepStrictEqual(r1?.diff, { expected: 3, missing: 0, extra: 1, changed: 0, flagsMissing: 0 });
+    ok(r1?.generation, "repaired through a switch");
+    strictEqual(gen(), 1 - g0);
+    strictEqual(inode.data.size, 2, "the smuggled entry is gone, the policy's two stay");
+
+    // a value changed, and an entry removed
+    const [k0, k1] = inode.keys();
+    inode.update(k0, ruleValue(1234, AEGIS_RULE_DENY, AEGIS_RT_INODE));
+    inode.delete(k1);
+    const r2 = await restoreAppliedPolicy(deps, { readopted: true });
+    deepStrictEqual(r2?.diff, { expected: 3, missing: 1, extra: 0, changed: 1, flagsMissing: 0 });
+    strictEqual(inode.data.size, 2);
+    strictEqual(fm.get("aegis_deny_ip4").data.size, 1, "the live rule stays");
+    deepStrictEqual(
+      (await restoreAppliedPolicy(deps, { readopted: true }))?.diff,
+      { expected: 3, missing: 0, extra: 0, changed: 0, flagsMissing: 0 },
+      "and now they match",
+    );
+
+    // the generation's switches turned off
+    fm.get("aegis_policy").update(u32Key(gen()), policyValue(0));
+    const r3 = await restoreAppliedPolicy(deps, { readopted: true });
+    ok((r3?.diff?.flagsMissing ?? 0) !== 0, JSON.stringify(r3?.diff));
+    ok(r3?.generation);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("restoreAppliedPolicy: live rules without any applied policy come back too", async () => {
+  const dir = Deno.makeTempDirSync();
+  try {
+    const first = pipeline(dir);
+    first.live.add({ kind: "ip", ip: "192.0.2.7" });
+    const again = pipeline(dir);
+    const r = await restoreAppliedPolicy(again.deps);
+    strictEqual(r?.sha256, null);
+    strictEqual(r?.live, 1);
+    strictEqual(again.fm.get("aegis_deny_ip4").data.size, 1, "the live rule is back");
   } finally {
     Deno.removeSync(dir, { recursive: true });
   }

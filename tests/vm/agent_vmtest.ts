@@ -2,9 +2,11 @@
  * VM tier: aegisbpf run the way an operator runs it (the development
  * launcher; the compiled binary when AEGIS_VM_AGENT points at it).
  *
- * lsm-on: `run` enforces: a rule written into the pinned maps denies with
- * EPERM and a block event; SIGKILL of the agent leaves the file denied; a
- * restarted agent re-adopts the pins while a concurrent opener never gets
+ * lsm-on: `run` enforces: a `block add` rule denies with EPERM and a block
+ * event; SIGKILL of the agent leaves the file denied; an entry smuggled into
+ * the pinned maps while the agent is down is found and removed by the
+ * restarted agent (it compares the maps with its stored state), which
+ * re-adopts the pins while a concurrent opener of the rule's file never gets
  * through; `uninstall` ends enforcement.
  * (The lsm-off refusal is in posture_vmtest.ts.)
  */
@@ -36,8 +38,9 @@ Deno.test({
       await agent.waitFor(() => agent.err.includes("agent started"), "the agent to start");
       match(agent.err, /agent started, ENFORCE: [^\n]*lsm\/file_open/);
 
-      // a rule, written into the pinned maps as a rule edit without the daemon would
-      await denyInPins(root, denied, 99);
+      // a rule through the agent (kept in its state: a restart brings the maps back to it)
+      const add = await run(AGENT, ["block", "add", denied], env);
+      strictEqual(add.code, 0, add.stderr);
       strictEqual(tryOpen(denied), "EPERM/EACCES", "denied by the running agent");
       await agent.waitFor(() => agent.out.includes(`"type":"block"`), "a block event");
       const ev = agent.out.split("\n").filter((l) =>
@@ -45,11 +48,16 @@ Deno.test({
       ).map((l) => JSON.parse(l))[0];
       strictEqual(ev.action, "BLOCK");
       strictEqual(ev.pid, Deno.pid);
-      strictEqual(ev.rule_id, 99);
+      ok(ev.rule_id >= 0x8000_0000, `a live rule's id: ${ev.rule_id}`);
 
       const killed = await agent.stop("SIGKILL");
       strictEqual(killed.signal, "SIGKILL");
       strictEqual(tryOpen(denied), "EPERM/EACCES", "still denied with the agent killed");
+      // an edit of the pinned maps behind the agent's back, while it is down
+      const smuggled = `${dir}/smuggled`;
+      Deno.writeTextFileSync(smuggled, "x");
+      await denyInPins(root, smuggled, 99);
+      strictEqual(tryOpen(smuggled), "EPERM/EACCES", "the smuggled entry is live");
 
       // restart while a concurrent opener hammers the file
       const hammer = new Deno.Command("/usr/bin/python3", {
@@ -85,10 +93,20 @@ print(allowed, denied)
       await agent.waitFor(() =>
         agent.err.includes("agent started"), "the restarted agent");
       match(agent.err, /re-adopted/);
+      // the restart compared the maps with its stored state and repaired them
+      match(
+        agent.err,
+        /the re-adopted rule maps differed from the stored state \(0 missing, 1 extra, 0 changed/,
+      );
+      strictEqual(tryOpen(smuggled), "ok", "the smuggled entry is gone");
       Deno.writeTextFileSync(`${dir}/stop`, "");
       const [allowed, deniedCount] = new TextDecoder().decode((await hammer.output()).stdout).trim()
         .split(" ").map(Number);
-      strictEqual(allowed, 0, `opens allowed across kill and restart (denied ${deniedCount})`);
+      strictEqual(
+        allowed,
+        0,
+        `opens allowed across kill, restart and repair (denied ${deniedCount})`,
+      );
       ok(deniedCount > 10, `the opener ran (${deniedCount} denials)`);
       strictEqual(tryOpen(denied), "EPERM/EACCES", "denied by the restarted agent");
 
