@@ -133,20 +133,20 @@ export function wireProofs(w: ProofWiring): Proofs {
     const cg = canary();
     ensureInGeneration(maps, liveGeneration((n) => eng.obj.map(n)), entry, flags);
     const stats = eng.obj.map(MAP_HOOK_STATS);
-    selfTest.pending = {
+    selfTest.pending = [{
       hook,
       floor: visibleBlocks(hookBlocks(stats, hook), hook, {
         byHook: selfTest.byHook,
         liveCanaryEntries: 0,
       }),
-    };
+    }];
     try {
       const out = await run(cg);
       if (out.denied) selfTest.observe(hook);
       // switched on while the probe ran: its open may have been let through by design
       return !out.denied && emergencyActive() ? null : out;
     } finally {
-      selfTest.pending = null;
+      selfTest.pending = [];
       proofMs[surface] = Math.round(performance.now() - t0);
     }
   };
@@ -222,7 +222,7 @@ export function wireProofs(w: ProofWiring): Proofs {
       for (const k of out.deniedBy) selfTest.observe(k.hook);
       return !out.denied && emergencyActive() ? null : out;
     } finally {
-      selfTest.pending = null;
+      selfTest.pending = [];
       proofMs.kernel = Math.round(performance.now() - t0);
     }
   };
@@ -240,17 +240,21 @@ export function wireProofs(w: ProofWiring): Proofs {
     if (emergencyActive()) return; // the hooks only report: nothing to verify
     const t0 = performance.now();
     const stats = eng.obj.map(MAP_HOOK_STATS);
-    selfTest.pending = {
+    const before = hookBlocks(stats, openHook);
+    selfTest.pending = [{
       hook: openHook,
-      floor: visibleBlocks(hookBlocks(stats, openHook), openHook, {
+      floor: visibleBlocks(before, openHook, {
         byHook: selfTest.byHook,
         liveCanaryEntries: 0,
       }),
       count: DEFAULT_VERIFY_LIMIT,
-    };
+    }];
     try {
       const r = await v.round();
-      for (let i = 0; i < r.denied; i++) selfTest.observe(openHook);
+      // a rule counts as denied on any EPERM (another LSM, a directory on the
+      // way); only the hook's own new denies are the proof's, never more
+      const own = Math.min(r.denied, Number(hookBlocks(stats, openHook) - before));
+      for (let i = 0; i < own; i++) selfTest.observe(openHook);
       const ms = Math.round(performance.now() - t0);
       const now = JSON.stringify(v.unenforced);
       if (r.tried > 0) {
@@ -269,7 +273,7 @@ export function wireProofs(w: ProofWiring): Proofs {
       );
       throw e;
     } finally {
-      selfTest.pending = null;
+      selfTest.pending = [];
     }
   };
   setBuiltinRules(() => {

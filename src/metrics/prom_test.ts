@@ -478,10 +478,10 @@ Deno.test("render: the proof's canary denies and entries are not user-visible; p
 });
 
 Deno.test("visibleBlocks: a probe in flight never shows its deny, and the count never goes down", () => {
-  const st = (n: number, pending: { hook: string; floor: bigint } | null = null) => ({
+  const st = (n: number, p: { hook: string; floor: bigint } | null = null) => ({
     byHook: { file_open: n },
     liveCanaryEntries: 1,
-    pending,
+    pending: p ? [p] : [],
   });
   // 10 kernel blocks, 4 of them canary: 6 visible
   strictEqual(visibleBlocks(10n, "file_open", st(4)), 6n);

@@ -81,7 +81,7 @@ export interface MetricsSources {
      * the probe started), so a proof's deny never appears and the counter
      * never goes down.
      */
-    pending?: PendingProbe | PendingProbe[] | null;
+    pending?: readonly PendingProbe[];
   } | null;
   /**
    * The last enforcement proofs and the clock (unix seconds); rule
@@ -181,8 +181,7 @@ export function visibleBlocks(
 ): bigint {
   const own = BigInt(selfTest?.byHook[hook] ?? 0);
   let v = kernel > own ? kernel - own : 0n;
-  const pending = selfTest?.pending;
-  for (const p of Array.isArray(pending) ? pending : pending ? [pending] : []) {
+  for (const p of selfTest?.pending ?? []) {
     if (p.hook !== hook) continue;
     const c = BigInt(p.count ?? 1);
     v = v > c ? v - c : 0n;

@@ -44,6 +44,27 @@ export const S_IFREG = 0o100000;
 export const S_IFDIR = 0o040000;
 
 /**
+ * Run one probe call of the shim: the cgroup.procs path as a C string, the
+ * timeout clamped to a u32 of milliseconds. Returns whether it timed out
+ * (what the child did before counts); throws NativeCallError when no child
+ * could be started.
+ */
+async function callProbe(
+  fn: string,
+  what: string,
+  cgroupProcs: string,
+  timeoutMs: number,
+  call: (procs: Uint8Array<ArrayBuffer>, timeout: number) => Promise<number>,
+): Promise<boolean> {
+  const rc = await call(
+    new TextEncoder().encode(cgroupProcs + "\0"),
+    Math.max(1, Math.min(0xffff_ffff, Math.round(timeoutMs))),
+  );
+  if (rc < 0 && -rc !== ETIMEDOUT) throw new NativeCallError(fn, -rc, what);
+  return rc < 0;
+}
+
+/**
  * Open `paths` from a child in the cgroup whose `cgroup.procs` file is
  * `cgroupProcs`. Throws NativeCallError only when no child could be
  * started; a timeout is reported in the result (what was done counts).
@@ -69,17 +90,13 @@ export async function probeOpenPaths(
     off += b.byteLength;
   }
   const out = new BigInt64Array(2 + paths.length * SLOTS);
-  const rc = await shim.lib.aegis_probe_open(
-    enc.encode(cgroupProcs + "\0"),
-    blob,
-    len,
-    paths.length,
-    out,
-    Math.max(1, Math.min(0xffff_ffff, Math.round(timeoutMs))),
+  const timedOut = await callProbe(
+    "aegis_probe_open",
+    `${paths.length} path(s)`,
+    cgroupProcs,
+    timeoutMs,
+    (procs, t) => shim.lib.aegis_probe_open(procs, blob, len, paths.length, out, t),
   );
-  if (rc < 0 && -rc !== ETIMEDOUT) {
-    throw new NativeCallError("aegis_probe_open", -rc, `${paths.length} path(s)`);
-  }
   const done = Number(out[1]);
   const res: PathProbe[] = [];
   for (let i = 0; i < Math.min(done, paths.length); i++) {
@@ -94,7 +111,7 @@ export async function probeOpenPaths(
       type: ok ? Number(out[s + 4]) & S_IFMT : null,
     });
   }
-  return { cgroupErrno: Number(out[0]), done, timedOut: rc < 0, paths: res };
+  return { cgroupErrno: Number(out[0]), done, timedOut, paths: res };
 }
 
 export interface ConnectProbe {
@@ -126,22 +143,19 @@ export async function probeConnect(
   // network byte order in memory = the octets in order; as a little-endian u32 argument:
   const be = (octets[0] | (octets[1] << 8) | (octets[2] << 16) | (octets[3] << 24)) >>> 0;
   const out = new BigInt64Array(2);
-  const rc = await shim.lib.aegis_probe_connect(
-    new TextEncoder().encode(cgroupProcs + "\0"),
-    be,
-    port,
-    out,
-    Math.max(1, Math.min(0xffff_ffff, Math.round(timeoutMs))),
+  const timedOut = await callProbe(
+    "aegis_probe_connect",
+    `${ip4}:${port}`,
+    cgroupProcs,
+    timeoutMs,
+    (procs, t) => shim.lib.aegis_probe_connect(procs, be, port, out, t),
   );
-  if (rc < 0 && -rc !== ETIMEDOUT) {
-    throw new NativeCallError("aegis_probe_connect", -rc, `${ip4}:${port}`);
-  }
   const c = Number(out[1]);
   return {
     cgroupErrno: Number(out[0]),
     connectErrno: c < 0 ? null : c,
     socketErrno: c < 0 ? -c : null,
-    timedOut: rc < 0,
+    timedOut,
   };
 }
 
@@ -169,20 +183,18 @@ export async function probeKernel(
 ): Promise<KernelProbe> {
   const mask = ops.reduce((m, o) => m | KERNEL_OPS[o], 0);
   const out = new BigInt64Array(4);
-  const rc = await shim.lib.aegis_probe_kernel(
-    new TextEncoder().encode(cgroupProcs + "\0"),
-    mask,
-    out,
-    Math.max(1, Math.min(0xffff_ffff, Math.round(timeoutMs))),
+  const timedOut = await callProbe(
+    "aegis_probe_kernel",
+    ops.join(","),
+    cgroupProcs,
+    timeoutMs,
+    (procs, t) => shim.lib.aegis_probe_kernel(procs, mask, out, t),
   );
-  if (rc < 0 && -rc !== ETIMEDOUT) {
-    throw new NativeCallError("aegis_probe_kernel", -rc, ops.join(","));
-  }
   const results: KernelProbe["results"] = {};
   (["ptrace", "module", "bpf"] as const).forEach((op, i) => {
     if (!(mask & KERNEL_OPS[op])) return;
     const v = Number(out[1 + i]);
     results[op] = v < 0 ? null : v;
   });
-  return { cgroupErrno: Number(out[0]), results, timedOut: rc < 0 };
+  return { cgroupErrno: Number(out[0]), results, timedOut };
 }

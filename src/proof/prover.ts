@@ -227,7 +227,7 @@ export class SelfTestCounter {
    * its hook, the visible count before it, and at most how many denies it
    * can cause (1 when absent).
    */
-  pending: PendingProbe | PendingProbe[] | null = null;
+  pending: PendingProbe[] = [];
   observe(hook: string): void {
     this.#byHook[hook] = (this.#byHook[hook] ?? 0) + 1;
   }
