@@ -39,6 +39,12 @@ for f in "${files[@]}"; do
   [ -f "$f" ] || { echo "test_vm: no such test file: $f" >&2; exit 2; }
   case "$f" in /*) echo "test_vm: give test files relative to the repository: $f" >&2; exit 2 ;; esac
 done
+# Two-boot tests (*_reboot_vmtest.ts): the cell's boot runs them with
+# AEGIS_VM_BOOT=1; a second boot of lsm-on cells runs them again with
+# AEGIS_VM_BOOT=2 and the folder /results/persist the first boot left
+# (bpffs and the guest's files are gone, as after a reboot).
+reboot_files=()
+for f in "${files[@]}"; do case "$f" in *_reboot_vmtest.ts) reboot_files+=("$f") ;; esac; done
 [ -n "$out" ] || out=$repo/.cache/vm/matrix/$(date +%Y%m%d-%H%M%S)
 mkdir -p "$out"; out=$(cd "$out" && pwd)
 
@@ -86,7 +92,7 @@ run_cell() { # kernel lsm -> runs one boot, leaves files in $out/<k>-lsm-<l>/
     id=$(date +%s%N)-$k-$l
     echo "$id" >"$dir/run_id"
     "$here/run.sh" -q --kernel "$k" --lsm "$l" --timeout "$timeout" --results "$dir" \
-      "${envs[@]}" -e "AEGIS_VM_RUN_ID=$id" -- \
+      "${envs[@]}" -e "AEGIS_VM_RUN_ID=$id" -e AEGIS_VM_BOOT=1 -- \
       bash scripts/vm/guest_deno_test.sh "${files[@]}" >"$dir/run.log" 2>&1
     # A guest that died before the test command started (TCG under load has
     # been seen to oops in early boot, e.g. "Oops: int3") ran no test: boot
@@ -98,11 +104,26 @@ run_cell() { # kernel lsm -> runs one boot, leaves files in $out/<k>-lsm-<l>/
     grep -m3 -E 'Oops|panic|BUG' "$dir/console.log" | sed 's/^/    /' >&2
     cp "$dir/console.log" "$out/$k-lsm-$l.first-boot.console.log" 2>/dev/null
   done
+  if [ ${#reboot_files[@]} -gt 0 ] && [ "$l" = on ]; then
+    local b2=$dir/boot2
+    mkdir -p "$b2"
+    # what outlives the guest: the folder the first boot wrote on the results share
+    if [ -d "$dir/persist" ]; then cp -a "$dir/persist" "$b2/persist"; fi
+    echo "$id-boot2" >"$b2/run_id"
+    "$here/run.sh" -q --kernel "$k" --lsm "$l" --timeout "$timeout" --results "$b2" \
+      "${envs[@]}" -e "AEGIS_VM_RUN_ID=$id-boot2" -e AEGIS_VM_BOOT=2 -- \
+      bash scripts/vm/guest_deno_test.sh "${reboot_files[@]}" >"$b2/run.log" 2>&1
+  fi
 }
 
 report_cell() { # kernel lsm -> prints lines, appends counts to $out/counts
-  local k=$1 l=$2 dir=$out/$1-lsm-$2 label status rc p f s cf=0 line
-  label=$(printf '%-13s' "$k/lsm-$l")
+  local dir=$out/$1-lsm-$2
+  report_boot "$dir" "$(printf '%-13s' "$1/lsm-$2")"
+  if [ -d "$dir/boot2" ]; then report_boot "$dir/boot2" "$(printf '%-13s' "$1/$2 boot2")"; fi
+}
+
+report_boot() { # results-dir label -> prints lines, appends counts to $out/counts
+  local dir=$1 label=$2 status rc p f s cf=0 line
   status=$(cat "$dir/status" 2>/dev/null || echo crash)
   rc=$(cat "$dir/exit_code" 2>/dev/null || echo none)
   local rep
