@@ -6,8 +6,8 @@
  * agent — which compares the re-adopted maps with its stored state — holds
  * exactly A or exactly B, and `policy show` and capabilities.json name the
  * same one. A CLI that got its reply (exit 0) saw B become the stored state;
- * one whose connection broke says "outcome unknown" (exit 3) and never
- * falls back to a local apply.
+ * one whose connection broke says OUTCOME_UNKNOWN (exit 3) and never falls
+ * back to a local apply.
  */
 import { ok, strictEqual } from "node:assert/strict";
 import { AGENT, Agent, agentEnv, cleanupAgent, type Json } from "../lib/agent.ts";
@@ -84,8 +84,8 @@ Deno.test({
         if (sent.code === 0) strictEqual(which, "B", "a CLI told 'applied' means B is kept");
         else {
           strictEqual(sent.code, 3, `a broken apply is "outcome unknown": ${sent.stderr}`);
-          ok(/outcome unknown/i.test(sent.stderr), sent.stderr);
-          ok(!/NOT_RUNNING|local/i.test(sent.stderr + sent.stdout), "no local fallback");
+          ok(/OUTCOME_UNKNOWN.*Nothing was tried locally/s.test(sent.stderr), sent.stderr);
+          ok(!/NOT_RUNNING/.test(sent.stderr + sent.stdout), "no local fallback");
         }
         if (/repaired/.test(agent.err)) outcomes.push(`${frac}: ${which}, repaired`);
         else outcomes.push(`${frac}: ${which}`);
