@@ -11,9 +11,10 @@
  *    the maps are compared with the stored state entry by entry.
  *
  * Each round runs the three in turn (interleaved, so drift hits all
- * alike); it prints medians and the ratio to the floor. Without BPF LSM
- * (this host) the agent runs with --enforce-gate-mode audit-fallback, which
- * pins nothing: only the floor and reboot rows are measured there.
+ * alike); it prints medians and the ratio to the floor. Outside a VM cell
+ * with BPF LSM (AEGIS_VM_LSM=on) the agent runs with --enforce-gate-mode
+ * audit-fallback, which pins nothing: only the floor and reboot rows are
+ * measured there.
  *
  *   deno run -A bench/policy/restore_bench.ts [rounds=3] [rules=65536]
  *
@@ -32,13 +33,9 @@ function say(line: string): void {
   Deno.stdout.writeSync(new TextEncoder().encode(line + "\n"));
 }
 
-const lsm = (() => {
-  try {
-    return Deno.readTextFileSync("/sys/kernel/security/lsm").split(",").includes("bpf");
-  } catch {
-    return false;
-  }
-})();
+// enforcing where BPF LSM works: a VM cell booted with bpf in lsm= (this host
+// lists bpf but refuses to load LSM programs)
+const lsm = Deno.env.get("AEGIS_VM_LSM") === "on";
 const gate = lsm ? [] : ["--enforce-gate-mode", "audit-fallback"];
 
 /** One start: ms to "agent started" and (enforcing) to the first healthy answer. */
@@ -93,6 +90,7 @@ const stored = agentEnv();
 for (let attempt = 0;; attempt++) {
   const a = new Agent(gate, stored.env);
   await a.waitFor(() => a.err.includes("agent started") || a.exited !== null, "a verdict", 600_000);
+  if (a.exited) throw new Error(`the agent exited:\n${a.err}`);
   const r = await run(AGENT, ["policy", "apply", `${files}/policy.conf`], stored.env);
   await a.stop("SIGTERM");
   await uninstall(stored);
@@ -118,7 +116,8 @@ try {
     add("floor", await start(empty, false));
     await uninstall(empty);
     const boot = await start(stored, lsm); // SIGKILL: its pins stay for the restart row
-    restoreLine = /restored the applied policy[^\n]*/.exec(boot.log)?.[0] ?? restoreLine;
+    restoreLine = /"message":"(restored the applied policy[^"]*)"/.exec(boot.log)?.[1] ??
+      restoreLine;
     add("reboot", boot);
     if (lsm) add("restart", await start(stored, false));
     await uninstall(stored);

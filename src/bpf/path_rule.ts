@@ -98,9 +98,7 @@ function unescapeMount(s: string): string {
  */
 export function mountOf(mountinfo: string, path: string): MountOf | null {
   let best: MountOf | null = null;
-  for (const line of mountinfo.split("\n")) {
-    const m = parseMountLine(line);
-    if (!m) continue;
+  for (const m of parseMountinfo(mountinfo)) {
     const mp = m.mountPoint;
     const inside = mp === "/" || path === mp || path.startsWith(mp + "/");
     if (!inside || (best && mp.length < best.mountPoint.length)) continue;
@@ -111,9 +109,39 @@ export function mountOf(mountinfo: string, path: string): MountOf | null {
 
 /** Every mount whose superblock device is `dev` (mountinfo text). */
 export function mountsOfDev(mountinfo: string, dev: number): MountOf[] {
-  return mountinfo.split("\n").map(parseMountLine).filter((m): m is MountOf =>
-    m !== null && m.dev === dev
-  );
+  return parseMountinfo(mountinfo).filter((m) => m.dev === dev);
+}
+
+/** The last mountinfo text parsed and its lines: a compile asks once per rule path. */
+let parsed: { text: string; mounts: MountOf[] } | null = null;
+
+/** The lines of a mountinfo text that parse (the same text is parsed once). */
+function parseMountinfo(mountinfo: string): MountOf[] {
+  if (parsed?.text !== mountinfo) {
+    const mounts: MountOf[] = [];
+    for (const line of mountinfo.split("\n")) {
+      const m = parseMountLine(line);
+      if (m) mounts.push(m);
+    }
+    parsed = { text: mountinfo, mounts };
+  }
+  return parsed.mounts;
+}
+
+let snapshot: string | null = null;
+
+/**
+ * /proc/self/mountinfo, read once per synchronous run of JavaScript: a
+ * compile resolving 65,536 paths reads and parses it once (it did so per
+ * path: 17 s of a 65k-rule restore), and anything after the next await
+ * reads it again, so a mount made meanwhile is seen.
+ */
+function currentMountinfo(): string {
+  if (snapshot === null) {
+    snapshot = Deno.readTextFileSync("/proc/self/mountinfo");
+    queueMicrotask(() => snapshot = null);
+  }
+  return snapshot;
 }
 
 /** One mountinfo line (proc(5)), or null when it does not parse. */
@@ -182,7 +210,7 @@ export function checkRulePath(path: string): void {
  */
 export function resolveRulePath(
   path: string,
-  mountinfo: () => string = () => Deno.readTextFileSync("/proc/self/mountinfo"),
+  mountinfo: () => string = currentMountinfo,
 ): ResolvedPath {
   checkRulePath(path);
   let canonical: string;

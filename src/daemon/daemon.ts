@@ -80,7 +80,7 @@ import {
   RULE_MAPS,
 } from "../policy/apply.ts";
 import { DEFAULT_PROOF_INTERVAL_SECONDS, proofProblem, SelfTestCounter } from "../proof/prover.ts";
-import type { Unresolved } from "../policy/compile.ts";
+import type { CompileEnv } from "../policy/compile.ts";
 import { hostCompileEnv } from "../policy/host_env.ts";
 import { keysDir, loadTrustedKeys } from "../policy/keys.ts";
 import { bpfLsmUsable, capabilityTier, enforceBlockers } from "../posture/blockers.ts";
@@ -250,11 +250,10 @@ export function counter(map: BpfMap | null, index: number): bigint {
   return map ? map.sumU64(index) : 0n;
 }
 
-/** The applied policy snapshot: what it needs, its status, what it left unresolved. */
+/** The applied policy snapshot: what it needs, its status, the map sizes it asks for. */
 export function appliedPolicy(stateDir: string): {
   needs: PolicyNeeds;
   status: PolicyStatus;
-  unresolved: Unresolved[];
   mapSizes: Record<string, number>;
   warning: string | null;
 } {
@@ -272,12 +271,18 @@ export function appliedPolicy(stateDir: string): {
     warning = `${e instanceof Error ? e.message : e}; the policy's needs are unknown until it ` +
       `is applied again`;
   }
-  // compiled once: its unresolved paths and the map sizes both come from it
-  const loaded = loadAppliedPolicy(stateDir, env);
+  // sized without touching its files: every path counts as an inode of its own
+  // (an upper bound). The restore resolves them for real, once: a 65k-path
+  // policy compiled twice at start cost a second of stat() calls
+  let ino = 0;
+  const sizing: CompileEnv = {
+    ...env,
+    resolvePath: (path) => ({ status: "resolved", path, canonical: path, dev: 0, ino: ++ino }),
+  };
+  const loaded = loadAppliedPolicy(stateDir, sizing);
   return {
     needs,
     status,
-    unresolved: loaded?.unresolved ?? [],
     mapSizes: mapSizesFor(loaded?.compiled ?? null, [], readMapSizeRequests(stateDir)),
     warning,
   };
@@ -657,7 +662,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
     // an operator's emergency disable outlives a reboot (fresh maps start with
     // the flag off): the recorded state wins, loudly (EmergencyControl)
     emergency.reconcileAtStart();
-    policy.attach(engine, applied.unresolved);
+    policy.attach(engine); // the restore below watches the policy's missing paths
 
     // ---- 6b. the stored policy back into the kernel, then --policy: both
     // before any claim of enforcement. A start that cannot have the policy it

@@ -264,8 +264,8 @@ export class DaemonPolicy {
     return report;
   }
 
-  /** Bind to the running engine and watch the applied policy's unresolved paths. */
-  attach(engine: Engine, unresolved: readonly Unresolved[]): void {
+  /** Bind to the running engine (restore() then watches the policy's missing paths). */
+  attach(engine: Engine): void {
     this.#engine = engine;
     // finish a live edit a killed process left half done, now rather than at the first sweep
     try {
@@ -276,7 +276,6 @@ export class DaemonPolicy {
         literal(`cannot finish interrupted live rule edits: ${e instanceof Error ? e.message : e}`),
       );
     }
-    this.watch(unresolved);
   }
 
   /** Replace the watcher with one for `unresolved`. */
