@@ -102,6 +102,7 @@ import {
   type AegisEvent,
   aegisPaths,
   type Blocker,
+  type BlockerCode,
   type EventBus,
   type RuntimeState,
 } from "../contracts.ts";
@@ -376,6 +377,19 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
     const extraBlockers: Blocker[] = [];
     let probe: ProbeReport | null = null;
 
+    /** A start blocker that no longer holds: out of the report, said in the log. */
+    const clearBlocker = (code: BlockerCode, why: string) => {
+      const i = extraBlockers.findIndex((b) => b.code === code);
+      if (i < 0) return;
+      extraBlockers.splice(i, 1);
+      lg.warn(
+        literal(
+          `${code} cleared: ${why}${
+            sm?.state === "AUDIT_FALLBACK" ? "; restart the agent to enforce it" : ""
+          }`,
+        ),
+      );
+    };
     const rebuildReport = () => {
       if (!probe) return;
       report = buildReport({
@@ -487,6 +501,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
           version: r.version,
           unresolved: [],
         };
+        clearBlocker("POLICY_RESTORE_FAILED", "a good policy is applied");
       },
       onRulesChanged: () => {
         // new or changed rules: verify them all, in the next 1 s tick
@@ -676,10 +691,10 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
         code,
         message: detail,
         remedy: code === "POLICY_RESTORE_FAILED"
-          ? "apply a good policy (aegisbpf policy apply FILE); until then the stored " +
-            "policy is not enforced"
-          : "fix the file given with --policy (aegisbpf policy lint FILE) and restart or " +
-            "send SIGHUP; until then it is not enforced",
+          ? "apply a good policy (aegisbpf policy apply FILE), then restart the agent: an " +
+            "agent that started without its policy reports only until it starts again"
+          : "fix the file given with --policy (aegisbpf policy lint FILE), then restart the " +
+            "agent (or send SIGHUP to apply it; the agent reports only until it restarts)",
       };
       extraBlockers.push(blocker);
       if (code === "POLICY_RESTORE_FAILED") {
@@ -740,6 +755,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
     reapplyRunPolicy = async () => {
       const failed = await applyRunPolicy();
       if (failed) lg.error(literal(`SIGHUP: ${failed}; the current policy keeps enforcing`));
+      else clearBlocker("RUN_POLICY_FAILED", `--policy ${runPolicy} is applied`);
       rebuildReport();
     };
 

@@ -7,7 +7,8 @@
  * disable that was on stays on across the same reboot, announced. A stored
  * policy changed behind the agent's back is refused at start (nothing stays
  * attached) and, in audit-fallback, reported as POLICY_RESTORE_FAILED with
- * /health?require_enforce=1 at 503.
+ * /health?require_enforce=1 at 503; a good policy applied clears the blocker,
+ * and the next start enforces it.
  */
 import { match, ok, strictEqual } from "node:assert/strict";
 import { pinsExist, uninstallPins } from "../../src/bpf/engine.ts";
@@ -125,6 +126,24 @@ Deno.test({
       );
       strictEqual(report.policy.applied, false, "the report does not claim the stored policy");
       strictEqual(tryOpen(f("live")), "ok", "audit only: nothing denied");
+
+      // a good policy applied: the blocker goes, the node still reports only until a restart
+      await cli("policy", "apply", f("p.pol"));
+      await a.waitFor(
+        () =>
+          /POLICY_RESTORE_FAILED cleared: a good policy is applied; restart the agent/.test(a!.err),
+        "the cleared blocker",
+        30_000,
+      );
+      const after = JSON.parse(Deno.readTextFileSync(e.report));
+      ok(!after.enforce_blockers.some((b: Json) => b.code === "POLICY_RESTORE_FAILED"));
+      strictEqual(after.policy.applied, true);
+      strictEqual((await httpGet(e.port, "/health?require_enforce=1")).status, 503, "still audit");
+      await a.stop();
+      a = new Agent([], e.env);
+      await a.ready();
+      match(a.err, /agent started, ENFORCE/);
+      strictEqual(tryOpen(f("pol")), DENIED, "enforced after the restart");
     } finally {
       await cleanupAgent(a, e);
     }
