@@ -23,13 +23,9 @@ import { writeStdout } from "../../src/log.ts";
 import { bpfObjectBytes, openEmbeddedShim } from "../../src/assets/mod.ts";
 import { BpfObject } from "../../src/bpf/object.ts";
 import { resolveRulePath } from "../../src/bpf/path_rule.ts";
-import {
-  applyCompiled,
-  applyPolicyBytes,
-  mapSizesFor,
-  type PolicyApplyDeps,
-  RULE_MAPS,
-} from "../../src/policy/apply.ts";
+import { applyCompiled, RULE_MAPS } from "../../src/policy/generations.ts";
+import { applyPolicyBytes, type PolicyApplyDeps } from "../../src/policy/apply.ts";
+import { mapSizesFor } from "../../src/policy/sizing.ts";
 import { compilePolicy } from "../../src/policy/compile.ts";
 import { LiveRules } from "../../src/policy/live.ts";
 import { parsePolicy } from "../../src/policy/parse.ts";

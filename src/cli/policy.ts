@@ -26,10 +26,10 @@ import {
   type PolicyApplyDeps,
   type PolicyApplyReport,
   type PolicyApplyRequest,
-  PolicyRejectedError,
   type PolicyShow,
   policyShow,
 } from "../policy/apply.ts";
+import { PolicyRejectedError } from "../policy/store.ts";
 import { writeFileAtomic } from "../policy/atomic.ts";
 import {
   MAX_BUNDLE_BYTES,

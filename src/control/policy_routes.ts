@@ -37,9 +37,9 @@ import {
   applyPolicyBytes,
   type PolicyApplyDeps,
   type PolicyApplyReport,
-  PolicyRejectedError,
   policyShow,
 } from "../policy/apply.ts";
+import { PolicyRejectedError } from "../policy/store.ts";
 import { type LiveRule, LiveRuleRequest, type LiveRules, MAX_TTL_SECONDS } from "../policy/live.ts";
 import { MAX_FILE_BYTES } from "../policy/parse.ts";
 import type { RuleVerification } from "../proof/verify.ts";

@@ -72,13 +72,9 @@ import { SseHub } from "../http/sse.ts";
 import { literal, log } from "../log.ts";
 import { NetBlockCounter, renderMetrics, totalBlocks } from "../metrics/render.ts";
 import type { Shim } from "../native/mod.ts";
-import {
-  loadAppliedPolicy,
-  mapSizesFor,
-  PolicyRejectedError,
-  readMapSizeRequests,
-  RULE_MAPS,
-} from "../policy/apply.ts";
+import { loadAppliedPolicy, PolicyRejectedError } from "../policy/store.ts";
+import { mapSizesFor, readMapSizeRequests } from "../policy/sizing.ts";
+import { RULE_MAPS } from "../policy/generations.ts";
 import { DEFAULT_PROOF_INTERVAL_SECONDS, proofProblem, SelfTestCounter } from "../proof/prover.ts";
 import type { CompileEnv } from "../policy/compile.ts";
 import { hostCompileEnv } from "../policy/host_env.ts";

@@ -15,12 +15,12 @@ import { AegisError } from "../errors.ts";
 import { literal, log } from "../log.ts";
 import {
   applyPolicyBytes,
-  isAppliedPolicy,
   type PolicyApplyDeps,
   type PolicyApplyReport,
   restoreAppliedPolicy,
   type RestoreReport,
 } from "../policy/apply.ts";
+import { isAppliedPolicy } from "../policy/store.ts";
 import type { Unresolved } from "../policy/compile.ts";
 import { hostCompileEnv } from "../policy/host_env.ts";
 import { keysDir } from "../policy/keys.ts";

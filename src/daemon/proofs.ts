@@ -17,7 +17,8 @@ import { literal, log } from "../log.ts";
 import { hookBlocks, visibleBlocks } from "../metrics/render.ts";
 import type { Shim } from "../native/mod.ts";
 import { probeConnect, probeKernel, probeOpenPaths } from "../native/probe.ts";
-import { type CompiledEntry, liveGeneration, setBuiltinRules } from "../policy/apply.ts";
+import type { CompiledEntry } from "../policy/compile.ts";
+import { liveGeneration, setBuiltinRules } from "../policy/generations.ts";
 import {
   CANARY_NET_ADDR,
   CANARY_NET_PORT,

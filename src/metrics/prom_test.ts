@@ -12,7 +12,7 @@ import {
   AEGIS_HOOK_FILE_OPEN,
   AEGIS_HOOK_SOCKET_CONNECT,
 } from "../bpf/abi_gen.ts";
-import { RULE_MAPS } from "../policy/apply.ts";
+import { RULE_MAPS } from "../policy/generations.ts";
 import { escapeLabelValue, Exposition } from "./prom.ts";
 import {
   CAPACITY_MAPS,

@@ -23,7 +23,7 @@ import { MAP_HOOK_STATS } from "../bpf/engine.ts";
 import { RUNTIME_STATES, type RuntimeState } from "../contracts.ts";
 import type { KernelRecord } from "../events/decode.ts";
 import { HOOK_NAMES, RULE_TYPE_NAMES } from "../events/json.ts";
-import { RULE_MAPS } from "../policy/apply.ts";
+import { RULE_MAPS } from "../policy/generations.ts";
 import { type PendingProbe, PROOF_SURFACES, type ProofResults } from "../proof/prover.ts";
 import { readPerfSlo } from "./perf_slo.ts";
 import { Exposition } from "./prom.ts";

@@ -6,24 +6,16 @@ import {
   AEGIS_RULE_DENY,
 } from "../bpf/abi_gen.ts";
 import { inodeKey, policyValue, ruleValue, u32Key } from "../bpf/rule_codec.ts";
+import { applyCompiled, keyGeneration, MapFullError, RULE_MAPS } from "./generations.ts";
 import {
-  applyCompiled,
   applyPolicyBytes,
-  bundleFileFor,
-  type CompiledPolicy,
-  DEFAULT_RULE_MAP_SIZES,
-  isAppliedPolicy,
-  keyGeneration,
-  loadAppliedPolicy,
-  MapFullError,
-  mapSizesFor,
   type PolicyApplyDeps,
-  PolicyRejectedError,
   policyShow,
-  readMapSizeRequests,
   restoreAppliedPolicy,
-  RULE_MAPS,
 } from "./apply.ts";
+import { bundleFileFor, isAppliedPolicy, loadAppliedPolicy, PolicyRejectedError } from "./store.ts";
+import type { CompiledPolicy } from "./compile.ts";
+import { DEFAULT_RULE_MAP_SIZES, mapSizesFor, readMapSizeRequests } from "./sizing.ts";
 import { fakeMaps, fakeResolvePath } from "./fake_maps_test.ts";
 import { LIVE_RULE_ID_BASE, LiveRules } from "./live.ts";
 import { signBundle } from "./bundle.ts";

@@ -662,3 +662,8 @@ export async function verifyAppliedBundle(
   }
   return { result, warnings };
 }
+
+/** Does `bytes` start like a signed bundle (its magic)? */
+export function isBundle(bytes: Uint8Array): boolean {
+  return new TextDecoder().decode(bytes.subarray(0, BUNDLE_MAGIC.length)) === BUNDLE_MAGIC;
+}

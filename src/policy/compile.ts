@@ -57,7 +57,6 @@ import {
   inodeKey,
   ruleValue,
 } from "../bpf/rule_codec.ts";
-import type { CompiledEntry, CompiledPolicy } from "./apply.ts";
 import type { CgroupRef, Dir, Policy, Proto } from "./model.ts";
 
 export interface CompileEnv {
@@ -235,4 +234,18 @@ export function compilePolicy(policy: Policy, env: CompileEnv): CompileResult {
   if (policy.denyBpf?.enabled) flags |= AEGIS_POL_DENY_BPF;
 
   return { compiled: { flags, entries }, unresolved };
+}
+
+/** One rule-map entry of a compiled policy; the key depends on the generation. */
+export interface CompiledEntry {
+  map: string;
+  key: (gen: number) => Uint8Array<ArrayBuffer>;
+  value: Uint8Array<ArrayBuffer>;
+}
+
+/** What the policy compiler produces (pure); what apply writes. */
+export interface CompiledPolicy {
+  /** aegis_policy flags of the new generation (enum aegis_policy_flag) */
+  flags: number;
+  entries: CompiledEntry[];
 }

@@ -9,7 +9,7 @@ import type { BpfMap } from "../bpf/map.ts";
 import type { ResolvedPath } from "../bpf/path_rule.ts";
 import { NativeCallError } from "../errors.ts";
 import { toHex } from "../util/bytes.ts";
-import { DEFAULT_RULE_MAP_SIZES } from "./apply.ts";
+import { DEFAULT_RULE_MAP_SIZES } from "./sizing.ts";
 
 export class FakeMap {
   readonly name: string;

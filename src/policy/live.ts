@@ -69,8 +69,8 @@ import { AegisError, NativeCallError, UsageError } from "../errors.ts";
 import { fromHex } from "./keys.ts";
 import { toHex } from "../util/bytes.ts";
 import { writeFileAtomic } from "./atomic.ts";
-import type { CompiledEntry, CompiledPolicy } from "./apply.ts";
-import { BUILTIN_RULE_IDS, keyGeneration, liveGeneration } from "./apply.ts";
+import type { CompiledEntry, CompiledPolicy } from "./compile.ts";
+import { BUILTIN_RULE_IDS, keyGeneration, liveGeneration } from "./generations.ts";
 import { formatIp, parseCgroupRef } from "./parse.ts";
 
 /** Rule ids of live edits start here (policy rules use their line number). */

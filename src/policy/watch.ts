@@ -39,7 +39,7 @@ import {
 import type { BpfMap } from "../bpf/map.ts";
 import { type ResolvedPath, resolveRulePath } from "../bpf/path_rule.ts";
 import { inodeKey, policyValue, ruleValue, u32Key } from "../bpf/rule_codec.ts";
-import { liveGeneration } from "./apply.ts";
+import { liveGeneration } from "./generations.ts";
 import type { Unresolved } from "./compile.ts";
 
 /** Sections whose unresolved entries are paths this watcher can enforce. */

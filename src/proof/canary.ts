@@ -42,7 +42,8 @@ import type { ConnectProbe, KernelOp, KernelProbe } from "../native/probe.ts";
 import { commKey } from "../bpf/exec_codec.ts";
 import { inodeKey, kernelDev, policyValue, ruleValue, u32Key } from "../bpf/rule_codec.ts";
 import { AegisError } from "../errors.ts";
-import { BUILTIN_RULE_IDS, type CompiledEntry } from "../policy/apply.ts";
+import { BUILTIN_RULE_IDS } from "../policy/generations.ts";
+import type { CompiledEntry } from "../policy/compile.ts";
 
 /** Rule ids of built-in canary rules: above policy line numbers (< 2^24), below live rules (2^31). */
 export const CANARY_RULE_ID_BASE = BUILTIN_RULE_IDS[0];

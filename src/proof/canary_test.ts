@@ -13,9 +13,9 @@ import {
   applyCompiled,
   generationCounts,
   liveGeneration,
-  policyShow,
   setBuiltinRules,
-} from "../policy/apply.ts";
+} from "../policy/generations.ts";
+import { policyShow } from "../policy/apply.ts";
 import { fakeMaps } from "../policy/fake_maps_test.ts";
 import {
   CANARY_COMM,

@@ -10,7 +10,8 @@ import { bpfObjectBytes, openEmbeddedShim } from "../../src/assets/mod.ts";
 import { AEGIS_POL_FILE_RULES, AEGIS_RT_INODE, AEGIS_RULE_DENY } from "../../src/bpf/abi_gen.ts";
 import { Engine } from "../../src/bpf/engine.ts";
 import { inodeKey, kernelDev, ruleValue } from "../../src/bpf/rule_codec.ts";
-import { applyCompiled, type CompiledPolicy, liveGeneration } from "../../src/policy/apply.ts";
+import { applyCompiled, liveGeneration } from "../../src/policy/generations.ts";
+import type { CompiledPolicy } from "../../src/policy/compile.ts";
 import { tryOpen } from "../lib/helpers.ts";
 
 const LSM_ON = Deno.env.get("AEGIS_VM_LSM") === "on";
