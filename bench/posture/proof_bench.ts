@@ -19,7 +19,8 @@
  *
  *   deno run -A bench/posture/proof_bench.ts [rounds, default 100]
  */
-import { cgroup2MountFrom, cgroup2PathFrom } from "../../src/bpf/self_cgroup.ts";
+import { cgroup2PathFrom } from "../../src/bpf/self_cgroup.ts";
+import { cgroup2MountFrom } from "../../src/util/mountinfo.ts";
 import {
   CANARY_CGROUP_NAME,
   CANARY_NET_ADDR,

@@ -17,6 +17,7 @@
  */
 import { UsageError } from "../errors.ts";
 import { kernelDev } from "./rule_codec.ts";
+import { type Mount, MOUNTINFO_PATH, parseMountinfo } from "../util/mountinfo.ts";
 
 /** Linux PATH_MAX (bytes, with the NUL) and NAME_MAX. */
 export const PATH_MAX = 4096;
@@ -77,17 +78,8 @@ export function unsupportedFsReason(fsType: string): string | null {
   return null;
 }
 
-export interface MountOf {
-  mountPoint: string;
-  /** Kernel encoding (major << 20 | minor) of the superblock's s_dev. */
-  dev: number;
-  fsType: string;
-}
-
-/** Octal escapes of mountinfo (\040 for a space...) decoded. */
-function unescapeMount(s: string): string {
-  return s.replace(/\\([0-7]{3})/g, (_m, o: string) => String.fromCharCode(parseInt(o, 8)));
-}
+/** A mount as mountOf() finds it (src/util/mountinfo.ts). */
+export type MountOf = Mount;
 
 /**
  * The mount holding the canonical path `path`, from mountinfo text (proc(5):
@@ -112,22 +104,6 @@ export function mountsOfDev(mountinfo: string, dev: number): MountOf[] {
   return parseMountinfo(mountinfo).filter((m) => m.dev === dev);
 }
 
-/** The last mountinfo text parsed and its lines: a compile asks once per rule path. */
-let parsed: { text: string; mounts: MountOf[] } | null = null;
-
-/** The lines of a mountinfo text that parse (the same text is parsed once). */
-function parseMountinfo(mountinfo: string): MountOf[] {
-  if (parsed?.text !== mountinfo) {
-    const mounts: MountOf[] = [];
-    for (const line of mountinfo.split("\n")) {
-      const m = parseMountLine(line);
-      if (m) mounts.push(m);
-    }
-    parsed = { text: mountinfo, mounts };
-  }
-  return parsed.mounts;
-}
-
 let snapshot: string | null = null;
 
 /**
@@ -138,21 +114,10 @@ let snapshot: string | null = null;
  */
 function currentMountinfo(): string {
   if (snapshot === null) {
-    snapshot = Deno.readTextFileSync("/proc/self/mountinfo");
+    snapshot = Deno.readTextFileSync(MOUNTINFO_PATH);
     queueMicrotask(() => snapshot = null);
   }
   return snapshot;
-}
-
-/** One mountinfo line (proc(5)), or null when it does not parse. */
-function parseMountLine(line: string): MountOf | null {
-  const f = line.split(" ");
-  const sep = f.indexOf("-", 6);
-  if (f.length < 7 || sep < 0 || sep + 1 >= f.length) return null;
-  const mm = /^(\d+):(\d+)$/.exec(f[2]);
-  if (!mm) return null;
-  const dev = ((Number(mm[1]) << 20) | Number(mm[2])) >>> 0;
-  return { mountPoint: unescapeMount(f[4]), dev, fsType: f[sep + 1] };
 }
 
 /**

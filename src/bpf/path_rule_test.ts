@@ -71,19 +71,27 @@ const MI = [
 ].join("\n");
 
 Deno.test("mountOf: longest mount point, the top of a stack, escapes, kernel dev encoding", () => {
-  deepStrictEqual(mountOf(MI, "/etc/passwd"), { mountPoint: "/", dev: 27, fsType: "overlay" });
+  deepStrictEqual(mountOf(MI, "/etc/passwd"), {
+    mountPoint: "/",
+    dev: 27,
+    fsType: "overlay",
+    source: "overlay",
+  });
   deepStrictEqual(mountOf(MI, "/mnt/ext4/a"), {
     mountPoint: "/mnt/ext4",
     dev: 41,
     fsType: "tmpfs",
+    source: "tmpfs",
   });
   // a sibling whose name extends a mount point is not inside it
   deepStrictEqual(mountOf(MI, "/mnt/ext4x/f"), {
     mountPoint: "/mnt/ext4x",
     dev: (259 << 20) | 3,
     fsType: "xfs",
+    source: "/dev/nvme0n1p3",
   });
   strictEqual(mountOf(MI, "/mnt/with space/f")?.fsType, "fuse.sshfs");
+  strictEqual(mountOf(MI, "/mnt/with space/f")?.source, "host:");
   strictEqual(mountOf(MI, "/mnt/bind")?.dev, 37);
   strictEqual(mountOf("garbage\n", "/x"), null);
 });

@@ -15,18 +15,9 @@
  * @module
  */
 import { AegisError } from "../errors.ts";
+import { cgroup2MountFrom } from "../util/mountinfo.ts";
 
 export const AGENT_CGROUP_NAME = "aegisbpf.agent";
-
-/** Mount point of the cgroup v2 hierarchy, from a mountinfo text. */
-export function cgroup2MountFrom(mountinfo: string): string | null {
-  for (const line of mountinfo.split("\n")) {
-    const [pre, post] = line.split(" - ");
-    if (!post) continue;
-    if (post.split(" ")[0] === "cgroup2") return pre.split(" ")[4];
-  }
-  return null;
-}
 
 /**
  * The v2 cgroup path ("/system.slice/x.service") from a /proc/PID/cgroup

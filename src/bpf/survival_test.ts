@@ -1,6 +1,6 @@
 import { deepStrictEqual, strictEqual } from "node:assert/strict";
 import { selectSurvivors } from "./survival.ts";
-import { cgroup2MountFrom } from "./self_cgroup.ts";
+import { cgroup2MountFrom } from "../util/mountinfo.ts";
 
 Deno.test("survival: PID 1 and the named system binaries, deleted ones included", () => {
   const picked = selectSurvivors([

@@ -19,27 +19,12 @@
  *
  * @module
  */
-
-/**
- * The first cgroup2 mount point in /proc/self/mountinfo text (hybrid
- * hosts mount it at /sys/fs/cgroup/unified), or null.
- */
-export function findCgroup2Mount(mountinfo: string): string | null {
-  for (const line of mountinfo.split("\n")) {
-    const sep = line.indexOf(" - ");
-    if (sep < 0) continue;
-    if (line.slice(sep + 3).split(" ")[0] !== "cgroup2") continue;
-    const mnt = line.slice(0, sep).split(" ")[4];
-    // mountinfo escapes space, tab, newline and backslash as \ooo
-    if (mnt) return mnt.replace(/\\([0-7]{3})/g, (_, o) => String.fromCharCode(parseInt(o, 8)));
-  }
-  return null;
-}
+import { cgroup2MountFrom, MOUNTINFO_PATH } from "../util/mountinfo.ts";
 
 /** This host's cgroup2 mount point (default /sys/fs/cgroup). */
 export function hostCgroup2Mount(): string {
   try {
-    return findCgroup2Mount(Deno.readTextFileSync("/proc/self/mountinfo")) ?? "/sys/fs/cgroup";
+    return cgroup2MountFrom(Deno.readTextFileSync(MOUNTINFO_PATH)) ?? "/sys/fs/cgroup";
   } catch {
     return "/sys/fs/cgroup";
   }

@@ -1,5 +1,6 @@
 import { ok, strictEqual } from "node:assert/strict";
-import { CgroupPathResolver, findCgroup2Mount, hostCgroup2Mount } from "./cgroup_path.ts";
+import { CgroupPathResolver, hostCgroup2Mount } from "./cgroup_path.ts";
+import { cgroup2MountFrom as findCgroup2Mount } from "../util/mountinfo.ts";
 
 /** A fake cgroup2 mount: plain directories; ids are their inode numbers. */
 async function fakeTree(dirs: string[]): Promise<{ root: string; id: (rel: string) => number }> {
@@ -92,7 +93,7 @@ Deno.test("cgroup path: a rescan visits at most maxScanDirs directories", async 
   }
 });
 
-Deno.test("findCgroup2Mount: unified and hybrid layouts, escaped names", () => {
+Deno.test("cgroup2MountFrom: unified and hybrid layouts, escaped names", () => {
   const unified = "25 1 0:22 / /sys/fs/cgroup rw,nosuid shared:9 - cgroup2 cgroup2 rw\n";
   const hybrid = "30 25 0:26 / /sys/fs/cgroup/cpu rw - cgroup cgroup rw,cpu\n" +
     "31 25 0:27 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw\n";

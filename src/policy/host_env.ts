@@ -6,7 +6,7 @@
  * @module
  */
 import { resolveRulePath } from "../bpf/path_rule.ts";
-import { cgroup2MountFrom } from "../bpf/self_cgroup.ts";
+import { cgroup2MountFrom } from "../util/mountinfo.ts";
 import type { CompileEnv } from "./compile.ts";
 
 /** The real resolvers: paths through the file system, cgroups under the v2 mount. */

@@ -9,7 +9,7 @@
 import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
 import { openEmbeddedShim } from "../../src/assets/mod.ts";
 import type { Shim } from "../../src/native/shim.ts";
-import { cgroup2MountFrom } from "../../src/bpf/self_cgroup.ts";
+import { cgroup2MountFrom } from "../../src/util/mountinfo.ts";
 import {
   probeConnect,
   probeKernel,

@@ -4,7 +4,7 @@
  * stop removes it.
  */
 import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
-import { cgroup2MountFrom } from "../../src/bpf/self_cgroup.ts";
+import { cgroup2MountFrom } from "../../src/util/mountinfo.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 

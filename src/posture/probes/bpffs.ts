@@ -5,7 +5,8 @@
  *
  * @module
  */
-import { fsTypeAt, MOUNTINFO_PATH, readMounts } from "../mountinfo.ts";
+import { readMounts } from "../mountinfo.ts";
+import { fsTypeAt, MOUNTINFO_PATH } from "../../util/mountinfo.ts";
 import { errorText, type ProbeFs, type ProbeResult, unknown, unsupported } from "../probe.ts";
 
 export const BPFFS_PATH = "/sys/fs/bpf";

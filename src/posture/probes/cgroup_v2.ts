@@ -6,7 +6,8 @@
  *
  * @module
  */
-import { MOUNTINFO_PATH, readMounts } from "../mountinfo.ts";
+import { readMounts } from "../mountinfo.ts";
+import { MOUNTINFO_PATH } from "../../util/mountinfo.ts";
 import { errorText, type ProbeFs, type ProbeResult, unknown, unsupported } from "../probe.ts";
 
 export const CGROUP_ROOT = "/sys/fs/cgroup";

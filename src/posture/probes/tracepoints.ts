@@ -4,7 +4,8 @@
  *
  * @module
  */
-import { MOUNTINFO_PATH, readMounts } from "../mountinfo.ts";
+import { readMounts } from "../mountinfo.ts";
+import { MOUNTINFO_PATH } from "../../util/mountinfo.ts";
 import { errorText, type ProbeFs, type ProbeResult, unknown, unsupported } from "../probe.ts";
 
 export const TRACEFS_PATH = "/sys/kernel/tracing";
