@@ -24,6 +24,7 @@ import {
 } from "./abi_gen.ts";
 import { setBtrfsIdentity } from "./path_rule.ts";
 import { BpfMap } from "./map.ts";
+import { pinsExist } from "./pins.ts";
 import { type AttachResult, BpfObject } from "./object.ts";
 
 export const DEFAULT_PIN_ROOT = "/sys/fs/bpf/aegisbpf";
@@ -265,11 +266,6 @@ export class Engine implements Disposable {
   [Symbol.dispose](): void {
     this.close();
   }
-}
-
-/** Whether an agent's pins are under `root` (its pinned config map is). */
-export function pinsExist(root: string): boolean {
-  return exists(`${root}/maps/aegis_config`);
 }
 
 function exists(path: string): boolean {

@@ -8,6 +8,31 @@ import { AegisError } from "../errors.ts";
 import type { Shim } from "../native/mod.ts";
 import { BpfMap } from "./map.ts";
 
+/** The file whose presence means an agent's pins are under `root`: its pinned config map. */
+export function pinnedConfigPath(root: string): string {
+  return `${root}/maps/aegis_config`;
+}
+
+/**
+ * Whether an agent's pins are under `root`; null when that cannot be told
+ * (anything but "not found", e.g. no permission to look).
+ */
+export function pinsPresent(root: string): boolean | null {
+  try {
+    Deno.lstatSync(pinnedConfigPath(root));
+    return true;
+  } catch (e) {
+    return e instanceof Deno.errors.NotFound ? false : null;
+  }
+}
+
+/** Whether an agent's pins are under `root`; throws when that cannot be told. */
+export function pinsExist(root: string): boolean {
+  const p = pinsPresent(root);
+  if (p === null) Deno.lstatSync(pinnedConfigPath(root)); // throws the reason
+  return p === true;
+}
+
 /** Maps under `<root>/maps/`, opened on first use; close() releases the fds. */
 export class PinnedMaps implements Disposable {
   readonly root: string;
@@ -17,9 +42,7 @@ export class PinnedMaps implements Disposable {
   constructor(shim: Shim, root: string) {
     this.#shim = shim;
     this.root = root;
-    try {
-      Deno.statSync(`${root}/maps/aegis_config`);
-    } catch {
+    if (pinsPresent(root) !== true) {
       throw new AegisError(
         "NOT_RUNNING",
         `No aegisbpf pins under ${root}: nothing is loaded. Start the agent ("aegisbpf run") first.`,

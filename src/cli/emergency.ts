@@ -13,7 +13,7 @@
 import type { Command } from "@commander-js/extra-typings";
 import { openEmbeddedShim } from "../assets/mod.ts";
 import { AEGIS_CFG_EMERGENCY_DISABLE } from "../bpf/abi_gen.ts";
-import { PinnedMaps } from "../bpf/pins.ts";
+import { PinnedMaps, pinsPresent } from "../bpf/pins.ts";
 import {
   breakGlassPaths,
   detectBreakGlass,
@@ -35,15 +35,6 @@ import { pinRoot } from "../bpf/engine.ts";
 
 type Via = "daemon" | "direct";
 
-function pinsPresent(): boolean {
-  try {
-    Deno.statSync(`${pinRoot()}/maps/aegis_config`);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 function noAgent(): AegisError {
   return new AegisError(
     "NOT_RUNNING",
@@ -55,7 +46,7 @@ function noAgent(): AegisError {
 
 /** Run `f` with an EmergencyControl on the pinned config map. */
 async function withDirect<T>(f: (ctl: EmergencyControl) => Promise<T> | T): Promise<T> {
-  if (!pinsPresent()) throw noAgent();
+  if (!pinsPresent(pinRoot()) === true) throw noAgent();
   using shim = await openEmbeddedShim();
   using pins = new PinnedMaps(shim, pinRoot());
   const cfg = pins.map("aegis_config");
@@ -149,7 +140,7 @@ async function status(json: boolean): Promise<void> {
   if (reply !== null) {
     if (reply.status !== 200) throw daemonFailure(reply.status, reply.body);
     s = { ...(reply.body as EmergencyStatus), agent_loaded: true, via: "daemon" };
-  } else if (pinsPresent()) {
+  } else if (pinsPresent(pinRoot()) === true) {
     s = { ...(await withDirect((ctl) => ctl.status())), agent_loaded: true, via: "direct" };
   } else {
     // nothing loaded: report the last recorded change; nothing is active

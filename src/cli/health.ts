@@ -8,6 +8,7 @@
  */
 import type { Command } from "@commander-js/extra-typings";
 import { DEFAULT_PIN_ROOT } from "../bpf/engine.ts";
+import { pinsPresent } from "../bpf/pins.ts";
 import { daemonRequest } from "../control/client.ts";
 import { AegisError } from "../errors.ts";
 import { out, outJson } from "../log.ts";
@@ -83,15 +84,6 @@ function printHealth(h: HealthVerdict, details = true): void {
   if (!details) return;
   for (const r of b.reasons) out(`- ${r}`);
   for (const x of b.blockers) out(`  remedy for ${x.code}: ${x.remedy}`);
-}
-
-function pinsPresent(root: string): boolean | null {
-  try {
-    Deno.statSync(`${root}/maps/aegis_config`);
-    return true;
-  } catch (e) {
-    return e instanceof Deno.errors.NotFound ? false : null;
-  }
 }
 
 async function mountFacts(): Promise<{ securityfs: boolean | null; tracefs: boolean | null }> {

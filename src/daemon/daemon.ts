@@ -49,9 +49,9 @@ import {
   MAP_EVENTS,
   MAP_HOOK_STATS,
   pinRoot,
-  pinsExist,
   uninstallPins,
 } from "../bpf/engine.ts";
+import { pinsExist } from "../bpf/pins.ts";
 import type { BpfMap } from "../bpf/map.ts";
 import { setBtrfsIdentity } from "../bpf/path_rule.ts";
 import { enterOwnCgroup, leaveOwnCgroup } from "../bpf/self_cgroup.ts";

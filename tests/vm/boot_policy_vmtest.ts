@@ -11,7 +11,8 @@
  * own below the one it was started in, removed at a clean stop.
  */
 import { match, ok, strictEqual } from "node:assert/strict";
-import { pinsExist, uninstallPins } from "../../src/bpf/engine.ts";
+import { uninstallPins } from "../../src/bpf/engine.ts";
+import { pinsExist } from "../../src/bpf/pins.ts";
 import {
   AGENT,
   Agent,

@@ -16,7 +16,7 @@
  * rules too: the secret opens, with an AUDIT record naming it.
  */
 import { ok, strictEqual } from "node:assert/strict";
-import { pinsExist } from "../../src/bpf/engine.ts";
+import { pinsExist } from "../../src/bpf/pins.ts";
 import { AGENT, Agent, agentEnv, cleanupAgent, type Json, waitUntil } from "../lib/agent.ts";
 import { run, tryOpen } from "../lib/helpers.ts";
 

@@ -11,7 +11,8 @@
  * and the next start enforces it.
  */
 import { match, ok, strictEqual } from "node:assert/strict";
-import { pinsExist, uninstallPins } from "../../src/bpf/engine.ts";
+import { uninstallPins } from "../../src/bpf/engine.ts";
+import { pinsExist } from "../../src/bpf/pins.ts";
 import {
   AGENT,
   Agent,
