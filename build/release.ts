@@ -18,13 +18,12 @@
  */
 import {
   fingerprint,
-  fromHex,
   importPublicKey,
   parsePublicKeyText,
   publicKeyFromSecret,
   readSecretKeyFile,
 } from "../src/policy/keys.ts";
-import { sha256Hex, toHex } from "../src/util/bytes.ts";
+import { fromHex, sha256Hex, toHex } from "../src/util/bytes.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname.replace(/\/$/, "");
 

@@ -22,8 +22,8 @@
  */
 import { z } from "zod";
 import { AegisError, UsageError } from "../errors.ts";
-import { fingerprint, fromHex, importPublicKey, publicKeyFromSecret } from "../policy/keys.ts";
-import { decodeBase64, encodeBase64, toHex } from "../util/bytes.ts";
+import { fingerprint, importPublicKey, publicKeyFromSecret } from "../policy/keys.ts";
+import { decodeBase64, encodeBase64, fromHex, toHex } from "../util/bytes.ts";
 import { modeString } from "./perms.ts";
 
 export const BREAK_GLASS_CMDLINE = "aegisbpf.break_glass=1";

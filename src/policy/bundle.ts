@@ -43,12 +43,11 @@
  * @module
  */
 import { AegisError, UsageError } from "../errors.ts";
-import { sha256Hex, toHex } from "../util/bytes.ts";
+import { fromHex, sha256Hex, toHex } from "../util/bytes.ts";
 import { readCounter } from "./atomic.ts";
 import {
   DEFAULT_KEYS_DIR,
   fingerprint as keyFingerprint,
-  fromHex,
   importPublicKey,
   importSecretKey,
   loadTrustedKeys,

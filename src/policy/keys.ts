@@ -21,7 +21,7 @@
  * @module
  */
 import { AegisError, UsageError } from "../errors.ts";
-import { sha256Hex, toHex } from "../util/bytes.ts";
+import { fromHex, sha256Hex, toHex } from "../util/bytes.ts";
 import { writeFileAtomic } from "./atomic.ts";
 import { FileReadError, readTextFileCapped } from "../util/read_file.ts";
 
@@ -41,13 +41,6 @@ const PKCS8_ED25519_PREFIX = "302e020100300506032b657004220420";
 
 const HEX64 = /^[0-9a-f]{64}$/;
 const HEX96 = /^[0-9a-f]{96}$/;
-
-/** Decode lower/upper-case hex; caller has validated the characters. */
-export function fromHex(hex: string): Uint8Array<ArrayBuffer> {
-  const out = new Uint8Array(hex.length / 2);
-  for (let i = 0; i < out.length; i++) out[i] = parseInt(hex.slice(2 * i, 2 * i + 2), 16);
-  return out;
-}
 
 /** A freshly generated key pair: secret as PKCS#8 DER, public as 32 raw bytes. */
 export interface KeyPairBytes {

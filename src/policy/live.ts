@@ -66,8 +66,7 @@ import {
 import { type ResolvedPath, resolveRulePath } from "../bpf/path_rule.ts";
 import { cgroupKey, inodeKey, policyValue, ruleValue, u32Key } from "../bpf/rule_codec.ts";
 import { AegisError, NativeCallError, UsageError } from "../errors.ts";
-import { fromHex } from "./keys.ts";
-import { toHex } from "../util/bytes.ts";
+import { fromHex, toHex } from "../util/bytes.ts";
 import { writeFileAtomic } from "./atomic.ts";
 import type { CompiledEntry, CompiledPolicy } from "./compile.ts";
 import { BUILTIN_RULE_IDS, keyGeneration, liveGeneration } from "./generations.ts";

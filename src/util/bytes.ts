@@ -23,6 +23,13 @@ export function decodeBase64(b64: string): Uint8Array<ArrayBuffer> {
   return out;
 }
 
+/** Decode lower/upper-case hex (the caller has validated the characters and the length). */
+export function fromHex(hex: string): Uint8Array<ArrayBuffer> {
+  const out = new Uint8Array(hex.length / 2);
+  for (let i = 0; i < out.length; i++) out[i] = parseInt(hex.slice(2 * i, 2 * i + 2), 16);
+  return out;
+}
+
 /** Lower-case hex of bytes. */
 export function toHex(bytes: Uint8Array): string {
   return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
