@@ -14,6 +14,7 @@
  * @module
  */
 import { UsageError } from "../errors.ts";
+import { type IpAddr, IpSyntaxError, parseIpAddr } from "../util/ip.ts";
 import { ABI_LAYOUT } from "./abi_gen.ts";
 
 const S = ABI_LAYOUT.structs;
@@ -59,12 +60,6 @@ export function dirName(dir: NetDir): DirName {
   return DIR_NAME.get(dir)!;
 }
 
-/** An address: 4 or 16 bytes in network order. */
-export interface IpAddr {
-  family: 4 | 6;
-  bytes: Uint8Array<ArrayBuffer>;
-}
-
 export interface Cidr {
   family: 4 | 6;
   /** Network address, host bits cleared. */
@@ -96,73 +91,13 @@ function bad(kind: string, text: string, why: string): UsageError {
   return new UsageError(`Invalid ${kind} "${text}": ${why}`);
 }
 
-function parseIp4(text: string, kind: string, whole: string): Uint8Array<ArrayBuffer> {
-  const parts = text.split(".");
-  if (parts.length !== 4) throw bad(kind, whole, "an IPv4 address has 4 dotted numbers");
-  const out = new Uint8Array(4);
-  parts.forEach((p, i) => {
-    if (!/^\d{1,3}$/.test(p)) throw bad(kind, whole, `"${p}" is not a number from 0 to 255`);
-    if (p.length > 1 && p.startsWith("0")) {
-      throw bad(kind, whole, `"${p}" has a leading zero (octal is not accepted)`);
-    }
-    const n = Number(p);
-    if (n > 255) throw bad(kind, whole, `${n} is above 255`);
-    out[i] = n;
-  });
-  return out;
-}
-
-function parseGroups(text: string, kind: string, whole: string, last: boolean): number[] {
-  if (text === "") return [];
-  const groups: number[] = [];
-  const parts = text.split(":");
-  parts.forEach((p, i) => {
-    if (last && i === parts.length - 1 && p.includes(".")) {
-      const v4 = parseIp4(p, kind, whole);
-      groups.push((v4[0] << 8) | v4[1], (v4[2] << 8) | v4[3]);
-      return;
-    }
-    if (!/^[0-9a-fA-F]{1,4}$/.test(p)) {
-      throw bad(kind, whole, `"${p}" is not a group of 1 to 4 hex digits`);
-    }
-    groups.push(parseInt(p, 16));
-  });
-  return groups;
-}
-
-function parseIp6(text: string, kind: string, whole: string): Uint8Array<ArrayBuffer> {
-  if (text.includes("%")) throw bad(kind, whole, "zone ids (%...) are not accepted");
-  const halves = text.split("::");
-  if (halves.length > 2) throw bad(kind, whole, `"::" may appear only once`);
-  const head = parseGroups(halves[0], kind, whole, halves.length === 1);
-  let groups: number[];
-  if (halves.length === 2) {
-    const tail = parseGroups(halves[1], kind, whole, true);
-    if (head.length + tail.length > 7) {
-      throw bad(kind, whole, `"::" must stand for at least one group`);
-    }
-    groups = [...head, ...new Array<number>(8 - head.length - tail.length).fill(0), ...tail];
-  } else {
-    if (head.length !== 8) throw bad(kind, whole, "an IPv6 address has 8 groups (or uses ::)");
-    groups = head;
-  }
-  const out = new Uint8Array(16);
-  groups.forEach((g, i) => {
-    out[2 * i] = g >> 8;
-    out[2 * i + 1] = g & 0xff;
-  });
-  return out;
-}
-
 function parseAddr(text: string, kind: string, whole: string, family?: 4 | 6): IpAddr {
-  const isV6 = text.includes(":");
-  if (family === 4 && isV6) throw bad(kind, whole, "an IPv4 address is required here");
-  if (family === 6 && !isV6) throw bad(kind, whole, "an IPv6 address is required here");
-  if (text === "") throw bad(kind, whole, "empty address");
-  if (text.startsWith("[")) throw bad(kind, whole, "brackets belong only around ip:port");
-  return isV6
-    ? { family: 6, bytes: parseIp6(text, kind, whole) }
-    : { family: 4, bytes: parseIp4(text, kind, whole) };
+  try {
+    return parseIpAddr(text, family);
+  } catch (e) {
+    if (e instanceof IpSyntaxError) throw bad(kind, whole, e.message);
+    throw e;
+  }
 }
 
 /** "10.1.2.3", "2001:db8::1", "::ffff:1.2.3.4". `family` restricts the result. */

@@ -20,6 +20,7 @@
  */
 import type { Hono } from "hono";
 import { AegisError } from "../errors.ts";
+import { isLoopbackAddr, tryParseIpAddr } from "../util/ip.ts";
 import { literal, log } from "../log.ts";
 import { type HttpdOptions, type HttpdStats, type HttpEnv, listenTcp, serveHttp } from "./httpd.ts";
 import { SseClientDropped } from "./sse.ts";
@@ -37,7 +38,6 @@ export const HTTP_ALLOW_REMOTE_FLAG = "--http-allow-remote";
 /** The default listen address. */
 export const DEFAULT_HTTP_LISTEN = "127.0.0.1:80";
 
-const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
 const DNS_LABEL = /^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/;
 
 function usage(text: string, why: string): AegisError {
@@ -46,24 +46,6 @@ function usage(text: string, why: string): AegisError {
     `${HTTP_LISTEN_FLAG}=${JSON.stringify(text)} is not valid: ${why}. ` +
       `Use ADDR:PORT (127.0.0.1:80, [::1]:8080, localhost:9000) or off`,
   );
-}
-
-/** Is this an IPv6 address (without brackets)? Strict enough for a listen address. */
-function isIpv6(s: string): boolean {
-  if (!/^[0-9A-Fa-f:.]+$/.test(s) || !s.includes(":")) return false;
-  let head = s;
-  const lastColon = s.lastIndexOf(":");
-  const tail = s.slice(lastColon + 1);
-  if (tail.includes(".")) {
-    if (!IPV4.test(tail)) return false;
-    head = s.slice(0, lastColon + 1) + "0:0"; // a dotted quad stands for two groups
-  }
-  const parts = head.split("::");
-  if (parts.length > 2) return false;
-  const groups = (p: string) => (p === "" ? [] : p.split(":"));
-  const all = parts.flatMap(groups);
-  if (!all.every((g) => /^[0-9A-Fa-f]{1,4}$/.test(g))) return false;
-  return parts.length === 2 ? all.length < 8 : all.length === 8;
 }
 
 /**
@@ -84,7 +66,9 @@ export function parseListen(text: string): ListenAddr | null {
     host = t.slice(1, close);
     if (t[close + 1] !== ":") throw usage(text, "the port is missing after ]");
     portText = t.slice(close + 2);
-    if (!isIpv6(host)) throw usage(text, `${JSON.stringify(host)} is not an IPv6 address`);
+    if (!tryParseIpAddr(host, 6)) {
+      throw usage(text, `${JSON.stringify(host)} is not an IPv6 address`);
+    }
   } else {
     const colon = t.lastIndexOf(":");
     if (colon < 0) throw usage(text, "the port is missing (ADDR:PORT)");
@@ -97,7 +81,7 @@ export function parseListen(text: string): ListenAddr | null {
       if (host.length > 253 || !host.split(".").every((l) => DNS_LABEL.test(l))) {
         throw usage(text, `${JSON.stringify(host)} is not a host name or IPv4 address`);
       }
-    } else if (!IPV4.test(host)) {
+    } else if (!tryParseIpAddr(host, 4)) {
       throw usage(text, `${JSON.stringify(host)} is not an IPv4 address`);
     }
   }
@@ -112,22 +96,8 @@ export function isLoopback(hostname: string): boolean {
   let h = hostname.toLowerCase();
   if (h.startsWith("[") && h.endsWith("]")) h = h.slice(1, -1);
   if (h === "localhost" || h === "localhost.") return true;
-  if (IPV4.test(h)) return h.startsWith("127.");
-  if (h.startsWith("::ffff:") && IPV4.test(h.slice(7))) return h.slice(7).startsWith("127.");
-  if (!isIpv6(h)) return false;
-  // ::1 in any spelling (0:0:0:0:0:0:0:1, ::0:1, ...)
-  const expanded = expandIpv6(h);
-  return expanded !== null && expanded.every((g, i) => g === (i === 7 ? 1 : 0));
-}
-
-function expandIpv6(h: string): number[] | null {
-  if (h.includes(".")) return null;
-  const [a, b] = h.split("::");
-  const left = a === "" ? [] : a.split(":");
-  const right = b === undefined || b === "" ? [] : b.split(":");
-  const fill = b === undefined ? 0 : 8 - left.length - right.length;
-  const groups = [...left, ...Array(fill).fill("0"), ...right].map((g) => parseInt(g, 16));
-  return groups.length === 8 ? groups : null;
+  const ip = tryParseIpAddr(h);
+  return ip !== null && isLoopbackAddr(ip);
 }
 
 /** The hostname part of a Host header ("[::1]:80" → "::1", "localhost:8080" → "localhost"). */
