@@ -11,7 +11,7 @@
  *
  * @module
  */
-import { AegisError } from "../errors.ts";
+import { UsageError } from "../errors.ts";
 import type { Shim } from "../native/mod.ts";
 import {
   AEGIS_CFG_SIGNAL,
@@ -100,8 +100,7 @@ export class FallbackSet implements Disposable {
 
 function checkSignal(signal: number): void {
   if (!SIGNALS.includes(signal)) {
-    throw new AegisError(
-      "USAGE",
+    throw new UsageError(
       `Fallback signal ${signal} is not allowed: use 0 (off), 2 (SIGINT), 9 (SIGKILL) or 15 (SIGTERM)`,
     );
   }

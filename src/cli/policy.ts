@@ -19,7 +19,7 @@ import { hostCompileEnv } from "../policy/host_env.ts";
 import type { Command } from "@commander-js/extra-typings";
 import { openEmbeddedShim } from "../assets/mod.ts";
 import { PinnedMaps } from "../bpf/pins.ts";
-import { AegisError } from "../errors.ts";
+import { AegisError, UsageError } from "../errors.ts";
 import { out, outJson, writeStderr } from "../log.ts";
 import {
   applyPolicyBytes,
@@ -176,8 +176,7 @@ export function addPolicyCommand(program: Command): void {
         });
         const m = /^\s*([0-9a-fA-F]{64})(?![0-9a-zA-Z])/.exec(text);
         if (!m) {
-          throw new AegisError(
-            "USAGE",
+          throw new UsageError(
             `--sha256-file "${opts.sha256File}": no SHA-256 (64 hex characters) at its start`,
           );
         }
@@ -290,8 +289,7 @@ export function addPolicyCommand(program: Command): void {
 function integerOption(name: string, value: string, min: number, max: number): number {
   const n = /^[0-9]{1,16}$/.test(value) ? Number(value) : NaN;
   if (!Number.isSafeInteger(n) || n < min || n > max) {
-    throw new AegisError(
-      "USAGE",
+    throw new UsageError(
       `${name} "${value.length > 40 ? value.slice(0, 40) + "…" : value}": ` +
         `expected a decimal integer in ${min}..${max}`,
     );

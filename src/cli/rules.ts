@@ -13,7 +13,7 @@
  * @module
  */
 import { type Command, Option } from "@commander-js/extra-typings";
-import { AegisError } from "../errors.ts";
+import { UsageError } from "../errors.ts";
 import { out, outJson } from "../log.ts";
 import {
   describeRule,
@@ -122,13 +122,13 @@ function networkRequest(o: {
 }): LiveRuleRequest {
   const given = [o.ip, o.cidr, o.port, o.ipPort].filter((v) => v !== undefined).length;
   if (given !== 1) {
-    throw new AegisError("USAGE", "give exactly one of --ip, --cidr, --port, --ip-port");
+    throw new UsageError("give exactly one of --ip, --cidr, --port, --ip-port");
   }
   if (o.direction !== undefined && o.port === undefined) {
-    throw new AegisError("USAGE", "--direction applies to --port rules only");
+    throw new UsageError("--direction applies to --port rules only");
   }
   if (o.protocol !== undefined && o.port === undefined && o.ipPort === undefined) {
-    throw new AegisError("USAGE", "--protocol applies to --port and --ip-port rules only");
+    throw new UsageError("--protocol applies to --port and --ip-port rules only");
   }
   const proto = o.protocol as "tcp" | "udp" | "any" | undefined;
   if (o.ip !== undefined) return { kind: "ip", ip: o.ip };
@@ -136,7 +136,7 @@ function networkRequest(o: {
   if (o.ipPort !== undefined) return { kind: "ip_port", ip_port: o.ipPort, protocol: proto };
   const port = Number(o.port);
   if (!/^\d{1,5}$/.test(o.port!) || port < 1 || port > 65535) {
-    throw new AegisError("USAGE", `Invalid port "${o.port}": a number from 1 to 65535`);
+    throw new UsageError(`Invalid port "${o.port}": a number from 1 to 65535`);
   }
   return {
     kind: "port",

@@ -8,7 +8,7 @@ import { type Command, Option } from "@commander-js/extra-typings";
 import { type DaemonOptions, runDaemon } from "../daemon/daemon.ts";
 import { GATE_MODES, type GateMode } from "../daemon/gate.ts";
 import type { FileHookChoice } from "../bpf/engine.ts";
-import { AegisError } from "../errors.ts";
+import { UsageError } from "../errors.ts";
 
 export { pinRoot } from "../daemon/daemon.ts";
 
@@ -17,7 +17,7 @@ const FILE_HOOKS = ["file", "inode", "both"] as const;
 function parseRingBytes(v: string): number {
   const n = Number(v);
   if (!Number.isInteger(n) || n < 4096 || (n & (n - 1)) !== 0) {
-    throw new AegisError("USAGE", `--ringbuf-bytes "${v}": must be a power of two >= 4096`);
+    throw new UsageError(`--ringbuf-bytes "${v}": must be a power of two >= 4096`);
   }
   return n;
 }
@@ -25,7 +25,7 @@ function parseRingBytes(v: string): number {
 function parseRate(v: string): number {
   const n = Number(v);
   if (!Number.isFinite(n) || n <= 0) {
-    throw new AegisError("USAGE", `--deny-rate-threshold "${v}": must be a positive number`);
+    throw new UsageError(`--deny-rate-threshold "${v}": must be a positive number`);
   }
   return n;
 }
@@ -34,10 +34,7 @@ function parseRate(v: string): number {
 export function parseProofInterval(v: string): number {
   const n = Number(v);
   if (!/^\d+$/.test(v.trim()) || !Number.isSafeInteger(n) || n > 86400) {
-    throw new AegisError(
-      "USAGE",
-      `--proof-interval "${v}": must be whole seconds from 0 (off) to 86400`,
-    );
+    throw new UsageError(`--proof-interval "${v}": must be whole seconds from 0 (off) to 86400`);
   }
   return n;
 }

@@ -6,7 +6,7 @@
  * @module
  */
 import { aegisPaths } from "../contracts.ts";
-import { AegisError } from "../errors.ts";
+import { AegisError, UsageError } from "../errors.ts";
 import { concatBytes } from "../util/bytes.ts";
 
 export interface DaemonReply {
@@ -152,7 +152,7 @@ export async function withDaemon<T>(
     return null;
   }
   if (!path.startsWith("/") || [...path].some((ch) => ch <= " " || ch === "\u007f")) {
-    throw new AegisError("USAGE", `bad control request path ${JSON.stringify(path)}`);
+    throw new UsageError(`bad control request path ${JSON.stringify(path)}`);
   }
   let conn: Deno.UnixConn | null = null;
   for (let attempt = 0; conn === null; attempt++) {

@@ -26,7 +26,7 @@
  *
  * @module
  */
-import { AegisError } from "../errors.ts";
+import { AegisError, UsageError } from "../errors.ts";
 import { isStdoutClosed } from "../log.ts";
 
 export interface SinkStats {
@@ -100,16 +100,14 @@ export function parseSinkSpec(spec: string): { kind: "stdout" } | { kind: "file"
   if (spec.startsWith("file:")) {
     const path = spec.slice(5);
     if (!path.startsWith("/") || path.endsWith("/") || path.includes("\0")) {
-      throw new AegisError(
-        "USAGE",
+      throw new UsageError(
         `--log "${spec}": file:PATH needs an absolute path to a file, e.g. ` +
           `file:/var/log/aegisbpf/events.jsonl`,
       );
     }
     return { kind: "file", path };
   }
-  throw new AegisError(
-    "USAGE",
+  throw new UsageError(
     `--log "${spec}": unknown event sink; use "stdout" or "file:/absolute/path"`,
   );
 }
@@ -117,7 +115,7 @@ export function parseSinkSpec(spec: string): { kind: "stdout" } | { kind: "file"
 function positive(name: string, v: number | undefined, def: number, min: number): number {
   if (v === undefined) return def;
   if (!Number.isSafeInteger(v) || v < min) {
-    throw new AegisError("USAGE", `event sink option ${name}=${v}: must be an integer >= ${min}`);
+    throw new UsageError(`event sink option ${name}=${v}: must be an integer >= ${min}`);
   }
   return v;
 }

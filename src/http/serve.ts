@@ -19,7 +19,7 @@
  * @module
  */
 import type { Hono } from "hono";
-import { AegisError } from "../errors.ts";
+import { AegisError, UsageError } from "../errors.ts";
 import { isLoopbackAddr, tryParseIpAddr } from "../util/ip.ts";
 import { literal, log } from "../log.ts";
 import { type HttpdOptions, type HttpdStats, type HttpEnv, listenTcp, serveHttp } from "./httpd.ts";
@@ -41,8 +41,7 @@ export const DEFAULT_HTTP_LISTEN = "127.0.0.1:80";
 const DNS_LABEL = /^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/;
 
 function usage(text: string, why: string): AegisError {
-  return new AegisError(
-    "USAGE",
+  return new UsageError(
     `${HTTP_LISTEN_FLAG}=${JSON.stringify(text)} is not valid: ${why}. ` +
       `Use ADDR:PORT (127.0.0.1:80, [::1]:8080, localhost:9000) or off`,
   );

@@ -28,7 +28,7 @@
  * @module
  */
 import type { AegisEvent, EventBus } from "../contracts.ts";
-import { AegisError } from "../errors.ts";
+import { AegisError, UsageError } from "../errors.ts";
 import { literal, log } from "../log.ts";
 import { concatBytes } from "../util/bytes.ts";
 
@@ -165,8 +165,7 @@ export class SseHub implements EventBus {
       !Number.isSafeInteger(this.#rootReserved) || this.#rootReserved < 0 ||
       this.#rootReserved >= this.#maxClients
     ) {
-      throw new AegisError(
-        "USAGE",
+      throw new UsageError(
         `SseHub option rootReserved must be an integer from 0 to maxClients - 1 ` +
           `(${this.#maxClients - 1}), got ${opts.rootReserved}`,
       );
@@ -405,7 +404,7 @@ export class SseHub implements EventBus {
 
 function positive(name: string, v: number): number {
   if (!Number.isSafeInteger(v) || v <= 0) {
-    throw new AegisError("USAGE", `SseHub option ${name} must be a positive integer, got ${v}`);
+    throw new UsageError(`SseHub option ${name} must be a positive integer, got ${v}`);
   }
   return v;
 }

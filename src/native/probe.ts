@@ -12,7 +12,7 @@
  *
  * @module
  */
-import { AegisError, NativeCallError } from "../errors.ts";
+import { NativeCallError, UsageError } from "../errors.ts";
 import type { Shim } from "./shim.ts";
 
 /** What the probe saw for one path. */
@@ -78,7 +78,7 @@ export async function probeOpenPaths(
   const enc = new TextEncoder();
   const parts = paths.map((p) => {
     if (p.includes("\0")) {
-      throw new AegisError("USAGE", `NUL byte in a probed path: ${JSON.stringify(p)}`);
+      throw new UsageError(`NUL byte in a probed path: ${JSON.stringify(p)}`);
     }
     return enc.encode(p + "\0");
   });
@@ -138,7 +138,7 @@ export async function probeConnect(
   const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(ip4);
   const octets = m ? m.slice(1).map(Number) : [];
   if (octets.length !== 4 || octets.some((o) => o > 255)) {
-    throw new AegisError("USAGE", `not an IPv4 address: ${JSON.stringify(ip4)}`);
+    throw new UsageError(`not an IPv4 address: ${JSON.stringify(ip4)}`);
   }
   // network byte order in memory = the octets in order; as a little-endian u32 argument:
   const be = (octets[0] | (octets[1] << 8) | (octets[2] << 16) | (octets[3] << 24)) >>> 0;

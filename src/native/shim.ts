@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { AegisError, NativeCallError, VerifierError } from "../errors.ts";
+import { AegisError, NativeCallError, UsageError, VerifierError } from "../errors.ts";
 import { SHIM_API_VERSION, type ShimLibrary, symbols } from "./symbols.ts";
 
 const enc = new TextEncoder();
@@ -18,7 +18,7 @@ const NAME_CAP = 256;
 /** NUL-terminated bytes of a string for a `const char *` argument. */
 function cstr(s: string): Uint8Array<ArrayBuffer> {
   if (s.includes("\0")) {
-    throw new AegisError("USAGE", `NUL byte in native string argument ${JSON.stringify(s)}`);
+    throw new UsageError(`NUL byte in native string argument ${JSON.stringify(s)}`);
   }
   return enc.encode(s + "\0");
 }

@@ -22,7 +22,7 @@
  *
  * @module
  */
-import { AegisError, NativeCallError } from "../errors.ts";
+import { AegisError, NativeCallError, UsageError } from "../errors.ts";
 import type { PeerCred, ServerConn, ServerListener } from "../net/conn.ts";
 import type { Shim } from "./shim.ts";
 
@@ -195,13 +195,13 @@ export class UnixListener implements ServerListener {
     const maxBlocked = opts.maxBlocked ?? 32;
     const sliceMs = opts.sliceMs ?? 1000;
     if (!Number.isInteger(maxBlocked) || maxBlocked < 1) {
-      throw new AegisError("USAGE", `maxBlocked must be an integer >= 1 (got ${maxBlocked})`);
+      throw new UsageError(`maxBlocked must be an integer >= 1 (got ${maxBlocked})`);
     }
     if (!Number.isInteger(sliceMs) || sliceMs < 1 || sliceMs > 60_000) {
-      throw new AegisError("USAGE", `sliceMs must be an integer in 1..60000 (got ${sliceMs})`);
+      throw new UsageError(`sliceMs must be an integer in 1..60000 (got ${sliceMs})`);
     }
     if (path.includes("\0")) {
-      throw new AegisError("USAGE", `NUL byte in socket path ${JSON.stringify(path)}`);
+      throw new UsageError(`NUL byte in socket path ${JSON.stringify(path)}`);
     }
     const fd = shim.lib.aegis_unix_listen(
       new TextEncoder().encode(path + "\0"),
