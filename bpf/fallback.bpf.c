@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /*
  * fallback.bpf.c — the audit and signal fallbacks for kernels without BPF
- * LSM (SPEC §3: AUDIT_FALLBACK, ENFORCE_SIGNAL). Tracepoints that share
+ * LSM (docs/posture.md: AUDIT_FALLBACK, ENFORCE_SIGNAL). Tracepoints that share
  * the LSM surfaces' maps and decisions but can only OBSERVE:
  *
  *   tp/syscalls/sys_exit_{openat,openat2,open}  the new fd's file   TP_OPENAT

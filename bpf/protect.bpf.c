@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /*
  * protect.bpf.c — the per-process "verified" state behind protect_path and
- * protect_connect (SPEC §2; the checks are in lib/verified.h). Nothing here
+ * protect_connect (docs/policy.md; the checks are in lib/verified.h). Nothing here
  * ever denies: every program passes the earlier verdict on.
  *
  *   lsm/bprm_creds_for_exec   an exec starts: exec_ok = 1, exec_stages = 0

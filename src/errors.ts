@@ -54,17 +54,6 @@ export class VerifierError extends AegisError {
   }
 }
 
-/** A feature the running kernel or build does not offer. */
-export class NotSupportedError extends AegisError {
-  readonly feature: string;
-  readonly remedy: string;
-  constructor(feature: string, reason: string, remedy: string, options?: ErrorOptions) {
-    super("NOT_SUPPORTED", `${feature} is not supported here: ${reason}. ${remedy}`, options);
-    this.feature = feature;
-    this.remedy = remedy;
-  }
-}
-
 /** Embedded asset or ABI does not match what the build recorded. */
 export class AbiMismatchError extends AegisError {
   constructor(message: string, options?: ErrorOptions) {

@@ -3,7 +3,7 @@
  * aegis_abi.h — the single definition of everything that crosses
  * kernel (BPF programs) <-> C shim <-> TypeScript.
  *
- * Rules (see docs/abi.md):
+ * Rules (see docs/architecture.md, "The ABI"):
  *  - fixed-width types only, no bool, no implicit padding (every pad is a
  *    named, zeroed field), largest fields first;
  *  - every ring-buffer record starts with struct aegis_ev_hdr;
@@ -133,7 +133,8 @@ enum aegis_config_key {
 	AEGIS_CFG__MAX = 16,
 };
 
-/* Bits of struct aegis_task_state.flags (SPEC §2, the "verified" state). */
+/* Bits of struct aegis_task_state.flags (the "verified" state of
+ * protect_path and protect_connect, docs/policy.md). */
 enum aegis_task_flag {
 	AEGIS_TASK_VERIFIED = 1,    /* protect rules let this task through */
 	AEGIS_TASK_INLINE_CODE = 2, /* unverified: -c/-e style inline code in argv */

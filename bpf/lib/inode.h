@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /*
  * inode.h — the file decision shared by lsm/file_open, lsm/inode_permission
- * and the binary check of lsm/bprm_check_security. Order (SPEC §2):
+ * and the binary check of lsm/bprm_check_security. Order (docs/engine.md, "Decision order"):
  * no file rules → allow; survival allowlist → allow; the agent's own
  * cgroup or a globally allowed cgroup → allow; a deny rule → block (or
  * audit); a protect-only rule → allow a verified task (lib/verified.h),

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /*
  * net.h — the network decision shared by lsm/socket_connect,
- * lsm/socket_bind and lsm/socket_sendmsg (SPEC §2). Order:
+ * lsm/socket_bind and lsm/socket_sendmsg (docs/engine.md). Order:
  * no network rules in the live generation → allow; the agent's own cgroup
  * or a globally allowed cgroup → allow; then the first deny rule found in
  *   exact ip → cidr (LPM) → ip:port (proto, then any) →

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /*
- * verified.h — the per-process "verified" state (SPEC §2) and the protect
- * decision built on it.
+ * verified.h — the per-process "verified" state (protect_path and
+ * protect_connect, docs/policy.md) and the protect decision built on it.
  *
  * A task is verified when the file it executes (and, for a script, every
  * interpreter in the chain: binfmt_script and binfmt_misc re-run
@@ -134,7 +134,7 @@ static __always_inline int aegis_trusted_location(struct file *file)
 	return 0;
 }
 
-/* The file checks of SPEC §2 for one executable (or interpreter). */
+/* The protect_path file checks for one executable (or interpreter). */
 static __always_inline int aegis_file_verified(struct file *file)
 {
 	struct inode *inode = BPF_CORE_READ(file, f_inode);

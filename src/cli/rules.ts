@@ -146,7 +146,7 @@ function networkRequest(o: {
   };
 }
 
-/** `block`, `allow`, `network deny` (lead: wire into src/cli/mod.ts). */
+/** `block`, `allow`, `network deny`. */
 export function addRuleCommands(program: Command): void {
   const block = program.command("block")
     .description("deny opening and executing a file now, without a policy file");

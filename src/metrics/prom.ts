@@ -10,9 +10,6 @@
 export type MetricType = "counter" | "gauge";
 export type Labels = Readonly<Record<string, string>>;
 
-/** The Content-Type of the format. */
-export const PROM_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
-
 const METRIC_NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
 const LABEL_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
 
