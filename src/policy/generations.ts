@@ -23,7 +23,7 @@ import { ABI_LAYOUT, AEGIS_CFG_GENERATION } from "../bpf/abi_gen.ts";
 import type { BpfMap } from "../bpf/map.ts";
 import { policyValue, u32Key } from "../bpf/rule_codec.ts";
 import type { CompiledEntry, CompiledPolicy } from "./compile.ts";
-import { toHex } from "../util/bytes.ts";
+import { bytesEqual, toHex } from "../util/bytes.ts";
 
 /** Every map whose keys carry a generation, with its key struct. */
 export const RULE_MAPS: Readonly<Record<string, keyof typeof ABI_LAYOUT.structs>> = {
@@ -241,16 +241,16 @@ const POLICY_FLAGS_OFF = ABI_LAYOUT.structs.aegis_policy.fields.flags.offset;
  */
 export function diffLive(maps: (name: string) => BpfMap, policy: CompiledPolicy): LiveDiff {
   const gen = liveGeneration(maps);
-  const want = new Map<string, Map<string, string>>();
+  const want = new Map<string, Map<string, Uint8Array>>();
   for (const e of policy.entries) {
     let m = want.get(e.map);
     if (!m) want.set(e.map, m = new Map());
-    m.set(toHex(e.key(gen)), toHex(e.value));
+    m.set(toHex(e.key(gen)), e.value);
   }
   const d: LiveDiff = { expected: 0, missing: 0, extra: 0, changed: 0, flagsMissing: 0 };
   for (const name of Object.keys(RULE_MAPS)) {
     const m = maps(name);
-    const w = want.get(name) ?? new Map<string, string>();
+    const w = want.get(name) ?? new Map<string, Uint8Array>();
     d.expected += w.size;
     let found = 0;
     for (const k of m.keys()) {
@@ -261,7 +261,7 @@ export function diffLive(maps: (name: string) => BpfMap, policy: CompiledPolicy)
       if (exp === undefined) d.extra++;
       else {
         found++;
-        if (!v || toHex(v) !== exp) d.changed++;
+        if (!v || !bytesEqual(v, exp)) d.changed++;
       }
     }
     d.missing += w.size - found;
