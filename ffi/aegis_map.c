@@ -214,3 +214,56 @@ int aegis_btf_has_func(const char *name)
 		return 1;
 	return r == -ENOENT ? 0 : r;
 }
+
+int aegis_map_dump(int fd, void *keys, void *values, uint32_t *count)
+{
+	size_t ksz, vsz;
+	uint32_t room, n = 0;
+	uint8_t *k = keys, *v = values;
+	const void *prev = NULL;
+	int r;
+
+	if (!keys || !count)
+		return -EINVAL;
+	r = elem_sizes(fd, &ksz, &vsz);
+	if (r < 0)
+		return r;
+	room = *count;
+	for (;;) {
+		uint8_t *next = k + (size_t)n * ksz;
+
+		if (n == room) {
+			/* full: is there one more? (a scratch key past the room would overflow) */
+			uint8_t probe[512];
+
+			if (ksz > sizeof(probe))
+				return -E2BIG;
+			r = bpf_map_get_next_key(fd, prev, probe);
+			*count = n;
+			return r == -ENOENT ? 0 : r < 0 ? r : -ENOSPC;
+		}
+		r = bpf_map_get_next_key(fd, prev, next);
+		if (r == -ENOENT)
+			break;
+		if (r < 0) {
+			*count = n;
+			return r;
+		}
+		if (v) {
+			r = bpf_map_lookup_elem(fd, next, v + (size_t)n * vsz);
+			if (r == -ENOENT) {
+				/* deleted meanwhile: walk on from it (get_next_key of a
+				 * missing key restarts at the first, so keep prev) */
+				continue;
+			}
+			if (r < 0) {
+				*count = n;
+				return r;
+			}
+		}
+		prev = next;
+		n++;
+	}
+	*count = n;
+	return 0;
+}

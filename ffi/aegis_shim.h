@@ -21,7 +21,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define AEGIS_SHIM_API_VERSION 2
+#define AEGIS_SHIM_API_VERSION 3
 
 struct aegis_obj;
 struct aegis_ring;
@@ -108,6 +108,11 @@ int aegis_map_next_key(int fd, const void *key, void *next_key);
 int aegis_map_update_batch(int fd, const void *keys, const void *values, uint32_t *count,
 			   uint64_t flags);
 int aegis_map_delete_batch(int fd, const void *keys, uint32_t *count);
+/* Every key of the map (and, when `values` is not NULL, its value) packed
+ * into keys/values, in one call: *count is in/out (room, then copied).
+ * -ENOSPC when the map holds more than the room (the first *count are
+ * copied). A key deleted while the map is walked is skipped. */
+int aegis_map_dump(int fd, void *keys, void *values, uint32_t *count);
 /* Possible CPUs (the value of per-CPU maps is this many slots). */
 int aegis_num_possible_cpus(void);
 /* Open a pinned object (map, prog or link) by path: returns an fd. */

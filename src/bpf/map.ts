@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { AegisError } from "../errors.ts";
+import { AegisError, NativeCallError } from "../errors.ts";
 import type { Shim } from "../native/mod.ts";
 
 export const BPF_MAP_TYPE_PERCPU_ARRAY = 6;
@@ -124,17 +124,42 @@ export class BpfMap {
     return out;
   }
 
-  /** All keys (snapshot; a map changing meanwhile may skip or repeat). */
+  /** All keys (snapshot in one native call; a map changing meanwhile may skip or repeat). */
   keys(): Uint8Array<ArrayBuffer>[] {
-    const out: Uint8Array<ArrayBuffer>[] = [];
-    let prev: Uint8Array<ArrayBuffer> | null = null;
+    return this.#dump(false).keys;
+  }
+
+  /** All keys and their values (snapshot in one native call, as keys()). */
+  entries(): { keys: Uint8Array<ArrayBuffer>[]; values: Uint8Array<ArrayBuffer>[] } {
+    return this.#dump(true);
+  }
+
+  #dump(
+    withValues: boolean,
+  ): { keys: Uint8Array<ArrayBuffer>[]; values: Uint8Array<ArrayBuffer>[] } {
+    // small first (most rule maps are nearly empty), then all a hash map can hold
+    let room = Math.min(this.maxEntries + 1, 1024);
+    let kb: Uint8Array<ArrayBuffer>, vb: Uint8Array<ArrayBuffer> | null, n: number;
     for (;;) {
-      const next = new Uint8Array(this.keySize);
-      if (!this.#shim.mapNextKey(this.fd, prev, next)) return out;
-      out.push(next);
-      prev = next;
-      if (out.length > this.maxEntries) return out; // never loop forever
+      kb = new Uint8Array(room * this.keySize);
+      vb = withValues ? new Uint8Array(room * this.valueBytes) : null;
+      try {
+        n = this.#shim.mapDump(this.fd, kb, vb, room);
+        break;
+      } catch (e) {
+        const full = e instanceof NativeCallError && e.errno === 28; // ENOSPC
+        if (!full || room > this.maxEntries) throw e;
+        room = this.maxEntries + 1;
+      }
     }
+    const keys: Uint8Array<ArrayBuffer>[] = new Array(n);
+    const values: Uint8Array<ArrayBuffer>[] = withValues ? new Array(n) : [];
+    for (let i = 0; i < n; i++) {
+      // copies, not views: callers read keys through .buffer
+      keys[i] = kb.slice(i * this.keySize, (i + 1) * this.keySize);
+      if (vb) values[i] = vb.slice(i * this.valueBytes, (i + 1) * this.valueBytes);
+    }
+    return { keys, values };
   }
 
   /** u64 value of array slot `index` summed over CPUs (per-CPU maps). */

@@ -223,6 +223,23 @@ export class Shim implements Disposable {
     return c[0];
   }
 
+  /**
+   * Every key (and with `values`, every value) of a map in one call, packed
+   * into the buffers; returns how many. ENOSPC when the map holds more than
+   * the buffers' room (`room` entries).
+   */
+  mapDump(
+    fd: number,
+    keys: Uint8Array<ArrayBuffer>,
+    values: Uint8Array<ArrayBuffer> | null,
+    room: number,
+  ): number {
+    const c = new Uint32Array([room]);
+    const rc = this.lib.aegis_map_dump(fd, keys, values, new Uint8Array(c.buffer));
+    this.check("aegis_map_dump", rc, `${c[0]} of at most ${room} copied`);
+    return c[0];
+  }
+
   /** Open a pinned map/prog/link; the caller owns the fd (closeFd). */
   getPinned(path: string): number {
     return this.check("aegis_obj_get_pinned", this.lib.aegis_obj_get_pinned(cstr(path)), path);

@@ -9,7 +9,7 @@
  * @module
  */
 
-export const SHIM_API_VERSION = 2;
+export const SHIM_API_VERSION = 3;
 
 export const symbols = {
   // int aegis_shim_api_version(void);
@@ -84,6 +84,8 @@ export const symbols = {
   },
   // int aegis_map_delete_batch(int fd, const void *keys, uint32_t *count);
   aegis_map_delete_batch: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
+  // int aegis_map_dump(int fd, void *keys, void *values, uint32_t *count);
+  aegis_map_dump: { parameters: ["i32", "buffer", "buffer", "buffer"], result: "i32" },
   // int aegis_num_possible_cpus(void);
   aegis_num_possible_cpus: { parameters: [], result: "i32" },
   // int aegis_obj_get_pinned(const char *path);

@@ -43,6 +43,10 @@ export class FakeMap {
       Uint8Array.from(h.match(/../g)!, (b) => parseInt(b, 16))
     );
   }
+  entries(): { keys: Uint8Array<ArrayBuffer>[]; values: Uint8Array<ArrayBuffer>[] } {
+    const keys = this.keys();
+    return { keys, values: keys.map((k) => this.lookup(k)!) };
+  }
   sumU64(index: number): bigint {
     const k = new Uint8Array(4);
     new DataView(k.buffer).setUint32(0, index, true);

@@ -191,9 +191,13 @@ export function generationCounts(maps: (name: string) => BpfMap): Record<string,
   for (const name of Object.keys(RULE_MAPS)) {
     const c: [number, number] = [0, 0];
     const m = maps(name);
-    for (const k of m.keys()) {
-      if (BUILTIN_MAPS.has(name) && isBuiltinValue(m.lookup(k))) continue;
-      c[keyGeneration(name, k) & 1]++;
+    if (BUILTIN_MAPS.has(name)) {
+      const { keys, values } = m.entries();
+      keys.forEach((k, i) => {
+        if (!isBuiltinValue(values[i])) c[keyGeneration(name, k) & 1]++;
+      });
+    } else {
+      for (const k of m.keys()) c[keyGeneration(name, k) & 1]++;
     }
     out[name] = c;
   }
@@ -253,9 +257,11 @@ export function diffLive(maps: (name: string) => BpfMap, policy: CompiledPolicy)
     const w = want.get(name) ?? new Map<string, Uint8Array>();
     d.expected += w.size;
     let found = 0;
-    for (const k of m.keys()) {
+    const { keys, values } = m.entries();
+    for (let i = 0; i < keys.length; i++) {
+      const k = keys[i];
       if (keyGeneration(name, k) !== gen) continue;
-      const v = m.lookup(k);
+      const v = values[i];
       if (BUILTIN_MAPS.has(name) && isBuiltinValue(v)) continue;
       const exp = w.get(toHex(k));
       if (exp === undefined) d.extra++;

@@ -31,6 +31,7 @@ import { ipKey, parseIp } from "../../src/bpf/net_codec.ts";
 import { inodeKey, kernelDev, policyValue, ruleValue, u32Key } from "../../src/bpf/rule_codec.ts";
 import type { FileBlockRecord, KernelRecord, NetBlockRecord } from "../../src/events/decode.ts";
 import { EventDrain } from "../../src/events/drain.ts";
+import { toHex } from "../../src/util/bytes.ts";
 
 const RUNTIME = await Deno.makeTempDir({ prefix: "aegis-rt-" });
 globalThis.addEventListener("unload", () => Deno.removeSync(RUNTIME, { recursive: true }));
@@ -271,6 +272,26 @@ Deno.test("fallback: only signals 0, 2, 9 and 15 are accepted", async () => {
       }
       strictEqual(code, "USAGE", `signal ${bad}`);
     }
+    return Promise.resolve();
+  });
+});
+
+Deno.test("maps: keys() and entries() dump a real hash map in one call, past the first 1,024", async () => {
+  await withFallback("dump", ({ fb }) => {
+    const m = fb.map("aegis_deny_inode");
+    strictEqual(m.keys().length, 0);
+    const n = 3000; // more than the first room (1,024): the dump grows once
+    const keys = Array.from({ length: n }, (_, i) => inodeKey(7, 1000 + i, i & 1));
+    const values = keys.map((_, i) => ruleValue(i + 1, 1, 1));
+    m.updateBatch(keys, values);
+    const got = m.entries();
+    strictEqual(got.keys.length, n);
+    const want = new Map(keys.map((k, i) => [toHex(k), toHex(values[i])]));
+    got.keys.forEach((k, i) => strictEqual(toHex(got.values[i]), want.get(toHex(k)), toHex(k)));
+    strictEqual(new Set(got.keys.map(toHex)).size, n, "no key twice");
+    strictEqual(m.keys().length, n);
+    m.deleteBatch(keys);
+    strictEqual(m.entries().keys.length, 0);
     return Promise.resolve();
   });
 });
