@@ -635,12 +635,11 @@ export class LiveRules {
       }
     }
     for (const map of Object.values(GROUP_MAPS).flat()) {
-      const m = this.#d.maps(map);
-      for (const k of m.keys()) {
+      const { keys, values } = this.#d.maps(map).entries();
+      for (let i = 0; i < keys.length; i++) {
+        const k = keys[i];
         if (keyGeneration(map, k) !== gen) continue;
-        const v = m.lookup(k);
-        if (!v) continue;
-        const id = idOfValue(v);
+        const id = idOfValue(values[i]);
         if (id < LIVE_RULE_ID_BASE) continue;
         const r = byId.get(id);
         if (!r || r.map !== map || toHex(keyOf(r.spec, gen).key) !== toHex(k)) {
@@ -740,11 +739,10 @@ export class LiveRules {
     const gen = liveGeneration(this.#d.maps);
     const out: ListedRule[] = [];
     for (const map of GROUP_MAPS[group]) {
-      const m = this.#d.maps(map);
-      for (const k of m.keys()) {
-        const v = m.lookup(k);
-        if (!v || idOfValue(v) >= LIVE_RULE_ID_BASE || keyGeneration(map, k) !== gen) continue;
-        const id = idOfValue(v);
+      const { keys, values } = this.#d.maps(map).entries();
+      for (let i = 0; i < keys.length; i++) {
+        const id = idOfValue(values[i]);
+        if (id >= LIVE_RULE_ID_BASE || keyGeneration(map, keys[i]) !== gen) continue;
         // the agent's own proof canaries are not the operator's rules (docs/posture.md)
         if (id >= BUILTIN_RULE_IDS[0] && id < BUILTIN_RULE_IDS[1]) continue;
         const text = lines[id - 1]?.trim();
