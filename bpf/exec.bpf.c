@@ -115,7 +115,7 @@ int BPF_PROG(aegis_bprm_check, struct linux_binprm *bprm, int ret)
 	if (ret != 0)
 		return aegis_lsm_ret(ret); /* an earlier program already decided */
 	aegis_hook_enter(&hc, AEGIS_HOOK_BPRM_CHECK);
-	flags = aegis_policy_flags(hc.gen);
+	flags = hc.flags;
 	if (!(flags & (AEGIS_POL_FILE_RULES | AEGIS_POL_EXEC_RULES)))
 		return 0;
 	filename = BPF_CORE_READ(bprm, filename);

@@ -69,7 +69,7 @@ static __always_inline __u8 aegis_signal_action(__u64 sig)
  */
 static __always_inline __u8 aegis_fallback_verdict(struct aegis_hook_ctx *hc)
 {
-	struct aegis_hook_stat *st = aegis_hook_stat(hc->hook);
+	struct aegis_hook_stat *st = hc->st;
 	__u64 sig = aegis_config_get(AEGIS_CFG_SIGNAL);
 	__u8 action = AEGIS_ACT_AUDIT;
 
@@ -89,7 +89,7 @@ static __always_inline __u8 aegis_fallback_verdict(struct aegis_hook_ctx *hc)
 		else
 			st->blocks++;
 	}
-	aegis_hook_latency(hc, st);
+	aegis_hook_latency(hc);
 	return action;
 }
 
@@ -123,7 +123,7 @@ static __always_inline void aegis_fb_opened(long ret)
 	if (ret < 0)
 		return;
 	aegis_hook_enter(&hc, AEGIS_HOOK_TP_OPENAT);
-	if (!(aegis_policy_flags(hc.gen) & AEGIS_POL_FILE_RULES))
+	if (!(hc.flags & AEGIS_POL_FILE_RULES))
 		return;
 	f = aegis_fd_file(ret);
 	if (!f) {
@@ -174,7 +174,7 @@ int BPF_PROG(aegis_fb_exec, struct task_struct *p, pid_t old_pid, struct linux_b
 	__u64 flags;
 
 	aegis_hook_enter(&hc, AEGIS_HOOK_TP_EXECVE);
-	flags = aegis_policy_flags(hc.gen);
+	flags = hc.flags;
 	if (!(flags & (AEGIS_POL_FILE_RULES | AEGIS_POL_EXEC_RULES)))
 		return 0;
 	filename = BPF_CORE_READ(bprm, filename);
@@ -224,7 +224,7 @@ int aegis_fb_connect(struct trace_event_raw_sys_enter *ctx)
 					 AEGIS_HOOK_SOCKET_CONNECT))
 		return 0;
 	aegis_hook_enter(&hc, AEGIS_HOOK_TP_CONNECT);
-	if (!(aegis_policy_flags(hc.gen) & AEGIS_POL_NET_RULES))
+	if (!(hc.flags & AEGIS_POL_NET_RULES))
 		return 0;
 	if (aegis_cgroup_allowed(hc.gen)) {
 		aegis_hook_allow(&hc);

@@ -68,7 +68,7 @@ static __always_inline int aegis_kernel_decide(__u32 hook, __u64 pol, __u8 rule_
 	__u8 action;
 
 	aegis_hook_enter(&hc, hook);
-	if (!(aegis_policy_flags(hc.gen) & pol))
+	if (!(hc.flags & pol))
 		return 0;
 	if (aegis_cgroup_allowed(hc.gen))
 		return aegis_hook_allow(&hc);

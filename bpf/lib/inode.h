@@ -126,7 +126,7 @@ static __always_inline struct aegis_rule *aegis_cg_inode_rule(struct aegis_hook_
 	struct aegis_cg_inode_key ck = {};
 	struct aegis_rule *r;
 
-	if (!(aegis_policy_flags(hc->gen) & AEGIS_POL_CGROUP_RULES))
+	if (!(hc->flags & AEGIS_POL_CGROUP_RULES))
 		return 0;
 	ck.cgid = bpf_get_current_cgroup_id();
 	ck.ino = k->ino;
@@ -176,7 +176,7 @@ static __always_inline int aegis_inode_decide(struct aegis_hook_ctx *hc, struct 
 	struct aegis_rule *r;
 	__u8 action;
 
-	if (!(aegis_policy_flags(hc->gen) & AEGIS_POL_FILE_RULES))
+	if (!(hc->flags & AEGIS_POL_FILE_RULES))
 		return 0;
 	aegis_inode_key_of(&k, inode, hc->gen);
 	r = aegis_inode_match(hc, &k);

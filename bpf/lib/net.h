@@ -321,7 +321,7 @@ static __always_inline int aegis_net_decide(struct aegis_hook_ctx *hc, struct ae
 	__u8 rt = 0;
 	__u8 action;
 
-	__u64 flags = aegis_policy_flags(hc->gen);
+	__u64 flags = hc->flags;
 
 	if (!(flags & AEGIS_POL_NET_RULES))
 		return 0;
