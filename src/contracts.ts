@@ -86,7 +86,16 @@ export interface AegisPaths {
   controlSocket: string;
   /** /etc/aegisbpf (AEGIS_ETC_DIR) */
   etcDir: string;
+  /** /etc/aegisbpf/keys: trusted bundle keys (AEGIS_KEYS_DIR) */
+  keysDir: string;
+  /** /sys/fs/bpf/aegisbpf: the agent's pinned maps and links (AEGIS_PIN_ROOT) */
+  pinRoot: string;
 }
+
+/** Where the pins live without AEGIS_PIN_ROOT. */
+export const DEFAULT_PIN_ROOT = "/sys/fs/bpf/aegisbpf";
+/** Where trusted keys live without AEGIS_KEYS_DIR (docs/signing.md). */
+export const DEFAULT_KEYS_DIR = "/etc/aegisbpf/keys";
 
 /** The paths, from the environment's overrides or the defaults. */
 export function aegisPaths(env: (name: string) => string | undefined = Deno.env.get): AegisPaths {
@@ -99,6 +108,8 @@ export function aegisPaths(env: (name: string) => string | undefined = Deno.env.
     runtimeDir,
     controlSocket: env("AEGIS_CONTROL_SOCKET") ?? `${runtimeDir}/control.sock`,
     etcDir: env("AEGIS_ETC_DIR") ?? "/etc/aegisbpf",
+    keysDir: env("AEGIS_KEYS_DIR") ?? DEFAULT_KEYS_DIR,
+    pinRoot: env("AEGIS_PIN_ROOT") ?? DEFAULT_PIN_ROOT,
   };
 }
 

@@ -11,6 +11,7 @@
  *
  * @module
  */
+import { aegisPaths } from "../contracts.ts";
 import { AbiMismatchError, AegisError } from "../errors.ts";
 import { ABI_FINGERPRINT } from "../bpf/abi_gen.ts";
 import { Shim } from "../native/mod.ts";
@@ -32,7 +33,7 @@ export const EMBEDDED = {
 
 /** Default runtime directory (tmpfs, root only). */
 export function runtimeDir(): string {
-  return Deno.env.get("AEGIS_RUNTIME_DIR") ?? "/run/aegisbpf";
+  return aegisPaths().runtimeDir;
 }
 
 async function verified(

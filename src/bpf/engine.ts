@@ -14,6 +14,7 @@
  *
  * @module
  */
+import { aegisPaths, DEFAULT_PIN_ROOT } from "../contracts.ts";
 import { AegisError } from "../errors.ts";
 import type { Shim } from "../native/mod.ts";
 import {
@@ -27,11 +28,9 @@ import { BpfMap } from "./map.ts";
 import { pinsExist } from "./pins.ts";
 import { type AttachResult, BpfObject } from "./object.ts";
 
-export const DEFAULT_PIN_ROOT = "/sys/fs/bpf/aegisbpf";
-
-/** The bpffs directory of this agent's pins: AEGIS_PIN_ROOT, else the default. */
+/** The bpffs directory of this agent's pins (aegisPaths: AEGIS_PIN_ROOT, else the default). */
 export function pinRoot(): string {
-  return Deno.env.get("AEGIS_PIN_ROOT") ?? DEFAULT_PIN_ROOT;
+  return aegisPaths().pinRoot;
 }
 
 /** Maps every program set shares. */

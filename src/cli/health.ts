@@ -6,8 +6,8 @@
  *
  * @module
  */
+import { aegisPaths } from "../contracts.ts";
 import type { Command } from "@commander-js/extra-typings";
-import { DEFAULT_PIN_ROOT } from "../bpf/engine.ts";
 import { pinsPresent } from "../bpf/pins.ts";
 import { daemonRequest } from "../control/client.ts";
 import { AegisError } from "../errors.ts";
@@ -136,7 +136,7 @@ Exit code 0 when the node meets enforce guarantees, 1 otherwise.`,
     )
     .action(async (opts) => {
       const g = await gather(true, true);
-      const root = Deno.env.get("AEGIS_PIN_ROOT") ?? DEFAULT_PIN_ROOT;
+      const root = aegisPaths().pinRoot;
       const advice: Advice[] = doctorAdvice({
         report: g.report!,
         health: g.health,

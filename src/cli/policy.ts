@@ -15,6 +15,7 @@
  *
  * @module
  */
+import { aegisPaths } from "../contracts.ts";
 import { hostCompileEnv } from "../policy/host_env.ts";
 import type { Command } from "@commander-js/extra-typings";
 import { openEmbeddedShim } from "../assets/mod.ts";
@@ -58,7 +59,7 @@ const MAX_SHA256_FILE_BYTES = 64 << 10;
 
 /** State directory (AEGIS_STATE_DIR overrides, for tests). */
 export function stateDir(): string {
-  return Deno.env.get("AEGIS_STATE_DIR") ?? "/var/lib/aegisbpf";
+  return aegisPaths().stateDir;
 }
 
 /**

@@ -42,11 +42,11 @@
  *
  * @module
  */
+import { DEFAULT_KEYS_DIR } from "../contracts.ts";
 import { AegisError, UsageError } from "../errors.ts";
 import { fromHex, sha256Hex, toHex } from "../util/bytes.ts";
 import { readCounter } from "./atomic.ts";
 import {
-  DEFAULT_KEYS_DIR,
   fingerprint as keyFingerprint,
   importPublicKey,
   importSecretKey,

@@ -20,17 +20,17 @@
  *
  * @module
  */
+import { aegisPaths, DEFAULT_KEYS_DIR } from "../contracts.ts";
 import { AegisError, UsageError } from "../errors.ts";
 import { fromHex, sha256Hex, toHex } from "../util/bytes.ts";
 import { writeFileAtomic } from "./atomic.ts";
 import { FileReadError, readTextFileCapped } from "../util/read_file.ts";
 
 /** Where trusted public keys live (docs/signing.md). */
-export const DEFAULT_KEYS_DIR = "/etc/aegisbpf/keys";
 
 /** Trusted key folder (AEGIS_KEYS_DIR overrides, for tests). */
 export function keysDir(): string {
-  return Deno.env.get("AEGIS_KEYS_DIR") ?? DEFAULT_KEYS_DIR;
+  return aegisPaths().keysDir;
 }
 
 /** Largest key file read (a .pub is 65 bytes, a .key 97). */
