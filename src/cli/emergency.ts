@@ -20,7 +20,7 @@ import {
   mintToken,
   TOKEN_MAX_SECONDS,
 } from "../control/break_glass.ts";
-import { daemonRequest } from "../control/client.ts";
+import { daemonCall, daemonOrLocal } from "./daemon_or_local.ts";
 import {
   EmergencyControl,
   type EmergencyFlag,
@@ -46,7 +46,7 @@ function noAgent(): AegisError {
 
 /** Run `f` with an EmergencyControl on the pinned config map. */
 async function withDirect<T>(f: (ctl: EmergencyControl) => Promise<T> | T): Promise<T> {
-  if (!pinsPresent(pinRoot()) === true) throw noAgent();
+  if (pinsPresent(pinRoot()) !== true) throw noAgent();
   using shim = await openEmbeddedShim();
   using pins = new PinnedMaps(shim, pinRoot());
   const cfg = pins.map("aegis_config");
@@ -58,31 +58,16 @@ async function withDirect<T>(f: (ctl: EmergencyControl) => Promise<T> | T): Prom
   return await f(ctl);
 }
 
-function daemonFailure(status: number, body: unknown): AegisError {
-  const b = (body ?? {}) as { error?: unknown; code?: unknown };
-  return new AegisError(
-    typeof b.code === "string" ? b.code : "DAEMON_ERROR",
-    `the daemon refused (HTTP ${status}): ${
-      typeof b.error === "string" ? b.error : JSON.stringify(body)
-    }`,
-  );
-}
-
 async function toggle(disable: boolean, reason: string, json: boolean): Promise<void> {
   const path = disable ? "/emergency/disable" : "/emergency/enable";
-  let result: ToggleResult;
-  let via: Via;
-  const reply = await daemonRequest("POST", path, { reason });
-  if (reply !== null) {
-    if (reply.status !== 200) throw daemonFailure(reply.status, reply.body);
-    result = reply.body as ToggleResult;
-    via = "daemon";
-  } else {
-    result = await withDirect((ctl) =>
-      ctl.toggle(disable, reason, { uid: Deno.uid() ?? -1, pid: Deno.pid })
-    );
-    via = "direct";
-  }
+  const { value: result, via: how } = await daemonOrLocal<ToggleResult>(
+    "POST",
+    path,
+    { reason },
+    () =>
+      withDirect((ctl) => ctl.toggle(disable, reason, { uid: Deno.uid() ?? -1, pid: Deno.pid })),
+  );
+  const via: Via = how === "daemon" ? "daemon" : "direct";
   if (json) {
     outJson({ ...result, via });
     return;
@@ -136,10 +121,9 @@ function printStatus(s: EmergencyStatus & { agent_loaded: boolean; via: string }
 
 async function status(json: boolean): Promise<void> {
   let s: EmergencyStatus & { agent_loaded: boolean; via: string };
-  const reply = await daemonRequest("GET", "/emergency/status");
-  if (reply !== null) {
-    if (reply.status !== 200) throw daemonFailure(reply.status, reply.body);
-    s = { ...(reply.body as EmergencyStatus), agent_loaded: true, via: "daemon" };
+  const answer = await daemonCall<EmergencyStatus>("GET", "/emergency/status");
+  if (answer !== null) {
+    s = { ...answer, agent_loaded: true, via: "daemon" };
   } else if (pinsPresent(pinRoot()) === true) {
     s = { ...(await withDirect((ctl) => ctl.status())), agent_loaded: true, via: "direct" };
   } else {

@@ -40,7 +40,7 @@ import {
   verifyBundleWithState,
 } from "../policy/bundle.ts";
 import { describeRule, type LiveRule, LiveRules } from "../policy/live.ts";
-import { daemonRequest } from "../control/client.ts";
+import { daemonOrLocal } from "./daemon_or_local.ts";
 import { encodeBase64 } from "../util/bytes.ts";
 import { keysDir, readSecretKeyFile } from "../policy/keys.ts";
 import { dedupePolicy, formatPolicy } from "../policy/lint.ts";
@@ -266,11 +266,15 @@ export function addPolicyCommand(program: Command): void {
     .description("show the applied policy and the live rule counts")
     .option("--json", "machine-readable output")
     .action(async (opts) => {
-      let show = await daemonCall<PolicyShow>("GET", "/policy/show");
-      if (show === null) {
-        using local = await openLocal();
-        show = policyShow(local.maps, stateDir(), local.live);
-      }
+      const { value: show } = await daemonOrLocal<PolicyShow>(
+        "GET",
+        "/policy/show",
+        undefined,
+        async () => {
+          using local = await openLocal();
+          return policyShow(local.maps, stateDir(), local.live);
+        },
+      );
       if (opts.json) return outJson(show);
       out(`live generation ${show.generation}`);
       for (const [m, n] of Object.entries(show.rule_entries)) if (n > 0) out(`  ${m}: ${n}`);
@@ -296,28 +300,6 @@ function integerOption(name: string, value: string, min: number, max: number): n
     );
   }
   return n;
-}
-
-/**
- * One request to the running daemon: its JSON answer, null when no daemon
- * runs, or the daemon's refusal thrown as AegisError (issue lines printed).
- */
-export async function daemonCall<T>(
-  method: "GET" | "POST" | "DELETE",
-  path: string,
-  body?: unknown,
-): Promise<T | null> {
-  const reply = await daemonRequest(method, path, body);
-  if (reply === null) return null;
-  const b = reply.body as { error?: string; code?: string; issues?: string[] };
-  if (reply.status >= 400) {
-    for (const i of b.issues ?? []) writeStderr(`${i}\n`);
-    throw new AegisError(
-      b.code ?? `HTTP_${reply.status}`,
-      `the agent refused ${method} ${path}: ${b.error ?? `HTTP ${reply.status}`}`,
-    );
-  }
-  return reply.body as T;
 }
 
 /** The pinned maps and the live rules, for work done without the daemon. */
@@ -404,7 +386,9 @@ export function printVerification(v: RuleVerification | null | undefined): void 
 
 /** Apply through the daemon when it runs, else on the pins; print the report. */
 async function applyFile(req: PolicyApplyRequest, json?: true): Promise<void> {
-  let report = await daemonCall<PolicyApplyReport & { verification?: RuleVerification | null }>(
+  const { value: report } = await daemonOrLocal<
+    PolicyApplyReport & { verification?: RuleVerification | null }
+  >(
     "POST",
     "/policy/apply",
     {
@@ -416,21 +400,17 @@ async function applyFile(req: PolicyApplyRequest, json?: true): Promise<void> {
       reset: req.reset,
       no_rollback: req.noRollback,
     },
-  );
-  if (report === null) {
-    try {
-      if (req.dryRun) {
-        // a dry run needs no agent: compile only
-        report = await applyPolicyBytes(dryRunDeps(), req);
-      } else {
+    async () => {
+      try {
+        if (req.dryRun) return await applyPolicyBytes(dryRunDeps(), req); // compile only
         using local = await openLocal();
-        report = await applyPolicyBytes(local.applyDeps, req);
+        return await applyPolicyBytes(local.applyDeps, req);
+      } catch (e) {
+        if (e instanceof PolicyRejectedError) { for (const i of e.issues) writeStderr(`${i}\n`); }
+        throw e;
       }
-    } catch (e) {
-      if (e instanceof PolicyRejectedError) { for (const i of e.issues) writeStderr(`${i}\n`); }
-      throw e;
-    }
-  }
+    },
+  );
   for (const w of report.warnings) writeStderr(`warning: ${w}\n`);
   if (json) {
     if ((report.verification?.unenforced.length ?? 0) > 0) Deno.exitCode = EXIT_UNENFORCED;

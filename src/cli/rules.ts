@@ -24,14 +24,8 @@ import {
   type RuleGroup,
 } from "../policy/live.ts";
 import type { RuleVerification } from "../proof/verify.ts";
-import {
-  daemonCall,
-  EXIT_UNENFORCED,
-  openLocal,
-  printExpired,
-  printVerification,
-  stateDir,
-} from "./policy.ts";
+import { daemonOrLocal } from "./daemon_or_local.ts";
+import { EXIT_UNENFORCED, openLocal, printExpired, printVerification, stateDir } from "./policy.ts";
 
 function appliedPolicyText(): string {
   try {
@@ -43,23 +37,18 @@ function appliedPolicyText(): string {
 
 async function addRule(req: LiveRuleRequest, ttl: string | undefined, json?: true): Promise<void> {
   const ttlSeconds = ttl === undefined ? null : parseDuration(ttl);
-  let r = await daemonCall<
+  const { value: r } = await daemonOrLocal<
     {
       rule: LiveRule;
       renewed: boolean;
       expired: LiveRule[];
       verification?: RuleVerification | null;
     }
-  >(
-    "POST",
-    "/rules",
-    { rule: req, ttl_seconds: ttlSeconds },
-  );
-  if (r === null) {
+  >("POST", "/rules", { rule: req, ttl_seconds: ttlSeconds }, async () => {
     using local = await openLocal();
     const expired = local.live.sweep();
-    r = { ...local.live.add(req, ttlSeconds), expired };
-  }
+    return { ...local.live.add(req, ttlSeconds), expired };
+  });
   if (json) {
     if (r.rule.spec.kind === "path" && (r.verification?.unenforced.length ?? 0) > 0) {
       Deno.exitCode = EXIT_UNENFORCED;
@@ -76,29 +65,32 @@ async function addRule(req: LiveRuleRequest, ttl: string | undefined, json?: tru
 }
 
 async function delRule(req: LiveRuleRequest, json?: true): Promise<void> {
-  let r = await daemonCall<{ rule: LiveRule; expired: LiveRule[] }>("DELETE", "/rules", {
-    rule: req,
-  });
-  if (r === null) {
-    using local = await openLocal();
-    const expired = local.live.sweep();
-    r = { rule: local.live.del(req), expired };
-  }
+  const { value: r } = await daemonOrLocal<{ rule: LiveRule; expired: LiveRule[] }>(
+    "DELETE",
+    "/rules",
+    { rule: req },
+    async () => {
+      using local = await openLocal();
+      const expired = local.live.sweep();
+      return { rule: local.live.del(req), expired };
+    },
+  );
   if (json) return outJson(r);
   printExpired(r.expired);
   out(`deleted live rule ${r.rule.id}: ${describeRule(r.rule.spec)}`);
 }
 
 async function listRules(group: RuleGroup, json?: true): Promise<void> {
-  let r = await daemonCall<{ rules: ListedRule[]; expired: LiveRule[] }>(
+  const { value: r } = await daemonOrLocal<{ rules: ListedRule[]; expired: LiveRule[] }>(
     "GET",
     `/rules?group=${group}`,
+    undefined,
+    async () => {
+      using local = await openLocal();
+      const expired = local.live.sweep();
+      return { rules: local.live.list(group, appliedPolicyText()), expired };
+    },
   );
-  if (r === null) {
-    using local = await openLocal();
-    const expired = local.live.sweep();
-    r = { rules: local.live.list(group, appliedPolicyText()), expired };
-  }
   if (json) return outJson(r);
   printExpired(r.expired);
   if (r.rules.length === 0) return out(`no ${group} rules`);
