@@ -2,7 +2,9 @@
  * The import direction of src/ (docs/architecture.md, "Layers"): a module
  * imports only modules of its own folder or of a lower layer, and the
  * shipped code never reads the AEGIS_TEST_* fault-injection variables
- * (tests/lib/agent_main.ts does, and injects the faults; docs/testing.md).
+ * (tests/lib/agent_main.ts does, and injects the faults; docs/testing.md)
+ * nor imports a test helper (`*_testing.ts`, the one name for helpers that
+ * live beside the code).
  */
 import { deepStrictEqual } from "node:assert/strict";
 
@@ -42,7 +44,7 @@ function* sources(dir = SRC, rel = ""): Generator<string> {
   for (const e of Deno.readDirSync(dir)) {
     const r = rel ? `${rel}/${e.name}` : e.name;
     if (e.isDirectory) yield* sources(`${dir}${e.name}/`, r);
-    else if (e.name.endsWith(".ts") && !e.name.endsWith("_test.ts")) yield r;
+    else if (e.name.endsWith(".ts") && !e.name.endsWith("_test.ts")) yield r; // helpers too
   }
 }
 
@@ -100,4 +102,27 @@ Deno.test("the import check catches an upward and a sideways import (it can fail
 Deno.test("no shipped file reads an AEGIS_TEST_* variable (faults come in through DaemonOptions)", () => {
   const readers = [...readAll()].filter(([, t]) => /AEGIS_TEST_[A-Z_]+/.test(t)).map(([r]) => r);
   deepStrictEqual(readers, []);
+});
+
+/** Test helpers beside the code are named *_testing.ts; no shipped file may import one. */
+export function shippedImportsOfHelpers(files: Map<string, string>): string[] {
+  const bad: string[] = [];
+  for (const [rel, text] of files) {
+    if (rel.endsWith("_testing.ts")) continue;
+    for (const m of text.matchAll(/(?:from|import\()\s*"([^"]+)"/g)) {
+      if (m[1].endsWith("_testing.ts")) bad.push(`${rel} → ${m[1]}`);
+    }
+  }
+  return bad;
+}
+
+Deno.test("no shipped file imports a test helper (*_testing.ts)", () => {
+  deepStrictEqual(shippedImportsOfHelpers(readAll()), []);
+  deepStrictEqual(
+    shippedImportsOfHelpers(
+      new Map([["bpf/a.ts", 'import { f } from "../policy/fake_maps_testing.ts";']]),
+    ),
+    ["bpf/a.ts → ../policy/fake_maps_testing.ts"],
+    "the check can fail",
+  );
 });

@@ -36,7 +36,7 @@ import {
   probeExec,
   probeOpen,
 } from "../../src/proof/canary.ts";
-import { fakeMaps } from "../../src/policy/fake_maps_test.ts";
+import { fakeMaps } from "../../src/policy/fake_maps_testing.ts";
 import { openEmbeddedShim } from "../../src/assets/mod.ts";
 import { probeConnect, probeOpenPaths } from "../../src/native/probe.ts";
 import { DEFAULT_VERIFY_LIMIT, VERIFY_TIMEOUT_MS } from "../../src/proof/verify.ts";

@@ -9,7 +9,7 @@ import {
   MAX_JSON_DEPTH,
 } from "./app.ts";
 import { EmergencyControl } from "./emergency.ts";
-import { FakeFlag, privateTempDir } from "./test_util.ts";
+import { FakeFlag, privateTempDir } from "./control_testing.ts";
 
 function setup() {
   const { dir, owner } = privateTempDir();

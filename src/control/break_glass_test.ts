@@ -6,7 +6,7 @@ import {
   mintToken,
   TOKEN_MAX_SECONDS,
 } from "./break_glass.ts";
-import { privateTempDir } from "./test_util.ts";
+import { privateTempDir } from "./control_testing.ts";
 
 const NOW = 1_700_000_000_000;
 const NOW_S = NOW / 1000;

@@ -4,7 +4,7 @@ import { sha256Hex } from "../util/bytes.ts";
 import { ControlLog } from "./control_log.ts";
 import { EmergencyControl, type EmergencyDeps, STORM_THRESHOLD } from "./emergency.ts";
 import { acquireLock } from "./lock.ts";
-import { FakeFlag, privateTempDir } from "./test_util.ts";
+import { FakeFlag, privateTempDir } from "./control_testing.ts";
 
 const CALLER = { uid: 0, pid: 4242 };
 const T0 = 1_700_000_000_000;

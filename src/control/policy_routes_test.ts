@@ -1,7 +1,7 @@
 import { deepStrictEqual, match, ok, strictEqual } from "node:assert/strict";
 import { encodeBase64 } from "../util/bytes.ts";
 import type { PolicyApplyReport } from "../policy/apply.ts";
-import { fakeMaps, fakeResolvePath } from "../policy/fake_maps_test.ts";
+import { fakeMaps, fakeResolvePath } from "../policy/fake_maps_testing.ts";
 import { type LiveRule, LiveRules } from "../policy/live.ts";
 import type { RuleVerification } from "../proof/verify.ts";
 import { createPolicyRoutes, createRuleRoutes } from "./policy_routes.ts";

@@ -16,7 +16,7 @@ import {
 import { bundleFileFor, isAppliedPolicy, loadAppliedPolicy, PolicyRejectedError } from "./store.ts";
 import type { CompiledPolicy } from "./compile.ts";
 import { DEFAULT_RULE_MAP_SIZES, mapSizesFor, readMapSizeRequests } from "./sizing.ts";
-import { fakeMaps, fakeResolvePath } from "./fake_maps_test.ts";
+import { fakeMaps, fakeResolvePath } from "./fake_maps_testing.ts";
 import { LIVE_RULE_ID_BASE, LiveRules } from "./live.ts";
 import { signBundle } from "./bundle.ts";
 import { addKey, generateKeyPair, type KeyPairBytes } from "./keys.ts";

@@ -9,7 +9,7 @@ import { addKey, fingerprint, generateKeyPair, type KeyPairBytes } from "./keys.
 import { readCounter } from "./atomic.ts";
 import { applyPolicyBytes, type PolicyApplyDeps } from "./apply.ts";
 import { PolicyRejectedError } from "./store.ts";
-import { fakeMaps, fakeResolvePath } from "./fake_maps_test.ts";
+import { fakeMaps, fakeResolvePath } from "./fake_maps_testing.ts";
 import { LiveRules } from "./live.ts";
 import { toHex } from "../util/bytes.ts";
 

@@ -8,7 +8,7 @@ import {
 import { inodeKey, ruleValue, u32Key } from "../bpf/rule_codec.ts";
 import { cidrKey, ipKey, parseCidr, parseIp } from "../bpf/net_codec.ts";
 import { AEGIS_CFG_GENERATION, AEGIS_RT_INODE } from "../bpf/abi_gen.ts";
-import { fakeMaps, fakeResolvePath } from "./fake_maps_test.ts";
+import { fakeMaps, fakeResolvePath } from "./fake_maps_testing.ts";
 import { LIVE_RULE_ID_BASE, LiveRules, mergeLive, parseDuration } from "./live.ts";
 
 const DEV = 0x800001;

@@ -3,7 +3,7 @@ import type { ResolvedPath } from "../bpf/path_rule.ts";
 import { inodeKey } from "../bpf/rule_codec.ts";
 import { kernelDev } from "../bpf/rule_codec.ts";
 import type { Unresolved } from "./compile.ts";
-import { fakeMaps } from "./fake_maps_test.ts";
+import { fakeMaps } from "./fake_maps_testing.ts";
 import {
   DEFAULT_MAX_TRACKED,
   DEFAULT_MAX_WATCHED_DIRS,

@@ -1,7 +1,7 @@
 import { deepStrictEqual as eq, ok, strictEqual } from "node:assert/strict";
 import { capabilityTier, coreSupported, enforceBlockers } from "./blockers.ts";
 import { NO_NEEDS } from "./needs.ts";
-import { allSymbols, fixtureReport } from "./testing.ts";
+import { allSymbols, fixtureReport } from "./posture_testing.ts";
 import { NativeCallError } from "../errors.ts";
 
 const eperm = () => {

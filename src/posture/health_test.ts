@@ -4,7 +4,7 @@ import { doctorAdvice, type DoctorFacts } from "./doctor.ts";
 import { evaluateHealth, HealthBody } from "./health.ts";
 import { NO_NEEDS } from "./needs.ts";
 import { buildReport, type CapabilitiesReport, NO_POLICY } from "./report.ts";
-import { fixtureReport } from "./testing.ts";
+import { fixtureReport } from "./posture_testing.ts";
 import type { RuntimeState } from "../contracts.ts";
 
 const eperm = () => {

@@ -11,7 +11,7 @@ import {
   writeReport,
 } from "./report.ts";
 import { NO_NEEDS } from "./needs.ts";
-import { fixtureReport } from "./testing.ts";
+import { fixtureReport } from "./posture_testing.ts";
 
 const eperm = () => {
   throw new NativeCallError("aegis_obj_load", 1);

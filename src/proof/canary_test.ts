@@ -16,7 +16,7 @@ import {
   setBuiltinRules,
 } from "../policy/generations.ts";
 import { policyShow } from "../policy/apply.ts";
-import { fakeMaps } from "../policy/fake_maps_test.ts";
+import { fakeMaps } from "../policy/fake_maps_testing.ts";
 import {
   CANARY_COMM,
   CANARY_EXEC_RULE_ID,

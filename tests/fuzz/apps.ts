@@ -9,9 +9,9 @@
 import { Hono } from "hono";
 import { createControlApp } from "../../src/control/app.ts";
 import { EmergencyControl } from "../../src/control/emergency.ts";
-import { FakeFlag, privateTempDir } from "../../src/control/test_util.ts";
+import { FakeFlag, privateTempDir } from "../../src/control/control_testing.ts";
 import { createApp, type HttpDeps } from "../../src/http/app.ts";
-import { fakeMaps, fakeResolvePath } from "../../src/policy/fake_maps_test.ts";
+import { fakeMaps, fakeResolvePath } from "../../src/policy/fake_maps_testing.ts";
 import { LiveRules } from "../../src/policy/live.ts";
 import { createPolicyRoutes, createRuleRoutes } from "../../src/control/policy_routes.ts";
 

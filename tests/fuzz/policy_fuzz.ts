@@ -13,7 +13,7 @@
 import { compilePolicy } from "../../src/policy/compile.ts";
 import { dedupePolicy, formatPolicy, lintPolicy } from "../../src/policy/lint.ts";
 import { parsePolicy } from "../../src/policy/parse.ts";
-import { fakeResolvePath } from "../../src/policy/fake_maps_test.ts";
+import { fakeResolvePath } from "../../src/policy/fake_maps_testing.ts";
 import { assertClean, DICTIONARY, expect, fuzz, loadCorpus, type Rng } from "./lib.ts";
 
 const FILE = "fuzz.conf";

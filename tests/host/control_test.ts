@@ -11,7 +11,7 @@ import { createControlApp } from "../../src/control/app.ts";
 import { daemonRequest, withDaemon } from "../../src/control/client.ts";
 import { EmergencyControl } from "../../src/control/emergency.ts";
 import { startControlServer } from "../../src/control/server.ts";
-import { FakeFlag } from "../../src/control/test_util.ts";
+import { FakeFlag } from "../../src/control/control_testing.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 

@@ -2,7 +2,7 @@ import { deepStrictEqual as eq, ok, strictEqual } from "node:assert/strict";
 import { AegisError, NativeCallError, VerifierError } from "../../errors.ts";
 import { fsTypeAt, parseMountinfo } from "../../util/mountinfo.ts";
 import { fixtureFs, type ProbeResult } from "../probe.ts";
-import { hostFiles, MOUNTINFO_OK } from "../testing.ts";
+import { hostFiles, MOUNTINFO_OK } from "../posture_testing.ts";
 import { probeBpfLsmAttach } from "./bpf_lsm_attach.ts";
 import { probeBpfSyscall } from "./bpf_syscall.ts";
 import { probeBpffs } from "./bpffs.ts";
