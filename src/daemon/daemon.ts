@@ -61,7 +61,13 @@ import { breakGlassPaths, detectBreakGlass } from "../control/break_glass.ts";
 import { EmergencyControl } from "../control/emergency.ts";
 import { raiseFdLimitAtStart, startControlServer } from "../control/server.ts";
 import { AegisError } from "../errors.ts";
-import { decideGate, engineFailure, type GateMode, refusalMessage } from "./gate.ts";
+import {
+  afterPolicyProblem,
+  decideGate,
+  engineFailure,
+  type GateMode,
+  refusalMessage,
+} from "./gate.ts";
 import { CgroupPathResolver } from "../events/cgroup_path.ts";
 import { EventDrain } from "../events/drain.ts";
 import { recordToEvent } from "../events/json.ts";
@@ -72,7 +78,7 @@ import { SseHub } from "../http/sse.ts";
 import { literal, log } from "../log.ts";
 import { NetBlockCounter, renderMetrics, totalBlocks } from "../metrics/render.ts";
 import type { Shim } from "../native/mod.ts";
-import { loadAppliedPolicy, PolicyRejectedError } from "../policy/store.ts";
+import { loadAppliedPolicy } from "../policy/store.ts";
 import { mapSizesFor, readMapSizeRequests } from "../policy/sizing.ts";
 import { RULE_MAPS } from "../policy/generations.ts";
 import { DEFAULT_PROOF_INTERVAL_SECONDS, proofProblem, SelfTestCounter } from "../proof/prover.ts";
@@ -94,6 +100,7 @@ import {
 import { PostureStateMachine, runtimeChecks, stateChangeEvent } from "../posture/state.ts";
 import { DaemonPolicy } from "./live.ts";
 import { type Proofs, wireProofs } from "./proofs.ts";
+import { applyRunPolicy, bringPolicy } from "./policy_phase.ts";
 import {
   type AegisEvent,
   aegisPaths,
@@ -675,83 +682,39 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
     emergency.reconcileAtStart();
     policy.attach(engine); // the restore below watches the policy's missing paths
 
-    // ---- 6b. the stored policy back into the kernel, then --policy: both
-    // before any claim of enforcement. A start that cannot have the policy it
-    // was given refuses (fail-closed) or reports only (audit-fallback).
-    const cannotHavePolicy = (
-      code: "POLICY_RESTORE_FAILED" | "RUN_POLICY_FAILED",
-      detail: string,
-    ) => {
-      lg.error(literal(detail));
-      const blocker: Blocker = {
-        code,
-        message: detail,
-        remedy: code === "POLICY_RESTORE_FAILED"
-          ? "apply a good policy (aegisbpf policy apply FILE), then restart the agent: an " +
-            "agent that started without its policy reports only until it starts again"
-          : "fix the file given with --policy (aegisbpf policy lint FILE), then restart the " +
-            "agent (or send SIGHUP to apply it; the agent reports only until it restarts)",
-      };
-      extraBlockers.push(blocker);
-      if (code === "POLICY_RESTORE_FAILED") {
+    // ---- 6b. the stored policy, then --policy: before any claim of enforcement
+    // (policy_phase.ts). A start that cannot have the policy it was given
+    // refuses (fail-closed) or reports only (audit-fallback).
+    const phase = {
+      readopted: engine.readopted,
+      requireSignature: opts.requireSignature === true,
+      runPolicy: opts.policy,
+    };
+    for (const b of await bringPolicy(policy, phase)) {
+      lg.error(literal(b.message));
+      extraBlockers.push(b);
+      if (b.code === "POLICY_RESTORE_FAILED") {
         policyStatus = { applied: false, sha256: null, version: null, unresolved: [] };
       }
-      if (decision.enforcing && opts.enforceGateMode === "fail-closed") {
+      const next = afterPolicyProblem(decision, opts.enforceGateMode, b.message);
+      if (next.refuse) {
         // nothing this start attached may stay behind a refusal; pins it took
         // over keep enforcing what they held (the previous policy)
-        if (engine?.pinRoot && !engine.readopted) uninstallPins(engine.pinRoot);
+        if (engine.pinRoot && !engine.readopted) uninstallPins(engine.pinRoot);
         rebuildReport();
-        throw new AegisError("ENFORCE_GATE", refusalMessage([...blockers, blocker]));
+        throw new AegisError("ENFORCE_GATE", refusalMessage([...blockers, b]));
       }
-      if (decision.enforcing) {
-        // audit-fallback: the programs stay attached and only report
-        cfg.setU64(AEGIS_CFG_AUDIT_ONLY, 1n);
-        decision = {
-          ...decision,
-          state: "AUDIT_FALLBACK",
-          reason: "POLICY_APPLY_FAILED",
-          enforcing: false,
-          detail,
-        };
+      if (decision.enforcing && !next.decision.enforcing) {
+        cfg.setU64(AEGIS_CFG_AUDIT_ONLY, 1n); // the programs stay attached and only report
         startState = "AUDIT_FALLBACK";
       }
-    };
-    // the stored policy and live rules: into fresh maps (a first start, pins
-    // gone with a reboot), or compared with re-adopted ones and repaired
-    try {
-      await policy.restore(opts.requireSignature === true, engine.readopted);
-    } catch (e) {
-      cannotHavePolicy(
-        "POLICY_RESTORE_FAILED",
-        `the applied policy could not be restored into the kernel: ${
-          e instanceof Error ? e.message : e
-        }`,
-      );
-    }
-    const runPolicy = opts.policy;
-    const applyRunPolicy = async (): Promise<string | null> => {
-      if (!runPolicy) return null;
-      try {
-        const r = await policy.applyFile(runPolicy, opts.requireSignature === true);
-        if (!r) lg.info(literal(`--policy ${runPolicy} is the applied policy already`));
-        return null;
-      } catch (e) {
-        const issues = e instanceof PolicyRejectedError && e.issues.length > 0
-          ? ` (${e.issues.slice(0, 3).join("; ")}${e.issues.length > 3 ? "; …" : ""})`
-          : "";
-        return `--policy ${runPolicy} could not be applied: ${
-          e instanceof Error ? e.message : e
-        }${issues}`;
-      }
-    };
-    {
-      const failed = await applyRunPolicy();
-      if (failed) cannotHavePolicy("RUN_POLICY_FAILED", failed);
+      decision = next.decision;
     }
     reapplyRunPolicy = async () => {
-      const failed = await applyRunPolicy();
+      if (!opts.policy) return;
+      const failed = await applyRunPolicy(policy, opts.policy, phase.requireSignature);
       if (failed) lg.error(literal(`SIGHUP: ${failed}; the current policy keeps enforcing`));
-      else clearBlocker("RUN_POLICY_FAILED", `--policy ${runPolicy} is applied`);
+      else clearBlocker("RUN_POLICY_FAILED", `--policy ${opts.policy} is applied`);
       rebuildReport();
     };
 

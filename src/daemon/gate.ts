@@ -146,3 +146,44 @@ export function refusalMessage(blockers: Blocker[]): string {
     "\nUse --audit to observe only, --enforce-gate-mode=audit-fallback to accept a " +
     "reduced-security posture, or --enforce-fallback=signal to kill offenders instead.";
 }
+
+/** A start that cannot have the policy it was given: the blocker that says so, with its remedy. */
+export function policyBlocker(
+  code: "POLICY_RESTORE_FAILED" | "RUN_POLICY_FAILED",
+  detail: string,
+): Blocker {
+  return {
+    code,
+    message: detail,
+    remedy: code === "POLICY_RESTORE_FAILED"
+      ? "apply a good policy (aegisbpf policy apply FILE), then restart the agent: an agent " +
+        "that started without its policy reports only until it starts again"
+      : "fix the file given with --policy (aegisbpf policy lint FILE), then restart the agent " +
+        "(or send SIGHUP to apply it; the agent reports only until it restarts)",
+  };
+}
+
+/**
+ * What a policy blocker found after the engine started does to an
+ * enforcing start: fail-closed refuses; audit-fallback continues in
+ * AUDIT_FALLBACK (reason POLICY_APPLY_FAILED); a start that does not
+ * enforce anyway goes on as decided.
+ */
+export function afterPolicyProblem(
+  decision: GateDecision,
+  mode: GateMode,
+  detail: string,
+): { refuse: true } | { refuse: false; decision: GateDecision } {
+  if (!decision.enforcing) return { refuse: false, decision };
+  if (mode === "fail-closed") return { refuse: true };
+  return {
+    refuse: false,
+    decision: {
+      ...decision,
+      state: "AUDIT_FALLBACK",
+      reason: "POLICY_APPLY_FAILED",
+      enforcing: false,
+      detail,
+    },
+  };
+}

@@ -1,6 +1,12 @@
 import assert from "node:assert/strict";
 import type { Blocker } from "../contracts.ts";
-import { decideGate, refusalMessage } from "./gate.ts";
+import {
+  afterPolicyProblem,
+  decideGate,
+  type GateDecision,
+  policyBlocker,
+  refusalMessage,
+} from "./gate.ts";
 
 const lsmOff: Blocker = {
   code: "BPF_LSM_DISABLED",
@@ -110,4 +116,33 @@ Deno.test("gate: --audit and break-glass never enforce", () => {
     "BREAK_GLASS_ACTIVE",
     false,
   ]);
+});
+
+Deno.test("gate: a policy the start cannot have — fail-closed refuses, audit-fallback reports only", () => {
+  const enforce: GateDecision = {
+    state: "ENFORCE",
+    reason: "STARTUP_ENFORCE_READY",
+    engine: "lsm",
+    enforcing: true,
+    detail: "",
+  };
+  assert.deepEqual(afterPolicyProblem(enforce, "fail-closed", "bad"), { refuse: true });
+  const fb = afterPolicyProblem(enforce, "audit-fallback", "stored policy damaged");
+  assert.equal(fb.refuse, false);
+  if (!fb.refuse) {
+    assert.equal(fb.decision.state, "AUDIT_FALLBACK");
+    assert.equal(fb.decision.reason, "POLICY_APPLY_FAILED");
+    assert.equal(fb.decision.enforcing, false);
+    assert.equal(fb.decision.detail, "stored policy damaged");
+  }
+  // a start that does not enforce anyway (--audit) goes on as decided, in either mode
+  const audit: GateDecision = { ...enforce, state: "AUDIT_FALLBACK", enforcing: false };
+  assert.deepEqual(afterPolicyProblem(audit, "fail-closed", "x"), {
+    refuse: false,
+    decision: audit,
+  });
+  const b = policyBlocker("RUN_POLICY_FAILED", "--policy /x could not be applied");
+  assert.equal(b.code, "RUN_POLICY_FAILED");
+  assert.match(b.remedy, /policy lint/);
+  assert.match(policyBlocker("POLICY_RESTORE_FAILED", "d").remedy, /restart the agent/);
 });

@@ -239,12 +239,17 @@ export class DaemonPolicy {
 
   /**
    * `run --policy PATH` (at start, and again on SIGHUP): apply the file (a
-   * policy or a signed bundle) when it is not what is applied now; the
+   * policy or a signed bundle) when it is not what is applied now (or
+   * always, with `force`: after a failed restore); the
    * agent itself is the caller. Returns the report, or null when the file is
    * the applied policy already. Throws what applyPolicyBytes throws (the
    * previous policy then keeps enforcing) and AegisError POLICY_READ_FAILED.
    */
-  async applyFile(path: string, requireSignature: boolean): Promise<PolicyApplyReport | null> {
+  async applyFile(
+    path: string,
+    requireSignature: boolean,
+    force = false,
+  ): Promise<PolicyApplyReport | null> {
     let bytes: Uint8Array;
     try {
       bytes = Deno.readFileSync(path);
@@ -254,7 +259,7 @@ export class DaemonPolicy {
         `cannot read the policy ${path}: ${e instanceof Error ? e.message : e}`,
       );
     }
-    if (await isAppliedPolicy(this.#o.stateDir, bytes, requireSignature)) return null;
+    if (!force && await isAppliedPolicy(this.#o.stateDir, bytes, requireSignature)) return null;
     const report = await applyPolicyBytes(this.#applyDeps(), {
       file: path,
       bytes,
