@@ -25,6 +25,8 @@ import {
   EmergencyControl,
   type EmergencyFlag,
   type EmergencyStatus,
+  emergencyStatusJson,
+  toggleJson,
   type ToggleResult,
 } from "../control/emergency.ts";
 import { aegisPaths } from "../contracts.ts";
@@ -69,7 +71,7 @@ async function toggle(disable: boolean, reason: string, json: boolean): Promise<
   );
   const via: Via = how === "daemon" ? "daemon" : "direct";
   if (json) {
-    outJson({ ...result, via });
+    outJson(toggleJson(result, via));
     return;
   }
   if (!result.changed) {
@@ -134,7 +136,7 @@ async function status(json: boolean): Promise<void> {
     });
     s = { ...ctl.status(), agent_loaded: false, via: "none" };
   }
-  if (json) outJson(s);
+  if (json) outJson(emergencyStatusJson(s));
   else printStatus(s);
 }
 

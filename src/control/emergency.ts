@@ -467,3 +467,87 @@ function safeHostname(): string {
     return "unknown";
   }
 }
+
+/**
+ * The fields the C++ agent's `emergency-status --json` and emergency-*
+ * `--json` replies carry (its published schema), computed from ours and
+ * added beside them, so dashboards and scripts written for it read ours
+ * as they are. `kernel_state_known`: the kernel flag was read (an agent is
+ * loaded); `state_present`: a change was ever recorded. Fields without a
+ * value are left out (the schema has no nulls).
+ */
+export function emergencyContractFields(s: {
+  active: boolean;
+  kernelKnown: boolean;
+  statePresent: boolean;
+  changedAtUnix: number | null;
+  changedBy: Caller | null;
+  nodeName?: string;
+  reason: string | null;
+  reasonSha256: string | null;
+  transitionsTotal?: number;
+  stormActive: boolean;
+  transitionsInWindow: number;
+}): Record<string, unknown> {
+  const out: Record<string, unknown> = {
+    ok: true,
+    enabled: s.active,
+    kernel_state_known: s.kernelKnown,
+    state_present: s.statePresent,
+    storm_active: s.stormActive,
+    storm_transitions_in_window: s.transitionsInWindow,
+    storm_threshold: STORM_THRESHOLD,
+    storm_window_seconds: STORM_WINDOW_MS / 1000,
+  };
+  if (s.kernelKnown) out.kernel_enabled = s.active;
+  if (s.changedAtUnix !== null) out.changed_at_unix = s.changedAtUnix;
+  if (s.changedBy && s.changedBy.uid >= 0) out.uid = s.changedBy.uid;
+  if (s.changedBy && s.changedBy.pid >= 0) out.pid = s.changedBy.pid;
+  if (s.nodeName !== undefined) out.node_name = s.nodeName;
+  if (s.reason !== null) out.reason = s.reason;
+  if (s.reasonSha256 !== null) out.reason_sha256 = s.reasonSha256;
+  if (s.transitionsTotal !== undefined) out.transitions_total = s.transitionsTotal;
+  return out;
+}
+
+/** Our status plus the C++ fields, without nulls (`emergency-status --json`). */
+export function emergencyStatusJson(
+  s: EmergencyStatus & { agent_loaded: boolean; via: string },
+): Record<string, unknown> {
+  const ours = Object.fromEntries(Object.entries(s).filter(([, v]) => v !== null));
+  return {
+    ...ours,
+    ...emergencyContractFields({
+      active: s.active,
+      kernelKnown: s.agent_loaded,
+      statePresent: s.since_unix !== null,
+      changedAtUnix: s.since_unix,
+      changedBy: s.changed_by,
+      nodeName: s.node_name,
+      reason: s.reason,
+      reasonSha256: s.reason_sha256,
+      transitionsTotal: s.transitions_total,
+      stormActive: s.storm_active,
+      transitionsInWindow: s.transitions_60s,
+    }),
+  };
+}
+
+/** A toggle's reply plus the C++ fields (emergency-disable / -enable `--json`). */
+export function toggleJson(r: ToggleResult, via: string): Record<string, unknown> {
+  return {
+    ...r,
+    via,
+    ...emergencyContractFields({
+      active: r.active,
+      kernelKnown: true,
+      statePresent: true,
+      changedAtUnix: r.changed_at_unix,
+      changedBy: null,
+      reason: r.reason,
+      reasonSha256: r.reason_sha256,
+      stormActive: r.storm_active,
+      transitionsInWindow: r.transitions_60s,
+    }),
+  };
+}
