@@ -39,6 +39,10 @@ export const ENV_TEMPLATE = `# aegisbpf settings, read by the systemd unit (Envi
 # AEGIS_ENFORCE_GATE_MODE=fail-closed
 # AEGIS_HTTP_LISTEN=127.0.0.1:80
 # AEGIS_EVENT_LOG=stdout
+# A policy file or signed bundle applied at start and on "systemctl reload":
+# AEGIS_POLICY=/etc/aegisbpf/policy.bundle
+# Accept only signed bundles (for AEGIS_POLICY and the policy restored at start):
+# AEGIS_REQUIRE_SIGNATURE=1
 `;
 
 export interface InstallOptions {

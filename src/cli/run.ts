@@ -92,9 +92,11 @@ export function addRunCommand(program: Command, start: DaemonRunner = runDaemon)
           "applied one already",
       ).env("AEGIS_POLICY"),
     )
-    .option(
-      "--require-signature",
-      "accept only signed bundles: for --policy and for the stored policy restored at start",
+    .addOption(
+      new Option(
+        "--require-signature",
+        "accept only signed bundles: for --policy and for the stored policy restored at start",
+      ).env("AEGIS_REQUIRE_SIGNATURE"),
     )
     .addOption(
       new Option("--log <stdout|file:PATH>", "where events go (JSON lines)")
