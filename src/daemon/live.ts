@@ -24,7 +24,7 @@ import { isAppliedPolicy } from "../policy/store.ts";
 import type { Unresolved } from "../policy/compile.ts";
 import { hostCompileEnv } from "../policy/host_env.ts";
 import { keysDir } from "../policy/keys.ts";
-import { LiveRules } from "../policy/live.ts";
+import { describeRule, LiveRules } from "../policy/live.ts";
 import { parsePolicy } from "../policy/parse.ts";
 import type { FileRuleTarget, RuleVerification } from "../proof/verify.ts";
 import { createPolicyRoutes, createRuleRoutes } from "../control/policy_routes.ts";
@@ -163,6 +163,31 @@ export class DaemonPolicy {
     for (const w of r.warnings) lg.warn(literal(w));
     this.watch(r.unresolved);
     if (r.expired.length > 0) this.#expired(r.expired);
+    for (const x of r.rekeyed) {
+      lg.info(
+        literal(`live rule ${x.id} (${describeRule(x.spec)}): its path or cgroup is resolved anew`),
+        { rule: x },
+      );
+    }
+    for (const x of r.dropped) {
+      lg.warn(
+        literal(
+          `live rule ${x.id} (${
+            describeRule(x.spec)
+          }) dropped: its file or cgroup does not exist ` +
+            `now (its old identity could name something else on this boot); add it again when ` +
+            `it is back`,
+        ),
+        { rule: x },
+      );
+      this.#o.bus.emit({
+        type: "control_change",
+        control: "live_rule",
+        action: "drop",
+        rule: x,
+        changed_at_unix: Math.floor(Date.now() / 1000),
+      });
+    }
     const n = Object.values(r.entries).reduce((a, b) => a + b, 0);
     const what =
       `${

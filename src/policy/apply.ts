@@ -190,6 +190,10 @@ export interface RestoreReport {
   live: number;
   /** live rules whose TTL ran out while the agent was down (removed) */
   expired: LiveRule[];
+  /** live file/cgroup rules whose path now names another inode or cgroup (rekeyed) */
+  rekeyed: LiveRule[];
+  /** live file/cgroup rules whose path or cgroup is gone (dropped from the store) */
+  dropped: LiveRule[];
   unresolved: Unresolved[];
   /** the switch made; null when re-adopted maps held the stored state already */
   generation: { from: number; to: number } | null;
@@ -242,6 +246,8 @@ export async function restoreAppliedPolicy(
     ({ compiled, unresolved } = compilePolicy(parsed.policy, deps.compileEnv));
   }
   const expired = deps.live.sweep();
+  // device and inode numbers are new after a reboot; files may have been replaced
+  const { changed: rekeyed, dropped } = deps.live.refreshIdentities();
   const carried = deps.live.rules();
   if (!stored && carried.length === 0 && !opts.readopted) return null;
   const merged = mergeLive(compiled, carried);
@@ -259,6 +265,8 @@ export async function restoreAppliedPolicy(
     entries: countByMap(compiled.entries),
     live: carried.length,
     expired,
+    rekeyed,
+    dropped,
     unresolved,
     generation,
     diff,

@@ -17,6 +17,7 @@ import { bundleFileFor, isAppliedPolicy, loadAppliedPolicy, PolicyRejectedError 
 import type { CompiledPolicy } from "./compile.ts";
 import { DEFAULT_RULE_MAP_SIZES, mapSizesFor, readMapSizeRequests } from "./sizing.ts";
 import { fakeMaps, fakeResolvePath } from "./fake_maps_testing.ts";
+import type { ResolvedPath } from "../bpf/path_rule.ts";
 import { LIVE_RULE_ID_BASE, LiveRules } from "./live.ts";
 import { signBundle } from "./bundle.ts";
 import { addKey, generateKeyPair, type KeyPairBytes } from "./keys.ts";
@@ -109,9 +110,12 @@ Deno.test("applyCompiled: a write failure before the switch removes the partial 
   }
 });
 
-function pipeline(dir: string, sizes: Record<string, number> = {}) {
+function pipeline(
+  dir: string,
+  sizes: Record<string, number> = {},
+  resolvePath: (p: string) => ResolvedPath = fakeResolvePath(),
+) {
   const fm = fakeMaps(sizes);
-  const resolvePath = fakeResolvePath();
   const live = new LiveRules({
     maps: fm.maps,
     storePath: `${dir}/live_rules.json`,
@@ -460,6 +464,35 @@ Deno.test("restoreAppliedPolicy: live rules without any applied policy come back
     strictEqual(r?.sha256, null);
     strictEqual(r?.live, 1);
     strictEqual(again.fm.get("aegis_deny_ip4").data.size, 1, "the live rule is back");
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("restoreAppliedPolicy: live file rules are resolved again by path; a gone file's rule is dropped", async () => {
+  const dir = Deno.makeTempDirSync();
+  try {
+    const first = pipeline(dir); // dev 5
+    first.live.add({ kind: "path", path: "/a" });
+    first.live.add({ kind: "path", path: "/bbb" });
+    // the next boot: another device number, and /bbb is gone
+    const nextBoot = (p: string): ResolvedPath =>
+      p === "/bbb"
+        ? { status: "unresolved", path: p, reason: "does not exist (yet)" }
+        : { status: "resolved", path: p, canonical: p, dev: 9, ino: p.length };
+    const again = pipeline(dir, {}, nextBoot);
+    const r = await restoreAppliedPolicy(again.deps);
+    deepStrictEqual(r?.rekeyed.map((x) => [x.spec.kind === "path" && x.spec.dev, x.id]), [
+      [9, LIVE_RULE_ID_BASE],
+    ]);
+    deepStrictEqual(r?.dropped.map((x) => x.id), [LIVE_RULE_ID_BASE + 1]);
+    strictEqual(r?.live, 1);
+    const keys = again.fm.get("aegis_deny_inode").keys();
+    strictEqual(keys.length, 1);
+    strictEqual(toHex(keys[0]), toHex(inodeKey(9, 2, keyGeneration("aegis_deny_inode", keys[0]))));
+    deepStrictEqual(again.live.rules().map((x) => x.id), [LIVE_RULE_ID_BASE], "the store agrees");
+    // nothing changed since: nothing to refresh
+    deepStrictEqual(again.live.refreshIdentities(), { changed: [], dropped: [] });
   } finally {
     Deno.removeSync(dir, { recursive: true });
   }

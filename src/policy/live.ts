@@ -693,6 +693,67 @@ export class LiveRules {
     });
   }
 
+  /**
+   * At start (after a reboot device and inode numbers are new; files may
+   * have been replaced while the agent was down): resolve every path and
+   * named-cgroup rule again by the path or cgroup the operator gave, and
+   * store the identity found now (`changed`). A rule whose file or cgroup no
+   * longer exists is dropped from the store (`dropped`): its old identity
+   * could name another file on this boot. Store only: the restore then
+   * writes the rules into the maps as one generation.
+   */
+  refreshIdentities(): { changed: LiveRule[]; dropped: LiveRule[] } {
+    if (!this.rules().some((r) => r.spec.kind === "path" || r.spec.kind === "cgroup")) {
+      return { changed: [], dropped: [] };
+    }
+    return this.#withLock(() => {
+      const s = this.#read();
+      const changed: LiveRule[] = [];
+      const dropped: LiveRule[] = [];
+      const kept: LiveRule[] = [];
+      for (const r of s.rules) {
+        const now = r.state === undefined ? this.#identityNow(r.spec) : r.spec;
+        if (now === null) dropped.push(r);
+        else if (now === r.spec) kept.push(r);
+        else {
+          const nr = { ...r, spec: now };
+          changed.push(nr);
+          kept.push(nr);
+        }
+      }
+      if (changed.length > 0 || dropped.length > 0) this.#write({ ...s, rules: kept });
+      return { changed, dropped };
+    });
+  }
+
+  /** The spec with the identity its path or cgroup has now; the same object if unchanged; null if gone. */
+  #identityNow(spec: LiveRuleSpec): LiveRuleSpec | null {
+    if (spec.kind === "path") {
+      let res: ResolvedPath;
+      try {
+        res = (this.#d.resolvePath ?? resolveRulePath)(spec.path);
+      } catch {
+        return null; // no longer on a file system a rule can hold
+      }
+      if (res.status !== "resolved") return null;
+      if (res.dev === spec.dev && String(res.ino) === spec.ino) return spec;
+      return { ...spec, dev: res.dev, ino: String(res.ino) };
+    }
+    if (spec.kind === "cgroup") {
+      let ref;
+      try {
+        ref = parseCgroupRef(spec.cgroup);
+      } catch {
+        return spec;
+      }
+      if (ref.kind === "cgid") return spec; // given by number: nothing to resolve
+      const id = this.#d.resolveCgroup(ref.path);
+      if (id === null) return null;
+      return String(id) === spec.cgid ? spec : { ...spec, cgid: String(id) };
+    }
+    return spec;
+  }
+
   /** Remove every rule whose TTL has passed (maps and store); returns them. */
   sweep(): LiveRule[] {
     const now = this.#now();

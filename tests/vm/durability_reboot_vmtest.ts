@@ -94,10 +94,20 @@ Deno.test({
     try {
       // the first healthy answer: both rules must deny by then
       let first: { secret: string; live: string } | null = null;
+      const deadline = Date.now() + 180_000;
       while (!first) {
         if (a.exited) throw new Error(`the agent exited:\n${a.err}`);
+        if (Date.now() > deadline) {
+          throw new Error(
+            `no 200 from /health?require_enforce=1 within 180 s; the agent's log:\n${
+              a.err.slice(-6000)
+            }`,
+          );
+        }
         try {
-          const r = await fetch(`http://127.0.0.1:${e.port}/health?require_enforce=1`);
+          const r = await fetch(`http://127.0.0.1:${e.port}/health?require_enforce=1`, {
+            signal: AbortSignal.timeout(5000),
+          });
           await r.body?.cancel();
           if (r.status === 200) {
             first = { secret: tryOpen(`${FILES}/secret`), live: tryOpen(`${FILES}/live`) };
