@@ -795,7 +795,12 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
         targets: () => policy.fileRuleTargets(),
         onRound: () => rebuildReport(),
       });
-      cleanups.push(() => proofs?.close());
+      cleanups.push(async () => {
+        proofs?.close();
+        // a round's probes are native calls in flight: they must return before the
+        // engine and the shim close (a SIGTERM right after an apply lands in one)
+        await proofs?.prover.settled();
+      });
       const res = await proofs.prover.round();
       // just ran: only a failure counts (its age is no question here)
       firstProof = proofProblem(proofs.prover.surfaces, res, 0, Number.MAX_SAFE_INTEGER) ??

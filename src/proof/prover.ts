@@ -172,6 +172,11 @@ export class EnforcementProver {
     }
   }
 
+  /** Resolves once no round is in flight (its probes are native calls: await before closing). */
+  async settled(): Promise<void> {
+    while (this.#running) await this.#running.catch(() => {});
+  }
+
   /** Is a periodic round due (interval on, none in flight, period elapsed)? */
   due(): boolean {
     return this.intervalSeconds > 0 && this.#running === null &&

@@ -68,7 +68,8 @@ Deno.test({
       await cli("block", "add", `${FILES}/live`, "--ttl", "2h");
       strictEqual(tryOpen(`${FILES}/secret`), DENIED);
       strictEqual(tryOpen(`${FILES}/live`), DENIED);
-      strictEqual((await a.stop()).code, 0);
+      const st = await a.stop();
+      strictEqual(st.code, 0, `a clean stop; the agent's log:\n${a.err.slice(-4000)}`);
       a = null;
       // the state directory, on a disk that outlives this machine
       copyDir(e.stateDir, `${PERSIST}/state`);
