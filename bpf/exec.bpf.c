@@ -118,8 +118,8 @@ int BPF_PROG(aegis_bprm_check, struct linux_binprm *bprm, int ret)
 	flags = hc.flags;
 	if (!(flags & (AEGIS_POL_FILE_RULES | AEGIS_POL_EXEC_RULES)))
 		return 0;
-	filename = BPF_CORE_READ(bprm, filename);
-	aegis_inode_key_of(&k, BPF_CORE_READ(bprm, file, f_inode), hc.gen);
+	filename = bprm->filename;
+	aegis_inode_key_of(&k, bprm->file->f_inode, hc.gen);
 	r = aegis_exec_match(&hc, flags, &k, filename, &ck, &by_comm);
 	if (!r || aegis_inode_exempt(&hc, &k))
 		return aegis_hook_allow(&hc);

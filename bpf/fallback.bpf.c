@@ -130,7 +130,7 @@ static __always_inline void aegis_fb_opened(long ret)
 		aegis_hook_allow(&hc);
 		return;
 	}
-	aegis_inode_key_of(&k, BPF_CORE_READ(f, f_inode), hc.gen);
+	aegis_inode_key_of_read(&k, BPF_CORE_READ(f, f_inode), hc.gen);
 	r = aegis_inode_match(&hc, &k);
 	if (!r) {
 		aegis_hook_allow(&hc);
@@ -178,7 +178,7 @@ int BPF_PROG(aegis_fb_exec, struct task_struct *p, pid_t old_pid, struct linux_b
 	if (!(flags & (AEGIS_POL_FILE_RULES | AEGIS_POL_EXEC_RULES)))
 		return 0;
 	filename = BPF_CORE_READ(bprm, filename);
-	aegis_inode_key_of(&k, BPF_CORE_READ(bprm, file, f_inode), hc.gen);
+	aegis_inode_key_of_read(&k, BPF_CORE_READ(bprm, file, f_inode), hc.gen);
 	r = aegis_exec_match(&hc, flags, &k, filename, &ck, &by_comm);
 	if (!r || aegis_inode_exempt(&hc, &k)) {
 		aegis_hook_allow(&hc);
@@ -220,8 +220,9 @@ int aegis_fb_connect(struct trace_event_raw_sys_enter *ctx)
 	if (!f || (BPF_CORE_READ(f, f_inode, i_mode) & AEGIS_S_IFMT) != AEGIS_S_IFSOCK)
 		return 0;
 	sock = BPF_CORE_READ(f, private_data);
-	if (!sock || aegis_net_target_of(&t, sock, sa, len, AEGIS_DIR_EGRESS,
-					 AEGIS_HOOK_SOCKET_CONNECT))
+	if (!sock || aegis_net_target_of(&t, BPF_CORE_READ(sock, sk, __sk_common.skc_family),
+					 aegis_net_proto(BPF_CORE_READ(sock, sk, sk_protocol)), sa,
+					 len, AEGIS_DIR_EGRESS, AEGIS_HOOK_SOCKET_CONNECT))
 		return 0;
 	aegis_hook_enter(&hc, AEGIS_HOOK_TP_CONNECT);
 	if (!(hc.flags & AEGIS_POL_NET_RULES))
@@ -230,7 +231,7 @@ int aegis_fb_connect(struct trace_event_raw_sys_enter *ctx)
 		aegis_hook_allow(&hc);
 		return 0;
 	}
-	r = aegis_net_match(&t, hc.gen, &rt);
+	r = aegis_net_match(&t, hc.gen, hc.flags, &rt);
 	if (!r) {
 		aegis_hook_allow(&hc);
 		return 0;

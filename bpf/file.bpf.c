@@ -23,7 +23,7 @@ int BPF_PROG(aegis_file_open, struct file *file, int ret)
 	if (ret != 0)
 		return aegis_lsm_ret(ret); /* an earlier program already decided */
 	aegis_hook_enter(&hc, AEGIS_HOOK_FILE_OPEN);
-	rc = aegis_inode_decide(&hc, BPF_CORE_READ(file, f_inode));
+	rc = aegis_inode_decide(&hc, file->f_inode);
 	if (rc)
 		aegis_count(AEGIS_CNT_FILE_DENY);
 	return aegis_lsm_ret(rc);
@@ -64,7 +64,7 @@ int BPF_PROG(aegis_inode_copy_up, struct dentry *src, struct cred **new, int ret
 
 	if (ret != 0)
 		return aegis_lsm_ret(ret);
-	inode = BPF_CORE_READ(src, d_inode);
+	inode = src->d_inode;
 	if (!inode)
 		return 0;
 	aegis_hook_enter(&hc, AEGIS_HOOK_INODE_COPY_UP);

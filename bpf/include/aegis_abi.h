@@ -116,6 +116,18 @@ enum aegis_policy_flag {
 	AEGIS_POL_DENY_MODULE = 16,
 	AEGIS_POL_DENY_BPF = 32,
 	AEGIS_POL_CGROUP_RULES = 64, /* any cgroup-scoped rule (set with FILE/NET_RULES) */
+	/*
+	 * The network table bits below are complete: a table whose bit is
+	 * clear holds no rule of this generation, and the hooks skip its
+	 * lookup. Set only by whoever writes the whole flags word knowing every
+	 * rule (a policy apply); without it (flags written by an older agent)
+	 * every table is looked up. A live edit adds its table's bit.
+	 */
+	AEGIS_POL_NET_TABLES = 128,
+	AEGIS_POL_NET_IP = 256,      /* aegis_deny_ip4 / aegis_deny_ip6 */
+	AEGIS_POL_NET_CIDR = 512,    /* aegis_deny_cidr4 / aegis_deny_cidr6 */
+	AEGIS_POL_NET_IP_PORT = 1024, /* aegis_deny_ip4_port / aegis_deny_ip6_port */
+	AEGIS_POL_NET_PORT = 2048,   /* aegis_deny_port */
 };
 
 /* Slots of the array "aegis_config" (values are __u64). */

@@ -35,37 +35,55 @@ struct btrfs_inode___aegis {
 	struct inode vfs_inode;
 } __attribute__((preserve_access_index));
 
-/*
- * The device half of a file's identity. Every file system but btrfs: the
- * superblock's s_dev. btrfs: one superblock holds every subvolume and
- * snapshot, and inode numbers repeat in each, so the key takes the
- * subvolume's anonymous device (BTRFS_I(inode)->root->anon_dev, what
- * stat() reports as st_dev) — docs/engine.md, "File identity per file
- * system".
- */
-static __always_inline __u32 aegis_inode_dev(struct inode *inode)
+/* Are the btrfs types there (constant at load time: dead code when not)? */
+#define AEGIS_BTRFS_TYPES                                                          \
+	(bpf_core_type_exists(struct btrfs_inode___aegis) &&                       \
+	 bpf_core_field_exists(struct btrfs_inode___aegis, root) &&                \
+	 bpf_core_field_exists(struct btrfs_inode___aegis, vfs_inode) &&           \
+	 bpf_core_field_exists(struct btrfs_root___aegis, anon_dev))
+
+/* btrfs: BTRFS_I(inode)->root->anon_dev. Probe reads: the containing
+ * struct lies before the BTF pointer, where direct loads may not go. */
+static __always_inline __u32 aegis_btrfs_dev(struct inode *inode)
 {
-	struct super_block *sb = BPF_CORE_READ(inode, i_sb);
+	struct btrfs_inode___aegis *bi =
+		(void *)((char *)inode - bpf_core_field_offset(struct btrfs_inode___aegis, vfs_inode));
 
-	if (bpf_core_type_exists(struct btrfs_inode___aegis) &&
-	    bpf_core_field_exists(struct btrfs_inode___aegis, root) &&
-	    bpf_core_field_exists(struct btrfs_inode___aegis, vfs_inode) &&
-	    bpf_core_field_exists(struct btrfs_root___aegis, anon_dev) &&
-	    BPF_CORE_READ(sb, s_magic) == AEGIS_BTRFS_SUPER_MAGIC) {
-		struct btrfs_inode___aegis *bi =
-			(void *)((char *)inode -
-				 bpf_core_field_offset(struct btrfs_inode___aegis, vfs_inode));
-
-		return BPF_CORE_READ(bi, root, anon_dev);
-	}
-	return BPF_CORE_READ(sb, s_dev);
+	return BPF_CORE_READ(bi, root, anon_dev);
 }
 
+/*
+ * A file's identity, (dev, ino), for an inode that is a BTF pointer (an LSM
+ * or tp_btf argument, or a field reached from one): direct loads, which the
+ * verifier turns into fault-safe loads without a helper call. The device
+ * half is the superblock's s_dev on every file system but btrfs: one
+ * superblock holds every subvolume and snapshot, and inode numbers repeat
+ * in each, so the key takes the subvolume's anonymous device (what stat()
+ * reports as st_dev) — docs/engine.md, "File identity per file system".
+ */
 static __always_inline void aegis_inode_key_of(struct aegis_inode_key *k, struct inode *inode,
 					       __u32 gen)
 {
+	struct super_block *sb = inode->i_sb;
+
+	k->ino = inode->i_ino;
+	k->dev = AEGIS_BTRFS_TYPES && sb->s_magic == AEGIS_BTRFS_SUPER_MAGIC
+			 ? aegis_btrfs_dev(inode)
+			 : sb->s_dev;
+	k->gen = gen;
+}
+
+/* The same for an inode pointer that is a plain number (read with a probe
+ * read: the fallback's tracepoints). */
+static __always_inline void aegis_inode_key_of_read(struct aegis_inode_key *k,
+						    struct inode *inode, __u32 gen)
+{
+	struct super_block *sb = BPF_CORE_READ(inode, i_sb);
+
 	k->ino = BPF_CORE_READ(inode, i_ino);
-	k->dev = aegis_inode_dev(inode);
+	k->dev = AEGIS_BTRFS_TYPES && BPF_CORE_READ(sb, s_magic) == AEGIS_BTRFS_SUPER_MAGIC
+			 ? aegis_btrfs_dev(inode)
+			 : BPF_CORE_READ(sb, s_dev);
 	k->gen = gen;
 }
 

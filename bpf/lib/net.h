@@ -52,66 +52,66 @@ struct aegis_net_target {
 	__u8 pad;
 };
 
-/* Socket family (AF_INET / AF_INET6 / other) and protocol (6, 17, else 0). */
-static __always_inline __u16 aegis_sock_family(struct socket *sock)
+/* A socket's protocol as the rules name it: 6, 17, else 0. */
+static __always_inline __u8 aegis_net_proto(__u16 p)
 {
-	return BPF_CORE_READ(sock, sk, __sk_common.skc_family);
-}
-
-static __always_inline __u8 aegis_sock_proto(struct socket *sock)
-{
-	__u16 p = BPF_CORE_READ(sock, sk, sk_protocol);
-
 	return (p == AEGIS_IPPROTO_TCP || p == AEGIS_IPPROTO_UDP) ? (__u8)p : 0;
 }
 
-/* Fill `t` from a kernel sockaddr of `len` bytes. 0 when there is
+/*
+ * Fill `t` from a sockaddr of `len` bytes at `sa` (kernel memory: the LSM
+ * hooks' copy, or the fallback's stack copy), for a socket of
+ * `sock_family` and protocol `proto` (aegis_net_proto). 0 when there is
  * something to check, else 1 (other family, too short: the kernel itself
- * rejects or ignores it). */
-static __always_inline int aegis_net_target_of(struct aegis_net_target *t, struct socket *sock,
-					       void *sa, int len, __u8 dir, __u32 hook)
+ * rejects or ignores it). One read of AEGIS_SIN6_LEN bytes: the kernel's
+ * copy is a struct sockaddr_storage (128 bytes), so the bytes past `len`
+ * exist; they are never used.
+ */
+static __always_inline int aegis_net_target_of(struct aegis_net_target *t, __u16 sock_family,
+					       __u8 proto, void *sa, int len, __u8 dir, __u32 hook)
 {
-	__u16 sock_family = aegis_sock_family(sock);
-	__u16 family = 0;
+	__u8 buf[AEGIS_SIN6_LEN] = {};
+	__u16 family;
 
 	if (sock_family != AEGIS_AF_INET && sock_family != AEGIS_AF_INET6)
 		return 1;
 	if (!sa || len < (int)sizeof(family))
 		return 1;
-	if (bpf_probe_read_kernel(&family, sizeof(family), sa))
+	if (bpf_probe_read_kernel(buf, sizeof(buf), sa))
 		return 1;
+	family = ((struct sockaddr *)buf)->sa_family;
 	if (family == AEGIS_AF_UNSPEC && sock_family == AEGIS_AF_INET &&
 	    hook != AEGIS_HOOK_SOCKET_CONNECT)
 		family = AEGIS_AF_INET;
-	t->proto = aegis_sock_proto(sock);
+	t->proto = proto;
 	t->dir = dir;
 	t->check_addr = dir == AEGIS_DIR_EGRESS;
 	if (family == AEGIS_AF_INET) {
-		struct sockaddr_in sin = {};
+		struct sockaddr_in *sin = (void *)buf;
 
-		if (len < AEGIS_SIN_LEN || bpf_probe_read_kernel(&sin, AEGIS_SIN_LEN, sa))
+		if (len < AEGIS_SIN_LEN)
 			return 1;
 		t->family = AEGIS_AF_INET;
-		t->port = bpf_ntohs(sin.sin_port);
-		t->addr4 = sin.sin_addr.s_addr;
+		t->port = bpf_ntohs(sin->sin_port);
+		t->addr4 = sin->sin_addr.s_addr;
 		__builtin_memcpy(t->addr, &t->addr4, 4);
 		t->has_v4 = 1;
 		return 0;
 	}
 	if (family == AEGIS_AF_INET6) {
-		struct sockaddr_in6 sin6 = {};
+		struct sockaddr_in6 *sin6 = (void *)buf;
 		__u32 w0, w1, w2;
 
-		if (len < AEGIS_SIN6_LEN || bpf_probe_read_kernel(&sin6, AEGIS_SIN6_LEN, sa))
+		if (len < AEGIS_SIN6_LEN)
 			return 1;
 		t->family = AEGIS_AF_INET6;
-		t->port = bpf_ntohs(sin6.sin6_port);
-		__builtin_memcpy(t->addr, sin6.sin6_addr.in6_u.u6_addr8, 16);
-		w0 = sin6.sin6_addr.in6_u.u6_addr32[0];
-		w1 = sin6.sin6_addr.in6_u.u6_addr32[1];
-		w2 = sin6.sin6_addr.in6_u.u6_addr32[2];
+		t->port = bpf_ntohs(sin6->sin6_port);
+		__builtin_memcpy(t->addr, sin6->sin6_addr.in6_u.u6_addr8, 16);
+		w0 = sin6->sin6_addr.in6_u.u6_addr32[0];
+		w1 = sin6->sin6_addr.in6_u.u6_addr32[1];
+		w2 = sin6->sin6_addr.in6_u.u6_addr32[2];
 		if (w0 == 0 && w1 == 0 && w2 == bpf_htonl(0x0000ffff)) {
-			t->addr4 = sin6.sin6_addr.in6_u.u6_addr32[3];
+			t->addr4 = sin6->sin6_addr.in6_u.u6_addr32[3];
 			t->has_v4 = 1;
 		}
 		return 0;
@@ -268,28 +268,35 @@ static __always_inline struct aegis_rule *aegis_net_cg_match(struct aegis_net_ta
 	return r;
 }
 
-/* First matching deny rule in the SPEC order; *rt says which table. */
+/* May the generation with these flags hold a rule in the table `bit`? */
+static __always_inline int aegis_net_table(__u64 flags, __u64 bit)
+{
+	return !(flags & AEGIS_POL_NET_TABLES) || (flags & bit);
+}
+
+/* First matching deny rule in the order of docs/engine.md; *rt says which
+ * table. Tables the generation's flags say are empty are not looked up. */
 static __always_inline struct aegis_rule *aegis_net_match(struct aegis_net_target *t, __u32 gen,
-							  __u8 *rt)
+							  __u64 flags, __u8 *rt)
 {
 	struct aegis_rule *r;
 
 	if (t->check_addr) {
 		*rt = AEGIS_RT_IP;
-		r = aegis_net_ip(t, gen);
+		r = aegis_net_table(flags, AEGIS_POL_NET_IP) ? aegis_net_ip(t, gen) : 0;
 		if (r)
 			return r;
 		*rt = AEGIS_RT_CIDR;
-		r = aegis_net_cidr(t, gen);
+		r = aegis_net_table(flags, AEGIS_POL_NET_CIDR) ? aegis_net_cidr(t, gen) : 0;
 		if (r)
 			return r;
 		*rt = AEGIS_RT_IP_PORT;
-		r = aegis_net_ip_port(t, gen);
+		r = aegis_net_table(flags, AEGIS_POL_NET_IP_PORT) ? aegis_net_ip_port(t, gen) : 0;
 		if (r)
 			return r;
 	}
 	*rt = AEGIS_RT_PORT;
-	return aegis_net_port(t, gen);
+	return aegis_net_table(flags, AEGIS_POL_NET_PORT) ? aegis_net_port(t, gen) : 0;
 }
 
 static __always_inline void aegis_emit_net_block(struct aegis_hook_ctx *hc,
@@ -325,12 +332,14 @@ static __always_inline int aegis_net_decide(struct aegis_hook_ctx *hc, struct ae
 
 	if (!(flags & AEGIS_POL_NET_RULES))
 		return 0;
-	if (aegis_is_agent())
-		return aegis_hook_allow(hc);
-	r = aegis_in_allow_cgroup(hc->gen) ? 0 : aegis_net_match(t, hc->gen, &rt);
+	/* the exemptions are looked at only once a rule matched: the allow
+	 * path is the rule lookups alone */
+	r = aegis_net_match(t, hc->gen, flags, &rt);
+	if (r && aegis_in_allow_cgroup(hc->gen))
+		r = 0; /* waives global rules only */
 	if (!r && (flags & AEGIS_POL_CGROUP_RULES))
 		r = aegis_net_cg_match(t, hc->gen, &rt);
-	if (!r)
+	if (!r || aegis_is_agent())
 		return aegis_hook_allow(hc);
 	action = aegis_verdict(hc);
 	aegis_emit_net_block(hc, t, r, rt, action);
@@ -341,10 +350,16 @@ static __always_inline int aegis_net_decide(struct aegis_hook_ctx *hc, struct ae
 static __always_inline int aegis_net_hook(struct socket *sock, void *sa, int len, __u32 hook,
 					  __u8 dir)
 {
+	/* BTF pointers: direct loads, no helper call (6.12's verifier knows
+	 * socket->sk may be NULL and wants the check) */
+	struct sock *sk = sock->sk;
 	struct aegis_net_target t = {};
 	struct aegis_hook_ctx hc;
 
-	if (aegis_net_target_of(&t, sock, sa, len, dir, hook))
+	if (!sk)
+		return 0;
+	if (aegis_net_target_of(&t, sk->__sk_common.skc_family, aegis_net_proto(sk->sk_protocol),
+				sa, len, dir, hook))
 		return 0;
 	aegis_hook_enter(&hc, hook);
 	return aegis_net_decide(&hc, &t);

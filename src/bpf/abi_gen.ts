@@ -2,7 +2,7 @@
 // Regenerate with: deno run -A build/gen_abi.ts
 
 /** SHA-256 of the canonical layout below; "aegisbpf version" prints it. */
-export const ABI_FINGERPRINT = "90bd36d6c6191da31cc0c2aa3077aa2f2c0c29115b913797f60539ded6951785";
+export const ABI_FINGERPRINT = "864948a9120d7755025ac6540a9f76c14bd6433ecffd416fe3bd26626ee71544";
 
 export const AEGIS_COMM_LEN = 16;
 export const AEGIS_OPEN_PATH_LEN = 64;
@@ -62,6 +62,11 @@ export const AEGIS_POL_DENY_PTRACE = 8;
 export const AEGIS_POL_DENY_MODULE = 16;
 export const AEGIS_POL_DENY_BPF = 32;
 export const AEGIS_POL_CGROUP_RULES = 64;
+export const AEGIS_POL_NET_TABLES = 128;
+export const AEGIS_POL_NET_IP = 256;
+export const AEGIS_POL_NET_CIDR = 512;
+export const AEGIS_POL_NET_IP_PORT = 1024;
+export const AEGIS_POL_NET_PORT = 2048;
 export const AEGIS_RULE_DENY = 1;
 export const AEGIS_RULE_PROTECT = 2;
 export const AEGIS_RT_INODE = 1;
@@ -155,7 +160,12 @@ export const ABI_LAYOUT = {
       "AEGIS_POL_DENY_PTRACE": 8,
       "AEGIS_POL_EXEC_RULES": 2,
       "AEGIS_POL_FILE_RULES": 1,
+      "AEGIS_POL_NET_CIDR": 512,
+      "AEGIS_POL_NET_IP": 256,
+      "AEGIS_POL_NET_IP_PORT": 1024,
+      "AEGIS_POL_NET_PORT": 2048,
       "AEGIS_POL_NET_RULES": 4,
+      "AEGIS_POL_NET_TABLES": 128,
     },
     "aegis_rule_flag": {
       "AEGIS_RULE_DENY": 1,

@@ -15,7 +15,17 @@
  */
 import { UsageError } from "../errors.ts";
 import { type IpAddr, IpSyntaxError, parseIpAddr } from "../util/ip.ts";
-import { ABI_LAYOUT } from "./abi_gen.ts";
+import {
+  ABI_LAYOUT,
+  AEGIS_POL_NET_CIDR,
+  AEGIS_POL_NET_IP,
+  AEGIS_POL_NET_IP_PORT,
+  AEGIS_POL_NET_PORT,
+  AEGIS_RT_CIDR,
+  AEGIS_RT_IP,
+  AEGIS_RT_IP_PORT,
+  AEGIS_RT_PORT,
+} from "./abi_gen.ts";
 
 const S = ABI_LAYOUT.structs;
 
@@ -241,4 +251,23 @@ export function ipPortKey(r: IpPortRule, gen: number): NetKey {
   dv.setUint16(st.fields.port.offset, r.port, true);
   dv.setUint8(st.fields.proto.offset, r.proto);
   return { map: r.ip.family === 4 ? "aegis_deny_ip4_port" : "aegis_deny_ip6_port", key: b };
+}
+
+/**
+ * The aegis_policy bit that says a generation holds rules of the network
+ * rule type `rt` (AEGIS_RT_IP, _CIDR, _PORT, _IP_PORT); the hooks skip the
+ * lookups of a table whose bit is clear once AEGIS_POL_NET_TABLES is set.
+ */
+export function netTableFlag(rt: number): number {
+  switch (rt) {
+    case AEGIS_RT_IP:
+      return AEGIS_POL_NET_IP;
+    case AEGIS_RT_CIDR:
+      return AEGIS_POL_NET_CIDR;
+    case AEGIS_RT_PORT:
+      return AEGIS_POL_NET_PORT;
+    case AEGIS_RT_IP_PORT:
+      return AEGIS_POL_NET_IP_PORT;
+  }
+  throw new Error(`netTableFlag: ${rt} is not a network rule type`);
 }

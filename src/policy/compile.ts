@@ -11,6 +11,7 @@
  * - protect_connect (a flag): every network rule becomes protect-only —
  *   verified executables may still connect, others are blocked.
  * - Policy switches: FILE/EXEC/NET/CGROUP_RULES when such entries exist,
+ *   NET_TABLES and a bit per network table that holds rules,
  *   DENY_PTRACE/MODULE/BPF from the flag sections.
  *
  * @module
@@ -23,6 +24,7 @@ import {
   AEGIS_POL_EXEC_RULES,
   AEGIS_POL_FILE_RULES,
   AEGIS_POL_NET_RULES,
+  AEGIS_POL_NET_TABLES,
   AEGIS_RT_CG_INODE,
   AEGIS_RT_CG_IP,
   AEGIS_RT_CG_PORT,
@@ -43,6 +45,7 @@ import {
   type NetDir,
   type NetKey,
   type NetProto,
+  netTableFlag,
   parseCidr,
   parseIp,
   portKey,
@@ -152,13 +155,15 @@ export function compilePolicy(policy: Policy, env: CompileEnv): CompileResult {
 
   // --- network ---------------------------------------------------------------
   const netFlag = policy.protectConnect?.enabled ? AEGIS_RULE_PROTECT : AEGIS_RULE_DENY;
+  // this compile sees every rule of the generation: the table bits are complete
+  flags |= AEGIS_POL_NET_TABLES;
   const net = (line: number, rt: number, key: (gen: number) => NetKey) => {
     entries.push({
       map: key(0).map,
       key: (gen) => key(gen).key,
       value: ruleValue(line, netFlag, rt),
     });
-    flags |= AEGIS_POL_NET_RULES;
+    flags |= AEGIS_POL_NET_RULES | netTableFlag(rt);
   };
   for (const e of policy.denyIp) {
     const ip = parseIp(e.ip, e.family);

@@ -4,7 +4,12 @@ import {
   AEGIS_POL_DENY_PTRACE,
   AEGIS_POL_EXEC_RULES,
   AEGIS_POL_FILE_RULES,
+  AEGIS_POL_NET_CIDR,
+  AEGIS_POL_NET_IP,
+  AEGIS_POL_NET_IP_PORT,
+  AEGIS_POL_NET_PORT,
   AEGIS_POL_NET_RULES,
+  AEGIS_POL_NET_TABLES,
   AEGIS_RULE_DENY,
   AEGIS_RULE_PROTECT,
 } from "../bpf/abi_gen.ts";
@@ -32,7 +37,7 @@ Deno.test("compile: paths to inodes, deny+protect merged, unresolved reported, l
     protectPath: [{ path: "/etc/shadow", line: 7 }, { path: "/etc/ssh", line: 8 }],
   };
   const { compiled, unresolved } = compilePolicy(p, env);
-  strictEqual(compiled.flags, AEGIS_POL_FILE_RULES);
+  strictEqual(compiled.flags, AEGIS_POL_FILE_RULES | AEGIS_POL_NET_TABLES, "no network table");
   deepStrictEqual(unresolved, [{
     section: "deny_path",
     line: 4,
@@ -71,7 +76,9 @@ Deno.test("compile: network, comm, cgroups and kernel switches set the right fla
   const { compiled, unresolved } = compilePolicy(p, env);
   strictEqual(
     compiled.flags,
-    AEGIS_POL_NET_RULES | AEGIS_POL_EXEC_RULES | AEGIS_POL_DENY_PTRACE | AEGIS_POL_CGROUP_RULES,
+    AEGIS_POL_NET_RULES | AEGIS_POL_EXEC_RULES | AEGIS_POL_DENY_PTRACE | AEGIS_POL_CGROUP_RULES |
+      AEGIS_POL_NET_TABLES | AEGIS_POL_NET_IP | AEGIS_POL_NET_CIDR | AEGIS_POL_NET_PORT |
+      AEGIS_POL_NET_IP_PORT,
   );
   deepStrictEqual(compiled.entries.map((e) => e.map), [
     "aegis_deny_comm",
@@ -94,4 +101,13 @@ Deno.test("compile: protect_connect turns network rules protect-only", () => {
   };
   const { compiled } = compilePolicy(p, env);
   strictEqual(flagsOf(compiled.entries[0].value), AEGIS_RULE_PROTECT);
+});
+
+Deno.test("compile: a network table's bit is set only when the policy has rules for it", () => {
+  const { compiled } = compilePolicy({
+    ...emptyPolicy(3),
+    denyCidr: [{ cidr: "10.0.0.0/8", family: 4, line: 2 }],
+  }, env);
+  strictEqual(compiled.flags, AEGIS_POL_NET_RULES | AEGIS_POL_NET_TABLES | AEGIS_POL_NET_CIDR);
+  strictEqual(compilePolicy(emptyPolicy(1), env).compiled.flags, AEGIS_POL_NET_TABLES);
 });

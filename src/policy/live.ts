@@ -55,6 +55,7 @@ import {
   dirName,
   ipKey,
   ipPortKey,
+  netTableFlag,
   parseCidr,
   parseIp,
   parseIpPort,
@@ -228,7 +229,8 @@ const RULE_TYPE: Record<LiveRuleSpec["kind"], number> = {
 function policyFlagOf(kind: LiveRuleSpec["kind"]): number {
   if (kind === "path") return AEGIS_POL_FILE_RULES;
   if (kind === "cgroup") return 0;
-  return AEGIS_POL_NET_RULES;
+  // its table's bit; never AEGIS_POL_NET_TABLES (only a whole apply knows every table)
+  return AEGIS_POL_NET_RULES | netTableFlag(RULE_TYPE[kind]);
 }
 
 /** flags field of a struct aegis_rule value. */

@@ -1,6 +1,7 @@
 import { deepStrictEqual, match, ok, strictEqual, throws } from "node:assert/strict";
 import {
   AEGIS_POL_FILE_RULES,
+  AEGIS_POL_NET_IP,
   AEGIS_POL_NET_RULES,
   AEGIS_RULE_DENY,
   AEGIS_RULE_PROTECT,
@@ -163,7 +164,11 @@ Deno.test("mergeLive: live rules join the compiled policy, replacing a colliding
   };
   const { policy, shadows } = mergeLive(compiled, live.rules());
   strictEqual(policy.entries.length, 2);
-  strictEqual(policy.flags, AEGIS_POL_FILE_RULES | AEGIS_POL_NET_RULES);
+  strictEqual(
+    policy.flags,
+    AEGIS_POL_FILE_RULES | AEGIS_POL_NET_RULES | AEGIS_POL_NET_IP,
+    "a live rule adds its table's bit, never NET_TABLES (it does not know every table)",
+  );
   strictEqual(ruleId(policy.entries[0].value), LIVE_RULE_ID_BASE);
   strictEqual(ruleFlags(policy.entries[0].value), AEGIS_RULE_DENY | AEGIS_RULE_PROTECT);
   strictEqual(shadows.get(LIVE_RULE_ID_BASE), "07000000" + "0200" + "0100");

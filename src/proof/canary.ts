@@ -30,6 +30,7 @@ import {
   AEGIS_POL_DENY_PTRACE,
   AEGIS_POL_EXEC_RULES,
   AEGIS_POL_FILE_RULES,
+  AEGIS_POL_NET_IP_PORT,
   AEGIS_POL_NET_RULES,
   AEGIS_RT_COMM,
   AEGIS_RT_INODE,
@@ -203,7 +204,7 @@ export function netCanaryEntry(): CompiledEntry {
   };
 }
 
-export const NET_CANARY_FLAGS = AEGIS_POL_NET_RULES;
+export const NET_CANARY_FLAGS = AEGIS_POL_NET_RULES | AEGIS_POL_NET_IP_PORT;
 
 /**
  * Judge the network probe: EPERM is the canary rule's answer; a connect

@@ -5,7 +5,8 @@
  * lsm-on cells, each rule as a round trip: allowed → rule added → EPERM
  *   and a net_block BLOCK record with the right fields → audit mode →
  *   allowed with an AUDIT record → rule removed → allowed, no record.
- *   Plus the generation guard: only the live generation's rules count.
+ *   Plus the generation guard: only the live generation's rules count, and
+ *   the table bits: with NET_TABLES a table whose bit is clear is skipped.
  * lsm-off cells: the three programs load and attach, and deny nothing.
  */
 import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
@@ -16,7 +17,12 @@ import {
   AEGIS_HOOK_SOCKET_BIND,
   AEGIS_HOOK_SOCKET_CONNECT,
   AEGIS_HOOK_SOCKET_SENDMSG,
+  AEGIS_POL_NET_CIDR,
+  AEGIS_POL_NET_IP,
+  AEGIS_POL_NET_IP_PORT,
+  AEGIS_POL_NET_PORT,
   AEGIS_POL_NET_RULES,
+  AEGIS_POL_NET_TABLES,
   AEGIS_RT_CIDR,
   AEGIS_RT_IP,
   AEGIS_RT_IP_PORT,
@@ -338,6 +344,50 @@ Deno.test({
       );
     } finally {
       eng.setGeneration(0);
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "net: with NET_TABLES a table whose bit is clear is not looked up; without it every table is",
+  ignore: !LSM_ON,
+  fn: async () => {
+    await loopbackUp();
+    await using eng = await load();
+    using l4 = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const port = (l4.addr as Deno.NetAddr).port;
+    const c4 = () => tryConnect("127.0.0.1", port);
+    const ALL = AEGIS_POL_NET_IP | AEGIS_POL_NET_CIDR | AEGIS_POL_NET_IP_PORT | AEGIS_POL_NET_PORT;
+    const tables: [string, number, number, NetKey][] = [
+      ["ip", AEGIS_POL_NET_IP, AEGIS_RT_IP, ipKey(parseIp("127.0.0.1"), 0)],
+      ["cidr", AEGIS_POL_NET_CIDR, AEGIS_RT_CIDR, cidrKey(parseCidr("127.0.0.0/8"), 0)],
+      [
+        "ip_port",
+        AEGIS_POL_NET_IP_PORT,
+        AEGIS_RT_IP_PORT,
+        ipPortKey(parseIpPort(`127.0.0.1:${port}:tcp`), 0),
+      ],
+      ["port", AEGIS_POL_NET_PORT, AEGIS_RT_PORT, portKey(parsePort(`${port}:any:both`), 0)],
+    ];
+    try {
+      for (const [name, bit, rt, k] of tables) {
+        eng.map(k.map).update(k.key, ruleValue(9, AEGIS_RULE_DENY, rt));
+        try {
+          eng.setPolicy(AEGIS_POL_NET_RULES);
+          strictEqual(await c4(), "EPERM", `${name}: no NET_TABLES (older flags): looked up`);
+          eng.setPolicy(AEGIS_POL_NET_RULES | AEGIS_POL_NET_TABLES | (ALL & ~bit));
+          strictEqual(await c4(), "ok", `${name}: NET_TABLES without its bit: skipped`);
+          eng.setPolicy(AEGIS_POL_NET_RULES | AEGIS_POL_NET_TABLES | bit);
+          strictEqual(await c4(), "EPERM", `${name}: NET_TABLES with its bit: looked up`);
+        } finally {
+          eng.map(k.map).delete(k.key);
+        }
+      }
+      eng.setPolicy(AEGIS_POL_NET_RULES | AEGIS_POL_NET_TABLES | ALL);
+      strictEqual(await c4(), "ok", "no rule left: allowed");
+    } finally {
+      eng.setPolicy(0);
     }
   },
 });
