@@ -180,13 +180,7 @@ export class DaemonPolicy {
         ),
         { rule: x },
       );
-      this.#o.bus.emit({
-        type: "control_change",
-        control: "live_rule",
-        action: "drop",
-        rule: x,
-        changed_at_unix: Math.floor(Date.now() / 1000),
-      });
+      this.#announceLiveRule(x, "drop");
     }
     const n = Object.values(r.entries).reduce((a, b) => a + b, 0);
     const what =
@@ -395,14 +389,22 @@ export class DaemonPolicy {
     const lg = log("policy");
     for (const r of rules) {
       lg.info(literal(`live rule ${r.id} expired (TTL) and was removed`), { rule: r });
-      this.#o.bus.emit({
-        type: "control_change",
-        control: "live_rule",
-        action: "expire",
-        rule: r,
-        changed_at_unix: Math.floor(Date.now() / 1000),
-      });
+      this.#announceLiveRule(r, "expire");
     }
+  }
+
+  /**
+   * The control_change event for a live rule the agent itself removed (no
+   * caller): `drop` at start (its file or cgroup is gone), `expire` (TTL).
+   */
+  #announceLiveRule(rule: { id: number }, action: "drop" | "expire"): void {
+    this.#o.bus.emit({
+      type: "control_change",
+      control: "live_rule",
+      action,
+      rule,
+      changed_at_unix: Math.floor(Date.now() / 1000),
+    });
   }
 
   close(): void {
