@@ -58,6 +58,24 @@ export function bundleFileFor(stateDir: string, bodySha: string): string {
   return `${stateDir}/policy.bundle-${bodySha}`;
 }
 
+/** `policy.sha256`: the SHA-256 of the applied body, written last by an apply (the commit point). */
+function recordedShaFile(stateDir: string): string {
+  return `${stateDir}/policy.sha256`;
+}
+
+/**
+ * What `policy.sha256` records, trimmed but otherwise as written (an apply
+ * writes 64 lower-case hex); null when it cannot be read (none applied yet,
+ * older state). No format check: each caller judges the value itself.
+ */
+export function readRecordedSha(stateDir: string): string | null {
+  try {
+    return Deno.readTextFileSync(recordedShaFile(stateDir)).trim();
+  } catch {
+    return null;
+  }
+}
+
 /**
  * policy.applied (now), policy.prev (before), policy.sha256; 0600 in a 0700
  * dir. A body applied from a signed bundle also keeps that bundle, named by
@@ -81,7 +99,7 @@ export function keepSnapshots(
   const keep = bundleFileFor(stateDir, sha);
   if (bundle) writeFileAtomic(keep, bundle, 0o600);
   writeFileAtomic(`${stateDir}/policy.applied`, body, 0o600);
-  writeFileAtomic(`${stateDir}/policy.sha256`, new TextEncoder().encode(`${sha}\n`), 0o600);
+  writeFileAtomic(recordedShaFile(stateDir), new TextEncoder().encode(`${sha}\n`), 0o600);
   for (const e of Deno.readDirSync(stateDir)) {
     const path = `${stateDir}/${e.name}`;
     if (e.name.startsWith("policy.bundle-") && (path !== keep || !bundle)) Deno.removeSync(path);
@@ -99,12 +117,9 @@ export async function isAppliedPolicy(
   bytes: Uint8Array,
   requireSignature: boolean,
 ): Promise<boolean> {
-  let recorded: string;
-  try {
-    recorded = Deno.readTextFileSync(`${stateDir}/policy.sha256`).trim().toLowerCase();
-  } catch {
-    return false;
-  }
+  // compared with our own lower-case hex: the record's case does not matter
+  const recorded = readRecordedSha(stateDir)?.toLowerCase();
+  if (recorded === undefined) return false;
   if (!isBundle(bytes)) {
     return !requireSignature && (await sha256Hex(new Uint8Array(bytes))) === recorded;
   }
@@ -145,13 +160,11 @@ export async function readAppliedPolicy(
     throw refuse(`cannot read the applied policy ${file}: ${e instanceof Error ? e.message : e}`);
   }
   const sha = await sha256Hex(new Uint8Array(body));
-  let recorded: string | null = null;
-  try {
-    recorded = Deno.readTextFileSync(`${stateDir}/policy.sha256`).trim().toLowerCase();
-  } catch { /* judged below */ }
+  // compared with our own lower-case hex: the record's case does not matter
+  const recorded = readRecordedSha(stateDir)?.toLowerCase() ?? null;
   if (recorded !== sha) {
     throw refuse(
-      `${file} has SHA-256 ${sha} but ${stateDir}/policy.sha256 records ${
+      `${file} has SHA-256 ${sha} but ${recordedShaFile(stateDir)} records ${
         recorded === null ? "nothing" : recorded
       }: the stored policy was changed or damaged since it was applied; apply a good policy ` +
         `again (aegisbpf policy apply)`,
