@@ -20,7 +20,7 @@ import {
   restoreAppliedPolicy,
   type RestoreReport,
 } from "../policy/apply.ts";
-import { isAppliedPolicy } from "../policy/store.ts";
+import { type AppliedParse, isAppliedPolicy } from "../policy/store.ts";
 import type { Unresolved } from "../policy/compile.ts";
 import { hostCompileEnv } from "../policy/host_env.ts";
 import { keysDir } from "../policy/keys.ts";
@@ -155,9 +155,19 @@ export class DaemonPolicy {
    * fresh maps, or compared with re-adopted ones and repaired when they
    * differ — log and announce it, and watch the paths that do not exist yet.
    * Throws when the stored state cannot be restored (the maps unchanged).
+   * `parsed`: policy.applied as parsed at start (parseAppliedPolicy), taken
+   * only when the body the restore checks is those bytes.
    */
-  async restore(requireSignature: boolean, readopted: boolean): Promise<RestoreReport | null> {
-    const r = await restoreAppliedPolicy(this.#applyDeps(), { requireSignature, readopted });
+  async restore(
+    requireSignature: boolean,
+    readopted: boolean,
+    parsed: AppliedParse | null = null,
+  ): Promise<RestoreReport | null> {
+    const r = await restoreAppliedPolicy(this.#applyDeps(), {
+      requireSignature,
+      readopted,
+      parsed,
+    });
     if (!r) return null;
     const lg = log("run");
     for (const w of r.warnings) lg.warn(literal(w));
