@@ -78,11 +78,11 @@ import { SseHub } from "../http/sse.ts";
 import { literal, log } from "../log.ts";
 import { NetBlockCounter, renderMetrics, totalBlocks } from "../metrics/render.ts";
 import type { Shim } from "../native/mod.ts";
-import { loadAppliedPolicy } from "../policy/store.ts";
+import { type AppliedParse, parseAppliedPolicy } from "../policy/store.ts";
 import { mapSizesFor, readMapSizeRequests } from "../policy/sizing.ts";
 import { RULE_MAPS } from "../policy/generations.ts";
 import { DEFAULT_PROOF_INTERVAL_SECONDS, proofProblem, SelfTestCounter } from "../proof/prover.ts";
-import type { CompileEnv } from "../policy/compile.ts";
+import { type CompileEnv, compilePolicy } from "../policy/compile.ts";
 import { hostCompileEnv } from "../policy/host_env.ts";
 import { keysDir, loadTrustedKeys } from "../policy/keys.ts";
 import { bpfLsmUsable, capabilityTier, enforceBlockers } from "../posture/blockers.ts";
@@ -254,8 +254,11 @@ export function counter(map: BpfMap | null, index: number): bigint {
   return map ? map.sumU64(index) : 0n;
 }
 
-/** The applied policy snapshot: what it needs, its status, the map sizes it asks for. */
-export function appliedPolicy(stateDir: string): {
+/**
+ * The applied policy snapshot: what it needs, its status, the map sizes it
+ * asks for (from `parse`, policy.applied as parsed at start).
+ */
+export function appliedPolicy(stateDir: string, parse: AppliedParse | null): {
   needs: PolicyNeeds;
   status: PolicyStatus;
   mapSizes: Record<string, number>;
@@ -283,11 +286,12 @@ export function appliedPolicy(stateDir: string): {
     ...env,
     resolvePath: (path) => ({ status: "resolved", path, canonical: path, dev: 0, ino: ++ino }),
   };
-  const loaded = loadAppliedPolicy(stateDir, sizing);
+  const policy = parse?.result.policy;
+  const compiled = policy ? compilePolicy(policy, sizing).compiled : null;
   return {
     needs,
     status,
-    mapSizes: mapSizesFor(loaded?.compiled ?? null, [], readMapSizeRequests(stateDir)),
+    mapSizes: mapSizesFor(compiled, [], readMapSizeRequests(stateDir)),
     warning,
   };
 }
@@ -364,7 +368,9 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
 
   try {
     Deno.mkdirSync(paths.stateDir, { recursive: true, mode: 0o700 });
-    const applied = appliedPolicy(paths.stateDir);
+    // parsed once: for the map sizes here and for the restore (bringPolicy)
+    let startParse = await parseAppliedPolicy(paths.stateDir);
+    const applied = appliedPolicy(paths.stateDir, startParse);
     if (applied.warning) lg.warn(literal(applied.warning));
     // what the report says is applied: the stored policy, until a failed
     // restore shows the kernel does not hold it
@@ -690,7 +696,9 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
       requireSignature: opts.requireSignature === true,
       runPolicy: opts.policy,
     };
-    for (const b of await bringPolicy(policy, phase)) {
+    const policyProblems = await bringPolicy(policy, { ...phase, parsed: startParse });
+    startParse = null; // a large policy's parse is megabytes: not kept for the agent's life
+    for (const b of policyProblems) {
       lg.error(literal(b.message));
       extraBlockers.push(b);
       if (b.code === "POLICY_RESTORE_FAILED") {

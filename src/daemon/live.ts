@@ -20,7 +20,7 @@ import {
   restoreAppliedPolicy,
   type RestoreReport,
 } from "../policy/apply.ts";
-import { isAppliedPolicy } from "../policy/store.ts";
+import { type AppliedParse, isAppliedPolicy } from "../policy/store.ts";
 import type { Unresolved } from "../policy/compile.ts";
 import { hostCompileEnv } from "../policy/host_env.ts";
 import { keysDir } from "../policy/keys.ts";
@@ -155,9 +155,19 @@ export class DaemonPolicy {
    * fresh maps, or compared with re-adopted ones and repaired when they
    * differ — log and announce it, and watch the paths that do not exist yet.
    * Throws when the stored state cannot be restored (the maps unchanged).
+   * `parsed`: policy.applied as parsed at start (parseAppliedPolicy), taken
+   * only when the body the restore checks is those bytes.
    */
-  async restore(requireSignature: boolean, readopted: boolean): Promise<RestoreReport | null> {
-    const r = await restoreAppliedPolicy(this.#applyDeps(), { requireSignature, readopted });
+  async restore(
+    requireSignature: boolean,
+    readopted: boolean,
+    parsed: AppliedParse | null = null,
+  ): Promise<RestoreReport | null> {
+    const r = await restoreAppliedPolicy(this.#applyDeps(), {
+      requireSignature,
+      readopted,
+      parsed,
+    });
     if (!r) return null;
     const lg = log("run");
     for (const w of r.warnings) lg.warn(literal(w));
@@ -180,13 +190,7 @@ export class DaemonPolicy {
         ),
         { rule: x },
       );
-      this.#o.bus.emit({
-        type: "control_change",
-        control: "live_rule",
-        action: "drop",
-        rule: x,
-        changed_at_unix: Math.floor(Date.now() / 1000),
-      });
+      this.#announceLiveRule(x, "drop");
     }
     const n = Object.values(r.entries).reduce((a, b) => a + b, 0);
     const what =
@@ -395,14 +399,22 @@ export class DaemonPolicy {
     const lg = log("policy");
     for (const r of rules) {
       lg.info(literal(`live rule ${r.id} expired (TTL) and was removed`), { rule: r });
-      this.#o.bus.emit({
-        type: "control_change",
-        control: "live_rule",
-        action: "expire",
-        rule: r,
-        changed_at_unix: Math.floor(Date.now() / 1000),
-      });
+      this.#announceLiveRule(r, "expire");
     }
+  }
+
+  /**
+   * The control_change event for a live rule the agent itself removed (no
+   * caller): `drop` at start (its file or cgroup is gone), `expire` (TTL).
+   */
+  #announceLiveRule(rule: { id: number }, action: "drop" | "expire"): void {
+    this.#o.bus.emit({
+      type: "control_change",
+      control: "live_rule",
+      action,
+      rule,
+      changed_at_unix: Math.floor(Date.now() / 1000),
+    });
   }
 
   close(): void {

@@ -10,7 +10,7 @@
  * @module
  */
 import type { Blocker } from "../contracts.ts";
-import { PolicyRejectedError } from "../policy/store.ts";
+import { type AppliedParse, PolicyRejectedError } from "../policy/store.ts";
 import { literal, log } from "../log.ts";
 import { policyBlocker } from "./gate.ts";
 import type { DaemonPolicy } from "./live.ts";
@@ -22,13 +22,15 @@ export interface PolicyPhaseOptions {
   requireSignature: boolean;
   /** run --policy FILE */
   runPolicy?: string;
+  /** policy.applied as parsed at start (parseAppliedPolicy): the restore's, when still those bytes */
+  parsed?: AppliedParse | null;
 }
 
 /** The phase: [] when the maps hold the policy the start was given. */
 export async function bringPolicy(policy: DaemonPolicy, o: PolicyPhaseOptions): Promise<Blocker[]> {
   const problems: Blocker[] = [];
   try {
-    await policy.restore(o.requireSignature, o.readopted);
+    await policy.restore(o.requireSignature, o.readopted, o.parsed ?? null);
   } catch (e) {
     problems.push(policyBlocker(
       "POLICY_RESTORE_FAILED",

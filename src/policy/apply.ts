@@ -24,9 +24,10 @@ import {
 } from "./generations.ts";
 import type { LiveRule, LiveRules } from "./live.ts";
 import { mergeLive } from "./live.ts";
-import { formatIssue, parsePolicy } from "./parse.ts";
+import { formatIssue, parsePolicy, type ParseResult } from "./parse.ts";
 import { recordMapSizeRequest } from "./sizing.ts";
 import {
+  type AppliedParse,
   type BundleSigner,
   counterPath,
   keepSnapshots,
@@ -208,8 +209,10 @@ export interface RestoreReport {
 /**
  * Bring the rule maps to the stored desired state: the applied policy
  * (readAppliedPolicy: hash and, for a bundle, signature and counter checked
- * again; parsed and compiled again so paths resolve to this boot's devices
- * and inodes) plus the stored live rules whose TTL has not run out.
+ * again; parsed — or the start's parse `opts.parsed` taken, when it was made
+ * from the very bytes checked (storedParse) — and compiled again so paths
+ * resolve to this boot's devices and inodes) plus the stored live rules
+ * whose TTL has not run out.
  *
  * - Fresh (empty) maps, a first start or pins gone with a reboot: written
  *   as one new generation.
@@ -224,7 +227,7 @@ export interface RestoreReport {
  */
 export async function restoreAppliedPolicy(
   deps: PolicyApplyDeps,
-  opts: { requireSignature?: boolean; readopted?: boolean } = {},
+  opts: { requireSignature?: boolean; readopted?: boolean; parsed?: AppliedParse | null } = {},
 ): Promise<RestoreReport | null> {
   const stored = await readAppliedPolicy(
     deps.stateDir,
@@ -234,7 +237,7 @@ export async function restoreAppliedPolicy(
   let compiled: CompiledPolicy = { flags: 0, entries: [] };
   let unresolved: Unresolved[] = [];
   if (stored) {
-    const parsed = parsePolicy(stored.body, stored.file);
+    const parsed = storedParse(opts.parsed, stored) ?? parsePolicy(stored.body, stored.file);
     if (parsed.errors.length > 0 || !parsed.policy) {
       throw new PolicyRejectedError(
         "POLICY_RESTORE_FAILED",
@@ -273,6 +276,19 @@ export async function restoreAppliedPolicy(
     signed: stored?.signed ?? null,
     warnings: stored?.warnings ?? [],
   };
+}
+
+/**
+ * The start's parse of policy.applied (parseAppliedPolicy) when it was made
+ * from the very bytes the restore checked: the same file and the SHA-256
+ * readAppliedPolicy computed of the body it hash-checked (and verified
+ * against the bundle). Null when the file changed in between: parse again.
+ */
+function storedParse(
+  pre: AppliedParse | null | undefined,
+  stored: { file: string; sha: string },
+): ParseResult | null {
+  return pre && pre.file === stored.file && pre.sha === stored.sha ? pre.result : null;
 }
 
 /** `policy show`: live generation, entries per map and generation, applied file, live edits. */

@@ -13,8 +13,14 @@ import {
   policyShow,
   restoreAppliedPolicy,
 } from "./apply.ts";
-import { bundleFileFor, isAppliedPolicy, loadAppliedPolicy, PolicyRejectedError } from "./store.ts";
-import type { CompiledPolicy } from "./compile.ts";
+import {
+  bundleFileFor,
+  isAppliedPolicy,
+  parseAppliedPolicy,
+  PolicyRejectedError,
+} from "./store.ts";
+import { type CompiledPolicy, compilePolicy } from "./compile.ts";
+import { parsePolicy } from "./parse.ts";
 import { DEFAULT_RULE_MAP_SIZES, mapSizesFor, readMapSizeRequests } from "./sizing.ts";
 import { fakeMaps, fakeResolvePath } from "./fake_maps_testing.ts";
 import type { ResolvedPath } from "../bpf/path_rule.ts";
@@ -206,12 +212,10 @@ Deno.test("applyPolicyBytes: refused input changes nothing; map full is recorded
     /map full: aegis_deny_inode holds 3, needs 4/,
   );
   deepStrictEqual(readMapSizeRequests(dir), { aegis_deny_inode: 4 });
-  const applied = loadAppliedPolicy(dir, deps.compileEnv);
-  strictEqual(applied?.compiled.entries.length, 2, "policy.applied is the last applied one");
-  strictEqual(
-    mapSizesFor(applied?.compiled ?? null, [], readMapSizeRequests(dir)).aegis_deny_inode,
-    65536,
-  );
+  const policy = (await parseAppliedPolicy(dir))?.result.policy;
+  const applied = policy ? compilePolicy(policy, deps.compileEnv).compiled : null;
+  strictEqual(applied?.entries.length, 2, "policy.applied is the last applied one");
+  strictEqual(mapSizesFor(applied, [], readMapSizeRequests(dir)).aegis_deny_inode, 65536);
   strictEqual(mapSizesFor(null, [], readMapSizeRequests(dir)).aegis_deny_inode, 65536);
 });
 
@@ -279,6 +283,39 @@ Deno.test("restoreAppliedPolicy: a changed or unparsable stored policy is refuse
   strictEqual(fresh.fm.get("aegis_deny_inode").data.size, 0);
 });
 
+Deno.test("restoreAppliedPolicy: the start's parse serves only for the very bytes the restore checked", async () => {
+  const dir = Deno.makeTempDirSync();
+  try {
+    const { deps } = pipeline(dir);
+    await applyPolicyBytes(deps, { file: "p", bytes: enc("version=1\n[deny_path]\n/a\n") });
+    const atStart = await parseAppliedPolicy(dir);
+    ok(atStart);
+    // the same bytes: taken, not parsed again (a stand-in result shows which one was used)
+    const standIn = parsePolicy(enc("version=1\n[deny_path]\n/a\n/bb\n"), atStart.file);
+    let r = await restoreAppliedPolicy(pipeline(dir).deps, {
+      parsed: { ...atStart, result: standIn },
+    });
+    strictEqual(r?.entries.aegis_deny_inode, 2, "the start's parse");
+    // another apply between the start's parse and the restore: the body is parsed again
+    await applyPolicyBytes(deps, {
+      file: "p",
+      bytes: enc("version=1\n[deny_path]\n/a\n/bb\n/ccc\n"),
+    });
+    r = await restoreAppliedPolicy(pipeline(dir).deps, { parsed: atStart });
+    strictEqual(r?.entries.aegis_deny_inode, 3, "not the stale parse");
+    // the hash is checked first: a changed body is refused, whatever was parsed at start
+    Deno.writeTextFileSync(`${dir}/policy.applied`, "version=1\n[deny_path]\n/other\n");
+    const fresh = pipeline(dir);
+    await rejects(
+      restoreAppliedPolicy(fresh.deps, { parsed: await parseAppliedPolicy(dir) }),
+      /changed or damaged/,
+    );
+    strictEqual(fresh.fm.get("aegis_deny_inode").data.size, 0);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
 /** A trusted key in `<dir>/keys` (owned by the test's uid, as pipeline() expects). */
 async function trustKey(dir: string): Promise<KeyPairBytes> {
   Deno.chmodSync(dir, 0o755);
@@ -320,6 +357,11 @@ Deno.test("restoreAppliedPolicy: a policy applied from a signed bundle is verifi
     await rejects(
       restoreAppliedPolicy(fresh.deps),
       /older bundle than the last one applied \(policy_version 5\): a rollback/,
+    );
+    // the body is unchanged, so the start's parse is of it: the bundle is still checked
+    await rejects(
+      restoreAppliedPolicy(fresh.deps, { parsed: await parseAppliedPolicy(dir) }),
+      /a rollback/,
     );
     strictEqual(fresh.fm.get("aegis_deny_inode").data.size, 0, "nothing restored");
 

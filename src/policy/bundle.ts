@@ -52,6 +52,7 @@ import {
   importSecretKey,
   loadTrustedKeys,
   publicKeyFromSecret,
+  type TrustedKeys,
 } from "./keys.ts";
 import { MAX_FILE_BYTES } from "./parse.ts";
 
@@ -493,18 +494,25 @@ export async function verifyBundle(
   bytes: Uint8Array,
   opts: VerifyOptions,
 ): Promise<VerifyOk | VerifyFail> {
-  let b: ParsedBundle;
+  const b = parseForVerify(bytes);
+  return "ok" in b ? b : await verifyParsed(b, opts);
+}
+
+/** parseBundle, a format error as the VerifyFail verifyBundle returns (line and field kept). */
+function parseForVerify(bytes: Uint8Array): ParsedBundle | VerifyFail {
   try {
-    b = parseBundle(bytes);
+    return parseBundle(bytes);
   } catch (e) {
-    if (e instanceof BundleFormatError) {
-      const r: VerifyFail = fail(e.code as BundleErrorCode, e.message);
-      if (e.line !== undefined) r.line = e.line;
-      if (e.field !== undefined) r.field = e.field;
-      return r;
-    }
-    throw e;
+    if (!(e instanceof BundleFormatError)) throw e;
+    const r: VerifyFail = fail(e.code as BundleErrorCode, e.message);
+    if (e.line !== undefined) r.line = e.line;
+    if (e.field !== undefined) r.field = e.field;
+    return r;
   }
+}
+
+/** verifyBundle's checks after the format: validity period, hash, key, signature, rollback. */
+async function verifyParsed(b: ParsedBundle, opts: VerifyOptions): Promise<VerifyOk | VerifyFail> {
   const now = opts.now ?? Math.floor(Date.now() / 1000);
   if (b.timestamp > now + MAX_CLOCK_SKEW_SECONDS) {
     return fail(
@@ -602,14 +610,24 @@ export async function verifyBundleWithState(
   bytes: Uint8Array,
   opts: VerifyStateOptions = {},
 ): Promise<{ result: VerifyOk | VerifyFail; warnings: string[] }> {
+  const { keys, warnings, counter } = await loadVerifyState(opts);
+  const v: VerifyOptions = { trustedKeys: keys, minVersionExclusive: counter };
+  if (opts.now !== undefined) v.now = opts.now;
+  return { result: await verifyBundle(bytes, v), warnings };
+}
+
+/**
+ * What a verification against the installed state reads: the trusted keys
+ * (warnings: the skipped key files) and the anti-rollback counter.
+ */
+async function loadVerifyState(
+  opts: VerifyStateOptions,
+): Promise<TrustedKeys & { counter: number }> {
   const { keys, warnings } = await loadTrustedKeys(
     opts.keysDir ?? DEFAULT_KEYS_DIR,
     opts.ownerUid === undefined ? {} : { ownerUid: opts.ownerUid },
   );
-  const min = readCounter(opts.counterPath ?? DEFAULT_COUNTER_PATH);
-  const v: VerifyOptions = { trustedKeys: keys, minVersionExclusive: min };
-  if (opts.now !== undefined) v.now = opts.now;
-  return { result: await verifyBundle(bytes, v), warnings };
+  return { keys, warnings, counter: readCounter(opts.counterPath ?? DEFAULT_COUNTER_PATH) };
 }
 
 /**
@@ -625,37 +643,24 @@ export async function verifyAppliedBundle(
   bytes: Uint8Array,
   opts: VerifyStateOptions = {},
 ): Promise<{ result: VerifyOk | VerifyFail; warnings: string[] }> {
-  let timestamp: number;
-  let expires: number;
-  try {
-    ({ timestamp, expires } = parseBundle(bytes));
-  } catch (e) {
-    if (!(e instanceof BundleFormatError)) throw e;
-    // verifyBundle parses first and reports the format error with its line
-    return {
-      result: await verifyBundle(bytes, { trustedKeys: new Map(), minVersionExclusive: 0 }),
-      warnings: [],
-    };
-  }
-  const { keys, warnings } = await loadTrustedKeys(
-    opts.keysDir ?? DEFAULT_KEYS_DIR,
-    opts.ownerUid === undefined ? {} : { ownerUid: opts.ownerUid },
-  );
-  const counter = readCounter(opts.counterPath ?? DEFAULT_COUNTER_PATH);
-  const result = await verifyBundle(bytes, {
+  const b = parseForVerify(bytes);
+  // a format error is reported before the keys and the counter are read
+  if ("ok" in b) return { result: b, warnings: [] };
+  const { keys, warnings, counter } = await loadVerifyState(opts);
+  const result = await verifyParsed(b, {
     trustedKeys: keys,
     minVersionExclusive: Math.max(0, counter - 1),
-    now: timestamp,
+    now: b.timestamp,
   });
   if (!result.ok && result.code === "BUNDLE_ROLLBACK") {
     result.message = `it is an older bundle than the last one applied (policy_version ` +
       `${counter}): a rollback; apply a current bundle again`;
   }
   const now = opts.now ?? Math.floor(Date.now() / 1000);
-  if (result.ok && now >= expires) {
+  if (result.ok && now >= b.expires) {
     warnings.push(
       `the applied bundle (policy_version ${result.policyVersion}) expired at ${
-        fmtTime(expires)
+        fmtTime(b.expires)
       }; it stays enforced until a newer bundle is applied`,
     );
   }

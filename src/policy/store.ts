@@ -10,8 +10,7 @@
 import { AegisError } from "../errors.ts";
 import { writeFileAtomic } from "./atomic.ts";
 import { isBundle, verifyAppliedBundle } from "./bundle.ts";
-import { type CompiledPolicy, type CompileEnv, compilePolicy, type Unresolved } from "./compile.ts";
-import { parsePolicy } from "./parse.ts";
+import { parsePolicy, type ParseResult } from "./parse.ts";
 import { sha256Hex } from "../util/bytes.ts";
 
 /** Who signed the bundle a policy came from. */
@@ -20,23 +19,33 @@ export interface BundleSigner {
   signer: string;
 }
 
+/** `policy.applied`: the body applied now. */
+function appliedFile(stateDir: string): string {
+  return `${stateDir}/policy.applied`;
+}
+
+/** `policy.applied` parsed, with the SHA-256 of the very bytes parsed. */
+export interface AppliedParse {
+  file: string;
+  sha: string;
+  result: ParseResult;
+}
+
 /**
- * The applied policy (`<stateDir>/policy.applied`) compiled again: for the
- * daemon's start (map sizes, the unresolved paths to watch). Null when
- * none was applied or it no longer parses.
+ * The applied policy parsed as it is at the daemon's start, before the
+ * engine: the map sizes come from it, and the restore takes it instead of
+ * parsing again when the body it checked has the same SHA-256
+ * (restoreAppliedPolicy). Null when none was applied or it cannot be read.
  */
-export function loadAppliedPolicy(
-  stateDir: string,
-  env: CompileEnv,
-): { compiled: CompiledPolicy; unresolved: Unresolved[] } | null {
+export async function parseAppliedPolicy(stateDir: string): Promise<AppliedParse | null> {
+  const file = appliedFile(stateDir);
   let bytes: Uint8Array;
   try {
-    bytes = Deno.readFileSync(`${stateDir}/policy.applied`);
+    bytes = Deno.readFileSync(file);
   } catch {
     return null;
   }
-  const parsed = parsePolicy(bytes, `${stateDir}/policy.applied`);
-  return parsed.policy ? compilePolicy(parsed.policy, env) : null;
+  return { file, sha: await sha256Hex(new Uint8Array(bytes)), result: parsePolicy(bytes, file) };
 }
 
 /** The policy (or bundle) was refused; `issues` are "file:line: error: …" lines. */
@@ -58,6 +67,24 @@ export function bundleFileFor(stateDir: string, bodySha: string): string {
   return `${stateDir}/policy.bundle-${bodySha}`;
 }
 
+/** `policy.sha256`: the SHA-256 of the applied body, written last by an apply (the commit point). */
+function recordedShaFile(stateDir: string): string {
+  return `${stateDir}/policy.sha256`;
+}
+
+/**
+ * What `policy.sha256` records, trimmed but otherwise as written (an apply
+ * writes 64 lower-case hex); null when it cannot be read (none applied yet,
+ * older state). No format check: each caller judges the value itself.
+ */
+export function readRecordedSha(stateDir: string): string | null {
+  try {
+    return Deno.readTextFileSync(recordedShaFile(stateDir)).trim();
+  } catch {
+    return null;
+  }
+}
+
 /**
  * policy.applied (now), policy.prev (before), policy.sha256; 0600 in a 0700
  * dir. A body applied from a signed bundle also keeps that bundle, named by
@@ -73,15 +100,15 @@ export function keepSnapshots(
 ): void {
   Deno.mkdirSync(stateDir, { recursive: true, mode: 0o700 });
   try {
-    const prev = Deno.readFileSync(`${stateDir}/policy.applied`);
+    const prev = Deno.readFileSync(appliedFile(stateDir));
     writeFileAtomic(`${stateDir}/policy.prev`, prev, 0o600);
   } catch (e) {
     if (!(e instanceof Deno.errors.NotFound)) throw e;
   }
   const keep = bundleFileFor(stateDir, sha);
   if (bundle) writeFileAtomic(keep, bundle, 0o600);
-  writeFileAtomic(`${stateDir}/policy.applied`, body, 0o600);
-  writeFileAtomic(`${stateDir}/policy.sha256`, new TextEncoder().encode(`${sha}\n`), 0o600);
+  writeFileAtomic(appliedFile(stateDir), body, 0o600);
+  writeFileAtomic(recordedShaFile(stateDir), new TextEncoder().encode(`${sha}\n`), 0o600);
   for (const e of Deno.readDirSync(stateDir)) {
     const path = `${stateDir}/${e.name}`;
     if (e.name.startsWith("policy.bundle-") && (path !== keep || !bundle)) Deno.removeSync(path);
@@ -99,12 +126,9 @@ export async function isAppliedPolicy(
   bytes: Uint8Array,
   requireSignature: boolean,
 ): Promise<boolean> {
-  let recorded: string;
-  try {
-    recorded = Deno.readTextFileSync(`${stateDir}/policy.sha256`).trim().toLowerCase();
-  } catch {
-    return false;
-  }
+  // compared with our own lower-case hex: the record's case does not matter
+  const recorded = readRecordedSha(stateDir)?.toLowerCase();
+  if (recorded === undefined) return false;
   if (!isBundle(bytes)) {
     return !requireSignature && (await sha256Hex(new Uint8Array(bytes))) === recorded;
   }
@@ -134,7 +158,7 @@ export async function readAppliedPolicy(
     warnings: string[];
   } | null
 > {
-  const file = `${stateDir}/policy.applied`;
+  const file = appliedFile(stateDir);
   const refuse = (why: string, issues: string[] = []) =>
     new PolicyRejectedError("POLICY_RESTORE_FAILED", why, issues);
   let body: Uint8Array;
@@ -145,13 +169,11 @@ export async function readAppliedPolicy(
     throw refuse(`cannot read the applied policy ${file}: ${e instanceof Error ? e.message : e}`);
   }
   const sha = await sha256Hex(new Uint8Array(body));
-  let recorded: string | null = null;
-  try {
-    recorded = Deno.readTextFileSync(`${stateDir}/policy.sha256`).trim().toLowerCase();
-  } catch { /* judged below */ }
+  // compared with our own lower-case hex: the record's case does not matter
+  const recorded = readRecordedSha(stateDir)?.toLowerCase() ?? null;
   if (recorded !== sha) {
     throw refuse(
-      `${file} has SHA-256 ${sha} but ${stateDir}/policy.sha256 records ${
+      `${file} has SHA-256 ${sha} but ${recordedShaFile(stateDir)} records ${
         recorded === null ? "nothing" : recorded
       }: the stored policy was changed or damaged since it was applied; apply a good policy ` +
         `again (aegisbpf policy apply)`,

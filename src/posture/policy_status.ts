@@ -10,6 +10,7 @@ import { AegisError } from "../errors.ts";
 import type { Policy } from "../policy/model.ts";
 import { parsePolicy } from "../policy/parse.ts";
 import { BUNDLE_MAGIC } from "../policy/bundle.ts";
+import { readRecordedSha } from "../policy/store.ts";
 import { NO_NEEDS, type PolicyNeeds, policyNeeds } from "./needs.ts";
 import { NO_POLICY, type PolicyStatus } from "./report.ts";
 
@@ -66,11 +67,10 @@ export function readAppliedPolicy(
         `apply the policy again with "aegisbpf policy apply"`,
     );
   }
-  let sha: string | null = null;
-  try {
-    const s = Deno.readTextFileSync(`${stateDir}/policy.sha256`).trim();
-    if (/^[0-9a-f]{64}$/.test(s)) sha = s;
-  } catch { /* older state: no hash kept */ }
+  // shown only when it is what an apply writes (64 lower-case hex); none kept
+  // (older state) or anything else is no hash
+  const recorded = readRecordedSha(stateDir);
+  const sha = recorded !== null && /^[0-9a-f]{64}$/.test(recorded) ? recorded : null;
   return {
     status: {
       applied: true,
