@@ -6,20 +6,18 @@
  *
  * @module
  */
-import { aegisPaths } from "../contracts.ts";
 import type { Command } from "@commander-js/extra-typings";
-import { pinsPresent } from "../bpf/pins.ts";
 import { daemonRequest } from "../control/client.ts";
 import { AegisError } from "../errors.ts";
 import { out, outJson } from "../log.ts";
-import { type Advice, doctorAdvice } from "../posture/doctor.ts";
 import { evaluateHealth, HealthBody, type HealthVerdict } from "../posture/health.ts";
-import { localReport } from "../posture/local_report.ts";
-import { readMounts } from "../posture/mountinfo.ts";
-import { fsTypeAt } from "../util/mountinfo.ts";
-import { hostFs } from "../posture/probe.ts";
 import type { CapabilitiesReport } from "../posture/report.ts";
-import { daemonReport } from "./capabilities.ts";
+
+// `health` asks the daemon and prints: that is all a readiness probe runs.
+// What only `doctor` or a node without an agent needs (probing the host,
+// the doctor's advice, the report) is imported when it is needed, so a
+// probe that execs `aegisbpf health` does not evaluate the probes, the
+// native code or the report builder (docs/benchmarks.md, CLI start).
 
 /** The daemon's health verdict, or null when no daemon runs. */
 async function daemonHealth(requireEnforce: boolean): Promise<HealthVerdict | null> {
@@ -50,10 +48,11 @@ async function gather(requireEnforce: boolean, wantReport: boolean): Promise<Gat
     return {
       daemonRunning: true,
       health: h,
-      report: wantReport ? await daemonReport() : null,
+      report: wantReport ? await (await import("./capabilities.ts")).daemonReport() : null,
       limitation: null,
     };
   }
+  const { localReport } = await import("../posture/local_report.ts");
   const local = await localReport();
   return {
     daemonRunning: false,
@@ -87,6 +86,9 @@ function printHealth(h: HealthVerdict, details = true): void {
 }
 
 async function mountFacts(): Promise<{ securityfs: boolean | null; tracefs: boolean | null }> {
+  const { readMounts } = await import("../posture/mountinfo.ts");
+  const { hostFs } = await import("../posture/probe.ts");
+  const { fsTypeAt } = await import("../util/mountinfo.ts");
   try {
     const m = await readMounts(hostFs);
     return {
@@ -136,8 +138,11 @@ Exit code 0 when the node meets enforce guarantees, 1 otherwise.`,
     )
     .action(async (opts) => {
       const g = await gather(true, true);
+      const { aegisPaths } = await import("../contracts.ts");
+      const { pinsPresent } = await import("../bpf/pins.ts");
+      const { doctorAdvice } = await import("../posture/doctor.ts");
       const root = aegisPaths().pinRoot;
-      const advice: Advice[] = doctorAdvice({
+      const advice = doctorAdvice({
         report: g.report!,
         health: g.health,
         daemonRunning: g.daemonRunning,
