@@ -385,6 +385,7 @@ export function serveHttp(
       c.conn.close();
     } catch { /* already closed */ }
     stats.connections = count();
+    if (stats.connections === 0) sweepOff();
     if (stats.connections === 0 && drainedWaiters.length > 0) {
       const ws = drainedWaiters;
       drainedWaiters = [];
@@ -433,8 +434,19 @@ export function serveHttp(
       }
     }
   };
-  const timer = setInterval(sweep, tickMs);
-  Deno.unrefTimer(timer);
+  // the sweep runs only while there are connections: an idle server sets no timer
+  let timer: ReturnType<typeof setInterval> | undefined;
+  const sweepOn = () => {
+    if (timer !== undefined) return;
+    const t = setInterval(sweep, tickMs);
+    Deno.unrefTimer(t);
+    timer = t;
+  };
+  function sweepOff(): void {
+    if (timer === undefined) return;
+    clearInterval(timer);
+    timer = undefined;
+  }
 
   async function writeAll(c: Conn, bytes: Uint8Array): Promise<void> {
     c.writeSince = performance.now();
@@ -747,6 +759,7 @@ export function serveHttp(
       };
       sets.head.add(c);
       stats.connections = count();
+      sweepOn();
       void serveConn(c);
     }
   }
@@ -757,7 +770,7 @@ export function serveHttp(
   const finished = (async () => {
     await loopDone;
     if (count() > 0) await new Promise<void>((r) => drainedWaiters.push(r));
-    clearInterval(timer);
+    sweepOff();
   })();
 
   let closingP: Promise<void> | null = null;
