@@ -21,7 +21,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define AEGIS_SHIM_API_VERSION 3
+#define AEGIS_SHIM_API_VERSION 4
 
 struct aegis_obj;
 struct aegis_ring;
@@ -167,6 +167,12 @@ int aegis_sock_write(int fd, const uint8_t *buf, uint32_t len, int timeout_ms);
 int aegis_sock_shutdown(int fd);
 /* close(fd). Call only when no other call on fd is in flight. */
 int aegis_sock_close(int fd);
+
+/* Send `len` bytes of `msg` as one datagram to the service manager's
+ * notification socket `path` (the NOTIFY_SOCKET value: an absolute path, or
+ * "@name" for the abstract namespace). Returns 0, or -errno (-EINVAL for
+ * another form of address). */
+int aegis_sd_notify(const char *path, const uint8_t *msg, uint32_t len);
 
 /* ---- process limits ------------------------------------------------- */
 

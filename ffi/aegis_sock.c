@@ -15,13 +15,17 @@
  *    another thread (close() would not, and would let the fd number be
  *    reused under it): TypeScript shuts down first and closes only when no
  *    call on the fd is in flight (src/native/unix_listener.ts);
- *  - aegis_raise_nofile: RLIMIT_NOFILE soft limit up to a target.
+ *  - aegis_raise_nofile: RLIMIT_NOFILE soft limit up to a target;
+ *  - aegis_sd_notify: one datagram to the service manager's notification
+ *    socket (systemd's sd_notify protocol; Deno cannot send to an abstract
+ *    AF_UNIX address).
  *
  * Every wait is bounded by its timeout_ms, so a call made on Deno's blocking
  * thread pool (nonblocking: true) always gives its thread back.
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <stddef.h>
 #include <poll.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -200,4 +204,40 @@ int aegis_raise_nofile(uint64_t target, uint64_t *out)
 		return aegis_neg_errno();
 	out[2] = (uint64_t)rl.rlim_cur;
 	return 0;
+}
+
+
+int aegis_sd_notify(const char *path, const uint8_t *msg, uint32_t len)
+{
+	struct sockaddr_un addr;
+	socklen_t alen;
+	size_t plen;
+	ssize_t n;
+	int fd, rc = 0;
+
+	if (!path || (!msg && len))
+		return -EINVAL;
+	plen = strlen(path);
+	/* an absolute path, or "@name": the abstract namespace (sun_path[0] = 0) */
+	if (plen < 2 || (path[0] != '/' && path[0] != '@'))
+		return -EINVAL;
+	if (plen >= sizeof(addr.sun_path))
+		return -ENAMETOOLONG;
+	memset(&addr, 0, sizeof(addr));
+	addr.sun_family = AF_UNIX;
+	memcpy(addr.sun_path, path, plen);
+	if (path[0] == '@')
+		addr.sun_path[0] = 0;
+	/* a path's address includes its NUL; an abstract name's is exactly its bytes */
+	alen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + plen + (path[0] == '/'));
+	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return aegis_neg_errno();
+	n = sendto(fd, msg, len, MSG_NOSIGNAL, (struct sockaddr *)&addr, alen);
+	if (n < 0)
+		rc = aegis_neg_errno();
+	else if ((size_t)n != len)
+		rc = -EMSGSIZE;
+	close(fd);
+	return rc;
 }

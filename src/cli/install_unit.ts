@@ -17,7 +17,14 @@ StartLimitIntervalSec=300
 StartLimitBurst=5
 
 [Service]
-Type=simple
+# READY=1 once the stored policy is back in the kernel and the posture is
+# decided; STATUS= follows the posture; WATCHDOG=1 from the 1 s runtime
+# checks (docs/install.md). A large policy on a slow machine takes a while
+# to restore: hence the start timeout.
+Type=notify
+NotifyAccess=main
+TimeoutStartSec=300s
+WatchdogSec=60s
 EnvironmentFile=-/etc/aegisbpf/aegisbpf.env
 ExecStart=@BINDIR@/aegisbpf run
 # Reload = SIGHUP: the agent reopens its event log file (after logrotate),

@@ -29,6 +29,7 @@
  *
  * @module
  */
+import { type ServiceNotifier, serviceNotifier } from "./notify.ts";
 import { bpfObjectBytes, openEmbeddedShim } from "../assets/mod.ts";
 import {
   AEGIS_CFG_AGENT_CGID,
@@ -328,6 +329,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
   let sm: PostureStateMachine | null = null;
   let emergency: EmergencyControl | null = null;
   let engine: Engine | null = null;
+  let notifier: ServiceNotifier | null = null;
   let unresolvedNow = (): string[] => [];
   let unresolvedCountNow = (): number => 0;
   /** the enforcement proof (src/daemon/proofs.ts): only once the engine enforces */
@@ -379,6 +381,30 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
     const shim = await openEmbeddedShim();
     // closed by cleanup(), after everything that uses it (cleanups run in reverse)
     cleanups.push(() => shim.close());
+    // systemd Type=notify (null when no service manager asked)
+    notifier = serviceNotifier(
+      Deno.env.toObject(),
+      Deno.pid,
+      (socket, msg) => shim.sdNotify(socket, msg),
+      (e) =>
+        lg.warn(
+          literal(
+            `cannot notify the service manager (NOTIFY_SOCKET): ${
+              e instanceof Error ? e.message : e
+            }; no more notifications are sent`,
+          ),
+        ),
+    );
+    if (notifier?.watchdogMs !== null && notifier?.watchdogMs !== undefined) {
+      if (notifier.watchdogMs < 2 * CHECK_INTERVAL_MS) {
+        lg.warn(
+          literal(
+            `WatchdogSec is ${notifier.watchdogMs} ms: the agent pings every ` +
+              `${CHECK_INTERVAL_MS} ms from its runtime checks; use at least 3s`,
+          ),
+        );
+      }
+    }
     raiseFdLimitAtStart(shim);
     const bytes = await bpfObjectBytes();
     const hasBtfFunc = (name: string) =>
@@ -783,6 +809,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
         } -> ${t.to} (${t.reason_code}): ${t.detail}`;
         if (t.to === "ENFORCE") lg.info(literal(line), { ...t });
         else lg.warn(literal(line), { ...t });
+        notifier?.status(`${t.to} (${t.reason_code})`);
         rebuildReport();
       },
     });
@@ -843,6 +870,9 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
           `(${decision.reason}): exiting`,
       );
     }
+    // the policy is restored and the posture decided: the service is up
+    notifier?.ready(`${sm.state}: ${hooks.length} hooks`);
+    cleanups.push(() => notifier?.stopping("stopping"));
 
     // ---- 8. runtime checks, every second
     const drops: bigint[] = [];
@@ -902,6 +932,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
         });
         if (want) sm!.transition(want.state, want.reason, want.detail);
         if (sm!.shouldExit()) stop.abort("STRICT_DEGRADE");
+        else notifier?.watchdog(); // the checks ran: the agent is alive
       } catch (e) {
         lg.error(literal(`runtime check failed: ${e instanceof Error ? e.message : e}`));
       }

@@ -253,6 +253,19 @@ export class Shim implements Disposable {
     this.check("aegis_fd_close", this.lib.aegis_fd_close(fd));
   }
 
+  /**
+   * One datagram to the service manager's notification socket (`socket`:
+   * NOTIFY_SOCKET, a path or "@abstract"); throws NativeCallError.
+   */
+  sdNotify(socket: string, message: string): void {
+    const msg = enc.encode(message);
+    this.check(
+      "aegis_sd_notify",
+      this.lib.aegis_sd_notify(cstr(socket), msg, msg.byteLength),
+      socket,
+    );
+  }
+
   /** Close every handle still open, then the library. Safe to call twice. */
   close(): void {
     if (!this.#lib) return;

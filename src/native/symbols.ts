@@ -9,7 +9,7 @@
  * @module
  */
 
-export const SHIM_API_VERSION = 3;
+export const SHIM_API_VERSION = 4;
 
 export const symbols = {
   // int aegis_shim_api_version(void);
@@ -130,6 +130,8 @@ export const symbols = {
   // int aegis_sock_close(int fd);
   aegis_sock_close: { parameters: ["i32"], result: "i32" },
 
+  // int aegis_sd_notify(const char *path, const uint8_t *msg, uint32_t len);
+  aegis_sd_notify: { parameters: ["buffer", "buffer", "u32"], result: "i32" },
   // int aegis_raise_nofile(uint64_t target, uint64_t *out);
   aegis_raise_nofile: { parameters: ["u64", "buffer"], result: "i32" },
 

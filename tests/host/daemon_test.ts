@@ -256,3 +256,68 @@ Deno.test("SIGHUP reopens the event file (logrotate) and never ends the agent", 
       await a.stop();
     }
   }));
+
+/** A datagram receiver at `path` (python3): every message, NUL-separated, into `out`. */
+function notifyReceiver(path: string, out: string): Deno.ChildProcess {
+  const py = [
+    "import socket,sys",
+    "s=socket.socket(socket.AF_UNIX,socket.SOCK_DGRAM)",
+    "s.bind(sys.argv[1])",
+    "f=open(sys.argv[2],'ab',buffering=0)",
+    "while True: f.write(s.recv(4096)+b'\\0')",
+  ].join("\n");
+  return new Deno.Command("python3", {
+    args: ["-c", py, path, out],
+    stdout: "null",
+    stderr: "piped",
+  })
+    .spawn();
+}
+
+Deno.test("systemd notify: READY=1 once started (after the state is decided), STATUS, STOPPING=1 on SIGTERM", () =>
+  withEnv(async (e) => {
+    const dir = Deno.makeTempDirSync({ prefix: "aegis-notify-" });
+    const sock = `${dir}/notify`, got = `${dir}/got`;
+    const rx = notifyReceiver(sock, got);
+    const read = () => {
+      try {
+        return Deno.readTextFileSync(got).split("\0").filter((m) => m !== "");
+      } catch {
+        return [];
+      }
+    };
+    try {
+      for (let i = 0; i < 100 && !exists(sock); i++) await new Promise((r) => setTimeout(r, 50));
+      ok(exists(sock), "receiver bound");
+      const a = new Agent(["--enforce-gate-mode=audit-fallback"], {
+        ...e.env,
+        NOTIFY_SOCKET: sock,
+        WATCHDOG_USEC: "3000000",
+      });
+      try {
+        await a.ready();
+        for (let i = 0; i < 100 && !read().some((m) => m.startsWith("READY=1")); i++) {
+          await new Promise((r) => setTimeout(r, 50));
+        }
+        const ready = read().find((m) => m.startsWith("READY=1"));
+        ok(ready, `READY=1 sent: ${JSON.stringify(read())}`);
+        match(ready!, /\nSTATUS=AUDIT_FALLBACK: \d+ hooks\nMAINPID=\d+$/);
+        ok(read().indexOf(ready!) > 0, "the posture's STATUS came before READY");
+        match(read()[0], /^STATUS=AUDIT_FALLBACK \(CAPABILITY_AUDIT_ONLY\)$/);
+        // the 1 s checks ping the watchdog
+        for (let i = 0; i < 60 && !read().includes("WATCHDOG=1"); i++) {
+          await new Promise((r) => setTimeout(r, 50));
+        }
+        ok(read().includes("WATCHDOG=1"), `watchdog pinged: ${JSON.stringify(read())}`);
+      } finally {
+        const st = await a.stop();
+        strictEqual(st.code, 0, a.err);
+      }
+      const msgs = read();
+      strictEqual(msgs.at(-1), "STOPPING=1\nSTATUS=stopping", JSON.stringify(msgs));
+    } finally {
+      rx.kill();
+      await rx.status;
+      Deno.removeSync(dir, { recursive: true });
+    }
+  }));

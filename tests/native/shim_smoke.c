@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <linux/types.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -627,6 +628,53 @@ static void check_sock(void)
 	      (unsigned long long)lim[0], (unsigned long long)lim[1], (unsigned long long)lim[2]);
 }
 
+/* aegis_sd_notify: a datagram to a path and to an abstract name, bad forms refused */
+static void check_sd_notify(void)
+{
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	char dir[] = "/tmp/aegis-notify-XXXXXX";
+	char path[108], buf[64], abs_name[64];
+	socklen_t alen;
+	int rx, n;
+
+	check(mkdtemp(dir) != NULL, "sd_notify: temp dir", NULL);
+	snprintf(path, sizeof(path), "%s/notify", dir);
+	memcpy(a.sun_path, path, strlen(path) + 1);
+	rx = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	check(rx >= 0 && bind(rx, (struct sockaddr *)&a, sizeof(a)) == 0, "sd_notify: receiver bound",
+	      NULL);
+	check(aegis_sd_notify(path, (const uint8_t *)"READY=1", 7) == 0, "sd_notify: sent to a path",
+	      NULL);
+	n = (int)recv(rx, buf, sizeof(buf), MSG_DONTWAIT);
+	check(n == 7 && memcmp(buf, "READY=1", 7) == 0, "sd_notify: the path's receiver got it",
+	      "n=%d", n);
+	close(rx);
+	unlink(path);
+	rmdir(dir);
+
+	snprintf(abs_name, sizeof(abs_name), "@aegis-notify-%d", (int)getpid());
+	memset(&a, 0, sizeof(a));
+	a.sun_family = AF_UNIX;
+	memcpy(a.sun_path + 1, abs_name + 1, strlen(abs_name) - 1);
+	alen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(abs_name));
+	rx = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	check(rx >= 0 && bind(rx, (struct sockaddr *)&a, alen) == 0,
+	      "sd_notify: abstract receiver bound", NULL);
+	check(aegis_sd_notify(abs_name, (const uint8_t *)"STOPPING=1", 10) == 0,
+	      "sd_notify: sent to an abstract name", NULL);
+	n = (int)recv(rx, buf, sizeof(buf), MSG_DONTWAIT);
+	check(n == 10 && memcmp(buf, "STOPPING=1", 10) == 0,
+	      "sd_notify: the abstract receiver got it", "n=%d", n);
+	close(rx);
+
+	check(aegis_sd_notify("relative/sock", (const uint8_t *)"x", 1) == -EINVAL,
+	      "sd_notify: a relative path is -EINVAL", NULL);
+	check(aegis_sd_notify("@", (const uint8_t *)"x", 1) == -EINVAL,
+	      "sd_notify: an empty abstract name is -EINVAL", NULL);
+	check(aegis_sd_notify("/nonexistent/aegis-notify", (const uint8_t *)"x", 1) == -ENOENT,
+	      "sd_notify: a missing socket is -ENOENT", NULL);
+}
+
 int main(int argc, char **argv)
 {
 	const char *obj_path = argc > 1 ? argv[1] : "dist/native/aegis.bpf.o";
@@ -638,6 +686,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	check_identity();
+	check_sd_notify();
 	check_log_after_failure();
 	obj = open_and_load(obj_path, &lsm_idx);
 	if (obj && aegis_obj_prog_fd(obj, "aegis_trace_openat") >= 0) {
