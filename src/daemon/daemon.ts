@@ -29,6 +29,7 @@
  *
  * @module
  */
+import { attachedNow, CHECK_INTERVAL_MS, mapUtilisation, RuntimeMonitor } from "./monitor.ts";
 import { type ServiceNotifier, serviceNotifier } from "./notify.ts";
 import { bpfObjectBytes, openEmbeddedShim } from "../assets/mod.ts";
 import {
@@ -81,7 +82,6 @@ import { NetBlockCounter, renderMetrics, totalBlocks } from "../metrics/render.t
 import type { Shim } from "../native/mod.ts";
 import { type AppliedParse, parseAppliedPolicy } from "../policy/store.ts";
 import { mapSizesFor, readMapSizeRequests } from "../policy/sizing.ts";
-import { RULE_MAPS } from "../policy/generations.ts";
 import { DEFAULT_PROOF_INTERVAL_SECONDS, proofProblem, SelfTestCounter } from "../proof/prover.ts";
 import { type CompileEnv, compilePolicy } from "../policy/compile.ts";
 import { hostCompileEnv } from "../policy/host_env.ts";
@@ -98,7 +98,7 @@ import {
   type PolicyStatus,
   writeReport,
 } from "../posture/report.ts";
-import { PostureStateMachine, runtimeChecks, stateChangeEvent } from "../posture/state.ts";
+import { PostureStateMachine, stateChangeEvent } from "../posture/state.ts";
 import { DaemonPolicy } from "./live.ts";
 import { type Proofs, wireProofs } from "./proofs.ts";
 import { applyRunPolicy, bringPolicy } from "./policy_phase.ts";
@@ -296,11 +296,6 @@ export function appliedPolicy(stateDir: string, parse: AppliedParse | null): {
     warning,
   };
 }
-
-/** How often the runtime checks run, and how long drops (and denies) are averaged. */
-const CHECK_INTERVAL_MS = 1000;
-const DROP_WINDOW_CHECKS = 10;
-const MAP_CHECK_EVERY = 10;
 
 /**
  * Run the daemon until SIGINT/SIGTERM (or, with --strict-degrade, until the
@@ -874,70 +869,47 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
     notifier?.ready(`${sm.state}: ${hooks.length} hooks`);
     cleanups.push(() => notifier?.stopping("stopping"));
 
-    // ---- 8. runtime checks, every second
-    const drops: bigint[] = [];
-    let lastDrops = counter(counters, AEGIS_CNT_RINGBUF_DROPS);
+    // ---- 8. runtime checks, every second (src/daemon/monitor.ts)
     const hookStats = engine.obj.map(MAP_HOOK_STATS);
-    const denies: bigint[] = [];
-    let lastDenies = totalBlocks(hookStats) - BigInt(selfTest.total);
-    let utilisation: Record<string, number> = {};
-    let tick = 0;
-    const expected = [...hooks];
-    const timer = setInterval(() => {
-      try {
-        const d = counter(counters, AEGIS_CNT_RINGBUF_DROPS);
-        drops.push(d - lastDrops);
-        lastDrops = d;
-        if (drops.length > DROP_WINDOW_CHECKS) drops.shift();
-        const b = totalBlocks(hookStats) - BigInt(selfTest.total);
-        denies.push(b - lastDenies);
-        lastDenies = b;
-        if (denies.length > DROP_WINDOW_CHECKS) denies.shift();
-        const emergencyOn = emergencyActive();
-        const prover = proofs?.prover;
-        if (prover && !emergencyOn) prover.tick();
-        if (prover && emergencyOn) prover.expedite(); // prove again as soon as it ends
-        if (tick++ % MAP_CHECK_EVERY === 0) utilisation = mapUtilisation(engine!);
-        try {
-          policy.tick(); // TTL sweep, interrupted live edits
-        } catch (e) {
-          // a failed sweep must not skip the posture checks below
-          log("policy").error(
-            literal(`live rule sweep failed: ${e instanceof Error ? e.message : e}`),
-          );
-        }
-        const want = ringBroken ? null : runtimeChecks({
-          current: sm!.state!,
-          healthyState,
-          expectedHooks: expected,
-          attachedHooks: attachedNow(engine!),
-          priorityDropDelta: Number(drops.reduce((a, b) => a + b, 0n)),
-          mapUtilisation: utilisation,
-          denyRate: opts.denyRateThreshold === undefined ? undefined : {
-            perSecond: Number(denies.reduce((a, x) => a + x, 0n)) / DROP_WINDOW_CHECKS,
-            threshold: opts.denyRateThreshold,
-          },
-          // a failed proof always counts; staleness only while proofs run
-          // (not off, not during emergency disable, no round in flight)
-          proofProblem: prover
-            ? proofProblem(
-              prover.surfaces,
-              prover.results,
-              Math.floor(Date.now() / 1000),
-              proofInterval > 0 && !emergencyOn && !prover.running
-                ? proofInterval
-                : Number.MAX_SAFE_INTEGER,
-            ) ?? proofs!.verifier.problem()
-            : undefined,
-        });
-        if (want) sm!.transition(want.state, want.reason, want.detail);
-        if (sm!.shouldExit()) stop.abort("STRICT_DEGRADE");
-        else notifier?.watchdog(); // the checks ran: the agent is alive
-      } catch (e) {
-        lg.error(literal(`runtime check failed: ${e instanceof Error ? e.message : e}`));
-      }
-    }, CHECK_INTERVAL_MS);
-    cleanups.push(() => clearInterval(timer));
+    const eng = engine;
+    const machine = sm;
+    const wired = proofs;
+    const monitor = new RuntimeMonitor({
+      drops: () => counter(counters, AEGIS_CNT_RINGBUF_DROPS),
+      denies: () => totalBlocks(hookStats) - BigInt(selfTest.total),
+      expectedHooks: [...hooks],
+      attachedHooks: () => attachedNow(eng),
+      mapUtilisation: () => mapUtilisation(eng),
+      healthyState,
+      state: () => machine.state!,
+      emergencyActive,
+      proofs: wired && {
+        tick: (emergencyOn) => emergencyOn ? wired.prover.expedite() : wired.prover.tick(),
+        // a failed proof always counts; staleness only while proofs run
+        // (not off, not during emergency disable, no round in flight)
+        problem: (emergencyOn) =>
+          proofProblem(
+            wired.prover.surfaces,
+            wired.prover.results,
+            Math.floor(Date.now() / 1000),
+            proofInterval > 0 && !emergencyOn && !wired.prover.running
+              ? proofInterval
+              : Number.MAX_SAFE_INTEGER,
+          ) ?? wired.verifier.problem(),
+      },
+      policyTick: () => policy.tick(),
+      ringBroken: () => ringBroken,
+      denyRateThreshold: opts.denyRateThreshold,
+      transition: (w) => machine.transition(w.state, w.reason, w.detail),
+      shouldExit: () => machine.shouldExit(),
+      onStrictExit: () => stop.abort("STRICT_DEGRADE"),
+      onAlive: () => notifier?.watchdog(),
+      onError: (what, e) =>
+        (what === "live rule sweep" ? log("policy") : lg).error(
+          literal(`${what} failed: ${e instanceof Error ? e.message : e}`),
+        ),
+    });
+    cleanups.push(monitor.start(CHECK_INTERVAL_MS));
 
     const why = await waitForStop(stop.signal);
     const records = drain?.stats.records ?? 0;
@@ -955,34 +927,6 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
   } finally {
     await cleanup();
   }
-}
-
-/**
- * Sections still attached. Pinned links are checked through their pins (a
- * removed pin is a lost hook: the link dies with this process); an
- * unpinned engine holds its links itself, so they are what it attached.
- */
-export function attachedNow(engine: Engine): string[] {
-  if (!engine.pinRoot) return engine.attachedSections();
-  return engine.attach.filter((a) => {
-    if (a.status !== "attached") return false;
-    try {
-      Deno.lstatSync(`${engine.pinRoot}/links/${a.program}`);
-      return true;
-    } catch {
-      return false;
-    }
-  }).map((a) => a.section);
-}
-
-/** entries / max_entries of every rule map (two generations share a map during an apply). */
-export function mapUtilisation(engine: Engine): Record<string, number> {
-  const out: Record<string, number> = {};
-  for (const name of Object.keys(RULE_MAPS)) {
-    const m = engine.obj.map(name);
-    out[name] = m.maxEntries > 0 ? m.keys().length / m.maxEntries : 0;
-  }
-  return out;
 }
 
 /** /events subscribers the hub cut off (every reason). */
