@@ -167,7 +167,11 @@ export type SectionKind =
 export interface SectionInfo {
   /** The `[name]` in the file. */
   name: string;
-  /** Lowest `version=` that may use it. */
+  /**
+   * Lowest `version=` that may use it (docs/policy.md, "Version rules"). A
+   * flag section needs it by being present; a section of entries only when
+   * it holds an entry (an empty one is accepted under any version).
+   */
   minVersion: number;
   /** The Policy field it fills; null = not supported by this version of the agent. */
   field: keyof Omit<Policy, "version"> | null;
@@ -175,30 +179,33 @@ export interface SectionInfo {
 }
 
 /**
- * Every section docs/policy.md names, in canonical output order. The min versions
- * of the network, comm and kernel-flag sections are not numbered in docs/policy.md
- * §7; we use 2 (the first version after the file-only v1 format).
+ * Every section a policy file may name, in canonical output order, with the
+ * version rules of docs/policy.md ("Version rules"): the same as the C++
+ * agent's parser, which numbers only the hash (3), protect (4), IMA (5) and
+ * cgroup-scoped (6) sections; every other section is accepted in any version.
  */
 export const SECTIONS: readonly SectionInfo[] = [
   { name: "deny_path", minVersion: 1, field: "denyPath", kind: "path" },
   { name: "deny_inode", minVersion: 1, field: "denyInode", kind: "inode" },
   { name: "allow_cgroup", minVersion: 1, field: "allowCgroup", kind: "cgroup" },
-  { name: "deny_ip", minVersion: 2, field: "denyIp", kind: "ip" },
-  { name: "deny_cidr", minVersion: 2, field: "denyCidr", kind: "cidr" },
-  { name: "deny_port", minVersion: 2, field: "denyPort", kind: "port" },
-  { name: "deny_ip_port", minVersion: 2, field: "denyIpPort", kind: "ip_port" },
-  { name: "deny_comm", minVersion: 2, field: "denyComm", kind: "comm" },
-  { name: "deny_ptrace", minVersion: 2, field: "denyPtrace", kind: "flag" },
-  { name: "deny_module_load", minVersion: 2, field: "denyModuleLoad", kind: "flag" },
-  { name: "deny_bpf", minVersion: 2, field: "denyBpf", kind: "flag" },
+  { name: "deny_ip", minVersion: 1, field: "denyIp", kind: "ip" },
+  { name: "deny_cidr", minVersion: 1, field: "denyCidr", kind: "cidr" },
+  { name: "deny_port", minVersion: 1, field: "denyPort", kind: "port" },
+  { name: "deny_ip_port", minVersion: 1, field: "denyIpPort", kind: "ip_port" },
+  { name: "deny_comm", minVersion: 1, field: "denyComm", kind: "comm" },
+  { name: "deny_ptrace", minVersion: 1, field: "denyPtrace", kind: "flag" },
+  { name: "deny_module_load", minVersion: 1, field: "denyModuleLoad", kind: "flag" },
+  { name: "deny_bpf", minVersion: 1, field: "denyBpf", kind: "flag" },
   { name: "deny_binary_hash", minVersion: 3, field: null, kind: null },
   { name: "allow_binary_hash", minVersion: 3, field: null, kind: null },
-  { name: "scan_paths", minVersion: 3, field: null, kind: null },
+  { name: "scan_paths", minVersion: 1, field: null, kind: null },
   { name: "protect_path", minVersion: 4, field: "protectPath", kind: "path" },
   { name: "protect_connect", minVersion: 4, field: "protectConnect", kind: "flag" },
+  { name: "protect_runtime_deps", minVersion: 4, field: null, kind: null },
   { name: "trusted_exec_hash", minVersion: 5, field: null, kind: null },
   { name: "require_ima_appraisal", minVersion: 5, field: null, kind: null },
-  { name: "ima_fail_closed", minVersion: 5, field: null, kind: null },
+  // No version of its own; it needs a non-empty [trusted_exec_hash] (5).
+  { name: "ima_fail_closed", minVersion: 1, field: null, kind: null },
   { name: "cgroup_deny_inode", minVersion: 6, field: "cgroupDenyInode", kind: "cg_inode" },
   { name: "cgroup_deny_ip", minVersion: 6, field: "cgroupDenyIp", kind: "cg_ip" },
   { name: "cgroup_deny_port", minVersion: 6, field: "cgroupDenyPort", kind: "cg_port" },

@@ -219,6 +219,11 @@ interface Current {
   skip: boolean;
   /** For flag sections: the line of a value already seen. */
   flagValueLine?: number;
+  /**
+   * A section of entries above the file's version: its first entry is an
+   * error (an empty one is accepted; docs/policy.md, "Version rules").
+   */
+  tooNew?: boolean;
 }
 
 /**
@@ -346,6 +351,13 @@ export function modelError(
   };
 }
 
+/** "section [x] needs version=N or later[ to hold entries]; this file says version=V". */
+function tooNewMessage(info: SectionInfo, version: number | undefined): string {
+  const what = info.kind === "flag" ? "" : " to hold entries";
+  return `section [${info.name}] needs version=${info.minVersion} or later${what}; ` +
+    `this file says version=${version}`;
+}
+
 /** Parse and validate a policy file. See the module doc. */
 export function parsePolicy(input: string | Uint8Array, file: string): ParseResult {
   const errors: PolicyIssue[] = [];
@@ -411,18 +423,17 @@ export function parsePolicy(input: string | Uint8Array, file: string): ParseResu
       if (info.field === null) {
         err(
           l.n,
-          `section [${name}] (policy version ${info.minVersion}) is not supported by this version of ` +
-            "aegisbpf; remove it (its rules would not be enforced)",
+          `section [${name}] is not supported by this version of aegisbpf; remove it ` +
+            "(its rules would not be enforced)",
         );
         cur = { info, skip: true };
         continue;
       }
-      if (version !== undefined && info.minVersion > version) {
-        err(
-          l.n,
-          `section [${name}] needs version=${info.minVersion} or later; this file says version=${version}`,
-        );
-      }
+      // The version rules (docs/policy.md, "Version rules"): a flag section
+      // needs its version by being present, a section of entries once it
+      // holds an entry (reported at that entry's line, below).
+      const tooNew = version !== undefined && info.minVersion > version;
+      if (tooNew && info.kind === "flag") err(l.n, tooNewMessage(info, version));
       const prev = seenSections.get(name);
       if (prev !== undefined) {
         warn(
@@ -430,7 +441,7 @@ export function parsePolicy(input: string | Uint8Array, file: string): ParseResu
           `section [${name}] appears again (first at line ${prev}); its entries are merged`,
         );
       } else seenSections.set(name, l.n);
-      cur = { info, skip: false };
+      cur = { info, skip: false, tooNew: tooNew && info.kind !== "flag" };
       if (info.kind === "flag") {
         const f = info.field as "denyPtrace" | "denyModuleLoad" | "denyBpf" | "protectConnect";
         if (policy[f] === null) policy[f] = { enabled: true, line: l.n };
@@ -476,6 +487,10 @@ export function parsePolicy(input: string | Uint8Array, file: string): ParseResu
 
     if (cur === null) continue; // unreachable: sawSection implies cur
     if (cur.skip) continue;
+    if (cur.tooNew) {
+      err(l.n, tooNewMessage(cur.info, version));
+      cur.tooNew = false;
+    }
     try {
       entry(cur, text, l.n);
     } catch (e) {

@@ -106,10 +106,10 @@ Deno.test("v3: v1/v2 sections still parse; hash sections are 'not supported by t
   bad(
     "version=3\n[deny_binary_hash]\nsha256:" + "a".repeat(64) +
       "\n[allow_binary_hash]\n[scan_paths]\n/usr/bin\n",
-    [[2, "[deny_binary_hash] (policy version 3) is not supported by this version"], [
+    [[2, "[deny_binary_hash] is not supported by this version"], [
       4,
-      "[allow_binary_hash] (policy version 3) is not supported by this version",
-    ], [5, "[scan_paths] (policy version 3) is not supported by this version"]],
+      "[allow_binary_hash] is not supported by this version",
+    ], [5, "[scan_paths] is not supported by this version"]],
   );
 });
 
@@ -129,9 +129,9 @@ Deno.test("v5: IMA sections are 'not supported by this version'; the rest parses
   bad(
     "version=5\n[trusted_exec_hash]\n[require_ima_appraisal]\n[ima_fail_closed]\n[deny_path]\n/x\n",
     [
-      [2, "[trusted_exec_hash] (policy version 5) is not supported by this version"],
-      [3, "[require_ima_appraisal] (policy version 5) is not supported by this version"],
-      [4, "[ima_fail_closed] (policy version 5) is not supported by this version"],
+      [2, "[trusted_exec_hash] is not supported by this version"],
+      [3, "[require_ima_appraisal] is not supported by this version"],
+      [4, "[ima_fail_closed] is not supported by this version"],
     ],
   );
 });
@@ -200,13 +200,17 @@ Deno.test("unknown header key and junk before the first section", () => {
   ]]);
 });
 
-Deno.test("section above the file's version", () => {
+Deno.test("section above the file's version: a flag at its header, entries at the first one", () => {
   bad(
-    "version=1\n[deny_ip]\n10.0.0.1\n[protect_path]\n/etc/shadow\n[cgroup_deny_port]\ncgid:1 22\n",
+    "version=1\n[deny_ip]\n10.0.0.1\n[protect_path]\n/etc/shadow\n[cgroup_deny_port]\ncgid:1 22\n" +
+      "[protect_connect]\n",
     [
-      [2, "section [deny_ip] needs version=2 or later; this file says version=1"],
-      [4, "section [protect_path] needs version=4 or later"],
-      [6, "section [cgroup_deny_port] needs version=6 or later"],
+      [
+        5,
+        "section [protect_path] needs version=4 or later to hold entries; this file says version=1",
+      ],
+      [7, "section [cgroup_deny_port] needs version=6 or later to hold entries"],
+      [8, "section [protect_connect] needs version=4 or later; this file says version=1"],
     ],
   );
 });
