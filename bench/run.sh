@@ -15,6 +15,8 @@ cc -O2 -Wall -Werror -o dist/bench/loadgen bench/drain/loadgen.c
 "$deno" run -A bench/events/events_bench.ts dist/bench/loadgen
 "$deno" run -A bench/http/http_bench.ts
 "$deno" run -A bench/posture/startup_bench.ts 5
+# the file decision on this host's hardware, beside null programs (bench/decision)
+bash bench/decision/run.sh
 # The enforcement overhead benchmark boots QEMU/TCG guests (minutes): opt in.
 if [ "${AEGIS_BENCH_VM:-0}" = 1 ]; then
   bash bench/vm/run.sh

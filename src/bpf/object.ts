@@ -54,6 +54,11 @@ export class BpfObject implements Disposable {
     this.programs.forEach((p, i) => this.#obj.setAutoload(p, want(p, this.sections[i])));
   }
 
+  /** After load: the fd of a program (owned by the object; /proc/self/fdinfo/<fd> has its stats). */
+  programFd(prog: string): number {
+    return this.#obj.programFd(prog);
+  }
+
   setMaxEntries(map: string, n: number): void {
     this.#obj.setMaxEntries(map, n);
   }
