@@ -5,6 +5,7 @@
  */
 import { Command, CommanderError } from "@commander-js/extra-typings";
 import { EXIT_OUTCOME_UNKNOWN } from "../control/client.ts";
+import { BUILD } from "../assets/mod.ts";
 import { AegisError } from "../errors.ts";
 import type { DaemonRunner } from "./run.ts";
 import { setupLogging, writeStderr, writeStdout } from "../log.ts";
@@ -69,6 +70,11 @@ Exit codes: 0 success, 1 refused or failed (the message names the reason),
 connection broke: check before retrying). Logs go to stderr (JSON lines unless stderr is a terminal);
 results and events go to stdout.`,
     )
+    .version(
+      `aegisbpf ${BUILD.agentVersion}`,
+      "-V, --version",
+      "print the agent's version ('aegisbpf version --json' says what the binary is made of)",
+    )
     .showHelpAfterError("(run 'aegisbpf --help' for usage)")
     .configureOutput({ writeOut: writeStdout, writeErr: writeStderr })
     .exitOverride();
@@ -97,7 +103,8 @@ export async function main(argv: string[], overrides: CliOverrides = {}): Promis
     }
     if (e instanceof AegisError) {
       writeStderr(`aegisbpf: error [${e.code}]: ${e.message}\n`);
-      return e.code === "OUTCOME_UNKNOWN" ? EXIT_OUTCOME_UNKNOWN : 1;
+      if (e.code === "OUTCOME_UNKNOWN") return EXIT_OUTCOME_UNKNOWN;
+      return e.code === "USAGE" ? 2 : 1; // as --help promises: usage errors exit 2
     }
     throw e;
   }
