@@ -17,7 +17,7 @@
  */
 import { aegisPaths } from "../contracts.ts";
 import { hostCompileEnv } from "../policy/host_env.ts";
-import type { Command } from "@commander-js/extra-typings";
+import { type Command, Option } from "@commander-js/extra-typings";
 import { openEmbeddedShim } from "../assets/mod.ts";
 import { PinnedMaps } from "../bpf/pins.ts";
 import { AegisError, UsageError } from "../errors.ts";
@@ -42,6 +42,7 @@ import {
 import { describeRule, type LiveRule, LiveRules } from "../policy/live.ts";
 import { daemonOrLocal } from "./daemon_or_local.ts";
 import { encodeBase64 } from "../util/bytes.ts";
+import { parseDuration } from "../util/duration.ts";
 import { keysDir, readSecretKeyFile } from "../policy/keys.ts";
 import { dedupePolicy, formatPolicy } from "../policy/lint.ts";
 import type { Policy, PolicyIssue } from "../policy/model.ts";
@@ -237,29 +238,34 @@ export function addPolicyCommand(program: Command): void {
     .description("wrap a policy file into a signed bundle")
     .argument("<file>")
     .requiredOption("--key <path>", "secret key file (keys keygen)")
-    .requiredOption("--output <path>", "where the bundle is written")
+    .option("--out <path>", "where the bundle is written (required)")
+    // the name before --out was the one flag name for "where to write"
+    .addOption(new Option("--output <path>").hideHelp())
     .option("--policy-version <n>", "anti-rollback version (default: now, in unix seconds)")
     .option(
-      "--expires-in <seconds>",
-      `validity (default 30 days, at most ${MAX_VALIDITY_SECONDS} s = 366 days)`,
-      "2592000",
+      "--expires-in <duration>",
+      `validity: 30s, 10m, 2h, 30d or seconds (default 30d, at most ` +
+        `${MAX_VALIDITY_SECONDS / 86400} days)`,
+      "30d",
     )
     .action(async (file, opts) => {
+      const output = opts.out ?? opts.output;
+      if (output === undefined) throw new UsageError("policy sign: --out <path> is required");
       const body = readPolicyFile(file);
       parseOrFail(file, body); // never sign an invalid policy
       const now = Math.floor(Date.now() / 1000);
       const policyVersion = opts.policyVersion === undefined
         ? now
         : integerOption("--policy-version", opts.policyVersion, 1, MAX_POLICY_VERSION);
-      const ttl = integerOption("--expires-in", opts.expiresIn, 1, MAX_VALIDITY_SECONDS);
+      const ttl = parseDuration(opts.expiresIn, MAX_VALIDITY_SECONDS, "--expires-in");
       const bundle = await signBundle(body, {
         secretKey: await readSecretKeyFile(opts.key),
         policyVersion,
         timestamp: now,
         expires: now + ttl,
       });
-      await writeFileAtomic(opts.output, bundle, 0o644);
-      out(`wrote ${opts.output} (policy_version ${policyVersion}, expires in ${ttl} s)`);
+      await writeFileAtomic(output, bundle, 0o644);
+      out(`wrote ${output} (policy_version ${policyVersion}, expires in ${ttl} s)`);
     });
 
   policy.command("show")

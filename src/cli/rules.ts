@@ -20,9 +20,10 @@ import {
   type ListedRule,
   type LiveRule,
   type LiveRuleRequest,
-  parseDuration,
+  MAX_TTL_SECONDS,
   type RuleGroup,
 } from "../policy/live.ts";
+import { parseDuration } from "../util/duration.ts";
 import type { RuleVerification } from "../proof/verify.ts";
 import { daemonOrLocal } from "./daemon_or_local.ts";
 import { EXIT_UNENFORCED, openLocal, printExpired, printVerification, stateDir } from "./policy.ts";
@@ -36,7 +37,7 @@ function appliedPolicyText(): string {
 }
 
 async function addRule(req: LiveRuleRequest, ttl: string | undefined, json?: true): Promise<void> {
-  const ttlSeconds = ttl === undefined ? null : parseDuration(ttl);
+  const ttlSeconds = ttl === undefined ? null : parseDuration(ttl, MAX_TTL_SECONDS, "--ttl");
   const { value: r } = await daemonOrLocal<
     {
       rule: LiveRule;

@@ -174,23 +174,6 @@ export const GROUP_MAPS: Record<RuleGroup, readonly string[]> = {
   ],
 };
 
-/** "30s", "10m", "2h", "1d", or bare seconds ("90"). */
-export function parseDuration(text: string): number {
-  const m = /^(\d{1,9})([smhd]?)$/.exec(text.trim());
-  if (!m) {
-    throw new UsageError(
-      `Invalid duration "${text}": write a whole number with s, m, h or d (30s, 10m, 2h, 1d)`,
-    );
-  }
-  const s = Number(m[1]) * { "": 1, s: 1, m: 60, h: 3600, d: 86400 }[m[2] as "s"];
-  if (s < 1 || s > MAX_TTL_SECONDS) {
-    throw new UsageError(
-      `Invalid duration "${text}": from 1 second to ${MAX_TTL_SECONDS / 86400} days`,
-    );
-  }
-  return s;
-}
-
 /** The key and value-shape of a rule spec. */
 function keyOf(spec: LiveRuleSpec, gen: number): { map: string; key: Uint8Array<ArrayBuffer> } {
   switch (spec.kind) {

@@ -10,7 +10,7 @@ import { inodeKey, ruleValue, u32Key } from "../bpf/rule_codec.ts";
 import { cidrKey, ipKey, parseCidr, parseIp } from "../bpf/net_codec.ts";
 import { AEGIS_CFG_GENERATION, AEGIS_RT_INODE } from "../bpf/abi_gen.ts";
 import { fakeMaps, fakeResolvePath } from "./fake_maps_testing.ts";
-import { LIVE_RULE_ID_BASE, LiveRules, mergeLive, parseDuration } from "./live.ts";
+import { LIVE_RULE_ID_BASE, LiveRules, mergeLive } from "./live.ts";
 
 const DEV = 0x800001;
 const resolvePath = fakeResolvePath(DEV, 10);
@@ -37,13 +37,6 @@ function ruleId(v: Uint8Array | null): number {
 function ruleFlags(v: Uint8Array | null): number {
   return new DataView(v!.buffer).getUint16(4, true);
 }
-
-Deno.test("parseDuration: units, bare seconds, bad input", () => {
-  deepStrictEqual(["30s", "10m", "2h", "1d", "45"].map(parseDuration), [30, 600, 7200, 86400, 45]);
-  for (const bad of ["", "0", "1w", "-5s", "1.5h", "400d"]) {
-    throws(() => parseDuration(bad), /Invalid duration/, bad);
-  }
-});
 
 Deno.test("live: block add writes the live generation, ids from 2^31, store 0600, file switch on", () => {
   const { dir, fm, live } = setup();
