@@ -21,6 +21,7 @@ import {
   TOKEN_MAX_SECONDS,
 } from "../control/break_glass.ts";
 import { daemonCall, daemonOrLocal } from "./daemon_or_local.ts";
+import { daemonRequest } from "../control/client.ts";
 import {
   EmergencyControl,
   type EmergencyFlag,
@@ -85,7 +86,7 @@ async function toggle(disable: boolean, reason: string, json: boolean): Promise<
     result.active
       ? `emergency disable is ACTIVE: enforcement is OFF. Every hook allows and reports ` +
         `would-be denials as AUDIT events.`
-      : `emergency disable is off: enforcement is ON again.`,
+      : `emergency disable is off: ${await enforcementAfterEnable(via)}`,
   );
   out(`reason: ${result.reason} (sha256 ${result.reason_sha256})`);
   if (result.storm_active) {
@@ -93,6 +94,30 @@ async function toggle(disable: boolean, reason: string, json: boolean): Promise<
       `warning: toggle storm: ${result.transitions_60s} transitions within 60 s; check who is ` +
         `toggling and why\n`,
     );
+  }
+}
+
+/**
+ * What "emergency disable is off" means on this node: the kernel flag is
+ * clear, but only an agent in ENFORCE with its proofs passing denies
+ * anything (an auditing or degraded node does not). Asked of the daemon's
+ * health; without a daemon the pinned programs are all there is.
+ */
+async function enforcementAfterEnable(via: Via): Promise<string> {
+  if (via === "direct") {
+    return "the pinned rules apply again (no agent runs: check with 'aegisbpf health " +
+      "--require-enforce' whether this node enforces).";
+  }
+  try {
+    const reply = await daemonRequest("GET", "/health?require_enforce=1");
+    const body = reply?.body as { runtime_state?: string; reasons?: string[] } | undefined;
+    if (reply?.status === 200) return "enforcement is ON again.";
+    return `enforcement is NOT active on this node: ${body?.runtime_state ?? "unknown state"}` +
+      (body?.reasons?.length ? ` (${body.reasons.join("; ")})` : "") + ".";
+  } catch (e) {
+    return `the rules apply again; whether this node enforces is unknown (health: ${
+      e instanceof Error ? e.message : e
+    }).`;
   }
 }
 

@@ -321,3 +321,19 @@ Deno.test("systemd notify: READY=1 once started (after the state is decided), ST
       Deno.removeSync(dir, { recursive: true });
     }
   }));
+
+Deno.test("emergency-enable on a node that does not enforce says so (not 'enforcement is ON')", () =>
+  withEnv(async (e) => {
+    const a = new Agent(["--enforce-gate-mode=audit-fallback"], e.env);
+    try {
+      await a.ready();
+      const d = await run(AGENT, ["emergency-disable", "--reason", "host test"], e.env);
+      strictEqual(d.code, 0, d.stderr);
+      const en = await run(AGENT, ["emergency-enable", "--reason", "host test done"], e.env);
+      strictEqual(en.code, 0, en.stderr);
+      match(en.stdout, /enforcement is NOT active on this node: AUDIT_FALLBACK/);
+      ok(!en.stdout.includes("ON again"), en.stdout);
+    } finally {
+      await a.stop();
+    }
+  }));

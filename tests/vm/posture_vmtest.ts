@@ -66,6 +66,7 @@ Deno.test({
       );
       const en = await run(AGENT, ["emergency-enable", "--reason", "posture test done"], e.env);
       strictEqual(en.code, 0, en.stderr);
+      match(en.stdout, /emergency disable is off: enforcement is ON again\./);
       strictEqual((await httpGet(e.port, "/health?require_enforce=1")).status, 200);
     } finally {
       await cleanupAgent(a, e);
