@@ -309,9 +309,10 @@ const SPEC_NAMES = [
   "aegisbpf_emergency_toggle_transitions_total",
   "aegisbpf_emergency_toggle_storm_active",
   "aegisbpf_hook_invocations_total",
-  "aegisbpf_hook_latency_total_ns",
+  "aegisbpf_hook_latency_seconds_total",
   "aegisbpf_events_emitted_total",
-  "aegisbpf_perf_slo_summary_present",
+  "aegisbpf_perf_slo_file_present",
+  "aegisbpf_perf_slo_file_malformed",
   "aegisbpf_perf_slo_gate_pass",
   "aegisbpf_perf_slo_failed_rows",
 ];
@@ -322,14 +323,20 @@ Deno.test("render: every docs/telemetry.md name, well-formed, kernel counters su
     for (const detailed of [false, true]) {
       const p = parseExposition(await renderMetrics(daemonSources(slo), { detailed }));
       for (const n of SPEC_NAMES) ok(p.types.has(n), `${n} missing (detailed ${detailed})`);
+      // what promtool's lint says about names (tests/host/promtool_test.ts runs promtool itself)
       for (const [n, t] of p.types) {
-        if (t === "counter") ok(n.endsWith("_total") || n.endsWith("_total_ns"), n);
+        strictEqual(n.endsWith("_total"), t === "counter", `${n} (${t}): _total iff a counter`);
+        ok(!/_(ns|us|ms|kb|mb|gb|pct|percent|secs?|mins?|hrs?)(_|$)/.test(n), `${n}: base units`);
+        ok(!/_(counter|gauge|summary|histogram|untyped)(_|$)/.test(n), `${n}: a type in its name`);
       }
       strictEqual(get(p, "aegisbpf_ringbuf_drops_total"), 12);
       strictEqual(get(p, "aegisbpf_events_emitted_total"), 1000);
       strictEqual(get(p, "aegisbpf_blocks_total"), 6);
       strictEqual(get(p, "aegisbpf_hook_invocations_total", { hook: "file_open" }), 150);
-      strictEqual(get(p, "aegisbpf_hook_latency_total_ns", { hook: "file_open" }), 7500);
+      strictEqual(
+        get(p, "aegisbpf_hook_latency_seconds_total", { hook: "file_open" }),
+        7500 / 1e9,
+      );
       strictEqual(get(p, "aegisbpf_hook_invocations_total", { hook: "socket_connect" }), 10);
       strictEqual(get(p, "aegisbpf_hook_invocations_total", { hook: "bpf" }), 0);
       strictEqual(get(p, "aegisbpf_deny_inode_entries"), 30);
@@ -370,7 +377,7 @@ Deno.test("render: perf-SLO present/malformed/gate_pass follow the file on every
     const src = daemonSources(slo);
     const read = async () => parseExposition(await renderMetrics(src, { detailed: false }));
     let p = await read();
-    strictEqual(get(p, "aegisbpf_perf_slo_summary_present"), 0);
+    strictEqual(get(p, "aegisbpf_perf_slo_file_present"), 0);
     strictEqual(get(p, "aegisbpf_perf_slo_gate_pass"), 0);
     await Deno.writeTextFile(
       slo,
@@ -380,12 +387,12 @@ Deno.test("render: perf-SLO present/malformed/gate_pass follow the file on every
       }),
     );
     p = await read();
-    strictEqual(get(p, "aegisbpf_perf_slo_summary_present"), 1);
+    strictEqual(get(p, "aegisbpf_perf_slo_file_present"), 1);
     strictEqual(get(p, "aegisbpf_perf_slo_failed_rows"), 1);
     await Deno.writeTextFile(slo, '{"gate_pass": true');
     p = await read();
-    strictEqual(get(p, "aegisbpf_perf_slo_summary_present"), 1);
-    strictEqual(get(p, "aegisbpf_perf_slo_summary_malformed"), 1);
+    strictEqual(get(p, "aegisbpf_perf_slo_file_present"), 1);
+    strictEqual(get(p, "aegisbpf_perf_slo_file_malformed"), 1);
     strictEqual(get(p, "aegisbpf_perf_slo_gate_pass"), 0);
   } finally {
     await Deno.remove(slo.slice(0, slo.lastIndexOf("/")), { recursive: true });

@@ -200,6 +200,14 @@ function perCpu(m: MetricsMap, index: number): bigint[] {
   return out;
 }
 
+/**
+ * Nanoseconds (the kernel's unit) as seconds, the exposition's base unit
+ * (docs/telemetry.md); a float64 like every Prometheus sample.
+ */
+export function nsToSeconds(ns: bigint): number {
+  return Number(ns) / 1e9;
+}
+
 const HOOK_STAT = ABI_LAYOUT.structs.aegis_hook_stat;
 const INODE_GEN = ABI_LAYOUT.structs.aegis_inode_key.fields.gen.offset;
 
@@ -236,9 +244,9 @@ export async function renderMetrics(src: MetricsSources, opts: RenderOptions): P
     "Times each hook ran.",
   );
   x.declare(
-    "aegisbpf_hook_latency_total_ns",
+    "aegisbpf_hook_latency_seconds_total",
     "counter",
-    "Nanoseconds each hook spent checking rules, summed.",
+    "Seconds each hook spent checking rules, summed (estimated: one call in 64 per CPU is timed).",
   );
   if (opts.detailed) {
     x.declare("aegisbpf_hook_blocks_total", "counter", "Operations each hook denied or signalled.");
@@ -258,7 +266,9 @@ export async function renderMetrics(src: MetricsSources, opts: RenderOptions): P
       const blk = visibleBlocks(s[f.blocks.offset / 8], hook, src.selfTest);
       blocks += blk;
       x.sample("aegisbpf_hook_invocations_total", inv, { hook });
-      x.sample("aegisbpf_hook_latency_total_ns", s[f.latency_ns.offset / 8], { hook });
+      x.sample("aegisbpf_hook_latency_seconds_total", nsToSeconds(s[f.latency_ns.offset / 8]), {
+        hook,
+      });
       if (opts.detailed) {
         x.sample("aegisbpf_hook_blocks_total", blk, { hook });
         x.sample("aegisbpf_hook_audits_total", s[f.audits.offset / 8], { hook });
@@ -428,19 +438,19 @@ export async function renderMetrics(src: MetricsSources, opts: RenderOptions): P
 
   const slo = await readPerfSlo(src.perfSloPath);
   x.declare(
-    "aegisbpf_perf_slo_summary_present",
+    "aegisbpf_perf_slo_file_present",
     "gauge",
     "1 when the perf-SLO summary file exists.",
   );
   x.declare(
-    "aegisbpf_perf_slo_summary_malformed",
+    "aegisbpf_perf_slo_file_malformed",
     "gauge",
     "1 when the perf-SLO summary exists but cannot be trusted (never reported as passing).",
   );
   x.declare("aegisbpf_perf_slo_gate_pass", "gauge", "1 when the perf-SLO gate passed.");
   x.declare("aegisbpf_perf_slo_failed_rows", "gauge", "Rows of the perf-SLO summary that failed.");
-  x.sample("aegisbpf_perf_slo_summary_present", slo.present);
-  x.sample("aegisbpf_perf_slo_summary_malformed", slo.malformed);
+  x.sample("aegisbpf_perf_slo_file_present", slo.present);
+  x.sample("aegisbpf_perf_slo_file_malformed", slo.malformed);
   x.sample("aegisbpf_perf_slo_gate_pass", slo.gatePass);
   x.sample("aegisbpf_perf_slo_failed_rows", slo.failedRows);
 
