@@ -331,7 +331,10 @@ Deno.test("render: every docs/telemetry.md name, well-formed, kernel counters su
       }
       strictEqual(get(p, "aegisbpf_ringbuf_drops_total"), 12);
       strictEqual(get(p, "aegisbpf_events_emitted_total"), 1000);
-      strictEqual(get(p, "aegisbpf_blocks_total"), 6);
+      // blocks and would-be blocks (audits), both by default (docs/telemetry.md)
+      strictEqual(get(p, "aegisbpf_blocks_total", { action: "block" }), 6);
+      strictEqual(get(p, "aegisbpf_blocks_total", { action: "audit" }), 5);
+      strictEqual(p.samples.filter((s) => s.name === "aegisbpf_blocks_total").length, 2);
       strictEqual(get(p, "aegisbpf_hook_invocations_total", { hook: "file_open" }), 150);
       strictEqual(
         get(p, "aegisbpf_hook_latency_seconds_total", { hook: "file_open" }),
@@ -350,7 +353,8 @@ Deno.test("render: every docs/telemetry.md name, well-formed, kernel counters su
       strictEqual(get(p, "aegisbpf_enforce_capable"), 0);
       strictEqual(get(p, "aegisbpf_emergency_disable_active"), 1);
       strictEqual(get(p, "aegisbpf_emergency_toggle_transitions_total"), 4);
-      strictEqual(get(p, "aegisbpf_net_blocks_total", { type: "cidr" }), 0);
+      strictEqual(get(p, "aegisbpf_net_blocks_total", { type: "cidr", action: "block" }), 0);
+      strictEqual(get(p, "aegisbpf_net_blocks_total", { type: "cidr", action: "audit" }), 0);
       strictEqual(get(p, "aegisbpf_events_sink_dropped_total"), 10);
       strictEqual(get(p, "aegisbpf_events_published_total"), 1000);
       strictEqual(get(p, "aegisbpf_events_written_total"), 990);
@@ -358,9 +362,14 @@ Deno.test("render: every docs/telemetry.md name, well-formed, kernel counters su
       strictEqual(get(p, "aegisbpf_policy_unresolved_paths"), 3);
       strictEqual(get(p, "aegisbpf_perf_slo_gate_pass"), 1);
       strictEqual(
-        get(p, "aegisbpf_hook_blocks_total", { hook: "file_open" }),
+        get(p, "aegisbpf_hook_blocks_total", { hook: "file_open", action: "block" }),
         detailed ? 5 : undefined,
       );
+      strictEqual(
+        get(p, "aegisbpf_hook_blocks_total", { hook: "socket_connect", action: "audit" }),
+        detailed ? 4 : undefined,
+      );
+      ok(!p.types.has("aegisbpf_hook_audits_total"), "renamed: hook_blocks_total{action=audit}");
       strictEqual(
         get(p, "aegisbpf_ringbuf_drops_per_cpu_total", { cpu: "2" }),
         detailed ? 7 : undefined,
@@ -424,7 +433,7 @@ Deno.test("render: CLI without a daemon (maps only): state UNKNOWN, unknowns lef
   }
 });
 
-Deno.test("NetBlockCounter: counts blocks by rule type, not audits", () => {
+Deno.test("NetBlockCounter: counts blocks and audits (would-be blocks) by rule type", () => {
   const c = new NetBlockCounter();
   const base = {
     kind: "net_block" as const,
@@ -447,9 +456,13 @@ Deno.test("NetBlockCounter: counts blocks by rule type, not audits", () => {
   c.observe({ ...base, action: 1, ruleType: 4 });
   c.observe({ ...base, action: 0, ruleType: 3 });
   c.observe({ ...base, action: 1, ruleType: 11 });
-  strictEqual(c.counts.cidr, 2);
-  strictEqual(c.counts.ip, 0);
-  strictEqual(c.counts.cg_port, 1);
+  c.observe({ ...base, action: 0, ruleType: 3 });
+  c.observe({ ...base, action: 2, ruleType: 3 }); // a signal is a block
+  strictEqual(c.counts.block.cidr, 2);
+  strictEqual(c.counts.block.ip, 1);
+  strictEqual(c.counts.block.cg_port, 1);
+  strictEqual(c.counts.audit.ip, 2);
+  strictEqual(c.counts.audit.cidr, 0);
 });
 
 Deno.test("render: the proof's canary denies and entries are not user-visible; proof gauges", async () => {
@@ -463,8 +476,13 @@ Deno.test("render: the proof's canary denies and entries are not user-visible; p
     },
   };
   const p = parseExposition(await renderMetrics(src, { detailed: true }));
-  strictEqual(get(p, "aegisbpf_blocks_total"), 4, "6 kernel blocks, 2 of them the canary's");
-  strictEqual(get(p, "aegisbpf_hook_blocks_total", { hook: "file_open" }), 3);
+  strictEqual(
+    get(p, "aegisbpf_blocks_total", { action: "block" }),
+    4,
+    "6 kernel blocks, 2 of them the canary's",
+  );
+  strictEqual(get(p, "aegisbpf_blocks_total", { action: "audit" }), 5, "audits untouched");
+  strictEqual(get(p, "aegisbpf_hook_blocks_total", { hook: "file_open", action: "block" }), 3);
   strictEqual(get(p, "aegisbpf_self_test_denies_total", { hook: "file_open" }), 2);
   strictEqual(get(p, "aegisbpf_deny_inode_entries"), 29);
   strictEqual(get(p, "aegisbpf_enforcement_proof_ok", { surface: "file" }), 0);
@@ -479,7 +497,7 @@ Deno.test("render: the proof's canary denies and entries are not user-visible; p
       },
     ),
   );
-  strictEqual(get(q, "aegisbpf_hook_blocks_total", { hook: "file_open" }), 0);
+  strictEqual(get(q, "aegisbpf_hook_blocks_total", { hook: "file_open", action: "block" }), 0);
   strictEqual(get(q, "aegisbpf_deny_inode_entries"), 0);
   await Deno.remove(slo.replace(/\/[^/]*$/, ""), { recursive: true });
 });

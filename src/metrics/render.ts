@@ -58,8 +58,8 @@ export interface MetricsSources {
    * dropped and (optionally) written lines (EventSink.stats).
    */
   events: { emitted: number; sinkDropped: number; sinkWritten?: number } | null;
-  /** Network blocks by rule type, counted from events (NetBlockCounter). */
-  netBlocks?: Readonly<Record<string, number>> | null;
+  /** Network blocks by action and rule type, counted from events (NetBlockCounter). */
+  netBlocks?: Readonly<Record<BlockAction, Readonly<Record<string, number>>>> | null;
   /** /events subscribers cut off for being too slow. */
   sse?: { droppedClients: number } | null;
   /** Policy path rules whose file does not exist yet. */
@@ -121,19 +121,32 @@ export interface RenderOptions {
 /** Rule types of aegisbpf_net_blocks_total{type} (docs/telemetry.md), always exported. */
 export const NET_BLOCK_TYPES = ["ip", "cidr", "port", "ip_port", "identity", "cg_ip", "cg_port"];
 
+/**
+ * The `action` label of the block counters (docs/telemetry.md): `block` =
+ * denied or signalled, `audit` = a rule matched but the hook only reported
+ * (audit mode, emergency disable, break-glass): the would-be blocks.
+ */
+export const BLOCK_ACTIONS = ["block", "audit"] as const;
+export type BlockAction = typeof BLOCK_ACTIONS[number];
+
 /** Maps whose capacity and utilisation are exported. */
 export const CAPACITY_MAPS: readonly string[] = [...Object.keys(RULE_MAPS), "aegis_survival_inode"];
 
 /**
- * Network blocks by rule type, fed with every decoded record (the kernel
- * counts blocks per hook, not per rule type). AUDIT records are not blocks.
+ * Network blocks by action and rule type, fed with every decoded record
+ * (the kernel counts blocks per hook, not per rule type): AUDIT records
+ * are would-be blocks (action `audit`), every other action a block.
  */
 export class NetBlockCounter {
-  readonly counts: Record<string, number> = Object.fromEntries(NET_BLOCK_TYPES.map((t) => [t, 0]));
+  readonly counts: Record<BlockAction, Record<string, number>> = {
+    block: Object.fromEntries(NET_BLOCK_TYPES.map((t) => [t, 0])),
+    audit: Object.fromEntries(NET_BLOCK_TYPES.map((t) => [t, 0])),
+  };
   observe(r: KernelRecord): void {
-    if (r.kind !== "net_block" || r.action === AEGIS_ACT_AUDIT) return;
+    if (r.kind !== "net_block") return;
+    const byType = this.counts[r.action === AEGIS_ACT_AUDIT ? "audit" : "block"];
     const t = RULE_TYPE_NAMES[r.ruleType] ?? "unknown";
-    this.counts[t] = (this.counts[t] ?? 0) + 1;
+    byType[t] = (byType[t] ?? 0) + 1;
   }
 }
 
@@ -221,7 +234,8 @@ export async function renderMetrics(src: MetricsSources, opts: RenderOptions): P
   x.declare(
     "aegisbpf_blocks_total",
     "counter",
-    "Operations the hooks denied or signalled, all hooks.",
+    'Operations a rule matched, all hooks: denied or signalled (action="block"), or only ' +
+      'reported by audit mode, emergency disable or break-glass (action="audit").',
   );
   x.declare(
     "aegisbpf_ringbuf_drops_total",
@@ -249,32 +263,36 @@ export async function renderMetrics(src: MetricsSources, opts: RenderOptions): P
     "Seconds each hook spent checking rules, summed (estimated: one call in 64 per CPU is timed).",
   );
   if (opts.detailed) {
-    x.declare("aegisbpf_hook_blocks_total", "counter", "Operations each hook denied or signalled.");
     x.declare(
-      "aegisbpf_hook_audits_total",
+      "aegisbpf_hook_blocks_total",
       "counter",
-      "Operations each hook would have blocked (audit).",
+      'Operations a rule matched, by hook: denied or signalled (action="block") or only ' +
+        'reported (action="audit").',
     );
   }
   if (hooks) {
     const f = HOOK_STAT.fields;
     let blocks = 0n;
+    let audits = 0n;
     for (const [id, hook] of Object.entries(HOOK_NAMES)) {
       const s = sumFields(hooks, Number(id), HOOK_STAT.size / 8);
       const inv = s[f.invocations.offset / 8];
       // the proof's canary denies are not user-visible blocks
       const blk = visibleBlocks(s[f.blocks.offset / 8], hook, src.selfTest);
+      const aud = s[f.audits.offset / 8];
       blocks += blk;
+      audits += aud;
       x.sample("aegisbpf_hook_invocations_total", inv, { hook });
       x.sample("aegisbpf_hook_latency_seconds_total", nsToSeconds(s[f.latency_ns.offset / 8]), {
         hook,
       });
       if (opts.detailed) {
-        x.sample("aegisbpf_hook_blocks_total", blk, { hook });
-        x.sample("aegisbpf_hook_audits_total", s[f.audits.offset / 8], { hook });
+        x.sample("aegisbpf_hook_blocks_total", blk, { hook, action: "block" });
+        x.sample("aegisbpf_hook_blocks_total", aud, { hook, action: "audit" });
       }
     }
-    x.sample("aegisbpf_blocks_total", blocks);
+    x.sample("aegisbpf_blocks_total", blocks, { action: "block" });
+    x.sample("aegisbpf_blocks_total", audits, { action: "audit" });
   }
   x.declare(
     "aegisbpf_self_test_denies_total",
@@ -322,10 +340,17 @@ export async function renderMetrics(src: MetricsSources, opts: RenderOptions): P
     x.sample("aegisbpf_verified_rules", src.proof.verifiedRules ?? 0);
   }
 
-  x.declare("aegisbpf_net_blocks_total", "counter", "Network operations blocked, by rule type.");
+  x.declare(
+    "aegisbpf_net_blocks_total",
+    "counter",
+    'Network operations a rule matched, by rule type: blocked (action="block") or only ' +
+      'reported (action="audit").',
+  );
   if (src.netBlocks) {
-    for (const [type, n] of Object.entries(src.netBlocks)) {
-      x.sample("aegisbpf_net_blocks_total", n, { type });
+    for (const action of BLOCK_ACTIONS) {
+      for (const [type, n] of Object.entries(src.netBlocks[action])) {
+        x.sample("aegisbpf_net_blocks_total", n, { type, action });
+      }
     }
   }
 
