@@ -2,7 +2,7 @@
  * A small parser of the Prometheus text exposition format 0.0.4, strict
  * about what our renderer must get right, run over real renders.
  */
-import { deepStrictEqual, ok, strictEqual, throws } from "node:assert/strict";
+import { deepStrictEqual, match, ok, strictEqual, throws } from "node:assert/strict";
 import {
   ABI_LAYOUT,
   AEGIS_CFG_EMERGENCY_DISABLE,
@@ -14,7 +14,9 @@ import {
 } from "../bpf/abi_gen.ts";
 import { RULE_MAPS } from "../policy/generations.ts";
 import { escapeLabelValue, Exposition } from "./prom.ts";
+import { procFixture } from "./process_testing.ts";
 import {
+  agentBuildInfo,
   CAPACITY_MAPS,
   kernelOnlySources,
   type MetricsMap,
@@ -282,6 +284,10 @@ async function tmpSlo(content: string | null): Promise<string> {
   return p;
 }
 
+/** A fake /proc for the process_* metrics (3 s CPU, 117212 kB resident, 5 fds). */
+const PROC = procFixture();
+globalThis.addEventListener("unload", () => Deno.removeSync(PROC.root, { recursive: true }));
+
 function daemonSources(perfSloPath: string, maps = fakeMaps()): MetricsSources {
   const net = new NetBlockCounter();
   return {
@@ -294,8 +300,21 @@ function daemonSources(perfSloPath: string, maps = fakeMaps()): MetricsSources {
     sse: { droppedClients: 2 },
     unresolvedPaths: 3,
     perfSloPath,
+    process: PROC,
+    build: agentBuildInfo(),
   };
 }
+
+/** The daemon's own families: build info and the standard process metrics. */
+const DAEMON_ONLY = [
+  "aegisbpf_build_info",
+  "process_cpu_seconds_total",
+  "process_resident_memory_bytes",
+  "process_virtual_memory_bytes",
+  "process_start_time_seconds",
+  "process_open_fds",
+  "process_max_fds",
+];
 
 const SPEC_NAMES = [
   "aegisbpf_blocks_total",
@@ -322,7 +341,23 @@ Deno.test("render: every docs/telemetry.md name, well-formed, kernel counters su
   try {
     for (const detailed of [false, true]) {
       const p = parseExposition(await renderMetrics(daemonSources(slo), { detailed }));
-      for (const n of SPEC_NAMES) ok(p.types.has(n), `${n} missing (detailed ${detailed})`);
+      for (const n of [...SPEC_NAMES, ...DAEMON_ONLY]) {
+        ok(p.types.has(n), `${n} missing (detailed ${detailed})`);
+      }
+      const build = p.samples.filter((s) => s.name === "aegisbpf_build_info");
+      strictEqual(build.length, 1);
+      strictEqual(build[0].value, 1);
+      deepStrictEqual(Object.keys(build[0].labels).sort(), [
+        "abi_fingerprint",
+        "deno_version",
+        "libbpf_version",
+        "version",
+      ]);
+      strictEqual(build[0].labels.deno_version, Deno.version.deno);
+      match(build[0].labels.abi_fingerprint, /^[0-9a-f]{12}$/);
+      strictEqual(get(p, "process_open_fds"), 5);
+      strictEqual(get(p, "process_cpu_seconds_total"), 3);
+      strictEqual(get(p, "process_resident_memory_bytes"), 117212 * 1024);
       // what promtool's lint says about names (tests/host/promtool_test.ts runs promtool itself)
       for (const [n, t] of p.types) {
         strictEqual(n.endsWith("_total"), t === "counter", `${n} (${t}): _total iff a counter`);
@@ -420,6 +455,8 @@ Deno.test("render: CLI without a daemon (maps only): state UNKNOWN, unknowns lef
     );
     strictEqual(get(p, "aegisbpf_runtime_state", { state: "UNKNOWN" }), 1);
     strictEqual(get(p, "aegisbpf_enforce_capable"), undefined);
+    // the CLI's build and process are not the agent's
+    for (const n of DAEMON_ONLY) ok(!p.types.has(n), n);
     strictEqual(get(p, "aegisbpf_emergency_disable_active"), 1, "read from the config map");
     strictEqual(get(p, "aegisbpf_ringbuf_drops_total"), 12);
     // no maps at all still renders a valid exposition

@@ -25,7 +25,9 @@ import type { KernelRecord } from "../events/decode.ts";
 import { HOOK_NAMES, RULE_TYPE_NAMES } from "../events/json.ts";
 import { RULE_MAPS } from "../policy/generations.ts";
 import { type PendingProbe, PROOF_SURFACES, type ProofResults } from "../proof/prover.ts";
+import { BUILD } from "../assets/mod.ts";
 import { readPerfSlo } from "./perf_slo.ts";
+import { type ProcFiles, readProcessStats } from "./process.ts";
 import { Exposition } from "./prom.ts";
 
 /** What the renderer needs of a map (BpfMap has it). */
@@ -67,6 +69,14 @@ export interface MetricsSources {
   /** perf-slo-summary.json (aegisPaths().perfSlo). */
   perfSloPath: string;
   /**
+   * The agent's /proc files for the `process_*` metrics (PROC_SELF in the
+   * daemon); null/absent leaves them out (the CLI: they would describe
+   * itself, not the agent).
+   */
+  process?: ProcFiles | null;
+  /** The labels of aegisbpf_build_info (agentBuildInfo()); null/absent leaves it out. */
+  build?: BuildInfo | null;
+  /**
    * The enforcement proof's own denies by hook (counted from its block
    * records) and its canary entries in the live deny_inode generation:
    * taken out of the user-visible block and entry counts.
@@ -93,6 +103,30 @@ export interface MetricsSources {
     unenforcedRules?: number;
     verifiedRules?: number;
   } | null;
+}
+
+/** The labels of `aegisbpf_build_info` (docs/telemetry.md). */
+export interface BuildInfo {
+  /** the agent's version (deno.json, recorded at build time) */
+  version: string;
+  /** the libbpf linked statically into the shim: its Debian source version (build manifest) */
+  libbpf_version: string;
+  /** the first 12 hex digits of the kernel ABI fingerprint (`aegisbpf version` has all 64) */
+  abi_fingerprint: string;
+  deno_version: string;
+}
+
+/**
+ * This agent's build, as `aegisbpf version` prints it (libbpf: the full
+ * source version, where the shim itself reports only major.minor).
+ */
+export function agentBuildInfo(): BuildInfo {
+  return {
+    version: BUILD.agentVersion,
+    libbpf_version: BUILD.libbpfVersion,
+    abi_fingerprint: BUILD.abiFingerprint.slice(0, 12),
+    deno_version: Deno.version.deno,
+  };
 }
 
 /** Sources with kernel facts only (no daemon: state, events, emergency unknown). */
@@ -230,6 +264,13 @@ export async function renderMetrics(src: MetricsSources, opts: RenderOptions): P
   const counters = src.map("aegis_counters");
   const hooks = src.map(MAP_HOOK_STATS);
   const config = src.map("aegis_config");
+
+  x.declare(
+    "aegisbpf_build_info",
+    "gauge",
+    "Always 1; the labels say which agent build runs (version, libbpf, ABI fingerprint, Deno).",
+  );
+  if (src.build) x.sample("aegisbpf_build_info", 1, { ...src.build });
 
   x.declare(
     "aegisbpf_blocks_total",
@@ -493,5 +534,37 @@ export async function renderMetrics(src: MetricsSources, opts: RenderOptions): P
       x.sample("aegisbpf_ringbuf_drops_per_cpu_total", v, { cpu: String(cpu) })
     );
   }
+
+  if (src.process) renderProcess(x, src.process);
   return x.text();
+}
+
+/** The standard `process_*` metrics (process.ts), each left out when unreadable. */
+function renderProcess(x: Exposition, files: ProcFiles): void {
+  const p = readProcessStats(files);
+  const add = (
+    name: string,
+    type: "counter" | "gauge",
+    help: string,
+    v: number | null,
+  ) => {
+    x.declare(name, type, help);
+    if (v !== null) x.sample(name, v);
+  };
+  add(
+    "process_cpu_seconds_total",
+    "counter",
+    "Total user and system CPU time spent in seconds.",
+    p.cpuSeconds,
+  );
+  add("process_resident_memory_bytes", "gauge", "Resident memory size in bytes.", p.residentBytes);
+  add("process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.", p.virtualBytes);
+  add(
+    "process_start_time_seconds",
+    "gauge",
+    "Start time of the process since unix epoch in seconds.",
+    p.startTimeSeconds,
+  );
+  add("process_open_fds", "gauge", "Number of open file descriptors.", p.openFds);
+  add("process_max_fds", "gauge", "Maximum number of open file descriptors.", p.maxFds);
 }
