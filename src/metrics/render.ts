@@ -27,8 +27,8 @@ import { RULE_MAPS } from "../policy/generations.ts";
 import { type PendingProbe, PROOF_SURFACES, type ProofResults } from "../proof/prover.ts";
 import { BUILD } from "../assets/mod.ts";
 import { readPerfSlo } from "./perf_slo.ts";
-import { type ProcFiles, readProcessStats } from "./process.ts";
-import { Exposition } from "./prom.ts";
+import { type ProcessStats, type ProcFiles, readProcessStats } from "./process.ts";
+import { Exposition, type MetricType } from "./prom.ts";
 
 /** What the renderer needs of a map (BpfMap has it). */
 export interface MetricsMap {
@@ -539,32 +539,32 @@ export async function renderMetrics(src: MetricsSources, opts: RenderOptions): P
   return x.text();
 }
 
-/** The standard `process_*` metrics (process.ts), each left out when unreadable. */
-function renderProcess(x: Exposition, files: ProcFiles): void {
-  const p = readProcessStats(files);
-  const add = (
-    name: string,
-    type: "counter" | "gauge",
-    help: string,
-    v: number | null,
-  ) => {
-    x.declare(name, type, help);
-    if (v !== null) x.sample(name, v);
-  };
-  add(
+/** The standard `process_*` families: ProcessStats field, name, type, HELP (client_golang's). */
+const PROCESS_FAMILIES: readonly [keyof ProcessStats, string, MetricType, string][] = [
+  [
+    "cpuSeconds",
     "process_cpu_seconds_total",
     "counter",
     "Total user and system CPU time spent in seconds.",
-    p.cpuSeconds,
-  );
-  add("process_resident_memory_bytes", "gauge", "Resident memory size in bytes.", p.residentBytes);
-  add("process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.", p.virtualBytes);
-  add(
+  ],
+  ["residentBytes", "process_resident_memory_bytes", "gauge", "Resident memory size in bytes."],
+  ["virtualBytes", "process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes."],
+  [
+    "startTimeSeconds",
     "process_start_time_seconds",
     "gauge",
     "Start time of the process since unix epoch in seconds.",
-    p.startTimeSeconds,
-  );
-  add("process_open_fds", "gauge", "Number of open file descriptors.", p.openFds);
-  add("process_max_fds", "gauge", "Maximum number of open file descriptors.", p.maxFds);
+  ],
+  ["openFds", "process_open_fds", "gauge", "Number of open file descriptors."],
+  ["maxFds", "process_max_fds", "gauge", "Maximum number of open file descriptors."],
+];
+
+/** The `process_*` metrics (process.ts), each left out when unreadable. */
+function renderProcess(x: Exposition, files: ProcFiles): void {
+  const p = readProcessStats(files);
+  for (const [field, name, type, help] of PROCESS_FAMILIES) {
+    x.declare(name, type, help);
+    const v = p[field];
+    if (v !== null) x.sample(name, v);
+  }
 }

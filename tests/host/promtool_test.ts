@@ -16,21 +16,14 @@
  *    the daemon; `aegisbpf metrics` through the control socket without them.
  */
 import { deepStrictEqual, match, ok, strictEqual } from "node:assert/strict";
-import { bpfObjectBytes, openEmbeddedShim } from "../../src/assets/mod.ts";
-import { AEGIS_POL_FILE_RULES, AEGIS_RT_INODE, AEGIS_RULE_DENY } from "../../src/bpf/abi_gen.ts";
 import { uninstallPins } from "../../src/bpf/engine.ts";
-import { FallbackSet } from "../../src/bpf/fallback.ts";
-import { inodeKey, kernelDev, policyValue, ruleValue, u32Key } from "../../src/bpf/rule_codec.ts";
+import type { FallbackSet } from "../../src/bpf/fallback.ts";
 import { renderFromPins } from "../../src/cli/metrics.ts";
 import { PROC_SELF } from "../../src/metrics/process.ts";
-import {
-  agentBuildInfo,
-  type MetricsMap,
-  NetBlockCounter,
-  renderMetrics,
-} from "../../src/metrics/render.ts";
+import { agentBuildInfo, NetBlockCounter, renderMetrics } from "../../src/metrics/render.ts";
 import { AGENT, Agent, agentEnv, cleanupAgent, httpGet } from "../lib/agent.ts";
 import { ROOT, run } from "../lib/helpers.ts";
+import { mapsOf, openMany, sample, withDeniedFile } from "../lib/telemetry.ts";
 
 /** promtool's path, or null when it is not installed. */
 function findPromtool(): string | null {
@@ -51,18 +44,8 @@ if (!PROMTOOL) {
 
 /** `promtool check metrics` over `text`: its exit code and everything it printed. */
 async function promtool(text: string): Promise<{ code: number; output: string }> {
-  const p = new Deno.Command(PROMTOOL!, {
-    args: ["check", "metrics"],
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const w = p.stdin.getWriter();
-  await w.write(new TextEncoder().encode(text));
-  await w.close();
-  const r = await p.output();
-  const dec = new TextDecoder();
-  return { code: r.code, output: (dec.decode(r.stdout) + dec.decode(r.stderr)).trim() };
+  const r = await run(PROMTOOL!, ["check", "metrics"], undefined, text);
+  return { code: r.code, output: (r.stdout + r.stderr).trim() };
 }
 
 /** Fails, quoting promtool and the text, unless promtool finds nothing at all. */
@@ -81,13 +64,6 @@ function families(text: string): Set<string> {
   return new Set([...text.matchAll(/^# TYPE (\S+) /gm)].map((m) => m[1]));
 }
 
-/** Value of a sample; `labels` as rendered, e.g. `{action="audit"}`. */
-function sample(text: string, name: string, labels = ""): number | undefined {
-  const esc = labels.replace(/[{}"\\]/g, (c) => `\\${c}`);
-  const m = new RegExp(`^${name}${esc} (\\S+)$`, "m").exec(text);
-  return m ? Number(m[1]) : undefined;
-}
-
 /** The metric names docs/telemetry.md lists under "## Metrics" (the rename table excepted). */
 function documentedMetrics(): Set<string> {
   const doc = Deno.readTextFileSync(`${ROOT}/docs/telemetry.md`);
@@ -103,33 +79,16 @@ function documentedMetrics(): Set<string> {
 const RUNTIME = await Deno.makeTempDir({ prefix: "aegis-prom-rt-" });
 globalThis.addEventListener("unload", () => Deno.removeSync(RUNTIME, { recursive: true }));
 
-/** A fallback object (real kernel maps) with a deny rule on a fresh file, opened `opens` times. */
-async function withFallback(
+/** withDeniedFile (real kernel maps, a denied file) with the file opened `opens` times. */
+function withOpened(
   pinRoot: string | null,
   opens: number,
   fn: (fb: FallbackSet) => Promise<void>,
 ): Promise<void> {
-  using shim = await openEmbeddedShim(`${RUNTIME}/shim`);
-  using fb = FallbackSet.load(shim, await bpfObjectBytes(), {
-    signal: 0,
-    pinRoot,
-    ringBytes: 4096,
-  });
-  const dir = await Deno.makeTempDir({ dir: "/tmp", prefix: "aegis-prom-" });
-  try {
-    const file = `${dir}/denied`;
-    await Deno.writeTextFile(file, "x\n");
-    const st = Deno.statSync(file);
-    fb.map("aegis_deny_inode").update(
-      inodeKey(kernelDev(st.dev), st.ino!, 0),
-      ruleValue(9001, AEGIS_RULE_DENY, AEGIS_RT_INODE),
-    );
-    fb.map("aegis_policy").update(u32Key(0), policyValue(AEGIS_POL_FILE_RULES));
-    for (let i = 0; i < opens; i++) Deno.openSync(file).close();
+  return withDeniedFile(`${RUNTIME}/shim`, 4096, async (fb, _ring, file) => {
+    openMany(file, opens);
     await fn(fb);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  }, pinRoot);
 }
 
 Deno.test({
@@ -150,7 +109,7 @@ Deno.test({
     "and matches docs/telemetry.md" + SKIP,
   ignore: !PROMTOOL,
   fn: async () => {
-    await withFallback(null, 50, async (fb) => {
+    await withOpened(null, 50, async (fb) => {
       const slo = `${RUNTIME}/perf-slo-summary.json`;
       Deno.writeTextFileSync(
         slo,
@@ -161,13 +120,7 @@ Deno.test({
       );
       const now = Math.floor(Date.now() / 1000);
       const text = await renderMetrics({
-        map: (n): MetricsMap | null => {
-          try {
-            return fb.map(n);
-          } catch {
-            return null;
-          }
-        },
+        map: mapsOf(fb),
         runtimeState: "ENFORCE",
         enforceCapable: true,
         emergency: { active: false, transitions: 2, stormActive: false },
@@ -212,7 +165,7 @@ Deno.test({
     const prevRt = Deno.env.get("AEGIS_RUNTIME_DIR");
     Deno.env.set("AEGIS_RUNTIME_DIR", `${RUNTIME}/cli`);
     try {
-      await withFallback(pinRoot, 5, async () => {
+      await withOpened(pinRoot, 5, async () => {
         for (const detailed of [false, true]) {
           const text = await renderFromPins(detailed, pinRoot);
           await assertClean(`the pins' render (detailed ${detailed})`, text);
