@@ -30,6 +30,12 @@ if [ ${#missing[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # prometheus is here for promtool only; the package enables and starts its server, which a
+  # build machine does not want (only when this run installed it: an operator's stays as it is)
+  if [[ " ${missing[*]} " == *" prometheus "* ]]; then
+    systemctl disable --now prometheus.service >/dev/null 2>&1 ||
+      systemctl disable prometheus.service >/dev/null 2>&1 || true
+  fi
 else
   say "apt packages: all ${#wanted[@]} present"
 fi

@@ -3,7 +3,7 @@
  * `GET /metrics`. Asks the running daemon over its control socket; without
  * a daemon, renders from the pinned maps (kernel counters, map capacity,
  * emergency flag; runtime state UNKNOWN). A comment line at the top says
- * which.
+ * which. Never the daemon's `process_*` metrics (withoutProcessMetrics).
  *
  * @module
  */
@@ -14,6 +14,7 @@ import { withDaemon } from "../control/client.ts";
 import { aegisPaths } from "../contracts.ts";
 import { AegisError } from "../errors.ts";
 import { writeStdout } from "../log.ts";
+import { withoutProcessMetrics } from "../metrics/process.ts";
 import { kernelOnlySources, type MetricsMap, renderMetrics } from "../metrics/render.ts";
 import { writeFileAtomic } from "../policy/atomic.ts";
 import { pinRoot } from "../bpf/engine.ts";
@@ -74,6 +75,8 @@ comment, says which. Useful for the node-exporter textfile collector:
       let text = await fetchDaemonMetrics(detailed);
       let head: string;
       if (text !== null) {
+        // for node-exporter's textfile collector: its own process_* would collide
+        text = withoutProcessMetrics(text);
         head = "# aegisbpf metrics from the running daemon\n";
       } else {
         text = await renderFromPins(detailed);

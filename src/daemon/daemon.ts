@@ -78,7 +78,8 @@ import { createApp } from "../http/app.ts";
 import { parseListen, startHttpServer } from "../http/serve.ts";
 import { SseHub } from "../http/sse.ts";
 import { literal, log } from "../log.ts";
-import { NetBlockCounter, renderMetrics, totalBlocks } from "../metrics/render.ts";
+import { PROC_SELF } from "../metrics/process.ts";
+import { agentBuildInfo, NetBlockCounter, renderMetrics, totalBlocks } from "../metrics/render.ts";
 import type { Shim } from "../native/mod.ts";
 import { type AppliedParse, parseAppliedPolicy } from "../policy/store.ts";
 import { mapSizesFor, readMapSizeRequests } from "../policy/sizing.ts";
@@ -493,6 +494,8 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
           sse: { droppedClients: sseDropped(hub) },
           unresolvedPaths: unresolvedCountNow(),
           perfSloPath: paths.perfSlo,
+          process: PROC_SELF,
+          build: agentBuildInfo(),
           selfTest: {
             byHook: selfTest.byHook,
             liveCanaryEntries: proofs?.liveCanaryEntries ?? 0,

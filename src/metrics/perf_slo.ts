@@ -1,8 +1,8 @@
 /**
  * Perf-SLO summary import (docs/telemetry.md): the benchmark suite's verdict file,
  * re-read on every metrics render and exported as
- * `aegisbpf_perf_slo_summary_present`, `_gate_pass`, `_failed_rows` and
- * `_summary_malformed`.
+ * `aegisbpf_perf_slo_file_present`, `_gate_pass`, `_failed_rows` and
+ * `_file_malformed`.
  *
  * Format (schemas/perf-slo-summary.schema.json is generated from the zod
  * schema below by build/gen_perf_slo_schema.ts):

@@ -2,7 +2,7 @@
  * A small parser of the Prometheus text exposition format 0.0.4, strict
  * about what our renderer must get right, run over real renders.
  */
-import { deepStrictEqual, ok, strictEqual, throws } from "node:assert/strict";
+import { deepStrictEqual, match, ok, strictEqual, throws } from "node:assert/strict";
 import {
   ABI_LAYOUT,
   AEGIS_CFG_EMERGENCY_DISABLE,
@@ -14,7 +14,9 @@ import {
 } from "../bpf/abi_gen.ts";
 import { RULE_MAPS } from "../policy/generations.ts";
 import { escapeLabelValue, Exposition } from "./prom.ts";
+import { procFixture } from "./process_testing.ts";
 import {
+  agentBuildInfo,
   CAPACITY_MAPS,
   kernelOnlySources,
   type MetricsMap,
@@ -282,6 +284,10 @@ async function tmpSlo(content: string | null): Promise<string> {
   return p;
 }
 
+/** A fake /proc for the process_* metrics (3 s CPU, 117212 kB resident, 5 fds). */
+const PROC = procFixture();
+globalThis.addEventListener("unload", () => Deno.removeSync(PROC.root, { recursive: true }));
+
 function daemonSources(perfSloPath: string, maps = fakeMaps()): MetricsSources {
   const net = new NetBlockCounter();
   return {
@@ -294,8 +300,21 @@ function daemonSources(perfSloPath: string, maps = fakeMaps()): MetricsSources {
     sse: { droppedClients: 2 },
     unresolvedPaths: 3,
     perfSloPath,
+    process: PROC,
+    build: agentBuildInfo(),
   };
 }
+
+/** The daemon's own families: build info and the standard process metrics. */
+const DAEMON_ONLY = [
+  "aegisbpf_build_info",
+  "process_cpu_seconds_total",
+  "process_resident_memory_bytes",
+  "process_virtual_memory_bytes",
+  "process_start_time_seconds",
+  "process_open_fds",
+  "process_max_fds",
+];
 
 const SPEC_NAMES = [
   "aegisbpf_blocks_total",
@@ -309,9 +328,10 @@ const SPEC_NAMES = [
   "aegisbpf_emergency_toggle_transitions_total",
   "aegisbpf_emergency_toggle_storm_active",
   "aegisbpf_hook_invocations_total",
-  "aegisbpf_hook_latency_total_ns",
+  "aegisbpf_hook_latency_seconds_total",
   "aegisbpf_events_emitted_total",
-  "aegisbpf_perf_slo_summary_present",
+  "aegisbpf_perf_slo_file_present",
+  "aegisbpf_perf_slo_file_malformed",
   "aegisbpf_perf_slo_gate_pass",
   "aegisbpf_perf_slo_failed_rows",
 ];
@@ -321,15 +341,40 @@ Deno.test("render: every docs/telemetry.md name, well-formed, kernel counters su
   try {
     for (const detailed of [false, true]) {
       const p = parseExposition(await renderMetrics(daemonSources(slo), { detailed }));
-      for (const n of SPEC_NAMES) ok(p.types.has(n), `${n} missing (detailed ${detailed})`);
+      for (const n of [...SPEC_NAMES, ...DAEMON_ONLY]) {
+        ok(p.types.has(n), `${n} missing (detailed ${detailed})`);
+      }
+      const build = p.samples.filter((s) => s.name === "aegisbpf_build_info");
+      strictEqual(build.length, 1);
+      strictEqual(build[0].value, 1);
+      deepStrictEqual(Object.keys(build[0].labels).sort(), [
+        "abi_fingerprint",
+        "deno_version",
+        "libbpf_version",
+        "version",
+      ]);
+      strictEqual(build[0].labels.deno_version, Deno.version.deno);
+      match(build[0].labels.abi_fingerprint, /^[0-9a-f]{12}$/);
+      strictEqual(get(p, "process_open_fds"), 5);
+      strictEqual(get(p, "process_cpu_seconds_total"), 3);
+      strictEqual(get(p, "process_resident_memory_bytes"), 117212 * 1024);
+      // what promtool's lint says about names (tests/host/promtool_test.ts runs promtool itself)
       for (const [n, t] of p.types) {
-        if (t === "counter") ok(n.endsWith("_total") || n.endsWith("_total_ns"), n);
+        strictEqual(n.endsWith("_total"), t === "counter", `${n} (${t}): _total iff a counter`);
+        ok(!/_(ns|us|ms|kb|mb|gb|pct|percent|secs?|mins?|hrs?)(_|$)/.test(n), `${n}: base units`);
+        ok(!/_(counter|gauge|summary|histogram|untyped)(_|$)/.test(n), `${n}: a type in its name`);
       }
       strictEqual(get(p, "aegisbpf_ringbuf_drops_total"), 12);
       strictEqual(get(p, "aegisbpf_events_emitted_total"), 1000);
-      strictEqual(get(p, "aegisbpf_blocks_total"), 6);
+      // blocks and would-be blocks (audits), both by default (docs/telemetry.md)
+      strictEqual(get(p, "aegisbpf_blocks_total", { action: "block" }), 6);
+      strictEqual(get(p, "aegisbpf_blocks_total", { action: "audit" }), 5);
+      strictEqual(p.samples.filter((s) => s.name === "aegisbpf_blocks_total").length, 2);
       strictEqual(get(p, "aegisbpf_hook_invocations_total", { hook: "file_open" }), 150);
-      strictEqual(get(p, "aegisbpf_hook_latency_total_ns", { hook: "file_open" }), 7500);
+      strictEqual(
+        get(p, "aegisbpf_hook_latency_seconds_total", { hook: "file_open" }),
+        7500 / 1e9,
+      );
       strictEqual(get(p, "aegisbpf_hook_invocations_total", { hook: "socket_connect" }), 10);
       strictEqual(get(p, "aegisbpf_hook_invocations_total", { hook: "bpf" }), 0);
       strictEqual(get(p, "aegisbpf_deny_inode_entries"), 30);
@@ -343,7 +388,8 @@ Deno.test("render: every docs/telemetry.md name, well-formed, kernel counters su
       strictEqual(get(p, "aegisbpf_enforce_capable"), 0);
       strictEqual(get(p, "aegisbpf_emergency_disable_active"), 1);
       strictEqual(get(p, "aegisbpf_emergency_toggle_transitions_total"), 4);
-      strictEqual(get(p, "aegisbpf_net_blocks_total", { type: "cidr" }), 0);
+      strictEqual(get(p, "aegisbpf_net_blocks_total", { type: "cidr", action: "block" }), 0);
+      strictEqual(get(p, "aegisbpf_net_blocks_total", { type: "cidr", action: "audit" }), 0);
       strictEqual(get(p, "aegisbpf_events_sink_dropped_total"), 10);
       strictEqual(get(p, "aegisbpf_events_published_total"), 1000);
       strictEqual(get(p, "aegisbpf_events_written_total"), 990);
@@ -351,9 +397,14 @@ Deno.test("render: every docs/telemetry.md name, well-formed, kernel counters su
       strictEqual(get(p, "aegisbpf_policy_unresolved_paths"), 3);
       strictEqual(get(p, "aegisbpf_perf_slo_gate_pass"), 1);
       strictEqual(
-        get(p, "aegisbpf_hook_blocks_total", { hook: "file_open" }),
+        get(p, "aegisbpf_hook_blocks_total", { hook: "file_open", action: "block" }),
         detailed ? 5 : undefined,
       );
+      strictEqual(
+        get(p, "aegisbpf_hook_blocks_total", { hook: "socket_connect", action: "audit" }),
+        detailed ? 4 : undefined,
+      );
+      ok(!p.types.has("aegisbpf_hook_audits_total"), "renamed: hook_blocks_total{action=audit}");
       strictEqual(
         get(p, "aegisbpf_ringbuf_drops_per_cpu_total", { cpu: "2" }),
         detailed ? 7 : undefined,
@@ -370,7 +421,7 @@ Deno.test("render: perf-SLO present/malformed/gate_pass follow the file on every
     const src = daemonSources(slo);
     const read = async () => parseExposition(await renderMetrics(src, { detailed: false }));
     let p = await read();
-    strictEqual(get(p, "aegisbpf_perf_slo_summary_present"), 0);
+    strictEqual(get(p, "aegisbpf_perf_slo_file_present"), 0);
     strictEqual(get(p, "aegisbpf_perf_slo_gate_pass"), 0);
     await Deno.writeTextFile(
       slo,
@@ -380,12 +431,12 @@ Deno.test("render: perf-SLO present/malformed/gate_pass follow the file on every
       }),
     );
     p = await read();
-    strictEqual(get(p, "aegisbpf_perf_slo_summary_present"), 1);
+    strictEqual(get(p, "aegisbpf_perf_slo_file_present"), 1);
     strictEqual(get(p, "aegisbpf_perf_slo_failed_rows"), 1);
     await Deno.writeTextFile(slo, '{"gate_pass": true');
     p = await read();
-    strictEqual(get(p, "aegisbpf_perf_slo_summary_present"), 1);
-    strictEqual(get(p, "aegisbpf_perf_slo_summary_malformed"), 1);
+    strictEqual(get(p, "aegisbpf_perf_slo_file_present"), 1);
+    strictEqual(get(p, "aegisbpf_perf_slo_file_malformed"), 1);
     strictEqual(get(p, "aegisbpf_perf_slo_gate_pass"), 0);
   } finally {
     await Deno.remove(slo.slice(0, slo.lastIndexOf("/")), { recursive: true });
@@ -404,6 +455,8 @@ Deno.test("render: CLI without a daemon (maps only): state UNKNOWN, unknowns lef
     );
     strictEqual(get(p, "aegisbpf_runtime_state", { state: "UNKNOWN" }), 1);
     strictEqual(get(p, "aegisbpf_enforce_capable"), undefined);
+    // the CLI's build and process are not the agent's
+    for (const n of DAEMON_ONLY) ok(!p.types.has(n), n);
     strictEqual(get(p, "aegisbpf_emergency_disable_active"), 1, "read from the config map");
     strictEqual(get(p, "aegisbpf_ringbuf_drops_total"), 12);
     // no maps at all still renders a valid exposition
@@ -417,7 +470,7 @@ Deno.test("render: CLI without a daemon (maps only): state UNKNOWN, unknowns lef
   }
 });
 
-Deno.test("NetBlockCounter: counts blocks by rule type, not audits", () => {
+Deno.test("NetBlockCounter: counts blocks and audits (would-be blocks) by rule type", () => {
   const c = new NetBlockCounter();
   const base = {
     kind: "net_block" as const,
@@ -440,9 +493,13 @@ Deno.test("NetBlockCounter: counts blocks by rule type, not audits", () => {
   c.observe({ ...base, action: 1, ruleType: 4 });
   c.observe({ ...base, action: 0, ruleType: 3 });
   c.observe({ ...base, action: 1, ruleType: 11 });
-  strictEqual(c.counts.cidr, 2);
-  strictEqual(c.counts.ip, 0);
-  strictEqual(c.counts.cg_port, 1);
+  c.observe({ ...base, action: 0, ruleType: 3 });
+  c.observe({ ...base, action: 2, ruleType: 3 }); // a signal is a block
+  strictEqual(c.counts.block.cidr, 2);
+  strictEqual(c.counts.block.ip, 1);
+  strictEqual(c.counts.block.cg_port, 1);
+  strictEqual(c.counts.audit.ip, 2);
+  strictEqual(c.counts.audit.cidr, 0);
 });
 
 Deno.test("render: the proof's canary denies and entries are not user-visible; proof gauges", async () => {
@@ -456,8 +513,13 @@ Deno.test("render: the proof's canary denies and entries are not user-visible; p
     },
   };
   const p = parseExposition(await renderMetrics(src, { detailed: true }));
-  strictEqual(get(p, "aegisbpf_blocks_total"), 4, "6 kernel blocks, 2 of them the canary's");
-  strictEqual(get(p, "aegisbpf_hook_blocks_total", { hook: "file_open" }), 3);
+  strictEqual(
+    get(p, "aegisbpf_blocks_total", { action: "block" }),
+    4,
+    "6 kernel blocks, 2 of them the canary's",
+  );
+  strictEqual(get(p, "aegisbpf_blocks_total", { action: "audit" }), 5, "audits untouched");
+  strictEqual(get(p, "aegisbpf_hook_blocks_total", { hook: "file_open", action: "block" }), 3);
   strictEqual(get(p, "aegisbpf_self_test_denies_total", { hook: "file_open" }), 2);
   strictEqual(get(p, "aegisbpf_deny_inode_entries"), 29);
   strictEqual(get(p, "aegisbpf_enforcement_proof_ok", { surface: "file" }), 0);
@@ -472,7 +534,7 @@ Deno.test("render: the proof's canary denies and entries are not user-visible; p
       },
     ),
   );
-  strictEqual(get(q, "aegisbpf_hook_blocks_total", { hook: "file_open" }), 0);
+  strictEqual(get(q, "aegisbpf_hook_blocks_total", { hook: "file_open", action: "block" }), 0);
   strictEqual(get(q, "aegisbpf_deny_inode_entries"), 0);
   await Deno.remove(slo.replace(/\/[^/]*$/, ""), { recursive: true });
 });

@@ -25,8 +25,10 @@ import type { KernelRecord } from "../events/decode.ts";
 import { HOOK_NAMES, RULE_TYPE_NAMES } from "../events/json.ts";
 import { RULE_MAPS } from "../policy/generations.ts";
 import { type PendingProbe, PROOF_SURFACES, type ProofResults } from "../proof/prover.ts";
+import { BUILD } from "../assets/mod.ts";
 import { readPerfSlo } from "./perf_slo.ts";
-import { Exposition } from "./prom.ts";
+import { type ProcessStats, type ProcFiles, readProcessStats } from "./process.ts";
+import { Exposition, type MetricType } from "./prom.ts";
 
 /** What the renderer needs of a map (BpfMap has it). */
 export interface MetricsMap {
@@ -58,14 +60,22 @@ export interface MetricsSources {
    * dropped and (optionally) written lines (EventSink.stats).
    */
   events: { emitted: number; sinkDropped: number; sinkWritten?: number } | null;
-  /** Network blocks by rule type, counted from events (NetBlockCounter). */
-  netBlocks?: Readonly<Record<string, number>> | null;
+  /** Network blocks by action and rule type, counted from events (NetBlockCounter). */
+  netBlocks?: Readonly<Record<BlockAction, Readonly<Record<string, number>>>> | null;
   /** /events subscribers cut off for being too slow. */
   sse?: { droppedClients: number } | null;
   /** Policy path rules whose file does not exist yet. */
   unresolvedPaths: number | null;
   /** perf-slo-summary.json (aegisPaths().perfSlo). */
   perfSloPath: string;
+  /**
+   * The agent's /proc files for the `process_*` metrics (PROC_SELF in the
+   * daemon); null/absent leaves them out (the CLI: they would describe
+   * itself, not the agent).
+   */
+  process?: ProcFiles | null;
+  /** The labels of aegisbpf_build_info (agentBuildInfo()); null/absent leaves it out. */
+  build?: BuildInfo | null;
   /**
    * The enforcement proof's own denies by hook (counted from its block
    * records) and its canary entries in the live deny_inode generation:
@@ -95,6 +105,30 @@ export interface MetricsSources {
   } | null;
 }
 
+/** The labels of `aegisbpf_build_info` (docs/telemetry.md). */
+export interface BuildInfo {
+  /** the agent's version (deno.json, recorded at build time) */
+  version: string;
+  /** the libbpf linked statically into the shim: its Debian source version (build manifest) */
+  libbpf_version: string;
+  /** the first 12 hex digits of the kernel ABI fingerprint (`aegisbpf version` has all 64) */
+  abi_fingerprint: string;
+  deno_version: string;
+}
+
+/**
+ * This agent's build, as `aegisbpf version` prints it (libbpf: the full
+ * source version, where the shim itself reports only major.minor).
+ */
+export function agentBuildInfo(): BuildInfo {
+  return {
+    version: BUILD.agentVersion,
+    libbpf_version: BUILD.libbpfVersion,
+    abi_fingerprint: BUILD.abiFingerprint.slice(0, 12),
+    deno_version: Deno.version.deno,
+  };
+}
+
 /** Sources with kernel facts only (no daemon: state, events, emergency unknown). */
 export function kernelOnlySources(
   map: (name: string) => MetricsMap | null,
@@ -121,19 +155,32 @@ export interface RenderOptions {
 /** Rule types of aegisbpf_net_blocks_total{type} (docs/telemetry.md), always exported. */
 export const NET_BLOCK_TYPES = ["ip", "cidr", "port", "ip_port", "identity", "cg_ip", "cg_port"];
 
+/**
+ * The `action` label of the block counters (docs/telemetry.md): `block` =
+ * denied or signalled, `audit` = a rule matched but the hook only reported
+ * (audit mode, emergency disable, break-glass): the would-be blocks.
+ */
+export const BLOCK_ACTIONS = ["block", "audit"] as const;
+export type BlockAction = typeof BLOCK_ACTIONS[number];
+
 /** Maps whose capacity and utilisation are exported. */
 export const CAPACITY_MAPS: readonly string[] = [...Object.keys(RULE_MAPS), "aegis_survival_inode"];
 
 /**
- * Network blocks by rule type, fed with every decoded record (the kernel
- * counts blocks per hook, not per rule type). AUDIT records are not blocks.
+ * Network blocks by action and rule type, fed with every decoded record
+ * (the kernel counts blocks per hook, not per rule type): AUDIT records
+ * are would-be blocks (action `audit`), every other action a block.
  */
 export class NetBlockCounter {
-  readonly counts: Record<string, number> = Object.fromEntries(NET_BLOCK_TYPES.map((t) => [t, 0]));
+  readonly counts: Record<BlockAction, Record<string, number>> = {
+    block: Object.fromEntries(NET_BLOCK_TYPES.map((t) => [t, 0])),
+    audit: Object.fromEntries(NET_BLOCK_TYPES.map((t) => [t, 0])),
+  };
   observe(r: KernelRecord): void {
-    if (r.kind !== "net_block" || r.action === AEGIS_ACT_AUDIT) return;
+    if (r.kind !== "net_block") return;
+    const byType = this.counts[r.action === AEGIS_ACT_AUDIT ? "audit" : "block"];
     const t = RULE_TYPE_NAMES[r.ruleType] ?? "unknown";
-    this.counts[t] = (this.counts[t] ?? 0) + 1;
+    byType[t] = (byType[t] ?? 0) + 1;
   }
 }
 
@@ -200,6 +247,14 @@ function perCpu(m: MetricsMap, index: number): bigint[] {
   return out;
 }
 
+/**
+ * Nanoseconds (the kernel's unit) as seconds, the exposition's base unit
+ * (docs/telemetry.md); a float64 like every Prometheus sample.
+ */
+export function nsToSeconds(ns: bigint): number {
+  return Number(ns) / 1e9;
+}
+
 const HOOK_STAT = ABI_LAYOUT.structs.aegis_hook_stat;
 const INODE_GEN = ABI_LAYOUT.structs.aegis_inode_key.fields.gen.offset;
 
@@ -211,9 +266,17 @@ export async function renderMetrics(src: MetricsSources, opts: RenderOptions): P
   const config = src.map("aegis_config");
 
   x.declare(
+    "aegisbpf_build_info",
+    "gauge",
+    "Always 1; the labels say which agent build runs (version, libbpf, ABI fingerprint, Deno).",
+  );
+  if (src.build) x.sample("aegisbpf_build_info", 1, { ...src.build });
+
+  x.declare(
     "aegisbpf_blocks_total",
     "counter",
-    "Operations the hooks denied or signalled, all hooks.",
+    'Operations a rule matched, all hooks: denied or signalled (action="block"), or only ' +
+      'reported by audit mode, emergency disable or break-glass (action="audit").',
   );
   x.declare(
     "aegisbpf_ringbuf_drops_total",
@@ -236,35 +299,41 @@ export async function renderMetrics(src: MetricsSources, opts: RenderOptions): P
     "Times each hook ran.",
   );
   x.declare(
-    "aegisbpf_hook_latency_total_ns",
+    "aegisbpf_hook_latency_seconds_total",
     "counter",
-    "Nanoseconds each hook spent checking rules, summed.",
+    "Seconds each hook spent checking rules, summed (estimated: one call in 64 per CPU is timed).",
   );
   if (opts.detailed) {
-    x.declare("aegisbpf_hook_blocks_total", "counter", "Operations each hook denied or signalled.");
     x.declare(
-      "aegisbpf_hook_audits_total",
+      "aegisbpf_hook_blocks_total",
       "counter",
-      "Operations each hook would have blocked (audit).",
+      'Operations a rule matched, by hook: denied or signalled (action="block") or only ' +
+        'reported (action="audit").',
     );
   }
   if (hooks) {
     const f = HOOK_STAT.fields;
     let blocks = 0n;
+    let audits = 0n;
     for (const [id, hook] of Object.entries(HOOK_NAMES)) {
       const s = sumFields(hooks, Number(id), HOOK_STAT.size / 8);
       const inv = s[f.invocations.offset / 8];
       // the proof's canary denies are not user-visible blocks
       const blk = visibleBlocks(s[f.blocks.offset / 8], hook, src.selfTest);
+      const aud = s[f.audits.offset / 8];
       blocks += blk;
+      audits += aud;
       x.sample("aegisbpf_hook_invocations_total", inv, { hook });
-      x.sample("aegisbpf_hook_latency_total_ns", s[f.latency_ns.offset / 8], { hook });
+      x.sample("aegisbpf_hook_latency_seconds_total", nsToSeconds(s[f.latency_ns.offset / 8]), {
+        hook,
+      });
       if (opts.detailed) {
-        x.sample("aegisbpf_hook_blocks_total", blk, { hook });
-        x.sample("aegisbpf_hook_audits_total", s[f.audits.offset / 8], { hook });
+        x.sample("aegisbpf_hook_blocks_total", blk, { hook, action: "block" });
+        x.sample("aegisbpf_hook_blocks_total", aud, { hook, action: "audit" });
       }
     }
-    x.sample("aegisbpf_blocks_total", blocks);
+    x.sample("aegisbpf_blocks_total", blocks, { action: "block" });
+    x.sample("aegisbpf_blocks_total", audits, { action: "audit" });
   }
   x.declare(
     "aegisbpf_self_test_denies_total",
@@ -312,10 +381,17 @@ export async function renderMetrics(src: MetricsSources, opts: RenderOptions): P
     x.sample("aegisbpf_verified_rules", src.proof.verifiedRules ?? 0);
   }
 
-  x.declare("aegisbpf_net_blocks_total", "counter", "Network operations blocked, by rule type.");
+  x.declare(
+    "aegisbpf_net_blocks_total",
+    "counter",
+    'Network operations a rule matched, by rule type: blocked (action="block") or only ' +
+      'reported (action="audit").',
+  );
   if (src.netBlocks) {
-    for (const [type, n] of Object.entries(src.netBlocks)) {
-      x.sample("aegisbpf_net_blocks_total", n, { type });
+    for (const action of BLOCK_ACTIONS) {
+      for (const [type, n] of Object.entries(src.netBlocks[action])) {
+        x.sample("aegisbpf_net_blocks_total", n, { type, action });
+      }
     }
   }
 
@@ -428,19 +504,19 @@ export async function renderMetrics(src: MetricsSources, opts: RenderOptions): P
 
   const slo = await readPerfSlo(src.perfSloPath);
   x.declare(
-    "aegisbpf_perf_slo_summary_present",
+    "aegisbpf_perf_slo_file_present",
     "gauge",
     "1 when the perf-SLO summary file exists.",
   );
   x.declare(
-    "aegisbpf_perf_slo_summary_malformed",
+    "aegisbpf_perf_slo_file_malformed",
     "gauge",
     "1 when the perf-SLO summary exists but cannot be trusted (never reported as passing).",
   );
   x.declare("aegisbpf_perf_slo_gate_pass", "gauge", "1 when the perf-SLO gate passed.");
   x.declare("aegisbpf_perf_slo_failed_rows", "gauge", "Rows of the perf-SLO summary that failed.");
-  x.sample("aegisbpf_perf_slo_summary_present", slo.present);
-  x.sample("aegisbpf_perf_slo_summary_malformed", slo.malformed);
+  x.sample("aegisbpf_perf_slo_file_present", slo.present);
+  x.sample("aegisbpf_perf_slo_file_malformed", slo.malformed);
   x.sample("aegisbpf_perf_slo_gate_pass", slo.gatePass);
   x.sample("aegisbpf_perf_slo_failed_rows", slo.failedRows);
 
@@ -458,5 +534,37 @@ export async function renderMetrics(src: MetricsSources, opts: RenderOptions): P
       x.sample("aegisbpf_ringbuf_drops_per_cpu_total", v, { cpu: String(cpu) })
     );
   }
+
+  if (src.process) renderProcess(x, src.process);
   return x.text();
+}
+
+/** The standard `process_*` families: ProcessStats field, name, type, HELP (client_golang's). */
+const PROCESS_FAMILIES: readonly [keyof ProcessStats, string, MetricType, string][] = [
+  [
+    "cpuSeconds",
+    "process_cpu_seconds_total",
+    "counter",
+    "Total user and system CPU time spent in seconds.",
+  ],
+  ["residentBytes", "process_resident_memory_bytes", "gauge", "Resident memory size in bytes."],
+  ["virtualBytes", "process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes."],
+  [
+    "startTimeSeconds",
+    "process_start_time_seconds",
+    "gauge",
+    "Start time of the process since unix epoch in seconds.",
+  ],
+  ["openFds", "process_open_fds", "gauge", "Number of open file descriptors."],
+  ["maxFds", "process_max_fds", "gauge", "Maximum number of open file descriptors."],
+];
+
+/** The `process_*` metrics (process.ts), each left out when unreadable. */
+function renderProcess(x: Exposition, files: ProcFiles): void {
+  const p = readProcessStats(files);
+  for (const [field, name, type, help] of PROCESS_FAMILIES) {
+    x.declare(name, type, help);
+    const v = p[field];
+    if (v !== null) x.sample(name, v);
+  }
 }

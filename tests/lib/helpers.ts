@@ -16,13 +16,21 @@ export interface RunResult {
   stderr: string;
 }
 
-/** Run a command to completion and capture its output. */
+/** Run a command to completion and capture its output; `input` is its stdin (else none). */
 export async function run(
   cmd: string,
   args: string[],
   env?: Record<string, string>,
+  input?: string,
 ): Promise<RunResult> {
-  const r = await new Deno.Command(cmd, { args, stdout: "piped", stderr: "piped", env }).output();
+  const stdin = input === undefined ? "null" : "piped";
+  const p = new Deno.Command(cmd, { args, stdin, stdout: "piped", stderr: "piped", env }).spawn();
+  if (input !== undefined) {
+    const w = p.stdin.getWriter();
+    await w.write(new TextEncoder().encode(input));
+    await w.close();
+  }
+  const r = await p.output();
   const dec = new TextDecoder();
   return { code: r.code, stdout: dec.decode(r.stdout), stderr: dec.decode(r.stderr) };
 }

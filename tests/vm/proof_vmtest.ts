@@ -103,7 +103,11 @@ Deno.test({
         "two proof rounds denied:\n" + text.split("\n").filter((l) => /self_test|proof/.test(l))
           .join("\n"),
       );
-      strictEqual(metric(text, "aegisbpf_blocks_total"), 0, "canary denies are not blocks");
+      strictEqual(
+        metric(text, "aegisbpf_blocks_total", '{action="block"}'),
+        0,
+        "canary denies are not blocks",
+      );
       strictEqual(metric(text, "aegisbpf_enforcement_proof_ok", '{surface="file"}'), 1);
       strictEqual(metric(text, "aegisbpf_enforcement_proof_ok", '{surface="exec"}'), 1);
       ok(
@@ -117,7 +121,7 @@ Deno.test({
         "the network canary denied in socket_connect",
       );
       strictEqual(
-        metric(text, "aegisbpf_hook_blocks_total", '{hook="socket_connect"}') ?? 0,
+        metric(text, "aegisbpf_hook_blocks_total", '{action="block",hook="socket_connect"}') ?? 0,
         0,
         "canary connects are not blocks",
       );
@@ -153,7 +157,7 @@ Deno.test({
         text = (await httpGet(e.port, "/metrics?detailed=1")).body as string;
         if (
           (metric(text, "aegisbpf_self_test_denies_total", '{hook="file_open"}') ?? 0) >=
-            before + 2 && metric(text, "aegisbpf_blocks_total") === 1
+            before + 2 && metric(text, "aegisbpf_blocks_total", '{action="block"}') === 1
         ) break;
         await new Promise((r) => setTimeout(r, 500));
       }
@@ -161,7 +165,11 @@ Deno.test({
         metric(text, "aegisbpf_self_test_denies_total", '{hook="file_open"}')! >= before + 2,
         "proofs keep passing after the apply",
       );
-      strictEqual(metric(text, "aegisbpf_blocks_total"), 1, "exactly the user's deny");
+      strictEqual(
+        metric(text, "aegisbpf_blocks_total", '{action="block"}'),
+        1,
+        "exactly the user's deny",
+      );
       strictEqual(metric(text, "aegisbpf_deny_inode_entries"), 1, "the policy's one rule");
       strictEqual(metric(text, "aegisbpf_enforcement_proof_ok", '{surface="file"}'), 1);
       strictEqual((await httpGet(e.port, "/health?require_enforce=1")).status, 200);
@@ -184,7 +192,11 @@ Deno.test({
       text = (await httpGet(e.port, "/metrics?detailed=1")).body as string;
       strictEqual(metric(text, "aegisbpf_unenforced_rules"), 0);
       strictEqual(metric(text, "aegisbpf_verified_rules"), 1);
-      strictEqual(metric(text, "aegisbpf_blocks_total"), 1, "verification denies are not blocks");
+      strictEqual(
+        metric(text, "aegisbpf_blocks_total", '{action="block"}'),
+        1,
+        "verification denies are not blocks",
+      );
 
       // the file replaced under the same path (a new inode; editors and package managers do
       // this): the rule still holds the old inode, the path opens, and the agent says so
@@ -269,7 +281,11 @@ Deno.test({
       strictEqual(metric(text, "aegisbpf_enforcement_proof_ok", '{surface="kernel"}'), 1);
       for (const hook of ["ptrace_access_check", "kernel_load_data", "bpf"]) {
         ok((metric(text, "aegisbpf_self_test_denies_total", `{hook="${hook}"}`) ?? 0) >= 1, hook);
-        strictEqual(metric(text, "aegisbpf_hook_blocks_total", `{hook="${hook}"}`) ?? 0, 0, hook);
+        strictEqual(
+          metric(text, "aegisbpf_hook_blocks_total", `{action="block",hook="${hook}"}`) ?? 0,
+          0,
+          hook,
+        );
       }
       await a.event(
         (x) => x.type === "self_test" && x.hook === "bpf",
@@ -344,7 +360,7 @@ Deno.test({
         1,
         "still DEGRADED, no flapping",
       );
-      strictEqual(metric(text, "aegisbpf_blocks_total"), 0);
+      strictEqual(metric(text, "aegisbpf_blocks_total", '{action="block"}'), 0);
       strictEqual(rounds(), 1, "the failure is logged once, not every round");
       stamp("whole lsm-off test", a.started);
     } finally {
