@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /*
  * trace.bpf.c — telemetry tracepoints: openat and exec records into
- * aegis_events, gated by aegis_config (checked before reserving).
+ * aegis_events, gated by aegis_config (checked before reserving). Exec
+ * records wake the agent lazily (lib/event.h, "Wakeups").
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -43,6 +44,6 @@ int aegis_trace_exec(void *ctx)
 	__builtin_memset(ev, 0, sizeof(*ev));
 	aegis_fill_hdr(&ev->hdr, sizeof(*ev), AEGIS_EV_EXEC, AEGIS_EV_EXEC_V1);
 	aegis_fill_proc(&ev->proc);
-	aegis_ev_submit(ev);
+	aegis_ev_submit_lazy(ev);
 	return 0;
 }

@@ -5,6 +5,7 @@
  */
 #include <pthread.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include <bpf/bpf.h>
@@ -215,6 +216,58 @@ int aegis_btf_has_func(const char *name)
 	return r == -ENOENT ? 0 : r;
 }
 
+/* Entries per BPF_MAP_LOOKUP_BATCH call of a dump. */
+#define AEGIS_DUMP_CHUNK 4096u
+
+/*
+ * The dump in batches (BPF_MAP_LOOKUP_BATCH: one syscall per chunk instead
+ * of two per entry; a 65k-entry map took ~130k syscalls). 1: the map type
+ * has no batch lookup (LPM trie) or a bucket outgrew the chunk: walk it
+ * key by key instead. 0 or -errno otherwise, *count as for aegis_map_dump.
+ */
+static int dump_batch(int fd, size_t ksz, size_t vsz, uint8_t *k, uint8_t *v, uint32_t *count)
+{
+	LIBBPF_OPTS(bpf_map_batch_opts, opts);
+	size_t tsz = ksz > 8 ? ksz : 8; /* batch token: a u32 for hashes, a key for arrays */
+	uint8_t *scratch, *tok_in, *tok_out;
+	uint32_t room = *count, n = 0, got;
+	int r = 0, first = 1, done = 0;
+
+	scratch = malloc((ksz + vsz) * AEGIS_DUMP_CHUNK + 2 * tsz);
+	if (!scratch)
+		return -ENOMEM;
+	tok_in = scratch + (ksz + vsz) * AEGIS_DUMP_CHUNK;
+	tok_out = tok_in + tsz;
+	while (!done) {
+		/* past the room, one more chunk into scratch says whether there is more */
+		int past = n == room;
+		uint8_t *kd = past ? scratch : k + (size_t)n * ksz;
+		uint8_t *vd = past || !v ? scratch + ksz * AEGIS_DUMP_CHUNK : v + (size_t)n * vsz;
+
+		got = past ? 1 : room - n < AEGIS_DUMP_CHUNK ? room - n : AEGIS_DUMP_CHUNK;
+		r = bpf_map_lookup_batch(fd, first ? NULL : tok_in, tok_out, kd, vd, &got, &opts);
+		if (r < 0 && r != -ENOENT) {
+			free(scratch);
+			/* unsupported, or a bucket larger than the chunk: the walk copes */
+			return (first || r == -ENOSPC) && (batch_unsupported(r) || r == -ENOSPC) ? 1 : r;
+		}
+		done = r == -ENOENT;
+		if (past) {
+			free(scratch);
+			*count = n;
+			return got > 0 ? -ENOSPC : 0;
+		}
+		n += got;
+		memcpy(tok_in, tok_out, tsz);
+		first = 0;
+		if (n == room && done)
+			break;
+	}
+	free(scratch);
+	*count = n;
+	return 0;
+}
+
 int aegis_map_dump(int fd, void *keys, void *values, uint32_t *count)
 {
 	size_t ksz, vsz;
@@ -229,6 +282,10 @@ int aegis_map_dump(int fd, void *keys, void *values, uint32_t *count)
 	if (r < 0)
 		return r;
 	room = *count;
+	r = dump_batch(fd, ksz, vsz, k, v, count);
+	if (r <= 0)
+		return r;
+	*count = room; /* the batch gave up before copying anything it keeps: walk */
 	for (;;) {
 		uint8_t *next = k + (size_t)n * ksz;
 

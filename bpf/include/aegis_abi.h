@@ -142,6 +142,7 @@ enum aegis_config_key {
 	AEGIS_CFG_AGENT_CGID = 7,   /* the agent's own cgroup: never denied */
 	AEGIS_CFG_LAYOUT = 8,       /* first 8 bytes of the ABI fingerprint of the pins */
 	AEGIS_CFG_BTRFS_IDENTITY = 9, /* 1: the loaded programs key btrfs files by subvolume */
+	AEGIS_CFG_LAZY_PENDING = 10, /* 1: telemetry records sit in the ring with no wakeup yet */
 	AEGIS_CFG__MAX = 16,
 };
 

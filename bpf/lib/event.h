@@ -17,9 +17,45 @@ static __always_inline void *aegis_ev_reserve(__u32 size)
 	return ev;
 }
 
+/*
+ * Wakeups. A ring-buffer submit normally wakes the consumer only when it
+ * had read everything before this record (adaptive). Telemetry records
+ * (exec) are submitted with no wakeup at all: the agent's drain reads the
+ * ring at least every 250 ms while it sleeps and every 10 ms while records
+ * flow (docs/telemetry.md), so one wakeup serves a batch of execs instead
+ * of one per exec; when the ring is a quarter full they wake it at once.
+ * Telemetry left unread defeats the adaptive wakeup of the next record, so
+ * a block record that follows telemetry (AEGIS_CFG_LAZY_PENDING) forces
+ * its wakeup: a denial is read at once.
+ */
 static __always_inline void aegis_ev_submit(void *ev)
 {
-	bpf_ringbuf_submit(ev, 0);
+	__u32 slot = AEGIS_CFG_LAZY_PENDING;
+	__u64 *lazy = bpf_map_lookup_elem(&aegis_config, &slot);
+	__u64 flags = 0;
+
+	if (lazy && *lazy) {
+		*lazy = 0;
+		flags = BPF_RB_FORCE_WAKEUP;
+	}
+	bpf_ringbuf_submit(ev, flags);
+	aegis_count(AEGIS_CNT_EVENTS);
+}
+
+/* Submit a telemetry record: see "Wakeups" above. */
+static __always_inline void aegis_ev_submit_lazy(void *ev)
+{
+	__u32 slot = AEGIS_CFG_LAZY_PENDING;
+	__u64 *lazy = bpf_map_lookup_elem(&aegis_config, &slot);
+	__u64 size = bpf_ringbuf_query(&aegis_events, BPF_RB_RING_SIZE);
+
+	if (bpf_ringbuf_query(&aegis_events, BPF_RB_AVAIL_DATA) > size / 4) {
+		bpf_ringbuf_submit(ev, BPF_RB_FORCE_WAKEUP);
+	} else {
+		if (lazy && !*lazy)
+			*lazy = 1;
+		bpf_ringbuf_submit(ev, BPF_RB_NO_WAKEUP);
+	}
 	aegis_count(AEGIS_CNT_EVENTS);
 }
 

@@ -2,7 +2,7 @@
 // Regenerate with: deno run -A build/gen_abi.ts
 
 /** SHA-256 of the canonical layout below; "aegisbpf version" prints it. */
-export const ABI_FINGERPRINT = "864948a9120d7755025ac6540a9f76c14bd6433ecffd416fe3bd26626ee71544";
+export const ABI_FINGERPRINT = "b3a45c7f1262262ac4cee0c56d0dfb3e57ce867bef244ed1a0c3a54ad1bdffd4";
 
 export const AEGIS_COMM_LEN = 16;
 export const AEGIS_OPEN_PATH_LEN = 64;
@@ -23,6 +23,7 @@ export const AEGIS_CFG_GENERATION = 6;
 export const AEGIS_CFG_AGENT_CGID = 7;
 export const AEGIS_CFG_LAYOUT = 8;
 export const AEGIS_CFG_BTRFS_IDENTITY = 9;
+export const AEGIS_CFG_LAZY_PENDING = 10;
 export const AEGIS_CFG__MAX = 16;
 export const AEGIS_CNT_RINGBUF_DROPS = 0;
 export const AEGIS_CNT_EVENTS = 1;
@@ -109,6 +110,7 @@ export const ABI_LAYOUT = {
       "AEGIS_CFG_EMERGENCY_DISABLE": 3,
       "AEGIS_CFG_GENERATION": 6,
       "AEGIS_CFG_LAYOUT": 8,
+      "AEGIS_CFG_LAZY_PENDING": 10,
       "AEGIS_CFG_SIGNAL": 5,
       "AEGIS_CFG_TRACE_ENABLE": 1,
       "AEGIS_CFG_TRACE_TGID": 0,

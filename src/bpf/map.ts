@@ -134,24 +134,39 @@ export class BpfMap {
     return this.#dump(true);
   }
 
-  #dump(
-    withValues: boolean,
-  ): { keys: Uint8Array<ArrayBuffer>[]; values: Uint8Array<ArrayBuffer>[] } {
+  /**
+   * How many entries the map holds now: the same native dump as keys(), but
+   * no key becomes an object (the once-every-10-s map pressure check of a
+   * 65k-rule map made 65k of them).
+   */
+  count(): number {
+    return this.#raw(false).n;
+  }
+
+  #raw(withValues: boolean): {
+    kb: Uint8Array<ArrayBuffer>;
+    vb: Uint8Array<ArrayBuffer> | null;
+    n: number;
+  } {
     // small first (most rule maps are nearly empty), then all a hash map can hold
     let room = Math.min(this.maxEntries + 1, 1024);
-    let kb: Uint8Array<ArrayBuffer>, vb: Uint8Array<ArrayBuffer> | null, n: number;
     for (;;) {
-      kb = new Uint8Array(room * this.keySize);
-      vb = withValues ? new Uint8Array(room * this.valueBytes) : null;
+      const kb = new Uint8Array(room * this.keySize);
+      const vb = withValues ? new Uint8Array(room * this.valueBytes) : null;
       try {
-        n = this.#shim.mapDump(this.fd, kb, vb, room);
-        break;
+        return { kb, vb, n: this.#shim.mapDump(this.fd, kb, vb, room) };
       } catch (e) {
         const full = e instanceof NativeCallError && e.errno === 28; // ENOSPC
         if (!full || room > this.maxEntries) throw e;
         room = this.maxEntries + 1;
       }
     }
+  }
+
+  #dump(
+    withValues: boolean,
+  ): { keys: Uint8Array<ArrayBuffer>[]; values: Uint8Array<ArrayBuffer>[] } {
+    const { kb, vb, n } = this.#raw(withValues);
     const keys: Uint8Array<ArrayBuffer>[] = new Array(n);
     const values: Uint8Array<ArrayBuffer>[] = withValues ? new Array(n) : [];
     for (let i = 0; i < n; i++) {

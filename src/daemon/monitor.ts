@@ -149,7 +149,7 @@ export function mapUtilisation(engine: Engine): Record<string, number> {
   const out: Record<string, number> = {};
   for (const name of Object.keys(RULE_MAPS)) {
     const m: BpfMap = engine.obj.map(name);
-    out[name] = m.maxEntries > 0 ? m.keys().length / m.maxEntries : 0;
+    out[name] = m.maxEntries > 0 ? m.count() / m.maxEntries : 0;
   }
   return out;
 }

@@ -27,7 +27,7 @@ import {
   AEGIS_RULE_DENY,
 } from "../../src/bpf/abi_gen.ts";
 import { FALLBACK_PROGRAMS, FallbackSet, type FallbackSignal } from "../../src/bpf/fallback.ts";
-import { ipKey, parseIp } from "../../src/bpf/net_codec.ts";
+import { cidrKey, ipKey, parseCidr, parseIp } from "../../src/bpf/net_codec.ts";
 import { inodeKey, kernelDev, policyValue, ruleValue, u32Key } from "../../src/bpf/rule_codec.ts";
 import type { FileBlockRecord, KernelRecord, NetBlockRecord } from "../../src/events/decode.ts";
 import { EventDrain } from "../../src/events/drain.ts";
@@ -280,7 +280,9 @@ Deno.test("maps: keys() and entries() dump a real hash map in one call, past the
   await withFallback("dump", ({ fb }) => {
     const m = fb.map("aegis_deny_inode");
     strictEqual(m.keys().length, 0);
-    const n = 3000; // more than the first room (1,024): the dump grows once
+    // more than the first room (1,024: the dump grows, -ENOSPC once) and than one batch
+    // of the shim's BPF_MAP_LOOKUP_BATCH (4,096 entries)
+    const n = 9000;
     const keys = Array.from({ length: n }, (_, i) => inodeKey(7, 1000 + i, i & 1));
     const values = keys.map((_, i) => ruleValue(i + 1, 1, 1));
     m.updateBatch(keys, values);
@@ -290,8 +292,23 @@ Deno.test("maps: keys() and entries() dump a real hash map in one call, past the
     got.keys.forEach((k, i) => strictEqual(toHex(got.values[i]), want.get(toHex(k)), toHex(k)));
     strictEqual(new Set(got.keys.map(toHex)).size, n, "no key twice");
     strictEqual(m.keys().length, n);
+    strictEqual(m.count(), n, "count() without key objects");
     m.deleteBatch(keys);
     strictEqual(m.entries().keys.length, 0);
+    // an LPM trie has no batch lookup: the shim walks it key by key
+    const cidr = fb.map("aegis_deny_cidr4");
+    const ck = Array.from(
+      { length: 300 },
+      (_, i) => cidrKey(parseCidr(`10.${i >> 8}.${i & 255}.0/24`), 0).key,
+    );
+    for (const k of ck) cidr.update(k, ruleValue(1, 1, 4));
+    const cg = cidr.entries();
+    strictEqual(cg.keys.length, ck.length);
+    strictEqual(new Set(cg.keys.map(toHex)).size, ck.length);
+    deepStrictEqual(new Set(cg.keys.map(toHex)), new Set(ck.map(toHex)));
+    for (const k of ck) cidr.delete(k);
+    strictEqual(cidr.keys().length, 0);
+    strictEqual(cidr.count(), 0);
     return Promise.resolve();
   });
 });
