@@ -523,7 +523,7 @@ export class LiveRules {
       const pol = this.#d.maps("aegis_policy");
       const cur = pol.lookup(u32Key(gen));
       const flags = cur ? Number(new DataView(cur.buffer).getBigUint64(0, true)) : 0;
-      if ((flags & flag) === 0) pol.update(u32Key(gen), policyValue(flags | flag));
+      if ((flags & flag) !== flag) pol.update(u32Key(gen), policyValue(flags | flag));
     }
   }
 

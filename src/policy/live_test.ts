@@ -2,11 +2,13 @@ import { deepStrictEqual, match, ok, strictEqual, throws } from "node:assert/str
 import {
   AEGIS_POL_FILE_RULES,
   AEGIS_POL_NET_IP,
+  AEGIS_POL_NET_IP_PORT,
   AEGIS_POL_NET_RULES,
+  AEGIS_POL_NET_TABLES,
   AEGIS_RULE_DENY,
   AEGIS_RULE_PROTECT,
 } from "../bpf/abi_gen.ts";
-import { inodeKey, ruleValue, u32Key } from "../bpf/rule_codec.ts";
+import { inodeKey, policyValue, ruleValue, u32Key } from "../bpf/rule_codec.ts";
 import { cidrKey, ipKey, parseCidr, parseIp } from "../bpf/net_codec.ts";
 import { AEGIS_CFG_GENERATION, AEGIS_RT_INODE } from "../bpf/abi_gen.ts";
 import { fakeMaps, fakeResolvePath } from "./fake_maps_testing.ts";
@@ -57,6 +59,20 @@ Deno.test("live: block add writes the live generation, ids from 2^31, store 0600
   throws(() => live.add({ kind: "path", path: "/missing/z" }), /Cannot block.*does not exist/);
   strictEqual(fm.get("aegis_deny_inode").data.size, 2);
   strictEqual(live.rules().length, 2);
+});
+
+Deno.test("live: a network rule adds its table's bit even when the switches have NET_RULES already", () => {
+  const { fm, live } = setup();
+  // a policy apply (or the proof's canary) left NET_RULES with another table's bit
+  const before = AEGIS_POL_NET_RULES | AEGIS_POL_NET_TABLES | AEGIS_POL_NET_IP_PORT;
+  fm.get("aegis_policy").update(u32Key(0), policyValue(before));
+  live.add({ kind: "ip", ip: "10.1.2.3" });
+  const pol = fm.get("aegis_policy").lookup(u32Key(0))!;
+  strictEqual(
+    Number(new DataView(pol.buffer).getBigUint64(0, true)),
+    before | AEGIS_POL_NET_IP,
+    "the ip table's bit was added: without it the hooks skip the ip table",
+  );
 });
 
 Deno.test("live: writes go to the live generation when it is 1", () => {
