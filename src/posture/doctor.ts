@@ -31,7 +31,7 @@ export interface DoctorFacts {
 
 export function doctorAdvice(f: DoctorFacts): Advice[] {
   const r = f.report;
-  const out: Advice[] = r.enforce_blockers.map((b) => ({
+  const out: Advice[] = r.enforce_blocker_details.map((b) => ({
     code: b.code,
     message: b.message,
     remediation: b.remedy,

@@ -80,7 +80,7 @@ export function evaluateHealth(i: HealthInput, requireEnforce: boolean): HealthV
     if (r.runtime_state !== null && r.runtime_state !== "ENFORCE") {
       reasons.push(`runtime_state is ${r.runtime_state}, not ENFORCE`);
     }
-    for (const b of r.enforce_blockers) reasons.push(`blocker ${b.code}: ${b.message}`);
+    for (const b of r.enforce_blocker_details) reasons.push(`blocker ${b.code}: ${b.message}`);
     if (i.emergencyActive === true) {
       reasons.push("emergency disable is active: hooks report but do not deny");
     } else if (i.emergencyActive === null && i.daemonRunning) {
@@ -99,7 +99,7 @@ export function evaluateHealth(i: HealthInput, requireEnforce: boolean): HealthV
       daemon_running: i.daemonRunning,
       runtime_state: r.runtime_state,
       enforce_capable: r.enforce_capable,
-      blockers: r.enforce_blockers,
+      blockers: r.enforce_blocker_details,
       emergency_disable_active: i.emergencyActive,
       reasons,
     },

@@ -123,6 +123,7 @@ Deno.test("doctor: no advice on an enforcing node; every blocker and finding oth
   eq(doctorAdvice(await facts()), []);
   const r = await report(null, false);
   r.policy = {
+    ...r.policy,
     applied: true,
     sha256: null,
     version: 2,
@@ -149,7 +150,7 @@ Deno.test("doctor: no advice on an enforcing node; every blocker and finding oth
     "POLICY_UNRESOLVED",
     "PROBE_INCOMPLETE",
   ]);
-  strictEqual(a[0].remediation, r.enforce_blockers[0].remedy);
+  strictEqual(a[0].remediation, r.enforce_blocker_details[0].remedy);
   ok(a.find((x) => x.code === "NO_DAEMON")!.message.includes("pins exist"));
   ok(a.find((x) => x.code === "POLICY_UNRESOLVED")!.message.includes("/opt/app/secret"));
   for (const x of a) ok(x.remediation.length > 10, x.code);

@@ -28,6 +28,11 @@ Deno.test("readAppliedPolicy: none, applied with hash and unresolved paths, bund
   const dir = Deno.makeTempDirSync();
   try {
     eq(readAppliedPolicy(dir).status.applied, false);
+    eq(readAppliedPolicy(dir).status.snapshot, {
+      path: `${dir}/policy.applied`,
+      present: false,
+      parse_ok: false,
+    });
     Deno.writeTextFileSync(
       `${dir}/policy.applied`,
       "version=2\n[deny_path]\n/etc/hostname\n/nonexistent/x\n[deny_ip]\n10.1.1.1\n",
@@ -39,6 +44,17 @@ Deno.test("readAppliedPolicy: none, applied with hash and unresolved paths, bund
       sha256: "ab".repeat(32),
       version: 2,
       unresolved: ["/nonexistent/x"],
+      snapshot: { path: `${dir}/policy.applied`, present: true, parse_ok: true },
+      rules: {
+        network_rule_count: 1,
+        protect_path_count: 0,
+        protect_connect: false,
+        cgroup_deny_inode_count: 0,
+        cgroup_deny_ip_count: 0,
+        cgroup_deny_port_count: 0,
+        network_connect: true,
+        network_bind: false,
+      },
     });
     strictEqual(r.needs.network, true);
     Deno.writeTextFileSync(

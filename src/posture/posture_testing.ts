@@ -30,6 +30,7 @@ export function hostFiles(): Record<string, string | Error> {
     "/sys/fs/cgroup/cgroup.controllers": "cpuset cpu io memory pids\n",
     "/sys/kernel/tracing/events/syscalls/sys_enter_openat/id": "700\n",
     "/sys/kernel/security/lsm": "lockdown,capability,landlock,yama,apparmor,bpf",
+    "/sys/kernel/sched_ext/state": "disabled\n",
     "/sys/kernel/security/ima/policy":
       "measure func=BPRM_CHECK\nappraise func=BPRM_CHECK appraise_type=imasig\n",
   };
@@ -54,6 +55,8 @@ export interface FixtureOptions {
   files?: Record<string, string | Error | undefined>;
   symbols?: Set<string> | null;
   trial?: LsmAttachTrial | null;
+  /** the Landlock ABI call (default: ABI 6); null: no shim */
+  landlockAbi?: (() => number) | null;
   needs?: PolicyNeeds;
 }
 
@@ -69,6 +72,7 @@ export function fixtureReport(o: FixtureOptions = {}): Promise<ProbeReport> {
     fs: fixtureFs(files),
     hasBtfFunc: syms === null ? null : (n) => syms.has(n),
     lsmTrial: o.trial === undefined ? TRIAL_OK : o.trial,
+    landlockAbi: o.landlockAbi === undefined ? () => 6 : o.landlockAbi,
     needs: o.needs ?? NO_NEEDS,
   });
 }

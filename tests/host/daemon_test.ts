@@ -86,7 +86,7 @@ Deno.test("run --enforce-gate-mode=audit-fallback: AUDIT_FALLBACK, 200 / 503, re
       const report = CapabilitiesReport.parse(JSON.parse(Deno.readTextFileSync(e.report)));
       strictEqual(report.runtime_state, "AUDIT_FALLBACK");
       strictEqual(report.enforce_capable, false);
-      ok(report.enforce_blockers.some((b) => b.code === "BPF_LSM_DISABLED"));
+      ok(report.enforce_blockers.includes("BPF_LSM_DISABLED"));
       strictEqual(report.state_transitions.total, 1);
       strictEqual(report.state_transitions.enforce_requested, true);
       const fromHttp = await httpGet(e.port, "/capabilities");
@@ -113,7 +113,7 @@ Deno.test("run --enforce-fallback=signal: ENFORCE_SIGNAL, BPF_LSM_DISABLED still
       const report = CapabilitiesReport.parse(JSON.parse(Deno.readTextFileSync(e.report)));
       strictEqual(report.runtime_state, "ENFORCE_SIGNAL");
       strictEqual(report.enforce_capable, false);
-      ok(report.enforce_blockers.some((b) => b.code === "BPF_LSM_DISABLED"));
+      ok(report.enforce_blockers.includes("BPF_LSM_DISABLED"));
       strictEqual((await httpGet(e.port, "/health?require_enforce=1")).status, 503);
     } finally {
       await a.stop("SIGTERM");

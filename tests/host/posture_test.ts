@@ -51,8 +51,8 @@ function noDaemonEnv(dir: string): Record<string, string> {
 }
 
 Deno.test("the required-key check catches a missing nested key (it can fail)", () => {
-  const r = { hooks: { lsm_file_open: {} } };
-  ok(missingRequired(SCHEMA, r).includes("$.hooks.lsm_file_open.kernel_supported"));
+  const r = { hook_details: { lsm_file_open: {} } };
+  ok(missingRequired(SCHEMA, r).includes("$.hook_details.lsm_file_open.kernel_supported"));
   ok(missingRequired(SCHEMA, r).includes("$.enforce_capable"));
 });
 
@@ -131,7 +131,8 @@ Deno.test("aegisbpf probe --json: every probe and the hook table; probe (text) p
       ]);
     }
     strictEqual(p.capability, "AuditOnly");
-    ok(p.enforce_blockers.some((b: { code: string }) => b.code === "BPF_LSM_DISABLED"));
+    ok(p.enforce_blockers.includes("BPF_LSM_DISABLED"));
+    ok(p.enforce_blocker_details.some((b: { code: string }) => b.code === "BPF_LSM_DISABLED"));
     const t = await run(LAUNCHER, ["probe"], noDaemonEnv(dir));
     strictEqual(t.code, 0, t.stderr);
     ok(/lsm_socket_connect\s+yes\s+no\s+bpf_lsm_socket_connect/.test(t.stdout), t.stdout);
@@ -169,7 +170,7 @@ Deno.test("no daemon: capabilities --json validates against the schema, enforce_
     strictEqual(report.enforce_capable, false);
     strictEqual(report.runtime_state, null);
     strictEqual(report.generated_by, "cli");
-    ok(report.enforce_blockers.some((b) => b.code === "BPF_LSM_DISABLED"));
+    ok(report.enforce_blockers.includes("BPF_LSM_DISABLED"));
     strictEqual(report.policy.applied, false);
   } finally {
     await Deno.remove(dir, { recursive: true });

@@ -187,10 +187,10 @@ Deno.test("tracepoints: the openat event, a tracefs without it, no tracefs, debu
   eq(d, { status: "supported", value: { tracefs: "/sys/kernel/debug/tracing" } });
 });
 
-Deno.test("landlock: listed (ABI honestly unknown), not listed (boot remedy), no LSM list", () => {
+Deno.test("landlock: listed (ABI unknown without the shim), not listed (boot remedy), no LSM list", () => {
   eq(probeLandlock({ status: "supported", value: ["landlock", "bpf"] }), {
     status: "supported",
-    value: { abi: null },
+    value: { abi: null, abi_note: "no shim to ask landlock_create_ruleset (needs root)" },
   });
   ok(reasonOf(probeLandlock({ status: "supported", value: ["bpf"] })).includes("lsm=bpf,landlock"));
   eq(probeLandlock({ status: "unknown", error: "no securityfs" }), {
@@ -240,35 +240,37 @@ Deno.test("ima: appraise rules counted; no appraisal; no IMA; no securityfs; pol
   );
 });
 
-Deno.test("fs-verity: BTF evidence, none, no query, failing query", () => {
-  eq(probeFsVerity((n) => n === "bpf_get_fsverity_digest"), {
+Deno.test("fs-verity: BTF evidence, none, no query, failing query", async () => {
+  const fs = fsWith({});
+  eq(await probeFsVerity(fs, (n) => n === "bpf_get_fsverity_digest"), {
     status: "supported",
-    value: { symbol: "bpf_get_fsverity_digest" },
+    value: { evidence: "BTF bpf_get_fsverity_digest" },
   });
-  ok(reasonOf(probeFsVerity(() => false)).includes("CONFIG_FS_VERITY"));
-  errorOf(probeFsVerity(null));
+  ok(reasonOf(await probeFsVerity(fs, () => false)).includes("CONFIG_FS_VERITY"));
+  errorOf(await probeFsVerity(fs, null));
   ok(
-    errorOf(probeFsVerity(() => {
-      throw new Error("EIO");
-    })).includes("EIO"),
+    errorOf(
+      await probeFsVerity(fs, () => {
+        throw new Error("EIO");
+      }),
+    ).includes("EIO"),
   );
 });
 
-Deno.test("next-gen BPF: each field from its own symbol; binary_auth needs evidence", () => {
+Deno.test("next-gen BPF: each field from its own symbol", () => {
   const r = probeNextGenBpf((n) =>
-    ["bpf_arena_alloc_pages", "bpf_iter_num_new", "scx_bpf_dispatch"].includes(n)
+    ["bpf_arena_alloc_pages", "bpf_iter_num_new", "bpf_ima_file_hash"].includes(n)
   );
   eq(r, {
     status: "supported",
     value: {
       arena: true,
       user_ringbuf: false,
-      sched_ext: true,
       open_coded_iterators: true,
       xattr_kfuncs: false,
       bpf_send_signal_task: false,
-      binary_auth: false,
       bpf_token: false,
+      bpf_ima_helpers: true,
     },
   });
   errorOf(probeNextGenBpf(null));
