@@ -88,6 +88,7 @@ import { hostCompileEnv } from "../policy/host_env.ts";
 import { keysDir, loadTrustedKeys } from "../policy/keys.ts";
 import { bpfLsmUsable, capabilityTier, enforceBlockers } from "../posture/blockers.ts";
 import { evaluateHealth } from "../posture/health.ts";
+import { objectFacts as objectFactsOf, pinFacts } from "../posture/agent_facts.ts";
 import { NO_NEEDS, type PolicyNeeds } from "../posture/needs.ts";
 import { readAppliedPolicy, unreadablePolicy } from "../posture/policy_status.ts";
 import { engineLsmTrial, probeAll, type ProbeReport } from "../posture/probes/mod.ts";
@@ -416,6 +417,8 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
     }
     raiseFdLimitAtStart(shim);
     const bytes = await bpfObjectBytes();
+    // hash-checked by bpfObjectBytes (it throws on a mismatch): what health reports
+    const objectFacts = objectFactsOf({ found: true, hashVerified: true, bytes });
     const hasBtfFunc = (name: string) =>
       !faults.hideHooks.has(name.replace(/^bpf_lsm_/, "")) && shim.btfHasFunc(name);
     const extraBlockers: Blocker[] = [];
@@ -474,7 +477,12 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
         };
       }
       const h = evaluateHealth(
-        { report, emergencyActive: emergencyActive(), daemonRunning: true },
+        {
+          report,
+          emergencyActive: emergencyActive(),
+          daemonRunning: true,
+          agent: { object: objectFacts, pins: pinFacts(paths.pinRoot) }, // pinned or not
+        },
         requireEnforce,
       );
       return { status: h.status, body: h.body };

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import type { AgentFacts } from "./agent_facts.ts";
 import { NO_NEEDS, type PolicyNeeds } from "./needs.ts";
 import { fixtureFs } from "./probe.ts";
 import type { LsmAttachTrial } from "./probes/bpf_lsm_attach.ts";
@@ -76,3 +77,16 @@ export function fixtureReport(o: FixtureOptions = {}): Promise<ProbeReport> {
     needs: o.needs ?? NO_NEEDS,
   });
 }
+
+/** An agent whose embedded object verifies and whose maps are all pinned. */
+export const AGENT_OK: AgentFacts = {
+  object: {
+    path: "embedded:aegis.bpf.o",
+    found: true,
+    hash_found: true,
+    hash_verified: true,
+    required_maps: true,
+    network_maps: true,
+  },
+  pins: { present: true, required: true, network: true },
+};

@@ -11,6 +11,7 @@ import { capabilityTier, enforceBlockers } from "../../src/posture/blockers.ts";
 import { NO_NEEDS } from "../../src/posture/needs.ts";
 import { buildReport, CapabilitiesReport, NO_POLICY } from "../../src/posture/report.ts";
 import { HealthBody } from "../../src/posture/health.ts";
+import { DoctorBody } from "../../src/posture/doctor.ts";
 import { LAUNCHER, ROOT, run } from "../lib/helpers.ts";
 
 const SCHEMA = JSON.parse(Deno.readTextFileSync(`${ROOT}/schemas/capabilities.schema.json`));
@@ -205,11 +206,11 @@ Deno.test("no daemon: doctor --json gives advice with a remediation for every fi
       AEGIS_PIN_ROOT: `/sys/fs/bpf/aegis-none-${crypto.randomUUID().slice(0, 8)}`,
     });
     strictEqual(r.code, 1, r.stdout + r.stderr);
-    const d = JSON.parse(r.stdout) as {
-      health: unknown;
-      advice: { code: string; message: string; remediation: string }[];
-    };
-    HealthBody.parse(d.health);
+    const d = DoctorBody.parse(JSON.parse(r.stdout));
+    strictEqual(d.ok, false);
+    deepStrictEqual(d.report, d.health);
+    strictEqual(d.report.bpf_hash_verified, true, "the embedded object verifies");
+    strictEqual(d.report.checks.required_pins, false, "no pins under that root");
     const codes = d.advice.map((a) => a.code);
     ok(codes.includes("BPF_LSM_DISABLED"), codes.join());
     ok(codes.includes("NO_DAEMON"), codes.join());
