@@ -228,3 +228,60 @@ Deno.test("writeReport: atomic, 0644, directory created 0755, invalid refused wi
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("policy counts and the C++ requirement names from the applied policy's facts", async () => {
+  const needs = { ...NO_NEEDS, network: true, exec_identity: true };
+  const r = buildReport(
+    await input({
+      needs,
+      policy: {
+        applied: true,
+        sha256: null,
+        version: 4,
+        unresolved: [],
+        snapshot: { path: "/var/lib/aegisbpf/policy.applied", present: true, parse_ok: true },
+        rules: {
+          network_rule_count: 3,
+          protect_path_count: 2,
+          protect_connect: false,
+          cgroup_deny_inode_count: 1,
+          cgroup_deny_ip_count: 0,
+          cgroup_deny_port_count: 4,
+          network_connect: false,
+          network_bind: true,
+        },
+      },
+    }),
+  );
+  CapabilitiesReport.parse(r);
+  eq(
+    [r.policy.applied_path, r.policy.snapshot_present, r.policy.parse_ok],
+    ["/var/lib/aegisbpf/policy.applied", true, true],
+  );
+  eq(
+    [r.policy.network_rule_count, r.policy.protect_path_count, r.policy.cgroup_deny_port_count],
+    [3, 2, 4],
+  );
+  eq(
+    [
+      r.requirements.network_enforcement_required,
+      r.requirements.network_connect_required,
+      r.requirements.network_bind_required,
+      r.requirements.exec_identity_required,
+      r.requirements.verified_exec_required,
+      r.requirements.exec_allowlist_required,
+    ],
+    [true, false, true, true, true, false],
+  );
+  eq(
+    [r.exec_identity.kernel_enabled, r.exec_identity.kernel_allow_exec_inode_entries],
+    [false, 0],
+    "the input attached only file_open and bprm_check_security",
+  );
+  const none = buildReport(await input());
+  eq([none.policy.applied_path, none.policy.snapshot_present, none.policy.parse_ok], [
+    "",
+    false,
+    false,
+  ]);
+});
