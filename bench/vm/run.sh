@@ -7,7 +7,9 @@
 #   bash bench/vm/run.sh [6.1] [6.12]        (default: 6.1 6.12)
 #   env: AEGIS_BENCH_TARGET_MS (per measurement, 1500), AEGIS_BENCH_ROUNDS (7),
 #        AEGIS_BENCH_COLD_FILES (calibrated), AEGIS_BENCH_BPF_STATS (1),
-#        AEGIS_BENCH_VM_TIMEOUT (seconds per boot, 5400)
+#        AEGIS_BENCH_ICOUNT (QEMU -icount shift: 0 = 1 ns of guest time per guest
+#          instruction, deterministic whatever else the host runs; "off" = TCG
+#          on the host's clock), AEGIS_BENCH_VM_TIMEOUT (seconds per boot, 7200)
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$root"
@@ -45,6 +47,9 @@ chmod 0755 "$out/aegisbpf"
 # type errors fail on the host; the guest runs with --no-check
 "$deno" check bench/vm/enforce_bench.ts >/dev/null
 host_cpu=$(grep -m1 '^model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
+icount=${AEGIS_BENCH_ICOUNT:-0}
+icount_args=()
+[ "$icount" = off ] || icount_args=(--icount "$icount")
 
 kernels=("$@")
 [ ${#kernels[@]} -gt 0 ] || kernels=(6.1 6.12)
@@ -52,18 +57,18 @@ status=0
 for k in "${kernels[@]}"; do
   results=$root/.cache/vm/bench/enforce-$k-$(date +%Y%m%d-%H%M%S)
   mkdir -p "$results"
-  echo "== bench/vm: kernel $k, lsm on, QEMU TCG, 1 vCPU, host CPU $host_cpu ($(nproc) cores)" \
+  echo "== bench/vm: kernel $k, lsm on, QEMU TCG (icount $icount), 1 vCPU, host CPU $host_cpu ($(nproc) cores)" \
     "(results in $results)"
   echo "host load before: $(cut -d' ' -f1-3 /proc/loadavg)"
   rc=0
   # the guest's output streams over the serial console (tee keeps a copy)
-  bash scripts/vm/run.sh --kernel "$k" --lsm on --smp 1 \
-    --timeout "${AEGIS_BENCH_VM_TIMEOUT:-5400}" --results "$results" \
+  bash scripts/vm/run.sh --kernel "$k" --lsm on --smp 1 "${icount_args[@]}" \
+    --timeout "${AEGIS_BENCH_VM_TIMEOUT:-7200}" --results "$results" \
     -e "AEGIS_BENCH_TARGET_MS=${AEGIS_BENCH_TARGET_MS:-1500}" \
     -e "AEGIS_BENCH_ROUNDS=${AEGIS_BENCH_ROUNDS:-7}" \
     -e "AEGIS_BENCH_COLD_FILES=${AEGIS_BENCH_COLD_FILES:-0}" \
     -e "AEGIS_BENCH_BPF_STATS=${AEGIS_BENCH_BPF_STATS:-1}" \
-    -e "AEGIS_BENCH_HOST_CPU=$host_cpu" \
+    -e "AEGIS_BENCH_HOST_CPU=$host_cpu" -e "AEGIS_BENCH_ICOUNT=$icount" \
     -- bash -c 'set -o pipefail; ip link set lo up &&
       deno run -A --no-check bench/vm/enforce_bench.ts dist/bench/ops dist/bench/true-static \
         dist/bench/aegisbpf dist/bench/null.bpf.o 2>&1 |
