@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # deno task bench: every benchmark, each printing its own side-by-side ratios.
 # Benchmarks never fail on timing; they fail only if they cannot run.
-# AEGIS_BENCH_VM=1 adds bench/vm (enforcement overhead in VM guests, minutes).
+# AEGIS_BENCH_VM=1 adds bench/vm (what the shipped agent costs, in VM guests:
+# about 30 min per kernel).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"

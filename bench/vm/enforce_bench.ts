@@ -1,67 +1,138 @@
 /**
- * bench/vm/enforce_bench: what the enforcement hooks cost the operations they
- * guard (run inside a VM guest with BPF LSM on: bench/vm/run.sh).
+ * bench/vm/enforce_bench: what aegisbpf as shipped costs the operations it
+ * guards, inside a VM guest with BPF LSM on (bench/vm/run.sh boots it).
  *
- * `ops` (bench/vm/ops.c) times a tight loop of N operations — open+close of a
- * file, connect to a loopback TCP listener (+ accept, close), fork+exec of
- * /bin/true, and fork+exec of a static `true` copied into the guest's tmpfs
- * /tmp (/bin/true is dynamic: ld.so and libc come over 9p, whose latency
- * swamps the hooks under TCG) — under five configurations, side by side in one boot:
- *   1. agent absent: every program detached;
- *   2. every "lsm/" program attached, policy flags FILE|EXEC|NET set, maps empty;
- *   3. + 1,000 inode rules (random dev/ino, none matching the benchmark file);
- *   4. 65,536 inode rules (aegis_deny_inode sized for them before load);
- *   5. 16,384 CIDR rules in aegis_deny_cidr4 (none covering 127.0.0.1), no inode rules.
- * The object is loaded once; "absent" detaches the programs and the next
- * configuration attaches them again, so every round measures all five in a
- * row. Three rounds; the table shows the median ns/op and its ratio to
- * "agent absent". A benchmark, not a test: it prints and never fails on timing.
+ * Configurations, all in one boot, interleaved: every round measures each of
+ * them once, in this order (docs/benchmarks.md, "bench/vm"):
+ *   a.  agent absent: no BPF link of an LSM or tracepoint program exists;
+ *   b.  floor: bench/vm/null.bpf.c, programs that return 0, one on each hook
+ *       (and as many per hook) as `aegisbpf run` attaches by default — the
+ *       agent's own planPrograms decides which — pinned by this process;
+ *   b2. the same with a null lsm/inode_permission too: the floor of g;
+ *   c.  `aegisbpf run` as shipped (default options, enforce), fresh state,
+ *       no policy applied;
+ *   d.  + `aegisbpf policy apply` of 1,000 deny_path rules (files in tmpfs);
+ *   e.  + `aegisbpf policy apply` of 65,536 inode rules (those 1,000 paths and
+ *       64,536 deny_inode) and 16,384 IPv4 deny_cidr, none matching what the
+ *       benchmark touches or 127.0.0.1;
+ *   f.  pins only: the daemon SIGKILLed after e, its pinned programs enforce
+ *       with no user space;
+ *   g.  `aegisbpf run --lsm-hook both --policy <e's policy>` (fresh state).
+ * Then the pins are removed with the code `aegisbpf uninstall` runs and the
+ * next round starts with a.
  *
- * usage: enforce_bench.ts <ops binary> <static true binary>
- * env: AEGIS_BENCH_TARGET_MS (per measurement, default 1500), AEGIS_BENCH_ROUNDS (3)
+ * Operations (bench/vm/ops.c, one process per measurement, N calibrated once
+ * with the agent absent to take about AEGIS_BENCH_TARGET_MS): open+close of a
+ * file three directories deep (/tmp/aegis-bench-…/file: lookups in /, /tmp
+ * and the bench directory), open+close of N distinct files (each once),
+ * TCP connect to a loopback listener (+accept, close), fork+exec of a static
+ * `true` in tmpfs, fork+wait. g and b2 measure the first only. For c, d, e
+ * and g an idle window of the same length measures the daemon alone.
+ *
+ * Per window `ops` also reads kernel.bpf_stats_enabled counters of every
+ * pinned link's program (run_time_ns, run_cnt) and the daemon's CPU ticks
+ * (/proc/PID/stat utime+stime) and VmRSS. A benchmark, not a test: it never
+ * fails on timing, only when a configuration cannot be set up — positive
+ * controls: a file under a deny rule must be denied in d, e, f and g, the
+ * daemon must say ENFORCE, null programs must run on the open path, and
+ * nothing may be attached when the agent is absent.
+ *
+ * usage: enforce_bench.ts <ops> <static true> <aegisbpf launcher> <null.bpf.o>
+ * env:   AEGIS_BENCH_TARGET_MS (1500), AEGIS_BENCH_ROUNDS (7),
+ *        AEGIS_BENCH_COLD_FILES (calibrated, 10,000–200,000),
+ *        AEGIS_BENCH_BPF_STATS (1: kernel.bpf_stats_enabled=1 for the run)
+ * Destructive for the machine it runs on (wipes /var/lib/aegisbpf, removes
+ * the pins under /sys/fs/bpf/aegisbpf): refuses to run outside the VM harness.
  *
  * @module
  */
 import { bpfObjectBytes, openEmbeddedShim } from "../../src/assets/mod.ts";
+import { AEGIS_CFG_GENERATION } from "../../src/bpf/abi_gen.ts";
 import {
-  AEGIS_POL_EXEC_RULES,
-  AEGIS_POL_FILE_RULES,
-  AEGIS_POL_NET_RULES,
-  AEGIS_RT_CIDR,
-  AEGIS_RT_INODE,
-  AEGIS_RULE_DENY,
-} from "../../src/bpf/abi_gen.ts";
-import type { BpfMap } from "../../src/bpf/map.ts";
+  type FileHookChoice,
+  lsmHookOf,
+  planPrograms,
+  uninstallPins,
+} from "../../src/bpf/engine.ts";
 import { BpfObject } from "../../src/bpf/object.ts";
-import { cidrKey } from "../../src/bpf/net_codec.ts";
-import { inodeKey, kernelDev, policyValue, ruleValue, u32Key } from "../../src/bpf/rule_codec.ts";
-import type { Shim } from "../../src/native/mod.ts";
+import { PinnedMaps } from "../../src/bpf/pins.ts";
+import { kernelDev, u32Key } from "../../src/bpf/rule_codec.ts";
+import { aegisPaths } from "../../src/contracts.ts";
+import {
+  cidrEntries,
+  fix,
+  inodeEntries,
+  int,
+  median,
+  parseOps,
+  type Sample,
+  spread,
+  table,
+} from "./report.ts";
 
-const [OPS, TRUE_STATIC] = Deno.args;
-if (!OPS || !TRUE_STATIC) {
-  throw new Error("usage: enforce_bench.ts <ops binary> <static true binary>");
+const [OPS, TRUE_STATIC, AGENT, NULL_OBJ] = Deno.args;
+if (!OPS || !TRUE_STATIC || !AGENT || !NULL_OBJ) {
+  throw new Error("usage: enforce_bench.ts <ops> <static true> <aegisbpf launcher> <null.bpf.o>");
+}
+if (Deno.env.get("AEGIS_VM") !== "1") {
+  throw new Error(
+    "enforce_bench wipes /var/lib/aegisbpf and the agent's pins: it runs only in a VM guest " +
+      "(bash bench/vm/run.sh)",
+  );
 }
 const TARGET_MS = Number(Deno.env.get("AEGIS_BENCH_TARGET_MS") ?? "1500");
-const ROUNDS = Number(Deno.env.get("AEGIS_BENCH_ROUNDS") ?? "3");
-const INODE_SMALL = 1_000;
-const INODE_LARGE = 65_536;
+const ROUNDS = Number(Deno.env.get("AEGIS_BENCH_ROUNDS") ?? "7");
+const BPF_STATS = (Deno.env.get("AEGIS_BENCH_BPF_STATS") ?? "1") !== "0";
+const PATH_RULES = 1_000;
+const INODE_RULES = 65_536;
 const CIDR_RULES = 16_384;
 
 const enc = new TextEncoder();
 function out(line = ""): void {
   Deno.stdout.writeSync(enc.encode(line + "\n"));
 }
-
-// ---- operations ---------------------------------------------------------
-
-type Op = "open" | "connect" | "exec" | "exec-static";
-const OP_NAMES: Record<Op, string> = {
-  open: "open+close",
-  connect: "TCP connect 127.0.0.1 (+accept, close)",
-  exec: "fork+exec /bin/true",
-  "exec-static": "fork+exec static true in tmpfs",
+const sec = (ms: number): string => (ms / 1000).toFixed(1);
+const readOr = (path: string, dflt = "?"): string => {
+  try {
+    return Deno.readTextFileSync(path).trim();
+  } catch {
+    return dflt;
+  }
 };
-const OP_LIST: Op[] = ["open", "connect", "exec", "exec-static"];
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+// ---- the machine ---------------------------------------------------------------
+
+const paths = aegisPaths();
+const PIN_ROOT = paths.pinRoot;
+const STATE_DIR = paths.stateDir;
+const NULL_PINS = "/sys/fs/bpf/aegis-bench-null";
+const cpuModel = /model name\s*:\s*(.*)/.exec(readOr("/proc/cpuinfo", ""))?.[1] ?? "?";
+out(
+  `kernel ${Deno.osRelease()}, ${navigator.hardwareConcurrency} vCPU (${cpuModel}), ` +
+    `host CPU: ${Deno.env.get("AEGIS_BENCH_HOST_CPU") ?? "?"}`,
+);
+out(`active LSMs: ${readOr("/sys/kernel/security/lsm")}`);
+const ICOUNT = Deno.env.get("AEGIS_BENCH_ICOUNT") ?? "?";
+out(
+  ICOUNT === "off" || ICOUNT === "?"
+    ? `QEMU clock: the host's (TCG without icount: other work on the host shows in every number)`
+    : `QEMU clock: -icount shift=${ICOUNT}: guest time is ${2 ** Number(ICOUNT)} ns per guest ` +
+      `instruction (deterministic; a time here counts instructions)`,
+);
+const CLOCKSOURCE = readOr("/sys/devices/system/clocksource/clocksource0/current_clocksource");
+out(
+  `clocksource: ${CLOCKSOURCE} (available: ${
+    readOr("/sys/devices/system/clocksource/clocksource0/available_clocksource")
+  })`,
+);
+const STATS_SYSCTL = "/proc/sys/kernel/bpf_stats_enabled";
+const statsBefore = readOr(STATS_SYSCTL);
+if (BPF_STATS) Deno.writeTextFileSync(STATS_SYSCTL, "1");
+out(`kernel.bpf_stats_enabled: ${readOr(STATS_SYSCTL)} (was ${statsBefore})`);
+out(`rounds ${ROUNDS}, ~${TARGET_MS} ms per measurement`);
+
+// ---- files ------------------------------------------------------------------------
 
 const dir = Deno.makeTempDirSync({ dir: "/tmp", prefix: "aegis-bench-" });
 const FILE = `${dir}/file`;
@@ -71,319 +142,765 @@ Deno.writeTextFileSync(CONTROL, "denied by the positive control");
 const TRUE_TMP = `${dir}/true`;
 Deno.copyFileSync(TRUE_STATIC, TRUE_TMP);
 Deno.chmodSync(TRUE_TMP, 0o755);
+const COLD = `${dir}/c`;
+const RULES_DIR = `${dir}/rules`;
+Deno.mkdirSync(RULES_DIR);
 
-/** ns per op of `n` operations in one `ops` process. */
-function runOps(op: Op, n: number): number {
-  const args = op === "open"
-    ? [op, String(n), FILE]
-    : op === "exec-static"
-    ? ["exec", String(n), TRUE_TMP]
-    : [op, String(n)];
+function ops(args: string[]): string {
   const r = new Deno.Command(OPS, { args, stdout: "piped", stderr: "piped" }).outputSync();
-  const text = new TextDecoder().decode(r.stdout).trim();
   if (!r.success) {
     throw new Error(`ops ${args.join(" ")} failed: ${new TextDecoder().decode(r.stderr)}`);
   }
-  const nsPerOp = Number(text.split(" ")[3]);
-  if (!Number.isFinite(nsPerOp)) throw new Error(`ops printed "${text}"`);
-  return nsPerOp;
+  return new TextDecoder().decode(r.stdout);
 }
 
-/** N so that one measurement takes about TARGET_MS without the agent. */
-function calibrate(op: Op): number {
-  const probe = { open: 2_000, connect: 200, exec: 10, "exec-static": 10 }[op];
-  runOps(op, probe); // warm caches
-  const ns = runOps(op, probe);
-  return Math.max(probe, Math.round((TARGET_MS * 1e6) / ns));
+// ---- the agent's plan and the null floor ---------------------------------------------
+
+const shim = await openEmbeddedShim("/run/aegis-bench");
+const aegisObj = BpfObject.open(shim, await bpfObjectBytes());
+const hookKey = (section: string): string => lsmHookOf(section) ?? section;
+
+/** Sections `aegisbpf run --lsm-hook H` attaches on this kernel (the daemon's own plan). */
+function plannedSections(fileHook: FileHookChoice): string[] {
+  return planPrograms(
+    aegisObj.programs,
+    aegisObj.sections,
+    { fileHook, execEvents: true, openEvents: false, mode: "lsm" },
+    (n) => shim.btfHasFunc(n),
+  ).filter((p) => p.available).map((p) => p.section);
 }
 
-// ---- the engine: every lsm/ program, inode map sized for the rules --------
+const nullObj = BpfObject.open(shim, Deno.readFileSync(NULL_OBJ), "aegis_null");
+nullObj.selectPrograms((_p, s) => {
+  const h = lsmHookOf(s);
+  return h === null || shim.btfHasFunc(`bpf_lsm_${h}`);
+});
+nullObj.load();
 
-interface Bench {
-  shim: Shim;
-  obj: BpfObject;
-  lsm: string[];
-}
-
-async function loadBench(): Promise<Bench> {
-  const shim = await openEmbeddedShim();
-  const obj = BpfObject.open(shim, await bpfObjectBytes());
-  obj.selectPrograms((_p, s) => s.startsWith("lsm/"));
-  // the object's defaults (65,536 and 32,768) hold them today; set anyway so
-  // changing the rule counts above cannot overflow a map
-  obj.setMaxEntries("aegis_deny_inode", Math.max(INODE_LARGE, 65_536));
-  obj.setMaxEntries("aegis_deny_cidr4", Math.max(CIDR_RULES, 32_768));
-  obj.load();
-  const res = obj.attachAll();
-  const failed = res.filter((r) => r.status === "failed");
-  if (failed.length > 0) {
-    throw new Error(`attach failed: ${failed.map((f) => `${f.section} ${f.errnoName}`)}`);
+/** One null program per program the agent attaches with `fileHook`, on the same hook. */
+function floorPrograms(fileHook: FileHookChoice): string[] {
+  const used = new Set<string>();
+  for (const s of plannedSections(fileHook)) {
+    const p = nullObj.programs.find((q) =>
+      !used.has(q) && hookKey(nullObj.sectionOf(q)) === hookKey(s)
+    );
+    if (!p) {
+      throw new Error(`bench/vm/null.bpf.c has no (further) null program for ${s}: add one`);
+    }
+    used.add(p);
   }
-  const lsm = res.filter((r) => r.status === "attached").map((r) => r.program);
-  obj.map("aegis_policy").update(
-    u32Key(0),
-    policyValue(AEGIS_POL_FILE_RULES | AEGIS_POL_EXEC_RULES | AEGIS_POL_NET_RULES),
-  );
-  return { shim, obj, lsm };
+  return [...used];
+}
+const FLOOR = floorPrograms("file");
+const FLOOR_BOTH = floorPrograms("both");
+out(`aegisbpf run attaches by default: ${plannedSections("file").join(", ")}`);
+out(`floor (null programs): ${FLOOR.map((p) => `${p} (${nullObj.sectionOf(p)})`).join(", ")}`);
+
+let nullAttached: string[] = [];
+function attachNull(progs: string[]): void {
+  Deno.mkdirSync(NULL_PINS, { recursive: true });
+  for (const p of progs) {
+    if (nullAttached.includes(p)) continue;
+    nullObj.attach(p);
+    nullObj.pinLink(p, `${NULL_PINS}/${p}`);
+    nullAttached.push(p);
+  }
+}
+function detachNull(): void {
+  for (const p of nullAttached) {
+    Deno.removeSync(`${NULL_PINS}/${p}`);
+    nullObj.detach(p);
+  }
+  nullAttached = [];
 }
 
-// ---- rules ----------------------------------------------------------------
+/** Hook of a pinned link's program (the agent's links and ours are named after it). */
+function hookOfProgram(prog: string): string {
+  const s = aegisObj.sectionOf(prog) || nullObj.sectionOf(prog);
+  return s ? hookKey(s) : "?";
+}
 
-/** mulberry32: reproducible rule sets. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+const BPF_PROG_TYPE_TRACEPOINT = 5;
+const BPF_PROG_TYPE_LSM = 29;
+const HOOK_TYPES = [BPF_PROG_TYPE_LSM, BPF_PROG_TYPE_TRACEPOINT].map(String);
+/**
+ * What keeps "agent absent" from being true: links of LSM or tracepoint
+ * programs, links being freed (the kernel detaches an unpinned link from a
+ * work queue; "?"), and LSM or tracepoint programs other than our detached
+ * null programs.
+ */
+function attachedLeft(): string[] {
+  const rows = (what: string) =>
+    ops([what]).trim().split("\n").filter((l) => l.startsWith(`${what.slice(0, -1)} `)).map((
+      l,
+    ) => l.split(" "));
+  const links = rows("links").filter((f) => f[4] === "?" || HOOK_TYPES.includes(f[4]))
+    .map((f) => `link ${f[1]} (prog ${f[3]} ${f[5]})`);
+  const progs = rows("progs").filter((f) =>
+    f[2] === "?" || (HOOK_TYPES.includes(f[2]) && !f[3].startsWith("null_"))
+  ).map((f) => `prog ${f[1]} ${f[3]}`);
+  return [...links, ...progs];
+}
+
+/** Wait until nothing is attached and the control file opens; ms waited. */
+async function nothingAttached(): Promise<number> {
+  const t = performance.now();
+  let left = attachedLeft();
+  for (let i = 0; i < 600 && (left.length > 0 || tryOpen(CONTROL) !== "ok"); i++) {
+    await sleep(50);
+    left = attachedLeft();
+  }
+  if (left.length > 0) throw new Error(`agent absent, yet still loaded: ${left.join(", ")}`);
+  control("ok", "agent absent");
+  return performance.now() - t;
+}
+
+/**
+ * Wait until the daemon is quiet: under 5 % of a CPU over one second (it
+ * verifies rules, compiles, collects garbage after a start or an apply).
+ * Measurements are of the steady state; this wait is reported as a setup step.
+ */
+async function quiet(pid: number): Promise<number> {
+  const t = performance.now();
+  const ticks = () => {
+    const f = Deno.readTextFileSync(`/proc/${pid}/stat`).split(") ")[1].split(" ");
+    return Number(f[11]) + Number(f[12]);
   };
-}
-
-function concat(parts: Uint8Array<ArrayBuffer>[]): Uint8Array<ArrayBuffer> {
-  const size = parts.length === 0 ? 0 : parts[0].byteLength;
-  const b = new Uint8Array(parts.length * size);
-  parts.forEach((p, i) => b.set(p, i * size));
-  return b;
-}
-
-const hex = (b: Uint8Array): string =>
-  Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
-
-function inodeKeys(count: number, avoid: Set<string>): Uint8Array<ArrayBuffer>[] {
-  const rnd = prng(1);
-  const seen = new Set<string>(avoid);
-  const keys: Uint8Array<ArrayBuffer>[] = [];
-  while (keys.length < count) {
-    const ino = BigInt(Math.floor(rnd() * 2 ** 32)) << 20n | BigInt(Math.floor(rnd() * 2 ** 20));
-    const dev = ((Math.floor(rnd() * 4096) << 20) | Math.floor(rnd() * 2 ** 20)) >>> 0;
-    const k = inodeKey(dev, ino, 0);
-    const h = hex(k);
-    if (seen.has(h)) continue;
-    seen.add(h);
-    keys.push(k);
+  for (let i = 0; i < 180; i++) {
+    const t0 = ticks(), w0 = performance.now();
+    await sleep(1000);
+    const cpu = (ticks() - t0) / 100 / ((performance.now() - w0) / 1000);
+    if (cpu < 0.05) return performance.now() - t;
   }
-  return keys;
+  out(`  (the daemon was not quiet after 180 s; measuring anyway)`);
+  return performance.now() - t;
 }
 
-/** Random IPv4 prefixes /8../32, first octet 1-223 except 127: none covers 127.0.0.1. */
-function cidrKeys(count: number): Uint8Array<ArrayBuffer>[] {
-  const rnd = prng(2);
-  const seen = new Set<string>();
-  const keys: Uint8Array<ArrayBuffer>[] = [];
-  while (keys.length < count) {
-    let first = 1 + Math.floor(rnd() * 223);
-    if (first === 127) first = 10;
-    const prefix = 8 + Math.floor(rnd() * 25);
-    const addr = ((first << 24) | Math.floor(rnd() * 2 ** 24)) >>> 0;
-    const masked = prefix === 32 ? addr : (addr & ~(0xffffffff >>> prefix)) >>> 0;
-    const bytes = new Uint8Array([
-      masked >>> 24,
-      (masked >>> 16) & 255,
-      (masked >>> 8) & 255,
-      masked & 255,
-    ]);
-    const k = cidrKey({ family: 4, bytes, prefix, hostBitsCleared: false }, 0).key;
-    const h = hex(k);
-    if (seen.has(h)) continue;
-    seen.add(h);
-    keys.push(k);
-  }
-  return keys;
-}
-
-/** Batch update; element by element where the map type has no batch ops (LPM trie). */
-function insert(
-  shim: Shim,
-  map: BpfMap,
-  keys: Uint8Array<ArrayBuffer>[],
-  value: Uint8Array<ArrayBuffer>,
-): string {
-  if (keys.length === 0) return "none";
+function tryOpen(path: string): "ok" | "denied" | string {
   try {
-    const values = concat(keys.map(() => value));
-    const n = shim.mapUpdateBatch(map.fd, concat(keys), values, keys.length);
-    if (n !== keys.length) throw new Error(`${map.name}: batch wrote ${n} of ${keys.length}`);
-    return "batch";
+    Deno.openSync(path).close();
+    return "ok";
   } catch (e) {
-    if (e instanceof Error && e.message.includes("batch wrote")) throw e;
-    for (const k of keys) map.update(k, value);
-    return "one by one";
+    return e instanceof Deno.errors.PermissionDenied ? "denied" : String(e);
+  }
+}
+function control(want: "ok" | "denied", where: string): void {
+  const got = tryOpen(CONTROL);
+  if (got !== want) {
+    throw new Error(`${where}: the control file ${CONTROL} was ${got}, expected ${want}`);
   }
 }
 
-function remove(shim: Shim, map: BpfMap, keys: Uint8Array<ArrayBuffer>[]): void {
-  if (keys.length === 0) return;
+// ---- policies ------------------------------------------------------------------------
+
+const fileDev = kernelDev(Deno.statSync(FILE).dev);
+ops(["mkfiles", String(PATH_RULES - 1), `${RULES_DIR}/r`]);
+const denyPaths = [
+  CONTROL,
+  ...Array.from(
+    { length: PATH_RULES - 1 },
+    (_, i) => `${RULES_DIR}/r${String(i).padStart(7, "0")}`,
+  ),
+];
+const POLICY_1K = `${dir}/policy-1k.conf`;
+Deno.writeTextFileSync(POLICY_1K, ["version=2", "[deny_path]", ...denyPaths, ""].join("\n"));
+const POLICY_65K = `${dir}/policy-65k.conf`;
+Deno.writeTextFileSync(
+  POLICY_65K,
+  [
+    "version=2",
+    "[deny_path]",
+    ...denyPaths,
+    "[deny_inode]",
+    ...inodeEntries(fileDev, INODE_RULES - PATH_RULES),
+    "[deny_cidr]",
+    ...cidrEntries(CIDR_RULES),
+    "",
+  ].join("\n"),
+);
+out(
+  `policies: ${POLICY_1K} (${PATH_RULES} deny_path), ${POLICY_65K} (${PATH_RULES} deny_path + ` +
+    `${INODE_RULES - PATH_RULES} deny_inode + ${CIDR_RULES} deny_cidr, ` +
+    `${(Deno.statSync(POLICY_65K).size / 1e6).toFixed(1)} MB)`,
+);
+
+/**
+ * A fresh state directory, as on a new node, holding only map_sizes.json
+ * with what a failed apply of e's policy over d's would have recorded: during
+ * an apply both generations sit in aegis_deny_inode (1,000 live + 65,536 new
+ * > the default 65,536), and the agent's documented answer is to size the map
+ * at the next fresh start (docs/policy.md, "Map sizes").
+ */
+function freshState(): void {
   try {
-    shim.mapDeleteBatch(map.fd, concat(keys), keys.length);
-  } catch {
-    for (const k of keys) map.delete(k);
+    Deno.removeSync(STATE_DIR, { recursive: true });
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
   }
-  const left = map.keys().length;
-  if (left !== 0) throw new Error(`${map.name}: ${left} keys left after delete`);
+}
+function seedState(): void {
+  freshState();
+  Deno.mkdirSync(STATE_DIR, { recursive: true, mode: 0o700 });
+  Deno.writeTextFileSync(
+    `${STATE_DIR}/map_sizes.json`,
+    JSON.stringify({ aegis_deny_inode: INODE_RULES + PATH_RULES }),
+    { mode: 0o600 },
+  );
 }
 
-// ---- main -------------------------------------------------------------------
+// ---- the daemon ------------------------------------------------------------------------
 
-const CONFIGS = [
-  "agent absent",
-  "LSM attached, 0 rules",
-  "1,000 inode rules",
-  "65,536 inode rules",
-  "16,384 CIDR4 rules",
-] as const;
-type Config = (typeof CONFIGS)[number];
+class Daemon {
+  readonly proc: Deno.ChildProcess;
+  readonly pid: number;
+  readonly errPath: string;
+  readonly t0 = performance.now();
+  exited: Deno.CommandStatus | null = null;
 
-const fileSt = Deno.statSync(FILE);
-const ctlSt = Deno.statSync(CONTROL);
-const fileKey = inodeKey(kernelDev(fileSt.dev), fileSt.ino!, 0);
-const ctlKey = inodeKey(kernelDev(ctlSt.dev), ctlSt.ino!, 0);
-
-out(
-  `kernel ${Deno.osRelease()}  lsm=${Deno.env.get("AEGIS_VM_LSM") ?? "?"}  ` +
-    `(${Deno.env.get("AEGIS_VM") === "1" ? "QEMU TCG guest" : "not in the VM harness"})`,
-);
-const lsmList = (() => {
-  try {
-    return Deno.readTextFileSync("/sys/kernel/security/lsm").trim();
-  } catch {
-    return "?";
+  constructor(args: string[], tag: string) {
+    this.errPath = `${dir}/daemon-${tag}.err`;
+    // events (stdout, the default --log) to a tmpfs file, as a journal would take them
+    this.proc = new Deno.Command("bash", {
+      args: ["-c", 'exec "$0" run "$@" >"$AEGIS_BENCH_OUT" 2>"$AEGIS_BENCH_ERR"', AGENT, ...args],
+      env: { AEGIS_BENCH_OUT: `${dir}/daemon-${tag}.out`, AEGIS_BENCH_ERR: this.errPath },
+      stdin: "null",
+      stdout: "null",
+      stderr: "null",
+    }).spawn();
+    this.pid = this.proc.pid;
+    this.proc.status.then((s) => this.exited = s);
   }
-})();
-out(`active LSMs: ${lsmList}`);
 
-const t0 = performance.now();
-const bench = await loadBench();
-out(
-  `loaded + attached ${bench.lsm.length} lsm programs in ${
-    ((performance.now() - t0) / 1000).toFixed(1)
-  } s`,
-);
-const { shim, obj } = bench;
-const inodeMap = obj.map("aegis_deny_inode");
-const cidrMap = obj.map("aegis_deny_cidr4");
-out(
-  `aegis_deny_inode max_entries ${inodeMap.maxEntries}, aegis_deny_cidr4 max_entries ${cidrMap.maxEntries}`,
-);
+  tail(n = 25): string {
+    return readOr(this.errPath, "").split("\n").slice(-n).join("\n");
+  }
 
-const t1 = performance.now();
-const inodes = inodeKeys(INODE_LARGE, new Set([hex(fileKey), hex(ctlKey)]));
-const cidrs = cidrKeys(CIDR_RULES);
-const inodeRule = ruleValue(1, AEGIS_RULE_DENY, AEGIS_RT_INODE);
-const cidrRule = ruleValue(2, AEGIS_RULE_DENY, AEGIS_RT_CIDR);
-out(`generated rule keys in ${((performance.now() - t1) / 1000).toFixed(1)} s`);
+  /** Until "agent started": ms since spawn, the state and the attached sections. */
+  async started(): Promise<{ ms: number; hooks: string[] }> {
+    for (;;) {
+      const m = /agent started, (\w+): ([^;\n]*)/.exec(readOr(this.errPath, ""));
+      if (m) {
+        if (m[1] !== "ENFORCE") {
+          throw new Error(`the daemon started in ${m[1]}, not ENFORCE:\n${this.tail()}`);
+        }
+        return { ms: performance.now() - this.t0, hooks: m[2].split(", ").sort() };
+      }
+      if (this.exited) throw new Error(`the daemon exited (${this.exited.code}):\n${this.tail()}`);
+      if (performance.now() - this.t0 > 600_000) {
+        throw new Error(`the daemon did not start in 600 s:\n${this.tail()}`);
+      }
+      await sleep(100);
+    }
+  }
 
-// positive control: the attached programs really enforce (lsm=...,bpf)
-inodeMap.update(ctlKey, inodeRule);
-let enforcing: string;
-try {
-  Deno.openSync(CONTROL).close();
-  enforcing = "NO (control file opened despite its rule: numbers measure attached-but-inert hooks)";
-} catch (e) {
-  enforcing = e instanceof Deno.errors.PermissionDenied ? "yes (control file denied)" : String(e);
+  async stop(signal: Deno.Signal): Promise<number> {
+    const t = performance.now();
+    this.proc.kill(signal);
+    const s = await this.proc.status;
+    if (signal === "SIGTERM" && s.code !== 0) {
+      throw new Error(`the daemon's SIGTERM stop exited ${s.code}:\n${this.tail()}`);
+    }
+    return performance.now() - t;
+  }
 }
-inodeMap.delete(ctlKey);
-out(`enforcing: ${enforcing}`);
 
-let isAttached = true;
-const attached = (on: boolean): void => {
-  if (on === isAttached) return;
-  for (const p of bench.lsm) on ? obj.attach(p) : obj.detach(p);
-  isAttached = on;
+async function cli(args: string[]): Promise<number> {
+  const t = performance.now();
+  const r = await new Deno.Command(AGENT, { args, stdout: "piped", stderr: "piped" }).output();
+  if (r.code !== 0) {
+    const d = new TextDecoder();
+    throw new Error(
+      `aegisbpf ${args.join(" ")} exited ${r.code}:\n${d.decode(r.stdout)}${d.decode(r.stderr)}`,
+    );
+  }
+  return performance.now() - t;
+}
+
+function checkHooks(got: string[], fileHook: FileHookChoice): void {
+  const want = plannedSections(fileHook).sort();
+  if (got.join() !== want.join()) {
+    throw new Error(
+      `the daemon attached ${got.join(", ")}; its plan (the floor's model) says ${want.join(", ")}`,
+    );
+  }
+}
+
+/** Generation, policy flags and rule counts in the agent's pinned maps. */
+function pinnedState(): string {
+  using maps = new PinnedMaps(shim, PIN_ROOT);
+  const gen = Number(maps.map("aegis_config").sumU64(AEGIS_CFG_GENERATION));
+  const v = maps.map("aegis_policy").lookup(u32Key(gen));
+  const flags = v ? new DataView(v.buffer).getBigUint64(0, true) : 0n;
+  const inode = maps.map("aegis_deny_inode");
+  const cidr = maps.map("aegis_deny_cidr4");
+  return `generation ${gen}, policy flags 0x${flags.toString(16)}, aegis_deny_inode ` +
+    `${inode.keys().length}/${inode.maxEntries}, aegis_deny_cidr4 ${cidr.keys().length}/` +
+    `${cidr.maxEntries}`;
+}
+
+// ---- operations ------------------------------------------------------------------------
+
+type Op = "open" | "cold" | "connect" | "exec" | "fork";
+const OP_LIST: Op[] = ["open", "cold", "connect", "exec", "fork"];
+const OP_NAMES: Record<Op | "idle", string> = {
+  open: "open+close, 3 dirs deep",
+  cold: "open+close, distinct files",
+  connect: "TCP connect 127.0.0.1 (+accept, close)",
+  exec: "fork+exec static true (tmpfs)",
+  fork: "fork+wait",
+  idle: "idle (sleep), per ms",
+};
+const n: Record<Op, number> = { open: 2_000, cold: 0, connect: 200, exec: 10, fork: 20 };
+
+function opArgs(op: Op | "idle"): string[] {
+  switch (op) {
+    case "open":
+      return ["open", String(n.open), FILE];
+    case "cold":
+      return ["openmany", String(n.cold), COLD];
+    case "connect":
+      return ["connect", String(n.connect)];
+    case "exec":
+      return ["exec", String(n.exec), TRUE_TMP];
+    case "fork":
+      return ["fork", String(n.fork)];
+    case "idle":
+      return ["idle", String(TARGET_MS)];
+  }
+}
+
+// ---- configurations ------------------------------------------------------------------------
+
+interface Config {
+  id: string;
+  label: string;
+  ops: Op[];
+  /** the daemon runs: measure its CPU, and an idle window */
+  daemon: boolean;
+  /** links pinned here are the attached programs */
+  links: string | null;
+  floor: string;
+}
+const CONFIGS: Config[] = [
+  { id: "a", label: "a. agent absent", ops: OP_LIST, daemon: false, links: null, floor: "b" },
+  {
+    id: "b",
+    label: "b. floor: null programs, default hooks",
+    ops: OP_LIST,
+    daemon: false,
+    links: NULL_PINS,
+    floor: "b",
+  },
+  {
+    id: "b2",
+    label: "b2. floor: null programs, + inode_permission",
+    ops: ["open"],
+    daemon: false,
+    links: NULL_PINS,
+    floor: "b2",
+  },
+  {
+    id: "c",
+    label: "c. aegisbpf run, 0 rules",
+    ops: OP_LIST,
+    daemon: true,
+    links: `${PIN_ROOT}/links`,
+    floor: "b",
+  },
+  {
+    id: "d",
+    label: "d. run, 1,000 deny_path",
+    ops: OP_LIST,
+    daemon: true,
+    links: `${PIN_ROOT}/links`,
+    floor: "b",
+  },
+  {
+    id: "e",
+    label: "e. run, 65,536 inode + 16,384 CIDR",
+    ops: OP_LIST,
+    daemon: true,
+    links: `${PIN_ROOT}/links`,
+    floor: "b",
+  },
+  {
+    id: "f",
+    label: "f. pins only (e, daemon SIGKILLed)",
+    ops: OP_LIST,
+    daemon: false,
+    links: `${PIN_ROOT}/links`,
+    floor: "b",
+  },
+  {
+    id: "g",
+    label: "g. run --lsm-hook both, 65,536 + 16,384",
+    ops: ["open"],
+    daemon: true,
+    links: `${PIN_ROOT}/links`,
+    floor: "b2",
+  },
+];
+const CFG = new Map(CONFIGS.map((c) => [c.id, c]));
+
+const samples = new Map<string, Sample[]>();
+const cell = (cfg: string, op: string): Sample[] => {
+  const k = `${cfg}|${op}`;
+  let v = samples.get(k);
+  if (!v) samples.set(k, v = []);
+  return v;
+};
+const setupTimes = new Map<string, number[]>();
+const setupTime = (what: string, ms: number): void => {
+  const v = setupTimes.get(what) ?? [];
+  v.push(ms);
+  setupTimes.set(what, v);
+  out(`  ${what}: ${sec(ms)} s`);
 };
 
-/** Put the maps in the configuration's state; returns what it did. */
-function setup(c: Config): string {
-  const t = performance.now();
-  let how = "";
-  switch (c) {
-    case "agent absent":
-      attached(false);
-      return "programs detached";
-    case "LSM attached, 0 rules":
-      attached(true);
-      return "programs attached";
-    case "1,000 inode rules":
-      how = insert(shim, inodeMap, inodes.slice(0, INODE_SMALL), inodeRule);
-      break;
-    case "65,536 inode rules":
-      how = insert(shim, inodeMap, inodes.slice(INODE_SMALL), inodeRule);
-      break;
-    case "16,384 CIDR4 rules":
-      remove(shim, inodeMap, inodes);
-      how = insert(shim, cidrMap, cidrs, cidrRule);
-      break;
+/** The null program on the open path must have run: the floor is attached. */
+function checkRan(cfg: Config, op: Op, s: Sample): void {
+  if (op !== "open" || cfg.links === null) return;
+  const prog = cfg.links === NULL_PINS ? "null_file_open" : "aegis_file_open";
+  const ran = s.progs[prog]?.cnt ?? 0;
+  if (BPF_STATS && ran < s.n) {
+    throw new Error(`${cfg.label}: ${prog} ran ${ran} times for ${s.n} opens: not attached?`);
   }
-  return `${how}, ${((performance.now() - t) / 1000).toFixed(2)} s`;
 }
 
-function teardown(c: Config): void {
-  if (c === "16,384 CIDR4 rules") remove(shim, cidrMap, cidrs);
+function measure(cfg: Config, ops_: (Op | "idle")[], pid: number | null): string {
+  const parts: string[] = [];
+  for (const op of ops_) {
+    const args = [
+      ...(pid !== null ? ["-p", String(pid)] : []),
+      ...(cfg.links !== null ? ["-L", cfg.links] : []),
+      ...opArgs(op),
+    ];
+    const s = parseOps(ops(args));
+    if (op !== "idle") checkRan(cfg, op, s);
+    cell(cfg.id, op).push(s);
+    if (op === "idle") {
+      parts.push(`idle: daemon ${s.cpu ? (s.cpu.ticks * 1000 / s.cpu.hz).toFixed(0) : "?"} ms CPU`);
+    } else parts.push(`${op} ${int(s.nsPerOp)}`);
+  }
+  return parts.join(", ");
 }
 
-attached(false); // calibrate without the agent
-const n: Record<Op, number> = { open: 0, connect: 0, exec: 0, "exec-static": 0 };
-for (const op of OP_LIST) n[op] = calibrate(op);
+// ---- calibration (agent absent) ---------------------------------------------------------
+
+await nothingAttached();
+function calibrate(op: Op): number {
+  const probe = n[op];
+  ops(opArgs(op)); // warm caches
+  const ns = parseOps(ops(opArgs(op))).nsPerOp;
+  return Math.max(probe, Math.round((TARGET_MS * 1e6) / ns));
+}
+n.open = calibrate("open");
+n.connect = calibrate("connect");
+n.exec = calibrate("exec");
+n.fork = calibrate("fork");
+{
+  const probe = 2_000;
+  ops(["mkfiles", String(probe), COLD]);
+  n.cold = probe;
+  ops(opArgs("cold"));
+  const ns = parseOps(ops(opArgs("cold"))).nsPerOp;
+  const want = Number(Deno.env.get("AEGIS_BENCH_COLD_FILES") ?? "0") ||
+    Math.min(200_000, Math.max(10_000, Math.round((TARGET_MS * 1e6) / ns)));
+  const t = performance.now();
+  ops(["mkfiles", String(want), COLD]);
+  n.cold = want;
+  out(`created ${want} files for the distinct-files open in ${sec(performance.now() - t)} s`);
+}
 out(
-  `N per measurement (~${TARGET_MS} ms without the agent): ` +
+  `N per measurement (~${TARGET_MS} ms with the agent absent): ` +
     OP_LIST.map((op) => `${op} ${n[op]}`).join(", "),
 );
 
-const results = new Map<string, number[]>();
-const cell = (op: Op, c: Config): number[] => {
-  const k = `${op}|${c}`;
-  let v = results.get(k);
-  if (!v) results.set(k, v = []);
-  return v;
-};
+// ---- rounds --------------------------------------------------------------------------
 
+const benchStart = performance.now();
 for (let round = 1; round <= ROUNDS; round++) {
-  for (const c of CONFIGS) {
-    const how = setup(c);
-    const counts = `inode ${inodeMap.keys().length}, cidr4 ${cidrMap.keys().length}`;
-    const line: string[] = [];
-    for (const op of OP_LIST) {
-      const ns = runOps(op, n[op]);
-      cell(op, c).push(ns);
-      line.push(`${op} ${ns.toFixed(0)}`);
+  const line = (c: Config, what: string) => out(`round ${round} ${c.label}: ${what}`);
+
+  // a. absent
+  await nothingAttached();
+  line(CFG.get("a")!, measure(CFG.get("a")!, OP_LIST, null));
+
+  // b, b2. the floor
+  attachNull(FLOOR);
+  line(CFG.get("b")!, measure(CFG.get("b")!, OP_LIST, null));
+  attachNull(FLOOR_BOTH);
+  line(CFG.get("b2")!, measure(CFG.get("b2")!, ["open"], null));
+  detachNull();
+  await nothingAttached();
+
+  // c. the daemon as shipped, no policy
+  seedState();
+  let daemon = new Daemon([], `r${round}-c`);
+  const st = await daemon.started();
+  checkHooks(st.hooks, "file");
+  setupTime("c: run → agent started, ENFORCE (no policy)", st.ms);
+  setupTime("c: then → daemon quiet", await quiet(daemon.pid));
+  control("ok", "c. no policy");
+  if (round === 1) out(`  c: ${pinnedState()}`);
+  line(CFG.get("c")!, measure(CFG.get("c")!, [...OP_LIST, "idle"], daemon.pid));
+
+  // d. 1,000 deny_path through the running daemon
+  setupTime("d: policy apply, 1,000 deny_path", await cli(["policy", "apply", POLICY_1K]));
+  setupTime("d: then → daemon quiet", await quiet(daemon.pid));
+  control("denied", "d. 1,000 rules");
+  if (round === 1) out(`  d: ${pinnedState()}`);
+  line(CFG.get("d")!, measure(CFG.get("d")!, [...OP_LIST, "idle"], daemon.pid));
+
+  // e. 65,536 + 16,384 through the running daemon
+  setupTime(
+    "e: policy apply, 65,536 inode + 16,384 CIDR (replacing d)",
+    await cli(["policy", "apply", POLICY_65K]),
+  );
+  setupTime("e: then → daemon quiet", await quiet(daemon.pid));
+  control("denied", "e. 65,536 rules");
+  if (round === 1) out(`  e: ${pinnedState()}`);
+  line(CFG.get("e")!, measure(CFG.get("e")!, [...OP_LIST, "idle"], daemon.pid));
+
+  // f. pins only
+  await daemon.stop("SIGKILL");
+  control("denied", "f. pins only");
+  line(CFG.get("f")!, measure(CFG.get("f")!, OP_LIST, null));
+  let t = performance.now();
+  uninstallPins(PIN_ROOT);
+  await nothingAttached();
+  setupTime("uninstall → nothing attached", performance.now() - t);
+
+  // g. --lsm-hook both, the 65k policy at start
+  seedState();
+  daemon = new Daemon(["--lsm-hook", "both", "--policy", POLICY_65K], `r${round}-g`);
+  const sg = await daemon.started();
+  checkHooks(sg.hooks, "both");
+  setupTime("g: run --lsm-hook both --policy 65,536 + 16,384 → ENFORCE", sg.ms);
+  setupTime("g: then → daemon quiet", await quiet(daemon.pid));
+  control("denied", "g. --lsm-hook both");
+  if (round === 1) out(`  g: ${pinnedState()}`);
+  line(CFG.get("g")!, measure(CFG.get("g")!, ["open", "idle"], daemon.pid));
+  setupTime("g: SIGTERM → exit", await daemon.stop("SIGTERM"));
+  t = performance.now();
+  uninstallPins(PIN_ROOT);
+  await nothingAttached();
+  setupTime("uninstall → nothing attached", performance.now() - t);
+  freshState();
+  out(`round ${round} done at ${sec(performance.now() - benchStart)} s`);
+}
+
+// ---- report ---------------------------------------------------------------------------------
+
+const nsOf = (cfg: string, op: string): number[] => cell(cfg, op).map((s) => s.nsPerOp);
+out();
+out(
+  `## kernel ${Deno.osRelease()}, ${ROUNDS} rounds, clocksource ${CLOCKSOURCE}, icount ` +
+    `${ICOUNT}, bpf_stats ${BPF_STATS ? "on" : "off"}`,
+);
+out();
+out("ns per operation: median of the rounds, min..max, mean (work the daemon does every few");
+out("seconds lands in some windows only: the mean counts it, the median mostly not), and the");
+out("ratio of medians to a. and to the floor (b; b2 for g).");
+out();
+{
+  const rows: string[][] = [];
+  for (const op of OP_LIST) {
+    const absent = median(nsOf("a", op));
+    for (const c of CONFIGS) {
+      if (!c.ops.includes(op)) continue;
+      const v = nsOf(c.id, op);
+      const m = median(v);
+      rows.push([
+        OP_NAMES[op],
+        c.label,
+        int(m),
+        spread(v, int),
+        int(v.reduce((a, b) => a + b, 0) / v.length),
+        fix(m / absent),
+        fix(m / median(nsOf(c.floor, op))),
+      ]);
     }
-    out(`round ${round} ${c.padEnd(22)} [${how}; ${counts}] ns/op: ${line.join(", ")}`);
-    teardown(c);
   }
+  for (
+    const l of table(
+      ["operation", "configuration", "ns/op median", "min..max", "mean", "× absent", "× floor"],
+      rows,
+      [false, false, true, true, true, true, true],
+    )
+  ) out(l);
 }
 
-const median = (v: number[]): number => {
-  const s = [...v].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
-const fmt = (x: number): string => Math.round(x).toLocaleString("en-US");
-
-out();
-out(
-  `kernel ${Deno.osRelease()}, ${ROUNDS} rounds, median ns/op (runs in brackets), ratio to "agent absent"`,
-);
-out();
-const rows: string[][] = [["operation", "configuration", "ns/op (median)", "runs", "× absent"]];
-for (const op of OP_LIST) {
-  const base = median(cell(op, "agent absent"));
-  for (const c of CONFIGS) {
-    const v = cell(op, c);
-    const m = median(v);
-    rows.push([OP_NAMES[op], c, fmt(m), v.map(fmt).join(" / "), (m / base).toFixed(2)]);
+/** Per window: mean ns per run of the programs on `hook` among `progs`. */
+function hookMean(s: Sample, hook: string): number {
+  let cnt = 0, ns = 0;
+  for (const [p, v] of Object.entries(s.progs)) {
+    if (hookOfProgram(p) !== hook) continue;
+    cnt += v.cnt;
+    ns += v.ns;
   }
+  return cnt > 0 ? ns / cnt : NaN;
 }
-const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
-const right = [false, false, true, true, true];
-const row = (r: string[]): string =>
-  "| " + r.map((x, i) => right[i] ? x.padStart(widths[i]) : x.padEnd(widths[i])).join(" | ") + " |";
-out(row(rows[0]));
-out(
-  "| " + widths.map((w, i) => right[i] ? "-".repeat(w - 1) + ":" : "-".repeat(w)).join(" | ") +
-    " |",
-);
-for (const r of rows.slice(1)) out(row(r));
 
-obj.close();
+if (BPF_STATS) {
+  out();
+  out("bpf_stats per program over each measurement window: runs per operation, mean run time");
+  out("(run_time_ns / run_cnt deltas; median of the rounds, min..max), the ratio to the null");
+  out("program(s) on the same hook in the floor for the same operation, and the program's time");
+  out("per operation. Programs with fewer than 1 run per 100 operations are left out.");
+  out();
+  const rows: string[][] = [];
+  for (const op of [...OP_LIST, "idle" as const]) {
+    for (const c of CONFIGS) {
+      const ss = cell(c.id, op);
+      if (ss.length === 0 || c.links === null) continue;
+      const progs = [...new Set(ss.flatMap((s) => Object.keys(s.progs)))].sort();
+      for (const p of progs) {
+        const runs = ss.map((s) => (s.progs[p]?.cnt ?? 0) / s.n);
+        if (median(runs) < 0.01) continue;
+        const per = ss.filter((s) => (s.progs[p]?.cnt ?? 0) > 0).map((s) =>
+          s.progs[p].ns / s.progs[p].cnt
+        );
+        const hook = hookOfProgram(p);
+        const nullMean = median(
+          cell(c.floor, op).map((s) => hookMean(s, hook)).filter(Number.isFinite),
+        );
+        rows.push([
+          OP_NAMES[op],
+          c.label,
+          p,
+          hook,
+          fix(median(runs)),
+          int(median(per)),
+          spread(per, int),
+          fix(median(per) / nullMean),
+          int(median(ss.map((s) => (s.progs[p]?.ns ?? 0) / s.n))),
+        ]);
+      }
+    }
+  }
+  for (
+    const l of table(
+      [
+        "operation",
+        "configuration",
+        "program",
+        "hook",
+        "runs/op",
+        "ns/run median",
+        "min..max",
+        "× null",
+        "ns/op in it",
+      ],
+      rows,
+      [false, false, false, false, true, true, true, true, true],
+    )
+  ) out(l);
+
+  out();
+  out("All attached programs together: BPF run time per operation (median of the windows) against");
+  out("the wall time the configuration adds to a. (medians).");
+  out();
+  const sums: string[][] = [];
+  for (const op of OP_LIST) {
+    const absent = median(nsOf("a", op));
+    for (const c of CONFIGS) {
+      const ss = cell(c.id, op);
+      if (ss.length === 0 || c.links === null) continue;
+      const bpf = median(ss.map((s) => Object.values(s.progs).reduce((a, v) => a + v.ns, 0) / s.n));
+      const added = median(nsOf(c.id, op)) - absent;
+      sums.push([OP_NAMES[op], c.label, int(bpf), int(added), added > 0 ? fix(bpf / added) : "–"]);
+    }
+  }
+  for (
+    const l of table(
+      ["operation", "configuration", "BPF ns/op", "added ns/op (wall)", "BPF / added"],
+      sums,
+      [false, false, true, true, true],
+    )
+  ) out(l);
+}
+
+out();
+out("The daemon (c, d, e, g) during each window: CPU time (utime+stime, clock ticks) and share of");
+out(
+  "the window's wall time (one vCPU: every ms the daemon runs is a ms the workload waits), VmRSS",
+);
+out("after the window. Median of the rounds, min..max.");
+out();
+{
+  const rows: string[][] = [];
+  for (const c of CONFIGS.filter((c) => c.daemon)) {
+    for (const op of [...c.ops, "idle" as const]) {
+      const ss = cell(c.id, op).filter((s) => s.cpu);
+      if (ss.length === 0) continue;
+      const ms = ss.map((s) => s.cpu!.ticks * 1000 / s.cpu!.hz);
+      const pct = ss.map((s) => 100 * (s.cpu!.ticks / s.cpu!.hz) / (s.totalNs / 1e9));
+      const rss = ss.map((s) => s.cpu!.rssKb / 1024);
+      rows.push([
+        c.label,
+        OP_NAMES[op],
+        int(median(ms)),
+        spread(ms, int),
+        fix(median(pct), 1),
+        int(median(rss)),
+        spread(rss, int),
+      ]);
+    }
+  }
+  for (
+    const l of table(
+      [
+        "configuration",
+        "window",
+        "daemon CPU ms",
+        "min..max",
+        "% of window",
+        "VmRSS MiB",
+        "min..max",
+      ],
+      rows,
+      [false, false, true, true, true, true, true],
+    )
+  ) out(l);
+}
+
+out();
+out("Setup steps (s, median and min..max over the rounds):");
+out();
+{
+  const rows = [...setupTimes].map(([k, v]) => [k, sec(median(v)), spread(v, sec)]);
+  for (const l of table(["step", "median", "min..max"], rows, [false, true, true])) out(l);
+}
+out();
+out(`benchmark rounds took ${sec(performance.now() - benchStart)} s`);
+
+const results = Deno.env.get("AEGIS_VM_RESULTS");
+if (results) {
+  Deno.writeTextFileSync(
+    `${results}/enforce_bench.json`,
+    JSON.stringify(
+      {
+        kernel: Deno.osRelease(),
+        clocksource: CLOCKSOURCE,
+        icount: ICOUNT,
+        rounds: ROUNDS,
+        targetMs: TARGET_MS,
+        n,
+        floor: FLOOR,
+        floorBoth: FLOOR_BOTH,
+        configs: CONFIGS.map((c) => ({ id: c.id, label: c.label })),
+        samples: Object.fromEntries(samples),
+        setup: Object.fromEntries(setupTimes),
+      },
+      null,
+      1,
+    ),
+  );
+}
+
+if (BPF_STATS) Deno.writeTextFileSync(STATS_SYSCTL, statsBefore === "?" ? "0" : statsBefore);
+nullObj.close();
+aegisObj.close();
 shim.close();
 Deno.removeSync(dir, { recursive: true });

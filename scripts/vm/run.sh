@@ -4,8 +4,12 @@
 # the host's root file system (9p, read-only lower + tmpfs upper).
 #
 # Usage: scripts/vm/run.sh --kernel 6.1|6.12 --lsm on|off [--timeout S] [--mem M]
-#                          [--smp N] [--results DIR] [--repo DIR] [-q]
+#                          [--smp N] [--icount SHIFT] [--results DIR] [--repo DIR] [-q]
 #                          [-e NAME=VALUE ...] -- CMD [ARGS...]
+#
+# --icount SHIFT: QEMU's deterministic clock (-icount shift=SHIFT,sleep=off):
+#   guest time advances 2^SHIFT ns per executed guest instruction, whatever
+#   else the host runs (benchmarks; off by default).
 #
 # Exit status: CMD's exit status when the guest ran it to the end; otherwise
 #   124  guest timed out (qemu killed after --timeout seconds; default 300)
@@ -21,9 +25,9 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 
-kernel="" lsm="" timeout=300 mem=2048 smp=1 results="" quiet=0
+kernel="" lsm="" timeout=300 mem=2048 smp=1 icount="" results="" quiet=0
 envs=()
-usage() { sed -n '2,22p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,26p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 while [ $# -gt 0 ]; do
   case "$1" in
     --kernel) kernel=${2:?}; shift 2 ;;
@@ -31,6 +35,7 @@ while [ $# -gt 0 ]; do
     --timeout) timeout=${2:?}; shift 2 ;;
     --mem) mem=${2:?}; shift 2 ;;
     --smp) smp=${2:?}; shift 2 ;;
+    --icount) icount=${2:?}; shift 2 ;;
     --results) results=${2:?}; shift 2 ;;
     --repo) repo=$(cd "${2:?}" && pwd); shift 2 ;;
     -e) case "${2:-}" in [A-Za-z_]*=*) envs+=("$2") ;; *) echo "run.sh: -e wants NAME=VALUE" >&2; exit 2 ;; esac
@@ -45,6 +50,9 @@ done
 case "$kernel" in 6.1|6.12) ;; *) echo "run.sh: --kernel must be 6.1 or 6.12" >&2; exit 2 ;; esac
 case "$lsm" in on|off) ;; *) echo "run.sh: --lsm must be on or off" >&2; exit 2 ;; esac
 [[ "$timeout" =~ ^[0-9]+$ ]] || { echo "run.sh: --timeout wants seconds" >&2; exit 2; }
+[[ -z "$icount" || "$icount" =~ ^[0-9]+$ ]] || { echo "run.sh: --icount wants a shift (0-10)" >&2; exit 2; }
+qemu_extra=()
+[ -z "$icount" ] || qemu_extra=(-icount "shift=$icount,sleep=off")
 
 eval "$("$here/build_initramfs.sh" "$kernel")"   # KDIR KVER KERNEL INITRD
 
@@ -93,7 +101,7 @@ start=$(date +%s.%N)
 set +e
 # stdin from /dev/null: -nographic would otherwise read the terminal.
 timeout --kill-after=5 "$timeout" qemu-system-x86_64 \
-  -accel tcg -cpu max -m "$mem" -smp "$smp" -nographic -no-reboot -nic none \
+  -accel tcg -cpu max -m "$mem" -smp "$smp" "${qemu_extra[@]}" -nographic -no-reboot -nic none \
   -kernel "$KERNEL" -initrd "$work/initrd.cpio" \
   -append "console=ttyS0 quiet panic=-1 lsm=$lsm_list" \
   -virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap \
