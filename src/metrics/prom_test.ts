@@ -12,6 +12,7 @@ import {
   AEGIS_HOOK_FILE_OPEN,
   AEGIS_HOOK_SOCKET_CONNECT,
 } from "../bpf/abi_gen.ts";
+import { BLOCKER_CODES } from "../contracts.ts";
 import { RULE_MAPS } from "../policy/generations.ts";
 import { escapeLabelValue, Exposition } from "./prom.ts";
 import { procFixture } from "./process_testing.ts";
@@ -294,6 +295,7 @@ function daemonSources(perfSloPath: string, maps = fakeMaps()): MetricsSources {
     map: (n) => maps[n] ?? null,
     runtimeState: "AUDIT_FALLBACK",
     enforceCapable: false,
+    blockers: ["POLICY_RESTORE_FAILED"],
     emergency: { active: true, transitions: 4, stormActive: false },
     events: { emitted: 1000, sinkDropped: 10, sinkWritten: 990 },
     netBlocks: net.counts,
@@ -325,6 +327,7 @@ const SPEC_NAMES = [
   "aegisbpf_map_utilization",
   "aegisbpf_runtime_state",
   "aegisbpf_enforce_capable",
+  "aegisbpf_enforce_blocker",
   "aegisbpf_emergency_toggle_transitions_total",
   "aegisbpf_emergency_toggle_storm_active",
   "aegisbpf_hook_invocations_total",
@@ -386,6 +389,14 @@ Deno.test("render: every docs/telemetry.md name, well-formed, kernel counters su
       strictEqual(get(p, "aegisbpf_runtime_state", { state: "UNKNOWN" }), 0);
       strictEqual(p.samples.filter((s) => s.name === "aegisbpf_runtime_state").length, 5);
       strictEqual(get(p, "aegisbpf_enforce_capable"), 0);
+      // every known blocker code has a series; the ones that hold are 1
+      strictEqual(get(p, "aegisbpf_enforce_blocker", { code: "POLICY_RESTORE_FAILED" }), 1);
+      strictEqual(get(p, "aegisbpf_enforce_blocker", { code: "RUN_POLICY_FAILED" }), 0);
+      strictEqual(get(p, "aegisbpf_enforce_blocker", { code: "BPF_LSM_DISABLED" }), 0);
+      deepStrictEqual(
+        p.samples.filter((s) => s.name === "aegisbpf_enforce_blocker").map((s) => s.labels.code),
+        [...BLOCKER_CODES],
+      );
       strictEqual(get(p, "aegisbpf_emergency_disable_active"), 1);
       strictEqual(get(p, "aegisbpf_emergency_toggle_transitions_total"), 4);
       strictEqual(get(p, "aegisbpf_net_blocks_total", { type: "cidr", action: "block" }), 0);
@@ -455,6 +466,7 @@ Deno.test("render: CLI without a daemon (maps only): state UNKNOWN, unknowns lef
     );
     strictEqual(get(p, "aegisbpf_runtime_state", { state: "UNKNOWN" }), 1);
     strictEqual(get(p, "aegisbpf_enforce_capable"), undefined);
+    ok(!p.types.has("aegisbpf_enforce_blocker"), "blockers are the daemon's to know");
     // the CLI's build and process are not the agent's
     for (const n of DAEMON_ONLY) ok(!p.types.has(n), n);
     strictEqual(get(p, "aegisbpf_emergency_disable_active"), 1, "read from the config map");

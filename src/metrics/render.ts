@@ -20,7 +20,12 @@ import {
   AEGIS_CNT_SURVIVAL_ALLOW,
 } from "../bpf/abi_gen.ts";
 import { MAP_HOOK_STATS } from "../bpf/engine.ts";
-import { RUNTIME_STATES, type RuntimeState } from "../contracts.ts";
+import {
+  BLOCKER_CODES,
+  type BlockerCode,
+  RUNTIME_STATES,
+  type RuntimeState,
+} from "../contracts.ts";
 import type { KernelRecord } from "../events/decode.ts";
 import { HOOK_NAMES, RULE_TYPE_NAMES } from "../events/json.ts";
 import { RULE_MAPS } from "../policy/generations.ts";
@@ -52,6 +57,12 @@ export interface MetricsSources {
   /** Runtime state; null when unknown (CLI without a daemon). */
   runtimeState: RuntimeState | null;
   enforceCapable: boolean | null;
+  /**
+   * The enforce blockers that hold now (capabilities.json `enforce_blockers`
+   * codes); null/absent leaves aegisbpf_enforce_blocker out (no daemon, or
+   * the daemon before its first report).
+   */
+  blockers?: readonly BlockerCode[] | null;
   /** Kill-switch bookkeeping (the daemon's emergency module). */
   emergency: { active: boolean; transitions: number; stormActive: boolean } | null;
   /**
@@ -439,6 +450,18 @@ export async function renderMetrics(src: MetricsSources, opts: RenderOptions): P
 
   x.declare("aegisbpf_enforce_capable", "gauge", "1 when the node can enforce (no blockers).");
   if (src.enforceCapable !== null) x.sample("aegisbpf_enforce_capable", src.enforceCapable);
+  x.declare(
+    "aegisbpf_enforce_blocker",
+    "gauge",
+    "1 for each enforce blocker that holds now (capabilities.json enforce_blockers), 0 for " +
+      "every other known blocker code.",
+  );
+  if (src.blockers) {
+    // every known code, always: an alert on one code never meets an absent series
+    for (const code of BLOCKER_CODES) {
+      x.sample("aegisbpf_enforce_blocker", src.blockers.includes(code), { code });
+    }
+  }
 
   x.declare(
     "aegisbpf_emergency_disable_active",

@@ -123,6 +123,7 @@ Deno.test({
         map: mapsOf(fb),
         runtimeState: "ENFORCE",
         enforceCapable: true,
+        blockers: [],
         emergency: { active: false, transitions: 2, stormActive: false },
         events: { emitted: 10, sinkDropped: 0, sinkWritten: 10 },
         netBlocks: new NetBlockCounter().counts,
