@@ -9,6 +9,7 @@ import { type DaemonOptions, runDaemon } from "../daemon/daemon.ts";
 import { GATE_MODES, type GateMode } from "../daemon/gate.ts";
 import type { FileHookChoice } from "../bpf/engine.ts";
 import { UsageError } from "../errors.ts";
+import { parseLogFileGroup, parseLogFileMode } from "../events/file_perms.ts";
 
 export { pinRoot } from "../daemon/daemon.ts";
 
@@ -102,6 +103,18 @@ export function addRunCommand(program: Command, start: DaemonRunner = runDaemon)
       new Option("--log <stdout|file:PATH>", "where events go (JSON lines)")
         .env("AEGIS_EVENT_LOG").default("stdout"),
     )
+    .addOption(
+      new Option(
+        "--log-file-mode <mode>",
+        "mode of the --log file: 0600 (default), 0640 or 0660 (never more; others get nothing)",
+      ).env("AEGIS_EVENT_LOG_FILE_MODE").argParser(parseLogFileMode),
+    )
+    .addOption(
+      new Option(
+        "--log-file-group <group|gid>",
+        "group of the --log file, e.g. the log shipper's (with --log-file-mode 0640)",
+      ).env("AEGIS_EVENT_LOG_FILE_GROUP").argParser((v) => parseLogFileGroup(v)),
+    )
     .addHelpText(
       "after",
       `
@@ -126,8 +139,9 @@ file or a pod spec gives a fresh node its policy). A policy that cannot
 be restored or applied refuses the start in fail-closed mode
 (POLICY_RESTORE_FAILED, RUN_POLICY_FAILED) and is AUDIT_FALLBACK with
 that blocker in audit-fallback mode. SIGHUP reopens the event log file
-and applies --policy again if it changed; a bad file is logged and the
-current policy keeps enforcing.
+(giving it --log-file-mode and --log-file-group again) and applies
+--policy again if it changed; a bad file is logged and the current policy
+keeps enforcing.
 
 Programs and maps are pinned under /sys/fs/bpf/aegisbpf: they keep
 enforcing after the agent stops or is killed, and a restarted agent takes
@@ -151,6 +165,8 @@ policy apply, rule edits) only on the root-only socket
           httpListen: opts.httpListen,
           httpAllowRemote: opts.httpAllowRemote,
           log: opts.log,
+          logFileMode: opts.logFileMode,
+          logFileGid: opts.logFileGroup,
           denyRateThreshold: opts.denyRateThreshold,
           proofIntervalSeconds: opts.proofInterval,
           policy: opts.policy,

@@ -1,6 +1,8 @@
-import { strictEqual, throws } from "node:assert/strict";
+import { rejects, strictEqual, throws } from "node:assert/strict";
+import { Command } from "@commander-js/extra-typings";
+import type { DaemonOptions } from "../daemon/daemon.ts";
 import { AegisError } from "../errors.ts";
-import { parseProofInterval } from "./run.ts";
+import { addRunCommand, parseProofInterval } from "./run.ts";
 
 Deno.test("--proof-interval: whole seconds 0..86400, anything else a usage error naming the flag", () => {
   strictEqual(parseProofInterval("30"), 30);
@@ -14,6 +16,70 @@ Deno.test("--proof-interval: whole seconds 0..86400, anything else a usage error
       (e: unknown) =>
         e instanceof AegisError && e.code === "USAGE" && e.message.includes("--proof-interval"),
       JSON.stringify(bad),
+    );
+  }
+});
+
+/** `aegisbpf run ARGS` parsed with the daemon replaced: the options it would get. */
+async function runOptions(args: string[]): Promise<DaemonOptions> {
+  let got: DaemonOptions | null = null;
+  const program = new Command().exitOverride().configureOutput({ writeErr: () => {} });
+  addRunCommand(program, (o) => {
+    got = o;
+    return Promise.resolve();
+  });
+  await program.parseAsync(["run", ...args], { from: "user" });
+  if (!got) throw new Error("the daemon was not started");
+  return got;
+}
+
+Deno.test("run --log-file-mode/--log-file-group and AEGIS_EVENT_LOG_FILE_MODE/_GROUP reach the daemon; bad values are refused", async () => {
+  const log = ["--log", "file:/var/log/aegisbpf/events.jsonl"];
+  let o = await runOptions(log);
+  strictEqual(o.logFileMode, undefined, "default: the sink's 0600");
+  strictEqual(o.logFileGid, undefined, "default: the group is left alone");
+  o = await runOptions([...log, "--log-file-mode", "0640", "--log-file-group", "root"]);
+  strictEqual(o.logFileMode, 0o640);
+  strictEqual(o.logFileGid, 0);
+  o = await runOptions([...log, "--log-file-group", "4242"]);
+  strictEqual(o.logFileGid, 4242);
+  const prev = [
+    Deno.env.get("AEGIS_EVENT_LOG_FILE_MODE"),
+    Deno.env.get("AEGIS_EVENT_LOG_FILE_GROUP"),
+  ];
+  try {
+    Deno.env.set("AEGIS_EVENT_LOG_FILE_MODE", "0660");
+    Deno.env.set("AEGIS_EVENT_LOG_FILE_GROUP", "0");
+    o = await runOptions(log);
+    strictEqual(o.logFileMode, 0o660);
+    strictEqual(o.logFileGid, 0);
+    // the flag wins over the environment
+    o = await runOptions([...log, "--log-file-mode", "0640"]);
+    strictEqual(o.logFileMode, 0o640);
+    Deno.env.set("AEGIS_EVENT_LOG_FILE_MODE", "0644");
+    await rejects(
+      () => runOptions(log),
+      (e: unknown) =>
+        e instanceof AegisError && e.code === "USAGE" &&
+        e.message.includes('--log-file-mode "0644"'),
+    );
+  } finally {
+    for (const [i, k] of ["AEGIS_EVENT_LOG_FILE_MODE", "AEGIS_EVENT_LOG_FILE_GROUP"].entries()) {
+      if (prev[i] === undefined) Deno.env.delete(k);
+      else Deno.env.set(k, prev[i]!);
+    }
+  }
+  for (
+    const [args, what] of [
+      [["--log-file-mode", "0666"], '--log-file-mode "0666": world-writable'],
+      [["--log-file-mode", "4640"], "setuid"],
+      [["--log-file-group", "no-such-group-aegis"], "no such group in /etc/group"],
+    ] as const
+  ) {
+    await rejects(
+      () => runOptions([...log, ...args]),
+      (e: unknown) => e instanceof AegisError && e.code === "USAGE" && e.message.includes(what),
+      args.join(" "),
     );
   }
 });

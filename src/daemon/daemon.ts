@@ -125,6 +125,10 @@ export interface DaemonOptions {
   httpAllowRemote?: true;
   /** "stdout" or "file:PATH" */
   log: string;
+  /** `--log-file-mode` (file_perms.ts); the default 0600 when absent */
+  logFileMode?: number;
+  /** `--log-file-group` as a gid; the group is left alone when absent */
+  logFileGid?: number;
   /** denies per second (10 s average) above which the posture is DEGRADED */
   denyRateThreshold?: number;
   /** seconds between enforcement proofs (default 30); 0 = off (warned) */
@@ -334,6 +338,9 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
   const proofInterval = opts.proofIntervalSeconds ?? DEFAULT_PROOF_INTERVAL_SECONDS;
   const sink = openSink(opts.log, {
     onError: (e) => lg.error(literal(`event sink: ${e instanceof Error ? e.message : e}`)),
+    fileMode: opts.logFileMode,
+    fileGid: opts.logFileGid,
+    onNotice: (m) => lg.warn(literal(m)),
   });
   cleanups.push(() => sink.close());
   // SIGHUP (logrotate's postrotate, systemctl reload) reopens the event file;

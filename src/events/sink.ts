@@ -17,9 +17,12 @@
  * (files always end on a whole line; at most `keep` rotated files are
  * kept). Chunks are at most a quarter of `maxBytes` (counted in UTF-16
  * units), so only a single huge line or much non-ASCII text can take a
- * file past `maxBytes`. Files are created 0600 (events name users, paths and commands);
- * the parent directory must exist; a symlink or a non-regular file at PATH
- * is refused.
+ * file past `maxBytes`. Files are created 0600 (events name users, paths and commands)
+ * unless `perms` says otherwise (at most 0660 and a group: file_perms.ts),
+ * and every open (create, rotation, reopen after SIGHUP) sets that mode and
+ * group again; a change to an existing file's mode or group is reported
+ * through `onNotice`. The parent directory must exist; a symlink or a
+ * non-regular file at PATH is refused.
  *
  * stdout: EPIPE (the reader went away) closes the sink's stdout for good;
  * later lines are counted as dropped and enforcement goes on.
@@ -28,6 +31,12 @@
  */
 import { AegisError, UsageError } from "../errors.ts";
 import { isStdoutClosed } from "../log.ts";
+import {
+  DEFAULT_EVENT_FILE_MODE,
+  type EventFilePerms,
+  eventFilePerms,
+  octal,
+} from "./file_perms.ts";
 
 export interface SinkStats {
   /** lines written */
@@ -87,6 +96,14 @@ export interface SinkOptions {
   stdout?: SinkWriter;
   /** Told about each write error (rate-limit it yourself). */
   onError?: (e: unknown) => void;
+  /**
+   * The event file's mode (default 0600) and group (`--log-file-mode`,
+   * `--log-file-group`, parsed by file_perms.ts); refused for stdout.
+   */
+  fileMode?: number;
+  fileGid?: number;
+  /** Told when an open changed an existing file's mode or group (never silent). */
+  onNotice?: (message: string) => void;
 }
 
 export const DEFAULT_MAX_BYTES = 64 << 20;
@@ -127,6 +144,7 @@ function positive(name: string, v: number | undefined, def: number, min: number)
  */
 export function openSink(spec = "stdout", opts: SinkOptions = {}): EventSink {
   const parsed = parseSinkSpec(spec);
+  const perms = eventFilePerms(parsed.kind === "file", opts.fileMode, opts.fileGid);
   const cfg = {
     maxBytes: positive("maxBytes", opts.maxBytes, DEFAULT_MAX_BYTES, 4096),
     keep: positive("keep", opts.keep, DEFAULT_KEEP, 1),
@@ -139,7 +157,12 @@ export function openSink(spec = "stdout", opts: SinkOptions = {}): EventSink {
   }
   // chunks well below the rotation size, so a file never ends far past it
   cfg.chunkBytes = Math.max(1, Math.min(cfg.chunkBytes, Math.floor(cfg.maxBytes / 4)));
-  return new BufferedSink(spec, FileTarget.open(spec, parsed.path, cfg, opts.onError), cfg, opts);
+  return new BufferedSink(
+    spec,
+    FileTarget.open(spec, parsed.path, cfg, perms, opts.onError, opts.onNotice),
+    cfg,
+    opts,
+  );
 }
 
 interface Target {
@@ -186,6 +209,8 @@ class FileTarget implements Target {
   #maxBytes: number;
   #keep: number;
   #onError: ((e: unknown) => void) | undefined;
+  #perms: EventFilePerms = { mode: DEFAULT_EVENT_FILE_MODE, gid: null };
+  #onNotice: ((message: string) => void) | undefined;
   rotations = 0;
   rotationErrors = 0;
   readonly usable = true;
@@ -209,7 +234,9 @@ class FileTarget implements Target {
     spec: string,
     path: string,
     cfg: { maxBytes: number; keep: number },
+    perms: EventFilePerms,
     onError?: (e: unknown) => void,
+    onNotice?: (message: string) => void,
   ): FileTarget {
     const dir = path.slice(0, path.lastIndexOf("/")) || "/";
     let dirSt: Deno.FileInfo;
@@ -226,9 +253,23 @@ class FileTarget implements Target {
     if (!dirSt.isDirectory) {
       throw new AegisError("SINK_OPEN", `--log "${spec}": "${dir}" is not a directory`);
     }
-    const file = openEventFile(spec, path);
+    if (perms.mode !== DEFAULT_EVENT_FILE_MODE || perms.gid !== null) {
+      // a group may read the file now: nobody but root may swap what is at PATH
+      // (the mode and group are set by path; Deno has no fchmod/fchown)
+      if (dirSt.mode !== null && (dirSt.mode & 0o022) !== 0) {
+        throw new AegisError(
+          "SINK_OPEN",
+          `--log "${spec}": "${dir}" is writable by its group or by others (mode ` +
+            `${octal(dirSt.mode)}); with --log-file-mode/--log-file-group the directory must ` +
+            `be writable by root only (e.g. 0750 root:GROUP)`,
+        );
+      }
+    }
+    const file = openEventFile(spec, path, perms, onNotice);
     const t = new FileTarget(path, file, file.statSync().size, cfg.maxBytes, cfg.keep);
     t.#onError = onError;
+    t.#perms = perms;
+    t.#onNotice = onNotice;
     return t;
   }
 
@@ -242,7 +283,7 @@ class FileTarget implements Target {
     this.#reopen = false;
     let next: Deno.FsFile;
     try {
-      next = openEventFile(`file:${this.#path}`, this.#path);
+      next = openEventFile(`file:${this.#path}`, this.#path, this.#perms, this.#onNotice);
     } catch (e) {
       this.#onError?.(e);
       return; // keep writing where we were rather than lose events
@@ -288,7 +329,7 @@ class FileTarget implements Target {
     Deno.renameSync(p, `${p}.1`);
     let next: Deno.FsFile;
     try {
-      next = openEventFile(`file:${p}`, p);
+      next = openEventFile(`file:${p}`, p, this.#perms, this.#onNotice);
     } catch (e) {
       Deno.renameSync(`${p}.1`, p);
       throw e;
@@ -306,8 +347,19 @@ class FileTarget implements Target {
   }
 }
 
-/** Open (append) or create PATH 0600; refuse symlinks and non-regular files. */
-function openEventFile(spec: string, path: string): Deno.FsFile {
+/**
+ * Open (append) or create PATH with `perms` (mode, and group when set);
+ * refuse symlinks and non-regular files. An existing file gets the mode and
+ * group too, narrowed or widened to what is configured, and `onNotice` says
+ * so: a file is never loosened silently.
+ */
+function openEventFile(
+  spec: string,
+  path: string,
+  perms: EventFilePerms = { mode: DEFAULT_EVENT_FILE_MODE, gid: null },
+  onNotice?: (message: string) => void,
+): Deno.FsFile {
+  let existed = false;
   try {
     const st = Deno.lstatSync(path);
     if (!st.isFile) {
@@ -317,6 +369,7 @@ function openEventFile(spec: string, path: string): Deno.FsFile {
           `(${st.isSymlink ? "a symlink" : "a directory or device"}); name a plain file`,
       );
     }
+    existed = true;
   } catch (e) {
     if (e instanceof AegisError) throw e;
     if (!(e instanceof Deno.errors.NotFound)) {
@@ -325,20 +378,57 @@ function openEventFile(spec: string, path: string): Deno.FsFile {
       });
     }
   }
+  let f: Deno.FsFile;
   try {
-    const f = Deno.openSync(path, { append: true, create: true, mode: 0o600 });
-    try {
-      // an existing file may be wider than 0600: events are not for everyone
-      Deno.chmodSync(path, 0o600);
-    } catch (e) {
-      f.close();
-      throw e;
-    }
-    return f;
+    f = Deno.openSync(path, { append: true, create: true, mode: perms.mode });
   } catch (e) {
     throw new AegisError(
       "SINK_OPEN",
       `--log "${spec}": cannot open "${path}" for appending: ${(e as Error).message}`,
+      { cause: e },
+    );
+  }
+  try {
+    const before = f.statSync();
+    if (!before.isFile) throw new Error("it is not a regular file");
+    const changes: string[] = [];
+    // the umask narrows the mode open() gives; an existing file may differ either way
+    if (before.mode === null || (before.mode & 0o7777) !== perms.mode) {
+      Deno.chmodSync(path, perms.mode);
+      changes.push(
+        `mode ${before.mode === null ? "?" : octal(before.mode)} -> ${octal(perms.mode)}`,
+      );
+    }
+    if (perms.gid !== null && before.gid !== perms.gid) {
+      Deno.chownSync(path, null, perms.gid);
+      changes.push(`group ${before.gid} -> ${perms.gid}`);
+    }
+    // by path: make sure it was this open file that changed
+    const after = f.statSync();
+    if (
+      after.mode === null || (after.mode & 0o7777) !== perms.mode ||
+      (perms.gid !== null && after.gid !== perms.gid)
+    ) {
+      throw new Error(
+        `its mode or group did not take (mode ${after.mode === null ? "?" : octal(after.mode)}, ` +
+          `gid ${after.gid}): was the file replaced meanwhile?`,
+      );
+    }
+    if (existed && changes.length > 0) {
+      try {
+        onNotice?.(
+          `event file ${path}: ${changes.join(", ")} (the configured event file mode ` +
+            `and group; --log-file-mode, --log-file-group)`,
+        );
+      } catch { /* a reporting hook must not break the sink */ }
+    }
+    return f;
+  } catch (e) {
+    f.close();
+    throw new AegisError(
+      "SINK_OPEN",
+      `--log "${spec}": cannot give "${path}" mode ${octal(perms.mode)}` +
+        `${perms.gid !== null ? ` and group ${perms.gid}` : ""}: ${(e as Error).message}`,
       { cause: e },
     );
   }

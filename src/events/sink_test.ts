@@ -1,4 +1,4 @@
-import { deepStrictEqual, ok, strictEqual, throws } from "node:assert/strict";
+import { deepStrictEqual, match, ok, strictEqual, throws } from "node:assert/strict";
 import { AegisError } from "../errors.ts";
 import { openSink, parseSinkSpec, type SinkWriter } from "./sink.ts";
 
@@ -259,3 +259,91 @@ Deno.test("file sink: reopen() after the file was moved away (logrotate) writes 
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("file sink: --log-file-mode/--log-file-group on create, rotation and reopen; an existing file's change is reported", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const path = `${dir}/events.jsonl`;
+    const gid = Deno.gid()!; // a group this process may give a file without privileges
+    const notices: string[] = [];
+    const mode = (p: string) => Deno.statSync(p).mode! & 0o7777;
+    const sink = openSink(`file:${path}`, {
+      fileMode: 0o640,
+      fileGid: gid,
+      maxBytes: 4096,
+      keep: 2,
+      onNotice: (m) => notices.push(m),
+    });
+    strictEqual(mode(path), 0o640, "created with the configured mode (not the umask's)");
+    strictEqual(Deno.statSync(path).gid, gid);
+    strictEqual(notices.length, 0, "a new file is not a change");
+    // rotation: the successor gets it too
+    for (let i = 0; i < 200; i++) sink.write(`{"n":${i},"pad":"${"x".repeat(40)}"}`);
+    await sink.flush();
+    ok(sink.stats.rotations > 0);
+    strictEqual(mode(path), 0o640);
+    strictEqual(mode(`${path}.1`), 0o640);
+    // logrotate moved it away and created a wider file: narrowed on reopen, and said
+    await Deno.rename(path, `${path}.rotated`);
+    Deno.writeTextFileSync(path, "", { mode: 0o644 });
+    Deno.chmodSync(path, 0o644);
+    sink.reopen();
+    sink.write('{"after":"reopen"}');
+    await sink.close();
+    strictEqual(mode(path), 0o640);
+    strictEqual(Deno.readTextFileSync(path), '{"after":"reopen"}\n');
+    strictEqual(notices.length, 1, notices.join("\n"));
+    match(notices[0], new RegExp(`event file ${path}: mode 0644 -> 0640`));
+    // an existing 0600 file widened to the configured 0640 is reported, never silent
+    const p2 = `${dir}/narrow.jsonl`;
+    Deno.writeTextFileSync(p2, "", { mode: 0o600 });
+    Deno.chmodSync(p2, 0o600);
+    const s2 = openSink(`file:${p2}`, { fileMode: 0o640, onNotice: (m) => notices.push(m) });
+    await s2.close();
+    strictEqual(mode(p2), 0o640);
+    match(notices[1], /narrow\.jsonl: mode 0600 -> 0640/);
+    // the default narrows to 0600, and says so as well
+    const s3 = openSink(`file:${p2}`, { onNotice: (m) => notices.push(m) });
+    await s3.close();
+    strictEqual(mode(p2), 0o600);
+    match(notices[2], /mode 0640 -> 0600/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("file sink: the mode and group options are refused for stdout and in a directory others can write", async () => {
+  throws(
+    () => openSink("stdout", { fileMode: 0o640 }),
+    (e: unknown) => e instanceof AegisError && e.code === "USAGE" && /file:PATH/.test(e.message),
+  );
+  const dir = await Deno.makeTempDir();
+  try {
+    Deno.chmodSync(dir, 0o770);
+    throws(
+      () => openSink(`file:${dir}/e.jsonl`, { fileMode: 0o640 }),
+      (e: unknown) =>
+        e instanceof AegisError && e.code === "SINK_OPEN" &&
+        /writable by its group or by others \(mode 0770\)/.test(e.message),
+    );
+    ok(!existsSync(`${dir}/e.jsonl`), "nothing created");
+    // the default keeps working there, as before
+    const s = openSink(`file:${dir}/e.jsonl`);
+    await s.close();
+    Deno.chmodSync(dir, 0o750);
+    const t = openSink(`file:${dir}/e.jsonl`, { fileMode: 0o640 });
+    await t.close();
+    strictEqual(Deno.statSync(`${dir}/e.jsonl`).mode! & 0o777, 0o640);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+function existsSync(p: string): boolean {
+  try {
+    Deno.lstatSync(p);
+    return true;
+  } catch {
+    return false;
+  }
+}
