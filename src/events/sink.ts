@@ -400,7 +400,20 @@ function openEventFile(
       );
     }
     if (perms.gid !== null && before.gid !== perms.gid) {
-      Deno.chownSync(path, null, perms.gid);
+      try {
+        Deno.chownSync(path, null, perms.gid);
+      } catch (e) {
+        if (!(e instanceof Deno.errors.PermissionDenied || e instanceof Deno.errors.NotCapable)) {
+          throw e;
+        }
+        // the systemd unit keeps no CAP_CHOWN (docs/install.md): a file inherits
+        // the group of a setgid directory, and a group the agent is in needs no capability
+        throw new Error(
+          `${e.message}; without CAP_CHOWN the agent can give a file only a group it is in: ` +
+            `make the directory setgid with that group (chgrp GROUP DIR; chmod 2750 DIR) or ` +
+            `add SupplementaryGroups=GROUP to the unit (docs/observability.md)`,
+        );
+      }
       changes.push(`group ${before.gid} -> ${perms.gid}`);
     }
     // by path: make sure it was this open file that changed

@@ -15,6 +15,9 @@
  *    reopens it after a rotation (a wider file logrotate created is narrowed,
  *    and the agent says so); its real events carry every field and type the
  *    Fluent Bit and Vector configs name;
+ *  - without CAP_CHOWN (the systemd unit's capability set) a setgid log
+ *    directory gives the file its group, and a plain one refuses the start
+ *    with the remedy;
  *  - a world-writable mode and an unknown group refuse the start, naming the option.
  */
 import { deepStrictEqual, match, ok, strictEqual } from "node:assert/strict";
@@ -265,6 +268,81 @@ Deno.test({
     } finally {
       await cleanupAgent(a, e);
       Deno.removeSync(logDir, { recursive: true });
+    }
+  },
+});
+
+/**
+ * `aegisbpf run ARGS` under setpriv without CAP_CHOWN (the systemd unit's
+ * bounding set has none, docs/install.md); stopped once it has started.
+ * Its exit status (null when it started and was stopped) and its stderr.
+ */
+async function runWithoutChown(
+  args: string[],
+  env: Record<string, string>,
+): Promise<{ started: boolean; code: number; err: string }> {
+  const p = new Deno.Command("/usr/bin/setpriv", {
+    args: ["--bounding-set", "-chown", AGENT, "run", ...args],
+    env,
+    stdin: "null",
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  let err = "";
+  let started = false;
+  const guard = setTimeout(() => p.kill("SIGKILL"), 60_000);
+  for await (const t of p.stderr.pipeThrough(new TextDecoderStream())) {
+    err += t;
+    if (!started && err.includes("agent started")) {
+      started = true;
+      p.kill("SIGTERM");
+    }
+  }
+  const st = await p.status;
+  clearTimeout(guard);
+  return { started, code: st.code, err };
+}
+
+Deno.test({
+  name:
+    "observability: without CAP_CHOWN (the unit's set), a setgid log directory gives the event " +
+    "file its group; a plain one refuses the start with the remedy" +
+    (SETPRIV ? "" : " (SKIPPED: no /usr/bin/setpriv (util-linux))"),
+  ignore: !SETPRIV,
+  fn: async () => {
+    const e = agentEnv();
+    const grp = shipperGroup();
+    const dirs: string[] = [];
+    try {
+      for (const setgid of [true, false]) {
+        const logDir = Deno.makeTempDirSync({ dir: "/tmp", prefix: "aegis-obs-nochown-" });
+        dirs.push(logDir);
+        Deno.chownSync(logDir, 0, grp.gid);
+        Deno.chmodSync(logDir, setgid ? 0o2750 : 0o750);
+        const file = `${logDir}/events.jsonl`;
+        const r = await runWithoutChown([
+          "--audit",
+          "--log",
+          `file:${file}`,
+          "--log-file-mode",
+          "0640",
+          "--log-file-group",
+          grp.name,
+        ], e.env);
+        if (setgid) {
+          ok(r.started, `did not start in a setgid directory:\n${r.err}`);
+          const st = Deno.statSync(file);
+          strictEqual(st.gid, grp.gid, "the group came from the setgid directory");
+          strictEqual(st.mode! & 0o7777, 0o640);
+        } else {
+          ok(!r.started && r.code !== 0, `started without giving the group:\n${r.err}`);
+          match(r.err, /without CAP_CHOWN .*chmod 2750 DIR.*SupplementaryGroups=GROUP/s);
+        }
+        await run(AGENT, ["uninstall"], e.env);
+      }
+    } finally {
+      await cleanupAgent(null, e);
+      for (const d of dirs) Deno.removeSync(d, { recursive: true });
     }
   },
 });
