@@ -264,7 +264,8 @@ Deno.test("file sink: --log-file-mode/--log-file-group on create, rotation and r
   const dir = await Deno.makeTempDir();
   try {
     const path = `${dir}/events.jsonl`;
-    const gid = Deno.gid()!; // a group this process may give a file without privileges
+    // a group this process may give a file without privileges: its own (the new dir has it)
+    const gid = Deno.statSync(dir).gid!;
     const notices: string[] = [];
     const mode = (p: string) => Deno.statSync(p).mode! & 0o7777;
     const sink = openSink(`file:${path}`, {
