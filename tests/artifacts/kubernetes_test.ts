@@ -413,6 +413,28 @@ Deno.test({
         await Deno.readTextFile(`${ov}/policy.bundle`),
       );
       strictEqual(b64("trusted.pub"), await Deno.readTextFile(`${ov}/trusted.pub`));
+      // the agent's view: the rendered files, placed where the pod mounts them, verify
+      // (the key folder must be root's: docs/signing.md)
+      if (Deno.uid() === 0) {
+        const etc = `${tmp}/etc`;
+        await Deno.mkdir(`${etc}/keys`, { recursive: true, mode: 0o755 });
+        await Deno.mkdir(`${etc}/state`, { mode: 0o700 });
+        await Deno.writeTextFile(`${etc}/keys/trusted.pub`, b64("trusted.pub"), { mode: 0o400 });
+        await Deno.writeTextFile(`${etc}/policy.bundle`, b64("policy.bundle"), { mode: 0o400 });
+        const v = await run(LAUNCHER, ["policy", "verify", `${etc}/policy.bundle`], {
+          ...Deno.env.toObject(),
+          AEGIS_KEYS_DIR: `${etc}/keys`,
+          AEGIS_STATE_DIR: `${etc}/state`,
+        });
+        strictEqual(v.code, 0, v.stderr);
+        ok(/signature OK/.test(v.stdout), v.stdout);
+      } else {
+        Deno.stderr.writeSync(
+          new TextEncoder().encode(
+            "kubernetes_test: bundle verification skipped: the key folder must be root's\n",
+          ),
+        );
+      }
       const ds = objs.find((o) => o.kind === "DaemonSet");
       const c = ds.spec.template.spec.containers[0];
       strictEqual(c.image, "registry.example.com/security/aegisbpf:0.1.0");
