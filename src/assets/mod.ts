@@ -67,12 +67,21 @@ export function bpfObjectBytes(): Promise<Uint8Array<ArrayBuffer>> {
   );
 }
 
-/** Create `dir` (mode 0700) or check that an existing one is safe to use. */
+/**
+ * Create `dir` (mode 0700) or check that an existing one is safe to use. An
+ * existing directory of ours that nobody else could write (no group/other
+ * write bit: a 0755 one, as Kubernetes creates a hostPath directory) is
+ * tightened to 0700; one others could have written into is refused.
+ */
 async function ensurePrivateDir(dir: string): Promise<void> {
   await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
-  const st = await Deno.lstat(dir);
+  let st = await Deno.lstat(dir);
   const uid = Deno.uid();
   if (!st.isDirectory) throw new AegisError("UNSAFE_PATH", `"${dir}" is not a directory`);
+  if (st.uid === uid && ((st.mode ?? 0) & 0o077) !== 0 && ((st.mode ?? 0) & 0o022) === 0) {
+    await Deno.chmod(dir, 0o700);
+    st = await Deno.lstat(dir);
+  }
   if (st.uid !== uid || ((st.mode ?? 0) & 0o077) !== 0) {
     throw new AegisError(
       "UNSAFE_PATH",

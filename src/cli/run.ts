@@ -88,6 +88,16 @@ export function addRunCommand(program: Command, start: DaemonRunner = runDaemon)
     .option("--http-allow-remote", "allow --http-listen on a non-loopback address")
     .addOption(
       new Option(
+        "--probe-listen <addr:port|off>",
+        "pod probes: GET /readyz (200 only when enforcing) and /livez, nothing else",
+      ).env("AEGIS_PROBE_LISTEN").default("off"),
+    )
+    .addOption(
+      new Option("--metrics-listen <addr:port|off>", "GET /metrics only, for Prometheus")
+        .env("AEGIS_METRICS_LISTEN").default("off"),
+    )
+    .addOption(
+      new Option(
         "--policy <file>",
         "apply this policy file or signed bundle at start (and on SIGHUP) unless it is the " +
           "applied one already",
@@ -164,6 +174,8 @@ policy apply, rule edits) only on the root-only socket
           ringbufBytes: opts.ringbufBytes,
           httpListen: opts.httpListen,
           httpAllowRemote: opts.httpAllowRemote,
+          probeListen: opts.probeListen,
+          metricsListen: opts.metricsListen,
           log: opts.log,
           logFileMode: opts.logFileMode,
           logFileGid: opts.logFileGroup,

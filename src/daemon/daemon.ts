@@ -75,6 +75,13 @@ import { EventDrain } from "../events/drain.ts";
 import { recordToEvent } from "../events/json.ts";
 import { openSink } from "../events/sink.ts";
 import { createApp } from "../http/app.ts";
+import {
+  createMetricsApp,
+  createProbeApp,
+  Liveness,
+  METRICS_LISTEN_FLAG,
+  PROBE_LISTEN_FLAG,
+} from "../http/probe.ts";
 import { parseListen, startHttpServer } from "../http/serve.ts";
 import { SseHub } from "../http/sse.ts";
 import { literal, log } from "../log.ts";
@@ -123,6 +130,10 @@ export interface DaemonOptions {
   /** "ADDR:PORT" or "off" */
   httpListen: string;
   httpAllowRemote?: true;
+  /** "ADDR:PORT" or "off": /readyz and /livez only, for a pod's probes (src/http/probe.ts) */
+  probeListen?: string;
+  /** "ADDR:PORT" or "off": /metrics only, for Prometheus on the pod network */
+  metricsListen?: string;
   /** "stdout" or "file:PATH" */
   log: string;
   /** `--log-file-mode` (file_perms.ts); the default 0600 when absent */
@@ -473,6 +484,37 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
       );
       return { status: h.status, body: h.body };
     };
+    const metrics = (detailed: boolean) =>
+      renderMetrics({
+        map: (name: string) => engine ? engine.obj.map(name) : null,
+        runtimeState: sm?.state ?? null,
+        enforceCapable: report?.enforce_capable ?? null,
+        emergency: emergency?.counters() ?? null,
+        events: {
+          emitted: bus.emitted,
+          sinkDropped: sink.stats.dropped,
+          sinkWritten: sink.stats.written,
+        },
+        netBlocks: netBlocks.counts,
+        sse: { droppedClients: sseDropped(hub) },
+        unresolvedPaths: unresolvedCountNow(),
+        perfSloPath: paths.perfSlo,
+        process: PROC_SELF,
+        build: agentBuildInfo(),
+        selfTest: {
+          byHook: selfTest.byHook,
+          liveCanaryEntries: proofs?.liveCanaryEntries ?? 0,
+          pending: selfTest.pending,
+        },
+        proof: proofs
+          ? {
+            results: proofs.prover.results,
+            now: Math.floor(Date.now() / 1000),
+            unenforcedRules: proofs.verifier.unenforced.length,
+            verifiedRules: proofs.verifier.lastRound?.denied,
+          }
+          : null,
+      }, { detailed });
     const app = createApp({
       health,
       capabilities: () => report,
@@ -486,38 +528,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
         attached: engine?.attachedSections() ?? [],
         unresolved_paths: unresolvedNow(),
       }),
-      metrics: (detailed) =>
-        renderMetrics({
-          map: (name: string) => engine ? engine.obj.map(name) : null,
-          runtimeState: sm?.state ?? null,
-          enforceCapable: report?.enforce_capable ?? null,
-          blockers: report?.enforce_blockers.map((b) => b.code) ?? null,
-          emergency: emergency?.counters() ?? null,
-          events: {
-            emitted: bus.emitted,
-            sinkDropped: sink.stats.dropped,
-            sinkWritten: sink.stats.written,
-          },
-          netBlocks: netBlocks.counts,
-          sse: { droppedClients: sseDropped(hub) },
-          unresolvedPaths: unresolvedCountNow(),
-          perfSloPath: paths.perfSlo,
-          process: PROC_SELF,
-          build: agentBuildInfo(),
-          selfTest: {
-            byHook: selfTest.byHook,
-            liveCanaryEntries: proofs?.liveCanaryEntries ?? 0,
-            pending: selfTest.pending,
-          },
-          proof: proofs
-            ? {
-              results: proofs.prover.results,
-              now: Math.floor(Date.now() / 1000),
-              unenforcedRules: proofs.verifier.unenforced.length,
-              verifiedRules: proofs.verifier.lastRound?.denied,
-            }
-            : null,
-        }, { detailed }),
+      metrics,
       events: hub,
     });
     const listen = parseListen(opts.httpListen);
@@ -529,6 +540,37 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
       });
       cleanups.push(() => srv.close());
       lg.info(literal(`HTTP API on ${srv.addr.hostname}:${srv.addr.port}`), { http: srv.addr });
+    }
+    // the pod-network listeners (opt-in): answers without details (docs/http.md)
+    const liveness = new Liveness();
+    const narrow = [
+      {
+        flag: PROBE_LISTEN_FLAG,
+        value: opts.probeListen,
+        label: "probe listener",
+        app: () =>
+          createProbeApp({
+            ready: () => health(true).status === 200,
+            alive: () => liveness.alive(),
+          }),
+      },
+      {
+        flag: METRICS_LISTEN_FLAG,
+        value: opts.metricsListen,
+        label: "metrics listener",
+        app: () => createMetricsApp(() => metrics(false)),
+      },
+    ];
+    for (const n of narrow) {
+      const at = n.value === undefined ? null : parseListen(n.value, n.flag);
+      if (!at) continue;
+      const srv = await startHttpServer(n.app(), at, {
+        allowRemote: true, // meant for the pod network; they answer no details
+        flag: n.flag,
+        label: n.label,
+        limits: { maxConnections: 64, maxBodyBytes: 1024 },
+      });
+      cleanups.push(() => srv.close());
     }
     const policy = new DaemonPolicy({
       stateDir: paths.stateDir,
@@ -914,7 +956,10 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
       transition: (w) => machine.transition(w.state, w.reason, w.detail),
       shouldExit: () => machine.shouldExit(),
       onStrictExit: () => stop.abort("STRICT_DEGRADE"),
-      onAlive: () => notifier?.watchdog(),
+      onAlive: () => {
+        liveness.beat();
+        notifier?.watchdog();
+      },
       onError: (what, e) =>
         (what === "live rule sweep" ? log("policy") : lg).error(
           literal(`${what} failed: ${e instanceof Error ? e.message : e}`),

@@ -40,9 +40,9 @@ export const DEFAULT_HTTP_LISTEN = "127.0.0.1:80";
 
 const DNS_LABEL = /^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/;
 
-function usage(text: string, why: string): AegisError {
+function usage(text: string, why: string, flag: string): AegisError {
   return new UsageError(
-    `${HTTP_LISTEN_FLAG}=${JSON.stringify(text)} is not valid: ${why}. ` +
+    `${flag}=${JSON.stringify(text)} is not valid: ${why}. ` +
       `Use ADDR:PORT (127.0.0.1:80, [::1]:8080, localhost:9000) or off`,
   );
 }
@@ -51,41 +51,41 @@ function usage(text: string, why: string): AegisError {
  * Parse `--http-listen`: "off" → null; "127.0.0.1:80", "[::1]:8080",
  * "localhost:9000" → {hostname, port} (IPv6 without brackets, as Deno.serve
  * wants it). Port 0 asks for an ephemeral port (tests). Anything else is an
- * AegisError USAGE naming the flag and the value.
+ * AegisError USAGE naming the flag (`flag`, default --http-listen) and the value.
  */
-export function parseListen(text: string): ListenAddr | null {
+export function parseListen(text: string, flag: string = HTTP_LISTEN_FLAG): ListenAddr | null {
   const t = text.trim();
   if (t.toLowerCase() === "off") return null;
-  if (t === "") throw usage(text, "it is empty");
+  if (t === "") throw usage(text, "it is empty", flag);
   let host: string;
   let portText: string;
   if (t.startsWith("[")) {
     const close = t.indexOf("]");
-    if (close < 0) throw usage(text, "an IPv6 address in [ ] has no closing ]");
+    if (close < 0) throw usage(text, "an IPv6 address in [ ] has no closing ]", flag);
     host = t.slice(1, close);
-    if (t[close + 1] !== ":") throw usage(text, "the port is missing after ]");
+    if (t[close + 1] !== ":") throw usage(text, "the port is missing after ]", flag);
     portText = t.slice(close + 2);
     if (!tryParseIpAddr(host, 6)) {
-      throw usage(text, `${JSON.stringify(host)} is not an IPv6 address`);
+      throw usage(text, `${JSON.stringify(host)} is not an IPv6 address`, flag);
     }
   } else {
     const colon = t.lastIndexOf(":");
-    if (colon < 0) throw usage(text, "the port is missing (ADDR:PORT)");
+    if (colon < 0) throw usage(text, "the port is missing (ADDR:PORT)", flag);
     host = t.slice(0, colon);
     portText = t.slice(colon + 1);
-    if (host.includes(":")) throw usage(text, "an IPv6 address must be written in [ ]");
-    if (host === "") throw usage(text, "the address is missing (ADDR:PORT)");
+    if (host.includes(":")) throw usage(text, "an IPv6 address must be written in [ ]", flag);
+    if (host === "") throw usage(text, "the address is missing (ADDR:PORT)", flag);
     const isName = !/^[\d.]+$/.test(host);
     if (isName) {
       if (host.length > 253 || !host.split(".").every((l) => DNS_LABEL.test(l))) {
-        throw usage(text, `${JSON.stringify(host)} is not a host name or IPv4 address`);
+        throw usage(text, `${JSON.stringify(host)} is not a host name or IPv4 address`, flag);
       }
     } else if (!tryParseIpAddr(host, 4)) {
-      throw usage(text, `${JSON.stringify(host)} is not an IPv4 address`);
+      throw usage(text, `${JSON.stringify(host)} is not an IPv4 address`, flag);
     }
   }
   if (!/^\d{1,5}$/.test(portText) || Number(portText) > 65535) {
-    throw usage(text, `the port ${JSON.stringify(portText)} is not a number from 0 to 65535`);
+    throw usage(text, `the port ${JSON.stringify(portText)} is not a number from 0 to 65535`, flag);
   }
   return { hostname: host.toLowerCase(), port: Number(portText) };
 }
@@ -124,6 +124,10 @@ export interface StartOptions {
   closeTimeoutMs?: number;
   /** connection cap, timeouts and size limits of the server (defaults: docs/http.md) */
   limits?: Omit<HttpdOptions, "onError" | "name">;
+  /** the flag that named the address, for error messages (default --http-listen) */
+  flag?: string;
+  /** what the listener is, for log lines (default "HTTP API") */
+  label?: string;
   /** the uid of a loopback client's socket (default: from /proc/net/tcp*; tests replace it) */
   peerUid?: (remote: string, local: string) => Promise<number | null>;
 }
@@ -138,13 +142,18 @@ export interface HttpServerHandle {
 }
 
 /** The AegisError for a failed bind: address, flag, cause and what to do. */
-export function describeListenError(listen: ListenAddr, e: unknown): AegisError {
+export function describeListenError(
+  listen: ListenAddr,
+  e: unknown,
+  flagName: string = HTTP_LISTEN_FLAG,
+  label = "the HTTP API",
+): AegisError {
   const where = listen.hostname.includes(":")
     ? `[${listen.hostname}]:${listen.port}`
     : `${listen.hostname}:${listen.port}`;
-  const flag = `${HTTP_LISTEN_FLAG}=${where}`;
-  const choose = `choose another address with ${HTTP_LISTEN_FLAG}=ADDR:PORT, ` +
-    `or disable the HTTP API with ${HTTP_LISTEN_FLAG}=off`;
+  const flag = `${flagName}=${where}`;
+  const choose = `choose another address with ${flagName}=ADDR:PORT, ` +
+    `or disable ${label} with ${flagName}=off`;
   let why: string;
   if (e instanceof Deno.errors.AddrInUse) {
     why =
@@ -163,7 +172,7 @@ export function describeListenError(listen: ListenAddr, e: unknown): AegisError 
   }
   return new AegisError(
     "HTTP_LISTEN_FAILED",
-    `cannot serve the HTTP API on ${where} (${flag}): ${why}`,
+    `cannot serve ${label} on ${where} (${flag}): ${why}`,
     { cause: e },
   );
 }
@@ -200,7 +209,9 @@ export function startHttpServer(
   try {
     listener = listenTcp(listen);
   } catch (e) {
-    return Promise.reject(describeListenError(listen, e));
+    return Promise.reject(
+      describeListenError(listen, e, opts.flag, opts.label ? `the ${opts.label}` : undefined),
+    );
   }
   const addr = { hostname: listener.addr.hostname, port: listener.addr.port };
   const local = addr.hostname.includes(":")
@@ -248,7 +259,9 @@ export function startHttpServer(
       });
     },
   });
-  logger.info(literal(`HTTP API listening on ${addr.hostname}:${addr.port}`), { ...addr });
+  logger.info(literal(`${opts.label ?? "HTTP API"} listening on ${addr.hostname}:${addr.port}`), {
+    ...addr,
+  });
   let closing: Promise<void> | null = null;
   const close = (): Promise<void> => {
     closing ??= (async () => {

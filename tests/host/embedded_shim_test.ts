@@ -44,3 +44,15 @@ Deno.test("a runtime directory others can write to is refused", async () => {
     await rejects(extractShim(dir), /must be owned by uid 0 with mode 0700/);
   });
 });
+
+Deno.test("a runtime directory of ours that only we could write (0755, a hostPath) is tightened to 0700", async () => {
+  await withTempRuntime(async (dir) => {
+    await Deno.mkdir(dir, { mode: 0o700 });
+    await Deno.chmod(dir, 0o755);
+    await extractShim(dir);
+    strictEqual((await Deno.stat(dir)).mode! & 0o777, 0o700);
+    // group-writable is still refused: someone else could have planted a file
+    await Deno.chmod(dir, 0o775);
+    await rejects(extractShim(dir), /must be owned by uid 0 with mode 0700/);
+  });
+});
