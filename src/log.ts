@@ -54,7 +54,8 @@ export function jsonLogLine(record: LogRecord): string {
   let message = "";
   for (let i = 0; i < record.message.length; i++) {
     const part = record.message[i];
-    message += i % 2 === 0 ? String(part) : typeof part === "string" ? part : stringify(part);
+    const plain = i % 2 === 0 || typeof part === "string" || typeof part === "bigint";
+    message += plain ? String(part) : stringify(part);
   }
   return stringify({
     timestamp: rfc3339Nanos(record.timestamp),
