@@ -474,7 +474,7 @@ export class LiveRules {
    * call's (the last add says how long the rule stays: no TTL makes a TTL
    * rule permanent, a TTL makes a permanent rule expire), and the result
    * says what the expiry was (`previous_expires`) and how it changed
-   * (`expiry`), so the caller can say so: docs/control.md, "Live rules".
+   * (`expiry`), so the caller can say so: docs/policy.md, "Live rule edits".
    */
   add(
     req: LiveRuleRequest,
