@@ -4,7 +4,7 @@
  * script (zsh and fish only where installed: build/apt-packages.txt lists
  * them for CI; here a missing shell is said and skipped).
  */
-import { ok, strictEqual } from "node:assert/strict";
+import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
 import { buildProgram } from "./mod.ts";
 import { completionScript, SHELLS } from "./completion.ts";
 import { allCommands, commandTree } from "./tree.ts";
@@ -100,3 +100,69 @@ for (const shell of SHELLS) {
     }
   });
 }
+
+/** Run `shell -c script`; null when the shell is not installed. */
+async function shellOutput(shell: string, script: string): Promise<string | null> {
+  if (!(await has(shell))) {
+    Deno.stderr.writeSync(new TextEncoder().encode(`skipped: ${shell} is not installed\n`));
+    return null;
+  }
+  const r = await new Deno.Command(shell, { args: ["-c", script] }).output();
+  strictEqual(r.code, 0, new TextDecoder().decode(r.stderr));
+  return new TextDecoder().decode(r.stdout);
+}
+
+Deno.test("completion zsh: the function completes real command lines (compsys calls recorded)", async () => {
+  const file = await Deno.makeTempFile({ suffix: ".zsh" });
+  try {
+    Deno.writeTextFileSync(file, completionScript(program, "zsh"));
+    // _describe, compadd and _files stand in for compsys: they print what they were given
+    const out = await shellOutput(
+      "zsh",
+      `compdef() { :; }
+source ${file}
+_describe() { local -a arr; arr=("\${(@P)4}"); print -r -- "$2:\${(j:,:)\${(@)arr%%:*}}"; }
+compadd() { local -a arr; arr=("\${(@P)2}"); print -r -- "values:\${(j:,:)arr}"; }
+_files() { print -r -- files; }
+t() { words=("$@"); CURRENT=$#; _aegisbpf; }
+t aegisbpf policy ""
+t aegisbpf network deny add --protocol ""
+t aegisbpf --log-level debug block add --
+t aegisbpf block add ""`,
+    );
+    if (out === null) return;
+    deepStrictEqual(out.trim().split("\n"), [
+      "commands:validate,lint,apply,rollback,export,verify,sign,show,help",
+      "values:tcp,udp,any",
+      "options:--ttl,--json,-h,--help,--log-level,--log-format",
+      "files",
+    ]);
+  } finally {
+    Deno.removeSync(file);
+  }
+});
+
+Deno.test("completion fish: fish completes real command lines", async () => {
+  const file = await Deno.makeTempFile({ suffix: ".fish" });
+  try {
+    Deno.writeTextFileSync(file, completionScript(program, "fish"));
+    const out = await shellOutput(
+      "fish",
+      `source ${file}
+complete -C "aegisbpf network deny "
+echo ==
+complete -C "aegisbpf --log-level debug network deny add --protocol "
+echo ==
+complete -C "aegisbpf policy sign --exp"`,
+    );
+    if (out === null) return;
+    const [subs, values, opts] = out.split("==\n").map((b) =>
+      b.trim().split("\n").map((l) => l.split("\t")[0])
+    );
+    deepStrictEqual(subs, ["add", "del", "help", "list"]);
+    deepStrictEqual(values.sort(), ["any", "tcp", "udp"]);
+    deepStrictEqual(opts, ["--expires-in"]);
+  } finally {
+    Deno.removeSync(file);
+  }
+});
