@@ -119,3 +119,16 @@ export const BreakGlassTokenJson = z.object({
   not_before: z.number().int(),
   expires_at: z.number().int(),
 }).strict();
+
+/** Each output above by its command, for the shipped JSON Schema (build/gen_cli_schemas.ts). */
+export const CLI_JSON_OUTPUTS = {
+  "failure": JsonFailure,
+  "policy validate": PolicyValidateJson,
+  "policy lint": PolicyLintJson,
+  "policy export": PolicyExportJson,
+  "policy verify": PolicyVerifyJson,
+  "policy sign": PolicySignJson,
+  "keys keygen": KeygenJson,
+  "keys add": KeyAddJson,
+  "break-glass token": BreakGlassTokenJson,
+} as const;
