@@ -181,6 +181,10 @@ export async function main(argv: string[], overrides: CliOverrides = {}): Promis
       if (e.code === "OUTCOME_UNKNOWN") return EXIT_OUTCOME_UNKNOWN;
       return e.code === "USAGE" ? 2 : 1; // as --help promises: usage errors exit 2
     }
+    // a bug: the stack goes to stderr as before; a --json reader still gets its one object
+    if (jsonRequested) {
+      outJson(jsonFailure("INTERNAL", e instanceof Error ? e.message : String(e)));
+    }
     throw e;
   }
 }
