@@ -232,6 +232,7 @@ control_state.json. transitions_60s above 10 is a toggle storm.`,
     .requiredOption("--reason <text>", "why")
     .requiredOption("--out <file>", "where to write the token (never overwritten)")
     .option("--hours <n>", "validity from now, 1 to 24", "4")
+    .option("--json", "print one JSON object {ok, node, out, not_before, expires_at}")
     .addHelpText(
       "after",
       `
@@ -247,10 +248,11 @@ expires. Remove the file to end it earlier.`,
       }
       const secret = await readSecretKeyFile(o.key);
       const now = Math.floor(Date.now() / 1000);
+      const expiresAt = now + Math.floor(hours * 3600);
       const text = await mintToken(secret, {
         node: o.node,
         not_before: now,
-        expires_at: now + Math.floor(hours * 3600),
+        expires_at: expiresAt,
         reason: o.reason,
       });
       try {
@@ -266,6 +268,15 @@ expires. Remove the file to end it earlier.`,
           e instanceof Deno.errors.AlreadyExists ? "FILE_EXISTS" : "WRITE_FAILED",
           `Cannot create "${o.out}": ${(e as Error).message}`,
         );
+      }
+      if (o.json) {
+        return outJson({
+          ok: true,
+          node: o.node,
+          out: o.out,
+          not_before: now,
+          expires_at: expiresAt,
+        });
       }
       out(`break-glass token for node ${o.node} written to ${o.out} (valid ${hours} h)`);
     });

@@ -13,8 +13,17 @@ export function addKeysCommand(program: Command): void {
   keys.command("keygen")
     .description("create PREFIX.key (secret, 0600) and PREFIX.pub; never overwrites")
     .requiredOption("--out <prefix>", "path prefix of the two files")
+    .option("--json", "print one JSON object {ok, key_path, pub_path, fingerprint}")
     .action(async (opts) => {
       const r = await keygen(opts.out);
+      if (opts.json) {
+        return outJson({
+          ok: true,
+          key_path: r.keyPath,
+          pub_path: r.pubPath,
+          fingerprint: r.fingerprint,
+        });
+      }
       out(`wrote ${r.keyPath} (secret: keep it off the agent hosts) and ${r.pubPath}`);
       out(`fingerprint ${r.fingerprint}`);
     });
@@ -33,8 +42,11 @@ export function addKeysCommand(program: Command): void {
   keys.command("add")
     .description("install a public key file into the trusted key folder")
     .argument("<pubfile>")
-    .action(async (pubfile) => {
+    .option("--json", "print one JSON object {ok, path, fingerprint, added}")
+    .action(async (pubfile, opts) => {
       const r = await addKey(pubfile, keysDir());
+      if (opts.json) return outJson({ ok: true, ...r });
+      // the one-line JSON this command always printed, kept for scripts that read it
       out(JSON.stringify(r));
     });
 }

@@ -90,16 +90,32 @@ function printIssues(kind: "error" | "warning", issues: PolicyIssue[]): void {
   for (const i of issues) writeStderr(`${i.file}:${i.line}: ${kind}: ${i.message}\n`);
 }
 
-/** Parse or throw POLICY_INVALID after printing every error. */
-function parseOrFail(file: string, bytes: Uint8Array): { policy: Policy; warnings: PolicyIssue[] } {
-  const r = parsePolicy(bytes, file);
-  printIssues("warning", r.warnings);
-  if (r.errors.length > 0 || !r.policy) {
-    printIssues("error", r.errors);
-    throw new AegisError(
+/** A policy with errors; `details` (every issue) goes into the `--json` failure object. */
+export class PolicyInvalidError extends AegisError {
+  readonly details: { errors: PolicyIssue[]; warnings: PolicyIssue[] };
+  constructor(file: string, errors: PolicyIssue[], warnings: PolicyIssue[]) {
+    super(
       "POLICY_INVALID",
-      `${file}: ${r.errors.length} error(s); the policy was rejected as a whole and nothing changed`,
+      `${file}: ${errors.length} error(s); the policy was rejected as a whole and nothing changed`,
     );
+    this.details = { errors, warnings };
+  }
+}
+
+/**
+ * Parse or throw POLICY_INVALID. The issues are printed on stderr, except
+ * with `--json` (`json`), where they are fields of the output.
+ */
+function parseOrFail(
+  file: string,
+  bytes: Uint8Array,
+  json = false,
+): { policy: Policy; warnings: PolicyIssue[] } {
+  const r = parsePolicy(bytes, file);
+  if (!json) printIssues("warning", r.warnings);
+  if (r.errors.length > 0 || !r.policy) {
+    if (!json) printIssues("error", r.errors);
+    throw new PolicyInvalidError(file, r.errors, r.warnings);
   }
   return { policy: r.policy, warnings: r.warnings };
 }
@@ -112,17 +128,33 @@ function counterPath(): string {
 async function verifiedBody(
   file: string,
   bytes: Uint8Array,
-): Promise<{ body: Uint8Array; policyVersion: number; signer: string }> {
+  json = false,
+): Promise<{ body: Uint8Array; policyVersion: number; signer: string; warnings: string[] }> {
   const { result, warnings } = await verifyBundleWithState(bytes, {
     keysDir: keysDir(),
     counterPath: counterPath(),
   });
-  for (const w of warnings) writeStderr(`warning: ${w}\n`);
+  if (!json) { for (const w of warnings) writeStderr(`warning: ${w}\n`); }
   if (!result.ok) {
     throw new AegisError(result.code, `${file}: ${result.message}; nothing changed`);
   }
-  return { body: result.body, policyVersion: result.policyVersion, signer: result.signer };
+  return {
+    body: result.body,
+    policyVersion: result.policyVersion,
+    signer: result.signer,
+    warnings: [...warnings],
+  };
 }
+
+/** A header line `name: value` of a bundle this process just signed. */
+function bundleHeader(bundle: Uint8Array, name: string): string {
+  const head = new TextDecoder().decode(bundle.subarray(0, 4096));
+  const m = new RegExp(`^${name}: (\\S+)$`, "m").exec(head);
+  if (!m) throw new AegisError("INTERNAL", `the signed bundle has no ${name} line`);
+  return m[1];
+}
+
+const JSON_HELP = "print one JSON object (errors too: {ok:false, error:{code, message}})";
 
 export function addPolicyCommand(program: Command): void {
   const policy = program.command("policy").description("check, apply and show rule policies");
@@ -131,8 +163,19 @@ export function addPolicyCommand(program: Command): void {
     .description("parse a policy file and report every error (exit 1 on any)")
     .argument("<file>")
     .option("--verbose", "also print what the policy contains")
+    .option("--json", JSON_HELP)
     .action((file, opts) => {
-      const { policy: p } = parseOrFail(file, readPolicyFile(file));
+      const json = opts.json === true;
+      const { policy: p, warnings } = parseOrFail(file, readPolicyFile(file), json);
+      if (json) {
+        return outJson({
+          ok: true,
+          file,
+          version: p.version,
+          warnings,
+          ...(opts.verbose ? { canonical: formatPolicy(p) } : {}),
+        });
+      }
       out(`${file}: valid (version ${p.version})`);
       if (opts.verbose) out(formatPolicy(p));
     });
@@ -142,14 +185,21 @@ export function addPolicyCommand(program: Command): void {
     .argument("<file>")
     .option("--fix", "write the canonical form (to --out, or back to the file)")
     .option("--out <path>", "where --fix writes")
+    .option("--json", JSON_HELP)
     .action(async (file, opts) => {
-      const { policy: p, warnings } = parseOrFail(file, readPolicyFile(file));
-      if (opts.fix) {
-        const target = opts.out ?? file;
-        const text = formatPolicy(dedupePolicy(p));
-        await writeFileAtomic(target, new TextEncoder().encode(text), 0o644);
-        out(`wrote ${target}`);
+      const json = opts.json === true;
+      if (opts.out !== undefined && !opts.fix) {
+        throw new UsageError("policy lint: --out is where --fix writes; give --fix too");
       }
+      const { policy: p, warnings } = parseOrFail(file, readPolicyFile(file), json);
+      let wrote: string | null = null;
+      if (opts.fix) {
+        wrote = opts.out ?? file;
+        const text = formatPolicy(dedupePolicy(p));
+        await writeFileAtomic(wrote, new TextEncoder().encode(text), 0o644);
+      }
+      if (json) return outJson({ ok: true, file, version: p.version, warnings, wrote });
+      if (wrote !== null) out(`wrote ${wrote}`);
       out(`${file}: ${warnings.length} warning(s)`);
     });
 
@@ -213,21 +263,39 @@ export function addPolicyCommand(program: Command): void {
 
   policy.command("export")
     .description("print the applied policy in canonical form")
-    .action(() => {
+    .option("--json", JSON_HELP)
+    .action((opts) => {
       const file = `${stateDir()}/policy.applied`;
       const bytes = readSnapshot(file);
       if (bytes === null) {
         throw new AegisError("NO_POLICY", `No policy applied through this host's CLI (${file})`);
       }
-      out(formatPolicy(parseOrFail(file, bytes).policy).trimEnd());
+      const { policy: p } = parseOrFail(file, bytes, opts.json === true);
+      if (opts.json) {
+        return outJson({ ok: true, file, version: p.version, policy: formatPolicy(p) });
+      }
+      out(formatPolicy(p).trimEnd());
     });
 
   policy.command("verify")
     .description("verify a signed bundle (format, expiry, hash, key, signature, rollback)")
     .argument("<file>")
-    .action(async (file) => {
-      const v = await verifiedBody(file, readPolicyFile(file, "bundle"));
-      const { policy: p } = parseOrFail(file, v.body);
+    .option("--json", JSON_HELP)
+    .action(async (file, opts) => {
+      const json = opts.json === true;
+      const v = await verifiedBody(file, readPolicyFile(file, "bundle"), json);
+      const { policy: p, warnings } = parseOrFail(file, v.body, json);
+      if (json) {
+        return outJson({
+          ok: true,
+          file,
+          signer: v.signer,
+          policy_version: v.policyVersion,
+          version: p.version,
+          bundle_warnings: v.warnings,
+          warnings,
+        });
+      }
       out(
         `${file}: signature OK (signer ${v.signer}), policy_version ${v.policyVersion}, ` +
           `policy version ${p.version}`,
@@ -248,11 +316,13 @@ export function addPolicyCommand(program: Command): void {
         `${MAX_VALIDITY_SECONDS / 86400} days)`,
       "30d",
     )
+    .option("--json", JSON_HELP)
     .action(async (file, opts) => {
+      const json = opts.json === true;
       const output = opts.out ?? opts.output;
       if (output === undefined) throw new UsageError("policy sign: --out <path> is required");
       const body = readPolicyFile(file);
-      parseOrFail(file, body); // never sign an invalid policy
+      parseOrFail(file, body, json); // never sign an invalid policy
       const now = Math.floor(Date.now() / 1000);
       const policyVersion = opts.policyVersion === undefined
         ? now
@@ -265,6 +335,19 @@ export function addPolicyCommand(program: Command): void {
         expires: now + ttl,
       });
       await writeFileAtomic(output, bundle, 0o644);
+      if (json) {
+        return outJson({
+          ok: true,
+          file,
+          out: output,
+          policy_version: policyVersion,
+          timestamp: now,
+          expires: now + ttl,
+          expires_in_s: ttl,
+          signer_key: bundleHeader(bundle, "signer_key"),
+          policy_sha256: bundleHeader(bundle, "policy_sha256"),
+        });
+      }
       out(`wrote ${output} (policy_version ${policyVersion}, expires in ${ttl} s)`);
     });
 

@@ -17,7 +17,9 @@ import { UsageError } from "../errors.ts";
 import { out, outJson } from "../log.ts";
 import {
   describeRule,
+  type ExpiryChange,
   type ListedRule,
+  type LiveAddResult,
   type LiveRule,
   type LiveRuleRequest,
   MAX_TTL_SECONDS,
@@ -39,7 +41,7 @@ function appliedPolicyText(): string {
 async function addRule(req: LiveRuleRequest, ttl: string | undefined, json?: true): Promise<void> {
   const ttlSeconds = ttl === undefined ? null : parseDuration(ttl, MAX_TTL_SECONDS, "--ttl");
   const { value: r } = await daemonOrLocal<
-    {
+    Partial<Pick<LiveAddResult, "previous_expires" | "expiry">> & {
       rule: LiveRule;
       renewed: boolean;
       expired: LiveRule[];
@@ -59,10 +61,42 @@ async function addRule(req: LiveRuleRequest, ttl: string | undefined, json?: tru
   printExpired(r.expired);
   out(
     `${r.renewed ? "renewed" : "added"} live rule ${r.rule.id}: ${describeRule(r.rule.spec)}` +
-      (ttlSeconds === null ? "" : ` (expires in ${ttlSeconds} s)`),
+      (r.expiry === undefined
+        // a daemon older than this CLI: it does not say what the expiry was
+        ? (ttlSeconds === null ? " (no TTL: until deleted)" : ` (expires in ${ttlSeconds} s)`)
+        : addedExpiry(r.expiry, r.previous_expires ?? null, ttlSeconds)),
   );
   // a file rule is proven before the daemon replies; network and cgroup rules are not verified
   if (r.rule.spec.kind === "path") printVerification(r.verification);
+}
+
+/**
+ * What an add did to the rule's expiry, in words: a renewal replaces the
+ * expiry, and says so when that drops or sets a TTL.
+ */
+export function addedExpiry(
+  change: ExpiryChange,
+  previousExpires: number | null,
+  ttlSeconds: number | null,
+  now = Date.now(),
+): string {
+  const left = previousExpires === null
+    ? ""
+    : `${Math.max(0, Math.ceil((previousExpires - now) / 1000))} s`;
+  switch (change) {
+    case "new":
+      return ttlSeconds === null ? " (no TTL: until deleted)" : ` (expires in ${ttlSeconds} s)`;
+    case "unchanged":
+      return " (no TTL, as before: until deleted)";
+    case "set":
+      return ` (it had no TTL; now it expires in ${ttlSeconds} s)`;
+    case "removed":
+      return ` (its TTL, ${left} left, is removed: the rule now stays until deleted; ` +
+        `add it with --ttl to keep an expiry)`;
+    case "extended":
+    case "shortened":
+      return ` (expires in ${ttlSeconds} s; it had ${left} left)`;
+  }
 }
 
 async function delRule(req: LiveRuleRequest, json?: true): Promise<void> {

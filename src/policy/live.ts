@@ -78,6 +78,31 @@ export const LIVE_RULE_ID_BASE = 0x8000_0000;
 /** Longest accepted time-to-live: 366 days. */
 export const MAX_TTL_SECONDS = 366 * 86400;
 
+/**
+ * What an add did to the rule's expiry: `new` (a new rule), `unchanged`
+ * (renewed, no TTL before or now), `set` (no TTL before, one now), `removed`
+ * (a TTL before, none now: the rule stays until deleted), `extended` or
+ * `shortened` (a TTL before and now; equal counts as extended).
+ */
+export type ExpiryChange = "new" | "unchanged" | "set" | "removed" | "extended" | "shortened";
+
+/** The result of {@link LiveRules.add} (and of POST /rules, with `expired`). */
+export interface LiveAddResult {
+  rule: LiveRule;
+  /** the same rule was live already: its expiry was replaced */
+  renewed: boolean;
+  /** the rule's expiry before this add (ms since the epoch; null: none, or a new rule) */
+  previous_expires: number | null;
+  expiry: ExpiryChange;
+}
+
+/** How an expiry changed from `before` to `after` on a renewal (null: no TTL). */
+export function expiryChange(before: number | null, after: number | null): ExpiryChange {
+  if (before === null) return after === null ? "unchanged" : "set";
+  if (after === null) return "removed";
+  return after >= before ? "extended" : "shortened";
+}
+
 /** A protocol or direction name the request schema already validated, to its number. */
 function netNumber<T>(table: ReadonlyMap<string, T>, name: string): T {
   const v = table.get(name);
@@ -444,13 +469,17 @@ export class LiveRules {
   }
 
   /**
-   * Add a rule to the live generation (or renew the TTL of the same rule).
-   * `ttlSeconds` null: until deleted.
+   * Add a rule to the live generation, or renew the same rule. `ttlSeconds`
+   * null: until deleted. A renewal replaces the rule's expiry with this
+   * call's (the last add says how long the rule stays: no TTL makes a TTL
+   * rule permanent, a TTL makes a permanent rule expire), and the result
+   * says what the expiry was (`previous_expires`) and how it changed
+   * (`expiry`), so the caller can say so: docs/policy.md, "Live rule edits".
    */
   add(
     req: LiveRuleRequest,
     ttlSeconds: number | null = null,
-  ): { rule: LiveRule; renewed: boolean } {
+  ): LiveAddResult {
     const spec = this.resolve(req);
     if (
       ttlSeconds !== null && (!Number.isSafeInteger(ttlSeconds) || ttlSeconds < 1 ||
@@ -468,9 +497,15 @@ export class LiveRules {
       const same = s.rules.find((r) => r.map === map && toHex(keyOf(r.spec, 0).key) === key0);
       const expires = ttlSeconds === null ? null : now + ttlSeconds * 1000;
       if (same) {
+        const previous = same.expires;
         same.expires = expires;
         this.#write(s);
-        return { rule: same, renewed: true };
+        return {
+          rule: same,
+          renewed: true,
+          previous_expires: previous,
+          expiry: expiryChange(previous, expires),
+        };
       }
       const prev = m.lookup(key);
       const shadows = prev && idOfValue(prev) < LIVE_RULE_ID_BASE ? toHex(prev) : null;
@@ -490,7 +525,7 @@ export class LiveRules {
       // 3. done
       s.rules = s.rules.map((r) => r.id === rule.id ? rule : r);
       this.#write(s);
-      return { rule, renewed: false };
+      return { rule, renewed: false, previous_expires: null, expiry: "new" };
     });
   }
 

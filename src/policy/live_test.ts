@@ -12,7 +12,8 @@ import { inodeKey, policyValue, ruleValue, u32Key } from "../bpf/rule_codec.ts";
 import { cidrKey, ipKey, parseCidr, parseIp } from "../bpf/net_codec.ts";
 import { AEGIS_CFG_GENERATION, AEGIS_RT_INODE } from "../bpf/abi_gen.ts";
 import { fakeMaps, fakeResolvePath } from "./fake_maps_testing.ts";
-import { LIVE_RULE_ID_BASE, LiveRules, mergeLive } from "./live.ts";
+import { expiryChange, LIVE_RULE_ID_BASE, LiveRules, mergeLive } from "./live.ts";
+import { addedExpiry } from "../cli/rules.ts";
 
 const DEV = 0x800001;
 const resolvePath = fakeResolvePath(DEV, 10);
@@ -285,4 +286,55 @@ Deno.test("live: a recovery whose map write fails keeps the rule marked and does
   deepStrictEqual(live.sweep(), []);
   deepStrictEqual(live.rules(), []);
   deepStrictEqual(live.consistency(), []);
+});
+
+Deno.test("live: re-adding a rule replaces its expiry and says how (issue 14: the TTL was dropped silently)", () => {
+  const { live, tick } = setup();
+  const req = { kind: "path", path: "/etc/x" } as const;
+  const first = live.add(req, 3600);
+  deepStrictEqual([first.renewed, first.expiry, first.previous_expires], [false, "new", null]);
+  const ttlEnd = first.rule.expires!;
+  strictEqual(ttlEnd, 1_000_000 + 3_600_000);
+  tick(600_000);
+  // without --ttl: the TTL is removed (the rule now stays), and the result says what it was
+  const again = live.add(req);
+  deepStrictEqual([again.renewed, again.expiry, again.previous_expires], [true, "removed", ttlEnd]);
+  strictEqual(again.rule.expires, null);
+  strictEqual(live.rules()[0].expires, null, "stored: no expiry");
+  tick(3_600_000);
+  deepStrictEqual(live.sweep(), [], "no longer swept at the old expiry");
+  // the reverse: a TTL on a permanent rule sets one
+  const set = live.add(req, 60);
+  deepStrictEqual([set.expiry, set.previous_expires], ["set", null]);
+  strictEqual(live.add(req, 120).expiry, "extended");
+  strictEqual(live.add(req, 30).expiry, "shortened");
+  tick(31_000);
+  deepStrictEqual(live.sweep().map((r) => r.id), [first.rule.id], "the last add's TTL holds");
+  strictEqual(live.add(req).expiry, "new", "after expiry the rule is new again");
+  strictEqual(live.add(req).expiry, "unchanged");
+});
+
+Deno.test("live: expiryChange covers every transition", () => {
+  strictEqual(expiryChange(null, null), "unchanged");
+  strictEqual(expiryChange(null, 5), "set");
+  strictEqual(expiryChange(5, null), "removed");
+  strictEqual(expiryChange(5, 5), "extended");
+  strictEqual(expiryChange(5, 9), "extended");
+  strictEqual(expiryChange(9, 5), "shortened");
+});
+
+Deno.test("block add's text names what a re-add did to the TTL", () => {
+  const now = 1_000_000;
+  strictEqual(addedExpiry("new", null, null, now), " (no TTL: until deleted)");
+  strictEqual(addedExpiry("new", null, 60, now), " (expires in 60 s)");
+  match(
+    addedExpiry("removed", now + 3_000_000, null, now),
+    /its TTL, 3000 s left, is removed: the rule now stays until deleted/,
+  );
+  strictEqual(addedExpiry("set", null, 60, now), " (it had no TTL; now it expires in 60 s)");
+  strictEqual(
+    addedExpiry("shortened", now + 90_500, 30, now),
+    " (expires in 30 s; it had 91 s left)",
+  );
+  strictEqual(addedExpiry("unchanged", null, null, now), " (no TTL, as before: until deleted)");
 });

@@ -1,0 +1,76 @@
+/**
+ * docs/aegisbpf.1 is what the command tree gives now (so --help and the
+ * man page cannot drift: after changing a command, `deno task man`), lists
+ * every command and option, and groff renders it without a warning.
+ */
+import { ok, strictEqual } from "node:assert/strict";
+import { currentManPage, MAN_PAGE_PATH } from "../../build/gen_man.ts";
+import { buildProgram } from "./mod.ts";
+import { roffText } from "./man.ts";
+import { allCommands, commandTree } from "./tree.ts";
+
+const page = await currentManPage();
+
+Deno.test("docs/aegisbpf.1 is up to date with the command tree (deno task man)", () => {
+  const shipped = Deno.readTextFileSync(MAN_PAGE_PATH);
+  strictEqual(
+    shipped === page,
+    true,
+    `${MAN_PAGE_PATH} differs from what the command tree gives: run "deno task man" and commit it`,
+  );
+});
+
+Deno.test("the man page has every command (with its usage) and every option", async () => {
+  const commands = allCommands(commandTree(await buildProgram()));
+  ok(commands.length > 40);
+  for (const c of commands.slice(1)) {
+    const title = roffText(["aegisbpf", ...c.path, c.usage].filter((x) => x !== "").join(" "));
+    ok(page.includes(`.SS "${title}"`), `no section for ${c.path.join(" ")}`);
+    for (const o of c.options) {
+      ok(
+        page.includes(`\\fB${roffText(o.flags).replace(/<([^>]+)>/g, "<\\fI$1\\fR>")}\\fR`),
+        o.flags,
+      );
+    }
+  }
+});
+
+Deno.test("roffText: no line of text is read as a request; backslashes and hyphens escaped", () => {
+  strictEqual(roffText(".TH x\n'y\na-b\\c"), "\\&.TH x\n\\&'y\na\\-b\\ec");
+});
+
+/** groff -ww's warnings about `text` (null: groff is not installed). */
+async function groffWarnings(text: string): Promise<string | null> {
+  let p: Deno.ChildProcess;
+  try {
+    p = new Deno.Command("groff", {
+      args: ["-man", "-Tutf8", "-ww", "-z"],
+      stdin: "piped",
+      stdout: "null",
+      stderr: "piped",
+    }).spawn();
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return null;
+    throw e;
+  }
+  const w = p.stdin.getWriter();
+  await w.write(new TextEncoder().encode(text));
+  await w.close();
+  const out = await p.output();
+  const warnings = new TextDecoder().decode(out.stderr);
+  return out.code === 0 ? warnings : `exit ${out.code}: ${warnings}`;
+}
+
+Deno.test("groff renders the page without warnings", async () => {
+  const warnings = await groffWarnings(page);
+  if (warnings === null) {
+    Deno.stderr.writeSync(new TextEncoder().encode("skipped: groff is not installed\n"));
+    return;
+  }
+  strictEqual(warnings, "");
+  // and the check can fail: an unknown macro and escape are warned about
+  ok(
+    ((await groffWarnings(page + ".NOSUCHMACRO x\n\\fQ\n")) ?? "") !== "",
+    "groff -ww said nothing",
+  );
+});
