@@ -39,38 +39,4 @@ Deno.test("roffText: no line of text is read as a request; backslashes and hyphe
   strictEqual(roffText(".TH x\n'y\na-b\\c"), "\\&.TH x\n\\&'y\na\\-b\\ec");
 });
 
-/** groff -ww's warnings about `text` (null: groff is not installed). */
-async function groffWarnings(text: string): Promise<string | null> {
-  let p: Deno.ChildProcess;
-  try {
-    p = new Deno.Command("groff", {
-      args: ["-man", "-Tutf8", "-ww", "-z"],
-      stdin: "piped",
-      stdout: "null",
-      stderr: "piped",
-    }).spawn();
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return null;
-    throw e;
-  }
-  const w = p.stdin.getWriter();
-  await w.write(new TextEncoder().encode(text));
-  await w.close();
-  const out = await p.output();
-  const warnings = new TextDecoder().decode(out.stderr);
-  return out.code === 0 ? warnings : `exit ${out.code}: ${warnings}`;
-}
-
-Deno.test("groff renders the page without warnings", async () => {
-  const warnings = await groffWarnings(page);
-  if (warnings === null) {
-    Deno.stderr.writeSync(new TextEncoder().encode("skipped: groff is not installed\n"));
-    return;
-  }
-  strictEqual(warnings, "");
-  // and the check can fail: an unknown macro and escape are warned about
-  ok(
-    ((await groffWarnings(page + ".NOSUCHMACRO x\n\\fQ\n")) ?? "") !== "",
-    "groff -ww said nothing",
-  );
-});
+// groff's check runs in the artifacts tier (tests/artifacts/man_page_test.ts: it spawns groff)
