@@ -489,6 +489,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
         map: (name: string) => engine ? engine.obj.map(name) : null,
         runtimeState: sm?.state ?? null,
         enforceCapable: report?.enforce_capable ?? null,
+        blockers: report?.enforce_blockers.map((b) => b.code) ?? null,
         emergency: emergency?.counters() ?? null,
         events: {
           emitted: bus.emitted,
