@@ -29,23 +29,23 @@ export const PolicyIssuesDetails = z.object({
   warnings: z.array(PolicyIssue),
 }).strict();
 
-/** `policy validate --json` */
-export const PolicyValidateJson = z.object({
+/** What `policy validate` and `policy lint` both report of the file they read. */
+const PolicyFileJson = z.object({
   ok: z.literal(true),
   file: z.string(),
   /** the policy's `version=` */
   version: z.number().int(),
   warnings: z.array(PolicyIssue),
+});
+
+/** `policy validate --json` */
+export const PolicyValidateJson = PolicyFileJson.extend({
   /** with --verbose: the policy in canonical form */
   canonical: z.string().optional(),
 }).strict();
 
 /** `policy lint --json` */
-export const PolicyLintJson = z.object({
-  ok: z.literal(true),
-  file: z.string(),
-  version: z.number().int(),
-  warnings: z.array(PolicyIssue),
+export const PolicyLintJson = PolicyFileJson.extend({
   /** with --fix: where the canonical form was written; else null */
   wrote: z.string().nullable(),
 }).strict();

@@ -391,16 +391,20 @@ Deno.test({
       const kg = await run(LAUNCHER, ["keys", "keygen", "--out", `${tmp}/signing`]);
       strictEqual(kg.code, 0, kg.stderr);
       await Deno.writeTextFile(`${tmp}/policy.conf`, "version=6\n\n[deny_path]\n/usr/bin/nc\n");
-      const sg = await run(LAUNCHER, [
-        "policy",
-        "sign",
-        `${tmp}/policy.conf`,
-        "--key",
-        `${tmp}/signing.key`,
-        "--out",
-        `${ov}/policy.bundle`,
-      ]);
-      strictEqual(sg.code, 0, sg.stderr);
+      // sign policy.conf with the test key into the overlay's bundle
+      const sign = async () => {
+        const r = await run(LAUNCHER, [
+          "policy",
+          "sign",
+          `${tmp}/policy.conf`,
+          "--key",
+          `${tmp}/signing.key`,
+          "--out",
+          `${ov}/policy.bundle`,
+        ]);
+        strictEqual(r.code, 0, r.stderr);
+      };
+      await sign();
       await Deno.copyFile(`${tmp}/signing.pub`, `${ov}/trusted.pub`);
 
       const objs = await render(ov);
@@ -445,16 +449,7 @@ Deno.test({
       // a new bundle is a new Secret name: the DaemonSet's pod template changes (a rollout)
       const before = ds.spec.template.spec.volumes.find((v: Obj) => v.secret).secret.secretName;
       await Deno.writeTextFile(`${tmp}/policy.conf`, "version=6\n\n[deny_path]\n/usr/bin/ncat\n");
-      const sg2 = await run(LAUNCHER, [
-        "policy",
-        "sign",
-        `${tmp}/policy.conf`,
-        "--key",
-        `${tmp}/signing.key`,
-        "--out",
-        `${ov}/policy.bundle`,
-      ]);
-      strictEqual(sg2.code, 0, sg2.stderr);
+      await sign();
       const again = (await render(ov)).find((o) => o.kind === "DaemonSet");
       const after = again.spec.template.spec.volumes.find((v: Obj) => v.secret).secret.secretName;
       ok(before !== after, `the Secret's name changed (${before} → ${after})`);
