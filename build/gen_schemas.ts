@@ -1,53 +1,97 @@
 // deno-lint-ignore-file no-console -- a build tool: its output is for the person building
 /**
- * Generates schemas/capabilities.schema.json (JSON Schema, draft 2020-12)
- * from the zod schema in src/posture/report.ts, the one definition of
- * capabilities.json.
+ * Generates the shipped JSON Schemas (draft 2020-12) from the zod schemas,
+ * the one definition of each format:
+ *   schemas/capabilities.schema.json  src/posture/report.ts (capabilities.json)
+ *   schemas/health.schema.json        src/posture/health.ts (health --json, GET /health)
+ *   schemas/doctor.schema.json        src/posture/doctor.ts (doctor --json)
  *
- *   deno run -A build/gen_schemas.ts           write the shipped schema
- *   deno run -A build/gen_schemas.ts --check   exit 1 when it is stale
+ *   deno run -A build/gen_schemas.ts           write the shipped schemas
+ *   deno run -A build/gen_schemas.ts --check   exit 1 when one is stale
  *
  * @module
  */
 import { z } from "zod";
 import { CapabilitiesReport, SCHEMA_SEMVER } from "../src/posture/report.ts";
+import { HealthBody } from "../src/posture/health.ts";
+import { DoctorBody } from "../src/posture/doctor.ts";
 
-export const CAPABILITIES_SCHEMA_PATH = new URL(
-  "../schemas/capabilities.schema.json",
-  import.meta.url,
-).pathname;
+const schemaPath = (name: string) => new URL(`../schemas/${name}`, import.meta.url).pathname;
 
-/** The shipped JSON Schema text (stable: same input, same bytes). */
-export function renderCapabilitiesSchema(): string {
-  const schema = z.toJSONSchema(CapabilitiesReport, { target: "draft-2020-12" });
+export const CAPABILITIES_SCHEMA_PATH = schemaPath("capabilities.schema.json");
+export const HEALTH_SCHEMA_PATH = schemaPath("health.schema.json");
+export const DOCTOR_SCHEMA_PATH = schemaPath("doctor.schema.json");
+
+const NOT_DETECTED = "Booleans the C++ agent's contract defines are false when not detected; " +
+  "undetermined_fields lists those that could not be determined. Null in fields of our own " +
+  "means the fact could not be determined.";
+
+function render(schema: z.ZodType, name: string, title: string, source: string): string {
+  const s = z.toJSONSchema(schema, { target: "draft-2020-12" });
   const doc = {
-    $schema: schema.$schema,
-    $id: "https://aegisbpf.dev/schemas/capabilities.schema.json",
-    title: `aegisbpf capabilities.json (schema_semver ${SCHEMA_SEMVER})`,
-    description: "Generated from src/posture/report.ts by build/gen_schemas.ts. DO NOT EDIT. " +
-      "Null booleans mean the fact could not be determined.",
-    ...Object.fromEntries(Object.entries(schema).filter(([k]) => k !== "$schema")),
+    $schema: s.$schema,
+    $id: `https://aegisbpf.dev/schemas/${name}`,
+    title,
+    description: `Generated from ${source} by build/gen_schemas.ts. DO NOT EDIT. ${NOT_DETECTED}`,
+    ...Object.fromEntries(Object.entries(s).filter(([k]) => k !== "$schema")),
   };
   return JSON.stringify(doc, null, 2) + "\n";
 }
 
+/** The shipped capabilities.json schema text (stable: same input, same bytes). */
+export function renderCapabilitiesSchema(): string {
+  return render(
+    CapabilitiesReport,
+    "capabilities.schema.json",
+    `aegisbpf capabilities.json (schema_semver ${SCHEMA_SEMVER})`,
+    "src/posture/report.ts",
+  );
+}
+
+/** The shipped `health --json` schema text. */
+export function renderHealthSchema(): string {
+  return render(
+    HealthBody,
+    "health.schema.json",
+    "aegisbpf health --json and GET /health",
+    "src/posture/health.ts",
+  );
+}
+
+/** The shipped `doctor --json` schema text. */
+export function renderDoctorSchema(): string {
+  return render(
+    DoctorBody,
+    "doctor.schema.json",
+    "aegisbpf doctor --json",
+    "src/posture/doctor.ts",
+  );
+}
+
+const SCHEMAS: [string, () => string][] = [
+  [CAPABILITIES_SCHEMA_PATH, renderCapabilitiesSchema],
+  [HEALTH_SCHEMA_PATH, renderHealthSchema],
+  [DOCTOR_SCHEMA_PATH, renderDoctorSchema],
+];
+
 if (import.meta.main) {
-  const text = renderCapabilitiesSchema();
-  if (Deno.args.includes("--check")) {
-    let shipped = "";
-    try {
-      shipped = Deno.readTextFileSync(CAPABILITIES_SCHEMA_PATH);
-    } catch { /* missing counts as stale */ }
-    if (shipped !== text) {
-      console.error(
-        `${CAPABILITIES_SCHEMA_PATH} is stale: run "deno run -A build/gen_schemas.ts" and commit it`,
-      );
-      Deno.exit(1);
+  let stale = 0;
+  for (const [path, renderer] of SCHEMAS) {
+    const text = renderer();
+    if (Deno.args.includes("--check")) {
+      let shipped = "";
+      try {
+        shipped = Deno.readTextFileSync(path);
+      } catch { /* missing counts as stale */ }
+      if (shipped !== text) {
+        console.error(`${path} is stale: run "deno run -A build/gen_schemas.ts" and commit it`);
+        stale++;
+      } else console.log(`${path} is up to date`);
+    } else {
+      Deno.mkdirSync(new URL("../schemas/", import.meta.url), { recursive: true });
+      Deno.writeTextFileSync(path, text);
+      console.log(`wrote ${path}`);
     }
-    console.log(`${CAPABILITIES_SCHEMA_PATH} is up to date`);
-  } else {
-    Deno.mkdirSync(new URL("../schemas/", import.meta.url), { recursive: true });
-    Deno.writeTextFileSync(CAPABILITIES_SCHEMA_PATH, text);
-    console.log(`wrote ${CAPABILITIES_SCHEMA_PATH}`);
   }
+  if (stale > 0) Deno.exit(1);
 }

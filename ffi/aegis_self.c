@@ -1,10 +1,13 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /* aegis_shim_path(): where the dynamic loader really mapped this shim, so
- * the agent can prove the embedded, hash-checked copy is the one in use. */
+ * the agent can prove the embedded, hash-checked copy is the one in use.
+ * aegis_landlock_abi(): the one kernel fact only a system call reports. */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "aegis_internal.h"
 
@@ -22,4 +25,20 @@ int aegis_shim_path(char *buf, uint32_t cap)
 		return -ENAMETOOLONG;
 	memcpy(buf, info.dli_fname, len + 1);
 	return (int)len;
+}
+
+/* 444 on every architecture (the unified numbers of syscalls added since 5.x) */
+#ifndef SYS_landlock_create_ruleset
+#define SYS_landlock_create_ruleset 444
+#endif
+#define AEGIS_LANDLOCK_CREATE_RULESET_VERSION (1U << 0)
+
+int aegis_landlock_abi(void)
+{
+	long r = syscall(SYS_landlock_create_ruleset, NULL, 0UL,
+			 (unsigned long)AEGIS_LANDLOCK_CREATE_RULESET_VERSION);
+
+	if (r < 0)
+		return -errno;
+	return (int)r;
 }

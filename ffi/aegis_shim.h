@@ -21,7 +21,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define AEGIS_SHIM_API_VERSION 4
+#define AEGIS_SHIM_API_VERSION 5
 
 struct aegis_obj;
 struct aegis_ring;
@@ -127,6 +127,15 @@ int aegis_fd_close(int fd);
 /* Does the running kernel's BTF (vmlinux) have a FUNC named `name`?
  * 1 yes, 0 no, -errno when BTF cannot be read. Cached after first use. */
 int aegis_btf_has_func(const char *name);
+
+/* ---- kernel facts (ffi/aegis_self.c) --------------------------------- */
+
+/* The Landlock ABI version the running kernel offers:
+ * landlock_create_ruleset(NULL, 0, LANDLOCK_CREATE_RULESET_VERSION), which
+ * creates nothing. Returns the version (>= 1), or -errno: -ENOSYS (the
+ * kernel has no Landlock, or a seccomp filter hides the call), -EOPNOTSUPP
+ * (built in but not enabled at boot). */
+int aegis_landlock_abi(void);
 
 /* ---- ring buffer ---------------------------------------------------- */
 

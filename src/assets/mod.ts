@@ -68,6 +68,25 @@ export function bpfObjectBytes(): Promise<Uint8Array<ArrayBuffer>> {
 }
 
 /**
+ * The embedded BPF object as `health` reports it (docs/posture.md): whether
+ * its bytes are there, and whether their SHA-256 is the one the build
+ * recorded. Never throws; the bytes are returned only when verified.
+ */
+export async function checkBpfObject(): Promise<
+  { found: boolean; hashVerified: boolean; bytes: Uint8Array<ArrayBuffer> | null }
+> {
+  let bytes: Uint8Array<ArrayBuffer>;
+  try {
+    bytes = decodeBase64((await embeddedBytes()).BPF_OBJECT_BASE64);
+  } catch {
+    return { found: false, hashVerified: false, bytes: null };
+  }
+  if (bytes.byteLength === 0) return { found: false, hashVerified: false, bytes: null };
+  const ok = (await sha256Hex(bytes)) === BPF_OBJECT.sha256;
+  return { found: true, hashVerified: ok, bytes: ok ? bytes : null };
+}
+
+/**
  * Create `dir` (mode 0700) or check that an existing one is safe to use. An
  * existing directory of ours that nobody else could write (no group/other
  * write bit: a 0755 one, as Kubernetes creates a hostPath directory) is

@@ -67,8 +67,8 @@ export function printReport(r: CapabilitiesReport): void {
   out(
     `transitions:     ${r.state_transitions.total} (${r.state_transitions.degradation_total} degradations)`,
   );
-  if (r.enforce_blockers.length === 0) out("blockers:        none");
-  for (const b of r.enforce_blockers) {
+  if (r.enforce_blocker_details.length === 0) out("blockers:        none");
+  for (const b of r.enforce_blocker_details) {
     out(`blocker ${b.code}: ${b.message}`);
     out(`  remedy: ${b.remedy}`);
   }

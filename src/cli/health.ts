@@ -53,11 +53,14 @@ async function gather(requireEnforce: boolean, wantReport: boolean): Promise<Gat
     };
   }
   const { localReport } = await import("../posture/local_report.ts");
+  const { hostAgentFacts } = await import("../posture/agent_facts.ts");
+  const { aegisPaths } = await import("../contracts.ts");
   const local = await localReport();
+  const agent = await hostAgentFacts(aegisPaths().pinRoot);
   return {
     daemonRunning: false,
     health: evaluateHealth(
-      { report: local.report, emergencyActive: null, daemonRunning: false },
+      { report: local.report, emergencyActive: null, daemonRunning: false, agent },
       requireEnforce,
     ),
     report: local.report,
@@ -70,7 +73,13 @@ function printHealth(h: HealthVerdict, details = true): void {
   out(`${b.ok ? "healthy" : "NOT healthy"}${b.require_enforce ? " (require enforce)" : ""}`);
   out(`agent:           ${b.daemon_running ? "running" : "not running"}`);
   out(`runtime_state:   ${b.runtime_state ?? "none"}`);
+  out(`capability:      ${b.capability} (mode ${b.mode}, engine ${b.engine_mode})`);
   out(`enforce_capable: ${b.enforce_capable}`);
+  out(
+    `bpf object:      ${b.bpf_object_path}, ${
+      !b.bpf_object_found ? "MISSING" : b.bpf_hash_verified ? "SHA-256 verified" : "HASH MISMATCH"
+    }`,
+  );
   out(
     `emergency:       ${
       b.emergency_disable_active === null
@@ -127,7 +136,11 @@ is in emergency disable does not meet enforce guarantees.`,
 
   program.command("doctor")
     .description("health with advice: what is wrong and how to fix it")
-    .option("--json", "print {health, advice: [{code, message, remediation}]} as JSON")
+    .option(
+      "--json",
+      "print {ok, report, health, advice: [{code, message, remediation}]} as JSON " +
+        "(report and health: the health --json body)",
+    )
     .addHelpText(
       "after",
       `
@@ -140,7 +153,7 @@ Exit code 0 when the node meets enforce guarantees, 1 otherwise.`,
       const g = await gather(true, true);
       const { aegisPaths } = await import("../contracts.ts");
       const { pinsPresent } = await import("../bpf/pins.ts");
-      const { doctorAdvice } = await import("../posture/doctor.ts");
+      const { doctorAdvice, doctorBody } = await import("../posture/doctor.ts");
       const root = aegisPaths().pinRoot;
       const advice = doctorAdvice({
         report: g.report!,
@@ -152,7 +165,7 @@ Exit code 0 when the node meets enforce guarantees, 1 otherwise.`,
         probeLimitation: g.limitation,
       });
       if (opts.json) {
-        outJson({ health: g.health.body, advice });
+        outJson(doctorBody(g.health, advice));
       } else {
         printHealth(g.health, false);
         out();

@@ -29,7 +29,10 @@ const PROBE_ROWS: (keyof ProbeReport)[] = [
   "landlock",
   "ima",
   "fs_verity",
+  "ipe",
+  "sched_ext",
   "next_gen_bpf",
+  "binary_auth",
 ];
 
 export function addProbeCommand(program: Command): void {
@@ -58,7 +61,13 @@ changed on the host. Exit code 0 whenever the probes ran.`,
       const capability = capabilityTier(p);
       const blockers = enforceBlockers(p, needs);
       if (opts.json) {
-        outJson({ ...p, capability, enforce_blockers: blockers, limitation: deps.limitation });
+        outJson({
+          ...p,
+          capability,
+          enforce_blockers: blockers.map((b) => b.code),
+          enforce_blocker_details: blockers,
+          limitation: deps.limitation,
+        });
         return;
       }
       printProbe(p, capability, blockers, deps.limitation);

@@ -96,8 +96,9 @@ import { hostCompileEnv } from "../policy/host_env.ts";
 import { keysDir, loadTrustedKeys } from "../policy/keys.ts";
 import { bpfLsmUsable, capabilityTier, enforceBlockers } from "../posture/blockers.ts";
 import { evaluateHealth } from "../posture/health.ts";
+import { objectFacts as objectFactsOf, pinFacts } from "../posture/agent_facts.ts";
 import { NO_NEEDS, type PolicyNeeds } from "../posture/needs.ts";
-import { readAppliedPolicy } from "../posture/policy_status.ts";
+import { readAppliedPolicy, unreadablePolicy } from "../posture/policy_status.ts";
 import { engineLsmTrial, probeAll, type ProbeReport } from "../posture/probes/mod.ts";
 import {
   buildReport,
@@ -272,6 +273,20 @@ export function counter(map: BpfMap | null, index: number): bigint {
 }
 
 /**
+ * The snapshot and rule counts of the policy an apply just wrote (the
+ * report's `policy` counts); none when it cannot be read back.
+ */
+function appliedFacts(stateDir: string): Pick<PolicyStatus, "snapshot" | "rules"> {
+  try {
+    // no stat() of its paths: the live policy tracks what is unresolved
+    const { snapshot, rules } = readAppliedPolicy(stateDir, () => true).status;
+    return { snapshot, rules };
+  } catch {
+    return unreadablePolicy(stateDir);
+  }
+}
+
+/**
  * The applied policy snapshot: what it needs, its status, the map sizes it
  * asks for (from `parse`, policy.applied as parsed at start).
  */
@@ -291,7 +306,7 @@ export function appliedPolicy(stateDir: string, parse: AppliedParse | null): {
     ({ needs, status } = readAppliedPolicy(stateDir));
   } catch (e) {
     // the report must not claim "no policy"; the pinned rules keep enforcing
-    status = { applied: true, sha256: null, version: null, unresolved: [] };
+    status = unreadablePolicy(stateDir);
     warning = `${e instanceof Error ? e.message : e}; the policy's needs are unknown until it ` +
       `is applied again`;
   }
@@ -421,6 +436,8 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
     }
     raiseFdLimitAtStart(shim);
     const bytes = await bpfObjectBytes();
+    // hash-checked by bpfObjectBytes (it throws on a mismatch): what health reports
+    const objectFacts = objectFactsOf({ found: true, hashVerified: true, bytes });
     const hasBtfFunc = (name: string) =>
       !faults.hideHooks.has(name.replace(/^bpf_lsm_/, "")) && shim.btfHasFunc(name);
     const extraBlockers: Blocker[] = [];
@@ -479,7 +496,12 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
         };
       }
       const h = evaluateHealth(
-        { report, emergencyActive: emergencyActive(), daemonRunning: true },
+        {
+          report,
+          emergencyActive: emergencyActive(),
+          daemonRunning: true,
+          agent: { object: objectFacts, pins: pinFacts(paths.pinRoot) }, // pinned or not
+        },
         requireEnforce,
       );
       return { status: h.status, body: h.body };
@@ -489,7 +511,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
         map: (name: string) => engine ? engine.obj.map(name) : null,
         runtimeState: sm?.state ?? null,
         enforceCapable: report?.enforce_capable ?? null,
-        blockers: report?.enforce_blockers.map((b) => b.code) ?? null,
+        blockers: report?.enforce_blockers ?? null,
         emergency: emergency?.counters() ?? null,
         events: {
           emitted: bus.emitted,
@@ -580,6 +602,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
       // the report says what the maps hold: the policy just switched in
       onApplied: (r) => {
         policyStatus = {
+          ...appliedFacts(paths.stateDir),
           applied: true,
           sha256: r.body_sha256 ?? r.sha256,
           version: r.version,
@@ -631,6 +654,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
     // ---- 3. probes and blockers
     probe = await probeAll({
       hasBtfFunc,
+      landlockAbi: () => shim.landlockAbi(),
       lsmTrial: engineLsmTrial(shim, bytes),
       needs: applied.needs,
       fileHook: opts.lsmHook,
@@ -777,7 +801,8 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
       lg.error(literal(b.message));
       extraBlockers.push(b);
       if (b.code === "POLICY_RESTORE_FAILED") {
-        policyStatus = { applied: false, sha256: null, version: null, unresolved: [] };
+        // the snapshot is what failed: its counts are not what the kernel holds
+        policyStatus = { ...NO_POLICY, snapshot: policyStatus.snapshot };
       }
       const next = afterPolicyProblem(decision, opts.enforceGateMode, b.message);
       if (next.refuse) {

@@ -119,6 +119,15 @@ export class Shim implements Disposable {
     return this.check("aegis_btf_has_func", this.lib.aegis_btf_has_func(cstr(name)), name) === 1;
   }
 
+  /**
+   * The kernel's Landlock ABI version (>= 1), or the negative errno of
+   * landlock_create_ruleset(…, LANDLOCK_CREATE_RULESET_VERSION): -ENOSYS no
+   * Landlock (or the call is filtered), -EOPNOTSUPP built in but disabled.
+   */
+  landlockAbi(): number {
+    return this.lib.aegis_landlock_abi();
+  }
+
   /** Open a BPF ELF object from memory. */
   openObject(bytes: Uint8Array<ArrayBuffer>, name: string): NativeObject {
     const err = new Int32Array(1);

@@ -5,14 +5,31 @@
  *
  * @module
  */
-import type { HealthVerdict } from "./health.ts";
+import { z } from "zod";
+import { HealthBody, type HealthVerdict } from "./health.ts";
 import type { CapabilitiesReport } from "./report.ts";
 
-export interface Advice {
-  /** machine-readable: a blocker code or one of the finding codes below */
-  code: string;
-  message: string;
-  remediation: string;
+export const Advice = z.object({
+  code: z.string().describe("a blocker code or one of the doctor's finding codes"),
+  message: z.string(),
+  remediation: z.string(),
+}).strict();
+export type Advice = z.infer<typeof Advice>;
+
+/**
+ * `doctor --json`: the C++ agent's {ok, report, advice} (report = the health
+ * body) and, as before, the same body under `health`.
+ */
+export const DoctorBody = z.object({
+  ok: z.boolean().describe("the node meets enforce guarantees (health --require-enforce)"),
+  report: HealthBody,
+  health: HealthBody.describe("the same as report"),
+  advice: z.array(Advice),
+}).strict();
+export type DoctorBody = z.infer<typeof DoctorBody>;
+
+export function doctorBody(health: HealthVerdict, advice: Advice[]): DoctorBody {
+  return { ok: health.healthy, report: health.body, health: health.body, advice };
 }
 
 export interface DoctorFacts {
@@ -31,7 +48,7 @@ export interface DoctorFacts {
 
 export function doctorAdvice(f: DoctorFacts): Advice[] {
   const r = f.report;
-  const out: Advice[] = r.enforce_blockers.map((b) => ({
+  const out: Advice[] = r.enforce_blocker_details.map((b) => ({
     code: b.code,
     message: b.message,
     remediation: b.remedy,

@@ -11,12 +11,46 @@
  *   so runtime_state covers freshness; proofs switched off
  *   (`run --proof-interval 0`) fail it too: nothing shows the kernel denies.
  *
+ * The body also carries every field of the C++ agent's `health --json`
+ * (capability, mode, engine_mode, features, checks, the BPF object's
+ * verification…), derived from the report and the agent facts; the mapping
+ * is docs/posture.md, "Compatibility with the C++ agent: health and doctor".
+ *
  * @module
  */
 import { z } from "zod";
 import { RUNTIME_STATES } from "../contracts.ts";
 import { PROOF_SURFACES, proofProblem } from "../proof/prover.ts";
-import { BlockerSchema, type CapabilitiesReport } from "./report.ts";
+import type { AgentFacts } from "./agent_facts.ts";
+import { CAPABILITY_TIERS, type CapabilityTier } from "./blockers.ts";
+import {
+  BlockerSchema,
+  type CapabilitiesReport,
+  CapabilitiesReport as ReportSchema,
+  FutureLsm,
+  NextGenBpf,
+} from "./report.ts";
+
+export const HEALTH_MODES = ["enforce", "audit-only", "disabled"] as const;
+export const ENGINE_MODES = [
+  "bpf_lsm",
+  "tracepoint_audit",
+  "tracepoint_signal",
+  "unavailable",
+] as const;
+
+const HealthChecks = z.object({
+  prereqs: z.boolean().describe("core, bpffs, and capability Full or AuditOnly"),
+  bpf_load: z.boolean().describe("the running agent loaded the object (false without one)"),
+  required_maps: z.boolean().describe("the verified object defines the required maps"),
+  layout_version: z.boolean().describe(
+    "the pinned maps have this build's layout (the agent refuses others at start)",
+  ),
+  required_pins: z.boolean().describe("the required maps are pinned"),
+  network_pins: z.boolean().describe("the network rule maps are pinned"),
+  bpf_object: z.boolean().describe("the embedded object is there"),
+  bpf_hash_verified: z.boolean().describe("its SHA-256 is the one the build recorded"),
+}).strict();
 
 export const HealthBody = z.object({
   ok: z.boolean(),
@@ -28,7 +62,29 @@ export const HealthBody = z.object({
   emergency_disable_active: z.boolean().nullable(),
   /** why not healthy (empty when ok) */
   reasons: z.array(z.string()),
-});
+  capability: z.enum(CAPABILITY_TIERS),
+  capability_tier: z.enum(CAPABILITY_TIERS).describe("the same as capability (the C++ name)"),
+  mode: z.enum(HEALTH_MODES).describe(
+    "what the kernel allows: Full enforce, AuditOnly audit-only, else disabled",
+  ),
+  engine_mode: z.enum(ENGINE_MODES).describe(
+    "the running agent's programs; without one, what an agent would use",
+  ),
+  kernel_version: z.string(),
+  features: ReportSchema.shape.features,
+  future_lsm: FutureLsm,
+  next_gen_bpf: NextGenBpf,
+  checks: HealthChecks,
+  bpf_object_path: z.string().describe('"embedded:aegis.bpf.o": the object is embedded'),
+  bpf_object_found: z.boolean(),
+  bpf_hash_found: z.boolean().describe("the build recorded the object's SHA-256"),
+  bpf_hash_verified: z.boolean(),
+  allow_unsigned_bpf: z.literal(false).describe("the hash is always checked before use"),
+  network_maps_present: z.boolean(),
+  undetermined_fields: z.array(z.string()).describe(
+    "dotted paths of booleans reported false because they could not be determined",
+  ),
+}).strict();
 export type HealthBody = z.infer<typeof HealthBody>;
 
 export interface HealthInput {
@@ -36,12 +92,83 @@ export interface HealthInput {
   /** null = unknown */
   emergencyActive: boolean | null;
   daemonRunning: boolean;
+  /** the embedded object and the pins (src/posture/agent_facts.ts) */
+  agent: AgentFacts;
 }
 
 export interface HealthVerdict {
   healthy: boolean;
   status: 200 | 503;
   body: HealthBody;
+}
+
+/** The C++ `mode`: what the capability allows. */
+export function healthMode(c: CapabilityTier): (typeof HEALTH_MODES)[number] {
+  return c === "Full" ? "enforce" : c === "AuditOnly" ? "audit-only" : "disabled";
+}
+
+/** The programs the agent runs: LSM hooks attached, else its tracepoints (audit or signal). */
+export function engineMode(
+  r: CapabilitiesReport,
+  daemonRunning: boolean,
+): (typeof ENGINE_MODES)[number] {
+  if (!daemonRunning) {
+    return r.capability === "Full"
+      ? "bpf_lsm"
+      : r.capability === "AuditOnly"
+      ? "tracepoint_audit"
+      : "unavailable";
+  }
+  if (Object.values(r.hook_details).some((h) => h.attached === true)) return "bpf_lsm";
+  return r.runtime_state === "ENFORCE_SIGNAL" ? "tracepoint_signal" : "tracepoint_audit";
+}
+
+const CONTRACT_PREFIXES = ["features.", "future_lsm.", "next_gen_bpf."];
+
+/** The C++ health fields of the body, from the report and the agent facts. */
+function contractFields(i: HealthInput) {
+  const r = i.report;
+  const a = i.agent;
+  const undetermined = r.undetermined_fields.filter((u) =>
+    CONTRACT_PREFIXES.some((p) => u.startsWith(p))
+  );
+  const fact = (path: string, v: boolean | null) => {
+    if (v === null) undetermined.push(path);
+    return v ?? false;
+  };
+  const checks: z.infer<typeof HealthChecks> = {
+    prereqs: r.core_supported && r.features.bpffs &&
+      (r.capability === "Full" || r.capability === "AuditOnly"),
+    bpf_load: fact("checks.bpf_load", i.daemonRunning ? true : null),
+    required_maps: a.object.required_maps,
+    // pins of another layout are refused at start; no pins, nothing to mismatch
+    layout_version: fact(
+      "checks.layout_version",
+      i.daemonRunning || a.pins.present === false ? true : null,
+    ),
+    required_pins: fact("checks.required_pins", a.pins.required),
+    network_pins: fact("checks.network_pins", a.pins.network),
+    bpf_object: a.object.found,
+    bpf_hash_verified: a.object.hash_verified,
+  };
+  return {
+    capability: r.capability,
+    capability_tier: r.capability,
+    mode: healthMode(r.capability),
+    engine_mode: engineMode(r, i.daemonRunning),
+    kernel_version: r.kernel_version,
+    features: structuredClone(r.features),
+    future_lsm: { ...r.future_lsm },
+    next_gen_bpf: { ...r.next_gen_bpf },
+    checks,
+    bpf_object_path: a.object.path,
+    bpf_object_found: a.object.found,
+    bpf_hash_found: a.object.hash_found,
+    bpf_hash_verified: a.object.hash_verified,
+    allow_unsigned_bpf: false as const,
+    network_maps_present: a.object.network_maps,
+    undetermined_fields: undetermined,
+  };
 }
 
 function proofReasons(i: HealthInput): string[] {
@@ -80,7 +207,7 @@ export function evaluateHealth(i: HealthInput, requireEnforce: boolean): HealthV
     if (r.runtime_state !== null && r.runtime_state !== "ENFORCE") {
       reasons.push(`runtime_state is ${r.runtime_state}, not ENFORCE`);
     }
-    for (const b of r.enforce_blockers) reasons.push(`blocker ${b.code}: ${b.message}`);
+    for (const b of r.enforce_blocker_details) reasons.push(`blocker ${b.code}: ${b.message}`);
     if (i.emergencyActive === true) {
       reasons.push("emergency disable is active: hooks report but do not deny");
     } else if (i.emergencyActive === null && i.daemonRunning) {
@@ -99,9 +226,10 @@ export function evaluateHealth(i: HealthInput, requireEnforce: boolean): HealthV
       daemon_running: i.daemonRunning,
       runtime_state: r.runtime_state,
       enforce_capable: r.enforce_capable,
-      blockers: r.enforce_blockers,
+      blockers: r.enforce_blocker_details,
       emergency_disable_active: i.emergencyActive,
       reasons,
+      ...contractFields(i),
     },
   };
 }

@@ -1,10 +1,16 @@
 import { deepStrictEqual as eq, ok, strictEqual } from "node:assert/strict";
 import { NativeCallError } from "../errors.ts";
-import { doctorAdvice, type DoctorFacts } from "./doctor.ts";
+import {
+  DOCTOR_SCHEMA_PATH,
+  HEALTH_SCHEMA_PATH,
+  renderDoctorSchema,
+  renderHealthSchema,
+} from "../../build/gen_schemas.ts";
+import { doctorAdvice, DoctorBody, doctorBody, type DoctorFacts } from "./doctor.ts";
 import { evaluateHealth, HealthBody } from "./health.ts";
 import { NO_NEEDS } from "./needs.ts";
 import { buildReport, type CapabilitiesReport, NO_POLICY } from "./report.ts";
-import { fixtureReport } from "./posture_testing.ts";
+import { AGENT_OK, fixtureReport } from "./posture_testing.ts";
 import type { RuntimeState } from "../contracts.ts";
 
 const eperm = () => {
@@ -22,6 +28,7 @@ async function report(
     intervalSeconds: 30,
     results: PASSED,
   },
+  attachedSections: string[] | null = null,
 ): Promise<CapabilitiesReport> {
   return buildReport({
     probe: await fixtureReport(lsmWorks ? {} : { trial: eperm }),
@@ -30,7 +37,7 @@ async function report(
     transitions: { total: 1, degradation_total: 0, strict_mode: false, enforce_requested: true },
     policy: NO_POLICY,
     emergencyActive: false,
-    attachedSections: null,
+    attachedSections,
     generatedBy: "daemon",
     now: 1,
     proof: proof ?? undefined,
@@ -42,6 +49,7 @@ Deno.test("require_enforce: 200 only for ENFORCE, no blockers, emergency off", a
     report: await report("ENFORCE"),
     emergencyActive: false,
     daemonRunning: true,
+    agent: AGENT_OK,
   }, true);
   strictEqual(good.healthy, true);
   strictEqual(good.status, 200);
@@ -52,6 +60,7 @@ Deno.test("require_enforce: 200 only for ENFORCE, no blockers, emergency off", a
     report: await report("ENFORCE"),
     emergencyActive: true,
     daemonRunning: true,
+    agent: AGENT_OK,
   }, true);
   strictEqual(emergency.status, 503);
   strictEqual(emergency.body.runtime_state, "ENFORCE");
@@ -61,6 +70,7 @@ Deno.test("require_enforce: 200 only for ENFORCE, no blockers, emergency off", a
     report: await report("ENFORCE"),
     emergencyActive: null,
     daemonRunning: true,
+    agent: AGENT_OK,
   }, true);
   strictEqual(unknownEmergency.status, 503);
 
@@ -69,6 +79,7 @@ Deno.test("require_enforce: 200 only for ENFORCE, no blockers, emergency off", a
       report: await report(s),
       emergencyActive: false,
       daemonRunning: true,
+      agent: AGENT_OK,
     }, true);
     strictEqual(h.status, 503, s);
     ok(h.body.reasons.some((r) => r.includes(`runtime_state is ${s}`)));
@@ -77,6 +88,7 @@ Deno.test("require_enforce: 200 only for ENFORCE, no blockers, emergency off", a
     report: await report("AUDIT_FALLBACK", false),
     emergencyActive: false,
     daemonRunning: true,
+    agent: AGENT_OK,
   }, true);
   eq(blocked.body.blockers.map((b) => b.code), ["BPF_LSM_DISABLED", "CAPABILITY_AUDIT_ONLY"]);
 });
@@ -86,6 +98,7 @@ Deno.test("plain health: the agent runs (any state is reported, not failed); no 
     report: await report("AUDIT_FALLBACK", false),
     emergencyActive: true,
     daemonRunning: true,
+    agent: AGENT_OK,
   }, false);
   strictEqual(audit.status, 200);
   strictEqual(audit.body.ok, true);
@@ -94,6 +107,7 @@ Deno.test("plain health: the agent runs (any state is reported, not failed); no 
     report: await report(null),
     emergencyActive: null,
     daemonRunning: false,
+    agent: AGENT_OK,
   }, false);
   strictEqual(none.status, 503);
   eq(none.body.reasons, ["no aegisbpf agent is running"]);
@@ -101,6 +115,7 @@ Deno.test("plain health: the agent runs (any state is reported, not failed); no 
     report: await report(null),
     emergencyActive: false,
     daemonRunning: true,
+    agent: AGENT_OK,
   }, false);
   strictEqual(starting.healthy, false);
 });
@@ -109,7 +124,12 @@ async function facts(over: Partial<DoctorFacts> = {}): Promise<DoctorFacts> {
   const r = over.report ?? await report("ENFORCE");
   return {
     report: r,
-    health: evaluateHealth({ report: r, emergencyActive: false, daemonRunning: true }, true),
+    health: evaluateHealth({
+      report: r,
+      emergencyActive: false,
+      daemonRunning: true,
+      agent: AGENT_OK,
+    }, true),
     daemonRunning: true,
     mounts: { securityfs: true, tracefs: true },
     pinsPresent: true,
@@ -123,6 +143,7 @@ Deno.test("doctor: no advice on an enforcing node; every blocker and finding oth
   eq(doctorAdvice(await facts()), []);
   const r = await report(null, false);
   r.policy = {
+    ...r.policy,
     applied: true,
     sha256: null,
     version: 2,
@@ -132,7 +153,12 @@ Deno.test("doctor: no advice on an enforcing node; every blocker and finding oth
   const a = doctorAdvice(
     await facts({
       report: r,
-      health: evaluateHealth({ report: r, emergencyActive: true, daemonRunning: false }, true),
+      health: evaluateHealth({
+        report: r,
+        emergencyActive: true,
+        daemonRunning: false,
+        agent: AGENT_OK,
+      }, true),
       daemonRunning: false,
       mounts: { securityfs: false, tracefs: false },
       pinsPresent: true,
@@ -149,7 +175,7 @@ Deno.test("doctor: no advice on an enforcing node; every blocker and finding oth
     "POLICY_UNRESOLVED",
     "PROBE_INCOMPLETE",
   ]);
-  strictEqual(a[0].remediation, r.enforce_blockers[0].remedy);
+  strictEqual(a[0].remediation, r.enforce_blocker_details[0].remedy);
   ok(a.find((x) => x.code === "NO_DAEMON")!.message.includes("pins exist"));
   ok(a.find((x) => x.code === "POLICY_UNRESOLVED")!.message.includes("/opt/app/secret"));
   for (const x of a) ok(x.remediation.length > 10, x.code);
@@ -158,10 +184,7 @@ Deno.test("doctor: no advice on an enforcing node; every blocker and finding oth
 Deno.test("doctor: a running agent that does not enforce gets NOT_ENFORCING", async () => {
   const r = await report("DEGRADED");
   const a = doctorAdvice(
-    await facts({
-      report: r,
-      health: evaluateHealth({ report: r, emergencyActive: false, daemonRunning: true }, true),
-    }),
+    await facts({ report: r }), // health evaluated from r
   );
   eq(a.map((x) => x.code), ["NOT_ENFORCING"]);
   ok(a[0].message.includes("DEGRADED"));
@@ -173,6 +196,7 @@ Deno.test("require_enforce: needs a passing proof; failed, off, none → 503", a
       report: await report("ENFORCE", true, proof),
       emergencyActive: false,
       daemonRunning: true,
+      agent: AGENT_OK,
     }, true);
   strictEqual((await h({ intervalSeconds: 30, results: PASSED })).status, 200);
   // a stale proof is the agent's transition to DEGRADED (state_test.ts), seen as runtime_state
@@ -195,6 +219,7 @@ Deno.test("require_enforce: needs a passing proof; failed, off, none → 503", a
       report: await report("ENFORCE", true, { intervalSeconds: 0, results: {} }),
       emergencyActive: false,
       daemonRunning: true,
+      agent: AGENT_OK,
     }, false).status,
     200,
   );
@@ -228,7 +253,12 @@ Deno.test("require_enforce: an unenforced rule (rule verification) → 503 namin
     target: "/srv/t/secret",
     reason: "a process outside the agent's cgroup opened the file",
   }];
-  const v = evaluateHealth({ report: r, emergencyActive: false, daemonRunning: true }, true);
+  const v = evaluateHealth({
+    report: r,
+    emergencyActive: false,
+    daemonRunning: true,
+    agent: AGENT_OK,
+  }, true);
   strictEqual(v.status, 503);
   ok(
     v.body.reasons.some((x) =>
@@ -236,7 +266,10 @@ Deno.test("require_enforce: an unenforced rule (rule verification) → 503 namin
     ),
   );
   strictEqual(
-    evaluateHealth({ report: r, emergencyActive: false, daemonRunning: true }, false).status,
+    evaluateHealth(
+      { report: r, emergencyActive: false, daemonRunning: true, agent: AGENT_OK },
+      false,
+    ).status,
     200,
   );
 });
@@ -257,4 +290,84 @@ Deno.test("doctor: an unenforced rule gets advice naming it, with the remedy for
   ok(a[0].message.includes('rule 3 (file) on "/srv/a"'));
   ok(a[0].remediation.includes("policy apply"));
   ok(a[1].remediation.includes("File identity per file system"));
+});
+
+Deno.test("the shipped health and doctor JSON Schemas are the ones generated from zod", () => {
+  strictEqual(Deno.readTextFileSync(HEALTH_SCHEMA_PATH), renderHealthSchema());
+  strictEqual(Deno.readTextFileSync(DOCTOR_SCHEMA_PATH), renderDoctorSchema());
+});
+
+Deno.test("health: the C++ fields from the report and the agent facts", async () => {
+  const enforcing = evaluateHealth({
+    report: await report("ENFORCE", true, undefined, ["lsm/file_open", "lsm/bprm_check_security"]),
+    emergencyActive: false,
+    daemonRunning: true,
+    agent: AGENT_OK,
+  }, false).body;
+  HealthBody.parse(enforcing);
+  eq(
+    [enforcing.capability, enforcing.capability_tier, enforcing.mode, enforcing.engine_mode],
+    ["Full", "Full", "enforce", "bpf_lsm"],
+  );
+  eq(enforcing.checks, {
+    prereqs: true,
+    bpf_load: true,
+    required_maps: true,
+    layout_version: true,
+    required_pins: true,
+    network_pins: true,
+    bpf_object: true,
+    bpf_hash_verified: true,
+  });
+  strictEqual(enforcing.bpf_object_path, "embedded:aegis.bpf.o");
+  strictEqual(enforcing.allow_unsigned_bpf, false);
+  strictEqual(enforcing.future_lsm.landlock_abi, 6);
+  eq(enforcing.undetermined_fields, []);
+
+  // no agent on an audit-only node, pins unreadable, the object corrupt
+  const r = await report(null, false);
+  const local = evaluateHealth({
+    report: r,
+    emergencyActive: null,
+    daemonRunning: false,
+    agent: {
+      object: { ...AGENT_OK.object, hash_verified: false, required_maps: false },
+      pins: { present: null, required: null, network: false },
+    },
+  }, false).body;
+  HealthBody.parse(local);
+  eq([local.mode, local.engine_mode], ["audit-only", "tracepoint_audit"]);
+  eq(local.checks, {
+    prereqs: true,
+    bpf_load: false,
+    required_maps: false,
+    layout_version: false,
+    required_pins: false,
+    network_pins: false,
+    bpf_object: true,
+    bpf_hash_verified: false,
+  });
+  strictEqual(local.bpf_hash_verified, false);
+  for (const u of ["checks.bpf_load", "checks.layout_version", "checks.required_pins"]) {
+    ok(local.undetermined_fields.includes(u), u);
+  }
+  ok(!local.undetermined_fields.includes("checks.network_pins"), "known: not pinned");
+  ok(!local.undetermined_fields.some((u) => u.startsWith("hooks.")), "not a health field");
+
+  // an agent on tracepoints: signal or audit engine
+  const sig = evaluateHealth({
+    report: await report("ENFORCE_SIGNAL", false),
+    emergencyActive: false,
+    daemonRunning: true,
+    agent: AGENT_OK,
+  }, false).body;
+  strictEqual(sig.engine_mode, "tracepoint_signal");
+});
+
+Deno.test("doctor --json: {ok, report, health, advice}, report and health the same body", async () => {
+  const f = await facts();
+  const d = doctorBody(f.health, doctorAdvice(f));
+  DoctorBody.parse(d);
+  strictEqual(d.ok, f.health.healthy);
+  strictEqual(d.report, d.health);
 });

@@ -5,6 +5,7 @@
  * @module
  */
 import type { Policy } from "../policy/model.ts";
+import type { PolicyRuleFacts } from "./report.ts";
 
 export interface PolicyNeeds {
   /** network rules → the socket hooks */
@@ -41,5 +42,28 @@ export function policyNeeds(p: Policy): PolicyNeeds {
     exec_identity: p.protectPath.length > 0 || on(p.protectConnect),
     exec_runtime_deps: false,
     ima_appraisal: false,
+  };
+}
+
+/**
+ * The applied policy's rule counts and which network hooks its rules need
+ * (capabilities.json `policy` and `requirements`, docs/posture.md). Connect
+ * covers egress (connect, and sendmsg for UDP); bind covers `:bind` ports.
+ */
+export function policyRuleFacts(p: Policy): PolicyRuleFacts {
+  const egress = (d: string) => d === "egress" || d === "both";
+  const bind = (d: string) => d === "bind" || d === "both";
+  return {
+    network_rule_count: p.denyIp.length + p.denyCidr.length + p.denyPort.length +
+      p.denyIpPort.length,
+    protect_path_count: p.protectPath.length,
+    protect_connect: on(p.protectConnect),
+    cgroup_deny_inode_count: p.cgroupDenyInode.length,
+    cgroup_deny_ip_count: p.cgroupDenyIp.length,
+    cgroup_deny_port_count: p.cgroupDenyPort.length,
+    network_connect: p.denyIp.length > 0 || p.denyCidr.length > 0 || p.denyIpPort.length > 0 ||
+      p.cgroupDenyIp.length > 0 || on(p.protectConnect) ||
+      [...p.denyPort, ...p.cgroupDenyPort].some((e) => egress(e.dir)),
+    network_bind: [...p.denyPort, ...p.cgroupDenyPort].some((e) => bind(e.dir)),
   };
 }

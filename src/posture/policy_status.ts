@@ -11,7 +11,7 @@ import type { Policy } from "../policy/model.ts";
 import { parsePolicy } from "../policy/parse.ts";
 import { BUNDLE_MAGIC } from "../policy/bundle.ts";
 import { readRecordedSha } from "../policy/store.ts";
-import { NO_NEEDS, type PolicyNeeds, policyNeeds } from "./needs.ts";
+import { NO_NEEDS, type PolicyNeeds, policyNeeds, policyRuleFacts } from "./needs.ts";
 import { NO_POLICY, type PolicyStatus } from "./report.ts";
 
 /** Path rules whose file does not exist (stat follows symlinks). */
@@ -36,6 +36,26 @@ export function policyBody(text: string): string {
   return i < 0 ? "" : text.slice(i + 5);
 }
 
+/** The applied-policy snapshot of a state directory. */
+export function appliedSnapshotPath(stateDir: string): string {
+  return `${stateDir}/policy.applied`;
+}
+
+/**
+ * The status to report when the snapshot exists but cannot be read or
+ * parsed: a policy is applied (the report must not claim none), nothing
+ * else is known.
+ */
+export function unreadablePolicy(stateDir: string): PolicyStatus {
+  return {
+    applied: true,
+    sha256: null,
+    version: null,
+    unresolved: [],
+    snapshot: { path: appliedSnapshotPath(stateDir), present: true, parse_ok: false },
+  };
+}
+
 /**
  * Status and needs of the applied policy in `stateDir`. No policy applied
  * (no snapshot) is NO_POLICY with no needs; an unreadable or corrupt
@@ -45,12 +65,17 @@ export function readAppliedPolicy(
   stateDir: string,
   exists: (path: string) => boolean = fileExists,
 ): { status: PolicyStatus; needs: PolicyNeeds } {
-  const file = `${stateDir}/policy.applied`;
+  const file = appliedSnapshotPath(stateDir);
   let text: string;
   try {
     text = Deno.readTextFileSync(file);
   } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return { status: NO_POLICY, needs: NO_NEEDS };
+    if (e instanceof Deno.errors.NotFound) {
+      return {
+        status: { ...NO_POLICY, snapshot: { path: file, present: false, parse_ok: false } },
+        needs: NO_NEEDS,
+      };
+    }
     throw new AegisError(
       "POLICY_STATE_UNREADABLE",
       `Cannot read ${file}: ${(e as Error).message}`,
@@ -77,6 +102,8 @@ export function readAppliedPolicy(
       sha256: sha,
       version: parsed.policy.version,
       unresolved: unresolvedPaths(parsed.policy, exists),
+      snapshot: { path: file, present: true, parse_ok: true },
+      rules: policyRuleFacts(parsed.policy),
     },
     needs: policyNeeds(parsed.policy),
   };

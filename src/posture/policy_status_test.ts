@@ -1,7 +1,7 @@
 import { deepStrictEqual as eq, strictEqual, throws } from "node:assert/strict";
 import { AegisError } from "../errors.ts";
 import { parsePolicy } from "../policy/parse.ts";
-import { NO_NEEDS, policyNeeds } from "./needs.ts";
+import { NO_NEEDS, policyNeeds, policyRuleFacts } from "./needs.ts";
 import { policyBody, readAppliedPolicy, unresolvedPaths } from "./policy_status.ts";
 
 const parse = (text: string) => {
@@ -24,10 +24,45 @@ Deno.test("policyNeeds: network and protect sections, nothing else", () => {
   eq(policyNeeds(parse("version=4\n[protect_connect]\nfalse\n")), NO_NEEDS);
 });
 
+Deno.test("policyRuleFacts: the C++ counts, and which network hooks the rules need", () => {
+  eq(policyRuleFacts(parse("version=1\n[deny_path]\n/etc/shadow\n")), {
+    network_rule_count: 0,
+    protect_path_count: 0,
+    protect_connect: false,
+    cgroup_deny_inode_count: 0,
+    cgroup_deny_ip_count: 0,
+    cgroup_deny_port_count: 0,
+    network_connect: false,
+    network_bind: false,
+  });
+  const bindOnly = policyRuleFacts(parse("version=2\n[deny_port]\n22:tcp:bind\n8080:any:bind\n"));
+  eq([bindOnly.network_rule_count, bindOnly.network_connect, bindOnly.network_bind], [
+    2,
+    false,
+    true,
+  ]);
+  const both = policyRuleFacts(
+    parse("version=2\n[deny_port]\n53:udp:both\n[deny_cidr]\n10.0.0.0/8\n"),
+  );
+  eq([both.network_rule_count, both.network_connect, both.network_bind], [2, true, true]);
+  const p = policyRuleFacts(parse("version=4\n[protect_path]\n/a\n/b\n[protect_connect]\n"));
+  eq([p.protect_path_count, p.protect_connect, p.network_connect, p.network_rule_count], [
+    2,
+    true,
+    true,
+    0,
+  ]);
+});
+
 Deno.test("readAppliedPolicy: none, applied with hash and unresolved paths, bundle body, corrupt", () => {
   const dir = Deno.makeTempDirSync();
   try {
     eq(readAppliedPolicy(dir).status.applied, false);
+    eq(readAppliedPolicy(dir).status.snapshot, {
+      path: `${dir}/policy.applied`,
+      present: false,
+      parse_ok: false,
+    });
     Deno.writeTextFileSync(
       `${dir}/policy.applied`,
       "version=2\n[deny_path]\n/etc/hostname\n/nonexistent/x\n[deny_ip]\n10.1.1.1\n",
@@ -39,6 +74,17 @@ Deno.test("readAppliedPolicy: none, applied with hash and unresolved paths, bund
       sha256: "ab".repeat(32),
       version: 2,
       unresolved: ["/nonexistent/x"],
+      snapshot: { path: `${dir}/policy.applied`, present: true, parse_ok: true },
+      rules: {
+        network_rule_count: 1,
+        protect_path_count: 0,
+        protect_connect: false,
+        cgroup_deny_inode_count: 0,
+        cgroup_deny_ip_count: 0,
+        cgroup_deny_port_count: 0,
+        network_connect: true,
+        network_bind: false,
+      },
     });
     strictEqual(r.needs.network, true);
     Deno.writeTextFileSync(

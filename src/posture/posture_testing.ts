@@ -5,6 +5,7 @@
  *
  * @module
  */
+import type { AgentFacts } from "./agent_facts.ts";
 import { NO_NEEDS, type PolicyNeeds } from "./needs.ts";
 import { fixtureFs } from "./probe.ts";
 import type { LsmAttachTrial } from "./probes/bpf_lsm_attach.ts";
@@ -30,6 +31,7 @@ export function hostFiles(): Record<string, string | Error> {
     "/sys/fs/cgroup/cgroup.controllers": "cpuset cpu io memory pids\n",
     "/sys/kernel/tracing/events/syscalls/sys_enter_openat/id": "700\n",
     "/sys/kernel/security/lsm": "lockdown,capability,landlock,yama,apparmor,bpf",
+    "/sys/kernel/sched_ext/state": "disabled\n",
     "/sys/kernel/security/ima/policy":
       "measure func=BPRM_CHECK\nappraise func=BPRM_CHECK appraise_type=imasig\n",
   };
@@ -54,6 +56,8 @@ export interface FixtureOptions {
   files?: Record<string, string | Error | undefined>;
   symbols?: Set<string> | null;
   trial?: LsmAttachTrial | null;
+  /** the Landlock ABI call (default: ABI 6); null: no shim */
+  landlockAbi?: (() => number) | null;
   needs?: PolicyNeeds;
 }
 
@@ -69,6 +73,20 @@ export function fixtureReport(o: FixtureOptions = {}): Promise<ProbeReport> {
     fs: fixtureFs(files),
     hasBtfFunc: syms === null ? null : (n) => syms.has(n),
     lsmTrial: o.trial === undefined ? TRIAL_OK : o.trial,
+    landlockAbi: o.landlockAbi === undefined ? () => 6 : o.landlockAbi,
     needs: o.needs ?? NO_NEEDS,
   });
 }
+
+/** An agent whose embedded object verifies and whose maps are all pinned. */
+export const AGENT_OK: AgentFacts = {
+  object: {
+    path: "embedded:aegis.bpf.o",
+    found: true,
+    hash_found: true,
+    hash_verified: true,
+    required_maps: true,
+    network_maps: true,
+  },
+  pins: { present: true, required: true, network: true },
+};

@@ -3,8 +3,11 @@
  * in schemas/ is generated from it by build/gen_schemas.ts), the pure
  * builder from probe results, and the atomic writer.
  *
- * Nullable booleans mean "could not be determined" (e.g. no root for BTF
- * queries); consumers must treat null as "not available".
+ * Fields the C++ agent's contract defines have its types (docs/posture.md,
+ * "Compatibility with the C++ agent"): where such a boolean could not be
+ * determined it is false ("not detected") and its path is listed in
+ * `undetermined_fields`. Fields of our own keep null for "could not be
+ * determined".
  *
  * @module
  */
@@ -14,15 +17,17 @@ import { AegisError } from "../errors.ts";
 import { writeFileAtomic } from "../policy/atomic.ts";
 import { CAPABILITY_TIERS, capabilityTier, coreSupported, enforceBlockers } from "./blockers.ts";
 import type { PolicyNeeds } from "./needs.ts";
-import { probeBool } from "./probe.ts";
-import { HOOK_NAMES, HOOK_SYMBOLS, type HookName } from "./probes/hooks.ts";
+import { probeBool, type ProbeResult } from "./probe.ts";
+import { EXEC_IDENTITY_SYMBOLS, HOOK_NAMES, HOOK_SYMBOLS, type HookName } from "./probes/hooks.ts";
 import type { ProbeReport } from "./probes/mod.ts";
+import { NEXT_GEN_SYMBOLS, type NextGenBpf as NextGenProbe } from "./probes/next_gen.ts";
 import type { ProofResults } from "../proof/prover.ts";
 
 export const SCHEMA_VERSION = 1;
-export const SCHEMA_SEMVER = "1.12.0";
+export const SCHEMA_SEMVER = "2.0.0";
 
 const maybe = z.boolean().nullable();
+const count = z.number().int().nonnegative();
 
 const HookEntry = z.object({
   kernel_supported: maybe.describe("the kernel BTF has btf_symbol; null = unknown"),
@@ -57,6 +62,71 @@ export const UnenforcedRule = z.object({
   reason: z.string(),
 }).strict();
 
+const notDetected = "true = detected; false = not detected (absent, or listed in " +
+  "undetermined_fields when it could not be determined)";
+
+/** The kernel features the C++ contract lists in `features` (health carries them too). */
+export const KERNEL_FEATURE_KEYS = [
+  "bpf_lsm",
+  "cgroup_v2",
+  "btf",
+  "bpf_syscall",
+  "ringbuf",
+  "tracepoints",
+  "bpffs",
+  "ima",
+  "ima_appraisal",
+  "bpf_ima_helpers",
+  "landlock",
+  "ipe",
+  "fs_verity",
+  "bpf_token",
+  "bpf_arena",
+  "user_ringbuf",
+  "sched_ext",
+  "open_coded_iterators",
+  "bpf_xattr_kfuncs",
+  "bpf_send_signal_task",
+  "binary_auth",
+] as const;
+export type KernelFeatureKey = (typeof KERNEL_FEATURE_KEYS)[number];
+
+/** Facts of this agent build the C++ contract also lists in `features`. */
+export const AGENT_FEATURE_KEYS = [
+  "overlay_copy_up_propagation",
+  "deep_process_lineage",
+  "enhanced_rule_engine",
+  "cgroup_scoped_deny",
+  "policy_generation",
+  "deadman_fail_static",
+] as const;
+
+const flags = <K extends string>(keys: readonly K[]) =>
+  Object.fromEntries(keys.map((k) => [k, z.boolean()])) as Record<K, z.ZodBoolean>;
+
+export const KernelFeatures = z.object(flags(KERNEL_FEATURE_KEYS)).describe(notDetected);
+
+export const FutureLsm = z.object({
+  active_lsms: z.string().describe(
+    'the active LSM list as the kernel prints it ("a,b,c"); "" = could not be read',
+  ),
+  landlock: z.boolean(),
+  landlock_abi: z.number().int().min(-1).describe("-1 = not available or not determined"),
+  ipe: z.boolean(),
+  fs_verity: z.boolean(),
+  bpf_token: z.boolean(),
+}).strict().describe(notDetected);
+
+export const NextGenBpf = z.object(flags([
+  "arena",
+  "user_ringbuf",
+  "sched_ext",
+  "open_coded_iterators",
+  "xattr_kfuncs",
+  "bpf_send_signal_task",
+  "binary_auth",
+])).strict().describe(notDetected);
+
 export const CapabilitiesReport = z.object({
   schema_version: z.literal(SCHEMA_VERSION),
   schema_semver: z.literal(SCHEMA_SEMVER),
@@ -68,65 +138,81 @@ export const CapabilitiesReport = z.object({
   capability: z.enum(CAPABILITY_TIERS),
   audit_only: z.boolean().describe("capability is AuditOnly"),
   enforce_capable: z.boolean().describe("capability Full and no blocker"),
-  enforce_blockers: z.array(BlockerSchema),
-  runtime_state: z.enum(RUNTIME_STATES).nullable().describe("null = no agent running"),
-  lsm_enabled: maybe.describe("bpf is in the active LSM list"),
-  core_supported: maybe.describe("bpf syscall, BTF, cgroup v2 and ring buffers all present"),
-  future_lsm: z.object({
-    active_lsms: z.array(z.string()),
-    landlock: maybe,
-    landlock_abi: z.number().int().positive().nullable(),
-    ipe: maybe,
-    fs_verity: maybe,
-    bpf_token: maybe,
-  }).strict(),
-  next_gen_bpf: z.object({
-    arena: maybe,
-    user_ringbuf: maybe,
-    sched_ext: maybe,
-    open_coded_iterators: maybe,
-    xattr_kfuncs: maybe,
-    bpf_send_signal_task: maybe,
-    binary_auth: maybe,
-  }).strict(),
-  features: z.object({
-    bpf_syscall: maybe,
-    btf: maybe,
-    bpffs: maybe,
-    cgroup_v2: maybe,
-    ringbuf: maybe,
-    tracepoints: maybe,
-    bpf_lsm: maybe.describe("bpf in the active LSM list"),
-    bpf_lsm_attach: maybe.describe("a trial LSM program loads and attaches"),
-    landlock: maybe,
-    ima: maybe,
-    ima_appraisal: maybe,
-    fs_verity: maybe,
+  enforce_blockers: z.array(z.enum(BLOCKER_CODES)).describe("the blocker codes, in order"),
+  enforce_blocker_details: z.array(BlockerSchema).describe(
+    "the same blockers, in the same order, with what was found and the remedy",
+  ),
+  runtime_state: z.enum(RUNTIME_STATES).nullable().describe(
+    "null = no agent running (a CLI report), or an agent that refused to start",
+  ),
+  lsm_enabled: z.boolean().describe("bpf is in the active LSM list"),
+  core_supported: z.boolean().describe("bpf syscall, BTF, cgroup v2 and ring buffers all present"),
+  future_lsm: FutureLsm,
+  next_gen_bpf: NextGenBpf,
+  features: KernelFeatures.extend({
+    ...flags(AGENT_FEATURE_KEYS),
+    bpf_lsm_attach: maybe.describe("a trial LSM program loads and attaches; null = unknown"),
   }).strict(),
   feature_notes: z.record(z.string(), z.string())
-    .describe("why a feature is false or null, keyed like features"),
-  hooks: z.object(
+    .describe("why a feature is false or undetermined, keyed like features"),
+  undetermined_fields: z.array(z.string()).describe(
+    "dotted paths of contract booleans (and landlock_abi) reported false (-1) because they " +
+      "could not be determined",
+  ),
+  hooks: z.object(flags(HOOK_NAMES)).strict().describe(
+    "attached by the running agent (false without one: then listed in undetermined_fields)",
+  ),
+  hook_details: z.object(
     Object.fromEntries(HOOK_NAMES.map((h) => [h, HookEntry])) as Record<HookName, typeof HookEntry>,
   ).strict(),
   policy: z.object({
     applied: z.boolean(),
     sha256: z.string().regex(/^[0-9a-f]{64}$/).nullable(),
     version: z.number().int().nullable(),
-    unresolved_count: z.number().int().nonnegative(),
+    unresolved_count: count,
     unresolved: z.array(z.string()).describe("path rules whose file does not exist yet"),
+    applied_path: z.string().describe('the applied-policy snapshot file; "" = none known'),
+    snapshot_present: z.boolean(),
+    parse_ok: z.boolean().describe("the snapshot parsed (false when there is none)"),
+    network_rule_count: count.describe("deny_ip + deny_cidr + deny_port + deny_ip_port lines"),
+    protect_path_count: count,
+    protect_connect: z.boolean(),
+    protect_runtime_deps: z.boolean().describe("always false: no such section in this agent"),
+    require_ima_appraisal: z.boolean().describe("always false: no such section in this agent"),
+    allow_binary_hash_count: count.describe("always 0: no such section in this agent"),
+    cgroup_deny_inode_count: count,
+    cgroup_deny_ip_count: count,
+    cgroup_deny_port_count: count,
   }).strict(),
   requirements: Needs.extend({
     required_hooks: z.array(z.enum(HOOK_NAMES)),
+    network_enforcement_required: z.boolean(),
+    network_connect_required: z.boolean(),
+    network_bind_required: z.boolean(),
+    exec_identity_required: z.boolean(),
+    exec_allowlist_required: z.boolean().describe("always false: no binary allowlist section"),
+    verified_exec_required: z.boolean(),
+    verified_exec_runtime_deps_required: z.boolean(),
+    ima_appraisal_required: z.boolean(),
   }).strict(),
   requirements_met: Needs,
   exec_identity: z.object({
     required: z.boolean(),
     hooks_available: maybe,
     ima_appraisal_available: maybe,
+    kernel_enabled: z.boolean().describe(
+      "the exec-identity programs (bprm_creds_for_exec, bprm_check_security, " +
+        "bprm_committed_creds, task_alloc) are attached by the running agent",
+    ),
+    kernel_allow_exec_inode_entries: count.describe(
+      "always 0: verification is by owner, mode and location, not a per-inode allowlist",
+    ),
+    runtime_deps_hook_attached: z.boolean().describe("always false: no mmap_file program"),
+    userspace_fallback_allowlist_entries: count.describe("always 0: no userspace allowlist"),
   }).strict(),
   state_transitions: z.object({
-    total: z.number().int().nonnegative(),
-    degradation_total: z.number().int().nonnegative(),
+    total: count,
+    degradation_total: count,
     strict_mode: z.boolean(),
     enforce_requested: z.boolean(),
   }).strict(),
@@ -152,11 +238,29 @@ export const CapabilitiesReport = z.object({
 }).strict();
 export type CapabilitiesReport = z.infer<typeof CapabilitiesReport>;
 
+/** What the applied policy holds, as counted from its snapshot (docs/posture.md). */
+export interface PolicyRuleFacts {
+  network_rule_count: number;
+  protect_path_count: number;
+  protect_connect: boolean;
+  cgroup_deny_inode_count: number;
+  cgroup_deny_ip_count: number;
+  cgroup_deny_port_count: number;
+  /** rules the connect (and sendmsg) hooks enforce */
+  network_connect: boolean;
+  /** rules the bind hook enforces */
+  network_bind: boolean;
+}
+
 export interface PolicyStatus {
   applied: boolean;
   sha256: string | null;
   version: number | null;
   unresolved: string[];
+  /** the snapshot file; absent: none known (no state directory read) */
+  snapshot?: { path: string; present: boolean; parse_ok: boolean };
+  /** counted from the snapshot; absent when it did not parse */
+  rules?: PolicyRuleFacts;
 }
 
 export const NO_POLICY: PolicyStatus = {
@@ -164,6 +268,35 @@ export const NO_POLICY: PolicyStatus = {
   sha256: null,
   version: null,
   unresolved: [],
+};
+
+/** Facts of this build for the agent part of `features` (docs/posture.md). */
+export const AGENT_FEATURES: Record<
+  Exclude<(typeof AGENT_FEATURE_KEYS)[number], "overlay_copy_up_propagation">,
+  { value: boolean; note: string }
+> = {
+  deep_process_lineage: {
+    value: false,
+    note: "events carry the process and its parent (pid, ppid), not an ancestry chain",
+  },
+  enhanced_rule_engine: {
+    value: false,
+    note: "not a defined feature of this agent (the C++ agent always reports true)",
+  },
+  cgroup_scoped_deny: {
+    value: true,
+    note: "cgroup_deny_inode, cgroup_deny_ip and cgroup_deny_port sections (docs/policy.md)",
+  },
+  policy_generation: {
+    value: true,
+    note: "rules are written into the inactive generation and switched in at once " +
+      "(docs/engine.md)",
+  },
+  deadman_fail_static: {
+    value: false,
+    note: "no deadman timer; pinned programs keep enforcing after the agent exits " +
+      "(docs/engine.md)",
+  },
 };
 
 export interface ReportInput {
@@ -195,10 +328,29 @@ export function hookSection(h: HookName): string | null {
   return s.startsWith("bpf_lsm_") ? `lsm/${s.slice("bpf_lsm_".length)}` : null;
 }
 
-function note(notes: Record<string, string>, key: string, r: ProbeReport[keyof ProbeReport]) {
-  if (typeof r === "object" && r !== null && "status" in r) {
-    if (r.status === "unsupported") notes[key] = r.reason;
-    if (r.status === "unknown") notes[key] = r.error;
+const lsmSection = (symbol: string) => `lsm/${symbol.slice("bpf_lsm_".length)}`;
+
+/**
+ * Contract booleans from tri-state facts: true / false, and the path of
+ * every one that could not be determined (reported false), with why.
+ */
+class Facts {
+  readonly undetermined: string[] = [];
+  readonly notes: Record<string, string> = {};
+
+  /** A boolean at `path`; null counts as false and is listed. */
+  bool(path: string, v: boolean | null): boolean {
+    if (v === null) this.undetermined.push(path);
+    return v ?? false;
+  }
+
+  /** A probe at `path` (note under `noteKey`: features are explained in feature_notes). */
+  probe(path: string, r: ProbeResult<unknown>, noteKey?: string): boolean {
+    if (noteKey !== undefined) {
+      if (r.status === "unsupported") this.notes[noteKey] = r.reason;
+      if (r.status === "unknown") this.notes[noteKey] = r.error;
+    }
+    return this.bool(path, probeBool(r));
   }
 }
 
@@ -210,42 +362,121 @@ export function buildReport(i: ReportInput): CapabilitiesReport {
     if (!blockers.some((x) => x.code === b.code)) blockers.push(b);
   }
   const tier = capabilityTier(p);
+  const f = new Facts();
+  const attached = (sec: string | null): boolean | null =>
+    i.attachedSections === null ? null : sec !== null && i.attachedSections.includes(sec);
+  const hookDetails = {} as CapabilitiesReport["hook_details"];
   const hooks = {} as CapabilitiesReport["hooks"];
   for (const h of HOOK_NAMES) {
-    const sec = hookSection(h);
-    hooks[h] = {
-      ...p.hooks[h],
-      attached: i.attachedSections === null
-        ? null
-        : sec !== null && i.attachedSections.includes(sec),
-    };
+    hookDetails[h] = { ...p.hooks[h], attached: attached(hookSection(h)) };
+    hooks[h] = f.bool(`hooks.${h}`, hookDetails[h].attached);
   }
-  const ng = p.next_gen_bpf.status === "supported" ? p.next_gen_bpf.value : null;
+  const ng = p.next_gen_bpf;
+  const ngNote = ng.status === "unknown" ? ng.error : null;
+  const ngFlag = (path: string, noteKey: string, key: keyof NextGenProbe) => {
+    if (ng.status !== "supported") {
+      if (ngNote !== null) f.notes[noteKey] = ngNote;
+      return f.bool(path, null);
+    }
+    const v = ng.value[key];
+    if (!v) f.notes[noteKey] = `the kernel BTF has no ${NEXT_GEN_SYMBOLS[key].join(" or ")}`;
+    return v;
+  };
   const imaAppraisal = p.ima.status === "supported"
     ? p.ima.value.appraisal
     : p.ima.status === "unsupported"
     ? false
     : null;
-  const notes: Record<string, string> = {};
-  const featureProbes = {
-    bpf_syscall: p.bpf_syscall,
-    btf: p.btf,
-    bpffs: p.bpffs,
-    cgroup_v2: p.cgroup_v2,
-    ringbuf: p.ringbuf,
-    tracepoints: p.tracepoints,
-    bpf_lsm: p.bpf_lsm_active,
-    bpf_lsm_attach: p.bpf_lsm_attach,
-    landlock: p.landlock,
-    ima: p.ima,
-    fs_verity: p.fs_verity,
-  } as const;
-  for (const [k, r] of Object.entries(featureProbes)) note(notes, k, r);
   if (p.ima.status === "supported" && !p.ima.value.appraisal) {
-    notes.ima_appraisal = "the IMA policy has no appraise rule";
+    f.notes.ima_appraisal = "the IMA policy has no appraise rule";
+  } else if (p.ima.status !== "supported") {
+    f.notes.ima_appraisal = p.ima.status === "unknown" ? p.ima.error : p.ima.reason;
   }
+  const features: CapabilitiesReport["features"] = {
+    bpf_lsm: f.probe("features.bpf_lsm", p.bpf_lsm_active, "bpf_lsm"),
+    cgroup_v2: f.probe("features.cgroup_v2", p.cgroup_v2, "cgroup_v2"),
+    btf: f.probe("features.btf", p.btf, "btf"),
+    bpf_syscall: f.probe("features.bpf_syscall", p.bpf_syscall, "bpf_syscall"),
+    ringbuf: f.probe("features.ringbuf", p.ringbuf, "ringbuf"),
+    tracepoints: f.probe("features.tracepoints", p.tracepoints, "tracepoints"),
+    bpffs: f.probe("features.bpffs", p.bpffs, "bpffs"),
+    ima: f.probe("features.ima", p.ima, "ima"),
+    ima_appraisal: f.bool("features.ima_appraisal", imaAppraisal),
+    bpf_ima_helpers: ngFlag("features.bpf_ima_helpers", "bpf_ima_helpers", "bpf_ima_helpers"),
+    landlock: f.probe("features.landlock", p.landlock, "landlock"),
+    ipe: f.probe("features.ipe", p.ipe, "ipe"),
+    fs_verity: f.probe("features.fs_verity", p.fs_verity, "fs_verity"),
+    bpf_token: ngFlag("features.bpf_token", "bpf_token", "bpf_token"),
+    bpf_arena: ngFlag("features.bpf_arena", "bpf_arena", "arena"),
+    user_ringbuf: ngFlag("features.user_ringbuf", "user_ringbuf", "user_ringbuf"),
+    sched_ext: f.probe("features.sched_ext", p.sched_ext, "sched_ext"),
+    open_coded_iterators: ngFlag(
+      "features.open_coded_iterators",
+      "open_coded_iterators",
+      "open_coded_iterators",
+    ),
+    bpf_xattr_kfuncs: ngFlag("features.bpf_xattr_kfuncs", "bpf_xattr_kfuncs", "xattr_kfuncs"),
+    bpf_send_signal_task: ngFlag(
+      "features.bpf_send_signal_task",
+      "bpf_send_signal_task",
+      "bpf_send_signal_task",
+    ),
+    binary_auth: f.probe("features.binary_auth", p.binary_auth, "binary_auth"),
+    // the copy-up hook keeps a ruled overlayfs file covered (bpf/file.bpf.c)
+    overlay_copy_up_propagation: f.bool(
+      "features.overlay_copy_up_propagation",
+      attached("lsm/inode_copy_up"),
+    ),
+    deep_process_lineage: AGENT_FEATURES.deep_process_lineage.value,
+    enhanced_rule_engine: AGENT_FEATURES.enhanced_rule_engine.value,
+    cgroup_scoped_deny: AGENT_FEATURES.cgroup_scoped_deny.value,
+    policy_generation: AGENT_FEATURES.policy_generation.value,
+    deadman_fail_static: AGENT_FEATURES.deadman_fail_static.value,
+    bpf_lsm_attach: probeBool(p.bpf_lsm_attach),
+  };
+  if (p.bpf_lsm_attach.status !== "supported") {
+    f.notes.bpf_lsm_attach = p.bpf_lsm_attach.status === "unknown"
+      ? p.bpf_lsm_attach.error
+      : p.bpf_lsm_attach.reason;
+  }
+  for (const [k, a] of Object.entries(AGENT_FEATURES)) if (!a.value) f.notes[k] = a.note;
+  if (i.attachedSections === null) {
+    f.notes.overlay_copy_up_propagation = "no agent running: nothing is attached";
+  }
+  const ll = p.landlock;
+  const landlockAbi = ll.status === "supported" ? ll.value.abi : null;
+  if (ll.status === "supported" && landlockAbi === null) {
+    f.undetermined.push("future_lsm.landlock_abi");
+    if (ll.value.abi_note) f.notes.landlock_abi = ll.value.abi_note;
+  }
+  const lsms = p.active_lsms;
+  if (lsms.status !== "supported") f.undetermined.push("future_lsm.active_lsms");
+  // the same fact again under future_lsm and next_gen_bpf (listed there too when undetermined)
+  const same = (key: KernelFeatureKey, path: string): boolean => {
+    if (f.undetermined.includes(`features.${key}`)) f.undetermined.push(path);
+    return features[key];
+  };
+  const future_lsm: CapabilitiesReport["future_lsm"] = {
+    active_lsms: lsms.status === "supported" ? lsms.value.join(",") : "",
+    landlock: same("landlock", "future_lsm.landlock"),
+    landlock_abi: landlockAbi ?? -1,
+    ipe: same("ipe", "future_lsm.ipe"),
+    fs_verity: same("fs_verity", "future_lsm.fs_verity"),
+    bpf_token: same("bpf_token", "future_lsm.bpf_token"),
+  };
+  const next_gen_bpf: CapabilitiesReport["next_gen_bpf"] = {
+    arena: same("bpf_arena", "next_gen_bpf.arena"),
+    user_ringbuf: same("user_ringbuf", "next_gen_bpf.user_ringbuf"),
+    sched_ext: same("sched_ext", "next_gen_bpf.sched_ext"),
+    open_coded_iterators: same("open_coded_iterators", "next_gen_bpf.open_coded_iterators"),
+    xattr_kfuncs: same("bpf_xattr_kfuncs", "next_gen_bpf.xattr_kfuncs"),
+    bpf_send_signal_task: same("bpf_send_signal_task", "next_gen_bpf.bpf_send_signal_task"),
+    binary_auth: same("binary_auth", "next_gen_bpf.binary_auth"),
+  };
   const codes = new Set(blockers.map((b) => b.code));
   const required = HOOK_NAMES.filter((h) => p.hooks[h].required);
+  const rules = i.policy.rules;
+  const execSections = EXEC_IDENTITY_SYMBOLS.map(lsmSection);
   const report: CapabilitiesReport = {
     schema_version: SCHEMA_VERSION,
     schema_semver: SCHEMA_SEMVER,
@@ -257,44 +488,49 @@ export function buildReport(i: ReportInput): CapabilitiesReport {
     capability: tier,
     audit_only: tier === "AuditOnly",
     enforce_capable: tier === "Full" && blockers.length === 0,
-    enforce_blockers: blockers,
+    enforce_blockers: blockers.map((b) => b.code),
+    enforce_blocker_details: blockers,
     runtime_state: i.runtimeState,
-    lsm_enabled: probeBool(p.bpf_lsm_active),
-    core_supported: coreSupported(p),
-    future_lsm: p.future_lsm,
-    next_gen_bpf: {
-      arena: ng?.arena ?? null,
-      user_ringbuf: ng?.user_ringbuf ?? null,
-      sched_ext: ng?.sched_ext ?? null,
-      open_coded_iterators: ng?.open_coded_iterators ?? null,
-      xattr_kfuncs: ng?.xattr_kfuncs ?? null,
-      bpf_send_signal_task: ng?.bpf_send_signal_task ?? null,
-      binary_auth: ng?.binary_auth ?? null,
-    },
-    features: {
-      bpf_syscall: probeBool(p.bpf_syscall),
-      btf: probeBool(p.btf),
-      bpffs: probeBool(p.bpffs),
-      cgroup_v2: probeBool(p.cgroup_v2),
-      ringbuf: probeBool(p.ringbuf),
-      tracepoints: probeBool(p.tracepoints),
-      bpf_lsm: probeBool(p.bpf_lsm_active),
-      bpf_lsm_attach: probeBool(p.bpf_lsm_attach),
-      landlock: probeBool(p.landlock),
-      ima: probeBool(p.ima),
-      ima_appraisal: imaAppraisal,
-      fs_verity: probeBool(p.fs_verity),
-    },
-    feature_notes: notes,
+    lsm_enabled: f.bool("lsm_enabled", probeBool(p.bpf_lsm_active)),
+    core_supported: f.bool("core_supported", coreSupported(p)),
+    future_lsm,
+    next_gen_bpf,
+    features,
+    feature_notes: f.notes,
+    undetermined_fields: f.undetermined,
     hooks,
+    hook_details: hookDetails,
     policy: {
       applied: i.policy.applied,
       sha256: i.policy.sha256,
       version: i.policy.version,
       unresolved_count: i.policy.unresolved.length,
       unresolved: [...i.policy.unresolved],
+      applied_path: i.policy.snapshot?.path ?? "",
+      snapshot_present: i.policy.snapshot?.present ?? false,
+      parse_ok: i.policy.snapshot?.parse_ok ?? false,
+      network_rule_count: rules?.network_rule_count ?? 0,
+      protect_path_count: rules?.protect_path_count ?? 0,
+      protect_connect: rules?.protect_connect ?? false,
+      protect_runtime_deps: false,
+      require_ima_appraisal: false,
+      allow_binary_hash_count: 0,
+      cgroup_deny_inode_count: rules?.cgroup_deny_inode_count ?? 0,
+      cgroup_deny_ip_count: rules?.cgroup_deny_ip_count ?? 0,
+      cgroup_deny_port_count: rules?.cgroup_deny_port_count ?? 0,
     },
-    requirements: { ...i.needs, required_hooks: required },
+    requirements: {
+      ...i.needs,
+      required_hooks: required,
+      network_enforcement_required: i.needs.network,
+      network_connect_required: i.needs.network && (rules?.network_connect ?? false),
+      network_bind_required: i.needs.network && (rules?.network_bind ?? false),
+      exec_identity_required: i.needs.exec_identity,
+      exec_allowlist_required: false,
+      verified_exec_required: i.needs.exec_identity,
+      verified_exec_runtime_deps_required: i.needs.exec_runtime_deps,
+      ima_appraisal_required: i.needs.ima_appraisal,
+    },
     requirements_met: {
       network: !codes.has("NETWORK_HOOK_UNAVAILABLE"),
       exec_identity: !codes.has("EXEC_IDENTITY_UNAVAILABLE"),
@@ -305,6 +541,15 @@ export function buildReport(i: ReportInput): CapabilitiesReport {
       required: i.needs.exec_identity,
       hooks_available: p.exec_identity_hooks,
       ima_appraisal_available: imaAppraisal,
+      kernel_enabled: f.bool(
+        "exec_identity.kernel_enabled",
+        i.attachedSections === null
+          ? null
+          : execSections.every((s) => i.attachedSections!.includes(s)),
+      ),
+      kernel_allow_exec_inode_entries: 0,
+      runtime_deps_hook_attached: false,
+      userspace_fallback_allowlist_entries: 0,
     },
     state_transitions: { ...i.transitions },
     emergency: { active: i.emergencyActive },

@@ -40,7 +40,7 @@ Deno.test("an enforcing node: Full, enforce_capable, every documented field, val
   const r = buildReport(await input());
   CapabilitiesReport.parse(r);
   strictEqual(r.schema_version, 1);
-  strictEqual(r.schema_semver, "1.12.0");
+  strictEqual(r.schema_semver, "2.0.0");
   eq(r.enforcement_proof, {}, "no daemon proof in the input");
   strictEqual(r.enforcement_proof_interval_seconds, null);
   eq(r.unenforced_rules, []);
@@ -63,9 +63,12 @@ Deno.test("an enforcing node: Full, enforce_capable, every documented field, val
   strictEqual(r.lsm_enabled, true);
   strictEqual(r.core_supported, true);
   eq(Object.keys(r.hooks), [...HOOK_NAMES]);
-  strictEqual(r.hooks.lsm_file_open.attached, true);
-  strictEqual(r.hooks.lsm_socket_connect.attached, false);
-  strictEqual(r.hooks.lsm_bprm_ima_check.attached, false, "a helper, not a section");
+  eq(Object.keys(r.hook_details), [...HOOK_NAMES]);
+  strictEqual(r.hooks.lsm_file_open, true);
+  strictEqual(r.hook_details.lsm_file_open.attached, true);
+  strictEqual(r.hooks.lsm_socket_connect, false);
+  strictEqual(r.hook_details.lsm_bprm_ima_check.attached, false, "a helper, not a section");
+  eq(r.undetermined_fields, []);
   eq(r.requirements.required_hooks, ["lsm_file_open", "lsm_bprm_check_security"]);
   eq(r.requirements_met, {
     network: true,
@@ -74,15 +77,23 @@ Deno.test("an enforcing node: Full, enforce_capable, every documented field, val
     ima_appraisal: true,
   });
   eq(r.future_lsm, {
-    active_lsms: ["lockdown", "capability", "landlock", "yama", "apparmor", "bpf"],
+    active_lsms: "lockdown,capability,landlock,yama,apparmor,bpf",
     landlock: true,
-    landlock_abi: null,
+    landlock_abi: 6,
     ipe: false,
     fs_verity: true,
     bpf_token: true,
   });
   strictEqual(r.features.ima_appraisal, true);
-  eq(r.feature_notes, {});
+  strictEqual(r.features.bpf_ima_helpers, true);
+  strictEqual(r.features.binary_auth, true);
+  strictEqual(r.features.overlay_copy_up_propagation, false, "inode_copy_up not attached here");
+  eq(Object.keys(r.feature_notes).sort(), [
+    "deadman_fail_static",
+    "deep_process_lineage",
+    "enhanced_rule_engine",
+    "ipe",
+  ]);
 });
 
 Deno.test("host-like node: AuditOnly, blockers with remedies, notes, unmet network requirement", async () => {
@@ -104,14 +115,13 @@ Deno.test("host-like node: AuditOnly, blockers with remedies, notes, unmet netwo
   strictEqual(r.capability, "AuditOnly");
   strictEqual(r.audit_only, true);
   strictEqual(r.enforce_capable, false);
-  eq(r.enforce_blockers.map((b) => b.code), [
-    "BPF_LSM_DISABLED",
-    "CAPABILITY_AUDIT_ONLY",
-    "NETWORK_HOOK_UNAVAILABLE",
-  ]);
+  eq(r.enforce_blockers, ["BPF_LSM_DISABLED", "CAPABILITY_AUDIT_ONLY", "NETWORK_HOOK_UNAVAILABLE"]);
+  eq(r.enforce_blocker_details.map((b) => b.code), r.enforce_blockers);
   strictEqual(r.requirements_met.network, false);
-  strictEqual(r.hooks.lsm_socket_connect.required, true);
-  strictEqual(r.hooks.lsm_file_open.attached, null);
+  strictEqual(r.hook_details.lsm_socket_connect.required, true);
+  strictEqual(r.hook_details.lsm_file_open.attached, null);
+  strictEqual(r.hooks.lsm_file_open, false);
+  ok(r.undetermined_fields.includes("hooks.lsm_file_open"));
   ok(r.feature_notes.bpf_lsm_attach.includes("EPERM"));
   strictEqual(r.next_gen_bpf.arena, false);
 });
@@ -119,7 +129,7 @@ Deno.test("host-like node: AuditOnly, blockers with remedies, notes, unmet netwo
 Deno.test("runtime_state null (no agent), unknown facts null, extra blockers kept once", async () => {
   const r = buildReport(
     await input({
-      probe: await fixtureReport({ symbols: null, trial: null }),
+      probe: await fixtureReport({ symbols: null, trial: null, landlockAbi: null }),
       runtimeState: null,
       extraBlockers: [
         { code: "BPF_LSM_DISABLED", message: "dup", remedy: "x" },
@@ -133,16 +143,23 @@ Deno.test("runtime_state null (no agent), unknown facts null, extra blockers kep
   );
   CapabilitiesReport.parse(r);
   strictEqual(r.runtime_state, null);
-  strictEqual(r.next_gen_bpf.sched_ext, null);
-  strictEqual(r.future_lsm.fs_verity, null);
-  strictEqual(r.hooks.lsm_file_open.kernel_supported, null);
-  eq(r.enforce_blockers.map((b) => b.code), [
-    "BPF_LSM_DISABLED",
-    "CAPABILITY_AUDIT_ONLY",
-    "NETWORK_HOOK_UNAVAILABLE",
-  ]);
+  strictEqual(r.next_gen_bpf.arena, false);
+  strictEqual(r.future_lsm.fs_verity, false);
+  strictEqual(r.future_lsm.landlock_abi, -1);
+  for (
+    const u of [
+      "next_gen_bpf.arena",
+      "features.bpf_arena",
+      "future_lsm.fs_verity",
+      "future_lsm.landlock_abi",
+      "features.binary_auth",
+    ]
+  ) ok(r.undetermined_fields.includes(u), u);
+  ok(!r.undetermined_fields.includes("features.btf"), "read from the file system");
+  strictEqual(r.hook_details.lsm_file_open.kernel_supported, null);
+  eq(r.enforce_blockers, ["BPF_LSM_DISABLED", "CAPABILITY_AUDIT_ONLY", "NETWORK_HOOK_UNAVAILABLE"]);
   strictEqual(
-    r.enforce_blockers[0].message.startsWith("BPF LSM enforcement is not confirmed"),
+    r.enforce_blocker_details[0].message.startsWith("BPF LSM enforcement is not confirmed"),
     true,
   );
 });
@@ -156,7 +173,13 @@ Deno.test("schema refuses missing fields, unknown fields and bad values", async 
   ok(
     !CapabilitiesReport.safeParse({
       ...r,
-      enforce_blockers: [{ code: "NOPE", message: "", remedy: "" }],
+      enforce_blockers: ["NOPE"],
+    }).success,
+  );
+  ok(
+    !CapabilitiesReport.safeParse({
+      ...r,
+      enforce_blocker_details: [{ code: "NOPE", message: "", remedy: "" }],
     }).success,
   );
   ok(
@@ -204,4 +227,61 @@ Deno.test("writeReport: atomic, 0644, directory created 0755, invalid refused wi
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("policy counts and the C++ requirement names from the applied policy's facts", async () => {
+  const needs = { ...NO_NEEDS, network: true, exec_identity: true };
+  const r = buildReport(
+    await input({
+      needs,
+      policy: {
+        applied: true,
+        sha256: null,
+        version: 4,
+        unresolved: [],
+        snapshot: { path: "/var/lib/aegisbpf/policy.applied", present: true, parse_ok: true },
+        rules: {
+          network_rule_count: 3,
+          protect_path_count: 2,
+          protect_connect: false,
+          cgroup_deny_inode_count: 1,
+          cgroup_deny_ip_count: 0,
+          cgroup_deny_port_count: 4,
+          network_connect: false,
+          network_bind: true,
+        },
+      },
+    }),
+  );
+  CapabilitiesReport.parse(r);
+  eq(
+    [r.policy.applied_path, r.policy.snapshot_present, r.policy.parse_ok],
+    ["/var/lib/aegisbpf/policy.applied", true, true],
+  );
+  eq(
+    [r.policy.network_rule_count, r.policy.protect_path_count, r.policy.cgroup_deny_port_count],
+    [3, 2, 4],
+  );
+  eq(
+    [
+      r.requirements.network_enforcement_required,
+      r.requirements.network_connect_required,
+      r.requirements.network_bind_required,
+      r.requirements.exec_identity_required,
+      r.requirements.verified_exec_required,
+      r.requirements.exec_allowlist_required,
+    ],
+    [true, false, true, true, true, false],
+  );
+  eq(
+    [r.exec_identity.kernel_enabled, r.exec_identity.kernel_allow_exec_inode_entries],
+    [false, 0],
+    "the input attached only file_open and bprm_check_security",
+  );
+  const none = buildReport(await input());
+  eq([none.policy.applied_path, none.policy.snapshot_present, none.policy.parse_ok], [
+    "",
+    false,
+    false,
+  ]);
 });

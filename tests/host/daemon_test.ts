@@ -15,6 +15,15 @@ import { deepStrictEqual, match, ok, strictEqual } from "node:assert/strict";
 import { CapabilitiesReport } from "../../src/posture/report.ts";
 import { AGENT, Agent, agentEnv, cleanupAgent, denyInPins, httpGet } from "../lib/agent.ts";
 import { run } from "../lib/helpers.ts";
+import { cppSchema, validate } from "../lib/json_schema.ts";
+
+/** The C++ agent's schemas (tests/artifacts/contracts_test.ts); null when ../shared is absent. */
+const CPP = {
+  capabilities: cppSchema("capabilities_v1.json"),
+  health: cppSchema("health.json"),
+  doctor: cppSchema("doctor.json"),
+};
+const RELAX = { additionalProperties: true };
 
 function exists(p: string): boolean {
   try {
@@ -93,7 +102,7 @@ Deno.test("run --enforce-gate-mode=audit-fallback: AUDIT_FALLBACK, 200 / 503, re
       const report = CapabilitiesReport.parse(JSON.parse(Deno.readTextFileSync(e.report)));
       strictEqual(report.runtime_state, "AUDIT_FALLBACK");
       strictEqual(report.enforce_capable, false);
-      ok(report.enforce_blockers.some((b) => b.code === "BPF_LSM_DISABLED"));
+      ok(report.enforce_blockers.includes("BPF_LSM_DISABLED"));
       strictEqual(report.state_transitions.total, 1);
       strictEqual(report.state_transitions.enforce_requested, true);
       const fromHttp = await httpGet(e.port, "/capabilities");
@@ -104,6 +113,27 @@ Deno.test("run --enforce-gate-mode=audit-fallback: AUDIT_FALLBACK, 200 / 503, re
       strictEqual(h.code, 1, "the running daemon is not enforcing");
       const plain = await run(AGENT, ["health"], e.env);
       strictEqual(plain.code, 0, `the daemon runs and is healthy: ${plain.stdout}`);
+
+      // the running agent's own answers against the C++ contracts (docs/posture.md)
+      const hj = await run(AGENT, ["health", "--json"], e.env);
+      strictEqual(hj.code, 0, hj.stderr);
+      const hb = JSON.parse(hj.stdout);
+      strictEqual(hb.engine_mode, "tracepoint_audit", "no BPF LSM here: the fallback programs");
+      strictEqual(hb.checks.bpf_load, true, "the agent loaded the object");
+      deepStrictEqual(hb.undetermined_fields, [], "an agent knows all of it here");
+      const dj = await run(AGENT, ["doctor", "--json"], e.env);
+      strictEqual(dj.code, 1, "not enforcing");
+      if (CPP.capabilities && CPP.health && CPP.doctor) {
+        deepStrictEqual(validate(CPP.capabilities, report, RELAX), [], "capabilities.json");
+        deepStrictEqual(validate(CPP.health, hb, RELAX), [], "health --json");
+        deepStrictEqual(validate(CPP.health, enf.body, RELAX), [], "GET /health (503)");
+        deepStrictEqual(validate(CPP.doctor, JSON.parse(dj.stdout), RELAX), [], "doctor --json");
+      } else {
+        // deno-lint-ignore no-console -- a skipped check says so
+        console.log(
+          "C++ contract checks SKIPPED: ../shared/reference/aegisbpf-cpp-schemas is absent",
+        );
+      }
     } finally {
       strictEqual((await a.stop("SIGTERM")).code, 0, a.err);
     }
@@ -120,7 +150,7 @@ Deno.test("run --enforce-fallback=signal: ENFORCE_SIGNAL, BPF_LSM_DISABLED still
       const report = CapabilitiesReport.parse(JSON.parse(Deno.readTextFileSync(e.report)));
       strictEqual(report.runtime_state, "ENFORCE_SIGNAL");
       strictEqual(report.enforce_capable, false);
-      ok(report.enforce_blockers.some((b) => b.code === "BPF_LSM_DISABLED"));
+      ok(report.enforce_blockers.includes("BPF_LSM_DISABLED"));
       strictEqual((await httpGet(e.port, "/health?require_enforce=1")).status, 503);
     } finally {
       await a.stop("SIGTERM");

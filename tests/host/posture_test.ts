@@ -11,6 +11,7 @@ import { capabilityTier, enforceBlockers } from "../../src/posture/blockers.ts";
 import { NO_NEEDS } from "../../src/posture/needs.ts";
 import { buildReport, CapabilitiesReport, NO_POLICY } from "../../src/posture/report.ts";
 import { HealthBody } from "../../src/posture/health.ts";
+import { DoctorBody } from "../../src/posture/doctor.ts";
 import { LAUNCHER, ROOT, run } from "../lib/helpers.ts";
 
 const SCHEMA = JSON.parse(Deno.readTextFileSync(`${ROOT}/schemas/capabilities.schema.json`));
@@ -51,8 +52,8 @@ function noDaemonEnv(dir: string): Record<string, string> {
 }
 
 Deno.test("the required-key check catches a missing nested key (it can fail)", () => {
-  const r = { hooks: { lsm_file_open: {} } };
-  ok(missingRequired(SCHEMA, r).includes("$.hooks.lsm_file_open.kernel_supported"));
+  const r = { hook_details: { lsm_file_open: {} } };
+  ok(missingRequired(SCHEMA, r).includes("$.hook_details.lsm_file_open.kernel_supported"));
   ok(missingRequired(SCHEMA, r).includes("$.enforce_capable"));
 });
 
@@ -131,7 +132,8 @@ Deno.test("aegisbpf probe --json: every probe and the hook table; probe (text) p
       ]);
     }
     strictEqual(p.capability, "AuditOnly");
-    ok(p.enforce_blockers.some((b: { code: string }) => b.code === "BPF_LSM_DISABLED"));
+    ok(p.enforce_blockers.includes("BPF_LSM_DISABLED"));
+    ok(p.enforce_blocker_details.some((b: { code: string }) => b.code === "BPF_LSM_DISABLED"));
     const t = await run(LAUNCHER, ["probe"], noDaemonEnv(dir));
     strictEqual(t.code, 0, t.stderr);
     ok(/lsm_socket_connect\s+yes\s+no\s+bpf_lsm_socket_connect/.test(t.stdout), t.stdout);
@@ -169,7 +171,7 @@ Deno.test("no daemon: capabilities --json validates against the schema, enforce_
     strictEqual(report.enforce_capable, false);
     strictEqual(report.runtime_state, null);
     strictEqual(report.generated_by, "cli");
-    ok(report.enforce_blockers.some((b) => b.code === "BPF_LSM_DISABLED"));
+    ok(report.enforce_blockers.includes("BPF_LSM_DISABLED"));
     strictEqual(report.policy.applied, false);
   } finally {
     await Deno.remove(dir, { recursive: true });
@@ -204,11 +206,11 @@ Deno.test("no daemon: doctor --json gives advice with a remediation for every fi
       AEGIS_PIN_ROOT: `/sys/fs/bpf/aegis-none-${crypto.randomUUID().slice(0, 8)}`,
     });
     strictEqual(r.code, 1, r.stdout + r.stderr);
-    const d = JSON.parse(r.stdout) as {
-      health: unknown;
-      advice: { code: string; message: string; remediation: string }[];
-    };
-    HealthBody.parse(d.health);
+    const d = DoctorBody.parse(JSON.parse(r.stdout));
+    strictEqual(d.ok, false);
+    deepStrictEqual(d.report, d.health);
+    strictEqual(d.report.bpf_hash_verified, true, "the embedded object verifies");
+    strictEqual(d.report.checks.required_pins, false, "no pins under that root");
     const codes = d.advice.map((a) => a.code);
     ok(codes.includes("BPF_LSM_DISABLED"), codes.join());
     ok(codes.includes("NO_DAEMON"), codes.join());

@@ -448,6 +448,25 @@ static void check_btf(void)
 	      "got %d", aegis_btf_has_func("nonexistent_xyz"));
 }
 
+/* aegis_landlock_abi: a version when landlock is an active LSM, else -ENOSYS/-EOPNOTSUPP */
+static void check_landlock(void)
+{
+	char lsm[512] = "";
+	FILE *f = fopen("/sys/kernel/security/lsm", "r");
+	int abi = aegis_landlock_abi();
+
+	if (f) {
+		if (!fgets(lsm, sizeof(lsm), f))
+			lsm[0] = '\0';
+		fclose(f);
+	}
+	if (strstr(lsm, "landlock"))
+		check(abi >= 1, "landlock_abi: a version (landlock is an active LSM)", "got %d", abi);
+	else
+		check(abi == -ENOSYS || abi == -EOPNOTSUPP,
+		      "landlock_abi: -ENOSYS or -EOPNOTSUPP (landlock is not active)", "got %d", abi);
+}
+
 /* Is "bpf" in the active LSM list? 1 yes, 0 no, -1 unknown. */
 static int bpf_lsm_active(void)
 {
@@ -705,6 +724,7 @@ int main(int argc, char **argv)
 	aegis_obj_close(NULL);
 	check_lsm_load(obj_path);
 	check_btf();
+	check_landlock();
 	check_sock();
 	printf("%d passed, %d failed\n", passed, failed);
 	return failed ? 1 : 0;

@@ -44,7 +44,7 @@ Deno.test({
       strictEqual(report.enforce_capable, true);
       strictEqual(report.capability, "Full");
       deepStrictEqual(report.enforce_blockers, []);
-      strictEqual(report.hooks.lsm_file_open.kernel_supported, true);
+      strictEqual(report.hook_details.lsm_file_open.kernel_supported, true);
 
       const h = await run(AGENT, ["health", "--require-enforce", "--json"], e.env);
       strictEqual(h.code, 0, h.stdout + h.stderr);
@@ -133,7 +133,7 @@ Deno.test({
       const sc = await a.stateChanges();
       strictEqual(sc.at(-1).reason_code, "NETWORK_HOOK_UNAVAILABLE", a.out.slice(0, 2000));
       const report = CapabilitiesReport.parse(JSON.parse(Deno.readTextFileSync(e.report)));
-      ok(report.enforce_blockers.some((b) => b.code === "NETWORK_HOOK_UNAVAILABLE"));
+      ok(report.enforce_blockers.includes("NETWORK_HOOK_UNAVAILABLE"));
       strictEqual(report.requirements_met.network, false);
       strictEqual(report.enforce_capable, false);
     } finally {
@@ -167,7 +167,7 @@ Deno.test({
       ok(JSON.stringify(r.body).includes("BPF_LSM_DISABLED"), JSON.stringify(r.body));
       const report = CapabilitiesReport.parse(JSON.parse(Deno.readTextFileSync(e.report)));
       strictEqual(report.enforce_capable, false);
-      ok(report.enforce_blockers.some((b) => b.code === "BPF_LSM_DISABLED"));
+      ok(report.enforce_blockers.includes("BPF_LSM_DISABLED"));
       strictEqual(
         (await run(AGENT, ["health", "--require-enforce"], e.env)).code,
         1,

@@ -122,7 +122,7 @@ Deno.test({
       strictEqual((await httpGet(e.port, "/health?require_enforce=1")).status, 503);
       const report = JSON.parse(Deno.readTextFileSync(e.report));
       ok(
-        report.enforce_blockers.some((b: Json) => b.code === "POLICY_RESTORE_FAILED"),
+        report.enforce_blockers.includes("POLICY_RESTORE_FAILED"),
         JSON.stringify(report.enforce_blockers),
       );
       strictEqual(report.policy.applied, false, "the report does not claim the stored policy");
@@ -137,7 +137,7 @@ Deno.test({
         30_000,
       );
       const after = JSON.parse(Deno.readTextFileSync(e.report));
-      ok(!after.enforce_blockers.some((b: Json) => b.code === "POLICY_RESTORE_FAILED"));
+      ok(!after.enforce_blockers.includes("POLICY_RESTORE_FAILED"));
       strictEqual(after.policy.applied, true);
       strictEqual((await httpGet(e.port, "/health?require_enforce=1")).status, 503, "still audit");
       await a.stop();

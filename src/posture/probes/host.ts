@@ -9,10 +9,12 @@ import { bpfObjectBytes, openEmbeddedShim } from "../../assets/mod.ts";
 import type { Shim } from "../../native/mod.ts";
 import { type BtfFuncQuery, errorText } from "../probe.ts";
 import { engineLsmTrial, type LsmAttachTrial } from "./bpf_lsm_attach.ts";
+import type { LandlockAbiQuery } from "./landlock.ts";
 import type { ProbeOptions } from "./mod.ts";
 
 export interface HostProbeDeps extends Disposable {
   hasBtfFunc: BtfFuncQuery;
+  landlockAbi: LandlockAbiQuery;
   lsmTrial: LsmAttachTrial | null;
   lsmTrialUnavailable?: string;
   /** why symbol probes are unknown, when they are */
@@ -23,8 +25,12 @@ export interface HostProbeDeps extends Disposable {
 export function shimProbeOptions(
   shim: Shim,
   objectBytes: Uint8Array<ArrayBuffer>,
-): Pick<ProbeOptions, "hasBtfFunc" | "lsmTrial"> {
-  return { hasBtfFunc: (n) => shim.btfHasFunc(n), lsmTrial: engineLsmTrial(shim, objectBytes) };
+): Required<Pick<ProbeOptions, "hasBtfFunc" | "lsmTrial" | "landlockAbi">> {
+  return {
+    hasBtfFunc: (n) => shim.btfHasFunc(n),
+    landlockAbi: () => shim.landlockAbi(),
+    lsmTrial: engineLsmTrial(shim, objectBytes),
+  };
 }
 
 /**
@@ -35,6 +41,7 @@ export function shimProbeOptions(
 export async function openHostProbeDeps(uid: number | null = Deno.uid()): Promise<HostProbeDeps> {
   const none = (why: string): HostProbeDeps => ({
     hasBtfFunc: null,
+    landlockAbi: null,
     lsmTrial: null,
     lsmTrialUnavailable: why,
     limitation: why,

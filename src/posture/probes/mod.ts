@@ -22,10 +22,13 @@ import {
 } from "./hooks.ts";
 import { type Ima, probeIma } from "./ima.ts";
 import { type KernelVersion, probeKernelVersion } from "./kernel_version.ts";
-import { type Landlock, probeLandlock } from "./landlock.ts";
+import { probeBinaryAuth } from "./binary_auth.ts";
+import { ipeFromLsms } from "./ipe.ts";
+import { type Landlock, type LandlockAbiQuery, probeLandlock } from "./landlock.ts";
 import { probeActiveLsms, probeBpfLsmActive } from "./lsm.ts";
 import { type NextGenBpf, probeNextGenBpf } from "./next_gen.ts";
 import { probeRingbuf, type Ringbuf } from "./ringbuf.ts";
+import { probeSchedExt, type SchedExt } from "./sched_ext.ts";
 import { probeTracepoints } from "./tracepoints.ts";
 
 export interface ProbeOptions {
@@ -33,6 +36,8 @@ export interface ProbeOptions {
   fs?: ProbeFs;
   /** BTF FUNC query (the shim's btfHasFunc); null/absent: symbol probes are unknown */
   hasBtfFunc?: BtfFuncQuery;
+  /** the shim's landlock_create_ruleset version call; null/absent: ABI unknown */
+  landlockAbi?: LandlockAbiQuery;
   /** the LSM attach trial (needs root and the shim); null/absent: unknown */
   lsmTrial?: LsmAttachTrial | null;
   /** why there is no trial, for the unknown result */
@@ -67,8 +72,13 @@ export interface ProbeReport {
   bpf_lsm_attach: ProbeResult<{ section: string }>;
   landlock: ProbeResult<Landlock>;
   ima: ProbeResult<Ima>;
-  fs_verity: ProbeResult<{ symbol: string }>;
+  fs_verity: ProbeResult<{ evidence: string }>;
+  /** "ipe" is in the active LSM list */
+  ipe: ProbeResult;
+  sched_ext: ProbeResult<SchedExt>;
   next_gen_bpf: ProbeResult<NextGenBpf>;
+  /** derived: fs-verity, usable BPF LSM and the xattr kfunc (probes/binary_auth.ts) */
+  binary_auth: ProbeResult;
   /** the exec identity hooks all exist in BTF; null = unknown */
   exec_identity_hooks: boolean | null;
   hooks: HookTable;
@@ -82,20 +92,24 @@ export async function probeAll(opts: ProbeOptions = {}): Promise<ProbeReport> {
   const fs = opts.fs ?? hostFs;
   const btfq = opts.hasBtfFunc ?? null;
   const needs = opts.needs ?? NO_NEEDS;
-  const [kernel, btf, bpffs, cgroup, syscall, tracepoints, lsms, bpfLsm, ima] = await Promise.all([
-    probeKernelVersion(fs),
-    probeBtf(fs),
-    probeBpffs(fs),
-    probeCgroupV2(fs),
-    probeBpfSyscall(fs),
-    probeTracepoints(fs),
-    probeActiveLsms(fs),
-    probeBpfLsmActive(fs),
-    probeIma(fs),
-  ]);
-  const landlock = probeLandlock(lsms);
-  const fsVerity = probeFsVerity(btfq);
+  const [kernel, btf, bpffs, cgroup, syscall, tracepoints, lsms, bpfLsm, ima, fsVerity, schedExt] =
+    await Promise.all([
+      probeKernelVersion(fs),
+      probeBtf(fs),
+      probeBpffs(fs),
+      probeCgroupV2(fs),
+      probeBpfSyscall(fs),
+      probeTracepoints(fs),
+      probeActiveLsms(fs),
+      probeBpfLsmActive(fs),
+      probeIma(fs),
+      probeFsVerity(fs, btfq),
+      probeSchedExt(fs),
+    ]);
+  const landlock = probeLandlock(lsms, opts.landlockAbi ?? null);
+  const ipe = ipeFromLsms(lsms);
   const nextGen = probeNextGenBpf(btfq);
+  const lsmAttach = probeBpfLsmAttach(opts.lsmTrial ?? null, opts.lsmTrialUnavailable);
   return {
     kernel_version: kernel,
     btf,
@@ -106,18 +120,21 @@ export async function probeAll(opts: ProbeOptions = {}): Promise<ProbeReport> {
     tracepoints,
     active_lsms: lsms,
     bpf_lsm_active: bpfLsm,
-    bpf_lsm_attach: probeBpfLsmAttach(opts.lsmTrial ?? null, opts.lsmTrialUnavailable),
+    bpf_lsm_attach: lsmAttach,
     landlock,
     ima,
     fs_verity: fsVerity,
+    ipe,
+    sched_ext: schedExt,
     next_gen_bpf: nextGen,
+    binary_auth: probeBinaryAuth(fsVerity, bpfLsm, lsmAttach, nextGen),
     exec_identity_hooks: allSymbols(btfq, EXEC_IDENTITY_SYMBOLS),
     hooks: probeHooks(btfq, needs, opts.fileHook ?? "file"),
     future_lsm: {
       active_lsms: lsms.status === "supported" ? lsms.value : [],
       landlock: probeBool(landlock),
       landlock_abi: landlock.status === "supported" ? landlock.value.abi : null,
-      ipe: lsms.status === "supported" ? lsms.value.includes("ipe") : null,
+      ipe: probeBool(ipe),
       fs_verity: probeBool(fsVerity),
       bpf_token: nextGen.status === "supported" ? nextGen.value.bpf_token : null,
     },

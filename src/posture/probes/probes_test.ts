@@ -3,6 +3,7 @@ import { AegisError, NativeCallError, VerifierError } from "../../errors.ts";
 import { fsTypeAt, parseMountinfo } from "../../util/mountinfo.ts";
 import { fixtureFs, type ProbeResult } from "../probe.ts";
 import { hostFiles, MOUNTINFO_OK } from "../posture_testing.ts";
+import { probeBinaryAuth } from "./binary_auth.ts";
 import { probeBpfLsmAttach } from "./bpf_lsm_attach.ts";
 import { probeBpfSyscall } from "./bpf_syscall.ts";
 import { probeBpffs } from "./bpffs.ts";
@@ -12,9 +13,11 @@ import { probeFsVerity } from "./fs_verity.ts";
 import { HOOK_NAMES, hookRequired, probeHooks } from "./hooks.ts";
 import { probeIma } from "./ima.ts";
 import { kernelAtLeast, parseKernelRelease, probeKernelVersion } from "./kernel_version.ts";
+import { probeIpe } from "./ipe.ts";
 import { probeLandlock } from "./landlock.ts";
-import { probeNextGenBpf } from "./next_gen.ts";
+import { type NextGenBpf, probeNextGenBpf } from "./next_gen.ts";
 import { probeRingbuf } from "./ringbuf.ts";
+import { probeSchedExt } from "./sched_ext.ts";
 import { probeTracepoints } from "./tracepoints.ts";
 
 const denied = () => new Deno.errors.PermissionDenied("fixture: denied");
@@ -187,10 +190,10 @@ Deno.test("tracepoints: the openat event, a tracefs without it, no tracefs, debu
   eq(d, { status: "supported", value: { tracefs: "/sys/kernel/debug/tracing" } });
 });
 
-Deno.test("landlock: listed (ABI honestly unknown), not listed (boot remedy), no LSM list", () => {
+Deno.test("landlock: listed (ABI unknown without the shim), not listed (boot remedy), no LSM list", () => {
   eq(probeLandlock({ status: "supported", value: ["landlock", "bpf"] }), {
     status: "supported",
-    value: { abi: null },
+    value: { abi: null, abi_note: "no shim to ask landlock_create_ruleset (needs root)" },
   });
   ok(reasonOf(probeLandlock({ status: "supported", value: ["bpf"] })).includes("lsm=bpf,landlock"));
   eq(probeLandlock({ status: "unknown", error: "no securityfs" }), {
@@ -240,36 +243,41 @@ Deno.test("ima: appraise rules counted; no appraisal; no IMA; no securityfs; pol
   );
 });
 
-Deno.test("fs-verity: BTF evidence, none, no query, failing query", () => {
-  eq(probeFsVerity((n) => n === "bpf_get_fsverity_digest"), {
+Deno.test("fs-verity: BTF evidence, none, no query, failing query", async () => {
+  const fs = fsWith({});
+  eq(await probeFsVerity(fs, (n) => n === "bpf_get_fsverity_digest"), {
     status: "supported",
-    value: { symbol: "bpf_get_fsverity_digest" },
+    value: { evidence: "BTF bpf_get_fsverity_digest" },
   });
-  ok(reasonOf(probeFsVerity(() => false)).includes("CONFIG_FS_VERITY"));
-  errorOf(probeFsVerity(null));
+  ok(reasonOf(await probeFsVerity(fs, () => false)).includes("CONFIG_FS_VERITY"));
+  errorOf(await probeFsVerity(fs, null));
   ok(
-    errorOf(probeFsVerity(() => {
-      throw new Error("EIO");
-    })).includes("EIO"),
+    errorOf(
+      await probeFsVerity(fs, () => {
+        throw new Error("EIO");
+      }),
+    ).includes("EIO"),
   );
 });
 
-Deno.test("next-gen BPF: each field from its own symbol; binary_auth needs evidence", () => {
+/** No next-gen feature. */
+const NG_NONE: NextGenBpf = {
+  arena: false,
+  user_ringbuf: false,
+  open_coded_iterators: false,
+  xattr_kfuncs: false,
+  bpf_send_signal_task: false,
+  bpf_token: false,
+  bpf_ima_helpers: false,
+};
+
+Deno.test("next-gen BPF: each field from its own symbol", () => {
   const r = probeNextGenBpf((n) =>
-    ["bpf_arena_alloc_pages", "bpf_iter_num_new", "scx_bpf_dispatch"].includes(n)
+    ["bpf_arena_alloc_pages", "bpf_iter_num_new", "bpf_ima_file_hash"].includes(n)
   );
   eq(r, {
     status: "supported",
-    value: {
-      arena: true,
-      user_ringbuf: false,
-      sched_ext: true,
-      open_coded_iterators: true,
-      xattr_kfuncs: false,
-      bpf_send_signal_task: false,
-      binary_auth: false,
-      bpf_token: false,
-    },
+    value: { ...NG_NONE, arena: true, open_coded_iterators: true, bpf_ima_helpers: true },
   });
   errorOf(probeNextGenBpf(null));
 });
@@ -322,4 +330,133 @@ Deno.test("LSM attach trial: attached, EPERM on load, verifier, attach failure, 
     })).includes("boom"),
   );
   ok(errorOf(probeBpfLsmAttach(null, "not running as root")).includes("not running as root"));
+});
+
+// ---- the probes behind the C++ contract's features (docs/posture.md): each on fixtures,
+// present / absent / unreadable → supported / unsupported / unknown
+
+Deno.test("ipe: listed, not listed (boot remedy), LSM list missing or unreadable", async () => {
+  eq(await probeIpe(fsWith({ "/sys/kernel/security/lsm": "lockdown,capability,ipe,bpf\n" })), {
+    status: "supported",
+    value: true,
+  });
+  const no = reasonOf(await probeIpe(fsWith({})));
+  ok(no.includes("CONFIG_SECURITY_IPE") && no.includes(",ipe"), no);
+  ok(
+    errorOf(await probeIpe(fsWith({ "/sys/kernel/security/lsm": undefined }))).includes(
+      "securityfs",
+    ),
+  );
+  ok(errorOf(await probeIpe(fsWith({ "/sys/kernel/security/lsm": denied() }))).includes("denied"));
+});
+
+Deno.test("sched_ext: the sysfs directory (with its state), absent, not a directory, unreadable", async () => {
+  eq(await probeSchedExt(fsWith({})), { status: "supported", value: { state: "disabled" } });
+  eq(
+    await probeSchedExt(
+      fsWith({ "/sys/kernel/sched_ext/state": denied(), "/sys/kernel/sched_ext/root/ops": "" }),
+    ),
+    { status: "supported", value: { state: null } },
+    "the directory is the evidence; an unreadable state is only a detail",
+  );
+  ok(
+    reasonOf(await probeSchedExt(fsWith({ "/sys/kernel/sched_ext/state": undefined }))).includes(
+      "CONFIG_SCHED_CLASS_EXT",
+    ),
+  );
+  ok(
+    reasonOf(
+      await probeSchedExt(
+        fsWith({ "/sys/kernel/sched_ext/state": undefined, "/sys/kernel/sched_ext": "x" }),
+      ),
+    ).includes("not a directory"),
+  );
+  ok(
+    errorOf(
+      await probeSchedExt(
+        fsWith({ "/sys/kernel/sched_ext/state": undefined, "/sys/kernel/sched_ext": denied() }),
+      ),
+    ).includes("cannot stat"),
+  );
+});
+
+Deno.test("fs-verity without BTF: the sysctl directory is evidence, its absence is not; unreadable", async () => {
+  const withDir = fsWith({ "/proc/sys/fs/verity/require_signatures": "0\n" });
+  eq(await probeFsVerity(withDir, null), {
+    status: "supported",
+    value: { evidence: "/proc/sys/fs/verity" },
+  });
+  eq(
+    await probeFsVerity(withDir, () => {
+      throw new Error("EIO");
+    }),
+    { status: "supported", value: { evidence: "/proc/sys/fs/verity" } },
+    "a failing BTF query falls back to the directory",
+  );
+  ok(errorOf(await probeFsVerity(fsWith({}), null)).includes("does not rule fs-verity out"));
+  ok(
+    errorOf(await probeFsVerity(fsWith({ "/proc/sys/fs/verity": denied() }), null)).includes(
+      "cannot stat",
+    ),
+  );
+  // BTF says no: absent, whatever the directory
+  ok(reasonOf(await probeFsVerity(fsWith({}), () => false)).includes("CONFIG_FS_VERITY"));
+});
+
+Deno.test("landlock ABI: from the system call; ENOSYS, EOPNOTSUPP, other errors and a throw stay unknown", () => {
+  const listed = { status: "supported" as const, value: ["landlock", "bpf"] };
+  eq(probeLandlock(listed, () => 7), { status: "supported", value: { abi: 7 } });
+  const abiNote = (q: () => number) => {
+    const r = probeLandlock(listed, q);
+    strictEqual(r.status, "supported");
+    strictEqual(r.status === "supported" && r.value.abi, null);
+    return r.status === "supported" ? r.value.abi_note ?? "" : "";
+  };
+  ok(abiNote(() => -38).includes("ENOSYS"));
+  ok(abiNote(() => -95).includes("EOPNOTSUPP"));
+  ok(abiNote(() => -1).includes("errno 1"));
+  ok(
+    abiNote(() => {
+      throw new Error("dlopen failed");
+    }).includes("dlopen failed"),
+  );
+  let asked = false;
+  reasonOf(probeLandlock({ status: "supported", value: ["bpf"] }, () => (asked = true, 7)));
+  strictEqual(asked, false, "not listed: the call is not needed");
+});
+
+Deno.test("next-gen BPF: IMA helpers (either function), BPF token; no query or a failing one is unknown", () => {
+  const only = (...names: string[]) => probeNextGenBpf((n) => names.includes(n));
+  const v = (r: ProbeResult<NextGenBpf>) => (r.status === "supported" ? r.value : null);
+  strictEqual(v(only("bpf_ima_inode_hash"))?.bpf_ima_helpers, true);
+  strictEqual(v(only("bpf_ima_file_hash"))?.bpf_ima_helpers, true);
+  strictEqual(v(only("bpf_token_create"))?.bpf_token, true);
+  eq(v(only()), NG_NONE);
+  ok(errorOf(probeNextGenBpf(null)).includes("no BTF query"));
+  ok(
+    errorOf(probeNextGenBpf(() => {
+      throw new Error("EIO");
+    })).includes("EIO"),
+  );
+});
+
+Deno.test("binary_auth: all four facts; one missing is unsupported naming it; one unknown is unknown", () => {
+  const yes: ProbeResult<unknown> = { status: "supported", value: true };
+  const no: ProbeResult<unknown> = { status: "unsupported", reason: "x" };
+  const unk: ProbeResult<unknown> = { status: "unknown", error: "x" };
+  const ng = (xattr: boolean): ProbeResult<NextGenBpf> => ({
+    status: "supported",
+    value: { ...NG_NONE, xattr_kfuncs: xattr },
+  });
+  eq(probeBinaryAuth(yes, yes, yes, ng(true)), { status: "supported", value: true });
+  ok(reasonOf(probeBinaryAuth(no, yes, yes, ng(true))).includes("fs-verity"));
+  ok(reasonOf(probeBinaryAuth(yes, yes, yes, ng(false))).includes("bpf_get_file_xattr"));
+  ok(reasonOf(probeBinaryAuth(yes, yes, no, ng(true))).includes("an LSM program attaches"));
+  ok(reasonOf(probeBinaryAuth(no, unk, yes, ng(true))).includes("fs-verity"), "a no wins");
+  ok(errorOf(probeBinaryAuth(yes, unk, yes, ng(true))).includes("bpf in the LSM list"));
+  ok(
+    errorOf(probeBinaryAuth(yes, yes, yes, { status: "unknown", error: "no BTF" })).includes(
+      "bpf_get_file_xattr",
+    ),
+  );
 });
