@@ -16,6 +16,8 @@ cc -O2 -Wall -Werror -o dist/bench/loadgen bench/drain/loadgen.c
 "$deno" run -A bench/events/events_bench.ts dist/bench/loadgen
 "$deno" run -A bench/http/http_bench.ts
 "$deno" run -A bench/posture/startup_bench.ts 5
+# short CLI commands beside a bare deno eval (start-up time and peak RSS)
+"$deno" run -A bench/cli/cli_bench.ts 9
 # the file decision on this host's hardware, beside null programs (bench/decision)
 bash bench/decision/run.sh
 # The enforcement overhead benchmark boots QEMU/TCG guests (minutes): opt in.

@@ -23,8 +23,9 @@ import {
   type LogRecord,
   reset,
 } from "@logtape/logtape";
+import { writeStderr, writeStdout } from "./stdio.ts";
 
-const enc = new TextEncoder();
+export { isStdoutClosed, writeStderr, writeStdout } from "./stdio.ts";
 
 /** The log formats `--log-format` accepts. */
 export const LOG_FORMATS = ["text", "json"] as const;
@@ -107,38 +108,6 @@ export function log(...category: string[]): Logger {
  */
 export function literal(text: string): string {
   return text.replace(/[{}]/g, (c) => c + c);
-}
-
-let stdoutClosed = false;
-
-/** Has stdout's reader gone away (EPIPE)? Later writes are dropped. */
-export function isStdoutClosed(): boolean {
-  return stdoutClosed;
-}
-
-/**
- * Write text to stdout synchronously (whole string). When the reader has
- * gone (`aegisbpf … | head`), the rest is dropped instead of crashing:
- * a daemon keeps enforcing without its event consumer.
- */
-export function writeStdout(text: string): void {
-  if (stdoutClosed) return;
-  try {
-    writeAll(Deno.stdout, enc.encode(text));
-  } catch (e) {
-    if (!(e instanceof Deno.errors.BrokenPipe)) throw e;
-    stdoutClosed = true;
-  }
-}
-
-/** Write text to stderr synchronously (whole string). */
-export function writeStderr(text: string): void {
-  writeAll(Deno.stderr, enc.encode(text));
-}
-
-function writeAll(w: { writeSync(p: Uint8Array): number }, bytes: Uint8Array): void {
-  let off = 0;
-  while (off < bytes.length) off += w.writeSync(bytes.subarray(off));
 }
 
 /** Command output: one line to stdout. */

@@ -5,7 +5,8 @@
  */
 import { ok, strictEqual } from "node:assert/strict";
 import { currentManPage, MAN_PAGE_PATH } from "../../build/gen_man.ts";
-import { buildProgram } from "./mod.ts";
+import { buildProgram, COMMAND_NAMES, renderRootHelp } from "./mod.ts";
+import { ROOT_HELP } from "./root_help.ts";
 import { roffText } from "./man.ts";
 import { allCommands, commandTree } from "./tree.ts";
 
@@ -40,3 +41,13 @@ Deno.test("roffText: no line of text is read as a request; backslashes and hyphe
 });
 
 // groff's check runs in the artifacts tier (tests/artifacts/man_page_test.ts: it spawns groff)
+
+Deno.test("the stored top-level --help (root_help.ts) is what the full command tree prints", async () => {
+  strictEqual(
+    ROOT_HELP === await renderRootHelp(),
+    true,
+    'src/cli/root_help.ts differs from the command tree\'s help: run "deno task man" and commit it',
+  );
+  ok(ROOT_HELP.includes("Exit codes:"), "the text --help adds after the commands");
+  for (const name of COMMAND_NAMES) ok(ROOT_HELP.includes(`\n  ${name}`), name);
+});

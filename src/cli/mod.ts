@@ -5,8 +5,8 @@
  */
 import { Command, CommanderError, Option } from "@commander-js/extra-typings";
 import { EXIT_OUTCOME_UNKNOWN } from "../control/client.ts";
-import { BUILD } from "../assets/mod.ts";
 import { AegisError } from "../errors.ts";
+import { fastAnswer, VERSION_LINE } from "./fast.ts";
 import type { DaemonRunner } from "./run.ts";
 import {
   type CliLogLevel,
@@ -55,6 +55,9 @@ const COMMAND_FILES: readonly [readonly string[], () => Promise<Adder>][] = [
   [["completion"], async () => (await import("./completion.ts")).addCompletionCommand],
 ];
 
+/** Help text is wrapped at this many columns on every terminal. */
+export const HELP_WIDTH = 80;
+
 /** Names of every top-level command, in help order. */
 export const COMMAND_NAMES: readonly string[] = COMMAND_FILES.flatMap(([names]) => names);
 
@@ -93,11 +96,13 @@ terminal, else JSON lines; --log-format), results and events go to stdout.`,
       ).choices(LOG_FORMATS).env("AEGIS_LOG_FORMAT"),
     )
     .version(
-      `aegisbpf ${BUILD.agentVersion}`,
+      VERSION_LINE,
       "-V, --version",
       "print the agent's version ('aegisbpf version --json' says what the binary is made of)",
     )
     .showHelpAfterError("(run 'aegisbpf --help' for usage)")
+    // one width whatever the terminal: the stored top-level help (root_help.ts) is that text
+    .configureHelp({ helpWidth: HELP_WIDTH })
     .configureOutput({ writeOut: writeStdout, writeErr: writeStderr })
     .exitOverride();
   // the global options take effect before any command's action runs
@@ -148,18 +153,25 @@ function jsonInArgv(argv: readonly string[]): boolean {
   return (end === -1 ? argv : argv.slice(0, end)).includes("--json");
 }
 
+/** The top-level help exactly as the full program prints it (for root_help.ts). */
+export async function renderRootHelp(): Promise<string> {
+  const program = await buildProgram();
+  let text = "";
+  program.configureOutput({ writeOut: (s) => text += s, writeErr: (s) => text += s });
+  program.outputHelp();
+  return text;
+}
+
 /** Run the CLI; returns the process exit code. */
 export async function main(argv: string[], overrides: CliOverrides = {}): Promise<number> {
+  const fast = fastAnswer(argv);
+  if (fast !== null) return fast;
   const program = await buildProgram(argv[0], overrides);
   // until the options are parsed (then the preAction hook configures it again)
   const level = LOG_LEVELS.find((l) => l === Deno.env.get("AEGIS_LOG_LEVEL")) ?? "info";
   const format = LOG_FORMATS.find((f) => f === Deno.env.get("AEGIS_LOG_FORMAT"));
   await setupLogging(format ?? defaultLogFormat(), level);
   jsonRequested = false;
-  if (argv.length === 0) {
-    program.outputHelp({ error: true });
-    return 2;
-  }
   try {
     await program.parseAsync(argv, { from: "user" });
     return typeof Deno.exitCode === "number" ? Deno.exitCode : 0;
