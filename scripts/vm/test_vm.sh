@@ -79,7 +79,7 @@ if [ "${AEGIS_VM_BUNDLE:-1}" != 0 ]; then
     printf 'AEGIS_LAUNCH_ENTRY=%q exec %q "$@"\n' "$out/aegisbpf.js" "$repo/scripts/aegisbpf"
   } >"$out/aegisbpf"
   chmod 0755 "$out/aegisbpf"
-  "$out/aegisbpf" --help >/dev/null 2>&1 || { echo "test_vm: the bundled agent does not start"; echo "0 passed, 1 failed"; exit 1; }
+  "$out/aegisbpf" policy --help >/dev/null 2>&1 || { echo "test_vm: the bundled agent does not start"; echo "0 passed, 1 failed"; exit 1; }
   envs+=(-e "AEGIS_VM_AGENT=$out/aegisbpf")
 fi
 
