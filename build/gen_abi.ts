@@ -46,6 +46,46 @@ export async function btfJson(objPath: string): Promise<unknown> {
   return JSON.parse(new TextDecoder().decode(raw));
 }
 
+/**
+ * The names user space may ask the object for: every map declared in
+ * bpf/include/aegis_maps.h and every program in bpf/*.bpf.c (the function
+ * after each SEC("…") that is not "license"). Read from the sources, like
+ * the layout from the header's BTF; tests/artifacts/abi_test.ts checks
+ * them against the built object.
+ */
+export async function objectNames(): Promise<{ maps: string[]; programs: string[] }> {
+  const header = await Deno.readTextFile(`${root}bpf/include/aegis_maps.h`);
+  const maps = [...header.matchAll(/^\}\s*(\w+)\s+SEC\("\.maps"\);/gm)].map((m) => m[1]);
+  const programs: string[] = [];
+  for await (const e of Deno.readDir(`${root}bpf`)) {
+    if (!e.isFile || !e.name.endsWith(".bpf.c")) continue;
+    const src = await Deno.readTextFile(`${root}bpf/${e.name}`);
+    for (const m of src.matchAll(/SEC\("([^"]+)"\)\s*\nint\s+(?:BPF_PROG\()?(\w+)/g)) {
+      programs.push(m[2]);
+    }
+  }
+  return { maps, programs: programs.sort() };
+}
+
+function renderNames(n: { maps: string[]; programs: string[] }): string {
+  const list = (xs: string[]) => xs.map((x) => `  ${JSON.stringify(x)},`).join("\n");
+  return `
+/** Every map of the object (bpf/include/aegis_maps.h), in declaration order. */
+export const MAP_NAMES = [
+${list(n.maps)}
+] as const;
+/** A map of the object: a typo in a map name is a type error. */
+export type MapName = typeof MAP_NAMES[number];
+
+/** Every program of the object (bpf/*.bpf.c), sorted. */
+export const PROGRAM_NAMES = [
+${list(n.programs)}
+] as const;
+/** A program of the object. */
+export type ProgramName = typeof PROGRAM_NAMES[number];
+`;
+}
+
 async function main(): Promise<void> {
   const tmp = await Deno.makeTempDir({ prefix: "aegis-abi-" });
   try {
@@ -67,7 +107,9 @@ async function main(): Promise<void> {
       obj,
     ]);
     const layout = abiLayoutFromBtf(await btfJson(obj), "aegis_abi_anchor");
-    const text = await formatTs(await renderAbiModule(layout));
+    const text = await formatTs(
+      (await renderAbiModule(layout)) + renderNames(await objectNames()),
+    );
     if (Deno.args.includes("--check")) {
       let current = "";
       try {
@@ -75,7 +117,7 @@ async function main(): Promise<void> {
       } catch { /* missing counts as stale */ }
       if (current !== text) {
         console.error(
-          "src/bpf/abi_gen.ts is stale: bpf/include/aegis_abi.h changed. Run: deno run -A build/gen_abi.ts",
+          "src/bpf/abi_gen.ts is stale: bpf/include/aegis_abi.h, aegis_maps.h or a program name changed. Run: deno run -A build/gen_abi.ts",
         );
         Deno.exit(1);
       }

@@ -25,7 +25,7 @@ import { EventDrain } from "../../src/events/drain.ts";
 import { recordToEvent } from "../../src/events/json.ts";
 import { openSink } from "../../src/events/sink.ts";
 import { kernelOnlySources, renderMetrics } from "../../src/metrics/render.ts";
-import { ABI_LAYOUT } from "../../src/bpf/abi_gen.ts";
+import { ABI_LAYOUT, type MapName } from "../../src/bpf/abi_gen.ts";
 import { cpuSeconds, fmt, loadgen, NOBODY, openOpensTrace, printTable, SECONDS } from "../lib.ts";
 
 const LOADGEN = loadgen("events_bench.ts");
@@ -124,7 +124,7 @@ async function metricsScrape(): Promise<[string, string][]> {
     filled++;
   }
   const fillMs = performance.now() - t0;
-  const map = (n: string) => {
+  const map = (n: MapName) => {
     try {
       return trace.obj.map(n);
     } catch {

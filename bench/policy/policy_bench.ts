@@ -23,12 +23,13 @@ import { writeStdout } from "../../src/log.ts";
 import { bpfObjectBytes, openEmbeddedShim } from "../../src/assets/mod.ts";
 import { BpfObject } from "../../src/bpf/object.ts";
 import { resolveRulePath } from "../../src/bpf/path_rule.ts";
-import { applyCompiled, RULE_MAPS } from "../../src/policy/generations.ts";
+import { applyCompiled, RULE_MAP_NAMES } from "../../src/policy/generations.ts";
 import { applyPolicyBytes, type PolicyApplyDeps } from "../../src/policy/apply.ts";
 import { mapSizesFor } from "../../src/policy/sizing.ts";
 import { compilePolicy } from "../../src/policy/compile.ts";
 import { LiveRules } from "../../src/policy/live.ts";
 import { parsePolicy } from "../../src/policy/parse.ts";
+import type { MapName } from "../../src/bpf/abi_gen.ts";
 
 const PATHS = 32768, INODES = 32768, CIDR4 = 8192, CIDR6 = 8192;
 
@@ -60,7 +61,7 @@ try {
   const sizes = mapSizesFor(compilePolicy(probe.policy!, env).compiled, []);
   for (const [m, n] of Object.entries(sizes)) obj.setMaxEntries(m, n);
   obj.load();
-  const maps = (n: string) => obj.map(n);
+  const maps = (n: MapName) => obj.map(n);
   const live = new LiveRules({
     maps,
     storePath: `${state}/live_rules.json`,
@@ -109,7 +110,7 @@ try {
       `${ms(performance.now() - t)}; switch ${r.switchMicros} µs` + "\n",
   );
   let total = 0;
-  for (const m of Object.keys(RULE_MAPS)) total += obj.map(m).keys().length;
+  for (const m of RULE_MAP_NAMES) total += obj.map(m).keys().length;
   writeStdout(
     `entries in the maps after the last apply: ${total}` + "\n",
   );

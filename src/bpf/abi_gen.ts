@@ -856,3 +856,57 @@ export const ABI_LAYOUT = {
     },
   },
 } as const;
+
+/** Every map of the object (bpf/include/aegis_maps.h), in declaration order. */
+export const MAP_NAMES = [
+  "aegis_events",
+  "aegis_counters",
+  "aegis_config",
+  "aegis_policy",
+  "aegis_hook_stats",
+  "aegis_deny_inode",
+  "aegis_survival_inode",
+  "aegis_allow_cgroup",
+  "aegis_task_state",
+  "aegis_cg_deny_inode",
+  "aegis_cg_deny_ip",
+  "aegis_cg_deny_port",
+  "aegis_deny_comm",
+  "aegis_deny_ip4",
+  "aegis_deny_ip6",
+  "aegis_deny_cidr4",
+  "aegis_deny_cidr6",
+  "aegis_deny_port",
+  "aegis_deny_ip4_port",
+  "aegis_deny_ip6_port",
+] as const;
+/** A map of the object: a typo in a map name is a type error. */
+export type MapName = typeof MAP_NAMES[number];
+
+/** Every program of the object (bpf/*.bpf.c), sorted. */
+export const PROGRAM_NAMES = [
+  "aegis_bpf",
+  "aegis_bprm_check",
+  "aegis_fb_connect",
+  "aegis_fb_exec",
+  "aegis_fb_open",
+  "aegis_fb_openat",
+  "aegis_fb_openat2",
+  "aegis_file_open",
+  "aegis_inode_copy_up",
+  "aegis_inode_permission",
+  "aegis_kernel_load_data",
+  "aegis_kernel_read_file",
+  "aegis_ptrace_access_check",
+  "aegis_socket_bind",
+  "aegis_socket_connect",
+  "aegis_socket_sendmsg",
+  "aegis_trace_exec",
+  "aegis_trace_openat",
+  "aegis_verified_exec_check",
+  "aegis_verified_exec_commit",
+  "aegis_verified_exec_start",
+  "aegis_verified_fork",
+] as const;
+/** A program of the object. */
+export type ProgramName = typeof PROGRAM_NAMES[number];

@@ -23,6 +23,7 @@ import type { BpfMap } from "./map.ts";
 import { Engine, MAP_CONFIG, MAP_COUNTERS, MAP_EVENTS } from "./engine.ts";
 export { FALLBACK_PROGRAMS } from "./engine.ts";
 import type { AttachResult, BpfObject } from "./object.ts";
+import type { MapName } from "./abi_gen.ts";
 
 /** Signal numbers the fallback may send: 0 (off: audit only), SIGINT, SIGKILL, SIGTERM. */
 export type FallbackSignal = 0 | 2 | 9 | 15;
@@ -71,7 +72,7 @@ export class FallbackSet implements Disposable {
   }
 
   /** A map of the loaded set (rules, policy, config…) by name. */
-  map(name: string): BpfMap {
+  map(name: MapName): BpfMap {
     return this.obj.map(name);
   }
 

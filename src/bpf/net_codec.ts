@@ -25,6 +25,7 @@ import {
   AEGIS_RT_IP,
   AEGIS_RT_IP_PORT,
   AEGIS_RT_PORT,
+  type MapName,
 } from "./abi_gen.ts";
 
 const S = ABI_LAYOUT.structs;
@@ -93,7 +94,7 @@ export interface IpPortRule {
 
 /** A map name and the key to write into it. */
 export interface NetKey {
-  map: string;
+  map: MapName;
   key: Uint8Array<ArrayBuffer>;
 }
 

@@ -6,6 +6,7 @@
  */
 import { errnoName, type NativeObject, type Shim } from "../native/mod.ts";
 import { BpfMap } from "./map.ts";
+import type { MapName } from "./abi_gen.ts";
 
 /** What happened to one program on attach. */
 export interface AttachResult {
@@ -95,12 +96,12 @@ export class BpfObject implements Disposable {
     this.#obj.pinLink(prog, path);
   }
 
-  pinMap(map: string, path: string): void {
+  pinMap(map: MapName, path: string): void {
     this.#obj.pinMap(map, path);
   }
 
   /** A map of this (loaded) object by name. */
-  map(name: string): BpfMap {
+  map(name: MapName): BpfMap {
     let m = this.#mapCache.get(name);
     if (!m) {
       m = new BpfMap(this.shim, name, this.#obj.mapFd(name));

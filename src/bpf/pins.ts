@@ -7,6 +7,7 @@
 import { AegisError } from "../errors.ts";
 import type { Shim } from "../native/mod.ts";
 import { BpfMap } from "./map.ts";
+import type { MapName } from "./abi_gen.ts";
 
 /** The file whose presence means an agent's pins are under `root`: its pinned config map. */
 export function pinnedConfigPath(root: string): string {
@@ -51,7 +52,7 @@ export class PinnedMaps implements Disposable {
   }
 
   /** A pinned map by name. */
-  map(name: string): BpfMap {
+  map(name: MapName): BpfMap {
     let m = this.#open.get(name);
     if (!m) {
       m = new BpfMap(this.#shim, name, this.#shim.getPinned(`${this.root}/maps/${name}`));

@@ -18,6 +18,7 @@ import { withoutProcessMetrics } from "../metrics/process.ts";
 import { kernelOnlySources, type MetricsMap, renderMetrics } from "../metrics/render.ts";
 import { writeFileAtomic } from "../policy/atomic.ts";
 import { pinRoot } from "../bpf/engine.ts";
+import type { MapName } from "../bpf/abi_gen.ts";
 
 /**
  * GET /metrics from the daemon's control socket as text; null when no
@@ -45,7 +46,7 @@ export function fetchDaemonMetrics(
 export async function renderFromPins(detailed: boolean, root = pinRoot()): Promise<string> {
   using shim = await openEmbeddedShim();
   using pins = new PinnedMaps(shim, root);
-  const map = (name: string): MetricsMap | null => {
+  const map = (name: MapName): MetricsMap | null => {
     try {
       return pins.map(name);
     } catch {

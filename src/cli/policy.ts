@@ -51,6 +51,7 @@ import { FileReadError, readFileCapped, readTextFileCapped } from "../util/read_
 import { adoptBtrfsIdentity, btrfsBtfPresent, pinRoot } from "../bpf/engine.ts";
 import { setBtrfsIdentity } from "../bpf/path_rule.ts";
 import type { RuleVerification } from "../proof/verify.ts";
+import type { MapName } from "../bpf/abi_gen.ts";
 
 /**
  * A `--sha256-file` is read up to this size (a `sha256sum` line is 64 hex, two
@@ -393,7 +394,7 @@ function integerOption(name: string, value: string, min: number, max: number): n
 
 /** The pinned maps and the live rules, for work done without the daemon. */
 export interface LocalContext extends Disposable {
-  maps: (name: string) => import("../bpf/map.ts").BpfMap;
+  maps: (name: MapName) => import("../bpf/map.ts").BpfMap;
   live: LiveRules;
   applyDeps: PolicyApplyDeps;
 }
@@ -411,7 +412,7 @@ export async function openLocal(): Promise<LocalContext> {
   // resolve btrfs paths as the pinned programs key them
   adoptBtrfsIdentity(pins.map("aegis_config"));
   const env = hostCompileEnv();
-  const maps = (n: string) => pins.map(n);
+  const maps = (n: MapName) => pins.map(n);
   const live = new LiveRules({
     maps,
     storePath: `${stateDir()}/live_rules.json`,

@@ -40,6 +40,7 @@ import {
   AEGIS_CFG_TRACE_ENABLE,
   AEGIS_CFG_TRACE_TGID,
   AEGIS_CNT_RINGBUF_DROPS,
+  type MapName,
 } from "../bpf/abi_gen.ts";
 import {
   btrfsBtfPresent,
@@ -508,7 +509,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
     };
     const metrics = (detailed: boolean) =>
       renderMetrics({
-        map: (name: string) => engine ? engine.obj.map(name) : null,
+        map: (name: MapName) => engine ? engine.obj.map(name) : null,
         runtimeState: sm?.state ?? null,
         enforceCapable: report?.enforce_capable ?? null,
         blockers: report?.enforce_blockers ?? null,

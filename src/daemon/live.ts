@@ -10,6 +10,7 @@
 import type { Hono } from "hono";
 import type { Engine } from "../bpf/engine.ts";
 import type { BpfMap } from "../bpf/map.ts";
+import type { MapName } from "../bpf/abi_gen.ts";
 import { callerSource, type ControlCaller, describeCaller, selfCaller } from "../control/caller.ts";
 import { AegisError } from "../errors.ts";
 import { literal, log } from "../log.ts";
@@ -76,7 +77,7 @@ export class DaemonPolicy {
     });
   }
 
-  #maps(name: string): BpfMap {
+  #maps(name: MapName): BpfMap {
     if (!this.#engine) throw new AegisError("STARTING", "the agent is still starting");
     return this.#engine.obj.map(name);
   }

@@ -14,7 +14,7 @@
  */
 import type { BpfMap } from "../bpf/map.ts";
 import type { Engine } from "../bpf/engine.ts";
-import { RULE_MAPS } from "../policy/generations.ts";
+import { RULE_MAP_NAMES } from "../policy/generations.ts";
 import type { RuntimeState } from "../contracts.ts";
 import { runtimeChecks, type WantedTransition } from "../posture/state.ts";
 
@@ -147,7 +147,7 @@ export function attachedNow(engine: Engine): string[] {
 /** entries / max_entries of every rule map (two generations share a map during an apply). */
 export function mapUtilisation(engine: Engine): Record<string, number> {
   const out: Record<string, number> = {};
-  for (const name of Object.keys(RULE_MAPS)) {
+  for (const name of RULE_MAP_NAMES) {
     const m: BpfMap = engine.obj.map(name);
     out[name] = m.maxEntries > 0 ? m.count() / m.maxEntries : 0;
   }

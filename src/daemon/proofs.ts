@@ -51,6 +51,7 @@ import {
   RuleVerifier,
   VERIFY_TIMEOUT_MS,
 } from "../proof/verify.ts";
+import type { MapName } from "../bpf/abi_gen.ts";
 
 export interface ProofWiring {
   /** the engine, enforcing */
@@ -107,7 +108,7 @@ export function wireProofs(w: ProofWiring): Proofs {
     return cg.path;
   };
   let canaryInLive = 0;
-  const maps = { map: (n: string) => eng.obj.map(n) };
+  const maps = { map: (n: MapName) => eng.obj.map(n) };
   let sentinel: SentinelId | null = null;
   // the exec and network canaries need their hooks: proven only where attached
   const execOn = eng.attachedSections().includes("lsm/bprm_check_security");

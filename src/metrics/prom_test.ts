@@ -13,7 +13,7 @@ import {
   AEGIS_HOOK_SOCKET_CONNECT,
 } from "../bpf/abi_gen.ts";
 import { BLOCKER_CODES } from "../contracts.ts";
-import { RULE_MAPS } from "../policy/generations.ts";
+import { RULE_MAP_NAMES } from "../policy/generations.ts";
 import { escapeLabelValue, Exposition } from "./prom.ts";
 import { procFixture } from "./process_testing.ts";
 import {
@@ -383,7 +383,7 @@ Deno.test("render: every docs/telemetry.md name, well-formed, kernel counters su
       strictEqual(get(p, "aegisbpf_deny_inode_entries"), 30);
       strictEqual(get(p, "aegisbpf_map_capacity", { map: "aegis_deny_inode" }), 65536);
       strictEqual(get(p, "aegisbpf_map_utilization", { map: "aegis_deny_inode" }), 40 / 65536);
-      for (const m of Object.keys(RULE_MAPS)) ok(get(p, "aegisbpf_map_capacity", { map: m }), m);
+      for (const m of RULE_MAP_NAMES) ok(get(p, "aegisbpf_map_capacity", { map: m }), m);
       strictEqual(get(p, "aegisbpf_runtime_state", { state: "AUDIT_FALLBACK" }), 1);
       strictEqual(get(p, "aegisbpf_runtime_state", { state: "ENFORCE" }), 0);
       strictEqual(get(p, "aegisbpf_runtime_state", { state: "UNKNOWN" }), 0);

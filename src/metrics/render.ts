@@ -28,12 +28,13 @@ import {
 } from "../contracts.ts";
 import type { KernelRecord } from "../events/decode.ts";
 import { HOOK_NAMES, RULE_TYPE_NAMES } from "../events/json.ts";
-import { RULE_MAPS } from "../policy/generations.ts";
+import { RULE_MAP_NAMES } from "../policy/generations.ts";
 import { type PendingProbe, PROOF_SURFACES, type ProofResults } from "../proof/prover.ts";
 import { BUILD } from "../assets/mod.ts";
 import { readPerfSlo } from "./perf_slo.ts";
 import { type ProcessStats, type ProcFiles, readProcessStats } from "./process.ts";
 import { Exposition, type MetricType } from "./prom.ts";
+import type { MapName } from "../bpf/abi_gen.ts";
 
 /** What the renderer needs of a map (BpfMap has it). */
 export interface MetricsMap {
@@ -53,7 +54,7 @@ export interface MetricsMap {
  */
 export interface MetricsSources {
   /** A live map by name (the daemon's object or the pins), null if absent. */
-  map(name: string): MetricsMap | null;
+  map(name: MapName): MetricsMap | null;
   /** Runtime state; null when unknown (CLI without a daemon). */
   runtimeState: RuntimeState | null;
   enforceCapable: boolean | null;
@@ -142,7 +143,7 @@ export function agentBuildInfo(): BuildInfo {
 
 /** Sources with kernel facts only (no daemon: state, events, emergency unknown). */
 export function kernelOnlySources(
-  map: (name: string) => MetricsMap | null,
+  map: (name: MapName) => MetricsMap | null,
   perfSloPath: string,
 ): MetricsSources {
   return {
@@ -175,7 +176,7 @@ export const BLOCK_ACTIONS = ["block", "audit"] as const;
 export type BlockAction = typeof BLOCK_ACTIONS[number];
 
 /** Maps whose capacity and utilisation are exported. */
-export const CAPACITY_MAPS: readonly string[] = [...Object.keys(RULE_MAPS), "aegis_survival_inode"];
+export const CAPACITY_MAPS: readonly MapName[] = [...RULE_MAP_NAMES, "aegis_survival_inode"];
 
 /**
  * Network blocks by action and rule type, fed with every decoded record

@@ -35,10 +35,11 @@ import {
   readAppliedPolicy,
 } from "./store.ts";
 import { sha256Hex } from "../util/bytes.ts";
+import type { MapName } from "../bpf/abi_gen.ts";
 
 /** What `policy apply` needs, injected (CLI: pinned maps; daemon: its engine). */
 export interface PolicyApplyDeps {
-  maps: (name: string) => BpfMap;
+  maps: (name: MapName) => BpfMap;
   /** /var/lib/aegisbpf: snapshots, counter, map_sizes.json */
   stateDir: string;
   /** trusted keys folder (/etc/aegisbpf/keys) */
@@ -302,7 +303,7 @@ export interface PolicyShow {
 }
 
 export function policyShow(
-  maps: (name: string) => BpfMap,
+  maps: (name: MapName) => BpfMap,
   stateDir: string,
   live: LiveRules,
 ): PolicyShow {

@@ -61,6 +61,7 @@ import {
   ruleValue,
 } from "../bpf/rule_codec.ts";
 import type { CgroupRef, Dir, Policy, Proto } from "./model.ts";
+import type { MapName } from "../bpf/abi_gen.ts";
 
 export interface CompileEnv {
   resolvePath(path: string): ResolvedPath;
@@ -243,7 +244,7 @@ export function compilePolicy(policy: Policy, env: CompileEnv): CompileResult {
 
 /** One rule-map entry of a compiled policy; the key depends on the generation. */
 export interface CompiledEntry {
-  map: string;
+  map: MapName;
   key: (gen: number) => Uint8Array<ArrayBuffer>;
   value: Uint8Array<ArrayBuffer>;
 }

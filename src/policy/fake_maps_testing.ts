@@ -10,6 +10,7 @@ import type { ResolvedPath } from "../bpf/path_rule.ts";
 import { NativeCallError } from "../errors.ts";
 import { toHex } from "../util/bytes.ts";
 import { DEFAULT_RULE_MAP_SIZES } from "./sizing.ts";
+import type { MapName } from "../bpf/abi_gen.ts";
 
 export class FakeMap {
   readonly name: string;
@@ -64,7 +65,7 @@ export class FakeMap {
 
 /** Every rule map (default sizes unless given), aegis_config and aegis_policy. */
 export function fakeMaps(sizes: Record<string, number> = {}): {
-  maps: (name: string) => BpfMap;
+  maps: (name: MapName) => BpfMap;
   get: (name: string) => FakeMap;
 } {
   const all = new Map<string, FakeMap>();

@@ -19,14 +19,14 @@
  * @module
  */
 import { AegisError, NativeCallError } from "../errors.ts";
-import { ABI_LAYOUT, AEGIS_CFG_GENERATION } from "../bpf/abi_gen.ts";
+import { ABI_LAYOUT, AEGIS_CFG_GENERATION, type MapName } from "../bpf/abi_gen.ts";
 import type { BpfMap } from "../bpf/map.ts";
 import { policyValue, u32Key } from "../bpf/rule_codec.ts";
 import type { CompiledEntry, CompiledPolicy } from "./compile.ts";
 import { bytesEqual, toHex } from "../util/bytes.ts";
 
 /** Every map whose keys carry a generation, with its key struct. */
-export const RULE_MAPS: Readonly<Record<string, keyof typeof ABI_LAYOUT.structs>> = {
+export const RULE_MAPS: Readonly<Partial<Record<MapName, keyof typeof ABI_LAYOUT.structs>>> = {
   aegis_deny_inode: "aegis_inode_key",
   aegis_allow_cgroup: "aegis_cgroup_key",
   aegis_deny_comm: "aegis_comm_key",
@@ -103,6 +103,9 @@ export class MapFullError extends AegisError {
   }
 }
 
+/** The names of RULE_MAPS. */
+export const RULE_MAP_NAMES: readonly MapName[] = Object.keys(RULE_MAPS) as MapName[];
+
 /** Offset of the generation field (u32) in each rule map's key. */
 const GEN_OFFSET: Readonly<Record<string, number>> = Object.fromEntries(
   Object.entries(RULE_MAPS).map(([map, struct]) => [
@@ -113,11 +116,11 @@ const GEN_OFFSET: Readonly<Record<string, number>> = Object.fromEntries(
 );
 
 /** The generation field of a rule key. */
-export function keyGeneration(map: string, key: Uint8Array): number {
+export function keyGeneration(map: MapName, key: Uint8Array): number {
   const o = GEN_OFFSET[map];
   if (o === undefined || o + 4 > key.byteLength) {
     // as before: a RangeError / TypeError for an unknown map or a short key
-    const struct = ABI_LAYOUT.structs[RULE_MAPS[map]] as {
+    const struct = ABI_LAYOUT.structs[RULE_MAPS[map]!] as {
       fields: Record<string, { offset: number }>;
     };
     return new DataView(key.buffer, key.byteOffset, key.byteLength).getUint32(
@@ -153,12 +156,12 @@ function deleteKeys(m: BpfMap, keys: Uint8Array<ArrayBuffer>[]): number {
  * pass over each map).
  */
 function clearGeneration(
-  maps: (name: string) => BpfMap,
+  maps: (name: MapName) => BpfMap,
   gen: number,
-): { deleted: number; others: Map<string, Uint8Array<ArrayBuffer>[]> } {
+): { deleted: number; others: Map<MapName, Uint8Array<ArrayBuffer>[]> } {
   let deleted = 0;
-  const others = new Map<string, Uint8Array<ArrayBuffer>[]>();
-  for (const name of Object.keys(RULE_MAPS)) {
+  const others = new Map<MapName, Uint8Array<ArrayBuffer>[]>();
+  for (const name of RULE_MAP_NAMES) {
     const m = maps(name);
     const keep: Uint8Array<ArrayBuffer>[] = [];
     const drop: Uint8Array<ArrayBuffer>[] = [];
@@ -186,9 +189,11 @@ function isBuiltinValue(v: Uint8Array | null): boolean {
  * built-in canary rules (aegis_deny_inode, aegis_deny_comm, aegis_deny_ip4_port) are not counted
  * (they are the agent's, not the policy's).
  */
-export function generationCounts(maps: (name: string) => BpfMap): Record<string, [number, number]> {
+export function generationCounts(
+  maps: (name: MapName) => BpfMap,
+): Record<string, [number, number]> {
   const out: Record<string, [number, number]> = {};
-  for (const name of Object.keys(RULE_MAPS)) {
+  for (const name of RULE_MAP_NAMES) {
     const c: [number, number] = [0, 0];
     const m = maps(name);
     if (BUILTIN_MAPS.has(name)) {
@@ -205,12 +210,12 @@ export function generationCounts(maps: (name: string) => BpfMap): Record<string,
 }
 
 /** The live generation (0 or 1). */
-export function liveGeneration(maps: (name: string) => BpfMap): number {
+export function liveGeneration(maps: (name: MapName) => BpfMap): number {
   return Number(maps("aegis_config").sumU64(AEGIS_CFG_GENERATION) & 1n);
 }
 
 /** Entries per map of a compiled policy. */
-export function countByMap(entries: readonly { map: string }[]): Record<string, number> {
+export function countByMap(entries: readonly { map: MapName }[]): Record<string, number> {
   const c: Record<string, number> = {};
   for (const e of entries) c[e.map] = (c[e.map] ?? 0) + 1;
   return c;
@@ -243,7 +248,7 @@ const POLICY_FLAGS_OFF = ABI_LAYOUT.structs.aegis_policy.fields.flags.offset;
  * re-asserts them), and their policy flags are allowed beside the
  * policy's.
  */
-export function diffLive(maps: (name: string) => BpfMap, policy: CompiledPolicy): LiveDiff {
+export function diffLive(maps: (name: MapName) => BpfMap, policy: CompiledPolicy): LiveDiff {
   const gen = liveGeneration(maps);
   const want = new Map<string, Map<string, Uint8Array>>();
   for (const e of policy.entries) {
@@ -252,7 +257,7 @@ export function diffLive(maps: (name: string) => BpfMap, policy: CompiledPolicy)
     m.set(toHex(e.key(gen)), e.value);
   }
   const d: LiveDiff = { expected: 0, missing: 0, extra: 0, changed: 0, flagsMissing: 0 };
-  for (const name of Object.keys(RULE_MAPS)) {
+  for (const name of RULE_MAP_NAMES) {
     const m = maps(name);
     const w = want.get(name) ?? new Map<string, Uint8Array>();
     d.expected += w.size;
@@ -290,7 +295,7 @@ export function diffLive(maps: (name: string) => BpfMap, policy: CompiledPolicy)
  * fails before the switch.
  */
 export function applyCompiled(
-  maps: (name: string) => BpfMap,
+  maps: (name: MapName) => BpfMap,
   policy: CompiledPolicy,
   opts: ApplyCompiledOptions = {},
 ): ApplyResult {
@@ -311,7 +316,7 @@ export function applyCompiled(
   // leftovers of an earlier apply that failed after its switch (or --no-rollback)
   const { others } = clearGeneration(maps, to);
   const fresh = countByMap(policy.entries);
-  for (const [map, n] of Object.entries(fresh)) {
+  for (const [map, n] of Object.entries(fresh) as [MapName, number][]) {
     const holds = maps(map).maxEntries;
     const live = others.get(map)!.length;
     if (n + live > holds) throw new MapFullError(map, holds, n + live, live, n);
@@ -321,7 +326,7 @@ export function applyCompiled(
     // one batch per map (entries keep their order within a map); maps
     // without batch methods (test stand-ins) are written entry by entry
     // in policy order
-    const byMap = new Map<string, CompiledEntry[]>();
+    const byMap = new Map<MapName, CompiledEntry[]>();
     for (const e of policy.entries) {
       const l = byMap.get(e.map);
       if (l) l.push(e);

@@ -47,6 +47,8 @@ import {
   AEGIS_RT_IP_PORT,
   AEGIS_RT_PORT,
   AEGIS_RULE_DENY,
+  MAP_NAMES,
+  type MapName,
 } from "../bpf/abi_gen.ts";
 import type { BpfMap } from "../bpf/map.ts";
 import {
@@ -158,7 +160,7 @@ export type LiveRuleSpec = z.infer<typeof LiveRuleSpec>;
 
 export const LiveRule = z.object({
   id: z.number().int().min(LIVE_RULE_ID_BASE).max(0xffff_ffff),
-  map: z.string(),
+  map: z.enum(MAP_NAMES),
   spec: LiveRuleSpec,
   /** unix ms */
   added: z.number(),
@@ -185,7 +187,7 @@ export const GROUP_KINDS: Record<RuleGroup, readonly LiveRuleSpec["kind"][]> = {
   allow: ["cgroup"],
   network: ["ip", "cidr", "port", "ip_port"],
 };
-export const GROUP_MAPS: Record<RuleGroup, readonly string[]> = {
+export const GROUP_MAPS: Record<RuleGroup, readonly MapName[]> = {
   block: ["aegis_deny_inode"],
   allow: ["aegis_allow_cgroup"],
   network: [
@@ -200,7 +202,7 @@ export const GROUP_MAPS: Record<RuleGroup, readonly string[]> = {
 };
 
 /** The key and value-shape of a rule spec. */
-function keyOf(spec: LiveRuleSpec, gen: number): { map: string; key: Uint8Array<ArrayBuffer> } {
+function keyOf(spec: LiveRuleSpec, gen: number): { map: MapName; key: Uint8Array<ArrayBuffer> } {
   switch (spec.kind) {
     case "path":
       return { map: "aegis_deny_inode", key: inodeKey(spec.dev, BigInt(spec.ino), gen) };
@@ -315,7 +317,7 @@ export function mergeLive(
 export interface ListedRule {
   origin: "policy" | "live";
   id: number;
-  map: string;
+  map: MapName;
   rule: string;
   /** seconds left, null: no TTL */
   ttl_remaining_s: number | null;
@@ -323,7 +325,7 @@ export interface ListedRule {
 
 export interface LiveRulesDeps {
   /** a map of the live object (daemon: its engine; CLI: the pins) */
-  maps: (name: string) => BpfMap;
+  maps: (name: MapName) => BpfMap;
   /** <stateDir>/live_rules.json */
   storePath: string;
   /** unix ms (default Date.now) */

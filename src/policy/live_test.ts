@@ -167,7 +167,7 @@ Deno.test("mergeLive: live rules join the compiled policy, replacing a colliding
   const compiled = {
     flags: AEGIS_POL_FILE_RULES,
     entries: [{
-      map: "aegis_deny_inode",
+      map: "aegis_deny_inode" as const,
       key: (g: number) => inodeKey(DEV, 60, g),
       value: ruleValue(7, AEGIS_RULE_PROTECT, AEGIS_RT_INODE),
     }],

@@ -9,6 +9,7 @@
 import { writeFileAtomic } from "./atomic.ts";
 import type { CompiledPolicy } from "./compile.ts";
 import { countByMap, RULE_MAPS } from "./generations.ts";
+import type { MapName } from "../bpf/abi_gen.ts";
 
 /**
  * max_entries of every rule map as bpf/include/aegis_maps.h declares it
@@ -43,7 +44,7 @@ export const MAP_SIZE_STEP = 4096;
  */
 export function mapSizesFor(
   compiled: CompiledPolicy | null,
-  liveRules: readonly { map: string }[],
+  liveRules: readonly { map: MapName }[],
   requested: Readonly<Record<string, number>> = {},
 ): Record<string, number> {
   const n = countByMap([...(compiled?.entries ?? []), ...liveRules]);

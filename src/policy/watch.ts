@@ -41,6 +41,7 @@ import { type ResolvedPath, resolveRulePath } from "../bpf/path_rule.ts";
 import { inodeKey, policyValue, ruleValue, u32Key } from "../bpf/rule_codec.ts";
 import { liveGeneration } from "./generations.ts";
 import type { Unresolved } from "./compile.ts";
+import type { MapName } from "../bpf/abi_gen.ts";
 
 /** Sections whose unresolved entries are paths this watcher can enforce. */
 export const WATCHED_SECTIONS: readonly string[] = ["deny_path", "protect_path"];
@@ -624,7 +625,7 @@ export class UnresolvedWatcher {
  * switch on.
  */
 export function pathRuleEnforcer(
-  maps: (name: string) => BpfMap,
+  maps: (name: MapName) => BpfMap,
 ): (entry: Unresolved, r: { dev: number; ino: number }) => void {
   return (entry, r) => {
     const gen = liveGeneration(maps);

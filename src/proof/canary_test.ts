@@ -91,7 +91,7 @@ Deno.test("apply carries the built-in canary into every generation; counts leave
   const user = {
     flags: 0,
     entries: [{
-      map: "aegis_deny_ip4",
+      map: "aegis_deny_ip4" as const,
       key: (gen: number) => new Uint8Array([gen, 0, 0, 0, 1, 2, 3, 4]),
       value: ruleValue(5, AEGIS_RULE_DENY, 3),
     }],

@@ -4,7 +4,7 @@
  */
 import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
 import { abiLayoutFromBtf } from "../../build/abi_layout.ts";
-import { ABI_LAYOUT } from "../../src/bpf/abi_gen.ts";
+import { ABI_LAYOUT, MAP_NAMES, PROGRAM_NAMES } from "../../src/bpf/abi_gen.ts";
 import { BPF_OBJ, btfOf, ROOT, run } from "../lib/helpers.ts";
 
 Deno.test("src/bpf/abi_gen.ts is up to date with bpf/include/aegis_abi.h", async () => {
@@ -39,4 +39,28 @@ Deno.test("every ABI struct present in the BPF object's BTF matches the codecs",
   for (const must of ["aegis_ev_hdr", "aegis_ev_exec", "aegis_ev_open", "aegis_inode_key"]) {
     ok(checked.includes(must), `${must} not found in the object's BTF (checked: ${checked})`);
   }
+});
+
+Deno.test("MAP_NAMES and PROGRAM_NAMES are exactly the object's maps and programs", async () => {
+  const btf = await btfOf(BPF_OBJ) as {
+    types: {
+      id: number;
+      kind: string;
+      name?: string;
+      linkage?: string;
+      vars?: { type_id: number }[];
+    }[];
+  };
+  const byId = new Map(btf.types.map((t) => [t.id, t]));
+  const maps = btf.types.find((t) => t.kind === "DATASEC" && t.name === ".maps");
+  ok(maps?.vars, "no .maps section in the object's BTF");
+  deepStrictEqual(
+    maps.vars.map((v) => byId.get(v.type_id)?.name).sort(),
+    [...MAP_NAMES].sort(),
+  );
+  // global functions: the programs, and aegis_abi_types (bpf/aegis.bpf.c), a
+  // __noinline subprogram that only anchors the ABI structs in the BTF
+  const programs = btf.types.filter((t) => t.kind === "FUNC" && t.linkage === "global")
+    .map((t) => t.name).filter((n) => n !== "aegis_abi_types");
+  deepStrictEqual(programs.sort(), [...PROGRAM_NAMES]);
 });

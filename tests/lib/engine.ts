@@ -23,11 +23,12 @@ import { policyValue, u32Key } from "../../src/bpf/rule_codec.ts";
 import type { KernelRecord } from "../../src/events/decode.ts";
 import { EventDrain } from "../../src/events/drain.ts";
 import type { NativeRing, Shim } from "../../src/native/mod.ts";
+import type { MapName } from "../../src/bpf/abi_gen.ts";
 
 export interface Engine extends AsyncDisposable {
   obj: BpfObject;
   attach: AttachResult[];
-  map(name: string): BpfMap;
+  map(name: MapName): BpfMap;
   /** aegis_policy[gen].flags = flags (gen defaults to the live generation 0). */
   setPolicy(flags: number, gen?: number): void;
   /** Switch the live rule generation (AEGIS_CFG_GENERATION). */

@@ -10,6 +10,7 @@ import { AEGIS_POL_FILE_RULES, AEGIS_RT_INODE, AEGIS_RULE_DENY } from "../../src
 import { FallbackSet } from "../../src/bpf/fallback.ts";
 import { inodeKey, kernelDev, policyValue, ruleValue, u32Key } from "../../src/bpf/rule_codec.ts";
 import type { MetricsMap } from "../../src/metrics/render.ts";
+import type { MapName } from "../../src/bpf/abi_gen.ts";
 
 export type Ring = ReturnType<Awaited<ReturnType<typeof openEmbeddedShim>>["openRing"]>;
 
@@ -44,7 +45,7 @@ export async function withDeniedFile(
 }
 
 /** The fallback's maps by name for MetricsSources.map, null for a map it does not have. */
-export function mapsOf(fb: FallbackSet): (name: string) => MetricsMap | null {
+export function mapsOf(fb: FallbackSet): (name: MapName) => MetricsMap | null {
   return (name) => {
     try {
       return fb.map(name);

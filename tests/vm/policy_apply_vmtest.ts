@@ -7,7 +7,12 @@
  */
 import { deepStrictEqual, ok, strictEqual, throws } from "node:assert/strict";
 import { bpfObjectBytes, openEmbeddedShim } from "../../src/assets/mod.ts";
-import { AEGIS_POL_FILE_RULES, AEGIS_RT_INODE, AEGIS_RULE_DENY } from "../../src/bpf/abi_gen.ts";
+import {
+  AEGIS_POL_FILE_RULES,
+  AEGIS_RT_INODE,
+  AEGIS_RULE_DENY,
+  type MapName,
+} from "../../src/bpf/abi_gen.ts";
 import { Engine } from "../../src/bpf/engine.ts";
 import { inodeKey, kernelDev, ruleValue } from "../../src/bpf/rule_codec.ts";
 import { applyCompiled, liveGeneration } from "../../src/policy/generations.ts";
@@ -47,7 +52,7 @@ Deno.test({
       select: (s) => s === "lsm/file_open",
       mapSizes: { aegis_deny_inode: 8 }, // both generations must fit: deliberately small
     });
-    const maps = (name: string) => engine.obj.map(name);
+    const maps = (name: MapName) => engine.obj.map(name);
     try {
       const A = denyPaths([f("f1"), f("f2")]);
       const B = denyPaths([f("f1"), f("f3")]);
