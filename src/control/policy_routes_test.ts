@@ -4,7 +4,8 @@ import type { PolicyApplyReport } from "../policy/apply.ts";
 import { fakeMaps, fakeResolvePath } from "../policy/fake_maps_testing.ts";
 import { type LiveRule, LiveRules } from "../policy/live.ts";
 import type { RuleVerification } from "../proof/verify.ts";
-import { createPolicyRoutes, createRuleRoutes } from "./policy_routes.ts";
+import { createPolicyRoutes } from "./policy_routes.ts";
+import { createRuleRoutes } from "./rule_routes.ts";
 
 function setup(verify?: () => Promise<RuleVerification | null>) {
   const dir = Deno.makeTempDirSync();

@@ -3,7 +3,7 @@
  * what happened to the rule's expiry (docs/policy.md, "Live rule edits").
  */
 import { deepStrictEqual, strictEqual } from "node:assert/strict";
-import { createRuleRoutes } from "./policy_routes.ts";
+import { createRuleRoutes } from "./rule_routes.ts";
 import { LiveRules } from "../policy/live.ts";
 import { fakeMaps, fakeResolvePath } from "../policy/fake_maps_testing.ts";
 

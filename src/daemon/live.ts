@@ -28,7 +28,8 @@ import { keysDir } from "../policy/keys.ts";
 import { describeRule, LiveRules } from "../policy/live.ts";
 import { parsePolicy } from "../policy/parse.ts";
 import type { FileRuleTarget, RuleVerification } from "../proof/verify.ts";
-import { createPolicyRoutes, createRuleRoutes } from "../control/policy_routes.ts";
+import { createPolicyRoutes } from "../control/policy_routes.ts";
+import { createRuleRoutes } from "../control/rule_routes.ts";
 import { pathRuleEnforcer, UnresolvedWatcher } from "../policy/watch.ts";
 import type { EventBus } from "../contracts.ts";
 

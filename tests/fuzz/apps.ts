@@ -13,7 +13,8 @@ import { FakeFlag, privateTempDir } from "../../src/control/control_testing.ts";
 import { createApp, type HttpDeps } from "../../src/http/app.ts";
 import { fakeMaps, fakeResolvePath } from "../../src/policy/fake_maps_testing.ts";
 import { LiveRules } from "../../src/policy/live.ts";
-import { createPolicyRoutes, createRuleRoutes } from "../../src/control/policy_routes.ts";
+import { createPolicyRoutes } from "../../src/control/policy_routes.ts";
+import { createRuleRoutes } from "../../src/control/rule_routes.ts";
 
 /** Dependencies that always answer; /events gets a stream that is already closed. */
 export function fakeHttpDeps(): HttpDeps {

@@ -1,6 +1,6 @@
 /**
  * Fuzz target "control": the control socket's app (src/control/app.ts)
- * with the rule and policy routes mounted (src/control/policy_routes.ts) and the
+ * with the rule and policy routes mounted (src/control/rule_routes.ts, policy_routes.ts) and the
  * read-only app behind it, all on fakes as in their unit tests (fake maps
  * and path resolver, a FakeFlag, a private temp state directory). Inputs
  * are requests in the text form of request.ts; policy bodies inside
