@@ -6,26 +6,10 @@
  * @module
  */
 import type { Command } from "@commander-js/extra-typings";
-import { daemonRequest } from "../control/client.ts";
-import { AegisError } from "../errors.ts";
+import { daemonReport } from "./daemon_or_local.ts";
 import { out, outJson } from "../log.ts";
 import { localReport } from "../posture/local_report.ts";
-import { type CapabilitiesReport, parseReport } from "../posture/report.ts";
-
-/** The daemon's report, or null when no daemon runs. */
-export async function daemonReport(): Promise<CapabilitiesReport | null> {
-  const reply = await daemonRequest("GET", "/capabilities");
-  if (reply === null) return null;
-  if (reply.status !== 200) {
-    throw new AegisError(
-      "DAEMON_ERROR",
-      `the daemon answered GET /capabilities with HTTP ${reply.status}: ${
-        JSON.stringify(reply.body)
-      }`,
-    );
-  }
-  return parseReport(reply.body, "the daemon's GET /capabilities answer");
-}
+import type { CapabilitiesReport } from "../posture/report.ts";
 
 export function addCapabilitiesCommand(program: Command): void {
   program.command("capabilities")

@@ -20,8 +20,7 @@ import {
   mintToken,
   TOKEN_MAX_SECONDS,
 } from "../control/break_glass.ts";
-import { daemonCall, daemonOrLocal } from "./daemon_or_local.ts";
-import { daemonRequest } from "../control/client.ts";
+import { daemonCall, daemonHealth, daemonOrLocal } from "./daemon_or_local.ts";
 import {
   EmergencyControl,
   type EmergencyFlag,
@@ -109,11 +108,14 @@ async function enforcementAfterEnable(via: Via): Promise<string> {
       "--require-enforce' whether this node enforces).";
   }
   try {
-    const reply = await daemonRequest("GET", "/health?require_enforce=1");
-    const body = reply?.body as { runtime_state?: string; reasons?: string[] } | undefined;
-    if (reply?.status === 200) return "enforcement is ON again.";
-    return `enforcement is NOT active on this node: ${body?.runtime_state ?? "unknown state"}` +
-      (body?.reasons?.length ? ` (${body.reasons.join("; ")})` : "") + ".";
+    const h = await daemonHealth(true);
+    if (h === null) {
+      return "the rules apply again; the agent stopped answering, so whether this node " +
+        "enforces is unknown (check with 'aegisbpf health --require-enforce').";
+    }
+    if (h.healthy) return "enforcement is ON again.";
+    return `enforcement is NOT active on this node: ${h.body.runtime_state ?? "unknown state"}` +
+      (h.body.reasons.length ? ` (${h.body.reasons.join("; ")})` : "") + ".";
   } catch (e) {
     return `the rules apply again; whether this node enforces is unknown (health: ${
       e instanceof Error ? e.message : e

@@ -7,10 +7,9 @@
  * @module
  */
 import type { Command } from "@commander-js/extra-typings";
-import { daemonRequest } from "../control/client.ts";
-import { AegisError } from "../errors.ts";
+import { daemonHealth, daemonReport } from "./daemon_or_local.ts";
 import { out, outJson } from "../log.ts";
-import { evaluateHealth, HealthBody, type HealthVerdict } from "../posture/health.ts";
+import { evaluateHealth, type HealthVerdict } from "../posture/health.ts";
 import type { CapabilitiesReport } from "../posture/report.ts";
 
 // `health` asks the daemon and prints: that is all a readiness probe runs.
@@ -18,22 +17,6 @@ import type { CapabilitiesReport } from "../posture/report.ts";
 // the doctor's advice, the report) is imported when it is needed, so a
 // probe that execs `aegisbpf health` does not evaluate the probes, the
 // native code or the report builder (docs/benchmarks.md, CLI start).
-
-/** The daemon's health verdict, or null when no daemon runs. */
-async function daemonHealth(requireEnforce: boolean): Promise<HealthVerdict | null> {
-  const path = requireEnforce ? "/health?require_enforce=1" : "/health";
-  const reply = await daemonRequest("GET", path);
-  if (reply === null) return null;
-  const body = HealthBody.safeParse(reply.body);
-  if ((reply.status !== 200 && reply.status !== 503) || !body.success) {
-    throw new AegisError(
-      "DAEMON_BAD_REPLY",
-      `the daemon answered GET ${path} with HTTP ${reply.status} and an unexpected body: ` +
-        JSON.stringify(reply.body).slice(0, 300),
-    );
-  }
-  return { healthy: reply.status === 200, status: reply.status, body: body.data };
-}
 
 interface Gathered {
   daemonRunning: boolean;
@@ -48,7 +31,7 @@ async function gather(requireEnforce: boolean, wantReport: boolean): Promise<Gat
     return {
       daemonRunning: true,
       health: h,
-      report: wantReport ? await (await import("./capabilities.ts")).daemonReport() : null,
+      report: wantReport ? await daemonReport() : null,
       limitation: null,
     };
   }
