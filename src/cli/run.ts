@@ -10,6 +10,7 @@ import { GATE_MODES, type GateMode } from "../daemon/gate.ts";
 import type { FileHookChoice } from "../bpf/engine.ts";
 import { UsageError } from "../errors.ts";
 import { parseLogFileGroup, parseLogFileMode } from "../events/file_perms.ts";
+import { EVENT_FORMATS, type EventFormat } from "../events/format.ts";
 
 export { pinRoot } from "../daemon/daemon.ts";
 
@@ -115,6 +116,13 @@ export function addRunCommand(program: Command, start: DaemonRunner = runDaemon)
     )
     .addOption(
       new Option(
+        "--event-format <format>",
+        "event lines: json (aegisbpf's own fields) or ocsf (OCSF 1.3 classes); " +
+          "/events stays json",
+      ).choices(EVENT_FORMATS).env("AEGIS_EVENT_FORMAT").default("json" as EventFormat),
+    )
+    .addOption(
+      new Option(
         "--log-file-mode <mode>",
         "mode of the --log file: 0600 (default), 0640 or 0660 (never more; others get nothing)",
       ).env("AEGIS_EVENT_LOG_FILE_MODE").argParser(parseLogFileMode),
@@ -177,6 +185,7 @@ policy apply, rule edits) only on the root-only socket
           probeListen: opts.probeListen,
           metricsListen: opts.metricsListen,
           log: opts.log,
+          eventFormat: opts.eventFormat as EventFormat,
           logFileMode: opts.logFileMode,
           logFileGid: opts.logFileGroup,
           denyRateThreshold: opts.denyRateThreshold,

@@ -108,6 +108,7 @@ export class DaemonPolicy {
           );
           this.#o.bus.emit({
             type: "control_change",
+            event_version: 1,
             control: "live_rule",
             action,
             rule,
@@ -250,6 +251,7 @@ export class DaemonPolicy {
     );
     this.#o.bus.emit({
       type: "control_change",
+      event_version: 1,
       control: "policy",
       action: "apply",
       sha256: report.sha256,
@@ -332,7 +334,7 @@ export class DaemonPolicy {
           path: r.entry.what,
           section: r.entry.section,
           line: r.entry.line,
-          ino: String(r.ino),
+          ino: r.ino,
           dev: r.dev,
           pending_ms: Math.round(r.pendingMs),
           via: r.via,
@@ -410,6 +412,7 @@ export class DaemonPolicy {
   #announceLiveRule(rule: { id: number }, action: "drop" | "expire"): void {
     this.#o.bus.emit({
       type: "control_change",
+      event_version: 1,
       control: "live_rule",
       action,
       rule,

@@ -40,30 +40,33 @@ for (const s of [OPEN, FBLK, NBLK, KBLK]) {
  * process-scoped record (one object per record: the drain's cost is mostly
  * allocation).
  *
- * u64 kernel values are JavaScript numbers: exact below 2^53 (for the ns
- * clocks, the first ≈ 104 days of uptime), beyond that rounded to the
- * nearest representable value (a few ns; deterministic, so the same
- * process always gets the same exec id). BigInts cost ≈ 25 ns a record.
+ * u64 kernel values are {@link U64}: a number while it is exact (below
+ * 2^53: for the ns clocks the first ≈ 104 days of uptime), a bigint beyond,
+ * so events always carry the exact digits. The common case costs one
+ * compare; BigInts cost ≈ 25 ns a record.
  */
+/** A kernel u64: a number when exact (< 2^53), else a bigint. */
+export type U64 = number | bigint;
+
 export interface ProcInfo {
   pid: number;
   tid: number;
   ppid: number;
   uid: number;
-  cgid: number;
+  cgid: U64;
   /** task start time, ns since boot */
-  startTime: number;
+  startTime: U64;
   comm: string;
 }
 
 export interface ExecRecord extends ProcInfo {
   kind: "exec";
-  ktimeNs: number;
+  ktimeNs: U64;
 }
 
 export interface OpenRecord extends ProcInfo {
   kind: "open";
-  ktimeNs: number;
+  ktimeNs: U64;
   flags: number;
   dfd: number;
   path: string;
@@ -80,8 +83,8 @@ interface BlockFields {
 
 export interface FileBlockRecord extends ProcInfo, BlockFields {
   kind: "file_block";
-  ktimeNs: number;
-  ino: number;
+  ktimeNs: U64;
+  ino: U64;
   /** kernel dev encoding (major << 20 | minor) */
   dev: number;
   ruleFlags: number;
@@ -91,7 +94,7 @@ export interface FileBlockRecord extends ProcInfo, BlockFields {
 
 export interface NetBlockRecord extends ProcInfo, BlockFields {
   kind: "net_block";
-  ktimeNs: number;
+  ktimeNs: U64;
   /** 2 (AF_INET) or 10 (AF_INET6) */
   family: number;
   /** dotted IPv4 or full IPv6 text */
@@ -104,7 +107,7 @@ export interface NetBlockRecord extends ProcInfo, BlockFields {
 
 export interface KernelBlockRecord extends ProcInfo, BlockFields {
   kind: "kernel_block";
-  ktimeNs: number;
+  ktimeNs: U64;
   targetPid: number;
   detail: number;
   ruleType: number;
@@ -208,9 +211,12 @@ class StringCache {
 const comms = new StringCache(4096);
 const paths = new StringCache(16384);
 
-/** u64 little-endian as a number (see ProcInfo on precision). */
-function u64(dv: DataView, off: number): number {
-  return dv.getUint32(off, true) + dv.getUint32(off + 4, true) * 4294967296;
+/** u64 little-endian: a number while exact, else a bigint (see ProcInfo). */
+export function u64(dv: DataView, off: number): U64 {
+  const hi = dv.getUint32(off + 4, true);
+  // below 2^53 a double holds every integer exactly
+  if (hi < 0x200000) return dv.getUint32(off, true) + hi * 4294967296;
+  return dv.getBigUint64(off, true);
 }
 
 /** The process part of a record, as the start of the record object. */

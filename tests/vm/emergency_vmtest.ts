@@ -82,7 +82,7 @@ Deno.test({
           await agent.waitFor(
             () =>
               agent.events().slice(before).some((ev) =>
-                ev.type === "block" && ev.action === "AUDIT" && ev.ino === String(ino)
+                ev.type === "block" && ev.action === "AUDIT" && ev.ino === ino
               ),
             "a block event with action AUDIT",
             30_000,
