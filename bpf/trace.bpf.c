@@ -22,7 +22,7 @@ int aegis_trace_openat(struct trace_event_raw_sys_enter *ctx)
 	if (!ev)
 		return 0;
 	__builtin_memset(ev, 0, sizeof(*ev));
-	aegis_fill_hdr(&ev->hdr, sizeof(*ev), AEGIS_EV_OPEN, AEGIS_EV_OPEN_V1);
+	aegis_fill_hdr(&ev->hdr, sizeof(*ev), AEGIS_EV_OPEN, AEGIS_EV_OPEN_V2);
 	aegis_fill_proc(&ev->proc);
 	ev->dfd = (__s32)ctx->args[0];
 	ev->flags = (__s32)ctx->args[2];
@@ -42,7 +42,7 @@ int aegis_trace_exec(void *ctx)
 	if (!ev)
 		return 0;
 	__builtin_memset(ev, 0, sizeof(*ev));
-	aegis_fill_hdr(&ev->hdr, sizeof(*ev), AEGIS_EV_EXEC, AEGIS_EV_EXEC_V1);
+	aegis_fill_hdr(&ev->hdr, sizeof(*ev), AEGIS_EV_EXEC, AEGIS_EV_EXEC_V2);
 	aegis_fill_proc(&ev->proc);
 	aegis_ev_submit_lazy(ev);
 	return 0;

@@ -32,11 +32,12 @@ enum aegis_ev_kind {
 
 /* Record versions (bumped whenever that record's layout changes). */
 enum aegis_ev_version {
-	AEGIS_EV_EXEC_V1 = 1,
-	AEGIS_EV_OPEN_V1 = 1,
-	AEGIS_EV_FILE_BLOCK_V1 = 1,
-	AEGIS_EV_NET_BLOCK_V1 = 1,
-	AEGIS_EV_KERNEL_BLOCK_V1 = 1,
+	/* 2: struct aegis_ev_proc gained parent_start_time */
+	AEGIS_EV_EXEC_V2 = 2,
+	AEGIS_EV_OPEN_V2 = 2,
+	AEGIS_EV_FILE_BLOCK_V2 = 2,
+	AEGIS_EV_NET_BLOCK_V2 = 2,
+	AEGIS_EV_KERNEL_BLOCK_V2 = 2,
 };
 
 enum aegis_abi_sizes {
@@ -171,10 +172,11 @@ struct aegis_ev_hdr {
 	__u16 version;  /* enum aegis_ev_version */
 };
 
-/* Process identity shared by all process-scoped records (48 bytes). */
+/* Process identity shared by all process-scoped records (56 bytes). */
 struct aegis_ev_proc {
 	__u64 cgid;       /* bpf_get_current_cgroup_id() */
 	__u64 start_time; /* task->start_time (ns since boot) */
+	__u64 parent_start_time; /* real_parent->start_time */
 	__u32 pid;        /* tgid */
 	__u32 tid;
 	__u32 ppid;       /* real_parent->tgid */
@@ -182,13 +184,13 @@ struct aegis_ev_proc {
 	char comm[AEGIS_COMM_LEN];
 };
 
-/* AEGIS_EV_EXEC: sched/sched_process_exec (64 bytes). */
+/* AEGIS_EV_EXEC: sched/sched_process_exec (72 bytes). */
 struct aegis_ev_exec {
 	struct aegis_ev_hdr hdr;
 	struct aegis_ev_proc proc;
 };
 
-/* AEGIS_EV_OPEN: syscalls/sys_enter_openat (136 bytes). */
+/* AEGIS_EV_OPEN: syscalls/sys_enter_openat (144 bytes). */
 struct aegis_ev_open {
 	struct aegis_ev_hdr hdr;
 	struct aegis_ev_proc proc;
@@ -321,7 +323,7 @@ struct aegis_hook_stat {
 	__u64 latency_ns;  /* summed bpf_ktime_get_ns() deltas of rule-checking invocations */
 };
 
-/* AEGIS_EV_FILE_BLOCK (344 bytes). */
+/* AEGIS_EV_FILE_BLOCK (352 bytes). */
 struct aegis_ev_file_block {
 	struct aegis_ev_hdr hdr;
 	struct aegis_ev_proc proc;
@@ -335,7 +337,7 @@ struct aegis_ev_file_block {
 	char path[AEGIS_BLOCK_PATH_LEN]; /* resolved path when known, else "" */
 };
 
-/* AEGIS_EV_NET_BLOCK (96 bytes). */
+/* AEGIS_EV_NET_BLOCK (104 bytes). */
 struct aegis_ev_net_block {
 	struct aegis_ev_hdr hdr;
 	struct aegis_ev_proc proc;
@@ -350,7 +352,7 @@ struct aegis_ev_net_block {
 	__u8 pad[5];   /* zero */
 };
 
-/* AEGIS_EV_KERNEL_BLOCK (88 bytes). */
+/* AEGIS_EV_KERNEL_BLOCK (96 bytes). */
 struct aegis_ev_kernel_block {
 	struct aegis_ev_hdr hdr;
 	struct aegis_ev_proc proc;
@@ -415,15 +417,16 @@ AEGIS_ASSERT_SIZE(struct aegis_ev_hdr, 16);
 AEGIS_ASSERT_OFF(struct aegis_ev_hdr, size, 8);
 AEGIS_ASSERT_OFF(struct aegis_ev_hdr, kind, 12);
 AEGIS_ASSERT_OFF(struct aegis_ev_hdr, version, 14);
-AEGIS_ASSERT_SIZE(struct aegis_ev_proc, 48);
+AEGIS_ASSERT_SIZE(struct aegis_ev_proc, 56);
 AEGIS_ASSERT_OFF(struct aegis_ev_proc, start_time, 8);
-AEGIS_ASSERT_OFF(struct aegis_ev_proc, pid, 16);
-AEGIS_ASSERT_OFF(struct aegis_ev_proc, comm, 32);
-AEGIS_ASSERT_SIZE(struct aegis_ev_exec, 64);
+AEGIS_ASSERT_OFF(struct aegis_ev_proc, parent_start_time, 16);
+AEGIS_ASSERT_OFF(struct aegis_ev_proc, pid, 24);
+AEGIS_ASSERT_OFF(struct aegis_ev_proc, comm, 40);
+AEGIS_ASSERT_SIZE(struct aegis_ev_exec, 72);
 AEGIS_ASSERT_OFF(struct aegis_ev_exec, proc, 16);
-AEGIS_ASSERT_SIZE(struct aegis_ev_open, 136);
-AEGIS_ASSERT_OFF(struct aegis_ev_open, flags, 64);
-AEGIS_ASSERT_OFF(struct aegis_ev_open, path, 72);
+AEGIS_ASSERT_SIZE(struct aegis_ev_open, 144);
+AEGIS_ASSERT_OFF(struct aegis_ev_open, flags, 72);
+AEGIS_ASSERT_OFF(struct aegis_ev_open, path, 80);
 AEGIS_ASSERT_SIZE(struct aegis_inode_key, 16);
 AEGIS_ASSERT_OFF(struct aegis_inode_key, dev, 8);
 AEGIS_ASSERT_OFF(struct aegis_inode_key, gen, 12);
@@ -444,13 +447,13 @@ AEGIS_ASSERT_SIZE(struct aegis_cg_port_key, 16);
 AEGIS_ASSERT_SIZE(struct aegis_policy, 8);
 AEGIS_ASSERT_SIZE(struct aegis_hook_stat, 32);
 AEGIS_ASSERT_SIZE(struct aegis_task_state, 16);
-AEGIS_ASSERT_SIZE(struct aegis_ev_file_block, 344);
-AEGIS_ASSERT_OFF(struct aegis_ev_file_block, ino, 64);
-AEGIS_ASSERT_OFF(struct aegis_ev_file_block, path, 88);
-AEGIS_ASSERT_SIZE(struct aegis_ev_net_block, 96);
-AEGIS_ASSERT_OFF(struct aegis_ev_net_block, addr, 64);
-AEGIS_ASSERT_OFF(struct aegis_ev_net_block, port, 84);
-AEGIS_ASSERT_SIZE(struct aegis_ev_kernel_block, 88);
-AEGIS_ASSERT_OFF(struct aegis_ev_kernel_block, target_pid, 64);
+AEGIS_ASSERT_SIZE(struct aegis_ev_file_block, 352);
+AEGIS_ASSERT_OFF(struct aegis_ev_file_block, ino, 72);
+AEGIS_ASSERT_OFF(struct aegis_ev_file_block, path, 96);
+AEGIS_ASSERT_SIZE(struct aegis_ev_net_block, 104);
+AEGIS_ASSERT_OFF(struct aegis_ev_net_block, addr, 72);
+AEGIS_ASSERT_OFF(struct aegis_ev_net_block, port, 92);
+AEGIS_ASSERT_SIZE(struct aegis_ev_kernel_block, 96);
+AEGIS_ASSERT_OFF(struct aegis_ev_kernel_block, target_pid, 72);
 
 #endif /* AEGIS_ABI_H */

@@ -75,6 +75,7 @@ static __always_inline void aegis_fill_proc(struct aegis_ev_proc *p)
 
 	p->cgid = bpf_get_current_cgroup_id();
 	p->start_time = BPF_CORE_READ(task, start_time);
+	p->parent_start_time = BPF_CORE_READ(task, real_parent, start_time);
 	p->pid = pid_tgid >> 32;
 	p->tid = (__u32)pid_tgid;
 	p->ppid = BPF_CORE_READ(task, real_parent, tgid);

@@ -11,15 +11,15 @@
 import {
   ABI_LAYOUT,
   AEGIS_EV_EXEC,
-  AEGIS_EV_EXEC_V1,
+  AEGIS_EV_EXEC_V2,
   AEGIS_EV_FILE_BLOCK,
-  AEGIS_EV_FILE_BLOCK_V1,
+  AEGIS_EV_FILE_BLOCK_V2,
   AEGIS_EV_KERNEL_BLOCK,
-  AEGIS_EV_KERNEL_BLOCK_V1,
+  AEGIS_EV_KERNEL_BLOCK_V2,
   AEGIS_EV_NET_BLOCK,
-  AEGIS_EV_NET_BLOCK_V1,
+  AEGIS_EV_NET_BLOCK_V2,
   AEGIS_EV_OPEN,
-  AEGIS_EV_OPEN_V1,
+  AEGIS_EV_OPEN_V2,
 } from "../bpf/abi_gen.ts";
 
 const H = ABI_LAYOUT.structs.aegis_ev_hdr;
@@ -56,6 +56,8 @@ export interface ProcInfo {
   cgid: U64;
   /** task start time, ns since boot */
   startTime: U64;
+  /** the parent's (real_parent) start time, ns since boot */
+  parentStartTime: U64;
   comm: string;
 }
 
@@ -229,6 +231,7 @@ function proc(dv: DataView, b: Uint8Array, off: number): ProcInfo {
     uid: dv.getUint32(o + P.fields.uid.offset, true),
     cgid: u64(dv, o + P.fields.cgid.offset),
     startTime: u64(dv, o + P.fields.start_time.offset),
+    parentStartTime: u64(dv, o + P.fields.parent_start_time.offset),
     comm: comms.get(b, dv, o + P.fields.comm.offset, P.fields.comm.size),
   };
 }
@@ -242,11 +245,11 @@ function ipText(b: Uint8Array, off: number, family: number): string {
 
 /** Expected version and size of each record kind. */
 const KINDS: Record<number, { version: number; size: number }> = {
-  [AEGIS_EV_EXEC]: { version: AEGIS_EV_EXEC_V1, size: EXEC.size },
-  [AEGIS_EV_OPEN]: { version: AEGIS_EV_OPEN_V1, size: OPEN.size },
-  [AEGIS_EV_FILE_BLOCK]: { version: AEGIS_EV_FILE_BLOCK_V1, size: FBLK.size },
-  [AEGIS_EV_NET_BLOCK]: { version: AEGIS_EV_NET_BLOCK_V1, size: NBLK.size },
-  [AEGIS_EV_KERNEL_BLOCK]: { version: AEGIS_EV_KERNEL_BLOCK_V1, size: KBLK.size },
+  [AEGIS_EV_EXEC]: { version: AEGIS_EV_EXEC_V2, size: EXEC.size },
+  [AEGIS_EV_OPEN]: { version: AEGIS_EV_OPEN_V2, size: OPEN.size },
+  [AEGIS_EV_FILE_BLOCK]: { version: AEGIS_EV_FILE_BLOCK_V2, size: FBLK.size },
+  [AEGIS_EV_NET_BLOCK]: { version: AEGIS_EV_NET_BLOCK_V2, size: NBLK.size },
+  [AEGIS_EV_KERNEL_BLOCK]: { version: AEGIS_EV_KERNEL_BLOCK_V2, size: KBLK.size },
 };
 
 /**

@@ -2,11 +2,11 @@ import { deepStrictEqual, strictEqual } from "node:assert/strict";
 import {
   ABI_LAYOUT,
   AEGIS_EV_EXEC,
-  AEGIS_EV_EXEC_V1,
+  AEGIS_EV_EXEC_V2,
   AEGIS_EV_FILE_BLOCK,
-  AEGIS_EV_FILE_BLOCK_V1,
+  AEGIS_EV_FILE_BLOCK_V2,
   AEGIS_EV_OPEN,
-  AEGIS_EV_OPEN_V1,
+  AEGIS_EV_OPEN_V2,
 } from "../bpf/abi_gen.ts";
 import { decodeRecord, forEachRecord, type KernelRecord, type RecordError } from "./decode.ts";
 
@@ -25,6 +25,7 @@ function header(dv: DataView, kind: number, version: number, size: number): void
 function writeProc(b: Uint8Array, dv: DataView, base: number): void {
   dv.setBigUint64(base + P.cgid.offset, 4242n, true);
   dv.setBigUint64(base + P.start_time.offset, 99n, true);
+  dv.setBigUint64(base + P.parent_start_time.offset, 77n, true);
   dv.setUint32(base + P.pid.offset, 100, true);
   dv.setUint32(base + P.tid.offset, 101, true);
   dv.setUint32(base + P.ppid.offset, 1, true);
@@ -35,7 +36,7 @@ function writeProc(b: Uint8Array, dv: DataView, base: number): void {
 function openRecord(path: string): Uint8Array {
   const b = new Uint8Array(OPEN.size);
   const dv = new DataView(b.buffer);
-  header(dv, AEGIS_EV_OPEN, AEGIS_EV_OPEN_V1, OPEN.size);
+  header(dv, AEGIS_EV_OPEN, AEGIS_EV_OPEN_V2, OPEN.size);
   writeProc(b, dv, OPEN.fields.proc.offset);
   dv.setInt32(OPEN.fields.flags.offset, 0o2101, true);
   dv.setInt32(OPEN.fields.dfd.offset, -100, true);
@@ -53,6 +54,7 @@ Deno.test("decode: open record", () => {
     ktimeNs: 123456789,
     cgid: 4242,
     startTime: 99,
+    parentStartTime: 77,
     pid: 100,
     tid: 101,
     ppid: 1,
@@ -67,7 +69,7 @@ Deno.test("decode: open record", () => {
 Deno.test("decode: exec record", () => {
   const b = new Uint8Array(EXEC.size);
   const dv = new DataView(b.buffer);
-  header(dv, AEGIS_EV_EXEC, AEGIS_EV_EXEC_V1, EXEC.size);
+  header(dv, AEGIS_EV_EXEC, AEGIS_EV_EXEC_V2, EXEC.size);
   writeProc(b, dv, EXEC.fields.proc.offset);
   const r = decode(b);
   strictEqual("kind" in r && r.kind, "exec");
@@ -93,7 +95,7 @@ Deno.test("decode: header checks reject unknown kind, bad version, bad size, sho
   dv.setUint16(H.kind.offset, AEGIS_EV_OPEN, true);
   dv.setUint16(H.version.offset, 7, true);
   deepStrictEqual(decode(b), { error: "bad_version", kind: AEGIS_EV_OPEN, version: 7 });
-  dv.setUint16(H.version.offset, AEGIS_EV_OPEN_V1, true);
+  dv.setUint16(H.version.offset, AEGIS_EV_OPEN_V2, true);
   dv.setUint32(H.size.offset, 12, true);
   deepStrictEqual(decode(b), { error: "bad_size", kind: AEGIS_EV_OPEN, size: 12, len: OPEN.size });
   deepStrictEqual(decode(b.subarray(0, 8)), { error: "short", len: 8 });
@@ -151,14 +153,18 @@ Deno.test("decode: many distinct values (past the cache bound) all decode right"
   }
 });
 
-Deno.test("decode: u64 values above 2^32 are exact up to 2^53", () => {
+Deno.test("decode: u64 values are numbers up to 2^53 - 1, exact bigints beyond", () => {
   const b = openRecord("/x");
   const dv = new DataView(b.buffer);
   dv.setBigUint64(H.ktime_ns.offset, 2n ** 53n - 1n, true);
   dv.setBigUint64(OPEN.fields.proc.offset + P.start_time.offset, 5n * 2n ** 32n + 7n, true);
+  dv.setBigUint64(OPEN.fields.proc.offset + P.cgid.offset, 2n ** 64n - 1n, true);
+  dv.setBigUint64(OPEN.fields.proc.offset + P.parent_start_time.offset, 2n ** 53n, true);
   const r = decode(b);
   strictEqual("ktimeNs" in r && r.ktimeNs, Number.MAX_SAFE_INTEGER);
   strictEqual("startTime" in r && r.startTime, 5 * 2 ** 32 + 7);
+  strictEqual("cgid" in r && r.cgid, 2n ** 64n - 1n);
+  strictEqual("parentStartTime" in r && r.parentStartTime, 2n ** 53n);
 });
 
 Deno.test("decode: a path filling a short field is not taken for a longer path with that prefix", () => {
@@ -171,7 +177,7 @@ Deno.test("decode: a path filling a short field is not taken for a longer path w
   strictEqual((o as { path: string }).path, short);
   const b = new Uint8Array(FB.size);
   const dv = new DataView(b.buffer);
-  header(dv, AEGIS_EV_FILE_BLOCK, AEGIS_EV_FILE_BLOCK_V1, FB.size);
+  header(dv, AEGIS_EV_FILE_BLOCK, AEGIS_EV_FILE_BLOCK_V2, FB.size);
   writeProc(b, dv, FB.fields.proc.offset);
   b.set(new TextEncoder().encode(long), FB.fields.path.offset);
   const r = decode(b);

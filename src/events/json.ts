@@ -2,7 +2,8 @@
  * Kernel records → the JSON event objects operators consume (docs/telemetry.md).
  *
  * Every kernel event has `type`, `ktime_ns` and the process fields `pid,
- * tid, ppid, uid, start_time, exec_id, cgid, cgroup_path, comm`. u64 kernel
+ * tid, ppid, uid, start_time, exec_id, parent_start_time, parent_exec_id,
+ * cgid, cgroup_path, comm`. u64 kernel
  * values (`ktime_ns`, `start_time`, `cgid`, `ino`) are integers: numbers
  * while exact, bigints beyond 2^53, written with their exact digits by
  * eventJson() (./envelope.ts). `exec_id` is `<start_time>-<pid>`: unique per
@@ -86,6 +87,8 @@ function procFields(p: ProcInfo, cg: CgroupResolver | undefined): Record<string,
     uid: p.uid,
     start_time: p.startTime,
     exec_id: `${p.startTime}-${p.pid}`,
+    parent_start_time: p.parentStartTime,
+    parent_exec_id: `${p.parentStartTime}-${p.ppid}`,
     cgid: p.cgid,
     cgroup_path: (cg ? cg.resolve(p.cgid) : null) ?? "",
     comm: p.comm,

@@ -26,6 +26,7 @@ const proc: ProcInfo = {
   uid: 1000,
   cgid: 2 ** 40 + 5,
   startTime: 123456789012,
+  parentStartTime: 1000,
   comm: "curl",
 };
 const resolver = {
@@ -43,6 +44,8 @@ Deno.test("json: common fields of docs/telemetry.md on every kernel event", () =
     uid: 1000,
     start_time: 123456789012,
     exec_id: "123456789012-4321",
+    parent_start_time: 1000,
+    parent_exec_id: "1000-1",
     cgid: 2 ** 40 + 5,
     cgroup_path: "/user.slice/u.scope",
     comm: "curl",

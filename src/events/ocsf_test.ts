@@ -33,6 +33,7 @@ const proc: ProcInfo = {
   uid: 1000,
   cgid: 7,
   startTime: 5_000_000_000,
+  parentStartTime: 1_000,
   comm: "cat",
 };
 const fileBlock = (hook: number, action: number, path = "/etc/shadow"): KernelRecord => ({

@@ -16,15 +16,15 @@
 import {
   ABI_LAYOUT,
   AEGIS_EV_EXEC,
-  AEGIS_EV_EXEC_V1,
+  AEGIS_EV_EXEC_V2,
   AEGIS_EV_FILE_BLOCK,
-  AEGIS_EV_FILE_BLOCK_V1,
+  AEGIS_EV_FILE_BLOCK_V2,
   AEGIS_EV_KERNEL_BLOCK,
-  AEGIS_EV_KERNEL_BLOCK_V1,
+  AEGIS_EV_KERNEL_BLOCK_V2,
   AEGIS_EV_NET_BLOCK,
-  AEGIS_EV_NET_BLOCK_V1,
+  AEGIS_EV_NET_BLOCK_V2,
   AEGIS_EV_OPEN,
-  AEGIS_EV_OPEN_V1,
+  AEGIS_EV_OPEN_V2,
 } from "../../src/bpf/abi_gen.ts";
 import {
   decodeRecord,
@@ -41,11 +41,11 @@ const P = S.aegis_ev_proc.fields;
 const enc = new TextEncoder();
 
 const KINDS = [
-  [AEGIS_EV_EXEC, AEGIS_EV_EXEC_V1, S.aegis_ev_exec],
-  [AEGIS_EV_OPEN, AEGIS_EV_OPEN_V1, S.aegis_ev_open],
-  [AEGIS_EV_FILE_BLOCK, AEGIS_EV_FILE_BLOCK_V1, S.aegis_ev_file_block],
-  [AEGIS_EV_NET_BLOCK, AEGIS_EV_NET_BLOCK_V1, S.aegis_ev_net_block],
-  [AEGIS_EV_KERNEL_BLOCK, AEGIS_EV_KERNEL_BLOCK_V1, S.aegis_ev_kernel_block],
+  [AEGIS_EV_EXEC, AEGIS_EV_EXEC_V2, S.aegis_ev_exec],
+  [AEGIS_EV_OPEN, AEGIS_EV_OPEN_V2, S.aegis_ev_open],
+  [AEGIS_EV_FILE_BLOCK, AEGIS_EV_FILE_BLOCK_V2, S.aegis_ev_file_block],
+  [AEGIS_EV_NET_BLOCK, AEGIS_EV_NET_BLOCK_V2, S.aegis_ev_net_block],
+  [AEGIS_EV_KERNEL_BLOCK, AEGIS_EV_KERNEL_BLOCK_V2, S.aegis_ev_kernel_block],
 ] as const;
 
 /** One valid record of each kind (plausible values, strings NUL-terminated). */
@@ -84,7 +84,9 @@ function checkResult(r: KernelRecord | RecordError, len: number): void {
   expect(len >= HDR, `a ${len}-byte record decoded`);
   for (const [k, v] of Object.entries(r)) {
     expect(
-      typeof v === "string" || (typeof v === "number" && Number.isFinite(v) && v >= -(2 ** 31)),
+      typeof v === "string" || (typeof v === "number" && Number.isFinite(v) && v >= -(2 ** 31)) ||
+        // a u64 past 2^53: a bigint, exact and in range (numbers below that)
+        (typeof v === "bigint" && v >= 2n ** 53n && v < 2n ** 64n),
       `field ${k} of a ${r.kind} record is ${String(v)}`,
     );
   }
