@@ -277,8 +277,8 @@ export class EmergencyControl {
       enabled: want,
       prev_enabled: prev,
       changed_at_unix: Math.floor(nowMs / 1000),
-      // the caller is the agent itself
-      uid: Deno.uid() ?? 0,
+      // the caller is the agent itself (the owner of its state: this process's uid)
+      uid: this.#owner ?? Deno.uid() ?? 0,
       pid: Deno.pid,
       caller_source: "agent",
       node_name: this.#node,

@@ -85,9 +85,34 @@ export class EventEnvelope {
 
   /** Wall-clock time of a kernel time (ns since boot, CLOCK_MONOTONIC). */
   wallTime(ktimeNs: number | bigint): string {
-    if (this.clockOffsetNs === null) return this.#nowText();
-    return rfc3339FromNs(BigInt(ktimeNs) + this.clockOffsetNs);
+    const off = this.clockOffsetNs;
+    if (off === null) return this.#nowText();
+    if (typeof ktimeNs === "bigint") return rfc3339FromNs(ktimeNs + off);
+    // the hot path (every kernel event): number arithmetic, exact below 2^53, and
+    // the date text of a second computed once for all events in that second
+    if (this.#split?.off !== off) {
+      const sec = off / NS_PER_S - (off % NS_PER_S < 0n ? 1n : 0n);
+      this.#split = { off, sec: Number(sec), ns: Number(off - sec * NS_PER_S) };
+    }
+    const kSec = Math.floor(ktimeNs / 1e9);
+    let ns = ktimeNs - kSec * 1e9 + this.#split.ns;
+    let sec = kSec + this.#split.sec;
+    if (ns >= 1e9) {
+      ns -= 1e9;
+      sec++;
+    }
+    if (sec < 0) return rfc3339FromNs(0n);
+    if (sec !== this.#lastSec) {
+      this.#lastSec = sec;
+      this.#lastPrefix = new Date(sec * 1000).toISOString().slice(0, 19);
+    }
+    return `${this.#lastPrefix}.${String(ns).padStart(9, "0")}Z`;
   }
+
+  /** the clock offset split into whole seconds and ns (0..1e9) */
+  #split: { off: bigint; sec: number; ns: number } | null = null;
+  #lastSec = -1;
+  #lastPrefix = "";
 
   #nowText(): string {
     return rfc3339FromNs(BigInt(Math.round(this.#now())) * 1_000_000n);

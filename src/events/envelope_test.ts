@@ -84,3 +84,15 @@ Deno.test("eventJson: bigints are exact integers, numbers stay numbers", () => {
     '{"a":18446744073709551615,"b":7,"c":"8"}',
   );
 });
+
+Deno.test("envelope: the number path of wallTime agrees with the exact bigint arithmetic", () => {
+  for (const off of [0n, 1_700_000_000_999_999_999n, 1_700_000_000_000_000_001n, -5n]) {
+    const v = env({ clockOffsetNs: off });
+    for (let i = 0; i < 2000; i++) {
+      const k = Math.floor(Math.random() * 2 ** 53);
+      strictEqual(v.wallTime(k), rfc3339FromNs(BigInt(k) + off), `k ${k} off ${off}`);
+      const small = Math.floor(Math.random() * 1e10);
+      strictEqual(v.wallTime(small), rfc3339FromNs(BigInt(small) + off), `k ${small} off ${off}`);
+    }
+  }
+});
