@@ -28,6 +28,7 @@ enum aegis_ev_kind {
 	AEGIS_EV_FILE_BLOCK = 3,   /* file open/permission, exec of a denied binary */
 	AEGIS_EV_NET_BLOCK = 4,    /* connect, bind, sendmsg */
 	AEGIS_EV_KERNEL_BLOCK = 5, /* ptrace, module load, bpf() */
+	AEGIS_EV_EXEC_ARGV = 6,    /* the new image's argv, after its AEGIS_EV_EXEC */
 };
 
 /* Record versions (bumped whenever that record's layout changes). */
@@ -38,12 +39,14 @@ enum aegis_ev_version {
 	AEGIS_EV_FILE_BLOCK_V2 = 2,
 	AEGIS_EV_NET_BLOCK_V2 = 2,
 	AEGIS_EV_KERNEL_BLOCK_V2 = 2,
+	AEGIS_EV_EXEC_ARGV_V1 = 1,
 };
 
 enum aegis_abi_sizes {
 	AEGIS_COMM_LEN = 16,
 	AEGIS_OPEN_PATH_LEN = 64,
 	AEGIS_BLOCK_PATH_LEN = 256,
+	AEGIS_ARGV_LEN = 1024, /* argv bytes an AEGIS_EV_EXEC_ARGV record holds */
 	AEGIS_RULE_GENERATIONS = 2, /* rule sets that can coexist (see "gen" below) */
 };
 
@@ -144,6 +147,7 @@ enum aegis_config_key {
 	AEGIS_CFG_LAYOUT = 8,       /* first 8 bytes of the ABI fingerprint of the pins */
 	AEGIS_CFG_BTRFS_IDENTITY = 9, /* 1: the loaded programs key btrfs files by subvolume */
 	AEGIS_CFG_LAZY_PENDING = 10, /* 1: telemetry records sit in the ring with no wakeup yet */
+	AEGIS_CFG_EXEC_ARGV = 11,   /* 1: an AEGIS_EV_EXEC_ARGV record after each exec record */
 	AEGIS_CFG__MAX = 16,
 };
 
@@ -188,6 +192,20 @@ struct aegis_ev_proc {
 struct aegis_ev_exec {
 	struct aegis_ev_hdr hdr;
 	struct aegis_ev_proc proc;
+};
+
+/*
+ * AEGIS_EV_EXEC_ARGV: sched/sched_process_exec, after the AEGIS_EV_EXEC of
+ * the same exec, when AEGIS_CFG_EXEC_ARGV is 1 (1104 bytes). The first `len`
+ * bytes of the new image's argument area (mm->arg_start..arg_end): the
+ * arguments, each ending in NUL; `total` > `len` when they were cut.
+ */
+struct aegis_ev_exec_argv {
+	struct aegis_ev_hdr hdr;
+	struct aegis_ev_proc proc;
+	__u32 total; /* bytes of the argument area (capped at 2^32 - 1) */
+	__u32 len;   /* bytes copied into args (0: the area could not be read) */
+	char args[AEGIS_ARGV_LEN];
 };
 
 /* AEGIS_EV_OPEN: syscalls/sys_enter_openat (144 bytes). */
@@ -375,6 +393,7 @@ struct aegis_abi_anchor {
 	struct aegis_ev_hdr hdr;
 	struct aegis_ev_proc proc;
 	struct aegis_ev_exec exec;
+	struct aegis_ev_exec_argv exec_argv;
 	struct aegis_ev_open open;
 	struct aegis_ev_file_block file_block;
 	struct aegis_ev_net_block net_block;
@@ -424,6 +443,9 @@ AEGIS_ASSERT_OFF(struct aegis_ev_proc, pid, 24);
 AEGIS_ASSERT_OFF(struct aegis_ev_proc, comm, 40);
 AEGIS_ASSERT_SIZE(struct aegis_ev_exec, 72);
 AEGIS_ASSERT_OFF(struct aegis_ev_exec, proc, 16);
+AEGIS_ASSERT_SIZE(struct aegis_ev_exec_argv, 1104);
+AEGIS_ASSERT_OFF(struct aegis_ev_exec_argv, total, 72);
+AEGIS_ASSERT_OFF(struct aegis_ev_exec_argv, args, 80);
 AEGIS_ASSERT_SIZE(struct aegis_ev_open, 144);
 AEGIS_ASSERT_OFF(struct aegis_ev_open, flags, 72);
 AEGIS_ASSERT_OFF(struct aegis_ev_open, path, 80);

@@ -2,11 +2,12 @@
 // Regenerate with: deno run -A build/gen_abi.ts
 
 /** SHA-256 of the canonical layout below; "aegisbpf version" prints it. */
-export const ABI_FINGERPRINT = "aef7e7349f941447394b9a3899786932f36c659c2b8d1e4839ec643d37785ca2";
+export const ABI_FINGERPRINT = "fd1c01a2d639e2b0c04d5a2fc1b7246d913111dbc1b6c2036c3345b789ead57f";
 
 export const AEGIS_COMM_LEN = 16;
 export const AEGIS_OPEN_PATH_LEN = 64;
 export const AEGIS_BLOCK_PATH_LEN = 256;
+export const AEGIS_ARGV_LEN = 1024;
 export const AEGIS_RULE_GENERATIONS = 2;
 export const AEGIS_ACT_AUDIT = 0;
 export const AEGIS_ACT_BLOCK = 1;
@@ -24,6 +25,7 @@ export const AEGIS_CFG_AGENT_CGID = 7;
 export const AEGIS_CFG_LAYOUT = 8;
 export const AEGIS_CFG_BTRFS_IDENTITY = 9;
 export const AEGIS_CFG_LAZY_PENDING = 10;
+export const AEGIS_CFG_EXEC_ARGV = 11;
 export const AEGIS_CFG__MAX = 16;
 export const AEGIS_CNT_RINGBUF_DROPS = 0;
 export const AEGIS_CNT_EVENTS = 1;
@@ -36,11 +38,13 @@ export const AEGIS_EV_OPEN = 2;
 export const AEGIS_EV_FILE_BLOCK = 3;
 export const AEGIS_EV_NET_BLOCK = 4;
 export const AEGIS_EV_KERNEL_BLOCK = 5;
+export const AEGIS_EV_EXEC_ARGV = 6;
 export const AEGIS_EV_EXEC_V2 = 2;
 export const AEGIS_EV_OPEN_V2 = 2;
 export const AEGIS_EV_FILE_BLOCK_V2 = 2;
 export const AEGIS_EV_NET_BLOCK_V2 = 2;
 export const AEGIS_EV_KERNEL_BLOCK_V2 = 2;
+export const AEGIS_EV_EXEC_ARGV_V1 = 1;
 export const AEGIS_HOOK_FILE_OPEN = 0;
 export const AEGIS_HOOK_INODE_PERMISSION = 1;
 export const AEGIS_HOOK_BPRM_CHECK = 2;
@@ -90,6 +94,7 @@ export const AEGIS_TASK_ARGV_CUT = 4;
 export const ABI_LAYOUT = {
   "enums": {
     "aegis_abi_sizes": {
+      "AEGIS_ARGV_LEN": 1024,
       "AEGIS_BLOCK_PATH_LEN": 256,
       "AEGIS_COMM_LEN": 16,
       "AEGIS_OPEN_PATH_LEN": 64,
@@ -108,6 +113,7 @@ export const ABI_LAYOUT = {
       "AEGIS_CFG_BREAK_GLASS": 4,
       "AEGIS_CFG_BTRFS_IDENTITY": 9,
       "AEGIS_CFG_EMERGENCY_DISABLE": 3,
+      "AEGIS_CFG_EXEC_ARGV": 11,
       "AEGIS_CFG_GENERATION": 6,
       "AEGIS_CFG_LAYOUT": 8,
       "AEGIS_CFG_LAZY_PENDING": 10,
@@ -126,12 +132,14 @@ export const ABI_LAYOUT = {
     },
     "aegis_ev_kind": {
       "AEGIS_EV_EXEC": 1,
+      "AEGIS_EV_EXEC_ARGV": 6,
       "AEGIS_EV_FILE_BLOCK": 3,
       "AEGIS_EV_KERNEL_BLOCK": 5,
       "AEGIS_EV_NET_BLOCK": 4,
       "AEGIS_EV_OPEN": 2,
     },
     "aegis_ev_version": {
+      "AEGIS_EV_EXEC_ARGV_V1": 1,
       "AEGIS_EV_EXEC_V2": 2,
       "AEGIS_EV_FILE_BLOCK_V2": 2,
       "AEGIS_EV_KERNEL_BLOCK_V2": 2,
@@ -333,6 +341,36 @@ export const ABI_LAYOUT = {
         },
       },
       "size": 72,
+    },
+    "aegis_ev_exec_argv": {
+      "fields": {
+        "args": {
+          "offset": 80,
+          "size": 1024,
+          "type": "char[1024]",
+        },
+        "hdr": {
+          "offset": 0,
+          "size": 16,
+          "type": "struct:aegis_ev_hdr",
+        },
+        "len": {
+          "offset": 76,
+          "size": 4,
+          "type": "u32",
+        },
+        "proc": {
+          "offset": 16,
+          "size": 56,
+          "type": "struct:aegis_ev_proc",
+        },
+        "total": {
+          "offset": 72,
+          "size": 4,
+          "type": "u32",
+        },
+      },
+      "size": 1104,
     },
     "aegis_ev_file_block": {
       "fields": {

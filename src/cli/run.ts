@@ -64,6 +64,12 @@ export function addRunCommand(program: Command, start: DaemonRunner = runDaemon)
       ).choices(["signal"] as const),
     )
     .option("--trace-opens", "also report every openat() as an open event (busy)")
+    .addOption(
+      new Option(
+        "--exec-argv <on|off>",
+        "an exec_argv event (the first 1024 bytes of the arguments) after each exec event",
+      ).choices(["on", "off"] as const).env("AEGIS_EXEC_ARGV").default("on" as const),
+    )
     .option("--ringbuf-bytes <bytes>", "event ring buffer size", parseRingBytes, 4 << 20)
     .option(
       "--deny-rate-threshold <per-second>",
@@ -179,6 +185,7 @@ policy apply, rule edits) only on the root-only socket
           strictDegrade: opts.strictDegrade,
           lsmHook: opts.lsmHook as FileHookChoice,
           traceOpens: opts.traceOpens,
+          execArgv: opts.execArgv !== "off",
           ringbufBytes: opts.ringbufBytes,
           httpListen: opts.httpListen,
           httpAllowRemote: opts.httpAllowRemote,

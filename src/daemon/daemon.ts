@@ -37,6 +37,7 @@ import {
   AEGIS_CFG_AUDIT_ONLY,
   AEGIS_CFG_BREAK_GLASS,
   AEGIS_CFG_EMERGENCY_DISABLE,
+  AEGIS_CFG_EXEC_ARGV,
   AEGIS_CFG_TRACE_ENABLE,
   AEGIS_CFG_TRACE_TGID,
   AEGIS_CNT_RINGBUF_DROPS,
@@ -130,6 +131,8 @@ export interface DaemonOptions {
   strictDegrade?: true;
   lsmHook: FileHookChoice;
   traceOpens?: true;
+  /** `--exec-argv off`: no exec_argv events (argv capture is on by default) */
+  execArgv?: boolean;
   ringbufBytes: number;
   /** "ADDR:PORT" or "off" */
   httpListen: string;
@@ -263,6 +266,8 @@ export function startEngine(
       cfg.setU64(AEGIS_CFG_BREAK_GLASS, how.breakGlass ? 1n : 0n);
       cfg.setU64(AEGIS_CFG_TRACE_TGID, 0n); // exec telemetry for every process
       cfg.setU64(AEGIS_CFG_TRACE_ENABLE, 1n);
+      // exec_argv events after each exec (docs/telemetry.md; --exec-argv off)
+      cfg.setU64(AEGIS_CFG_EXEC_ARGV, opts.execArgv === false ? 0n : 1n);
       cfg.setU64(AEGIS_CFG_AGENT_CGID, how.agentCgid);
       survivors = populateSurvival(obj.map("aegis_survival_inode"));
     },

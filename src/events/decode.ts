@@ -11,6 +11,8 @@
 import {
   ABI_LAYOUT,
   AEGIS_EV_EXEC,
+  AEGIS_EV_EXEC_ARGV,
+  AEGIS_EV_EXEC_ARGV_V1,
   AEGIS_EV_EXEC_V2,
   AEGIS_EV_FILE_BLOCK,
   AEGIS_EV_FILE_BLOCK_V2,
@@ -25,13 +27,14 @@ import {
 const H = ABI_LAYOUT.structs.aegis_ev_hdr;
 const P = ABI_LAYOUT.structs.aegis_ev_proc;
 const EXEC = ABI_LAYOUT.structs.aegis_ev_exec;
+const ARGV = ABI_LAYOUT.structs.aegis_ev_exec_argv;
 const OPEN = ABI_LAYOUT.structs.aegis_ev_open;
 const FBLK = ABI_LAYOUT.structs.aegis_ev_file_block;
 const NBLK = ABI_LAYOUT.structs.aegis_ev_net_block;
 const KBLK = ABI_LAYOUT.structs.aegis_ev_kernel_block;
 /** Every record puts its struct aegis_ev_proc at the same offset. */
 const PROC = EXEC.fields.proc.offset;
-for (const s of [OPEN, FBLK, NBLK, KBLK]) {
+for (const s of [OPEN, FBLK, NBLK, KBLK, ARGV]) {
   if (s.fields.proc.offset !== PROC) throw new Error("ABI: proc offset differs between records");
 }
 
@@ -64,6 +67,21 @@ export interface ProcInfo {
 export interface ExecRecord extends ProcInfo {
   kind: "exec";
   ktimeNs: U64;
+}
+
+/**
+ * The new image's arguments (`run --exec-argv on`), right after its exec
+ * record: at most AEGIS_ARGV_LEN bytes of them (docs/telemetry.md).
+ */
+export interface ExecArgvRecord extends ProcInfo {
+  kind: "exec_argv";
+  ktimeNs: U64;
+  /** the arguments read, in order; the last one cut when `truncated` */
+  argv: string[];
+  /** bytes of the whole argument area */
+  totalBytes: number;
+  /** the argument area was longer than what the record holds (or unreadable) */
+  truncated: boolean;
 }
 
 export interface OpenRecord extends ProcInfo {
@@ -117,6 +135,7 @@ export interface KernelBlockRecord extends ProcInfo, BlockFields {
 
 export type KernelRecord =
   | ExecRecord
+  | ExecArgvRecord
   | OpenRecord
   | FileBlockRecord
   | NetBlockRecord
@@ -236,6 +255,23 @@ function proc(dv: DataView, b: Uint8Array, off: number): ProcInfo {
   };
 }
 
+/**
+ * NUL-separated arguments → strings (invalid UTF-8 becomes U+FFFD). A last
+ * argument with no NUL (the bytes were cut) is kept as it is.
+ */
+export function splitArgs(bytes: Uint8Array): string[] {
+  const out: string[] = [];
+  let start = 0;
+  for (let i = 0; i < bytes.length; i++) {
+    if (bytes[i] === 0) {
+      out.push(utf8.decode(bytes.subarray(start, i)));
+      start = i + 1;
+    }
+  }
+  if (start < bytes.length) out.push(utf8.decode(bytes.subarray(start)));
+  return out;
+}
+
 function ipText(b: Uint8Array, off: number, family: number): string {
   if (family === 2) return `${b[off]}.${b[off + 1]}.${b[off + 2]}.${b[off + 3]}`;
   const parts: string[] = [];
@@ -246,6 +282,7 @@ function ipText(b: Uint8Array, off: number, family: number): string {
 /** Expected version and size of each record kind. */
 const KINDS: Record<number, { version: number; size: number }> = {
   [AEGIS_EV_EXEC]: { version: AEGIS_EV_EXEC_V2, size: EXEC.size },
+  [AEGIS_EV_EXEC_ARGV]: { version: AEGIS_EV_EXEC_ARGV_V1, size: ARGV.size },
   [AEGIS_EV_OPEN]: { version: AEGIS_EV_OPEN_V2, size: OPEN.size },
   [AEGIS_EV_FILE_BLOCK]: { version: AEGIS_EV_FILE_BLOCK_V2, size: FBLK.size },
   [AEGIS_EV_NET_BLOCK]: { version: AEGIS_EV_NET_BLOCK_V2, size: NBLK.size },
@@ -277,6 +314,19 @@ export function decodeRecord(
       const r = proc(dv, b, off) as ExecRecord;
       r.kind = "exec";
       r.ktimeNs = ktimeNs;
+      return r;
+    }
+    case AEGIS_EV_EXEC_ARGV: {
+      const r = proc(dv, b, off) as ExecArgvRecord;
+      r.kind = "exec_argv";
+      r.ktimeNs = ktimeNs;
+      const total = dv.getUint32(off + ARGV.fields.total.offset, true);
+      const len = Math.min(dv.getUint32(off + ARGV.fields.len.offset, true), ARGV.fields.args.size);
+      r.argv = splitArgs(
+        b.subarray(off + ARGV.fields.args.offset, off + ARGV.fields.args.offset + len),
+      );
+      r.totalBytes = total;
+      r.truncated = len < total;
       return r;
     }
     case AEGIS_EV_OPEN: {

@@ -2,13 +2,21 @@ import { deepStrictEqual, strictEqual } from "node:assert/strict";
 import {
   ABI_LAYOUT,
   AEGIS_EV_EXEC,
+  AEGIS_EV_EXEC_ARGV,
+  AEGIS_EV_EXEC_ARGV_V1,
   AEGIS_EV_EXEC_V2,
   AEGIS_EV_FILE_BLOCK,
   AEGIS_EV_FILE_BLOCK_V2,
   AEGIS_EV_OPEN,
   AEGIS_EV_OPEN_V2,
 } from "../bpf/abi_gen.ts";
-import { decodeRecord, forEachRecord, type KernelRecord, type RecordError } from "./decode.ts";
+import {
+  decodeRecord,
+  forEachRecord,
+  type KernelRecord,
+  type RecordError,
+  splitArgs,
+} from "./decode.ts";
 
 const H = ABI_LAYOUT.structs.aegis_ev_hdr.fields;
 const P = ABI_LAYOUT.structs.aegis_ev_proc.fields;
@@ -185,4 +193,31 @@ Deno.test("decode: a path filling a short field is not taken for a longer path w
   strictEqual((r as { path: string }).path, long);
   // and back: the short field still decodes as itself
   strictEqual((decode(openRecord(short)) as { path: string }).path, short);
+});
+
+Deno.test("decode: exec_argv record: NUL-separated arguments, cut when the area was longer", () => {
+  const A = ABI_LAYOUT.structs.aegis_ev_exec_argv;
+  const b = new Uint8Array(A.size);
+  const dv = new DataView(b.buffer);
+  header(dv, AEGIS_EV_EXEC_ARGV, AEGIS_EV_EXEC_ARGV_V1, A.size);
+  writeProc(b, dv, A.fields.proc.offset);
+  const args = new TextEncoder().encode("/bin/echo\0two words\0\0last");
+  b.set(args, A.fields.args.offset);
+  dv.setUint32(A.fields.len.offset, args.length, true);
+  dv.setUint32(A.fields.total.offset, 5000, true);
+  const r = decode(b);
+  if (!("kind" in r) || r.kind !== "exec_argv") throw new Error(JSON.stringify(r));
+  deepStrictEqual(r.argv, ["/bin/echo", "two words", "", "last"]);
+  strictEqual(r.totalBytes, 5000);
+  strictEqual(r.truncated, true);
+  strictEqual(r.pid, 100);
+  // a len beyond the field is clamped to it; whole and readable: not truncated
+  dv.setUint32(A.fields.len.offset, 1 << 20, true);
+  dv.setUint32(A.fields.total.offset, A.fields.args.size, true);
+  const big = decode(b);
+  if (!("kind" in big) || big.kind !== "exec_argv") throw new Error("kind");
+  strictEqual(big.truncated, false);
+  // not UTF-8: replaced, never thrown
+  deepStrictEqual(splitArgs(new Uint8Array([0x61, 0xff, 0, 0x62])), ["a\ufffd", "b"]);
+  deepStrictEqual(splitArgs(new Uint8Array([])), []);
 });

@@ -142,6 +142,15 @@ export function recordToEvent(
   switch (r.kind) {
     case "exec":
       return { type: "exec", ...base };
+    case "exec_argv":
+      return {
+        type: "exec_argv",
+        ...base,
+        argc: r.argv.length,
+        argv: r.argv,
+        argv_truncated: r.truncated,
+        argv_bytes: r.totalBytes,
+      };
     case "open":
       return { type: "open", ...base, path: r.path, flags: r.flags, dfd: r.dfd };
     case "file_block":

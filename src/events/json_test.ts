@@ -177,3 +177,20 @@ Deno.test("json: every event serialises to one line of JSON", () => {
   strictEqual(line.includes("\n"), false);
   deepStrictEqual(JSON.parse(line), e);
 });
+
+Deno.test("json: exec_argv carries argc, argv and whether it was cut (the C++ exec_argv fields)", () => {
+  const e = recordToEvent({
+    ...proc,
+    kind: "exec_argv",
+    ktimeNs: 5,
+    argv: ["/bin/ls", "-l"],
+    totalBytes: 11,
+    truncated: false,
+  });
+  strictEqual(e.type, "exec_argv");
+  strictEqual(e.argc, 2);
+  deepStrictEqual(e.argv, ["/bin/ls", "-l"]);
+  strictEqual(e.argv_truncated, false);
+  strictEqual(e.argv_bytes, 11);
+  strictEqual(e.exec_id, "123456789012-4321", "joins its exec event");
+});

@@ -157,6 +157,17 @@ Deno.test("ocsf: other events are Base Event / Other with every field under unma
   strictEqual(o.severity_id, 3);
   strictEqual(o.unmapped.state, "DEGRADED");
   strictEqual(o.unmapped.type, "state_change");
+  // exec_argv: its own line, the arguments under unmapped
+  const a = mapped({
+    ...proc,
+    kind: "exec_argv",
+    ktimeNs: 1,
+    argv: ["/bin/ls", "-l"],
+    totalBytes: 11,
+    truncated: false,
+  });
+  strictEqual(a.class_uid, 0);
+  deepStrictEqual(a.unmapped.argv, ["/bin/ls", "-l"]);
 });
 
 Deno.test("ocsf: the zod schema rejects what is not OCSF (it can fail)", () => {

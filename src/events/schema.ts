@@ -57,6 +57,13 @@ const BlockFields = ProcFields.extend({
 });
 
 export const ExecEvent = ProcFields.extend({ type: z.literal("exec") }).loose();
+export const ExecArgvEvent = ProcFields.extend({
+  type: z.literal("exec_argv"),
+  argc: z.int().min(0),
+  argv: z.array(z.string()),
+  argv_truncated: z.boolean(),
+  argv_bytes: U32,
+}).loose();
 export const OpenEvent = ProcFields.extend({
   type: z.literal("open"),
   path: z.string(),
@@ -119,6 +126,7 @@ export const PolicyEvent = EventEnvelopeFields.extend({
 /** Every event line of `--event-format json` and /events. */
 export const EventLine = z.discriminatedUnion("type", [
   ExecEvent,
+  ExecArgvEvent,
   OpenEvent,
   FileBlockEvent,
   SelfTestEvent,

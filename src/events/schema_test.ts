@@ -41,6 +41,14 @@ Deno.test("EventLine: every kind of event the agent builds parses, read back fro
     recordToEvent({ ...proc, kind: "open", ktimeNs: 1, flags: 0, dfd: -100, path: "/x" }),
     recordToEvent({
       ...proc,
+      kind: "exec_argv",
+      ktimeNs: 1,
+      argv: ["sh", "-c", "true"],
+      totalBytes: 11,
+      truncated: false,
+    }),
+    recordToEvent({
+      ...proc,
       kind: "file_block",
       ktimeNs: 1,
       ino: 3,

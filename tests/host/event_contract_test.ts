@@ -35,6 +35,7 @@ const DENIED_IP = "127.0.0.77";
 /** Start an audit agent with a deny_path and a deny_ip rule; cause each kind of event. */
 async function withActivity(
   format: "json" | "ocsf",
+  extraArgs: string[],
   check: (events: Json[], t: { denied: string; from: number; to: number }) => void,
 ): Promise<void> {
   const e = agentEnv();
@@ -45,7 +46,7 @@ async function withActivity(
   let a: Agent | null = null;
   const from = Date.now();
   try {
-    a = new Agent(["--audit", "--policy", pol, "--event-format", format], e.env);
+    a = new Agent(["--audit", "--policy", pol, "--event-format", format, ...extraArgs], e.env);
     await a.ready();
     const agent = a;
     Deno.readTextFileSync(denied); // audit: allowed, reported
@@ -53,6 +54,10 @@ async function withActivity(
       (await Deno.connect({ hostname: DENIED_IP, port: 9 })).close();
     } catch { /* refused: the attempt is what is reported */ }
     await new Deno.Command("/bin/true").output(); // an exec
+    // an exec with arguments (one with a space, one not ASCII), and one longer than a record holds
+    await new Deno.Command("/bin/echo", { args: ["argv-contract", "two words", "\u00ff"] })
+      .output();
+    await new Deno.Command("/bin/echo", { args: ["argv-long", "x".repeat(3000)] }).output();
     const d = await run(AGENT, ["emergency-disable", "--reason", "event contract test"], e.env);
     strictEqual(d.code, 0, d.stderr);
     const en = await run(AGENT, ["emergency-enable", "--reason", "done"], e.env);
@@ -84,7 +89,7 @@ async function withActivity(
 const ms = (t: string) => Date.parse(`${t.slice(0, 23)}Z`);
 
 Deno.test("events (json): common fields, exact integers, our schema; the C++ schema with the documented differences", async () => {
-  await withActivity("json", (events, t) => {
+  await withActivity("json", [], (events, t) => {
     ok(events.length >= 5, `${events.length} events`);
     const ids = new Set<string>();
     const byType = new Map<string, Json[]>();
@@ -121,6 +126,30 @@ Deno.test("events (json): common fields, exact integers, our schema; the C++ sch
     const exec = (byType.get("exec") ?? []).find((ev) => ev.comm === "true");
     ok(exec, "the exec of /bin/true");
     ok(byType.has("state_change"), "the start's state_change");
+    // exec_argv: after the exec of the same process, the arguments as given
+    const argvs = byType.get("exec_argv") ?? [];
+    const echo = argvs.find((ev) => ev.argv[1] === "argv-contract");
+    ok(echo, `the exec_argv of /bin/echo argv-contract (${argvs.length} exec_argv events)`);
+    deepStrictEqual(echo.argv, ["/bin/echo", "argv-contract", "two words", "\u00ff"]);
+    strictEqual(echo.argc, 4);
+    strictEqual(echo.argv_truncated, false);
+    strictEqual(
+      echo.argv_bytes,
+      new TextEncoder().encode("/bin/echo\0argv-contract\0two words\0\u00ff\0").length,
+    );
+    const echoExec = byType.get("exec")!.find((ev) => ev.exec_id === echo.exec_id);
+    ok(echoExec, "its exec event, same exec_id");
+    ok(Number(echoExec.event_id.split("-")[1]) < Number(echo.event_id.split("-")[1]), "exec first");
+    const long = argvs.find((ev) => ev.argv[1] === "argv-long");
+    ok(long, "the exec_argv of the long command line");
+    strictEqual(long.argv_truncated, true);
+    strictEqual(long.argv_bytes, "/bin/echo argv-long ".length + 3001);
+    strictEqual(long.argv.length, 3);
+    strictEqual(
+      long.argv[2],
+      "x".repeat(1024 - "/bin/echo argv-long ".length),
+      "cut at 1024 bytes",
+    );
     const controls = byType.get("control_change")!;
     const emergency = controls.filter((ev) => ev.control === "emergency_disable");
     strictEqual(emergency.length, 2, "disable and enable");
@@ -136,6 +165,7 @@ Deno.test("events (json): common fields, exact integers, our schema; the C++ sch
       exec: "ExecEvent",
       block: "BlockEvent",
       net_connect_block: "NetBlockEvent",
+      exec_argv: "ExecArgvEvent",
       state_change: "StateChangeEvent",
       control_change: "ControlChangeEvent",
     };
@@ -144,6 +174,8 @@ Deno.test("events (json): common fields, exact integers, our schema; the C++ sch
         block,
         net,
         exec,
+        echo,
+        long,
         ...byType.get("state_change")!,
         ...emergency,
       ]
@@ -182,7 +214,7 @@ Deno.test("events (json): common fields, exact integers, our schema; the C++ sch
 });
 
 Deno.test("events (ocsf): the same activity as OCSF 1.3 events of the mapped classes", async () => {
-  await withActivity("ocsf", (events, t) => {
+  await withActivity("ocsf", ["--exec-argv", "off"], (events, t) => {
     const classes = new Set<number>();
     for (const ev of events) {
       const r = OcsfEvent.safeParse(ev);
@@ -204,5 +236,7 @@ Deno.test("events (ocsf): the same activity as OCSF 1.3 events of the mapped cla
     strictEqual(net.dst_endpoint.port, 9);
     ok(events.some((ev) => ev.class_uid === 1007 && ev.actor.process.name === "true"));
     ok(events.some((ev) => ev.class_uid === 0 && ev.unmapped.type === "state_change"));
+    // --exec-argv off: no argv events at all
+    ok(!events.some((ev) => ev.unmapped?.type === "exec_argv"), "--exec-argv off");
   });
 });
