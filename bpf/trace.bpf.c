@@ -4,7 +4,7 @@
  * aegis_events, gated by aegis_config (checked before reserving). Exec
  * records wake the agent lazily (lib/event.h, "Wakeups"). With
  * AEGIS_CFG_EXEC_ARGV an exec is followed by its argv record (the first
- * AEGIS_ARGV_LEN bytes of the arguments).
+ * AEGIS_ARGV_LEN bytes of the arguments; only the bytes used go to the ring).
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -39,18 +39,18 @@ static __always_inline void aegis_trace_argv(void)
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 	struct aegis_ev_exec_argv *av;
 	unsigned long start, end;
-	__u64 total, n;
+	__u64 total, n, size;
+	__u32 zero = 0;
 
-	av = aegis_ev_reserve(sizeof(*av));
+	av = bpf_map_lookup_elem(&aegis_argv_scratch, &zero);
 	if (!av)
 		return;
-	/* clang inlines no memset this large: the fixed part, then args word by word */
+	/* the scratch holds the last record: clear it (clang inlines no memset this
+	 * large, so args word by word; volatile: not turned back into a memset call) */
 	__builtin_memset(av, 0, __builtin_offsetof(struct aegis_ev_exec_argv, args));
-	/* (volatile: not turned back into a memset call) */
 #pragma unroll
 	for (int i = 0; i < AEGIS_ARGV_LEN / 8; i++)
 		((volatile __u64 *)av->args)[i] = 0;
-	aegis_fill_hdr(&av->hdr, sizeof(*av), AEGIS_EV_EXEC_ARGV, AEGIS_EV_EXEC_ARGV_V1);
 	aegis_fill_proc(&av->proc);
 	start = BPF_CORE_READ(task, mm, arg_start);
 	end = BPF_CORE_READ(task, mm, arg_end);
@@ -60,7 +60,15 @@ static __always_inline void aegis_trace_argv(void)
 	barrier_var(n);
 	if (n > 0 && n <= AEGIS_ARGV_LEN && !bpf_probe_read_user(av->args, n, (void *)start))
 		av->len = (__u32)n;
-	aegis_ev_submit_lazy(av);
+	/* the used part, rounded up to 8 (zeros: args was cleared above) */
+	n = av->len;
+	size = (__builtin_offsetof(struct aegis_ev_exec_argv, args) + n + 7) & ~7ULL;
+	if (size > sizeof(*av))
+		size = sizeof(*av);
+	barrier_var(size);
+	aegis_fill_hdr(&av->hdr, (__u32)size, AEGIS_EV_EXEC_ARGV, AEGIS_EV_EXEC_ARGV_V1);
+	if (size >= __builtin_offsetof(struct aegis_ev_exec_argv, args) && size <= sizeof(*av))
+		aegis_ev_output_lazy(av, size);
 }
 
 SEC("tp/sched/sched_process_exec")

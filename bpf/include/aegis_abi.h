@@ -196,9 +196,11 @@ struct aegis_ev_exec {
 
 /*
  * AEGIS_EV_EXEC_ARGV: sched/sched_process_exec, after the AEGIS_EV_EXEC of
- * the same exec, when AEGIS_CFG_EXEC_ARGV is 1 (1104 bytes). The first `len`
- * bytes of the new image's argument area (mm->arg_start..arg_end): the
- * arguments, each ending in NUL; `total` > `len` when they were cut.
+ * the same exec, when AEGIS_CFG_EXEC_ARGV is 1. The first `len` bytes of
+ * the new image's argument area (mm->arg_start..arg_end): the arguments,
+ * each ending in NUL; `total` > `len` when they were cut. Variable size:
+ * only the used part of args is written, hdr.size = 80 + len rounded up to
+ * 8 (at most 1104 bytes; the rounding bytes are zero).
  */
 struct aegis_ev_exec_argv {
 	struct aegis_ev_hdr hdr;

@@ -279,10 +279,18 @@ function ipText(b: Uint8Array, off: number, family: number): string {
   return parts.join(":");
 }
 
-/** Expected version and size of each record kind. */
-const KINDS: Record<number, { version: number; size: number }> = {
+/**
+ * Expected version and size of each record kind; `min`: a record of
+ * variable size (exec_argv: only the used part of its args), from `min` to
+ * `size` bytes in steps of 8.
+ */
+const KINDS: Record<number, { version: number; size: number; min?: number }> = {
   [AEGIS_EV_EXEC]: { version: AEGIS_EV_EXEC_V2, size: EXEC.size },
-  [AEGIS_EV_EXEC_ARGV]: { version: AEGIS_EV_EXEC_ARGV_V1, size: ARGV.size },
+  [AEGIS_EV_EXEC_ARGV]: {
+    version: AEGIS_EV_EXEC_ARGV_V1,
+    size: ARGV.size,
+    min: ARGV.fields.args.offset,
+  },
   [AEGIS_EV_OPEN]: { version: AEGIS_EV_OPEN_V2, size: OPEN.size },
   [AEGIS_EV_FILE_BLOCK]: { version: AEGIS_EV_FILE_BLOCK_V2, size: FBLK.size },
   [AEGIS_EV_NET_BLOCK]: { version: AEGIS_EV_NET_BLOCK_V2, size: NBLK.size },
@@ -306,7 +314,11 @@ export function decodeRecord(
   const want = KINDS[kind];
   if (!want) return { error: "unknown_kind", kind };
   if (version !== want.version) return { error: "bad_version", kind, version };
-  if (size !== want.size || len < want.size) return { error: "bad_size", kind, size, len };
+  if (want.min === undefined) {
+    if (size !== want.size || len < want.size) return { error: "bad_size", kind, size, len };
+  } else if (size < want.min || size > want.size || size % 8 !== 0 || len < size) {
+    return { error: "bad_size", kind, size, len };
+  }
   const ktimeNs = u64(dv, off + H.fields.ktime_ns.offset);
   // One object per record: the process part, extended in place.
   switch (kind) {
@@ -321,7 +333,11 @@ export function decodeRecord(
       r.kind = "exec_argv";
       r.ktimeNs = ktimeNs;
       const total = dv.getUint32(off + ARGV.fields.total.offset, true);
-      const len = Math.min(dv.getUint32(off + ARGV.fields.len.offset, true), ARGV.fields.args.size);
+      // only what this record holds (its size says how much of args is there)
+      const len = Math.min(
+        dv.getUint32(off + ARGV.fields.len.offset, true),
+        size - ARGV.fields.args.offset,
+      );
       r.argv = splitArgs(
         b.subarray(off + ARGV.fields.args.offset, off + ARGV.fields.args.offset + len),
       );

@@ -219,5 +219,26 @@ Deno.test("decode: exec_argv record: NUL-separated arguments, cut when the area 
   strictEqual(big.truncated, false);
   // not UTF-8: replaced, never thrown
   deepStrictEqual(splitArgs(new Uint8Array([0x61, 0xff, 0, 0x62])), ["a\ufffd", "b"]);
+  // variable size: only the used part of args is in the ring (80 + len, rounded up to 8)
+  const used = new TextEncoder().encode("ls\0-l\0");
+  const short = new Uint8Array(A.fields.args.offset + 8);
+  const sdv = new DataView(short.buffer);
+  header(sdv, AEGIS_EV_EXEC_ARGV, AEGIS_EV_EXEC_ARGV_V1, short.length);
+  writeProc(short, sdv, A.fields.proc.offset);
+  short.set(used, A.fields.args.offset);
+  sdv.setUint32(A.fields.len.offset, 900, true); // more than the record holds: clamped to it
+  sdv.setUint32(A.fields.total.offset, used.length, true);
+  const s = decode(short);
+  if (!("kind" in s) || s.kind !== "exec_argv") throw new Error(JSON.stringify(s));
+  // (the clamp reads the zero padding too: empty arguments, nothing outside the record)
+  deepStrictEqual(s.argv, ["ls", "-l", "", ""]);
+  // sizes that are not 80 + 8k up to the whole struct are refused
+  for (const bad of [A.fields.args.offset - 8, A.fields.args.offset + 4, A.size + 8]) {
+    const x = new Uint8Array(Math.max(bad, 16));
+    const xdv = new DataView(x.buffer);
+    header(xdv, AEGIS_EV_EXEC_ARGV, AEGIS_EV_EXEC_ARGV_V1, bad);
+    const e = decodeRecord(xdv, x, 0, x.length);
+    strictEqual("error" in e && e.error, "bad_size", `size ${bad}`);
+  }
   deepStrictEqual(splitArgs(new Uint8Array([])), []);
 });
