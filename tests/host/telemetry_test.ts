@@ -38,7 +38,7 @@ Deno.test("ring-buffer overflow: drops counted and shown in metrics; draining re
     drain.drainNow();
     seen.length = 0;
     const drops0 = fb.counters().ringbufDrops;
-    // consumer stopped: 344-byte records, a 4 KiB ring holds about 11
+    // consumer stopped: 352-byte records, a 4 KiB ring holds about 11
     openMany(file, 2000);
     const drops1 = fb.counters().ringbufDrops;
     ok(drops1 - drops0 > 1000n, `drops ${drops1 - drops0}`);
