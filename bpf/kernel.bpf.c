@@ -46,7 +46,7 @@ static __always_inline void aegis_emit_kernel_block(struct aegis_hook_ctx *hc, _
 	if (!ev)
 		return;
 	__builtin_memset(ev, 0, sizeof(*ev));
-	aegis_fill_hdr(&ev->hdr, sizeof(*ev), AEGIS_EV_KERNEL_BLOCK, AEGIS_EV_KERNEL_BLOCK_V1);
+	aegis_fill_hdr(&ev->hdr, sizeof(*ev), AEGIS_EV_KERNEL_BLOCK, AEGIS_EV_KERNEL_BLOCK_V2);
 	aegis_fill_proc(&ev->proc);
 	ev->target_pid = target_pid;
 	ev->detail = detail;

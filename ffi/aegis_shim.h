@@ -21,7 +21,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define AEGIS_SHIM_API_VERSION 5
+#define AEGIS_SHIM_API_VERSION 6
 
 struct aegis_obj;
 struct aegis_ring;
@@ -136,6 +136,12 @@ int aegis_btf_has_func(const char *name);
  * kernel has no Landlock, or a seccomp filter hides the call), -EOPNOTSUPP
  * (built in but not enabled at boot). */
 int aegis_landlock_abi(void);
+
+/* CLOCK_REALTIME minus CLOCK_MONOTONIC, in ns, into *out: added to a
+ * bpf_ktime_get_ns() value it gives the event's wall-clock time. Read as
+ * monotonic, realtime, monotonic (the tightest of a few tries), so the
+ * error is the width of that window (sub-microsecond). Returns 0 or -errno. */
+int aegis_clock_offset_ns(int64_t *out);
 
 /* ---- ring buffer ---------------------------------------------------- */
 

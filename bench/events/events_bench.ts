@@ -22,6 +22,7 @@
  */
 import { CgroupPathResolver } from "../../src/events/cgroup_path.ts";
 import { EventDrain } from "../../src/events/drain.ts";
+import { eventJson } from "../../src/events/envelope.ts";
 import { recordToEvent } from "../../src/events/json.ts";
 import { openSink } from "../../src/events/sink.ts";
 import { kernelOnlySources, renderMetrics } from "../../src/metrics/render.ts";
@@ -56,7 +57,7 @@ async function measure(rate: number): Promise<[string, string][]> {
   trace.setTgid(NOBODY);
   const drain = new EventDrain(
     ring,
-    (r) => sink.write(JSON.stringify(recordToEvent(r, cgroups))),
+    (r) => sink.write(eventJson(recordToEvent(r, cgroups))),
     { bufferBytes: 1 << 20, intervalMs: 10, maxBatchesPerTick: 1 },
   );
   drain.drainNow();

@@ -28,21 +28,25 @@ enum aegis_ev_kind {
 	AEGIS_EV_FILE_BLOCK = 3,   /* file open/permission, exec of a denied binary */
 	AEGIS_EV_NET_BLOCK = 4,    /* connect, bind, sendmsg */
 	AEGIS_EV_KERNEL_BLOCK = 5, /* ptrace, module load, bpf() */
+	AEGIS_EV_EXEC_ARGV = 6,    /* the new image's argv, after its AEGIS_EV_EXEC */
 };
 
 /* Record versions (bumped whenever that record's layout changes). */
 enum aegis_ev_version {
-	AEGIS_EV_EXEC_V1 = 1,
-	AEGIS_EV_OPEN_V1 = 1,
-	AEGIS_EV_FILE_BLOCK_V1 = 1,
-	AEGIS_EV_NET_BLOCK_V1 = 1,
-	AEGIS_EV_KERNEL_BLOCK_V1 = 1,
+	/* 2: struct aegis_ev_proc gained parent_start_time */
+	AEGIS_EV_EXEC_V2 = 2,
+	AEGIS_EV_OPEN_V2 = 2,
+	AEGIS_EV_FILE_BLOCK_V2 = 2,
+	AEGIS_EV_NET_BLOCK_V2 = 2,
+	AEGIS_EV_KERNEL_BLOCK_V2 = 2,
+	AEGIS_EV_EXEC_ARGV_V1 = 1,
 };
 
 enum aegis_abi_sizes {
 	AEGIS_COMM_LEN = 16,
 	AEGIS_OPEN_PATH_LEN = 64,
 	AEGIS_BLOCK_PATH_LEN = 256,
+	AEGIS_ARGV_LEN = 1024, /* argv bytes an AEGIS_EV_EXEC_ARGV record holds */
 	AEGIS_RULE_GENERATIONS = 2, /* rule sets that can coexist (see "gen" below) */
 };
 
@@ -143,6 +147,7 @@ enum aegis_config_key {
 	AEGIS_CFG_LAYOUT = 8,       /* first 8 bytes of the ABI fingerprint of the pins */
 	AEGIS_CFG_BTRFS_IDENTITY = 9, /* 1: the loaded programs key btrfs files by subvolume */
 	AEGIS_CFG_LAZY_PENDING = 10, /* 1: telemetry records sit in the ring with no wakeup yet */
+	AEGIS_CFG_EXEC_ARGV = 11,   /* 1: an AEGIS_EV_EXEC_ARGV record after each exec record */
 	AEGIS_CFG__MAX = 16,
 };
 
@@ -171,10 +176,11 @@ struct aegis_ev_hdr {
 	__u16 version;  /* enum aegis_ev_version */
 };
 
-/* Process identity shared by all process-scoped records (48 bytes). */
+/* Process identity shared by all process-scoped records (56 bytes). */
 struct aegis_ev_proc {
 	__u64 cgid;       /* bpf_get_current_cgroup_id() */
 	__u64 start_time; /* task->start_time (ns since boot) */
+	__u64 parent_start_time; /* real_parent->start_time */
 	__u32 pid;        /* tgid */
 	__u32 tid;
 	__u32 ppid;       /* real_parent->tgid */
@@ -182,13 +188,29 @@ struct aegis_ev_proc {
 	char comm[AEGIS_COMM_LEN];
 };
 
-/* AEGIS_EV_EXEC: sched/sched_process_exec (64 bytes). */
+/* AEGIS_EV_EXEC: sched/sched_process_exec (72 bytes). */
 struct aegis_ev_exec {
 	struct aegis_ev_hdr hdr;
 	struct aegis_ev_proc proc;
 };
 
-/* AEGIS_EV_OPEN: syscalls/sys_enter_openat (136 bytes). */
+/*
+ * AEGIS_EV_EXEC_ARGV: sched/sched_process_exec, after the AEGIS_EV_EXEC of
+ * the same exec, when AEGIS_CFG_EXEC_ARGV is 1. The first `len` bytes of
+ * the new image's argument area (mm->arg_start..arg_end): the arguments,
+ * each ending in NUL; `total` > `len` when they were cut. Variable size:
+ * only the used part of args is written, hdr.size = 80 + len rounded up to
+ * 8 (at most 1104 bytes; the rounding bytes are zero).
+ */
+struct aegis_ev_exec_argv {
+	struct aegis_ev_hdr hdr;
+	struct aegis_ev_proc proc;
+	__u32 total; /* bytes of the argument area (capped at 2^32 - 1) */
+	__u32 len;   /* bytes copied into args (0: the area could not be read) */
+	char args[AEGIS_ARGV_LEN];
+};
+
+/* AEGIS_EV_OPEN: syscalls/sys_enter_openat (144 bytes). */
 struct aegis_ev_open {
 	struct aegis_ev_hdr hdr;
 	struct aegis_ev_proc proc;
@@ -321,7 +343,7 @@ struct aegis_hook_stat {
 	__u64 latency_ns;  /* summed bpf_ktime_get_ns() deltas of rule-checking invocations */
 };
 
-/* AEGIS_EV_FILE_BLOCK (344 bytes). */
+/* AEGIS_EV_FILE_BLOCK (352 bytes). */
 struct aegis_ev_file_block {
 	struct aegis_ev_hdr hdr;
 	struct aegis_ev_proc proc;
@@ -335,7 +357,7 @@ struct aegis_ev_file_block {
 	char path[AEGIS_BLOCK_PATH_LEN]; /* resolved path when known, else "" */
 };
 
-/* AEGIS_EV_NET_BLOCK (96 bytes). */
+/* AEGIS_EV_NET_BLOCK (104 bytes). */
 struct aegis_ev_net_block {
 	struct aegis_ev_hdr hdr;
 	struct aegis_ev_proc proc;
@@ -350,7 +372,7 @@ struct aegis_ev_net_block {
 	__u8 pad[5];   /* zero */
 };
 
-/* AEGIS_EV_KERNEL_BLOCK (88 bytes). */
+/* AEGIS_EV_KERNEL_BLOCK (96 bytes). */
 struct aegis_ev_kernel_block {
 	struct aegis_ev_hdr hdr;
 	struct aegis_ev_proc proc;
@@ -373,6 +395,7 @@ struct aegis_abi_anchor {
 	struct aegis_ev_hdr hdr;
 	struct aegis_ev_proc proc;
 	struct aegis_ev_exec exec;
+	struct aegis_ev_exec_argv exec_argv;
 	struct aegis_ev_open open;
 	struct aegis_ev_file_block file_block;
 	struct aegis_ev_net_block net_block;
@@ -415,15 +438,19 @@ AEGIS_ASSERT_SIZE(struct aegis_ev_hdr, 16);
 AEGIS_ASSERT_OFF(struct aegis_ev_hdr, size, 8);
 AEGIS_ASSERT_OFF(struct aegis_ev_hdr, kind, 12);
 AEGIS_ASSERT_OFF(struct aegis_ev_hdr, version, 14);
-AEGIS_ASSERT_SIZE(struct aegis_ev_proc, 48);
+AEGIS_ASSERT_SIZE(struct aegis_ev_proc, 56);
 AEGIS_ASSERT_OFF(struct aegis_ev_proc, start_time, 8);
-AEGIS_ASSERT_OFF(struct aegis_ev_proc, pid, 16);
-AEGIS_ASSERT_OFF(struct aegis_ev_proc, comm, 32);
-AEGIS_ASSERT_SIZE(struct aegis_ev_exec, 64);
+AEGIS_ASSERT_OFF(struct aegis_ev_proc, parent_start_time, 16);
+AEGIS_ASSERT_OFF(struct aegis_ev_proc, pid, 24);
+AEGIS_ASSERT_OFF(struct aegis_ev_proc, comm, 40);
+AEGIS_ASSERT_SIZE(struct aegis_ev_exec, 72);
 AEGIS_ASSERT_OFF(struct aegis_ev_exec, proc, 16);
-AEGIS_ASSERT_SIZE(struct aegis_ev_open, 136);
-AEGIS_ASSERT_OFF(struct aegis_ev_open, flags, 64);
-AEGIS_ASSERT_OFF(struct aegis_ev_open, path, 72);
+AEGIS_ASSERT_SIZE(struct aegis_ev_exec_argv, 1104);
+AEGIS_ASSERT_OFF(struct aegis_ev_exec_argv, total, 72);
+AEGIS_ASSERT_OFF(struct aegis_ev_exec_argv, args, 80);
+AEGIS_ASSERT_SIZE(struct aegis_ev_open, 144);
+AEGIS_ASSERT_OFF(struct aegis_ev_open, flags, 72);
+AEGIS_ASSERT_OFF(struct aegis_ev_open, path, 80);
 AEGIS_ASSERT_SIZE(struct aegis_inode_key, 16);
 AEGIS_ASSERT_OFF(struct aegis_inode_key, dev, 8);
 AEGIS_ASSERT_OFF(struct aegis_inode_key, gen, 12);
@@ -444,13 +471,13 @@ AEGIS_ASSERT_SIZE(struct aegis_cg_port_key, 16);
 AEGIS_ASSERT_SIZE(struct aegis_policy, 8);
 AEGIS_ASSERT_SIZE(struct aegis_hook_stat, 32);
 AEGIS_ASSERT_SIZE(struct aegis_task_state, 16);
-AEGIS_ASSERT_SIZE(struct aegis_ev_file_block, 344);
-AEGIS_ASSERT_OFF(struct aegis_ev_file_block, ino, 64);
-AEGIS_ASSERT_OFF(struct aegis_ev_file_block, path, 88);
-AEGIS_ASSERT_SIZE(struct aegis_ev_net_block, 96);
-AEGIS_ASSERT_OFF(struct aegis_ev_net_block, addr, 64);
-AEGIS_ASSERT_OFF(struct aegis_ev_net_block, port, 84);
-AEGIS_ASSERT_SIZE(struct aegis_ev_kernel_block, 88);
-AEGIS_ASSERT_OFF(struct aegis_ev_kernel_block, target_pid, 64);
+AEGIS_ASSERT_SIZE(struct aegis_ev_file_block, 352);
+AEGIS_ASSERT_OFF(struct aegis_ev_file_block, ino, 72);
+AEGIS_ASSERT_OFF(struct aegis_ev_file_block, path, 96);
+AEGIS_ASSERT_SIZE(struct aegis_ev_net_block, 104);
+AEGIS_ASSERT_OFF(struct aegis_ev_net_block, addr, 72);
+AEGIS_ASSERT_OFF(struct aegis_ev_net_block, port, 92);
+AEGIS_ASSERT_SIZE(struct aegis_ev_kernel_block, 96);
+AEGIS_ASSERT_OFF(struct aegis_ev_kernel_block, target_pid, 72);
 
 #endif /* AEGIS_ABI_H */

@@ -43,6 +43,16 @@ struct {
 	__type(value, struct aegis_policy);
 } aegis_policy SEC(".maps");
 
+/* Where an AEGIS_EV_EXEC_ARGV record is built (bpf/trace.bpf.c) before its
+ * used part is copied into aegis_events: the ring holds 80 + len bytes, not
+ * the whole 1104. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct aegis_ev_exec_argv);
+} aegis_argv_scratch SEC(".maps");
+
 /* enum aegis_hook slots, per CPU. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);

@@ -59,6 +59,29 @@ static __always_inline void aegis_ev_submit_lazy(void *ev)
 	aegis_count(AEGIS_CNT_EVENTS);
 }
 
+/*
+ * Copy a record built elsewhere (a per-CPU scratch map) into aegis_events,
+ * `size` bytes of it, waking the consumer as aegis_ev_submit_lazy() does;
+ * counts a drop when it does not fit.
+ */
+static __always_inline void aegis_ev_output_lazy(void *rec, __u64 size)
+{
+	__u32 slot = AEGIS_CFG_LAZY_PENDING;
+	__u64 *lazy = bpf_map_lookup_elem(&aegis_config, &slot);
+	__u64 ring = bpf_ringbuf_query(&aegis_events, BPF_RB_RING_SIZE);
+	__u64 flags = BPF_RB_NO_WAKEUP;
+
+	if (bpf_ringbuf_query(&aegis_events, BPF_RB_AVAIL_DATA) + size > ring / 4)
+		flags = BPF_RB_FORCE_WAKEUP;
+	if (bpf_ringbuf_output(&aegis_events, rec, size, flags)) {
+		aegis_count(AEGIS_CNT_RINGBUF_DROPS);
+		return;
+	}
+	if (flags == BPF_RB_NO_WAKEUP && lazy && !*lazy)
+		*lazy = 1;
+	aegis_count(AEGIS_CNT_EVENTS);
+}
+
 static __always_inline void aegis_fill_hdr(struct aegis_ev_hdr *h, __u32 size, __u16 kind,
 					   __u16 version)
 {
@@ -75,6 +98,7 @@ static __always_inline void aegis_fill_proc(struct aegis_ev_proc *p)
 
 	p->cgid = bpf_get_current_cgroup_id();
 	p->start_time = BPF_CORE_READ(task, start_time);
+	p->parent_start_time = BPF_CORE_READ(task, real_parent, start_time);
 	p->pid = pid_tgid >> 32;
 	p->tid = (__u32)pid_tgid;
 	p->ppid = BPF_CORE_READ(task, real_parent, tgid);

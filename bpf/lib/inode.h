@@ -98,7 +98,7 @@ aegis_file_block_new(struct aegis_hook_ctx *hc, struct aegis_inode_key *k, struc
 	if (!ev)
 		return 0;
 	__builtin_memset(ev, 0, sizeof(*ev));
-	aegis_fill_hdr(&ev->hdr, sizeof(*ev), AEGIS_EV_FILE_BLOCK, AEGIS_EV_FILE_BLOCK_V1);
+	aegis_fill_hdr(&ev->hdr, sizeof(*ev), AEGIS_EV_FILE_BLOCK, AEGIS_EV_FILE_BLOCK_V2);
 	aegis_fill_proc(&ev->proc);
 	ev->ino = k->ino;
 	ev->dev = k->dev;

@@ -308,7 +308,7 @@ static __always_inline void aegis_emit_net_block(struct aegis_hook_ctx *hc,
 	if (!ev)
 		return;
 	__builtin_memset(ev, 0, sizeof(*ev));
-	aegis_fill_hdr(&ev->hdr, sizeof(*ev), AEGIS_EV_NET_BLOCK, AEGIS_EV_NET_BLOCK_V1);
+	aegis_fill_hdr(&ev->hdr, sizeof(*ev), AEGIS_EV_NET_BLOCK, AEGIS_EV_NET_BLOCK_V2);
 	aegis_fill_proc(&ev->proc);
 	__builtin_memcpy(ev->addr, t->addr, 16);
 	ev->rule_id = r->rule_id;

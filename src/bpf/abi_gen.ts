@@ -2,11 +2,12 @@
 // Regenerate with: deno run -A build/gen_abi.ts
 
 /** SHA-256 of the canonical layout below; "aegisbpf version" prints it. */
-export const ABI_FINGERPRINT = "b3a45c7f1262262ac4cee0c56d0dfb3e57ce867bef244ed1a0c3a54ad1bdffd4";
+export const ABI_FINGERPRINT = "fd1c01a2d639e2b0c04d5a2fc1b7246d913111dbc1b6c2036c3345b789ead57f";
 
 export const AEGIS_COMM_LEN = 16;
 export const AEGIS_OPEN_PATH_LEN = 64;
 export const AEGIS_BLOCK_PATH_LEN = 256;
+export const AEGIS_ARGV_LEN = 1024;
 export const AEGIS_RULE_GENERATIONS = 2;
 export const AEGIS_ACT_AUDIT = 0;
 export const AEGIS_ACT_BLOCK = 1;
@@ -24,6 +25,7 @@ export const AEGIS_CFG_AGENT_CGID = 7;
 export const AEGIS_CFG_LAYOUT = 8;
 export const AEGIS_CFG_BTRFS_IDENTITY = 9;
 export const AEGIS_CFG_LAZY_PENDING = 10;
+export const AEGIS_CFG_EXEC_ARGV = 11;
 export const AEGIS_CFG__MAX = 16;
 export const AEGIS_CNT_RINGBUF_DROPS = 0;
 export const AEGIS_CNT_EVENTS = 1;
@@ -36,11 +38,13 @@ export const AEGIS_EV_OPEN = 2;
 export const AEGIS_EV_FILE_BLOCK = 3;
 export const AEGIS_EV_NET_BLOCK = 4;
 export const AEGIS_EV_KERNEL_BLOCK = 5;
-export const AEGIS_EV_EXEC_V1 = 1;
-export const AEGIS_EV_OPEN_V1 = 1;
-export const AEGIS_EV_FILE_BLOCK_V1 = 1;
-export const AEGIS_EV_NET_BLOCK_V1 = 1;
-export const AEGIS_EV_KERNEL_BLOCK_V1 = 1;
+export const AEGIS_EV_EXEC_ARGV = 6;
+export const AEGIS_EV_EXEC_V2 = 2;
+export const AEGIS_EV_OPEN_V2 = 2;
+export const AEGIS_EV_FILE_BLOCK_V2 = 2;
+export const AEGIS_EV_NET_BLOCK_V2 = 2;
+export const AEGIS_EV_KERNEL_BLOCK_V2 = 2;
+export const AEGIS_EV_EXEC_ARGV_V1 = 1;
 export const AEGIS_HOOK_FILE_OPEN = 0;
 export const AEGIS_HOOK_INODE_PERMISSION = 1;
 export const AEGIS_HOOK_BPRM_CHECK = 2;
@@ -90,6 +94,7 @@ export const AEGIS_TASK_ARGV_CUT = 4;
 export const ABI_LAYOUT = {
   "enums": {
     "aegis_abi_sizes": {
+      "AEGIS_ARGV_LEN": 1024,
       "AEGIS_BLOCK_PATH_LEN": 256,
       "AEGIS_COMM_LEN": 16,
       "AEGIS_OPEN_PATH_LEN": 64,
@@ -108,6 +113,7 @@ export const ABI_LAYOUT = {
       "AEGIS_CFG_BREAK_GLASS": 4,
       "AEGIS_CFG_BTRFS_IDENTITY": 9,
       "AEGIS_CFG_EMERGENCY_DISABLE": 3,
+      "AEGIS_CFG_EXEC_ARGV": 11,
       "AEGIS_CFG_GENERATION": 6,
       "AEGIS_CFG_LAYOUT": 8,
       "AEGIS_CFG_LAZY_PENDING": 10,
@@ -126,17 +132,19 @@ export const ABI_LAYOUT = {
     },
     "aegis_ev_kind": {
       "AEGIS_EV_EXEC": 1,
+      "AEGIS_EV_EXEC_ARGV": 6,
       "AEGIS_EV_FILE_BLOCK": 3,
       "AEGIS_EV_KERNEL_BLOCK": 5,
       "AEGIS_EV_NET_BLOCK": 4,
       "AEGIS_EV_OPEN": 2,
     },
     "aegis_ev_version": {
-      "AEGIS_EV_EXEC_V1": 1,
-      "AEGIS_EV_FILE_BLOCK_V1": 1,
-      "AEGIS_EV_KERNEL_BLOCK_V1": 1,
-      "AEGIS_EV_NET_BLOCK_V1": 1,
-      "AEGIS_EV_OPEN_V1": 1,
+      "AEGIS_EV_EXEC_ARGV_V1": 1,
+      "AEGIS_EV_EXEC_V2": 2,
+      "AEGIS_EV_FILE_BLOCK_V2": 2,
+      "AEGIS_EV_KERNEL_BLOCK_V2": 2,
+      "AEGIS_EV_NET_BLOCK_V2": 2,
+      "AEGIS_EV_OPEN_V2": 2,
     },
     "aegis_hook": {
       "AEGIS_HOOK_BPF": 9,
@@ -328,21 +336,51 @@ export const ABI_LAYOUT = {
         },
         "proc": {
           "offset": 16,
-          "size": 48,
+          "size": 56,
           "type": "struct:aegis_ev_proc",
         },
       },
-      "size": 64,
+      "size": 72,
+    },
+    "aegis_ev_exec_argv": {
+      "fields": {
+        "args": {
+          "offset": 80,
+          "size": 1024,
+          "type": "char[1024]",
+        },
+        "hdr": {
+          "offset": 0,
+          "size": 16,
+          "type": "struct:aegis_ev_hdr",
+        },
+        "len": {
+          "offset": 76,
+          "size": 4,
+          "type": "u32",
+        },
+        "proc": {
+          "offset": 16,
+          "size": 56,
+          "type": "struct:aegis_ev_proc",
+        },
+        "total": {
+          "offset": 72,
+          "size": 4,
+          "type": "u32",
+        },
+      },
+      "size": 1104,
     },
     "aegis_ev_file_block": {
       "fields": {
         "action": {
-          "offset": 82,
+          "offset": 90,
           "size": 1,
           "type": "u8",
         },
         "dev": {
-          "offset": 72,
+          "offset": 80,
           "size": 4,
           "type": "u32",
         },
@@ -352,42 +390,42 @@ export const ABI_LAYOUT = {
           "type": "struct:aegis_ev_hdr",
         },
         "hook": {
-          "offset": 83,
+          "offset": 91,
           "size": 1,
           "type": "u8",
         },
         "ino": {
-          "offset": 64,
+          "offset": 72,
           "size": 8,
           "type": "u64",
         },
         "pad": {
-          "offset": 84,
+          "offset": 92,
           "size": 4,
           "type": "u32",
         },
         "path": {
-          "offset": 88,
+          "offset": 96,
           "size": 256,
           "type": "char[256]",
         },
         "proc": {
           "offset": 16,
-          "size": 48,
+          "size": 56,
           "type": "struct:aegis_ev_proc",
         },
         "rule_flags": {
-          "offset": 80,
+          "offset": 88,
           "size": 2,
           "type": "u16",
         },
         "rule_id": {
-          "offset": 76,
+          "offset": 84,
           "size": 4,
           "type": "u32",
         },
       },
-      "size": 344,
+      "size": 352,
     },
     "aegis_ev_hdr": {
       "fields": {
@@ -417,12 +455,12 @@ export const ABI_LAYOUT = {
     "aegis_ev_kernel_block": {
       "fields": {
         "action": {
-          "offset": 76,
+          "offset": 84,
           "size": 1,
           "type": "u8",
         },
         "detail": {
-          "offset": 68,
+          "offset": 76,
           "size": 4,
           "type": "u32",
         },
@@ -432,57 +470,57 @@ export const ABI_LAYOUT = {
           "type": "struct:aegis_ev_hdr",
         },
         "hook": {
-          "offset": 77,
+          "offset": 85,
           "size": 1,
           "type": "u8",
         },
         "pad": {
-          "offset": 79,
+          "offset": 87,
           "size": 1,
           "type": "u8",
         },
         "pad2": {
-          "offset": 80,
+          "offset": 88,
           "size": 8,
           "type": "u64",
         },
         "proc": {
           "offset": 16,
-          "size": 48,
+          "size": 56,
           "type": "struct:aegis_ev_proc",
         },
         "rule_id": {
-          "offset": 72,
+          "offset": 80,
           "size": 4,
           "type": "u32",
         },
         "rule_type": {
-          "offset": 78,
+          "offset": 86,
           "size": 1,
           "type": "u8",
         },
         "target_pid": {
-          "offset": 64,
+          "offset": 72,
           "size": 4,
           "type": "u32",
         },
       },
-      "size": 88,
+      "size": 96,
     },
     "aegis_ev_net_block": {
       "fields": {
         "action": {
-          "offset": 88,
+          "offset": 96,
           "size": 1,
           "type": "u8",
         },
         "addr": {
-          "offset": 64,
+          "offset": 72,
           "size": 16,
           "type": "u8[16]",
         },
         "family": {
-          "offset": 86,
+          "offset": 94,
           "size": 1,
           "type": "u8",
         },
@@ -492,52 +530,52 @@ export const ABI_LAYOUT = {
           "type": "struct:aegis_ev_hdr",
         },
         "hook": {
-          "offset": 89,
+          "offset": 97,
           "size": 1,
           "type": "u8",
         },
         "pad": {
-          "offset": 91,
+          "offset": 99,
           "size": 5,
           "type": "u8[5]",
         },
         "port": {
-          "offset": 84,
+          "offset": 92,
           "size": 2,
           "type": "u16",
         },
         "proc": {
           "offset": 16,
-          "size": 48,
+          "size": 56,
           "type": "struct:aegis_ev_proc",
         },
         "proto": {
-          "offset": 87,
+          "offset": 95,
           "size": 1,
           "type": "u8",
         },
         "rule_id": {
-          "offset": 80,
+          "offset": 88,
           "size": 4,
           "type": "u32",
         },
         "rule_type": {
-          "offset": 90,
+          "offset": 98,
           "size": 1,
           "type": "u8",
         },
       },
-      "size": 96,
+      "size": 104,
     },
     "aegis_ev_open": {
       "fields": {
         "dfd": {
-          "offset": 68,
+          "offset": 76,
           "size": 4,
           "type": "s32",
         },
         "flags": {
-          "offset": 64,
+          "offset": 72,
           "size": 4,
           "type": "s32",
         },
@@ -547,17 +585,17 @@ export const ABI_LAYOUT = {
           "type": "struct:aegis_ev_hdr",
         },
         "path": {
-          "offset": 72,
+          "offset": 80,
           "size": 64,
           "type": "char[64]",
         },
         "proc": {
           "offset": 16,
-          "size": 48,
+          "size": 56,
           "type": "struct:aegis_ev_proc",
         },
       },
-      "size": 136,
+      "size": 144,
     },
     "aegis_ev_proc": {
       "fields": {
@@ -567,17 +605,22 @@ export const ABI_LAYOUT = {
           "type": "u64",
         },
         "comm": {
-          "offset": 32,
+          "offset": 40,
           "size": 16,
           "type": "char[16]",
         },
-        "pid": {
+        "parent_start_time": {
           "offset": 16,
+          "size": 8,
+          "type": "u64",
+        },
+        "pid": {
+          "offset": 24,
           "size": 4,
           "type": "u32",
         },
         "ppid": {
-          "offset": 24,
+          "offset": 32,
           "size": 4,
           "type": "u32",
         },
@@ -587,17 +630,17 @@ export const ABI_LAYOUT = {
           "type": "u64",
         },
         "tid": {
-          "offset": 20,
-          "size": 4,
-          "type": "u32",
-        },
-        "uid": {
           "offset": 28,
           "size": 4,
           "type": "u32",
         },
+        "uid": {
+          "offset": 36,
+          "size": 4,
+          "type": "u32",
+        },
       },
-      "size": 48,
+      "size": 56,
     },
     "aegis_hook_stat": {
       "fields": {

@@ -10,6 +10,7 @@ import { GATE_MODES, type GateMode } from "../daemon/gate.ts";
 import type { FileHookChoice } from "../bpf/engine.ts";
 import { UsageError } from "../errors.ts";
 import { parseLogFileGroup, parseLogFileMode } from "../events/file_perms.ts";
+import { EVENT_FORMATS, type EventFormat } from "../events/format.ts";
 
 export { pinRoot } from "../daemon/daemon.ts";
 
@@ -63,6 +64,12 @@ export function addRunCommand(program: Command, start: DaemonRunner = runDaemon)
       ).choices(["signal"] as const),
     )
     .option("--trace-opens", "also report every openat() as an open event (busy)")
+    .addOption(
+      new Option(
+        "--exec-argv <on|off>",
+        "an exec_argv event (the first 1024 bytes of the arguments) after each exec event",
+      ).choices(["on", "off"] as const).env("AEGIS_EXEC_ARGV").default("on" as const),
+    )
     .option("--ringbuf-bytes <bytes>", "event ring buffer size", parseRingBytes, 4 << 20)
     .option(
       "--deny-rate-threshold <per-second>",
@@ -112,6 +119,13 @@ export function addRunCommand(program: Command, start: DaemonRunner = runDaemon)
     .addOption(
       new Option("--log <stdout|file:PATH>", "where events go (JSON lines)")
         .env("AEGIS_EVENT_LOG").default("stdout"),
+    )
+    .addOption(
+      new Option(
+        "--event-format <format>",
+        "event lines: json (aegisbpf's own fields) or ocsf (OCSF 1.3 classes); " +
+          "/events stays json",
+      ).choices(EVENT_FORMATS).env("AEGIS_EVENT_FORMAT").default("json" as EventFormat),
     )
     .addOption(
       new Option(
@@ -171,12 +185,14 @@ policy apply, rule edits) only on the root-only socket
           strictDegrade: opts.strictDegrade,
           lsmHook: opts.lsmHook as FileHookChoice,
           traceOpens: opts.traceOpens,
+          execArgv: opts.execArgv !== "off",
           ringbufBytes: opts.ringbufBytes,
           httpListen: opts.httpListen,
           httpAllowRemote: opts.httpAllowRemote,
           probeListen: opts.probeListen,
           metricsListen: opts.metricsListen,
           log: opts.log,
+          eventFormat: opts.eventFormat as EventFormat,
           logFileMode: opts.logFileMode,
           logFileGid: opts.logFileGroup,
           denyRateThreshold: opts.denyRateThreshold,

@@ -35,6 +35,23 @@ import { acquireLock, DEFAULT_LOCK_TIMEOUT_MS } from "./lock.ts";
 import { checkPrivateFile, ensurePrivateDir } from "./perms.ts";
 import { cleanReason } from "./reason.ts";
 
+/** SHA-256 of no bytes: the reason_sha256 of an empty reason. */
+const EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+
+/**
+ * The storm fields of a control_change event: ours (`storm_transitions_60s`)
+ * and the C++ agent's names for the same facts.
+ */
+function stormFields(transitions: number) {
+  return {
+    storm_active: transitions > STORM_THRESHOLD,
+    storm_transitions_60s: transitions,
+    storm_transitions_in_window: transitions,
+    storm_threshold: STORM_THRESHOLD,
+    storm_window_seconds: STORM_WINDOW_MS / 1000,
+  };
+}
+
 /** Transitions within {@link STORM_WINDOW_MS} above which a storm is reported. */
 export const STORM_THRESHOLD = 10;
 export const STORM_WINDOW_MS = 60_000;
@@ -249,18 +266,26 @@ export class EmergencyControl {
     const prev = this.#flag.get();
     if (prev === want) return null;
     this.#flag.set(want);
+    const nowMs = this.#now();
+    const recent = this.#recent(state, nowMs);
     const event: AegisEvent = {
       type: "control_change",
+      event_version: 1,
       control: "emergency_disable",
       action: want ? "disable" : "enable",
       reconciled_at_start: true,
       enabled: want,
       prev_enabled: prev,
-      changed_at_unix: Math.floor(this.#now() / 1000),
+      changed_at_unix: Math.floor(nowMs / 1000),
+      // the caller is the agent itself (the owner of its state: this process's uid)
+      uid: this.#owner ?? Deno.uid() ?? 0,
       pid: Deno.pid,
       caller_source: "agent",
       node_name: this.#node,
-      reason: state?.reason ?? null,
+      // the recorded toggle's reason ("" when the flag was on without a record)
+      reason: state?.reason ?? "",
+      reason_sha256: state?.reason_sha256 ?? EMPTY_SHA256,
+      ...stormFields(recent.length),
       since_unix: state?.since_unix ?? null,
       changed_by: state?.changed_by ?? null,
     };
@@ -353,6 +378,7 @@ export class EmergencyControl {
     const storm = recent.length > STORM_THRESHOLD;
     const event: AegisEvent = {
       type: "control_change",
+      event_version: 1,
       control: "emergency_disable",
       action,
       enabled: disable,
@@ -364,8 +390,7 @@ export class EmergencyControl {
       node_name: this.#node,
       reason: reason.text,
       reason_sha256: reason.sha256,
-      storm_active: storm,
-      storm_transitions_60s: recent.length,
+      ...stormFields(recent.length),
     };
 
     this.#flag.set(disable);

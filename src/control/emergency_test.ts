@@ -58,6 +58,7 @@ Deno.test("emergency: disable flips the flag, logs one line, writes state, emits
     strictEqual(lines.length, 1);
     deepStrictEqual(lines[0], {
       type: "control_change",
+      event_version: 1,
       control: "emergency_disable",
       action: "disable",
       enabled: true,
@@ -71,6 +72,9 @@ Deno.test("emergency: disable flips the flag, logs one line, writes state, emits
       reason_sha256: expectSha,
       storm_active: false,
       storm_transitions_60s: 1,
+      storm_transitions_in_window: 1,
+      storm_threshold: 10,
+      storm_window_seconds: 60,
     });
     deepStrictEqual(t.events, lines, "the event is the log line");
     const st = t.ctl.status();

@@ -31,12 +31,13 @@
  */
 import { attachedNow, CHECK_INTERVAL_MS, mapUtilisation, RuntimeMonitor } from "./monitor.ts";
 import { type ServiceNotifier, serviceNotifier } from "./notify.ts";
-import { bpfObjectBytes, openEmbeddedShim } from "../assets/mod.ts";
+import { bpfObjectBytes, BUILD, openEmbeddedShim } from "../assets/mod.ts";
 import {
   AEGIS_CFG_AGENT_CGID,
   AEGIS_CFG_AUDIT_ONLY,
   AEGIS_CFG_BREAK_GLASS,
   AEGIS_CFG_EMERGENCY_DISABLE,
+  AEGIS_CFG_EXEC_ARGV,
   AEGIS_CFG_TRACE_ENABLE,
   AEGIS_CFG_TRACE_TGID,
   AEGIS_CNT_RINGBUF_DROPS,
@@ -73,7 +74,10 @@ import {
 } from "./gate.ts";
 import { CgroupPathResolver } from "../events/cgroup_path.ts";
 import { EventDrain } from "../events/drain.ts";
+import { type Envelope, EventEnvelope } from "../events/envelope.ts";
+import { type EventFormat, eventLineWriter } from "../events/format.ts";
 import { recordToEvent } from "../events/json.ts";
+import { RulePathCache } from "../events/rule_paths.ts";
 import { openSink } from "../events/sink.ts";
 import { createApp } from "../http/app.ts";
 import {
@@ -128,6 +132,8 @@ export interface DaemonOptions {
   strictDegrade?: true;
   lsmHook: FileHookChoice;
   traceOpens?: true;
+  /** `--exec-argv off`: no exec_argv events (argv capture is on by default) */
+  execArgv?: boolean;
   ringbufBytes: number;
   /** "ADDR:PORT" or "off" */
   httpListen: string;
@@ -138,6 +144,8 @@ export interface DaemonOptions {
   metricsListen?: string;
   /** "stdout" or "file:PATH" */
   log: string;
+  /** how event lines are written to `log` (default json; /events is always json) */
+  eventFormat?: EventFormat;
   /** `--log-file-mode` (file_perms.ts); the default 0600 when absent */
   logFileMode?: number;
   /** `--log-file-group` as a gid; the group is left alone when absent */
@@ -180,16 +188,32 @@ export const NO_FAULTS: Faults = {
   assumeBpfLsm: false,
 };
 
-/** The event bus: sink (stdout or file) and the /events subscribers. */
+/**
+ * The event bus: stamps each event with the common fields (timestamp,
+ * event_id, host, agent_version: src/events/envelope.ts), then hands it to
+ * the sink (stdout or file) and the /events subscribers.
+ */
 export class DaemonBus implements EventBus {
   emitted = 0;
+  readonly envelope: EventEnvelope;
   #targets: EventBus[];
-  constructor(targets: EventBus[]) {
+  constructor(envelope: EventEnvelope, targets: EventBus[]) {
+    this.envelope = envelope;
     this.#targets = targets;
   }
   emit(event: AegisEvent): void {
     this.emitted++;
-    for (const t of this.#targets) t.emit(event);
+    const stamped = this.envelope.stamp(event);
+    for (const t of this.#targets) t.emit(stamped);
+  }
+}
+
+/** The host name events carry (`host`); "unknown" when it cannot be read. */
+function hostName(): string {
+  try {
+    return Deno.hostname() || "unknown";
+  } catch {
+    return "unknown";
   }
 }
 
@@ -243,6 +267,8 @@ export function startEngine(
       cfg.setU64(AEGIS_CFG_BREAK_GLASS, how.breakGlass ? 1n : 0n);
       cfg.setU64(AEGIS_CFG_TRACE_TGID, 0n); // exec telemetry for every process
       cfg.setU64(AEGIS_CFG_TRACE_ENABLE, 1n);
+      // exec_argv events after each exec (docs/telemetry.md; --exec-argv off)
+      cfg.setU64(AEGIS_CFG_EXEC_ARGV, opts.execArgv === false ? 0n : 1n);
       cfg.setU64(AEGIS_CFG_AGENT_CGID, how.agentCgid);
       survivors = populateSurvival(obj.map("aegis_survival_inode"));
     },
@@ -358,6 +384,8 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
   let engine: Engine | null = null;
   let notifier: ServiceNotifier | null = null;
   let unresolvedNow = (): string[] => [];
+  /** the rule's path for a file block the kernel gave none (path_source "rule") */
+  let rulePaths: RulePathCache | null = null;
   let unresolvedCountNow = (): number => 0;
   /** the enforcement proof (src/daemon/proofs.ts): only once the engine enforces */
   let proofs: Proofs | null = null;
@@ -395,7 +423,20 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
   cleanups.push(() => Deno.removeSignalListener("SIGHUP", onHup));
   const hub = new SseHub();
   const netBlocks = new NetBlockCounter();
-  const bus = new DaemonBus([{ emit: (ev) => sink.write(JSON.stringify(ev)) }, hub]);
+  const envelope = new EventEnvelope({
+    host: hostName(),
+    agentVersion: BUILD.agentVersion,
+    clockOffsetNs: null, // read from the native library below, before any kernel event
+  });
+  const line = eventLineWriter(opts.eventFormat ?? "json", envelope);
+  let unwritable = 0;
+  const bus = new DaemonBus(envelope, [{
+    emit: (ev) => {
+      const text = line(ev as AegisEvent & Envelope);
+      if (text !== null) sink.write(text);
+      else if (unwritable++ === 0) lg.error(literal(`an event could not be written as JSON`));
+    },
+  }, hub]);
   const emergencyActive = () => emergency?.status().active ?? false;
 
   try {
@@ -411,6 +452,8 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
     const shim = await openEmbeddedShim();
     // closed by cleanup(), after everything that uses it (cleanups run in reverse)
     cleanups.push(() => shim.close());
+    // kernel times (ktime_ns) → wall-clock `timestamp`: read once, before any record
+    envelope.clockOffsetNs = shim.clockOffsetNs();
     // systemd Type=notify (null when no service manager asked)
     notifier = serviceNotifier(
       Deno.env.toObject(),
@@ -612,6 +655,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
         clearBlocker("POLICY_RESTORE_FAILED", "a good policy is applied");
       },
       onRulesChanged: () => {
+        rulePaths?.invalidate();
         // new or changed rules: verify them all, in the next 1 s tick
         proofs?.verifier.invalidate();
         proofs?.prover.expedite();
@@ -620,6 +664,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
       verifyNow: () => proofs?.verifyNow() ?? Promise.resolve(null),
     });
     cleanups.push(() => policy.close());
+    rulePaths = new RulePathCache(() => policy.fileRuleTargets());
     unresolvedNow = () => policy.unresolved();
     unresolvedCountNow = () => policy.unresolvedCount();
     const lazyEmergency = () => {
@@ -844,11 +889,15 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
           // the proof's own deny (a canary, or a user rule verified from the canary
           // cgroup; counted by the prover): its own event type, marked, never a
           // user-visible block
-          bus.emit({ ...recordToEvent(r, resolver), type: "self_test", self_test: true });
+          bus.emit({
+            ...recordToEvent(r, resolver, rulePaths ?? undefined),
+            type: "self_test",
+            self_test: true,
+          });
           return;
         }
         netBlocks.observe(r);
-        bus.emit(recordToEvent(r, resolver));
+        bus.emit(recordToEvent(r, resolver, rulePaths ?? undefined));
       }, {
         ready: () => !sink.saturated,
         // an empty ring sleeps in the kernel (epoll) instead of a 10 ms tick: an idle

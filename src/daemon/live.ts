@@ -110,9 +110,10 @@ export class DaemonPolicy {
           );
           this.#o.bus.emit({
             type: "control_change",
+            event_version: 1,
             control: "live_rule",
             action,
-            rule,
+            rule: ruleForEvent(rule),
             uid: caller.uid,
             pid: caller.pid,
             caller_source: callerSource(caller),
@@ -252,6 +253,7 @@ export class DaemonPolicy {
     );
     this.#o.bus.emit({
       type: "control_change",
+      event_version: 1,
       control: "policy",
       action: "apply",
       sha256: report.sha256,
@@ -334,7 +336,7 @@ export class DaemonPolicy {
           path: r.entry.what,
           section: r.entry.section,
           line: r.entry.line,
-          ino: String(r.ino),
+          ino: r.ino,
           dev: r.dev,
           pending_ms: Math.round(r.pendingMs),
           via: r.via,
@@ -412,6 +414,7 @@ export class DaemonPolicy {
   #announceLiveRule(rule: { id: number }, action: "drop" | "expire"): void {
     this.#o.bus.emit({
       type: "control_change",
+      event_version: 1,
       control: "live_rule",
       action,
       rule,
@@ -423,4 +426,24 @@ export class DaemonPolicy {
     this.#watcher?.stop();
     this.#watcher = null;
   }
+}
+
+/**
+ * A live rule as a control_change event carries it: its u64s (`spec.ino`,
+ * `spec.cgid`: decimal strings in the store) as exact JSON integers, like
+ * every u64 of an event (docs/telemetry.md).
+ */
+export function ruleForEvent<T>(rule: T): T {
+  if (typeof rule !== "object" || rule === null) return rule;
+  const spec = (rule as { spec?: unknown }).spec;
+  if (typeof spec !== "object" || spec === null) return rule;
+  const out: Record<string, unknown> = Object.fromEntries(Object.entries(spec));
+  for (const k of ["ino", "cgid"]) {
+    const v = out[k];
+    if (typeof v === "string" && /^\d{1,20}$/.test(v)) {
+      const b = BigInt(v);
+      if (b < 2n ** 64n) out[k] = b <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(b) : b;
+    }
+  }
+  return { ...rule, spec: out };
 }

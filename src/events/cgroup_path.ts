@@ -84,8 +84,12 @@ export class CgroupPathResolver {
     this.#now = opts.now ?? (() => performance.now());
   }
 
-  /** Path of cgroup `cgid`, or null when it is not known. */
-  resolve(cgid: number): string | null {
+  /**
+   * Path of cgroup `cgid`, or null when it is not known (also for an id past
+   * 2^53: directory inode numbers are read as numbers, which cannot hold it).
+   */
+  resolve(cgid: number | bigint): string | null {
+    if (typeof cgid !== "number") return null;
     if (cgid === this.#lastId && this.#lastPath !== null) {
       this.stats.hits++;
       return this.#lastPath;

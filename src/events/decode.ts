@@ -11,27 +11,30 @@
 import {
   ABI_LAYOUT,
   AEGIS_EV_EXEC,
-  AEGIS_EV_EXEC_V1,
+  AEGIS_EV_EXEC_ARGV,
+  AEGIS_EV_EXEC_ARGV_V1,
+  AEGIS_EV_EXEC_V2,
   AEGIS_EV_FILE_BLOCK,
-  AEGIS_EV_FILE_BLOCK_V1,
+  AEGIS_EV_FILE_BLOCK_V2,
   AEGIS_EV_KERNEL_BLOCK,
-  AEGIS_EV_KERNEL_BLOCK_V1,
+  AEGIS_EV_KERNEL_BLOCK_V2,
   AEGIS_EV_NET_BLOCK,
-  AEGIS_EV_NET_BLOCK_V1,
+  AEGIS_EV_NET_BLOCK_V2,
   AEGIS_EV_OPEN,
-  AEGIS_EV_OPEN_V1,
+  AEGIS_EV_OPEN_V2,
 } from "../bpf/abi_gen.ts";
 
 const H = ABI_LAYOUT.structs.aegis_ev_hdr;
 const P = ABI_LAYOUT.structs.aegis_ev_proc;
 const EXEC = ABI_LAYOUT.structs.aegis_ev_exec;
+const ARGV = ABI_LAYOUT.structs.aegis_ev_exec_argv;
 const OPEN = ABI_LAYOUT.structs.aegis_ev_open;
 const FBLK = ABI_LAYOUT.structs.aegis_ev_file_block;
 const NBLK = ABI_LAYOUT.structs.aegis_ev_net_block;
 const KBLK = ABI_LAYOUT.structs.aegis_ev_kernel_block;
 /** Every record puts its struct aegis_ev_proc at the same offset. */
 const PROC = EXEC.fields.proc.offset;
-for (const s of [OPEN, FBLK, NBLK, KBLK]) {
+for (const s of [OPEN, FBLK, NBLK, KBLK, ARGV]) {
   if (s.fields.proc.offset !== PROC) throw new Error("ABI: proc offset differs between records");
 }
 
@@ -40,30 +43,50 @@ for (const s of [OPEN, FBLK, NBLK, KBLK]) {
  * process-scoped record (one object per record: the drain's cost is mostly
  * allocation).
  *
- * u64 kernel values are JavaScript numbers: exact below 2^53 (for the ns
- * clocks, the first ≈ 104 days of uptime), beyond that rounded to the
- * nearest representable value (a few ns; deterministic, so the same
- * process always gets the same exec id). BigInts cost ≈ 25 ns a record.
+ * u64 kernel values are {@link U64}: a number while it is exact (below
+ * 2^53: for the ns clocks the first ≈ 104 days of uptime), a bigint beyond,
+ * so events always carry the exact digits. The common case costs one
+ * compare; BigInts cost ≈ 25 ns a record.
  */
+/** A kernel u64: a number when exact (< 2^53), else a bigint. */
+export type U64 = number | bigint;
+
 export interface ProcInfo {
   pid: number;
   tid: number;
   ppid: number;
   uid: number;
-  cgid: number;
+  cgid: U64;
   /** task start time, ns since boot */
-  startTime: number;
+  startTime: U64;
+  /** the parent's (real_parent) start time, ns since boot */
+  parentStartTime: U64;
   comm: string;
 }
 
 export interface ExecRecord extends ProcInfo {
   kind: "exec";
-  ktimeNs: number;
+  ktimeNs: U64;
+}
+
+/**
+ * The new image's arguments (`run --exec-argv on`), right after its exec
+ * record: at most AEGIS_ARGV_LEN bytes of them (docs/telemetry.md).
+ */
+export interface ExecArgvRecord extends ProcInfo {
+  kind: "exec_argv";
+  ktimeNs: U64;
+  /** the arguments read, in order; the last one cut when `truncated` */
+  argv: string[];
+  /** bytes of the whole argument area */
+  totalBytes: number;
+  /** the argument area was longer than what the record holds (or unreadable) */
+  truncated: boolean;
 }
 
 export interface OpenRecord extends ProcInfo {
   kind: "open";
-  ktimeNs: number;
+  ktimeNs: U64;
   flags: number;
   dfd: number;
   path: string;
@@ -80,8 +103,8 @@ interface BlockFields {
 
 export interface FileBlockRecord extends ProcInfo, BlockFields {
   kind: "file_block";
-  ktimeNs: number;
-  ino: number;
+  ktimeNs: U64;
+  ino: U64;
   /** kernel dev encoding (major << 20 | minor) */
   dev: number;
   ruleFlags: number;
@@ -91,7 +114,7 @@ export interface FileBlockRecord extends ProcInfo, BlockFields {
 
 export interface NetBlockRecord extends ProcInfo, BlockFields {
   kind: "net_block";
-  ktimeNs: number;
+  ktimeNs: U64;
   /** 2 (AF_INET) or 10 (AF_INET6) */
   family: number;
   /** dotted IPv4 or full IPv6 text */
@@ -104,7 +127,7 @@ export interface NetBlockRecord extends ProcInfo, BlockFields {
 
 export interface KernelBlockRecord extends ProcInfo, BlockFields {
   kind: "kernel_block";
-  ktimeNs: number;
+  ktimeNs: U64;
   targetPid: number;
   detail: number;
   ruleType: number;
@@ -112,6 +135,7 @@ export interface KernelBlockRecord extends ProcInfo, BlockFields {
 
 export type KernelRecord =
   | ExecRecord
+  | ExecArgvRecord
   | OpenRecord
   | FileBlockRecord
   | NetBlockRecord
@@ -208,9 +232,12 @@ class StringCache {
 const comms = new StringCache(4096);
 const paths = new StringCache(16384);
 
-/** u64 little-endian as a number (see ProcInfo on precision). */
-function u64(dv: DataView, off: number): number {
-  return dv.getUint32(off, true) + dv.getUint32(off + 4, true) * 4294967296;
+/** u64 little-endian: a number while exact, else a bigint (see ProcInfo). */
+export function u64(dv: DataView, off: number): U64 {
+  const hi = dv.getUint32(off + 4, true);
+  // below 2^53 a double holds every integer exactly
+  if (hi < 0x200000) return dv.getUint32(off, true) + hi * 4294967296;
+  return dv.getBigUint64(off, true);
 }
 
 /** The process part of a record, as the start of the record object. */
@@ -223,8 +250,26 @@ function proc(dv: DataView, b: Uint8Array, off: number): ProcInfo {
     uid: dv.getUint32(o + P.fields.uid.offset, true),
     cgid: u64(dv, o + P.fields.cgid.offset),
     startTime: u64(dv, o + P.fields.start_time.offset),
+    parentStartTime: u64(dv, o + P.fields.parent_start_time.offset),
     comm: comms.get(b, dv, o + P.fields.comm.offset, P.fields.comm.size),
   };
+}
+
+/**
+ * NUL-separated arguments → strings (invalid UTF-8 becomes U+FFFD). A last
+ * argument with no NUL (the bytes were cut) is kept as it is.
+ */
+export function splitArgs(bytes: Uint8Array): string[] {
+  const out: string[] = [];
+  let start = 0;
+  for (let i = 0; i < bytes.length; i++) {
+    if (bytes[i] === 0) {
+      out.push(utf8.decode(bytes.subarray(start, i)));
+      start = i + 1;
+    }
+  }
+  if (start < bytes.length) out.push(utf8.decode(bytes.subarray(start)));
+  return out;
 }
 
 function ipText(b: Uint8Array, off: number, family: number): string {
@@ -234,13 +279,22 @@ function ipText(b: Uint8Array, off: number, family: number): string {
   return parts.join(":");
 }
 
-/** Expected version and size of each record kind. */
-const KINDS: Record<number, { version: number; size: number }> = {
-  [AEGIS_EV_EXEC]: { version: AEGIS_EV_EXEC_V1, size: EXEC.size },
-  [AEGIS_EV_OPEN]: { version: AEGIS_EV_OPEN_V1, size: OPEN.size },
-  [AEGIS_EV_FILE_BLOCK]: { version: AEGIS_EV_FILE_BLOCK_V1, size: FBLK.size },
-  [AEGIS_EV_NET_BLOCK]: { version: AEGIS_EV_NET_BLOCK_V1, size: NBLK.size },
-  [AEGIS_EV_KERNEL_BLOCK]: { version: AEGIS_EV_KERNEL_BLOCK_V1, size: KBLK.size },
+/**
+ * Expected version and size of each record kind; `min`: a record of
+ * variable size (exec_argv: only the used part of its args), from `min` to
+ * `size` bytes in steps of 8.
+ */
+const KINDS: Record<number, { version: number; size: number; min?: number }> = {
+  [AEGIS_EV_EXEC]: { version: AEGIS_EV_EXEC_V2, size: EXEC.size },
+  [AEGIS_EV_EXEC_ARGV]: {
+    version: AEGIS_EV_EXEC_ARGV_V1,
+    size: ARGV.size,
+    min: ARGV.fields.args.offset,
+  },
+  [AEGIS_EV_OPEN]: { version: AEGIS_EV_OPEN_V2, size: OPEN.size },
+  [AEGIS_EV_FILE_BLOCK]: { version: AEGIS_EV_FILE_BLOCK_V2, size: FBLK.size },
+  [AEGIS_EV_NET_BLOCK]: { version: AEGIS_EV_NET_BLOCK_V2, size: NBLK.size },
+  [AEGIS_EV_KERNEL_BLOCK]: { version: AEGIS_EV_KERNEL_BLOCK_V2, size: KBLK.size },
 };
 
 /**
@@ -260,7 +314,11 @@ export function decodeRecord(
   const want = KINDS[kind];
   if (!want) return { error: "unknown_kind", kind };
   if (version !== want.version) return { error: "bad_version", kind, version };
-  if (size !== want.size || len < want.size) return { error: "bad_size", kind, size, len };
+  if (want.min === undefined) {
+    if (size !== want.size || len < want.size) return { error: "bad_size", kind, size, len };
+  } else if (size < want.min || size > want.size || size % 8 !== 0 || len < size) {
+    return { error: "bad_size", kind, size, len };
+  }
   const ktimeNs = u64(dv, off + H.fields.ktime_ns.offset);
   // One object per record: the process part, extended in place.
   switch (kind) {
@@ -268,6 +326,23 @@ export function decodeRecord(
       const r = proc(dv, b, off) as ExecRecord;
       r.kind = "exec";
       r.ktimeNs = ktimeNs;
+      return r;
+    }
+    case AEGIS_EV_EXEC_ARGV: {
+      const r = proc(dv, b, off) as ExecArgvRecord;
+      r.kind = "exec_argv";
+      r.ktimeNs = ktimeNs;
+      const total = dv.getUint32(off + ARGV.fields.total.offset, true);
+      // only what this record holds (its size says how much of args is there)
+      const len = Math.min(
+        dv.getUint32(off + ARGV.fields.len.offset, true),
+        size - ARGV.fields.args.offset,
+      );
+      r.argv = splitArgs(
+        b.subarray(off + ARGV.fields.args.offset, off + ARGV.fields.args.offset + len),
+      );
+      r.totalBytes = total;
+      r.truncated = len < total;
       return r;
     }
     case AEGIS_EV_OPEN: {

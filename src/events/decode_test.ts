@@ -2,13 +2,21 @@ import { deepStrictEqual, strictEqual } from "node:assert/strict";
 import {
   ABI_LAYOUT,
   AEGIS_EV_EXEC,
-  AEGIS_EV_EXEC_V1,
+  AEGIS_EV_EXEC_ARGV,
+  AEGIS_EV_EXEC_ARGV_V1,
+  AEGIS_EV_EXEC_V2,
   AEGIS_EV_FILE_BLOCK,
-  AEGIS_EV_FILE_BLOCK_V1,
+  AEGIS_EV_FILE_BLOCK_V2,
   AEGIS_EV_OPEN,
-  AEGIS_EV_OPEN_V1,
+  AEGIS_EV_OPEN_V2,
 } from "../bpf/abi_gen.ts";
-import { decodeRecord, forEachRecord, type KernelRecord, type RecordError } from "./decode.ts";
+import {
+  decodeRecord,
+  forEachRecord,
+  type KernelRecord,
+  type RecordError,
+  splitArgs,
+} from "./decode.ts";
 
 const H = ABI_LAYOUT.structs.aegis_ev_hdr.fields;
 const P = ABI_LAYOUT.structs.aegis_ev_proc.fields;
@@ -25,6 +33,7 @@ function header(dv: DataView, kind: number, version: number, size: number): void
 function writeProc(b: Uint8Array, dv: DataView, base: number): void {
   dv.setBigUint64(base + P.cgid.offset, 4242n, true);
   dv.setBigUint64(base + P.start_time.offset, 99n, true);
+  dv.setBigUint64(base + P.parent_start_time.offset, 77n, true);
   dv.setUint32(base + P.pid.offset, 100, true);
   dv.setUint32(base + P.tid.offset, 101, true);
   dv.setUint32(base + P.ppid.offset, 1, true);
@@ -35,7 +44,7 @@ function writeProc(b: Uint8Array, dv: DataView, base: number): void {
 function openRecord(path: string): Uint8Array {
   const b = new Uint8Array(OPEN.size);
   const dv = new DataView(b.buffer);
-  header(dv, AEGIS_EV_OPEN, AEGIS_EV_OPEN_V1, OPEN.size);
+  header(dv, AEGIS_EV_OPEN, AEGIS_EV_OPEN_V2, OPEN.size);
   writeProc(b, dv, OPEN.fields.proc.offset);
   dv.setInt32(OPEN.fields.flags.offset, 0o2101, true);
   dv.setInt32(OPEN.fields.dfd.offset, -100, true);
@@ -53,6 +62,7 @@ Deno.test("decode: open record", () => {
     ktimeNs: 123456789,
     cgid: 4242,
     startTime: 99,
+    parentStartTime: 77,
     pid: 100,
     tid: 101,
     ppid: 1,
@@ -67,7 +77,7 @@ Deno.test("decode: open record", () => {
 Deno.test("decode: exec record", () => {
   const b = new Uint8Array(EXEC.size);
   const dv = new DataView(b.buffer);
-  header(dv, AEGIS_EV_EXEC, AEGIS_EV_EXEC_V1, EXEC.size);
+  header(dv, AEGIS_EV_EXEC, AEGIS_EV_EXEC_V2, EXEC.size);
   writeProc(b, dv, EXEC.fields.proc.offset);
   const r = decode(b);
   strictEqual("kind" in r && r.kind, "exec");
@@ -93,7 +103,7 @@ Deno.test("decode: header checks reject unknown kind, bad version, bad size, sho
   dv.setUint16(H.kind.offset, AEGIS_EV_OPEN, true);
   dv.setUint16(H.version.offset, 7, true);
   deepStrictEqual(decode(b), { error: "bad_version", kind: AEGIS_EV_OPEN, version: 7 });
-  dv.setUint16(H.version.offset, AEGIS_EV_OPEN_V1, true);
+  dv.setUint16(H.version.offset, AEGIS_EV_OPEN_V2, true);
   dv.setUint32(H.size.offset, 12, true);
   deepStrictEqual(decode(b), { error: "bad_size", kind: AEGIS_EV_OPEN, size: 12, len: OPEN.size });
   deepStrictEqual(decode(b.subarray(0, 8)), { error: "short", len: 8 });
@@ -151,14 +161,18 @@ Deno.test("decode: many distinct values (past the cache bound) all decode right"
   }
 });
 
-Deno.test("decode: u64 values above 2^32 are exact up to 2^53", () => {
+Deno.test("decode: u64 values are numbers up to 2^53 - 1, exact bigints beyond", () => {
   const b = openRecord("/x");
   const dv = new DataView(b.buffer);
   dv.setBigUint64(H.ktime_ns.offset, 2n ** 53n - 1n, true);
   dv.setBigUint64(OPEN.fields.proc.offset + P.start_time.offset, 5n * 2n ** 32n + 7n, true);
+  dv.setBigUint64(OPEN.fields.proc.offset + P.cgid.offset, 2n ** 64n - 1n, true);
+  dv.setBigUint64(OPEN.fields.proc.offset + P.parent_start_time.offset, 2n ** 53n, true);
   const r = decode(b);
   strictEqual("ktimeNs" in r && r.ktimeNs, Number.MAX_SAFE_INTEGER);
   strictEqual("startTime" in r && r.startTime, 5 * 2 ** 32 + 7);
+  strictEqual("cgid" in r && r.cgid, 2n ** 64n - 1n);
+  strictEqual("parentStartTime" in r && r.parentStartTime, 2n ** 53n);
 });
 
 Deno.test("decode: a path filling a short field is not taken for a longer path with that prefix", () => {
@@ -171,7 +185,7 @@ Deno.test("decode: a path filling a short field is not taken for a longer path w
   strictEqual((o as { path: string }).path, short);
   const b = new Uint8Array(FB.size);
   const dv = new DataView(b.buffer);
-  header(dv, AEGIS_EV_FILE_BLOCK, AEGIS_EV_FILE_BLOCK_V1, FB.size);
+  header(dv, AEGIS_EV_FILE_BLOCK, AEGIS_EV_FILE_BLOCK_V2, FB.size);
   writeProc(b, dv, FB.fields.proc.offset);
   b.set(new TextEncoder().encode(long), FB.fields.path.offset);
   const r = decode(b);
@@ -179,4 +193,52 @@ Deno.test("decode: a path filling a short field is not taken for a longer path w
   strictEqual((r as { path: string }).path, long);
   // and back: the short field still decodes as itself
   strictEqual((decode(openRecord(short)) as { path: string }).path, short);
+});
+
+Deno.test("decode: exec_argv record: NUL-separated arguments, cut when the area was longer", () => {
+  const A = ABI_LAYOUT.structs.aegis_ev_exec_argv;
+  const b = new Uint8Array(A.size);
+  const dv = new DataView(b.buffer);
+  header(dv, AEGIS_EV_EXEC_ARGV, AEGIS_EV_EXEC_ARGV_V1, A.size);
+  writeProc(b, dv, A.fields.proc.offset);
+  const args = new TextEncoder().encode("/bin/echo\0two words\0\0last");
+  b.set(args, A.fields.args.offset);
+  dv.setUint32(A.fields.len.offset, args.length, true);
+  dv.setUint32(A.fields.total.offset, 5000, true);
+  const r = decode(b);
+  if (!("kind" in r) || r.kind !== "exec_argv") throw new Error(JSON.stringify(r));
+  deepStrictEqual(r.argv, ["/bin/echo", "two words", "", "last"]);
+  strictEqual(r.totalBytes, 5000);
+  strictEqual(r.truncated, true);
+  strictEqual(r.pid, 100);
+  // a len beyond the field is clamped to it; whole and readable: not truncated
+  dv.setUint32(A.fields.len.offset, 1 << 20, true);
+  dv.setUint32(A.fields.total.offset, A.fields.args.size, true);
+  const big = decode(b);
+  if (!("kind" in big) || big.kind !== "exec_argv") throw new Error("kind");
+  strictEqual(big.truncated, false);
+  // not UTF-8: replaced, never thrown
+  deepStrictEqual(splitArgs(new Uint8Array([0x61, 0xff, 0, 0x62])), ["a\ufffd", "b"]);
+  // variable size: only the used part of args is in the ring (80 + len, rounded up to 8)
+  const used = new TextEncoder().encode("ls\0-l\0");
+  const short = new Uint8Array(A.fields.args.offset + 8);
+  const sdv = new DataView(short.buffer);
+  header(sdv, AEGIS_EV_EXEC_ARGV, AEGIS_EV_EXEC_ARGV_V1, short.length);
+  writeProc(short, sdv, A.fields.proc.offset);
+  short.set(used, A.fields.args.offset);
+  sdv.setUint32(A.fields.len.offset, 900, true); // more than the record holds: clamped to it
+  sdv.setUint32(A.fields.total.offset, used.length, true);
+  const s = decode(short);
+  if (!("kind" in s) || s.kind !== "exec_argv") throw new Error(JSON.stringify(s));
+  // (the clamp reads the zero padding too: empty arguments, nothing outside the record)
+  deepStrictEqual(s.argv, ["ls", "-l", "", ""]);
+  // sizes that are not 80 + 8k up to the whole struct are refused
+  for (const bad of [A.fields.args.offset - 8, A.fields.args.offset + 4, A.size + 8]) {
+    const x = new Uint8Array(Math.max(bad, 16));
+    const xdv = new DataView(x.buffer);
+    header(xdv, AEGIS_EV_EXEC_ARGV, AEGIS_EV_EXEC_ARGV_V1, bad);
+    const e = decodeRecord(xdv, x, 0, x.length);
+    strictEqual("error" in e && e.error, "bad_size", `size ${bad}`);
+  }
+  deepStrictEqual(splitArgs(new Uint8Array([])), []);
 });

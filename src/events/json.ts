@@ -1,15 +1,20 @@
 /**
- * Kernel records → the JSON event lines operators consume (docs/telemetry.md).
+ * Kernel records → the JSON event objects operators consume (docs/telemetry.md).
  *
- * Every event has `type`, `ktime_ns` and the process fields `pid, tid,
- * ppid, uid, start_time, exec_id, cgid, cgroup_path, comm`. u64 kernel
- * values (`ktime_ns`, `start_time`, `cgid`, `ino`) are decimal strings, so
- * no JSON reader rounds them. `exec_id` is `<start_time>-<pid>`: unique per
- * process image for the life of the kernel. `cgroup_path` is null unless a
+ * Every kernel event has `type`, `ktime_ns` and the process fields `pid,
+ * tid, ppid, uid, start_time, exec_id, parent_start_time, parent_exec_id,
+ * cgid, cgroup_path, comm`. u64 kernel
+ * values (`ktime_ns`, `start_time`, `cgid`, `ino`) are integers: numbers
+ * while exact, bigints beyond 2^53, written with their exact digits by
+ * eventJson() (./envelope.ts). `exec_id` is `<start_time>-<pid>`: unique per
+ * process image for the life of the kernel. `cgroup_path` is "" unless a
  * resolver is given and knows the id. Block events add `action`, `hook`,
- * `rule_id`; file blocks `ino, dev, path` (`path` null when the kernel did
- * not resolve it); network blocks `rule_type` (ip|cidr|port|ip_port|
- * cg_ip|cg_port), `family, addr, port, protocol`. docs/telemetry.md lists
+ * `rule_id`; file blocks `ino, dev, path_source` and `path` when known
+ * (the kernel's, or the rule's through a {@link RulePaths}); network blocks
+ * `rule_type` (ip|cidr|port|ip_port|cg_ip|cg_port), `family, addr, port,
+ * protocol, direction` and `remote_ip, remote_port` or `local_port`. The
+ * common fields (`timestamp`, `event_id`, `host`, `agent_version`) are
+ * added when the event is emitted (./envelope.ts). docs/telemetry.md lists
  * them all.
  *
  * @module
@@ -22,7 +27,7 @@ import {
   AEGIS_HOOK_SOCKET_BIND,
   AEGIS_HOOK_SOCKET_SENDMSG,
 } from "../bpf/abi_gen.ts";
-import type { KernelRecord, ProcInfo } from "./decode.ts";
+import type { KernelRecord, ProcInfo, U64 } from "./decode.ts";
 
 /** enum aegis_action → the event's `action`. */
 export const ACTION_NAMES = ["AUDIT", "BLOCK", "TERM", "KILL", "INT"] as const;
@@ -63,7 +68,15 @@ export const HOOK_NAMES: Record<number, string> = {
 
 /** cgroup id → path (src/events/cgroup_path.ts), null when unknown. */
 export interface CgroupResolver {
-  resolve(cgid: number): string | null;
+  resolve(cgid: U64): string | null;
+}
+
+/**
+ * A file rule's id → the path its rule names (the policy's `deny_path`
+ * line, a live path rule), null when the id names no path rule.
+ */
+export interface RulePaths {
+  pathOf(ruleId: number): string | null;
 }
 
 function procFields(p: ProcInfo, cg: CgroupResolver | undefined): Record<string, unknown> {
@@ -72,12 +85,32 @@ function procFields(p: ProcInfo, cg: CgroupResolver | undefined): Record<string,
     tid: p.tid,
     ppid: p.ppid,
     uid: p.uid,
-    start_time: String(p.startTime),
+    start_time: p.startTime,
     exec_id: `${p.startTime}-${p.pid}`,
-    cgid: String(p.cgid),
-    cgroup_path: cg ? cg.resolve(p.cgid) : null,
+    parent_start_time: p.parentStartTime,
+    parent_exec_id: `${p.parentStartTime}-${p.ppid}`,
+    cgid: p.cgid,
+    cgroup_path: (cg ? cg.resolve(p.cgid) : null) ?? "",
     comm: p.comm,
   };
+}
+
+/** connect → egress, bind → bind, sendmsg → send (the C++ agent's `direction`). */
+function netDirection(hook: number): "egress" | "bind" | "send" {
+  if (hook === AEGIS_HOOK_SOCKET_BIND) return "bind";
+  if (hook === AEGIS_HOOK_SOCKET_SENDMSG) return "send";
+  return "egress";
+}
+
+/** The path of a file block: the kernel's, else the rule's, else none. */
+function blockPath(
+  path: string,
+  ruleId: number,
+  rules: RulePaths | undefined,
+): { path?: string; path_source: "kernel" | "rule" | "none" } {
+  if (path !== "") return { path, path_source: "kernel" };
+  const fromRule = rules?.pathOf(ruleId) ?? null;
+  return fromRule !== null ? { path: fromRule, path_source: "rule" } : { path_source: "none" };
 }
 
 function netType(hook: number): string {
@@ -96,17 +129,28 @@ function kernelType(hook: number): string {
 }
 
 /**
- * One event as a JSON object (u64 values as decimal strings); `cgroups`
- * fills `cgroup_path`.
+ * One event as a JSON object (u64 values as numbers or bigints, see
+ * eventJson()); `cgroups` fills `cgroup_path`, `rules` the `path` of a file
+ * block the kernel could not resolve.
  */
 export function recordToEvent(
   r: KernelRecord,
   cgroups?: CgroupResolver,
+  rules?: RulePaths,
 ): { type: string } & Record<string, unknown> {
-  const base = { ktime_ns: String(r.ktimeNs), ...procFields(r, cgroups) };
+  const base = { ktime_ns: r.ktimeNs, ...procFields(r, cgroups) };
   switch (r.kind) {
     case "exec":
       return { type: "exec", ...base };
+    case "exec_argv":
+      return {
+        type: "exec_argv",
+        ...base,
+        argc: r.argv.length,
+        argv: r.argv,
+        argv_truncated: r.truncated,
+        argv_bytes: r.totalBytes,
+      };
     case "open":
       return { type: "open", ...base, path: r.path, flags: r.flags, dfd: r.dfd };
     case "file_block":
@@ -115,9 +159,9 @@ export function recordToEvent(
         ...base,
         action: ACTION_NAMES[r.action] ?? String(r.action),
         hook: HOOK_NAMES[r.hook] ?? String(r.hook),
-        ino: String(r.ino),
+        ino: r.ino,
         dev: r.dev,
-        path: r.path === "" ? null : r.path,
+        ...blockPath(r.path, r.ruleId, rules),
         rule_id: r.ruleId,
       };
     case "net_block":
@@ -130,6 +174,10 @@ export function recordToEvent(
         addr: r.addr,
         port: r.port,
         protocol: r.proto === 6 ? "tcp" : r.proto === 17 ? "udp" : String(r.proto),
+        direction: netDirection(r.hook),
+        ...(r.hook === AEGIS_HOOK_SOCKET_BIND
+          ? { local_port: r.port }
+          : { remote_ip: r.addr, remote_port: r.port }),
         rule_type: RULE_TYPE_NAMES[r.ruleType] ?? String(r.ruleType),
         rule_id: r.ruleId,
       };

@@ -1,4 +1,4 @@
-import { deepStrictEqual, strictEqual } from "node:assert/strict";
+import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
 import {
   AEGIS_ACT_AUDIT,
   AEGIS_ACT_BLOCK,
@@ -15,7 +15,8 @@ import {
   AEGIS_RT_MODULE,
   AEGIS_RT_PTRACE,
 } from "../bpf/abi_gen.ts";
-import type { KernelRecord, ProcInfo } from "./decode.ts";
+import { type KernelRecord, type ProcInfo, u64 } from "./decode.ts";
+import { eventJson } from "./envelope.ts";
 import { recordToEvent } from "./json.ts";
 
 const proc: ProcInfo = {
@@ -25,34 +26,55 @@ const proc: ProcInfo = {
   uid: 1000,
   cgid: 2 ** 40 + 5,
   startTime: 123456789012,
+  parentStartTime: 1000,
   comm: "curl",
 };
-const resolver = { resolve: (id: number) => id === proc.cgid ? "/user.slice/u.scope" : null };
+const resolver = {
+  resolve: (id: number | bigint) => id === proc.cgid ? "/user.slice/u.scope" : null,
+};
 
 Deno.test("json: common fields of docs/telemetry.md on every kernel event", () => {
   const e = recordToEvent({ ...proc, kind: "exec", ktimeNs: 77 }, resolver);
   deepStrictEqual(e, {
     type: "exec",
-    ktime_ns: "77",
+    ktime_ns: 77,
     pid: 4321,
     tid: 4322,
     ppid: 1,
     uid: 1000,
-    start_time: "123456789012",
+    start_time: 123456789012,
     exec_id: "123456789012-4321",
-    cgid: String(2 ** 40 + 5),
+    parent_start_time: 1000,
+    parent_exec_id: "1000-1",
+    cgid: 2 ** 40 + 5,
     cgroup_path: "/user.slice/u.scope",
     comm: "curl",
   });
-  // without a resolver, or for an unknown id, cgroup_path is null (present)
-  strictEqual(recordToEvent({ ...proc, kind: "exec", ktimeNs: 1 }).cgroup_path, null);
+  // without a resolver, or for an unknown id, cgroup_path is "" (present, a string)
+  strictEqual(recordToEvent({ ...proc, kind: "exec", ktimeNs: 1 }).cgroup_path, "");
   strictEqual(
     recordToEvent({ ...proc, cgid: 9, kind: "exec", ktimeNs: 1 }, resolver).cgroup_path,
-    null,
+    "",
   );
 });
 
-Deno.test("json: file block carries ino, dev, path (null when unknown), action", () => {
+Deno.test("json: u64 values past 2^53 are written as integers with their exact digits", () => {
+  const big = 18446744073709551615n; // 2^64 - 1
+  const e = recordToEvent({ ...proc, startTime: big, cgid: big - 1n, kind: "exec", ktimeNs: big });
+  const line = eventJson(e);
+  ok(line.includes('"ktime_ns":18446744073709551615,'), line);
+  ok(line.includes('"start_time":18446744073709551615,'), line);
+  ok(line.includes('"cgid":18446744073709551614,'), line);
+  ok(line.includes('"exec_id":"18446744073709551615-4321"'), line);
+  // a number is only what is exact: 2^53 + 1 cannot be one
+  const dv = new DataView(new ArrayBuffer(8));
+  dv.setBigUint64(0, 2n ** 53n + 1n, true);
+  strictEqual(u64(dv, 0), 2n ** 53n + 1n);
+  dv.setBigUint64(0, 2n ** 53n - 1n, true);
+  strictEqual(u64(dv, 0), 2 ** 53 - 1);
+});
+
+Deno.test("json: file block carries ino, dev, path (kernel's, else the rule's, else none), action", () => {
   const r: KernelRecord = {
     ...proc,
     kind: "file_block",
@@ -69,11 +91,19 @@ Deno.test("json: file block carries ino, dev, path (null when unknown), action",
   strictEqual(e.type, "block");
   strictEqual(e.action, "BLOCK");
   strictEqual(e.hook, "file_open");
-  strictEqual(e.ino, String(2 ** 35));
+  strictEqual(e.ino, 2 ** 35);
   strictEqual(e.dev, (8 << 20) | 1);
   strictEqual(e.path, "/etc/shadow");
+  strictEqual(e.path_source, "kernel");
   strictEqual(e.rule_id, 12);
-  strictEqual(recordToEvent({ ...r, path: "", action: AEGIS_ACT_AUDIT }).path, null);
+  // no path from the kernel: the rule's, said so; no rule path either: no `path` at all
+  const rules = { pathOf: (id: number) => id === 12 ? "/etc/shadow-rule" : null };
+  const audit = recordToEvent({ ...r, path: "", action: AEGIS_ACT_AUDIT }, undefined, rules);
+  strictEqual(audit.path, "/etc/shadow-rule");
+  strictEqual(audit.path_source, "rule");
+  const none = recordToEvent({ ...r, path: "", ruleId: 13 }, undefined, rules);
+  strictEqual(Object.hasOwn(none, "path"), false);
+  strictEqual(none.path_source, "none");
   strictEqual(recordToEvent({ ...r, action: AEGIS_ACT_AUDIT }).action, "AUDIT");
 });
 
@@ -100,6 +130,15 @@ Deno.test("json: network block type follows the hook; rule_type is named", () =>
     strictEqual(e.rule_type, "cidr");
     strictEqual(e.protocol, "tcp");
     strictEqual(e.family, "ipv4");
+    if (hook === AEGIS_HOOK_SOCKET_BIND) {
+      strictEqual(e.direction, "bind");
+      strictEqual(e.local_port, 443);
+      strictEqual(Object.hasOwn(e, "remote_ip"), false);
+    } else {
+      strictEqual(e.direction, hook === AEGIS_HOOK_SOCKET_CONNECT ? "egress" : "send");
+      strictEqual(e.remote_ip, "10.0.0.1");
+      strictEqual(e.remote_port, 443);
+    }
   }
   strictEqual(
     recordToEvent({ ...base, hook: AEGIS_HOOK_SOCKET_CONNECT, ruleType: AEGIS_RT_CG_PORT })
@@ -137,4 +176,21 @@ Deno.test("json: every event serialises to one line of JSON", () => {
   const line = JSON.stringify(e);
   strictEqual(line.includes("\n"), false);
   deepStrictEqual(JSON.parse(line), e);
+});
+
+Deno.test("json: exec_argv carries argc, argv and whether it was cut (the C++ exec_argv fields)", () => {
+  const e = recordToEvent({
+    ...proc,
+    kind: "exec_argv",
+    ktimeNs: 5,
+    argv: ["/bin/ls", "-l"],
+    totalBytes: 11,
+    truncated: false,
+  });
+  strictEqual(e.type, "exec_argv");
+  strictEqual(e.argc, 2);
+  deepStrictEqual(e.argv, ["/bin/ls", "-l"]);
+  strictEqual(e.argv_truncated, false);
+  strictEqual(e.argv_bytes, 11);
+  strictEqual(e.exec_id, "123456789012-4321", "joins its exec event");
 });

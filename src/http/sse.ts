@@ -31,6 +31,7 @@ import type { AegisEvent, EventBus } from "../contracts.ts";
 import { AegisError, UsageError } from "../errors.ts";
 import { literal, log } from "../log.ts";
 import { concatBytes } from "../util/bytes.ts";
+import { exactJson } from "../util/exact_json.ts";
 
 export interface SseHubOptions {
   /** concurrent subscribers; more are refused (default 64) */
@@ -124,10 +125,6 @@ interface Client {
   closed: boolean;
 }
 
-function jsonReplacer(_key: string, value: unknown): unknown {
-  return typeof value === "bigint" ? value.toString() : value;
-}
-
 /** The /events fan-out. See the module documentation for the policy. */
 export class SseHub implements EventBus {
   readonly #maxClients: number;
@@ -189,7 +186,7 @@ export class SseHub implements EventBus {
     if (this.#clients.size === 0) return;
     let frame: Uint8Array;
     try {
-      frame = enc.encode(`data: ${JSON.stringify(event, jsonReplacer)}\n\n`);
+      frame = enc.encode(`data: ${exactJson(event)}\n\n`);
     } catch {
       this.#unserializable++;
       return;

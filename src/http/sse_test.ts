@@ -30,7 +30,7 @@ async function eventually(cond: () => boolean, what: string): Promise<void> {
   assert.ok(cond(), `timed out waiting for ${what}`);
 }
 
-Deno.test("publish fans out to every subscriber in order, serialising each event once", async () => {
+Deno.test("publish fans out to every subscriber in order, serialising each event once (u64 exact)", async () => {
   const hub = new SseHub();
   const readers = [hub.subscribe(), hub.subscribe(), hub.subscribe()].map((s) => s.getReader());
   let serialised = 0;
@@ -47,9 +47,11 @@ Deno.test("publish fans out to every subscriber in order, serialising each event
   for (const r of readers) {
     const text = await readUntil(r, (t) => dataOf(t).length === 50);
     assert.ok(text.startsWith(": aegisbpf events\n"), "hello comment first");
+    // a bigint is an integer with its exact digits, not a string
+    assert.ok(text.includes('"big":18446744073709551616}'), text.slice(0, 200));
     assert.deepEqual(
       dataOf(text),
-      Array.from({ length: 50 }, (_, i) => ({ type: "exec", seq: i, big: "18446744073709551616" })),
+      Array.from({ length: 50 }, (_, i) => ({ type: "exec", seq: i, big: 2 ** 64 })),
     );
   }
   const s = hub.stats();

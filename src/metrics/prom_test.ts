@@ -492,6 +492,7 @@ Deno.test("NetBlockCounter: counts blocks and audits (would-be blocks) by rule t
     uid: 0,
     cgid: 1,
     startTime: 1,
+    parentStartTime: 0,
     comm: "x",
     ktimeNs: 1,
     family: 2,

@@ -128,6 +128,18 @@ export class Shim implements Disposable {
     return this.lib.aegis_landlock_abi();
   }
 
+  /**
+   * CLOCK_REALTIME minus CLOCK_MONOTONIC (the clock of bpf_ktime_get_ns()),
+   * ns: a record's `ktime_ns` plus this is its wall-clock time. Read once
+   * per agent start (a later step of the wall clock is not followed).
+   */
+  clockOffsetNs(): bigint {
+    const out = new BigInt64Array(1);
+    const rc = this.lib.aegis_clock_offset_ns(new Uint8Array(out.buffer));
+    if (rc < 0) throw new NativeCallError("aegis_clock_offset_ns", -rc, "", this.readLog());
+    return out[0];
+  }
+
   /** Open a BPF ELF object from memory. */
   openObject(bytes: Uint8Array<ArrayBuffer>, name: string): NativeObject {
     const err = new Int32Array(1);

@@ -9,7 +9,7 @@
  * @module
  */
 
-export const SHIM_API_VERSION = 5;
+export const SHIM_API_VERSION = 6;
 
 export const symbols = {
   // int aegis_shim_api_version(void);
@@ -99,6 +99,8 @@ export const symbols = {
   aegis_btf_has_func: { parameters: ["buffer"], result: "i32" },
   // int aegis_landlock_abi(void);
   aegis_landlock_abi: { parameters: [], result: "i32" },
+  // int aegis_clock_offset_ns(int64_t *out);
+  aegis_clock_offset_ns: { parameters: ["buffer"], result: "i32" },
 
   // struct aegis_ring *aegis_ring_open(int map_fd, int *err);
   aegis_ring_open: { parameters: ["i32", "buffer"], result: "pointer" },

@@ -129,7 +129,8 @@ export class PostureStateMachine {
 
 /** The state_change event of a transition (docs/posture.md, docs/telemetry.md). */
 export function stateChangeEvent(t: StateTransition): AegisEvent {
-  return { type: "state_change", state: t.to, ...t };
+  // event_version: the C++ agent's field (this shape is its version 1)
+  return { type: "state_change", event_version: 1, state: t.to, ...t };
 }
 
 /** What the daemon's periodic check saw. */

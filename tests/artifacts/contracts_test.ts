@@ -182,3 +182,45 @@ Deno.test({
     ]);
   },
 });
+
+// ---- events (docs/telemetry.md, "Differences from the C++ agent"): the emergency control_change
+// events, toggled and reconciled at start (the host test checks the daemon's kernel events)
+
+const eventSchema = cppSchema("event-schema.json");
+
+Deno.test({
+  name: eventSchema === null
+    ? `contract: emergency control_change events (${SKIP})`
+    : "contract: emergency control_change events (toggle, reconcile at start) validate against the C++ event schema",
+  ignore: eventSchema === null,
+  fn: async () => {
+    const dir = Deno.makeTempDirSync();
+    try {
+      let on = false;
+      const events: Record<string, unknown>[] = [];
+      const deps = {
+        stateDir: dir,
+        flag: { get: () => on, set: (v: boolean) => on = v },
+        nodeName: "node-1",
+        bus: { emit: (e: Record<string, unknown>) => events.push(e) },
+      };
+      const ctl = new EmergencyControl(deps);
+      await ctl.toggle(true, "INC-2 drill", { uid: 0, pid: 4242 });
+      await ctl.toggle(false, "done", { uid: 0, pid: 4242 });
+      on = true; // a fresh flag disagrees with the record (enable): put back at start
+      new EmergencyControl(deps).reconcileAtStart();
+      strictEqual(events.length, 3);
+      strictEqual(events[2].reconciled_at_start, true);
+      for (const e of events) {
+        deepStrictEqual(validate(eventSchema, e, RELAX), [], String(e.action));
+      }
+      // what it catches: our storm count under its own name only (the former shape)
+      const { storm_transitions_in_window: _, ...former } = events[0];
+      deepStrictEqual(validate(eventSchema, former, RELAX), [
+        "$: matches 0 of the oneOf alternatives, not 1",
+      ]);
+    } finally {
+      Deno.removeSync(dir, { recursive: true });
+    }
+  },
+});

@@ -370,7 +370,11 @@ Deno.test("Fluent Bit: tails the event file with the JSON parser; filters and ou
   const parser = parsers.find((p) => p.section === "PARSER" && get(p, "Name") === parserName);
   ok(parser, `parser ${parserName} is defined in parsers.conf`);
   strictEqual(get(parser, "Format"), "json");
-  strictEqual(get(parser, "Time_Key"), undefined, "kernel events have no wall-clock time field");
+  // the record's time is the event's wall-clock time (every event has it)
+  strictEqual(get(parser, "Time_Key"), "timestamp");
+  ok(fields.has("timestamp"), "timestamp is a documented event field");
+  strictEqual(get(parser, "Time_Format"), "%Y-%m-%dT%H:%M:%S.%LZ", "RFC 3339 with the fraction");
+  strictEqual(get(parser, "Time_Keep"), "On");
   const tags = [get(input, "Tag")!];
   for (const f of conf.filter((s) => s.section === "FILTER")) {
     ok(conf.indexOf(f) > conf.indexOf(input));
@@ -434,7 +438,7 @@ Deno.test("Vector: file source on the event file, parse and filter transforms wi
   }
   // the event fields VRL reads: documented (Vector's own fields and ours aside)
   const vectorOwn = new Set(["message", "host", "file", "timestamp", "source_type"]);
-  const ours = new Set(["source", "aegisbpf_parse_error"]);
+  const ours = new Set(["source", "aegisbpf_parse_error", "read_at"]);
   const vrl = Object.values(transforms).map((t) => `${t.source ?? ""}\n${t.condition ?? ""}`).join(
     "\n",
   );

@@ -16,15 +16,17 @@
 import {
   ABI_LAYOUT,
   AEGIS_EV_EXEC,
-  AEGIS_EV_EXEC_V1,
+  AEGIS_EV_EXEC_ARGV,
+  AEGIS_EV_EXEC_ARGV_V1,
+  AEGIS_EV_EXEC_V2,
   AEGIS_EV_FILE_BLOCK,
-  AEGIS_EV_FILE_BLOCK_V1,
+  AEGIS_EV_FILE_BLOCK_V2,
   AEGIS_EV_KERNEL_BLOCK,
-  AEGIS_EV_KERNEL_BLOCK_V1,
+  AEGIS_EV_KERNEL_BLOCK_V2,
   AEGIS_EV_NET_BLOCK,
-  AEGIS_EV_NET_BLOCK_V1,
+  AEGIS_EV_NET_BLOCK_V2,
   AEGIS_EV_OPEN,
-  AEGIS_EV_OPEN_V1,
+  AEGIS_EV_OPEN_V2,
 } from "../../src/bpf/abi_gen.ts";
 import {
   decodeRecord,
@@ -41,11 +43,12 @@ const P = S.aegis_ev_proc.fields;
 const enc = new TextEncoder();
 
 const KINDS = [
-  [AEGIS_EV_EXEC, AEGIS_EV_EXEC_V1, S.aegis_ev_exec],
-  [AEGIS_EV_OPEN, AEGIS_EV_OPEN_V1, S.aegis_ev_open],
-  [AEGIS_EV_FILE_BLOCK, AEGIS_EV_FILE_BLOCK_V1, S.aegis_ev_file_block],
-  [AEGIS_EV_NET_BLOCK, AEGIS_EV_NET_BLOCK_V1, S.aegis_ev_net_block],
-  [AEGIS_EV_KERNEL_BLOCK, AEGIS_EV_KERNEL_BLOCK_V1, S.aegis_ev_kernel_block],
+  [AEGIS_EV_EXEC, AEGIS_EV_EXEC_V2, S.aegis_ev_exec],
+  [AEGIS_EV_EXEC_ARGV, AEGIS_EV_EXEC_ARGV_V1, S.aegis_ev_exec_argv],
+  [AEGIS_EV_OPEN, AEGIS_EV_OPEN_V2, S.aegis_ev_open],
+  [AEGIS_EV_FILE_BLOCK, AEGIS_EV_FILE_BLOCK_V2, S.aegis_ev_file_block],
+  [AEGIS_EV_NET_BLOCK, AEGIS_EV_NET_BLOCK_V2, S.aegis_ev_net_block],
+  [AEGIS_EV_KERNEL_BLOCK, AEGIS_EV_KERNEL_BLOCK_V2, S.aegis_ev_kernel_block],
 ] as const;
 
 /** One valid record of each kind (plausible values, strings NUL-terminated). */
@@ -67,13 +70,26 @@ export function validRecords(): Uint8Array[] {
     const f = st.fields as Record<string, { offset: number; size: number }>;
     if (f.path) b.set(enc.encode("/etc/shadow"), f.path.offset);
     if (f.family) b[f.family.offset] = kind === AEGIS_EV_NET_BLOCK ? 10 : 2;
+    if (f.args) {
+      const args = enc.encode("/bin/ls\0-l\0");
+      b.set(args, f.args.offset);
+      dv.setUint32(f.len.offset, args.length, true);
+      dv.setUint32(f.total.offset, args.length, true);
+    }
     return b;
   });
 }
 
 const HDR = H.size;
 const ERRORS = new Set(["short", "unknown_kind", "bad_version", "bad_size"]);
-const RECORD_KINDS = new Set(["exec", "open", "file_block", "net_block", "kernel_block"]);
+const RECORD_KINDS = new Set([
+  "exec",
+  "exec_argv",
+  "open",
+  "file_block",
+  "net_block",
+  "kernel_block",
+]);
 
 function checkResult(r: KernelRecord | RecordError, len: number): void {
   if ("error" in r) {
@@ -83,8 +99,21 @@ function checkResult(r: KernelRecord | RecordError, len: number): void {
   expect(RECORD_KINDS.has(r.kind), `record of unknown kind ${JSON.stringify(r.kind)}`);
   expect(len >= HDR, `a ${len}-byte record decoded`);
   for (const [k, v] of Object.entries(r)) {
+    if (r.kind === "exec_argv" && k === "argv") {
+      expect(
+        Array.isArray(v) && v.every((a) => typeof a === "string") && v.length <= 1024,
+        `argv of an exec_argv record is ${String(v)}`,
+      );
+      continue;
+    }
+    if (r.kind === "exec_argv" && k === "truncated") {
+      expect(typeof v === "boolean", `truncated is ${String(v)}`);
+      continue;
+    }
     expect(
-      typeof v === "string" || (typeof v === "number" && Number.isFinite(v) && v >= -(2 ** 31)),
+      typeof v === "string" || (typeof v === "number" && Number.isFinite(v) && v >= -(2 ** 31)) ||
+        // a u64 past 2^53: a bigint, exact and in range (numbers below that)
+        (typeof v === "bigint" && v >= 2n ** 53n && v < 2n ** 64n),
       `field ${k} of a ${r.kind} record is ${String(v)}`,
     );
   }

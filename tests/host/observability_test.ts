@@ -232,6 +232,13 @@ Deno.test({
       const fbKeys = [...fluent.matchAll(/^\s*Rule\s+\$(\w+)\s/gm)].map((m) => m[1]);
       ok(fbKeys.length > 0, "fluent-bit.conf names a field");
       for (const k of fbKeys) ok(k in block, `Fluent Bit reads $${k}: not in a real block event`);
+      // the parsers' Time_Key: every real event has the time in the format they read
+      for (const ev of events) {
+        ok(
+          /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z$/.test(ev.timestamp),
+          `${ev.type}: ${ev.timestamp}`,
+        );
+      }
       const rewrite = new RegExp(/^\s*Rule\s+\$type\s+(\S+)/m.exec(fluent)![1]);
       ok(rewrite.test(block.type), "Fluent Bit's block tag takes the real block event");
       ok(!events.some((l) => l.type === "state_change" && rewrite.test(l.type)));

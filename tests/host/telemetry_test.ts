@@ -19,6 +19,7 @@ import { fetchDaemonMetrics, renderFromPins } from "../../src/cli/metrics.ts";
 import { CgroupPathResolver } from "../../src/events/cgroup_path.ts";
 import type { KernelRecord } from "../../src/events/decode.ts";
 import { EventDrain } from "../../src/events/drain.ts";
+import { eventJson } from "../../src/events/envelope.ts";
 import { recordToEvent } from "../../src/events/json.ts";
 import { openSink } from "../../src/events/sink.ts";
 import { renderMetrics } from "../../src/metrics/render.ts";
@@ -37,7 +38,7 @@ Deno.test("ring-buffer overflow: drops counted and shown in metrics; draining re
     drain.drainNow();
     seen.length = 0;
     const drops0 = fb.counters().ringbufDrops;
-    // consumer stopped: 344-byte records, a 4 KiB ring holds about 11
+    // consumer stopped: 352-byte records, a 4 KiB ring holds about 11
     openMany(file, 2000);
     const drops1 = fb.counters().ringbufDrops;
     ok(drops1 - drops0 > 1000n, `drops ${drops1 - drops0}`);
@@ -77,7 +78,7 @@ Deno.test("file sink: real kernel records → JSON lines with rotation, counts m
     await withDeniedFile(`${RUNTIME}/sink`, 8 << 20, async (_fb, ring, file) => {
       const sink = openSink(`file:${dir}/events.jsonl`, { maxBytes: 64 << 10, keep: 50 });
       const cg = new CgroupPathResolver();
-      const drain = new EventDrain(ring, (r) => sink.write(JSON.stringify(recordToEvent(r, cg))));
+      const drain = new EventDrain(ring, (r) => sink.write(eventJson(recordToEvent(r, cg))));
       const N = 3000;
       openMany(file, N);
       drain.drainNow();

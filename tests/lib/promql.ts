@@ -176,9 +176,14 @@ export function documentedEvents(): { types: Set<string>; fields: Set<string> } 
   const end = doc.indexOf("\n## Sinks", start);
   if (start < 0 || end < start) throw new Error("docs/telemetry.md: no Events section");
   const sec = doc.slice(start, end);
-  const typeRow = /^\| `type`\s*\|(.*)\|$/m.exec(sec);
-  if (!typeRow) throw new Error("docs/telemetry.md: no `type` row in the Events table");
-  const types = new Set([...typeRow[1].matchAll(/`([a-z_]+)`/g)].map((m) => m[1]));
+  // the `type` rows of the field tables (every event's, every kernel event's)
+  const typeRows = [...sec.matchAll(/^\| `type`\s*\|(.*)\|$/gm)];
+  if (typeRows.length === 0) {
+    throw new Error("docs/telemetry.md: no `type` row in the Events tables");
+  }
+  const types = new Set(
+    typeRows.flatMap((row) => [...row[1].matchAll(/`([a-z_]+)`/g)].map((m) => m[1])),
+  );
   // the daemon's own events, where the section names them
   for (const own of ["self_test", "state_change", "control_change", "policy_restored"]) {
     if (sec.includes(`\`${own}\``)) types.add(own);

@@ -136,7 +136,8 @@ Deno.test({
       a = new Agent(["--audit"], e.env);
       await a.ready();
       const audit: Agent = a;
-      const ino = String(Deno.statSync(`${FILES}/secret`).ino);
+      // events carry u64s as JSON integers (docs/telemetry.md)
+      const ino = Deno.statSync(`${FILES}/secret`).ino;
       strictEqual(tryOpen(`${FILES}/secret`), "ok", "audit denies nothing");
       await audit.waitFor(
         () =>

@@ -26,6 +26,7 @@ import {
   ON_FLOW_KERNEL,
 } from "../lib/agent.ts";
 import { run, type RunResult, tryOpen } from "../lib/helpers.ts";
+import { cppSchema, validate } from "../lib/json_schema.ts";
 
 const LSM_ON = Deno.env.get("AEGIS_VM_LSM") === "on";
 
@@ -82,11 +83,24 @@ Deno.test({
           await agent.waitFor(
             () =>
               agent.events().slice(before).some((ev) =>
-                ev.type === "block" && ev.action === "AUDIT" && ev.ino === String(ino)
+                ev.type === "block" && ev.action === "AUDIT" && ev.ino === ino
               ),
             "a block event with action AUDIT",
             30_000,
           );
+          // the LSM block event: the kernel's path, u64s as integers, the C++ event contract
+          // (docs/telemetry.md, "Differences from the C++ agent"; skipped without shared/)
+          const blk = agent.events().slice(before).find((ev) =>
+            ev.type === "block" && ev.action === "AUDIT" && ev.ino === ino
+          );
+          // the kernel's (file_open resolves it) or, failing that, the rule's: never absent here
+          strictEqual(blk.path, denied);
+          ok(["kernel", "rule"].includes(blk.path_source), blk.path_source);
+          strictEqual(typeof blk.cgid, "number");
+          const cpp = cppSchema("event-schema.json");
+          if (cpp) {
+            deepStrictEqual(validate(cpp, blk, { additionalProperties: true }), []);
+          }
           const st = await cli("emergency-status", "--json");
           strictEqual(st.code, 0, st.stderr);
           const s = JSON.parse(st.stdout);
@@ -133,7 +147,13 @@ Deno.test({
           );
           const cc = agent.events().filter(isEmergencyChange);
           const logged = jsonLines(logPath).slice(0, 2);
-          deepStrictEqual(cc.slice(0, 2), logged, "the events are the log lines");
+          // the event adds the common fields of every event (docs/telemetry.md)
+          const own = (ev: Json) => {
+            const { timestamp: _t, event_id: _i, host: _h, agent_version: _v, ...rest } = ev;
+            return rest;
+          };
+          ok(cc.slice(0, 2).every((ev) => typeof ev.event_id === "string"), "stamped");
+          deepStrictEqual(cc.slice(0, 2).map(own), logged, "the events are the log lines");
         },
       );
 
