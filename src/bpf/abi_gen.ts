@@ -906,6 +906,7 @@ export const MAP_NAMES = [
   "aegis_counters",
   "aegis_config",
   "aegis_policy",
+  "aegis_argv_scratch",
   "aegis_hook_stats",
   "aegis_deny_inode",
   "aegis_survival_inode",
