@@ -11,7 +11,7 @@
 import type { Command } from "@commander-js/extra-typings";
 import { aegisPaths } from "../contracts.ts";
 import { AegisError, UsageError } from "../errors.ts";
-import { outJson, writeStderr, writeStdout } from "../log.ts";
+import { writeStderr, writeStdout } from "../log.ts";
 import type { Decision } from "../policy/decide.ts";
 import {
   eventFromLine,
@@ -55,6 +55,12 @@ export interface ReplayDeps {
   env?: CompileEnv;
   stateDir?: string;
   now?: number;
+  /** stdout (default writeStdout) */
+  write?: (text: string) => void;
+  /** who must own live_rules.json (default 0, root) */
+  ownerUid?: number;
+  /** what "-" reads (default Deno.stdin.readable) */
+  stdin?: () => ReadableStream<Uint8Array>;
 }
 
 /** Parse a policy file (bounded read) into a rule set. */
@@ -85,6 +91,7 @@ export function loadAppliedRules(
   env: CompileEnv,
   json: boolean,
   now: number,
+  ownerUid = 0,
 ): { rules: RuleSet; unresolved: UnresolvedRule[] } {
   const file = `${stateDir}/policy.applied`;
   let built;
@@ -106,6 +113,7 @@ export function loadAppliedRules(
     },
     storePath: `${stateDir}/live_rules.json`,
     resolveCgroup: env.resolveCgroup,
+    ownerUid,
   });
   withLiveRules(built.rules, live.rules(), now);
   return built;
@@ -125,13 +133,17 @@ function sourceOf(rs: RuleSet, unresolved: UnresolvedRule[]): RulesSource {
 }
 
 /** Read all of stdin or a file, at most `max` bytes. */
-async function readInput(file: string, max: number): Promise<Uint8Array> {
+async function readInput(
+  file: string,
+  max: number,
+  stdin: () => ReadableStream<Uint8Array>,
+): Promise<Uint8Array> {
   if (file !== "-") {
     return readFileCapped(file, { maxBytes: max, what: "event file", code: "USAGE" });
   }
   const parts: Uint8Array[] = [];
   let n = 0;
-  for await (const c of Deno.stdin.readable) {
+  for await (const c of stdin()) {
     n += c.length;
     if (n > max) {
       throw new UsageError(`standard input holds more than ${max} bytes; give one event`);
@@ -201,7 +213,7 @@ function decisionText(d: Decision): string {
   }
 }
 
-function printExplanation(x: Explanation, src: RulesSource): void {
+function printExplanation(x: Explanation, src: RulesSource, write: (s: string) => void): void {
   const e = x.event;
   const out: string[] = [];
   out.push(
@@ -225,12 +237,15 @@ function printExplanation(x: Explanation, src: RulesSource): void {
   for (const u of src.unresolved) {
     out.push(`note: ${u.section} line ${u.line} ${u.what} did not resolve here: ${u.reason}`);
   }
-  writeStdout(out.join("\n") + "\n");
+  write(out.join("\n") + "\n");
 }
 
 /** Open an events input: a regular file or a pipe (not a directory or device), or "-". */
-function openEvents(file: string): { stream: ReadableStream<Uint8Array>; close: () => void } {
-  if (file === "-") return { stream: Deno.stdin.readable, close: () => {} };
+function openEvents(
+  file: string,
+  stdin: () => ReadableStream<Uint8Array>,
+): { stream: ReadableStream<Uint8Array>; close: () => void } {
+  if (file === "-") return { stream: stdin(), close: () => {} };
   let st: Deno.FileInfo;
   try {
     st = Deno.statSync(file);
@@ -257,6 +272,10 @@ function openEvents(file: string): { stream: ReadableStream<Uint8Array>; close: 
 class Out {
   #buf: string[] = [];
   #n = 0;
+  #write: (s: string) => void;
+  constructor(write: (s: string) => void) {
+    this.#write = write;
+  }
   line(s: string): void {
     this.#buf.push(s);
     this.#n += s.length + 1;
@@ -264,7 +283,7 @@ class Out {
   }
   flush(): void {
     if (this.#buf.length === 0) return;
-    writeStdout(this.#buf.join("\n") + "\n");
+    this.#write(this.#buf.join("\n") + "\n");
     this.#buf = [];
     this.#n = 0;
   }
@@ -321,7 +340,13 @@ export async function replayStream(
   return { gzip, input_error: null };
 }
 
-function printReport(file: string, cand: string, r: SimulateResult, src: RulesSource): void {
+function printReport(
+  file: string,
+  cand: string,
+  r: SimulateResult,
+  src: RulesSource,
+  write: (s: string) => void,
+): void {
   const p = r.report;
   const out: string[] = [];
   out.push(
@@ -384,7 +409,7 @@ function printReport(file: string, cand: string, r: SimulateResult, src: RulesSo
     out.push(`note: ${u.section} line ${u.line} ${u.what} did not resolve here: ${u.reason}`);
   }
   if (r.input_error) out.push("", `error: ${r.input_error}`);
-  writeStdout(out.join("\n") + "\n");
+  write(out.join("\n") + "\n");
 }
 
 function positiveInt(name: string) {
@@ -400,6 +425,9 @@ function positiveInt(name: string) {
 
 export function addReplayCommands(program: Command, _o?: unknown, deps: ReplayDeps = {}): void {
   const env = () => deps.env ?? hostCompileEnv();
+  const write = deps.write ?? writeStdout;
+  const stdin = deps.stdin ?? (() => Deno.stdin.readable);
+  const json = (v: unknown) => write(JSON.stringify(v, null, 2) + "\n");
   program.command("explain")
     .description("explain a block event: which rule decided it, the match chain, enforce vs audit")
     .argument("<event>", 'a file holding one event (JSON), or "-" for stdin')
@@ -417,16 +445,25 @@ guessed: see docs/operations.md.
   grep '"type":"block"' events.log | tail -n 1 | aegisbpf explain -`,
     )
     .action(async (file, opts) => {
-      const json = opts.json === true;
+      const asJson = opts.json === true;
       const now = deps.now ?? Date.now();
-      const ev = oneEvent(await readInput(file, MAX_EXPLAIN_BYTES), file === "-" ? "stdin" : file);
+      const ev = oneEvent(
+        await readInput(file, MAX_EXPLAIN_BYTES, stdin),
+        file === "-" ? "stdin" : file,
+      );
       const built = opts.policy !== undefined
-        ? loadPolicyRules(opts.policy, env(), json)
-        : loadAppliedRules(deps.stateDir ?? aegisPaths().stateDir, env(), json, now);
-      const x = explainEvent(built.rules, ev);
+        ? loadPolicyRules(opts.policy, env(), asJson)
+        : loadAppliedRules(
+          deps.stateDir ?? aegisPaths().stateDir,
+          env(),
+          asJson,
+          now,
+          deps.ownerUid,
+        );
+      const x = explainEvent(built.rules, ev, now);
       const src = sourceOf(built.rules, built.unresolved);
-      if (json) outJson({ ok: true, ...x, rules: src });
-      else printExplanation(x, src);
+      if (asJson) json({ ok: true, ...x, rules: src });
+      else printExplanation(x, src, write);
     });
 
   program.command("simulate")
@@ -453,13 +490,13 @@ JSON lines, the last one the report. See docs/operations.md.
   aegisbpf simulate /var/log/aegisbpf/events.jsonl.1.gz --policy candidate.conf`,
     )
     .action(async (file, opts) => {
-      const json = opts.json === true;
-      const built = loadPolicyRules(opts.policy, env(), json);
+      const asJson = opts.json === true;
+      const built = loadPolicyRules(opts.policy, env(), asJson);
       const sim = new Simulator(built.rules, { top: opts.top, examples: opts.examples });
-      const out = new Out();
+      const out = new Out(write);
       const per = opts.perEvent === true
         ? (line: number, r: ReturnType<Simulator["add"]> | null, err: string | null) => {
-          if (json) {
+          if (asJson) {
             out.line(JSON.stringify(
               r
                 ? {
@@ -484,7 +521,7 @@ JSON lines, the last one the report. See docs/operations.md.
           } else out.line(`line ${line}: not replayed: ${err}`);
         }
         : null;
-      const input = openEvents(file);
+      const input = openEvents(file, stdin);
       let res;
       try {
         res = await replayStream(input.stream, sim, per);
@@ -504,9 +541,9 @@ JSON lines, the last one the report. See docs/operations.md.
         ...result.report,
       };
       // --per-event --json is JSON lines: the report is the last line
-      if (json && per) writeStdout(JSON.stringify(summary) + "\n");
-      else if (json) outJson(summary);
-      else printReport(file, opts.policy, result, src);
+      if (asJson && per) write(JSON.stringify(summary) + "\n");
+      else if (asJson) json(summary);
+      else printReport(file, opts.policy, result, src, write);
       if (result.input_error) {
         writeStderr(`aegisbpf: error [EVENTS_UNREADABLE]: ${result.input_error}\n`);
         Deno.exitCode = 1;

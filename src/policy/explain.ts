@@ -71,7 +71,35 @@ function hex6(b: Uint8Array): string {
   return parts.join(":");
 }
 
-function recordedRule(rs: RuleSet, ev: ReplayEvent, byId: Map<number, RuleRef[]>): RecordedRule {
+/** The sections (and live groups) whose rules a surface's records can name. */
+const SURFACE_SECTIONS: Record<ReplayEvent["surface"], ReadonlySet<string>> = {
+  file: new Set(["deny_path", "deny_inode", "protect_path", "cgroup_deny_inode", "block"]),
+  exec: new Set([
+    "deny_path",
+    "deny_inode",
+    "protect_path",
+    "cgroup_deny_inode",
+    "deny_comm",
+    "block",
+  ]),
+  net: new Set([
+    "deny_ip",
+    "deny_cidr",
+    "deny_port",
+    "deny_ip_port",
+    "cgroup_deny_ip",
+    "cgroup_deny_port",
+    "network",
+  ]),
+  kernel: new Set(["deny_ptrace", "deny_module_load", "deny_bpf"]),
+};
+
+function recordedRule(
+  rs: RuleSet,
+  ev: ReplayEvent,
+  byId: Map<number, RuleRef[]>,
+  now: number,
+): RecordedRule {
   const id = ev.ruleId;
   if (id === null) {
     return {
@@ -100,8 +128,24 @@ function recordedRule(rs: RuleSet, ev: ReplayEvent, byId: Map<number, RuleRef[]>
           "blocked this no longer exists",
     };
   }
-  const found = byId.get(id) ?? [];
+  const all = byId.get(id) ?? [];
+  const want = SURFACE_SECTIONS[ev.surface];
+  const found = all.filter((r) => want.has(r.section));
   const kind = id >= LIVE_RULE_ID_BASE ? "live" : "policy";
+  if (found.length === 0 && all.length > 0) {
+    const r = all[0];
+    return {
+      id,
+      kind,
+      exists: false,
+      rules: all,
+      message: `rule ${id} is now ${
+        r.origin === "live"
+          ? `live rule ${r.section} ${r.text}`
+          : `${r.file}:${r.line} [${r.section}] ${r.text}`
+      }, not a ${ev.surface} rule: the rule this event names no longer exists`,
+    };
+  }
   if (found.length > 0) {
     const r = found[0];
     return {
@@ -110,7 +154,7 @@ function recordedRule(rs: RuleSet, ev: ReplayEvent, byId: Map<number, RuleRef[]>
       exists: true,
       rules: found,
       message: kind === "live"
-        ? `live rule ${id}: ${r.section} ${r.text}${ttlText(r)}`
+        ? `live rule ${id}: ${r.section} ${r.text}${ttlText(r, now)}`
         : found.map((x) => `${x.file}:${x.line} [${x.section}] ${x.text}`).join("; "),
     };
   }
@@ -127,16 +171,16 @@ function recordedRule(rs: RuleSet, ev: ReplayEvent, byId: Map<number, RuleRef[]>
   };
 }
 
-function ttlText(r: RuleRef, now = Date.now()): string {
+function ttlText(r: RuleRef, now: number): string {
   if (r.expires === undefined) return "";
   if (r.expires === null) return " (no TTL: until deleted)";
   return ` (expires in ${Math.max(0, Math.round((r.expires - now) / 1000))} s)`;
 }
 
 /** Explain one event against `rs`. */
-export function explainEvent(rs: RuleSet, ev: ReplayEvent): Explanation {
+export function explainEvent(rs: RuleSet, ev: ReplayEvent, now = Date.now()): Explanation {
   const byId = rulesById(rs);
-  const rec = recordedRule(rs, ev, byId);
+  const rec = recordedRule(rs, ev, byId, now);
   const notes: string[] = [];
   const facts = factsOf(ev);
   let d = decide(rs, ev, facts);
