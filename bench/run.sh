@@ -16,6 +16,8 @@ cc -O2 -Wall -Werror -o dist/bench/loadgen bench/drain/loadgen.c
 "$deno" run -A bench/events/events_bench.ts dist/bench/loadgen
 "$deno" run -A bench/http/http_bench.ts
 "$deno" run -A bench/posture/startup_bench.ts 5
+# simulate: 1 M recorded events against a candidate policy, beside a read + JSON.parse floor
+"$deno" run -A bench/replay/simulate_bench.ts 1000000 3
 # the file decision on this host's hardware, beside null programs (bench/decision)
 bash bench/decision/run.sh
 # The enforcement overhead benchmark boots QEMU/TCG guests (minutes): opt in.
