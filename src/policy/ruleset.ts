@@ -198,9 +198,19 @@ export function ruleSetFromPolicy(policy: Policy, file: string, env: CompileEnv)
     file,
     line,
   });
-  const cgSel = (c: CgroupRef): CgroupSel => {
+  // A cgroup path that does not exist here would be left out by `policy apply` now
+  // (compile.ts); the event's cgroup_path still shows the cgroup existed where and
+  // when it was recorded, so the rule is matched by that path, and listed as unresolved.
+  const cgSel = (c: CgroupRef, r: RuleRef): CgroupSel => {
     if (c.kind === "cgid") return { cgid: String(c.cgid), path: null };
     const id = env.resolveCgroup(c.path);
+    if (id === null) {
+      unresolved.push({
+        ref: r,
+        reason: "no such cgroup on this host: applied here now, the rule would be left out; " +
+          "matched by the events' cgroup_path",
+      });
+    }
     return { cgid: id === null ? null : String(id), path: c.path };
   };
 
@@ -275,31 +285,28 @@ export function ruleSetFromPolicy(policy: Policy, file: string, env: CompileEnv)
 
   // --- cgroups -------------------------------------------------------------------
   for (const e of policy.allowCgroup) {
-    rs.allowCgroups.push({
-      cgroup: cgSel(e.cgroup),
-      ref: ref("allow_cgroup", e.line, cgroupText(e.cgroup)),
-    });
+    const r = ref("allow_cgroup", e.line, cgroupText(e.cgroup));
+    rs.allowCgroups.push({ cgroup: cgSel(e.cgroup, r), ref: r });
   }
   const deny = (r: RuleRef): RuleVal => ({ deny: true, protect: false, ref: r, merged: [] });
   for (const e of policy.cgroupDenyInode) {
-    const text = `${cgroupText(e.cgroup)} ${e.dev}:${e.ino}`;
-    pushTo(rs.cgInodes, inodeId(e.dev, e.ino), {
-      cgroup: cgSel(e.cgroup),
-      val: deny(ref("cgroup_deny_inode", e.line, text)),
-    });
+    const r = ref("cgroup_deny_inode", e.line, `${cgroupText(e.cgroup)} ${e.dev}:${e.ino}`);
+    pushTo(rs.cgInodes, inodeId(e.dev, e.ino), { cgroup: cgSel(e.cgroup, r), val: deny(r) });
   }
   for (const e of policy.cgroupDenyIp) {
     const ip = parseIp(e.ip, e.family);
+    const r = ref("cgroup_deny_ip", e.line, `${cgroupText(e.cgroup)} ${e.ip}`);
     pushTo(rs.cgIps, `${ip.family}:${addrHex(ip.bytes)}`, {
-      cgroup: cgSel(e.cgroup),
-      val: deny(ref("cgroup_deny_ip", e.line, `${cgroupText(e.cgroup)} ${e.ip}`)),
+      cgroup: cgSel(e.cgroup, r),
+      val: deny(r),
     });
   }
   for (const e of policy.cgroupDenyPort) {
     const text = `${cgroupText(e.cgroup)} ${e.port}:${e.proto}:${e.dir}`;
+    const r = ref("cgroup_deny_port", e.line, text);
     pushTo(rs.cgPorts, portId(e.port, protoNum(e.proto), dirNum(e.dir)), {
-      cgroup: cgSel(e.cgroup),
-      val: deny(ref("cgroup_deny_port", e.line, text)),
+      cgroup: cgSel(e.cgroup, r),
+      val: deny(r),
     });
   }
 
