@@ -50,7 +50,7 @@ const U64 = z.union([
 
 const Action = z.string().max(16);
 
-const Proc = z.object({
+export const Proc = z.object({
   type: z.string().max(64),
   cgid: U64.optional(),
   cgroup_path: z.string().max(4096).nullable().optional(),
@@ -58,7 +58,7 @@ const Proc = z.object({
   pid: z.number().int().optional(),
 });
 
-const FileBlock = Proc.extend({
+export const FileBlock = Proc.extend({
   action: Action,
   hook: z.string().max(32),
   rule_id: z.number().int().nonnegative(),
@@ -67,7 +67,7 @@ const FileBlock = Proc.extend({
   path: z.string().max(4096).nullable().optional(),
 });
 
-const NetBlock = Proc.extend({
+export const NetBlock = Proc.extend({
   action: Action,
   hook: z.string().max(32).optional(),
   rule_id: z.number().int().nonnegative(),
@@ -83,6 +83,90 @@ const KernelBlock = Proc.extend({
   hook: z.string().max(32).optional(),
   rule_id: z.number().int().nonnegative().optional(),
 });
+
+// --- the fast path -------------------------------------------------------------
+// The schemas above define what is accepted. Checking a million lines with them
+// costs most of a replay, so the common, well-formed shapes are checked by hand
+// first: each check below accepts a subset of what its schema accepts and gives the
+// same output; anything else goes to the schema (which accepts it or says why not).
+// src/policy/event_input_test.ts compares both on fixtures.
+
+type Obj = Record<string, unknown>;
+
+function u64(v: unknown): string | undefined {
+  if (typeof v === "string") return v.length <= 20 && /^\d+$/.test(v) ? v : undefined;
+  if (typeof v === "number") return Number.isSafeInteger(v) && v >= 0 ? String(v) : undefined;
+  return undefined;
+}
+const str = (v: unknown, max: number): v is string => typeof v === "string" && v.length <= max;
+const int = (v: unknown, min: number, max: number): v is number =>
+  typeof v === "number" && Number.isSafeInteger(v) && v >= min && v <= max;
+const optStr = (v: unknown, max: number) => v === undefined || str(v, max);
+const nullStr = (v: unknown, max: number) => v === undefined || v === null || str(v, max);
+
+/** Proc fields by hand, or null (then the schema decides). */
+function fastProc(o: Obj): z.infer<typeof Proc> | null {
+  const cgid = o.cgid === undefined ? undefined : u64(o.cgid);
+  if (o.cgid !== undefined && cgid === undefined) return null;
+  if (!str(o.type, 64) || !nullStr(o.cgroup_path, 4096) || !optStr(o.comm, 64)) return null;
+  if (o.pid !== undefined && !int(o.pid, -Infinity, Infinity)) return null;
+  return {
+    type: o.type,
+    cgid,
+    cgroup_path: o.cgroup_path as string | null | undefined,
+    comm: o.comm as string | undefined,
+    pid: o.pid as number | undefined,
+  };
+}
+
+export function fastFileBlock(o: Obj): z.infer<typeof FileBlock> | null {
+  const p = fastProc(o);
+  const ino = u64(o.ino);
+  if (!p || ino === undefined || !str(o.action, 16) || !str(o.hook, 32)) return null;
+  if (!int(o.rule_id, 0, Infinity) || !int(o.dev, 0, 0xffffffff) || !nullStr(o.path, 4096)) {
+    return null;
+  }
+  return {
+    ...p,
+    action: o.action,
+    hook: o.hook,
+    rule_id: o.rule_id,
+    ino,
+    dev: o.dev,
+    path: o.path as string | null | undefined,
+  };
+}
+
+export function fastNetBlock(o: Obj): z.infer<typeof NetBlock> | null {
+  const p = fastProc(o);
+  if (!p || !str(o.action, 16) || !optStr(o.hook, 32) || !int(o.rule_id, 0, Infinity)) return null;
+  if (!optStr(o.rule_type, 16) || (o.family !== "ipv4" && o.family !== "ipv6")) return null;
+  if (!str(o.addr, 64) || !int(o.port, 0, 65535)) return null;
+  if (!str(o.protocol, 8) && !int(o.protocol, -Infinity, Infinity)) return null;
+  return {
+    ...p,
+    action: o.action,
+    hook: o.hook as string | undefined,
+    rule_id: o.rule_id,
+    rule_type: o.rule_type as string | undefined,
+    family: o.family,
+    addr: o.addr,
+    port: o.port,
+    protocol: o.protocol as string | number,
+  };
+}
+
+/** The fast check, else the schema. */
+function check<T>(
+  fast: (o: Obj) => T | null,
+  schema: z.ZodType<T>,
+  v: unknown,
+): { success: true; data: T } | { success: false; error: z.ZodError } {
+  const f = fast(v as Obj);
+  if (f !== null) return { success: true, data: f };
+  const r = schema.safeParse(v);
+  return r.success ? { success: true, data: r.data } : { success: false, error: r.error };
+}
 
 /** What happened to the recorded operation. */
 export type Happened = "blocked" | "audited" | "allowed";
@@ -202,7 +286,7 @@ export function eventFromJson(v: unknown, line: number): EventParse {
     comm: p.comm ?? null,
   });
   if (type === "exec") {
-    const r = Proc.safeParse(v);
+    const r = check(fastProc, Proc, v);
     if (!r.success) return problem("error", line, type, zodMessage(r.error));
     return {
       ok: true,
@@ -220,7 +304,7 @@ export function eventFromJson(v: unknown, line: number): EventParse {
     };
   }
   if (FILE_BLOCK_TYPES.has(type)) {
-    const r = FileBlock.safeParse(v);
+    const r = check(fastFileBlock, FileBlock, v);
     if (!r.success) return problem("error", line, type, zodMessage(r.error));
     const d = r.data;
     return {
@@ -240,7 +324,7 @@ export function eventFromJson(v: unknown, line: number): EventParse {
   }
   const netHook = NET_TYPES.get(type);
   if (netHook) {
-    const r = NetBlock.safeParse(v);
+    const r = check(fastNetBlock, NetBlock, v);
     if (!r.success) return problem("error", line, type, zodMessage(r.error));
     const d = r.data;
     let ip;

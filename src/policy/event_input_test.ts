@@ -102,3 +102,54 @@ Deno.test("event input: network and kernel events; exec blocks by hook", () => {
   const a = parse({ ...BLOCK, action: "AUDIT" });
   ok(a.ok && a.event.happened === "audited");
 });
+
+Deno.test("event input: the fast path gives what the schema gives, or leaves it to the schema", async () => {
+  const { FileBlock, NetBlock, fastFileBlock, fastNetBlock } = await import("./event_input.ts");
+  const NET = {
+    ...BLOCK,
+    type: "net_connect_block",
+    family: "ipv4",
+    addr: "10.0.0.1",
+    port: 443,
+    protocol: "tcp",
+    rule_type: "cidr",
+  };
+  const variants: Record<string, unknown>[] = [
+    {},
+    { ino: 77, cgid: 5 },
+    { cgroup_path: null, path: null },
+    { cgroup_path: undefined, comm: undefined, pid: undefined },
+    { ino: "123456789012345678901" },
+    { ino: 2 ** 53 },
+    { ino: -1 },
+    { ino: 1.5 },
+    { dev: 2 ** 32 },
+    { rule_id: -1 },
+    { action: "X".repeat(17) },
+    { path: "p".repeat(4097) },
+    { cgid: "" },
+    { port: 70000, protocol: 6 },
+    { family: "ipv5" },
+    { hook: undefined, rule_type: undefined },
+  ];
+  let fastHits = 0;
+  for (const v of variants) {
+    for (
+      const [fast, schema, base] of [[fastFileBlock, FileBlock, BLOCK], [
+        fastNetBlock,
+        NetBlock,
+        NET,
+      ]] as const
+    ) {
+      const o = { ...base, ...v };
+      const f = (fast as (o: Record<string, unknown>) => unknown)(o);
+      const s = schema.safeParse(o);
+      if (f !== null) {
+        fastHits++;
+        ok(s.success, `fast accepted what the schema refuses: ${JSON.stringify(v)}`);
+        deepStrictEqual(f, s.data);
+      }
+    }
+  }
+  ok(fastHits >= 8, `fast path used ${fastHits} times`);
+});
