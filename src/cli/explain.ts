@@ -90,7 +90,6 @@ export function loadAppliedRules(
   stateDir: string,
   env: CompileEnv,
   json: boolean,
-  now: number,
   ownerUid = 0,
 ): { rules: RuleSet; unresolved: UnresolvedRule[] } {
   const file = `${stateDir}/policy.applied`;
@@ -115,7 +114,7 @@ export function loadAppliedRules(
     resolveCgroup: env.resolveCgroup,
     ownerUid,
   });
-  withLiveRules(built.rules, live.rules(), now);
+  withLiveRules(built.rules, live.rules());
   return built;
 }
 
@@ -457,7 +456,6 @@ guessed: see docs/operations.md.
           deps.stateDir ?? aegisPaths().stateDir,
           env(),
           asJson,
-          now,
           deps.ownerUid,
         );
       const x = explainEvent(built.rules, ev, now);

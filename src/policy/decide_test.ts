@@ -251,7 +251,7 @@ Deno.test("net: allow_cgroup waives the global rule, then cgroup-scoped ip and p
   deepStrictEqual([a.outcome, a.exempt_by], ["allow", "allow_cgroup"]);
 });
 
-Deno.test("live rules replace the policy's entry of the same key; expired ones are left out", () => {
+Deno.test("live rules replace the policy's entry; one with an edit in progress is left out", () => {
   const live = (id: number, expires: number | null): LiveRule => ({
     id,
     map: "aegis_deny_port",
@@ -263,8 +263,12 @@ Deno.test("live rules replace the policy's entry of the same key; expired ones a
   const rs = rules(V + "[deny_port]\n4444\n", [live(LIVE_RULE_ID_BASE, null)]);
   const d = decide(rs, connect("192.0.2.1", 4444));
   deepStrictEqual([d.outcome, d.rule?.origin, d.rule?.id], ["block", "live", LIVE_RULE_ID_BASE]);
-  const gone = rules(V + "[deny_port]\n4444\n", [live(LIVE_RULE_ID_BASE, 999)]);
+  const adding = { ...live(LIVE_RULE_ID_BASE, null), state: "adding" as const };
+  const gone = rules(V + "[deny_port]\n4444\n", [adding]);
   deepStrictEqual(brief(decide(gone, connect("192.0.2.1", 4444))), ["block", 3, "port"]);
+  // TTL over but not swept yet: still in the maps
+  const late = rules(V + "[deny_port]\n4444\n", [live(LIVE_RULE_ID_BASE, 999)]);
+  strictEqual(decide(late, connect("192.0.2.1", 4444)).rule?.origin, "live");
 });
 
 // --- kernel --------------------------------------------------------------------

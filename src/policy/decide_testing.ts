@@ -28,12 +28,12 @@ export const FIXTURE_ENV: CompileEnv = {
     new Map([["/system.slice/trusted.service", 77n], ["/app.slice", 88n]]).get(path) ?? null,
 };
 
-/** The rule set of policy text (file "p.conf") and live rules, at time 1000 ms. */
+/** The rule set of policy text (file "p.conf") and live rules. */
 export function rules(text: string, live: LiveRule[] = []): RuleSet {
   const r = parsePolicy(text, "p.conf");
   if (!r.policy) throw new Error(JSON.stringify(r.errors));
   const built = ruleSetFromPolicy(r.policy, "p.conf", FIXTURE_ENV);
-  return withLiveRules(built.rules, live, 1000);
+  return withLiveRules(built.rules, live);
 }
 
 const PROC = {

@@ -174,7 +174,12 @@ function recordedRule(
 function ttlText(r: RuleRef, now: number): string {
   if (r.expires === undefined) return "";
   if (r.expires === null) return " (no TTL: until deleted)";
-  return ` (expires in ${Math.max(0, Math.round((r.expires - now) / 1000))} s)`;
+  const left = Math.round((r.expires - now) / 1000);
+  if (left <= 0) {
+    return ` (its TTL ran out ${-left} s ago; it stays in the maps until the next sweep: ` +
+      "the daemon's, or the next rule command)";
+  }
+  return ` (expires in ${left} s)`;
 }
 
 /** Explain one event against `rs`. */

@@ -56,3 +56,19 @@ Deno.test("explain: live rules carry their id and TTL", () => {
     /live rule 2147483648: block \/usr\/bin\/nc \(expires in \d+ s\)/.test(x.recorded_rule.message),
   );
 });
+
+Deno.test("explain: a live rule whose TTL ran out but that no sweep removed yet is still enforced", () => {
+  const rs = rules(V, [{
+    id: LIVE_RULE_ID_BASE,
+    map: "aegis_deny_inode",
+    spec: { kind: "path", path: "/usr/bin/nc", dev: 2049, ino: "100" },
+    added: 0,
+    expires: 5000,
+    shadows: null,
+  }]);
+  const x = explainEvent(rs, fileBlock(100, { rule_id: LIVE_RULE_ID_BASE }), 65_000);
+  ok(x.agrees);
+  ok(
+    /TTL ran out 60 s ago; it stays in the maps until the next sweep/.test(x.recorded_rule.message),
+  );
+});

@@ -332,13 +332,13 @@ function refreshSwitches(rs: RuleSet): void {
 /**
  * Live rules over the policy's tables (mergeLive): a live rule replaces the
  * policy's entry of the same key, keeping its flags. Rules with an edit in
- * progress are left out; expired ones too (`now`), as the next sweep
- * removes them.
+ * progress are left out. A rule whose TTL is over but that is still in the
+ * store is kept: nothing has swept it yet (no daemon runs), so it is still in
+ * the maps (docs/policy.md, "Time to live"); its `expires` says so.
  */
-export function withLiveRules(rs: RuleSet, rules: readonly LiveRule[], now: number): RuleSet {
+export function withLiveRules(rs: RuleSet, rules: readonly LiveRule[]): RuleSet {
   for (const r of rules) {
     if (r.state !== undefined) continue;
-    if (r.expires !== null && r.expires <= now) continue;
     const s = r.spec;
     const ref = (section: string, text: string): RuleRef => ({
       origin: "live",
