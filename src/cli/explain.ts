@@ -31,6 +31,19 @@ import type { CompileEnv } from "../policy/compile.ts";
 import { maybeGunzip, readLines } from "../util/lines.ts";
 import { FileReadError, readFileCapped } from "../util/read_file.ts";
 
+/**
+ * Text for a terminal: control characters (an event's path, comm or cgroup
+ * may hold an escape sequence; a parse error quotes the input) become \xNN.
+ * JSON output needs no such care (JSON.stringify escapes them).
+ */
+export function printable(s: string): string {
+  return s.replace(
+    // deno-lint-ignore no-control-regex
+    /[\x00-\x1f\x7f-\x9f]/g,
+    (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`,
+  );
+}
+
 /** Largest single event `explain` reads (one event; a pretty-printed one is a few KiB). */
 export const MAX_EXPLAIN_BYTES = 1024 * 1024;
 
@@ -236,7 +249,7 @@ function printExplanation(x: Explanation, src: RulesSource, write: (s: string) =
   for (const u of src.unresolved) {
     out.push(`note: ${u.section} line ${u.line} ${u.what} did not resolve here: ${u.reason}`);
   }
-  write(out.join("\n") + "\n");
+  write(out.map(printable).join("\n") + "\n");
 }
 
 /** Open an events input: a regular file or a pipe (not a directory or device), or "-". */
@@ -408,7 +421,7 @@ function printReport(
     out.push(`note: ${u.section} line ${u.line} ${u.what} did not resolve here: ${u.reason}`);
   }
   if (r.input_error) out.push("", `error: ${r.input_error}`);
-  write(out.join("\n") + "\n");
+  write(out.map(printable).join("\n") + "\n");
 }
 
 function positiveInt(name: string) {
@@ -511,12 +524,12 @@ JSON lines, the last one the report. See docs/operations.md.
                 : { line, error: err },
             ));
           } else if (r) {
-            out.line(
+            out.line(printable(
               `line ${line}: ${r.decision.surface} ${r.decision.outcome}` +
                 (r.decision.rule ? ` ${ruleText(r.decision.rule)}` : "") +
                 (r.change === "same" ? "" : ` [${r.change}]`),
-            );
-          } else out.line(`line ${line}: not replayed: ${err}`);
+            ));
+          } else out.line(printable(`line ${line}: not replayed: ${err}`));
         }
         : null;
       const input = openEvents(file, stdin);

@@ -272,3 +272,22 @@ Deno.test("simulate: usage errors, a directory, a damaged gzip stream", async ()
     }
   });
 });
+
+Deno.test("text output escapes control characters of hostile paths and comms", async () => {
+  await sandbox(async (dir) => {
+    const evil = { ...BLOCK, path: "/tmp/\x1b[2J\x1b]0;owned\x07", comm: "a\rb" };
+    const r = await run(dir, ["explain", "-", "--policy", `${dir}/p.conf`], JSON.stringify(evil));
+    strictEqual(r.err, null);
+    ok(!/[\x00-\x09\x0b-\x1f\x7f]/.test(r.out), JSON.stringify(r.out));
+    match(r.out, /\/tmp\/\\x1b\[2J\\x1b\]0;owned\\x07/);
+    const s = await run(
+      dir,
+      ["simulate", "-", "--policy", `${dir}/p.conf`, "--per-event"],
+      [
+        JSON.stringify(evil),
+        "\x1b[31m{",
+      ].join("\n"),
+    );
+    ok(!/[\x00-\x09\x0b-\x1f\x7f]/.test(s.out), JSON.stringify(s.out));
+  });
+});
