@@ -20,9 +20,8 @@ import { writeStdout } from "../../src/log.ts";
 import { eventFromLine } from "../../src/policy/event_input.ts";
 import { parsePolicy } from "../../src/policy/parse.ts";
 import { ruleSetFromPolicy } from "../../src/policy/ruleset.ts";
-import { Simulator } from "../../src/policy/simulate.ts";
+import { replayStream, Simulator } from "../../src/policy/simulate.ts";
 import { maybeGunzip, readLines } from "../../src/util/lines.ts";
-import { replayStream } from "../../src/cli/explain.ts";
 import { MAX_EVENT_LINE } from "../../src/policy/event_input.ts";
 
 const PROC = '"pid":4242,"tid":4243,"ppid":1,"uid":1000,"start_time":"123456789000",' +

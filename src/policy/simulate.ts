@@ -16,7 +16,13 @@
  * @module
  */
 import { decide, type Decision, type Outcome } from "./decide.ts";
-import type { EventProblem, ReplayEvent } from "./event_input.ts";
+import {
+  eventFromLine,
+  type EventProblem,
+  MAX_EVENT_LINE,
+  type ReplayEvent,
+} from "./event_input.ts";
+import { maybeGunzip, readLines } from "../util/lines.ts";
 import { eventSummary } from "./explain.ts";
 import type { RuleRef, RuleSet } from "./ruleset.ts";
 
@@ -216,4 +222,48 @@ export class Simulator {
       },
     };
   }
+}
+
+/** Replay every line of `stream` (JSON lines, gzip or not) through `sim`. */
+export async function replayStream(
+  stream: ReadableStream<Uint8Array>,
+  sim: Simulator,
+  perEvent:
+    | ((
+      line: number,
+      r: ReturnType<Simulator["add"]> | null,
+      err: string | null,
+      ev?: ReplayEvent,
+    ) => void)
+    | null,
+): Promise<{ gzip: boolean; input_error: string | null }> {
+  const { stream: s, gzip } = await maybeGunzip(stream);
+  let last = 0;
+  try {
+    for await (const l of readLines(s, MAX_EVENT_LINE)) {
+      last = l.line;
+      if ("error" in l) {
+        sim.addProblem({ kind: "error", line: l.line, type: null, message: l.error });
+        perEvent?.(l.line, null, l.error);
+        continue;
+      }
+      if (l.text.trim() === "") continue;
+      const r = eventFromLine(l.text, l.line);
+      if (!r.ok) {
+        sim.addProblem(r.problem);
+        perEvent?.(l.line, null, r.problem.message);
+        continue;
+      }
+      const res = sim.add(r.event);
+      perEvent?.(l.line, res, null, r.event);
+    }
+  } catch (e) {
+    return {
+      gzip,
+      input_error: `reading stopped after line ${last}: ${
+        e instanceof Error ? e.message : String(e)
+      }${gzip ? " (a damaged or truncated gzip stream?)" : ""}`,
+    };
+  }
+  return { gzip, input_error: null };
 }

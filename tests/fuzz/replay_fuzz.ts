@@ -13,11 +13,10 @@
  *
  * @module
  */
-import { replayStream } from "../../src/cli/explain.ts";
 import { explainEvent } from "../../src/policy/explain.ts";
 import { parsePolicy } from "../../src/policy/parse.ts";
 import { ruleSetFromPolicy } from "../../src/policy/ruleset.ts";
-import { Simulator, SURFACES } from "../../src/policy/simulate.ts";
+import { replayStream, Simulator, SURFACES } from "../../src/policy/simulate.ts";
 import { assertClean, expect, fuzz, loadCorpus, type Rng } from "./lib.ts";
 
 const enc = new TextEncoder();

@@ -1,5 +1,5 @@
 /**
- * `explain` and `simulate` through the command parser with injected output,
+ * `explain` and `simulate` (explain.ts, simulate.ts) through the command parser with injected output,
  * stdin and environment (no agent needed): text and --json (parsed with
  * the shipped schemas), the applied policy and live rules, gzip input,
  * per-event JSON lines, and the errors (usage, unreadable and hostile input).
@@ -9,7 +9,9 @@ import { Command, CommanderError } from "@commander-js/extra-typings";
 import { AegisError } from "../errors.ts";
 import { FIXTURE_ENV } from "../policy/decide_testing.ts";
 import { LIVE_RULE_ID_BASE } from "../policy/live.ts";
-import { addReplayCommands } from "./explain.ts";
+import { addExplainCommand } from "./explain.ts";
+import type { ReplayDeps } from "./replay_common.ts";
+import { addSimulateCommand } from "./simulate.ts";
 import { ExplainJson, SimulateJson } from "./json_output.ts";
 
 const PROC = { pid: 1, tid: 1, ppid: 0, uid: 0, start_time: "1", exec_id: "1-1", cgid: "50" };
@@ -35,14 +37,16 @@ async function run(
   let out = "";
   const program = new Command().exitOverride();
   program.configureOutput({ writeOut: () => {}, writeErr: () => {} });
-  addReplayCommands(program, undefined, {
+  const deps: ReplayDeps = {
     env: FIXTURE_ENV,
     stateDir: `${dir}/state`,
     ownerUid: Deno.statSync(dir).uid ?? 0,
     now: 1000,
     write: (s) => (out += s),
     stdin: () => new Blob([stdin]).stream(),
-  });
+  };
+  addExplainCommand(program, undefined, deps);
+  addSimulateCommand(program, undefined, deps);
   try {
     await program.parseAsync(args, { from: "user" });
     return { out, err: null };
