@@ -18,6 +18,8 @@ cc -O2 -Wall -Werror -o dist/bench/loadgen bench/drain/loadgen.c
 "$deno" run -A bench/posture/startup_bench.ts 5
 # short CLI commands beside a bare deno eval (start-up time and peak RSS)
 "$deno" run -A bench/cli/cli_bench.ts 9
+# simulate: 1 M recorded events against a candidate policy, beside a read + JSON.parse floor
+"$deno" run -A bench/replay/simulate_bench.ts 1000000 3
 # the file decision on this host's hardware, beside null programs (bench/decision)
 bash bench/decision/run.sh
 # The enforcement overhead benchmark boots QEMU/TCG guests (minutes): opt in.

@@ -120,6 +120,167 @@ export const BreakGlassTokenJson = z.object({
   expires_at: z.number().int(),
 }).strict();
 
+/** A rule as explain and simulate name it: a policy line or a live rule. */
+const RuleRefJson = z.object({
+  origin: z.enum(["policy", "live"]),
+  /** the rule id block events carry (policy line, live rule id; 0 for a kernel switch) */
+  id: z.number().int(),
+  /** policy section, or live group (block, network, allow) */
+  section: z.string(),
+  text: z.string(),
+  file: z.string().nullable(),
+  line: z.number().int().nullable(),
+  /** live rules: unix ms when it expires, null: until deleted */
+  expires: z.number().nullable().optional(),
+}).strict();
+
+const OutcomeJson = z.enum(["block", "allow", "no_match", "undetermined"]);
+
+/** One replayed decision (src/policy/decide.ts). */
+const DecisionJson = z.object({
+  surface: z.enum(["file", "exec", "net", "kernel"]),
+  hook: z.string(),
+  outcome: OutcomeJson,
+  rule: RuleRefJson.nullable(),
+  rule_type: z.string().nullable(),
+  /** what waived a matched rule: survival, agent, allow_cgroup */
+  exempt_by: z.string().nullable(),
+  /** the match chain in decision order */
+  chain: z.array(
+    z.object({
+      step: z.string(),
+      result: z.enum(["match", "no_match", "exempt", "not_exempt", "skipped", "unknown"]),
+      detail: z.string(),
+      rule: RuleRefJson.optional(),
+    }).strict(),
+  ),
+  /** facts the kernel knew that the event does not carry, when they change the outcome */
+  unknown: z.array(z.object({ fact: z.string(), reason: z.string() }).strict()),
+  branches: z.array(
+    z.object({
+      assume: z.record(z.string(), z.boolean()),
+      outcome: z.enum(["block", "allow", "no_match"]),
+      rule: RuleRefJson.nullable(),
+    }).strict(),
+  ),
+  enforce: z.string(),
+  audit: z.string(),
+}).strict();
+
+/** What explain and simulate decided against. */
+const RulesSourceJson = z.object({
+  policy: z.string().nullable(),
+  live_rules: z.number().int(),
+  /** path rules that do not resolve on this host (matched by path only) */
+  unresolved: z.array(
+    z.object({
+      line: z.number().int().nullable(),
+      section: z.string(),
+      what: z.string(),
+      reason: z.string(),
+    }).strict(),
+  ),
+}).strict();
+
+const HappenedJson = z.enum(["blocked", "audited", "allowed"]);
+
+/** `explain --json` */
+export const ExplainJson = z.object({
+  ok: z.literal(true),
+  event: z.object({
+    line: z.number().int(),
+    type: z.string(),
+    surface: z.enum(["file", "exec", "net", "kernel"]),
+    hook: z.string(),
+    action: z.string().nullable(),
+    happened: HappenedJson,
+    rule_id: z.number().int().nullable(),
+    summary: z.string(),
+  }).strict(),
+  /** the rule the event names, and whether it still exists */
+  recorded_rule: z.object({
+    id: z.number().int().nullable(),
+    kind: z.enum(["policy", "live", "flag", "none"]),
+    exists: z.boolean(),
+    rules: z.array(RuleRefJson),
+    message: z.string(),
+  }).strict(),
+  /** what the rules decide now */
+  decision: DecisionJson,
+  /** the rules now block it by the rule the event names */
+  agrees: z.boolean(),
+  notes: z.array(z.string()),
+  rules: RulesSourceJson,
+}).strict();
+
+const CountsJson = z.object({
+  would_block: z.number().int(),
+  would_allow: z.number().int(),
+  no_match: z.number().int(),
+  undetermined: z.number().int(),
+}).strict();
+
+const ExampleJson = z.object({
+  line: z.number().int(),
+  type: z.string(),
+  summary: z.string(),
+  happened: HappenedJson,
+  recorded_rule_id: z.number().int().nullable(),
+  outcome: OutcomeJson,
+  rule: RuleRefJson.nullable(),
+}).strict();
+
+const LineMessageJson = z.object({ line: z.number().int(), message: z.string() }).strict();
+
+/** `simulate --json` (with --per-event: the last of the JSON lines) */
+export const SimulateJson = z.object({
+  ok: z.literal(true),
+  file: z.string(),
+  candidate: z.string(),
+  gzip: z.boolean(),
+  /** the input could not be read to its end (exit 1); the counts cover what was read */
+  input_error: z.string().nullable(),
+  rules: RulesSourceJson,
+  /** lines read (blank lines not counted) */
+  events: z.number().int(),
+  decided: z.number().int(),
+  by_surface: z.object({
+    file: CountsJson,
+    exec: CountsJson,
+    net: CountsJson,
+    kernel: CountsJson,
+  }).strict(),
+  top_rules: z.array(
+    z.object({
+      rule: RuleRefJson,
+      would_block: z.number().int(),
+      would_allow: z.number().int(),
+    }).strict(),
+  ),
+  rules_hit: z.number().int(),
+  happened: z.object({
+    blocked: z.number().int(),
+    audited: z.number().int(),
+    allowed: z.number().int(),
+  }).strict(),
+  newly_blocked: z.object({ count: z.number().int(), examples: z.array(ExampleJson) }).strict(),
+  newly_allowed: z.object({ count: z.number().int(), examples: z.array(ExampleJson) }).strict(),
+  undetermined: z.object({
+    count: z.number().int(),
+    by_fact: z.record(z.string(), z.number().int()),
+  }).strict(),
+  parse_errors: z.object({ count: z.number().int(), first: z.array(LineMessageJson) }).strict(),
+  skipped: z.object({
+    count: z.number().int(),
+    by_type: z.record(z.string(), z.number().int()),
+  }).strict(),
+  unknown_types: z.object({
+    count: z.number().int(),
+    by_type: z.record(z.string(), z.number().int()),
+    first: z.array(LineMessageJson),
+  }).strict(),
+}).strict();
+
 /** Each output above by its command, for the shipped JSON Schema (build/gen_cli_schemas.ts). */
 export const CLI_JSON_OUTPUTS = {
   "failure": JsonFailure,
@@ -131,4 +292,6 @@ export const CLI_JSON_OUTPUTS = {
   "keys keygen": KeygenJson,
   "keys add": KeyAddJson,
   "break-glass token": BreakGlassTokenJson,
+  "explain": ExplainJson,
+  "simulate": SimulateJson,
 } as const;

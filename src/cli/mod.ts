@@ -48,6 +48,8 @@ const COMMAND_FILES: readonly [readonly string[], () => Promise<Adder>][] = [
     ["emergency-disable", "emergency-enable", "emergency-status", "break-glass"],
     async () => (await import("./emergency.ts")).addEmergencyCommands,
   ],
+  [["explain"], async () => (await import("./explain.ts")).addExplainCommand],
+  [["simulate"], async () => (await import("./simulate.ts")).addSimulateCommand],
   [["keys"], async () => (await import("./keys.ts")).addKeysCommand],
   [["install"], async () => (await import("./install.ts")).addInstallCommand],
   [["uninstall"], async () => (await import("./uninstall.ts")).addUninstallCommand],

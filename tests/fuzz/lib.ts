@@ -27,7 +27,7 @@ const dec = new TextDecoder();
 /** Total seconds of the tier when AEGIS_FUZZ_SECONDS is not set. */
 export const DEFAULT_SECONDS = 40;
 /** Number of fuzz targets sharing the budget (one *_fuzz.ts file each). */
-export const TARGET_COUNT = 6;
+export const TARGET_COUNT = 7;
 /** Per-input time limit when AEGIS_FUZZ_INPUT_MS is not set. */
 export const DEFAULT_INPUT_MS = 5000;
 /** Distinct failures collected before a target stops early. */

@@ -1,0 +1,268 @@
+/**
+ * The file and exec decisions, replayed (src/policy/decide.ts): the file
+ * hooks' aegis_inode_match (bpf/lib/inode.h) and bprm_check_security's
+ * binary and comm checks (bpf/exec.bpf.c).
+ *
+ * @module
+ */
+import type { ReplayEvent } from "./event_input.ts";
+import { inodeId, type RuleSet, type RuleVal } from "./ruleset.ts";
+import {
+  allowCgroup,
+  type Ask,
+  cgRule,
+  Chain,
+  describe,
+  enforced,
+  type Facts,
+  type Run,
+} from "./decide_steps.ts";
+
+/** The file decision (bpf/lib/inode.h, aegis_inode_match) on an inode; null inode: an exec event. */
+export function fileDecision(
+  rs: RuleSet,
+  ev: ReplayEvent & { surface: "file" | "exec" },
+  hook: string,
+  facts: Facts,
+  ask: Ask,
+  c: Chain,
+): Run | null {
+  if (!rs.hasFileRules) {
+    c.add(
+      "file rules",
+      "skipped",
+      "the policy has no file rules: the hook allows without a lookup",
+    );
+    return null;
+  }
+  let r: RuleVal | null = null;
+  let ruleType = "inode";
+  let cr: RuleVal | null = null;
+  if (ev.ino === null || ev.dev === null) {
+    const any = ask("binary rule", {
+      unknown: "an exec event carries no inode or path of the binary; the policy has file rules",
+    });
+    c.add(
+      "deny/protect inode",
+      "unknown",
+      "the event does not say which file was executed: an inode rule " +
+        (any ? "is assumed to match" : "is assumed not to match"),
+    );
+    if (any) {
+      return {
+        outcome: "block",
+        rule: null,
+        ruleType: "inode",
+        exemptBy: null,
+        hook,
+        chain: c.steps,
+      };
+    }
+  } else {
+    const key = inodeId(ev.dev, ev.ino);
+    let v = rs.inodes.get(key) ?? null;
+    if (!v && ev.path !== null) {
+      const byPath = rs.paths.get(ev.path);
+      if (byPath) {
+        const same = ask("path identity", {
+          unknown: `the rule names the path ${ev.path}, which does not resolve here to the ` +
+            `event's file ${key}: whether it named that file when the event happened is unknown`,
+        });
+        if (same) {
+          v = byPath;
+          ruleType = "path";
+        }
+      }
+    }
+    r = enforced(v, ask, facts);
+    if (v && !r) {
+      c.add(
+        "deny/protect inode",
+        "no_match",
+        `${describe(v.ref)} is protect-only and the task is verified`,
+        v.ref,
+      );
+    } else if (r) {
+      c.add(
+        "deny/protect inode",
+        "match",
+        `${ruleType === "path" ? "by path " : ""}${key}: ${describe(r.ref)}` +
+          (r.deny ? "" : " (protect: the task is not verified)"),
+        r.ref,
+      );
+    } else c.add("deny/protect inode", "no_match", `no global rule on ${key}`);
+    if (rs.hasCgroupRules) {
+      cr = enforced(cgRule(rs.cgInodes.get(key), ev, ask), ask, facts);
+      c.add(
+        "cgroup-scoped inode",
+        cr ? "match" : "no_match",
+        cr ? describe(cr.ref) : `no cgroup_deny_inode rule on ${key} for this cgroup`,
+        cr?.ref,
+      );
+    }
+  }
+  if (!r && !cr) return null;
+  if (ask("survival", facts.survival)) {
+    c.add("survival allowlist", "exempt", "the file is on the survival allowlist: allowed");
+    const w = (r ?? cr)!;
+    return {
+      outcome: "allow",
+      rule: w.ref,
+      ruleType,
+      exemptBy: "survival",
+      hook,
+      chain: c.steps,
+    };
+  }
+  c.add("survival allowlist", "not_exempt", "not on the survival allowlist");
+  if (ask("agent", facts.agent)) {
+    c.add("agent cgroup", "exempt", "the agent's own cgroup: no rule applies");
+    return {
+      outcome: "allow",
+      rule: (r ?? cr)!.ref,
+      ruleType,
+      exemptBy: "agent",
+      hook,
+      chain: c.steps,
+    };
+  }
+  c.add("agent cgroup", "not_exempt", "not the agent");
+  if (r) {
+    const a = allowCgroup(rs, ev, ask);
+    if (!a) {
+      c.add("allow_cgroup", "not_exempt", "not in an allowed cgroup");
+      return { outcome: "block", rule: r.ref, ruleType, exemptBy: null, hook, chain: c.steps };
+    }
+    c.add("allow_cgroup", "exempt", `waives the global rule: ${describe(a)}`, a);
+    if (!cr) {
+      return {
+        outcome: "allow",
+        rule: r.ref,
+        ruleType,
+        exemptBy: "allow_cgroup",
+        hook,
+        chain: c.steps,
+      };
+    }
+  }
+  return {
+    outcome: "block",
+    rule: cr!.ref,
+    ruleType: "cg_inode",
+    exemptBy: null,
+    hook,
+    chain: c.steps,
+  };
+}
+
+/** kbasename(filename) cut to TASK_COMM_LEN - 1 = 15 bytes (begin_new_exec). */
+export function commOf(filename: string): string {
+  const base = filename.slice(filename.lastIndexOf("/") + 1);
+  const bytes = new TextEncoder().encode(base);
+  if (bytes.length <= 15) return base;
+  return new TextDecoder().decode(bytes.subarray(0, 15));
+}
+
+export function execDecision(
+  rs: RuleSet,
+  ev: ReplayEvent & { surface: "exec" },
+  facts: Facts,
+  ask: Ask,
+): Run {
+  const c = new Chain();
+  // the exec opens the binary first: the file hook decides before bprm_check
+  const f = fileDecision(rs, ev, "file_open", facts, ask, c);
+  if (f && f.outcome === "block") {
+    c.add("exec", "skipped", "the open of the binary is denied first (file_open)");
+    return f;
+  }
+  const hook = ev.hook === "exec" ? "bprm_check_security" : ev.hook;
+  if (!rs.hasFileRules && !rs.hasCommRules) {
+    c.add("exec rules", "skipped", "no file or comm rules: bprm_check allows without a lookup");
+    return {
+      outcome: "no_match",
+      rule: null,
+      ruleType: null,
+      exemptBy: null,
+      hook,
+      chain: c.steps,
+    };
+  }
+  let r: RuleVal | null = null;
+  let ruleType = "inode";
+  if (ev.ino !== null && ev.dev !== null) {
+    const v = rs.inodes.get(inodeId(ev.dev, ev.ino));
+    if (v?.deny) r = v;
+    c.add(
+      "binary inode",
+      r ? "match" : "no_match",
+      r
+        ? describe(r.ref)
+        : v
+        ? `${describe(v.ref)} is protect-only (not checked at exec)`
+        : "no deny rule on the binary",
+      r?.ref,
+    );
+  } else if (f === null && rs.hasFileRules) {
+    // fileDecision asked "binary rule" already and it was false in this branch
+    c.add("binary inode", "no_match", "assumed (the event carries no inode)");
+  }
+  if (!r && rs.hasCommRules) {
+    let comm: string | null = null;
+    if (ev.hook === "exec") comm = ev.comm;
+    else if (ev.path !== null) comm = commOf(ev.path);
+    if (comm === null) {
+      c.add("deny_comm", "unknown", "the event names no file name or comm");
+    } else {
+      const v = rs.comms.get(comm);
+      if (v) {
+        r = v;
+        ruleType = "comm";
+      }
+      c.add(
+        "deny_comm",
+        v ? "match" : "no_match",
+        v
+          ? `comm ${JSON.stringify(comm)}: ${describe(v.ref)}`
+          : `no rule for comm ${JSON.stringify(comm)}`,
+        v?.ref,
+      );
+    }
+  }
+  if (!r) {
+    if (f) return f; // the file hook matched and was exempt
+    return {
+      outcome: "no_match",
+      rule: null,
+      ruleType: null,
+      exemptBy: null,
+      hook,
+      chain: c.steps,
+    };
+  }
+  const allow = (by: string): Run => ({
+    outcome: "allow",
+    rule: r!.ref,
+    ruleType,
+    exemptBy: by,
+    hook,
+    chain: c.steps,
+  });
+  if (ask("survival", facts.survival)) {
+    c.add("survival allowlist", "exempt", "the binary is on the survival allowlist: allowed");
+    return allow("survival");
+  }
+  c.add("survival allowlist", "not_exempt", "not on the survival allowlist");
+  if (ask("agent", facts.agent)) {
+    c.add("agent cgroup", "exempt", "the agent's own cgroup");
+    return allow("agent");
+  }
+  c.add("agent cgroup", "not_exempt", "not the agent");
+  const a = allowCgroup(rs, ev, ask);
+  if (a) {
+    c.add("allow_cgroup", "exempt", describe(a), a);
+    return allow("allow_cgroup");
+  }
+  c.add("allow_cgroup", "not_exempt", "not in an allowed cgroup");
+  return { outcome: "block", rule: r.ref, ruleType, exemptBy: null, hook, chain: c.steps };
+}

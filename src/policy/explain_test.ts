@@ -1,0 +1,74 @@
+import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
+import { connect, ev, fileBlock, rules } from "./decide_testing.ts";
+import { explainEvent } from "./explain.ts";
+import { LIVE_RULE_ID_BASE } from "./live.ts";
+
+const V = "version=6\n";
+
+Deno.test("explain: the event's rule exists and decides it now (agrees)", () => {
+  const x = explainEvent(rules(V + "[deny_path]\n/usr/bin/nc\n"), fileBlock(100, { rule_id: 3 }));
+  deepStrictEqual([x.recorded_rule.kind, x.recorded_rule.exists, x.agrees], ["policy", true, true]);
+  strictEqual(x.recorded_rule.message, "p.conf:3 [deny_path] /usr/bin/nc");
+  ok(x.notes.some((n) => /survival allowlist/.test(n)));
+  strictEqual(x.decision.enforce.startsWith("denied"), true);
+  strictEqual(x.decision.audit.includes("AUDIT"), true);
+});
+
+Deno.test("explain: says plainly when the policy line or live rule is gone", () => {
+  const x = explainEvent(rules(V + "[deny_path]\n/usr/bin/nc\n"), fileBlock(100, { rule_id: 9 }));
+  deepStrictEqual([x.recorded_rule.exists, x.agrees], [false, false]);
+  ok(/no longer exists: p.conf has no rule at line 9/.test(x.recorded_rule.message));
+  ok(x.notes.some((n) => /decided now by rule 3, not by rule 9/.test(n)));
+  const live = explainEvent(
+    rules(V + "[deny_port]\n22\n"),
+    connect("192.0.2.1", 4444, { rule_id: LIVE_RULE_ID_BASE + 4 }),
+  );
+  ok(/live rule 2147483652 no longer exists/.test(live.recorded_rule.message));
+  ok(live.notes.some((n) => /would be allowed/.test(n)));
+  const flag = explainEvent(
+    rules(V),
+    ev({ type: "kernel_bpf_block", action: "BLOCK", hook: "bpf", rule_id: 0 }),
+  );
+  ok(/\[deny_bpf\] is off/.test(flag.recorded_rule.message));
+});
+
+Deno.test("explain: a protect-only rule named by the record proves the task was unverified", () => {
+  const rs = rules(V + "[protect_path]\n/etc/shadow\n");
+  const x = explainEvent(rs, fileBlock(200, { rule_id: 3 }));
+  deepStrictEqual([x.decision.outcome, x.agrees], ["block", true]);
+  ok(x.notes.some((n) => /not verified/.test(n)));
+  // another rule id: nothing proven, the outcome stays undetermined
+  strictEqual(explainEvent(rs, fileBlock(200, { rule_id: 4 })).decision.outcome, "undetermined");
+});
+
+Deno.test("explain: live rules carry their id and TTL", () => {
+  const rs = rules(V, [{
+    id: LIVE_RULE_ID_BASE,
+    map: "aegis_deny_inode",
+    spec: { kind: "path", path: "/usr/bin/nc", dev: 2049, ino: "100" },
+    added: 0,
+    expires: 1e15,
+    shadows: null,
+  }]);
+  const x = explainEvent(rs, fileBlock(100, { rule_id: LIVE_RULE_ID_BASE }));
+  deepStrictEqual([x.recorded_rule.kind, x.agrees], ["live", true]);
+  ok(
+    /live rule 2147483648: block \/usr\/bin\/nc \(expires in \d+ s\)/.test(x.recorded_rule.message),
+  );
+});
+
+Deno.test("explain: a live rule whose TTL ran out but that no sweep removed yet is still enforced", () => {
+  const rs = rules(V, [{
+    id: LIVE_RULE_ID_BASE,
+    map: "aegis_deny_inode",
+    spec: { kind: "path", path: "/usr/bin/nc", dev: 2049, ino: "100" },
+    added: 0,
+    expires: 5000,
+    shadows: null,
+  }]);
+  const x = explainEvent(rs, fileBlock(100, { rule_id: LIVE_RULE_ID_BASE }), 65_000);
+  ok(x.agrees);
+  ok(
+    /TTL ran out 60 s ago; it stays in the maps until the next sweep/.test(x.recorded_rule.message),
+  );
+});
