@@ -93,7 +93,7 @@ import { literal, log } from "../log.ts";
 import { PROC_SELF } from "../metrics/process.ts";
 import { agentBuildInfo, NetBlockCounter, renderMetrics, totalBlocks } from "../metrics/render.ts";
 import type { Shim } from "../native/mod.ts";
-import { type AppliedParse, parseAppliedPolicy } from "../policy/store.ts";
+import { type AppliedParse, parseAppliedPolicy, repairInterruptedApply } from "../policy/store.ts";
 import { mapSizesFor, readMapSizeRequests } from "../policy/sizing.ts";
 import { DEFAULT_PROOF_INTERVAL_SECONDS, proofProblem, SelfTestCounter } from "../proof/prover.ts";
 import { type CompileEnv, compilePolicy } from "../policy/compile.ts";
@@ -441,6 +441,8 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
 
   try {
     Deno.mkdirSync(paths.stateDir, { recursive: true, mode: 0o700 });
+    const repaired = await repairInterruptedApply(paths.stateDir);
+    if (repaired) lg.warn(literal(repaired));
     // parsed once: for the map sizes here and for the restore (bringPolicy)
     let startParse = await parseAppliedPolicy(paths.stateDir);
     const applied = appliedPolicy(paths.stateDir, startParse);

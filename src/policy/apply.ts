@@ -33,6 +33,7 @@ import {
   keepSnapshots,
   PolicyRejectedError,
   readAppliedPolicy,
+  repairInterruptedApply,
 } from "./store.ts";
 import { sha256Hex } from "../util/bytes.ts";
 import type { MapName } from "../bpf/abi_gen.ts";
@@ -94,6 +95,7 @@ export async function applyPolicyBytes(
   req: PolicyApplyRequest,
 ): Promise<PolicyApplyReport> {
   const { file, bytes } = req;
+  const repaired = await repairInterruptedApply(deps.stateDir);
   const sha = await sha256Hex(new Uint8Array(bytes));
   if (req.sha256 && req.sha256.toLowerCase() !== sha) {
     throw new PolicyRejectedError(
@@ -101,7 +103,7 @@ export async function applyPolicyBytes(
       `${file} has SHA-256 ${sha}, not ${req.sha256}; nothing changed`,
     );
   }
-  const warnings: string[] = [];
+  const warnings: string[] = repaired ? [repaired] : [];
   let body: Uint8Array = bytes;
   let signed: BundleSigner | null = null;
   if (isBundle(bytes)) {

@@ -116,6 +116,34 @@ export function keepSnapshots(
 }
 
 /**
+ * Undo an apply that was killed between writing policy.applied and its
+ * commit point (policy.sha256): the new body then sits beside the old
+ * record, and the restore at start would refuse both. The commit never
+ * happened, so the previous body, which keepSnapshots saved to policy.prev
+ * first, is the applied one: it is put back. Only that exact state is
+ * repaired (the body disagrees with the record and policy.prev agrees);
+ * anything else is left for readAppliedPolicy to refuse. Returns what was
+ * done, for the log, or null. Called before anything reads the store: at
+ * agent start and at the start of every apply.
+ */
+export async function repairInterruptedApply(stateDir: string): Promise<string | null> {
+  const recorded = readRecordedSha(stateDir)?.toLowerCase();
+  if (!recorded) return null;
+  let body: Uint8Array, prev: Uint8Array;
+  try {
+    body = Deno.readFileSync(appliedFile(stateDir));
+    prev = Deno.readFileSync(`${stateDir}/policy.prev`);
+  } catch {
+    return null;
+  }
+  if ((await sha256Hex(new Uint8Array(body))) === recorded) return null;
+  if ((await sha256Hex(new Uint8Array(prev))) !== recorded) return null;
+  writeFileAtomic(appliedFile(stateDir), prev, 0o600);
+  return `an apply was interrupted before its commit point (${recordedShaFile(stateDir)} ` +
+    `still records ${recorded}): ${appliedFile(stateDir)} is the previous policy again`;
+}
+
+/**
  * Whether `bytes` (a policy file or a signed bundle) is what is applied
  * now: the same plain file, or the very bundle the applied body came from.
  * With `requireSignature`, a plain file equal to the applied body is not

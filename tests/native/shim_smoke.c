@@ -253,7 +253,7 @@ static void check_drain(struct aegis_ring *ring, const char *path, uint64_t t0, 
 				continue;
 			ours++;
 			if (zero || len != sizeof(ev) || ev.hdr.size != sizeof(ev) ||
-			    ev.hdr.version != AEGIS_EV_OPEN_V1 || ev.hdr.ktime_ns < t0 ||
+			    ev.hdr.version != AEGIS_EV_OPEN_V2 || ev.hdr.ktime_ns < t0 ||
 			    ev.hdr.ktime_ns > t1 || ev.proc.pid != (uint32_t)getpid() ||
 			    ev.proc.tid != (uint32_t)gettid() || ev.proc.ppid != (uint32_t)getppid() ||
 			    ev.proc.uid != getuid() || ev.proc.start_time == 0 ||
@@ -446,6 +446,24 @@ static void check_btf(void)
 	      "got %d", aegis_btf_has_func("bpf_lsm_file_open"));
 	check(aegis_btf_has_func("nonexistent_xyz") == 0, "btf_has_func(nonexistent_xyz) == 0",
 	      "got %d", aegis_btf_has_func("nonexistent_xyz"));
+}
+
+/* aegis_clock_offset_ns: realtime minus monotonic, as measured here around
+ * the call (the two differ by the time between the reads: allow 50 ms) */
+static void check_clock_offset(void)
+{
+	struct timespec m, r;
+	int64_t off = 0, mine;
+	int rc;
+
+	clock_gettime(CLOCK_MONOTONIC, &m);
+	clock_gettime(CLOCK_REALTIME, &r);
+	rc = aegis_clock_offset_ns(&off);
+	mine = ((int64_t)r.tv_sec - m.tv_sec) * 1000000000LL + (r.tv_nsec - m.tv_nsec);
+	check(rc == 0, "clock_offset_ns: returns 0", "got %d", rc);
+	check(off > 0 && llabs(off - mine) < 50000000LL,
+	      "clock_offset_ns: realtime - monotonic, within 50 ms of ours",
+	      "got %lld, measured %lld", (long long)off, (long long)mine);
 }
 
 /* aegis_landlock_abi: a version when landlock is an active LSM, else -ENOSYS/-EOPNOTSUPP */
@@ -725,6 +743,7 @@ int main(int argc, char **argv)
 	check_lsm_load(obj_path);
 	check_btf();
 	check_landlock();
+	check_clock_offset();
 	check_sock();
 	printf("%d passed, %d failed\n", passed, failed);
 	return failed ? 1 : 0;
