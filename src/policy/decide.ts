@@ -35,12 +35,14 @@
 import type { ReplayEvent } from "./event_input.ts";
 import type { RuleSet } from "./ruleset.ts";
 import {
-  allowCgroup,
+  agentOrAllowCgroup,
   type Ask,
   Chain,
   type Decision,
   describe,
   type Facts,
+  kernelSwitch,
+  noMatch,
   type Outcome,
   type Run,
 } from "./decide_steps.ts";
@@ -78,22 +80,10 @@ function kernelDecision(
   ask: Ask,
 ): Run {
   const c = new Chain();
-  const ref = ev.what === "ptrace" ? rs.ptrace : ev.what === "module" ? rs.module : rs.bpf;
-  const section = ev.what === "ptrace"
-    ? "deny_ptrace"
-    : ev.what === "module"
-    ? "deny_module_load"
-    : "deny_bpf";
+  const { ref, section } = kernelSwitch(rs, ev.what);
   if (!ref) {
     c.add(section, "no_match", `[${section}] is off`);
-    return {
-      outcome: "no_match",
-      rule: null,
-      ruleType: null,
-      exemptBy: null,
-      hook: ev.hook,
-      chain: c.steps,
-    };
+    return noMatch(ev.hook, c);
   }
   c.add(section, "match", describe(ref), ref);
   const allow = (by: string): Run => ({
@@ -104,17 +94,8 @@ function kernelDecision(
     hook: ev.hook,
     chain: c.steps,
   });
-  if (ask("agent", facts.agent)) {
-    c.add("agent cgroup", "exempt", "the agent's own cgroup");
-    return allow("agent");
-  }
-  c.add("agent cgroup", "not_exempt", "not the agent");
-  const a = allowCgroup(rs, ev, ask);
-  if (a) {
-    c.add("allow_cgroup", "exempt", describe(a), a);
-    return allow("allow_cgroup");
-  }
-  c.add("allow_cgroup", "not_exempt", "not in an allowed cgroup");
+  const exempt = agentOrAllowCgroup(rs, ev, facts, ask, c);
+  if (exempt) return allow(exempt);
   return {
     outcome: "block",
     rule: ref,
@@ -129,15 +110,7 @@ function runOnce(rs: RuleSet, ev: ReplayEvent, facts: Facts, ask: Ask): Run {
   switch (ev.surface) {
     case "file": {
       const c = new Chain();
-      return fileDecision(rs, ev, ev.hook, facts, ask, c) ??
-        {
-          outcome: "no_match",
-          rule: null,
-          ruleType: null,
-          exemptBy: null,
-          hook: ev.hook,
-          chain: c.steps,
-        };
+      return fileDecision(rs, ev, ev.hook, facts, ask, c) ?? noMatch(ev.hook, c);
     }
     case "exec":
       return execDecision(rs, ev, facts, ask);

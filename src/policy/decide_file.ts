@@ -8,6 +8,7 @@
 import type { ReplayEvent } from "./event_input.ts";
 import { inodeId, type RuleSet, type RuleVal } from "./ruleset.ts";
 import {
+  agentOrAllowCgroup,
   allowCgroup,
   type Ask,
   cgRule,
@@ -15,6 +16,7 @@ import {
   describe,
   enforced,
   type Facts,
+  noMatch,
   type Run,
 } from "./decide_steps.ts";
 
@@ -179,14 +181,7 @@ export function execDecision(
   const hook = ev.hook === "exec" ? "bprm_check_security" : ev.hook;
   if (!rs.hasFileRules && !rs.hasCommRules) {
     c.add("exec rules", "skipped", "no file or comm rules: bprm_check allows without a lookup");
-    return {
-      outcome: "no_match",
-      rule: null,
-      ruleType: null,
-      exemptBy: null,
-      hook,
-      chain: c.steps,
-    };
+    return noMatch(hook, c);
   }
   let r: RuleVal | null = null;
   let ruleType = "inode";
@@ -231,14 +226,7 @@ export function execDecision(
   }
   if (!r) {
     if (f) return f; // the file hook matched and was exempt
-    return {
-      outcome: "no_match",
-      rule: null,
-      ruleType: null,
-      exemptBy: null,
-      hook,
-      chain: c.steps,
-    };
+    return noMatch(hook, c);
   }
   const allow = (by: string): Run => ({
     outcome: "allow",
@@ -253,16 +241,7 @@ export function execDecision(
     return allow("survival");
   }
   c.add("survival allowlist", "not_exempt", "not on the survival allowlist");
-  if (ask("agent", facts.agent)) {
-    c.add("agent cgroup", "exempt", "the agent's own cgroup");
-    return allow("agent");
-  }
-  c.add("agent cgroup", "not_exempt", "not the agent");
-  const a = allowCgroup(rs, ev, ask);
-  if (a) {
-    c.add("allow_cgroup", "exempt", describe(a), a);
-    return allow("allow_cgroup");
-  }
-  c.add("allow_cgroup", "not_exempt", "not in an allowed cgroup");
+  const exempt = agentOrAllowCgroup(rs, ev, facts, ask, c);
+  if (exempt) return allow(exempt);
   return { outcome: "block", rule: r.ref, ruleType, exemptBy: null, hook, chain: c.steps };
 }

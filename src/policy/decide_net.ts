@@ -22,6 +22,7 @@ import {
   describe,
   enforced,
   type Facts,
+  noMatch,
   type Run,
 } from "./decide_steps.ts";
 
@@ -48,14 +49,7 @@ export function netDecision(
 ): Run {
   const c = new Chain();
   const hook = `socket_${ev.hook}`;
-  const none = (): Run => ({
-    outcome: "no_match",
-    rule: null,
-    ruleType: null,
-    exemptBy: null,
-    hook,
-    chain: c.steps,
-  });
+  const none = (): Run => noMatch(hook, c);
   if (!rs.hasNetRules) {
     c.add("network rules", "skipped", "the policy has no network rules: allowed without a lookup");
     return none();

@@ -78,6 +78,47 @@ export interface Run {
   chain: Step[];
 }
 
+/** The kernel switch a kernel event hit: its rule (null when the section is off) and section. */
+export function kernelSwitch(
+  rs: RuleSet,
+  what: string,
+): { ref: RuleRef | null; section: "deny_ptrace" | "deny_module_load" | "deny_bpf" } {
+  if (what === "ptrace") return { ref: rs.ptrace, section: "deny_ptrace" };
+  if (what === "module") return { ref: rs.module, section: "deny_module_load" };
+  return { ref: rs.bpf, section: "deny_bpf" };
+}
+
+/** The outcome when no rule matched (the chain so far says why). */
+export function noMatch(hook: string, c: Chain): Run {
+  return { outcome: "no_match", rule: null, ruleType: null, exemptBy: null, hook, chain: c.steps };
+}
+
+/**
+ * After a matched global rule: the agent's own cgroup, then allow_cgroup
+ * (the order of aegis_cgroup_allowed in bpf/lib/decide.h). Adds both steps
+ * to the chain; returns which one exempts the task, or null.
+ */
+export function agentOrAllowCgroup(
+  rs: RuleSet,
+  ev: ReplayEvent,
+  facts: Facts,
+  ask: Ask,
+  c: Chain,
+): "agent" | "allow_cgroup" | null {
+  if (ask("agent", facts.agent)) {
+    c.add("agent cgroup", "exempt", "the agent's own cgroup");
+    return "agent";
+  }
+  c.add("agent cgroup", "not_exempt", "not the agent");
+  const a = allowCgroup(rs, ev, ask);
+  if (a) {
+    c.add("allow_cgroup", "exempt", describe(a), a);
+    return "allow_cgroup";
+  }
+  c.add("allow_cgroup", "not_exempt", "not in an allowed cgroup");
+  return null;
+}
+
 export class Chain {
   steps: Step[] = [];
   add(step: string, result: Step["result"], detail: string, rule?: RuleRef): void {

@@ -14,6 +14,7 @@
  */
 import { decide, type Decision, factsOf } from "./decide.ts";
 import type { ReplayEvent } from "./event_input.ts";
+import { kernelSwitch } from "./decide_steps.ts";
 import { LIVE_RULE_ID_BASE } from "./live.ts";
 import { type RuleRef, rulesById, type RuleSet } from "./ruleset.ts";
 
@@ -111,12 +112,7 @@ function recordedRule(
     };
   }
   if (ev.surface === "kernel") {
-    const ref = ev.what === "ptrace" ? rs.ptrace : ev.what === "module" ? rs.module : rs.bpf;
-    const section = ev.what === "ptrace"
-      ? "deny_ptrace"
-      : ev.what === "module"
-      ? "deny_module_load"
-      : "deny_bpf";
+    const { ref, section } = kernelSwitch(rs, ev.what);
     return {
       id,
       kind: "flag",
