@@ -52,6 +52,12 @@ if (import.meta.main) {
     Deno.writeTextFileSync(MAN_PAGE_PATH, text);
     console.log(`wrote ${MAN_PAGE_PATH}`);
     Deno.writeTextFileSync(ROOT_HELP_PATH, await currentRootHelpModule());
+    // in the house format, so "deno fmt --check" (static tier) passes right after
+    const fmt = await new Deno.Command(Deno.execPath(), {
+      args: ["fmt", "--quiet", ROOT_HELP_PATH],
+    })
+      .output();
+    if (!fmt.success) throw new Error(`deno fmt ${ROOT_HELP_PATH} failed`);
     console.log(`wrote ${ROOT_HELP_PATH}`);
   }
 }
