@@ -56,10 +56,7 @@ collect() {
 }
 
 fact mode "$mode"
-# the same instant on two clocks: CLOCK_MONOTONIC (systemd's *TimestampMonotonic)
-# and the wall clock (from the RTC at boot), to time the reboot -> READY span
 fact uptime_at_driver "$(cut -d' ' -f1 /proc/uptime)"
-fact epoch_at_driver "$(date +%s.%N)"
 fact kernel "$(uname -r)"
 fact lsm "$(cat /sys/kernel/security/lsm)"
 fact pid1 "$(cat /proc/1/comm)"
@@ -92,7 +89,7 @@ if [ $boot = 1 ]; then
     fact stored_after_removal "$(ls /var/lib/aegisbpf | tr '\n' ',')"
   fi
   collect
-  fact reboot_epoch "$(date +%s.%N)"
+  fact reboot_at "$(cut -d' ' -f1 /proc/uptime)"
   echo done >>"$out"
   sync
   systemctl reboot
