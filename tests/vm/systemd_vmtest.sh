@@ -9,13 +9,13 @@
 #     cannot pass for a control that worked). Each control counts as one result.
 #       not-enabled        the unit is started by hand, never enabled
 #       policy-not-stored  the stored policy is deleted before the reboot
-#     AEGIS_VM_SYSTEMD_CONTROLS selects them (default "not-enabled"; "" for none).
+#     AEGIS_VM_SYSTEMD_CONTROLS selects them (default both; "" for none).
 # Ends with "N passed, M failed"; exit 1 if anything failed.
 set -uo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 cd "$repo"
-controls=${AEGIS_VM_SYSTEMD_CONTROLS-not-enabled}
+controls=${AEGIS_VM_SYSTEMD_CONTROLS-not-enabled policy-not-stored}
 out=${AEGIS_VM_SYSTEMD_OUT:-$repo/.cache/vm/systemd/runs/$(date +%Y%m%d-%H%M%S)}
 mkdir -p "$out"
 passed=0 failed=0

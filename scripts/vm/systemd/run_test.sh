@@ -15,8 +15,9 @@
 # One QEMU guest (TCG, -smp 1); the guest reboots inside the same QEMU process
 # (no -no-reboot), so the disk overlay carries over, as on a real machine.
 # Prints one line per check and "N passed, M failed"; exit 1 if any failed.
-# Results: console.log, boot1.env / boot2.env (the guest's facts), the agent's
-# journal per boot, disk.qcow2 (the guest's disk, for a post-mortem).
+# Results: console.log (host-time stamped), results/boot{1,2}.env (the guest's
+# facts), each command's output and the agent's journal per boot, timings.txt,
+# and disk.qcow2 (the guest's disk) when a check failed.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../../.." && pwd)
@@ -177,5 +178,7 @@ if [ "$failed" -gt 0 ]; then
   say "console: $out/console.log; facts: $res/boot*.env; agent journals: $res/boot*.agent.journal"
   grep -E 'aegis-stage1|aegis-vmtest|Kernel panic|Failed to start|FAILED|HARNESS' "$out/console.log" | tail -n 25 | sed 's/^/    /' || true
 fi
+# the guest's disk (~300 MB) is kept for a post-mortem only
+[ "$failed" -gt 0 ] || rm -f "$out/disk.qcow2"
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -52,21 +52,16 @@ while [ ! -b /dev/vda ]; do
   [ $i -le 100 ] || die "no /dev/vda after 10 s (virtio disk missing?)"
   sleep 0.1
 done
-say "mounting /dev/vda"
 mount -t ext4 -o rw /dev/vda /newroot || die "cannot mount /dev/vda (ext4) read-write"
-say "mounted"
 # /sbin/init -> /lib/systemd/systemd: an absolute link, resolved here by hand
 init=$(readlink /newroot/sbin/init) || init=/sbin/init
 [ -x "/newroot$init" ] || die "no /sbin/init on /dev/vda (or it points to a missing $init)"
-say "mounted; payload"
+say "/dev/vda mounted; mounting the 9p exports in it"
 mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=512000,cache=loose payload /newroot/aegis/payload \
   || die "cannot mount the payload 9p export"
-say "umount results"
 umount /results
-say "results in the new root"
 mount -t 9p -o trans=virtio,version=9p2000.L,rw,msize=512000,cache=none results /newroot/aegis/results \
   || die "cannot mount the results 9p export in the new root"
-say "umount"
 umount /proc /sys
 umount /dev
 say "switch_root to systemd"
