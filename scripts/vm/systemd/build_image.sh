@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Build (or reuse) the cached Debian 12 root file system image with systemd as
 # PID 1 for the systemd VM test (scripts/vm/systemd/run_test.sh, docs/vm.md):
-#   mmdebstrap --variant=essential + the packages below (Debian's mirror, as
-#   apt on this host is configured), trimmed of what only slows a TCG boot,
+#   mmdebstrap --variant=essential + the packages below (from deb.debian.org,
+#   mmdebstrap's default mirror), trimmed of what only slows a TCG boot,
 #   then `mkfs.ext4 -d` (no loop mount) into
 #   .cache/vm/systemd/rootfs-<key>.ext4      (key: this script, the package list, guest units)
 # The image is never written by a test: each run boots a qcow2 overlay of it.
