@@ -28,7 +28,8 @@ wanted=(virtio_pci 9pnet_virtio 9p overlay)
 # loads them (dependencies first) on demand, so other boots pay nothing.
 # crc32c_generic: the "softdep pre: crc32c" of libcrc32c/ext4/btrfs (the crypto
 # API looks it up by name at init; insmod does not follow softdeps).
-extra=(loop crc32c_generic ext4 xfs btrfs)
+# virtio_blk (+ ext4): the disk of the systemd VM test (scripts/vm/systemd/stage1.sh).
+extra=(loop crc32c_generic ext4 xfs btrfs virtio_blk)
 
 key=$( { cat "$here/build_initramfs.sh" "$here/init.sh"; sha256sum "$busybox"; echo "$kver"; } \
   | sha256sum | cut -c1-16)

@@ -4,6 +4,9 @@
  *
  * Layout (every path under `--root`, default `/`):
  *   PREFIX/bin/aegisbpf                 0755  the running compiled binary
+ *                                             (--bundle: a wrapper script, below)
+ *   PREFIX/lib/aegisbpf/deno            0755  --bundle only: the running Deno runtime
+ *   PREFIX/lib/aegisbpf/aegisbpf.js     0644  --bundle only: deno bundle of src/main.ts
  *   /etc/systemd/system/aegisbpf.service 0644 packaging/systemd/aegisbpf.service
  *   /etc/aegisbpf/                       0755
  *   /etc/aegisbpf/aegisbpf.env           0600  settings (kept once it exists)
@@ -25,7 +28,7 @@ import { AegisError } from "../errors.ts";
 import { out, outJson } from "../log.ts";
 import { writeFileAtomic } from "../policy/atomic.ts";
 import { sha256Hex } from "../util/bytes.ts";
-import { UNIT_TEMPLATE } from "./install_unit.ts";
+import { LAUNCHER_PERMISSIONS, UNIT_TEMPLATE } from "./install_unit.ts";
 
 export const LAYOUT_VERSION = 1;
 export const MANIFEST_PATH = "/var/lib/aegisbpf/install.json";
@@ -45,13 +48,30 @@ export const ENV_TEMPLATE = `# aegisbpf settings, read by the systemd unit (Envi
 # AEGIS_REQUIRE_SIGNATURE=1
 `;
 
+/** Files `install --bundle` puts in PREFIX/lib/aegisbpf (uninstall removes exactly these). */
+export const LIB_FILES = ["deno", "aegisbpf.js"] as const;
+
+/**
+ * The agent as the development launcher runs it, made installable: the Deno
+ * runtime and a `deno bundle` of src/main.ts, copied to PREFIX/lib/aegisbpf
+ * (owned by root, so nothing outside the install decides what root runs).
+ */
+export interface LauncherPayload {
+  /** the Deno executable's bytes */
+  runtime: Uint8Array<ArrayBuffer>;
+  /** the bundled agent (one JavaScript module) */
+  bundle: Uint8Array<ArrayBuffer>;
+}
+
 export interface InstallOptions {
   /** install prefix; the binary goes to PREFIX/bin/aegisbpf (default /usr/local) */
   prefix?: string;
   /** prepended to every path (packaging, tests); default "/" */
   root?: string;
-  /** the program to install (the compiled binary's bytes) */
-  binary: Uint8Array<ArrayBuffer>;
+  /** the program to install (the compiled binary's bytes); ignored with `launcher` */
+  binary?: Uint8Array<ArrayBuffer>;
+  /** install the runtime + bundle and a wrapper at PREFIX/bin/aegisbpf instead of a binary */
+  launcher?: LauncherPayload;
   dryRun?: boolean;
   force?: boolean;
 }
@@ -209,6 +229,28 @@ export function unitFor(prefix: string): string {
   return UNIT_TEMPLATE.replaceAll("@BINDIR@", bin);
 }
 
+function libDirFor(prefix: string): string {
+  return prefix === "/" ? "/lib/aegisbpf" : `${prefix}/lib/aegisbpf`;
+}
+
+/**
+ * PREFIX/bin/aegisbpf of an `install --bundle`: runs the installed runtime on
+ * the installed bundle with the agent's permissions (build/permissions.flags,
+ * mirrored by LAUNCHER_PERMISSIONS). `exec` keeps the agent the unit's main
+ * process (NotifyAccess=main).
+ */
+export function launcherScript(prefix: string): string {
+  const lib = libDirFor(prefix);
+  return `#!/bin/sh
+# aegisbpf: the Deno runtime and the bundled agent in ${lib},
+# written by "aegisbpf install --bundle" (docs/install.md).
+export DENO_NO_UPDATE_CHECK=1
+exec ${lib}/deno run --quiet --no-prompt --cached-only ${
+    LAUNCHER_PERMISSIONS.join(" ")
+  } ${lib}/aegisbpf.js "$@"
+`;
+}
+
 /** Plan and (unless dryRun) perform the installation. */
 export async function install(opts: InstallOptions): Promise<InstallResult> {
   const prefix = checkPathOption("--prefix", opts.prefix ?? "/usr/local");
@@ -237,11 +279,25 @@ export async function install(opts: InstallOptions): Promise<InstallResult> {
     { path: "/var/lib/aegisbpf", mode: 0o700 },
   ];
   const parents = [binDir, "/etc/systemd/system"];
-  const files: FileSpec[] = [
-    { path: binPath, mode: 0o755, bytes: opts.binary },
+  const files: FileSpec[] = [];
+  if (opts.launcher) {
+    const lib = libDirFor(prefix);
+    parents.push(lib);
+    files.push(
+      { path: binPath, mode: 0o755, bytes: te.encode(launcherScript(prefix)) },
+      { path: `${lib}/deno`, mode: 0o755, bytes: opts.launcher.runtime },
+      { path: `${lib}/aegisbpf.js`, mode: 0o644, bytes: opts.launcher.bundle },
+    );
+  } else {
+    if (!opts.binary) {
+      throw new AegisError("INSTALL_BAD_ARGS", "install needs the binary or a launcher payload");
+    }
+    files.push({ path: binPath, mode: 0o755, bytes: opts.binary });
+  }
+  files.push(
     { path: UNIT_PATH, mode: 0o644, bytes: te.encode(unitFor(prefix)) },
     { path: ENV_PATH, mode: 0o600, bytes: te.encode(ENV_TEMPLATE), keep: true },
-  ];
+  );
 
   const problems: string[] = [];
   for (const p of [...dirs.map((d) => d.path), ...parents, ...files.map((f) => f.path)]) {
@@ -449,6 +505,7 @@ export async function uninstallFiles(
   const removable = new Set([UNIT_PATH, ENV_PATH]);
   if (manifest) {
     removable.add(`${manifest.prefix === "/" ? "" : manifest.prefix}/bin/aegisbpf`);
+    for (const f of LIB_FILES) removable.add(`${libDirFor(manifest.prefix)}/${f}`);
   }
   for (const [p, sha] of Object.entries(manifest?.files ?? {})) {
     if (!removable.has(p)) {
@@ -471,6 +528,12 @@ export async function uninstallFiles(
     if (!dryRun) Deno.removeSync(real);
     removed.push(p);
   }
+  // PREFIX/lib/aegisbpf (install --bundle) goes once nothing is left in it.
+  if (manifest && !dryRun) {
+    const lib = layout.at(libDirFor(manifest.prefix));
+    const st = lstat(lib);
+    if (st?.isDirectory && [...Deno.readDirSync(lib)].length === 0) Deno.removeSync(lib);
+  }
   if (purge) {
     for (const d of OWN_DIRS) {
       if (lstat(layout.at(d)) === null) continue;
@@ -490,7 +553,8 @@ export async function uninstallFiles(
 /**
  * The program install copies: the compiled binary itself. From the
  * development launcher (deno running src/main.ts) there is no single file to
- * install; install refuses and names the command that builds one.
+ * install; install refuses and names the command that builds one (or
+ * --bundle, below).
  */
 export function runningBinary(): Uint8Array<ArrayBuffer> {
   if (!Deno.build.standalone) {
@@ -498,10 +562,46 @@ export function runningBinary(): Uint8Array<ArrayBuffer> {
       "INSTALL_NOT_COMPILED",
       "install copies the running program, and this is the development launcher (deno " +
         "running src/main.ts from a checkout), not the single binary. Build it with " +
-        '"deno task compile" and run "dist/aegisbpf install" (docs/install.md).',
+        '"deno task compile" and run "dist/aegisbpf install", or install the runtime and ' +
+        'a bundle with "install --bundle FILE" (docs/install.md).',
     );
   }
   return Deno.readFileSync(Deno.execPath());
+}
+
+/** Largest bundle --bundle accepts (the agent's is ~3 MB). */
+const MAX_BUNDLE = 64 * 1024 * 1024;
+
+/**
+ * `install --bundle FILE`: the running Deno runtime plus FILE, a `deno bundle`
+ * of src/main.ts. Only from the launcher: the compiled binary installs itself.
+ */
+export function launcherPayload(bundlePath: string): LauncherPayload {
+  if (Deno.build.standalone) {
+    throw new AegisError(
+      "INSTALL_BUNDLE_COMPILED",
+      "--bundle installs the Deno runtime and a bundle in place of the single binary; this " +
+        "is the single binary, which installs itself: drop --bundle",
+    );
+  }
+  let st: Deno.FileInfo;
+  try {
+    st = Deno.statSync(bundlePath);
+  } catch (e) {
+    throw new AegisError(
+      "INSTALL_BAD_PATH",
+      `--bundle "${bundlePath}" cannot be read: ${(e as Error).message}`,
+      { cause: e },
+    );
+  }
+  if (!st.isFile || st.size === 0 || st.size > MAX_BUNDLE) {
+    throw new AegisError(
+      "INSTALL_BAD_PATH",
+      `--bundle "${bundlePath}" is not a regular file of 1 byte to 64 MiB ` +
+        '(make it with "deno bundle --platform deno src/main.ts -o FILE")',
+    );
+  }
+  return { runtime: Deno.readFileSync(Deno.execPath()), bundle: Deno.readFileSync(bundlePath) };
 }
 
 function printChanges(r: { changes: Change[]; kept: string[]; dry_run: boolean }): void {
@@ -519,6 +619,11 @@ export function addInstallCommand(program: Command): void {
     .option("--root <dir>", "prefix every path with DIR (packaging, tests)", "/")
     .option("--dry-run", "print every change and make none")
     .option("--force", "replace files and take over directories that install did not make")
+    .option(
+      "--bundle <file>",
+      "from the development launcher: install this Deno runtime and FILE (deno bundle of " +
+        "src/main.ts) to PREFIX/lib/aegisbpf, with a wrapper at PREFIX/bin/aegisbpf",
+    )
     .option("--json", "machine-readable output")
     .addHelpText(
       "after",
@@ -534,7 +639,9 @@ See docs/install.md.`,
       const r = await install({
         prefix: opts.prefix,
         root: opts.root,
-        binary: runningBinary(),
+        ...(opts.bundle !== undefined
+          ? { launcher: launcherPayload(opts.bundle) }
+          : { binary: runningBinary() }),
         dryRun: opts.dryRun === true,
         force: opts.force === true,
       });

@@ -4,12 +4,14 @@ import {
   checkPathOption,
   ENV_PATH,
   install,
+  launcherScript,
+  LIB_FILES,
   MANIFEST_PATH,
   uninstallFiles,
   UNIT_PATH,
   unitFor,
 } from "./install.ts";
-import { UNIT_TEMPLATE } from "./install_unit.ts";
+import { LAUNCHER_PERMISSIONS, UNIT_TEMPLATE } from "./install_unit.ts";
 
 const BIN = new TextEncoder().encode("#!/bin/sh\necho fake aegisbpf\n");
 const BIN2 = new TextEncoder().encode("#!/bin/sh\necho fake aegisbpf v2\n");
@@ -330,5 +332,80 @@ Deno.test("uninstall removes only paths install writes, whatever install.json li
     ok(exists(`${root}/etc/ssh/sshd_config`));
     ok(r.kept.some((k) => k.startsWith("/etc/ssh/sshd_config")), r.kept.join(", "));
     ok(!exists(`${root}/usr/local/bin/aegisbpf`));
+  });
+});
+
+Deno.test("the --bundle wrapper carries build/permissions.flags, exactly", async () => {
+  const flags = (await Deno.readTextFile(new URL("../../build/permissions.flags", import.meta.url)))
+    .split("\n").map((l) => l.trim()).filter((l) => l !== "" && !l.startsWith("#"));
+  deepStrictEqual([...LAUNCHER_PERMISSIONS], flags);
+  const w = launcherScript("/opt/aegis");
+  match(w, /^#!\/bin\/sh\n/);
+  const exec = w.split("\n").find((l) => l.startsWith("exec "));
+  strictEqual(
+    exec,
+    `exec /opt/aegis/lib/aegisbpf/deno run --quiet --no-prompt --cached-only ${
+      flags.join(" ")
+    } /opt/aegis/lib/aegisbpf/aegisbpf.js "$@"`,
+  );
+  match(
+    launcherScript("/"),
+    /^exec \/lib\/aegisbpf\/deno run .* \/lib\/aegisbpf\/aegisbpf\.js "\$@"$/m,
+  );
+});
+
+Deno.test("install --bundle: runtime, bundle and wrapper; the same unit; uninstall removes them", async () => {
+  const runtime = new TextEncoder().encode("fake deno runtime");
+  const bundle = new TextEncoder().encode("console.log('agent');\n");
+  await withRoot(async (root) => {
+    const r = await install({ root, launcher: { runtime, bundle } });
+    const lib = `${root}/usr/local/lib/aegisbpf`;
+    deepStrictEqual(await Deno.readFile(`${lib}/deno`), runtime);
+    deepStrictEqual(await Deno.readFile(`${lib}/aegisbpf.js`), bundle);
+    strictEqual(mode(`${lib}/deno`), "0755");
+    strictEqual(mode(`${lib}/aegisbpf.js`), "0644");
+    strictEqual(mode(lib), "0755");
+    const bin = `${root}/usr/local/bin/aegisbpf`;
+    strictEqual(await Deno.readTextFile(bin), launcherScript("/usr/local"));
+    strictEqual(mode(bin), "0755");
+    // the unit, the settings and the directories are those of the binary install
+    strictEqual(await Deno.readTextFile(`${root}${UNIT_PATH}`), unitFor("/usr/local"));
+    strictEqual(mode(`${root}/etc/aegisbpf/keys`), "0700");
+    strictEqual(mode(`${root}/var/lib/aegisbpf`), "0700");
+    ok(r.changes.some((c) => c.action === "write" && c.path === "/usr/local/lib/aegisbpf/deno"));
+    const m = JSON.parse(await Deno.readTextFile(`${root}${MANIFEST_PATH}`));
+    deepStrictEqual(
+      Object.keys(m.files).sort(),
+      [
+        ENV_PATH,
+        UNIT_PATH,
+        "/usr/local/bin/aegisbpf",
+        ...LIB_FILES.map((f) => `/usr/local/lib/aegisbpf/${f}`),
+      ].sort(),
+    );
+    // idempotent
+    const again = await install({ root, launcher: { runtime, bundle } });
+    deepStrictEqual(again.changes, []);
+    // a new bundle replaces only the bundle
+    const r2 = await install({
+      root,
+      launcher: { runtime, bundle: new TextEncoder().encode("// v2\n") },
+      dryRun: true,
+    });
+    deepStrictEqual(r2.changes.map((c) => `${c.action} ${c.path}`), [
+      "replace /usr/local/lib/aegisbpf/aegisbpf.js",
+      `write ${MANIFEST_PATH}`,
+    ]);
+    const u = await uninstallFiles({ root });
+    deepStrictEqual(
+      u.removed.sort(),
+      [
+        UNIT_PATH,
+        "/usr/local/bin/aegisbpf",
+        ...LIB_FILES.map((f) => `/usr/local/lib/aegisbpf/${f}`),
+      ].sort(),
+    );
+    ok(!exists(lib), "PREFIX/lib/aegisbpf left behind");
+    ok(exists(`${root}/var/lib/aegisbpf`));
   });
 });

@@ -73,3 +73,10 @@ UMask=0077
 [Install]
 WantedBy=multi-user.target
 `;
+
+/**
+ * The Deno permissions of the agent, as in build/permissions.flags (the one
+ * definition; install_test.ts checks that the two agree): the wrapper that
+ * `aegisbpf install --bundle` writes runs the bundle with them.
+ */
+export const LAUNCHER_PERMISSIONS: readonly string[] = ["--allow-all"];
