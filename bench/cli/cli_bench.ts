@@ -9,8 +9,8 @@
 //   deno run -A bench/cli/cli_bench.ts [rounds]
 //
 // The commands run through scripts/aegisbpf (`deno run` of src/main.ts with the
-// shipped permissions), the form tests and installs use; a `deno compile`
-// binary starts the same module graph.
+// shipped permissions), the form tests use; a `deno compile` binary was not
+// measured (no denort can be had on the development machine).
 
 const root = new URL("../..", import.meta.url).pathname.replace(/\/$/, "");
 const deno = Deno.env.get("DENO") ?? `${root}/.tools/bin/deno`;

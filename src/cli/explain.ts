@@ -12,6 +12,7 @@ import { AegisError, UsageError } from "../errors.ts";
 import type { Decision } from "../policy/decide.ts";
 import { eventFromLine, type ReplayEvent } from "../policy/event_input.ts";
 import { explainEvent, type Explanation } from "../policy/explain.ts";
+import { concatBytes } from "../util/bytes.ts";
 import { readFileCapped } from "../util/read_file.ts";
 import {
   commandIo,
@@ -45,13 +46,7 @@ async function readInput(
     }
     parts.push(c);
   }
-  const all = new Uint8Array(n);
-  let o = 0;
-  for (const p of parts) {
-    all.set(p, o);
-    o += p.length;
-  }
-  return all;
+  return concatBytes(parts, n);
 }
 
 /** The one event of an explain input: a JSON object (maybe pretty-printed) or one JSON line. */

@@ -272,7 +272,7 @@ while (true) {
     break;
   } catch {
     if (Date.now() > until) throw new Error("the other process never became ready");
-    await new Promise((r) => setTimeout(r, 10));
+    await new Promise((r) => setTimeout(r, 1));
   }
 }
 const flagPath = dir + "/flag";
@@ -285,6 +285,9 @@ let changed = 0;
 for (let i = 0; i < Number(n); i++) {
   const r = await ctl.toggle(who === "A", who + " " + i, { uid: 0, pid: Deno.pid });
   if (r.changed) changed++;
+  // a toggle takes well under a millisecond: without a pause the first process can
+  // finish all of them while the other still sleeps in its readiness poll
+  await new Promise((r) => setTimeout(r, 2));
 }
 console.log(changed);
 `;
