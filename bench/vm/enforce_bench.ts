@@ -441,7 +441,18 @@ function pinnedState(): string {
 // ---- operations ------------------------------------------------------------------------
 
 type Op = "open" | "cold" | "connect" | "exec" | "fork";
-const OP_LIST: Op[] = ["open", "cold", "connect", "exec", "fork"];
+const ALL_OPS: Op[] = ["open", "cold", "connect", "exec", "fork"];
+/** AEGIS_BENCH_OPS=exec,open: a quick look at some rows (the documented tables use all) */
+const OP_LIST: Op[] = (() => {
+  const want = Deno.env.get("AEGIS_BENCH_OPS");
+  if (!want) return ALL_OPS;
+  const list = want.split(",").map((s) => s.trim());
+  const bad = list.filter((s) => !(ALL_OPS as string[]).includes(s));
+  if (bad.length > 0 || list.length === 0) {
+    throw new Error(`AEGIS_BENCH_OPS: unknown operation(s) ${bad.join(", ")}; known: ${ALL_OPS}`);
+  }
+  return list as Op[];
+})();
 const OP_NAMES: Record<Op | "idle", string> = {
   open: "open+close, 3 dirs deep",
   cold: "open+close, distinct files",
@@ -594,11 +605,10 @@ function calibrate(op: Op): number {
   const ns = parseOps(ops(opArgs(op))).nsPerOp;
   return Math.max(probe, Math.round((TARGET_MS * 1e6) / ns));
 }
-n.open = calibrate("open");
-n.connect = calibrate("connect");
-n.exec = calibrate("exec");
-n.fork = calibrate("fork");
-{
+for (const op of ["open", "connect", "exec", "fork"] as const) {
+  if (OP_LIST.includes(op) || op === "open") n[op] = calibrate(op); // open: b2 and g always
+}
+if (OP_LIST.includes("cold")) {
   const probe = 2_000;
   ops(["mkfiles", String(probe), COLD]);
   n.cold = probe;

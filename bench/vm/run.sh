@@ -7,6 +7,7 @@
 #   bash bench/vm/run.sh [6.1] [6.12]        (default: 6.1 6.12)
 #   env: AEGIS_BENCH_TARGET_MS (per measurement, 1500), AEGIS_BENCH_ROUNDS (7),
 #        AEGIS_BENCH_COLD_FILES (calibrated), AEGIS_BENCH_BPF_STATS (1),
+#        AEGIS_BENCH_OPS (all; e.g. "exec,open" for a quick look at some rows),
 #        AEGIS_BENCH_ICOUNT (QEMU -icount shift: 0 = 1 ns of guest time per guest
 #          instruction, deterministic whatever else the host runs; "off" = TCG
 #          on the host's clock), AEGIS_BENCH_VM_TIMEOUT (seconds per boot, 7200)
@@ -68,6 +69,7 @@ for k in "${kernels[@]}"; do
     -e "AEGIS_BENCH_ROUNDS=${AEGIS_BENCH_ROUNDS:-7}" \
     -e "AEGIS_BENCH_COLD_FILES=${AEGIS_BENCH_COLD_FILES:-0}" \
     -e "AEGIS_BENCH_BPF_STATS=${AEGIS_BENCH_BPF_STATS:-1}" \
+    -e "AEGIS_BENCH_OPS=${AEGIS_BENCH_OPS:-}" \
     -e "AEGIS_BENCH_HOST_CPU=$host_cpu" -e "AEGIS_BENCH_ICOUNT=$icount" \
     -- bash -c 'set -o pipefail; ip link set lo up &&
       deno run -A --no-check bench/vm/enforce_bench.ts dist/bench/ops dist/bench/true-static \

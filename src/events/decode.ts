@@ -260,16 +260,12 @@ function proc(dv: DataView, b: Uint8Array, off: number): ProcInfo {
  * argument with no NUL (the bytes were cut) is kept as it is.
  */
 export function splitArgs(bytes: Uint8Array): string[] {
-  const out: string[] = [];
-  let start = 0;
-  for (let i = 0; i < bytes.length; i++) {
-    if (bytes[i] === 0) {
-      out.push(utf8.decode(bytes.subarray(start, i)));
-      start = i + 1;
-    }
-  }
-  if (start < bytes.length) out.push(utf8.decode(bytes.subarray(start)));
-  return out;
+  if (bytes.length === 0) return [];
+  // one decode for the whole block (NUL is ASCII: a broken sequence before a
+  // NUL decodes to U+FFFD on its own side, as it would part by part)
+  const parts = utf8.decode(bytes).split("\0");
+  if (bytes[bytes.length - 1] === 0) parts.pop();
+  return parts;
 }
 
 function ipText(b: Uint8Array, off: number, family: number): string {

@@ -242,3 +242,28 @@ Deno.test("decode: exec_argv record: NUL-separated arguments, cut when the area 
   }
   deepStrictEqual(splitArgs(new Uint8Array([])), []);
 });
+
+Deno.test("splitArgs: one decode of the block equals decoding each NUL-separated part", () => {
+  const td = new TextDecoder();
+  const byParts = (b: Uint8Array): string[] => {
+    const out: string[] = [];
+    let start = 0;
+    for (let i = 0; i < b.length; i++) {
+      if (b[i] === 0) {
+        out.push(td.decode(b.subarray(start, i)));
+        start = i + 1;
+      }
+    }
+    if (start < b.length) out.push(td.decode(b.subarray(start)));
+    return out;
+  };
+  // bytes biased to NULs and to the edges of multi-byte UTF-8 sequences
+  const pool = [0, 0, 0x61, 0x7f, 0x80, 0xbf, 0xc3, 0xa9, 0xe2, 0x82, 0xac, 0xf0, 0x9f, 0xff];
+  let seed = 7;
+  const rnd = (n: number) => (seed = (seed * 1103515245 + 12345) >>> 0) % n;
+  for (let t = 0; t < 5_000; t++) {
+    const b = new Uint8Array(rnd(24));
+    for (let i = 0; i < b.length; i++) b[i] = pool[rnd(pool.length)];
+    deepStrictEqual(splitArgs(b), byParts(b), `bytes ${Array.from(b)}`);
+  }
+});

@@ -12,10 +12,16 @@
  * of ticking: one nonblocking `wait` (epoll on the ring, off the main
  * thread) returns as soon as a record is committed, or after `idleWaitMs`.
  * An idle agent so wakes a few times a second instead of 100 times (host:
- * 3.4 % of a core idle → 0.5 %), and the first record after a quiet spell is
- * read at once rather than up to one interval later. `stop()` ends the
- * timer; `settled()` resolves once no wait is left in native code (await it
- * before the ring or the shim is closed).
+ * 3.4 % of a core idle → 0.5 %). A wake-up by a record does not drain at
+ * once: the drain waits `batchWindowMs` (default: one interval) so the
+ * records that follow it are taken in the same batch. Without that window,
+ * a workload that emits a record now and then (an exec loop: one exec and
+ * one exec_argv record each) woke the agent once per record, and on a
+ * one-CPU machine every wake-up preempts the workload (docs/benchmarks.md).
+ * While the window runs the kernel sends no further wake-ups (the ring
+ * notifies only a consumer that has caught up). `stop()` ends the timer;
+ * `settled()` resolves once no wait is left in native code (await it before
+ * the ring or the shim is closed).
  *
  * @module
  */
@@ -55,6 +61,12 @@ export interface DrainOptions {
    * or the shim.
    */
   idleWaitMs?: number;
+  /**
+   * After the kernel wait returns because a record arrived: how long to let
+   * more records gather before draining (default `intervalMs`; 0: at once).
+   * The most an event is delayed by it.
+   */
+  batchWindowMs?: number;
 }
 
 export class EventDrain implements Disposable {
@@ -78,6 +90,7 @@ export class EventDrain implements Disposable {
   #ready: () => boolean;
   #onFailure?: (e: unknown) => void;
   #idleWaitMs: number;
+  #batchWindowMs: number;
   #running = false;
   #waiting: Promise<void> | null = null;
   #empty = false;
@@ -91,6 +104,7 @@ export class EventDrain implements Disposable {
     this.#ready = opts.ready ?? (() => true);
     this.#onFailure = opts.onFailure;
     this.#idleWaitMs = opts.idleWaitMs ?? 0;
+    this.#batchWindowMs = opts.batchWindowMs ?? this.#intervalMs;
     this.#onRecord = (r) => {
       this.stats.decoded++;
       onRecord(r);
@@ -164,9 +178,12 @@ export class EventDrain implements Disposable {
   #sleepInKernel(): void {
     this.stats.idleWaits++;
     this.#waiting = this.#ring.wait(this.#idleWaitMs).then(
-      () => {
+      (ready) => {
         this.#waiting = null;
-        this.#tick();
+        if (!this.#running) return;
+        if (ready && this.#batchWindowMs > 0) {
+          this.#timer = setTimeout(() => this.#tick(), this.#batchWindowMs);
+        } else this.#tick();
       },
       (e) => {
         this.#waiting = null;

@@ -107,6 +107,27 @@ Deno.test("drain: an empty ring sleeps in wait(), a record wakes it at once", as
   assert.equal(d.stats.ticks, after, "no tick after stop");
 });
 
+Deno.test("drain: a wake-up drains after the batch window, not per record", async () => {
+  const r = waitableRing();
+  const d = new EventDrain(r.ring, () => {}, {
+    intervalMs: 1,
+    idleWaitMs: 5_000,
+    batchWindowMs: 60,
+  });
+  d.start();
+  await new Promise((res) => setTimeout(res, 10));
+  const ticks = d.stats.ticks;
+  r.push(2);
+  await new Promise((res) => setTimeout(res, 20));
+  assert.equal(d.stats.ticks, ticks, "no drain inside the window");
+  assert.equal(d.stats.records, 0);
+  await new Promise((res) => setTimeout(res, 80));
+  assert.equal(d.stats.records, 2, "drained once the window ended");
+  d.stop();
+  r.push(0);
+  await d.settled();
+});
+
 Deno.test("drain: idleWaitMs 0 never calls wait(); a failing wait is reported once", async () => {
   const r = waitableRing();
   const d = new EventDrain(r.ring, () => {}, { intervalMs: 1 });
