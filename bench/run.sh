@@ -14,6 +14,8 @@ mkdir -p dist/bench
 cc -O2 -Wall -Werror -o dist/bench/loadgen bench/drain/loadgen.c
 "$deno" run -A bench/drain/drain_bench.ts dist/bench/loadgen
 "$deno" run -A bench/events/events_bench.ts dist/bench/loadgen
+# exec telemetry lines: the fast path beside the generic one and a decode-only floor
+"$deno" run -A bench/events/exec_line_bench.ts
 "$deno" run -A bench/http/http_bench.ts
 "$deno" run -A bench/posture/startup_bench.ts 5
 # short CLI commands beside a bare deno eval (start-up time and peak RSS)

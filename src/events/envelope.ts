@@ -109,6 +109,11 @@ export class EventEnvelope {
     return `${this.#lastPrefix}.${String(ns).padStart(9, "0")}Z`;
   }
 
+  /** The next event's `event_id` (each call takes a number). */
+  nextId(): string {
+    return `${this.idPrefix}-${++this.#n}`;
+  }
+
   /** the clock offset split into whole seconds and ns (0..1e9) */
   #split: { off: bigint; sec: number; ns: number } | null = null;
   #lastSec = -1;
@@ -128,11 +133,10 @@ export class EventEnvelope {
     const timestamp = typeof k === "number" || typeof k === "bigint"
       ? this.wallTime(k)
       : this.#nowText();
-    this.#n++;
     return {
       timestamp,
       type: event.type,
-      event_id: `${this.idPrefix}-${this.#n}`,
+      event_id: this.nextId(),
       host: this.host,
       agent_version: this.agentVersion,
       ...withoutEnvelope(event),

@@ -179,6 +179,19 @@ export class SseHub implements EventBus {
     this.publish(event);
   }
 
+  /** No subscriber is connected: an event published now goes nowhere. */
+  get unwatched(): boolean {
+    return this.#closed || this.#clients.size === 0;
+  }
+
+  /**
+   * Count an event that was published while {@link unwatched} without
+   * building it (the daemon's fast telemetry lines, src/events/telemetry_line.ts).
+   */
+  publishedUnwatched(): void {
+    if (!this.#closed) this.#published++;
+  }
+
   /** Send one event to every subscriber (or queue it for them). Never throws. */
   publish(event: AegisEvent): void {
     if (this.#closed) return;
