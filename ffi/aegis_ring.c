@@ -73,9 +73,17 @@ static int ring_map(struct aegis_ring *r, uint32_t data_sz)
 	return 0;
 }
 
+/*
+ * Edge-triggered: aegis_ring_wait() returns when the kernel woke the ring
+ * since the last wait (a record submitted with a wake-up, or records present
+ * when the ring was opened), not whenever records are waiting. Telemetry is
+ * submitted without a wake-up (bpf/lib/event.h) so that a steady trickle of
+ * it is read in batches at the caller's timeout; level-triggered, any record
+ * left in the ring would end every wait at once.
+ */
 static int ring_epoll(struct aegis_ring *r)
 {
-	struct epoll_event ev = { .events = EPOLLIN };
+	struct epoll_event ev = { .events = EPOLLIN | EPOLLET };
 
 	r->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
 	if (r->epoll_fd < 0)

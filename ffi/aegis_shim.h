@@ -156,7 +156,9 @@ struct aegis_ring *aegis_ring_open(int map_fd, int *err);
 int aegis_ring_drain(struct aegis_ring *ring, uint8_t *out, uint32_t cap, uint32_t *records);
 /* Bytes committed and not yet consumed. */
 int64_t aegis_ring_avail(struct aegis_ring *ring);
-/* Wait until data may be available or timeout_ms passes (epoll).
+/* Wait until the kernel wakes the ring (a record submitted with a wake-up
+ * since the last wait; edge-triggered epoll) or timeout_ms passes. Records
+ * submitted without a wake-up do not end a wait: drain at the timeout.
  * Returns 1 when woken, 0 on timeout, -errno on error. */
 int aegis_ring_wait(struct aegis_ring *ring, int timeout_ms);
 void aegis_ring_close(struct aegis_ring *ring);

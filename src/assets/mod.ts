@@ -116,20 +116,22 @@ async function ensurePrivateDir(dir: string): Promise<void> {
  * copy is there) and return its path.
  */
 export async function extractShim(dir = runtimeDir()): Promise<string> {
-  const bytes = await verified(
-    "libbpf shim",
-    embeddedBytes().then((m) => m.SHIM_BASE64),
-    SHIM.sha256,
-  );
   await ensurePrivateDir(dir);
   const lib = `${dir}/lib`;
   await ensurePrivateDir(lib);
   const path = `${lib}/libaegis_shim-${SHIM.sha256.slice(0, 16)}.so`;
+  // A copy with the recorded hash is the embedded shim: use it without
+  // loading the embedded bytes (a 1 MB module: most of a short command's time)
   try {
     if ((await sha256Hex(await Deno.readFile(path))) === SHIM.sha256) return path;
   } catch (e) {
     if (!(e instanceof Deno.errors.NotFound)) throw e;
   }
+  const bytes = await verified(
+    "libbpf shim",
+    embeddedBytes().then((m) => m.SHIM_BASE64),
+    SHIM.sha256,
+  );
   // Older versions' copies are removed (a process still using one keeps
   // its mapping; unlinking does not disturb it).
   for await (const e of Deno.readDir(lib)) {

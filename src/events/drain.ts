@@ -10,7 +10,8 @@
  *
  * When a tick finds the ring empty, the drain sleeps in the kernel instead
  * of ticking: one nonblocking `wait` (epoll on the ring, off the main
- * thread) returns as soon as a record is committed, or after `idleWaitMs`.
+ * thread) returns as soon as the kernel wakes the ring (a record submitted
+ * with a wake-up: blocks, a ring a quarter full), or after `idleWaitMs`.
  * An idle agent so wakes a few times a second instead of 100 times (host:
  * 3.4 % of a core idle → 0.5 %). A wake-up by a record does not drain at
  * once: the drain waits `batchWindowMs` (default: one interval) so the
@@ -19,7 +20,17 @@
  * one exec_argv record each) woke the agent once per record, and on a
  * one-CPU machine every wake-up preempts the workload (docs/benchmarks.md).
  * While the window runs the kernel sends no further wake-ups (the ring
- * notifies only a consumer that has caught up). `stop()` ends the timer;
+ * notifies only a consumer that has caught up).
+ *
+ * A trickle counts as empty: a tick that took less than `lowWaterBytes`
+ * (default an eighth of the buffer) also sleeps in the kernel. Telemetry
+ * (exec records) is submitted without a wake-up (bpf/lib/event.h), so under
+ * a steady exec loop the drain would otherwise tick every interval for a
+ * handful of records, and each tick's fixed cost (timer, FFI call, sink
+ * write) was most of what the agent cost per exec on a one-CPU guest. The
+ * kernel still wakes the drain at once for a block record and when the ring
+ * is a quarter full, so denials are not delayed and a burst is not dropped;
+ * telemetry may wait up to `idleWaitMs`. `stop()` ends the timer;
  * `settled()` resolves once no wait is left in native code (await it before
  * the ring or the shim is closed).
  *
@@ -67,6 +78,8 @@ export interface DrainOptions {
    * The most an event is delayed by it.
    */
   batchWindowMs?: number;
+  /** A tick that drained fewer bytes than this sleeps as if the ring were empty. */
+  lowWaterBytes?: number;
 }
 
 export class EventDrain implements Disposable {
@@ -91,6 +104,7 @@ export class EventDrain implements Disposable {
   #onFailure?: (e: unknown) => void;
   #idleWaitMs: number;
   #batchWindowMs: number;
+  #lowWater: number;
   #running = false;
   #waiting: Promise<void> | null = null;
   #empty = false;
@@ -105,6 +119,7 @@ export class EventDrain implements Disposable {
     this.#onFailure = opts.onFailure;
     this.#idleWaitMs = opts.idleWaitMs ?? 0;
     this.#batchWindowMs = opts.batchWindowMs ?? this.#intervalMs;
+    this.#lowWater = opts.lowWaterBytes ?? this.#buf.byteLength / 8;
     this.#onRecord = (r) => {
       this.stats.decoded++;
       onRecord(r);
@@ -118,9 +133,14 @@ export class EventDrain implements Disposable {
   /** Drain until empty (or the per-tick cap). Returns records seen. */
   drainNow(): number {
     let total = 0;
+    let totalBytes = 0;
+    let stalled = false; // the consumer is saturated: keep ticking, not sleeping
     this.#empty = false;
     for (let i = 0; i < this.#maxBatches; i++) {
-      if (!this.#ready()) break;
+      if (!this.#ready()) {
+        stalled = true;
+        break;
+      }
       let res;
       try {
         res = this.#ring.drain(this.#buf);
@@ -144,9 +164,11 @@ export class EventDrain implements Disposable {
       }
       this.stats.batches++;
       this.stats.records += records;
+      totalBytes += bytes;
       total += forEachRecord(this.#buf, this.#dv, bytes, this.#onRecord, this.#onError);
       if (bytes < this.#buf.byteLength / 2) break; // ring was (nearly) empty
     }
+    if (!stalled && totalBytes < this.#lowWater) this.#empty = true; // a trickle: sleep
     return total;
   }
 

@@ -43,14 +43,14 @@ Deno.test("drain: ready() false leaves records in the ring", () => {
 
 /** A ring with queued record counts; wait() resolves when a record is pushed or on timeout. */
 function waitableRing() {
-  const queue: number[] = [];
+  const queue: [number, number][] = [];
   let wake: ((v: boolean) => void) | null = null;
   let waits = 0;
   let failWait: Error | null = null;
   const ring = {
     drain: () => {
-      const n = queue.shift() ?? 0;
-      return { bytes: 0, records: n };
+      const [n, bytes] = queue.shift() ?? [0, 0];
+      return { bytes, records: n };
     },
     wait: (ms: number): Promise<boolean> => {
       waits++;
@@ -70,8 +70,8 @@ function waitableRing() {
   } as unknown as NativeRing;
   return {
     ring,
-    push(n: number) {
-      queue.push(n);
+    push(n: number, bytes = 0) {
+      queue.push([n, bytes]);
       wake?.(true);
     },
     get waits() {
@@ -123,6 +123,33 @@ Deno.test("drain: a wake-up drains after the batch window, not per record", asyn
   assert.equal(d.stats.records, 0);
   await new Promise((res) => setTimeout(res, 80));
   assert.equal(d.stats.records, 2, "drained once the window ended");
+  d.stop();
+  r.push(0);
+  await d.settled();
+});
+
+Deno.test("drain: a trickle sleeps in the kernel at once, a full batch ticks again", async () => {
+  const r = waitableRing();
+  const d = new EventDrain(r.ring, () => {}, {
+    bufferBytes: 1024, // low water: 128 bytes
+    intervalMs: 1,
+    idleWaitMs: 5_000,
+    batchWindowMs: 1,
+  });
+  d.start();
+  await new Promise((res) => setTimeout(res, 10));
+  let ticks = d.stats.ticks;
+  r.push(5, 50);
+  await new Promise((res) => setTimeout(res, 40));
+  assert.equal(d.stats.records, 5);
+  assert.equal(d.stats.ticks - ticks, 1, "one drain, then straight back to sleep");
+  assert.equal(d.stats.idleWaits, 2);
+  ticks = d.stats.ticks;
+  r.push(5, 500);
+  await new Promise((res) => setTimeout(res, 40));
+  assert.equal(d.stats.records, 10);
+  assert.equal(d.stats.ticks - ticks, 2, "more may follow: one more tick finds the ring empty");
+  assert.equal(d.stats.idleWaits, 3);
   d.stop();
   r.push(0);
   await d.settled();

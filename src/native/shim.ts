@@ -501,7 +501,11 @@ export class NativeRing implements Disposable {
     return Number(this.#shim.lib.aegis_ring_avail(this.#h));
   }
 
-  /** Wait (off the main thread) until data may be ready; false on timeout. */
+  /**
+   * Wait (off the main thread) until the kernel wakes the ring (edge-
+   * triggered: telemetry submitted without a wake-up does not end it); false
+   * on timeout.
+   */
   async wait(timeoutMs: number): Promise<boolean> {
     const rc = await this.#shim.lib.aegis_ring_wait(this.#h, timeoutMs);
     return this.#shim.check("aegis_ring_wait", rc) === 1;
