@@ -116,4 +116,4 @@ await printTable(
     `×${(m[k] / m.floor).toFixed(2)}  ×${(m[k] / m.generic).toFixed(2)}`,
   ]),
 );
-if (sink === 0) console.log("(no lines?)");
+if (sink === 0) throw new Error("exec_line_bench: no line was written");
