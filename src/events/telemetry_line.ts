@@ -27,6 +27,19 @@ export function telemetryLineWriter(
   cgroups?: CgroupResolver,
 ): (r: KernelRecord) => string | null {
   const fixed = `,"host":${q(envelope.host)},"agent_version":${q(envelope.agentVersion)}`;
+  // an exec_argv record follows its exec record: the process part is built once for both
+  let last: ExecRecord | ExecArgvRecord | null = null;
+  let lastCgPath = "";
+  let lastText = "";
+  const procOf = (r: ExecRecord | ExecArgvRecord): string => {
+    const cgPath = (cgroups ? cgroups.resolve(r.cgid) : null) ?? "";
+    if (last === null || cgPath !== lastCgPath || !sameProcess(last, r)) {
+      last = r;
+      lastCgPath = cgPath;
+      lastText = procText(r, cgPath);
+    }
+    return lastText;
+  };
   return (r) => {
     if (r.kind !== "exec" && r.kind !== "exec_argv") return null;
     if (
@@ -36,15 +49,21 @@ export function telemetryLineWriter(
     if (envelope.clockOffsetNs === null) return null; // stamped with "now": the generic path
     const common = `{"timestamp":"${envelope.wallTime(r.ktimeNs)}","type":"${r.kind}",` +
       `"event_id":"${envelope.nextId()}"${fixed}`;
-    const proc = procText(r, cgroups);
+    const proc = `,"ktime_ns":${r.ktimeNs}${procOf(r)}`;
     if (r.kind === "exec") return `${common}${proc}}`;
     return `${common}${proc}${argvText(r)}}`;
   };
 }
 
-function procText(r: ExecRecord | ExecArgvRecord, cgroups: CgroupResolver | undefined): string {
-  const cgPath = (cgroups ? cgroups.resolve(r.cgid) : null) ?? "";
-  return `,"ktime_ns":${r.ktimeNs},"pid":${r.pid},"tid":${r.tid},"ppid":${r.ppid},` +
+function sameProcess(a: ExecRecord | ExecArgvRecord, b: ExecRecord | ExecArgvRecord): boolean {
+  return a.pid === b.pid && a.tid === b.tid && a.startTime === b.startTime && a.ppid === b.ppid &&
+    a.uid === b.uid && a.parentStartTime === b.parentStartTime && a.cgid === b.cgid &&
+    a.comm === b.comm;
+}
+
+/** The process fields after `ktime_ns`, as procFields() in ./json.ts orders them. */
+function procText(r: ExecRecord | ExecArgvRecord, cgPath: string): string {
+  return `,"pid":${r.pid},"tid":${r.tid},"ppid":${r.ppid},` +
     `"uid":${r.uid},"start_time":${r.startTime},"exec_id":"${r.startTime}-${r.pid}",` +
     `"parent_start_time":${r.parentStartTime},"parent_exec_id":"${r.parentStartTime}-${r.ppid}",` +
     `"cgid":${r.cgid},"cgroup_path":${q(cgPath)},"comm":${q(r.comm)}`;

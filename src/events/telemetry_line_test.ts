@@ -32,8 +32,11 @@ const str = (max: number) =>
 const u32 = () => rnd(2) ? rnd(1000) : 0xffffffff - rnd(3);
 const u53 = () => rnd(2) ? rnd(1e6) : Number.MAX_SAFE_INTEGER - rnd(3);
 
+let previous: Omit<ExecRecord, "kind"> | null = null;
+
+/** A random exec or exec_argv record; half of them of the previous record's process. */
 function randomRecord(): ExecRecord | ExecArgvRecord {
-  const proc = {
+  const proc = previous !== null && rnd(2) ? { ...previous, ktimeNs: u53() } : {
     pid: u32(),
     tid: u32(),
     ppid: u32(),
@@ -44,6 +47,7 @@ function randomRecord(): ExecRecord | ExecArgvRecord {
     comm: str(6),
     ktimeNs: u53(),
   };
+  previous = proc;
   if (rnd(2)) return { kind: "exec", ...proc };
   const argv = Array.from({ length: rnd(5) }, () => str(4));
   return { kind: "exec_argv", ...proc, argv, truncated: rnd(2) === 1, totalBytes: u32() };
