@@ -4,8 +4,9 @@
  * rules into the maps — written into fresh maps, or compared with re-adopted
  * pins and repaired (DaemonPolicy.restore) — then the file given with
  * `run --policy`, unless it is the applied one. What went wrong comes back
- * as blockers; the daemon lets the gate decide what they mean
- * (afterPolicyProblem in gate.ts).
+ * from bringPolicy as blockers; restoreAtStart lets the gate decide what
+ * they mean (afterPolicyProblem in gate.ts). runPolicyReapply is what
+ * SIGHUP does with `run --policy` afterwards.
  *
  * @module
  */
