@@ -4,7 +4,7 @@ import type { ExecRecord } from "../events/decode.ts";
 import { EventEnvelope, eventJson } from "../events/envelope.ts";
 import { recordToEvent } from "../events/json.ts";
 import { telemetryLineWriter } from "../events/telemetry_line.ts";
-import { DaemonBus } from "./daemon.ts";
+import { DaemonBus } from "./outputs.ts";
 
 const exec: ExecRecord = {
   kind: "exec",

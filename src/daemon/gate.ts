@@ -169,11 +169,11 @@ export function policyBlocker(
  * AUDIT_FALLBACK (reason POLICY_APPLY_FAILED); a start that does not
  * enforce anyway goes on as decided.
  */
-export function afterPolicyProblem(
-  decision: GateDecision,
+export function afterPolicyProblem<D extends GateDecision>(
+  decision: D,
   mode: GateMode,
   detail: string,
-): { refuse: true } | { refuse: false; decision: GateDecision } {
+): { refuse: true } | { refuse: false; decision: D } {
   if (!decision.enforcing) return { refuse: false, decision };
   if (mode === "fail-closed") return { refuse: true };
   return {
