@@ -30,6 +30,11 @@ import { parsePolicy } from "../policy/parse.ts";
 import type { FileRuleTarget, RuleVerification } from "../proof/verify.ts";
 import { createPolicyRoutes } from "../control/policy_routes.ts";
 import { createRuleRoutes } from "../control/rule_routes.ts";
+import { createStatsRoutes } from "../control/stats_routes.ts";
+import { createSurvivalRoutes } from "../control/survival_routes.ts";
+import { CgroupPathResolver } from "../events/cgroup_path.ts";
+import type { KernelRecord } from "../events/decode.ts";
+import { BlockTally } from "../metrics/block_tally.ts";
 import { pathRuleEnforcer, UnresolvedWatcher } from "../policy/watch.ts";
 import type { EventBus } from "../contracts.ts";
 
@@ -66,6 +71,9 @@ export class DaemonPolicy {
   /** deny_path lines of policy.applied, parsed again only when the file changes */
   #denyPaths: { stamp: string; rules: FileRuleTarget[] } | null = null;
   readonly live: LiveRules;
+  /** blocks by rule and cgroup, from the records handed to observeBlock() (GET /stats/blocks) */
+  readonly tally = new BlockTally();
+  #cgroupPaths: CgroupPathResolver | null = null;
 
   constructor(o: DaemonPolicyOptions) {
     this.#o = o;
@@ -83,7 +91,23 @@ export class DaemonPolicy {
     return this.#engine.obj.map(name);
   }
 
-  /** The control socket's sub-apps: /rules and /policy. */
+  /**
+   * Count a user-visible kernel record in the block tally (the drain hands
+   * every record that is not the proof's own).
+   */
+  observeBlock(r: KernelRecord): void {
+    this.tally.observe(r);
+  }
+
+  /** A cgroup id's path (for GET /stats/blocks), null when unknown. */
+  #cgroupPath(cgid: string): string | null {
+    const id = BigInt(cgid);
+    if (id > BigInt(Number.MAX_SAFE_INTEGER)) return null;
+    this.#cgroupPaths ??= new CgroupPathResolver();
+    return this.#cgroupPaths.resolve(Number(id));
+  }
+
+  /** The control socket's sub-apps: /rules, /policy, /survival and /stats. */
   mounts(): Record<string, Hono> {
     const lg = log("policy");
     const onError = (what: string, e: unknown) =>
@@ -137,6 +161,16 @@ export class DaemonPolicy {
           ),
         onError,
         verify: this.#o.verifyNow,
+      }),
+      "/survival": createSurvivalRoutes({
+        map: () => this.#maps("aegis_survival_inode"),
+        onError,
+      }),
+      "/stats": createStatsRoutes({
+        tally: this.tally,
+        ruleName: (id) => this.live.ruleName(id, policyText()),
+        cgroupPath: (cgid) => this.#cgroupPath(cgid),
+        onError,
       }),
     };
   }
