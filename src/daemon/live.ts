@@ -35,6 +35,8 @@ import { createSurvivalRoutes } from "../control/survival_routes.ts";
 import { CgroupPathResolver } from "../events/cgroup_path.ts";
 import type { KernelRecord } from "../events/decode.ts";
 import { BlockTally } from "../metrics/block_tally.ts";
+import { totalMatches } from "../metrics/render.ts";
+import type { CanaryResult } from "../policy/canary.ts";
 import { pathRuleEnforcer, UnresolvedWatcher } from "../policy/watch.ts";
 import type { EventBus } from "../contracts.ts";
 
@@ -62,6 +64,11 @@ export interface DaemonPolicyOptions {
    * or `block add`; null when the agent does not verify now.
    */
   verifyNow?: () => Promise<RuleVerification | null>;
+  /**
+   * The enforcement proof's own denies so far (all hooks), taken out of
+   * what `policy apply --canary` counts; absent: counted with the rest.
+   */
+  ownDenies?: () => number;
 }
 
 export class DaemonPolicy {
@@ -161,6 +168,9 @@ export class DaemonPolicy {
           ),
         onError,
         verify: this.#o.verifyNow,
+        canaryCount: () =>
+          Number(totalMatches(this.#maps("aegis_hook_stats"))) - (this.#o.ownDenies?.() ?? 0),
+        onCanary: (result, report, caller) => this.#announceCanary(result, report, caller),
       }),
       "/survival": createSurvivalRoutes({
         map: () => this.#maps("aegis_survival_inode"),
@@ -274,6 +284,33 @@ export class DaemonPolicy {
     });
     this.#o.onRulesChanged?.();
     return r;
+  }
+
+  /** Log and emit the `policy_canary` event (docs/telemetry.md) when a canary watch ended. */
+  #announceCanary(c: CanaryResult, report: PolicyApplyReport, caller: ControlCaller): void {
+    const what = `policy canary ${c.outcome}: ${report.file} (sha256 ${report.sha256}), ` +
+      `${c.denies} denies in ${c.elapsed_ms} ms = ${c.rate_per_s}/s, threshold ` +
+      `${c.threshold_per_s}/s` + (c.rollback ? `; back to ${c.rollback.file}` : "");
+    const lg = log("policy");
+    if (c.outcome === "kept") lg.info(literal(what), { canary: c });
+    else lg.warn(literal(what), { canary: c });
+    this.#o.bus.emit({
+      type: "policy_canary",
+      event_version: 1,
+      outcome: c.outcome,
+      file: report.file,
+      sha256: report.sha256,
+      window_s: c.window_s,
+      threshold_per_s: c.threshold_per_s,
+      denies: c.denies,
+      elapsed_ms: c.elapsed_ms,
+      rate_per_s: c.rate_per_s,
+      rollback: c.rollback,
+      uid: caller.uid,
+      pid: caller.pid,
+      caller_source: callerSource(caller),
+      at_unix: Math.floor(Date.now() / 1000),
+    });
   }
 
   /** Log, emit, watch and re-verify after a successful apply. */
