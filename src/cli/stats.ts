@@ -28,7 +28,8 @@ async function daemonTally(): Promise<BlockTallySnapshot | null> {
   try {
     return await daemonCall<BlockTallySnapshot>("GET", "/stats/blocks");
   } catch (e) {
-    if (e instanceof AegisError && e.code === "HTTP_404") return null;
+    // the control app answers an unknown path 404 NOT_FOUND
+    if (e instanceof AegisError && (e.code === "NOT_FOUND" || e.code === "HTTP_404")) return null;
     throw e;
   }
 }
