@@ -13,7 +13,8 @@
  * @module
  */
 import { type Command, Option } from "@commander-js/extra-typings";
-import { UsageError } from "../errors.ts";
+import { AegisError, UsageError } from "../errors.ts";
+import { hostCompileEnv } from "../policy/host_env.ts";
 import { out, outJson } from "../log.ts";
 import {
   describeRule,
@@ -22,6 +23,7 @@ import {
   type LiveAddResult,
   type LiveRule,
   type LiveRuleRequest,
+  LiveRules,
   MAX_TTL_SECONDS,
   type RuleGroup,
 } from "../policy/live.ts";
@@ -39,8 +41,27 @@ function appliedPolicyText(): string {
   }
 }
 
+/**
+ * Bad input is a usage error before anything is asked or opened, with or
+ * without a daemon (which checks again). File rules are left to the daemon
+ * or the local open: how a path resolves depends on the pinned programs.
+ */
+function checkRequest(req: LiveRuleRequest): void {
+  if (req.kind === "path") return;
+  const env = hostCompileEnv();
+  new LiveRules({
+    maps: () => {
+      throw new AegisError("INTERNAL", "a rule check reads no map");
+    },
+    storePath: `${stateDir()}/live_rules.json`,
+    resolvePath: env.resolvePath,
+    resolveCgroup: env.resolveCgroup,
+  }).resolve(req);
+}
+
 async function addRule(req: LiveRuleRequest, ttl: string | undefined, json?: true): Promise<void> {
   const ttlSeconds = ttl === undefined ? null : parseDuration(ttl, MAX_TTL_SECONDS, "--ttl");
+  checkRequest(req);
   const { value: r } = await daemonOrLocal<
     Partial<Pick<LiveAddResult, "previous_expires" | "expiry">> & {
       rule: LiveRule;

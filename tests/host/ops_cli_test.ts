@@ -112,6 +112,14 @@ Deno.test("ops commands: stats, network stats, cgroup deny, clear and survival t
     // --- without the daemon: the pins
     await agent.stop();
     agent = null;
+    // bad input is a usage error before the pins are opened
+    for (
+      const args of [["--cgroup", "__proto__", "--port", "1"], ["--cgroup", cgid, "--ip", "::g"]]
+    ) {
+      const bad = await cli("cgroup", "deny", "add", ...args, "--json");
+      strictEqual(bad.code, 2, bad.stderr);
+      strictEqual(JsonFailure.parse(bad.json).error.code, "USAGE");
+    }
     const ls = await cli("stats", "--detailed", "--json");
     if (ls.code === 0) {
       const local = StatsJson.parse(ls.json);
