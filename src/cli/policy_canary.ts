@@ -2,10 +2,10 @@
  * `policy apply FILE --canary DURATION [--canary-threshold DENIES_PER_S]`:
  * the daemon runs the watch for a control-socket request (and emits the
  * `policy_canary` event); without a daemon this process runs it on the
- * pins (src/policy/canary.ts; docs/policy.md, "Canary apply"). A rollback
- * (or a crossed threshold another apply made moot) exits 1 with
- * CANARY_ROLLED_BACK (or CANARY_SUPERSEDED), the report and the canary in
- * the error's details.
+ * pins (src/policy/canary.ts; docs/policy.md, "Canary apply"). A crossed
+ * threshold exits 1 with CANARY_ROLLED_BACK, CANARY_SUPERSEDED (another
+ * apply came meanwhile) or CANARY_ROLLBACK_FAILED, the report and the
+ * canary in the error's details.
  *
  * @module
  */
@@ -96,13 +96,17 @@ export async function applyFileWithCanary(
     if (json) outJson({ ...r, via });
     return;
   }
-  const e = new AegisError(
-    c.outcome === "rolled_back" ? "CANARY_ROLLED_BACK" : "CANARY_SUPERSEDED",
-    c.outcome === "rolled_back"
-      ? `${req.file}: ${c.rate_per_s} denies/s is above the canary threshold ` +
-        `${c.threshold_per_s}/s; rolled back to ${c.rollback?.file}`
-      : `${req.file}: ${c.rate_per_s} denies/s is above the canary threshold ` +
-        `${c.threshold_per_s}/s, but another apply replaced it meanwhile: not rolled back`,
-  );
+  const above = `${req.file}: ${c.rate_per_s} denies/s is above the canary threshold ` +
+    `${c.threshold_per_s}/s`;
+  const [code, message] = c.outcome === "rolled_back"
+    ? ["CANARY_ROLLED_BACK", `${above}; rolled back to ${c.rollback?.file}`]
+    : c.outcome === "superseded"
+    ? ["CANARY_SUPERSEDED", `${above}, but another apply replaced it meanwhile: not rolled back`]
+    : [
+      "CANARY_ROLLBACK_FAILED",
+      `${above}, and the rollback was refused (${c.error}): ${req.file} is still applied; ` +
+      `run "aegisbpf policy rollback" or apply a fixed policy`,
+    ];
+  const e = new AegisError(code, message);
   throw Object.assign(e, { details: { ...r, via } });
 }

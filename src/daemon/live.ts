@@ -290,7 +290,8 @@ export class DaemonPolicy {
   #announceCanary(c: CanaryResult, report: PolicyApplyReport, caller: ControlCaller): void {
     const what = `policy canary ${c.outcome}: ${report.file} (sha256 ${report.sha256}), ` +
       `${c.denies} denies in ${c.elapsed_ms} ms = ${c.rate_per_s}/s, threshold ` +
-      `${c.threshold_per_s}/s` + (c.rollback ? `; back to ${c.rollback.file}` : "");
+      `${c.threshold_per_s}/s` + (c.rollback ? `; back to ${c.rollback.file}` : "") +
+      (c.error ? `; the rollback was refused: ${c.error}` : "");
     const lg = log("policy");
     if (c.outcome === "kept") lg.info(literal(what), { canary: c });
     else lg.warn(literal(what), { canary: c });
@@ -306,6 +307,7 @@ export class DaemonPolicy {
       elapsed_ms: c.elapsed_ms,
       rate_per_s: c.rate_per_s,
       rollback: c.rollback,
+      ...(c.error ? { error: c.error } : {}),
       uid: caller.uid,
       pid: caller.pid,
       caller_source: callerSource(caller),

@@ -99,10 +99,16 @@ export async function watchDenyRate(o: CanaryOptions, w: WatchDeps): Promise<Can
 export interface CanaryResult extends CanaryVerdict {
   window_s: number;
   threshold_per_s: number;
-  /** kept: the candidate stays; rolled_back; superseded: another apply came meanwhile */
-  outcome: "kept" | "rolled_back" | "superseded";
+  /**
+   * kept: the candidate stays; rolled_back; superseded: another apply came
+   * meanwhile (not rolled back); rollback_failed: the rollback's apply was
+   * refused (the candidate stays; `error` says why)
+   */
+  outcome: "kept" | "rolled_back" | "superseded" | "rollback_failed";
   /** the rollback's generation switch */
   rollback: { file: string; sha256: string; generation: { from: number; to: number } } | null;
+  /** rollback_failed: the rollback's error */
+  error?: string;
 }
 
 /** The applied policy's body now (null: none applied), what a rollback goes back to. */
@@ -146,7 +152,14 @@ export async function applyWithCanary(
   const back = previous ??
     { file: "(no policy: empty)", bytes: new TextEncoder().encode(EMPTY_POLICY) };
   // the previous body was verified when it was applied: no signature check, no counter
-  const rb = await applyPolicyBytes(deps, { file: back.file, bytes: back.bytes });
+  let rb: PolicyApplyReport;
+  try {
+    rb = await applyPolicyBytes(deps, { file: back.file, bytes: back.bytes });
+  } catch (e) {
+    // a failed apply changes nothing: the candidate still enforces
+    const error = e instanceof Error ? e.message : String(e);
+    return { report, canary: { ...base, outcome: "rollback_failed", rollback: null, error } };
+  }
   w.onApplied?.(rb);
   return {
     report,

@@ -183,3 +183,26 @@ Deno.test("canary: another apply during the window is never undone; --reset and 
     Deno.removeSync(dir, { recursive: true });
   }
 });
+
+Deno.test("canary: a refused rollback leaves the candidate enforcing and says why", async () => {
+  const dir = Deno.makeTempDirSync();
+  try {
+    const { fm, deps } = pipeline(dir);
+    await applyPolicyBytes(deps, { file: "old.conf", bytes: enc(OLD) });
+    const inodes = fm.get("aegis_deny_inode");
+    const r = await applyWithCanary(deps, { file: "new.conf", bytes: enc(NEW) }, {
+      windowSeconds: 10,
+      thresholdPerS: 1,
+    }, {
+      ...fakeWatch(() => 100),
+      // the map refuses every write from the candidate's apply on
+      onApplied: () => inodes.failAfter = 0,
+    });
+    deepStrictEqual([r.canary.outcome, r.canary.rollback], ["rollback_failed", null]);
+    ok(r.canary.error && r.canary.error.length > 0);
+    strictEqual(Deno.readTextFileSync(`${dir}/policy.applied`), NEW, "the candidate is applied");
+    strictEqual(inodes.data.size, 3, "and enforcing");
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
