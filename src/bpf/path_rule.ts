@@ -245,6 +245,7 @@ function parentDir(p: string): string {
   return i <= 0 ? "/" : p.slice(0, i);
 }
 
-function devName(dev: number): string {
+/** "major:minor" of a kernel dev encoding (major << 20 | minor). */
+export function devName(dev: number): string {
   return `${dev >>> 20}:${dev & 0xfffff}`;
 }

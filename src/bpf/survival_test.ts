@@ -1,5 +1,6 @@
 import { deepStrictEqual, strictEqual } from "node:assert/strict";
-import { selectSurvivors } from "./survival.ts";
+import { checkSurvival, listSurvival, runningSurvivors, selectSurvivors } from "./survival.ts";
+import { inodeKey, kernelDev } from "./rule_codec.ts";
 import { cgroup2MountFrom } from "../util/mountinfo.ts";
 
 Deno.test("survival: PID 1 and the named system binaries, deleted ones included", () => {
@@ -31,4 +32,33 @@ Deno.test("cgroup2 mount point from mountinfo (hybrid and pure v2)", () => {
     "/sys/fs/cgroup",
   );
   strictEqual(cgroup2MountFrom("30 1 0:26 / /sys/fs/cgroup rw - tmpfs tmpfs rw\n"), null);
+});
+
+Deno.test("survival: survivors read from a /proc fixture; list and check against the map", () => {
+  const proc = Deno.makeTempDirSync();
+  try {
+    const bin = `${proc}/bash`;
+    Deno.writeTextFileSync(bin, "");
+    for (const [pid, target] of [["1", bin], ["42", bin], ["43", `${proc}/gone`]]) {
+      Deno.mkdirSync(`${proc}/${pid}`);
+      Deno.symlinkSync(target, `${proc}/${pid}/exe`);
+    }
+    Deno.mkdirSync(`${proc}/self`); // not a pid
+    const st = Deno.statSync(bin);
+    const dev = kernelDev(st.dev);
+    const found = runningSurvivors(proc);
+    // pid 43 names "gone", which is not a survivor name (and does not exist)
+    deepStrictEqual(found.map((s) => [s.pid, s.ino]).sort(), [[1, st.ino], [42, st.ino]]);
+    const map = { maxEntries: 8, keys: () => [inodeKey(dev, st.ino!, 0), inodeKey(dev, 1, 0)] };
+    deepStrictEqual(listSurvival(map, found).map((e) => [e.ino, e.exe]), [
+      ["1", null],
+      [String(st.ino), bin],
+    ]);
+    const ok = checkSurvival(map, found);
+    deepStrictEqual([ok.entries, ok.missing.length, ok.stale.length], [2, 0, 1]);
+    const empty = checkSurvival({ maxEntries: 8, keys: () => [] }, found);
+    strictEqual(empty.missing.length, 2);
+  } finally {
+    Deno.removeSync(proc, { recursive: true });
+  }
 });

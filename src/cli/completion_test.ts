@@ -159,7 +159,7 @@ complete -C "aegisbpf policy sign --exp"`,
     const [subs, values, opts] = out.split("==\n").map((b) =>
       b.trim().split("\n").map((l) => l.split("\t")[0])
     );
-    deepStrictEqual(subs, ["add", "del", "help", "list"]);
+    deepStrictEqual(subs, ["add", "clear", "del", "help", "list"]);
     deepStrictEqual(values.sort(), ["any", "tcp", "udp"]);
     deepStrictEqual(opts, ["--expires-in"]);
   } finally {

@@ -8,6 +8,7 @@
  * @module
  */
 import { z } from "zod";
+import { LiveRule } from "../policy/live.ts";
 import { PolicyIssue } from "../policy/model.ts";
 
 /** Any command given `--json` that fails: exit code 1, 2, 3 as without --json. */
@@ -281,6 +282,142 @@ export const SimulateJson = z.object({
   }).strict(),
 }).strict();
 
+/** Who answered: the running daemon, or this process from the pinned maps. */
+const ViaJson = z.enum(["daemon", "local"]);
+
+/** `block|allow|network deny|cgroup deny clear --json`: the live rules deleted. */
+export const RulesClearJson = z.object({
+  ok: z.literal(true),
+  group: z.enum(["block", "allow", "network", "cgroup_deny"]),
+  via: ViaJson,
+  /** the live rules deleted (the policy's rules stay) */
+  deleted: z.array(LiveRule),
+  /** TTL rules the sweep before the clear removed */
+  expired: z.array(LiveRule),
+}).strict();
+export type RulesClearJson = z.infer<typeof RulesClearJson>;
+
+/** One hook's kernel counters (summed over CPUs; the proof's own denies taken out). */
+export const HookCountsJson = z.object({
+  hook: z.string(),
+  invocations: z.number().int(),
+  /** denied or signalled */
+  blocks: z.number().int(),
+  /** a rule matched, only reported (audit mode, emergency disable, break-glass) */
+  audits: z.number().int(),
+}).strict();
+
+/** Blocks of one rule or cgroup, counted from the block events by the running daemon. */
+const TallyRowJson = z.object({ blocks: z.number().int(), audits: z.number().int() });
+
+/** The daemon's count of block events by rule and by cgroup (`stats --detailed`). */
+export const BlockTallyJson = z.object({
+  /** when the daemon started counting (unix seconds) */
+  since_unix: z.number().int(),
+  /** block records counted */
+  records: z.number().int(),
+  by_rule: z.array(
+    TallyRowJson.extend({
+      rule_id: z.number().int(),
+      /** the rule in words (policy line or live rule); null when it no longer exists */
+      rule: z.string().nullable(),
+    }).strict(),
+  ),
+  by_cgroup: z.array(
+    TallyRowJson.extend({ cgid: z.string(), cgroup_path: z.string().nullable() }).strict(),
+  ),
+  /** records of rules and of cgroups beyond the tally's bound (4096 each; never dropped) */
+  other: z.object({ rules: TallyRowJson.strict(), cgroups: TallyRowJson.strict() }).strict(),
+}).strict();
+export type BlockTallyJson = z.infer<typeof BlockTallyJson>;
+
+/** `stats --json` */
+export const StatsJson = z.object({
+  ok: z.literal(true),
+  via: ViaJson,
+  /** denied or signalled, all hooks */
+  blocks: z.number().int(),
+  /** only reported, all hooks */
+  audits: z.number().int(),
+  /** event records lost to a full ring buffer (decisions are unaffected) */
+  ringbuf_drops: z.number().int(),
+  /** event records the kernel submitted */
+  events: z.number().int(),
+  hooks: z.array(HookCountsJson),
+  /** with --detailed, else null */
+  detailed: z.object({
+    ringbuf_drops_per_cpu: z.array(z.number().int()),
+    /** deny rules that matched a survival-allowlisted inode and were let through */
+    survival_allows: z.number().int(),
+    signals_sent: z.number().int(),
+    /** null without a daemon (it counts them from the events it reads) */
+    tally: BlockTallyJson.nullable(),
+  }).strict().nullable(),
+}).strict();
+export type StatsJson = z.infer<typeof StatsJson>;
+
+/** `network stats --json` */
+export const NetworkStatsJson = z.object({
+  ok: z.literal(true),
+  via: ViaJson,
+  blocks: z.number().int(),
+  audits: z.number().int(),
+  /** the network hooks (connect, bind, sendmsg; the tracepoint fallback's connect) */
+  hooks: z.array(HookCountsJson),
+  /** by rule type and action, counted from events by the daemon; null without one */
+  by_type: z.object({
+    block: z.record(z.string(), z.number().int()),
+    audit: z.record(z.string(), z.number().int()),
+  }).strict().nullable(),
+}).strict();
+export type NetworkStatsJson = z.infer<typeof NetworkStatsJson>;
+
+/** One survival allowlist entry. */
+export const SurvivalEntryJson = z.object({
+  /** kernel dev encoding (major << 20 | minor) */
+  dev: z.number().int(),
+  /** "major:minor" */
+  device: z.string(),
+  ino: z.string(),
+  /** a running process's executable with this inode, else null */
+  exe: z.string().nullable(),
+}).strict();
+
+/** `survival list --json` */
+export const SurvivalListJson = z.object({
+  ok: z.literal(true),
+  via: ViaJson,
+  capacity: z.number().int(),
+  entries: z.array(SurvivalEntryJson),
+}).strict();
+export type SurvivalListJson = z.infer<typeof SurvivalListJson>;
+
+/** A running process that the survival allowlist should hold. */
+export const SurvivorJson = z.object({
+  pid: z.number().int(),
+  exe: z.string(),
+  dev: z.number().int(),
+  ino: z.string(),
+}).strict();
+
+/**
+ * `survival verify --json` when every survivor running now is on the
+ * allowlist (else a SURVIVAL_INCOMPLETE failure whose details are this
+ * object without `ok`).
+ */
+export const SurvivalVerifyJson = z.object({
+  ok: z.literal(true),
+  via: ViaJson,
+  entries: z.number().int(),
+  /** survivors running now (pid 1, init, ssh, shells, …: docs/operations.md) */
+  survivors: z.array(SurvivorJson),
+  /** running survivors whose executable's inode is not on the list */
+  missing: z.array(SurvivorJson),
+  /** entries no running survivor has (an exited shell, an upgraded binary): harmless */
+  stale: z.array(SurvivalEntryJson),
+}).strict();
+export type SurvivalVerifyJson = z.infer<typeof SurvivalVerifyJson>;
+
 /** Each output above by its command, for the shipped JSON Schema (build/gen_cli_schemas.ts). */
 export const CLI_JSON_OUTPUTS = {
   "failure": JsonFailure,
@@ -294,4 +431,9 @@ export const CLI_JSON_OUTPUTS = {
   "break-glass token": BreakGlassTokenJson,
   "explain": ExplainJson,
   "simulate": SimulateJson,
+  "rules clear": RulesClearJson,
+  "stats": StatsJson,
+  "network stats": NetworkStatsJson,
+  "survival list": SurvivalListJson,
+  "survival verify": SurvivalVerifyJson,
 } as const;

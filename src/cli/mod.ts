@@ -43,7 +43,12 @@ const COMMAND_FILES: readonly [readonly string[], () => Promise<Adder>][] = [
   [["capabilities"], async () => (await import("./capabilities.ts")).addCapabilitiesCommand],
   [["metrics"], async () => (await import("./metrics.ts")).addMetricsCommand],
   [["policy"], async () => (await import("./policy.ts")).addPolicyCommand],
-  [["block", "allow", "network"], async () => (await import("./rules.ts")).addRuleCommands],
+  [
+    ["block", "allow", "network", "cgroup"],
+    async () => (await import("./rules.ts")).addRuleCommands,
+  ],
+  [["stats"], async () => (await import("./stats.ts")).addStatsCommand],
+  [["survival"], async () => (await import("./survival.ts")).addSurvivalCommand],
   [
     ["emergency-disable", "emergency-enable", "emergency-status", "break-glass"],
     async () => (await import("./emergency.ts")).addEmergencyCommands,

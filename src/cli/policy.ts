@@ -219,6 +219,15 @@ export function addPolicyCommand(program: Command): void {
       "--no-rollback",
       "if the apply fails, keep its partial (never enforced) generation for inspection",
     )
+    .option(
+      "--canary <duration>",
+      "watch the deny rate this long after the apply (30s, 5m; at most 1h) and roll back " +
+        "above --canary-threshold",
+    )
+    .option(
+      "--canary-threshold <denies_per_s>",
+      "with --canary: denies (and audits) per second that roll the apply back (default 1)",
+    )
     .option("--json", "machine-readable output")
     .action(async (file, opts) => {
       let sha = opts.sha256;
@@ -235,18 +244,22 @@ export function addPolicyCommand(program: Command): void {
         }
         sha = m[1];
       }
-      await applyFile(
-        {
-          file,
-          bytes: readPolicyFile(file, "bundle"),
-          sha256: sha,
-          requireSignature: opts.requireSignature,
-          dryRun: opts.dryRun,
-          reset: opts.reset,
-          noRollback: opts.rollback === false,
-        },
-        opts.json,
-      );
+      const canary = opts.canary === undefined && opts.canaryThreshold === undefined
+        ? null
+        : (await import("./policy_canary.ts")).canaryOptions(opts.canary, opts.canaryThreshold);
+      const req: PolicyApplyRequest = {
+        file,
+        bytes: readPolicyFile(file, "bundle"),
+        sha256: sha,
+        requireSignature: opts.requireSignature,
+        dryRun: opts.dryRun,
+        reset: opts.reset,
+        noRollback: opts.rollback === false,
+      };
+      if (canary) {
+        return (await import("./policy_canary.ts")).applyFileWithCanary(req, canary, opts.json);
+      }
+      await applyFile(req, opts.json);
     });
 
   policy.command("rollback")
@@ -474,6 +487,19 @@ export function printVerification(v: RuleVerification | null | undefined): void 
   if (v.unenforced.length > 0) Deno.exitCode = EXIT_UNENFORCED;
 }
 
+/** The body of POST /policy/apply for a request. */
+export function applyBody(req: PolicyApplyRequest): Record<string, unknown> {
+  return {
+    file: req.file,
+    policy_b64: encodeBase64(req.bytes),
+    sha256: req.sha256,
+    require_signature: req.requireSignature,
+    dry_run: req.dryRun,
+    reset: req.reset,
+    no_rollback: req.noRollback,
+  };
+}
+
 /** Apply through the daemon when it runs, else on the pins; print the report. */
 async function applyFile(req: PolicyApplyRequest, json?: true): Promise<void> {
   const { value: report } = await daemonOrLocal<
@@ -481,15 +507,7 @@ async function applyFile(req: PolicyApplyRequest, json?: true): Promise<void> {
   >(
     "POST",
     "/policy/apply",
-    {
-      file: req.file,
-      policy_b64: encodeBase64(req.bytes),
-      sha256: req.sha256,
-      require_signature: req.requireSignature,
-      dry_run: req.dryRun,
-      reset: req.reset,
-      no_rollback: req.noRollback,
-    },
+    applyBody(req),
     async () => {
       try {
         if (req.dryRun) return await applyPolicyBytes(dryRunDeps(), req); // compile only
@@ -506,6 +524,14 @@ async function applyFile(req: PolicyApplyRequest, json?: true): Promise<void> {
     if ((report.verification?.unenforced.length ?? 0) > 0) Deno.exitCode = EXIT_UNENFORCED;
     return outJson(report);
   }
+  printApplyReport(req, report);
+}
+
+/** An apply's report as text (the verification included). */
+export function printApplyReport(
+  req: PolicyApplyRequest,
+  report: PolicyApplyReport & { verification?: RuleVerification | null },
+): void {
   printExpired(report.live.expired);
   const n = Object.values(report.entries).reduce((a, b) => a + b, 0);
   if (report.dry_run) {

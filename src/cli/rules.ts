@@ -1,6 +1,6 @@
 /**
- * Live rule edits: `block`, `allow` and `network deny`, each with `add`,
- * `del` and `list`. An added rule takes effect at once in the live
+ * Live rule edits: `block`, `allow`, `network deny` and `cgroup deny`, each
+ * with `add`, `del`, `list` and `clear` (every live rule of the family). An added rule takes effect at once in the live
  * generation and stays until deleted, until its `--ttl` runs out, or until
  * `policy apply --reset` (a normal `policy apply` carries it over).
  *
@@ -13,7 +13,8 @@
  * @module
  */
 import { type Command, Option } from "@commander-js/extra-typings";
-import { UsageError } from "../errors.ts";
+import { AegisError, UsageError } from "../errors.ts";
+import { hostCompileEnv } from "../policy/host_env.ts";
 import { out, outJson } from "../log.ts";
 import {
   describeRule,
@@ -22,9 +23,11 @@ import {
   type LiveAddResult,
   type LiveRule,
   type LiveRuleRequest,
+  LiveRules,
   MAX_TTL_SECONDS,
   type RuleGroup,
 } from "../policy/live.ts";
+import type { RulesClearJson } from "./json_output.ts";
 import { parseDuration } from "../util/duration.ts";
 import type { RuleVerification } from "../proof/verify.ts";
 import { daemonOrLocal } from "./daemon_or_local.ts";
@@ -38,8 +41,27 @@ function appliedPolicyText(): string {
   }
 }
 
+/**
+ * Bad input is a usage error before anything is asked or opened, with or
+ * without a daemon (which checks again). File rules are left to the daemon
+ * or the local open: how a path resolves depends on the pinned programs.
+ */
+function checkRequest(req: LiveRuleRequest): void {
+  if (req.kind === "path") return;
+  const env = hostCompileEnv();
+  new LiveRules({
+    maps: () => {
+      throw new AegisError("INTERNAL", "a rule check reads no map");
+    },
+    storePath: `${stateDir()}/live_rules.json`,
+    resolvePath: env.resolvePath,
+    resolveCgroup: env.resolveCgroup,
+  }).resolve(req);
+}
+
 async function addRule(req: LiveRuleRequest, ttl: string | undefined, json?: true): Promise<void> {
   const ttlSeconds = ttl === undefined ? null : parseDuration(ttl, MAX_TTL_SECONDS, "--ttl");
+  checkRequest(req);
   const { value: r } = await daemonOrLocal<
     Partial<Pick<LiveAddResult, "previous_expires" | "expiry">> & {
       rule: LiveRule;
@@ -128,12 +150,47 @@ async function listRules(group: RuleGroup, json?: true): Promise<void> {
   );
   if (json) return outJson(r);
   printExpired(r.expired);
-  if (r.rules.length === 0) return out(`no ${group} rules`);
+  if (r.rules.length === 0) return out(`no ${GROUP_WORDS[group]} rules`);
   out("ORIGIN  ID          TTL     RULE");
   for (const x of r.rules) {
     const ttl = x.ttl_remaining_s === null ? "-" : `${x.ttl_remaining_s}s`;
     out(`${x.origin.padEnd(7)} ${String(x.id).padEnd(11)} ${ttl.padEnd(7)} ${x.rule}`);
   }
+}
+
+/** What each family's messages call its rules. */
+const GROUP_WORDS: Record<RuleGroup, string> = {
+  block: "block",
+  allow: "allow",
+  network: "network deny",
+  cgroup_deny: "cgroup deny",
+};
+
+/**
+ * Delete every live rule of a family (`block clear`, …). The policy's
+ * rules stay: they change with `policy apply`.
+ */
+async function clearRules(group: RuleGroup, json?: true): Promise<void> {
+  const { value: r, via } = await daemonOrLocal<{ rules: LiveRule[]; expired: LiveRule[] }>(
+    "POST",
+    "/rules/clear",
+    { group },
+    async () => {
+      using local = await openLocal();
+      const expired = local.live.sweep();
+      return { rules: local.live.delGroup(group), expired };
+    },
+  );
+  if (json) {
+    const o: RulesClearJson = { ok: true, group, via, deleted: r.rules, expired: r.expired };
+    return outJson(o);
+  }
+  printExpired(r.expired);
+  for (const x of r.rules) out(`deleted live rule ${x.id}: ${describeRule(x.spec)}`);
+  out(
+    `${r.rules.length} live ${GROUP_WORDS[group]} rule(s) deleted; the policy's rules stay ` +
+      `(they change with "policy apply")`,
+  );
 }
 
 const TTL_HELP = "remove the rule after this long (30s, 10m, 2h, 1d; bare number: seconds)";
@@ -161,19 +218,49 @@ function networkRequest(o: {
   if (o.ip !== undefined) return { kind: "ip", ip: o.ip };
   if (o.cidr !== undefined) return { kind: "cidr", cidr: o.cidr };
   if (o.ipPort !== undefined) return { kind: "ip_port", ip_port: o.ipPort, protocol: proto };
-  const port = Number(o.port);
-  if (!/^\d{1,5}$/.test(o.port!) || port < 1 || port > 65535) {
-    throw new UsageError(`Invalid port "${o.port}": a number from 1 to 65535`);
-  }
   return {
     kind: "port",
-    port,
+    port: portNumber(o.port!),
     protocol: proto ?? "any",
     direction: (o.direction ?? "egress") as "egress" | "bind" | "both",
   };
 }
 
-/** `block`, `allow`, `network deny`. */
+/** One cgroup-scoped rule from the options (exactly one of --inode, --ip, --port). */
+export function cgroupDenyRequest(o: {
+  cgroup: string;
+  inode?: string;
+  ip?: string;
+  port?: string;
+  protocol?: string;
+  direction?: string;
+}): LiveRuleRequest {
+  const given = [o.inode, o.ip, o.port].filter((v) => v !== undefined).length;
+  if (given !== 1) throw new UsageError("give exactly one of --inode, --ip, --port");
+  if ((o.protocol !== undefined || o.direction !== undefined) && o.port === undefined) {
+    throw new UsageError("--protocol and --direction apply to --port rules only");
+  }
+  if (o.inode !== undefined) return { kind: "cg_inode", cgroup: o.cgroup, inode: o.inode };
+  if (o.ip !== undefined) return { kind: "cg_ip", cgroup: o.cgroup, ip: o.ip };
+  return {
+    kind: "cg_port",
+    cgroup: o.cgroup,
+    port: portNumber(o.port!),
+    protocol: (o.protocol ?? "any") as "tcp" | "udp" | "any",
+    direction: (o.direction ?? "egress") as "egress" | "bind" | "both",
+  };
+}
+
+/** A --port value: 1 to 65535, digits only. */
+function portNumber(text: string): number {
+  const port = Number(text);
+  if (!/^\d{1,5}$/.test(text) || port < 1 || port > 65535) {
+    throw new UsageError(`Invalid port "${text}": a number from 1 to 65535`);
+  }
+  return port;
+}
+
+/** `block`, `allow`, `network deny`, `cgroup deny`. */
 export function addRuleCommands(program: Command): void {
   const block = program.command("block")
     .description("deny opening and executing a file now, without a policy file");
@@ -186,6 +273,8 @@ export function addRuleCommands(program: Command): void {
     .action((path, o) => delRule({ kind: "path", path }, o.json));
   block.command("list").description("file rules: from the policy and live, with TTLs")
     .option("--json", "machine-readable output").action((o) => listRules("block", o.json));
+  block.command("clear").description("delete every live block rule (the policy's rules stay)")
+    .option("--json", "machine-readable output").action((o) => clearRules("block", o.json));
 
   const allow = program.command("allow")
     .description("let a cgroup's processes skip the global deny rules");
@@ -198,27 +287,90 @@ export function addRuleCommands(program: Command): void {
     .action((cgroup, o) => delRule({ kind: "cgroup", cgroup }, o.json));
   allow.command("list").description("allowed cgroups: from the policy and live")
     .option("--json", "machine-readable output").action((o) => listRules("allow", o.json));
+  allow.command("clear").description("delete every live allow rule (the policy's rules stay)")
+    .option("--json", "machine-readable output").action((o) => clearRules("allow", o.json));
 
-  const deny = program.command("network").description("network rules")
-    .command("deny").description("deny connections by address, network, port or address:port");
+  const network = program.command("network").description("network rules and counters");
+  network.command("stats")
+    .description("network blocks: by hook (kernel counters) and by rule type")
+    .option("--json", "machine-readable output")
+    .action(async (o) => (await import("./stats.ts")).networkStats(o.json));
+  const deny = network.command("deny").description(
+    "deny connections by address, network, port or address:port",
+  );
   const netOpts = <T extends Command<[], Record<string, unknown>>>(c: T) =>
     c.option("--ip <ip>", "an exact IPv4 or IPv6 address")
       .option("--cidr <cidr>", "a network, e.g. 10.0.0.0/8 (host bits must be clear)")
       .option("--port <n>", "a port (1-65535)")
-      .addOption(
-        new Option("--protocol <p>", "for --port/--ip-port").choices(["tcp", "udp", "any"]),
-      )
-      .addOption(
-        new Option("--direction <d>", "for --port: egress (connect/send), bind or both")
-          .choices(["egress", "bind", "both"]),
-      )
+      .addOption(protocolOption("for --port/--ip-port"))
+      .addOption(directionOption())
       .option("--ip-port <ip:port>", "1.2.3.4:443 or [2001:db8::1]:443")
       .option("--json", "machine-readable output");
-  netOpts(deny.command("add").description("add a live network deny rule"))
+  familyCommands(deny, "network", netOpts, networkRequest);
+
+  const cgDeny = program.command("cgroup").description("cgroup-scoped rules")
+    .command("deny")
+    .description("deny a file, address or port to one cgroup's processes only (live rules)")
+    .addHelpText(
+      "after",
+      `
+The live form of the policy's cgroup_deny_inode, cgroup_deny_ip and
+cgroup_deny_port sections (docs/policy.md). A rule applies to the processes
+of that cgroup itself, not of its children, and allow_cgroup does not waive it.
+  aegisbpf cgroup deny add --cgroup /system.slice/web.service --port 22 --direction bind
+  aegisbpf cgroup deny add --cgroup cgid:4242 --ip 10.0.0.5 --ttl 1h
+  aegisbpf cgroup deny add --cgroup /app.slice --inode 8388609:1234`,
+    );
+  const cgOpts = <T extends Command<[], Record<string, unknown>>>(c: T) =>
+    c.requiredOption("--cgroup <cgroup>", "cgroup v2 path (/system.slice/x.service) or cgid:N")
+      .option("--inode <dev:ino>", "a file by dev:ino or major:minor:ino (as in the policy)")
+      .option("--ip <ip>", "an exact IPv4 or IPv6 address")
+      .option("--port <n>", "a port (1-65535)")
+      .addOption(protocolOption("for --port"))
+      .addOption(directionOption())
+      .option("--json", "machine-readable output");
+  familyCommands(
+    cgDeny,
+    "cgroup_deny",
+    cgOpts,
+    (o) => cgroupDenyRequest(o as { cgroup: string }),
+  );
+}
+
+/**
+ * `add`, `del`, `list` and `clear` of a family whose rules are given by
+ * options (`withOpts` adds them; `toRequest` reads them).
+ */
+function familyCommands(
+  parent: Command,
+  group: RuleGroup,
+  // deno-lint-ignore no-explicit-any
+  withOpts: (c: any) => Command,
+  toRequest: (o: Record<string, unknown>) => LiveRuleRequest,
+): void {
+  const word = GROUP_WORDS[group];
+  withOpts(parent.command("add").description(`add a live ${word} rule`))
     .option("--ttl <duration>", TTL_HELP)
-    .action((o) => addRule(networkRequest(o), (o as { ttl?: string }).ttl, o.json as true));
-  netOpts(deny.command("del").description("remove a live network deny rule"))
-    .action((o) => delRule(networkRequest(o), o.json as true));
-  deny.command("list").description("network rules: from the policy and live, with TTLs")
-    .option("--json", "machine-readable output").action((o) => listRules("network", o.json));
+    .action((o) => {
+      const opts = o as Record<string, unknown> & { ttl?: string; json?: true };
+      return addRule(toRequest(opts), opts.ttl, opts.json);
+    });
+  withOpts(parent.command("del").description(`remove a live ${word} rule`))
+    .action((o) => {
+      const opts = o as Record<string, unknown> & { json?: true };
+      return delRule(toRequest(opts), opts.json);
+    });
+  parent.command("list").description(`${word} rules: from the policy and live, with TTLs`)
+    .option("--json", "machine-readable output").action((o) => listRules(group, o.json));
+  parent.command("clear").description(`delete every live ${word} rule (the policy's rules stay)`)
+    .option("--json", "machine-readable output").action((o) => clearRules(group, o.json));
+}
+
+function protocolOption(help: string) {
+  return new Option("--protocol <p>", help).choices(["tcp", "udp", "any"]);
+}
+
+function directionOption() {
+  return new Option("--direction <d>", "for --port: egress (connect/send), bind or both")
+    .choices(["egress", "bind", "both"]);
 }

@@ -2,7 +2,9 @@
  * Control-socket routes for policies (docs/control.md: mutations only on the
  * root-only unix socket), mounted at "/policy":
  *   POST   /policy/apply {file, policy_b64, sha256?, require_signature?,
- *                         dry_run?, reset?, no_rollback?} → PolicyApplyReport
+ *                         dry_run?, reset?, no_rollback?, canary?} → PolicyApplyReport
+ *                         (+ `canary`: the watch's outcome, policy/canary.ts; the
+ *                         reply comes when the window is over or the apply rolled back)
  *   GET    /policy/show                        → PolicyShow
  * Thin: the work is in applyPolicyBytes (policy/apply.ts), which the CLI
  * calls directly when no daemon runs. The caller handed to onApplied and
@@ -26,6 +28,7 @@ import {
 } from "../policy/apply.ts";
 import { MAX_FILE_BYTES } from "../policy/parse.ts";
 import type { RuleVerification } from "../proof/verify.ts";
+import { applyWithCanary, type CanaryResult, MAX_CANARY_SECONDS } from "../policy/canary.ts";
 
 export const ApplyPolicyBody = z.strictObject({
   file: z.string().min(1).max(4096),
@@ -35,6 +38,10 @@ export const ApplyPolicyBody = z.strictObject({
   dry_run: z.boolean().optional(),
   reset: z.boolean().optional(),
   no_rollback: z.boolean().optional(),
+  canary: z.strictObject({
+    window_s: z.number().int().min(1).max(MAX_CANARY_SECONDS),
+    threshold_per_s: z.number().min(0).max(1e9),
+  }).optional(),
 });
 export type ApplyPolicyBody = z.infer<typeof ApplyPolicyBody>;
 
@@ -48,6 +55,10 @@ export interface PolicyRoutesDeps {
   onError?: (what: string, e: unknown) => void;
   /** after a successful apply: prove its rules (as RuleRoutesDeps.verify) */
   verify?: () => Promise<RuleVerification | null>;
+  /** the kernel's count of matched operations, for `canary` (absent: canary refused) */
+  canaryCount?: () => number;
+  /** a canary watch ended (kept, rolled back or superseded): the daemon emits policy_canary */
+  onCanary?: (result: CanaryResult, report: PolicyApplyReport, caller: ControlCaller) => void;
 }
 
 /** Largest POST /policy/apply body: a 16 MiB policy in base64 plus the options. */
@@ -65,16 +76,32 @@ export function createPolicyRoutes(deps: PolicyRoutesDeps): Hono {
     } catch {
       throw new ControlHttpError(400, "BAD_REQUEST", "policy_b64 is not base64");
     }
+    const req = {
+      file: body.file,
+      bytes,
+      sha256: body.sha256,
+      requireSignature: body.require_signature,
+      dryRun: body.dry_run,
+      reset: body.reset,
+      noRollback: body.no_rollback,
+    };
     try {
-      const report = await applyPolicyBytes(deps.apply, {
-        file: body.file,
-        bytes,
-        sha256: body.sha256,
-        requireSignature: body.require_signature,
-        dryRun: body.dry_run,
-        reset: body.reset,
-        noRollback: body.no_rollback,
-      });
+      if (body.canary) {
+        if (!deps.canaryCount) {
+          throw new ControlHttpError(400, "BAD_REQUEST", "this agent cannot watch a canary");
+        }
+        const { report, canary } = await applyWithCanary(deps.apply, req, {
+          windowSeconds: body.canary.window_s,
+          thresholdPerS: body.canary.threshold_per_s,
+        }, {
+          count: deps.canaryCount,
+          onApplied: (r) => deps.onApplied?.(r, caller),
+        });
+        deps.onCanary?.(canary, report, caller);
+        const verification = canary.outcome === "kept" ? (await deps.verify?.()) ?? null : null;
+        return c.json({ ...report, canary, verification }, 200);
+      }
+      const report = await applyPolicyBytes(deps.apply, req);
       if (report.dry_run) return c.json(report, 200);
       deps.onApplied?.(report, caller);
       const verification = (await deps.verify?.()) ?? null;

@@ -1,7 +1,7 @@
 import { deepStrictEqual, match, ok, strictEqual } from "node:assert/strict";
 import { encodeBase64 } from "../util/bytes.ts";
 import type { PolicyApplyReport } from "../policy/apply.ts";
-import { fakeMaps, fakeResolvePath } from "../policy/fake_maps_testing.ts";
+import { fakeApplyDeps, fakeMaps, fakeResolvePath } from "../policy/fake_maps_testing.ts";
 import { type LiveRule, LiveRules } from "../policy/live.ts";
 import type { RuleVerification } from "../proof/verify.ts";
 import { createPolicyRoutes } from "./policy_routes.ts";
@@ -219,4 +219,62 @@ Deno.test("verified apply: apply and block add reply after verify(), with its re
     json("POST", { file: "p.pol", policy_b64: b64("version=1\n[deny_path]\n/a\n") }),
   );
   strictEqual((await r2.json()).verification, null, "no verifier: null");
+});
+
+Deno.test("POST /policy/apply with canary: watched, rolled back, announced; bad canary bodies are 400", async () => {
+  const dir = Deno.makeTempDirSync();
+  try {
+    const { fm, deps: apply } = fakeApplyDeps(dir);
+    let n = 0;
+    const outcomes: string[] = [];
+    const applied: string[] = [];
+    const app = createPolicyRoutes({
+      apply,
+      canaryCount: () => (n += 500),
+      onCanary: (c) => outcomes.push(c.outcome),
+      onApplied: (r) => applied.push(r.file),
+    });
+    const post = (body: Record<string, unknown>, a = app) =>
+      a.request("/apply", {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({
+          file: "p.conf",
+          policy_b64: encodeBase64(new TextEncoder().encode("version=1\n[deny_path]\n/a\n")),
+          ...body,
+        }),
+      });
+    const r = await post({ canary: { window_s: 1, threshold_per_s: 10 } });
+    strictEqual(r.status, 200);
+    const b = await r.json();
+    deepStrictEqual([b.canary.outcome, b.canary.crossed, b.verification], [
+      "rolled_back",
+      true,
+      null,
+    ]);
+    deepStrictEqual(outcomes, ["rolled_back"]);
+    deepStrictEqual(applied, ["p.conf", "(no policy: empty)"]);
+    strictEqual(fm.get("aegis_deny_inode").data.size, 0);
+    for (
+      const canary of [
+        { window_s: 0, threshold_per_s: 1 },
+        { window_s: 3601, threshold_per_s: 1 },
+        { window_s: 5, threshold_per_s: -1 },
+        JSON.parse('{"window_s":5,"threshold_per_s":1,"__proto__":1}'),
+        { window_s: 5 },
+        "5s",
+      ]
+    ) {
+      const e = await post({ canary });
+      strictEqual(e.status, 400, JSON.stringify(canary));
+    }
+    const reset = await post({ canary: { window_s: 5, threshold_per_s: 1 }, reset: true });
+    strictEqual(reset.status, 400);
+    match((await reset.json()).error, /--reset/);
+    const noCount = createPolicyRoutes({ apply });
+    strictEqual((await post({ canary: { window_s: 1, threshold_per_s: 1 } }, noCount)).status, 400);
+    deepStrictEqual(outcomes, ["rolled_back"], "no other canary ran");
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
 });

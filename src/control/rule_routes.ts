@@ -1,10 +1,11 @@
 /**
  * Control-socket routes for live rule edits (docs/control.md: mutations only
  * on the root-only unix socket), mounted at "/rules":
- *   GET    /rules?group=block|allow|network  → {rules: ListedRule[], expired}
+ *   GET    /rules?group=block|allow|network|cgroup_deny → {rules: ListedRule[], expired}
  *   POST   /rules  {rule: LiveRuleRequest, ttl_seconds?: number|null}
  *                                             → {rule, renewed, expired}
  *   DELETE /rules  {rule: LiveRuleRequest}    → {rule, expired}
+ *   POST   /rules/clear {group}               → {rules: LiveRule[] (deleted), expired}
  * Thin: the work is in LiveRules (policy/live.ts), which the CLI calls
  * directly when no daemon runs. Every route sweeps expired TTL rules first
  * and returns them in `expired` (and to `onExpired`). The caller handed to
@@ -18,7 +19,14 @@ import { z } from "zod";
 import { callerOf, type ControlCaller } from "./caller.ts";
 import { ControlHttpError, readJsonBody, validate } from "./app.ts";
 import { routeErrors } from "./route_errors.ts";
-import { type LiveRule, LiveRuleRequest, type LiveRules, MAX_TTL_SECONDS } from "../policy/live.ts";
+import {
+  type LiveRule,
+  LiveRuleRequest,
+  type LiveRules,
+  MAX_TTL_SECONDS,
+  RULE_GROUPS,
+  type RuleGroup,
+} from "../policy/live.ts";
 import type { RuleVerification } from "../proof/verify.ts";
 
 export const AddRuleBody = z.strictObject({
@@ -26,6 +34,20 @@ export const AddRuleBody = z.strictObject({
   ttl_seconds: z.number().int().min(1).max(MAX_TTL_SECONDS).nullable().optional(),
 });
 export const DelRuleBody = z.strictObject({ rule: LiveRuleRequest });
+export const ClearRulesBody = z.strictObject({ group: z.enum(RULE_GROUPS) });
+
+/** A `group` query or body value, or a 400 naming the accepted ones. */
+function ruleGroup(v: string): RuleGroup {
+  const g = RULE_GROUPS.find((x) => x === v);
+  if (g === undefined) {
+    throw new ControlHttpError(
+      400,
+      "BAD_REQUEST",
+      `group must be one of ${RULE_GROUPS.join(", ")}`,
+    );
+  }
+  return g;
+}
 
 export interface RuleRoutesDeps {
   live: LiveRules;
@@ -53,10 +75,7 @@ export function createRuleRoutes(deps: RuleRoutesDeps): Hono {
     return expired;
   };
   app.get("/", (c) => {
-    const group = c.req.query("group") ?? "";
-    if (group !== "block" && group !== "allow" && group !== "network") {
-      throw new ControlHttpError(400, "BAD_REQUEST", `group must be block, allow or network`);
-    }
+    const group = ruleGroup(c.req.query("group") ?? "");
     const expired = sweep();
     return c.json({ rules: deps.live.list(group, deps.policyText()), expired }, 200);
   });
@@ -74,6 +93,14 @@ export function createRuleRoutes(deps: RuleRoutesDeps): Hono {
     const rule = deps.live.del(body.rule);
     deps.onChange?.({ action: "del", rule, caller: callerOf(c) });
     return c.json({ rule, expired }, 200);
+  });
+  app.post("/clear", async (c) => {
+    const body = validate(ClearRulesBody, await readJsonBody(c));
+    const expired = sweep();
+    const rules = deps.live.delGroup(body.group);
+    const caller = callerOf(c);
+    for (const rule of rules) deps.onChange?.({ action: "del", rule, caller });
+    return c.json({ rules, expired }, 200);
   });
   app.onError(routeErrors(deps.onError));
   return app;

@@ -48,3 +48,48 @@ Deno.test("POST /rules: the reply has expiry and previous_expires; a re-add with
     Deno.removeSync(dir, { recursive: true });
   }
 });
+
+Deno.test("POST /rules/clear: deletes the group's live rules, reports each; a bad group is a 400", async () => {
+  const dir = Deno.makeTempDirSync();
+  try {
+    const live = new LiveRules({
+      maps: fakeMaps().maps,
+      storePath: `${dir}/live_rules.json`,
+      resolvePath: fakeResolvePath(0x800001, 10),
+      resolveCgroup: () => null,
+      ownerUid: Deno.statSync(dir).uid!,
+    });
+    const changes: string[] = [];
+    const app = createRuleRoutes({
+      live,
+      policyText: () => "",
+      onChange: (c) => changes.push(`${c.action} ${c.rule.id}`),
+    });
+    live.add({ kind: "cg_port", cgroup: "cgid:5", port: 22 });
+    live.add({ kind: "ip", ip: "10.0.0.1" });
+    const req = (body: unknown) =>
+      app.request("/clear", {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify(body),
+      });
+    const r = await req({ group: "cgroup_deny" });
+    strictEqual(r.status, 200);
+    const b = await r.json();
+    deepStrictEqual(b.rules.map((x: { spec: { kind: string } }) => x.spec.kind), ["cg_port"]);
+    deepStrictEqual(changes, [`del ${b.rules[0].id}`]);
+    for (
+      const bad of [{ group: "__proto__" }, { group: "constructor" }, {}, { group: "block", x: 1 }]
+    ) {
+      const e = await req(bad);
+      strictEqual(e.status, 400, JSON.stringify(bad));
+      strictEqual((await e.json()).code, "BAD_REQUEST");
+    }
+    strictEqual(live.rules().length, 1, "the network rule stays");
+    const l = await app.request("/?group=cgroup_deny");
+    deepStrictEqual((await l.json()).rules, []);
+    strictEqual((await app.request("/?group=__proto__")).status, 400);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});

@@ -30,6 +30,13 @@ import { parsePolicy } from "../policy/parse.ts";
 import type { FileRuleTarget, RuleVerification } from "../proof/verify.ts";
 import { createPolicyRoutes } from "../control/policy_routes.ts";
 import { createRuleRoutes } from "../control/rule_routes.ts";
+import { createStatsRoutes } from "../control/stats_routes.ts";
+import { createSurvivalRoutes } from "../control/survival_routes.ts";
+import { CgroupPathResolver } from "../events/cgroup_path.ts";
+import type { KernelRecord } from "../events/decode.ts";
+import { BlockTally } from "../metrics/block_tally.ts";
+import { totalMatches } from "../metrics/render.ts";
+import type { CanaryResult } from "../policy/canary.ts";
 import { pathRuleEnforcer, UnresolvedWatcher } from "../policy/watch.ts";
 import type { EventBus } from "../contracts.ts";
 
@@ -57,6 +64,11 @@ export interface DaemonPolicyOptions {
    * or `block add`; null when the agent does not verify now.
    */
   verifyNow?: () => Promise<RuleVerification | null>;
+  /**
+   * The enforcement proof's own denies so far (all hooks), taken out of
+   * what `policy apply --canary` counts; absent: counted with the rest.
+   */
+  ownDenies?: () => number;
 }
 
 export class DaemonPolicy {
@@ -66,6 +78,9 @@ export class DaemonPolicy {
   /** deny_path lines of policy.applied, parsed again only when the file changes */
   #denyPaths: { stamp: string; rules: FileRuleTarget[] } | null = null;
   readonly live: LiveRules;
+  /** blocks by rule and cgroup, from the records handed to observeBlock() (GET /stats/blocks) */
+  readonly tally = new BlockTally();
+  #cgroupPaths: CgroupPathResolver | null = null;
 
   constructor(o: DaemonPolicyOptions) {
     this.#o = o;
@@ -83,7 +98,23 @@ export class DaemonPolicy {
     return this.#engine.obj.map(name);
   }
 
-  /** The control socket's sub-apps: /rules and /policy. */
+  /**
+   * Count a user-visible kernel record in the block tally (the drain hands
+   * every record that is not the proof's own).
+   */
+  observeBlock(r: KernelRecord): void {
+    this.tally.observe(r);
+  }
+
+  /** A cgroup id's path (for GET /stats/blocks), null when unknown. */
+  #cgroupPath(cgid: string): string | null {
+    const id = BigInt(cgid);
+    if (id > BigInt(Number.MAX_SAFE_INTEGER)) return null;
+    this.#cgroupPaths ??= new CgroupPathResolver();
+    return this.#cgroupPaths.resolve(Number(id));
+  }
+
+  /** The control socket's sub-apps: /rules, /policy, /survival and /stats. */
   mounts(): Record<string, Hono> {
     const lg = log("policy");
     const onError = (what: string, e: unknown) =>
@@ -137,6 +168,19 @@ export class DaemonPolicy {
           ),
         onError,
         verify: this.#o.verifyNow,
+        canaryCount: () =>
+          Number(totalMatches(this.#maps("aegis_hook_stats"))) - (this.#o.ownDenies?.() ?? 0),
+        onCanary: (result, report, caller) => this.#announceCanary(result, report, caller),
+      }),
+      "/survival": createSurvivalRoutes({
+        map: () => this.#maps("aegis_survival_inode"),
+        onError,
+      }),
+      "/stats": createStatsRoutes({
+        tally: this.tally,
+        ruleName: (id) => this.live.ruleName(id, policyText()),
+        cgroupPath: (cgid) => this.#cgroupPath(cgid),
+        onError,
       }),
     };
   }
@@ -240,6 +284,35 @@ export class DaemonPolicy {
     });
     this.#o.onRulesChanged?.();
     return r;
+  }
+
+  /** Log and emit the `policy_canary` event (docs/telemetry.md) when a canary watch ended. */
+  #announceCanary(c: CanaryResult, report: PolicyApplyReport, caller: ControlCaller): void {
+    const what = `policy canary ${c.outcome}: ${report.file} (sha256 ${report.sha256}), ` +
+      `${c.denies} denies in ${c.elapsed_ms} ms = ${c.rate_per_s}/s, threshold ` +
+      `${c.threshold_per_s}/s` + (c.rollback ? `; back to ${c.rollback.file}` : "") +
+      (c.error ? `; the rollback was refused: ${c.error}` : "");
+    const lg = log("policy");
+    if (c.outcome === "kept") lg.info(literal(what), { canary: c });
+    else lg.warn(literal(what), { canary: c });
+    this.#o.bus.emit({
+      type: "policy_canary",
+      event_version: 1,
+      outcome: c.outcome,
+      file: report.file,
+      sha256: report.sha256,
+      window_s: c.window_s,
+      threshold_per_s: c.threshold_per_s,
+      denies: c.denies,
+      elapsed_ms: c.elapsed_ms,
+      rate_per_s: c.rate_per_s,
+      rollback: c.rollback,
+      ...(c.error ? { error: c.error } : {}),
+      uid: caller.uid,
+      pid: caller.pid,
+      caller_source: callerSource(caller),
+      at_unix: Math.floor(Date.now() / 1000),
+    });
   }
 
   /** Log, emit, watch and re-verify after a successful apply. */

@@ -5,9 +5,9 @@
  * real events. docs/telemetry.md describes the fields.
  *
  * Kernel events and state_change are described field by field; the agent's
- * other events (control_change, policy_restored, policy_path_resolved) by
- * their common fields, the rest of each is documented in docs/control.md
- * and docs/engine.md. Every event may carry fields added later (objects are
+ * other events (control_change, policy_restored, policy_path_resolved,
+ * policy_canary) by their common fields, the rest of each is documented in
+ * docs/control.md, docs/engine.md and docs/telemetry.md. Every event may carry fields added later (objects are
  * open), so a consumer never breaks on a new field.
  *
  * @module
@@ -120,7 +120,7 @@ export const ControlChangeEvent = EventEnvelopeFields.extend({
   action: z.string(),
 }).loose();
 export const PolicyEvent = EventEnvelopeFields.extend({
-  type: z.enum(["policy_restored", "policy_path_resolved"]),
+  type: z.enum(["policy_restored", "policy_path_resolved", "policy_canary"]),
 }).loose();
 
 /** Every event line of `--event-format json` and /events. */

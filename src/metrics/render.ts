@@ -232,6 +232,21 @@ export function hookBlocks(hooks: MetricsMap, hook: string): bigint {
   return sumFields(hooks, Number(id), HOOK_STAT.size / 8)[HOOK_STAT.fields.blocks.offset / 8];
 }
 
+/**
+ * Operations a rule matched, every hook and CPU: denied or signalled plus
+ * only reported (audit mode, emergency disable, break-glass). What
+ * `policy apply --canary` watches (src/policy/canary.ts).
+ */
+export function totalMatches(hooks: MetricsMap): bigint {
+  const f = HOOK_STAT.fields;
+  let n = 0n;
+  for (const id of Object.keys(HOOK_NAMES)) {
+    const s = sumFields(hooks, Number(id), HOOK_STAT.size / 8);
+    n += s[f.blocks.offset / 8] + s[f.audits.offset / 8];
+  }
+  return n;
+}
+
 /** A hook's kernel block count without the proof's canary denies (MetricsSources.selfTest). */
 export function visibleBlocks(
   kernel: bigint,

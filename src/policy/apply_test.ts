@@ -7,12 +7,7 @@ import {
 } from "../bpf/abi_gen.ts";
 import { inodeKey, policyValue, ruleValue, u32Key } from "../bpf/rule_codec.ts";
 import { applyCompiled, keyGeneration, MapFullError, RULE_MAPS } from "./generations.ts";
-import {
-  applyPolicyBytes,
-  type PolicyApplyDeps,
-  policyShow,
-  restoreAppliedPolicy,
-} from "./apply.ts";
+import { applyPolicyBytes, policyShow, restoreAppliedPolicy } from "./apply.ts";
 import {
   bundleFileFor,
   isAppliedPolicy,
@@ -22,9 +17,9 @@ import {
 import { type CompiledPolicy, compilePolicy } from "./compile.ts";
 import { parsePolicy } from "./parse.ts";
 import { DEFAULT_RULE_MAP_SIZES, mapSizesFor, readMapSizeRequests } from "./sizing.ts";
-import { fakeMaps, fakeResolvePath } from "./fake_maps_testing.ts";
+import { fakeApplyDeps, fakeMaps, fakeResolvePath } from "./fake_maps_testing.ts";
 import type { ResolvedPath } from "../bpf/path_rule.ts";
-import { LIVE_RULE_ID_BASE, LiveRules } from "./live.ts";
+import { LIVE_RULE_ID_BASE } from "./live.ts";
 import { signBundle } from "./bundle.ts";
 import { addKey, generateKeyPair, type KeyPairBytes } from "./keys.ts";
 import { toHex } from "../util/bytes.ts";
@@ -121,22 +116,7 @@ function pipeline(
   sizes: Record<string, number> = {},
   resolvePath: (p: string) => ResolvedPath = fakeResolvePath(),
 ) {
-  const fm = fakeMaps(sizes);
-  const live = new LiveRules({
-    maps: fm.maps,
-    storePath: `${dir}/live_rules.json`,
-    resolvePath,
-    resolveCgroup: () => null,
-    ownerUid: Deno.statSync(dir).uid!,
-  });
-  const deps: PolicyApplyDeps = {
-    maps: fm.maps,
-    stateDir: dir,
-    keysDir: `${dir}/keys`,
-    compileEnv: { resolvePath, resolveCgroup: () => null },
-    live,
-  };
-  return { fm, live, deps };
+  return fakeApplyDeps(dir, { sizes, resolvePath });
 }
 
 const enc = (s: string) => new TextEncoder().encode(s);

@@ -7,10 +7,9 @@ import assert from "node:assert/strict";
 import { type BundleErrorCode, signBundle, verifyBundle, type VerifyOptions } from "./bundle.ts";
 import { addKey, fingerprint, generateKeyPair, type KeyPairBytes } from "./keys.ts";
 import { readCounter } from "./atomic.ts";
-import { applyPolicyBytes, type PolicyApplyDeps } from "./apply.ts";
+import { applyPolicyBytes } from "./apply.ts";
 import { PolicyRejectedError } from "./store.ts";
-import { fakeMaps, fakeResolvePath } from "./fake_maps_testing.ts";
-import { LiveRules } from "./live.ts";
+import { fakeApplyDeps } from "./fake_maps_testing.ts";
 import { toHex } from "../util/bytes.ts";
 
 const enc = new TextEncoder();
@@ -150,22 +149,7 @@ Deno.test({
   fn: async () => {
     const dir = Deno.makeTempDirSync({ prefix: "aegis-forgery-" });
     try {
-      const fm = fakeMaps();
-      const resolvePath = fakeResolvePath();
-      const live = new LiveRules({
-        maps: fm.maps,
-        storePath: `${dir}/live_rules.json`,
-        resolvePath,
-        resolveCgroup: () => null,
-        ownerUid: 0,
-      });
-      const deps: PolicyApplyDeps = {
-        maps: fm.maps,
-        stateDir: dir,
-        keysDir: `${dir}/keys`,
-        compileEnv: { resolvePath, resolveCgroup: () => null },
-        live,
-      };
+      const { fm, deps } = fakeApplyDeps(dir, { ownerUid: 0 });
       const kp = await generateKeyPair();
       Deno.writeTextFileSync(`${dir}/k.pub`, toHex(kp.publicRaw) + "\n");
       await addKey(`${dir}/k.pub`, deps.keysDir);

@@ -36,6 +36,7 @@ export const NON_DECISION_TYPES = new Set([
   "state_change",
   "control_change",
   "policy_restored",
+  "policy_canary",
   "self_test",
   "log",
   "open",

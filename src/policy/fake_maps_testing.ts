@@ -11,6 +11,8 @@ import { NativeCallError } from "../errors.ts";
 import { toHex } from "../util/bytes.ts";
 import { DEFAULT_RULE_MAP_SIZES } from "./sizing.ts";
 import type { MapName } from "../bpf/abi_gen.ts";
+import type { PolicyApplyDeps } from "./apply.ts";
+import { LiveRules } from "./live.ts";
 
 export class FakeMap {
   readonly name: string;
@@ -91,4 +93,33 @@ export function fakeResolvePath(dev = 5, inoScale = 1): (p: string) => ResolvedP
     p.startsWith("/missing")
       ? { status: "unresolved", path: p, reason: "does not exist (yet)" }
       : { status: "resolved", path: p, canonical: p, dev, ino: p.length * inoScale };
+}
+
+/**
+ * What `policy apply` works on, over fake maps: the maps, the live rules
+ * (store in `dir`, owned by `ownerUid`, default the owner of `dir`) and the
+ * apply deps (state in `dir`, keys in `dir/keys`).
+ */
+export function fakeApplyDeps(dir: string, o: {
+  sizes?: Record<string, number>;
+  resolvePath?: (p: string) => ResolvedPath;
+  ownerUid?: number;
+} = {}): { fm: ReturnType<typeof fakeMaps>; live: LiveRules; deps: PolicyApplyDeps } {
+  const fm = fakeMaps(o.sizes);
+  const resolvePath = o.resolvePath ?? fakeResolvePath();
+  const live = new LiveRules({
+    maps: fm.maps,
+    storePath: `${dir}/live_rules.json`,
+    resolvePath,
+    resolveCgroup: () => null,
+    ownerUid: o.ownerUid ?? Deno.statSync(dir).uid!,
+  });
+  const deps: PolicyApplyDeps = {
+    maps: fm.maps,
+    stateDir: dir,
+    keysDir: `${dir}/keys`,
+    compileEnv: { resolvePath, resolveCgroup: () => null },
+    live,
+  };
+  return { fm, live, deps };
 }

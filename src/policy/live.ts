@@ -39,8 +39,12 @@
  */
 import { z } from "zod";
 import {
+  AEGIS_POL_CGROUP_RULES,
   AEGIS_POL_FILE_RULES,
   AEGIS_POL_NET_RULES,
+  AEGIS_RT_CG_INODE,
+  AEGIS_RT_CG_IP,
+  AEGIS_RT_CG_PORT,
   AEGIS_RT_CIDR,
   AEGIS_RT_INODE,
   AEGIS_RT_IP,
@@ -67,13 +71,22 @@ import {
   protoName,
 } from "../bpf/net_codec.ts";
 import { type ResolvedPath, resolveRulePath } from "../bpf/path_rule.ts";
-import { cgroupKey, inodeKey, policyValue, ruleValue, u32Key } from "../bpf/rule_codec.ts";
+import {
+  cgInodeKey,
+  cgIpKey,
+  cgPortKey,
+  cgroupKey,
+  inodeKey,
+  policyValue,
+  ruleValue,
+  u32Key,
+} from "../bpf/rule_codec.ts";
 import { AegisError, NativeCallError, UsageError } from "../errors.ts";
 import { fromHex, toHex } from "../util/bytes.ts";
 import { writeFileAtomic } from "./atomic.ts";
 import type { CompiledEntry, CompiledPolicy } from "./compile.ts";
 import { BUILTIN_RULE_IDS, keyGeneration, liveGeneration } from "./generations.ts";
-import { formatIp, parseCgroupRef } from "./parse.ts";
+import { formatIp, parseCgroupRef, parseInode } from "./parse.ts";
 
 /** Rule ids of live edits start here (policy rules use their line number). */
 export const LIVE_RULE_ID_BASE = 0x8000_0000;
@@ -129,6 +142,16 @@ export const LiveRuleRequest = z.discriminatedUnion("kind", [
     ip_port: z.string().min(1),
     protocol: z.enum(["tcp", "udp", "any"]).optional(),
   }),
+  // cgroup-scoped denies (the policy's cgroup_deny_* sections, docs/policy.md)
+  z.object({ kind: z.literal("cg_inode"), cgroup: z.string().min(1), inode: z.string().min(1) }),
+  z.object({ kind: z.literal("cg_ip"), cgroup: z.string().min(1), ip: z.string().min(1) }),
+  z.object({
+    kind: z.literal("cg_port"),
+    cgroup: z.string().min(1),
+    port: z.number().int(),
+    protocol: z.enum(["tcp", "udp", "any"]).default("any"),
+    direction: z.enum(["egress", "bind", "both"]).default("egress"),
+  }),
 ]);
 export type LiveRuleRequest = z.input<typeof LiveRuleRequest>;
 
@@ -154,6 +177,27 @@ export const LiveRuleSpec = z.discriminatedUnion("kind", [
     ip: z.string(),
     port: z.number().int().min(1).max(65535),
     protocol: z.enum(["tcp", "udp", "any"]),
+  }),
+  z.object({
+    kind: z.literal("cg_inode"),
+    cgroup: z.string(),
+    cgid: z.string().regex(/^\d+$/),
+    dev: z.number().int().nonnegative(),
+    ino: z.string().regex(/^\d+$/),
+  }),
+  z.object({
+    kind: z.literal("cg_ip"),
+    cgroup: z.string(),
+    cgid: z.string().regex(/^\d+$/),
+    ip: z.string(),
+  }),
+  z.object({
+    kind: z.literal("cg_port"),
+    cgroup: z.string(),
+    cgid: z.string().regex(/^\d+$/),
+    port: z.number().int().min(1).max(65535),
+    protocol: z.enum(["tcp", "udp", "any"]),
+    direction: z.enum(["egress", "bind", "both"]),
   }),
 ]);
 export type LiveRuleSpec = z.infer<typeof LiveRuleSpec>;
@@ -181,11 +225,13 @@ const Store = z.object({
 type Store = z.infer<typeof Store>;
 
 /** Which rules a command family lists. */
-export type RuleGroup = "block" | "allow" | "network";
+export type RuleGroup = "block" | "allow" | "network" | "cgroup_deny";
+export const RULE_GROUPS: readonly RuleGroup[] = ["block", "allow", "network", "cgroup_deny"];
 export const GROUP_KINDS: Record<RuleGroup, readonly LiveRuleSpec["kind"][]> = {
   block: ["path"],
   allow: ["cgroup"],
   network: ["ip", "cidr", "port", "ip_port"],
+  cgroup_deny: ["cg_inode", "cg_ip", "cg_port"],
 };
 export const GROUP_MAPS: Record<RuleGroup, readonly MapName[]> = {
   block: ["aegis_deny_inode"],
@@ -199,6 +245,7 @@ export const GROUP_MAPS: Record<RuleGroup, readonly MapName[]> = {
     "aegis_deny_ip4_port",
     "aegis_deny_ip6_port",
   ],
+  cgroup_deny: ["aegis_cg_deny_inode", "aegis_cg_deny_ip", "aegis_cg_deny_port"],
 };
 
 /** The key and value-shape of a rule spec. */
@@ -223,6 +270,27 @@ function keyOf(spec: LiveRuleSpec, gen: number): { map: MapName; key: Uint8Array
         { ip: parseIp(spec.ip), port: spec.port, proto: netNumber(PROTO_BY_NAME, spec.protocol) },
         gen,
       );
+    case "cg_inode":
+      return {
+        map: "aegis_cg_deny_inode",
+        key: cgInodeKey(BigInt(spec.cgid), spec.dev, BigInt(spec.ino), gen),
+      };
+    case "cg_ip":
+      return {
+        map: "aegis_cg_deny_ip",
+        key: cgIpKey(BigInt(spec.cgid), parseIp(spec.ip).bytes, gen),
+      };
+    case "cg_port":
+      return {
+        map: "aegis_cg_deny_port",
+        key: cgPortKey(
+          BigInt(spec.cgid),
+          spec.port,
+          netNumber(PROTO_BY_NAME, spec.protocol),
+          netNumber(DIR_BY_NAME, spec.direction),
+          gen,
+        ),
+      };
   }
 }
 
@@ -233,12 +301,18 @@ const RULE_TYPE: Record<LiveRuleSpec["kind"], number> = {
   cidr: AEGIS_RT_CIDR,
   port: AEGIS_RT_PORT,
   ip_port: AEGIS_RT_IP_PORT,
+  cg_inode: AEGIS_RT_CG_INODE,
+  cg_ip: AEGIS_RT_CG_IP,
+  cg_port: AEGIS_RT_CG_PORT,
 };
 
 /** aegis_policy switch a rule needs so its hook looks it up. */
 function policyFlagOf(kind: LiveRuleSpec["kind"]): number {
   if (kind === "path") return AEGIS_POL_FILE_RULES;
   if (kind === "cgroup") return 0;
+  // as the compiler sets them for cgroup_deny_* (the cgroup tables have no table bit)
+  if (kind === "cg_inode") return AEGIS_POL_CGROUP_RULES | AEGIS_POL_FILE_RULES;
+  if (kind === "cg_ip" || kind === "cg_port") return AEGIS_POL_CGROUP_RULES | AEGIS_POL_NET_RULES;
   // its table's bit; never AEGIS_POL_NET_TABLES (only a whole apply knows every table)
   return AEGIS_POL_NET_RULES | netTableFlag(RULE_TYPE[kind]);
 }
@@ -263,7 +337,7 @@ export function describeRule(spec: LiveRuleSpec): string {
     case "path":
       return `${spec.path} (inode ${spec.dev}:${spec.ino})`;
     case "cgroup":
-      return spec.cgroup.startsWith("cgid:") ? spec.cgroup : `${spec.cgroup} (cgid:${spec.cgid})`;
+      return cgroupText(spec);
     case "ip":
       return `ip ${spec.ip}`;
     case "cidr":
@@ -273,7 +347,18 @@ export function describeRule(spec: LiveRuleSpec): string {
     case "ip_port":
       return `ip:port ${spec.ip.includes(":") ? `[${spec.ip}]` : spec.ip}:${spec.port}:` +
         spec.protocol;
+    case "cg_inode":
+      return `cgroup ${cgroupText(spec)} inode ${spec.dev}:${spec.ino}`;
+    case "cg_ip":
+      return `cgroup ${cgroupText(spec)} ip ${spec.ip}`;
+    case "cg_port":
+      return `cgroup ${cgroupText(spec)} port ${spec.port}:${spec.protocol}:${spec.direction}`;
   }
+}
+
+/** A rule's cgroup as the operator named it, with its id when named by path. */
+function cgroupText(spec: { cgroup: string; cgid: string }): string {
+  return spec.cgroup.startsWith("cgid:") ? spec.cgroup : `${spec.cgroup} (cgid:${spec.cgid})`;
 }
 
 /**
@@ -404,7 +489,10 @@ export class LiveRules {
   /** Parse, validate and resolve a request; throws UsageError naming what is wrong. */
   resolve(req: LiveRuleRequest): LiveRuleSpec {
     const r = LiveRuleRequest.safeParse(req);
-    if (!r.success) throw new UsageError(`Invalid rule: ${r.error.issues[0]?.message}`);
+    if (!r.success) {
+      const i = r.error.issues[0];
+      throw new UsageError(`Invalid rule: ${i?.path.join(".") || "(rule)"}: ${i?.message}`);
+    }
     const q = r.data;
     switch (q.kind) {
       case "path": {
@@ -417,22 +505,8 @@ export class LiveRules {
         }
         return { kind: "path", path: q.path, dev: res.dev, ino: String(res.ino) };
       }
-      case "cgroup": {
-        let ref;
-        try {
-          ref = parseCgroupRef(q.cgroup);
-        } catch (e) {
-          throw new UsageError((e as Error).message);
-        }
-        if (ref.kind === "cgid") {
-          return { kind: "cgroup", cgroup: q.cgroup, cgid: String(ref.cgid) };
-        }
-        const id = this.#d.resolveCgroup(ref.path);
-        if (id === null) {
-          throw new UsageError(`Cannot allow cgroup "${ref.path}": no such cgroup v2 directory`);
-        }
-        return { kind: "cgroup", cgroup: ref.path, cgid: String(id) };
-      }
+      case "cgroup":
+        return { kind: "cgroup", ...this.#cgroup(q.cgroup, "allow") };
       case "ip":
         return { kind: "ip", ip: formatIp(parseIp(q.ip).bytes) };
       case "cidr": {
@@ -462,7 +536,53 @@ export class LiveRules {
           protocol: protoName(r.proto),
         };
       }
+      case "cg_inode": {
+        const cg = this.#cgroup(q.cgroup, "scope a deny rule to");
+        let inode;
+        try {
+          inode = parseInode(q.inode);
+        } catch (e) {
+          throw new UsageError(`--inode: ${(e as Error).message}`);
+        }
+        return { kind: "cg_inode", ...cg, dev: inode.dev, ino: String(inode.ino) };
+      }
+      case "cg_ip": {
+        const cg = this.#cgroup(q.cgroup, "scope a deny rule to");
+        if (q.ip.includes("/")) {
+          throw new UsageError(
+            `Invalid IP address "${q.ip}": a cgroup rule takes an exact address`,
+          );
+        }
+        return { kind: "cg_ip", ...cg, ip: formatIp(parseIp(q.ip).bytes) };
+      }
+      case "cg_port": {
+        const cg = this.#cgroup(q.cgroup, "scope a deny rule to");
+        const p = parsePort(`${q.port}:${q.protocol}:${q.direction}`);
+        return {
+          kind: "cg_port",
+          ...cg,
+          port: p.port,
+          protocol: protoName(p.proto),
+          direction: dirName(p.dir),
+        };
+      }
     }
+  }
+
+  /** A cgroup reference (path or cgid:N) resolved to its id; UsageError when it is not one. */
+  #cgroup(text: string, verb: string): { cgroup: string; cgid: string } {
+    let ref;
+    try {
+      ref = parseCgroupRef(text);
+    } catch (e) {
+      throw new UsageError((e as Error).message);
+    }
+    if (ref.kind === "cgid") return { cgroup: text, cgid: String(ref.cgid) };
+    const id = this.#d.resolveCgroup(ref.path);
+    if (id === null) {
+      throw new UsageError(`Cannot ${verb} cgroup "${ref.path}": no such cgroup v2 directory`);
+    }
+    return { cgroup: ref.path, cgid: String(id) };
   }
 
   /** The live rules in the store (expired ones included until a sweep). */
@@ -716,6 +836,27 @@ export class LiveRules {
   }
 
   /**
+   * Delete every live rule of `group` (maps and store) and return them; the
+   * policy's rules stay (they change with `policy apply`). Crash-safe as
+   * {@link del}: the store marks them all `deleting` first.
+   */
+  delGroup(group: RuleGroup): LiveRule[] {
+    return this.#withLock(() => {
+      const s = this.#recoverLocked();
+      const inGroup = (r: LiveRule) => GROUP_KINDS[group].includes(r.spec.kind);
+      const gone = s.rules.filter(inGroup);
+      if (gone.length === 0) return [];
+      s.rules = s.rules.map((r) => inGroup(r) ? { ...r, state: "deleting" as const } : r);
+      this.#write(s);
+      const gen = liveGeneration(this.#d.maps);
+      for (const r of gone) this.#unenforce(r, gen);
+      s.rules = s.rules.filter((r) => !inGroup(r));
+      this.#write(s);
+      return gone;
+    });
+  }
+
+  /**
    * At start (after a reboot device and inode numbers are new; files may
    * have been replaced while the agent was down): resolve every path and
    * named-cgroup rule again by the path or cgroup the operator gave, and
@@ -725,7 +866,7 @@ export class LiveRules {
    * writes the rules into the maps as one generation.
    */
   refreshIdentities(): { changed: LiveRule[]; dropped: LiveRule[] } {
-    if (!this.rules().some((r) => r.spec.kind === "path" || r.spec.kind === "cgroup")) {
+    if (!this.rules().some((r) => r.spec.kind === "path" || "cgid" in r.spec)) {
       return { changed: [], dropped: [] };
     }
     return this.#withLock(() => {
@@ -761,7 +902,7 @@ export class LiveRules {
       if (res.dev === spec.dev && String(res.ino) === spec.ino) return spec;
       return { ...spec, dev: res.dev, ino: String(res.ino) };
     }
-    if (spec.kind === "cgroup") {
+    if ("cgid" in spec) {
       let ref;
       try {
         ref = parseCgroupRef(spec.cgroup);
@@ -810,6 +951,21 @@ export class LiveRules {
       for (const r of s.rules) if (shadows.has(r.id)) r.shadows = shadows.get(r.id)!;
       this.#write(s);
     });
+  }
+
+  /**
+   * A rule id in words, as block events carry it: a live rule's description,
+   * a policy rule's line of `policyText` (the applied file), the kernel
+   * switches for id 0; null when no such rule exists now.
+   */
+  ruleName(id: number, policyText: string): string | null {
+    if (id === 0) return "a kernel switch (deny_ptrace, deny_module_load or deny_bpf)";
+    if (id >= LIVE_RULE_ID_BASE) {
+      const r = this.rules().find((x) => x.id === id);
+      return r ? `live rule ${describeRule(r.spec)}` : null;
+    }
+    const text = policyText.split("\n")[id - 1]?.trim();
+    return text ? `line ${id}: ${text}` : null;
   }
 
   /**

@@ -96,9 +96,11 @@ function usage<T>(f: () => T): T {
 }
 
 function parseU64(text: string, what: string): bigint {
-  if (!/^\d{1,20}$/.test(text)) throw new EntryError(`${what} "${text}" is not a decimal number`);
+  if (!/^\d+$/.test(text)) throw new EntryError(`${what} "${text}" is not a decimal number`);
+  if (text.length > 20 || BigInt(text) > U64_MAX) {
+    throw new EntryError(`${what} ${text.slice(0, 40)} does not fit in 64 bits`);
+  }
   const n = BigInt(text);
-  if (n > U64_MAX) throw new EntryError(`${what} ${text} does not fit in 64 bits`);
   return n;
 }
 

@@ -358,6 +358,25 @@ export function withLiveRules(rs: RuleSet, rules: readonly LiveRule[]): RuleSet 
         merged: [],
       });
     };
+    // a cgroup rule on the same cgroup and key takes the policy rule's place, as in the map
+    const cgOver = (
+      m: Map<string, CgRule[]>,
+      key: string,
+      c: { cgroup: string; cgid: string },
+      section: string,
+      text: string,
+    ) => {
+      const rule: CgRule = {
+        cgroup: { cgid: c.cgid, path: c.cgroup.startsWith("/") ? c.cgroup : null },
+        val: {
+          deny: true,
+          protect: false,
+          ref: ref(section, `${c.cgroup} ${text}`),
+          merged: [],
+        },
+      };
+      m.set(key, [...(m.get(key) ?? []).filter((x) => x.cgroup.cgid !== c.cgid), rule]);
+    };
     switch (s.kind) {
       case "path":
         over(rs.inodes, inodeId(s.dev, s.ino), "block", s.path);
@@ -404,6 +423,29 @@ export function withLiveRules(rs: RuleSet, rules: readonly LiveRule[]): RuleSet 
         );
         break;
       }
+      case "cg_inode":
+        cgOver(
+          rs.cgInodes,
+          inodeId(s.dev, s.ino),
+          s,
+          "cgroup_deny_inode",
+          `inode ${s.dev}:${s.ino}`,
+        );
+        break;
+      case "cg_ip": {
+        const ip = parseIp(s.ip);
+        cgOver(rs.cgIps, `${ip.family}:${addrHex(ip.bytes)}`, s, "cgroup_deny_ip", `ip ${s.ip}`);
+        break;
+      }
+      case "cg_port":
+        cgOver(
+          rs.cgPorts,
+          portId(s.port, protoNum(s.protocol), dirNum(s.direction)),
+          s,
+          "cgroup_deny_port",
+          `port ${s.port}:${s.protocol}:${s.direction}`,
+        );
+        break;
     }
     rs.source.live++;
   }

@@ -20,7 +20,8 @@ export interface BundleSigner {
 }
 
 /** `policy.applied`: the body applied now. */
-function appliedFile(stateDir: string): string {
+/** `policy.applied`: the body of the applied policy. */
+export function appliedFile(stateDir: string): string {
   return `${stateDir}/policy.applied`;
 }
 
