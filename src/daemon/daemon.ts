@@ -64,7 +64,13 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
       selfTest,
     });
     const { app, liveness } = await startListeners(opts, views, outputs.hub, cleanups);
-    const { policy, rulePaths } = createPolicy(paths.stateDir, outputs.bus, status, cleanups);
+    const { policy, rulePaths } = createPolicy(
+      paths.stateDir,
+      outputs.bus,
+      status,
+      cleanups,
+      () => selfTest.total,
+    );
     await startControlSocket(paths.controlSocket, app, policy, status, cleanups);
     // 2. break-glass; 3, 4. probes, blockers and the gate
     const breakGlass = (await breakGlassAtStart(paths)).active;
@@ -84,7 +90,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
     const decision = await restoreAtStart(restore, status);
     sighup.reapplyWith(runPolicyReapply(policy, opts, status));
     // 6, 7. events, the posture (the first proof where enforcing), READY
-    const ring = new EventRing({ shim, engine, outputs, rulePaths, status }, cleanups);
+    const ring = new EventRing({ shim, engine, outputs, rulePaths, policy, status }, cleanups);
     const machine = createMachine(outputs.bus, notifier, status);
     const proof = decision.state === "ENFORCE" // the proof only where the kernel is meant to deny
       ? await firstProof(

@@ -14,6 +14,7 @@ import { recordToEvent } from "../events/json.ts";
 import type { RulePathCache } from "../events/rule_paths.ts";
 import { literal, log } from "../log.ts";
 import type { Shim } from "../native/mod.ts";
+import type { DaemonPolicy } from "./live.ts";
 import type { Outputs } from "./outputs.ts";
 import type { Cleanups } from "./shutdown.ts";
 import type { AgentStatus } from "./status.ts";
@@ -29,6 +30,8 @@ export interface EventRingInputs {
   outputs: Outputs;
   /** the rule's path for a file block the kernel gave none (path_source "rule") */
   rulePaths: RulePathCache;
+  /** counts blocks by rule and cgroup (stats --detailed) */
+  policy: Pick<DaemonPolicy, "observeBlock">;
   /** the proofs (own records) and the state machine (a failed read degrades) */
   status: AgentStatus;
 }
@@ -99,6 +102,7 @@ function recordSink(i: EventRingInputs): (r: KernelRecord) => void {
       return;
     }
     netBlocks.observe(r);
+    i.policy.observeBlock(r);
     bus.emitRecord(r, () => recordToEvent(r, resolver, i.rulePaths));
   };
 }

@@ -105,18 +105,22 @@ async function startNarrowListeners(
 /**
  * The policy the control socket edits (src/daemon/live.ts), bound to the
  * engine later; and the rule paths block events name when the kernel
- * gave none.
+ * gave none. `ownDenies`: the proof's denies so far (a canary apply does not
+ * count them).
  */
 export function createPolicy(
   stateDir: string,
   bus: EventBus,
   status: AgentStatus,
   cleanups: Cleanups,
+  ownDenies: () => number,
 ): { policy: DaemonPolicy; rulePaths: RulePathCache } {
   const rulePaths = new RulePathCache(() => policy.fileRuleTargets());
   const policy: DaemonPolicy = new DaemonPolicy({
     stateDir,
     bus,
+    // the proof's own denies are not the policy's: a canary watch leaves them out
+    ownDenies,
     onChange: () => status.rebuild(),
     // the report says what the maps hold: the policy just switched in
     onApplied: (r) => {
