@@ -255,3 +255,15 @@ Deno.test("quota options are checked; small hubs keep working without a reserve"
   assert.equal(d.root_reserved, 8);
   assert.equal(d.max_clients_per_uid, 8);
 });
+
+Deno.test("sse: unwatched while no one subscribes; events counted unbuilt still count as published", async () => {
+  const hub = new SseHub();
+  assert.equal(hub.unwatched, true);
+  hub.publishedUnwatched();
+  assert.equal(hub.stats().published, 1);
+  const reader = hub.subscribe().getReader();
+  assert.equal(hub.unwatched, false, "a subscriber watches");
+  await reader.cancel();
+  hub.close();
+  assert.equal(hub.unwatched, true, "a closed hub sends nothing");
+});
