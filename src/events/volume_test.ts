@@ -1,5 +1,5 @@
 import { deepStrictEqual, strictEqual, throws } from "node:assert/strict";
-import type { FileBlockRecord, NetBlockRecord } from "./decode.ts";
+import { fileBlock, netBlock } from "./records_testing.ts";
 import {
   BLOCK_KEYS,
   type BlockRecord,
@@ -8,53 +8,6 @@ import {
   type VolumeLine,
   type VolumeOptions,
 } from "./volume.ts";
-
-function fileBlock(over: Partial<FileBlockRecord> = {}): FileBlockRecord {
-  return {
-    kind: "file_block",
-    pid: 100,
-    tid: 100,
-    ppid: 1,
-    uid: 0,
-    cgid: 42,
-    startTime: 5,
-    parentStartTime: 1,
-    comm: "cat",
-    ktimeNs: 1_000,
-    action: 1,
-    hook: 0,
-    ruleId: 7,
-    ino: 99,
-    dev: 8,
-    ruleFlags: 0,
-    path: "/etc/shadow",
-    ...over,
-  };
-}
-
-function netBlock(over: Partial<NetBlockRecord> = {}): NetBlockRecord {
-  return {
-    kind: "net_block",
-    pid: 200,
-    tid: 200,
-    ppid: 1,
-    uid: 0,
-    cgid: 42,
-    startTime: 5,
-    parentStartTime: 1,
-    comm: "curl",
-    ktimeNs: 1_000,
-    action: 1,
-    hook: 3,
-    ruleId: 9,
-    family: 2,
-    addr: "10.0.0.1",
-    port: 443,
-    proto: 6,
-    ruleType: 3,
-    ...over,
-  };
-}
 
 /** A volume over a fake clock (ms), advanced by hand. */
 function volume(o: Omit<VolumeOptions, "now">) {
