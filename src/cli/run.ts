@@ -11,6 +11,8 @@ import type { FileHookChoice } from "../bpf/engine.ts";
 import { UsageError } from "../errors.ts";
 import { parseLogFileGroup, parseLogFileMode } from "../events/file_perms.ts";
 import { EVENT_FORMATS, type EventFormat } from "../events/format.ts";
+import { MAX_DEDUP_WINDOW_SECONDS, MAX_SAMPLE_RATE } from "../events/volume.ts";
+import { parseDuration } from "../util/duration.ts";
 
 export { pinRoot } from "../daemon/daemon.ts";
 
@@ -39,6 +41,24 @@ export function parseProofInterval(v: string): number {
     throw new UsageError(`--proof-interval "${v}": must be whole seconds from 0 (off) to 86400`);
   }
   return n;
+}
+
+/** `--event-sample-rate`: a whole number 1..MAX_SAMPLE_RATE (1 = every event). */
+export function parseSampleRate(v: string): number {
+  const n = Number(v);
+  if (!/^\d{1,7}$/.test(v.trim()) || n < 1 || n > MAX_SAMPLE_RATE) {
+    throw new UsageError(
+      `--event-sample-rate "${v}": write a whole number from 1 (every event, the default) ` +
+        `to ${MAX_SAMPLE_RATE} (1 in N block events of each rule)`,
+    );
+  }
+  return n;
+}
+
+/** `--event-dedup-window`: "off", or a duration of 1 s to an hour (src/util/duration.ts). */
+export function parseDedupWindow(v: string): number | "off" {
+  if (v.trim() === "off") return "off";
+  return parseDuration(v, MAX_DEDUP_WINDOW_SECONDS, "--event-dedup-window");
 }
 
 /** What the run command starts: the daemon (tests wrap it to inject faults). */
@@ -129,6 +149,19 @@ export function addRunCommand(program: Command, start: DaemonRunner = runDaemon)
     )
     .addOption(
       new Option(
+        "--event-sample-rate <N>",
+        "write 1 in N deny/audit events of each rule (the first included); counters count all",
+      ).env("AEGIS_EVENT_SAMPLE_RATE").argParser(parseSampleRate).default(1),
+    )
+    .addOption(
+      new Option(
+        "--event-dedup-window <duration|off>",
+        "fold repeats of a block event within this window (e.g. 1s) into a count on the next " +
+          "line (off by default)",
+      ).env("AEGIS_EVENT_DEDUP_WINDOW").argParser(parseDedupWindow).default("off" as const),
+    )
+    .addOption(
+      new Option(
         "--log-file-mode <mode>",
         "mode of the --log file: 0600 (default), 0640 or 0660 (never more; others get nothing)",
       ).env("AEGIS_EVENT_LOG_FILE_MODE").argParser(parseLogFileMode),
@@ -195,6 +228,10 @@ policy apply, rule edits) only on the root-only socket
           eventFormat: opts.eventFormat as EventFormat,
           logFileMode: opts.logFileMode,
           logFileGid: opts.logFileGroup,
+          eventSampleRate: opts.eventSampleRate,
+          eventDedupWindowSeconds: opts.eventDedupWindow === "off"
+            ? undefined
+            : opts.eventDedupWindow,
           denyRateThreshold: opts.denyRateThreshold,
           proofIntervalSeconds: opts.proofInterval,
           policy: opts.policy,

@@ -1,7 +1,9 @@
 /**
  * Start order step 7, the event half (docs/architecture.md, "The event
  * path"): the engine's ring buffer drained into the bus. The proof's own
- * denies become self_test events; every other record is an event. A ring
+ * denies become self_test events; every other record is an event, block
+ * events thinned by the volume controls after every counter saw them
+ * (src/events/volume.ts; docs/telemetry.md, "Event volume controls"). A ring
  * that cannot be opened or read degrades the posture (enforcement is in
  * the kernel and goes on); it does not stop the agent.
  *
@@ -10,8 +12,14 @@
 import { type Engine, MAP_EVENTS } from "../bpf/engine.ts";
 import type { KernelRecord } from "../events/decode.ts";
 import { EventDrain } from "../events/drain.ts";
-import { recordToEvent } from "../events/json.ts";
+import { type CgroupResolver, recordToEvent, type RulePaths } from "../events/json.ts";
 import type { RulePathCache } from "../events/rule_paths.ts";
+import {
+  type BlockRecord,
+  isBlockRecord,
+  volumeFields,
+  type VolumeLine,
+} from "../events/volume.ts";
 import { literal, log } from "../log.ts";
 import type { Shim } from "../native/mod.ts";
 import type { DaemonPolicy } from "./live.ts";
@@ -36,10 +44,15 @@ export interface EventRingInputs {
   status: AgentStatus;
 }
 
+/** How often windows that ended are looked for (a folded count is written at most this late). */
+const SWEEP_MS = 250;
+
 /** The ring and its drain; nothing is read before start(). */
 export class EventRing {
   #drain: EventDrain | null = null;
   #broken = false;
+  #sweep: (() => void) | null = null;
+  #sweepTimer: ReturnType<typeof setInterval> | undefined;
   /** the ring could not be opened: no events */
   readonly problem: RingProblem | null = null;
 
@@ -60,10 +73,18 @@ export class EventRing {
         },
       });
       this.#drain = drain;
+      const { volume } = i.outputs;
+      const write = volumeWriter(i.outputs, i.rulePaths);
+      if (volume.dedupWindowMs !== null) {
+        this.#sweep = () => volume.sweep().forEach(write);
+      }
       cleanups.push(async () => {
+        clearInterval(this.#sweepTimer);
         drain.stop();
         // a wait still in native code must return before the ring and the shim close
         await drain.settled();
+        // the counts still folded are written before the sink closes: none is lost
+        volume.flushAll().forEach(write);
       });
     } catch (e) {
       this.problem = {
@@ -87,12 +108,28 @@ export class EventRing {
 
   start(): void {
     this.#drain?.start();
+    if (this.#drain && this.#sweep && this.#sweepTimer === undefined) {
+      this.#sweepTimer = setInterval(this.#sweep, SWEEP_MS);
+    }
   }
 }
 
-/** Each record onto the bus. */
-function recordSink(i: EventRingInputs): (r: KernelRecord) => void {
-  const { bus, netBlocks, cgroups: resolver } = i.outputs;
+/** What {@link recordSink} reads and feeds. */
+export interface SinkInputs {
+  outputs: Pick<Outputs, "bus" | "netBlocks" | "volume"> & { cgroups: CgroupResolver };
+  rulePaths: RulePaths;
+  policy: Pick<DaemonPolicy, "observeBlock">;
+  status: { readonly proofs: Pick<NonNullable<AgentStatus["proofs"]>, "isOwnRecord"> | null };
+}
+
+/**
+ * Each record onto the bus. Every counter sees every record first; only
+ * then are block events thinned (sampled out or folded) when the volume
+ * controls are on.
+ */
+export function recordSink(i: SinkInputs): (r: KernelRecord) => void {
+  const { bus, netBlocks, cgroups: resolver, volume } = i.outputs;
+  const write = volumeWriter(i.outputs, i.rulePaths);
   return (r) => {
     if (i.status.proofs?.isOwnRecord(r)) {
       // the proof's own deny (a canary, or a user rule verified from the canary
@@ -103,6 +140,24 @@ function recordSink(i: EventRingInputs): (r: KernelRecord) => void {
     }
     netBlocks.observe(r);
     i.policy.observeBlock(r);
+    if (volume.active && isBlockRecord(r)) {
+      const line = volume.offer(r);
+      if (line !== null) write(line);
+      return;
+    }
     bus.emitRecord(r, () => recordToEvent(r, resolver, i.rulePaths));
   };
+}
+
+/** A line the volume controls let through: the event with its `sample_rate`, `folded`. */
+function volumeWriter(
+  o: SinkInputs["outputs"],
+  rulePaths: RulePaths,
+): (line: VolumeLine<BlockRecord>) => void {
+  const wallTime = (k: BlockRecord["ktimeNs"]) => o.bus.envelope.wallTime(k);
+  return (line) =>
+    o.bus.emit({
+      ...recordToEvent(line.item, o.cgroups, rulePaths),
+      ...volumeFields(line, o.volume.sampleRate, wallTime),
+    });
 }

@@ -33,6 +33,10 @@ export interface DaemonOptions {
   logFileMode?: number;
   /** `--log-file-group` as a gid; the group is left alone when absent */
   logFileGid?: number;
+  /** `--event-sample-rate`: 1 in N block events of each rule written (default 1: all) */
+  eventSampleRate?: number;
+  /** `--event-dedup-window`, seconds: repeated block events folded (absent: off) */
+  eventDedupWindowSeconds?: number;
   /** denies per second (10 s average) above which the posture is DEGRADED */
   denyRateThreshold?: number;
   /** seconds between enforcement proofs (default 30); 0 = off (warned) */

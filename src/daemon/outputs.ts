@@ -13,6 +13,7 @@ import { type Envelope, EventEnvelope } from "../events/envelope.ts";
 import { telemetryLineWriter } from "../events/telemetry_line.ts";
 import { eventLineWriter } from "../events/format.ts";
 import { type EventSink, openSink } from "../events/sink.ts";
+import { BLOCK_KEYS, type BlockRecord, EventVolume } from "../events/volume.ts";
 import { SseHub } from "../http/sse.ts";
 import { literal, log } from "../log.ts";
 import { NetBlockCounter } from "../metrics/render.ts";
@@ -76,11 +77,21 @@ export interface Outputs {
   netBlocks: NetBlockCounter;
   /** cgroup id → path in events */
   cgroups: CgroupPathResolver;
+  /** block event sampling and dedup (`--event-sample-rate`, `--event-dedup-window`) */
+  volume: EventVolume<BlockRecord>;
 }
 
 /** Open the sink (closed at shutdown), the hub and the bus. */
 export function openOutputs(
-  opts: Pick<DaemonOptions, "log" | "logFileMode" | "logFileGid" | "eventFormat">,
+  opts: Pick<
+    DaemonOptions,
+    | "log"
+    | "logFileMode"
+    | "logFileGid"
+    | "eventFormat"
+    | "eventSampleRate"
+    | "eventDedupWindowSeconds"
+  >,
   cleanups: Cleanups,
 ): Outputs {
   const lg = log("run");
@@ -107,7 +118,12 @@ export function openOutputs(
     new SinkTarget(sink, eventLineWriter(opts.eventFormat ?? "json", envelope)),
     hub,
   ], fast);
-  return { sink, hub, bus, netBlocks: new NetBlockCounter(), cgroups };
+  const volume = new EventVolume<BlockRecord>({
+    sampleRate: opts.eventSampleRate ?? 1,
+    dedupWindowMs: opts.eventDedupWindowSeconds ? opts.eventDedupWindowSeconds * 1000 : null,
+    now: () => performance.now(),
+  }, BLOCK_KEYS);
+  return { sink, hub, bus, netBlocks: new NetBlockCounter(), cgroups, volume };
 }
 
 /** The sink as a bus target: one line per event, in the operator's format. */

@@ -88,6 +88,7 @@ function metrics(s: ViewSources, detailed: boolean): Promise<string> {
       emitted: outputs.bus.emitted,
       sinkDropped: outputs.sink.stats.dropped,
       sinkWritten: outputs.sink.stats.written,
+      volume: outputs.volume.stats,
     },
     netBlocks: outputs.netBlocks.counts,
     sse: { droppedClients: sseDropped(outputs.hub) },

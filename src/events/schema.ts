@@ -56,6 +56,18 @@ const BlockFields = ProcFields.extend({
   rule_id: U32,
 });
 
+/** What the volume controls add to a block event line (docs/telemetry.md, "Event volume controls"). */
+const VolumeFields = {
+  sample_rate: z.int().min(2).max(1_000_000).optional().describe(
+    "--event-sample-rate N: this line is 1 of N events of its rule (absent when every event is written)",
+  ),
+  folded: z.int().min(1).optional().describe(
+    "--event-dedup-window: events of the same key folded into this line, not written themselves",
+  ),
+  folded_since: z.string().regex(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z$/).optional()
+    .describe("the time of the first folded event (with folded)"),
+};
+
 export const ExecEvent = ProcFields.extend({ type: z.literal("exec") }).loose();
 export const ExecArgvEvent = ProcFields.extend({
   type: z.literal("exec_argv"),
@@ -76,7 +88,10 @@ const FileBlockFields = BlockFields.extend({
   path: z.string().optional().describe("absent when neither the kernel nor the rule gives one"),
   path_source: z.enum(["kernel", "rule", "none"]),
 });
-export const FileBlockEvent = FileBlockFields.extend({ type: z.literal("block") }).loose();
+export const FileBlockEvent = FileBlockFields.extend({
+  type: z.literal("block"),
+  ...VolumeFields,
+}).loose();
 export const SelfTestEvent = BlockFields.extend({
   type: z.literal("self_test"),
   self_test: z.literal(true),
@@ -92,12 +107,14 @@ export const NetBlockEvent = BlockFields.extend({
   remote_port: z.int().min(0).max(65535).optional(),
   local_port: z.int().min(0).max(65535).optional(),
   rule_type: z.string(),
+  ...VolumeFields,
 }).loose();
 export const KernelBlockEvent = BlockFields.extend({
   type: z.enum(["kernel_ptrace_block", "kernel_module_block", "kernel_bpf_block", "kernel_block"]),
   target_pid: U32,
   detail: U32,
   rule_type: z.string(),
+  ...VolumeFields,
 }).loose();
 export const StateChangeEvent = EventEnvelopeFields.extend({
   type: z.literal("state_change"),

@@ -297,7 +297,12 @@ function daemonSources(perfSloPath: string, maps = fakeMaps()): MetricsSources {
     enforceCapable: false,
     blockers: ["POLICY_RESTORE_FAILED"],
     emergency: { active: true, transitions: 4, stormActive: false },
-    events: { emitted: 1000, sinkDropped: 10, sinkWritten: 990 },
+    events: {
+      emitted: 1000,
+      sinkDropped: 10,
+      sinkWritten: 990,
+      volume: { sampledOut: 21, folded: 22, untracked: 23 },
+    },
     netBlocks: net.counts,
     sse: { droppedClients: 2 },
     unresolvedPaths: 3,
@@ -404,6 +409,9 @@ Deno.test("render: every docs/telemetry.md name, well-formed, kernel counters su
       strictEqual(get(p, "aegisbpf_events_sink_dropped_total"), 10);
       strictEqual(get(p, "aegisbpf_events_published_total"), 1000);
       strictEqual(get(p, "aegisbpf_events_written_total"), 990);
+      strictEqual(get(p, "aegisbpf_events_sampled_out_total"), 21);
+      strictEqual(get(p, "aegisbpf_events_folded_total"), 22);
+      strictEqual(get(p, "aegisbpf_events_dedup_untracked_total"), 23);
       strictEqual(get(p, "aegisbpf_sse_clients_dropped_total"), 2);
       strictEqual(get(p, "aegisbpf_policy_unresolved_paths"), 3);
       strictEqual(get(p, "aegisbpf_perf_slo_gate_pass"), 1);

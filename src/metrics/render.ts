@@ -71,7 +71,13 @@ export interface MetricsSources {
    * records after decoding, state_change, control_change); the sink's
    * dropped and (optionally) written lines (EventSink.stats).
    */
-  events: { emitted: number; sinkDropped: number; sinkWritten?: number } | null;
+  events: {
+    emitted: number;
+    sinkDropped: number;
+    sinkWritten?: number;
+    /** block events the volume controls kept off the lines (src/events/volume.ts) */
+    volume?: { sampledOut: number; folded: number; untracked: number };
+  } | null;
   /** Network blocks by action and rule type, counted from events (NetBlockCounter). */
   netBlocks?: Readonly<Record<BlockAction, Readonly<Record<string, number>>>> | null;
   /** /events subscribers cut off for being too slow. */
@@ -525,6 +531,26 @@ export async function renderMetrics(src: MetricsSources, opts: RenderOptions): P
       x.sample("aegisbpf_events_written_total", src.events.sinkWritten);
     }
     x.sample("aegisbpf_events_sink_dropped_total", src.events.sinkDropped);
+  }
+  x.declare(
+    "aegisbpf_events_sampled_out_total",
+    "counter",
+    "Block events not written because --event-sample-rate left them out (still counted).",
+  );
+  x.declare(
+    "aegisbpf_events_folded_total",
+    "counter",
+    "Block events written only as a count (folded) on another line (--event-dedup-window).",
+  );
+  x.declare(
+    "aegisbpf_events_dedup_untracked_total",
+    "counter",
+    "Block events written unfolded because the dedup table was full.",
+  );
+  if (src.events?.volume) {
+    x.sample("aegisbpf_events_sampled_out_total", src.events.volume.sampledOut);
+    x.sample("aegisbpf_events_folded_total", src.events.volume.folded);
+    x.sample("aegisbpf_events_dedup_untracked_total", src.events.volume.untracked);
   }
   x.declare(
     "aegisbpf_sse_clients_dropped_total",

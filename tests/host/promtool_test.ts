@@ -125,7 +125,12 @@ Deno.test({
         enforceCapable: true,
         blockers: [],
         emergency: { active: false, transitions: 2, stormActive: false },
-        events: { emitted: 10, sinkDropped: 0, sinkWritten: 10 },
+        events: {
+          emitted: 10,
+          sinkDropped: 0,
+          sinkWritten: 10,
+          volume: { sampledOut: 1, folded: 2, untracked: 0 },
+        },
         netBlocks: new NetBlockCounter().counts,
         sse: { droppedClients: 0 },
         unresolvedPaths: 1,
