@@ -44,22 +44,6 @@
 #include "lib/inode.h"
 #include "lib/net.h"
 
-#define AEGIS_SIGINT 2
-#define AEGIS_SIGKILL 9
-#define AEGIS_SIGTERM 15
-
-/* The action a signal number stands for; AUDIT for 0 or anything else. */
-static __always_inline __u8 aegis_signal_action(__u64 sig)
-{
-	if (sig == AEGIS_SIGKILL)
-		return AEGIS_ACT_KILL;
-	if (sig == AEGIS_SIGTERM)
-		return AEGIS_ACT_TERM;
-	if (sig == AEGIS_SIGINT)
-		return AEGIS_ACT_INT;
-	return AEGIS_ACT_AUDIT;
-}
-
 /*
  * A rule matched on an observe-only hook: signal the current process when
  * the signal fallback is armed and the mode enforces, else only report.

@@ -11,6 +11,7 @@
  *    READING_MODULE (finit_module) and lsm/kernel_load_data with
  *    LOADING_MODULE (init_module). Both run before the module is read.
  *  - deny_bpf (AEGIS_POL_DENY_BPF): lsm/bpf denies every bpf() command.
+ * A deny here never sends a signal (run --enforce-signal; docs/engine.md).
  * The agent's own cgroup and globally allowed cgroups are never denied (the
  * agent must keep using bpf()); the survival allowlist is by inode and does
  * not apply here. Records: AEGIS_EV_KERNEL_BLOCK.
@@ -72,7 +73,7 @@ static __always_inline int aegis_kernel_decide(__u32 hook, __u64 pol, __u8 rule_
 		return 0;
 	if (aegis_cgroup_allowed(hc.gen))
 		return aegis_hook_allow(&hc);
-	action = aegis_verdict(&hc);
+	action = aegis_verdict_quiet(&hc);
 	aegis_emit_kernel_block(&hc, action, rule_type, target_pid, detail);
 	return aegis_action_rc(action);
 }

@@ -56,7 +56,9 @@ enum aegis_counter {
 	AEGIS_CNT_EVENTS = 1,        /* records submitted */
 	AEGIS_CNT_FILE_DENY = 2,     /* lsm/file_open returned -EPERM */
 	AEGIS_CNT_SURVIVAL_ALLOW = 3, /* a deny rule matched a survival-allowlisted inode */
-	AEGIS_CNT_SIGNAL_SENT = 4,   /* signal fallback: bpf_send_signal() sent */
+	AEGIS_CNT_SIGNAL_SENT = 4,   /* bpf_send_signal() sent: signal fallback, or with a deny */
+	AEGIS_CNT_KILL_ESCALATION = 5, /* of those, SIGKILLs sent by kill escalation */
+	AEGIS_CNT_SIGNAL_FAILED = 6, /* a deny's signal refused by the kernel (still -EPERM) */
 	AEGIS_CNT__MAX = 8,          /* size of the array; room to grow */
 };
 
@@ -84,9 +86,11 @@ enum aegis_hook {
 enum aegis_action {
 	AEGIS_ACT_AUDIT = 0, /* would have blocked: audit mode, emergency disable, break-glass */
 	AEGIS_ACT_BLOCK = 1, /* -EPERM returned */
-	AEGIS_ACT_TERM = 2,  /* signal fallback: SIGTERM sent */
-	AEGIS_ACT_KILL = 3,  /* signal fallback: SIGKILL sent */
-	AEGIS_ACT_INT = 4,   /* signal fallback: SIGINT sent */
+	/* A signal sent: on an LSM hook with -EPERM (AEGIS_CFG_ENFORCE_SIGNAL),
+	 * on a fallback tracepoint instead of a deny (AEGIS_CFG_SIGNAL). */
+	AEGIS_ACT_TERM = 2,  /* SIGTERM sent */
+	AEGIS_ACT_KILL = 3,  /* SIGKILL sent */
+	AEGIS_ACT_INT = 4,   /* SIGINT sent */
 };
 
 /* aegis_rule.flags */
@@ -148,6 +152,12 @@ enum aegis_config_key {
 	AEGIS_CFG_BTRFS_IDENTITY = 9, /* 1: the loaded programs key btrfs files by subvolume */
 	AEGIS_CFG_LAZY_PENDING = 10, /* 1: telemetry records sit in the ring with no wakeup yet */
 	AEGIS_CFG_EXEC_ARGV = 11,   /* 1: an AEGIS_EV_EXEC_ARGV record after each exec record */
+	AEGIS_CFG_ENFORCE_SIGNAL = 12, /* LSM hooks: signal sent with a deny (2, 9, 15), 0 = none */
+	/* kill escalation: bits 0-31 the strike threshold (0 = off), bits 32-63
+	 * the window in ms; the threshold-th deny of one process within the
+	 * window sends SIGKILL instead of AEGIS_CFG_ENFORCE_SIGNAL */
+	AEGIS_CFG_KILL_ESCALATION = 13,
+	AEGIS_CFG_CANARY_CGID = 14, /* the enforcement proof's cgroup: denied, never signalled */
 	AEGIS_CFG__MAX = 16,
 };
 
@@ -166,6 +176,20 @@ struct aegis_task_state {
 	__u32 exec_ok;     /* exec in progress: 1 while every checked file passed */
 	__u32 exec_stages; /* exec in progress: bprm_check passes (2+: a script) */
 	__u32 pad;         /* zero */
+};
+
+/* Key of "aegis_strikes" (kill escalation): one process, across pid reuse. */
+struct aegis_strike_key {
+	__u64 start_time; /* the thread group leader's task->start_time */
+	__u32 tgid;
+	__u32 pad;        /* zero */
+};
+
+/* Value of "aegis_strikes": the denies of one process in the current window. */
+struct aegis_strikes {
+	__u64 first_ns;   /* bpf_ktime_get_ns() of the window's first deny */
+	__u32 count;      /* denies since first_ns */
+	__u32 pad;        /* zero */
 };
 
 /* Common header of every ring-buffer record (16 bytes). */
@@ -417,6 +441,8 @@ struct aegis_abi_anchor {
 	struct aegis_policy policy;
 	struct aegis_hook_stat hook_stat;
 	struct aegis_task_state task_state;
+	struct aegis_strike_key strike_key;
+	struct aegis_strikes strikes;
 	enum aegis_ev_kind kind;
 	enum aegis_ev_version version;
 	enum aegis_abi_sizes sizes;
@@ -471,6 +497,10 @@ AEGIS_ASSERT_SIZE(struct aegis_cg_port_key, 16);
 AEGIS_ASSERT_SIZE(struct aegis_policy, 8);
 AEGIS_ASSERT_SIZE(struct aegis_hook_stat, 32);
 AEGIS_ASSERT_SIZE(struct aegis_task_state, 16);
+AEGIS_ASSERT_SIZE(struct aegis_strike_key, 16);
+AEGIS_ASSERT_OFF(struct aegis_strike_key, tgid, 8);
+AEGIS_ASSERT_SIZE(struct aegis_strikes, 16);
+AEGIS_ASSERT_OFF(struct aegis_strikes, count, 8);
 AEGIS_ASSERT_SIZE(struct aegis_ev_file_block, 352);
 AEGIS_ASSERT_OFF(struct aegis_ev_file_block, ino, 72);
 AEGIS_ASSERT_OFF(struct aegis_ev_file_block, path, 96);

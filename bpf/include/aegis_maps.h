@@ -183,4 +183,17 @@ struct {
 	__type(value, struct aegis_rule);
 } aegis_deny_ip6_port SEC(".maps");
 
+/*
+ * Kill escalation (run --kill-escalation, lib/decide.h aegis_deny_signal):
+ * denies per process in the current window. Written only after a deny with
+ * escalation on; LRU, so a full map forgets the processes denied longest
+ * ago instead of refusing a new one.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct aegis_strike_key);
+	__type(value, struct aegis_strikes);
+} aegis_strikes SEC(".maps");
+
 #endif /* AEGIS_MAPS_H */

@@ -10,7 +10,7 @@
  *   if (!(hc.flags & AEGIS_POL_X)) return 0;      // no rules: allow
  *   ... find a matching struct aegis_rule *r ...
  *   if (!r) return aegis_hook_allow(&hc);
- *   action = aegis_verdict(&hc);                   // AEGIS_ACT_BLOCK or _AUDIT
+ *   action = aegis_verdict(&hc);                   // BLOCK, TERM/KILL/INT or AUDIT
  *   ... emit a block record with `action` ...
  *   return aegis_action_rc(action);
  * and a hook that passes on an earlier program's `ret` returns
@@ -20,6 +20,8 @@
  */
 #ifndef AEGIS_LIB_DECIDE_H
 #define AEGIS_LIB_DECIDE_H
+
+#include <bpf/bpf_core_read.h>
 
 #include "counters.h"
 
@@ -45,19 +47,19 @@ static __always_inline int aegis_lsm_ret(int rc)
 }
 
 /*
- * The return code for a verdict: -EPERM for AEGIS_ACT_BLOCK, else 0.
- * clang knows aegis_verdict() yields 0 or 1 and would emit `-action`
- * (BPF_NEG), after which 6.12's verifier forgets the range; the empty asm
- * hides the range from clang, so it emits a compare and two constants.
+ * The return code for a verdict: 0 for AEGIS_ACT_AUDIT, else -EPERM (a
+ * deny, with or without a signal). The empty asm hides the value's range
+ * from clang, which would otherwise emit arithmetic (BPF_NEG) whose range
+ * 6.12's verifier forgets; this way it emits a compare and two constants.
  */
 static __always_inline int aegis_action_rc(__u8 action)
 {
 	__u32 a = action;
 
 	asm volatile("" : "+r"(a));
-	if (a == AEGIS_ACT_BLOCK)
-		return -AEGIS_EPERM;
-	return 0;
+	if (a == AEGIS_ACT_AUDIT)
+		return 0;
+	return -AEGIS_EPERM;
 }
 
 /*
@@ -146,9 +148,98 @@ static __always_inline int aegis_cgroup_allowed(__u32 gen)
 	return aegis_is_agent() || aegis_in_allow_cgroup(gen);
 }
 
-/* A rule matched: block, or only report (audit mode, emergency disable,
- * break-glass). Counts the outcome in the hook's statistics. */
-static __always_inline __u8 aegis_verdict(struct aegis_hook_ctx *hc)
+#define AEGIS_SIGINT 2
+#define AEGIS_SIGKILL 9
+#define AEGIS_SIGTERM 15
+
+/* The action a signal number stands for; AUDIT for 0 or anything else. */
+static __always_inline __u8 aegis_signal_action(__u64 sig)
+{
+	if (sig == AEGIS_SIGKILL)
+		return AEGIS_ACT_KILL;
+	if (sig == AEGIS_SIGTERM)
+		return AEGIS_ACT_TERM;
+	if (sig == AEGIS_SIGINT)
+		return AEGIS_ACT_INT;
+	return AEGIS_ACT_AUDIT;
+}
+
+/*
+ * Kill escalation: count this deny against the current process (its tgid
+ * and its leader's start time, so a reused pid starts afresh) in
+ * aegis_strikes. `esc` is AEGIS_CFG_KILL_ESCALATION: the threshold in bits
+ * 0-31, the window in ms in bits 32-63. A window starts at a process's
+ * first deny and ends `window` later; the next deny after it starts a new
+ * one. 1 when this deny is the threshold-th (or later) of its window.
+ */
+static __always_inline int aegis_strike(__u64 esc)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct aegis_strike_key k = {};
+	__u32 threshold = (__u32)esc;
+	__u64 window_ns = (esc >> 32) * 1000000ULL;
+	__u64 now = bpf_ktime_get_ns();
+	struct aegis_strikes *s;
+
+	k.tgid = bpf_get_current_pid_tgid() >> 32;
+	k.start_time = BPF_CORE_READ(task, group_leader, start_time);
+	s = bpf_map_lookup_elem(&aegis_strikes, &k);
+	if (!s || now - s->first_ns > window_ns) {
+		struct aegis_strikes fresh = { .first_ns = now, .count = 1 };
+
+		bpf_map_update_elem(&aegis_strikes, &k, &fresh, BPF_ANY);
+		return threshold <= 1;
+	}
+	/* the object is built for the BPF v1 ISA: no fetching atomics; a
+	 * concurrent thread's deny may be seen by both, never lost */
+	__sync_fetch_and_add(&s->count, 1);
+	return s->count >= threshold;
+}
+
+/*
+ * A deny (AEGIS_ACT_BLOCK) was decided: also signal the current process
+ * when run --enforce-signal armed AEGIS_CFG_ENFORCE_SIGNAL, escalated to
+ * SIGKILL on the threshold-th deny in the window (aegis_strike). Read only
+ * here, after a deny: the allow path never looks at it. Never for the
+ * enforcement proof's probes (AEGIS_CFG_CANARY_CGID: they must live to
+ * report the EPERM). The kernel refuses to signal PID 1, kernel threads
+ * and exiting tasks: the deny then stays BLOCK (counted in
+ * AEGIS_CNT_SIGNAL_FAILED); the record never claims more than happened.
+ */
+static __always_inline __u8 aegis_deny_signal(void)
+{
+	__u64 sig = aegis_config_get(AEGIS_CFG_ENFORCE_SIGNAL);
+	__u64 esc, canary;
+	int escalated = 0;
+	__u8 action;
+
+	if (!sig)
+		return AEGIS_ACT_BLOCK;
+	canary = aegis_config_get(AEGIS_CFG_CANARY_CGID);
+	if (canary && canary == bpf_get_current_cgroup_id())
+		return AEGIS_ACT_BLOCK;
+	esc = aegis_config_get(AEGIS_CFG_KILL_ESCALATION);
+	if (sig != AEGIS_SIGKILL && (__u32)esc && aegis_strike(esc)) {
+		sig = AEGIS_SIGKILL;
+		escalated = 1;
+	}
+	action = aegis_signal_action(sig);
+	if (action == AEGIS_ACT_AUDIT)
+		return AEGIS_ACT_BLOCK; /* not a signal we send */
+	if (bpf_send_signal((__u32)sig)) {
+		aegis_count(AEGIS_CNT_SIGNAL_FAILED);
+		return AEGIS_ACT_BLOCK;
+	}
+	aegis_count(AEGIS_CNT_SIGNAL_SENT);
+	if (escalated)
+		aegis_count(AEGIS_CNT_KILL_ESCALATION);
+	return action;
+}
+
+/* A rule matched: deny, or only report (audit mode, emergency disable,
+ * break-glass); a deny may also signal (`may_signal`, aegis_deny_signal).
+ * Counts the outcome in the hook's statistics (a signal as a block). */
+static __always_inline __u8 aegis_verdict_of(struct aegis_hook_ctx *hc, int may_signal)
 {
 	struct aegis_hook_stat *st = hc->st;
 	__u8 action = AEGIS_ACT_BLOCK;
@@ -156,14 +247,28 @@ static __always_inline __u8 aegis_verdict(struct aegis_hook_ctx *hc)
 	if (aegis_config_get(AEGIS_CFG_AUDIT_ONLY) || aegis_config_get(AEGIS_CFG_EMERGENCY_DISABLE) ||
 	    aegis_config_get(AEGIS_CFG_BREAK_GLASS))
 		action = AEGIS_ACT_AUDIT;
+	else if (may_signal)
+		action = aegis_deny_signal();
 	if (st) {
-		if (action == AEGIS_ACT_BLOCK)
-			st->blocks++;
-		else
+		if (action == AEGIS_ACT_AUDIT)
 			st->audits++;
+		else
+			st->blocks++;
 	}
 	aegis_hook_latency(hc);
 	return action;
+}
+
+/* The verdict of the file, exec and network hooks: a deny may signal. */
+static __always_inline __u8 aegis_verdict(struct aegis_hook_ctx *hc)
+{
+	return aegis_verdict_of(hc, 1);
+}
+
+/* The verdict of the kernel switches (kernel.bpf.c): never a signal (docs/engine.md). */
+static __always_inline __u8 aegis_verdict_quiet(struct aegis_hook_ctx *hc)
+{
+	return aegis_verdict_of(hc, 0);
 }
 
 #endif /* AEGIS_LIB_DECIDE_H */

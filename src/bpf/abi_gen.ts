@@ -2,7 +2,7 @@
 // Regenerate with: deno run -A build/gen_abi.ts
 
 /** SHA-256 of the canonical layout below; "aegisbpf version" prints it. */
-export const ABI_FINGERPRINT = "fd1c01a2d639e2b0c04d5a2fc1b7246d913111dbc1b6c2036c3345b789ead57f";
+export const ABI_FINGERPRINT = "7ac71234afbbbc4e046ac342307f0e40ad5d57195e96686a3d2521b872350b49";
 
 export const AEGIS_COMM_LEN = 16;
 export const AEGIS_OPEN_PATH_LEN = 64;
@@ -26,12 +26,17 @@ export const AEGIS_CFG_LAYOUT = 8;
 export const AEGIS_CFG_BTRFS_IDENTITY = 9;
 export const AEGIS_CFG_LAZY_PENDING = 10;
 export const AEGIS_CFG_EXEC_ARGV = 11;
+export const AEGIS_CFG_ENFORCE_SIGNAL = 12;
+export const AEGIS_CFG_KILL_ESCALATION = 13;
+export const AEGIS_CFG_CANARY_CGID = 14;
 export const AEGIS_CFG__MAX = 16;
 export const AEGIS_CNT_RINGBUF_DROPS = 0;
 export const AEGIS_CNT_EVENTS = 1;
 export const AEGIS_CNT_FILE_DENY = 2;
 export const AEGIS_CNT_SURVIVAL_ALLOW = 3;
 export const AEGIS_CNT_SIGNAL_SENT = 4;
+export const AEGIS_CNT_KILL_ESCALATION = 5;
+export const AEGIS_CNT_SIGNAL_FAILED = 6;
 export const AEGIS_CNT__MAX = 8;
 export const AEGIS_EV_EXEC = 1;
 export const AEGIS_EV_OPEN = 2;
@@ -112,9 +117,12 @@ export const ABI_LAYOUT = {
       "AEGIS_CFG_AUDIT_ONLY": 2,
       "AEGIS_CFG_BREAK_GLASS": 4,
       "AEGIS_CFG_BTRFS_IDENTITY": 9,
+      "AEGIS_CFG_CANARY_CGID": 14,
       "AEGIS_CFG_EMERGENCY_DISABLE": 3,
+      "AEGIS_CFG_ENFORCE_SIGNAL": 12,
       "AEGIS_CFG_EXEC_ARGV": 11,
       "AEGIS_CFG_GENERATION": 6,
+      "AEGIS_CFG_KILL_ESCALATION": 13,
       "AEGIS_CFG_LAYOUT": 8,
       "AEGIS_CFG_LAZY_PENDING": 10,
       "AEGIS_CFG_SIGNAL": 5,
@@ -125,7 +133,9 @@ export const ABI_LAYOUT = {
     "aegis_counter": {
       "AEGIS_CNT_EVENTS": 1,
       "AEGIS_CNT_FILE_DENY": 2,
+      "AEGIS_CNT_KILL_ESCALATION": 5,
       "AEGIS_CNT_RINGBUF_DROPS": 0,
+      "AEGIS_CNT_SIGNAL_FAILED": 6,
       "AEGIS_CNT_SIGNAL_SENT": 4,
       "AEGIS_CNT_SURVIVAL_ALLOW": 3,
       "AEGIS_CNT__MAX": 8,
@@ -872,6 +882,46 @@ export const ABI_LAYOUT = {
       },
       "size": 8,
     },
+    "aegis_strike_key": {
+      "fields": {
+        "pad": {
+          "offset": 12,
+          "size": 4,
+          "type": "u32",
+        },
+        "start_time": {
+          "offset": 0,
+          "size": 8,
+          "type": "u64",
+        },
+        "tgid": {
+          "offset": 8,
+          "size": 4,
+          "type": "u32",
+        },
+      },
+      "size": 16,
+    },
+    "aegis_strikes": {
+      "fields": {
+        "count": {
+          "offset": 8,
+          "size": 4,
+          "type": "u32",
+        },
+        "first_ns": {
+          "offset": 0,
+          "size": 8,
+          "type": "u64",
+        },
+        "pad": {
+          "offset": 12,
+          "size": 4,
+          "type": "u32",
+        },
+      },
+      "size": 16,
+    },
     "aegis_task_state": {
       "fields": {
         "exec_ok": {
@@ -923,6 +973,7 @@ export const MAP_NAMES = [
   "aegis_deny_port",
   "aegis_deny_ip4_port",
   "aegis_deny_ip6_port",
+  "aegis_strikes",
 ] as const;
 /** A map of the object: a typo in a map name is a type error. */
 export type MapName = typeof MAP_NAMES[number];

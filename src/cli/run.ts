@@ -7,6 +7,7 @@
 import { type Command, Option } from "@commander-js/extra-typings";
 import { type DaemonOptions, runDaemon } from "../daemon/daemon.ts";
 import { GATE_MODES, type GateMode } from "../daemon/gate.ts";
+import type { EnforceSignal, KillEscalation } from "../daemon/options.ts";
 import type { FileHookChoice } from "../bpf/engine.ts";
 import { UsageError } from "../errors.ts";
 import { parseLogFileGroup, parseLogFileMode } from "../events/file_perms.ts";
@@ -61,6 +62,69 @@ export function parseDedupWindow(v: string): number | "off" {
   return parseDuration(v, MAX_DEDUP_WINDOW_SECONDS, "--event-dedup-window");
 }
 
+const ENFORCE_SIGNALS = ["none", "term", "int", "kill"] as const;
+
+/** The C++ agent's defaults: its 5th deny within 30 s kills the process. */
+export const KILL_ESCALATION_THRESHOLD = 5;
+export const KILL_ESCALATION_WINDOW_SECONDS = 30;
+const MAX_ESCALATION_WINDOW_SECONDS = 3600;
+
+/** Denies that make a SIGKILL: 2..1000 (1 would be --enforce-signal kill). */
+export function parseEscalationThreshold(v: string): number {
+  const n = Number(v);
+  if (!/^\d+$/.test(v.trim()) || !Number.isSafeInteger(n) || n < 2 || n > 1000) {
+    throw new UsageError(
+      `--kill-escalation-threshold "${v}": must be a whole number from 2 to 1000 ` +
+        `(a SIGKILL at the first deny is --enforce-signal kill)`,
+    );
+  }
+  return n;
+}
+
+/**
+ * `--enforce-signal` and the kill escalation as the daemon takes them:
+ * escalation only when asked for, and only above a softer signal.
+ */
+export function enforceSignalOptions(o: {
+  enforceSignal: string;
+  killEscalation?: true;
+  killEscalationThreshold?: number;
+  killEscalationWindow?: string;
+}): { enforceSignal?: EnforceSignal; killEscalation?: KillEscalation } {
+  const sig = o.enforceSignal === "none" ? undefined : o.enforceSignal as EnforceSignal;
+  const tuned = o.killEscalationThreshold !== undefined || o.killEscalationWindow !== undefined;
+  if (!o.killEscalation) {
+    if (tuned) {
+      throw new UsageError(
+        "--kill-escalation-threshold and --kill-escalation-window need --kill-escalation",
+      );
+    }
+    return { enforceSignal: sig };
+  }
+  if (sig !== "term" && sig !== "int") {
+    throw new UsageError(
+      `--kill-escalation needs --enforce-signal term or int (got ${o.enforceSignal}): ` +
+        (sig === "kill"
+          ? "every deny sends SIGKILL already"
+          : "it escalates a softer signal to SIGKILL"),
+    );
+  }
+  const windowSeconds = o.killEscalationWindow === undefined
+    ? KILL_ESCALATION_WINDOW_SECONDS
+    : parseDuration(
+      o.killEscalationWindow,
+      MAX_ESCALATION_WINDOW_SECONDS,
+      "--kill-escalation-window",
+    );
+  return {
+    enforceSignal: sig,
+    killEscalation: {
+      threshold: o.killEscalationThreshold ?? KILL_ESCALATION_THRESHOLD,
+      windowMs: windowSeconds * 1000,
+    },
+  };
+}
+
 /** What the run command starts: the daemon (tests wrap it to inject faults). */
 export type DaemonRunner = (opts: DaemonOptions) => Promise<void>;
 
@@ -82,6 +146,25 @@ export function addRunCommand(program: Command, start: DaemonRunner = runDaemon)
         "--enforce-fallback <how>",
         "without BPF LSM: kill processes that break a rule (ENFORCE_SIGNAL; opt-in)",
       ).choices(["signal"] as const),
+    )
+    .addOption(
+      new Option(
+        "--enforce-signal <signal>",
+        "also signal a process that a rule denies (EPERM as ever): term, int or kill (opt-in)",
+      ).choices(ENFORCE_SIGNALS).env("AEGIS_ENFORCE_SIGNAL").default("none" as const),
+    )
+    .option(
+      "--kill-escalation",
+      "with --enforce-signal term|int: SIGKILL a process at its Nth deny within the window",
+    )
+    .option(
+      "--kill-escalation-threshold <n>",
+      `denies of one process that make a SIGKILL (default ${KILL_ESCALATION_THRESHOLD})`,
+      parseEscalationThreshold,
+    )
+    .option(
+      "--kill-escalation-window <duration>",
+      `window of those denies, e.g. 30s or 2m (default ${KILL_ESCALATION_WINDOW_SECONDS}s)`,
     )
     .option("--trace-opens", "also report every openat() as an open event (busy)")
     .addOption(
@@ -204,6 +287,19 @@ Programs and maps are pinned under /sys/fs/bpf/aegisbpf: they keep
 enforcing after the agent stops or is killed, and a restarted agent takes
 them over without a gap. "aegisbpf uninstall" removes them.
 
+--enforce-signal term|int|kill also sends that signal to a process a
+file, exec or network rule denies (the call still fails with EPERM); never
+in audit, emergency disable or break-glass, never for the agent, the
+survival allowlist or the enforcement proof's probes, never for the kernel
+switches (deny_ptrace, deny_module_load, deny_bpf). --kill-escalation
+sends SIGKILL instead at a process's Nth deny within the window (default:
+the 5th within 30 s). Block events say TERM, INT or KILL when a signal was
+sent, BLOCK when none was (or the kernel refused it).
+
+Programs and maps are pinned under /sys/fs/bpf/aegisbpf: they keep
+enforcing after the agent stops or is killed, and a restarted agent takes
+them over without a gap. "aegisbpf uninstall" removes them.
+
 HTTP (read-only, loopback by default): /health, /health?require_enforce=1,
 /capabilities, /state, /metrics, /events. Mutating control (emergency,
 policy apply, rule edits) only on the root-only socket
@@ -215,6 +311,7 @@ policy apply, rule edits) only on the root-only socket
           audit: opts.audit,
           enforceFallback: opts.enforceFallback,
           enforceGateMode: opts.enforceGateMode as GateMode,
+          ...enforceSignalOptions(opts),
           strictDegrade: opts.strictDegrade,
           lsmHook: opts.lsmHook as FileHookChoice,
           traceOpens: opts.traceOpens,

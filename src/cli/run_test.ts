@@ -1,7 +1,8 @@
-import { rejects, strictEqual, throws } from "node:assert/strict";
+import { deepStrictEqual, rejects, strictEqual, throws } from "node:assert/strict";
 import { Command } from "@commander-js/extra-typings";
 import type { DaemonOptions } from "../daemon/daemon.ts";
 import { AegisError } from "../errors.ts";
+import { signalSlots } from "../daemon/engine_start.ts";
 import { addRunCommand, parseDedupWindow, parseProofInterval, parseSampleRate } from "./run.ts";
 
 Deno.test("--proof-interval: whole seconds 0..86400, anything else a usage error naming the flag", () => {
@@ -82,6 +83,86 @@ Deno.test("run --log-file-mode/--log-file-group and AEGIS_EVENT_LOG_FILE_MODE/_G
       args.join(" "),
     );
   }
+});
+
+Deno.test("run --enforce-signal: none by default; term/int/kill reach the daemon; AEGIS_ENFORCE_SIGNAL", async () => {
+  let o = await runOptions([]);
+  strictEqual(o.enforceSignal, undefined, "default: none, nothing signalled");
+  strictEqual(o.killEscalation, undefined);
+  for (const s of ["term", "int", "kill"] as const) {
+    o = await runOptions(["--enforce-signal", s]);
+    strictEqual(o.enforceSignal, s);
+    strictEqual(o.killEscalation, undefined, "escalation is opt-in");
+  }
+  o = await runOptions(["--enforce-signal", "none"]);
+  strictEqual(o.enforceSignal, undefined);
+  const prev = Deno.env.get("AEGIS_ENFORCE_SIGNAL");
+  try {
+    Deno.env.set("AEGIS_ENFORCE_SIGNAL", "term");
+    o = await runOptions([]);
+    strictEqual(o.enforceSignal, "term");
+  } finally {
+    if (prev === undefined) Deno.env.delete("AEGIS_ENFORCE_SIGNAL");
+    else Deno.env.set("AEGIS_ENFORCE_SIGNAL", prev);
+  }
+  await rejects(() => runOptions(["--enforce-signal", "hup"]));
+});
+
+Deno.test("run --kill-escalation: the C++ agent's 5 denies in 30 s by default, tunable, only above term or int", async () => {
+  let o = await runOptions(["--enforce-signal", "term", "--kill-escalation"]);
+  deepStrictEqual(o.killEscalation, { threshold: 5, windowMs: 30_000 });
+  o = await runOptions([
+    "--enforce-signal",
+    "int",
+    "--kill-escalation",
+    "--kill-escalation-threshold",
+    "3",
+    "--kill-escalation-window",
+    "2m",
+  ]);
+  strictEqual(o.enforceSignal, "int");
+  deepStrictEqual(o.killEscalation, { threshold: 3, windowMs: 120_000 });
+  for (
+    const [args, what] of [
+      [["--kill-escalation"], "needs --enforce-signal term or int (got none)"],
+      [["--enforce-signal", "kill", "--kill-escalation"], "every deny sends SIGKILL already"],
+      [["--enforce-signal", "term", "--kill-escalation-threshold", "3"], "need --kill-escalation"],
+      [["--enforce-signal", "term", "--kill-escalation-window", "10s"], "need --kill-escalation"],
+      [
+        ["--enforce-signal", "term", "--kill-escalation", "--kill-escalation-threshold", "1"],
+        "from 2 to 1000",
+      ],
+      [
+        ["--enforce-signal", "term", "--kill-escalation", "--kill-escalation-window", "2h"],
+        '--kill-escalation-window "2h"',
+      ],
+    ] as const
+  ) {
+    await rejects(
+      () => runOptions([...args]),
+      (e: unknown) => e instanceof AegisError && e.code === "USAGE" && e.message.includes(what),
+      args.join(" "),
+    );
+  }
+});
+
+Deno.test("the signal config slots: armed only for enforcing LSM programs; threshold and window packed", () => {
+  deepStrictEqual(signalSlots({}, true), { signal: 0n, escalation: 0n });
+  deepStrictEqual(signalSlots({ enforceSignal: "term" }, true), { signal: 15n, escalation: 0n });
+  deepStrictEqual(signalSlots({ enforceSignal: "int" }, true).signal, 2n);
+  deepStrictEqual(signalSlots({ enforceSignal: "kill" }, true).signal, 9n);
+  deepStrictEqual(
+    signalSlots(
+      { enforceSignal: "term", killEscalation: { threshold: 5, windowMs: 30_000 } },
+      true,
+    ),
+    { signal: 15n, escalation: (30_000n << 32n) | 5n },
+  );
+  // audit or the fallback: written as 0, so re-adopted pins are disarmed
+  deepStrictEqual(
+    signalSlots({ enforceSignal: "term", killEscalation: { threshold: 5, windowMs: 1000 } }, false),
+    { signal: 0n, escalation: 0n },
+  );
 });
 
 Deno.test("run --event-sample-rate/--event-dedup-window and their variables reach the daemon; bad values are usage errors", async () => {

@@ -13,7 +13,9 @@ import {
   AEGIS_CFG_AUDIT_ONLY,
   AEGIS_CFG_BREAK_GLASS,
   AEGIS_CFG_EMERGENCY_DISABLE,
+  AEGIS_CFG_ENFORCE_SIGNAL,
   AEGIS_CFG_EXEC_ARGV,
+  AEGIS_CFG_KILL_ESCALATION,
   AEGIS_CFG_TRACE_ENABLE,
   AEGIS_CFG_TRACE_TGID,
 } from "../bpf/abi_gen.ts";
@@ -28,15 +30,46 @@ import { literal, log } from "../log.ts";
 import type { Shim } from "../native/mod.ts";
 import type { Blocker, EventBus } from "../contracts.ts";
 import { engineFailure, refusalMessage } from "./gate.ts";
-import { btfHasFuncWith, type DaemonOptions, type Faults } from "./options.ts";
+import {
+  btfHasFuncWith,
+  type DaemonOptions,
+  type EnforceSignal,
+  type Faults,
+  type KillEscalation,
+  SIGNAL_NUMBERS,
+} from "./options.ts";
 import type { StartDecision } from "./probe_gate.ts";
 import type { Cleanups } from "./shutdown.ts";
 import type { AgentStatus } from "./status.ts";
 
 type EngineOptions = Pick<
   DaemonOptions,
-  "lsmHook" | "ringbufBytes" | "traceOpens" | "execArgv" | "enforceGateMode"
+  | "lsmHook"
+  | "ringbufBytes"
+  | "traceOpens"
+  | "execArgv"
+  | "enforceGateMode"
+  | "enforceSignal"
+  | "killEscalation"
 >;
+
+/**
+ * The config slots of `run --enforce-signal` / `--kill-escalation`
+ * (bpf/lib/decide.h aegis_deny_signal): armed only for enforcing LSM
+ * programs, and written as 0 otherwise, so a restart without the options
+ * disarms what the pinned config map held.
+ */
+export function signalSlots(
+  o: { enforceSignal?: EnforceSignal; killEscalation?: KillEscalation },
+  armed: boolean,
+): { signal: bigint; escalation: bigint } {
+  if (!armed || !o.enforceSignal) return { signal: 0n, escalation: 0n };
+  const e = o.killEscalation;
+  return {
+    signal: BigInt(SIGNAL_NUMBERS[o.enforceSignal]),
+    escalation: e ? (BigInt(e.windowMs) << 32n) | BigInt(e.threshold) : 0n,
+  };
+}
 
 /** Start the engine for a decision; the caller maps a throw to a blocker. */
 export function startEngine(
@@ -89,6 +122,9 @@ export function startEngine(
       // exec_argv events after each exec (docs/telemetry.md; --exec-argv off)
       cfg.setU64(AEGIS_CFG_EXEC_ARGV, opts.execArgv === false ? 0n : 1n);
       cfg.setU64(AEGIS_CFG_AGENT_CGID, how.agentCgid);
+      const sig = signalSlots(opts, how.enforcing && how.mode === "lsm");
+      cfg.setU64(AEGIS_CFG_ENFORCE_SIGNAL, sig.signal);
+      cfg.setU64(AEGIS_CFG_KILL_ESCALATION, sig.escalation);
       survivors = populateSurvival(obj.map("aegis_survival_inode"));
     },
   });
@@ -143,7 +179,36 @@ export function startEngineAtStart(
   for (const p of engine.plan.filter((p) => !p.available)) {
     lg.warn(literal(`kernel has no hook for ${p.section}: not loaded`), { section: p.section });
   }
+  announceSignal(i.opts, decision);
   return { engine, self, decision, cfg, counters };
+}
+
+/** Say what `--enforce-signal` does in this start, loudly when it does nothing. */
+function announceSignal(opts: EngineOptions, decision: StartDecision): void {
+  const sig = opts.enforceSignal;
+  if (!sig) return;
+  const lg = log("run");
+  const e = opts.killEscalation;
+  const name = `SIG${sig.toUpperCase()}`;
+  if (!decision.enforcing || decision.engine !== "lsm") {
+    lg.warn(
+      literal(
+        `--enforce-signal ${sig} does nothing in this start: ` +
+          (decision.enforcing
+            ? "the tracepoint fallback cannot deny (--enforce-fallback signal sends SIGKILL)"
+            : "the hooks only report (audit)"),
+      ),
+      { enforce_signal: sig },
+    );
+    return;
+  }
+  const esc = e
+    ? `; SIGKILL instead at its deny number ${e.threshold} within ${e.windowMs / 1000} s`
+    : "";
+  lg.info(literal(`a denied process is also sent ${name}${esc}`), {
+    enforce_signal: sig,
+    kill_escalation: e ? { threshold: e.threshold, window_seconds: e.windowMs / 1000 } : null,
+  });
 }
 
 function enterOwnCgroupAtStart(cleanups: Cleanups): SelfCgroup {

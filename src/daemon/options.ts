@@ -11,6 +11,13 @@ import type { GateMode } from "./gate.ts";
 export interface DaemonOptions {
   audit?: true;
   enforceFallback?: "signal";
+  /**
+   * `--enforce-signal`: a signal the LSM hooks send with a deny (EPERM as
+   * ever); absent = none. Never in audit, emergency disable or break-glass.
+   */
+  enforceSignal?: EnforceSignal;
+  /** `--kill-escalation`: SIGKILL instead on a process's threshold-th deny in the window */
+  killEscalation?: KillEscalation;
   enforceGateMode: GateMode;
   strictDegrade?: true;
   lsmHook: FileHookChoice;
@@ -47,6 +54,18 @@ export interface DaemonOptions {
   requireSignature?: true;
   /** test fault injection (tests/lib/agent_main.ts); none in the shipped agent */
   faults?: Faults;
+}
+
+/** The signals `run --enforce-signal` sends with a deny (none: the option's default). */
+export type EnforceSignal = "term" | "int" | "kill";
+
+/** Signal numbers of EnforceSignal (AEGIS_CFG_ENFORCE_SIGNAL). */
+export const SIGNAL_NUMBERS: Record<EnforceSignal, number> = { int: 2, kill: 9, term: 15 };
+
+/** `run --kill-escalation`: N denies of one process within the window → SIGKILL. */
+export interface KillEscalation {
+  threshold: number;
+  windowMs: number;
 }
 
 /**

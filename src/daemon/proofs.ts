@@ -9,7 +9,7 @@
  *
  * @module
  */
-import { type Engine, type FileHookChoice, MAP_HOOK_STATS } from "../bpf/engine.ts";
+import { type Engine, type FileHookChoice, MAP_CONFIG, MAP_HOOK_STATS } from "../bpf/engine.ts";
 import { resolveRulePath } from "../bpf/path_rule.ts";
 import { inodeKey } from "../bpf/rule_codec.ts";
 import type { KernelRecord } from "../events/decode.ts";
@@ -51,7 +51,7 @@ import {
   RuleVerifier,
   VERIFY_TIMEOUT_MS,
 } from "../proof/verify.ts";
-import type { MapName } from "../bpf/abi_gen.ts";
+import { AEGIS_CFG_CANARY_CGID, type MapName } from "../bpf/abi_gen.ts";
 
 export interface ProofWiring {
   /** the engine, enforcing */
@@ -101,9 +101,17 @@ export function wireProofs(w: ProofWiring): Proofs {
   const selfTest = w.selfTest;
   const emergencyActive = w.emergencyActive;
   let canaryCgid: number | null = null;
-  /** the probes' cgroup; made again every time if someone removed it */
+  /**
+   * The probes' cgroup; made again every time if someone removed it. Its
+   * id goes to AEGIS_CFG_CANARY_CGID before a probe runs: the hooks deny
+   * the probes but never signal them (run --enforce-signal), so they live
+   * to report the EPERM.
+   */
   const canary = (): string => {
     const cg = canaryCgroup(w.canaryParent);
+    if (cg.id !== canaryCgid) {
+      eng.obj.map(MAP_CONFIG).setU64(AEGIS_CFG_CANARY_CGID, BigInt(cg.id));
+    }
     canaryCgid = cg.id;
     return cg.path;
   };

@@ -16,9 +16,10 @@
  * `type_uid` is class_uid × 100 + activity_id; `time` is ms since the epoch
  * (`time_dt` keeps the ns text); `metadata.uid` is the `event_id`. A block's
  * `action` sets `action_id`/`disposition_id`: AUDIT → 1 Allowed / 15
- * Detected, BLOCK → 2 Denied / 2 Blocked, TERM/KILL/INT (the signal fallback:
- * the call ran, the process was then signalled) → 99 Other / 7 Custom
- * Action. Fields without an OCSF attribute stay under `unmapped`, so
+ * Detected, BLOCK → 2 Denied / 2 Blocked, TERM/KILL/INT → on an LSM hook
+ * (run --enforce-signal: denied, and signalled) 2 Denied / 2 Blocked, on a
+ * fallback tracepoint (the call ran, the process was then signalled) 99
+ * Other / 7 Custom Action. Fields without an OCSF attribute stay under `unmapped`, so
  * nothing of the event is lost.
  *
  * {@link OcsfEvent} is the zod schema of the subset emitted here; the tests
@@ -190,10 +191,17 @@ const SIGNALLED = {
   severity_id: 3,
 };
 
-/** What the kernel did about a block, in OCSF terms (absent for a non-block event). */
-function outcome(action: unknown) {
+/**
+ * What the kernel did about a block, in OCSF terms (absent for a non-block
+ * event). A signal on an LSM hook came with the deny (run
+ * --enforce-signal): Denied / Blocked; on a fallback tracepoint (hook
+ * `tp_*`) it came instead of one: Other / Custom Action.
+ */
+function outcome(action: unknown, hook: unknown) {
   if (typeof action !== "string") return null;
-  return ACTIONS[action] ?? SIGNALLED;
+  const known = ACTIONS[action];
+  if (known) return known;
+  return typeof hook === "string" && hook.startsWith("tp_") ? SIGNALLED : ACTIONS.BLOCK;
 }
 
 /** Fields with an OCSF attribute of their own: left out of `unmapped`. */
@@ -276,7 +284,7 @@ export function toOcsf(e: Stamped, clockOffsetNs: bigint): OcsfEvent {
     device: { hostname: e.host, type_id: 0 as const },
     unmapped: unmapped(e),
   };
-  const o = outcome(e.action);
+  const o = outcome(e.action, e.hook);
   const verdict = o
     ? {
       action_id: o.action_id,

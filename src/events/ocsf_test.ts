@@ -3,12 +3,14 @@ import {
   AEGIS_ACT_AUDIT,
   AEGIS_ACT_BLOCK,
   AEGIS_ACT_KILL,
+  AEGIS_ACT_TERM,
   AEGIS_HOOK_BPRM_CHECK,
   AEGIS_HOOK_FILE_OPEN,
   AEGIS_HOOK_INODE_COPY_UP,
   AEGIS_HOOK_SOCKET_BIND,
   AEGIS_HOOK_SOCKET_CONNECT,
   AEGIS_HOOK_SOCKET_SENDMSG,
+  AEGIS_HOOK_TP_OPENAT,
   AEGIS_RT_IP_PORT,
 } from "../bpf/abi_gen.ts";
 import type { KernelRecord, ProcInfo } from "./decode.ts";
@@ -112,9 +114,15 @@ Deno.test("ocsf: file blocks are File System Activity / Open; the action sets ac
   strictEqual(a.action_id, 1);
   strictEqual(a.disposition_id, 15);
   strictEqual(a.severity_id, 2);
-  const k = mapped(fileBlock(AEGIS_HOOK_FILE_OPEN, AEGIS_ACT_KILL));
+  // a signal on a fallback tracepoint came instead of a deny
+  const k = mapped(fileBlock(AEGIS_HOOK_TP_OPENAT, AEGIS_ACT_KILL));
   strictEqual(k.action_id, 99);
   strictEqual(k.disposition_id, 7);
+  // on an LSM hook with one (run --enforce-signal): still denied
+  const t = mapped(fileBlock(AEGIS_HOOK_FILE_OPEN, AEGIS_ACT_TERM));
+  strictEqual(t.action_id, 2);
+  strictEqual(t.disposition_id, 2);
+  strictEqual(t.severity_id, 3);
   const c = mapped(fileBlock(AEGIS_HOOK_INODE_COPY_UP, AEGIS_ACT_BLOCK));
   strictEqual(c.type_uid, 100199);
   // no path anywhere: the file is named by dev:ino only

@@ -15,7 +15,9 @@ import {
   AEGIS_CFG_EMERGENCY_DISABLE,
   AEGIS_CFG_GENERATION,
   AEGIS_CNT_EVENTS,
+  AEGIS_CNT_KILL_ESCALATION,
   AEGIS_CNT_RINGBUF_DROPS,
+  AEGIS_CNT_SIGNAL_FAILED,
   AEGIS_CNT_SIGNAL_SENT,
   AEGIS_CNT_SURVIVAL_ALLOW,
 } from "../bpf/abi_gen.ts";
@@ -591,10 +593,26 @@ export async function renderMetrics(src: MetricsSources, opts: RenderOptions): P
       "counter",
       "Deny rules that matched a survival-allowlisted inode and were let through.",
     );
-    x.declare("aegisbpf_signals_sent_total", "counter", "Signals sent by the signal fallback.");
+    x.declare(
+      "aegisbpf_signals_sent_total",
+      "counter",
+      "Signals sent: by the signal fallback, or with a deny (run --enforce-signal).",
+    );
+    x.declare(
+      "aegisbpf_kill_escalations_total",
+      "counter",
+      "SIGKILLs sent by kill escalation (also in aegisbpf_signals_sent_total).",
+    );
+    x.declare(
+      "aegisbpf_signals_failed_total",
+      "counter",
+      "Signals of run --enforce-signal the kernel refused to send; the deny stood.",
+    );
     x.declare("aegisbpf_ringbuf_drops_per_cpu_total", "counter", "Ring-buffer drops per CPU.");
     x.sample("aegisbpf_survival_allow_total", counters.sumU64(AEGIS_CNT_SURVIVAL_ALLOW));
     x.sample("aegisbpf_signals_sent_total", counters.sumU64(AEGIS_CNT_SIGNAL_SENT));
+    x.sample("aegisbpf_kill_escalations_total", counters.sumU64(AEGIS_CNT_KILL_ESCALATION));
+    x.sample("aegisbpf_signals_failed_total", counters.sumU64(AEGIS_CNT_SIGNAL_FAILED));
     perCpu(counters, AEGIS_CNT_RINGBUF_DROPS).forEach((v, cpu) =>
       x.sample("aegisbpf_ringbuf_drops_per_cpu_total", v, { cpu: String(cpu) })
     );
