@@ -70,6 +70,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
       status,
       cleanups,
       () => selfTest.total,
+      outputs.cgroups,
     );
     await startControlSocket(paths.controlSocket, app, policy, status, cleanups);
     // 2. break-glass; 3, 4. probes, blockers and the gate

@@ -11,6 +11,7 @@ import type { Hono } from "hono";
 import { createControlApp } from "../control/app.ts";
 import type { EmergencyControl } from "../control/emergency.ts";
 import { startControlServer } from "../control/server.ts";
+import type { CgroupResolver } from "../events/json.ts";
 import { RulePathCache } from "../events/rule_paths.ts";
 import { createApp } from "../http/app.ts";
 import {
@@ -106,7 +107,8 @@ async function startNarrowListeners(
  * The policy the control socket edits (src/daemon/live.ts), bound to the
  * engine later; and the rule paths block events name when the kernel
  * gave none. `ownDenies`: the proof's denies so far (a canary apply does not
- * count them).
+ * count them); `cgroups`: the event lines' cgroup resolver, shared (one cache
+ * of /sys/fs/cgroup per agent).
  */
 export function createPolicy(
   stateDir: string,
@@ -114,6 +116,7 @@ export function createPolicy(
   status: AgentStatus,
   cleanups: Cleanups,
   ownDenies: () => number,
+  cgroups: CgroupResolver,
 ): { policy: DaemonPolicy; rulePaths: RulePathCache } {
   const rulePaths = new RulePathCache(() => policy.fileRuleTargets());
   const policy: DaemonPolicy = new DaemonPolicy({
@@ -121,6 +124,7 @@ export function createPolicy(
     bus,
     // the proof's own denies are not the policy's: a canary watch leaves them out
     ownDenies,
+    cgroups,
     onChange: () => status.rebuild(),
     // the report says what the maps hold: the policy just switched in
     onApplied: (r) => {

@@ -33,6 +33,7 @@ import { createRuleRoutes } from "../control/rule_routes.ts";
 import { createStatsRoutes } from "../control/stats_routes.ts";
 import { createSurvivalRoutes } from "../control/survival_routes.ts";
 import { CgroupPathResolver } from "../events/cgroup_path.ts";
+import type { CgroupResolver } from "../events/json.ts";
 import type { KernelRecord } from "../events/decode.ts";
 import { BlockTally } from "../metrics/block_tally.ts";
 import { totalMatches } from "../metrics/render.ts";
@@ -69,6 +70,8 @@ export interface DaemonPolicyOptions {
    * what `policy apply --canary` counts; absent: counted with the rest.
    */
   ownDenies?: () => number;
+  /** cgroup id → path, shared with the event lines (a resolver of its own when absent) */
+  cgroups?: CgroupResolver;
 }
 
 export class DaemonPolicy {
@@ -80,7 +83,7 @@ export class DaemonPolicy {
   readonly live: LiveRules;
   /** blocks by rule and cgroup, from the records handed to observeBlock() (GET /stats/blocks) */
   readonly tally = new BlockTally();
-  #cgroupPaths: CgroupPathResolver | null = null;
+  #cgroupPaths: CgroupResolver | null = null;
 
   constructor(o: DaemonPolicyOptions) {
     this.#o = o;
@@ -110,7 +113,7 @@ export class DaemonPolicy {
   #cgroupPath(cgid: string): string | null {
     const id = BigInt(cgid);
     if (id > BigInt(Number.MAX_SAFE_INTEGER)) return null;
-    this.#cgroupPaths ??= new CgroupPathResolver();
+    this.#cgroupPaths ??= this.#o.cgroups ?? new CgroupPathResolver();
     return this.#cgroupPaths.resolve(Number(id));
   }
 
