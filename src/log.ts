@@ -23,9 +23,9 @@ import {
   type LogRecord,
   reset,
 } from "@logtape/logtape";
-import { writeStderr, writeStdout } from "./stdio.ts";
+import { writeStderr } from "./stdio.ts";
 
-export { isStdoutClosed, writeStderr, writeStdout } from "./stdio.ts";
+export { isStdoutClosed, out, outJson, writeStderr, writeStdout } from "./stdio.ts";
 
 /** The log formats `--log-format` accepts. */
 export const LOG_FORMATS = ["text", "json"] as const;
@@ -108,14 +108,4 @@ export function log(...category: string[]): Logger {
  */
 export function literal(text: string): string {
   return text.replace(/[{}]/g, (c) => c + c);
-}
-
-/** Command output: one line to stdout. */
-export function out(line = ""): void {
-  writeStdout(line + "\n");
-}
-
-/** Command output as pretty JSON on stdout. */
-export function outJson(value: unknown): void {
-  writeStdout(JSON.stringify(value, (_k, v) => typeof v === "bigint" ? v.toString() : v, 2) + "\n");
 }

@@ -39,3 +39,13 @@ function writeAll(w: { writeSync(p: Uint8Array): number }, bytes: Uint8Array): v
   let off = 0;
   while (off < bytes.length) off += w.writeSync(bytes.subarray(off));
 }
+
+/** Command output: one line to stdout. */
+export function out(line = ""): void {
+  writeStdout(line + "\n");
+}
+
+/** Command output as pretty JSON on stdout. */
+export function outJson(value: unknown): void {
+  writeStdout(JSON.stringify(value, (_k, v) => typeof v === "bigint" ? v.toString() : v, 2) + "\n");
+}

@@ -30,9 +30,14 @@ try {
 interface Case {
   name: string;
   argv: string[];
+  /** runs against the daemon started below (root only) */
+  daemon?: boolean;
 }
-// health and capabilities with no daemon running: they answer from local
-// probes (exit code not judged: a host without BPF LSM says so and exits 1).
+// health with no daemon running answers from local probes (exit code not
+// judged: a host without BPF LSM says so and exits 1). With a daemon running
+// (as root: `run --audit` on private paths, started once before the rounds)
+// `health` is one GET to it: what a readiness probe that execs the CLI runs;
+// `curl /health` beside it is the probe docs/http.md recommends.
 const cases: Case[] = [
   { name: 'floor: deno eval ""', argv: [deno, "eval", ""] },
   { name: "aegisbpf --help", argv: [launcher, "--help"] },
@@ -40,20 +45,77 @@ const cases: Case[] = [
   { name: "aegisbpf version", argv: [launcher, "version"] },
   { name: "aegisbpf health --json", argv: [launcher, "health", "--json"] },
   { name: "aegisbpf policy lint (1 rule)", argv: [launcher, "policy", "lint", "POLICY"] },
+  {
+    name: "aegisbpf health --json (daemon running)",
+    argv: [launcher, "health", "--json"],
+    daemon: true,
+  },
+  {
+    // a global option in front: the argument parser and the command file load (the path
+    // every `health` took before cli/readiness.ts)
+    name: "aegisbpf --log-level warning health --json (daemon running, full CLI)",
+    argv: [launcher, "--log-level", "warning", "health", "--json"],
+    daemon: true,
+  },
+  { name: "curl /health (daemon running)", argv: ["curl", "-sf", "URL"], daemon: true },
 ];
 
 const scratch = await Deno.makeTempDir({ prefix: "aegis-cli-bench-" });
 const policyFile = `${scratch}/policy.conf`;
 await Deno.writeTextFile(policyFile, "version=1\n\n[deny_path]\n/etc/shadow\n");
+const localEnv = { AEGIS_STATE_DIR: scratch, AEGIS_RUNTIME_DIR: scratch };
+const daemon = Deno.uid() === 0 ? await startDaemon() : null;
+if (daemon === null) {
+  console.error("cli_bench: not root: the rows with a daemon running are left out");
+  cases.splice(0, cases.length, ...cases.filter((c) => !c.daemon));
+}
 
-async function measure(argv: string[]): Promise<{ ms: number; rssKiB: number }> {
-  const args = argv.map((a) => a === "POLICY" ? policyFile : a);
+/** `run --audit` on private paths and a free port; resolves once it serves /health. */
+async function startDaemon(): Promise<
+  { proc: Deno.ChildProcess; env: Record<string, string>; url: string }
+> {
+  const dir = `${scratch}/daemon`;
+  await Deno.mkdir(`${dir}/state`, { recursive: true, mode: 0o700 });
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  l.close();
+  const env = {
+    AEGIS_STATE_DIR: `${dir}/state`,
+    AEGIS_CAPABILITIES_REPORT_PATH: `${dir}/state/capabilities.json`,
+    AEGIS_RUNTIME_DIR: `${dir}/run`,
+    AEGIS_CONTROL_SOCKET: `${dir}/run/control.sock`,
+    AEGIS_HTTP_LISTEN: `127.0.0.1:${port}`,
+    AEGIS_PIN_ROOT: `/sys/fs/bpf/aegis-cli-bench-${Deno.pid}`,
+  };
+  const proc = new Deno.Command(launcher, {
+    args: ["run", "--audit"],
+    env,
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  const url = `http://127.0.0.1:${port}/health`;
+  const end = Date.now() + 60_000;
+  for (;;) {
+    try {
+      const r = await fetch(url);
+      await r.body?.cancel();
+      break;
+    } catch {
+      if (Date.now() > end) throw new Error("cli_bench: the daemon did not serve /health in 60 s");
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  return { proc, env, url };
+}
+
+async function measure(c: Case): Promise<{ ms: number; rssKiB: number }> {
+  const args = c.argv.map((a) => a === "POLICY" ? policyFile : a === "URL" ? daemon!.url : a);
   const t0 = performance.now();
   const out = await new Deno.Command("/usr/bin/time", {
     args: ["-f", "AEGIS_TIME %e %M", ...args],
     stdout: "null",
     stderr: "piped",
-    env: { AEGIS_STATE_DIR: scratch, AEGIS_RUNTIME_DIR: scratch },
+    env: c.daemon ? daemon!.env : localEnv,
   }).output();
   const ms = performance.now() - t0;
   const line = new TextDecoder().decode(out.stderr).split("\n").find((l) =>
@@ -67,13 +129,18 @@ async function measure(argv: string[]): Promise<{ ms: number; rssKiB: number }> 
 const samples = new Map<string, { ms: number[]; rss: number[] }>();
 for (const c of cases) samples.set(c.name, { ms: [], rss: [] });
 // one warm-up of each (module cache, page cache), not counted
-for (const c of cases) await measure(c.argv);
+for (const c of cases) await measure(c);
 for (let r = 0; r < rounds; r++) {
   for (const c of cases) {
-    const m = await measure(c.argv);
+    const m = await measure(c);
     samples.get(c.name)!.ms.push(m.ms);
     samples.get(c.name)!.rss.push(m.rssKiB);
   }
+}
+if (daemon !== null) {
+  daemon.proc.kill("SIGTERM");
+  await daemon.proc.status;
+  await Deno.remove(daemon.env.AEGIS_PIN_ROOT, { recursive: true }).catch(() => {});
 }
 await Deno.remove(scratch, { recursive: true });
 

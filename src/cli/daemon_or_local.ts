@@ -11,7 +11,7 @@
  */
 import { daemonRequest } from "../control/client.ts";
 import { AegisError } from "../errors.ts";
-import { writeStderr } from "../log.ts";
+import { writeStderr } from "../stdio.ts";
 import type { HealthVerdict } from "../posture/health.ts";
 import type { CapabilitiesReport } from "../posture/report.ts";
 

@@ -9,6 +9,7 @@
 import type { Command } from "@commander-js/extra-typings";
 import { daemonHealth, daemonReport } from "./daemon_or_local.ts";
 import { out, outJson } from "../log.ts";
+import { printHealth } from "./readiness.ts";
 import { evaluateHealth, type HealthVerdict } from "../posture/health.ts";
 import type { CapabilitiesReport } from "../posture/report.ts";
 
@@ -49,32 +50,6 @@ async function gather(requireEnforce: boolean, wantReport: boolean): Promise<Gat
     report: local.report,
     limitation: local.limitation,
   };
-}
-
-function printHealth(h: HealthVerdict, details = true): void {
-  const b = h.body;
-  out(`${b.ok ? "healthy" : "NOT healthy"}${b.require_enforce ? " (require enforce)" : ""}`);
-  out(`agent:           ${b.daemon_running ? "running" : "not running"}`);
-  out(`runtime_state:   ${b.runtime_state ?? "none"}`);
-  out(`capability:      ${b.capability} (mode ${b.mode}, engine ${b.engine_mode})`);
-  out(`enforce_capable: ${b.enforce_capable}`);
-  out(
-    `bpf object:      ${b.bpf_object_path}, ${
-      !b.bpf_object_found ? "MISSING" : b.bpf_hash_verified ? "SHA-256 verified" : "HASH MISMATCH"
-    }`,
-  );
-  out(
-    `emergency:       ${
-      b.emergency_disable_active === null
-        ? "unknown"
-        : b.emergency_disable_active
-        ? "ACTIVE"
-        : "off"
-    }`,
-  );
-  if (!details) return;
-  for (const r of b.reasons) out(`- ${r}`);
-  for (const x of b.blockers) out(`  remedy for ${x.code}: ${x.remedy}`);
 }
 
 async function mountFacts(): Promise<{ securityfs: boolean | null; tracefs: boolean | null }> {

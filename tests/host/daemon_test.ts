@@ -121,6 +121,18 @@ Deno.test("run --enforce-gate-mode=audit-fallback: AUDIT_FALLBACK, 200 / 503, re
       strictEqual(hb.engine_mode, "tracepoint_audit", "no BPF LSM here: the fallback programs");
       strictEqual(hb.checks.bpf_load, true, "the agent loaded the object");
       deepStrictEqual(hb.undetermined_fields, [], "an agent knows all of it here");
+      // `health` alone is answered before the argument parser loads (cli/readiness.ts);
+      // a global option in front takes the full CLI: both print the same verdict
+      const full = await run(AGENT, ["--log-level", "warning", "health", "--json"], e.env);
+      strictEqual(full.code, 0, full.stderr);
+      deepStrictEqual(JSON.parse(full.stdout), hb, "the fast and the full path agree");
+      const fullText = await run(
+        AGENT,
+        ["--log-level", "warning", "health", "--require-enforce"],
+        e.env,
+      );
+      strictEqual(fullText.code, h.code);
+      strictEqual(fullText.stdout, h.stdout, "the same text verdict");
       const dj = await run(AGENT, ["doctor", "--json"], e.env);
       strictEqual(dj.code, 1, "not enforcing");
       if (CPP.capabilities && CPP.health && CPP.doctor) {
