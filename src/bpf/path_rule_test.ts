@@ -46,6 +46,54 @@ Deno.test("path rules: symlinks resolve to the target's inode; missing files are
   }
 });
 
+Deno.test("path rules: canonical path through symlinked directories, dot components, a symlink last", async () => {
+  const base = Deno.makeTempDirSync({ prefix: "aegis-path-" });
+  try {
+    const real = Deno.realPathSync(base);
+    Deno.mkdirSync(`${base}/d/e`, { recursive: true });
+    Deno.writeTextFileSync(`${base}/d/e/f`, "x");
+    Deno.symlinkSync(`${base}/d`, `${base}/dl`); // a symlinked parent
+    Deno.symlinkSync("e/f", `${base}/d/fl`); // a relative symlink as the last component
+    const st = Deno.statSync(`${base}/d/e/f`);
+    const mi = fakeMountinfo(real, "ext4", kernelDev(st.dev));
+    for (
+      const p of [
+        `${base}/d/e/f`,
+        `${base}/dl/e/f`,
+        `${base}/dl/fl`,
+        `${base}/d/./e/f`,
+        `${base}/d/e/../e/f`,
+        `${base}//d/e/f`,
+        `${base}/dl/e`,
+      ]
+    ) {
+      const r = resolveRulePath(p, mi);
+      strictEqual(r.status, "resolved", p);
+      if (r.status !== "resolved") continue;
+      strictEqual(r.canonical, Deno.realPathSync(p), p);
+      strictEqual(r.ino, Deno.statSync(p).ino, p);
+    }
+    // the directories' realpaths are kept for one synchronous run only: a
+    // symlinked directory pointed elsewhere is seen by the next resolve
+    const before = resolveRulePath(`${base}/dl/e/f`, mi);
+    await Promise.resolve();
+    Deno.removeSync(`${base}/dl`);
+    Deno.mkdirSync(`${base}/d2/e`, { recursive: true });
+    Deno.writeTextFileSync(`${base}/d2/e/f`, "y");
+    Deno.symlinkSync(`${base}/d2`, `${base}/dl`);
+    const after = resolveRulePath(`${base}/dl/e/f`, mi);
+    deepStrictEqual(
+      [
+        before.status === "resolved" && before.canonical,
+        after.status === "resolved" && after.canonical,
+      ],
+      [`${real}/d/e/f`, `${real}/d2/e/f`],
+    );
+  } finally {
+    Deno.removeSync(base, { recursive: true });
+  }
+});
+
 Deno.test("kernelDev: glibc st_dev encoding to the kernel's major << 20 | minor", () => {
   strictEqual(kernelDev(0x0801), (8 << 20) | 1); // sda1
   strictEqual(kernelDev(0x00fe00 + 0x12), (0xfe << 20) | 0x12);
