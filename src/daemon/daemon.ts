@@ -23,6 +23,7 @@ import { probeAndGate } from "./probe_gate.ts";
 import { openNative } from "./shim_open.ts";
 import { installSighup } from "./sighup.ts";
 import { Cleanups, shutDown, waitForStop } from "./shutdown.ts";
+import { StartClock } from "./start_clock.ts";
 import { AgentStatus } from "./status.ts";
 import { readStoredPolicy } from "./stored.ts";
 import { daemonViews } from "./views.ts";
@@ -36,6 +37,8 @@ export { pinRoot };
  * posture degrades: then AegisError STRICT_DEGRADE, exit 1).
  */
 export async function runDaemon(opts: DaemonOptions): Promise<void> {
+  const clock = new StartClock();
+  clock.mark("load");
   const paths = aegisPaths();
   const faults = opts.faults ?? NO_FAULTS;
   const stop = new AbortController();
@@ -46,6 +49,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
     const stored = await readStoredPolicy(paths.stateDir);
     const native = await openNative(outputs.bus.envelope, cleanups);
     const { shim, bytes, notifier } = native;
+    clock.mark("native");
     const status = new AgentStatus({
       capabilitiesPath: paths.capabilities,
       needs: stored.applied.needs,
@@ -73,11 +77,13 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
       outputs.cgroups,
     );
     await startControlSocket(paths.controlSocket, app, policy, status, cleanups);
+    clock.mark("listeners");
     // 2. break-glass; 3, 4. probes, blockers and the gate
     const breakGlass = (await breakGlassAtStart(paths)).active;
     const { needs, mapSizes } = stored.applied;
     const gate = await probeAndGate({ opts, faults, shim, bytes, needs, breakGlass }, status);
     const { blockers } = gate;
+    clock.mark("probes");
     // 5. the engine, with the agent in a cgroup of its own; 5b. the policy
     const eng = startEngineAtStart(
       { opts, faults, shim, bytes, decision: gate.decision, blockers, breakGlass, mapSizes },
@@ -85,11 +91,13 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
       cleanups,
     );
     const { engine, cfg } = eng;
+    clock.mark("engine");
     startEmergency(cfg, paths.stateDir, outputs.bus, status);
     const parse = stored.parse;
     const restore = { opts, policy, engine, cfg, parse, decision: eng.decision, blockers };
     const decision = await restoreAtStart(restore, status);
     sighup.reapplyWith(runPolicyReapply(policy, opts, status));
+    clock.mark("policy");
     // 6, 7. events, the posture (the first proof where enforcing), READY
     const ring = new EventRing({ shim, engine, outputs, rulePaths, policy, status }, cleanups);
     const machine = createMachine(outputs.bus, notifier, status);
@@ -100,9 +108,10 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
         cleanups,
       )
       : null;
+    clock.mark("proof");
     firstPosture(machine, decision, proof?.problem ?? null, ring);
     ring.start();
-    const hooks = announceStart(machine, engine, decision, blockers, notifier, cleanups);
+    const hooks = announceStart(machine, engine, decision, blockers, notifier, cleanups, clock);
     // 8. runtime checks, every second
     startChecks(
       {

@@ -7,6 +7,7 @@
  *
  * @module
  */
+import type { StartClock } from "./start_clock.ts";
 import type { Engine } from "../bpf/engine.ts";
 import { AegisError } from "../errors.ts";
 import { literal, log } from "../log.ts";
@@ -127,8 +128,10 @@ export function announceStart(
   blockers: Blocker[],
   notifier: ServiceNotifier | null,
   cleanups: Cleanups,
+  clock: StartClock,
 ): string[] {
   const hooks = engine.attachedSections();
+  clock.mark("started");
   log("run").info(
     literal(
       `agent started, ${machine.state}: ${hooks.join(", ")}; ` +
@@ -137,9 +140,16 @@ export function announceStart(
         (blockers.length > 0 ? `; blockers: ${blockers.map((b) => b.code).join(", ")}` : "") +
         (machine.state === "ENFORCE_SIGNAL"
           ? "; offenders are killed after the fact (SIGKILL), enforce_capable stays false"
-          : ""),
+          : "") +
+        `; started in ${(clock.total() / 1000).toFixed(1)} s`,
     ),
-    { state: machine.state, hooks, pins: engine.pinRoot, readopted: engine.readopted },
+    {
+      state: machine.state,
+      hooks,
+      pins: engine.pinRoot,
+      readopted: engine.readopted,
+      start_ms: clock.phases(),
+    },
   );
   if (machine.shouldExit()) {
     throw new AegisError(
