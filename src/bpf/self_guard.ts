@@ -194,7 +194,15 @@ export function objectIds(
   obj: BpfObject,
   pinRoot: string,
 ): { mapIds: number[]; linkIds: number[] } {
-  const mapIds = obj.maps.map((m) => shim.objId(obj.map(m as MapName).fd));
+  const mapIds: number[] = [];
+  for (const m of obj.maps) {
+    try {
+      mapIds.push(shim.objId(obj.map(m as MapName).fd));
+    } catch (e) {
+      // an internal map (.rodata…) libbpf did not create has no fd: nothing to guard
+      if (!m.includes(".")) throw e;
+    }
+  }
   const linkIds: number[] = [];
   for (const e of Deno.readDirSync(`${pinRoot}/links`)) {
     const fd = shim.getPinned(`${pinRoot}/links/${e.name}`);

@@ -10,7 +10,12 @@
  */
 import { AEGIS_CFG_SELF_PROTECT } from "../bpf/abi_gen.ts";
 import { type Engine, isSelfProgram } from "../bpf/engine.ts";
-import { armSelfGuard, disarmSelfGuard, GUARD_NAMES } from "../bpf/self_guard.ts";
+import {
+  armSelfGuard,
+  disarmSelfGuard,
+  GUARD_NAMES,
+  type SelfGuardSummary,
+} from "../bpf/self_guard.ts";
 import type { SelfCgroup } from "../bpf/self_cgroup.ts";
 import type { AegisPaths } from "../contracts.ts";
 import { literal, log } from "../log.ts";
@@ -70,14 +75,23 @@ export function armSelfProtectAtStart(
   }
   const missing = i.engine.plan.filter((p) => isSelfProgram(p.program) && !p.available)
     .map((p) => p.section);
-  const sum = armSelfGuard(i.shim, i.engine.obj, {
-    pinRoot: i.paths.pinRoot,
-    stateDir: i.paths.stateDir,
-    etcDir: i.paths.etcDir,
-    keysDir: i.paths.keysDir,
-    cgroupDir: i.self.path,
-    exe: i.exe,
-  });
+  let sum: SelfGuardSummary;
+  try {
+    sum = armSelfGuard(i.shim, i.engine.obj, {
+      pinRoot: i.paths.pinRoot,
+      stateDir: i.paths.stateDir,
+      etcDir: i.paths.etcDir,
+      keysDir: i.paths.keysDir,
+      cgroupDir: i.self.path,
+      exe: i.exe,
+    });
+  } catch (e) {
+    // enforcement goes on; the report and doctor say the guards are off
+    const why = `arming failed: ${e instanceof Error ? e.message : e}`;
+    disarmSelfGuard(i.engine.obj);
+    lg.error(literal(`--self-protect: not armed: ${why}`), { self_protect: false });
+    return { ...OFF, requested: true, detail: `not armed: ${why}`, missing_hooks: missing };
+  }
   // first step of a clean stop (cleanups run last pushed first): before the
   // engine closes and the agent leaves its cgroup
   cleanups.push(() => {
