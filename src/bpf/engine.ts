@@ -257,7 +257,7 @@ export class Engine implements Disposable {
         }
         // guards of an earlier --self-protect start this one does not load: detached
         if (!opts.selfProtect) {
-          for (const e of Deno.readDirSync(`${pinRoot}/links`)) {
+          for (const e of [...Deno.readDirSync(`${pinRoot}/links`)]) {
             if (isSelfProgram(e.name)) Deno.removeSync(`${pinRoot}/links/${e.name}`);
           }
         }
