@@ -148,6 +148,7 @@ static __always_inline int aegis_tamper_deny(struct aegis_hook_ctx *hc, struct a
 {
 	__u8 action = aegis_verdict_quiet(hc);
 	struct aegis_ev_tamper_block *ev = aegis_ev_reserve(sizeof(*ev));
+	struct dentry *d = t->name; /* a local: CO-RE relocates dentry fields, not ours */
 
 	if (ev) {
 		__builtin_memset(ev, 0, sizeof(*ev));
@@ -163,9 +164,9 @@ static __always_inline int aegis_tamper_deny(struct aegis_hook_ctx *hc, struct a
 		ev->guard = (__u8)t->guard;
 		ev->action = action;
 		ev->hook = (__u8)hc->hook;
-		if (t->name)
+		if (d)
 			bpf_probe_read_kernel_str(ev->name, sizeof(ev->name),
-						  BPF_CORE_READ(t->name, d_name.name));
+						  BPF_CORE_READ(d, d_name.name));
 		aegis_ev_submit(ev);
 	}
 	return aegis_action_rc(action);
