@@ -283,7 +283,7 @@ Deno.test({
       match(metrics.stdout, /aegisbpf_tamper_blocks_total\{action="block"\} [1-9]/);
       match(
         metrics.stdout,
-        /aegisbpf_hook_blocks_total\{hook="self_inode_unlink",action="block"\} [1-9]/,
+        /aegisbpf_hook_blocks_total\{action="block",hook="self_inode_unlink"\} [1-9]/,
       );
 
       // a clean stop (SIGTERM from the test: deno, the agent's executable) disarms
