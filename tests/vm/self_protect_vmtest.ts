@@ -111,7 +111,9 @@ async function pinned(root: string): Promise<{ armed: bigint; mapId: number; lin
 Deno.test({
   name:
     "run --self-protect: root outside the agent gets EPERM and a tamper_block for each tamper; " +
-    "a clean stop disarms; after a SIGKILL the guards hold and uninstall still works",
+    "a clean stop disarms; after a SIGKILL the guards hold and uninstall still works" +
+    (LSM_ON ? "" : " (SKIPPED here: the guards are BPF LSM programs; without bpf in lsm= " +
+      "the enforce start is refused, posture_vmtest.ts)"),
   ignore: !LSM_ON,
   fn: async () => {
     const e = agentEnv();
