@@ -7,7 +7,8 @@
  * bpf() calls; the agent under `deno run` trusts every deno process, so no
  * tamper goes through Deno): every tamper fails with EPERM and writes a
  * tamper_block event naming the actor; a denied file stays denied and read-only
- * map access keeps working. A clean stop disarms (the pinned switch reads
+ * map access keeps working; emergency disable turns the guards to report-only
+ * and emergency enable back. A clean stop disarms (the pinned switch reads
  * 0, the same tools then succeed). A second start is SIGKILLed: the guards
  * stay armed with no agent, and `aegisbpf uninstall` still removes
  * everything. (That a start without --self-protect arms nothing is in
@@ -287,6 +288,18 @@ Deno.test({
         metrics.stdout,
         /aegisbpf_hook_blocks_total\{action="block",hook="self_inode_unlink"\} [1-9]/,
       );
+
+      // the emergency path works while armed; under emergency disable the guards only report
+      const dis = await run(AGENT, ["emergency-disable", "--reason", "self-protect VM test"], env);
+      strictEqual(dis.code, 0, dis.stderr);
+      strictEqual(await attempt("touch", [`${stateDir}/audited`]), "ok", "reported, not refused");
+      await agent.event(
+        (ev) => ev.type === "tamper_block" && ev.action === "AUDIT" && ev.name === "audited",
+        "an AUDIT tamper_block under emergency disable",
+      );
+      const en = await run(AGENT, ["emergency-enable", "--reason", "self-protect VM test"], env);
+      strictEqual(en.code, 0, en.stderr);
+      strictEqual(await attempt("rm", ["-f", `${stateDir}/audited`]), "EPERM", "refused again");
 
       // a clean stop (SIGTERM from the test: deno, the agent's executable) disarms
       strictEqual((await agent.stop("SIGTERM")).code, 0, agent.err);
