@@ -14,6 +14,7 @@
 #include "net.bpf.c"
 #include "protect.bpf.c"
 #include "fallback.bpf.c"
+#include "self.bpf.c"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 

@@ -38,6 +38,21 @@ int aegis_map_info(int fd, uint32_t *type, uint32_t *key_size, uint32_t *value_s
 	return 0;
 }
 
+int aegis_obj_id(int fd, uint32_t *id)
+{
+	/* bpf_map_info, bpf_link_info and bpf_prog_info all start with type, id */
+	uint32_t info[2] = { 0, 0 };
+	uint32_t len = sizeof(info);
+	int r = bpf_obj_get_info_by_fd(fd, info, &len);
+
+	if (r < 0)
+		return r;
+	if (!id)
+		return -EINVAL;
+	*id = info[1];
+	return 0;
+}
+
 int aegis_map_lookup(int fd, const void *key, void *value)
 {
 	return value ? bpf_map_lookup_elem(fd, key, value) : -EINVAL;

@@ -96,6 +96,8 @@ void aegis_obj_close(struct aegis_obj *obj);
 /* Key/value sizes of a map fd (bpf_obj_get_info_by_fd). */
 int aegis_map_info(int fd, uint32_t *type, uint32_t *key_size, uint32_t *value_size,
 		   uint32_t *max_entries);
+/* The kernel id of a map, link or program fd (self-protection guards by id). */
+int aegis_obj_id(int fd, uint32_t *id);
 int aegis_map_lookup(int fd, const void *key, void *value);
 int aegis_map_update(int fd, const void *key, const void *value, uint64_t flags);
 int aegis_map_delete(int fd, const void *key);

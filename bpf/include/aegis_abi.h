@@ -29,6 +29,7 @@ enum aegis_ev_kind {
 	AEGIS_EV_NET_BLOCK = 4,    /* connect, bind, sendmsg */
 	AEGIS_EV_KERNEL_BLOCK = 5, /* ptrace, module load, bpf() */
 	AEGIS_EV_EXEC_ARGV = 6,    /* the new image's argv, after its AEGIS_EV_EXEC */
+	AEGIS_EV_TAMPER_BLOCK = 7, /* self-protection: a tamper attempt on the agent (self.bpf.c) */
 };
 
 /* Record versions (bumped whenever that record's layout changes). */
@@ -40,6 +41,7 @@ enum aegis_ev_version {
 	AEGIS_EV_NET_BLOCK_V2 = 2,
 	AEGIS_EV_KERNEL_BLOCK_V2 = 2,
 	AEGIS_EV_EXEC_ARGV_V1 = 1,
+	AEGIS_EV_TAMPER_BLOCK_V1 = 1,
 };
 
 enum aegis_abi_sizes {
@@ -47,6 +49,7 @@ enum aegis_abi_sizes {
 	AEGIS_OPEN_PATH_LEN = 64,
 	AEGIS_BLOCK_PATH_LEN = 256,
 	AEGIS_ARGV_LEN = 1024, /* argv bytes an AEGIS_EV_EXEC_ARGV record holds */
+	AEGIS_TAMPER_NAME_LEN = 64, /* name bytes of an AEGIS_EV_TAMPER_BLOCK record */
 	AEGIS_RULE_GENERATIONS = 2, /* rule sets that can coexist (see "gen" below) */
 };
 
@@ -79,7 +82,20 @@ enum aegis_hook {
 	AEGIS_HOOK_TP_EXECVE = 11,
 	AEGIS_HOOK_TP_CONNECT = 12,
 	AEGIS_HOOK_INODE_COPY_UP = 13, /* overlayfs copy-up of a ruled file (file.bpf.c) */
-	AEGIS_HOOK__MAX = 16,
+	/* self-protection guards (self.bpf.c); 14, 15 left for other surfaces */
+	AEGIS_HOOK_SELF_UNLINK = 16,
+	AEGIS_HOOK_SELF_RMDIR = 17,
+	AEGIS_HOOK_SELF_RENAME = 18,
+	AEGIS_HOOK_SELF_CREATE = 19, /* inode_create, inode_link, inode_symlink */
+	AEGIS_HOOK_SELF_FILE_OPEN = 20,
+	AEGIS_HOOK_SELF_TRUNCATE = 21,
+	AEGIS_HOOK_SELF_BPF_MAP = 22,
+	AEGIS_HOOK_SELF_BPF = 23,
+	AEGIS_HOOK_SELF_PIN_OPEN = 24, /* inode_permission on a pinned link */
+	AEGIS_HOOK_SELF_TASK_KILL = 25,
+	AEGIS_HOOK_SELF_PTRACE = 26,
+	AEGIS_HOOK_SELF_UMOUNT = 27,
+	AEGIS_HOOK__MAX = 32,
 };
 
 /* What a hook did (the `action` field of block records). */
@@ -158,6 +174,9 @@ enum aegis_config_key {
 	 * window sends SIGKILL instead of AEGIS_CFG_ENFORCE_SIGNAL */
 	AEGIS_CFG_KILL_ESCALATION = 13,
 	AEGIS_CFG_CANARY_CGID = 14, /* the enforcement proof's cgroup: denied, never signalled */
+	/* run --self-protect: 1 arms the guards of self.bpf.c (written 0 by every
+	 * start without it and by a clean stop) */
+	AEGIS_CFG_SELF_PROTECT = 15,
 	AEGIS_CFG__MAX = 16,
 };
 
@@ -411,6 +430,62 @@ struct aegis_ev_kernel_block {
 };
 
 /*
+ * Self-protection (bpf/self.bpf.c, run --self-protect). What a guarded
+ * inode is (value of "aegis_self_inode", key: struct aegis_inode_key with
+ * gen 0). A directory guards its entries (created, opened for writing,
+ * truncated, unlinked, renamed) and itself (rmdir, rename).
+ */
+enum aegis_guard {
+	AEGIS_GUARD_PIN_DIR = 1,    /* the pin root, maps/, links/ */
+	AEGIS_GUARD_STATE_DIR = 2,  /* /var/lib/aegisbpf */
+	AEGIS_GUARD_CONFIG_DIR = 3, /* /etc/aegisbpf and its directories (keys) */
+	AEGIS_GUARD_CGROUP_DIR = 4, /* the agent's own cgroup (cgroup.procs, cgroup.kill…) */
+	AEGIS_GUARD_EXE = 5,        /* the agent's executable: trusted, and never written */
+	AEGIS_GUARD_LINK_PIN = 6,   /* a pinned link: not even opened from outside */
+	AEGIS_GUARD_PIN_FS = 7,     /* key (dev of the bpffs, ino 0): never unmounted */
+	AEGIS_GUARD_MAP = 8,        /* "aegis_self_obj": a map id, no write fd from outside */
+	AEGIS_GUARD_LINK = 9,       /* "aegis_self_obj": a link id, no fd from outside */
+	AEGIS_GUARD_AGENT = 10,     /* a process of the agent (signals, ptrace) */
+};
+
+/* What was attempted (the `op` field of AEGIS_EV_TAMPER_BLOCK). */
+enum aegis_tamper_op {
+	AEGIS_TAMPER_UNLINK = 1,
+	AEGIS_TAMPER_RMDIR = 2,
+	AEGIS_TAMPER_RENAME = 3,
+	AEGIS_TAMPER_CREATE = 4,   /* create, link or symlink in a guarded directory */
+	AEGIS_TAMPER_WRITE = 5,    /* open for writing (or O_TRUNC) */
+	AEGIS_TAMPER_TRUNCATE = 6, /* truncate(2) */
+	AEGIS_TAMPER_MAP_WRITE = 7, /* a writable fd of one of our maps */
+	AEGIS_TAMPER_LINK_FD = 8,  /* an fd of one of our links (by id or by its pin) */
+	AEGIS_TAMPER_SIGNAL = 9,
+	AEGIS_TAMPER_PTRACE = 10,
+	AEGIS_TAMPER_UMOUNT = 11,
+};
+
+/* Key of "aegis_self_obj": one of our maps or links by kernel id. */
+struct aegis_self_obj_key {
+	__u32 id;
+	__u32 guard; /* AEGIS_GUARD_MAP or AEGIS_GUARD_LINK */
+};
+
+/* AEGIS_EV_TAMPER_BLOCK (168 bytes): the actor is `proc`. */
+struct aegis_ev_tamper_block {
+	struct aegis_ev_hdr hdr;
+	struct aegis_ev_proc proc;
+	__u64 ino;        /* the guarded inode (file ops), else 0 */
+	__u64 target_cgid; /* signal, ptrace: the target's cgroup; else 0 */
+	__u32 dev;        /* its dev (kernel encoding), else 0 */
+	__u32 target;     /* map or link id; signal/ptrace: target tgid */
+	__u32 detail;     /* signal number, fmode, ptrace mode, bpf cmd, open flags */
+	__u8 op;          /* enum aegis_tamper_op */
+	__u8 guard;       /* enum aegis_guard that matched */
+	__u8 action;      /* enum aegis_action: BLOCK, or AUDIT (emergency, break-glass) */
+	__u8 hook;        /* enum aegis_hook */
+	char name[AEGIS_TAMPER_NAME_LEN]; /* the entry's name (file ops), else "" */
+};
+
+/*
  * Every type above, by value, so that clang emits all of them into BTF: the
  * BPF object references it from an uncalled function (bpf/aegis.bpf.c) and
  * build/gen_abi.ts from a variable. Add each new ABI type here.
@@ -424,6 +499,8 @@ struct aegis_abi_anchor {
 	struct aegis_ev_file_block file_block;
 	struct aegis_ev_net_block net_block;
 	struct aegis_ev_kernel_block kernel_block;
+	struct aegis_ev_tamper_block tamper_block;
+	struct aegis_self_obj_key self_obj_key;
 	struct aegis_inode_key inode_key;
 	struct aegis_rule rule;
 	struct aegis_comm_key comm_key;
@@ -454,6 +531,8 @@ struct aegis_abi_anchor {
 	enum aegis_rule_type rule_type;
 	enum aegis_policy_flag policy_flag;
 	enum aegis_task_flag task_flag;
+	enum aegis_guard guard;
+	enum aegis_tamper_op tamper_op;
 };
 
 #define AEGIS_ASSERT_SIZE(type, n) _Static_assert(sizeof(type) == (n), #type " size")
@@ -509,5 +588,11 @@ AEGIS_ASSERT_OFF(struct aegis_ev_net_block, addr, 72);
 AEGIS_ASSERT_OFF(struct aegis_ev_net_block, port, 92);
 AEGIS_ASSERT_SIZE(struct aegis_ev_kernel_block, 96);
 AEGIS_ASSERT_OFF(struct aegis_ev_kernel_block, target_pid, 72);
+AEGIS_ASSERT_SIZE(struct aegis_ev_tamper_block, 168);
+AEGIS_ASSERT_OFF(struct aegis_ev_tamper_block, ino, 72);
+AEGIS_ASSERT_OFF(struct aegis_ev_tamper_block, dev, 88);
+AEGIS_ASSERT_OFF(struct aegis_ev_tamper_block, op, 100);
+AEGIS_ASSERT_OFF(struct aegis_ev_tamper_block, name, 104);
+AEGIS_ASSERT_SIZE(struct aegis_self_obj_key, 8);
 
 #endif /* AEGIS_ABI_H */

@@ -196,4 +196,22 @@ struct {
 	__type(value, struct aegis_strikes);
 } aegis_strikes SEC(".maps");
 
+/*
+ * Self-protection (bpf/self.bpf.c): what the guards protect, filled by the
+ * agent after it pinned (src/bpf/self_guard.ts). Gen-0 inode keys.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, struct aegis_inode_key);
+	__type(value, __u32); /* enum aegis_guard */
+} aegis_self_inode SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, struct aegis_self_obj_key);
+	__type(value, __u32); /* enum aegis_guard */
+} aegis_self_obj SEC(".maps");
+
 #endif /* AEGIS_MAPS_H */

@@ -2,12 +2,13 @@
 // Regenerate with: deno run -A build/gen_abi.ts
 
 /** SHA-256 of the canonical layout below; "aegisbpf version" prints it. */
-export const ABI_FINGERPRINT = "7ac71234afbbbc4e046ac342307f0e40ad5d57195e96686a3d2521b872350b49";
+export const ABI_FINGERPRINT = "3dc201419e527dd6695abecdb22f7803c97d513b4bdccff5039ed9fefe8785aa";
 
 export const AEGIS_COMM_LEN = 16;
 export const AEGIS_OPEN_PATH_LEN = 64;
 export const AEGIS_BLOCK_PATH_LEN = 256;
 export const AEGIS_ARGV_LEN = 1024;
+export const AEGIS_TAMPER_NAME_LEN = 64;
 export const AEGIS_RULE_GENERATIONS = 2;
 export const AEGIS_ACT_AUDIT = 0;
 export const AEGIS_ACT_BLOCK = 1;
@@ -29,6 +30,7 @@ export const AEGIS_CFG_EXEC_ARGV = 11;
 export const AEGIS_CFG_ENFORCE_SIGNAL = 12;
 export const AEGIS_CFG_KILL_ESCALATION = 13;
 export const AEGIS_CFG_CANARY_CGID = 14;
+export const AEGIS_CFG_SELF_PROTECT = 15;
 export const AEGIS_CFG__MAX = 16;
 export const AEGIS_CNT_RINGBUF_DROPS = 0;
 export const AEGIS_CNT_EVENTS = 1;
@@ -44,12 +46,24 @@ export const AEGIS_EV_FILE_BLOCK = 3;
 export const AEGIS_EV_NET_BLOCK = 4;
 export const AEGIS_EV_KERNEL_BLOCK = 5;
 export const AEGIS_EV_EXEC_ARGV = 6;
+export const AEGIS_EV_TAMPER_BLOCK = 7;
 export const AEGIS_EV_EXEC_V2 = 2;
 export const AEGIS_EV_OPEN_V2 = 2;
 export const AEGIS_EV_FILE_BLOCK_V2 = 2;
 export const AEGIS_EV_NET_BLOCK_V2 = 2;
 export const AEGIS_EV_KERNEL_BLOCK_V2 = 2;
 export const AEGIS_EV_EXEC_ARGV_V1 = 1;
+export const AEGIS_EV_TAMPER_BLOCK_V1 = 1;
+export const AEGIS_GUARD_PIN_DIR = 1;
+export const AEGIS_GUARD_STATE_DIR = 2;
+export const AEGIS_GUARD_CONFIG_DIR = 3;
+export const AEGIS_GUARD_CGROUP_DIR = 4;
+export const AEGIS_GUARD_EXE = 5;
+export const AEGIS_GUARD_LINK_PIN = 6;
+export const AEGIS_GUARD_PIN_FS = 7;
+export const AEGIS_GUARD_MAP = 8;
+export const AEGIS_GUARD_LINK = 9;
+export const AEGIS_GUARD_AGENT = 10;
 export const AEGIS_HOOK_FILE_OPEN = 0;
 export const AEGIS_HOOK_INODE_PERMISSION = 1;
 export const AEGIS_HOOK_BPRM_CHECK = 2;
@@ -64,7 +78,19 @@ export const AEGIS_HOOK_TP_OPENAT = 10;
 export const AEGIS_HOOK_TP_EXECVE = 11;
 export const AEGIS_HOOK_TP_CONNECT = 12;
 export const AEGIS_HOOK_INODE_COPY_UP = 13;
-export const AEGIS_HOOK__MAX = 16;
+export const AEGIS_HOOK_SELF_UNLINK = 16;
+export const AEGIS_HOOK_SELF_RMDIR = 17;
+export const AEGIS_HOOK_SELF_RENAME = 18;
+export const AEGIS_HOOK_SELF_CREATE = 19;
+export const AEGIS_HOOK_SELF_FILE_OPEN = 20;
+export const AEGIS_HOOK_SELF_TRUNCATE = 21;
+export const AEGIS_HOOK_SELF_BPF_MAP = 22;
+export const AEGIS_HOOK_SELF_BPF = 23;
+export const AEGIS_HOOK_SELF_PIN_OPEN = 24;
+export const AEGIS_HOOK_SELF_TASK_KILL = 25;
+export const AEGIS_HOOK_SELF_PTRACE = 26;
+export const AEGIS_HOOK_SELF_UMOUNT = 27;
+export const AEGIS_HOOK__MAX = 32;
 export const AEGIS_POL_FILE_RULES = 1;
 export const AEGIS_POL_EXEC_RULES = 2;
 export const AEGIS_POL_NET_RULES = 4;
@@ -91,6 +117,17 @@ export const AEGIS_RT_BPF = 9;
 export const AEGIS_RT_CG_IP = 10;
 export const AEGIS_RT_CG_PORT = 11;
 export const AEGIS_RT_CG_INODE = 12;
+export const AEGIS_TAMPER_UNLINK = 1;
+export const AEGIS_TAMPER_RMDIR = 2;
+export const AEGIS_TAMPER_RENAME = 3;
+export const AEGIS_TAMPER_CREATE = 4;
+export const AEGIS_TAMPER_WRITE = 5;
+export const AEGIS_TAMPER_TRUNCATE = 6;
+export const AEGIS_TAMPER_MAP_WRITE = 7;
+export const AEGIS_TAMPER_LINK_FD = 8;
+export const AEGIS_TAMPER_SIGNAL = 9;
+export const AEGIS_TAMPER_PTRACE = 10;
+export const AEGIS_TAMPER_UMOUNT = 11;
 export const AEGIS_TASK_VERIFIED = 1;
 export const AEGIS_TASK_INLINE_CODE = 2;
 export const AEGIS_TASK_ARGV_CUT = 4;
@@ -104,6 +141,7 @@ export const ABI_LAYOUT = {
       "AEGIS_COMM_LEN": 16,
       "AEGIS_OPEN_PATH_LEN": 64,
       "AEGIS_RULE_GENERATIONS": 2,
+      "AEGIS_TAMPER_NAME_LEN": 64,
     },
     "aegis_action": {
       "AEGIS_ACT_AUDIT": 0,
@@ -125,6 +163,7 @@ export const ABI_LAYOUT = {
       "AEGIS_CFG_KILL_ESCALATION": 13,
       "AEGIS_CFG_LAYOUT": 8,
       "AEGIS_CFG_LAZY_PENDING": 10,
+      "AEGIS_CFG_SELF_PROTECT": 15,
       "AEGIS_CFG_SIGNAL": 5,
       "AEGIS_CFG_TRACE_ENABLE": 1,
       "AEGIS_CFG_TRACE_TGID": 0,
@@ -147,6 +186,7 @@ export const ABI_LAYOUT = {
       "AEGIS_EV_KERNEL_BLOCK": 5,
       "AEGIS_EV_NET_BLOCK": 4,
       "AEGIS_EV_OPEN": 2,
+      "AEGIS_EV_TAMPER_BLOCK": 7,
     },
     "aegis_ev_version": {
       "AEGIS_EV_EXEC_ARGV_V1": 1,
@@ -155,6 +195,19 @@ export const ABI_LAYOUT = {
       "AEGIS_EV_KERNEL_BLOCK_V2": 2,
       "AEGIS_EV_NET_BLOCK_V2": 2,
       "AEGIS_EV_OPEN_V2": 2,
+      "AEGIS_EV_TAMPER_BLOCK_V1": 1,
+    },
+    "aegis_guard": {
+      "AEGIS_GUARD_AGENT": 10,
+      "AEGIS_GUARD_CGROUP_DIR": 4,
+      "AEGIS_GUARD_CONFIG_DIR": 3,
+      "AEGIS_GUARD_EXE": 5,
+      "AEGIS_GUARD_LINK": 9,
+      "AEGIS_GUARD_LINK_PIN": 6,
+      "AEGIS_GUARD_MAP": 8,
+      "AEGIS_GUARD_PIN_DIR": 1,
+      "AEGIS_GUARD_PIN_FS": 7,
+      "AEGIS_GUARD_STATE_DIR": 2,
     },
     "aegis_hook": {
       "AEGIS_HOOK_BPF": 9,
@@ -165,13 +218,25 @@ export const ABI_LAYOUT = {
       "AEGIS_HOOK_KERNEL_LOAD_DATA": 8,
       "AEGIS_HOOK_KERNEL_READ_FILE": 7,
       "AEGIS_HOOK_PTRACE": 6,
+      "AEGIS_HOOK_SELF_BPF": 23,
+      "AEGIS_HOOK_SELF_BPF_MAP": 22,
+      "AEGIS_HOOK_SELF_CREATE": 19,
+      "AEGIS_HOOK_SELF_FILE_OPEN": 20,
+      "AEGIS_HOOK_SELF_PIN_OPEN": 24,
+      "AEGIS_HOOK_SELF_PTRACE": 26,
+      "AEGIS_HOOK_SELF_RENAME": 18,
+      "AEGIS_HOOK_SELF_RMDIR": 17,
+      "AEGIS_HOOK_SELF_TASK_KILL": 25,
+      "AEGIS_HOOK_SELF_TRUNCATE": 21,
+      "AEGIS_HOOK_SELF_UMOUNT": 27,
+      "AEGIS_HOOK_SELF_UNLINK": 16,
       "AEGIS_HOOK_SOCKET_BIND": 4,
       "AEGIS_HOOK_SOCKET_CONNECT": 3,
       "AEGIS_HOOK_SOCKET_SENDMSG": 5,
       "AEGIS_HOOK_TP_CONNECT": 12,
       "AEGIS_HOOK_TP_EXECVE": 11,
       "AEGIS_HOOK_TP_OPENAT": 10,
-      "AEGIS_HOOK__MAX": 16,
+      "AEGIS_HOOK__MAX": 32,
     },
     "aegis_policy_flag": {
       "AEGIS_POL_CGROUP_RULES": 64,
@@ -204,6 +269,19 @@ export const ABI_LAYOUT = {
       "AEGIS_RT_MODULE": 8,
       "AEGIS_RT_PORT": 5,
       "AEGIS_RT_PTRACE": 7,
+    },
+    "aegis_tamper_op": {
+      "AEGIS_TAMPER_CREATE": 4,
+      "AEGIS_TAMPER_LINK_FD": 8,
+      "AEGIS_TAMPER_MAP_WRITE": 7,
+      "AEGIS_TAMPER_PTRACE": 10,
+      "AEGIS_TAMPER_RENAME": 3,
+      "AEGIS_TAMPER_RMDIR": 2,
+      "AEGIS_TAMPER_SIGNAL": 9,
+      "AEGIS_TAMPER_TRUNCATE": 6,
+      "AEGIS_TAMPER_UMOUNT": 11,
+      "AEGIS_TAMPER_UNLINK": 1,
+      "AEGIS_TAMPER_WRITE": 5,
     },
     "aegis_task_flag": {
       "AEGIS_TASK_ARGV_CUT": 4,
@@ -652,6 +730,71 @@ export const ABI_LAYOUT = {
       },
       "size": 56,
     },
+    "aegis_ev_tamper_block": {
+      "fields": {
+        "action": {
+          "offset": 102,
+          "size": 1,
+          "type": "u8",
+        },
+        "detail": {
+          "offset": 96,
+          "size": 4,
+          "type": "u32",
+        },
+        "dev": {
+          "offset": 88,
+          "size": 4,
+          "type": "u32",
+        },
+        "guard": {
+          "offset": 101,
+          "size": 1,
+          "type": "u8",
+        },
+        "hdr": {
+          "offset": 0,
+          "size": 16,
+          "type": "struct:aegis_ev_hdr",
+        },
+        "hook": {
+          "offset": 103,
+          "size": 1,
+          "type": "u8",
+        },
+        "ino": {
+          "offset": 72,
+          "size": 8,
+          "type": "u64",
+        },
+        "name": {
+          "offset": 104,
+          "size": 64,
+          "type": "char[64]",
+        },
+        "op": {
+          "offset": 100,
+          "size": 1,
+          "type": "u8",
+        },
+        "proc": {
+          "offset": 16,
+          "size": 56,
+          "type": "struct:aegis_ev_proc",
+        },
+        "target": {
+          "offset": 92,
+          "size": 4,
+          "type": "u32",
+        },
+        "target_cgid": {
+          "offset": 80,
+          "size": 8,
+          "type": "u64",
+        },
+      },
+      "size": 168,
+    },
     "aegis_hook_stat": {
       "fields": {
         "audits": {
@@ -882,6 +1025,21 @@ export const ABI_LAYOUT = {
       },
       "size": 8,
     },
+    "aegis_self_obj_key": {
+      "fields": {
+        "guard": {
+          "offset": 4,
+          "size": 4,
+          "type": "u32",
+        },
+        "id": {
+          "offset": 0,
+          "size": 4,
+          "type": "u32",
+        },
+      },
+      "size": 8,
+    },
     "aegis_strike_key": {
       "fields": {
         "pad": {
@@ -974,6 +1132,8 @@ export const MAP_NAMES = [
   "aegis_deny_ip4_port",
   "aegis_deny_ip6_port",
   "aegis_strikes",
+  "aegis_self_inode",
+  "aegis_self_obj",
 ] as const;
 /** A map of the object: a typo in a map name is a type error. */
 export type MapName = typeof MAP_NAMES[number];
@@ -993,6 +1153,20 @@ export const PROGRAM_NAMES = [
   "aegis_kernel_load_data",
   "aegis_kernel_read_file",
   "aegis_ptrace_access_check",
+  "aegis_self_bpf",
+  "aegis_self_bpf_map",
+  "aegis_self_create",
+  "aegis_self_file_open",
+  "aegis_self_link",
+  "aegis_self_pin_open",
+  "aegis_self_ptrace",
+  "aegis_self_rename",
+  "aegis_self_rmdir",
+  "aegis_self_symlink",
+  "aegis_self_task_kill",
+  "aegis_self_truncate",
+  "aegis_self_umount",
+  "aegis_self_unlink",
   "aegis_socket_bind",
   "aegis_socket_connect",
   "aegis_socket_sendmsg",

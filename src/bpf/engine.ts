@@ -75,6 +75,8 @@ export interface EngineOptions {
   execEvents?: boolean;
   /** Also load the openat tracepoint for open telemetry (busy). */
   openEvents?: boolean;
+  /** Also load the self-protection guards (bpf/self.bpf.c; run --self-protect). */
+  selfProtect?: boolean;
   /** Narrow the plan to these sections (tests load one surface at a time). */
   select?: (section: string) => boolean;
   /** Called after load, before attach: set switches and allowlists the new
@@ -97,6 +99,11 @@ export function layoutTag(fingerprint = ABI_FINGERPRINT): bigint {
   return BigInt(`0x${fingerprint.slice(0, 16)}`);
 }
 
+/** The self-protection programs (bpf/self.bpf.c) are named aegis_self_*. */
+export function isSelfProgram(program: string): boolean {
+  return program.startsWith("aegis_self_");
+}
+
 /** A program the engine wants, and whether the kernel offers its hook. */
 export interface PlannedProgram {
   program: string;
@@ -113,7 +120,7 @@ export interface PlannedProgram {
 export function planPrograms(
   programs: readonly string[],
   sections: readonly string[],
-  opts: Pick<EngineOptions, "fileHook" | "execEvents" | "openEvents" | "mode">,
+  opts: Pick<EngineOptions, "fileHook" | "execEvents" | "openEvents" | "mode" | "selfProtect">,
   hasBtfFunc: (name: string) => boolean,
 ): PlannedProgram[] {
   const out: PlannedProgram[] = [];
@@ -141,6 +148,13 @@ export function planPrograms(
       return;
     }
     if (fallback) return;
+    if (isSelfProgram(program)) {
+      // the guards share hooks with the file surface but not its --lsm-hook choice
+      if (opts.selfProtect) {
+        out.push({ program, section, available: hasBtfFunc(`bpf_lsm_${hook}`) });
+      }
+      return;
+    }
     if (hook === "file_open" && opts.fileHook === "inode") return;
     if (hook === "inode_permission" && opts.fileHook === "file") return;
     out.push({ program, section, available: hasBtfFunc(`bpf_lsm_${hook}`) });
@@ -240,6 +254,12 @@ export class Engine implements Disposable {
           const path = `${pinRoot}/links/${a.program}`;
           if (exists(path)) Deno.removeSync(path);
           obj.pinLink(a.program, path);
+        }
+        // guards of an earlier --self-protect start this one does not load: detached
+        if (!opts.selfProtect) {
+          for (const e of [...Deno.readDirSync(`${pinRoot}/links`)]) {
+            if (isSelfProgram(e.name)) Deno.removeSync(`${pinRoot}/links/${e.name}`);
+          }
         }
       }
       return new Engine(obj, plan, attach, pinRoot, readopted);

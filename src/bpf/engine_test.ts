@@ -46,3 +46,18 @@ Deno.test("planPrograms: file hook choice, exec telemetry, BTF availability", ()
 Deno.test("layoutTag: the first 8 bytes of the fingerprint", () => {
   strictEqual(layoutTag("0123456789abcdef" + "0".repeat(48)), 0x0123456789abcdefn);
 });
+
+Deno.test("planPrograms: the self-protection guards only with selfProtect, whatever the file hook", () => {
+  const progs = [...PROGS, "aegis_self_file_open", "aegis_self_pin_open"];
+  const secs = [...SECS, "lsm/file_open", "lsm/inode_permission"];
+  const all = () => true;
+  const names = (o: Parameters<typeof planPrograms>[2]) =>
+    planPrograms(progs, secs, o, all).map((p) => p.program);
+  deepStrictEqual(names({ fileHook: "file" }), ["aegis_file_open", "aegis_socket_connect"]);
+  deepStrictEqual(names({ fileHook: "inode", selfProtect: true }), [
+    "aegis_inode_permission",
+    "aegis_socket_connect",
+    "aegis_self_file_open",
+    "aegis_self_pin_open",
+  ]);
+});

@@ -166,6 +166,13 @@ export function addRunCommand(program: Command, start: DaemonRunner = runDaemon)
       "--kill-escalation-window <duration>",
       `window of those denies, e.g. 30s or 2m (default ${KILL_ESCALATION_WINDOW_SECONDS}s)`,
     )
+    .addOption(
+      new Option(
+        "--self-protect",
+        "kernel guards: only the agent may change its pins, maps, state, config and binary, " +
+          "or signal/ptrace it (enforce mode; opt-in)",
+      ),
+    )
     .option("--trace-opens", "also report every openat() as an open event (busy)")
     .addOption(
       new Option(
@@ -300,6 +307,16 @@ Programs and maps are pinned under /sys/fs/bpf/aegisbpf: they keep
 enforcing after the agent stops or is killed, and a restarted agent takes
 them over without a gap. "aegisbpf uninstall" removes them.
 
+--self-protect arms kernel guards once the agent started enforcing: from
+outside the agent's cgroup, and unless the process runs the agent's own
+executable (aegisbpf uninstall, emergency, local-mode commands), the pins
+cannot be removed, renamed or unmounted, the maps not opened for writing,
+the links not opened, the state and config directories not written, and
+the agent neither signalled (but by PID 1: systemctl stop) nor traced.
+Each refusal is a tamper_block event. Never armed in audit, emergency
+disable or break-glass; a clean stop disarms it, a SIGKILL leaves it
+armed with the pins (docs/security.md).
+
 HTTP (read-only, loopback by default): /health, /health?require_enforce=1,
 /capabilities, /state, /metrics, /events. Mutating control (emergency,
 policy apply, rule edits) only on the root-only socket
@@ -312,6 +329,7 @@ policy apply, rule edits) only on the root-only socket
           enforceFallback: opts.enforceFallback,
           enforceGateMode: opts.enforceGateMode as GateMode,
           ...enforceSignalOptions(opts),
+          ...(opts.selfProtect ? { selfProtect: true as const } : {}),
           strictDegrade: opts.strictDegrade,
           lsmHook: opts.lsmHook as FileHookChoice,
           traceOpens: opts.traceOpens,

@@ -108,6 +108,11 @@ Deno.test("run --enforce-signal: none by default; term/int/kill reach the daemon
   await rejects(() => runOptions(["--enforce-signal", "hup"]));
 });
 
+Deno.test("run --self-protect: off by default (opt-in in this version), on with the flag", async () => {
+  strictEqual((await runOptions([])).selfProtect, undefined);
+  strictEqual((await runOptions(["--self-protect"])).selfProtect, true);
+});
+
 Deno.test("run --kill-escalation: the C++ agent's 5 denies in 30 s by default, tunable, only above term or int", async () => {
   let o = await runOptions(["--enforce-signal", "term", "--kill-escalation"]);
   deepStrictEqual(o.killEscalation, { threshold: 5, windowMs: 30_000 });

@@ -16,6 +16,7 @@ import {
   AEGIS_CFG_ENFORCE_SIGNAL,
   AEGIS_CFG_EXEC_ARGV,
   AEGIS_CFG_KILL_ESCALATION,
+  AEGIS_CFG_SELF_PROTECT,
   AEGIS_CFG_TRACE_ENABLE,
   AEGIS_CFG_TRACE_TGID,
 } from "../bpf/abi_gen.ts";
@@ -51,6 +52,7 @@ type EngineOptions = Pick<
   | "enforceGateMode"
   | "enforceSignal"
   | "killEscalation"
+  | "selfProtect"
 >;
 
 /**
@@ -69,6 +71,18 @@ export function signalSlots(
     signal: BigInt(SIGNAL_NUMBERS[o.enforceSignal]),
     escalation: e ? (BigInt(e.windowMs) << 32n) | BigInt(e.threshold) : 0n,
   };
+}
+
+/**
+ * Whether the self-protection guards load (`run --self-protect`): only for
+ * enforcing LSM programs with pins, never in break-glass (like
+ * --enforce-signal's slots, see signalSlots).
+ */
+export function selfProtectLoads(
+  o: { selfProtect?: true },
+  how: { mode: EngineMode; enforcing: boolean; breakGlass: boolean },
+): boolean {
+  return o.selfProtect === true && how.enforcing && how.mode === "lsm" && !how.breakGlass;
 }
 
 /** Start the engine for a decision; the caller maps a throw to a blocker. */
@@ -110,6 +124,8 @@ export function startEngine(
     mapSizes: how.mapSizes,
     execEvents: true,
     openEvents: opts.traceOpens === true,
+    // the guards only where they could be armed (armed after start: self_protect.ts)
+    selfProtect: selfProtectLoads(opts, how),
     hasBtfFunc: btfHasFuncWith(how.faults, (name) => shim.btfHasFunc(name)),
     failAttach: (section) => how.faults.failAttach.has(section),
     // before attach: the new programs see the right switches from their first run
@@ -125,6 +141,8 @@ export function startEngine(
       const sig = signalSlots(opts, how.enforcing && how.mode === "lsm");
       cfg.setU64(AEGIS_CFG_ENFORCE_SIGNAL, sig.signal);
       cfg.setU64(AEGIS_CFG_KILL_ESCALATION, sig.escalation);
+      // a start without the guards disarms those an earlier start left armed in the pins
+      if (!selfProtectLoads(opts, how)) cfg.setU64(AEGIS_CFG_SELF_PROTECT, 0n);
       survivors = populateSurvival(obj.map("aegis_survival_inode"));
     },
   });

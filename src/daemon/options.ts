@@ -18,6 +18,12 @@ export interface DaemonOptions {
   enforceSignal?: EnforceSignal;
   /** `--kill-escalation`: SIGKILL instead on a process's threshold-th deny in the window */
   killEscalation?: KillEscalation;
+  /**
+   * `--self-protect`: kernel guards over the agent's pins, maps, links, state
+   * and config, executable and processes (bpf/self.bpf.c; docs/security.md).
+   * Only when enforcing with BPF LSM; never in audit, emergency or break-glass.
+   */
+  selfProtect?: true;
   enforceGateMode: GateMode;
   strictDegrade?: true;
   lsmHook: FileHookChoice;

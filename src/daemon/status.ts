@@ -18,6 +18,7 @@ import {
   type CapabilitiesReport,
   NO_POLICY,
   type PolicyStatus,
+  type SelfProtectionReport,
   writeReport,
 } from "../posture/report.ts";
 import type { PostureStateMachine } from "../posture/state.ts";
@@ -37,6 +38,8 @@ export interface StatusParts {
   /** posture.ts: the state machine, then the proofs (only when enforcing) */
   machine: PostureStateMachine;
   proofs: Proofs;
+  /** self_protect.ts: run --self-protect */
+  selfProtection: SelfProtectionReport;
 }
 
 export interface StatusInit {
@@ -130,7 +133,7 @@ export class AgentStatus {
   rebuild(): void {
     const probe = this.#parts.probe;
     if (!probe) return;
-    const { machine: sm, emergency, engine, proofs, policy } = this.#parts;
+    const { machine: sm, emergency, engine, proofs, policy, selfProtection } = this.#parts;
     const i = this.init;
     this.#report = buildReport({
       probe,
@@ -148,6 +151,7 @@ export class AgentStatus {
       generatedBy: "daemon",
       now: Math.floor(Date.now() / 1000),
       extraBlockers: this.#blockers,
+      selfProtection,
       proof: {
         intervalSeconds: i.proofInterval,
         results: proofs?.prover.results ?? {},

@@ -22,6 +22,8 @@ import {
   AEGIS_EV_NET_BLOCK_V2,
   AEGIS_EV_OPEN,
   AEGIS_EV_OPEN_V2,
+  AEGIS_EV_TAMPER_BLOCK,
+  AEGIS_EV_TAMPER_BLOCK_V1,
 } from "../bpf/abi_gen.ts";
 
 const H = ABI_LAYOUT.structs.aegis_ev_hdr;
@@ -32,9 +34,10 @@ const OPEN = ABI_LAYOUT.structs.aegis_ev_open;
 const FBLK = ABI_LAYOUT.structs.aegis_ev_file_block;
 const NBLK = ABI_LAYOUT.structs.aegis_ev_net_block;
 const KBLK = ABI_LAYOUT.structs.aegis_ev_kernel_block;
+const TBLK = ABI_LAYOUT.structs.aegis_ev_tamper_block;
 /** Every record puts its struct aegis_ev_proc at the same offset. */
 const PROC = EXEC.fields.proc.offset;
-for (const s of [OPEN, FBLK, NBLK, KBLK, ARGV]) {
+for (const s of [OPEN, FBLK, NBLK, KBLK, ARGV, TBLK]) {
   if (s.fields.proc.offset !== PROC) throw new Error("ABI: proc offset differs between records");
 }
 
@@ -133,13 +136,42 @@ export interface KernelBlockRecord extends ProcInfo, BlockFields {
   ruleType: number;
 }
 
+/**
+ * A refused tamper attempt (run --self-protect, bpf/self.bpf.c): the
+ * process fields are the actor. Not a policy block: no rule, never thinned.
+ */
+export interface TamperBlockRecord extends ProcInfo {
+  kind: "tamper_block";
+  ktimeNs: U64;
+  /** enum aegis_action: 1 BLOCK, 0 AUDIT (emergency disable, break-glass) */
+  action: number;
+  /** enum aegis_hook */
+  hook: number;
+  /** enum aegis_tamper_op */
+  op: number;
+  /** enum aegis_guard */
+  guard: number;
+  /** file operations: the guarded inode that matched, else 0 */
+  ino: U64;
+  dev: number;
+  /** map or link id; signal, ptrace: the target's pid */
+  target: number;
+  /** signal, ptrace: the target's cgroup id, else 0 */
+  targetCgid: U64;
+  /** signal number, fmode, ptrace mode, bpf command or open flags */
+  detail: number;
+  /** file operations: the entry's name, else "" */
+  name: string;
+}
+
 export type KernelRecord =
   | ExecRecord
   | ExecArgvRecord
   | OpenRecord
   | FileBlockRecord
   | NetBlockRecord
-  | KernelBlockRecord;
+  | KernelBlockRecord
+  | TamperBlockRecord;
 
 /** Why a record was rejected. */
 export type RecordError =
@@ -291,6 +323,7 @@ const KINDS: Record<number, { version: number; size: number; min?: number }> = {
   [AEGIS_EV_FILE_BLOCK]: { version: AEGIS_EV_FILE_BLOCK_V2, size: FBLK.size },
   [AEGIS_EV_NET_BLOCK]: { version: AEGIS_EV_NET_BLOCK_V2, size: NBLK.size },
   [AEGIS_EV_KERNEL_BLOCK]: { version: AEGIS_EV_KERNEL_BLOCK_V2, size: KBLK.size },
+  [AEGIS_EV_TAMPER_BLOCK]: { version: AEGIS_EV_TAMPER_BLOCK_V1, size: TBLK.size },
 };
 
 /**
@@ -377,6 +410,23 @@ export function decodeRecord(
       r.ruleType = b[off + f.rule_type.offset];
       r.action = b[off + f.action.offset];
       r.hook = b[off + f.hook.offset];
+      return r;
+    }
+    case AEGIS_EV_TAMPER_BLOCK: {
+      const f = TBLK.fields;
+      const r = proc(dv, b, off) as TamperBlockRecord;
+      r.kind = "tamper_block";
+      r.ktimeNs = ktimeNs;
+      r.action = b[off + f.action.offset];
+      r.hook = b[off + f.hook.offset];
+      r.op = b[off + f.op.offset];
+      r.guard = b[off + f.guard.offset];
+      r.ino = u64(dv, off + f.ino.offset);
+      r.dev = dv.getUint32(off + f.dev.offset, true);
+      r.target = dv.getUint32(off + f.target.offset, true);
+      r.targetCgid = u64(dv, off + f.target_cgid.offset);
+      r.detail = dv.getUint32(off + f.detail.offset, true);
+      r.name = paths.get(b, dv, off + f.name.offset, f.name.size);
       return r;
     }
     default: {

@@ -9,7 +9,13 @@ import {
   AEGIS_EV_FILE_BLOCK_V2,
   AEGIS_EV_OPEN,
   AEGIS_EV_OPEN_V2,
+  AEGIS_EV_TAMPER_BLOCK,
+  AEGIS_EV_TAMPER_BLOCK_V1,
+  AEGIS_GUARD_AGENT,
+  AEGIS_HOOK_SELF_TASK_KILL,
+  AEGIS_TAMPER_SIGNAL,
 } from "../bpf/abi_gen.ts";
+import { recordToEvent } from "./json.ts";
 import {
   decodeRecord,
   forEachRecord,
@@ -266,4 +272,36 @@ Deno.test("splitArgs: one decode of the block equals decoding each NUL-separated
     for (let i = 0; i < b.length; i++) b[i] = pool[rnd(pool.length)];
     deepStrictEqual(splitArgs(b), byParts(b), `bytes ${Array.from(b)}`);
   }
+});
+
+Deno.test("decode: tamper_block record (run --self-protect), and its event", () => {
+  const T = ABI_LAYOUT.structs.aegis_ev_tamper_block;
+  const b = new Uint8Array(T.size);
+  const dv = new DataView(b.buffer);
+  header(dv, AEGIS_EV_TAMPER_BLOCK, AEGIS_EV_TAMPER_BLOCK_V1, T.size);
+  writeProc(b, dv, T.fields.proc.offset);
+  dv.setBigUint64(T.fields.target_cgid.offset, 2n ** 60n, true);
+  dv.setUint32(T.fields.target.offset, 4321, true);
+  dv.setUint32(T.fields.detail.offset, 9, true);
+  b[T.fields.op.offset] = AEGIS_TAMPER_SIGNAL;
+  b[T.fields.guard.offset] = AEGIS_GUARD_AGENT;
+  b[T.fields.action.offset] = 1;
+  b[T.fields.hook.offset] = AEGIS_HOOK_SELF_TASK_KILL;
+  const r = decode(b);
+  if ("error" in r || r.kind !== "tamper_block") throw new Error(JSON.stringify(r));
+  strictEqual(r.target, 4321);
+  strictEqual(r.targetCgid, 2n ** 60n, "a u64 past 2^53 stays exact");
+  strictEqual(r.name, "");
+  const ev = recordToEvent(r);
+  deepStrictEqual(
+    [ev.type, ev.action, ev.hook, ev.op, ev.guard, ev.detail, ev.pid, ev.comm, "name" in ev],
+    ["tamper_block", "BLOCK", "self_task_kill", "signal", "agent", 9, 100, "bash", false],
+  );
+  // a record of the wrong size is rejected, not decoded
+  deepStrictEqual(decode(b.subarray(0, T.size - 8)), {
+    error: "bad_size",
+    kind: AEGIS_EV_TAMPER_BLOCK,
+    size: T.size,
+    len: T.size - 8,
+  });
 });

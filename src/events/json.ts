@@ -27,6 +27,7 @@ import {
   AEGIS_HOOK_SOCKET_BIND,
   AEGIS_HOOK_SOCKET_SENDMSG,
 } from "../bpf/abi_gen.ts";
+import { GUARD_NAMES, TAMPER_OP_NAMES } from "../bpf/self_guard.ts";
 import type { KernelRecord, ProcInfo, U64 } from "./decode.ts";
 
 /** enum aegis_action → the event's `action`. */
@@ -64,7 +65,25 @@ export const HOOK_NAMES: Record<number, string> = {
   11: "tp_execve",
   12: "tp_connect",
   13: "inode_copy_up",
+  // self-protection guards (bpf/self.bpf.c)
+  16: "self_inode_unlink",
+  17: "self_inode_rmdir",
+  18: "self_inode_rename",
+  19: "self_inode_create",
+  20: "self_file_open",
+  21: "self_path_truncate",
+  22: "self_bpf_map",
+  23: "self_bpf",
+  24: "self_inode_permission",
+  25: "self_task_kill",
+  26: "self_ptrace_access_check",
+  27: "self_sb_umount",
 };
+
+/** A self-protection guard's hook (bpf/self.bpf.c): its refusals are tamper blocks, not policy blocks. */
+export function isSelfHook(name: string): boolean {
+  return name.startsWith("self_");
+}
 
 /** cgroup id → path (src/events/cgroup_path.ts), null when unknown. */
 export interface CgroupResolver {
@@ -191,6 +210,21 @@ export function recordToEvent(
         detail: r.detail,
         rule_type: RULE_TYPE_NAMES[r.ruleType] ?? String(r.ruleType),
         rule_id: r.ruleId,
+      };
+    case "tamper_block":
+      return {
+        type: "tamper_block",
+        ...base,
+        action: ACTION_NAMES[r.action] ?? String(r.action),
+        hook: HOOK_NAMES[r.hook] ?? String(r.hook),
+        op: TAMPER_OP_NAMES[r.op] ?? String(r.op),
+        guard: GUARD_NAMES[r.guard] ?? String(r.guard),
+        ...(r.name !== "" ? { name: r.name } : {}),
+        ino: r.ino,
+        dev: r.dev,
+        target: r.target,
+        target_cgid: r.targetCgid,
+        detail: r.detail,
       };
   }
 }

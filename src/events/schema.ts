@@ -116,6 +116,45 @@ export const KernelBlockEvent = BlockFields.extend({
   rule_type: z.string(),
   ...VolumeFields,
 }).loose();
+/** run --self-protect: a refused tamper attempt; the process fields are the actor's. */
+export const TamperBlockEvent = ProcFields.extend({
+  type: z.literal("tamper_block"),
+  action: z.enum(["AUDIT", "BLOCK"]).describe(
+    "BLOCK: EPERM returned; AUDIT: only reported (emergency disable, break-glass)",
+  ),
+  hook: z.string(),
+  op: z.enum([
+    "unlink",
+    "rmdir",
+    "rename",
+    "create",
+    "write",
+    "truncate",
+    "map_write",
+    "link_fd",
+    "signal",
+    "ptrace",
+    "umount",
+  ]),
+  guard: z.enum([
+    "pin_dir",
+    "state_dir",
+    "config_dir",
+    "cgroup_dir",
+    "exe",
+    "link_pin",
+    "pin_fs",
+    "map",
+    "link",
+    "agent",
+  ]).describe("what was protected: the guarded directory or object that matched"),
+  name: z.string().optional().describe("file operations: the directory entry's name"),
+  ino: U64.describe("file operations: the guarded inode that matched, else 0"),
+  dev: U32,
+  target: U32.describe("map or link id; signal, ptrace: the target's pid"),
+  target_cgid: U64.describe("signal, ptrace: the target's cgroup id, else 0"),
+  detail: U32.describe("signal number, fmode, ptrace mode, bpf command or open flags"),
+}).loose();
 export const StateChangeEvent = EventEnvelopeFields.extend({
   type: z.literal("state_change"),
   event_version: z.literal(1),
@@ -149,6 +188,7 @@ export const EventLine = z.discriminatedUnion("type", [
   SelfTestEvent,
   NetBlockEvent,
   KernelBlockEvent,
+  TamperBlockEvent,
   StateChangeEvent,
   ControlChangeEvent,
   PolicyEvent,

@@ -7,10 +7,14 @@ import {
 } from "../../build/gen_schemas.ts";
 import {
   AEGIS_ACT_AUDIT,
+  AEGIS_ACT_BLOCK,
+  AEGIS_GUARD_LINK_PIN,
   AEGIS_HOOK_INODE_PERMISSION,
   AEGIS_HOOK_PTRACE,
+  AEGIS_HOOK_SELF_UNLINK,
   AEGIS_HOOK_SOCKET_BIND,
   AEGIS_RT_PTRACE,
+  AEGIS_TAMPER_UNLINK,
 } from "../bpf/abi_gen.ts";
 import { stateChangeEvent } from "../posture/state.ts";
 import type { ProcInfo } from "./decode.ts";
@@ -83,8 +87,24 @@ Deno.test("EventLine: every kind of event the agent builds parses, read back fro
       action: AEGIS_ACT_AUDIT,
       hook: AEGIS_HOOK_PTRACE,
     }),
+    recordToEvent({
+      ...proc,
+      kind: "tamper_block",
+      ktimeNs: 1,
+      action: AEGIS_ACT_BLOCK,
+      hook: AEGIS_HOOK_SELF_UNLINK,
+      op: AEGIS_TAMPER_UNLINK,
+      guard: AEGIS_GUARD_LINK_PIN,
+      ino: 12,
+      dev: 13,
+      target: 0,
+      targetCgid: 0,
+      detail: 0,
+      name: "aegis_file_open",
+    }),
     stateChangeEvent({
       transition_id: 1,
+
       from: null,
       to: "AUDIT_FALLBACK",
       reason_code: "CAPABILITY_AUDIT_ONLY",

@@ -29,7 +29,7 @@ import {
   type RuntimeState,
 } from "../contracts.ts";
 import type { KernelRecord } from "../events/decode.ts";
-import { HOOK_NAMES, RULE_TYPE_NAMES } from "../events/json.ts";
+import { HOOK_NAMES, isSelfHook, RULE_TYPE_NAMES } from "../events/json.ts";
 import { RULE_MAP_NAMES } from "../policy/generations.ts";
 import { type PendingProbe, PROOF_SURFACES, type ProofResults } from "../proof/prover.ts";
 import { BUILD } from "../assets/mod.ts";
@@ -227,7 +227,8 @@ function sumFields(m: MetricsMap, index: number, fields: number): bigint[] {
 export function totalBlocks(hooks: MetricsMap): bigint {
   const at = HOOK_STAT.fields.blocks.offset / 8;
   let n = 0n;
-  for (const id of Object.keys(HOOK_NAMES)) {
+  for (const [id, hook] of Object.entries(HOOK_NAMES)) {
+    if (isSelfHook(hook)) continue; // tamper attempts are not policy blocks
     n += sumFields(hooks, Number(id), HOOK_STAT.size / 8)[at];
   }
   return n;
@@ -248,7 +249,8 @@ export function hookBlocks(hooks: MetricsMap, hook: string): bigint {
 export function totalMatches(hooks: MetricsMap): bigint {
   const f = HOOK_STAT.fields;
   let n = 0n;
-  for (const id of Object.keys(HOOK_NAMES)) {
+  for (const [id, hook] of Object.entries(HOOK_NAMES)) {
+    if (isSelfHook(hook)) continue; // tamper attempts are not policy matches
     const s = sumFields(hooks, Number(id), HOOK_STAT.size / 8);
     n += s[f.blocks.offset / 8] + s[f.audits.offset / 8];
   }
@@ -346,18 +348,31 @@ export async function renderMetrics(src: MetricsSources, opts: RenderOptions): P
         'reported (action="audit").',
     );
   }
+  x.declare(
+    "aegisbpf_tamper_blocks_total",
+    "counter",
+    'Tamper attempts on the agent the self-protection guards refused (action="block") or only ' +
+      'reported (action="audit"); not in aegisbpf_blocks_total.',
+  );
   if (hooks) {
     const f = HOOK_STAT.fields;
     let blocks = 0n;
     let audits = 0n;
+    let tamper = 0n;
+    let tamperAudits = 0n;
     for (const [id, hook] of Object.entries(HOOK_NAMES)) {
       const s = sumFields(hooks, Number(id), HOOK_STAT.size / 8);
       const inv = s[f.invocations.offset / 8];
       // the proof's canary denies are not user-visible blocks
       const blk = visibleBlocks(s[f.blocks.offset / 8], hook, src.selfTest);
       const aud = s[f.audits.offset / 8];
-      blocks += blk;
-      audits += aud;
+      if (isSelfHook(hook)) {
+        tamper += blk;
+        tamperAudits += aud;
+      } else {
+        blocks += blk;
+        audits += aud;
+      }
       x.sample("aegisbpf_hook_invocations_total", inv, { hook });
       x.sample("aegisbpf_hook_latency_seconds_total", nsToSeconds(s[f.latency_ns.offset / 8]), {
         hook,
@@ -369,6 +384,8 @@ export async function renderMetrics(src: MetricsSources, opts: RenderOptions): P
     }
     x.sample("aegisbpf_blocks_total", blocks, { action: "block" });
     x.sample("aegisbpf_blocks_total", audits, { action: "audit" });
+    x.sample("aegisbpf_tamper_blocks_total", tamper, { action: "block" });
+    x.sample("aegisbpf_tamper_blocks_total", tamperAudits, { action: "audit" });
   }
   x.declare(
     "aegisbpf_self_test_denies_total",

@@ -169,6 +169,13 @@ export class Shim implements Disposable {
 
   // ---- maps by fd -------------------------------------------------------
 
+  /** The kernel id of a map, link or program fd (bpf_obj_get_info_by_fd). */
+  objId(fd: number): number {
+    const v = new Uint32Array(1);
+    this.check("aegis_obj_id", this.lib.aegis_obj_id(fd, new Uint8Array(v.buffer)));
+    return v[0];
+  }
+
   mapInfo(fd: number): { type: number; keySize: number; valueSize: number; maxEntries: number } {
     const v = new Uint32Array(4);
     const b = new Uint8Array(v.buffer);

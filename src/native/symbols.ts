@@ -69,6 +69,8 @@ export const symbols = {
 
   // int aegis_map_info(int fd, uint32_t *type, uint32_t *key_size, uint32_t *value_size, uint32_t *max_entries);
   aegis_map_info: { parameters: ["i32", "buffer", "buffer", "buffer", "buffer"], result: "i32" },
+  // int aegis_obj_id(int fd, uint32_t *id);
+  aegis_obj_id: { parameters: ["i32", "buffer"], result: "i32" },
   // int aegis_map_lookup(int fd, const void *key, void *value);
   aegis_map_lookup: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
   // int aegis_map_update(int fd, const void *key, const void *value, uint64_t flags);

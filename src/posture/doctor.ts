@@ -91,6 +91,15 @@ export function doctorAdvice(f: DoctorFacts): Advice[] {
     });
   }
   if (f.daemonRunning) out.push(...proofAdvice(r));
+  if (f.daemonRunning && r.runtime_state === "ENFORCE" && r.self_protection.armed === false) {
+    out.push({
+      code: "SELF_PROTECTION_OFF",
+      message: "self-protection is not armed" +
+        (r.self_protection.requested ? ` (${r.self_protection.detail})` : "") +
+        ": root can remove the pins, edit the pinned maps or stop the agent without a trace",
+      remediation: 'run the agent with --self-protect (docs/security.md, "Self-protection")',
+    });
+  }
   if (f.health.body.emergency_disable_active === true) {
     out.push({
       code: "EMERGENCY_DISABLE_ACTIVE",

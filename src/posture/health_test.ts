@@ -181,6 +181,19 @@ Deno.test("doctor: no advice on an enforcing node; every blocker and finding oth
   for (const x of a) ok(x.remediation.length > 10, x.code);
 });
 
+Deno.test("doctor: an enforcing agent without armed self-protection gets SELF_PROTECTION_OFF", async () => {
+  const r = await report("ENFORCE");
+  const off = { ...r.self_protection, requested: false, armed: false };
+  eq(doctorAdvice(await facts({ report: { ...r, self_protection: off } })).map((x) => x.code), [
+    "SELF_PROTECTION_OFF",
+  ]);
+  const refused = { ...off, requested: true, detail: "not armed: emergency disable is on" };
+  const a = doctorAdvice(await facts({ report: { ...r, self_protection: refused } }));
+  ok(a[0].message.includes("emergency disable is on"), a[0].message);
+  const armed = { ...off, requested: true, armed: true };
+  eq(doctorAdvice(await facts({ report: { ...r, self_protection: armed } })), []);
+});
+
 Deno.test("doctor: a running agent that does not enforce gets NOT_ENFORCING", async () => {
   const r = await report("DEGRADED");
   const a = doctorAdvice(

@@ -127,6 +127,31 @@ export const NextGenBpf = z.object(flags([
   "binary_auth",
 ])).strict().describe(notDetected);
 
+/** `run --self-protect` (docs/security.md, "Self-protection"). */
+export const SelfProtectionReport = z.object({
+  requested: z.boolean().describe("run --self-protect was given"),
+  armed: maybe.describe(
+    "the kernel guards are armed (AEGIS_CFG_SELF_PROTECT); null = unknown (no daemon)",
+  ),
+  detail: z.string().describe("why not armed, or who is trusted"),
+  guarded_inodes: count.describe("directories, pinned links, the executable, the bpffs"),
+  guarded_maps: count,
+  guarded_links: count,
+  missing_hooks: z.array(z.string()).describe("guard sections the kernel has no hook for"),
+}).strict();
+export type SelfProtectionReport = z.infer<typeof SelfProtectionReport>;
+
+/** What a report without a daemon says. */
+export const SELF_PROTECTION_UNKNOWN: SelfProtectionReport = {
+  requested: false,
+  armed: null,
+  detail: "no daemon running",
+  guarded_inodes: 0,
+  guarded_maps: 0,
+  guarded_links: 0,
+  missing_hooks: [],
+};
+
 export const CapabilitiesReport = z.object({
   schema_version: z.literal(SCHEMA_VERSION),
   schema_semver: z.literal(SCHEMA_SEMVER),
@@ -235,6 +260,7 @@ export const CapabilitiesReport = z.object({
   unenforced_rules: z.array(UnenforcedRule).describe(
     "rules a proof found not denied by the kernel",
   ),
+  self_protection: SelfProtectionReport,
 }).strict();
 export type CapabilitiesReport = z.infer<typeof CapabilitiesReport>;
 
@@ -314,6 +340,8 @@ export interface ReportInput {
   now: number;
   /** blockers found outside the probes (e.g. a failed attach at start) */
   extraBlockers?: Blocker[];
+  /** run --self-protect (absent: SELF_PROTECTION_UNKNOWN) */
+  selfProtection?: SelfProtectionReport;
   /** the daemon's enforcement proofs (absent: none, interval null) */
   proof?: {
     intervalSeconds: number;
@@ -556,6 +584,7 @@ export function buildReport(i: ReportInput): CapabilitiesReport {
     enforcement_proof: structuredClone(i.proof?.results ?? {}),
     enforcement_proof_interval_seconds: i.proof?.intervalSeconds ?? null,
     unenforced_rules: [...(i.proof?.unenforced ?? [])],
+    self_protection: structuredClone(i.selfProtection ?? SELF_PROTECTION_UNKNOWN),
   };
   return report;
 }

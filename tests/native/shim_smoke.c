@@ -206,13 +206,13 @@ static struct aegis_obj *open_and_load(const char *path, int *lsm_idx)
 
 static void check_attach(struct aegis_obj *obj, int lsm_idx)
 {
-	int32_t res[32];
-	int i, count = aegis_obj_prog_count(obj), n, tps = 0, ok = count > 0 && count <= 32;
+	int32_t res[64];
+	int i, count = aegis_obj_prog_count(obj), n, tps = 0, ok = count > 0 && count <= 64;
 
 	(void)lsm_idx;
-	for (i = 0; i < 32; i++)
+	for (i = 0; i < 64; i++)
 		res[i] = -99;
-	n = aegis_obj_attach_all(obj, res, 32);
+	n = aegis_obj_attach_all(obj, res, 64);
 	for (i = 0; ok && i < count; i++) {
 		ok = res[i] == (is_lsm_prog(obj, i) ? 1 : 0);
 		tps += !is_lsm_prog(obj, i);

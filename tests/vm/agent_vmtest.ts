@@ -7,7 +7,8 @@
  * the pinned maps while the agent is down is found and removed by the
  * restarted agent (it compares the maps with its stored state), which
  * re-adopts the pins while a concurrent opener of the rule's file never gets
- * through; `uninstall` ends enforcement.
+ * through; `uninstall` ends enforcement. Without --self-protect no guard is
+ * loaded and the state directory is writable by any root tool.
  * (The lsm-off refusal is in posture_vmtest.ts.)
  */
 import { match, ok, strictEqual } from "node:assert/strict";
@@ -49,6 +50,17 @@ Deno.test({
       strictEqual(ev.action, "BLOCK");
       strictEqual(ev.pid, Deno.pid);
       ok(ev.rule_id >= 0x8000_0000, `a live rule's id: ${ev.rule_id}`);
+      // without --self-protect nothing is guarded: a tool that is not the agent (no deno)
+      // writes into its state directory (self_protect_vmtest.ts proves it refused when armed)
+      const scratch = `${paths.stateDir}/scratch`;
+      const touch = await run("touch", [scratch]);
+      strictEqual(touch.code, 0, `no guard without --self-protect: ${touch.stderr}`);
+      Deno.removeSync(scratch);
+      ok(
+        ![...Deno.readDirSync(`${root}/links`)].some((l) =>
+          l.name.startsWith("aegis_self_")
+        ),
+      );
 
       const killed = await agent.stop("SIGKILL");
       strictEqual(killed.signal, "SIGKILL");
@@ -94,8 +106,7 @@ print(allowed, denied)
       // a busy CI machine runs four guests on two cores: the restart (a trial load through
       // the verifier, then re-adopting and comparing the maps) gets a generous deadline
       await agent.waitFor(
-        () =>
-          agent.err.includes("agent started"),
+        () => agent.err.includes("agent started"),
         "the restarted agent",
         200_000,
       );
