@@ -208,9 +208,11 @@ export class Engine implements Disposable {
       } catch (e) {
         // A kernel that refuses an optional program (a sleepable one, a
         // helper it lacks) keeps every other hook: load again without it.
-        const optional = [...load].filter((p) => OPTIONAL_PROGRAMS.has(p));
-        if (optional.length === 0) throw e;
+        // Only when the load error names it (libbpf loads in object order
+        // and stops at the first refusal).
         const why = e instanceof Error ? e.message : String(e);
+        const optional = [...load].filter((p) => OPTIONAL_PROGRAMS.has(p) && why.includes(p));
+        if (optional.length === 0) throw e;
         obj.close();
         obj = BpfObject.open(shim, objectBytes);
         for (const p of plan) {
