@@ -274,6 +274,17 @@ Deno.test({
     strictEqual(m[0].sha256, w.sha);
     ok(/^\/dev\/fd\/\d+$/.test(m[0].path), `memfd exec path: ${m[0].path}`);
 
+    // a script whose interpreter has the denied content: the hook's second
+    // pass (the interpreter's file) is denied
+    const script = `${w.tmp}/script`;
+    Deno.writeTextFileSync(script, `#!${copy}\n`);
+    Deno.chmodSync(script, 0o755);
+    strictEqual(tryExec("exec", script), "EPERM", "script with a denied interpreter");
+    const sc = hashBlocks(eng.records());
+    strictEqual(sc.length, 1, JSON.stringify(sc));
+    strictEqual(sc[0].sha256, w.sha);
+    strictEqual(sc[0].ino, cst.ino, "the interpreter's inode");
+
     // a different binary still runs, with no record
     strictEqual(tryExec("exec", w.other, "other-ran"), "ok", "a different binary");
     deepStrictEqual(hashBlocks(eng.records()), []);
