@@ -307,8 +307,18 @@ Deno.test({
       cfg.setU64(AEGIS_CFG_AGENT_CGID, 0n);
     }
 
-    // no stale identity: a changed file has a new content; a file given the
-    // denied content is denied (the same inode that ran before)
+    // no stale identity: a file cannot change during its exec (open for
+    // writing: ETXTBSY), a changed file has a new content, and a file given
+    // the denied content is denied (the same inode that ran before)
+    // (kernels that dropped the write lock at exec let it reach the hook: EPERM)
+    {
+      using writer = Deno.openSync(copy, { write: true });
+      const busy = tryExec("exec", copy);
+      ok(busy === "ETXTBSY" || busy === "EPERM", `exec of a file open for writing: ${busy}`);
+      ok(writer.statSync().isFile);
+      say(`exec of a file open for writing: ${busy}`);
+      strictEqual(hashBlocks(eng.records()).length, busy === "EPERM" ? 1 : 0);
+    }
     Deno.writeFileSync(copy, new Uint8Array([0]), { append: true });
     strictEqual(tryExec("exec", copy), "ok", "changed after the deny: new content, runs");
     deepStrictEqual(hashBlocks(eng.records()), []);
