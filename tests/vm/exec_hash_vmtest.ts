@@ -404,7 +404,7 @@ Deno.test({
       );
       strictEqual(ev.rule_type, "hash");
       strictEqual(ev.hook, "bprm_check_hash");
-      strictEqual(ev.action, "block");
+      strictEqual(ev.action, "BLOCK");
       strictEqual(ev.rule_id, 4, "the rule's policy line");
       strictEqual(ev.path, copy);
       strictEqual(ev.comm, HELPER);
