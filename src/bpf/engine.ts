@@ -48,6 +48,17 @@ export const MAP_HOOK_STATS = "aegis_hook_stats";
  */
 export const OPTIONAL_PROGRAMS: ReadonlySet<string> = new Set(["aegis_bprm_hash"]);
 
+/**
+ * The optional programs among `load` that a load error names (libbpf loads
+ * in object order and stops at the first refusal; its log, in the error's
+ * message, names that program). Empty: the error is not theirs.
+ */
+export function refusedOptional(load: Iterable<string>, message: string): string[] {
+  return [...load].filter((p) =>
+    OPTIONAL_PROGRAMS.has(p) && (message.includes(`"${p}"`) || message.includes(`'${p}'`))
+  );
+}
+
 /** Which file hook(s) to use (`run --lsm-hook`). */
 export type FileHookChoice = "file" | "inode" | "both";
 
@@ -211,7 +222,7 @@ export class Engine implements Disposable {
         // Only when the load error names it (libbpf loads in object order
         // and stops at the first refusal).
         const why = e instanceof Error ? e.message : String(e);
-        const optional = [...load].filter((p) => OPTIONAL_PROGRAMS.has(p) && why.includes(p));
+        const optional = refusedOptional(load, why);
         if (optional.length === 0) throw e;
         obj.close();
         obj = BpfObject.open(shim, objectBytes);
