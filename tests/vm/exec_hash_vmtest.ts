@@ -5,9 +5,10 @@
  * lsm-on cells:
  *  1. engine level (the program alone, rules written into its maps): with
  *     the sha256 of a static test binary denied, the original (overlay
- *     root), a copy on tmpfs, a hard link, a renamed copy and a memfd exec
- *     (execveat AT_EMPTY_PATH) all fail with EPERM and a block record
- *     naming the digest; a different binary runs; audit mode reports and
+ *     root), a copy on tmpfs, a hard link, a renamed copy, a memfd exec
+ *     (execveat AT_EMPTY_PATH) and a script whose interpreter has that
+ *     content all fail with EPERM and a block record naming the digest; a
+ *     file open for writing cannot be executed; a different binary runs; audit mode reports and
  *     allows; the agent's cgroup is exempt; without the policy switch
  *     nothing is hashed; a file changed after a deny runs (new content), a
  *     file overwritten with the denied content is denied (no stale
