@@ -10,6 +10,7 @@
 #include "trace.bpf.c"
 #include "file.bpf.c"
 #include "exec.bpf.c"
+#include "exec_hash.bpf.c"
 #include "kernel.bpf.c"
 #include "net.bpf.c"
 #include "protect.bpf.c"

@@ -30,6 +30,7 @@ enum aegis_ev_kind {
 	AEGIS_EV_KERNEL_BLOCK = 5, /* ptrace, module load, bpf() */
 	AEGIS_EV_EXEC_ARGV = 6,    /* the new image's argv, after its AEGIS_EV_EXEC */
 	AEGIS_EV_TAMPER_BLOCK = 7, /* self-protection: a tamper attempt on the agent (self.bpf.c) */
+	AEGIS_EV_HASH_BLOCK = 8,   /* exec of a file whose content (sha256) is denied */
 };
 
 /* Record versions (bumped whenever that record's layout changes). */
@@ -42,6 +43,7 @@ enum aegis_ev_version {
 	AEGIS_EV_KERNEL_BLOCK_V2 = 2,
 	AEGIS_EV_EXEC_ARGV_V1 = 1,
 	AEGIS_EV_TAMPER_BLOCK_V1 = 1,
+	AEGIS_EV_HASH_BLOCK_V1 = 1,
 };
 
 enum aegis_abi_sizes {
@@ -50,6 +52,7 @@ enum aegis_abi_sizes {
 	AEGIS_BLOCK_PATH_LEN = 256,
 	AEGIS_ARGV_LEN = 1024, /* argv bytes an AEGIS_EV_EXEC_ARGV record holds */
 	AEGIS_TAMPER_NAME_LEN = 64, /* name bytes of an AEGIS_EV_TAMPER_BLOCK record */
+	AEGIS_SHA256_LEN = 32, /* digest bytes of a deny_binary_hash rule */
 	AEGIS_RULE_GENERATIONS = 2, /* rule sets that can coexist (see "gen" below) */
 };
 
@@ -62,6 +65,7 @@ enum aegis_counter {
 	AEGIS_CNT_SIGNAL_SENT = 4,   /* bpf_send_signal() sent: signal fallback, or with a deny */
 	AEGIS_CNT_KILL_ESCALATION = 5, /* of those, SIGKILLs sent by kill escalation */
 	AEGIS_CNT_SIGNAL_FAILED = 6, /* a deny's signal refused by the kernel (still -EPERM) */
+	AEGIS_CNT_HASH_UNKNOWN = 7,  /* exec_hash.bpf.c: no sha256 of the file (helper error or algo) */
 	AEGIS_CNT__MAX = 8,          /* size of the array; room to grow */
 };
 
@@ -82,7 +86,8 @@ enum aegis_hook {
 	AEGIS_HOOK_TP_EXECVE = 11,
 	AEGIS_HOOK_TP_CONNECT = 12,
 	AEGIS_HOOK_INODE_COPY_UP = 13, /* overlayfs copy-up of a ruled file (file.bpf.c) */
-	/* self-protection guards (self.bpf.c); 14, 15 left for other surfaces */
+	AEGIS_HOOK_BPRM_HASH = 14, /* lsm.s/bprm_check_security: content (sha256) rules */
+	/* self-protection guards (self.bpf.c); 15 left for another surface */
 	AEGIS_HOOK_SELF_UNLINK = 16,
 	AEGIS_HOOK_SELF_RMDIR = 17,
 	AEGIS_HOOK_SELF_RENAME = 18,
@@ -129,6 +134,7 @@ enum aegis_rule_type {
 	AEGIS_RT_CG_IP = 10,    /* cgroup_deny_ip */
 	AEGIS_RT_CG_PORT = 11,  /* cgroup_deny_port */
 	AEGIS_RT_CG_INODE = 12, /* cgroup_deny_inode */
+	AEGIS_RT_HASH = 13,     /* deny_binary_hash */
 };
 
 /* Bits of struct aegis_policy.flags (one policy per rule generation). */
@@ -152,6 +158,9 @@ enum aegis_policy_flag {
 	AEGIS_POL_NET_CIDR = 512,    /* aegis_deny_cidr4 / aegis_deny_cidr6 */
 	AEGIS_POL_NET_IP_PORT = 1024, /* aegis_deny_ip4_port / aegis_deny_ip6_port */
 	AEGIS_POL_NET_PORT = 2048,   /* aegis_deny_port */
+	/* deny_binary_hash rules in aegis_deny_hash: only then does the
+	 * sleepable exec program hash the file (bpf/exec_hash.bpf.c) */
+	AEGIS_POL_EXEC_HASH = 4096,
 };
 
 /* Slots of the array "aegis_config" (values are __u64). */
@@ -373,6 +382,13 @@ struct aegis_cg_port_key {
 	__u8 dir;    /* 0 egress, 1 bind, 2 both */
 };
 
+/* deny_binary_hash (policy version 3): a file's SHA-256, as IMA computes it. */
+struct aegis_hash_key {
+	__u8 sha256[AEGIS_SHA256_LEN];
+	__u32 gen;
+	__u32 pad; /* zero */
+};
+
 /* Per-generation policy switches (array "aegis_policy", index = gen). */
 struct aegis_policy {
 	__u64 flags; /* enum aegis_policy_flag */
@@ -398,6 +414,23 @@ struct aegis_ev_file_block {
 	__u8 hook;    /* enum aegis_hook */
 	__u32 pad;    /* zero */
 	char path[AEGIS_BLOCK_PATH_LEN]; /* resolved path when known, else "" */
+};
+
+/* AEGIS_EV_HASH_BLOCK (384 bytes): an exec denied by deny_binary_hash; the
+ * fields of AEGIS_EV_FILE_BLOCK (hook AEGIS_HOOK_BPRM_HASH, rule_type
+ * implied) and the digest that matched. */
+struct aegis_ev_hash_block {
+	struct aegis_ev_hdr hdr;
+	struct aegis_ev_proc proc;
+	__u64 ino;
+	__u32 dev;
+	__u32 rule_id;
+	__u16 rule_flags;
+	__u8 action;  /* enum aegis_action */
+	__u8 hook;    /* enum aegis_hook */
+	__u32 pad;    /* zero */
+	__u8 sha256[AEGIS_SHA256_LEN];
+	char path[AEGIS_BLOCK_PATH_LEN]; /* bprm->filename */
 };
 
 /* AEGIS_EV_NET_BLOCK (104 bytes). */
@@ -501,6 +534,7 @@ struct aegis_abi_anchor {
 	struct aegis_ev_kernel_block kernel_block;
 	struct aegis_ev_tamper_block tamper_block;
 	struct aegis_self_obj_key self_obj_key;
+	struct aegis_ev_hash_block hash_block;
 	struct aegis_inode_key inode_key;
 	struct aegis_rule rule;
 	struct aegis_comm_key comm_key;
@@ -515,6 +549,7 @@ struct aegis_abi_anchor {
 	struct aegis_cg_inode_key cg_inode_key;
 	struct aegis_cg_ip_key cg_ip_key;
 	struct aegis_cg_port_key cg_port_key;
+	struct aegis_hash_key hash_key;
 	struct aegis_policy policy;
 	struct aegis_hook_stat hook_stat;
 	struct aegis_task_state task_state;
@@ -583,6 +618,12 @@ AEGIS_ASSERT_OFF(struct aegis_strikes, count, 8);
 AEGIS_ASSERT_SIZE(struct aegis_ev_file_block, 352);
 AEGIS_ASSERT_OFF(struct aegis_ev_file_block, ino, 72);
 AEGIS_ASSERT_OFF(struct aegis_ev_file_block, path, 96);
+AEGIS_ASSERT_SIZE(struct aegis_hash_key, 40);
+AEGIS_ASSERT_OFF(struct aegis_hash_key, gen, 32);
+AEGIS_ASSERT_SIZE(struct aegis_ev_hash_block, 384);
+AEGIS_ASSERT_OFF(struct aegis_ev_hash_block, ino, 72);
+AEGIS_ASSERT_OFF(struct aegis_ev_hash_block, sha256, 96);
+AEGIS_ASSERT_OFF(struct aegis_ev_hash_block, path, 128);
 AEGIS_ASSERT_SIZE(struct aegis_ev_net_block, 104);
 AEGIS_ASSERT_OFF(struct aegis_ev_net_block, addr, 72);
 AEGIS_ASSERT_OFF(struct aegis_ev_net_block, port, 92);

@@ -183,6 +183,14 @@ struct {
 	__type(value, struct aegis_rule);
 } aegis_deny_ip6_port SEC(".maps");
 
+/* deny_binary_hash (exec_hash.bpf.c); sleepable programs may use hash maps. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct aegis_hash_key);
+	__type(value, struct aegis_rule);
+} aegis_deny_hash SEC(".maps");
+
 /*
  * Kill escalation (run --kill-escalation, lib/decide.h aegis_deny_signal):
  * denies per process in the current window. Written only after a deny with

@@ -4,6 +4,7 @@
 # the host's root file system (9p, read-only lower + tmpfs upper).
 #
 # Usage: scripts/vm/run.sh --kernel 6.1|6.12 --lsm on|off [--timeout S] [--mem M]
+#   (env AEGIS_VM_LSM_EXTRA=a,b appends LSMs to lsm=, an opt-in for IMA experiments)
 #                          [--smp N] [--icount SHIFT] [--results DIR] [--repo DIR] [-q]
 #                          [-e NAME=VALUE ...] -- CMD [ARGS...]
 #
@@ -67,6 +68,10 @@ rm -rf "$results/.mounted"
 
 lsm_list=lockdown,capability,landlock,yama,apparmor
 [ "$lsm" = on ] && lsm_list+=,bpf
+# Opt-in extra LSMs (e.g. AEGIS_VM_LSM_EXTRA=integrity on 6.1 for IMA's
+# inode cache; docs/vm.md). The default cells never set it.
+[ -z "${AEGIS_VM_LSM_EXTRA:-}" ] || lsm_list+=",$AEGIS_VM_LSM_EXTRA"
+[[ "$lsm_list" =~ ^[a-z,]+$ ]] || { echo "run.sh: bad AEGIS_VM_LSM_EXTRA" >&2; exit 2; }
 
 deno_dir=${DENO_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/deno}
 guest_path="$repo/.tools/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -88,6 +93,7 @@ mkdir -p "$work/root/aegis"
   printf 'export DENO_DIR=%q DENO_NO_UPDATE_CHECK=1 NO_COLOR=1\n' "$deno_dir"
   printf 'export AEGIS_VM=1 AEGIS_VM_KERNEL=%q AEGIS_VM_LSM=%q AEGIS_VM_KERNEL_RELEASE=%q\n' \
     "$kernel" "$lsm" "$KVER"
+  printf 'export AEGIS_VM_LSM_LIST=%q\n' "$lsm_list"
   printf 'export AEGIS_VM_RESULTS=/results AEGIS_VM_REPO=%q AEGIS_VM_HOST_RESULTS=%q\n' \
     "$repo" "$results"
   for e in "${envs[@]}"; do printf 'export %s=%q\n' "${e%%=*}" "${e#*=}"; done

@@ -2,13 +2,14 @@
 // Regenerate with: deno run -A build/gen_abi.ts
 
 /** SHA-256 of the canonical layout below; "aegisbpf version" prints it. */
-export const ABI_FINGERPRINT = "3dc201419e527dd6695abecdb22f7803c97d513b4bdccff5039ed9fefe8785aa";
+export const ABI_FINGERPRINT = "c0d2a993e027a8b3a60fd3740b6b443e75598a2b16b45d12ed120bb49bc7ae81";
 
 export const AEGIS_COMM_LEN = 16;
 export const AEGIS_OPEN_PATH_LEN = 64;
 export const AEGIS_BLOCK_PATH_LEN = 256;
 export const AEGIS_ARGV_LEN = 1024;
 export const AEGIS_TAMPER_NAME_LEN = 64;
+export const AEGIS_SHA256_LEN = 32;
 export const AEGIS_RULE_GENERATIONS = 2;
 export const AEGIS_ACT_AUDIT = 0;
 export const AEGIS_ACT_BLOCK = 1;
@@ -39,6 +40,7 @@ export const AEGIS_CNT_SURVIVAL_ALLOW = 3;
 export const AEGIS_CNT_SIGNAL_SENT = 4;
 export const AEGIS_CNT_KILL_ESCALATION = 5;
 export const AEGIS_CNT_SIGNAL_FAILED = 6;
+export const AEGIS_CNT_HASH_UNKNOWN = 7;
 export const AEGIS_CNT__MAX = 8;
 export const AEGIS_EV_EXEC = 1;
 export const AEGIS_EV_OPEN = 2;
@@ -47,6 +49,7 @@ export const AEGIS_EV_NET_BLOCK = 4;
 export const AEGIS_EV_KERNEL_BLOCK = 5;
 export const AEGIS_EV_EXEC_ARGV = 6;
 export const AEGIS_EV_TAMPER_BLOCK = 7;
+export const AEGIS_EV_HASH_BLOCK = 8;
 export const AEGIS_EV_EXEC_V2 = 2;
 export const AEGIS_EV_OPEN_V2 = 2;
 export const AEGIS_EV_FILE_BLOCK_V2 = 2;
@@ -54,6 +57,7 @@ export const AEGIS_EV_NET_BLOCK_V2 = 2;
 export const AEGIS_EV_KERNEL_BLOCK_V2 = 2;
 export const AEGIS_EV_EXEC_ARGV_V1 = 1;
 export const AEGIS_EV_TAMPER_BLOCK_V1 = 1;
+export const AEGIS_EV_HASH_BLOCK_V1 = 1;
 export const AEGIS_GUARD_PIN_DIR = 1;
 export const AEGIS_GUARD_STATE_DIR = 2;
 export const AEGIS_GUARD_CONFIG_DIR = 3;
@@ -78,6 +82,7 @@ export const AEGIS_HOOK_TP_OPENAT = 10;
 export const AEGIS_HOOK_TP_EXECVE = 11;
 export const AEGIS_HOOK_TP_CONNECT = 12;
 export const AEGIS_HOOK_INODE_COPY_UP = 13;
+export const AEGIS_HOOK_BPRM_HASH = 14;
 export const AEGIS_HOOK_SELF_UNLINK = 16;
 export const AEGIS_HOOK_SELF_RMDIR = 17;
 export const AEGIS_HOOK_SELF_RENAME = 18;
@@ -103,6 +108,7 @@ export const AEGIS_POL_NET_IP = 256;
 export const AEGIS_POL_NET_CIDR = 512;
 export const AEGIS_POL_NET_IP_PORT = 1024;
 export const AEGIS_POL_NET_PORT = 2048;
+export const AEGIS_POL_EXEC_HASH = 4096;
 export const AEGIS_RULE_DENY = 1;
 export const AEGIS_RULE_PROTECT = 2;
 export const AEGIS_RT_INODE = 1;
@@ -117,6 +123,7 @@ export const AEGIS_RT_BPF = 9;
 export const AEGIS_RT_CG_IP = 10;
 export const AEGIS_RT_CG_PORT = 11;
 export const AEGIS_RT_CG_INODE = 12;
+export const AEGIS_RT_HASH = 13;
 export const AEGIS_TAMPER_UNLINK = 1;
 export const AEGIS_TAMPER_RMDIR = 2;
 export const AEGIS_TAMPER_RENAME = 3;
@@ -141,6 +148,7 @@ export const ABI_LAYOUT = {
       "AEGIS_COMM_LEN": 16,
       "AEGIS_OPEN_PATH_LEN": 64,
       "AEGIS_RULE_GENERATIONS": 2,
+      "AEGIS_SHA256_LEN": 32,
       "AEGIS_TAMPER_NAME_LEN": 64,
     },
     "aegis_action": {
@@ -172,6 +180,7 @@ export const ABI_LAYOUT = {
     "aegis_counter": {
       "AEGIS_CNT_EVENTS": 1,
       "AEGIS_CNT_FILE_DENY": 2,
+      "AEGIS_CNT_HASH_UNKNOWN": 7,
       "AEGIS_CNT_KILL_ESCALATION": 5,
       "AEGIS_CNT_RINGBUF_DROPS": 0,
       "AEGIS_CNT_SIGNAL_FAILED": 6,
@@ -183,6 +192,7 @@ export const ABI_LAYOUT = {
       "AEGIS_EV_EXEC": 1,
       "AEGIS_EV_EXEC_ARGV": 6,
       "AEGIS_EV_FILE_BLOCK": 3,
+      "AEGIS_EV_HASH_BLOCK": 8,
       "AEGIS_EV_KERNEL_BLOCK": 5,
       "AEGIS_EV_NET_BLOCK": 4,
       "AEGIS_EV_OPEN": 2,
@@ -192,6 +202,7 @@ export const ABI_LAYOUT = {
       "AEGIS_EV_EXEC_ARGV_V1": 1,
       "AEGIS_EV_EXEC_V2": 2,
       "AEGIS_EV_FILE_BLOCK_V2": 2,
+      "AEGIS_EV_HASH_BLOCK_V1": 1,
       "AEGIS_EV_KERNEL_BLOCK_V2": 2,
       "AEGIS_EV_NET_BLOCK_V2": 2,
       "AEGIS_EV_OPEN_V2": 2,
@@ -212,6 +223,7 @@ export const ABI_LAYOUT = {
     "aegis_hook": {
       "AEGIS_HOOK_BPF": 9,
       "AEGIS_HOOK_BPRM_CHECK": 2,
+      "AEGIS_HOOK_BPRM_HASH": 14,
       "AEGIS_HOOK_FILE_OPEN": 0,
       "AEGIS_HOOK_INODE_COPY_UP": 13,
       "AEGIS_HOOK_INODE_PERMISSION": 1,
@@ -243,6 +255,7 @@ export const ABI_LAYOUT = {
       "AEGIS_POL_DENY_BPF": 32,
       "AEGIS_POL_DENY_MODULE": 16,
       "AEGIS_POL_DENY_PTRACE": 8,
+      "AEGIS_POL_EXEC_HASH": 4096,
       "AEGIS_POL_EXEC_RULES": 2,
       "AEGIS_POL_FILE_RULES": 1,
       "AEGIS_POL_NET_CIDR": 512,
@@ -263,6 +276,7 @@ export const ABI_LAYOUT = {
       "AEGIS_RT_CG_PORT": 11,
       "AEGIS_RT_CIDR": 4,
       "AEGIS_RT_COMM": 2,
+      "AEGIS_RT_HASH": 13,
       "AEGIS_RT_INODE": 1,
       "AEGIS_RT_IP": 3,
       "AEGIS_RT_IP_PORT": 6,
@@ -514,6 +528,66 @@ export const ABI_LAYOUT = {
         },
       },
       "size": 352,
+    },
+    "aegis_ev_hash_block": {
+      "fields": {
+        "action": {
+          "offset": 90,
+          "size": 1,
+          "type": "u8",
+        },
+        "dev": {
+          "offset": 80,
+          "size": 4,
+          "type": "u32",
+        },
+        "hdr": {
+          "offset": 0,
+          "size": 16,
+          "type": "struct:aegis_ev_hdr",
+        },
+        "hook": {
+          "offset": 91,
+          "size": 1,
+          "type": "u8",
+        },
+        "ino": {
+          "offset": 72,
+          "size": 8,
+          "type": "u64",
+        },
+        "pad": {
+          "offset": 92,
+          "size": 4,
+          "type": "u32",
+        },
+        "path": {
+          "offset": 128,
+          "size": 256,
+          "type": "char[256]",
+        },
+        "proc": {
+          "offset": 16,
+          "size": 56,
+          "type": "struct:aegis_ev_proc",
+        },
+        "rule_flags": {
+          "offset": 88,
+          "size": 2,
+          "type": "u16",
+        },
+        "rule_id": {
+          "offset": 84,
+          "size": 4,
+          "type": "u32",
+        },
+        "sha256": {
+          "offset": 96,
+          "size": 32,
+          "type": "u8[32]",
+        },
+      },
+      "size": 384,
     },
     "aegis_ev_hdr": {
       "fields": {
@@ -794,6 +868,26 @@ export const ABI_LAYOUT = {
         },
       },
       "size": 168,
+    },
+    "aegis_hash_key": {
+      "fields": {
+        "gen": {
+          "offset": 32,
+          "size": 4,
+          "type": "u32",
+        },
+        "pad": {
+          "offset": 36,
+          "size": 4,
+          "type": "u32",
+        },
+        "sha256": {
+          "offset": 0,
+          "size": 32,
+          "type": "u8[32]",
+        },
+      },
+      "size": 40,
     },
     "aegis_hook_stat": {
       "fields": {
@@ -1131,6 +1225,7 @@ export const MAP_NAMES = [
   "aegis_deny_port",
   "aegis_deny_ip4_port",
   "aegis_deny_ip6_port",
+  "aegis_deny_hash",
   "aegis_strikes",
   "aegis_self_inode",
   "aegis_self_obj",
@@ -1142,6 +1237,7 @@ export type MapName = typeof MAP_NAMES[number];
 export const PROGRAM_NAMES = [
   "aegis_bpf",
   "aegis_bprm_check",
+  "aegis_bprm_hash",
   "aegis_fb_connect",
   "aegis_fb_exec",
   "aegis_fb_open",

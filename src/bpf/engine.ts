@@ -39,6 +39,26 @@ export const MAP_COUNTERS = "aegis_counters";
 export const MAP_CONFIG = "aegis_config";
 export const MAP_HOOK_STATS = "aegis_hook_stats";
 
+/**
+ * Programs the kernel may refuse to verify without that failing the start:
+ * the object is loaded again without them, and the plan says why
+ * (PlannedProgram.reason). aegis_bprm_hash is sleepable and calls
+ * bpf_ima_file_hash (kernels >= 5.18 with sleepable BPF LSM):
+ * bpf/exec_hash.bpf.c.
+ */
+export const OPTIONAL_PROGRAMS: ReadonlySet<string> = new Set(["aegis_bprm_hash"]);
+
+/**
+ * The optional programs among `load` that a load error names (libbpf loads
+ * in object order and stops at the first refusal; its log, in the error's
+ * message, names that program). Empty: the error is not theirs.
+ */
+export function refusedOptional(load: Iterable<string>, message: string): string[] {
+  return [...load].filter((p) =>
+    OPTIONAL_PROGRAMS.has(p) && (message.includes(`"${p}"`) || message.includes(`'${p}'`))
+  );
+}
+
 /** Which file hook(s) to use (`run --lsm-hook`). */
 export type FileHookChoice = "file" | "inode" | "both";
 
@@ -108,8 +128,13 @@ export function isSelfProgram(program: string): boolean {
 export interface PlannedProgram {
   program: string;
   section: string;
-  /** false: the kernel's BTF has no bpf_lsm_<hook> (reported, not loaded) */
+  /**
+   * false: the kernel's BTF has no bpf_lsm_<hook>, or (an OPTIONAL_PROGRAMS
+   * one) the kernel refused to load it; reported, not loaded
+   */
   available: boolean;
+  /** why it is not available (set by Engine.start) */
+  reason?: string;
 }
 
 /**
@@ -195,32 +220,37 @@ export class Engine implements Disposable {
     const pinRoot = opts.pinRoot;
     const readopted = pinRoot !== null && pinsExist(pinRoot);
     if (readopted) checkPinnedLayout(shim, pinRoot!);
-    const obj = BpfObject.open(shim, objectBytes);
+    let obj = BpfObject.open(shim, objectBytes);
     try {
       const plan = planPrograms(obj.programs, obj.sections, opts, hasBtf)
         .filter((p) => !opts.select || opts.select(p.section));
+      for (const p of plan) {
+        if (!p.available) p.reason = `the kernel has no bpf_lsm_${lsmHookOf(p.section)}`;
+      }
       const load = new Set(plan.filter((p) => p.available).map((p) => p.program));
-      obj.selectPrograms((p) => load.has(p));
-      if (opts.ringBytes && !readopted) obj.setMaxEntries("aegis_events", opts.ringBytes);
-      if (!readopted) {
-        for (const [m, n] of Object.entries(opts.mapSizes ?? {})) obj.setMaxEntries(m, n);
-      }
-      if (pinRoot !== null) {
-        Deno.mkdirSync(`${pinRoot}/maps`, { recursive: true });
-        Deno.mkdirSync(`${pinRoot}/links`, { recursive: true });
-        for (const m of obj.maps) {
-          if (m.includes(".")) continue; // internal maps (.rodata…) are per object
-          const path = `${pinRoot}/maps/${m}`;
-          // libbpf reuses a pin only if its geometry matches the definition
-          if (exists(path)) obj.setMaxEntries(m, pinnedMaxEntries(shim, path));
-          obj.setPinPath(m, path);
+      try {
+        loadObject(shim, obj, load, opts, pinRoot, readopted);
+      } catch (e) {
+        // A kernel that refuses an optional program (a sleepable one, a
+        // helper it lacks) keeps every other hook: load again without it.
+        // Only when the load error names it (libbpf loads in object order
+        // and stops at the first refusal).
+        const why = e instanceof Error ? e.message : String(e);
+        const optional = refusedOptional(load, why);
+        if (optional.length === 0) throw e;
+        obj.close();
+        obj = BpfObject.open(shim, objectBytes);
+        for (const p of plan) {
+          if (!optional.includes(p.program)) continue;
+          load.delete(p.program);
+          p.available = false;
+          p.reason = `the kernel refused to load it: ${why.slice(0, 400)}`;
         }
+        loadObject(shim, obj, load, opts, pinRoot, readopted);
       }
-      // libbpf relocates the btrfs types against the module's BTF when it is there
-      const btrfs = btrfsBtfPresent();
-      obj.load();
       const cfg = obj.map("aegis_config");
       cfg.setU64(AEGIS_CFG_LAYOUT, layoutTag());
+      const btrfs = btrfsBtfPresent();
       cfg.setU64(AEGIS_CFG_BTRFS_IDENTITY, btrfs ? 1n : 0n);
       setBtrfsIdentity(btrfs);
       // armed before attach: no window where a match is only reported
@@ -285,6 +315,34 @@ export class Engine implements Disposable {
   [Symbol.dispose](): void {
     this.close();
   }
+}
+
+/** Select, size, pin and load one opened object (Engine.start). */
+function loadObject(
+  shim: Shim,
+  obj: BpfObject,
+  load: ReadonlySet<string>,
+  opts: EngineOptions,
+  pinRoot: string | null,
+  readopted: boolean,
+): void {
+  obj.selectPrograms((p) => load.has(p));
+  if (opts.ringBytes && !readopted) obj.setMaxEntries("aegis_events", opts.ringBytes);
+  if (!readopted) {
+    for (const [m, n] of Object.entries(opts.mapSizes ?? {})) obj.setMaxEntries(m, n);
+  }
+  if (pinRoot !== null) {
+    Deno.mkdirSync(`${pinRoot}/maps`, { recursive: true });
+    Deno.mkdirSync(`${pinRoot}/links`, { recursive: true });
+    for (const m of obj.maps) {
+      if (m.includes(".")) continue; // internal maps (.rodata…) are per object
+      const path = `${pinRoot}/maps/${m}`;
+      // libbpf reuses a pin only if its geometry matches the definition
+      if (exists(path)) obj.setMaxEntries(m, pinnedMaxEntries(shim, path));
+      obj.setPinPath(m, path);
+    }
+  }
+  obj.load();
 }
 
 function exists(path: string): boolean {

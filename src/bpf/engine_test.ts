@@ -1,5 +1,5 @@
 import { deepStrictEqual, strictEqual } from "node:assert/strict";
-import { layoutTag, lsmHookOf, planPrograms } from "./engine.ts";
+import { layoutTag, lsmHookOf, planPrograms, refusedOptional } from "./engine.ts";
 
 const PROGS = [
   "aegis_trace_openat",
@@ -60,4 +60,25 @@ Deno.test("planPrograms: the self-protection guards only with selfProtect, whate
     "aegis_self_file_open",
     "aegis_self_pin_open",
   ]);
+});
+
+Deno.test("refusedOptional: only an optional program the load error names is dropped", () => {
+  const load = ["aegis_file_open", "aegis_bprm_check", "aegis_bprm_hash"];
+  // a verifier rejection (VerifierError) and a libbpf log line (NativeCallError)
+  deepStrictEqual(
+    refusedOptional(load, 'The kernel verifier rejected BPF program "aegis_bprm_hash" (EINVAL): …'),
+    ["aegis_bprm_hash"],
+  );
+  deepStrictEqual(
+    refusedOptional(load, "libbpf: prog 'aegis_bprm_hash': BPF program load failed: EINVAL"),
+    ["aegis_bprm_hash"],
+  );
+  // another program's refusal (the host's EPERM on the first LSM program): no retry
+  deepStrictEqual(
+    refusedOptional(load, "libbpf: prog 'aegis_file_open': BPF program load failed: EPERM"),
+    [],
+  );
+  // not planned: nothing to drop; a longer name that contains it does not count
+  deepStrictEqual(refusedOptional(["aegis_file_open"], '"aegis_bprm_hash"'), []);
+  deepStrictEqual(refusedOptional(load, "prog 'aegis_bprm_hash_v2' failed"), []);
 });

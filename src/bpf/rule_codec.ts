@@ -115,3 +115,17 @@ export function cgroupKey(cgid: bigint, gen: number): Uint8Array<ArrayBuffer> {
   dv.setUint32(f.gen.offset, gen, true);
   return b;
 }
+
+/** struct aegis_hash_key (deny_binary_hash): `sha256` as 64 hex digits. */
+export function hashKey(sha256: string, gen: number): Uint8Array<ArrayBuffer> {
+  if (!/^[0-9a-fA-F]{64}$/.test(sha256)) {
+    throw new RangeError(`hash rule: "${sha256}" is not 64 hex digits`);
+  }
+  const f = S.aegis_hash_key.fields;
+  const [b, dv] = buf(S.aegis_hash_key.size);
+  for (let i = 0; i < 32; i++) {
+    b[f.sha256.offset + i] = parseInt(sha256.slice(2 * i, 2 * i + 2), 16);
+  }
+  dv.setUint32(f.gen.offset, gen, true);
+  return b;
+}

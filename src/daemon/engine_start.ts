@@ -195,7 +195,10 @@ export function startEngineAtStart(
     { cgroup: self.path, survivors: started.survivors.map((s) => s.exe) },
   );
   for (const p of engine.plan.filter((p) => !p.available)) {
-    lg.warn(literal(`kernel has no hook for ${p.section}: not loaded`), { section: p.section });
+    lg.warn(literal(`${p.program} (${p.section}) not loaded: ${p.reason ?? "no such hook"}`), {
+      section: p.section,
+      program: p.program,
+    });
   }
   announceSignal(i.opts, decision);
   return { engine, self, decision, cfg, counters };

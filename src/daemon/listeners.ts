@@ -128,13 +128,14 @@ export function createPolicy(
     onChange: () => status.rebuild(),
     // the report says what the maps hold: the policy just switched in
     onApplied: (r) => {
+      const { needs, ...facts } = appliedFacts(stateDir);
       status.policyApplied({
-        ...appliedFacts(stateDir),
+        ...facts,
         applied: true,
         sha256: r.body_sha256 ?? r.sha256,
         version: r.version,
         unresolved: [],
-      });
+      }, needs);
       status.clearBlocker("POLICY_RESTORE_FAILED", "a good policy is applied");
     },
     onRulesChanged: () => {

@@ -60,12 +60,14 @@ export class AgentStatus {
   #parts: Partial<StatusParts> = {};
   #report: CapabilitiesReport | null = null;
   #policyStatus: PolicyStatus;
+  #needs: PolicyNeeds;
   /** blockers found after the probes (engine, policy), in the report until cleared */
   #blockers: Blocker[] = [];
 
   constructor(init: StatusInit) {
     this.init = init;
     this.#policyStatus = init.policyStatus;
+    this.#needs = init.needs;
   }
 
   /** A phase hands over what it made. */
@@ -120,8 +122,11 @@ export class AgentStatus {
   }
 
   /** The maps hold a policy just applied: the report says so. */
-  policyApplied(status: PolicyStatus): void {
+  policyApplied(status: PolicyStatus, needs: PolicyNeeds | null = null): void {
     this.#policyStatus = status;
+    // the blockers follow the policy the maps now hold (e.g. deny_binary_hash
+    // needs a content source); null: unreadable, the last known needs stay
+    if (needs) this.#needs = needs;
   }
 
   /** The stored policy could not be restored: its counts are not what the kernel holds. */
@@ -137,7 +142,7 @@ export class AgentStatus {
     const i = this.init;
     this.#report = buildReport({
       probe,
-      needs: i.needs,
+      needs: this.#needs,
       runtimeState: sm?.state ?? null,
       transitions: sm?.summary() ?? {
         total: 0,

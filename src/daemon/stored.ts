@@ -94,15 +94,18 @@ export function appliedPolicy(stateDir: string, parse: AppliedParse | null): App
 }
 
 /**
- * The snapshot and rule counts of the policy an apply just wrote (the
- * report's `policy` counts); none when it cannot be read back.
+ * The snapshot, rule counts and needs of the policy an apply just wrote (the
+ * report's `policy` counts, and what its blockers are computed from); no
+ * counts and the start's needs (null) when it cannot be read back.
  */
-export function appliedFacts(stateDir: string): Pick<PolicyStatus, "snapshot" | "rules"> {
+export function appliedFacts(
+  stateDir: string,
+): Pick<PolicyStatus, "snapshot" | "rules"> & { needs: PolicyNeeds | null } {
   try {
     // no stat() of its paths: the live policy tracks what is unresolved
-    const { snapshot, rules } = readAppliedPolicy(stateDir, () => true).status;
-    return { snapshot, rules };
+    const { status, needs } = readAppliedPolicy(stateDir, () => true);
+    return { snapshot: status.snapshot, rules: status.rules, needs };
   } catch {
-    return unreadablePolicy(stateDir);
+    return { ...unreadablePolicy(stateDir), needs: null };
   }
 }

@@ -16,6 +16,8 @@ import {
   AEGIS_EV_EXEC_V2,
   AEGIS_EV_FILE_BLOCK,
   AEGIS_EV_FILE_BLOCK_V2,
+  AEGIS_EV_HASH_BLOCK,
+  AEGIS_EV_HASH_BLOCK_V1,
   AEGIS_EV_KERNEL_BLOCK,
   AEGIS_EV_KERNEL_BLOCK_V2,
   AEGIS_EV_NET_BLOCK,
@@ -35,9 +37,10 @@ const FBLK = ABI_LAYOUT.structs.aegis_ev_file_block;
 const NBLK = ABI_LAYOUT.structs.aegis_ev_net_block;
 const KBLK = ABI_LAYOUT.structs.aegis_ev_kernel_block;
 const TBLK = ABI_LAYOUT.structs.aegis_ev_tamper_block;
+const HBLK = ABI_LAYOUT.structs.aegis_ev_hash_block;
 /** Every record puts its struct aegis_ev_proc at the same offset. */
 const PROC = EXEC.fields.proc.offset;
-for (const s of [OPEN, FBLK, NBLK, KBLK, ARGV, TBLK]) {
+for (const s of [OPEN, FBLK, NBLK, KBLK, ARGV, TBLK, HBLK]) {
   if (s.fields.proc.offset !== PROC) throw new Error("ABI: proc offset differs between records");
 }
 
@@ -113,6 +116,11 @@ export interface FileBlockRecord extends ProcInfo, BlockFields {
   ruleFlags: number;
   /** empty when the kernel did not resolve it */
   path: string;
+  /**
+   * deny_binary_hash (an AEGIS_EV_HASH_BLOCK record): the file's SHA-256
+   * that matched, 64 lower-case hex digits; absent for an inode/comm rule
+   */
+  sha256?: string;
 }
 
 export interface NetBlockRecord extends ProcInfo, BlockFields {
@@ -324,7 +332,10 @@ const KINDS: Record<number, { version: number; size: number; min?: number }> = {
   [AEGIS_EV_NET_BLOCK]: { version: AEGIS_EV_NET_BLOCK_V2, size: NBLK.size },
   [AEGIS_EV_KERNEL_BLOCK]: { version: AEGIS_EV_KERNEL_BLOCK_V2, size: KBLK.size },
   [AEGIS_EV_TAMPER_BLOCK]: { version: AEGIS_EV_TAMPER_BLOCK_V1, size: TBLK.size },
+  [AEGIS_EV_HASH_BLOCK]: { version: AEGIS_EV_HASH_BLOCK_V1, size: HBLK.size },
 };
+
+const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));
 
 /**
  * Decode one record at `off` of length `len` in `b` (dv views the same
@@ -395,6 +406,24 @@ export function decodeRecord(
       r.action = b[off + f.action.offset];
       r.hook = b[off + f.hook.offset];
       r.path = paths.get(b, dv, off + f.path.offset, f.path.size);
+      return r;
+    }
+    case AEGIS_EV_HASH_BLOCK: {
+      // an exec denied by content: a file block that also names the digest
+      const f = HBLK.fields;
+      const r = proc(dv, b, off) as FileBlockRecord;
+      r.kind = "file_block";
+      r.ktimeNs = ktimeNs;
+      r.ino = u64(dv, off + f.ino.offset);
+      r.dev = dv.getUint32(off + f.dev.offset, true);
+      r.ruleId = dv.getUint32(off + f.rule_id.offset, true);
+      r.ruleFlags = dv.getUint16(off + f.rule_flags.offset, true);
+      r.action = b[off + f.action.offset];
+      r.hook = b[off + f.hook.offset];
+      r.path = paths.get(b, dv, off + f.path.offset, f.path.size);
+      let hex = "";
+      for (let i = 0; i < f.sha256.size; i++) hex += HEX[b[off + f.sha256.offset + i]];
+      r.sha256 = hex;
       return r;
     }
     case AEGIS_EV_NET_BLOCK: {

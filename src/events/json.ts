@@ -47,6 +47,7 @@ export const RULE_TYPE_NAMES: Record<number, string> = {
   10: "cg_ip",
   11: "cg_port",
   12: "cg_inode",
+  13: "hash",
 };
 
 /** enum aegis_hook → hook name in events and metrics. */
@@ -65,6 +66,7 @@ export const HOOK_NAMES: Record<number, string> = {
   11: "tp_execve",
   12: "tp_connect",
   13: "inode_copy_up",
+  14: "bprm_check_hash",
   // self-protection guards (bpf/self.bpf.c)
   16: "self_inode_unlink",
   17: "self_inode_rmdir",
@@ -182,6 +184,8 @@ export function recordToEvent(
         dev: r.dev,
         ...blockPath(r.path, r.ruleId, rules),
         rule_id: r.ruleId,
+        // deny_binary_hash: the content that matched (docs/telemetry.md)
+        ...(r.sha256 !== undefined ? { rule_type: "hash", sha256: r.sha256 } : {}),
       };
     case "net_block":
       return {

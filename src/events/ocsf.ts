@@ -66,6 +66,8 @@ const OcsfFile = z.object({
   path: z.string().optional(),
   type_id: z.literal(0),
   uid: z.string().optional(),
+  /** deny_binary_hash: the content that matched (algorithm_id 3 = SHA-256) */
+  hashes: z.array(z.object({ algorithm_id: z.literal(3), value: z.string() })).optional(),
 });
 const OcsfProcess = z.object({
   pid: UInt,
@@ -216,6 +218,7 @@ const MAPPED = new Set([
   "uid",
   "exec_id",
   "comm",
+  "sha256",
 ]);
 
 function unmapped(e: Stamped): Record<string, unknown> {
@@ -257,7 +260,14 @@ function fileOf(e: Stamped) {
   const uid = typeof ino === "number" || typeof ino === "bigint"
     ? `${e.dev ?? 0}:${ino}`
     : undefined;
-  return { name, ...(path ? { path } : {}), type_id: 0 as const, ...(uid ? { uid } : {}) };
+  const sha = typeof e.sha256 === "string" ? e.sha256 : undefined;
+  return {
+    name,
+    ...(path ? { path } : {}),
+    type_id: 0 as const,
+    ...(uid ? { uid } : {}),
+    ...(sha ? { hashes: [{ algorithm_id: 3 as const, value: sha }] } : {}),
+  };
 }
 
 function netActivity(type: string): { id: number; name: string } {
@@ -302,7 +312,10 @@ export function toOcsf(e: Stamped, clockOffsetNs: bigint): OcsfEvent {
     type_uid: OCSF_CLASSES[k].class_uid * 100 + activity_id,
   });
 
-  if (e.type === "exec" || (e.type === "block" && e.hook === "bprm_check_security")) {
+  if (
+    e.type === "exec" ||
+    (e.type === "block" && (e.hook === "bprm_check_security" || e.hook === "bprm_check_hash"))
+  ) {
     const actor = actorProcess(e, clockOffsetNs);
     const file = e.type === "block" ? fileOf(e) : undefined;
     return {

@@ -5,6 +5,7 @@ import {
   AEGIS_ACT_KILL,
   AEGIS_ACT_TERM,
   AEGIS_HOOK_BPRM_CHECK,
+  AEGIS_HOOK_BPRM_HASH,
   AEGIS_HOOK_FILE_OPEN,
   AEGIS_HOOK_INODE_COPY_UP,
   AEGIS_HOOK_SOCKET_BIND,
@@ -137,6 +138,19 @@ Deno.test("ocsf: a denied exec is Process Activity / Launch naming the binary", 
   strictEqual(o.action_id, 2);
   if (o.class_uid !== 1007) throw new Error("class");
   strictEqual(o.process.file?.path, "/usr/bin/nc");
+});
+
+Deno.test("ocsf: an exec denied by content is Process Activity / Launch with the file's SHA-256", () => {
+  const sha = "ab".repeat(32);
+  const o = mapped({
+    ...fileBlock(AEGIS_HOOK_BPRM_HASH, AEGIS_ACT_BLOCK, "/tmp/copy"),
+    sha256: sha,
+  } as KernelRecord);
+  strictEqual(o.type_uid, 100701);
+  if (o.class_uid !== 1007) throw new Error("class");
+  deepStrictEqual(o.process.file?.hashes, [{ algorithm_id: 3, value: sha }]);
+  strictEqual(o.unmapped.sha256, undefined, "mapped, not repeated under unmapped");
+  strictEqual(o.unmapped.rule_type, "hash");
 });
 
 Deno.test("ocsf: network blocks are Network Activity: connect Open, sendmsg Traffic, bind Other", () => {

@@ -87,6 +87,11 @@ const FileBlockFields = BlockFields.extend({
   dev: U32,
   path: z.string().optional().describe("absent when neither the kernel nor the rule gives one"),
   path_source: z.enum(["kernel", "rule", "none"]),
+  rule_type: z.literal("hash").optional().describe(
+    "deny_binary_hash: the exec was denied by content",
+  ),
+  sha256: z.string().regex(/^[0-9a-f]{64}$/).optional()
+    .describe("deny_binary_hash: the executed file's SHA-256 (IMA's measurement) that matched"),
 });
 export const FileBlockEvent = FileBlockFields.extend({
   type: z.literal("block"),

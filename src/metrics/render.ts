@@ -15,6 +15,7 @@ import {
   AEGIS_CFG_EMERGENCY_DISABLE,
   AEGIS_CFG_GENERATION,
   AEGIS_CNT_EVENTS,
+  AEGIS_CNT_HASH_UNKNOWN,
   AEGIS_CNT_KILL_ESCALATION,
   AEGIS_CNT_RINGBUF_DROPS,
   AEGIS_CNT_SIGNAL_FAILED,
@@ -625,11 +626,17 @@ export async function renderMetrics(src: MetricsSources, opts: RenderOptions): P
       "counter",
       "Signals of run --enforce-signal the kernel refused to send; the deny stood.",
     );
+    x.declare(
+      "aegisbpf_exec_hash_unknown_total",
+      "counter",
+      "Execs the deny_binary_hash program could not hash (no SHA-256 from IMA): allowed, unnamed.",
+    );
     x.declare("aegisbpf_ringbuf_drops_per_cpu_total", "counter", "Ring-buffer drops per CPU.");
     x.sample("aegisbpf_survival_allow_total", counters.sumU64(AEGIS_CNT_SURVIVAL_ALLOW));
     x.sample("aegisbpf_signals_sent_total", counters.sumU64(AEGIS_CNT_SIGNAL_SENT));
     x.sample("aegisbpf_kill_escalations_total", counters.sumU64(AEGIS_CNT_KILL_ESCALATION));
     x.sample("aegisbpf_signals_failed_total", counters.sumU64(AEGIS_CNT_SIGNAL_FAILED));
+    x.sample("aegisbpf_exec_hash_unknown_total", counters.sumU64(AEGIS_CNT_HASH_UNKNOWN));
     perCpu(counters, AEGIS_CNT_RINGBUF_DROPS).forEach((v, cpu) =>
       x.sample("aegisbpf_ringbuf_drops_per_cpu_total", v, { cpu: String(cpu) })
     );

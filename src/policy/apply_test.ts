@@ -2,10 +2,11 @@ import { deepStrictEqual, match, ok, rejects, strictEqual, throws } from "node:a
 import {
   ABI_LAYOUT,
   AEGIS_CFG_GENERATION,
+  AEGIS_POL_EXEC_HASH,
   AEGIS_RT_INODE,
   AEGIS_RULE_DENY,
 } from "../bpf/abi_gen.ts";
-import { inodeKey, policyValue, ruleValue, u32Key } from "../bpf/rule_codec.ts";
+import { hashKey, inodeKey, policyValue, ruleValue, u32Key } from "../bpf/rule_codec.ts";
 import { applyCompiled, keyGeneration, MapFullError, RULE_MAPS } from "./generations.ts";
 import { applyPolicyBytes, policyShow, restoreAppliedPolicy } from "./apply.ts";
 import {
@@ -518,4 +519,28 @@ Deno.test("restoreAppliedPolicy: live file rules are resolved again by path; a g
   } finally {
     Deno.removeSync(dir, { recursive: true });
   }
+});
+
+Deno.test("applyPolicyBytes + restore: deny_binary_hash lands in aegis_deny_hash with its switch, and comes back", async () => {
+  const dir = Deno.makeTempDirSync();
+  const { fm, live, deps } = pipeline(dir);
+  const sha = "ab".repeat(32);
+  const text = `version=3\n[deny_binary_hash]\nsha256:${sha.toUpperCase()}\n`;
+  await applyPolicyBytes(deps, { file: "h", bytes: enc(text) });
+  const gen = Number(fm.get("aegis_config").sumU64(AEGIS_CFG_GENERATION));
+  const keys = fm.get("aegis_deny_hash").keys();
+  deepStrictEqual(keys.map(toHex), [toHex(hashKey(sha, gen))]);
+  const flags = new DataView(fm.get("aegis_policy").lookup(u32Key(gen))!.buffer).getUint32(0, true);
+  strictEqual(flags & AEGIS_POL_EXEC_HASH, AEGIS_POL_EXEC_HASH);
+  ok(policyShow(fm.maps, dir, live).policy.includes(`sha256:${sha.toUpperCase()}`));
+  // fresh maps (a restart without pins): the stored policy brings the rule back
+  const again = pipeline(dir);
+  await restoreAppliedPolicy(again.deps);
+  strictEqual(again.fm.get("aegis_deny_hash").keys().length, 1);
+  // a policy without the section removes it and clears the switch
+  await applyPolicyBytes(deps, { file: "h2", bytes: enc("version=3\n[deny_comm]\nnc\n") });
+  strictEqual(fm.get("aegis_deny_hash").keys().length, 0);
+  const g2 = Number(fm.get("aegis_config").sumU64(AEGIS_CFG_GENERATION));
+  const f2 = new DataView(fm.get("aegis_policy").lookup(u32Key(g2))!.buffer).getUint32(0, true);
+  strictEqual(f2 & AEGIS_POL_EXEC_HASH, 0);
 });

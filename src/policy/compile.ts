@@ -10,6 +10,8 @@
  *   beats protect in the kernel).
  * - protect_connect (a flag): every network rule becomes protect-only —
  *   verified executables may still connect, others are blocked.
+ * - deny_binary_hash: aegis_deny_hash keyed by the digest, under its own
+ *   switch EXEC_HASH (only then does bpf/exec_hash.bpf.c hash a file).
  * - Policy switches: FILE/EXEC/NET/CGROUP_RULES when such entries exist,
  *   NET_TABLES and a bit per network table that holds rules,
  *   DENY_PTRACE/MODULE/BPF from the flag sections.
@@ -21,6 +23,7 @@ import {
   AEGIS_POL_DENY_BPF,
   AEGIS_POL_DENY_MODULE,
   AEGIS_POL_DENY_PTRACE,
+  AEGIS_POL_EXEC_HASH,
   AEGIS_POL_EXEC_RULES,
   AEGIS_POL_FILE_RULES,
   AEGIS_POL_NET_RULES,
@@ -30,6 +33,7 @@ import {
   AEGIS_RT_CG_PORT,
   AEGIS_RT_CIDR,
   AEGIS_RT_COMM,
+  AEGIS_RT_HASH,
   AEGIS_RT_INODE,
   AEGIS_RT_IP,
   AEGIS_RT_IP_PORT,
@@ -57,6 +61,7 @@ import {
   cgIpKey,
   cgPortKey,
   cgroupKey,
+  hashKey,
   inodeKey,
   ruleValue,
 } from "../bpf/rule_codec.ts";
@@ -153,6 +158,17 @@ export function compilePolicy(policy: Policy, env: CompileEnv): CompileResult {
     });
   }
   if (policy.denyComm.length > 0) flags |= AEGIS_POL_EXEC_RULES;
+
+  // --- exec: content (deny_binary_hash) ----------------------------------------
+  // its own switch: the sleepable program hashes only when it is set
+  for (const e of policy.denyBinaryHash) {
+    entries.push({
+      map: "aegis_deny_hash",
+      key: (gen) => hashKey(e.sha256, gen),
+      value: ruleValue(e.line, AEGIS_RULE_DENY, AEGIS_RT_HASH),
+    });
+  }
+  if (policy.denyBinaryHash.length > 0) flags |= AEGIS_POL_EXEC_HASH;
 
   // --- network ---------------------------------------------------------------
   const netFlag = policy.protectConnect?.enabled ? AEGIS_RULE_PROTECT : AEGIS_RULE_DENY;

@@ -2,6 +2,7 @@ import { deepStrictEqual, strictEqual } from "node:assert/strict";
 import {
   AEGIS_POL_CGROUP_RULES,
   AEGIS_POL_DENY_PTRACE,
+  AEGIS_POL_EXEC_HASH,
   AEGIS_POL_EXEC_RULES,
   AEGIS_POL_FILE_RULES,
   AEGIS_POL_NET_CIDR,
@@ -10,11 +11,12 @@ import {
   AEGIS_POL_NET_PORT,
   AEGIS_POL_NET_RULES,
   AEGIS_POL_NET_TABLES,
+  AEGIS_RT_HASH,
   AEGIS_RULE_DENY,
   AEGIS_RULE_PROTECT,
 } from "../bpf/abi_gen.ts";
 import type { ResolvedPath } from "../bpf/path_rule.ts";
-import { cgroupKey, inodeKey } from "../bpf/rule_codec.ts";
+import { cgroupKey, hashKey, inodeKey } from "../bpf/rule_codec.ts";
 import { type CompileEnv, compilePolicy } from "./compile.ts";
 import { emptyPolicy, type Policy } from "./model.ts";
 
@@ -110,4 +112,39 @@ Deno.test("compile: a network table's bit is set only when the policy has rules 
   }, env);
   strictEqual(compiled.flags, AEGIS_POL_NET_RULES | AEGIS_POL_NET_TABLES | AEGIS_POL_NET_CIDR);
   strictEqual(compilePolicy(emptyPolicy(1), env).compiled.flags, AEGIS_POL_NET_TABLES);
+});
+
+Deno.test("compile: deny_binary_hash → aegis_deny_hash (digest bytes, generation), its own switch", () => {
+  const hex = "00ff".repeat(16);
+  const p: Policy = {
+    ...emptyPolicy(3),
+    denyBinaryHash: [{ sha256: hex, line: 5 }, { sha256: "ab".repeat(32), line: 6 }],
+  };
+  const { compiled, unresolved } = compilePolicy(p, env);
+  deepStrictEqual(unresolved, []);
+  strictEqual(compiled.flags, AEGIS_POL_EXEC_HASH | AEGIS_POL_NET_TABLES, "only the hash switch");
+  deepStrictEqual(compiled.entries.map((e) => e.map), ["aegis_deny_hash", "aegis_deny_hash"]);
+  const key = compiled.entries[0].key(1);
+  strictEqual(key.length, 40);
+  deepStrictEqual([...key.subarray(0, 4)], [0x00, 0xff, 0x00, 0xff]);
+  strictEqual(new DataView(key.buffer).getUint32(32, true), 1, "the generation");
+  deepStrictEqual(key, hashKey(hex, 1));
+  const v = new DataView(compiled.entries[1].value.buffer);
+  strictEqual(v.getUint32(0, true), 6, "rule id = line");
+  strictEqual(flagsOf(compiled.entries[1].value), AEGIS_RULE_DENY);
+  strictEqual(v.getUint16(6, true), AEGIS_RT_HASH);
+  // no hash rule: the switch stays off (the sleepable program hashes nothing)
+  strictEqual(compilePolicy(emptyPolicy(3), env).compiled.flags & AEGIS_POL_EXEC_HASH, 0);
+});
+
+Deno.test("hashKey: refuses anything but 64 hex digits", () => {
+  for (const bad of ["", "ab".repeat(31), "ab".repeat(33), "zz".repeat(32), "constructor"]) {
+    let threw = false;
+    try {
+      hashKey(bad, 0);
+    } catch (e) {
+      threw = e instanceof RangeError;
+    }
+    strictEqual(threw, true, bad);
+  }
 });

@@ -178,14 +178,21 @@ export function execDecision(
     c.add("exec", "skipped", "the open of the binary is denied first (file_open)");
     return f;
   }
-  const hook = ev.hook === "exec" ? "bprm_check_security" : ev.hook;
-  if (!rs.hasFileRules && !rs.hasCommRules) {
-    c.add("exec rules", "skipped", "no file or comm rules: bprm_check allows without a lookup");
+  let hook = ev.hook === "exec" ? "bprm_check_security" : ev.hook;
+  const hashes = rs.hashes.size > 0;
+  if (!rs.hasFileRules && !rs.hasCommRules && !hashes) {
+    c.add(
+      "exec rules",
+      "skipped",
+      "no file, comm or hash rules: bprm_check allows without a lookup",
+    );
     return noMatch(hook, c);
   }
   let r: RuleVal | null = null;
   let ruleType = "inode";
-  if (ev.ino !== null && ev.dev !== null) {
+  if (!rs.hasFileRules && !rs.hasCommRules) {
+    c.add("exec rules", "skipped", "no file or comm rules");
+  } else if (ev.ino !== null && ev.dev !== null) {
     const v = rs.inodes.get(inodeId(ev.dev, ev.ino));
     if (v?.deny) r = v;
     c.add(
@@ -220,6 +227,30 @@ export function execDecision(
         v
           ? `comm ${JSON.stringify(comm)}: ${describe(v.ref)}`
           : `no rule for comm ${JSON.stringify(comm)}`,
+        v?.ref,
+      );
+    }
+  }
+  // deny_binary_hash (bpf/exec_hash.bpf.c): after the inode and comm rules
+  // (an earlier deny on the same hook is passed on), by content
+  if (!r && hashes) {
+    if (ev.sha256 === null) {
+      c.add(
+        "deny_binary_hash",
+        "unknown",
+        "the event does not carry the executed file's SHA-256 (only a hash block record does)",
+      );
+    } else {
+      const v = rs.hashes.get(ev.sha256);
+      if (v) {
+        r = v;
+        ruleType = "hash";
+        hook = "bprm_check_hash";
+      }
+      c.add(
+        "deny_binary_hash",
+        v ? "match" : "no_match",
+        v ? `sha256:${ev.sha256}: ${describe(v.ref)}` : `no rule for sha256:${ev.sha256}`,
         v?.ref,
       );
     }

@@ -66,6 +66,8 @@ export const FileBlock = Proc.extend({
   ino: U64,
   dev: z.number().int().min(0).max(0xffffffff),
   path: z.string().max(4096).nullable().optional(),
+  /** deny_binary_hash records: the executed file's SHA-256 */
+  sha256: z.string().regex(/^[0-9a-f]{64}$/).optional(),
 });
 
 export const NetBlock = Proc.extend({
@@ -120,11 +122,16 @@ function fastProc(o: Obj): z.infer<typeof Proc> | null {
   };
 }
 
+const SHA256_HEX = /^[0-9a-f]{64}$/;
+
 export function fastFileBlock(o: Obj): z.infer<typeof FileBlock> | null {
   const p = fastProc(o);
   const ino = u64(o.ino);
   if (!p || ino === undefined || !str(o.action, 16) || !str(o.hook, 32)) return null;
   if (!int(o.rule_id, 0, Infinity) || !int(o.dev, 0, 0xffffffff) || !nullStr(o.path, 4096)) {
+    return null;
+  }
+  if (o.sha256 !== undefined && !(typeof o.sha256 === "string" && SHA256_HEX.test(o.sha256))) {
     return null;
   }
   return {
@@ -135,6 +142,7 @@ export function fastFileBlock(o: Obj): z.infer<typeof FileBlock> | null {
     ino,
     dev: o.dev,
     path: o.path as string | null | undefined,
+    ...(o.sha256 !== undefined ? { sha256: o.sha256 as string } : {}),
   };
 }
 
@@ -205,6 +213,8 @@ export type ReplayEvent =
       ino: string | null;
       /** bprm->filename, or the comm for a comm rule's record; null for an exec event */
       path: string | null;
+      /** the executed file's SHA-256 (a deny_binary_hash record); null when not known */
+      sha256: string | null;
     }
     | {
       surface: "net";
@@ -231,7 +241,7 @@ export interface EventProblem {
 export type EventParse = { ok: true; event: ReplayEvent } | { ok: false; problem: EventProblem };
 
 /** Exec hooks of a `block` record (the rest are file hooks). */
-const EXEC_HOOKS = new Set(["bprm_check_security", "tp_execve"]);
+const EXEC_HOOKS = new Set(["bprm_check_security", "bprm_check_hash", "tp_execve"]);
 
 function happenedOf(action: string): Happened {
   return action === "AUDIT" ? "audited" : "blocked";
@@ -301,6 +311,7 @@ export function eventFromJson(v: unknown, line: number): EventParse {
         dev: null,
         ino: null,
         path: null,
+        sha256: null,
       },
     };
   }
@@ -308,19 +319,21 @@ export function eventFromJson(v: unknown, line: number): EventParse {
     const r = check(fastFileBlock, FileBlock, v);
     if (!r.success) return problem("error", line, type, zodMessage(r.error));
     const d = r.data;
+    const f = {
+      ...common(d),
+      hook: d.hook,
+      happened: happenedOf(d.action),
+      action: d.action,
+      ruleId: d.rule_id,
+      dev: d.dev,
+      ino: d.ino,
+      path: d.path ?? null,
+    };
     return {
       ok: true,
-      event: {
-        ...common(d),
-        surface: EXEC_HOOKS.has(d.hook) ? "exec" : "file",
-        hook: d.hook,
-        happened: happenedOf(d.action),
-        action: d.action,
-        ruleId: d.rule_id,
-        dev: d.dev,
-        ino: d.ino,
-        path: d.path ?? null,
-      },
+      event: EXEC_HOOKS.has(d.hook)
+        ? { ...f, surface: "exec", sha256: d.sha256 ?? null }
+        : { ...f, surface: "file" },
     };
   }
   const netHook = NET_TYPES.get(type);

@@ -55,7 +55,9 @@ export function eventSummary(ev: ReplayEvent): string {
     case "exec":
       return ev.hook === "exec"
         ? `exec of comm ${JSON.stringify(ev.comm)} by ${who}`
-        : `exec of ${ev.path ?? "?"} (inode ${ev.dev}:${ev.ino}) by ${who}`;
+        : `exec of ${ev.path ?? "?"} (inode ${ev.dev}:${ev.ino}${
+          ev.sha256 ? `, sha256:${ev.sha256}` : ""
+        }) by ${who}`;
     case "net": {
       const a = ev.family === 4 ? [...ev.addr].join(".") : hex6(ev.addr);
       const p = ev.proto === 6 ? "tcp" : ev.proto === 17 ? "udp" : `proto ${ev.proto}`;
@@ -81,6 +83,7 @@ const SURFACE_SECTIONS: Record<ReplayEvent["surface"], ReadonlySet<string>> = {
     "protect_path",
     "cgroup_deny_inode",
     "deny_comm",
+    "deny_binary_hash",
     "block",
   ]),
   net: new Set([

@@ -72,3 +72,41 @@ Deno.test("explain: a live rule whose TTL ran out but that no sweep removed yet 
     /TTL ran out 60 s ago; it stays in the maps until the next sweep/.test(x.recorded_rule.message),
   );
 });
+
+Deno.test("explain: a deny_binary_hash record names its rule by content; another digest does not match", () => {
+  const sha = "c0ffee".repeat(10) + "abcd";
+  const rs = rules(V + `[deny_binary_hash]\nsha256:${sha.toUpperCase()}\n`);
+  const hashBlock = (digest: string, rule_id = 3) =>
+    fileBlock(555, {
+      hook: "bprm_check_hash",
+      path: "/tmp/copy-of-nc",
+      rule_id,
+      rule_type: "hash",
+      sha256: digest,
+    });
+  const x = explainEvent(rs, hashBlock(sha));
+  strictEqual(x.event.surface, "exec");
+  ok(x.event.summary.includes(`sha256:${sha}`), x.event.summary);
+  deepStrictEqual([x.recorded_rule.exists, x.agrees], [true, true]);
+  strictEqual(x.recorded_rule.message, `p.conf:3 [deny_binary_hash] sha256:${sha}`);
+  deepStrictEqual([x.decision.outcome, x.decision.rule_type, x.decision.hook], [
+    "block",
+    "hash",
+    "bprm_check_hash",
+  ]);
+  ok(x.decision.chain.some((s) => s.step === "deny_binary_hash" && s.result === "match"));
+  // the same record against a policy that denies other content: not decided by it now
+  const other = explainEvent(
+    rules(V + `[deny_binary_hash]\nsha256:${"0".repeat(64)}\n`),
+    hashBlock(sha),
+  );
+  deepStrictEqual([other.decision.outcome, other.agrees], ["no_match", false]);
+  // a malformed digest is not a replayable record
+  let threw = false;
+  try {
+    hashBlock("xyz");
+  } catch {
+    threw = true;
+  }
+  ok(threw, "a sha256 that is not 64 lower-case hex digits is refused");
+});

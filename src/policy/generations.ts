@@ -40,6 +40,7 @@ export const RULE_MAPS: Readonly<Partial<Record<MapName, keyof typeof ABI_LAYOUT
   aegis_cg_deny_inode: "aegis_cg_inode_key",
   aegis_cg_deny_ip: "aegis_cg_ip_key",
   aegis_cg_deny_port: "aegis_cg_port_key",
+  aegis_deny_hash: "aegis_hash_key",
 };
 
 /**

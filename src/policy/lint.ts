@@ -42,6 +42,8 @@ function entryText(field: ListField, e: any): string {
       return `${e.family === 6 ? `[${e.ip}]` : e.ip}:${e.port}:${e.proto}`;
     case "denyComm":
       return e.comm;
+    case "denyBinaryHash":
+      return `sha256:${e.sha256}`;
     case "cgroupDenyInode":
       return `${cgText(e.cgroup)} ${e.dev}:${e.ino}`;
     case "cgroupDenyIp":

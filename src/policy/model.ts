@@ -82,6 +82,13 @@ export const IpPortEntry = z.object({
 });
 export type IpPortEntry = z.infer<typeof IpPortEntry>;
 
+/**
+ * `sha256:<64 hex>` (deny_binary_hash, version 3): a file's content. Kept
+ * as the 64 lower-case hex digits (the C++ parser lower-cases too).
+ */
+export const HashEntry = z.object({ sha256: z.string().regex(/^[0-9a-f]{64}$/), line });
+export type HashEntry = z.infer<typeof HashEntry>;
+
 /** A process name (the kernel comm), 1 to 15 bytes. */
 export const CommEntry = z.object({ comm: z.string().min(1), line });
 export type CommEntry = z.infer<typeof CommEntry>;
@@ -130,6 +137,7 @@ export const Policy = z.object({
   denyPort: z.array(PortEntry),
   denyIpPort: z.array(IpPortEntry),
   denyComm: z.array(CommEntry),
+  denyBinaryHash: z.array(HashEntry),
   denyPtrace: Flag,
   denyModuleLoad: Flag,
   denyBpf: Flag,
@@ -159,6 +167,7 @@ export type SectionKind =
   | "port"
   | "ip_port"
   | "comm"
+  | "hash"
   | "flag"
   | "cg_inode"
   | "cg_ip"
@@ -196,7 +205,7 @@ export const SECTIONS: readonly SectionInfo[] = [
   { name: "deny_ptrace", minVersion: 1, field: "denyPtrace", kind: "flag" },
   { name: "deny_module_load", minVersion: 1, field: "denyModuleLoad", kind: "flag" },
   { name: "deny_bpf", minVersion: 1, field: "denyBpf", kind: "flag" },
-  { name: "deny_binary_hash", minVersion: 3, field: null, kind: null },
+  { name: "deny_binary_hash", minVersion: 3, field: "denyBinaryHash", kind: "hash" },
   { name: "allow_binary_hash", minVersion: 3, field: null, kind: null },
   { name: "scan_paths", minVersion: 1, field: null, kind: null },
   { name: "protect_path", minVersion: 4, field: "protectPath", kind: "path" },
@@ -223,6 +232,7 @@ export function emptyPolicy(version: number): Policy {
     denyPort: [],
     denyIpPort: [],
     denyComm: [],
+    denyBinaryHash: [],
     denyPtrace: null,
     denyModuleLoad: null,
     denyBpf: null,

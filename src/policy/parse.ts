@@ -136,6 +136,27 @@ export function parseInode(text: string): { dev: number; ino: bigint } {
   return { dev, ino };
 }
 
+/**
+ * `sha256:<64 hex>` → the 64 hex digits in lower case. The C++ parser's
+ * rules: the prefix exactly "sha256:" (lower case), then exactly 64 hex
+ * digits of either case.
+ */
+export function parseSha256(text: string): string {
+  if (!text.startsWith("sha256:")) {
+    throw new EntryError(`Invalid hash "${text}": an entry is sha256:<64 hex digits>`);
+  }
+  const hex = text.slice(7);
+  if (hex.length !== 64) {
+    throw new EntryError(
+      `Invalid hash "${text}": sha256 needs 64 hex digits, this one has ${hex.length} characters`,
+    );
+  }
+  if (!/^[0-9A-Fa-f]{64}$/.test(hex)) {
+    throw new EntryError(`Invalid hash "${text}": sha256 has a character that is not a hex digit`);
+  }
+  return hex.toLowerCase();
+}
+
 /** An absolute cgroup v2 path or `cgid:N`. */
 export function parseCgroupRef(text: string): CgroupRef {
   if (text.startsWith("cgid:")) {
@@ -577,6 +598,9 @@ export function parsePolicy(input: string | Uint8Array, file: string): ParseResu
       case "comm":
         usage(() => commBytes(text));
         policy.denyComm.push({ comm: text, line });
+        return;
+      case "hash":
+        policy.denyBinaryHash.push({ sha256: parseSha256(text), line });
         return;
       case "flag": {
         const f = c.info.field as "denyPtrace" | "denyModuleLoad" | "denyBpf" | "protectConnect";

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { formatIssue, MAX_FILE_BYTES, MAX_LINES, modelError, parsePolicy } from "./parse.ts";
 import { Policy as PolicySchema, SECTIONS } from "./model.ts";
 import type { Policy, PolicyIssue } from "./model.ts";
+import { dedupePolicy, formatPolicy } from "./lint.ts";
 
 const F = "/etc/aegisbpf/policy.conf";
 
@@ -100,16 +101,79 @@ off
   assert.deepEqual(p.denyBpf, { enabled: false, line: 20 });
 });
 
-Deno.test("v3: v1/v2 sections still parse; hash sections are 'not supported by this version'", () => {
+Deno.test("v3: v1/v2 sections still parse; deny_binary_hash parses; the other hash sections are 'not supported by this version'", () => {
   const p = ok("version=3\n[deny_path]\n/opt/miner\n[deny_port]\n3333\n");
   assert.equal(p.version, 3);
+  const h = ok("version=3\n[deny_binary_hash]\nsha256:" + "a".repeat(64) + "\n");
+  assert.deepEqual(h.denyBinaryHash, [{ sha256: "a".repeat(64), line: 3 }]);
   bad(
     "version=3\n[deny_binary_hash]\nsha256:" + "a".repeat(64) +
       "\n[allow_binary_hash]\n[scan_paths]\n/usr/bin\n",
-    [[2, "[deny_binary_hash] is not supported by this version"], [
-      4,
-      "[allow_binary_hash] is not supported by this version",
-    ], [5, "[scan_paths] is not supported by this version"]],
+    [[4, "[allow_binary_hash] is not supported by this version"], [
+      5,
+      "[scan_paths] is not supported by this version",
+    ]],
+  );
+});
+
+const HEX = "0123456789abcdef".repeat(4);
+
+Deno.test("deny_binary_hash: the C++ rules (sha256: prefix, 64 hex digits of either case, lower-cased)", () => {
+  const p = ok(
+    `version=3\n[deny_binary_hash]\n  sha256:${HEX.toUpperCase()}  \nsha256:${"f".repeat(64)}\n`,
+  );
+  assert.deepEqual(p.denyBinaryHash, [
+    { sha256: HEX, line: 3 },
+    { sha256: "f".repeat(64), line: 4 },
+  ]);
+  // version 2 (and 1): the section needs 3 to hold entries; empty is accepted
+  bad(`version=2\n[deny_binary_hash]\nsha256:${HEX}\n`, [[3, "needs version=3 or later"]]);
+  assert.deepEqual(ok("version=1\n[deny_binary_hash]\n").denyBinaryHash, []);
+  // malformed entries: an error at their own line, the file rejected
+  bad(
+    [
+      "version=6",
+      "[deny_binary_hash]",
+      HEX, // no prefix
+      `sha256:${HEX.slice(1)}`, // 63 digits
+      `sha256:${HEX}0`, // 65 digits
+      `sha256:${HEX.slice(1)}g`, // not hex
+      `SHA256:${HEX}`, // the prefix is lower case only
+      `sha512:${HEX}${HEX}`,
+      `sha256: ${HEX.slice(1)}`, // a space inside
+      "sha256:",
+      `sha256:${"__proto__".padEnd(64, "0")}`,
+      "",
+    ].join("\n"),
+    [
+      [3, "[deny_binary_hash] Invalid hash"],
+      [4, "has 63 characters"],
+      [5, "has 65 characters"],
+      [6, "not a hex digit"],
+      [7, "an entry is sha256:<64 hex digits>"],
+      [8, "an entry is sha256:<64 hex digits>"],
+      [9, "not a hex digit"],
+      [10, "has 0 characters"],
+      [11, "not a hex digit"],
+    ],
+  );
+});
+
+Deno.test("deny_binary_hash: duplicates (either case) warn like other sections and compile once", () => {
+  const r = parsePolicy(
+    `version=3\n[deny_binary_hash]\nsha256:${HEX}\nsha256:${HEX.toUpperCase()}\n`,
+    F,
+  );
+  assert.deepEqual(r.errors, []);
+  assert.equal(r.policy!.denyBinaryHash.length, 2);
+  assert.deepEqual(
+    r.warnings.map(formatIssue),
+    [`${F}:4: [deny_binary_hash] duplicate entry "sha256:${HEX}" (first at line 3)`],
+  );
+  assert.deepEqual(dedupePolicy(r.policy!).denyBinaryHash, [{ sha256: HEX, line: 3 }]);
+  assert.equal(
+    formatPolicy(dedupePolicy(r.policy!)),
+    `version=3\n\n[deny_binary_hash]\nsha256:${HEX}\n`,
   );
 });
 
@@ -393,6 +457,8 @@ const WORD_CASES: [string, string, string][] = [
   ["deny_ip_port", "1.2.3.4:W", "is not a number from 1 to 65535"],
   ["deny_ip_port", "1.2.3.4:443:W", "protocol"],
   ["deny_ip_port", "[2001:db8::1]:443:W", "protocol"],
+  ["deny_binary_hash", "W", "Invalid hash"],
+  ["deny_binary_hash", "sha256:W", "Invalid hash"],
   ["deny_ptrace", "W", "is not a flag value"],
   ["deny_module_load", "W", "is not a flag value"],
   ["deny_bpf", "W", "is not a flag value"],

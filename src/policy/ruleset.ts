@@ -109,6 +109,8 @@ export interface RuleSet {
   /** path rules by their path text (decide.ts: matched by path when the inode differs) */
   paths: Map<string, RuleVal>;
   comms: Map<string, RuleVal>;
+  /** deny_binary_hash: 64 lower-case hex digits → rule */
+  hashes: Map<string, RuleVal>;
   ips: Map<string, RuleVal>;
   cidr4: CidrTable;
   cidr6: CidrTable;
@@ -135,6 +137,7 @@ export function emptyRuleSet(): RuleSet {
     inodes: new Map(),
     paths: new Map(),
     comms: new Map(),
+    hashes: new Map(),
     ips: new Map(),
     cidr4: { prefixes: [], byPrefix: new Map() },
     cidr6: { prefixes: [], byPrefix: new Map() },
@@ -248,6 +251,15 @@ export function ruleSetFromPolicy(policy: Policy, file: string, env: CompileEnv)
       deny: true,
       protect: false,
       ref: ref("deny_comm", e.line, e.comm),
+      merged: [],
+    });
+  }
+
+  for (const e of policy.denyBinaryHash) {
+    rs.hashes.set(e.sha256, {
+      deny: true,
+      protect: false,
+      ref: ref("deny_binary_hash", e.line, `sha256:${e.sha256}`),
       merged: [],
     });
   }
@@ -466,6 +478,7 @@ export function rulesById(rs: RuleSet): Map<number, RuleRef[]> {
   vals(rs.inodes.values());
   vals(rs.paths.values());
   vals(rs.comms.values());
+  vals(rs.hashes.values());
   vals(rs.ips.values());
   for (const t of [rs.cidr4, rs.cidr6]) for (const mm of t.byPrefix.values()) vals(mm.values());
   vals(rs.ipPorts.values());

@@ -29,6 +29,7 @@ export const DEFAULT_RULE_MAP_SIZES: Readonly<Record<string, number>> = {
   aegis_cg_deny_inode: 16384,
   aegis_cg_deny_ip: 16384,
   aegis_cg_deny_port: 4096,
+  aegis_deny_hash: 4096,
 };
 
 /** Rule-map sizes are rounded up to a multiple of this. */

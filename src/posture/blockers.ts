@@ -10,6 +10,7 @@ import type { PolicyNeeds } from "./needs.ts";
 import { probeDetail, type ProbeResult } from "./probe.ts";
 import type { HookName } from "./probes/hooks.ts";
 import type { ProbeReport } from "./probes/mod.ts";
+import { execIdentity } from "./exec_identity.ts";
 
 export const CAPABILITY_TIERS = ["Full", "AuditOnly", "Disabled", "Unknown"] as const;
 export type CapabilityTier = (typeof CAPABILITY_TIERS)[number];
@@ -63,7 +64,11 @@ function lsmBootList(p: ProbeReport): string {
  * exactly when enforcement can be trusted. Unknown facts block too: the
  * agent never assumes a capability it could not confirm.
  */
-export function enforceBlockers(p: ProbeReport, needs: PolicyNeeds): Blocker[] {
+export function enforceBlockers(
+  p: ProbeReport,
+  needs: PolicyNeeds,
+  attachedSections: readonly string[] | null = null,
+): Blocker[] {
   const out: Blocker[] = [];
   const tier = capabilityTier(p);
   const core = coreProbes(p).filter(([, r]) => r.status !== "supported");
@@ -121,15 +126,37 @@ export function enforceBlockers(p: ProbeReport, needs: PolicyNeeds): Blocker[] {
       });
     }
   }
+  // verified-exec hooks (protect rules) and the content identity (deny_binary_hash)
+  const identity: string[] = [];
+  const remedies: string[] = [];
   if (needs.exec_identity && p.exec_identity_hooks !== true) {
-    out.push({
-      code: "EXEC_IDENTITY_UNAVAILABLE",
-      message: `the policy has protect rules, which need verified-exec tracking, but the exec ` +
+    identity.push(
+      `the policy has protect rules, which need verified-exec tracking, but the exec ` +
         `hooks (bprm_creds_for_exec, bprm_check_security, bprm_committed_creds, task_alloc) are ${
           p.exec_identity_hooks === false ? "missing" : "unknown (no BTF query)"
         }`,
-      remedy: "use a kernel >= 5.8 with CONFIG_BPF_LSM, or remove protect_path/protect_connect " +
+    );
+    remedies.push(
+      "use a kernel >= 5.8 with CONFIG_BPF_LSM, or remove protect_path/protect_connect " +
         "from the policy",
+    );
+  }
+  const content = needs.exec_content ? execIdentity(p, attachedSections) : null;
+  if (content?.source === "none") {
+    identity.push(
+      `the policy has [deny_binary_hash] rules, but no source gives the content (SHA-256) ` +
+        `of executed files: ${content.reason}`,
+    );
+    remedies.push(
+      "use a kernel >= 5.18 with CONFIG_BPF_LSM and CONFIG_IMA (bpf_ima_file_hash from a " +
+        "sleepable LSM program), or remove [deny_binary_hash] from the policy",
+    );
+  }
+  if (identity.length > 0) {
+    out.push({
+      code: "EXEC_IDENTITY_UNAVAILABLE",
+      message: identity.join("; "),
+      remedy: remedies.join("; "),
     });
   }
   if (needs.exec_runtime_deps && missing(p, ["lsm_file_mmap"]).length > 0) {

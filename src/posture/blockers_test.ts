@@ -1,6 +1,7 @@
 import { deepStrictEqual as eq, ok, strictEqual } from "node:assert/strict";
 import { capabilityTier, coreSupported, enforceBlockers } from "./blockers.ts";
 import { NO_NEEDS } from "./needs.ts";
+import { EXEC_HASH_SECTION, execIdentity } from "./exec_identity.ts";
 import { allSymbols, fixtureReport } from "./posture_testing.ts";
 import { NativeCallError } from "../errors.ts";
 
@@ -94,6 +95,7 @@ Deno.test("policy needs: network, exec identity, runtime deps, IMA appraisal", a
   const needs = {
     network: true,
     exec_identity: true,
+    exec_content: true,
     exec_runtime_deps: true,
     ima_appraisal: true,
   };
@@ -128,4 +130,27 @@ Deno.test("policy needs: network, exec identity, runtime deps, IMA appraisal", a
     x.code === "IMA_APPRAISAL_UNAVAILABLE"
   )!;
   ok(ima.message.includes("no appraise rule"));
+});
+
+Deno.test("deny_binary_hash needs a content identity source: predicted, then the attach result", async () => {
+  const needs = { ...NO_NEEDS, exec_content: true };
+  const full = await fixtureReport({ needs });
+  eq(enforceBlockers(full, needs), [], "BPF LSM, bpf_ima_file_hash, IMA: predicted ima");
+  eq(execIdentity(full, null), { source: "ima", reason: null });
+  // the daemon attached the exec-hash program / did not
+  eq(enforceBlockers(full, needs, ["lsm/bprm_check_security", EXEC_HASH_SECTION]), []);
+  const notAttached = enforceBlockers(full, needs, ["lsm/bprm_check_security"]);
+  eq(codes(notAttached), ["EXEC_IDENTITY_UNAVAILABLE"]);
+  ok(notAttached[0].message.includes("[deny_binary_hash]"), notAttached[0].message);
+  ok(notAttached[0].message.includes("not attached"), notAttached[0].message);
+  ok(!notAttached[0].message.includes("protect rules"), "only the reason that applies");
+  // no helper in the kernel BTF
+  const noHelper = await fixtureReport({ needs, symbols: without("bpf_ima_file_hash") });
+  const b = enforceBlockers(noHelper, needs);
+  eq(codes(b), ["EXEC_IDENTITY_UNAVAILABLE"]);
+  ok(b[0].message.includes("bpf_ima_file_hash"), b[0].message);
+  ok(b[0].remedy.includes("5.18"), b[0].remedy);
+  strictEqual(execIdentity(noHelper, null).source, "none");
+  // the same kernel without hash rules: nothing to block
+  eq(enforceBlockers(noHelper, NO_NEEDS), []);
 });

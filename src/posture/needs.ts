@@ -12,6 +12,8 @@ export interface PolicyNeeds {
   network: boolean;
   /** protect rules (only verified executables may touch) → exec identity hooks */
   exec_identity: boolean;
+  /** deny_binary_hash → the content (SHA-256) of executed files: src/posture/exec_identity.ts */
+  exec_content: boolean;
   /** rules on what an executable maps (shared libraries) → the mmap hook */
   exec_runtime_deps: boolean;
   /** rules that trust IMA hashes → IMA appraisal */
@@ -22,6 +24,7 @@ export interface PolicyNeeds {
 export const NO_NEEDS: PolicyNeeds = Object.freeze({
   network: false,
   exec_identity: false,
+  exec_content: false,
   exec_runtime_deps: false,
   ima_appraisal: false,
 });
@@ -40,6 +43,7 @@ export function policyNeeds(p: Policy): PolicyNeeds {
       p.denyIpPort.length > 0 || p.cgroupDenyIp.length > 0 || p.cgroupDenyPort.length > 0 ||
       on(p.protectConnect),
     exec_identity: p.protectPath.length > 0 || on(p.protectConnect),
+    exec_content: p.denyBinaryHash.length > 0,
     exec_runtime_deps: false,
     ima_appraisal: false,
   };

@@ -22,6 +22,11 @@ Deno.test("policyNeeds: network and protect sections, nothing else", () => {
     exec_identity: true,
   });
   eq(policyNeeds(parse("version=4\n[protect_connect]\nfalse\n")), NO_NEEDS);
+  eq(policyNeeds(parse(`version=3\n[deny_binary_hash]\nsha256:${"a".repeat(64)}\n`)), {
+    ...NO_NEEDS,
+    exec_content: true,
+  });
+  eq(policyNeeds(parse("version=3\n[deny_binary_hash]\n")), NO_NEEDS, "an empty section");
 });
 
 Deno.test("policyRuleFacts: the C++ counts, and which network hooks the rules need", () => {

@@ -18,6 +18,7 @@ import { writeFileAtomic } from "../policy/atomic.ts";
 import { CAPABILITY_TIERS, capabilityTier, coreSupported, enforceBlockers } from "./blockers.ts";
 import type { PolicyNeeds } from "./needs.ts";
 import { probeBool, type ProbeResult } from "./probe.ts";
+import { EXEC_HASH_SECTION, execIdentity } from "./exec_identity.ts";
 import { EXEC_IDENTITY_SYMBOLS, HOOK_NAMES, HOOK_SYMBOLS, type HookName } from "./probes/hooks.ts";
 import type { ProbeReport } from "./probes/mod.ts";
 import { NEXT_GEN_SYMBOLS, type NextGenBpf as NextGenProbe } from "./probes/next_gen.ts";
@@ -233,6 +234,12 @@ export const CapabilitiesReport = z.object({
       "always 0: verification is by owner, mode and location, not a per-inode allowlist",
     ),
     runtime_deps_hook_attached: z.boolean().describe("always false: no mmap_file program"),
+    source: z.enum(["ima", "none"]).describe(
+      "what gives the content (SHA-256) of an executed file for [deny_binary_hash]: ima = " +
+        "bpf_ima_file_hash from the sleepable lsm.s/bprm_check_security program (attached by " +
+        "the running daemon; predicted from the probes without one); none = no source",
+    ),
+    source_detail: z.string().nullable().describe('why the source is "none"; null for "ima"'),
     userspace_fallback_allowlist_entries: count.describe("always 0: no userspace allowlist"),
   }).strict(),
   state_transitions: z.object({
@@ -352,6 +359,8 @@ export interface ReportInput {
 
 /** The section a hook row corresponds to (lsm/<hook>); null for the IMA helper. */
 export function hookSection(h: HookName): string | null {
+  // bpf_ima_file_hash is called by the sleepable exec-hash program
+  if (h === "lsm_bprm_ima_check") return EXEC_HASH_SECTION;
   const s = HOOK_SYMBOLS[h];
   return s.startsWith("bpf_lsm_") ? `lsm/${s.slice("bpf_lsm_".length)}` : null;
 }
@@ -385,7 +394,7 @@ class Facts {
 /** Build the report. Pure (the clock is an input). */
 export function buildReport(i: ReportInput): CapabilitiesReport {
   const p = i.probe;
-  const blockers = [...enforceBlockers(p, i.needs)];
+  const blockers = [...enforceBlockers(p, i.needs, i.attachedSections)];
   for (const b of i.extraBlockers ?? []) {
     if (!blockers.some((x) => x.code === b.code)) blockers.push(b);
   }
@@ -505,6 +514,7 @@ export function buildReport(i: ReportInput): CapabilitiesReport {
   const required = HOOK_NAMES.filter((h) => p.hooks[h].required);
   const rules = i.policy.rules;
   const execSections = EXEC_IDENTITY_SYMBOLS.map(lsmSection);
+  const identity = execIdentity(p, i.attachedSections);
   const report: CapabilitiesReport = {
     schema_version: SCHEMA_VERSION,
     schema_semver: SCHEMA_SEMVER,
@@ -548,12 +558,15 @@ export function buildReport(i: ReportInput): CapabilitiesReport {
       cgroup_deny_port_count: rules?.cgroup_deny_port_count ?? 0,
     },
     requirements: {
-      ...i.needs,
+      network: i.needs.network,
+      exec_identity: i.needs.exec_identity || i.needs.exec_content,
+      exec_runtime_deps: i.needs.exec_runtime_deps,
+      ima_appraisal: i.needs.ima_appraisal,
       required_hooks: required,
       network_enforcement_required: i.needs.network,
       network_connect_required: i.needs.network && (rules?.network_connect ?? false),
       network_bind_required: i.needs.network && (rules?.network_bind ?? false),
-      exec_identity_required: i.needs.exec_identity,
+      exec_identity_required: i.needs.exec_identity || i.needs.exec_content,
       exec_allowlist_required: false,
       verified_exec_required: i.needs.exec_identity,
       verified_exec_runtime_deps_required: i.needs.exec_runtime_deps,
@@ -566,7 +579,7 @@ export function buildReport(i: ReportInput): CapabilitiesReport {
       ima_appraisal: !codes.has("IMA_APPRAISAL_UNAVAILABLE"),
     },
     exec_identity: {
-      required: i.needs.exec_identity,
+      required: i.needs.exec_identity || i.needs.exec_content,
       hooks_available: p.exec_identity_hooks,
       ima_appraisal_available: imaAppraisal,
       kernel_enabled: f.bool(
@@ -578,6 +591,8 @@ export function buildReport(i: ReportInput): CapabilitiesReport {
       kernel_allow_exec_inode_entries: 0,
       runtime_deps_hook_attached: false,
       userspace_fallback_allowlist_entries: 0,
+      source: identity.source,
+      source_detail: identity.reason,
     },
     state_transitions: { ...i.transitions },
     emergency: { active: i.emergencyActive },

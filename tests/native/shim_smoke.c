@@ -140,13 +140,13 @@ static void check_log_after_failure(void)
 	check(n == 0, "log_read cleared the buffer", "n=%d", n);
 }
 
-/* Is program #i an LSM program (section "lsm/...")? */
+/* Is program #i an LSM program (section "lsm/..." or sleepable "lsm.s/...")? */
 static int is_lsm_prog(struct aegis_obj *obj, int i)
 {
 	char sec[64];
 
 	return aegis_obj_prog_section(obj, (uint32_t)i, sec, sizeof(sec)) > 0 &&
-	       strncmp(sec, "lsm/", 4) == 0;
+	       (strncmp(sec, "lsm/", 4) == 0 || strncmp(sec, "lsm.s/", 6) == 0);
 }
 
 /* Set autoload of every LSM program; returns how many there are. */

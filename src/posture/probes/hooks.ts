@@ -83,7 +83,7 @@ export function hookRequired(
     case "lsm_socket_sendmsg":
       return needs.network;
     case "lsm_bprm_ima_check":
-      return needs.ima_appraisal;
+      return needs.ima_appraisal || needs.exec_content;
     default:
       return false;
   }

@@ -286,6 +286,7 @@ Deno.test("hooks: 12 rows, kernel support from BTF, required from the needs and 
   const none = {
     network: false,
     exec_identity: false,
+    exec_content: false,
     exec_runtime_deps: false,
     ima_appraisal: false,
   };
@@ -304,6 +305,8 @@ Deno.test("hooks: 12 rows, kernel support from BTF, required from the needs and 
   strictEqual(hookRequired("lsm_file_open", none, "inode"), false);
   strictEqual(hookRequired("lsm_file_mmap", { ...none, exec_runtime_deps: true }, "file"), true);
   strictEqual(hookRequired("lsm_bprm_ima_check", { ...none, ima_appraisal: true }, "file"), true);
+  strictEqual(hookRequired("lsm_bprm_ima_check", { ...none, exec_content: true }, "file"), true);
+  strictEqual(hookRequired("lsm_bprm_ima_check", none, "file"), false);
 });
 
 Deno.test("LSM attach trial: attached, EPERM on load, verifier, attach failure, other, no trial", () => {

@@ -1,0 +1,433 @@
+/**
+ * VM tier: exec identity by content (deny_binary_hash; bpf/exec_hash.bpf.c,
+ * the sleepable lsm.s/bprm_check_security program and bpf_ima_file_hash).
+ *
+ * lsm-on cells:
+ *  1. engine level (the program alone, rules written into its maps): with
+ *     the sha256 of a static test binary denied, the original (overlay
+ *     root), a copy on tmpfs, a hard link, a renamed copy, a memfd exec
+ *     (execveat AT_EMPTY_PATH) and a script whose interpreter has that
+ *     content all fail with EPERM and a block record naming the digest; a
+ *     file open for writing cannot be executed; a different binary runs; audit mode reports and
+ *     allows; the agent's cgroup is exempt; without the policy switch
+ *     nothing is hashed; a file changed after a deny runs (new content), a
+ *     file overwritten with the denied content is denied (no stale
+ *     identity, with no IMA policy loaded: IMA hashes on every call).
+ *  2. agent level (one start): a version=3 policy with [deny_binary_hash]
+ *     through `run --policy`: the copy is denied, the event line carries
+ *     sha256 / rule_type "hash", the capability report says
+ *     exec_identity.source "ima" and no blocker.
+ * Where the kernel gives no SHA-256 (identity unknown), test 1 says so and
+ * shows the counter that proves it, and test 2 requires the blocker
+ * EXEC_IDENTITY_UNAVAILABLE instead of the deny.
+ * lsm-off cells: the program loads and attaches, and denies nothing.
+ */
+import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
+import {
+  AEGIS_ACT_AUDIT,
+  AEGIS_ACT_BLOCK,
+  AEGIS_CFG_AGENT_CGID,
+  AEGIS_CNT_HASH_UNKNOWN,
+  AEGIS_HOOK_BPRM_HASH,
+  AEGIS_POL_EXEC_HASH,
+  AEGIS_RT_HASH,
+  AEGIS_RULE_DENY,
+} from "../../src/bpf/abi_gen.ts";
+import { hashKey, ruleValue } from "../../src/bpf/rule_codec.ts";
+import type { FileBlockRecord, KernelRecord } from "../../src/events/decode.ts";
+import { CapabilitiesReport } from "../../src/posture/report.ts";
+import { type Engine, loadEngine } from "../lib/engine.ts";
+import { Agent, agentEnv, cleanupAgent, httpGet } from "../lib/agent.ts";
+
+const LSM_ON = Deno.env.get("AEGIS_VM_LSM") === "on";
+const KERNEL = Deno.env.get("AEGIS_VM_KERNEL") ?? "?";
+const SECTION = "lsm.s/bprm_check_security";
+
+/* `exec PATH`: execv; `memfd PATH`: the file's bytes into a memfd, then
+ * execveat(fd, "", AT_EMPTY_PATH). Prints the errno name when exec fails. */
+const HELPER_SRC = String.raw`
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+extern char **environ;
+
+static int fail(void)
+{
+	printf("%s\n", strerrorname_np(errno));
+	return 1;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc >= 3 && !strcmp(argv[1], "exec")) {
+		execv(argv[2], argv + 2);
+		return fail();
+	}
+	if (argc >= 3 && !strcmp(argv[1], "memfd")) {
+		char buf[65536];
+		ssize_t n;
+		int src = open(argv[2], O_RDONLY | O_CLOEXEC);
+		int fd = memfd_create("aegis-memfd", MFD_CLOEXEC);
+		char *args[] = { argv[2], 0 };
+
+		if (src < 0 || fd < 0)
+			return fail();
+		while ((n = read(src, buf, sizeof(buf))) > 0)
+			if (write(fd, buf, n) != n)
+				return fail();
+		syscall(SYS_execveat, fd, "", args, environ, AT_EMPTY_PATH);
+		return fail();
+	}
+	if (argc >= 4 && !strcmp(argv[1], "loop")) {
+		/* N fork+exec+wait of PATH (its output discarded): ns per exec */
+		int n = atoi(argv[3]), i, st;
+		struct timespec a, b;
+
+		clock_gettime(CLOCK_MONOTONIC, &a);
+		for (i = 0; i < n; i++) {
+			pid_t pid = fork();
+			if (pid == 0) {
+				int null = open("/dev/null", O_WRONLY);
+				dup2(null, 1);
+				execl(argv[2], argv[2], (char *)0);
+				_exit(127);
+			}
+			waitpid(pid, &st, 0);
+			if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+				return fail();
+		}
+		clock_gettime(CLOCK_MONOTONIC, &b);
+		printf("%lld\n", ((b.tv_sec - a.tv_sec) * 1000000000LL + b.tv_nsec - a.tv_nsec) / n);
+		return 0;
+	}
+	fprintf(stderr, "usage: aegis-hx exec PATH|memfd PATH|loop PATH N\n");
+	return 2;
+}
+`;
+const HELPER = "aegis-hx";
+
+/* The denied binary and a different one: static, so any copy runs anywhere. */
+const target = (word: string) =>
+  String.raw`
+#include <stdio.h>
+int main(void) { puts("${word}"); return 0; }
+`;
+
+interface Work {
+  /** on the guest's root (overlayfs) */
+  root: string;
+  /** on /tmp (tmpfs) */
+  tmp: string;
+  helper: string;
+  bin: string;
+  other: string;
+  sha: string;
+}
+
+let work: Work | undefined;
+
+function gcc(src: string, out: string, extra: string[] = []): void {
+  const c = `${out}.c`;
+  Deno.writeTextFileSync(c, src);
+  const r = new Deno.Command("gcc", { args: ["-O1", ...extra, "-o", out, c] }).outputSync();
+  strictEqual(r.code, 0, `gcc ${out}: ${new TextDecoder().decode(r.stderr)}`);
+}
+
+async function sha256(path: string): Promise<string> {
+  const d = await crypto.subtle.digest("SHA-256", Deno.readFileSync(path));
+  return Array.from(new Uint8Array(d), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+async function workDirs(): Promise<Work> {
+  if (work) return work;
+  Deno.mkdirSync("/var/tmp", { recursive: true });
+  const root = Deno.makeTempDirSync({ dir: "/var/tmp", prefix: "aegis-eh-" });
+  const tmp = Deno.makeTempDirSync({ dir: "/tmp", prefix: "aegis-eh-" });
+  gcc(HELPER_SRC, `${root}/${HELPER}`);
+  gcc(target("denied-ran"), `${root}/target`, ["-static"]);
+  gcc(target("other-ran"), `${root}/other`, ["-static"]);
+  work = {
+    root,
+    tmp,
+    helper: `${root}/${HELPER}`,
+    bin: `${root}/target`,
+    other: `${root}/other`,
+    sha: await sha256(`${root}/target`),
+  };
+  return work;
+}
+
+/** "ok" when the program ran (printed its word), else the errno name. */
+function tryExec(mode: "exec" | "memfd", path: string, word = "denied-ran"): string {
+  const w = work!;
+  const o = new Deno.Command(w.helper, { args: [mode, path] }).outputSync();
+  const out = new TextDecoder().decode(o.stdout).trim();
+  const err = new TextDecoder().decode(o.stderr).trim();
+  ok(o.code !== 2 && !err, `helper ${mode} ${path}: exit ${o.code}, stderr ${err}`);
+  return out === word ? "ok" : out;
+}
+
+function hashBlocks(recs: KernelRecord[]): FileBlockRecord[] {
+  return recs.filter((r): r is FileBlockRecord =>
+    r.kind === "file_block" && r.sha256 !== undefined
+  );
+}
+
+function unknownCount(eng: Engine): bigint {
+  return eng.map("aegis_counters").sumU64(AEGIS_CNT_HASH_UNKNOWN);
+}
+
+function say(msg: string): void {
+  Deno.stderr.writeSync(new TextEncoder().encode(`exec_hash (${KERNEL}): ${msg}\n`));
+}
+
+/** The cgroup v2 id of this process (= inode of its cgroup directory). */
+function ownCgroupId(): bigint {
+  const line = Deno.readTextFileSync("/proc/self/cgroup").split("\n").find((l) =>
+    l.startsWith("0::")
+  );
+  ok(line, "cgroup v2 membership in /proc/self/cgroup");
+  return BigInt(Deno.statSync(`/sys/fs/cgroup${line.slice(3)}`.replace(/\/$/, "")).ino!);
+}
+
+/** Does this kernel give the SHA-256 of an executed file? Set by test 1. */
+let identity: "ima" | "none" | undefined;
+
+Deno.test({
+  name: "deny_binary_hash: copies, links, new names, tmpfs and memfd are denied by content",
+  ignore: !LSM_ON,
+  fn: async () => {
+    const w = await workDirs();
+    await using eng = await loadEngine((s) => s === SECTION);
+    const a = eng.attach.find((x) => x.section === SECTION);
+    strictEqual(a?.status, "attached", JSON.stringify(eng.attach));
+    const rules = eng.map("aegis_deny_hash");
+    const rule = ruleValue(7, AEGIS_RULE_DENY, AEGIS_RT_HASH);
+
+    // a rule without the policy switch: nothing is hashed, nothing denied
+    rules.update(hashKey(w.sha, 0), rule);
+    eng.setPolicy(0);
+    const u0 = unknownCount(eng);
+    strictEqual(tryExec("exec", w.bin), "ok", "switch off: runs");
+    deepStrictEqual(hashBlocks(eng.records()), []);
+    strictEqual(unknownCount(eng), u0, "switch off: not hashed");
+
+    eng.setPolicy(AEGIS_POL_EXEC_HASH);
+    const first = tryExec("exec", w.bin);
+    if (first === "ok") {
+      // no identity: the helper gave no SHA-256 (counted), the exec ran
+      ok(unknownCount(eng) > u0, "a run with the switch on is a match or an unknown identity");
+      identity = "none";
+      say(
+        "the kernel gave no SHA-256 (AEGIS_CNT_HASH_UNKNOWN counted); the agent test " +
+          "must report EXEC_IDENTITY_UNAVAILABLE",
+      );
+      return;
+    }
+    identity = "ima";
+    strictEqual(first, "EPERM", "the original is denied");
+    const st = Deno.statSync(w.bin);
+    const check = (path: string, action: number, ino?: number) => {
+      const recs = hashBlocks(eng.records());
+      strictEqual(recs.length, 1, `${path}: one record ${JSON.stringify(recs)}`);
+      const r = recs[0];
+      strictEqual(r.action, action, path);
+      strictEqual(r.hook, AEGIS_HOOK_BPRM_HASH);
+      strictEqual(r.sha256, w.sha, "the record names the digest");
+      strictEqual(r.ruleId, 7);
+      strictEqual(r.ruleFlags, AEGIS_RULE_DENY);
+      strictEqual(r.path, path);
+      strictEqual(r.comm, HELPER, "the process that called exec");
+      // (tmpfs files only: an overlayfs file's record names the kernel's inode)
+      if (ino !== undefined) strictEqual(r.ino, ino, `${path}: the executed file's inode`);
+    };
+    check(w.bin, AEGIS_ACT_BLOCK);
+    strictEqual(Number(unknownCount(eng)), Number(u0), "a known identity is not counted unknown");
+
+    // a copy on tmpfs: a new inode on another file system
+    const copy = `${w.tmp}/copy`;
+    Deno.copyFileSync(w.bin, copy);
+    const cst = Deno.statSync(copy);
+    ok(cst.dev !== st.dev, "another file system");
+    strictEqual(tryExec("exec", copy), "EPERM", "tmpfs copy");
+    check(copy, AEGIS_ACT_BLOCK, cst.ino!);
+    // a hard link, and a renamed copy on the root
+    Deno.linkSync(w.bin, `${w.root}/link`);
+    strictEqual(tryExec("exec", `${w.root}/link`), "EPERM", "hard link");
+    check(`${w.root}/link`, AEGIS_ACT_BLOCK);
+    Deno.copyFileSync(w.bin, `${w.root}/tmpname`);
+    Deno.renameSync(`${w.root}/tmpname`, `${w.root}/innocent-tool`);
+    strictEqual(tryExec("exec", `${w.root}/innocent-tool`), "EPERM", "renamed copy");
+    check(`${w.root}/innocent-tool`, AEGIS_ACT_BLOCK);
+    // memfd: no path at all (bprm->filename is /dev/fd/N)
+    strictEqual(tryExec("memfd", w.bin), "EPERM", "memfd execveat");
+    const m = hashBlocks(eng.records());
+    strictEqual(m.length, 1, JSON.stringify(m));
+    strictEqual(m[0].sha256, w.sha);
+    ok(/^\/dev\/fd\/\d+$/.test(m[0].path), `memfd exec path: ${m[0].path}`);
+
+    // a script whose interpreter has the denied content: the hook's second
+    // pass (the interpreter's file) is denied
+    const script = `${w.tmp}/script`;
+    Deno.writeTextFileSync(script, `#!${copy}\n`);
+    Deno.chmodSync(script, 0o755);
+    strictEqual(tryExec("exec", script), "EPERM", "script with a denied interpreter");
+    const sc = hashBlocks(eng.records());
+    strictEqual(sc.length, 1, JSON.stringify(sc));
+    strictEqual(sc[0].sha256, w.sha);
+    strictEqual(sc[0].ino, cst.ino, "the interpreter's inode");
+
+    // a different binary still runs, with no record
+    strictEqual(tryExec("exec", w.other, "other-ran"), "ok", "a different binary");
+    deepStrictEqual(hashBlocks(eng.records()), []);
+
+    // audit mode: allowed, reported
+    eng.setAudit(true);
+    try {
+      strictEqual(tryExec("exec", copy), "ok", "audit mode allows");
+      check(copy, AEGIS_ACT_AUDIT, cst.ino!);
+    } finally {
+      eng.setAudit(false);
+    }
+    // the agent's own cgroup is exempt, as on every exec rule
+    const cfg = eng.map("aegis_config");
+    cfg.setU64(AEGIS_CFG_AGENT_CGID, ownCgroupId());
+    try {
+      strictEqual(tryExec("exec", copy), "ok", "the agent's cgroup is exempt");
+      deepStrictEqual(hashBlocks(eng.records()), []);
+    } finally {
+      cfg.setU64(AEGIS_CFG_AGENT_CGID, 0n);
+    }
+
+    // no stale identity: a file cannot change during its exec (open for
+    // writing: ETXTBSY), a changed file has a new content, and a file given
+    // the denied content is denied (the same inode that ran before)
+    // (kernels that dropped the write lock at exec let it reach the hook: EPERM)
+    {
+      using writer = Deno.openSync(copy, { write: true });
+      const busy = tryExec("exec", copy);
+      ok(busy === "ETXTBSY" || busy === "EPERM", `exec of a file open for writing: ${busy}`);
+      ok(writer.statSync().isFile);
+      say(`exec of a file open for writing: ${busy}`);
+      strictEqual(hashBlocks(eng.records()).length, busy === "EPERM" ? 1 : 0);
+    }
+    Deno.writeFileSync(copy, new Uint8Array([0]), { append: true });
+    strictEqual(tryExec("exec", copy), "ok", "changed after the deny: new content, runs");
+    deepStrictEqual(hashBlocks(eng.records()), []);
+    const victim = `${w.tmp}/victim`;
+    Deno.copyFileSync(w.other, victim);
+    strictEqual(tryExec("exec", victim, "other-ran"), "ok", "before the overwrite");
+    const vIno = Deno.statSync(victim).ino!;
+    Deno.writeFileSync(victim, Deno.readFileSync(w.bin));
+    strictEqual(Deno.statSync(victim).ino, vIno, "same inode");
+    strictEqual(tryExec("exec", victim), "EPERM", "overwritten with the denied content");
+    check(victim, AEGIS_ACT_BLOCK, vIno);
+
+    // cost (printed, not asserted; TCG): exec of a binary that is not denied,
+    // without the switch (no hash) and with it (IMA hashes the whole file)
+    const perExec = (): number => {
+      const o = new Deno.Command(w.helper, { args: ["loop", w.other, "40"] }).outputSync();
+      strictEqual(o.code, 0, new TextDecoder().decode(o.stdout));
+      return Number(new TextDecoder().decode(o.stdout).trim());
+    };
+    eng.setPolicy(0);
+    perExec(); // warm
+    const off = perExec();
+    eng.setPolicy(AEGIS_POL_EXEC_HASH);
+    const on = perExec();
+    const size = Deno.statSync(w.other).size;
+    say(
+      `fork+exec+wait of a ${size}-byte static binary: ${(off / 1e3).toFixed(0)} us without ` +
+        `hash rules, ${(on / 1e3).toFixed(0)} us with (x${(on / off).toFixed(2)}, TCG, ` +
+        "no IMA policy: every exec hashes the file)",
+    );
+    deepStrictEqual(hashBlocks(eng.records()), []);
+
+    // the rule removed: runs again
+    ok(rules.delete(hashKey(w.sha, 0)));
+    strictEqual(tryExec("exec", w.bin), "ok", "rule removed");
+    deepStrictEqual(hashBlocks(eng.records()), []);
+  },
+});
+
+Deno.test({
+  name: "deny_binary_hash through the agent: policy v3, block event with the digest, capabilities",
+  ignore: !LSM_ON,
+  fn: async () => {
+    const w = await workDirs();
+    ok(identity, "test 1 ran first and found whether the kernel gives a SHA-256");
+    const e = agentEnv();
+    const policy = `${e.dir}/hash.conf`;
+    Deno.writeTextFileSync(
+      policy,
+      `version=3\n# the test binary\n[deny_binary_hash]\nsha256:${w.sha.toUpperCase()}\n`,
+    );
+    let agent: Agent | null = null;
+    try {
+      agent = new Agent(["--policy", policy, "--enforce-gate-mode", "audit-fallback"], e.env);
+      await agent.ready();
+      const report = CapabilitiesReport.parse(JSON.parse(Deno.readTextFileSync(e.report)));
+      strictEqual(report.requirements.exec_identity_required, true);
+      if (identity === "none") {
+        strictEqual(report.exec_identity.source, "none");
+        ok(
+          report.enforce_blockers.includes("EXEC_IDENTITY_UNAVAILABLE"),
+          report.enforce_blockers.join(),
+        );
+        strictEqual(report.requirements_met.exec_identity, false);
+        strictEqual((await httpGet(e.port, "/health?require_enforce=1")).status, 503);
+        say("EXEC_IDENTITY_UNAVAILABLE reported, as expected on this kernel");
+        return;
+      }
+      strictEqual(report.runtime_state, "ENFORCE", agent.err.slice(-2000));
+      strictEqual(report.exec_identity.source, "ima");
+      deepStrictEqual(report.enforce_blockers, []);
+      strictEqual(report.requirements_met.exec_identity, true);
+      strictEqual(report.hook_details.lsm_bprm_ima_check.attached, true);
+      strictEqual((await httpGet(e.port, "/health?require_enforce=1")).status, 200);
+
+      const copy = `${w.tmp}/agent-copy`;
+      Deno.copyFileSync(w.bin, copy);
+      strictEqual(tryExec("exec", copy), "EPERM", "denied under the agent");
+      strictEqual(tryExec("exec", w.other, "other-ran"), "ok", "a different binary runs");
+      const ev = await agent.event(
+        (x) => x.type === "block" && x.sha256 === w.sha,
+        "the block event with the digest",
+      );
+      strictEqual(ev.rule_type, "hash");
+      strictEqual(ev.hook, "bprm_check_hash");
+      strictEqual(ev.action, "BLOCK");
+      strictEqual(ev.rule_id, 4, "the rule's policy line");
+      strictEqual(ev.path, copy);
+      strictEqual(ev.comm, HELPER);
+    } finally {
+      await cleanupAgent(agent, e);
+    }
+  },
+});
+
+Deno.test({
+  name: "deny_binary_hash without BPF LSM: the program loads and attaches, and denies nothing",
+  ignore: LSM_ON,
+  fn: async () => {
+    const w = await workDirs();
+    await using eng = await loadEngine((s) => s === SECTION);
+    strictEqual(eng.attach.find((x) => x.section === SECTION)?.status, "attached");
+    eng.map("aegis_deny_hash").update(
+      hashKey(w.sha, 0),
+      ruleValue(7, AEGIS_RULE_DENY, AEGIS_RT_HASH),
+    );
+    eng.setPolicy(AEGIS_POL_EXEC_HASH);
+    strictEqual(tryExec("exec", w.bin), "ok", "bpf is not an active LSM: nothing is denied");
+    deepStrictEqual(hashBlocks(eng.records()), []);
+  },
+});
