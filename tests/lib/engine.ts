@@ -12,6 +12,7 @@
  * @module
  */
 import { bpfObjectBytes, openEmbeddedShim } from "../../src/assets/mod.ts";
+import { isSelfProgram } from "../../src/bpf/engine.ts";
 import {
   AEGIS_CFG_AUDIT_ONLY,
   AEGIS_CFG_EMERGENCY_DISABLE,
@@ -49,7 +50,9 @@ export async function loadEngine(
   let ring: NativeRing | undefined;
   try {
     obj = BpfObject.open(shim, await bpfObjectBytes());
-    obj.selectPrograms((p, s) => want(s, p));
+    // the self-protection guards (bpf/self.bpf.c) share hooks with the file surface; a
+    // surface's test never loads them (the daemon does only with run --self-protect)
+    obj.selectPrograms((p, s) => want(s, p) && !isSelfProgram(p));
     obj.load();
     const attach = obj.attachAll();
     ring = shim.openRing(obj.map("aegis_events").fd);
