@@ -6,6 +6,7 @@
  * @module
  */
 import { ABI_LAYOUT } from "./abi_gen.ts";
+import { fromHex } from "../util/bytes.ts";
 
 const S = ABI_LAYOUT.structs;
 
@@ -123,9 +124,16 @@ export function hashKey(sha256: string, gen: number): Uint8Array<ArrayBuffer> {
   }
   const f = S.aegis_hash_key.fields;
   const [b, dv] = buf(S.aegis_hash_key.size);
-  for (let i = 0; i < 32; i++) {
-    b[f.sha256.offset + i] = parseInt(sha256.slice(2 * i, 2 * i + 2), 16);
-  }
+  b.set(fromHex(sha256), f.sha256.offset);
   dv.setUint32(f.gen.offset, gen, true);
+  return b;
+}
+
+/** struct aegis_self_obj_key: a map or link id the self-protection guards watch. */
+export function selfObjKey(id: number, guard: number): Uint8Array<ArrayBuffer> {
+  const f = S.aegis_self_obj_key.fields;
+  const [b, dv] = buf(S.aegis_self_obj_key.size);
+  dv.setUint32(f.id.offset, id, true);
+  dv.setUint32(f.guard.offset, guard, true);
   return b;
 }

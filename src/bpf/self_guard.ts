@@ -25,7 +25,7 @@ import {
 import type { BpfMap } from "./map.ts";
 import type { BpfObject } from "./object.ts";
 import { mountOf } from "./path_rule.ts";
-import { inodeKey, kernelDev } from "./rule_codec.ts";
+import { inodeKey, kernelDev, selfObjKey, u32Key } from "./rule_codec.ts";
 import type { Shim } from "../native/mod.ts";
 
 export const MAP_SELF_INODE = "aegis_self_inode";
@@ -166,20 +166,8 @@ export function guardedInodes(
   return out;
 }
 
-/** struct aegis_self_obj_key */
-export function selfObjKey(id: number, guard: number): Uint8Array<ArrayBuffer> {
-  const k = new Uint8Array(8);
-  const dv = new DataView(k.buffer);
-  dv.setUint32(0, id, true);
-  dv.setUint32(4, guard, true);
-  return k;
-}
-
-function u32Value(v: number): Uint8Array<ArrayBuffer> {
-  const b = new Uint8Array(4);
-  new DataView(b.buffer).setUint32(0, v, true);
-  return b;
-}
+/** struct aegis_self_obj_key (src/bpf/rule_codec.ts). */
+export { selfObjKey };
 
 /** What the guards protect once armed (the report's self_protection). */
 export interface SelfGuardSummary {
@@ -234,11 +222,11 @@ export function armSelfGuard(
   clear(inodes);
   clear(objs);
   const guarded = guardedInodes(paths);
-  for (const g of guarded) inodes.update(inodeKey(g.dev, g.ino, 0), u32Value(g.guard));
+  for (const g of guarded) inodes.update(inodeKey(g.dev, g.ino, 0), u32Key(g.guard));
   const { mapIds, linkIds } = objectIds(shim, obj, paths.pinRoot);
-  for (const id of mapIds) objs.update(selfObjKey(id, AEGIS_GUARD_MAP), u32Value(AEGIS_GUARD_MAP));
+  for (const id of mapIds) objs.update(selfObjKey(id, AEGIS_GUARD_MAP), u32Key(AEGIS_GUARD_MAP));
   for (const id of linkIds) {
-    objs.update(selfObjKey(id, AEGIS_GUARD_LINK), u32Value(AEGIS_GUARD_LINK));
+    objs.update(selfObjKey(id, AEGIS_GUARD_LINK), u32Key(AEGIS_GUARD_LINK));
   }
   obj.map("aegis_config").setU64(AEGIS_CFG_SELF_PROTECT, 1n);
   return { inodes: guarded, mapIds, linkIds };

@@ -27,6 +27,7 @@ import {
   AEGIS_EV_TAMPER_BLOCK,
   AEGIS_EV_TAMPER_BLOCK_V1,
 } from "../bpf/abi_gen.ts";
+import { toHex } from "../util/bytes.ts";
 
 const H = ABI_LAYOUT.structs.aegis_ev_hdr;
 const P = ABI_LAYOUT.structs.aegis_ev_proc;
@@ -295,6 +296,35 @@ function proc(dv: DataView, b: Uint8Array, off: number): ProcInfo {
   };
 }
 
+/** A field of a record: where it is and how long. */
+type Field = { readonly offset: number; readonly size: number };
+/** The fields a file block and a hash block share (same names, each at its own offset). */
+type FileBlockFields = Record<
+  "ino" | "dev" | "rule_id" | "rule_flags" | "action" | "hook" | "path",
+  Field
+>;
+
+/** A file_block record from the fields `f` of a file or hash block record. */
+function fileBlock(
+  f: FileBlockFields,
+  dv: DataView,
+  b: Uint8Array,
+  off: number,
+  ktimeNs: U64,
+): FileBlockRecord {
+  const r = proc(dv, b, off) as FileBlockRecord;
+  r.kind = "file_block";
+  r.ktimeNs = ktimeNs;
+  r.ino = u64(dv, off + f.ino.offset);
+  r.dev = dv.getUint32(off + f.dev.offset, true);
+  r.ruleId = dv.getUint32(off + f.rule_id.offset, true);
+  r.ruleFlags = dv.getUint16(off + f.rule_flags.offset, true);
+  r.action = b[off + f.action.offset];
+  r.hook = b[off + f.hook.offset];
+  r.path = paths.get(b, dv, off + f.path.offset, f.path.size);
+  return r;
+}
+
 /**
  * NUL-separated arguments → strings (invalid UTF-8 becomes U+FFFD). A last
  * argument with no NUL (the bytes were cut) is kept as it is.
@@ -334,8 +364,6 @@ const KINDS: Record<number, { version: number; size: number; min?: number }> = {
   [AEGIS_EV_TAMPER_BLOCK]: { version: AEGIS_EV_TAMPER_BLOCK_V1, size: TBLK.size },
   [AEGIS_EV_HASH_BLOCK]: { version: AEGIS_EV_HASH_BLOCK_V1, size: HBLK.size },
 };
-
-const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));
 
 /**
  * Decode one record at `off` of length `len` in `b` (dv views the same
@@ -394,36 +422,13 @@ export function decodeRecord(
       r.path = paths.get(b, dv, off + OPEN.fields.path.offset, OPEN.fields.path.size);
       return r;
     }
-    case AEGIS_EV_FILE_BLOCK: {
-      const f = FBLK.fields;
-      const r = proc(dv, b, off) as FileBlockRecord;
-      r.kind = "file_block";
-      r.ktimeNs = ktimeNs;
-      r.ino = u64(dv, off + f.ino.offset);
-      r.dev = dv.getUint32(off + f.dev.offset, true);
-      r.ruleId = dv.getUint32(off + f.rule_id.offset, true);
-      r.ruleFlags = dv.getUint16(off + f.rule_flags.offset, true);
-      r.action = b[off + f.action.offset];
-      r.hook = b[off + f.hook.offset];
-      r.path = paths.get(b, dv, off + f.path.offset, f.path.size);
-      return r;
-    }
+    case AEGIS_EV_FILE_BLOCK:
+      return fileBlock(FBLK.fields, dv, b, off, ktimeNs);
     case AEGIS_EV_HASH_BLOCK: {
       // an exec denied by content: a file block that also names the digest
       const f = HBLK.fields;
-      const r = proc(dv, b, off) as FileBlockRecord;
-      r.kind = "file_block";
-      r.ktimeNs = ktimeNs;
-      r.ino = u64(dv, off + f.ino.offset);
-      r.dev = dv.getUint32(off + f.dev.offset, true);
-      r.ruleId = dv.getUint32(off + f.rule_id.offset, true);
-      r.ruleFlags = dv.getUint16(off + f.rule_flags.offset, true);
-      r.action = b[off + f.action.offset];
-      r.hook = b[off + f.hook.offset];
-      r.path = paths.get(b, dv, off + f.path.offset, f.path.size);
-      let hex = "";
-      for (let i = 0; i < f.sha256.size; i++) hex += HEX[b[off + f.sha256.offset + i]];
-      r.sha256 = hex;
+      const r = fileBlock(f, dv, b, off, ktimeNs);
+      r.sha256 = toHex(b.subarray(off + f.sha256.offset, off + f.sha256.offset + f.sha256.size));
       return r;
     }
     case AEGIS_EV_NET_BLOCK: {
