@@ -28,7 +28,7 @@ export PATH="$root/.tools/bin:$PATH"
 tiers=${AEGIS_TEST_TIERS:-static unit fuzz artifacts native selfcontained host compile scan vm vm-controls vm-systemd}
 logdir=$(mktemp -d /tmp/aegis-test.XXXXXX)
 passed=0 failed=0 skipped=0
-declare -a summary
+declare -a summary failed_tiers
 
 # Add the counts of a tier from the last "N passed ... M failed" line of its log.
 tally() { # name rc log
@@ -43,6 +43,7 @@ tally() { # name rc log
     echo "test: tier $name exited $rc without a failure count; counted as 1 failure (log: $logf)"
   fi
   passed=$((passed + p)) failed=$((failed + f)) skipped=$((skipped + s))
+  if [ "$f" -gt 0 ]; then failed_tiers+=("$name"); fi
   summary+=("$(printf '%-13s %4d passed %4d failed %4d skipped  (%ss)' "$name" "$p" "$f" "$s" "$SECONDS_TIER")")
 }
 
@@ -135,6 +136,16 @@ for t in $tiers; do
       else skip_tier vm-systemd "needs root (mmdebstrap, 9p exports)"; fi ;;
     *) echo "test: unknown tier $t"; failed=$((failed + 1)) ;;
   esac
+done
+
+# Repeat what failed at the end: CI keeps only the tail of this output, and a
+# failure scrolled off the top cannot be diagnosed afterwards.
+for t in "${failed_tiers[@]}"; do
+  echo
+  echo "=== what failed in tier $t (whole log: $logdir/$t.log)"
+  sed 's/\x1b\[[0-9;]*m//g' "$logdir/$t.log" |
+    awk '/ ERRORS /{e=1} /FAILED|^error:|ran over its budget/{print; c=12; next} e||c>0{print; c--}' |
+    head -n 150
 done
 
 echo
