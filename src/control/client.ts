@@ -131,7 +131,8 @@ function outcomeUnknown(method: string, path: string, socket: string, why: strin
 /**
  * Send one request to the daemon's control socket and hand the response to
  * `read`. Null when there is no socket or nothing accepts on it (no
- * daemon): only then may a caller do the work itself. A POST or DELETE
+ * daemon): only then may a caller do the work itself. DAEMON_GONE when
+ * the connection is reset as it is opened (nothing was sent). A POST or DELETE
  * whose connection breaks after the request was sent is OUTCOME_UNKNOWN. The request is plain HTTP/1.1 in origin-form with
  * `Connection: close`, written on a unix-socket connection; the reply is
  * read to the end of the stream (at most {@link MAX_REPLY_BYTES}). No
@@ -144,6 +145,7 @@ export async function withDaemon<T>(
   body: unknown,
   read: (res: Response) => Promise<T>,
   socket: string = aegisPaths().controlSocket,
+  connect: (o: Deno.UnixConnectOptions) => Promise<Deno.UnixConn> = (o) => Deno.connect(o),
 ): Promise<T | null> {
   try {
     const st = Deno.statSync(socket);
@@ -157,7 +159,7 @@ export async function withDaemon<T>(
   let conn: Deno.UnixConn | null = null;
   for (let attempt = 0; conn === null; attempt++) {
     try {
-      conn = await Deno.connect({ transport: "unix", path: socket });
+      conn = await connect({ transport: "unix", path: socket });
     } catch (e) {
       // a stale socket file with no daemon behind it
       if (e instanceof Deno.errors.ConnectionRefused || e instanceof Deno.errors.NotFound) {
@@ -167,6 +169,19 @@ export async function withDaemon<T>(
       if (e instanceof Deno.errors.WouldBlock && attempt < CONNECT_RETRIES) {
         await new Promise((r) => setTimeout(r, CONNECT_RETRY_MS));
         continue;
+      }
+      // the daemon died (or closed its socket) while we connected: not one byte
+      // was written, so nothing changed; but a daemon was there, so no local try
+      if (
+        e instanceof Deno.errors.ConnectionReset || e instanceof Deno.errors.ConnectionAborted ||
+        e instanceof Deno.errors.BrokenPipe
+      ) {
+        throw new AegisError(
+          "DAEMON_GONE",
+          `the daemon at ${socket} dropped the connection as it was opened (${e.message}): ` +
+            `it may be stopping or restarting. Nothing was sent, so ${method} ${path} changed ` +
+            `nothing. Retry when "aegisbpf health" answers.`,
+        );
       }
       throw e;
     }

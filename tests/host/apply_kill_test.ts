@@ -82,7 +82,12 @@ Deno.test({
         await agent.ready();
         const which = await holds();
         if (sent.code === 0) strictEqual(which, "B", "a CLI told 'applied' means B is kept");
-        else {
+        else if (/DAEMON_GONE/.test(sent.stderr)) {
+          // killed while the CLI connected: nothing was sent, so A must still hold
+          strictEqual(sent.code, 1, sent.stderr);
+          strictEqual(which, "A", "a request never sent changed nothing");
+          ok(!/NOT_RUNNING/.test(sent.stderr + sent.stdout), "no local fallback");
+        } else {
           strictEqual(sent.code, 3, `a broken apply is "outcome unknown": ${sent.stderr}`);
           ok(/OUTCOME_UNKNOWN.*Nothing was tried locally/s.test(sent.stderr), sent.stderr);
           ok(!/NOT_RUNNING/.test(sent.stderr + sent.stdout), "no local fallback");

@@ -6,7 +6,7 @@
 import { deepStrictEqual, ok, rejects, strictEqual } from "node:assert/strict";
 import { main } from "../../src/cli/mod.ts";
 import { AegisError } from "../../src/errors.ts";
-import { daemonRequest, EXIT_OUTCOME_UNKNOWN } from "../../src/control/client.ts";
+import { daemonRequest, EXIT_OUTCOME_UNKNOWN, withDaemon } from "../../src/control/client.ts";
 
 /** A unix-socket stand-in for the daemon: reads the request head, then `answer`s. */
 function fakeDaemon(answer: (conn: Deno.UnixConn) => Promise<void>) {
@@ -58,6 +58,27 @@ Deno.test("client: a change whose connection breaks after sending is OUTCOME_UNK
       strictEqual(e.code, "DAEMON_BAD_REPLY");
       return true;
     });
+  } finally {
+    await d.close();
+  }
+});
+
+Deno.test("client: a connection reset while it is opened is DAEMON_GONE, not a crash and not a local try", async () => {
+  // the race seen in CI: the daemon was SIGKILLed as the CLI connected, and the
+  // reset escaped as an uncaught ConnectionReset (exit 1 with a stack)
+  const d = fakeDaemon(async () => {});
+  try {
+    for (const err of [Deno.errors.ConnectionReset, Deno.errors.ConnectionAborted]) {
+      const reset = () => Promise.reject(new err("Connection reset by peer (os error 104)"));
+      const read = () => Promise.resolve("read");
+      await rejects(withDaemon("POST", "/policy/apply", {}, read, d.path, reset), (e: unknown) => {
+        ok(e instanceof AegisError, String(e));
+        strictEqual(e.code, "DAEMON_GONE");
+        ok(e.message.includes("Nothing was sent"), e.message);
+        return true;
+      });
+    }
+    strictEqual(d.requests, 0, "no request reached the stand-in");
   } finally {
     await d.close();
   }
