@@ -31,6 +31,8 @@ NULL_PROG("lsm/inode_copy_up", null_copy_up)
 /* exec: two programs on bprm_check_security (exec.bpf.c and protect.bpf.c) */
 NULL_PROG("lsm/bprm_check_security", null_bprm_check)
 NULL_PROG("lsm/bprm_check_security", null_bprm_check2)
+/* exec by content (exec_hash.bpf.c): sleepable, so its floor is sleepable too */
+NULL_PROG("lsm.s/bprm_check_security", null_bprm_check_s)
 NULL_PROG("lsm/bprm_creds_for_exec", null_bprm_creds)
 NULL_PROG("lsm/bprm_committed_creds", null_bprm_commit)
 NULL_PROG("lsm/task_alloc", null_task_alloc)
