@@ -3,30 +3,43 @@
  * exec_hash.bpf.c — exec identity by content: deny_binary_hash
  * (docs/policy.md, docs/engine.md "Exec identity by content").
  *
- * A *sleepable* lsm.s/bprm_check_security program asks IMA for the SHA-256
- * of the file about to be executed (bpf_ima_file_hash, kernels >= 5.18,
- * sleepable LSM programs only) and looks it up in aegis_deny_hash. The hash
- * is the content's, not the inode's: a copy, a hard link, a new name, a
- * file on tmpfs or a memfd (execveat/fexecve) all hash the same.
+ * Three *sleepable* programs ask IMA for the SHA-256 of a file about to
+ * run (bpf_ima_file_hash, kernels >= 5.18, sleepable LSM programs only)
+ * and look it up in aegis_deny_hash. The hash is the content's, not the
+ * inode's: a copy, a hard link, a new name, a file on tmpfs or a memfd
+ * (execveat/fexecve) all hash the same.
+ *  - lsm.s/bprm_check_security: the file an execve runs (and, for a
+ *    script, its interpreter);
+ *  - lsm.s/mmap_file with PROT_EXEC: code mapped without an exec of its
+ *    own, as `ld.so /copy/of/binary` does (the kernel maps only ld.so at
+ *    exec; ld.so maps the program itself), and any executable mapping of
+ *    a file (dlopen, a hand-written loader);
+ *  - lsm.s/file_mprotect adding PROT_EXEC to a file mapping: a file
+ *    mapped readable first and made executable after.
+ * Each answers the same rule with -EPERM, so a denied content cannot run
+ * by any of the three routes.
  *
  * Cost: bpf_ima_file_hash returns IMA's cached measurement when an IMA
  * policy has measured the file already; otherwise it reads and hashes the
- * whole file on every call. So the program hashes only when the live
+ * whole file on every call. So the programs hash only when the live
  * generation has AEGIS_POL_EXEC_HASH (a non-empty [deny_binary_hash]); with
- * no such rule it costs a map lookup like every other hook.
+ * no such rule each costs a map lookup like every other hook. With rules,
+ * an exec hashes its binary (twice: exec and the kernel's mapping of it),
+ * its loader and every shared library it maps.
  *
  * No SHA-256 (the helper fails, or IMA hashes with another algorithm):
- * unknown identity, the exec is allowed and AEGIS_CNT_HASH_UNKNOWN counts
- * it (a deny list cannot match what it cannot name).
+ * unknown identity, the exec or mapping is allowed and
+ * AEGIS_CNT_HASH_UNKNOWN counts it (a deny list cannot match what it
+ * cannot name).
  *
  * Exemptions and verdict are the exec path's (lib/inode.h, lib/decide.h):
- * the survival allowlist (by the binary's inode), the agent's own cgroup
+ * the survival allowlist (by the file's inode), the agent's own cgroup
  * and allow_cgroup waive the rule; audit mode, emergency disable and
  * break-glass report it (AUDIT) instead of denying. Record:
- * AEGIS_EV_HASH_BLOCK with hook AEGIS_HOOK_BPRM_HASH and the digest.
+ * AEGIS_EV_HASH_BLOCK with the hook and the digest.
  *
- * The engine loads this program only where the kernel verifies it
- * (src/bpf/engine.ts: a failed load is retried without it and reported),
+ * The engine loads these programs only where the kernel verifies them
+ * (src/bpf/engine.ts: a failed load is retried without them and reported),
  * so a kernel without the helper or sleepable LSM keeps every other hook.
  */
 #include "vmlinux.h"
@@ -37,9 +50,17 @@
 #include "aegis_maps.h"
 #include "lib/inode.h"
 
+/* mmap/mprotect protection bits (uapi asm-generic/mman-common.h) */
+#define AEGIS_PROT_EXEC 0x4
+
+/*
+ * `name` is the exec's filename; a mapping (`mapped` set) has none, so its
+ * record gets the file's path from bpf_d_path (allowed in sleepable LSM
+ * programs), or the file's own name when that fails.
+ */
 static __always_inline void aegis_hash_emit(struct aegis_hook_ctx *hc, struct aegis_inode_key *k,
 					    struct aegis_hash_key *hk, struct aegis_rule *r,
-					    __u8 action, const char *filename)
+					    __u8 action, const char *name, struct file *mapped)
 {
 	struct aegis_ev_hash_block *ev = aegis_ev_reserve(sizeof(*ev));
 
@@ -55,12 +76,24 @@ static __always_inline void aegis_hash_emit(struct aegis_hook_ctx *hc, struct ae
 	ev->action = action;
 	ev->hook = (__u8)hc->hook;
 	__builtin_memcpy(ev->sha256, hk->sha256, sizeof(ev->sha256));
-	bpf_probe_read_kernel_str(ev->path, sizeof(ev->path), filename);
+	if (mapped) {
+		if (bpf_d_path(&mapped->f_path, ev->path, sizeof(ev->path)) < 0)
+			bpf_probe_read_kernel_str(ev->path, sizeof(ev->path),
+						  mapped->f_path.dentry->d_name.name);
+	} else {
+		bpf_probe_read_kernel_str(ev->path, sizeof(ev->path), name);
+	}
 	aegis_ev_submit(ev);
 }
 
-SEC("lsm.s/bprm_check_security")
-int BPF_PROG(aegis_bprm_hash, struct linux_binprm *bprm, int ret)
+/*
+ * The verdict on running the content of `file` at hook `hook`: 0, or the
+ * LSM return of a deny. `name`: the exec's filename; `mapping` (a
+ * constant, so the exec program has no bpf_d_path call): the record names
+ * the file's path instead.
+ */
+static __always_inline int aegis_hash_check(__u32 hook, struct file *file, const char *name,
+					    const int mapping)
 {
 	struct aegis_hash_key hk = {};
 	struct aegis_inode_key k = {};
@@ -69,12 +102,10 @@ int BPF_PROG(aegis_bprm_hash, struct linux_binprm *bprm, int ret)
 	long algo;
 	__u8 action;
 
-	if (ret != 0)
-		return aegis_lsm_ret(ret); /* an earlier program already decided */
-	aegis_hook_enter(&hc, AEGIS_HOOK_BPRM_HASH);
+	aegis_hook_enter(&hc, hook);
 	if (!(hc.flags & AEGIS_POL_EXEC_HASH))
 		return 0;
-	algo = bpf_ima_file_hash(bprm->file, hk.sha256, sizeof(hk.sha256));
+	algo = bpf_ima_file_hash(file, hk.sha256, sizeof(hk.sha256));
 	if (algo != HASH_ALGO_SHA256) {
 		aegis_count(AEGIS_CNT_HASH_UNKNOWN);
 		return aegis_hook_allow(&hc);
@@ -83,10 +114,55 @@ int BPF_PROG(aegis_bprm_hash, struct linux_binprm *bprm, int ret)
 	r = bpf_map_lookup_elem(&aegis_deny_hash, &hk);
 	if (!r || !(r->flags & AEGIS_RULE_DENY))
 		return aegis_hook_allow(&hc);
-	aegis_inode_key_of(&k, bprm->file->f_inode, hc.gen);
+	aegis_inode_key_of(&k, file->f_inode, hc.gen);
 	if (aegis_inode_exempt(&hc, &k))
 		return aegis_hook_allow(&hc);
 	action = aegis_verdict(&hc);
-	aegis_hash_emit(&hc, &k, &hk, r, action, bprm->filename);
+	aegis_hash_emit(&hc, &k, &hk, r, action, name, mapping ? file : 0);
 	return aegis_action_rc(action);
+}
+
+SEC("lsm.s/bprm_check_security")
+int BPF_PROG(aegis_bprm_hash, struct linux_binprm *bprm, int ret)
+{
+	if (ret != 0)
+		return aegis_lsm_ret(ret); /* an earlier program already decided */
+	return aegis_hash_check(AEGIS_HOOK_BPRM_HASH, bprm->file, bprm->filename, 0);
+}
+
+/*
+ * Hook signatures, identical in the BTF of Debian 6.1 and 6.12:
+ *   int bpf_lsm_mmap_file(struct file *file, unsigned long reqprot,
+ *                         unsigned long prot, unsigned long flags)
+ *   int bpf_lsm_file_mprotect(struct vm_area_struct *vma,
+ *                             unsigned long reqprot, unsigned long prot)
+ * `prot` is what the kernel applies (READ_IMPLIES_EXEC may add PROT_EXEC
+ * to a request without it). An anonymous mapping has no file: nothing to
+ * name, nothing to check.
+ */
+SEC("lsm.s/mmap_file")
+int BPF_PROG(aegis_mmap_hash, struct file *file, unsigned long reqprot, unsigned long prot,
+	     unsigned long flags, int ret)
+{
+	if (ret != 0)
+		return aegis_lsm_ret(ret);
+	if (!file || !(prot & AEGIS_PROT_EXEC))
+		return 0;
+	return aegis_hash_check(AEGIS_HOOK_MMAP_HASH, file, 0, 1);
+}
+
+SEC("lsm.s/file_mprotect")
+int BPF_PROG(aegis_mprotect_hash, struct vm_area_struct *vma, unsigned long reqprot,
+	     unsigned long prot, int ret)
+{
+	struct file *file;
+
+	if (ret != 0)
+		return aegis_lsm_ret(ret);
+	if (!(prot & AEGIS_PROT_EXEC))
+		return 0;
+	file = vma->vm_file;
+	if (!file)
+		return 0;
+	return aegis_hash_check(AEGIS_HOOK_MPROTECT_HASH, file, 0, 1);
 }

@@ -87,7 +87,8 @@ enum aegis_hook {
 	AEGIS_HOOK_TP_CONNECT = 12,
 	AEGIS_HOOK_INODE_COPY_UP = 13, /* overlayfs copy-up of a ruled file (file.bpf.c) */
 	AEGIS_HOOK_BPRM_HASH = 14, /* lsm.s/bprm_check_security: content (sha256) rules */
-	/* self-protection guards (self.bpf.c); 15 left for another surface */
+	AEGIS_HOOK_MMAP_HASH = 15, /* lsm.s/mmap_file with PROT_EXEC: content rules (loaders) */
+	/* self-protection guards (self.bpf.c) */
 	AEGIS_HOOK_SELF_UNLINK = 16,
 	AEGIS_HOOK_SELF_RMDIR = 17,
 	AEGIS_HOOK_SELF_RENAME = 18,
@@ -100,6 +101,7 @@ enum aegis_hook {
 	AEGIS_HOOK_SELF_TASK_KILL = 25,
 	AEGIS_HOOK_SELF_PTRACE = 26,
 	AEGIS_HOOK_SELF_UMOUNT = 27,
+	AEGIS_HOOK_MPROTECT_HASH = 28, /* lsm.s/file_mprotect adding PROT_EXEC: content rules */
 	AEGIS_HOOK__MAX = 32,
 };
 
@@ -416,9 +418,10 @@ struct aegis_ev_file_block {
 	char path[AEGIS_BLOCK_PATH_LEN]; /* resolved path when known, else "" */
 };
 
-/* AEGIS_EV_HASH_BLOCK (384 bytes): an exec denied by deny_binary_hash; the
- * fields of AEGIS_EV_FILE_BLOCK (hook AEGIS_HOOK_BPRM_HASH, rule_type
- * implied) and the digest that matched. */
+/* AEGIS_EV_HASH_BLOCK (384 bytes): an exec, or an executable mapping,
+ * denied by deny_binary_hash; the fields of AEGIS_EV_FILE_BLOCK (hook
+ * AEGIS_HOOK_BPRM_HASH, _MMAP_HASH or _MPROTECT_HASH; rule_type implied)
+ * and the digest that matched. */
 struct aegis_ev_hash_block {
 	struct aegis_ev_hdr hdr;
 	struct aegis_ev_proc proc;
@@ -430,7 +433,7 @@ struct aegis_ev_hash_block {
 	__u8 hook;    /* enum aegis_hook */
 	__u32 pad;    /* zero */
 	__u8 sha256[AEGIS_SHA256_LEN];
-	char path[AEGIS_BLOCK_PATH_LEN]; /* bprm->filename */
+	char path[AEGIS_BLOCK_PATH_LEN]; /* bprm->filename; for a mapping, the file's name */
 };
 
 /* AEGIS_EV_NET_BLOCK (104 bytes). */

@@ -2,7 +2,7 @@
 // Regenerate with: deno run -A build/gen_abi.ts
 
 /** SHA-256 of the canonical layout below; "aegisbpf version" prints it. */
-export const ABI_FINGERPRINT = "c0d2a993e027a8b3a60fd3740b6b443e75598a2b16b45d12ed120bb49bc7ae81";
+export const ABI_FINGERPRINT = "ec9376be1b8941f6955cc125ddecbe4e198ec3dd63340d8d18ba27c8f61fa860";
 
 export const AEGIS_COMM_LEN = 16;
 export const AEGIS_OPEN_PATH_LEN = 64;
@@ -83,6 +83,7 @@ export const AEGIS_HOOK_TP_EXECVE = 11;
 export const AEGIS_HOOK_TP_CONNECT = 12;
 export const AEGIS_HOOK_INODE_COPY_UP = 13;
 export const AEGIS_HOOK_BPRM_HASH = 14;
+export const AEGIS_HOOK_MMAP_HASH = 15;
 export const AEGIS_HOOK_SELF_UNLINK = 16;
 export const AEGIS_HOOK_SELF_RMDIR = 17;
 export const AEGIS_HOOK_SELF_RENAME = 18;
@@ -95,6 +96,7 @@ export const AEGIS_HOOK_SELF_PIN_OPEN = 24;
 export const AEGIS_HOOK_SELF_TASK_KILL = 25;
 export const AEGIS_HOOK_SELF_PTRACE = 26;
 export const AEGIS_HOOK_SELF_UMOUNT = 27;
+export const AEGIS_HOOK_MPROTECT_HASH = 28;
 export const AEGIS_HOOK__MAX = 32;
 export const AEGIS_POL_FILE_RULES = 1;
 export const AEGIS_POL_EXEC_RULES = 2;
@@ -229,6 +231,8 @@ export const ABI_LAYOUT = {
       "AEGIS_HOOK_INODE_PERMISSION": 1,
       "AEGIS_HOOK_KERNEL_LOAD_DATA": 8,
       "AEGIS_HOOK_KERNEL_READ_FILE": 7,
+      "AEGIS_HOOK_MMAP_HASH": 15,
+      "AEGIS_HOOK_MPROTECT_HASH": 28,
       "AEGIS_HOOK_PTRACE": 6,
       "AEGIS_HOOK_SELF_BPF": 23,
       "AEGIS_HOOK_SELF_BPF_MAP": 22,
@@ -1248,6 +1252,8 @@ export const PROGRAM_NAMES = [
   "aegis_inode_permission",
   "aegis_kernel_load_data",
   "aegis_kernel_read_file",
+  "aegis_mmap_hash",
+  "aegis_mprotect_hash",
   "aegis_ptrace_access_check",
   "aegis_self_bpf",
   "aegis_self_bpf_map",

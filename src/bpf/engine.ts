@@ -42,11 +42,15 @@ export const MAP_HOOK_STATS = "aegis_hook_stats";
 /**
  * Programs the kernel may refuse to verify without that failing the start:
  * the object is loaded again without them, and the plan says why
- * (PlannedProgram.reason). aegis_bprm_hash is sleepable and calls
+ * (PlannedProgram.reason). The exec-hash programs are sleepable and call
  * bpf_ima_file_hash (kernels >= 5.18 with sleepable BPF LSM):
  * bpf/exec_hash.bpf.c.
  */
-export const OPTIONAL_PROGRAMS: ReadonlySet<string> = new Set(["aegis_bprm_hash"]);
+export const OPTIONAL_PROGRAMS: ReadonlySet<string> = new Set([
+  "aegis_bprm_hash",
+  "aegis_mmap_hash",
+  "aegis_mprotect_hash",
+]);
 
 /**
  * The optional programs among `load` that a load error names (libbpf loads

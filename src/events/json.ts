@@ -67,6 +67,7 @@ export const HOOK_NAMES: Record<number, string> = {
   12: "tp_connect",
   13: "inode_copy_up",
   14: "bprm_check_hash",
+  15: "mmap_file_hash",
   // self-protection guards (bpf/self.bpf.c)
   16: "self_inode_unlink",
   17: "self_inode_rmdir",
@@ -80,6 +81,7 @@ export const HOOK_NAMES: Record<number, string> = {
   25: "self_task_kill",
   26: "self_ptrace_access_check",
   27: "self_sb_umount",
+  28: "file_mprotect_hash",
 };
 
 /** A self-protection guard's hook (bpf/self.bpf.c): its refusals are tamper blocks, not policy blocks. */

@@ -157,6 +157,12 @@ export function fileDecision(
   };
 }
 
+/** Hooks of an executable mapping of a file by content (bpf/exec_hash.bpf.c). */
+export const MAPPING_HASH_HOOKS: ReadonlySet<string> = new Set([
+  "mmap_file_hash",
+  "file_mprotect_hash",
+]);
+
 /** kbasename(filename) cut to TASK_COMM_LEN - 1 = 15 bytes (begin_new_exec). */
 export function commOf(filename: string): string {
   const base = filename.slice(filename.lastIndexOf("/") + 1);
@@ -209,7 +215,9 @@ export function execDecision(
     // fileDecision asked "binary rule" already and it was false in this branch
     c.add("binary inode", "no_match", "assumed (the event carries no inode)");
   }
-  if (!r && rs.hasCommRules) {
+  // an executable mapping (ld.so, dlopen) is not an exec: no new comm
+  const mapping = MAPPING_HASH_HOOKS.has(ev.hook);
+  if (!r && rs.hasCommRules && !mapping) {
     let comm: string | null = null;
     if (ev.hook === "exec") comm = ev.comm;
     else if (ev.path !== null) comm = commOf(ev.path);
@@ -245,7 +253,7 @@ export function execDecision(
       if (v) {
         r = v;
         ruleType = "hash";
-        hook = "bprm_check_hash";
+        hook = mapping ? ev.hook : "bprm_check_hash";
       }
       c.add(
         "deny_binary_hash",

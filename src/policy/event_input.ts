@@ -15,6 +15,7 @@
  */
 import { z } from "zod";
 import { parseIp } from "../bpf/net_codec.ts";
+import { MAPPING_HASH_HOOKS } from "./decide_file.ts";
 
 /** Longest event line read (a block event is below 8 KiB: its path is at most 4096 bytes). */
 export const MAX_EVENT_LINE = 64 * 1024;
@@ -241,7 +242,12 @@ export interface EventProblem {
 export type EventParse = { ok: true; event: ReplayEvent } | { ok: false; problem: EventProblem };
 
 /** Exec hooks of a `block` record (the rest are file hooks). */
-const EXEC_HOOKS = new Set(["bprm_check_security", "bprm_check_hash", "tp_execve"]);
+const EXEC_HOOKS = new Set([
+  "bprm_check_security",
+  "bprm_check_hash",
+  "tp_execve",
+  ...MAPPING_HASH_HOOKS,
+]);
 
 function happenedOf(action: string): Happened {
   return action === "AUDIT" ? "audited" : "blocked";

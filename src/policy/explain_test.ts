@@ -110,3 +110,24 @@ Deno.test("explain: a deny_binary_hash record names its rule by content; another
   }
   ok(threw, "a sha256 that is not 64 lower-case hex digits is refused");
 });
+
+Deno.test("explain: an executable mapping by content (ld.so, dlopen) is decided by the hash rule, never by a comm rule", () => {
+  const sha = "feed".repeat(16);
+  const rs = rules(V + `[deny_binary_hash]\nsha256:${sha}\n[deny_comm]\ncopy-of-nc\n`);
+  const mapBlock = (hook: string, digest: string) =>
+    fileBlock(556, { hook, path: "copy-of-nc", rule_id: 3, rule_type: "hash", sha256: digest });
+  for (const hook of ["mmap_file_hash", "file_mprotect_hash"]) {
+    const x = explainEvent(rs, mapBlock(hook, sha));
+    strictEqual(x.event.surface, "exec", hook);
+    deepStrictEqual([x.decision.outcome, x.decision.rule_type, x.decision.hook, x.agrees], [
+      "block",
+      "hash",
+      hook,
+      true,
+    ]);
+    // another content under the name a comm rule denies: a mapping gives no comm
+    const other = explainEvent(rs, mapBlock(hook, "0".repeat(64)));
+    strictEqual(other.decision.outcome, "no_match", hook);
+    ok(!other.decision.chain.some((s) => s.step === "deny_comm"), JSON.stringify(other.decision));
+  }
+});

@@ -400,8 +400,11 @@ export function buildReport(i: ReportInput): CapabilitiesReport {
   }
   const tier = capabilityTier(p);
   const f = new Facts();
+  // a hook counts as attached by a sleepable program on it too (lsm.s/mmap_file)
   const attached = (sec: string | null): boolean | null =>
-    i.attachedSections === null ? null : sec !== null && i.attachedSections.includes(sec);
+    i.attachedSections === null ? null : sec !== null &&
+      (i.attachedSections.includes(sec) ||
+        i.attachedSections.includes(sec.replace(/^lsm\//, "lsm.s/")));
   const hookDetails = {} as CapabilitiesReport["hook_details"];
   const hooks = {} as CapabilitiesReport["hooks"];
   for (const h of HOOK_NAMES) {

@@ -13,22 +13,30 @@
  *     nothing is hashed; a file changed after a deny runs (new content), a
  *     file overwritten with the denied content is denied (no stale
  *     identity, with no IMA policy loaded: IMA hashes on every call).
+ *  1b. engine level, the routes around exec: `ld.so COPY` (the kernel execs
+ *     only ld.so; ld.so maps the program), mmap(PROT_EXEC) of the file and
+ *     mprotect(PROT_EXEC) of a readable mapping are each refused (EPERM) with
+ *     a record naming the hook, the digest and the file; a readable mapping
+ *     and another content are not; audit mode reports and allows.
  *  2. agent level (one start): a version=3 policy with [deny_binary_hash]
  *     through `run --policy`: the copy is denied, the event line carries
  *     sha256 / rule_type "hash", the capability report says
- *     exec_identity.source "ima" and no blocker.
+ *     exec_identity.source "ima" and no blocker; an executable mapping of
+ *     the copy is refused too (the daemon attaches lsm.s/mmap_file).
  * Where the kernel gives no SHA-256 (identity unknown), test 1 says so and
  * shows the counter that proves it, and test 2 requires the blocker
  * EXEC_IDENTITY_UNAVAILABLE instead of the deny.
  * lsm-off cells: the program loads and attaches, and denies nothing.
  */
-import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
+import { deepStrictEqual, notStrictEqual, ok, strictEqual } from "node:assert/strict";
 import {
   AEGIS_ACT_AUDIT,
   AEGIS_ACT_BLOCK,
   AEGIS_CFG_AGENT_CGID,
   AEGIS_CNT_HASH_UNKNOWN,
   AEGIS_HOOK_BPRM_HASH,
+  AEGIS_HOOK_MMAP_HASH,
+  AEGIS_HOOK_MPROTECT_HASH,
   AEGIS_POL_EXEC_HASH,
   AEGIS_RT_HASH,
   AEGIS_RULE_DENY,
@@ -42,6 +50,9 @@ import { Agent, agentEnv, cleanupAgent, httpGet } from "../lib/agent.ts";
 const LSM_ON = Deno.env.get("AEGIS_VM_LSM") === "on";
 const KERNEL = Deno.env.get("AEGIS_VM_KERNEL") ?? "?";
 const SECTION = "lsm.s/bprm_check_security";
+/** The sleepable mapping programs (bpf/exec_hash.bpf.c). */
+const MAP_SECTIONS = ["lsm.s/mmap_file", "lsm.s/file_mprotect"];
+const LOADER = "/lib64/ld-linux-x86-64.so.2";
 
 /* `exec PATH`: execv; `memfd PATH`: the file's bytes into a memfd, then
  * execveat(fd, "", AT_EMPTY_PATH). Prints the errno name when exec fails. */
@@ -109,7 +120,24 @@ int main(int argc, char **argv)
 		printf("%lld\n", ((b.tv_sec - a.tv_sec) * 1000000000LL + b.tv_nsec - a.tv_nsec) / n);
 		return 0;
 	}
-	fprintf(stderr, "usage: aegis-hx exec PATH|memfd PATH|loop PATH N\n");
+	if (argc >= 3 && (!strcmp(argv[1], "mmapx") || !strcmp(argv[1], "mprotect"))) {
+		/* map the file's first page executable: at once (mmapx), or
+		 * readable first and executable after (mprotect) */
+		int fd = open(argv[2], O_RDONLY | O_CLOEXEC);
+		int exec_now = !strcmp(argv[1], "mmapx");
+		void *p;
+
+		if (fd < 0)
+			return fail();
+		p = mmap(0, 4096, PROT_READ | (exec_now ? PROT_EXEC : 0), MAP_PRIVATE, fd, 0);
+		if (p == MAP_FAILED)
+			return fail();
+		if (!exec_now && mprotect(p, 4096, PROT_READ | PROT_EXEC))
+			return fail();
+		puts("mapped");
+		return 0;
+	}
+	fprintf(stderr, "usage: aegis-hx exec PATH|memfd PATH|loop PATH N|mmapx PATH|mprotect PATH\n");
 	return 2;
 }
 `;
@@ -131,6 +159,9 @@ interface Work {
   bin: string;
   other: string;
   sha: string;
+  /** a dynamically linked binary (ld.so can run it), and its digest */
+  dyn: string;
+  dynSha: string;
 }
 
 let work: Work | undefined;
@@ -155,7 +186,10 @@ async function workDirs(): Promise<Work> {
   gcc(HELPER_SRC, `${root}/${HELPER}`);
   gcc(target("denied-ran"), `${root}/target`, ["-static"]);
   gcc(target("other-ran"), `${root}/other`, ["-static"]);
+  gcc(target("loader-ran"), `${root}/dyn`);
   work = {
+    dyn: `${root}/dyn`,
+    dynSha: await sha256(`${root}/dyn`),
     root,
     tmp,
     helper: `${root}/${HELPER}`,
@@ -174,6 +208,21 @@ function tryExec(mode: "exec" | "memfd", path: string, word = "denied-ran"): str
   const err = new TextDecoder().decode(o.stderr).trim();
   ok(o.code !== 2 && !err, `helper ${mode} ${path}: exit ${o.code}, stderr ${err}`);
   return out === word ? "ok" : out;
+}
+
+/** "ok" when the helper mapped the file executable, else the errno name. */
+function tryMap(mode: "mmapx" | "mprotect", path: string): string {
+  const o = new Deno.Command(work!.helper, { args: [mode, path] }).outputSync();
+  const out = new TextDecoder().decode(o.stdout).trim();
+  ok(o.code !== 2, `helper ${mode} ${path}: ${new TextDecoder().decode(o.stderr)}`);
+  return out === "mapped" ? "ok" : out;
+}
+
+/** The dynamic loader run on `path` (`ld.so PATH`): what it printed, and its exit code. */
+function viaLoader(path: string): { code: number; out: string; err: string } {
+  const o = new Deno.Command(LOADER, { args: [path] }).outputSync();
+  const dec = new TextDecoder();
+  return { code: o.code, out: dec.decode(o.stdout).trim(), err: dec.decode(o.stderr).trim() };
 }
 
 function hashBlocks(recs: KernelRecord[]): FileBlockRecord[] {
@@ -360,6 +409,99 @@ Deno.test({
 });
 
 Deno.test({
+  name:
+    "deny_binary_hash: the loader (ld.so FILE), mmap(PROT_EXEC) and mprotect(PROT_EXEC) are denied by content",
+  ignore: !LSM_ON,
+  fn: async () => {
+    const w = await workDirs();
+    ok(identity, "test 1 ran first and found whether the kernel gives a SHA-256");
+    if (identity === "none") {
+      say("no SHA-256 from this kernel: the mapping checks cannot match (test 1 says why)");
+      return;
+    }
+    await using eng = await loadEngine((s) => s === SECTION || MAP_SECTIONS.includes(s));
+    for (const sec of [SECTION, ...MAP_SECTIONS]) {
+      strictEqual(eng.attach.find((x) => x.section === sec)?.status, "attached", sec);
+    }
+    const rules = eng.map("aegis_deny_hash");
+    eng.setPolicy(AEGIS_POL_EXEC_HASH);
+    // the controls: without a rule, ld.so runs the copy and both mappings work
+    const ldCopy = `${w.tmp}/ld-copy`;
+    Deno.copyFileSync(w.dyn, ldCopy);
+    const free = viaLoader(ldCopy);
+    strictEqual(free.out, "loader-ran", `ld.so runs the file without a rule: ${free.err}`);
+    strictEqual(tryMap("mmapx", w.bin), "ok", "mmap PROT_EXEC without a rule");
+    strictEqual(tryMap("mprotect", w.bin), "ok", "mprotect PROT_EXEC without a rule");
+    deepStrictEqual(hashBlocks(eng.records()), []);
+
+    rules.update(hashKey(w.dynSha, 0), ruleValue(9, AEGIS_RULE_DENY, AEGIS_RT_HASH));
+    rules.update(hashKey(w.sha, 0), ruleValue(7, AEGIS_RULE_DENY, AEGIS_RT_HASH));
+    // exec of the copy: denied at bprm_check, as in test 1
+    strictEqual(tryExec("exec", ldCopy, "loader-ran"), "EPERM", "exec of the dynamic copy");
+    strictEqual(hashBlocks(eng.records())[0]?.hook, AEGIS_HOOK_BPRM_HASH);
+    // ld.so FILE: the kernel runs ld.so (allowed), ld.so maps FILE: denied
+    const ld = viaLoader(ldCopy);
+    notStrictEqual(ld.code, 0, "ld.so fails to load the denied content");
+    ok(!ld.out.includes("loader-ran"), `the program did not run: ${ld.out}`);
+    say(`ld.so ${ldCopy}: exit ${ld.code}: ${ld.err}`);
+    const lr = hashBlocks(eng.records());
+    ok(lr.length >= 1, JSON.stringify(lr));
+    for (const r of lr) {
+      strictEqual(r.hook, AEGIS_HOOK_MMAP_HASH);
+      strictEqual(r.sha256, w.dynSha);
+      strictEqual(r.ruleId, 9);
+      strictEqual(r.action, AEGIS_ACT_BLOCK);
+      strictEqual(r.path, ldCopy, "a mapping's record names the file (bpf_d_path)");
+      strictEqual(r.ino, Deno.statSync(ldCopy).ino);
+      ok(r.comm.startsWith("ld-linux"), `mapped by ld.so: ${r.comm}`);
+    }
+    // a hand-made executable mapping, at once or by mprotect after a readable map
+    const mapped = `${w.tmp}/mapped`;
+    Deno.copyFileSync(w.bin, mapped);
+    for (
+      const [mode, hook] of [["mmapx", AEGIS_HOOK_MMAP_HASH], [
+        "mprotect",
+        AEGIS_HOOK_MPROTECT_HASH,
+      ]] as const
+    ) {
+      strictEqual(tryMap(mode, mapped), "EPERM", `${mode} of the denied content`);
+      const r = hashBlocks(eng.records());
+      strictEqual(r.length, 1, `${mode}: ${JSON.stringify(r)}`);
+      strictEqual(r[0].hook, hook, mode);
+      strictEqual(r[0].sha256, w.sha);
+      strictEqual(r[0].path, mapped);
+      strictEqual(r[0].comm, HELPER);
+    }
+    // a readable (not executable) mapping of the same file is not an exec
+    strictEqual(
+      new TextDecoder().decode(Deno.readFileSync(mapped).slice(1, 4)),
+      "ELF",
+      "reading the denied content stays allowed",
+    );
+    // another content maps; the helper itself (dynamic: ld.so maps libc
+    // executable) keeps running with the switch on
+    strictEqual(tryMap("mmapx", w.other), "ok", "another content maps executable");
+    deepStrictEqual(hashBlocks(eng.records()), []);
+    // audit mode: reported, allowed
+    eng.setAudit(true);
+    try {
+      strictEqual(tryMap("mmapx", mapped), "ok", "audit mode allows the mapping");
+      const a = hashBlocks(eng.records());
+      strictEqual(a.length, 1, JSON.stringify(a));
+      strictEqual(a[0].action, AEGIS_ACT_AUDIT);
+    } finally {
+      eng.setAudit(false);
+    }
+    // rules removed: ld.so runs the copy again
+    ok(rules.delete(hashKey(w.dynSha, 0)));
+    ok(rules.delete(hashKey(w.sha, 0)));
+    strictEqual(viaLoader(ldCopy).out, "loader-ran", "rule removed");
+    strictEqual(tryMap("mprotect", mapped), "ok", "rule removed: mprotect");
+    deepStrictEqual(hashBlocks(eng.records()), []);
+  },
+});
+
+Deno.test({
   name: "deny_binary_hash through the agent: policy v3, block event with the digest, capabilities",
   ignore: !LSM_ON,
   fn: async () => {
@@ -409,6 +551,15 @@ Deno.test({
       strictEqual(ev.rule_id, 4, "the rule's policy line");
       strictEqual(ev.path, copy);
       strictEqual(ev.comm, HELPER);
+      // the daemon attaches the mapping programs by default: ld.so-style loading is denied too
+      strictEqual(report.hook_details.lsm_file_mmap.attached, true, "lsm.s/mmap_file attached");
+      strictEqual(tryMap("mmapx", copy), "EPERM", "an executable mapping under the agent");
+      const mev = await agent.event(
+        (x) => x.type === "block" && x.sha256 === w.sha && x.hook === "mmap_file_hash",
+        "the mapping's block event",
+      );
+      strictEqual(mev.path, copy);
+      strictEqual(mev.rule_type, "hash");
     } finally {
       await cleanupAgent(agent, e);
     }
@@ -420,14 +571,17 @@ Deno.test({
   ignore: LSM_ON,
   fn: async () => {
     const w = await workDirs();
-    await using eng = await loadEngine((s) => s === SECTION);
-    strictEqual(eng.attach.find((x) => x.section === SECTION)?.status, "attached");
+    await using eng = await loadEngine((s) => s === SECTION || MAP_SECTIONS.includes(s));
+    for (const sec of [SECTION, ...MAP_SECTIONS]) {
+      strictEqual(eng.attach.find((x) => x.section === sec)?.status, "attached", sec);
+    }
     eng.map("aegis_deny_hash").update(
       hashKey(w.sha, 0),
       ruleValue(7, AEGIS_RULE_DENY, AEGIS_RT_HASH),
     );
     eng.setPolicy(AEGIS_POL_EXEC_HASH);
     strictEqual(tryExec("exec", w.bin), "ok", "bpf is not an active LSM: nothing is denied");
+    strictEqual(tryMap("mmapx", w.bin), "ok", "nor an executable mapping");
     deepStrictEqual(hashBlocks(eng.records()), []);
   },
 });
