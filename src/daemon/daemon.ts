@@ -15,7 +15,7 @@ import { startChecks } from "./checks.ts";
 import { startEmergency, startEngineAtStart } from "./engine_start.ts";
 import { EventRing } from "./event_ring.ts";
 import { createPolicy, startControlSocket, startListeners } from "./listeners.ts";
-import { type DaemonOptions, NO_FAULTS } from "./options.ts";
+import { type DaemonOptions, NO_FAULTS, TAMPER_DEGRADE_THRESHOLD } from "./options.ts";
 import { openOutputs } from "./outputs.ts";
 import { restoreAtStart, runPolicyReapply } from "./policy_phase.ts";
 import { announceStart, createMachine, firstPosture, firstProof } from "./posture.ts";
@@ -146,6 +146,9 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
         liveness,
         notifier,
         denyRateThreshold: opts.denyRateThreshold,
+        ...(opts.selfProtect
+          ? { tamperThreshold: opts.tamperDegradeThreshold ?? TAMPER_DEGRADE_THRESHOLD }
+          : {}),
         stop,
       },
       status,
