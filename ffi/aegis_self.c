@@ -2,11 +2,13 @@
 /* aegis_shim_path(): where the dynamic loader really mapped this shim, so
  * the agent can prove the embedded, hash-checked copy is the one in use.
  * aegis_landlock_abi(): the one kernel fact only a system call reports.
- * aegis_clock_offset_ns(): realtime minus the clock of bpf_ktime_get_ns(). */
+ * aegis_clock_offset_ns(): realtime minus the clock of bpf_ktime_get_ns().
+ * aegis_no_new_privs(): set, then read back, the thread group's no_new_privs. */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -69,4 +71,14 @@ int aegis_clock_offset_ns(int64_t *out)
 	}
 	*out = best;
 	return 0;
+}
+
+int aegis_no_new_privs(int set)
+{
+	int r;
+
+	if (set && prctl(PR_SET_NO_NEW_PRIVS, 1UL, 0UL, 0UL, 0UL) < 0)
+		return -errno;
+	r = prctl(PR_GET_NO_NEW_PRIVS, 0UL, 0UL, 0UL, 0UL);
+	return r < 0 ? -errno : r;
 }

@@ -145,6 +145,13 @@ int aegis_landlock_abi(void);
  * error is the width of that window (sub-microsecond). Returns 0 or -errno. */
 int aegis_clock_offset_ns(int64_t *out);
 
+/* no_new_privs (prctl PR_SET_NO_NEW_PRIVS): with `set`, turn it on (it can
+ * never be turned off again, and every later execve of this process and its
+ * children keeps it: no setuid or file-capability gain). Returns what the
+ * kernel then holds (PR_GET_NO_NEW_PRIVS: 1 on, 0 off), or -errno. The flag
+ * is per thread: call it before other threads are created, or from each. */
+int aegis_no_new_privs(int set);
+
 /* ---- ring buffer ---------------------------------------------------- */
 
 /* Map the ring buffer `map_fd` (BPF_MAP_TYPE_RINGBUF) for consumption. */

@@ -7,7 +7,11 @@
 import { type Command, Option } from "@commander-js/extra-typings";
 import { type DaemonOptions, runDaemon } from "../daemon/daemon.ts";
 import { GATE_MODES, type GateMode } from "../daemon/gate.ts";
-import type { EnforceSignal, KillEscalation } from "../daemon/options.ts";
+import {
+  type EnforceSignal,
+  type KillEscalation,
+  TAMPER_DEGRADE_THRESHOLD,
+} from "../daemon/options.ts";
 import type { FileHookChoice } from "../bpf/engine.ts";
 import { UsageError } from "../errors.ts";
 import { parseLogFileGroup, parseLogFileMode } from "../events/file_perms.ts";
@@ -31,6 +35,17 @@ function parseRate(v: string): number {
   const n = Number(v);
   if (!Number.isFinite(n) || n <= 0) {
     throw new UsageError(`--deny-rate-threshold "${v}": must be a positive number`);
+  }
+  return n;
+}
+
+/** A whole number of attempts, 0 (never) to 1000000. */
+export function parseTamperThreshold(v: string): number {
+  const n = Number(v);
+  if (!/^\d+$/.test(v.trim()) || !Number.isSafeInteger(n) || n > 1_000_000) {
+    throw new UsageError(
+      `--tamper-degrade-threshold "${v}": must be a whole number from 0 (never) to 1000000`,
+    );
   }
   return n;
 }
@@ -173,6 +188,12 @@ export function addRunCommand(program: Command, start: DaemonRunner = runDaemon)
           "or signal/ptrace it (enforce mode; opt-in)",
       ),
     )
+    .option(
+      "--tamper-degrade-threshold <n>",
+      "with --self-protect: DEGRADED (TAMPER_ATTEMPTS) while this many tamper attempts were " +
+        `refused within 60 s; 0 = never (default ${TAMPER_DEGRADE_THRESHOLD})`,
+      parseTamperThreshold,
+    )
     .option("--trace-opens", "also report every openat() as an open event (busy)")
     .addOption(
       new Option(
@@ -313,7 +334,9 @@ executable (aegisbpf uninstall, emergency, local-mode commands), the pins
 cannot be removed, renamed or unmounted, the maps not opened for writing,
 the links not opened, the state and config directories not written, and
 the agent neither signalled (but by PID 1: systemctl stop) nor traced.
-Each refusal is a tamper_block event. Never armed in audit, emergency
+Each refusal is a tamper_block event; --tamper-degrade-threshold refusals
+within 60 s (default 3) make the posture DEGRADED (TAMPER_ATTEMPTS) until a
+minute passes without one. Never armed in audit, emergency
 disable or break-glass; a clean stop disarms it, a SIGKILL leaves it
 armed with the pins (docs/security.md).
 
@@ -330,6 +353,9 @@ policy apply, rule edits) only on the root-only socket
           enforceGateMode: opts.enforceGateMode as GateMode,
           ...enforceSignalOptions(opts),
           ...(opts.selfProtect ? { selfProtect: true as const } : {}),
+          ...(opts.tamperDegradeThreshold !== undefined
+            ? { tamperDegradeThreshold: opts.tamperDegradeThreshold }
+            : {}),
           strictDegrade: opts.strictDegrade,
           lsmHook: opts.lsmHook as FileHookChoice,
           traceOpens: opts.traceOpens,

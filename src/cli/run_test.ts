@@ -3,7 +3,13 @@ import { Command } from "@commander-js/extra-typings";
 import type { DaemonOptions } from "../daemon/daemon.ts";
 import { AegisError } from "../errors.ts";
 import { signalSlots } from "../daemon/engine_start.ts";
-import { addRunCommand, parseDedupWindow, parseProofInterval, parseSampleRate } from "./run.ts";
+import {
+  addRunCommand,
+  parseDedupWindow,
+  parseProofInterval,
+  parseSampleRate,
+  parseTamperThreshold,
+} from "./run.ts";
 
 Deno.test("--proof-interval: whole seconds 0..86400, anything else a usage error naming the flag", () => {
   strictEqual(parseProofInterval("30"), 30);
@@ -226,5 +232,25 @@ Deno.test("run --event-sample-rate/--event-dedup-window and their variables reac
   await rejects(
     () => runOptions(["--event-sample-rate", "__proto__"]),
     usage("--event-sample-rate"),
+  );
+});
+
+Deno.test("--tamper-degrade-threshold: whole attempts 0..1000000; absent unless given", async () => {
+  strictEqual(parseTamperThreshold("3"), 3);
+  strictEqual(parseTamperThreshold("0"), 0);
+  for (const bad of ["-1", "2.5", "1000001", "x", "", "__proto__", "1e2"]) {
+    throws(
+      () => parseTamperThreshold(bad),
+      (e: unknown) =>
+        e instanceof AegisError && e.code === "USAGE" &&
+        e.message.includes("--tamper-degrade-threshold"),
+      JSON.stringify(bad),
+    );
+  }
+  strictEqual((await runOptions(["--self-protect"])).tamperDegradeThreshold, undefined);
+  strictEqual(
+    (await runOptions(["--self-protect", "--tamper-degrade-threshold", "0"]))
+      .tamperDegradeThreshold,
+    0,
   );
 });

@@ -12,7 +12,7 @@ import { type Engine, MAP_HOOK_STATS } from "../bpf/engine.ts";
 import type { BpfMap } from "../bpf/map.ts";
 import type { Liveness } from "../http/probe.ts";
 import { literal, log } from "../log.ts";
-import { totalBlocks } from "../metrics/render.ts";
+import { totalBlocks, totalTamperBlocks } from "../metrics/render.ts";
 import { proofProblem, type SelfTestCounter } from "../proof/prover.ts";
 import type { PostureStateMachine } from "../posture/state.ts";
 import type { RuntimeState } from "../contracts.ts";
@@ -47,6 +47,8 @@ export interface CheckInputs {
   liveness: Liveness;
   notifier: ServiceNotifier | null;
   denyRateThreshold?: number;
+  /** tamper attempts within 60 s that degrade the posture; absent: not judged */
+  tamperThreshold?: number;
   /** aborted with "STRICT_DEGRADE" when --strict-degrade and the posture degraded */
   stop: AbortController;
 }
@@ -73,6 +75,9 @@ export function startChecks(i: CheckInputs, status: AgentStatus, cleanups: Clean
     policyTick: () => i.policy.tick(),
     ringBroken: () => i.ring.broken,
     denyRateThreshold: i.denyRateThreshold,
+    ...(i.tamperThreshold
+      ? { tamper: { blocks: () => totalTamperBlocks(hookStats), threshold: i.tamperThreshold } }
+      : {}),
     transition: (w) => machine.transition(w.state, w.reason, w.detail),
     shouldExit: () => machine.shouldExit(),
     onStrictExit: () => i.stop.abort("STRICT_DEGRADE"),

@@ -15,12 +15,12 @@ import { startChecks } from "./checks.ts";
 import { startEmergency, startEngineAtStart } from "./engine_start.ts";
 import { EventRing } from "./event_ring.ts";
 import { createPolicy, startControlSocket, startListeners } from "./listeners.ts";
-import { type DaemonOptions, NO_FAULTS } from "./options.ts";
+import { type DaemonOptions, NO_FAULTS, TAMPER_DEGRADE_THRESHOLD } from "./options.ts";
 import { openOutputs } from "./outputs.ts";
 import { restoreAtStart, runPolicyReapply } from "./policy_phase.ts";
 import { announceStart, createMachine, firstPosture, firstProof } from "./posture.ts";
 import { probeAndGate } from "./probe_gate.ts";
-import { armSelfProtectAtStart } from "./self_protect.ts";
+import { armSelfProtectAtStart, setNoNewPrivs } from "./self_protect.ts";
 import { openNative } from "./shim_open.ts";
 import { installSighup } from "./sighup.ts";
 import { Cleanups, shutDown, waitForStop } from "./shutdown.ts";
@@ -50,6 +50,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
     const stored = await readStoredPolicy(paths.stateDir);
     const native = await openNative(outputs.bus.envelope, cleanups);
     const { shim, bytes, notifier } = native;
+    const noNewPrivs = setNoNewPrivs(shim);
     clock.mark("native");
     const status = new AgentStatus({
       capabilitiesPath: paths.capabilities,
@@ -101,20 +102,23 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
     clock.mark("policy");
     // 5c. run --self-protect: the kernel guards, now that pins and policy are in place
     status.attach({
-      selfProtection: armSelfProtectAtStart(
-        {
-          opts,
-          shim,
-          engine,
-          self: eng.self,
-          paths,
-          decision,
-          breakGlass,
-          emergencyActive: status.emergencyActive(),
-          exe: Deno.execPath(),
-        },
-        cleanups,
-      ),
+      selfProtection: {
+        ...armSelfProtectAtStart(
+          {
+            opts,
+            shim,
+            engine,
+            self: eng.self,
+            paths,
+            decision,
+            breakGlass,
+            emergencyActive: status.emergencyActive(),
+            exe: Deno.execPath(),
+          },
+          cleanups,
+        ),
+        no_new_privs: noNewPrivs,
+      },
     });
     clock.mark("self_protect");
     // 6, 7. events, the posture (the first proof where enforcing), READY
@@ -146,6 +150,9 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
         liveness,
         notifier,
         denyRateThreshold: opts.denyRateThreshold,
+        ...(opts.selfProtect
+          ? { tamperThreshold: opts.tamperDegradeThreshold ?? TAMPER_DEGRADE_THRESHOLD }
+          : {}),
         stop,
       },
       status,

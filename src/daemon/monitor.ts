@@ -23,6 +23,8 @@ export const CHECK_INTERVAL_MS = 1000;
 export const WINDOW_CHECKS = 10;
 /** Map pressure is read every this many checks (it dumps every rule map). */
 export const MAP_CHECK_EVERY = 10;
+/** Tamper attempts are counted over this many checks (60 s). */
+export const TAMPER_WINDOW_CHECKS = 60;
 
 export interface MonitorDeps {
   /** total ring-buffer drops so far */
@@ -48,6 +50,11 @@ export interface MonitorDeps {
   /** the event ring failed: its own transition was made, the checks judge nothing */
   ringBroken(): boolean;
   denyRateThreshold?: number;
+  /**
+   * Tamper attempts refused so far (the self-protection guards' blocks), and
+   * how many within TAMPER_WINDOW_CHECKS degrade the posture; absent: not judged
+   */
+  tamper?: { blocks(): bigint; threshold: number };
   transition(w: WantedTransition): void;
   /** --strict-degrade and a degraded posture: stop the agent */
   shouldExit(): boolean;
@@ -62,8 +69,10 @@ export class RuntimeMonitor {
   #d: MonitorDeps;
   #drops: bigint[] = [];
   #denies: bigint[] = [];
+  #tamper: bigint[] = [];
   #lastDrops: bigint;
   #lastDenies: bigint;
+  #lastTamper: bigint;
   #utilisation: Record<string, number> = {};
   #checks = 0;
 
@@ -71,6 +80,7 @@ export class RuntimeMonitor {
     this.#d = deps;
     this.#lastDrops = deps.drops();
     this.#lastDenies = deps.denies();
+    this.#lastTamper = deps.tamper?.blocks() ?? 0n;
   }
 
   check(): void {
@@ -78,6 +88,14 @@ export class RuntimeMonitor {
     try {
       this.#lastDrops = slide(this.#drops, d.drops(), this.#lastDrops);
       this.#lastDenies = slide(this.#denies, d.denies(), this.#lastDenies);
+      if (d.tamper) {
+        this.#lastTamper = slide(
+          this.#tamper,
+          d.tamper.blocks(),
+          this.#lastTamper,
+          TAMPER_WINDOW_CHECKS,
+        );
+      }
       const emergencyOn = d.emergencyActive();
       d.proofs?.tick(emergencyOn);
       if (this.#checks++ % MAP_CHECK_EVERY === 0) this.#utilisation = d.mapUtilisation();
@@ -98,6 +116,11 @@ export class RuntimeMonitor {
           perSecond: Number(sum(this.#denies)) / WINDOW_CHECKS,
           threshold: d.denyRateThreshold,
         },
+        tamper: d.tamper && {
+          attempts: Number(sum(this.#tamper)),
+          windowSeconds: TAMPER_WINDOW_CHECKS * CHECK_INTERVAL_MS / 1000,
+          threshold: d.tamper.threshold,
+        },
         proofProblem: d.proofs ? d.proofs.problem(emergencyOn) : undefined,
       });
       if (want) d.transition(want);
@@ -115,10 +138,10 @@ export class RuntimeMonitor {
   }
 }
 
-/** Push the delta since `last` into a window of WINDOW_CHECKS; returns the new last. */
-function slide(window: bigint[], now: bigint, last: bigint): bigint {
+/** Push the delta since `last` into a window of `size` checks; returns the new last. */
+function slide(window: bigint[], now: bigint, last: bigint, size = WINDOW_CHECKS): bigint {
   window.push(now - last);
-  if (window.length > WINDOW_CHECKS) window.shift();
+  if (window.length > size) window.shift();
   return now;
 }
 

@@ -1,7 +1,13 @@
 import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
 import type { RuntimeState } from "../contracts.ts";
 import type { WantedTransition } from "../posture/state.ts";
-import { MAP_CHECK_EVERY, type MonitorDeps, RuntimeMonitor, WINDOW_CHECKS } from "./monitor.ts";
+import {
+  MAP_CHECK_EVERY,
+  type MonitorDeps,
+  RuntimeMonitor,
+  TAMPER_WINDOW_CHECKS,
+  WINDOW_CHECKS,
+} from "./monitor.ts";
 
 /** The newest transition (a function: an assertion on the array must not narrow it). */
 function last(t: WantedTransition[]): WantedTransition | undefined {
@@ -145,4 +151,35 @@ Deno.test("monitor: a broken ring leaves the posture to its own transition", () 
   m.check();
   deepStrictEqual(s.transitions, []);
   strictEqual(s.alive, 1);
+});
+
+Deno.test("monitor: tamper attempts at the threshold within 60 s degrade (TAMPER_ATTEMPTS); a quiet minute recovers", () => {
+  let tamper = 5n; // attempts before the agent started are not counted
+  const { s, m } = fixture({ tamper: { blocks: () => tamper, threshold: 3 } });
+  m.check();
+  tamper += 2n; // two refusals: below the threshold
+  m.check();
+  deepStrictEqual(s.transitions, []);
+  tamper += 1n; // the third within the window
+  m.check();
+  strictEqual(last(s.transitions)?.state, "DEGRADED");
+  strictEqual(last(s.transitions)?.reason, "TAMPER_ATTEMPTS");
+  ok(/3 tamper attempts .* last 60 s \(threshold 3\)/.test(last(s.transitions)!.detail));
+  // stays degraded while the attempts are inside the window
+  for (let i = 0; i < TAMPER_WINDOW_CHECKS - 2; i++) m.check();
+  strictEqual(s.transitions.length, 1, "still within 60 s of the first attempts");
+  // the first two leave the window: 1 left, below the threshold
+  m.check();
+  strictEqual(last(s.transitions)?.reason, "RECOVERED");
+  strictEqual(s.state, "ENFORCE");
+});
+
+Deno.test("monitor: tamper attempts are not judged without a threshold (self-protection off, or 0)", () => {
+  let tamper = 0n;
+  const { s, m } = fixture();
+  m.check();
+  tamper += 100n;
+  m.check();
+  deepStrictEqual(s.transitions, []);
+  strictEqual(tamper, 100n);
 });

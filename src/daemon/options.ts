@@ -24,6 +24,12 @@ export interface DaemonOptions {
    * Only when enforcing with BPF LSM; never in audit, emergency or break-glass.
    */
   selfProtect?: true;
+  /**
+   * `--tamper-degrade-threshold`: refused tamper attempts within 60 s that
+   * make the posture DEGRADED (TAMPER_ATTEMPTS); 0 = never. Default
+   * TAMPER_DEGRADE_THRESHOLD. Only counts while the guards are armed.
+   */
+  tamperDegradeThreshold?: number;
   enforceGateMode: GateMode;
   strictDegrade?: true;
   lsmHook: FileHookChoice;
@@ -61,6 +67,9 @@ export interface DaemonOptions {
   /** test fault injection (tests/lib/agent_main.ts); none in the shipped agent */
   faults?: Faults;
 }
+
+/** Refused tamper attempts within 60 s that degrade the posture, by default. */
+export const TAMPER_DEGRADE_THRESHOLD = 3;
 
 /** The signals `run --enforce-signal` sends with a deny (none: the option's default). */
 export type EnforceSignal = "term" | "int" | "kill";

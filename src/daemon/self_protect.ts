@@ -38,7 +38,10 @@ export interface SelfProtectInputs {
   exe: string;
 }
 
-const OFF: SelfProtectionReport = {
+/** The kernel guards' part of the report (the daemon adds no_new_privs). */
+export type GuardReport = Omit<SelfProtectionReport, "no_new_privs">;
+
+const OFF: GuardReport = {
   requested: false,
   armed: false,
   detail: "off (run --self-protect arms it)",
@@ -63,7 +66,7 @@ export function selfProtectRefusal(
 export function armSelfProtectAtStart(
   i: SelfProtectInputs,
   cleanups: Cleanups,
-): SelfProtectionReport {
+): GuardReport {
   if (!i.opts.selfProtect) return OFF;
   const lg = log("run");
   const refusal = selfProtectRefusal(i);
@@ -117,4 +120,27 @@ export function armSelfProtectAtStart(
     guarded_links: sum.linkIds.length,
     missing_hooks: missing,
   };
+}
+
+/**
+ * no_new_privs for the daemon (docs/security.md, "User-space hardening"):
+ * set at start, before any process is started, on the main thread every
+ * child is forked from; what the kernel then holds (a refused set is
+ * logged, and the agent runs on without it), or null when even reading it
+ * failed.
+ */
+export function setNoNewPrivs(shim: Pick<Shim, "noNewPrivs">): boolean | null {
+  let on: boolean;
+  try {
+    on = shim.noNewPrivs(true);
+  } catch (e) {
+    log("run").warn(literal(`no_new_privs: not set: ${e instanceof Error ? e.message : e}`));
+    try {
+      return shim.noNewPrivs(false);
+    } catch {
+      return null;
+    }
+  }
+  if (!on) log("run").warn(literal("no_new_privs: set, but the kernel reports it off"));
+  return on;
 }

@@ -1,7 +1,7 @@
 import { strictEqual } from "node:assert/strict";
 import { selfProtectLoads } from "./engine_start.ts";
 import type { StartDecision } from "./probe_gate.ts";
-import { selfProtectRefusal } from "./self_protect.ts";
+import { selfProtectRefusal, setNoNewPrivs } from "./self_protect.ts";
 
 const ENFORCE = { state: "ENFORCE", engine: "lsm", enforcing: true } as StartDecision;
 
@@ -24,4 +24,26 @@ Deno.test("self-protect: armed only when enforcing with LSM, no break-glass, no 
   strictEqual(selfProtectRefusal({ ...ok, decision: fb })?.includes("fallback"), true);
   strictEqual(selfProtectRefusal({ ...ok, breakGlass: true }), "break-glass is active");
   strictEqual(selfProtectRefusal({ ...ok, emergencyActive: true }), "emergency disable is on");
+});
+
+Deno.test("no_new_privs: the kernel's answer is reported; a refused set reads the flag back; unreadable is null", () => {
+  const calls: boolean[] = [];
+  const shim = (set: (s: boolean) => boolean) => ({
+    noNewPrivs: (s: boolean) => (calls.push(s), set(s)),
+  });
+  strictEqual(setNoNewPrivs(shim(() => true)), true);
+  strictEqual(setNoNewPrivs(shim(() => false)), false, "set, yet the kernel says off");
+  const refused = shim((s) => {
+    if (s) throw new Error("EPERM");
+    return false;
+  });
+  calls.length = 0;
+  strictEqual(setNoNewPrivs(refused), false, "refused: what the kernel holds");
+  strictEqual(calls.join(), "true,false");
+  strictEqual(
+    setNoNewPrivs(shim(() => {
+      throw new Error("ENOSYS");
+    })),
+    null,
+  );
 });

@@ -226,11 +226,20 @@ function sumFields(m: MetricsMap, index: number, fields: number): bigint[] {
 
 /** Operations every hook denied or signalled, summed over hooks and CPUs. */
 export function totalBlocks(hooks: MetricsMap): bigint {
+  // tamper attempts are not policy blocks
+  return sumBlocks(hooks, (hook) => !isSelfHook(hook));
+}
+
+/** Tamper attempts the self-protection guards refused, every guard and CPU. */
+export function totalTamperBlocks(hooks: MetricsMap): bigint {
+  return sumBlocks(hooks, isSelfHook);
+}
+
+function sumBlocks(hooks: MetricsMap, pick: (hook: string) => boolean): bigint {
   const at = HOOK_STAT.fields.blocks.offset / 8;
   let n = 0n;
   for (const [id, hook] of Object.entries(HOOK_NAMES)) {
-    if (isSelfHook(hook)) continue; // tamper attempts are not policy blocks
-    n += sumFields(hooks, Number(id), HOOK_STAT.size / 8)[at];
+    if (pick(hook)) n += sumFields(hooks, Number(id), HOOK_STAT.size / 8)[at];
   }
   return n;
 }

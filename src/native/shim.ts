@@ -140,6 +140,16 @@ export class Shim implements Disposable {
     return out[0];
   }
 
+  /**
+   * Turn no_new_privs on for the calling thread (with `set`; it cannot be
+   * turned off) and say what the kernel then holds: true on, false off.
+   */
+  noNewPrivs(set: boolean): boolean {
+    const rc = this.lib.aegis_no_new_privs(set ? 1 : 0);
+    if (rc < 0) throw new NativeCallError("aegis_no_new_privs", -rc, "", this.readLog());
+    return rc === 1;
+  }
+
   /** Open a BPF ELF object from memory. */
   openObject(bytes: Uint8Array<ArrayBuffer>, name: string): NativeObject {
     const err = new Int32Array(1);

@@ -103,6 +103,8 @@ export const symbols = {
   aegis_landlock_abi: { parameters: [], result: "i32" },
   // int aegis_clock_offset_ns(int64_t *out);
   aegis_clock_offset_ns: { parameters: ["buffer"], result: "i32" },
+  // int aegis_no_new_privs(int set);
+  aegis_no_new_privs: { parameters: ["i32"], result: "i32" },
 
   // struct aegis_ring *aegis_ring_open(int map_fd, int *err);
   aegis_ring_open: { parameters: ["i32", "buffer"], result: "pointer" },

@@ -100,6 +100,14 @@ export function doctorAdvice(f: DoctorFacts): Advice[] {
       remediation: 'run the agent with --self-protect (docs/security.md, "Self-protection")',
     });
   }
+  if (f.daemonRunning && r.self_protection.no_new_privs === false) {
+    out.push({
+      code: "NO_NEW_PRIVS_OFF",
+      message:
+        "the agent runs without no_new_privs: a process it starts could gain privileges through a setuid or file-capability binary",
+      remediation: 'see the agent\'s start log ("no_new_privs: …") for why the kernel refused it',
+    });
+  }
   if (f.health.body.emergency_disable_active === true) {
     out.push({
       code: "EMERGENCY_DISABLE_ACTIVE",

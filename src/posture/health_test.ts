@@ -194,6 +194,17 @@ Deno.test("doctor: an enforcing agent without armed self-protection gets SELF_PR
   eq(doctorAdvice(await facts({ report: { ...r, self_protection: armed } })), []);
 });
 
+Deno.test("doctor: a running agent the kernel reports without no_new_privs gets NO_NEW_PRIVS_OFF", async () => {
+  const r = await report("ENFORCE");
+  const armed = { ...r.self_protection, requested: true, armed: true };
+  const advice = async (no_new_privs: boolean | null) =>
+    doctorAdvice(await facts({ report: { ...r, self_protection: { ...armed, no_new_privs } } }))
+      .map((x) => x.code);
+  eq(await advice(false), ["NO_NEW_PRIVS_OFF"]);
+  eq(await advice(true), []);
+  eq(await advice(null), [], "unknown (not read yet) is not a finding");
+});
+
 Deno.test("doctor: a running agent that does not enforce gets NOT_ENFORCING", async () => {
   const r = await report("DEGRADED");
   const a = doctorAdvice(

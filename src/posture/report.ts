@@ -139,6 +139,10 @@ export const SelfProtectionReport = z.object({
   guarded_maps: count,
   guarded_links: count,
   missing_hooks: z.array(z.string()).describe("guard sections the kernel has no hook for"),
+  no_new_privs: maybe.describe(
+    "the daemon's main thread (which starts every process it runs) has no_new_privs, as the " +
+      "kernel reports it; set at every start, with or without --self-protect; null = unknown",
+  ),
 }).strict();
 export type SelfProtectionReport = z.infer<typeof SelfProtectionReport>;
 
@@ -151,6 +155,7 @@ export const SELF_PROTECTION_UNKNOWN: SelfProtectionReport = {
   guarded_maps: 0,
   guarded_links: 0,
   missing_hooks: [],
+  no_new_privs: null,
 };
 
 export const CapabilitiesReport = z.object({

@@ -151,6 +151,11 @@ export interface RuntimeCheckInput {
   /** denies per second since the last check, and the alarm threshold (off when absent) */
   denyRate?: { perSecond: number; threshold: number };
   /**
+   * Tamper attempts the self-protection guards refused in the last
+   * `windowSeconds`, and how many make an attack in progress (off when absent)
+   */
+  tamper?: { attempts: number; windowSeconds: number; threshold: number };
+  /**
    * Why the enforcement proofs do not show enforcement (proofProblem), or
    * null when they pass; absent when proofs are not judged (off, or
    * emergency disable active).
@@ -178,8 +183,8 @@ export function runtimeChecks(i: RuntimeCheckInput): WantedTransition | null {
     return {
       state: i.healthyState,
       reason: "RECOVERED",
-      detail: "attach health, ring-buffer drops, map pressure and the enforcement proofs are " +
-        "back within limits",
+      detail: "attach health, the enforcement proofs, tamper attempts, ring-buffer drops and " +
+        "map pressure are back within limits",
     };
   }
   return null;
@@ -192,6 +197,15 @@ function findProblem(i: RuntimeCheckInput): { reason: ReasonCode; detail: string
     return { reason: "ATTACH_CONTRACT_MISMATCH", detail: `no longer attached: ${lost.join(", ")}` };
   }
   if (i.proofProblem) return { reason: "ENFORCEMENT_PROOF_FAILED", detail: i.proofProblem };
+  // the guards held (nothing was changed), but someone with root keeps trying
+  if (i.tamper && i.tamper.attempts >= i.tamper.threshold) {
+    return {
+      reason: "TAMPER_ATTEMPTS",
+      detail: `${i.tamper.attempts} tamper attempts on the agent refused in the last ` +
+        `${i.tamper.windowSeconds} s (threshold ${i.tamper.threshold}); the guards held: ` +
+        "see the tamper_block events for who tried what",
+    };
+  }
   if (i.priorityDropDelta > 0) {
     return {
       reason: "PRIORITY_RINGBUF_DROPS",

@@ -92,6 +92,12 @@ Deno.test("run --enforce-gate-mode=audit-fallback: AUDIT_FALLBACK, 200 / 503, re
       strictEqual(typeof sc[0].degradation_count, "number");
       strictEqual(sc[0].strict_mode, false);
 
+      // no_new_privs: set at every start; the report says what the kernel holds
+      const status = Deno.readTextFileSync(`/proc/${a.proc.pid}/status`);
+      match(status, /^NoNewPrivs:\s+1$/m, "the daemon's main thread has no_new_privs");
+      const caps = CapabilitiesReport.parse(JSON.parse(Deno.readTextFileSync(e.report)));
+      strictEqual(caps.self_protection.no_new_privs, true);
+
       const ok200 = await httpGet(e.port, "/health");
       strictEqual(ok200.status, 200, JSON.stringify(ok200.body));
       const enf = await httpGet(e.port, "/health?require_enforce=1");

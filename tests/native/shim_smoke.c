@@ -466,6 +466,42 @@ static void check_clock_offset(void)
 	      "got %lld, measured %lld", (long long)off, (long long)mine);
 }
 
+/* aegis_no_new_privs: off to start with, on after a set, and what
+ * /proc/self/status says too (in a child: the flag can never be cleared) */
+static int nnp_status(void)
+{
+	char line[256];
+	int v = -1;
+	FILE *f = fopen("/proc/self/status", "r");
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "NoNewPrivs: %d", &v) == 1)
+			break;
+	fclose(f);
+	return v;
+}
+
+static void check_no_new_privs(void)
+{
+	int st = 0;
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		if (aegis_no_new_privs(0) != 0 || nnp_status() != 0)
+			_exit(1);
+		if (aegis_no_new_privs(1) != 1)
+			_exit(2);
+		if (nnp_status() != 1 || aegis_no_new_privs(0) != 1)
+			_exit(3);
+		_exit(0);
+	}
+	check(pid > 0 && waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0,
+	      "no_new_privs: off, set, read back on (prctl and /proc/self/status agree)",
+	      "child status %d", st);
+}
+
 /* aegis_landlock_abi: a version when landlock is an active LSM, else -ENOSYS/-EOPNOTSUPP */
 static void check_landlock(void)
 {
@@ -744,6 +780,7 @@ int main(int argc, char **argv)
 	check_btf();
 	check_landlock();
 	check_clock_offset();
+	check_no_new_privs();
 	check_sock();
 	printf("%d passed, %d failed\n", passed, failed);
 	return failed ? 1 : 0;

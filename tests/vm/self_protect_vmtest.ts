@@ -279,6 +279,17 @@ Deno.test({
       );
       deepStrictEqual([...new Set(sig)].sort((a, b) => a - b), [9, 10, 15, 19]);
       ok(tamperEvents.some((ev: Json) => ev.comm === "rm" && ev.name === "aegis_file_open"));
+      // that many refusals within a minute are an attack in progress: DEGRADED (TAMPER_ATTEMPTS),
+      // and the readiness check says so (the guards held: the rule above still denies)
+      const degraded = await agent.event(
+        (ev) => ev.type === "state_change" && ev.reason_code === "TAMPER_ATTEMPTS",
+        "the posture degraded by the tamper attempts",
+      );
+      strictEqual(degraded.to, "DEGRADED");
+      match(degraded.detail, /\d+ tamper attempts on the agent refused in the last 60 s/);
+      const health = await run(AGENT, ["health", "--require-enforce", "--json"], env);
+      strictEqual(health.code, 1, `health --require-enforce while under attack: ${health.stdout}`);
+      strictEqual(JSON.parse(health.stdout).runtime_state, "DEGRADED");
       const report = JSON.parse(Deno.readTextFileSync(e.report));
       strictEqual(report.self_protection.armed, true);
       ok(report.self_protection.guarded_links > 0 && report.self_protection.guarded_maps > 0);
