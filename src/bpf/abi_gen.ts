@@ -2,7 +2,7 @@
 // Regenerate with: deno run -A build/gen_abi.ts
 
 /** SHA-256 of the canonical layout below; "aegisbpf version" prints it. */
-export const ABI_FINGERPRINT = "c0d2a993e027a8b3a60fd3740b6b443e75598a2b16b45d12ed120bb49bc7ae81";
+export const ABI_FINGERPRINT = "9f698bfb21ec8b9ca58e08cfadd63b2fc4af68bdf692a11edc301776560225ef";
 
 export const AEGIS_COMM_LEN = 16;
 export const AEGIS_OPEN_PATH_LEN = 64;
@@ -68,6 +68,7 @@ export const AEGIS_GUARD_PIN_FS = 7;
 export const AEGIS_GUARD_MAP = 8;
 export const AEGIS_GUARD_LINK = 9;
 export const AEGIS_GUARD_AGENT = 10;
+export const AEGIS_GUARD_RUN_DIR = 11;
 export const AEGIS_HOOK_FILE_OPEN = 0;
 export const AEGIS_HOOK_INODE_PERMISSION = 1;
 export const AEGIS_HOOK_BPRM_CHECK = 2;
@@ -218,6 +219,7 @@ export const ABI_LAYOUT = {
       "AEGIS_GUARD_MAP": 8,
       "AEGIS_GUARD_PIN_DIR": 1,
       "AEGIS_GUARD_PIN_FS": 7,
+      "AEGIS_GUARD_RUN_DIR": 11,
       "AEGIS_GUARD_STATE_DIR": 2,
     },
     "aegis_hook": {
