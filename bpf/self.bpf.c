@@ -86,7 +86,8 @@ static __always_inline __u32 aegis_guard_key(struct inode *inode, struct aegis_i
 static __always_inline int aegis_guard_is_dir(__u32 g)
 {
 	return g == AEGIS_GUARD_PIN_DIR || g == AEGIS_GUARD_STATE_DIR ||
-	       g == AEGIS_GUARD_CONFIG_DIR || g == AEGIS_GUARD_CGROUP_DIR;
+	       g == AEGIS_GUARD_CONFIG_DIR || g == AEGIS_GUARD_CGROUP_DIR ||
+	       g == AEGIS_GUARD_RUN_DIR;
 }
 
 /*

@@ -482,6 +482,7 @@ enum aegis_guard {
 	AEGIS_GUARD_MAP = 8,        /* "aegis_self_obj": a map id, no write fd from outside */
 	AEGIS_GUARD_LINK = 9,       /* "aegis_self_obj": a link id, no fd from outside */
 	AEGIS_GUARD_AGENT = 10,     /* a process of the agent (signals, ptrace) */
+	AEGIS_GUARD_RUN_DIR = 11,   /* /run/aegisbpf: the control socket, the shim's copy */
 };
 
 /* What was attempted (the `op` field of AEGIS_EV_TAMPER_BLOCK). */

@@ -2,7 +2,7 @@
 // Regenerate with: deno run -A build/gen_abi.ts
 
 /** SHA-256 of the canonical layout below; "aegisbpf version" prints it. */
-export const ABI_FINGERPRINT = "ec9376be1b8941f6955cc125ddecbe4e198ec3dd63340d8d18ba27c8f61fa860";
+export const ABI_FINGERPRINT = "7fae2a330dca5112d7c8c57589e1e05a33dbdbf817c254464bb484bf81b9c572";
 
 export const AEGIS_COMM_LEN = 16;
 export const AEGIS_OPEN_PATH_LEN = 64;
@@ -68,6 +68,7 @@ export const AEGIS_GUARD_PIN_FS = 7;
 export const AEGIS_GUARD_MAP = 8;
 export const AEGIS_GUARD_LINK = 9;
 export const AEGIS_GUARD_AGENT = 10;
+export const AEGIS_GUARD_RUN_DIR = 11;
 export const AEGIS_HOOK_FILE_OPEN = 0;
 export const AEGIS_HOOK_INODE_PERMISSION = 1;
 export const AEGIS_HOOK_BPRM_CHECK = 2;
@@ -220,6 +221,7 @@ export const ABI_LAYOUT = {
       "AEGIS_GUARD_MAP": 8,
       "AEGIS_GUARD_PIN_DIR": 1,
       "AEGIS_GUARD_PIN_FS": 7,
+      "AEGIS_GUARD_RUN_DIR": 11,
       "AEGIS_GUARD_STATE_DIR": 2,
     },
     "aegis_hook": {

@@ -19,6 +19,7 @@ import {
   AEGIS_GUARD_MAP,
   AEGIS_GUARD_PIN_DIR,
   AEGIS_GUARD_PIN_FS,
+  AEGIS_GUARD_RUN_DIR,
   AEGIS_GUARD_STATE_DIR,
   type MapName,
 } from "./abi_gen.ts";
@@ -43,6 +44,7 @@ export const GUARD_NAMES: Record<number, string> = {
   8: "map",
   9: "link",
   10: "agent",
+  11: "run_dir",
 };
 
 /** enum aegis_tamper_op → the event's `op`. */
@@ -68,6 +70,8 @@ export interface GuardPaths {
   etcDir: string;
   /** trusted keys (inside etcDir unless AEGIS_KEYS_DIR moves them) */
   keysDir: string;
+  /** /run/aegisbpf: the control socket and the shim's copy */
+  runtimeDir: string;
   /** the agent's own cgroup directory */
   cgroupDir: string;
   /** the agent's executable (the compiled aegisbpf; deno under `deno run`) */
@@ -133,6 +137,7 @@ export function guardedInodes(
     want.push({ path: d, guard: AEGIS_GUARD_PIN_DIR });
   }
   for (const d of dirTree(p.stateDir)) want.push({ path: d, guard: AEGIS_GUARD_STATE_DIR });
+  for (const d of dirTree(p.runtimeDir)) want.push({ path: d, guard: AEGIS_GUARD_RUN_DIR });
   for (const root of [p.etcDir, p.keysDir]) {
     for (const d of dirTree(root)) want.push({ path: d, guard: AEGIS_GUARD_CONFIG_DIR });
   }

@@ -22,7 +22,7 @@ import {
 
 function tree(): { root: string; paths: Parameters<typeof guardedInodes>[0] } {
   const root = Deno.makeTempDirSync({ prefix: "aegis-guard-" });
-  for (const d of ["pins/maps", "pins/links", "state/bundles", "etc/keys", "cg"]) {
+  for (const d of ["pins/maps", "pins/links", "state/bundles", "etc/keys", "cg", "run"]) {
     Deno.mkdirSync(`${root}/${d}`, { recursive: true });
   }
   Deno.writeTextFileSync(`${root}/pins/maps/aegis_config`, "");
@@ -37,6 +37,7 @@ function tree(): { root: string; paths: Parameters<typeof guardedInodes>[0] } {
       stateDir: `${root}/state`,
       etcDir: `${root}/etc`,
       keysDir: `${root}/etc/keys`, // inside etcDir: one entry
+      runtimeDir: `${root}/run`,
       cgroupDir: `${root}/cg`,
       exe: `${root}/exe`,
     },
@@ -54,6 +55,7 @@ Deno.test("guardedInodes: directories, link pins, the executable and the bpffs m
       ["/pins/links", "pin_dir"],
       ["/state", "state_dir"],
       ["/state/bundles", "state_dir"],
+      ["/run", "run_dir"],
       ["/etc", "config_dir"],
       ["/etc/keys", "config_dir"],
       ["/cg", "cgroup_dir"],

@@ -85,6 +85,7 @@ export function armSelfProtectAtStart(
       stateDir: i.paths.stateDir,
       etcDir: i.paths.etcDir,
       keysDir: i.paths.keysDir,
+      runtimeDir: i.paths.runtimeDir,
       cgroupDir: i.self.path,
       exe: i.exe,
     });

@@ -152,6 +152,7 @@ export const TamperBlockEvent = ProcFields.extend({
     "map",
     "link",
     "agent",
+    "run_dir",
   ]).describe("what was protected: the guarded directory or object that matched"),
   name: z.string().optional().describe("file operations: the directory entry's name"),
   ino: U64.describe("file operations: the guarded inode that matched, else 0"),

@@ -197,6 +197,7 @@ Deno.test({
           "state_dir",
         ],
         ["state create", await attempt("touch", [`${stateDir}/new`]), "create", "state_dir"],
+        ["control socket rm", await attempt("rm", ["-f", e.socket]), "unlink", "run_dir"],
         [
           "key add",
           await attempt("sh", ["-c", `echo evil > ${etc}/keys/evil.pub`]),
@@ -256,7 +257,7 @@ Deno.test({
       for (const p of ["links/aegis_file_open", "maps/aegis_deny_inode"]) {
         ok(exists(`${root}/${p}`), p);
       }
-      ok(exists(`${stateDir}/${stateFile}`) && exists(`${etc}/keys/k.pub`));
+      ok(exists(`${stateDir}/${stateFile}`) && exists(`${etc}/keys/k.pub`) && exists(e.socket));
       ok(!exists(`${etc}/keys/evil.pub`) && !exists(`${stateDir}/new`));
       strictEqual(tryOpen(denied), "EPERM/EACCES", "the rule still denies");
 
