@@ -3,7 +3,7 @@
  * exec_hash.bpf.c — exec identity by content: deny_binary_hash
  * (docs/policy.md, docs/engine.md "Exec identity by content").
  *
- * Three *sleepable* programs ask IMA for the SHA-256 of a file about to
+ * Two *sleepable* programs ask IMA for the SHA-256 of a file about to
  * run (bpf_ima_file_hash, kernels >= 5.18, sleepable LSM programs only)
  * and look it up in aegis_deny_hash. The hash is the content's, not the
  * inode's: a copy, a hard link, a new name, a file on tmpfs or a memfd
@@ -13,11 +13,12 @@
  *  - lsm.s/mmap_file with PROT_EXEC: code mapped without an exec of its
  *    own, as `ld.so /copy/of/binary` does (the kernel maps only ld.so at
  *    exec; ld.so maps the program itself), and any executable mapping of
- *    a file (dlopen, a hand-written loader);
- *  - lsm.s/file_mprotect adding PROT_EXEC to a file mapping: a file
- *    mapped readable first and made executable after.
- * Each answers the same rule with -EPERM, so a denied content cannot run
- * by any of the three routes.
+ *    a file (dlopen, a hand-written loader).
+ * Both answer the same rule with -EPERM. Not covered: mprotect(PROT_EXEC)
+ * of a file mapped readable first: file_mprotect runs under the mmap lock
+ * and is not a sleepable hook on 6.1 or 6.12 (the verifier refuses a
+ * sleepable program there), so nothing can hash the file at that point
+ * (docs/engine.md).
  *
  * Cost: bpf_ima_file_hash returns IMA's cached measurement when an IMA
  * policy has measured the file already; otherwise it reads and hashes the
@@ -131,11 +132,9 @@ int BPF_PROG(aegis_bprm_hash, struct linux_binprm *bprm, int ret)
 }
 
 /*
- * Hook signatures, identical in the BTF of Debian 6.1 and 6.12:
+ * Hook signature, identical in the BTF of Debian 6.1 and 6.12:
  *   int bpf_lsm_mmap_file(struct file *file, unsigned long reqprot,
  *                         unsigned long prot, unsigned long flags)
- *   int bpf_lsm_file_mprotect(struct vm_area_struct *vma,
- *                             unsigned long reqprot, unsigned long prot)
  * `prot` is what the kernel applies (READ_IMPLIES_EXEC may add PROT_EXEC
  * to a request without it). An anonymous mapping has no file: nothing to
  * name, nothing to check.
@@ -149,20 +148,4 @@ int BPF_PROG(aegis_mmap_hash, struct file *file, unsigned long reqprot, unsigned
 	if (!file || !(prot & AEGIS_PROT_EXEC))
 		return 0;
 	return aegis_hash_check(AEGIS_HOOK_MMAP_HASH, file, 0, 1);
-}
-
-SEC("lsm.s/file_mprotect")
-int BPF_PROG(aegis_mprotect_hash, struct vm_area_struct *vma, unsigned long reqprot,
-	     unsigned long prot, int ret)
-{
-	struct file *file;
-
-	if (ret != 0)
-		return aegis_lsm_ret(ret);
-	if (!(prot & AEGIS_PROT_EXEC))
-		return 0;
-	file = vma->vm_file;
-	if (!file)
-		return 0;
-	return aegis_hash_check(AEGIS_HOOK_MPROTECT_HASH, file, 0, 1);
 }

@@ -101,7 +101,6 @@ enum aegis_hook {
 	AEGIS_HOOK_SELF_TASK_KILL = 25,
 	AEGIS_HOOK_SELF_PTRACE = 26,
 	AEGIS_HOOK_SELF_UMOUNT = 27,
-	AEGIS_HOOK_MPROTECT_HASH = 28, /* lsm.s/file_mprotect adding PROT_EXEC: content rules */
 	AEGIS_HOOK__MAX = 32,
 };
 
@@ -420,7 +419,7 @@ struct aegis_ev_file_block {
 
 /* AEGIS_EV_HASH_BLOCK (384 bytes): an exec, or an executable mapping,
  * denied by deny_binary_hash; the fields of AEGIS_EV_FILE_BLOCK (hook
- * AEGIS_HOOK_BPRM_HASH, _MMAP_HASH or _MPROTECT_HASH; rule_type implied)
+ * AEGIS_HOOK_BPRM_HASH or _MMAP_HASH; rule_type implied)
  * and the digest that matched. */
 struct aegis_ev_hash_block {
 	struct aegis_ev_hdr hdr;

@@ -2,7 +2,7 @@
 // Regenerate with: deno run -A build/gen_abi.ts
 
 /** SHA-256 of the canonical layout below; "aegisbpf version" prints it. */
-export const ABI_FINGERPRINT = "7fae2a330dca5112d7c8c57589e1e05a33dbdbf817c254464bb484bf81b9c572";
+export const ABI_FINGERPRINT = "07c1a53238a5beecade00d6033da1bd7ce481598047063a2ed9fb38f780d8359";
 
 export const AEGIS_COMM_LEN = 16;
 export const AEGIS_OPEN_PATH_LEN = 64;
@@ -97,7 +97,6 @@ export const AEGIS_HOOK_SELF_PIN_OPEN = 24;
 export const AEGIS_HOOK_SELF_TASK_KILL = 25;
 export const AEGIS_HOOK_SELF_PTRACE = 26;
 export const AEGIS_HOOK_SELF_UMOUNT = 27;
-export const AEGIS_HOOK_MPROTECT_HASH = 28;
 export const AEGIS_HOOK__MAX = 32;
 export const AEGIS_POL_FILE_RULES = 1;
 export const AEGIS_POL_EXEC_RULES = 2;
@@ -234,7 +233,6 @@ export const ABI_LAYOUT = {
       "AEGIS_HOOK_KERNEL_LOAD_DATA": 8,
       "AEGIS_HOOK_KERNEL_READ_FILE": 7,
       "AEGIS_HOOK_MMAP_HASH": 15,
-      "AEGIS_HOOK_MPROTECT_HASH": 28,
       "AEGIS_HOOK_PTRACE": 6,
       "AEGIS_HOOK_SELF_BPF": 23,
       "AEGIS_HOOK_SELF_BPF_MAP": 22,
@@ -1255,7 +1253,6 @@ export const PROGRAM_NAMES = [
   "aegis_kernel_load_data",
   "aegis_kernel_read_file",
   "aegis_mmap_hash",
-  "aegis_mprotect_hash",
   "aegis_ptrace_access_check",
   "aegis_self_bpf",
   "aegis_self_bpf_map",

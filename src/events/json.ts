@@ -81,7 +81,6 @@ export const HOOK_NAMES: Record<number, string> = {
   25: "self_task_kill",
   26: "self_ptrace_access_check",
   27: "self_sb_umount",
-  28: "file_mprotect_hash",
 };
 
 /** A self-protection guard's hook (bpf/self.bpf.c): its refusals are tamper blocks, not policy blocks. */

@@ -158,10 +158,7 @@ export function fileDecision(
 }
 
 /** Hooks of an executable mapping of a file by content (bpf/exec_hash.bpf.c). */
-export const MAPPING_HASH_HOOKS: ReadonlySet<string> = new Set([
-  "mmap_file_hash",
-  "file_mprotect_hash",
-]);
+export const MAPPING_HASH_HOOKS: ReadonlySet<string> = new Set(["mmap_file_hash"]);
 
 /** kbasename(filename) cut to TASK_COMM_LEN - 1 = 15 bytes (begin_new_exec). */
 export function commOf(filename: string): string {

@@ -14,10 +14,11 @@
  *     file overwritten with the denied content is denied (no stale
  *     identity, with no IMA policy loaded: IMA hashes on every call).
  *  1b. engine level, the routes around exec: `ld.so COPY` (the kernel execs
- *     only ld.so; ld.so maps the program), mmap(PROT_EXEC) of the file and
- *     mprotect(PROT_EXEC) of a readable mapping are each refused (EPERM) with
- *     a record naming the hook, the digest and the file; a readable mapping
- *     and another content are not; audit mode reports and allows.
+ *     only ld.so; ld.so maps the program) and mmap(PROT_EXEC) of the file
+ *     are refused (EPERM) with a record naming the hook, the digest and the
+ *     file; a readable mapping and another content are not; audit mode
+ *     reports and allows. mprotect(PROT_EXEC) of a readable mapping is a
+ *     known gap (no sleepable hook there), asserted open.
  *  2. agent level (one start): a version=3 policy with [deny_binary_hash]
  *     through `run --policy`: the copy is denied, the event line carries
  *     sha256 / rule_type "hash", the capability report says
@@ -36,7 +37,6 @@ import {
   AEGIS_CNT_HASH_UNKNOWN,
   AEGIS_HOOK_BPRM_HASH,
   AEGIS_HOOK_MMAP_HASH,
-  AEGIS_HOOK_MPROTECT_HASH,
   AEGIS_POL_EXEC_HASH,
   AEGIS_RT_HASH,
   AEGIS_RULE_DENY,
@@ -51,7 +51,7 @@ const LSM_ON = Deno.env.get("AEGIS_VM_LSM") === "on";
 const KERNEL = Deno.env.get("AEGIS_VM_KERNEL") ?? "?";
 const SECTION = "lsm.s/bprm_check_security";
 /** The sleepable mapping programs (bpf/exec_hash.bpf.c). */
-const MAP_SECTIONS = ["lsm.s/mmap_file", "lsm.s/file_mprotect"];
+const MAP_SECTIONS = ["lsm.s/mmap_file"];
 const LOADER = "/lib64/ld-linux-x86-64.so.2";
 
 /* `exec PATH`: execv; `memfd PATH`: the file's bytes into a memfd, then
@@ -409,8 +409,7 @@ Deno.test({
 });
 
 Deno.test({
-  name:
-    "deny_binary_hash: the loader (ld.so FILE), mmap(PROT_EXEC) and mprotect(PROT_EXEC) are denied by content",
+  name: "deny_binary_hash: the loader (ld.so FILE) and mmap(PROT_EXEC) are denied by content",
   ignore: !LSM_ON,
   fn: async () => {
     const w = await workDirs();
@@ -455,23 +454,21 @@ Deno.test({
       strictEqual(r.ino, Deno.statSync(ldCopy).ino);
       ok(r.comm.startsWith("ld-linux"), `mapped by ld.so: ${r.comm}`);
     }
-    // a hand-made executable mapping, at once or by mprotect after a readable map
+    // a hand-made executable mapping of the denied content
     const mapped = `${w.tmp}/mapped`;
     Deno.copyFileSync(w.bin, mapped);
-    for (
-      const [mode, hook] of [["mmapx", AEGIS_HOOK_MMAP_HASH], [
-        "mprotect",
-        AEGIS_HOOK_MPROTECT_HASH,
-      ]] as const
-    ) {
-      strictEqual(tryMap(mode, mapped), "EPERM", `${mode} of the denied content`);
-      const r = hashBlocks(eng.records());
-      strictEqual(r.length, 1, `${mode}: ${JSON.stringify(r)}`);
-      strictEqual(r[0].hook, hook, mode);
-      strictEqual(r[0].sha256, w.sha);
-      strictEqual(r[0].path, mapped);
-      strictEqual(r[0].comm, HELPER);
-    }
+    strictEqual(tryMap("mmapx", mapped), "EPERM", "mmap PROT_EXEC of the denied content");
+    const r = hashBlocks(eng.records());
+    strictEqual(r.length, 1, JSON.stringify(r));
+    strictEqual(r[0].hook, AEGIS_HOOK_MMAP_HASH);
+    strictEqual(r[0].sha256, w.sha);
+    strictEqual(r[0].path, mapped);
+    strictEqual(r[0].comm, HELPER);
+    // the known gap (docs/engine.md, "Open: mprotect(PROT_EXEC)"): file_mprotect is not a
+    // sleepable hook, nothing hashes there; closing it must update the docs and this line
+    strictEqual(tryMap("mprotect", mapped), "ok", "mprotect(PROT_EXEC) after a readable map");
+    deepStrictEqual(hashBlocks(eng.records()), []);
+    say("mprotect(PROT_EXEC) of a readable mapping of the denied content: not refused (known gap)");
     // a readable (not executable) mapping of the same file is not an exec
     strictEqual(
       new TextDecoder().decode(Deno.readFileSync(mapped).slice(1, 4)),
@@ -496,7 +493,7 @@ Deno.test({
     ok(rules.delete(hashKey(w.dynSha, 0)));
     ok(rules.delete(hashKey(w.sha, 0)));
     strictEqual(viaLoader(ldCopy).out, "loader-ran", "rule removed");
-    strictEqual(tryMap("mprotect", mapped), "ok", "rule removed: mprotect");
+    strictEqual(tryMap("mmapx", mapped), "ok", "rule removed: mmap");
     deepStrictEqual(hashBlocks(eng.records()), []);
   },
 });
