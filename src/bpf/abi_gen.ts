@@ -2,7 +2,7 @@
 // Regenerate with: deno run -A build/gen_abi.ts
 
 /** SHA-256 of the canonical layout below; "aegisbpf version" prints it. */
-export const ABI_FINGERPRINT = "ec9376be1b8941f6955cc125ddecbe4e198ec3dd63340d8d18ba27c8f61fa860";
+export const ABI_FINGERPRINT = "ac7b4110d9fb3cb1a46cddb27d8de9538ad4590528a9b772cc9bb5ace7533612";
 
 export const AEGIS_COMM_LEN = 16;
 export const AEGIS_OPEN_PATH_LEN = 64;
@@ -111,8 +111,11 @@ export const AEGIS_POL_NET_CIDR = 512;
 export const AEGIS_POL_NET_IP_PORT = 1024;
 export const AEGIS_POL_NET_PORT = 2048;
 export const AEGIS_POL_EXEC_HASH = 4096;
+export const AEGIS_POL_EXEC_ALLOWLIST = 8192;
 export const AEGIS_RULE_DENY = 1;
 export const AEGIS_RULE_PROTECT = 2;
+export const AEGIS_RULE_ALLOW = 4;
+export const AEGIS_RULE_UNLISTED = 8;
 export const AEGIS_RT_INODE = 1;
 export const AEGIS_RT_COMM = 2;
 export const AEGIS_RT_IP = 3;
@@ -259,6 +262,7 @@ export const ABI_LAYOUT = {
       "AEGIS_POL_DENY_BPF": 32,
       "AEGIS_POL_DENY_MODULE": 16,
       "AEGIS_POL_DENY_PTRACE": 8,
+      "AEGIS_POL_EXEC_ALLOWLIST": 8192,
       "AEGIS_POL_EXEC_HASH": 4096,
       "AEGIS_POL_EXEC_RULES": 2,
       "AEGIS_POL_FILE_RULES": 1,
@@ -270,8 +274,10 @@ export const ABI_LAYOUT = {
       "AEGIS_POL_NET_TABLES": 128,
     },
     "aegis_rule_flag": {
+      "AEGIS_RULE_ALLOW": 4,
       "AEGIS_RULE_DENY": 1,
       "AEGIS_RULE_PROTECT": 2,
+      "AEGIS_RULE_UNLISTED": 8,
     },
     "aegis_rule_type": {
       "AEGIS_RT_BPF": 9,
