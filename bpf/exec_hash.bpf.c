@@ -35,9 +35,9 @@
  * whole file on every call. So the programs hash only when the live
  * generation has AEGIS_POL_EXEC_HASH (a non-empty [deny_binary_hash]) or,
  * for the exec program, AEGIS_POL_EXEC_ALLOWLIST; with neither each costs
- * a map lookup like every other hook. With rules,
- * an exec hashes its binary (twice: exec and the kernel's mapping of it),
- * its loader and every shared library it maps.
+ * a map lookup like every other hook. With deny rules, an exec hashes its
+ * binary (twice: exec and the kernel's mapping of it), its loader and
+ * every shared library it maps; with an allowlist alone, its binary once.
  *
  * No SHA-256 (the helper fails, or IMA hashes with another algorithm):
  * unknown identity, AEGIS_CNT_HASH_UNKNOWN counts it; the exec or mapping
