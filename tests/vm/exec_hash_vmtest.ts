@@ -706,10 +706,22 @@ Deno.test({
     eng.setPolicy(AEGIS_POL_EXEC_HASH);
     strictEqual(tryExec("exec", w.bin), "ok", "bpf is not an active LSM: nothing is denied");
     strictEqual(tryMap("mmapx", w.bin), "ok", "nor an executable mapping");
-    // an allowlist that lists nothing: still nothing is denied
-    eng.setPolicy(AEGIS_POL_EXEC_HASH | AEGIS_POL_EXEC_ALLOWLIST);
+    deepStrictEqual(hashBlocks(eng.records()), []);
+  },
+});
+
+Deno.test({
+  name:
+    "allow_binary_hash without BPF LSM: the exec program loads and attaches, and denies no unlisted content",
+  ignore: LSM_ON,
+  fn: async () => {
+    const w = await workDirs();
+    // the exec program only (the allowlist is not applied to mappings)
+    await using eng = await loadEngine((s) => s === SECTION);
+    strictEqual(eng.attach.find((x) => x.section === SECTION)?.status, "attached");
+    eng.setPolicy(AEGIS_POL_EXEC_ALLOWLIST);
     try {
-      strictEqual(tryExec("exec", w.other, "other-ran"), "ok", "nor an unlisted content");
+      strictEqual(tryExec("exec", w.other, "other-ran"), "ok", "an allowlist listing nothing");
     } finally {
       eng.setPolicy(0);
     }
