@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /*
- * exec_hash.bpf.c — exec identity by content: deny_binary_hash
- * (docs/policy.md, docs/engine.md "Exec identity by content").
+ * exec_hash.bpf.c — exec identity by content: deny_binary_hash and
+ * allow_binary_hash (docs/policy.md, docs/engine.md "Exec identity by
+ * content").
  *
  * Two *sleepable* programs ask IMA for the SHA-256 of a file about to
  * run (bpf_ima_file_hash, kernels >= 5.18, sleepable LSM programs only)
@@ -20,24 +21,36 @@
  * sleepable program there), so nothing can hash the file at that point
  * (docs/engine.md).
  *
+ * Allowlist mode (AEGIS_POL_EXEC_ALLOWLIST, a non-empty
+ * [allow_binary_hash]): the exec program alone also denies every content
+ * that is not listed with AEGIS_RULE_ALLOW in the same map (one lookup
+ * answers both lists; a DENY entry still wins), and a file with no SHA-256
+ * (unknown identity) is denied too: fail closed. Those records carry
+ * rule_id 0 and rule_flags AEGIS_RULE_UNLISTED. The mapping programs do
+ * not apply the allowlist (a list of every shared library is
+ * protect_runtime_deps' job), so a listed loader (ld.so) can still map an
+ * unlisted program: docs/engine.md says not to list ld.so.
+ *
  * Cost: bpf_ima_file_hash returns IMA's cached measurement when an IMA
  * policy has measured the file already; otherwise it reads and hashes the
  * whole file on every call. So the programs hash only when the live
- * generation has AEGIS_POL_EXEC_HASH (a non-empty [deny_binary_hash]); with
- * no such rule each costs a map lookup like every other hook. With rules,
- * an exec hashes its binary (twice: exec and the kernel's mapping of it),
- * its loader and every shared library it maps.
+ * generation has AEGIS_POL_EXEC_HASH (a non-empty [deny_binary_hash]) or,
+ * for the exec program, AEGIS_POL_EXEC_ALLOWLIST; with neither each costs
+ * a map lookup like every other hook. With deny rules, an exec hashes its
+ * binary (twice: exec and the kernel's mapping of it), its loader and
+ * every shared library it maps; with an allowlist alone, its binary once.
  *
  * No SHA-256 (the helper fails, or IMA hashes with another algorithm):
- * unknown identity, the exec or mapping is allowed and
- * AEGIS_CNT_HASH_UNKNOWN counts it (a deny list cannot match what it
- * cannot name).
+ * unknown identity, AEGIS_CNT_HASH_UNKNOWN counts it; the exec or mapping
+ * is allowed (a deny list cannot match what it cannot name), except an
+ * exec under an allowlist, which is denied (sha256 all zero in the record).
  *
  * Exemptions and verdict are the exec path's (lib/inode.h, lib/decide.h):
  * the survival allowlist (by the file's inode), the agent's own cgroup
  * and allow_cgroup waive the rule; audit mode, emergency disable and
- * break-glass report it (AUDIT) instead of denying. Record:
- * AEGIS_EV_HASH_BLOCK with the hook and the digest.
+ * break-glass report it (AUDIT) instead of denying (the allowlist's
+ * rollout: audit first, list what the records name, then enforce).
+ * Record: AEGIS_EV_HASH_BLOCK with the hook and the digest.
  *
  * The engine loads these programs only where the kernel verifies them
  * (src/bpf/engine.ts: a failed load is retried without them and reported),
@@ -99,27 +112,43 @@ static __always_inline int aegis_hash_check(__u32 hook, struct file *file, const
 	struct aegis_hash_key hk = {};
 	struct aegis_inode_key k = {};
 	struct aegis_hook_ctx hc;
+	struct aegis_rule rule = {};
 	struct aegis_rule *r;
 	long algo;
 	__u8 action;
+	int allowlist;
 
 	aegis_hook_enter(&hc, hook);
-	if (!(hc.flags & AEGIS_POL_EXEC_HASH))
+	/* the mapping programs keep the deny list only (docs/engine.md) */
+	allowlist = !mapping && (hc.flags & AEGIS_POL_EXEC_ALLOWLIST);
+	if (!(hc.flags & AEGIS_POL_EXEC_HASH) && !allowlist)
 		return 0;
 	algo = bpf_ima_file_hash(file, hk.sha256, sizeof(hk.sha256));
 	if (algo != HASH_ALGO_SHA256) {
 		aegis_count(AEGIS_CNT_HASH_UNKNOWN);
-		return aegis_hook_allow(&hc);
+		if (!allowlist)
+			return aegis_hook_allow(&hc);
+		/* unknown identity under an allowlist: fail closed */
+		__builtin_memset(hk.sha256, 0, sizeof(hk.sha256));
+		rule.flags = AEGIS_RULE_UNLISTED;
+		rule.rule_type = AEGIS_RT_HASH;
+	} else {
+		hk.gen = hc.gen;
+		r = bpf_map_lookup_elem(&aegis_deny_hash, &hk);
+		if (r && (r->flags & AEGIS_RULE_DENY)) {
+			rule = *r; /* a denied content, listed or not */
+		} else if (allowlist && !(r && (r->flags & AEGIS_RULE_ALLOW))) {
+			rule.flags = AEGIS_RULE_UNLISTED;
+			rule.rule_type = AEGIS_RT_HASH;
+		} else {
+			return aegis_hook_allow(&hc);
+		}
 	}
-	hk.gen = hc.gen;
-	r = bpf_map_lookup_elem(&aegis_deny_hash, &hk);
-	if (!r || !(r->flags & AEGIS_RULE_DENY))
-		return aegis_hook_allow(&hc);
 	aegis_inode_key_of(&k, file->f_inode, hc.gen);
 	if (aegis_inode_exempt(&hc, &k))
 		return aegis_hook_allow(&hc);
 	action = aegis_verdict(&hc);
-	aegis_hash_emit(&hc, &k, &hk, r, action, name, mapping ? file : 0);
+	aegis_hash_emit(&hc, &k, &hk, &rule, action, name, mapping ? file : 0);
 	return aegis_action_rc(action);
 }
 

@@ -30,7 +30,7 @@ enum aegis_ev_kind {
 	AEGIS_EV_KERNEL_BLOCK = 5, /* ptrace, module load, bpf() */
 	AEGIS_EV_EXEC_ARGV = 6,    /* the new image's argv, after its AEGIS_EV_EXEC */
 	AEGIS_EV_TAMPER_BLOCK = 7, /* self-protection: a tamper attempt on the agent (self.bpf.c) */
-	AEGIS_EV_HASH_BLOCK = 8,   /* exec of a file whose content (sha256) is denied */
+	AEGIS_EV_HASH_BLOCK = 8,   /* exec of a file whose content (sha256) is denied or not allowed */
 };
 
 /* Record versions (bumped whenever that record's layout changes). */
@@ -52,7 +52,7 @@ enum aegis_abi_sizes {
 	AEGIS_BLOCK_PATH_LEN = 256,
 	AEGIS_ARGV_LEN = 1024, /* argv bytes an AEGIS_EV_EXEC_ARGV record holds */
 	AEGIS_TAMPER_NAME_LEN = 64, /* name bytes of an AEGIS_EV_TAMPER_BLOCK record */
-	AEGIS_SHA256_LEN = 32, /* digest bytes of a deny_binary_hash rule */
+	AEGIS_SHA256_LEN = 32, /* digest bytes of a deny/allow_binary_hash rule */
 	AEGIS_RULE_GENERATIONS = 2, /* rule sets that can coexist (see "gen" below) */
 };
 
@@ -119,6 +119,10 @@ enum aegis_action {
 enum aegis_rule_flag {
 	AEGIS_RULE_DENY = 1,    /* deny_path / deny_inode / deny_* */
 	AEGIS_RULE_PROTECT = 2, /* protect_path / protect_connect: only verified processes */
+	AEGIS_RULE_ALLOW = 4,   /* aegis_deny_hash: the content is on [allow_binary_hash] */
+	/* block records only (rule_flags, rule_id 0): an exec denied because its
+	 * content is not on [allow_binary_hash], or has no SHA-256 (unknown) */
+	AEGIS_RULE_UNLISTED = 8,
 };
 
 /* Which rule table matched (the `rule_type` field of block records). */
@@ -162,6 +166,10 @@ enum aegis_policy_flag {
 	/* deny_binary_hash rules in aegis_deny_hash: only then does the
 	 * sleepable exec program hash the file (bpf/exec_hash.bpf.c) */
 	AEGIS_POL_EXEC_HASH = 4096,
+	/* a non-empty [allow_binary_hash]: the exec program hashes the file and
+	 * denies every content not listed with AEGIS_RULE_ALLOW in
+	 * aegis_deny_hash (docs/engine.md, "Exec identity by content") */
+	AEGIS_POL_EXEC_ALLOWLIST = 8192,
 };
 
 /* Slots of the array "aegis_config" (values are __u64). */
@@ -383,7 +391,8 @@ struct aegis_cg_port_key {
 	__u8 dir;    /* 0 egress, 1 bind, 2 both */
 };
 
-/* deny_binary_hash (policy version 3): a file's SHA-256, as IMA computes it. */
+/* deny_binary_hash and allow_binary_hash (policy version 3): a file's
+ * SHA-256, as IMA computes it; the rule's flags say DENY or ALLOW. */
 struct aegis_hash_key {
 	__u8 sha256[AEGIS_SHA256_LEN];
 	__u32 gen;
@@ -418,9 +427,11 @@ struct aegis_ev_file_block {
 };
 
 /* AEGIS_EV_HASH_BLOCK (384 bytes): an exec, or an executable mapping,
- * denied by deny_binary_hash; the fields of AEGIS_EV_FILE_BLOCK (hook
- * AEGIS_HOOK_BPRM_HASH or _MMAP_HASH; rule_type implied)
- * and the digest that matched. */
+ * denied by deny_binary_hash, or an exec whose content is not on
+ * [allow_binary_hash] (rule_id 0, rule_flags AEGIS_RULE_UNLISTED; sha256
+ * all zero when the file had no SHA-256); the fields of
+ * AEGIS_EV_FILE_BLOCK (hook AEGIS_HOOK_BPRM_HASH or _MMAP_HASH; rule_type
+ * implied) and the digest. */
 struct aegis_ev_hash_block {
 	struct aegis_ev_hdr hdr;
 	struct aegis_ev_proc proc;

@@ -2,7 +2,7 @@
 // Regenerate with: deno run -A build/gen_abi.ts
 
 /** SHA-256 of the canonical layout below; "aegisbpf version" prints it. */
-export const ABI_FINGERPRINT = "07c1a53238a5beecade00d6033da1bd7ce481598047063a2ed9fb38f780d8359";
+export const ABI_FINGERPRINT = "6f45538bb2ee152521d89f26d8c34e00e072cc9ca17904cb5218b75ac0674192";
 
 export const AEGIS_COMM_LEN = 16;
 export const AEGIS_OPEN_PATH_LEN = 64;
@@ -111,8 +111,11 @@ export const AEGIS_POL_NET_CIDR = 512;
 export const AEGIS_POL_NET_IP_PORT = 1024;
 export const AEGIS_POL_NET_PORT = 2048;
 export const AEGIS_POL_EXEC_HASH = 4096;
+export const AEGIS_POL_EXEC_ALLOWLIST = 8192;
 export const AEGIS_RULE_DENY = 1;
 export const AEGIS_RULE_PROTECT = 2;
+export const AEGIS_RULE_ALLOW = 4;
+export const AEGIS_RULE_UNLISTED = 8;
 export const AEGIS_RT_INODE = 1;
 export const AEGIS_RT_COMM = 2;
 export const AEGIS_RT_IP = 3;
@@ -259,6 +262,7 @@ export const ABI_LAYOUT = {
       "AEGIS_POL_DENY_BPF": 32,
       "AEGIS_POL_DENY_MODULE": 16,
       "AEGIS_POL_DENY_PTRACE": 8,
+      "AEGIS_POL_EXEC_ALLOWLIST": 8192,
       "AEGIS_POL_EXEC_HASH": 4096,
       "AEGIS_POL_EXEC_RULES": 2,
       "AEGIS_POL_FILE_RULES": 1,
@@ -270,8 +274,10 @@ export const ABI_LAYOUT = {
       "AEGIS_POL_NET_TABLES": 128,
     },
     "aegis_rule_flag": {
+      "AEGIS_RULE_ALLOW": 4,
       "AEGIS_RULE_DENY": 1,
       "AEGIS_RULE_PROTECT": 2,
+      "AEGIS_RULE_UNLISTED": 8,
     },
     "aegis_rule_type": {
       "AEGIS_RT_BPF": 9,

@@ -26,6 +26,7 @@ import {
   AEGIS_HOOK_PTRACE,
   AEGIS_HOOK_SOCKET_BIND,
   AEGIS_HOOK_SOCKET_SENDMSG,
+  AEGIS_RULE_UNLISTED,
 } from "../bpf/abi_gen.ts";
 import { GUARD_NAMES, TAMPER_OP_NAMES } from "../bpf/self_guard.ts";
 import type { KernelRecord, ProcInfo, U64 } from "./decode.ts";
@@ -185,8 +186,14 @@ export function recordToEvent(
         dev: r.dev,
         ...blockPath(r.path, r.ruleId, rules),
         rule_id: r.ruleId,
-        // deny_binary_hash: the content that matched (docs/telemetry.md)
-        ...(r.sha256 !== undefined ? { rule_type: "hash", sha256: r.sha256 } : {}),
+        // deny_binary_hash: the content that matched; allow_binary_hash: a
+        // content not on the allowlist (all zero: no SHA-256) (docs/telemetry.md)
+        ...(r.sha256 !== undefined
+          ? {
+            rule_type: (r.ruleFlags & AEGIS_RULE_UNLISTED) !== 0 ? "hash_allowlist" : "hash",
+            sha256: r.sha256,
+          }
+          : {}),
       };
     case "net_block":
       return {

@@ -3,6 +3,7 @@ import {
   AEGIS_ACT_AUDIT,
   AEGIS_ACT_BLOCK,
   AEGIS_HOOK_BPF,
+  AEGIS_HOOK_BPRM_HASH,
   AEGIS_HOOK_FILE_OPEN,
   AEGIS_HOOK_KERNEL_LOAD_DATA,
   AEGIS_HOOK_PTRACE,
@@ -14,6 +15,8 @@ import {
   AEGIS_RT_INODE,
   AEGIS_RT_MODULE,
   AEGIS_RT_PTRACE,
+  AEGIS_RULE_DENY,
+  AEGIS_RULE_UNLISTED,
 } from "../bpf/abi_gen.ts";
 import { type KernelRecord, type ProcInfo, u64 } from "./decode.ts";
 import { eventJson } from "./envelope.ts";
@@ -105,6 +108,29 @@ Deno.test("json: file block carries ino, dev, path (kernel's, else the rule's, e
   strictEqual(Object.hasOwn(none, "path"), false);
   strictEqual(none.path_source, "none");
   strictEqual(recordToEvent({ ...r, action: AEGIS_ACT_AUDIT }).action, "AUDIT");
+});
+
+Deno.test("json: a hash block says hash (deny_binary_hash) or hash_allowlist (not on the allowlist)", () => {
+  const sha = "cd".repeat(32);
+  const r: KernelRecord = {
+    ...proc,
+    kind: "file_block",
+    ktimeNs: 1,
+    ino: 7,
+    dev: 8,
+    ruleFlags: AEGIS_RULE_DENY,
+    path: "/tmp/x",
+    action: AEGIS_ACT_BLOCK,
+    hook: AEGIS_HOOK_BPRM_HASH,
+    ruleId: 4,
+    sha256: sha,
+  };
+  const d = recordToEvent(r);
+  deepStrictEqual([d.hook, d.rule_type, d.sha256, d.rule_id], ["bprm_check_hash", "hash", sha, 4]);
+  const u = recordToEvent({ ...r, ruleFlags: AEGIS_RULE_UNLISTED, ruleId: 0 });
+  deepStrictEqual([u.rule_type, u.sha256, u.rule_id], ["hash_allowlist", sha, 0]);
+  // a file block of another rule names no rule_type
+  strictEqual(recordToEvent({ ...r, sha256: undefined }).rule_type, undefined);
 });
 
 Deno.test("json: network block type follows the hook; rule_type is named", () => {

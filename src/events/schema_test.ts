@@ -9,11 +9,13 @@ import {
   AEGIS_ACT_AUDIT,
   AEGIS_ACT_BLOCK,
   AEGIS_GUARD_LINK_PIN,
+  AEGIS_HOOK_BPRM_HASH,
   AEGIS_HOOK_INODE_PERMISSION,
   AEGIS_HOOK_PTRACE,
   AEGIS_HOOK_SELF_UNLINK,
   AEGIS_HOOK_SOCKET_BIND,
   AEGIS_RT_PTRACE,
+  AEGIS_RULE_UNLISTED,
   AEGIS_TAMPER_UNLINK,
 } from "../bpf/abi_gen.ts";
 import { stateChangeEvent } from "../posture/state.ts";
@@ -62,6 +64,20 @@ Deno.test("EventLine: every kind of event the agent builds parses, read back fro
       action: AEGIS_ACT_AUDIT,
       hook: AEGIS_HOOK_INODE_PERMISSION,
       ruleId: 9,
+    }),
+    // an exec not on the allowlist (allow_binary_hash): rule_type hash_allowlist
+    recordToEvent({
+      ...proc,
+      kind: "file_block",
+      ktimeNs: 1,
+      ino: 3,
+      dev: 4,
+      ruleFlags: AEGIS_RULE_UNLISTED,
+      path: "/tmp/tool",
+      action: AEGIS_ACT_BLOCK,
+      hook: AEGIS_HOOK_BPRM_HASH,
+      ruleId: 0,
+      sha256: "0".repeat(64),
     }),
     recordToEvent({
       ...proc,

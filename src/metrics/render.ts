@@ -638,7 +638,8 @@ export async function renderMetrics(src: MetricsSources, opts: RenderOptions): P
     x.declare(
       "aegisbpf_exec_hash_unknown_total",
       "counter",
-      "Execs the deny_binary_hash program could not hash (no SHA-256 from IMA): allowed, unnamed.",
+      "Execs the exec-hash program could not hash (no SHA-256 from IMA): allowed, unnamed; " +
+        "denied under an [allow_binary_hash] allowlist.",
     );
     x.declare("aegisbpf_ringbuf_drops_per_cpu_total", "counter", "Ring-buffer drops per CPU.");
     x.sample("aegisbpf_survival_allow_total", counters.sumU64(AEGIS_CNT_SURVIVAL_ALLOW));

@@ -2,8 +2,10 @@ import { deepStrictEqual, match, ok, rejects, strictEqual, throws } from "node:a
 import {
   ABI_LAYOUT,
   AEGIS_CFG_GENERATION,
+  AEGIS_POL_EXEC_ALLOWLIST,
   AEGIS_POL_EXEC_HASH,
   AEGIS_RT_INODE,
+  AEGIS_RULE_ALLOW,
   AEGIS_RULE_DENY,
 } from "../bpf/abi_gen.ts";
 import { hashKey, inodeKey, policyValue, ruleValue, u32Key } from "../bpf/rule_codec.ts";
@@ -543,4 +545,34 @@ Deno.test("applyPolicyBytes + restore: deny_binary_hash lands in aegis_deny_hash
   const g2 = Number(fm.get("aegis_config").sumU64(AEGIS_CFG_GENERATION));
   const f2 = new DataView(fm.get("aegis_policy").lookup(u32Key(g2))!.buffer).getUint32(0, true);
   strictEqual(f2 & AEGIS_POL_EXEC_HASH, 0);
+});
+
+Deno.test("applyPolicyBytes: an allowlist (allow_binary_hash) is accepted: ALLOW entries and the allowlist switch", async () => {
+  const dir = Deno.makeTempDirSync();
+  try {
+    const { fm, deps } = pipeline(dir);
+    const allowed = "cd".repeat(32);
+    const denied = "ef".repeat(32);
+    const text =
+      `version=3\n[deny_binary_hash]\nsha256:${denied}\n[allow_binary_hash]\nsha256:${allowed}\n`;
+    await applyPolicyBytes(deps, { file: "a", bytes: enc(text) });
+    const gen = Number(fm.get("aegis_config").sumU64(AEGIS_CFG_GENERATION));
+    const m = fm.get("aegis_deny_hash");
+    const flagOf = (sha: string) =>
+      new DataView(m.lookup(hashKey(sha, gen))!.buffer).getUint16(4, true);
+    strictEqual(flagOf(allowed), AEGIS_RULE_ALLOW);
+    strictEqual(flagOf(denied), AEGIS_RULE_DENY);
+    const flags = new DataView(fm.get("aegis_policy").lookup(u32Key(gen))!.buffer)
+      .getUint32(0, true);
+    strictEqual(flags & AEGIS_POL_EXEC_ALLOWLIST, AEGIS_POL_EXEC_ALLOWLIST);
+    strictEqual(flags & AEGIS_POL_EXEC_HASH, AEGIS_POL_EXEC_HASH);
+    // dropped again: no entry, no switch
+    await applyPolicyBytes(deps, { file: "b", bytes: enc("version=3\n[deny_comm]\nnc\n") });
+    strictEqual(m.keys().length, 0);
+    const g2 = Number(fm.get("aegis_config").sumU64(AEGIS_CFG_GENERATION));
+    const f2 = new DataView(fm.get("aegis_policy").lookup(u32Key(g2))!.buffer).getUint32(0, true);
+    strictEqual(f2 & AEGIS_POL_EXEC_ALLOWLIST, 0);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
 });

@@ -12,6 +12,9 @@
  *   verified executables may still connect, others are blocked.
  * - deny_binary_hash: aegis_deny_hash keyed by the digest, under its own
  *   switch EXEC_HASH (only then does bpf/exec_hash.bpf.c hash a file).
+ * - allow_binary_hash: the same map, flag ALLOW (one lookup answers both
+ *   lists; the parser refuses a digest in both), under EXEC_ALLOWLIST: the
+ *   exec program then denies every content not listed (docs/policy.md).
  * - Policy switches: FILE/EXEC/NET/CGROUP_RULES when such entries exist,
  *   NET_TABLES and a bit per network table that holds rules,
  *   DENY_PTRACE/MODULE/BPF from the flag sections.
@@ -23,6 +26,7 @@ import {
   AEGIS_POL_DENY_BPF,
   AEGIS_POL_DENY_MODULE,
   AEGIS_POL_DENY_PTRACE,
+  AEGIS_POL_EXEC_ALLOWLIST,
   AEGIS_POL_EXEC_HASH,
   AEGIS_POL_EXEC_RULES,
   AEGIS_POL_FILE_RULES,
@@ -38,6 +42,7 @@ import {
   AEGIS_RT_IP,
   AEGIS_RT_IP_PORT,
   AEGIS_RT_PORT,
+  AEGIS_RULE_ALLOW,
   AEGIS_RULE_DENY,
   AEGIS_RULE_PROTECT,
 } from "../bpf/abi_gen.ts";
@@ -159,16 +164,21 @@ export function compilePolicy(policy: Policy, env: CompileEnv): CompileResult {
   }
   if (policy.denyComm.length > 0) flags |= AEGIS_POL_EXEC_RULES;
 
-  // --- exec: content (deny_binary_hash) ----------------------------------------
-  // its own switch: the sleepable program hashes only when it is set
-  for (const e of policy.denyBinaryHash) {
-    entries.push({
-      map: "aegis_deny_hash",
-      key: (gen) => hashKey(e.sha256, gen),
-      value: ruleValue(e.line, AEGIS_RULE_DENY, AEGIS_RT_HASH),
-    });
-  }
+  // --- exec: content (deny_binary_hash, allow_binary_hash) --------------------
+  // their own switches: the sleepable program hashes only when one is set
+  const hashes = (list: typeof policy.denyBinaryHash, flag: number) => {
+    for (const e of list) {
+      entries.push({
+        map: "aegis_deny_hash",
+        key: (gen) => hashKey(e.sha256, gen),
+        value: ruleValue(e.line, flag, AEGIS_RT_HASH),
+      });
+    }
+  };
+  hashes(policy.denyBinaryHash, AEGIS_RULE_DENY);
+  hashes(policy.allowBinaryHash, AEGIS_RULE_ALLOW);
   if (policy.denyBinaryHash.length > 0) flags |= AEGIS_POL_EXEC_HASH;
+  if (policy.allowBinaryHash.length > 0) flags |= AEGIS_POL_EXEC_ALLOWLIST;
 
   // --- network ---------------------------------------------------------------
   const netFlag = policy.protectConnect?.enabled ? AEGIS_RULE_PROTECT : AEGIS_RULE_DENY;

@@ -2,6 +2,7 @@ import { deepStrictEqual, strictEqual } from "node:assert/strict";
 import {
   AEGIS_POL_CGROUP_RULES,
   AEGIS_POL_DENY_PTRACE,
+  AEGIS_POL_EXEC_ALLOWLIST,
   AEGIS_POL_EXEC_HASH,
   AEGIS_POL_EXEC_RULES,
   AEGIS_POL_FILE_RULES,
@@ -12,6 +13,7 @@ import {
   AEGIS_POL_NET_RULES,
   AEGIS_POL_NET_TABLES,
   AEGIS_RT_HASH,
+  AEGIS_RULE_ALLOW,
   AEGIS_RULE_DENY,
   AEGIS_RULE_PROTECT,
 } from "../bpf/abi_gen.ts";
@@ -135,6 +137,40 @@ Deno.test("compile: deny_binary_hash → aegis_deny_hash (digest bytes, generati
   strictEqual(v.getUint16(6, true), AEGIS_RT_HASH);
   // no hash rule: the switch stays off (the sleepable program hashes nothing)
   strictEqual(compilePolicy(emptyPolicy(3), env).compiled.flags & AEGIS_POL_EXEC_HASH, 0);
+});
+
+Deno.test("compile: allow_binary_hash → aegis_deny_hash with ALLOW, the allowlist switch", () => {
+  const allowed = "0a".repeat(32);
+  const denied = "d0".repeat(32);
+  const only = compilePolicy({
+    ...emptyPolicy(3),
+    allowBinaryHash: [{ sha256: allowed, line: 4 }],
+  }, env).compiled;
+  strictEqual(only.flags, AEGIS_POL_EXEC_ALLOWLIST | AEGIS_POL_NET_TABLES, "no deny-list switch");
+  deepStrictEqual(only.entries.map((e) => e.map), ["aegis_deny_hash"]);
+  deepStrictEqual(only.entries[0].key(0), hashKey(allowed, 0));
+  const v = new DataView(only.entries[0].value.buffer);
+  strictEqual(v.getUint32(0, true), 4, "rule id = line");
+  strictEqual(flagsOf(only.entries[0].value), AEGIS_RULE_ALLOW);
+  strictEqual(v.getUint16(6, true), AEGIS_RT_HASH);
+  // both lists: one map, each entry with its own flag, both switches
+  const both = compilePolicy({
+    ...emptyPolicy(3),
+    denyBinaryHash: [{ sha256: denied, line: 3 }],
+    allowBinaryHash: [{ sha256: allowed, line: 5 }],
+  }, env).compiled;
+  strictEqual(
+    both.flags,
+    AEGIS_POL_EXEC_HASH | AEGIS_POL_EXEC_ALLOWLIST | AEGIS_POL_NET_TABLES,
+  );
+  deepStrictEqual(
+    both.entries.map((e) => [e.map, flagsOf(e.value)]),
+    [["aegis_deny_hash", AEGIS_RULE_DENY], ["aegis_deny_hash", AEGIS_RULE_ALLOW]],
+  );
+  deepStrictEqual(both.entries[0].key(1), hashKey(denied, 1));
+  deepStrictEqual(both.entries[1].key(1), hashKey(allowed, 1));
+  // an empty allowlist sets no switch (no allowlist mode)
+  strictEqual(compilePolicy(emptyPolicy(3), env).compiled.flags & AEGIS_POL_EXEC_ALLOWLIST, 0);
 });
 
 Deno.test("hashKey: refuses anything but 64 hex digits", () => {

@@ -1,7 +1,8 @@
 /**
  * The file and exec decisions, replayed (src/policy/decide.ts): the file
- * hooks' aegis_inode_match (bpf/lib/inode.h) and bprm_check_security's
- * binary and comm checks (bpf/exec.bpf.c).
+ * hooks' aegis_inode_match (bpf/lib/inode.h), bprm_check_security's
+ * binary and comm checks (bpf/exec.bpf.c) and the content checks of
+ * bpf/exec_hash.bpf.c (deny_binary_hash, allow_binary_hash).
  *
  * @module
  */
@@ -157,6 +158,9 @@ export function fileDecision(
   };
 }
 
+/** The digest of a hash block record whose file had no SHA-256 (unknown identity). */
+export const NO_SHA256 = "0".repeat(64);
+
 /** Hooks of an executable mapping of a file by content (bpf/exec_hash.bpf.c). */
 export const MAPPING_HASH_HOOKS: ReadonlySet<string> = new Set(["mmap_file_hash"]);
 
@@ -183,7 +187,7 @@ export function execDecision(
   }
   let hook = ev.hook === "exec" ? "bprm_check_security" : ev.hook;
   const hashes = rs.hashes.size > 0;
-  if (!rs.hasFileRules && !rs.hasCommRules && !hashes) {
+  if (!rs.hasFileRules && !rs.hasCommRules && !hashes && !rs.allowlist) {
     c.add(
       "exec rules",
       "skipped",
@@ -258,6 +262,47 @@ export function execDecision(
         v ? `sha256:${ev.sha256}: ${describe(v.ref)}` : `no rule for sha256:${ev.sha256}`,
         v?.ref,
       );
+    }
+  }
+  // allow_binary_hash (the exec program only, not the mappings): the same
+  // lookup; a content not listed, or a file with no SHA-256, is denied
+  if (!r && rs.allowlist && !mapping) {
+    const al = rs.allowlist;
+    let unlisted: boolean;
+    if (ev.sha256 === null) {
+      unlisted = !ask("allowlisted", {
+        unknown: "the event does not carry the executed file's SHA-256; the policy has an " +
+          "[allow_binary_hash] allowlist",
+      });
+      c.add(
+        "allow_binary_hash",
+        "unknown",
+        `the executed content is not known: assumed ${unlisted ? "not " : ""}on the allowlist`,
+      );
+    } else if (ev.sha256 === NO_SHA256 && ev.unlisted) {
+      unlisted = true;
+      c.add(
+        "allow_binary_hash",
+        "match",
+        "the file had no SHA-256 (unknown identity): not on the allowlist, denied (fail closed)",
+        al,
+      );
+    } else {
+      const listed = rs.allowHashes.get(ev.sha256);
+      unlisted = !listed;
+      c.add(
+        "allow_binary_hash",
+        listed ? "no_match" : "match",
+        listed
+          ? `sha256:${ev.sha256} is listed: ${describe(listed)}`
+          : `sha256:${ev.sha256} is not on the allowlist: ${describe(al)}`,
+        listed ?? al,
+      );
+    }
+    if (unlisted) {
+      r = { deny: true, protect: false, ref: al, merged: [] };
+      ruleType = "hash_allowlist";
+      hook = "bprm_check_hash";
     }
   }
   if (!r) {

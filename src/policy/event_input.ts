@@ -67,8 +67,10 @@ export const FileBlock = Proc.extend({
   ino: U64,
   dev: z.number().int().min(0).max(0xffffffff),
   path: z.string().max(4096).nullable().optional(),
-  /** deny_binary_hash records: the executed file's SHA-256 */
+  /** hash block records: the executed file's SHA-256 */
   sha256: z.string().regex(/^[0-9a-f]{64}$/).optional(),
+  /** hash block records: "hash" (deny_binary_hash) or "hash_allowlist" (not on the allowlist) */
+  rule_type: z.string().max(16).optional(),
 });
 
 export const NetBlock = Proc.extend({
@@ -135,6 +137,7 @@ export function fastFileBlock(o: Obj): z.infer<typeof FileBlock> | null {
   if (o.sha256 !== undefined && !(typeof o.sha256 === "string" && SHA256_HEX.test(o.sha256))) {
     return null;
   }
+  if (!optStr(o.rule_type, 16)) return null;
   return {
     ...p,
     action: o.action,
@@ -144,6 +147,7 @@ export function fastFileBlock(o: Obj): z.infer<typeof FileBlock> | null {
     dev: o.dev,
     path: o.path as string | null | undefined,
     ...(o.sha256 !== undefined ? { sha256: o.sha256 as string } : {}),
+    ...(o.rule_type !== undefined ? { rule_type: o.rule_type as string } : {}),
   };
 }
 
@@ -214,8 +218,13 @@ export type ReplayEvent =
       ino: string | null;
       /** bprm->filename, or the comm for a comm rule's record; null for an exec event */
       path: string | null;
-      /** the executed file's SHA-256 (a deny_binary_hash record); null when not known */
+      /** the executed file's SHA-256 (a hash block record); null when not known */
       sha256: string | null;
+      /**
+       * a record of a content not on the allowlist (rule_type "hash_allowlist",
+       * rule id 0); its sha256 is all zero when the file had no SHA-256
+       */
+      unlisted: boolean;
     }
     | {
       surface: "net";
@@ -318,6 +327,7 @@ export function eventFromJson(v: unknown, line: number): EventParse {
         ino: null,
         path: null,
         sha256: null,
+        unlisted: false,
       },
     };
   }
@@ -338,7 +348,12 @@ export function eventFromJson(v: unknown, line: number): EventParse {
     return {
       ok: true,
       event: EXEC_HOOKS.has(d.hook)
-        ? { ...f, surface: "exec", sha256: d.sha256 ?? null }
+        ? {
+          ...f,
+          surface: "exec",
+          sha256: d.sha256 ?? null,
+          unlisted: d.rule_type === "hash_allowlist",
+        }
         : { ...f, surface: "file" },
     };
   }

@@ -57,7 +57,7 @@ export function eventSummary(ev: ReplayEvent): string {
         ? `exec of comm ${JSON.stringify(ev.comm)} by ${who}`
         : `exec of ${ev.path ?? "?"} (inode ${ev.dev}:${ev.ino}${
           ev.sha256 ? `, sha256:${ev.sha256}` : ""
-        }) by ${who}`;
+        }${ev.unlisted ? ", not on the allowlist" : ""}) by ${who}`;
     case "net": {
       const a = ev.family === 4 ? [...ev.addr].join(".") : hex6(ev.addr);
       const p = ev.proto === 6 ? "tcp" : ev.proto === 17 ? "udp" : `proto ${ev.proto}`;
@@ -125,6 +125,21 @@ function recordedRule(
         ? `the switch [${section}] (${ref.file}:${ref.line})`
         : `[${section}] is off in ${rs.source.policy ?? "the rules"} now: the rule that ` +
           "blocked this no longer exists",
+    };
+  }
+  if (ev.surface === "exec" && ev.unlisted) {
+    // allow_binary_hash: rule id 0 names the allowlist as a whole
+    const al = rs.allowlist;
+    return {
+      id,
+      kind: "flag",
+      exists: al !== null,
+      rules: al ? [al] : [],
+      message: al
+        ? `not on the allowlist: the content is not in [allow_binary_hash] (${al.file}:${al.line}, ` +
+          `${rs.allowHashes.size} listed)`
+        : `[allow_binary_hash] is empty or absent in ${rs.source.policy ?? "the rules"} now: ` +
+          "the allowlist that blocked this no longer exists",
     };
   }
   const all = byId.get(id) ?? [];

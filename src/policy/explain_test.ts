@@ -131,3 +131,74 @@ Deno.test("explain: an executable mapping by content (ld.so, dlopen) is decided 
     ok(!other.decision.chain.some((s) => s.step === "deny_comm"), JSON.stringify(other.decision));
   }
 });
+
+Deno.test("explain: an allow_binary_hash record (not on the allowlist) is explained; a listed content is not denied by it", () => {
+  const listed = "a1".repeat(32);
+  const other = "b2".repeat(32);
+  const rs = rules(V + `[allow_binary_hash]\nsha256:${listed}\n`);
+  const unlisted = (digest: string, extra: Record<string, unknown> = {}) =>
+    fileBlock(557, {
+      hook: "bprm_check_hash",
+      path: "/tmp/unknown-tool",
+      rule_id: 0,
+      rule_type: "hash_allowlist",
+      sha256: digest,
+      ...extra,
+    });
+  const x = explainEvent(rs, unlisted(other));
+  strictEqual(x.event.surface, "exec");
+  ok(x.event.summary.includes("not on the allowlist"), x.event.summary);
+  deepStrictEqual([x.recorded_rule.kind, x.recorded_rule.exists, x.agrees], ["flag", true, true]);
+  ok(
+    /^not on the allowlist: .*p\.conf:3, 1 listed/.test(x.recorded_rule.message),
+    x.recorded_rule.message,
+  );
+  deepStrictEqual([x.decision.outcome, x.decision.rule_type, x.decision.hook], [
+    "block",
+    "hash_allowlist",
+    "bprm_check_hash",
+  ]);
+  const step = x.decision.chain.find((s) => s.step === "allow_binary_hash");
+  strictEqual(step?.result, "match");
+  ok(/is not on the allowlist/.test(step!.detail), step!.detail);
+  ok(x.decision.enforce.startsWith("denied"), x.decision.enforce);
+  ok(x.decision.audit.includes("AUDIT"), x.decision.audit);
+
+  // unknown identity (sha256 all zero): denied, fail closed
+  const u = explainEvent(rs, unlisted("0".repeat(64)));
+  deepStrictEqual([u.decision.outcome, u.agrees], ["block", true]);
+  ok(u.decision.chain.some((s) => /unknown identity/.test(s.detail)), JSON.stringify(u.decision));
+
+  // the content listed since: the rules now let it run
+  const now = explainEvent(
+    rules(V + `[allow_binary_hash]\nsha256:${listed}\nsha256:${other}\n`),
+    unlisted(other),
+  );
+  deepStrictEqual([now.decision.outcome, now.agrees], ["no_match", false]);
+  ok(now.notes.some((n) => /would be allowed/.test(n)), JSON.stringify(now.notes));
+
+  // no allowlist any more: said plainly
+  const gone = explainEvent(rules(V + "[deny_path]\n/usr/bin/nc\n"), unlisted(other));
+  strictEqual(gone.recorded_rule.exists, false);
+  ok(/allowlist that blocked this no longer exists/.test(gone.recorded_rule.message));
+
+  // a denied content that is also unlisted: the deny rule decides (its line)
+  const both = rules(
+    V + `[deny_binary_hash]\nsha256:${other}\n[allow_binary_hash]\nsha256:${listed}\n`,
+  );
+  const d = explainEvent(
+    both,
+    unlisted(other, { rule_id: 3, rule_type: "hash" }),
+  );
+  deepStrictEqual([d.decision.outcome, d.decision.rule_type, d.agrees], ["block", "hash", true]);
+
+  // the mapping hooks keep only the deny list: no allowlist decision there
+  const m = explainEvent(rs, unlisted(other, { hook: "mmap_file_hash" }));
+  strictEqual(m.decision.outcome, "no_match");
+  ok(!m.decision.chain.some((s) => s.step === "allow_binary_hash"));
+
+  // an exec event (no digest) under an allowlist: depends on the content
+  const e = explainEvent(rs, ev({ type: "exec", comm: "tool", cgroup_path: "/x" }));
+  strictEqual(e.decision.outcome, "undetermined");
+  ok(e.decision.unknown.some((k) => k.fact === "allowlisted"), JSON.stringify(e.decision.unknown));
+});

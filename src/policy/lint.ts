@@ -43,6 +43,7 @@ function entryText(field: ListField, e: any): string {
     case "denyComm":
       return e.comm;
     case "denyBinaryHash":
+    case "allowBinaryHash":
       return `sha256:${e.sha256}`;
     case "cgroupDenyInode":
       return `${cgText(e.cgroup)} ${e.dev}:${e.ino}`;

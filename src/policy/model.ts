@@ -83,8 +83,9 @@ export const IpPortEntry = z.object({
 export type IpPortEntry = z.infer<typeof IpPortEntry>;
 
 /**
- * `sha256:<64 hex>` (deny_binary_hash, version 3): a file's content. Kept
- * as the 64 lower-case hex digits (the C++ parser lower-cases too).
+ * `sha256:<64 hex>` (deny_binary_hash and allow_binary_hash, version 3): a
+ * file's content. Kept as the 64 lower-case hex digits (the C++ parser
+ * lower-cases too).
  */
 export const HashEntry = z.object({ sha256: z.string().regex(/^[0-9a-f]{64}$/), line });
 export type HashEntry = z.infer<typeof HashEntry>;
@@ -138,6 +139,7 @@ export const Policy = z.object({
   denyIpPort: z.array(IpPortEntry),
   denyComm: z.array(CommEntry),
   denyBinaryHash: z.array(HashEntry),
+  allowBinaryHash: z.array(HashEntry),
   denyPtrace: Flag,
   denyModuleLoad: Flag,
   denyBpf: Flag,
@@ -206,7 +208,7 @@ export const SECTIONS: readonly SectionInfo[] = [
   { name: "deny_module_load", minVersion: 1, field: "denyModuleLoad", kind: "flag" },
   { name: "deny_bpf", minVersion: 1, field: "denyBpf", kind: "flag" },
   { name: "deny_binary_hash", minVersion: 3, field: "denyBinaryHash", kind: "hash" },
-  { name: "allow_binary_hash", minVersion: 3, field: null, kind: null },
+  { name: "allow_binary_hash", minVersion: 3, field: "allowBinaryHash", kind: "hash" },
   { name: "scan_paths", minVersion: 1, field: null, kind: null },
   { name: "protect_path", minVersion: 4, field: "protectPath", kind: "path" },
   { name: "protect_connect", minVersion: 4, field: "protectConnect", kind: "flag" },
@@ -233,6 +235,7 @@ export function emptyPolicy(version: number): Policy {
     denyIpPort: [],
     denyComm: [],
     denyBinaryHash: [],
+    allowBinaryHash: [],
     denyPtrace: null,
     denyModuleLoad: null,
     denyBpf: null,

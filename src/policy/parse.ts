@@ -522,6 +522,20 @@ export function parsePolicy(input: string | Uint8Array, file: string): ParseResu
     }
   }
 
+  // a content both allowed and denied: the operator must say which
+  if (policy.allowBinaryHash.length > 0 && policy.denyBinaryHash.length > 0) {
+    const denied = new Map<string, number>();
+    for (const e of policy.denyBinaryHash) if (!denied.has(e.sha256)) denied.set(e.sha256, e.line);
+    for (const e of policy.allowBinaryHash) {
+      const d = denied.get(e.sha256);
+      if (d === undefined) continue;
+      err(
+        e.line,
+        `[allow_binary_hash] sha256:${e.sha256} is also in [deny_binary_hash] at line ${d}; ` +
+          "a content is either allowed or denied: remove one of the two lines",
+      );
+    }
+  }
   if (
     version === undefined && !versionBad && !missingVersionReported &&
     errors.every((e) => e.line !== 0)
@@ -600,7 +614,10 @@ export function parsePolicy(input: string | Uint8Array, file: string): ParseResu
         policy.denyComm.push({ comm: text, line });
         return;
       case "hash":
-        policy.denyBinaryHash.push({ sha256: parseSha256(text), line });
+        policy[c.info.field as "denyBinaryHash" | "allowBinaryHash"].push({
+          sha256: parseSha256(text),
+          line,
+        });
         return;
       case "flag": {
         const f = c.info.field as "denyPtrace" | "denyModuleLoad" | "denyBpf" | "protectConnect";

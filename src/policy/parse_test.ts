@@ -101,18 +101,19 @@ off
   assert.deepEqual(p.denyBpf, { enabled: false, line: 20 });
 });
 
-Deno.test("v3: v1/v2 sections still parse; deny_binary_hash parses; the other hash sections are 'not supported by this version'", () => {
+Deno.test("v3: v1/v2 sections still parse; deny_binary_hash and allow_binary_hash parse; scan_paths is 'not supported by this version'", () => {
   const p = ok("version=3\n[deny_path]\n/opt/miner\n[deny_port]\n3333\n");
   assert.equal(p.version, 3);
-  const h = ok("version=3\n[deny_binary_hash]\nsha256:" + "a".repeat(64) + "\n");
+  const h = ok(
+    "version=3\n[deny_binary_hash]\nsha256:" + "a".repeat(64) + "\n[allow_binary_hash]\nsha256:" +
+      "B".repeat(64) + "\n",
+  );
   assert.deepEqual(h.denyBinaryHash, [{ sha256: "a".repeat(64), line: 3 }]);
+  assert.deepEqual(h.allowBinaryHash, [{ sha256: "b".repeat(64), line: 5 }]);
   bad(
     "version=3\n[deny_binary_hash]\nsha256:" + "a".repeat(64) +
       "\n[allow_binary_hash]\n[scan_paths]\n/usr/bin\n",
-    [[4, "[allow_binary_hash] is not supported by this version"], [
-      5,
-      "[scan_paths] is not supported by this version",
-    ]],
+    [[5, "[scan_paths] is not supported by this version"]],
   );
 });
 
@@ -174,6 +175,78 @@ Deno.test("deny_binary_hash: duplicates (either case) warn like other sections a
   assert.equal(
     formatPolicy(dedupePolicy(r.policy!)),
     `version=3\n\n[deny_binary_hash]\nsha256:${HEX}\n`,
+  );
+});
+
+Deno.test("allow_binary_hash: version 3, the digest rules of deny_binary_hash, errors at file:line", () => {
+  const p = ok(`version=3\n[allow_binary_hash]\n  sha256:${HEX.toUpperCase()}  \n`);
+  assert.deepEqual(p.allowBinaryHash, [{ sha256: HEX, line: 3 }]);
+  assert.deepEqual(p.denyBinaryHash, []);
+  // the version rule: entries need 3; an empty section is accepted
+  bad(`version=2\n[allow_binary_hash]\nsha256:${HEX}\n`, [[
+    3,
+    "section [allow_binary_hash] needs version=3 or later",
+  ]]);
+  assert.deepEqual(ok("version=1\n[allow_binary_hash]\n").allowBinaryHash, []);
+  // bad digests, Object.prototype names included: refused as bad digests
+  bad(
+    [
+      "version=3",
+      "[allow_binary_hash]",
+      "__proto__",
+      "constructor",
+      "sha256:__proto__",
+      "sha256:constructor",
+      `sha256:${HEX.slice(2)}`,
+      `sha256:${HEX.slice(1)}z`,
+      "",
+    ].join("\n"),
+    [
+      [3, '[allow_binary_hash] Invalid hash "__proto__"'],
+      [4, '[allow_binary_hash] Invalid hash "constructor"'],
+      [5, "has 9 characters"],
+      [6, "has 11 characters"],
+      [7, "has 62 characters"],
+      [8, "not a hex digit"],
+    ],
+  );
+  const r = parsePolicy(`version=3\n[allow_binary_hash]\nsha256:${"0".repeat(63)}\n`, F);
+  assert.equal(r.policy, undefined);
+  assert.ok(formatIssue(r.errors[0]).startsWith(`${F}:3: [allow_binary_hash] Invalid hash`));
+});
+
+Deno.test("allow_binary_hash: a digest both allowed and denied is an error naming both lines", () => {
+  const other = "f".repeat(64);
+  const r = parsePolicy(
+    [
+      "version=3",
+      "[deny_binary_hash]",
+      `sha256:${HEX}`,
+      `sha256:${other}`,
+      "[allow_binary_hash]",
+      `sha256:${"e".repeat(64)}`,
+      `sha256:${HEX.toUpperCase()}`, // the same content in another case
+      "",
+    ].join("\n"),
+    F,
+  );
+  assert.equal(r.policy, undefined);
+  assert.deepEqual(r.errors.map(formatIssue), [
+    `${F}:7: [allow_binary_hash] sha256:${HEX} is also in [deny_binary_hash] at line 3; ` +
+    "a content is either allowed or denied: remove one of the two lines",
+  ]);
+  // distinct contents in both lists: accepted; duplicates inside the allowlist warn
+  const d = parsePolicy(
+    `version=3\n[deny_binary_hash]\nsha256:${other}\n[allow_binary_hash]\nsha256:${HEX}\nsha256:${HEX}\n`,
+    F,
+  );
+  assert.deepEqual(d.errors, []);
+  assert.deepEqual(d.warnings.map(formatIssue), [
+    `${F}:6: [allow_binary_hash] duplicate entry "sha256:${HEX}" (first at line 5)`,
+  ]);
+  assert.equal(
+    formatPolicy(dedupePolicy(d.policy!)),
+    `version=3\n\n[deny_binary_hash]\nsha256:${other}\n\n[allow_binary_hash]\nsha256:${HEX}\n`,
   );
 });
 
@@ -459,6 +532,8 @@ const WORD_CASES: [string, string, string][] = [
   ["deny_ip_port", "[2001:db8::1]:443:W", "protocol"],
   ["deny_binary_hash", "W", "Invalid hash"],
   ["deny_binary_hash", "sha256:W", "Invalid hash"],
+  ["allow_binary_hash", "W", "Invalid hash"],
+  ["allow_binary_hash", "sha256:W", "Invalid hash"],
   ["deny_ptrace", "W", "is not a flag value"],
   ["deny_module_load", "W", "is not a flag value"],
   ["deny_bpf", "W", "is not a flag value"],

@@ -111,6 +111,14 @@ export interface RuleSet {
   comms: Map<string, RuleVal>;
   /** deny_binary_hash: 64 lower-case hex digits → rule */
   hashes: Map<string, RuleVal>;
+  /** allow_binary_hash: 64 lower-case hex digits → its line */
+  allowHashes: Map<string, RuleRef>;
+  /**
+   * allowlist mode (a non-empty allow_binary_hash): what a "not on the
+   * allowlist" record names (rule id 0, the section's first entry); null
+   * without an allowlist
+   */
+  allowlist: RuleRef | null;
   ips: Map<string, RuleVal>;
   cidr4: CidrTable;
   cidr6: CidrTable;
@@ -138,6 +146,8 @@ export function emptyRuleSet(): RuleSet {
     paths: new Map(),
     comms: new Map(),
     hashes: new Map(),
+    allowHashes: new Map(),
+    allowlist: null,
     ips: new Map(),
     cidr4: { prefixes: [], byPrefix: new Map() },
     cidr6: { prefixes: [], byPrefix: new Map() },
@@ -262,6 +272,18 @@ export function ruleSetFromPolicy(policy: Policy, file: string, env: CompileEnv)
       ref: ref("deny_binary_hash", e.line, `sha256:${e.sha256}`),
       merged: [],
     });
+  }
+  for (const e of policy.allowBinaryHash) {
+    if (!rs.allowHashes.has(e.sha256)) {
+      rs.allowHashes.set(e.sha256, ref("allow_binary_hash", e.line, `sha256:${e.sha256}`));
+    }
+  }
+  if (policy.allowBinaryHash.length > 0) {
+    const first = policy.allowBinaryHash[0].line;
+    rs.allowlist = {
+      ...ref("allow_binary_hash", first, `any content not listed (${rs.allowHashes.size} listed)`),
+      id: 0,
+    };
   }
 
   // --- network: protect-only under protect_connect -------------------------

@@ -46,7 +46,7 @@ const ROWS: Row[] = [
   { section: "cgroup_deny_ip", min: 6, entry: "cgid:99 10.9.9.9", supported: true },
   { section: "cgroup_deny_port", min: 6, entry: "cgid:99 6379:tcp", supported: true },
   { section: "deny_binary_hash", min: 3, entry: HASH, supported: true },
-  { section: "allow_binary_hash", min: 3, entry: HASH, supported: false },
+  { section: "allow_binary_hash", min: 3, entry: "sha256:" + "cd".repeat(32), supported: true },
   { section: "scan_paths", min: 1, entry: "/usr/bin", supported: false },
   { section: "protect_runtime_deps", min: 4, entry: null, supported: false },
   { section: "trusted_exec_hash", min: 5, entry: HASH, supported: false },

@@ -126,7 +126,7 @@ export function enforceBlockers(
       });
     }
   }
-  // verified-exec hooks (protect rules) and the content identity (deny_binary_hash)
+  // verified-exec hooks (protect rules) and the content identity (deny/allow_binary_hash)
   const identity: string[] = [];
   const remedies: string[] = [];
   if (needs.exec_identity && p.exec_identity_hooks !== true) {
@@ -143,13 +143,17 @@ export function enforceBlockers(
   }
   const content = needs.exec_content ? execIdentity(p, attachedSections) : null;
   if (content?.source === "none") {
+    const sections = needs.exec_allowlist
+      ? "an [allow_binary_hash] allowlist (not enforced: only listed contents should exec)"
+      : "[deny_binary_hash] rules";
     identity.push(
-      `the policy has [deny_binary_hash] rules, but no source gives the content (SHA-256) ` +
+      `the policy has ${sections}, but no source gives the content (SHA-256) ` +
         `of executed files: ${content.reason}`,
     );
     remedies.push(
       "use a kernel >= 5.18 with CONFIG_BPF_LSM and CONFIG_IMA (bpf_ima_file_hash from a " +
-        "sleepable LSM program), or remove [deny_binary_hash] from the policy",
+        "sleepable LSM program), or remove [deny_binary_hash] and [allow_binary_hash] from " +
+        "the policy",
     );
   }
   if (identity.length > 0) {

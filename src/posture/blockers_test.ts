@@ -96,6 +96,7 @@ Deno.test("policy needs: network, exec identity, runtime deps, IMA appraisal", a
     network: true,
     exec_identity: true,
     exec_content: true,
+    exec_allowlist: true,
     exec_runtime_deps: true,
     ima_appraisal: true,
   };
@@ -153,4 +154,17 @@ Deno.test("deny_binary_hash needs a content identity source: predicted, then the
   strictEqual(execIdentity(noHelper, null).source, "none");
   // the same kernel without hash rules: nothing to block
   eq(enforceBlockers(noHelper, NO_NEEDS), []);
+});
+
+Deno.test("allow_binary_hash needs a content identity source like deny_binary_hash: the blocker says allowlist", async () => {
+  const needs = { ...NO_NEEDS, exec_content: true, exec_allowlist: true };
+  const full = await fixtureReport({ needs });
+  eq(enforceBlockers(full, needs), [], "predicted ima");
+  eq(enforceBlockers(full, needs, ["lsm/bprm_check_security", EXEC_HASH_SECTION]), []);
+  const notAttached = enforceBlockers(full, needs, ["lsm/bprm_check_security"]);
+  eq(codes(notAttached), ["EXEC_IDENTITY_UNAVAILABLE"]);
+  ok(notAttached[0].message.includes("[allow_binary_hash] allowlist"), notAttached[0].message);
+  ok(notAttached[0].remedy.includes("[allow_binary_hash]"), notAttached[0].remedy);
+  const noHelper = await fixtureReport({ needs, symbols: without("bpf_ima_file_hash") });
+  eq(codes(enforceBlockers(noHelper, needs)), ["EXEC_IDENTITY_UNAVAILABLE"]);
 });

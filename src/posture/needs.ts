@@ -12,8 +12,13 @@ export interface PolicyNeeds {
   network: boolean;
   /** protect rules (only verified executables may touch) → exec identity hooks */
   exec_identity: boolean;
-  /** deny_binary_hash → the content (SHA-256) of executed files: src/posture/exec_identity.ts */
+  /**
+   * deny_binary_hash or allow_binary_hash → the content (SHA-256) of
+   * executed files: src/posture/exec_identity.ts
+   */
   exec_content: boolean;
+  /** allow_binary_hash: allowlist mode (only listed contents may exec) */
+  exec_allowlist: boolean;
   /** rules on what an executable maps (shared libraries) → the mmap hook */
   exec_runtime_deps: boolean;
   /** rules that trust IMA hashes → IMA appraisal */
@@ -25,6 +30,7 @@ export const NO_NEEDS: PolicyNeeds = Object.freeze({
   network: false,
   exec_identity: false,
   exec_content: false,
+  exec_allowlist: false,
   exec_runtime_deps: false,
   ima_appraisal: false,
 });
@@ -33,7 +39,7 @@ const on = (f: Policy["denyPtrace"]) => f !== null && f.enabled;
 
 /**
  * The needs of a parsed policy. exec_runtime_deps and ima_appraisal stay
- * false: the sections that would need them (allow_binary_hash,
+ * false: the sections that would need them (protect_runtime_deps,
  * trusted_exec_hash, require_ima_appraisal) are refused by the parser of
  * this version.
  */
@@ -43,7 +49,8 @@ export function policyNeeds(p: Policy): PolicyNeeds {
       p.denyIpPort.length > 0 || p.cgroupDenyIp.length > 0 || p.cgroupDenyPort.length > 0 ||
       on(p.protectConnect),
     exec_identity: p.protectPath.length > 0 || on(p.protectConnect),
-    exec_content: p.denyBinaryHash.length > 0,
+    exec_content: p.denyBinaryHash.length > 0 || p.allowBinaryHash.length > 0,
+    exec_allowlist: p.allowBinaryHash.length > 0,
     exec_runtime_deps: false,
     ima_appraisal: false,
   };
@@ -65,6 +72,7 @@ export function policyRuleFacts(p: Policy): PolicyRuleFacts {
     cgroup_deny_inode_count: p.cgroupDenyInode.length,
     cgroup_deny_ip_count: p.cgroupDenyIp.length,
     cgroup_deny_port_count: p.cgroupDenyPort.length,
+    allow_binary_hash_count: p.allowBinaryHash.length,
     network_connect: p.denyIp.length > 0 || p.denyCidr.length > 0 || p.denyIpPort.length > 0 ||
       p.cgroupDenyIp.length > 0 || on(p.protectConnect) ||
       [...p.denyPort, ...p.cgroupDenyPort].some((e) => egress(e.dir)),

@@ -27,6 +27,13 @@ Deno.test("policyNeeds: network and protect sections, nothing else", () => {
     exec_content: true,
   });
   eq(policyNeeds(parse("version=3\n[deny_binary_hash]\n")), NO_NEEDS, "an empty section");
+  // an allowlist needs the content identity too, and says it is one
+  eq(policyNeeds(parse(`version=3\n[allow_binary_hash]\nsha256:${"b".repeat(64)}\n`)), {
+    ...NO_NEEDS,
+    exec_content: true,
+    exec_allowlist: true,
+  });
+  eq(policyNeeds(parse("version=3\n[allow_binary_hash]\n")), NO_NEEDS, "an empty allowlist");
 });
 
 Deno.test("policyRuleFacts: the C++ counts, and which network hooks the rules need", () => {
@@ -37,6 +44,7 @@ Deno.test("policyRuleFacts: the C++ counts, and which network hooks the rules ne
     cgroup_deny_inode_count: 0,
     cgroup_deny_ip_count: 0,
     cgroup_deny_port_count: 0,
+    allow_binary_hash_count: 0,
     network_connect: false,
     network_bind: false,
   });
@@ -50,6 +58,10 @@ Deno.test("policyRuleFacts: the C++ counts, and which network hooks the rules ne
     parse("version=2\n[deny_port]\n53:udp:both\n[deny_cidr]\n10.0.0.0/8\n"),
   );
   eq([both.network_rule_count, both.network_connect, both.network_bind], [2, true, true]);
+  const allow = policyRuleFacts(
+    parse(`version=3\n[allow_binary_hash]\nsha256:${"1".repeat(64)}\nsha256:${"2".repeat(64)}\n`),
+  );
+  eq(allow.allow_binary_hash_count, 2, "the real count of [allow_binary_hash] lines");
   const p = policyRuleFacts(parse("version=4\n[protect_path]\n/a\n/b\n[protect_connect]\n"));
   eq([p.protect_path_count, p.protect_connect, p.network_connect, p.network_rule_count], [
     2,
@@ -87,6 +99,7 @@ Deno.test("readAppliedPolicy: none, applied with hash and unresolved paths, bund
         cgroup_deny_inode_count: 0,
         cgroup_deny_ip_count: 0,
         cgroup_deny_port_count: 0,
+        allow_binary_hash_count: 0,
         network_connect: true,
         network_bind: false,
       },

@@ -210,7 +210,9 @@ export const CapabilitiesReport = z.object({
     protect_connect: z.boolean(),
     protect_runtime_deps: z.boolean().describe("always false: no such section in this agent"),
     require_ima_appraisal: z.boolean().describe("always false: no such section in this agent"),
-    allow_binary_hash_count: count.describe("always 0: no such section in this agent"),
+    allow_binary_hash_count: count.describe(
+      "[allow_binary_hash] lines: more than 0 = allowlist mode (only listed contents may exec)",
+    ),
     cgroup_deny_inode_count: count,
     cgroup_deny_ip_count: count,
     cgroup_deny_port_count: count,
@@ -221,7 +223,9 @@ export const CapabilitiesReport = z.object({
     network_connect_required: z.boolean(),
     network_bind_required: z.boolean(),
     exec_identity_required: z.boolean(),
-    exec_allowlist_required: z.boolean().describe("always false: no binary allowlist section"),
+    exec_allowlist_required: z.boolean().describe(
+      "the policy has a non-empty [allow_binary_hash] (exec allowlist by content)",
+    ),
     verified_exec_required: z.boolean(),
     verified_exec_runtime_deps_required: z.boolean(),
     ima_appraisal_required: z.boolean(),
@@ -240,7 +244,8 @@ export const CapabilitiesReport = z.object({
     ),
     runtime_deps_hook_attached: z.boolean().describe("always false: no mmap_file program"),
     source: z.enum(["ima", "none"]).describe(
-      "what gives the content (SHA-256) of an executed file for [deny_binary_hash]: ima = " +
+      "what gives the content (SHA-256) of an executed file for [deny_binary_hash] and " +
+        "[allow_binary_hash]: ima = " +
         "bpf_ima_file_hash from the sleepable lsm.s/bprm_check_security program (attached by " +
         "the running daemon; predicted from the probes without one); none = no source",
     ),
@@ -284,6 +289,8 @@ export interface PolicyRuleFacts {
   cgroup_deny_inode_count: number;
   cgroup_deny_ip_count: number;
   cgroup_deny_port_count: number;
+  /** [allow_binary_hash] lines (allowlist mode when > 0) */
+  allow_binary_hash_count: number;
   /** rules the connect (and sendmsg) hooks enforce */
   network_connect: boolean;
   /** rules the bind hook enforces */
@@ -560,7 +567,7 @@ export function buildReport(i: ReportInput): CapabilitiesReport {
       protect_connect: rules?.protect_connect ?? false,
       protect_runtime_deps: false,
       require_ima_appraisal: false,
-      allow_binary_hash_count: 0,
+      allow_binary_hash_count: rules?.allow_binary_hash_count ?? 0,
       cgroup_deny_inode_count: rules?.cgroup_deny_inode_count ?? 0,
       cgroup_deny_ip_count: rules?.cgroup_deny_ip_count ?? 0,
       cgroup_deny_port_count: rules?.cgroup_deny_port_count ?? 0,
@@ -575,7 +582,7 @@ export function buildReport(i: ReportInput): CapabilitiesReport {
       network_connect_required: i.needs.network && (rules?.network_connect ?? false),
       network_bind_required: i.needs.network && (rules?.network_bind ?? false),
       exec_identity_required: i.needs.exec_identity || i.needs.exec_content,
-      exec_allowlist_required: false,
+      exec_allowlist_required: i.needs.exec_allowlist,
       verified_exec_required: i.needs.exec_identity,
       verified_exec_runtime_deps_required: i.needs.exec_runtime_deps,
       ima_appraisal_required: i.needs.ima_appraisal,

@@ -10,7 +10,8 @@ import {
   type ReportInput,
   writeReport,
 } from "./report.ts";
-import { NO_NEEDS } from "./needs.ts";
+import { NO_NEEDS, policyNeeds, policyRuleFacts } from "./needs.ts";
+import { parsePolicy } from "../policy/parse.ts";
 import { fixtureReport } from "./posture_testing.ts";
 
 const eperm = () => {
@@ -229,6 +230,37 @@ Deno.test("writeReport: atomic, 0644, directory created 0755, invalid refused wi
   }
 });
 
+Deno.test("allow_binary_hash: the report counts the allowlist and requires exec identity", async () => {
+  const text =
+    `version=3\n[allow_binary_hash]\nsha256:${"1".repeat(64)}\nsha256:${"2".repeat(64)}\n` +
+    `sha256:${"3".repeat(64)}\n`;
+  const p = parsePolicy(text, "a.conf").policy!;
+  const r = buildReport(
+    await input({
+      needs: policyNeeds(p),
+      policy: {
+        applied: true,
+        sha256: null,
+        version: 3,
+        unresolved: [],
+        rules: policyRuleFacts(p),
+      },
+    }),
+  );
+  CapabilitiesReport.parse(r);
+  eq(r.policy.allow_binary_hash_count, 3);
+  eq(
+    [
+      r.requirements.exec_allowlist_required,
+      r.requirements.exec_identity_required,
+      r.requirements.exec_identity,
+      r.requirements.verified_exec_required,
+      r.exec_identity.required,
+    ],
+    [true, true, true, false, true],
+  );
+});
+
 Deno.test("policy counts and the C++ requirement names from the applied policy's facts", async () => {
   const needs = { ...NO_NEEDS, network: true, exec_identity: true };
   const r = buildReport(
@@ -247,6 +279,7 @@ Deno.test("policy counts and the C++ requirement names from the applied policy's
           cgroup_deny_inode_count: 1,
           cgroup_deny_ip_count: 0,
           cgroup_deny_port_count: 4,
+          allow_binary_hash_count: 0,
           network_connect: false,
           network_bind: true,
         },

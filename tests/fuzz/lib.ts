@@ -189,6 +189,7 @@ export const DICTIONARY: readonly string[] = [
   "[deny_module_load]",
   "[deny_bpf]",
   "[deny_binary_hash]",
+  "[allow_binary_hash]",
   "[protect_path]",
   "[protect_connect]",
   "[cgroup_deny_inode]",

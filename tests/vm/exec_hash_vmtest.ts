@@ -19,6 +19,14 @@
  *     file; a readable mapping and another content are not; audit mode
  *     reports and allows. mprotect(PROT_EXEC) of a readable mapping is a
  *     known gap (no sleepable hook there), asserted open.
+ *  1c. engine level, allowlist mode (AEGIS_POL_EXEC_ALLOWLIST, entries with
+ *     AEGIS_RULE_ALLOW in aegis_deny_hash): the listed static target and a
+ *     copy of it run; an unlisted binary gets EPERM and a record with
+ *     rule_id 0 and rule_flags AEGIS_RULE_UNLISTED; a content listed with
+ *     ALLOW and DENY is denied by the deny rule; audit mode allows and
+ *     reports; the agent's cgroup is exempt; without the switch everything
+ *     runs. While the switch is on every exec of the guest is checked, so
+ *     the test lists its own helper (the only thing it spawns).
  *  2. agent level (one start): a version=3 policy with [deny_binary_hash]
  *     through `run --policy`: the copy is denied, the event line carries
  *     sha256 / rule_type "hash", the capability report says
@@ -27,7 +35,8 @@
  * Where the kernel gives no SHA-256 (identity unknown), test 1 says so and
  * shows the counter that proves it, and test 2 requires the blocker
  * EXEC_IDENTITY_UNAVAILABLE instead of the deny.
- * lsm-off cells: the program loads and attaches, and denies nothing.
+ * lsm-off cells: the program loads and attaches, and denies nothing (deny
+ * list or allowlist).
  */
 import { deepStrictEqual, notStrictEqual, ok, strictEqual } from "node:assert/strict";
 import {
@@ -37,9 +46,12 @@ import {
   AEGIS_CNT_HASH_UNKNOWN,
   AEGIS_HOOK_BPRM_HASH,
   AEGIS_HOOK_MMAP_HASH,
+  AEGIS_POL_EXEC_ALLOWLIST,
   AEGIS_POL_EXEC_HASH,
   AEGIS_RT_HASH,
+  AEGIS_RULE_ALLOW,
   AEGIS_RULE_DENY,
+  AEGIS_RULE_UNLISTED,
 } from "../../src/bpf/abi_gen.ts";
 import { hashKey, ruleValue } from "../../src/bpf/rule_codec.ts";
 import type { FileBlockRecord, KernelRecord } from "../../src/events/decode.ts";
@@ -499,6 +511,118 @@ Deno.test({
 });
 
 Deno.test({
+  name:
+    "allow_binary_hash: only listed contents exec; an unlisted one is denied (EPERM, not-on-allowlist record)",
+  ignore: !LSM_ON,
+  fn: async () => {
+    const w = await workDirs();
+    ok(identity, "test 1 ran first and found whether the kernel gives a SHA-256");
+    await using eng = await loadEngine((s) => s === SECTION);
+    strictEqual(eng.attach.find((x) => x.section === SECTION)?.status, "attached");
+    const rules = eng.map("aegis_deny_hash");
+    const cfg = eng.map("aegis_config");
+    const helperSha = await sha256(w.helper);
+    const allow = ruleValue(11, AEGIS_RULE_ALLOW, AEGIS_RT_HASH);
+    // the helper is the only program this test spawns while the switch is
+    // on (Deno.Command execs it directly); the target is what it runs
+    rules.update(hashKey(helperSha, 0), allow);
+    rules.update(hashKey(w.sha, 0), allow);
+    const copy = `${w.tmp}/allow-copy`;
+    Deno.copyFileSync(w.bin, copy);
+    const otherSha = await sha256(w.other);
+    const u0 = unknownCount(eng);
+    try {
+      eng.setPolicy(AEGIS_POL_EXEC_ALLOWLIST);
+      if (identity === "none") {
+        // no SHA-256 for any file: even the listed helper is unknown, and
+        // denied (fail closed); the record names no digest
+        let refused = false;
+        try {
+          new Deno.Command(w.helper, { args: ["exec", w.bin] }).outputSync();
+        } catch (e) {
+          refused = e instanceof Deno.errors.PermissionDenied;
+        }
+        eng.setPolicy(0);
+        ok(refused, "an unknown identity is denied under an allowlist");
+        ok(unknownCount(eng) > u0, "counted as unknown");
+        const r = hashBlocks(eng.records());
+        ok(r.length >= 1, JSON.stringify(r));
+        strictEqual(r[0].sha256, "0".repeat(64));
+        deepStrictEqual([r[0].ruleId, r[0].ruleFlags], [0, AEGIS_RULE_UNLISTED]);
+        say("no SHA-256 from this kernel: the allowlist denied the unknown identity");
+        return;
+      }
+      strictEqual(tryExec("exec", w.bin), "ok", "the listed target runs");
+      strictEqual(tryExec("exec", copy), "ok", "a copy of the listed content runs");
+      deepStrictEqual(hashBlocks(eng.records()), []);
+
+      // an unlisted content: denied, the record says "not on the allowlist"
+      const unlisted = (action: number) => {
+        const r = hashBlocks(eng.records());
+        strictEqual(r.length, 1, JSON.stringify(r));
+        strictEqual(r[0].action, action);
+        strictEqual(r[0].hook, AEGIS_HOOK_BPRM_HASH);
+        strictEqual(r[0].ruleId, 0, "no rule: the content is not listed");
+        strictEqual(r[0].ruleFlags, AEGIS_RULE_UNLISTED);
+        strictEqual(r[0].sha256, otherSha, "the record names the unlisted digest");
+        strictEqual(r[0].path, w.other);
+        strictEqual(r[0].comm, HELPER);
+      };
+      strictEqual(tryExec("exec", w.other, "other-ran"), "EPERM", "unlisted content");
+      unlisted(AEGIS_ACT_BLOCK);
+      strictEqual(unknownCount(eng), u0, "a known identity is not counted unknown");
+
+      // listed and denied: the deny rule wins (one lookup answers both lists)
+      rules.update(
+        hashKey(w.sha, 0),
+        ruleValue(12, AEGIS_RULE_DENY | AEGIS_RULE_ALLOW, AEGIS_RT_HASH),
+      );
+      strictEqual(tryExec("exec", copy), "EPERM", "listed and denied");
+      const d = hashBlocks(eng.records());
+      strictEqual(d.length, 1, JSON.stringify(d));
+      deepStrictEqual([d[0].ruleId, d[0].ruleFlags, d[0].sha256], [
+        12,
+        AEGIS_RULE_DENY | AEGIS_RULE_ALLOW,
+        w.sha,
+      ]);
+      rules.update(hashKey(w.sha, 0), allow);
+      strictEqual(tryExec("exec", copy), "ok", "listed again");
+
+      // audit mode (the rollout): the unlisted content runs and is reported
+      eng.setAudit(true);
+      try {
+        strictEqual(tryExec("exec", w.other, "other-ran"), "ok", "audit mode allows");
+        unlisted(AEGIS_ACT_AUDIT);
+      } finally {
+        eng.setAudit(false);
+      }
+      // the agent's own cgroup is exempt
+      cfg.setU64(AEGIS_CFG_AGENT_CGID, ownCgroupId());
+      try {
+        strictEqual(tryExec("exec", w.other, "other-ran"), "ok", "the agent's cgroup is exempt");
+        deepStrictEqual(hashBlocks(eng.records()), []);
+      } finally {
+        cfg.setU64(AEGIS_CFG_AGENT_CGID, 0n);
+      }
+      strictEqual(tryExec("exec", w.other, "other-ran"), "EPERM", "denied again outside it");
+      unlisted(AEGIS_ACT_BLOCK);
+
+      // the switch cleared: everything runs, nothing is hashed
+      eng.setPolicy(0);
+      strictEqual(tryExec("exec", w.other, "other-ran"), "ok", "switch off");
+      deepStrictEqual(hashBlocks(eng.records()), []);
+      strictEqual(unknownCount(eng), u0);
+    } finally {
+      eng.setPolicy(0);
+      eng.setAudit(false);
+      cfg.setU64(AEGIS_CFG_AGENT_CGID, 0n);
+    }
+    ok(rules.delete(hashKey(helperSha, 0)));
+    ok(rules.delete(hashKey(w.sha, 0)));
+  },
+});
+
+Deno.test({
   name: "deny_binary_hash through the agent: policy v3, block event with the digest, capabilities",
   ignore: !LSM_ON,
   fn: async () => {
@@ -579,6 +703,25 @@ Deno.test({
     eng.setPolicy(AEGIS_POL_EXEC_HASH);
     strictEqual(tryExec("exec", w.bin), "ok", "bpf is not an active LSM: nothing is denied");
     strictEqual(tryMap("mmapx", w.bin), "ok", "nor an executable mapping");
+    deepStrictEqual(hashBlocks(eng.records()), []);
+  },
+});
+
+Deno.test({
+  name:
+    "allow_binary_hash without BPF LSM: the exec program loads and attaches, and denies no unlisted content",
+  ignore: LSM_ON,
+  fn: async () => {
+    const w = await workDirs();
+    // the exec program only (the allowlist is not applied to mappings)
+    await using eng = await loadEngine((s) => s === SECTION);
+    strictEqual(eng.attach.find((x) => x.section === SECTION)?.status, "attached");
+    eng.setPolicy(AEGIS_POL_EXEC_ALLOWLIST);
+    try {
+      strictEqual(tryExec("exec", w.other, "other-ran"), "ok", "an allowlist listing nothing");
+    } finally {
+      eng.setPolicy(0);
+    }
     deepStrictEqual(hashBlocks(eng.records()), []);
   },
 });

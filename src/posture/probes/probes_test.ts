@@ -287,6 +287,7 @@ Deno.test("hooks: 12 rows, kernel support from BTF, required from the needs and 
     network: false,
     exec_identity: false,
     exec_content: false,
+    exec_allowlist: false,
     exec_runtime_deps: false,
     ima_appraisal: false,
   };
