@@ -82,13 +82,7 @@ static __always_inline void aegis_hash_emit(struct aegis_hook_ctx *hc, struct ae
 		return;
 	__builtin_memset(ev, 0, sizeof(*ev));
 	aegis_fill_hdr(&ev->hdr, sizeof(*ev), AEGIS_EV_HASH_BLOCK, AEGIS_EV_HASH_BLOCK_V1);
-	aegis_fill_proc(&ev->proc);
-	ev->ino = k->ino;
-	ev->dev = k->dev;
-	ev->rule_id = r->rule_id;
-	ev->rule_flags = r->flags;
-	ev->action = action;
-	ev->hook = (__u8)hc->hook;
+	AEGIS_FILL_BLOCK_FIELDS(ev, hc, k, r, action);
 	__builtin_memcpy(ev->sha256, hk->sha256, sizeof(ev->sha256));
 	if (mapped) {
 		if (bpf_d_path(&mapped->f_path, ev->path, sizeof(ev->path)) < 0)

@@ -89,6 +89,21 @@ static __always_inline void aegis_inode_key_of_read(struct aegis_inode_key *k,
 
 /* Reserve a file block record with everything but the path filled in;
  * NULL when the ring is full (counted). The caller submits it. */
+/*
+ * The fields a file block and a hash block share (struct aegis_ev_file_block
+ * and struct aegis_ev_hash_block lay them out alike), on a zeroed record.
+ */
+#define AEGIS_FILL_BLOCK_FIELDS(ev, hc, k, r, act)                                                 \
+	do {                                                                                       \
+		aegis_fill_proc(&(ev)->proc);                                                      \
+		(ev)->ino = (k)->ino;                                                              \
+		(ev)->dev = (k)->dev;                                                              \
+		(ev)->rule_id = (r)->rule_id;                                                      \
+		(ev)->rule_flags = (r)->flags;                                                     \
+		(ev)->action = (act);                                                              \
+		(ev)->hook = (__u8)(hc)->hook;                                                     \
+	} while (0)
+
 static __always_inline struct aegis_ev_file_block *
 aegis_file_block_new(struct aegis_hook_ctx *hc, struct aegis_inode_key *k, struct aegis_rule *r,
 		     __u8 action)
@@ -99,13 +114,7 @@ aegis_file_block_new(struct aegis_hook_ctx *hc, struct aegis_inode_key *k, struc
 		return 0;
 	__builtin_memset(ev, 0, sizeof(*ev));
 	aegis_fill_hdr(&ev->hdr, sizeof(*ev), AEGIS_EV_FILE_BLOCK, AEGIS_EV_FILE_BLOCK_V2);
-	aegis_fill_proc(&ev->proc);
-	ev->ino = k->ino;
-	ev->dev = k->dev;
-	ev->rule_id = r->rule_id;
-	ev->rule_flags = r->flags;
-	ev->action = action;
-	ev->hook = (__u8)hc->hook;
+	AEGIS_FILL_BLOCK_FIELDS(ev, hc, k, r, action);
 	return ev;
 }
 
