@@ -12,7 +12,7 @@ import { type Engine, MAP_HOOK_STATS } from "../bpf/engine.ts";
 import type { BpfMap } from "../bpf/map.ts";
 import type { Liveness } from "../http/probe.ts";
 import { literal, log } from "../log.ts";
-import { totalBlocks, totalTamperBlocks } from "../metrics/render.ts";
+import { blockTotals } from "../metrics/render.ts";
 import { proofProblem, type SelfTestCounter } from "../proof/prover.ts";
 import type { PostureStateMachine } from "../posture/state.ts";
 import type { RuntimeState } from "../contracts.ts";
@@ -64,7 +64,10 @@ export function startChecks(i: CheckInputs, status: AgentStatus, cleanups: Clean
   const { engine, machine, selfTest } = i;
   const monitor = new RuntimeMonitor({
     drops: () => counter(i.counters, AEGIS_CNT_RINGBUF_DROPS),
-    denies: () => totalBlocks(hookStats) - BigInt(selfTest.total),
+    blocks: () => {
+      const t = blockTotals(hookStats);
+      return { denies: t.policy - BigInt(selfTest.total), tamper: t.tamper };
+    },
     expectedHooks: [...i.hooks],
     attachedHooks: () => attachedNow(engine),
     mapUtilisation: () => mapUtilisation(engine),
@@ -75,9 +78,7 @@ export function startChecks(i: CheckInputs, status: AgentStatus, cleanups: Clean
     policyTick: () => i.policy.tick(),
     ringBroken: () => i.ring.broken,
     denyRateThreshold: i.denyRateThreshold,
-    ...(i.tamperThreshold
-      ? { tamper: { blocks: () => totalTamperBlocks(hookStats), threshold: i.tamperThreshold } }
-      : {}),
+    tamperThreshold: i.tamperThreshold,
     transition: (w) => machine.transition(w.state, w.reason, w.detail),
     shouldExit: () => machine.shouldExit(),
     onStrictExit: () => i.stop.abort("STRICT_DEGRADE"),

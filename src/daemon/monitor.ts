@@ -29,8 +29,12 @@ export const TAMPER_WINDOW_CHECKS = 60;
 export interface MonitorDeps {
   /** total ring-buffer drops so far */
   drops(): bigint;
-  /** total denies so far (the proof's own left out) */
-  denies(): bigint;
+  /**
+   * Totals so far, read in one pass over the hook statistics: policy denies
+   * (the proof's own left out) and tamper attempts (the self-protection
+   * guards' refusals)
+   */
+  blocks(): { denies: bigint; tamper: bigint };
   /** sections that must stay attached */
   expectedHooks: readonly string[];
   attachedHooks(): string[];
@@ -51,10 +55,10 @@ export interface MonitorDeps {
   ringBroken(): boolean;
   denyRateThreshold?: number;
   /**
-   * Tamper attempts refused so far (the self-protection guards' blocks), and
-   * how many within TAMPER_WINDOW_CHECKS degrade the posture; absent: not judged
+   * How many tamper attempts within TAMPER_WINDOW_CHECKS degrade the posture;
+   * absent or 0: not judged (self-protection off, or the operator's choice)
    */
-  tamper?: { blocks(): bigint; threshold: number };
+  tamperThreshold?: number;
   transition(w: WantedTransition): void;
   /** --strict-degrade and a degraded posture: stop the agent */
   shouldExit(): boolean;
@@ -79,23 +83,18 @@ export class RuntimeMonitor {
   constructor(deps: MonitorDeps) {
     this.#d = deps;
     this.#lastDrops = deps.drops();
-    this.#lastDenies = deps.denies();
-    this.#lastTamper = deps.tamper?.blocks() ?? 0n;
+    const blocks = deps.blocks();
+    this.#lastDenies = blocks.denies;
+    this.#lastTamper = blocks.tamper;
   }
 
   check(): void {
     const d = this.#d;
     try {
       this.#lastDrops = slide(this.#drops, d.drops(), this.#lastDrops);
-      this.#lastDenies = slide(this.#denies, d.denies(), this.#lastDenies);
-      if (d.tamper) {
-        this.#lastTamper = slide(
-          this.#tamper,
-          d.tamper.blocks(),
-          this.#lastTamper,
-          TAMPER_WINDOW_CHECKS,
-        );
-      }
+      const blocks = d.blocks();
+      this.#lastDenies = slide(this.#denies, blocks.denies, this.#lastDenies);
+      this.#lastTamper = slide(this.#tamper, blocks.tamper, this.#lastTamper, TAMPER_WINDOW_CHECKS);
       const emergencyOn = d.emergencyActive();
       d.proofs?.tick(emergencyOn);
       if (this.#checks++ % MAP_CHECK_EVERY === 0) this.#utilisation = d.mapUtilisation();
@@ -116,11 +115,13 @@ export class RuntimeMonitor {
           perSecond: Number(sum(this.#denies)) / WINDOW_CHECKS,
           threshold: d.denyRateThreshold,
         },
-        tamper: d.tamper && {
-          attempts: Number(sum(this.#tamper)),
-          windowSeconds: TAMPER_WINDOW_CHECKS * CHECK_INTERVAL_MS / 1000,
-          threshold: d.tamper.threshold,
-        },
+        tamper: d.tamperThreshold
+          ? {
+            attempts: Number(sum(this.#tamper)),
+            windowSeconds: TAMPER_WINDOW_CHECKS * CHECK_INTERVAL_MS / 1000,
+            threshold: d.tamperThreshold,
+          }
+          : undefined,
         proofProblem: d.proofs ? d.proofs.problem(emergencyOn) : undefined,
       });
       if (want) d.transition(want);

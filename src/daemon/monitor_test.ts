@@ -15,10 +15,11 @@ function last(t: WantedTransition[]): WantedTransition | undefined {
 }
 
 /** A monitor over counters the test moves, recording what it does. */
-function fixture(over: Partial<MonitorDeps> = {}) {
+function fixture(over: Partial<MonitorDeps> = {}, tamperBefore = 0n) {
   const s = {
     drops: 0n,
     denies: 0n,
+    tamper: tamperBefore,
     state: "ENFORCE" as RuntimeState,
     attached: ["lsm/file_open"],
     mapReads: 0,
@@ -30,7 +31,7 @@ function fixture(over: Partial<MonitorDeps> = {}) {
   };
   const deps: MonitorDeps = {
     drops: () => s.drops,
-    denies: () => s.denies,
+    blocks: () => ({ denies: s.denies, tamper: s.tamper }),
     expectedHooks: ["lsm/file_open"],
     attachedHooks: () => s.attached,
     mapUtilisation: () => (s.mapReads++, { aegis_deny_inode: 0.1 }),
@@ -154,13 +155,13 @@ Deno.test("monitor: a broken ring leaves the posture to its own transition", () 
 });
 
 Deno.test("monitor: tamper attempts at the threshold within 60 s degrade (TAMPER_ATTEMPTS); a quiet minute recovers", () => {
-  let tamper = 5n; // attempts before the agent started are not counted
-  const { s, m } = fixture({ tamper: { blocks: () => tamper, threshold: 3 } });
+  // 5 attempts before the agent started are not counted
+  const { s, m } = fixture({ tamperThreshold: 3 }, 5n);
   m.check();
-  tamper += 2n; // two refusals: below the threshold
+  s.tamper += 2n; // two refusals: below the threshold
   m.check();
   deepStrictEqual(s.transitions, []);
-  tamper += 1n; // the third within the window
+  s.tamper += 1n; // the third within the window
   m.check();
   strictEqual(last(s.transitions)?.state, "DEGRADED");
   strictEqual(last(s.transitions)?.reason, "TAMPER_ATTEMPTS");
@@ -175,11 +176,17 @@ Deno.test("monitor: tamper attempts at the threshold within 60 s degrade (TAMPER
 });
 
 Deno.test("monitor: tamper attempts are not judged without a threshold (self-protection off, or 0)", () => {
-  let tamper = 0n;
-  const { s, m } = fixture();
-  m.check();
-  tamper += 100n;
-  m.check();
-  deepStrictEqual(s.transitions, []);
-  strictEqual(tamper, 100n);
+  for (const tamperThreshold of [undefined, 0, 3]) {
+    const { s, m } = fixture({ tamperThreshold });
+    m.check();
+    s.tamper += 100n;
+    s.denies += 1n; // policy denies are not tamper attempts
+    m.check();
+    // the same attempts degrade with a threshold: the check above can fail
+    deepStrictEqual(
+      s.transitions.map((t) => t.reason),
+      tamperThreshold ? ["TAMPER_ATTEMPTS"] : [],
+      `threshold ${tamperThreshold}`,
+    );
+  }
 });

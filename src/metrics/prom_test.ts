@@ -10,6 +10,8 @@ import {
   AEGIS_CNT_EVENTS,
   AEGIS_CNT_RINGBUF_DROPS,
   AEGIS_HOOK_FILE_OPEN,
+  AEGIS_HOOK_SELF_TASK_KILL,
+  AEGIS_HOOK_SELF_UNLINK,
   AEGIS_HOOK_SOCKET_CONNECT,
 } from "../bpf/abi_gen.ts";
 import { BLOCKER_CODES } from "../contracts.ts";
@@ -18,6 +20,7 @@ import { escapeLabelValue, Exposition } from "./prom.ts";
 import { procFixture } from "./process_testing.ts";
 import {
   agentBuildInfo,
+  blockTotals,
   CAPACITY_MAPS,
   kernelOnlySources,
   type MetricsMap,
@@ -575,4 +578,20 @@ Deno.test("visibleBlocks: a probe in flight never shows its deny, and the count 
   strictEqual(visibleBlocks(12n, "file_open", st(4, p)), 7n, "a user deny meanwhile shows");
   strictEqual(visibleBlocks(12n, "file_open", st(5)), 7n, "counted: same number");
   strictEqual(visibleBlocks(0n, "file_open", st(0, { hook: "file_open", floor: 0n })), 0n);
+});
+
+Deno.test("blockTotals: one pass splits policy blocks from tamper attempts, summed over CPUs", () => {
+  const hs = ABI_LAYOUT.structs.aegis_hook_stat;
+  const at = hs.fields.blocks.offset / 8;
+  const stat = (blocks: bigint) => {
+    const f = new Array<bigint>(hs.size / 8).fill(7n); // other fields must not count
+    f[at] = blocks;
+    return f;
+  };
+  const hooks = new FakeArray(32, hs.size, CPUS)
+    .set(AEGIS_HOOK_FILE_OPEN, 0, stat(3n)).set(AEGIS_HOOK_FILE_OPEN, 1, stat(2n))
+    .set(AEGIS_HOOK_SOCKET_CONNECT, 2, stat(4n))
+    .set(AEGIS_HOOK_SELF_UNLINK, 0, stat(5n)).set(AEGIS_HOOK_SELF_TASK_KILL, 2, stat(6n));
+  deepStrictEqual(blockTotals(hooks), { policy: 9n, tamper: 11n });
+  deepStrictEqual(blockTotals(new FakeArray(32, hs.size, CPUS)), { policy: 0n, tamper: 0n });
 });

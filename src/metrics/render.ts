@@ -224,24 +224,20 @@ function sumFields(m: MetricsMap, index: number, fields: number): bigint[] {
   return sums;
 }
 
-/** Operations every hook denied or signalled, summed over hooks and CPUs. */
-export function totalBlocks(hooks: MetricsMap): bigint {
-  // tamper attempts are not policy blocks
-  return sumBlocks(hooks, (hook) => !isSelfHook(hook));
-}
-
-/** Tamper attempts the self-protection guards refused, every guard and CPU. */
-export function totalTamperBlocks(hooks: MetricsMap): bigint {
-  return sumBlocks(hooks, isSelfHook);
-}
-
-function sumBlocks(hooks: MetricsMap, pick: (hook: string) => boolean): bigint {
+/**
+ * Operations the hooks denied or signalled, summed over CPUs in one pass:
+ * `policy` for the policy hooks, `tamper` for the self-protection guards
+ * (tamper attempts are not policy blocks).
+ */
+export function blockTotals(hooks: MetricsMap): { policy: bigint; tamper: bigint } {
   const at = HOOK_STAT.fields.blocks.offset / 8;
-  let n = 0n;
+  const totals = { policy: 0n, tamper: 0n };
   for (const [id, hook] of Object.entries(HOOK_NAMES)) {
-    if (pick(hook)) n += sumFields(hooks, Number(id), HOOK_STAT.size / 8)[at];
+    const n = sumFields(hooks, Number(id), HOOK_STAT.size / 8)[at];
+    if (isSelfHook(hook)) totals.tamper += n;
+    else totals.policy += n;
   }
-  return n;
+  return totals;
 }
 
 /** A hook's blocks as the kernel counts them (the proof's canary denies included). */
