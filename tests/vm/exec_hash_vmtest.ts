@@ -58,6 +58,8 @@ import type { FileBlockRecord, KernelRecord } from "../../src/events/decode.ts";
 import { CapabilitiesReport } from "../../src/posture/report.ts";
 import { type Engine, loadEngine } from "../lib/engine.ts";
 import { Agent, agentEnv, cleanupAgent, httpGet } from "../lib/agent.ts";
+import { daemonRequest } from "../../src/control/client.ts";
+import { encodeBase64 } from "../../src/util/bytes.ts";
 
 const LSM_ON = Deno.env.get("AEGIS_VM_LSM") === "on";
 const KERNEL = Deno.env.get("AEGIS_VM_KERNEL") ?? "?";
@@ -623,7 +625,8 @@ Deno.test({
 });
 
 Deno.test({
-  name: "deny_binary_hash through the agent: policy v3, block event with the digest, capabilities",
+  name:
+    "deny_binary_hash and allow_binary_hash through the agent: policy v3, applied on the control socket, block events with the digest, capabilities",
   ignore: !LSM_ON,
   fn: async () => {
     const w = await workDirs();
@@ -681,6 +684,46 @@ Deno.test({
       );
       strictEqual(mev.path, copy);
       strictEqual(mev.rule_type, "hash");
+
+      // allowlist mode through the daemon (same agent): a policy with
+      // [allow_binary_hash] applied on the control socket. Only the helper
+      // (Deno.Command execs it) and `other` are listed; nothing else is
+      // spawned until the deny policy is applied again, the same way (no exec).
+      const allow = `${e.dir}/allow.conf`;
+      const allowText = `version=3\n[allow_binary_hash]\nsha256:${await sha256(w.helper)}\n` +
+        `sha256:${await sha256(w.other)}\n`;
+      const applyOver = async (file: string, text: string) => {
+        const r = await daemonRequest("POST", "/policy/apply", {
+          file,
+          policy_b64: encodeBase64(new TextEncoder().encode(text)),
+        }, e.socket);
+        ok(r, "the daemon answers on its control socket");
+        strictEqual(r.status, 200, JSON.stringify(r.body).slice(0, 2000));
+      };
+      await applyOver(allow, allowText);
+      let undone = false;
+      try {
+        strictEqual(tryExec("exec", w.other, "other-ran"), "ok", "a listed content runs");
+        strictEqual(tryExec("exec", w.dyn, "loader-ran"), "EPERM", "an unlisted content does not");
+        const aev = await agent.event(
+          (x) => x.type === "block" && x.rule_type === "hash_allowlist" && x.path === w.dyn,
+          "the not-on-the-allowlist block event",
+        );
+        strictEqual(aev.sha256, w.dynSha);
+        strictEqual(aev.hook, "bprm_check_hash");
+        strictEqual(aev.action, "BLOCK");
+        strictEqual(aev.rule_id, 0, "no rule matched: the allowlist refused it");
+        const mid = CapabilitiesReport.parse(JSON.parse(Deno.readTextFileSync(e.report)));
+        strictEqual(mid.policy.allow_binary_hash_count, 2, "the report names allowlist mode");
+        await applyOver(policy, Deno.readTextFileSync(policy));
+        undone = true;
+      } finally {
+        if (!undone) await applyOver(policy, Deno.readTextFileSync(policy));
+      }
+      strictEqual(tryExec("exec", w.dyn, "loader-ran"), "ok", "the deny policy again: it runs");
+      const after = CapabilitiesReport.parse(JSON.parse(Deno.readTextFileSync(e.report)));
+      strictEqual(after.policy.allow_binary_hash_count, 0, "and says it is over");
+      strictEqual(after.runtime_state, "ENFORCE");
     } finally {
       await cleanupAgent(agent, e);
     }
