@@ -12,7 +12,10 @@
  *   c.  `aegisbpf run` as shipped (default options, enforce), fresh state,
  *       no policy applied;
  *   d.  + `aegisbpf policy apply` of 1,000 deny_path rules (files in tmpfs);
- *   e.  + `aegisbpf policy apply` of 65,536 inode rules (those 1,000 paths and
+ *   h.  + `aegisbpf policy apply` of those 1,000 and 10,000 deny_binary_hash
+ *       (random digests and one of a copy of `true` that is not measured):
+ *       every exec is hashed in the kernel; measured for exec only;
+ *   e.  + `aegisbpf policy apply` (replacing h) of 65,536 inode rules (those 1,000 paths and
  *       64,536 deny_inode) and 16,384 IPv4 deny_cidr, none matching what the
  *       benchmark touches or 127.0.0.1;
  *   f.  pins only: the daemon SIGKILLed after e, its pinned programs enforce
@@ -65,6 +68,7 @@ import {
   int,
   median,
   parseOps,
+  prng,
   type Sample,
   spread,
   table,
@@ -86,6 +90,7 @@ const BPF_STATS = (Deno.env.get("AEGIS_BENCH_BPF_STATS") ?? "1") !== "0";
 const PATH_RULES = 1_000;
 const INODE_RULES = 65_536;
 const CIDR_RULES = 16_384;
+const HASH_RULES = 10_000;
 
 const enc = new TextEncoder();
 function out(line = ""): void {
@@ -142,6 +147,10 @@ Deno.writeTextFileSync(CONTROL, "denied by the positive control");
 const TRUE_TMP = `${dir}/true`;
 Deno.copyFileSync(TRUE_STATIC, TRUE_TMP);
 Deno.chmodSync(TRUE_TMP, 0o755);
+/** h's positive control: `true` with one byte more (another digest), listed in h's policy. */
+const TRUE_DENIED = `${dir}/true-denied`;
+Deno.writeFileSync(TRUE_DENIED, new Uint8Array([...Deno.readFileSync(TRUE_STATIC), 0]));
+Deno.chmodSync(TRUE_DENIED, 0o755);
 const COLD = `${dir}/c`;
 const RULES_DIR = `${dir}/rules`;
 Deno.mkdirSync(RULES_DIR);
@@ -284,6 +293,18 @@ function tryOpen(path: string): "ok" | "denied" | string {
     return e instanceof Deno.errors.PermissionDenied ? "denied" : String(e);
   }
 }
+function execControl(want: "ok" | "denied", where: string): void {
+  let got: string;
+  try {
+    const o = new Deno.Command(TRUE_DENIED).outputSync();
+    got = o.success ? "ok" : `exit ${o.code}`;
+  } catch (e) {
+    got = e instanceof Deno.errors.PermissionDenied ? "denied" : String(e);
+  }
+  if (got !== want) {
+    throw new Error(`${where}: exec of ${TRUE_DENIED} was ${got}, expected ${want}`);
+  }
+}
 function control(want: "ok" | "denied", where: string): void {
   const got = tryOpen(CONTROL);
   if (got !== want) {
@@ -318,6 +339,30 @@ Deno.writeTextFileSync(
     "",
   ].join("\n"),
 );
+const POLICY_HASH = `${dir}/policy-hash.conf`;
+{
+  const hex = (b: Uint8Array) => [...b].map((x) => x.toString(16).padStart(2, "0")).join("");
+  const listed = hex(
+    new Uint8Array(await crypto.subtle.digest("SHA-256", Deno.readFileSync(TRUE_DENIED))),
+  );
+  const rnd = prng(3);
+  const digests = Array.from(
+    { length: HASH_RULES - 1 },
+    () => hex(Uint8Array.from({ length: 32 }, () => Math.floor(rnd() * 256))),
+  );
+  Deno.writeTextFileSync(
+    POLICY_HASH,
+    [
+      "version=3",
+      "[deny_path]",
+      ...denyPaths,
+      "[deny_binary_hash]",
+      `sha256:${listed}`,
+      ...digests.map((d) => `sha256:${d}`),
+      "",
+    ].join("\n"),
+  );
+}
 out(
   `policies: ${POLICY_1K} (${PATH_RULES} deny_path), ${POLICY_65K} (${PATH_RULES} deny_path + ` +
     `${INODE_RULES - PATH_RULES} deny_inode + ${CIDR_RULES} deny_cidr, ` +
@@ -527,6 +572,14 @@ const CONFIGS: Config[] = [
     floor: "b",
   },
   {
+    id: "h",
+    label: "h. run, 1,000 deny_path + 10,000 deny_binary_hash",
+    ops: ["exec"],
+    daemon: true,
+    links: `${PIN_ROOT}/links`,
+    floor: "b",
+  },
+  {
     id: "e",
     label: "e. run, 65,536 inode + 16,384 CIDR",
     ops: OP_LIST,
@@ -662,9 +715,24 @@ for (let round = 1; round <= ROUNDS; round++) {
   if (round === 1) out(`  d: ${pinnedState()}`);
   line(CFG.get("d")!, measure(CFG.get("d")!, [...OP_LIST, "idle"], daemon.pid));
 
+  // h. 10,000 content rules through the running daemon: every exec is hashed
+  execControl("ok", "d. no hash rules");
+  setupTime(
+    "h: policy apply, 1,000 deny_path + 10,000 deny_binary_hash (replacing d)",
+    await cli(["policy", "apply", POLICY_HASH]),
+  );
+  setupTime("h: then → daemon quiet", await quiet(daemon.pid));
+  control("denied", "h. hash rules");
+  execControl("denied", "h. hash rules");
+  if (round === 1) out(`  h: ${pinnedState()}`);
+  line(
+    CFG.get("h")!,
+    measure(CFG.get("h")!, OP_LIST.includes("exec") ? ["exec", "idle"] : ["idle"], daemon.pid),
+  );
+
   // e. 65,536 + 16,384 through the running daemon
   setupTime(
-    "e: policy apply, 65,536 inode + 16,384 CIDR (replacing d)",
+    "e: policy apply, 65,536 inode + 16,384 CIDR (replacing h)",
     await cli(["policy", "apply", POLICY_65K]),
   );
   setupTime("e: then → daemon quiet", await quiet(daemon.pid));
@@ -752,6 +820,21 @@ function hookMean(s: Sample, hook: string): number {
   return cnt > 0 ? ns / cnt : NaN;
 }
 
+if (cell("h", "exec").length > 0) {
+  // issue 16's number: exec with 10,000 content rules against none, same boot
+  const h = median(nsOf("h", "exec")), c = median(nsOf("c", "exec")), d = median(nsOf("d", "exec"));
+  out();
+  out(
+    `exec with ${HASH_RULES.toLocaleString("en")} deny_binary_hash (h) against none: ` +
+      `× ${fix(h / c)} of c (0 rules), × ${
+        fix(h / d)
+      } of d (the same 1,000 deny_path without them); ` +
+      `${int(h - d)} ns more per fork+exec of a ${
+        Deno.statSync(TRUE_TMP).size.toLocaleString("en")
+      }-byte static binary`,
+  );
+}
+
 if (BPF_STATS) {
   out();
   out("bpf_stats per program over each measurement window: runs per operation, mean run time");
@@ -832,7 +915,9 @@ if (BPF_STATS) {
 }
 
 out();
-out("The daemon (c, d, e, g) during each window: CPU time (utime+stime, clock ticks) and share of");
+out(
+  "The daemon (c, d, h, e, g) during each window: CPU time (utime+stime, clock ticks) and share of",
+);
 out(
   "the window's wall time (one vCPU: every ms the daemon runs is a ms the workload waits), VmRSS",
 );
