@@ -185,7 +185,13 @@ export function addRunCommand(program: Command, start: DaemonRunner = runDaemon)
       new Option(
         "--self-protect",
         "kernel guards: only the agent may change its pins, maps, state, config and binary, " +
-          "or signal/ptrace it (enforce mode; opt-in)",
+          "or signal/ptrace it (the default when enforcing with BPF LSM)",
+      ),
+    )
+    .addOption(
+      new Option(
+        "--no-self-protect",
+        "do not arm the guards (and disarm those an earlier start left armed)",
       ),
     )
     .option(
@@ -328,7 +334,8 @@ Programs and maps are pinned under /sys/fs/bpf/aegisbpf: they keep
 enforcing after the agent stops or is killed, and a restarted agent takes
 them over without a gap. "aegisbpf uninstall" removes them.
 
---self-protect arms kernel guards once the agent started enforcing: from
+Self-protection (on by default; --no-self-protect turns it off) arms
+kernel guards once the agent started enforcing with BPF LSM: from
 outside the agent's cgroup, and unless the process runs the agent's own
 executable (aegisbpf uninstall, emergency, local-mode commands), the pins
 cannot be removed, renamed or unmounted, the maps not opened for writing,
@@ -352,7 +359,9 @@ policy apply, rule edits) only on the root-only socket
           enforceFallback: opts.enforceFallback,
           enforceGateMode: opts.enforceGateMode as GateMode,
           ...enforceSignalOptions(opts),
-          ...(opts.selfProtect ? { selfProtect: true as const } : {}),
+          // on unless --no-self-protect (commander: false); armed only when
+          // enforcing with BPF LSM (daemon/engine_start.ts selfProtectLoads)
+          ...(opts.selfProtect !== false ? { selfProtect: true as const } : {}),
           ...(opts.tamperDegradeThreshold !== undefined
             ? { tamperDegradeThreshold: opts.tamperDegradeThreshold }
             : {}),

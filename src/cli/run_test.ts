@@ -114,9 +114,12 @@ Deno.test("run --enforce-signal: none by default; term/int/kill reach the daemon
   await rejects(() => runOptions(["--enforce-signal", "hup"]));
 });
 
-Deno.test("run --self-protect: off by default (opt-in in this version), on with the flag", async () => {
-  strictEqual((await runOptions([])).selfProtect, undefined);
+Deno.test("run: self-protection on by default, --self-protect accepted, --no-self-protect turns it off", async () => {
+  strictEqual((await runOptions([])).selfProtect, true);
   strictEqual((await runOptions(["--self-protect"])).selfProtect, true);
+  strictEqual((await runOptions(["--no-self-protect"])).selfProtect, undefined);
+  // the last one given wins, as for every commander flag pair
+  strictEqual((await runOptions(["--self-protect", "--no-self-protect"])).selfProtect, undefined);
 });
 
 Deno.test("run --kill-escalation: the C++ agent's 5 denies in 30 s by default, tunable, only above term or int", async () => {

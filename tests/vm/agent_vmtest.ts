@@ -7,8 +7,9 @@
  * the pinned maps while the agent is down is found and removed by the
  * restarted agent (it compares the maps with its stored state), which
  * re-adopts the pins while a concurrent opener of the rule's file never gets
- * through; `uninstall` ends enforcement. Without --self-protect no guard is
- * loaded and the state directory is writable by any root tool.
+ * through; `uninstall` ends enforcement. The first start arms self-protection
+ * (the default): a root tool cannot write the state directory; the restart
+ * with --no-self-protect disarms what the killed agent left armed.
  * (The lsm-off refusal is in posture_vmtest.ts.)
  */
 import { match, ok, strictEqual } from "node:assert/strict";
@@ -50,17 +51,19 @@ Deno.test({
       strictEqual(ev.action, "BLOCK");
       strictEqual(ev.pid, Deno.pid);
       ok(ev.rule_id >= 0x8000_0000, `a live rule's id: ${ev.rule_id}`);
-      // without --self-protect nothing is guarded: a tool that is not the agent (no deno)
-      // writes into its state directory (self_protect_vmtest.ts proves it refused when armed)
+      // self-protection is on by default: a tool that is not the agent (no deno) cannot
+      // write into its state directory (self_protect_vmtest.ts covers every guard)
+      match(agent.err, /self-protection armed/);
       const scratch = `${paths.stateDir}/scratch`;
-      const touch = await run("touch", [scratch]);
-      strictEqual(touch.code, 0, `no guard without --self-protect: ${touch.stderr}`);
-      Deno.removeSync(scratch);
-      ok(
-        ![...Deno.readDirSync(`${root}/links`)].some((l) =>
+      const guarded = await run("touch", [scratch]);
+      ok(guarded.code !== 0, "the default start guards the state directory");
+      match(guarded.stderr, /Operation not permitted/);
+      const selfLinks = () =>
+        [...Deno.readDirSync(`${root}/links`)].filter((l) =>
           l.name.startsWith("aegis_self_")
-        ),
-      );
+        )
+          .length;
+      ok(selfLinks() > 0, "the guard programs are pinned");
 
       const killed = await agent.stop("SIGKILL");
       strictEqual(killed.signal, "SIGKILL");
@@ -102,7 +105,8 @@ print(allowed, denied)
           return false;
         }
       }, "the opener");
-      agent = new Agent([], env);
+      // the restart opts out: it disarms the guards the killed agent left armed
+      agent = new Agent(["--no-self-protect"], env);
       // a busy CI machine runs four guests on two cores: the restart (a trial load through
       // the verifier, then re-adopting and comparing the maps) gets a generous deadline
       await agent.waitFor(
@@ -127,6 +131,11 @@ print(allowed, denied)
       );
       ok(deniedCount > 10, `the opener ran (${deniedCount} denials)`);
       strictEqual(tryOpen(denied), "EPERM/EACCES", "denied by the restarted agent");
+      // --no-self-protect: no guard left, the same tool writes
+      const touch = await run("touch", [scratch]);
+      strictEqual(touch.code, 0, `no guard with --no-self-protect: ${touch.stderr}`);
+      Deno.removeSync(scratch);
+      strictEqual(selfLinks(), 0, "the guard programs are unpinned");
 
       const stopped = await agent.stop("SIGTERM");
       strictEqual(stopped.code, 0, agent.err);

@@ -11,8 +11,8 @@
  * and emergency enable back. A clean stop disarms (the pinned switch reads
  * 0, the same tools then succeed). A second start is SIGKILLed: the guards
  * stay armed with no agent, and `aegisbpf uninstall` still removes
- * everything. (That a start without --self-protect arms nothing is in
- * agent_vmtest.ts.)
+ * everything. (That a default start arms the guards and a start with
+ * --no-self-protect disarms them is in agent_vmtest.ts.)
  *
  * lsm-off: --self-protect cannot arm (the agent refuses enforce anyway:
  * posture_vmtest.ts); nothing to prove here.
