@@ -174,7 +174,8 @@ function plannedSections(fileHook: FileHookChoice): string[] {
   return planPrograms(
     aegisObj.programs,
     aegisObj.sections,
-    { fileHook, execEvents: true, openEvents: false, mode: "lsm" },
+    // self-protection is on by default (its guard programs are attached too)
+    { fileHook, execEvents: true, openEvents: false, mode: "lsm", selfProtect: true },
     (n) => shim.btfHasFunc(n),
   ).filter((p) => p.available).map((p) => p.section);
 }
@@ -631,12 +632,57 @@ function checkRan(cfg: Config, op: Op, s: Sample): void {
   }
 }
 
+/**
+ * bpf_stats of the programs attached through the links pinned in `links`:
+ * ops reads the floor's own pins itself (-L); the agent's link pins are
+ * guarded from ops while its self-protection is armed (the default), so this
+ * process (the agent's own executable, trusted) resolves each pin to its
+ * program id and ops opens the programs by id (-P; program fds are not guarded).
+ */
+function statArgs(links: string | null): string[] {
+  if (links === null) return [];
+  if (links === NULL_PINS) return ["-L", links];
+  const args: string[] = [];
+  for (const e of [...Deno.readDirSync(links)].sort((a, b) => a.name.localeCompare(b.name))) {
+    const fd = shim.getPinned(`${links}/${e.name}`);
+    try {
+      args.push("-P", `${e.name}:${linkProgId(fd)}`);
+    } finally {
+      shim.closeFd(fd);
+    }
+  }
+  return args;
+}
+
+const libc = Deno.dlopen("libc.so.6", {
+  syscall: { parameters: ["i64", "i64", "pointer", "i64"], result: "i64" },
+});
+const SYS_BPF = 321n; // x86_64
+const BPF_OBJ_GET_INFO_BY_FD = 15n;
+/** The program id of a BPF link fd: bpf(BPF_OBJ_GET_INFO_BY_FD), struct bpf_link_info. */
+function linkProgId(fd: number): number {
+  const info = new Uint8Array(64); // bpf_link_info: type, id, prog_id, …
+  const attr = new Uint8Array(16); // info: bpf_fd, info_len, info (u64 pointer)
+  const a = new DataView(attr.buffer);
+  a.setUint32(0, fd, true);
+  a.setUint32(4, info.byteLength, true);
+  a.setBigUint64(8, BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(info))), true);
+  const rc = libc.symbols.syscall(
+    SYS_BPF,
+    BPF_OBJ_GET_INFO_BY_FD,
+    Deno.UnsafePointer.of(attr),
+    16n,
+  );
+  if (rc < 0n) throw new Error(`bpf(BPF_OBJ_GET_INFO_BY_FD) of link fd ${fd} failed`);
+  return new DataView(info.buffer).getUint32(8, true);
+}
+
 function measure(cfg: Config, ops_: (Op | "idle")[], pid: number | null): string {
   const parts: string[] = [];
   for (const op of ops_) {
     const args = [
       ...(pid !== null ? ["-p", String(pid)] : []),
-      ...(cfg.links !== null ? ["-L", cfg.links] : []),
+      ...statArgs(cfg.links),
       ...opArgs(op),
     ];
     const s = parseOps(ops(args));

@@ -2,8 +2,9 @@
 /*
  * null.bpf.c — the floor of bench/vm: programs that return 0 and touch
  * nothing, on the hooks `aegisbpf run` attaches by default (every lsm/
- * program of bpf/ but lsm/inode_permission, plus the exec telemetry
- * tracepoint), and on lsm/inode_permission for the `--lsm-hook both` floor.
+ * program of bpf/ but the file surface's lsm/inode_permission, plus the
+ * self-protection guards and the exec telemetry tracepoint), and one more
+ * on lsm/inode_permission for the `--lsm-hook both` floor.
  * What it costs is what any BPF program on those hooks costs: the BPF LSM
  * trampoline, the call, bpf_stats accounting when it is on. The difference
  * between this and the agent's programs is the agent's own work.
@@ -46,6 +47,21 @@ NULL_PROG("lsm/bpf", null_bpf)
 NULL_PROG("lsm/socket_connect", null_sk_connect)
 NULL_PROG("lsm/socket_bind", null_sk_bind)
 NULL_PROG("lsm/socket_sendmsg", null_sk_sendmsg)
+/* self-protection guards (bpf/self.bpf.c: on by default in enforce mode) */
+NULL_PROG("lsm/inode_unlink", null_self_unlink)
+NULL_PROG("lsm/inode_rmdir", null_self_rmdir)
+NULL_PROG("lsm/inode_rename", null_self_rename)
+NULL_PROG("lsm/inode_create", null_self_create)
+NULL_PROG("lsm/inode_symlink", null_self_symlink)
+NULL_PROG("lsm/inode_link", null_self_link)
+NULL_PROG("lsm/file_open", null_self_file_open)
+NULL_PROG("lsm/path_truncate", null_self_truncate)
+NULL_PROG("lsm/bpf_map", null_self_bpf_map)
+NULL_PROG("lsm/bpf", null_self_bpf)
+NULL_PROG("lsm/inode_permission", null_self_inode_perm)
+NULL_PROG("lsm/task_kill", null_self_task_kill)
+NULL_PROG("lsm/ptrace_access_check", null_self_ptrace)
+NULL_PROG("lsm/sb_umount", null_self_umount)
 /* exec telemetry (the daemon loads it: EngineOptions.execEvents) */
 NULL_PROG("tp/sched/sched_process_exec", null_trace_exec)
 

@@ -1,7 +1,7 @@
 /*
  * bench/vm/ops.c: a tight loop of one operation, timed with CLOCK_MONOTONIC.
  *
- *   ops [-p PID] [-L LINKDIR]... OP N [ARG]
+ *   ops [-p PID] [-L LINKDIR]... [-P NAME:PROG_ID]... OP N [ARG]
  *
  *   open     N PATH    open(PATH, O_RDONLY) + close, the same file N times
  *   openmany N PREFIX  open + close of PREFIX0000000 .. PREFIX<N-1>, each once
@@ -21,6 +21,9 @@
  *   -L DIR  (repeatable) for every link pinned in DIR (bpffs), the program's
  *           kernel.bpf_stats_enabled counters over the same window:
  *           "prog <pin name> <prog id> <run_cnt delta> <run_time_ns delta>"
+ *   -P NAME:ID (repeatable) the same for a program given by its kernel id
+ *           (the agent's link pins cannot be opened from here while its
+ *           self-protection is armed: bench/vm/enforce_bench.ts resolves them)
  *   -p PID  the process's CPU time over the window and its RSS after it:
  *           "pid <PID> <utime+stime delta, clock ticks> <ticks per second> <VmRSS kB>"
  * The counters and /proc/PID/stat are read right before and right after the
@@ -280,6 +283,37 @@ static void add_link_dir(const char *dir)
 	closedir(d);
 }
 
+/* -P NAME:ID: a program by kernel id (the agent's link pins are guarded from
+ * this process when self-protection is armed; program fds are not) */
+static void add_prog(const char *arg)
+{
+	const char *colon = strrchr(arg, ':');
+	char *end;
+	unsigned long id;
+	int pfd;
+
+	if (!colon || colon == arg || colon[1] == '\0') {
+		fprintf(stderr, "ops: -P wants NAME:ID, got '%s'\n", arg);
+		exit(2);
+	}
+	id = strtoul(colon + 1, &end, 10);
+	if (*end != '\0' || id == 0 || id > 0xffffffffUL) {
+		fprintf(stderr, "ops: -P wants NAME:ID, got '%s'\n", arg);
+		exit(2);
+	}
+	if (nprogs == (int)(sizeof(progs) / sizeof(progs[0]))) {
+		fprintf(stderr, "ops: more than %d programs\n", nprogs);
+		exit(1);
+	}
+	pfd = prog_fd_by_id((__u32)id);
+	if (pfd < 0)
+		die("prog fd");
+	snprintf(progs[nprogs].label, sizeof(progs[nprogs].label), "%.*s", (int)(colon - arg), arg);
+	progs[nprogs].id = (__u32)id;
+	progs[nprogs].fd = pfd;
+	nprogs++;
+}
+
 static void stats(int after)
 {
 	for (int i = 0; i < nprogs; i++) {
@@ -420,7 +454,7 @@ static long rss_kb(int pid)
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: ops [-p PID] [-L LINKDIR]... open N PATH | openmany N PREFIX | "
+	fprintf(stderr, "usage: ops [-p PID] [-L LINKDIR]... [-P NAME:ID]... open N PATH | openmany N PREFIX | "
 			"connect N | exec N PROG | fork N | idle MS | mkfiles N PREFIX | links | progs\n");
 	exit(2);
 }
@@ -435,10 +469,13 @@ int main(int argc, char **argv)
 	int pid = 0, ls = -1, c;
 	long n;
 
-	while ((c = getopt(argc, argv, "+p:L:")) != -1) {
+	while ((c = getopt(argc, argv, "+p:L:P:")) != -1) {
 		switch (c) {
 		case 'p':
 			pid = atoi(optarg);
+			break;
+		case 'P':
+			add_prog(optarg);
 			break;
 		case 'L':
 			add_link_dir(optarg);
