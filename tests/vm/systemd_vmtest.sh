@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # The vm-systemd test tier (scripts/test.sh; docs/testing.md, docs/vm.md):
 #  1. scripts/vm/systemd/run_test.sh: Debian 12 with systemd as PID 1, aegisbpf
-#     install --bundle, enable, policy apply, reboot; after the reboot the unit
-#     is active, READY reached, health --require-enforce holds, the rule denies.
+#     install --bundle, enable (with run --self-protect), policy apply, reboot;
+#     after the reboot the unit is active, READY reached, health
+#     --require-enforce holds, the rule denies, a root shell cannot signal the
+#     agent or write its state, and `systemctl stop` stops it cleanly (the
+#     guards disarmed, the pinned rule still denying).
 #  2. Negative controls: the same flow broken on purpose must be reported as a
 #     failure by the test's own checks -- and by exactly the checks that the
 #     breakage should trip, every other check passing (so a broken harness
@@ -28,9 +31,20 @@ expected_failures() {
       "boot 2: aegisbpf.service is active, by the boot alone" \
       "boot 2: READY reached (ActiveEnterTimestampMonotonic set)" \
       "boot 2: health --require-enforce exit status" \
-      "boot 2: the rule stored before the reboot denies (EPERM)" ;;
+      "boot 2: the rule stored before the reboot denies (EPERM)" \
+      "boot 2: self-protection armed again after the reboot" \
+      "boot 2: a root shell's SIGTERM to the agent is refused (EPERM)" \
+      "boot 2: a root shell's write in /var/lib/aegisbpf is refused (EPERM)" \
+      "boot 2: systemctl kill -s SIGKILL aegisbpf exit status (PID 1 may kill it)" \
+      "boot 2: the killed agent was restarted once by systemd" \
+      "boot 2: active again after the kill" \
+      "boot 2: self-protection armed after the restart" \
+      "boot 2: the rule denies after the kill and restart (EPERM)" \
+      "boot 2: the pinned rule keeps denying after the stop (EPERM)" ;;
     policy-not-stored) printf '%s\n' \
-      "boot 2: the rule stored before the reboot denies (EPERM)" ;;
+      "boot 2: the rule stored before the reboot denies (EPERM)" \
+      "boot 2: the rule denies after the kill and restart (EPERM)" \
+      "boot 2: the pinned rule keeps denying after the stop (EPERM)" ;;
     *) return 1 ;;
   esac
 }

@@ -9,6 +9,12 @@
 #   normal              as above
 #   not-enabled         negative control: the unit is started, never enabled
 #   policy-not-stored   negative control: the stored policy is deleted before the reboot
+# The unit runs `run --self-protect` (a drop-in, as an operator would add it):
+# both boots record what a root shell outside the agent can do to it (signal
+# it, write its state directory) and, at the end of boot 2, what
+# `systemctl stop` (PID 1's SIGTERM) does: the unit stops cleanly, the guards
+# are disarmed, the pinned rule keeps denying. Before the stop, a crash
+# (`systemctl kill -s SIGKILL`): the unit restarts and the guards are armed.
 P=/aegis/payload R=/aegis/results
 mode=$(cat $P/mode 2>/dev/null || echo normal)
 state=/var/lib/aegis-vmtest
@@ -23,6 +29,25 @@ secret=/srv/aegis-vmtest/secret.txt
 bin=/usr/local/bin/aegisbpf
 prop() { systemctl show -p "$2" --value "$1"; }
 # cat of the denied file: "denied" (EPERM), "readable", or the error text
+# self_protection.armed in the agent's report: true, false or "none" (no report)
+armed() {
+  $bin capabilities --json 2>/dev/null | tr -d ' \n' | grep -o '"self_protection":{[^}]*}' \
+    | grep -o '"armed":[a-z]*' | cut -d: -f2 | grep . || echo none
+}
+# "ok", "denied" (EPERM) or the error text of a command run as a root shell
+try_cmd() {
+  if err=$("$@" 2>&1 >/dev/null); then echo ok
+  else case "$err" in *"Operation not permitted"*) echo denied ;; *) echo "error:$err" | tr ' \n' '__' ;; esac
+  fi
+}
+# the tampering a root shell outside the agent tries (boot N): facts tamper_*
+tamper_facts() {
+  fact armed "$(armed)"
+  pid=$(prop aegisbpf.service MainPID)
+  if [ "${pid:-0}" -gt 0 ]; then fact tamper_kill "$(try_cmd kill -TERM "$pid")"
+  else fact tamper_kill "no-main-pid"; fi
+  fact tamper_state_write "$(try_cmd touch /var/lib/aegisbpf/vmtest-tamper)"
+}
 try_read() {
   if err=$(cat "$secret" 2>&1 >/dev/null); then echo readable
   else case "$err" in *"Operation not permitted"*) echo denied ;; *) echo "error:$err" | tr ' \n' '__' ;; esac
@@ -72,7 +97,11 @@ if [ $boot = 1 ]; then
   fact unit_execstart "$(grep '^ExecStart=' /etc/systemd/system/aegisbpf.service)"
   fact mode_keys "$(stat -c %a /etc/aegisbpf/keys)"
   fact mode_state "$(stat -c %a /var/lib/aegisbpf)"
+  mkdir -p /etc/systemd/system/aegisbpf.service.d
+  printf '[Service]\nExecStart=\nExecStart=%s run --self-protect\n' "$bin" \
+    >/etc/systemd/system/aegisbpf.service.d/10-self-protect.conf
   systemctl daemon-reload
+  fact unit_execstart_effective "$(prop aegisbpf.service ExecStart | grep -o 'argv\[\]=[^;]*' | sed 's/ *$//' | tr ' ' '_')"
   if [ "$mode" = not-enabled ]; then
     timed start systemctl start aegisbpf.service
   else
@@ -80,11 +109,23 @@ if [ $boot = 1 ]; then
   fi
   ready_facts
   timed health $bin health --require-enforce
-  printf 'version=1\n\n[deny_path]\n%s\n' "$secret" >/etc/aegisbpf/policy/vmtest.policy
-  timed apply $bin policy apply /etc/aegisbpf/policy/vmtest.policy
+  # the operator's policy file lives outside /etc/aegisbpf: with the guards
+  # armed only the agent's executable writes there (docs/security.md)
+  fact config_write "$(try_cmd touch /etc/aegisbpf/policy/vmtest.policy)"
+  printf 'version=1\n\n[deny_path]\n%s\n' "$secret" >/srv/aegis-vmtest/vmtest.policy
+  timed apply $bin policy apply /srv/aegis-vmtest/vmtest.policy
   fact read_after_apply "$(try_read)"
   fact stored "$(ls /var/lib/aegisbpf | tr '\n' ',')"
+  tamper_facts
+  # three refusals within a minute (the config write, the signal, the state
+  # write): the posture is DEGRADED (TAMPER_ATTEMPTS) at the next 1 s check
+  sleep 2
+  $bin health --require-enforce >$R/boot$boot.health_tamper.log 2>&1
+  fact health_after_tamper_rc $?
+  fact tamper_reason "$(journalctl -b --no-pager -u aegisbpf.service | grep -o 'DEGRADED (TAMPER_ATTEMPTS)' | head -n1 | tr ' ' '_')"
   if [ "$mode" = policy-not-stored ]; then
+    # the guards refuse a root shell's rm while the agent runs: stop it first
+    systemctl stop aegisbpf.service
     rm -f /var/lib/aegisbpf/policy.applied /var/lib/aegisbpf/policy.sha256 /var/lib/aegisbpf/policy.prev
     fact stored_after_removal "$(ls /var/lib/aegisbpf | tr '\n' ',')"
   fi
@@ -100,6 +141,33 @@ fi
 ready_facts
 timed health $bin health --require-enforce
 fact read_after_reboot "$(try_read)"
+tamper_facts
+# a crash: PID 1 SIGKILLs the unit (PID 1's signals are allowed); Restart=
+# starts the agent again, which re-adopts the pins and the guards, still armed
+n0=$(prop aegisbpf.service NRestarts)
+i=0
+if [ "$(systemctl is-active aegisbpf.service)" = active ]; then
+  systemctl kill -s SIGKILL aegisbpf.service
+  fact kill_rc $?
+else
+  fact kill_rc not-active
+  i=240
+fi
+while [ $i -lt 240 ]; do
+  [ "$(prop aegisbpf.service NRestarts)" -gt "$n0" ] && [ "$(systemctl is-active aegisbpf.service)" = active ] && break
+  sleep 0.5
+  i=$((i + 1))
+done
+fact restarts_after_kill $(($(prop aegisbpf.service NRestarts) - n0))
+fact active_after_kill "$(systemctl is-active aegisbpf.service)"
+fact armed_after_kill "$(armed)"
+fact read_after_kill "$(try_read)"
+# the supervisor's stop: PID 1 signals the agent (allowed), the agent disarms
+timed stop systemctl stop aegisbpf.service
+fact active_after_stop "$(systemctl is-active aegisbpf.service)"
+fact result_after_stop "$(prop aegisbpf.service Result)"
+fact read_after_stop "$(try_read)"
+fact state_write_after_stop "$(try_cmd touch /var/lib/aegisbpf/vmtest-after-stop)"
 collect
 echo done >>"$out"
 sync

@@ -132,6 +132,15 @@ check "boot 1: health --require-enforce exit status" 0 "$(get 1 health_rc)"
 check "boot 1: the file is readable before the policy" readable "$(get 1 read_before)"
 check "boot 1: policy apply exit status" 0 "$(get 1 apply_rc)"
 check "boot 1: the applied rule denies (EPERM)" denied "$(get 1 read_after_apply)"
+check "boot 1: the unit runs the agent with --self-protect (the drop-in)" \
+  "argv[]=/usr/local/bin/aegisbpf_run_--self-protect" "$(get 1 unit_execstart_effective)"
+check "boot 1: self-protection armed" true "$(get 1 armed)"
+check "boot 1: a root shell's SIGTERM to the agent is refused (EPERM)" denied "$(get 1 tamper_kill)"
+check "boot 1: a root shell's new file in /etc/aegisbpf/policy is refused (EPERM)" denied "$(get 1 config_write)"
+check "boot 1: a root shell's write in /var/lib/aegisbpf is refused (EPERM)" denied "$(get 1 tamper_state_write)"
+check "boot 1: after three refusals health --require-enforce fails, the log says TAMPER_ATTEMPTS" \
+  "1 DEGRADED_(TAMPER_ATTEMPTS)" \
+  "$(get 1 health_after_tamper_rc) $(get 1 tamper_reason)"
 check_cmd "boot 2 ran to its end (driver reached the poweroff)" done_boot 2
 check "boot 2: PID 1 is systemd" systemd "$(get 2 pid1)"
 check "boot 2: aegisbpf.service is enabled" enabled "$(get 2 enabled)"
@@ -141,6 +150,20 @@ check "boot 2: READY reached (ActiveEnterTimestampMonotonic set)" yes \
   "$(v=$(get 2 ready_us); [[ "$v" =~ ^[0-9]+$ ]] && [ "$v" -gt 0 ] && echo yes || echo "no ($v)")"
 check "boot 2: health --require-enforce exit status" 0 "$(get 2 health_rc)"
 check "boot 2: the rule stored before the reboot denies (EPERM)" denied "$(get 2 read_after_reboot)"
+check "boot 2: self-protection armed again after the reboot" true "$(get 2 armed)"
+check "boot 2: a root shell's SIGTERM to the agent is refused (EPERM)" denied "$(get 2 tamper_kill)"
+check "boot 2: a root shell's write in /var/lib/aegisbpf is refused (EPERM)" denied "$(get 2 tamper_state_write)"
+check "boot 2: systemctl kill -s SIGKILL aegisbpf exit status (PID 1 may kill it)" 0 "$(get 2 kill_rc)"
+check "boot 2: the killed agent was restarted once by systemd" 1 "$(get 2 restarts_after_kill)"
+check "boot 2: active again after the kill" active "$(get 2 active_after_kill)"
+check "boot 2: self-protection armed after the restart" true "$(get 2 armed_after_kill)"
+check "boot 2: the rule denies after the kill and restart (EPERM)" denied "$(get 2 read_after_kill)"
+check "boot 2: systemctl stop aegisbpf exit status (PID 1's SIGTERM is allowed)" 0 "$(get 2 stop_rc)"
+check "boot 2: the unit is inactive after the stop" inactive "$(get 2 active_after_stop)"
+check "boot 2: the stop was clean (Result=success)" success "$(get 2 result_after_stop)"
+check "boot 2: the pinned rule keeps denying after the stop (EPERM)" denied "$(get 2 read_after_stop)"
+check "boot 2: the guards are disarmed after the stop (a write in /var/lib/aegisbpf works)" ok \
+  "$(get 2 state_write_after_stop)"
 
 # Times. Within a boot, systemd's monotonic timestamps (since that boot's
 # kernel start): agent exec, READY (ActiveEnterTimestampMonotonic), systemd's
@@ -164,6 +187,7 @@ reboot_to_ready=$(diff_s "$t_reboot" "$t_ready2") reset_to_ready=$(diff_s "$t_re
   echo "image_prepare_s=$image_s"
   echo "guest_s=$guest_s"
   echo "boot1_install_s=$(get 1 install_s) boot1_start_cmd_s=$(get 1 start_s) boot1_apply_s=$(get 1 apply_s)"
+  echo "boot2_stop_s=$(get 2 stop_s)"
   echo "boot1_exec_to_ready_s=$ready_after_exec1 boot1_systemd_to_ready_s=$ready_after_systemd1"
   echo "boot2_kernel_to_ready_s=$(span 1 "$(get 2 ready_us)") boot2_exec_to_ready_s=$ready_after_exec2 boot2_systemd_to_ready_s=$ready_after_systemd2"
   echo "reboot_to_ready_s=$reboot_to_ready reset_to_ready_s=$reset_to_ready"
