@@ -9,7 +9,7 @@
 #   normal              as above
 #   not-enabled         negative control: the unit is started, never enabled
 #   policy-not-stored   negative control: the stored policy is deleted before the reboot
-# The unit runs `run --self-protect` (a drop-in, as an operator would add it):
+# The unit as installed (`aegisbpf run`: self-protection is the default):
 # both boots record what a root shell outside the agent can do to it (signal
 # it, write its state directory) and, at the end of boot 2, what
 # `systemctl stop` (PID 1's SIGTERM) does: the unit stops cleanly, the guards
@@ -97,9 +97,6 @@ if [ $boot = 1 ]; then
   fact unit_execstart "$(grep '^ExecStart=' /etc/systemd/system/aegisbpf.service)"
   fact mode_keys "$(stat -c %a /etc/aegisbpf/keys)"
   fact mode_state "$(stat -c %a /var/lib/aegisbpf)"
-  mkdir -p /etc/systemd/system/aegisbpf.service.d
-  printf '[Service]\nExecStart=\nExecStart=%s run --self-protect\n' "$bin" \
-    >/etc/systemd/system/aegisbpf.service.d/10-self-protect.conf
   systemctl daemon-reload
   fact unit_execstart_effective "$(prop aegisbpf.service ExecStart | grep -o 'argv\[\]=[^;]*' | sed 's/ *$//' | tr ' ' '_')"
   if [ "$mode" = not-enabled ]; then

@@ -132,8 +132,8 @@ check "boot 1: health --require-enforce exit status" 0 "$(get 1 health_rc)"
 check "boot 1: the file is readable before the policy" readable "$(get 1 read_before)"
 check "boot 1: policy apply exit status" 0 "$(get 1 apply_rc)"
 check "boot 1: the applied rule denies (EPERM)" denied "$(get 1 read_after_apply)"
-check "boot 1: the unit runs the agent with --self-protect (the drop-in)" \
-  "argv[]=/usr/local/bin/aegisbpf_run_--self-protect" "$(get 1 unit_execstart_effective)"
+check "boot 1: the unit runs the agent with no option (self-protection is the default)" \
+  "argv[]=/usr/local/bin/aegisbpf_run" "$(get 1 unit_execstart_effective)"
 check "boot 1: self-protection armed" true "$(get 1 armed)"
 check "boot 1: a root shell's SIGTERM to the agent is refused (EPERM)" denied "$(get 1 tamper_kill)"
 check "boot 1: a root shell's new file in /etc/aegisbpf/policy is refused (EPERM)" denied "$(get 1 config_write)"
