@@ -612,6 +612,23 @@ function printChanges(r: { changes: Change[]; kept: string[]; dry_run: boolean }
   for (const k of r.kept) out(`kept ${k} (the operator's settings; never overwritten)`);
 }
 
+/**
+ * A root process refused a write: the running agent's self-protection (on by
+ * default) guards its binary, /etc/aegisbpf and /var/lib/aegisbpf from every
+ * other executable. Say so, with the way out; anything else is passed on.
+ */
+export function refusedWhileArmed(e: unknown, uid: number | null = Deno.uid()): unknown {
+  if (!(e instanceof Deno.errors.PermissionDenied) || uid !== 0) return e;
+  return new AegisError(
+    "INSTALL_WRITE_REFUSED",
+    `${e.message}: refused to root, which is what the running agent's self-protection does ` +
+      "to every other program writing its binary, /etc/aegisbpf or /var/lib/aegisbpf; stop it " +
+      "first (systemctl stop aegisbpf: a clean stop disarms the guards), then install again " +
+      '(it completes what this run began; docs/install.md, "Upgrade")',
+    { cause: e },
+  );
+}
+
 export function addInstallCommand(program: Command): void {
   program.command("install")
     .description("install this binary, the systemd unit, /etc/aegisbpf and /var/lib/aegisbpf")
@@ -644,6 +661,8 @@ See docs/install.md.`,
           : { binary: runningBinary() }),
         dryRun: opts.dryRun === true,
         force: opts.force === true,
+      }).catch((e) => {
+        throw refusedWhileArmed(e);
       });
       if (opts.json) return outJson(r);
       printChanges(r);

@@ -7,6 +7,7 @@ import {
   launcherScript,
   LIB_FILES,
   MANIFEST_PATH,
+  refusedWhileArmed,
   uninstallFiles,
   UNIT_PATH,
   unitFor,
@@ -408,4 +409,16 @@ Deno.test("install --bundle: runtime, bundle and wrapper; the same unit; uninsta
     ok(!exists(lib), "PREFIX/lib/aegisbpf left behind");
     ok(exists(`${root}/var/lib/aegisbpf`));
   });
+});
+
+Deno.test("install: a write refused to root names the armed self-protection and the way out", () => {
+  const denied = new Deno.errors.PermissionDenied("Operation not permitted (os error 1)");
+  const e = refusedWhileArmed(denied, 0);
+  ok(e instanceof AegisError);
+  strictEqual(e.code, "INSTALL_WRITE_REFUSED");
+  match(e.message, /Operation not permitted.*self-protection.*systemctl stop aegisbpf/);
+  // not root: an ordinary permission problem, passed on as it was
+  strictEqual(refusedWhileArmed(denied, 1000), denied);
+  const other = new Error("disk full");
+  strictEqual(refusedWhileArmed(other, 0), other);
 });
