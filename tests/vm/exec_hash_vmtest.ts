@@ -17,8 +17,9 @@
  *     only ld.so; ld.so maps the program) and mmap(PROT_EXEC) of the file
  *     are refused (EPERM) with a record naming the hook, the digest and the
  *     file; a readable mapping and another content are not; audit mode
- *     reports and allows. mprotect(PROT_EXEC) of a readable mapping is a
- *     known gap (no sleepable hook there), asserted open.
+ *     reports and allows. mprotect(PROT_EXEC) of a readable mapping of the
+ *     file is refused too (it was never verified: fail closed; the cases of
+ *     the verified-file cache are in exec_mprotect_vmtest.ts).
  *  1c. engine level, allowlist mode (AEGIS_POL_EXEC_ALLOWLIST, entries with
  *     AEGIS_RULE_ALLOW in aegis_deny_hash): the listed static target and a
  *     copy of it run; an unlisted binary gets EPERM and a record with
@@ -46,12 +47,14 @@ import {
   AEGIS_CNT_HASH_UNKNOWN,
   AEGIS_HOOK_BPRM_HASH,
   AEGIS_HOOK_MMAP_HASH,
+  AEGIS_HOOK_MPROTECT_HASH,
   AEGIS_POL_EXEC_ALLOWLIST,
   AEGIS_POL_EXEC_HASH,
   AEGIS_RT_HASH,
   AEGIS_RULE_ALLOW,
   AEGIS_RULE_DENY,
   AEGIS_RULE_UNLISTED,
+  AEGIS_RULE_UNVERIFIED,
 } from "../../src/bpf/abi_gen.ts";
 import { hashKey, ruleValue } from "../../src/bpf/rule_codec.ts";
 import type { FileBlockRecord, KernelRecord } from "../../src/events/decode.ts";
@@ -62,8 +65,8 @@ import { Agent, agentEnv, cleanupAgent, httpGet } from "../lib/agent.ts";
 const LSM_ON = Deno.env.get("AEGIS_VM_LSM") === "on";
 const KERNEL = Deno.env.get("AEGIS_VM_KERNEL") ?? "?";
 const SECTION = "lsm.s/bprm_check_security";
-/** The sleepable mapping programs (bpf/exec_hash.bpf.c). */
-const MAP_SECTIONS = ["lsm.s/mmap_file"];
+/** The mapping programs (bpf/exec_hash.bpf.c): sleepable mmap_file, non-sleepable mprotect. */
+const MAP_SECTIONS = ["lsm.s/mmap_file", "lsm/file_mprotect"];
 const LOADER = "/lib64/ld-linux-x86-64.so.2";
 
 /* `exec PATH`: execv; `memfd PATH`: the file's bytes into a memfd, then
@@ -476,11 +479,16 @@ Deno.test({
     strictEqual(r[0].sha256, w.sha);
     strictEqual(r[0].path, mapped);
     strictEqual(r[0].comm, HELPER);
-    // the known gap (docs/engine.md, "Open: mprotect(PROT_EXEC)"): file_mprotect is not a
-    // sleepable hook, nothing hashes there; closing it must update the docs and this line
-    strictEqual(tryMap("mprotect", mapped), "ok", "mprotect(PROT_EXEC) after a readable map");
-    deepStrictEqual(hashBlocks(eng.records()), []);
-    say("mprotect(PROT_EXEC) of a readable mapping of the denied content: not refused (known gap)");
+    // mprotect(PROT_EXEC) after a readable map: the non-sleepable lsm/file_mprotect cannot
+    // hash; the denied content was never verified by a mapping, so it is refused
+    // (docs/engine.md, "mprotect(PROT_EXEC)")
+    strictEqual(tryMap("mprotect", mapped), "EPERM", "mprotect(PROT_EXEC) after a readable map");
+    const mp = hashBlocks(eng.records());
+    strictEqual(mp.length, 1, JSON.stringify(mp));
+    strictEqual(mp[0].hook, AEGIS_HOOK_MPROTECT_HASH);
+    strictEqual(mp[0].sha256, "0".repeat(64), "nothing hashed at mprotect");
+    deepStrictEqual([mp[0].ruleId, mp[0].ruleFlags], [0, AEGIS_RULE_UNVERIFIED]);
+    strictEqual(mp[0].comm, HELPER);
     // a readable (not executable) mapping of the same file is not an exec
     strictEqual(
       new TextDecoder().decode(Deno.readFileSync(mapped).slice(1, 4)),
@@ -674,6 +682,7 @@ Deno.test({
       strictEqual(ev.comm, HELPER);
       // the daemon attaches the mapping programs by default: ld.so-style loading is denied too
       strictEqual(report.hook_details.lsm_file_mmap.attached, true, "lsm.s/mmap_file attached");
+      strictEqual(report.exec_identity.mprotect, true, "lsm/file_mprotect attached beside it");
       strictEqual(tryMap("mmapx", copy), "EPERM", "an executable mapping under the agent");
       const mev = await agent.event(
         (x) => x.type === "block" && x.sha256 === w.sha && x.hook === "mmap_file_hash",
