@@ -57,9 +57,17 @@ import {
   AEGIS_RULE_UNVERIFIED,
 } from "../../src/bpf/abi_gen.ts";
 import { hashKey, ruleValue } from "../../src/bpf/rule_codec.ts";
-import type { FileBlockRecord, KernelRecord } from "../../src/events/decode.ts";
 import { CapabilitiesReport } from "../../src/posture/report.ts";
 import { type Engine, loadEngine } from "../lib/engine.ts";
+import {
+  type ExecWork,
+  execWork,
+  gcc,
+  hashBlocks,
+  ownCgroupId,
+  sha256,
+  wordProgram,
+} from "../lib/exec_hash_testing.ts";
 import { Agent, agentEnv, cleanupAgent, httpGet } from "../lib/agent.ts";
 
 const LSM_ON = Deno.env.get("AEGIS_VM_LSM") === "on";
@@ -158,22 +166,7 @@ int main(int argc, char **argv)
 `;
 const HELPER = "aegis-hx";
 
-/* The denied binary and a different one: static, so any copy runs anywhere. */
-const target = (word: string) =>
-  String.raw`
-#include <stdio.h>
-int main(void) { puts("${word}"); return 0; }
-`;
-
-interface Work {
-  /** on the guest's root (overlayfs) */
-  root: string;
-  /** on /tmp (tmpfs) */
-  tmp: string;
-  helper: string;
-  bin: string;
-  other: string;
-  sha: string;
+interface Work extends ExecWork {
   /** a dynamically linked binary (ld.so can run it), and its digest */
   dyn: string;
   dynSha: string;
@@ -181,37 +174,11 @@ interface Work {
 
 let work: Work | undefined;
 
-function gcc(src: string, out: string, extra: string[] = []): void {
-  const c = `${out}.c`;
-  Deno.writeTextFileSync(c, src);
-  const r = new Deno.Command("gcc", { args: ["-O1", ...extra, "-o", out, c] }).outputSync();
-  strictEqual(r.code, 0, `gcc ${out}: ${new TextDecoder().decode(r.stderr)}`);
-}
-
-async function sha256(path: string): Promise<string> {
-  const d = await crypto.subtle.digest("SHA-256", Deno.readFileSync(path));
-  return Array.from(new Uint8Array(d), (b) => b.toString(16).padStart(2, "0")).join("");
-}
-
 async function workDirs(): Promise<Work> {
   if (work) return work;
-  Deno.mkdirSync("/var/tmp", { recursive: true });
-  const root = Deno.makeTempDirSync({ dir: "/var/tmp", prefix: "aegis-eh-" });
-  const tmp = Deno.makeTempDirSync({ dir: "/tmp", prefix: "aegis-eh-" });
-  gcc(HELPER_SRC, `${root}/${HELPER}`);
-  gcc(target("denied-ran"), `${root}/target`, ["-static"]);
-  gcc(target("other-ran"), `${root}/other`, ["-static"]);
-  gcc(target("loader-ran"), `${root}/dyn`);
-  work = {
-    dyn: `${root}/dyn`,
-    dynSha: await sha256(`${root}/dyn`),
-    root,
-    tmp,
-    helper: `${root}/${HELPER}`,
-    bin: `${root}/target`,
-    other: `${root}/other`,
-    sha: await sha256(`${root}/target`),
-  };
+  const base = await execWork("aegis-eh-", HELPER, HELPER_SRC);
+  gcc(wordProgram("loader-ran"), `${base.root}/dyn`);
+  work = { ...base, dyn: `${base.root}/dyn`, dynSha: await sha256(`${base.root}/dyn`) };
   return work;
 }
 
@@ -240,27 +207,12 @@ function viaLoader(path: string): { code: number; out: string; err: string } {
   return { code: o.code, out: dec.decode(o.stdout).trim(), err: dec.decode(o.stderr).trim() };
 }
 
-function hashBlocks(recs: KernelRecord[]): FileBlockRecord[] {
-  return recs.filter((r): r is FileBlockRecord =>
-    r.kind === "file_block" && r.sha256 !== undefined
-  );
-}
-
 function unknownCount(eng: Engine): bigint {
   return eng.map("aegis_counters").sumU64(AEGIS_CNT_HASH_UNKNOWN);
 }
 
 function say(msg: string): void {
   Deno.stderr.writeSync(new TextEncoder().encode(`exec_hash (${KERNEL}): ${msg}\n`));
-}
-
-/** The cgroup v2 id of this process (= inode of its cgroup directory). */
-function ownCgroupId(): bigint {
-  const line = Deno.readTextFileSync("/proc/self/cgroup").split("\n").find((l) =>
-    l.startsWith("0::")
-  );
-  ok(line, "cgroup v2 membership in /proc/self/cgroup");
-  return BigInt(Deno.statSync(`/sys/fs/cgroup${line.slice(3)}`.replace(/\/$/, "")).ino!);
 }
 
 /** Does this kernel give the SHA-256 of an executed file? Set by test 1. */

@@ -39,8 +39,8 @@ import {
   AEGIS_RULE_UNVERIFIED,
 } from "../../src/bpf/abi_gen.ts";
 import { hashKey, ruleValue } from "../../src/bpf/rule_codec.ts";
-import type { FileBlockRecord, KernelRecord } from "../../src/events/decode.ts";
 import { loadEngine } from "../lib/engine.ts";
+import { type ExecWork, execWork, hashBlocks, ownCgroupId } from "../lib/exec_hash_testing.ts";
 
 const LSM_ON = Deno.env.get("AEGIS_VM_LSM") === "on";
 const KERNEL = Deno.env.get("AEGIS_VM_KERNEL") ?? "?";
@@ -164,53 +164,10 @@ int main(int argc, char **argv)
 `;
 const HELPER = "aegis-mx";
 
-const target = (word: string) =>
-  String.raw`
-#include <stdio.h>
-int main(void) { puts("${word}"); return 0; }
-`;
+let work: ExecWork | undefined;
 
-interface Work {
-  root: string;
-  tmp: string;
-  helper: string;
-  /** the denied content, and its digest */
-  bin: string;
-  sha: string;
-  /** a harmless content, in no list */
-  other: string;
-}
-
-let work: Work | undefined;
-
-function gcc(src: string, out: string, extra: string[] = []): void {
-  const c = `${out}.c`;
-  Deno.writeTextFileSync(c, src);
-  const r = new Deno.Command("gcc", { args: ["-O1", ...extra, "-o", out, c] }).outputSync();
-  strictEqual(r.code, 0, `gcc ${out}: ${new TextDecoder().decode(r.stderr)}`);
-}
-
-async function sha256(path: string): Promise<string> {
-  const d = await crypto.subtle.digest("SHA-256", Deno.readFileSync(path));
-  return Array.from(new Uint8Array(d), (b) => b.toString(16).padStart(2, "0")).join("");
-}
-
-async function workDirs(): Promise<Work> {
-  if (work) return work;
-  Deno.mkdirSync("/var/tmp", { recursive: true });
-  const root = Deno.makeTempDirSync({ dir: "/var/tmp", prefix: "aegis-mx-" });
-  const tmp = Deno.makeTempDirSync({ dir: "/tmp", prefix: "aegis-mx-" });
-  gcc(HELPER_SRC, `${root}/${HELPER}`);
-  gcc(target("denied-ran"), `${root}/target`, ["-static"]);
-  gcc(target("other-ran"), `${root}/other`, ["-static"]);
-  work = {
-    root,
-    tmp,
-    helper: `${root}/${HELPER}`,
-    bin: `${root}/target`,
-    sha: await sha256(`${root}/target`),
-    other: `${root}/other`,
-  };
+async function workDirs(): Promise<ExecWork> {
+  work ??= await execWork("aegis-mx-", HELPER, HELPER_SRC);
   return work;
 }
 
@@ -222,23 +179,8 @@ function mx(mode: string, path = ""): string {
   return dec.decode(o.stdout).trim();
 }
 
-function hashBlocks(recs: KernelRecord[]): FileBlockRecord[] {
-  return recs.filter((r): r is FileBlockRecord =>
-    r.kind === "file_block" && r.sha256 !== undefined
-  );
-}
-
 function say(msg: string): void {
   Deno.stderr.writeSync(new TextEncoder().encode(`exec_mprotect (${KERNEL}): ${msg}\n`));
-}
-
-/** The cgroup v2 id of this process (= inode of its cgroup directory). */
-function ownCgroupId(): bigint {
-  const line = Deno.readTextFileSync("/proc/self/cgroup").split("\n").find((l) =>
-    l.startsWith("0::")
-  );
-  ok(line, "cgroup v2 membership in /proc/self/cgroup");
-  return BigInt(Deno.statSync(`/sys/fs/cgroup${line.slice(3)}`.replace(/\/$/, "")).ino!);
 }
 
 /** A fresh copy of `src` (a new inode) at `dst`. */
