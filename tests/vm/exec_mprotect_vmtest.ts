@@ -5,8 +5,8 @@
  * "mprotect(PROT_EXEC)").
  *
  * lsm-on cells, engine level, one object load (the exec, mapping and
- * mprotect programs and lsm/file_open, which forgets a file opened for
- * writing), rules written into the maps:
+ * mprotect programs, and lsm/file_open and lsm/inode_permission, which
+ * forget a file opened for writing), rules written into the maps:
  *  a. a readable mapping of the denied content made executable: EPERM, a
  *     record with hook file_mprotect_hash, no digest, AEGIS_RULE_UNVERIFIED;
  *  b. the same for a harmless file never mapped executable (fail closed),
@@ -49,6 +49,8 @@ const SECTIONS = [
   "lsm.s/mmap_file",
   "lsm/file_mprotect",
   "lsm/file_open",
+  // run --lsm-hook=both: the write check of inode_permission forgets a file too
+  "lsm/inode_permission",
 ];
 
 /*
