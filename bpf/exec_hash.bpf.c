@@ -15,11 +15,17 @@
  *    own, as `ld.so /copy/of/binary` does (the kernel maps only ld.so at
  *    exec; ld.so maps the program itself), and any executable mapping of
  *    a file (dlopen, a hand-written loader).
- * Both answer the same rule with -EPERM. Not covered: mprotect(PROT_EXEC)
- * of a file mapped readable first: file_mprotect runs under the mmap lock
- * and is not a sleepable hook on 6.1 or 6.12 (the verifier refuses a
- * sleepable program there), so nothing can hash the file at that point
- * (docs/engine.md).
+ * Both answer the same rule with -EPERM. A third, *non-sleepable*
+ * program closes the last route, a file mapped readable first and made
+ * executable with mprotect: file_mprotect runs under the mmap lock and is
+ * not a sleepable hook on 6.1 or 6.12 (the verifier refuses a sleepable
+ * program there), so nothing can hash the file at that point. Instead:
+ *  - lsm/file_mprotect adding PROT_EXEC to a file mapping that was not
+ *    executable allows only a file the mapping program hashed and did not
+ *    deny, under the live policy, unchanged since (aegis_hash_verified,
+ *    lib/hash_verified.h), and refuses every other one: fail closed, the
+ *    record has no digest and rule_flags AEGIS_RULE_UNVERIFIED
+ *    (docs/engine.md, "mprotect(PROT_EXEC)").
  *
  * Allowlist mode (AEGIS_POL_EXEC_ALLOWLIST, a non-empty
  * [allow_binary_hash]): the exec program alone also denies every content
@@ -63,18 +69,29 @@
 #include "aegis_abi.h"
 #include "aegis_maps.h"
 #include "lib/inode.h"
+#include "lib/hash_verified.h"
 
 /* mmap/mprotect protection bits (uapi asm-generic/mman-common.h) */
 #define AEGIS_PROT_EXEC 0x4
+/* include/linux/mm.h */
+#define AEGIS_VM_EXEC 0x4
+
+/* Where a record's path comes from. */
+enum aegis_hash_name {
+	AEGIS_NAME_EXEC = 0,   /* the exec's filename */
+	AEGIS_NAME_D_PATH = 1, /* the mapped file's path (bpf_d_path: sleepable hooks only) */
+	AEGIS_NAME_DENTRY = 2, /* the mapped file's own name (file_mprotect has no bpf_d_path) */
+};
 
 /*
- * `name` is the exec's filename; a mapping (`mapped` set) has none, so its
- * record gets the file's path from bpf_d_path (allowed in sleepable LSM
- * programs), or the file's own name when that fails.
+ * `name` is the exec's filename (AEGIS_NAME_EXEC); a mapping has none, so
+ * its record gets the file's path from bpf_d_path (allowed in sleepable LSM
+ * programs), or the file's own name when that fails or is not allowed.
  */
 static __always_inline void aegis_hash_emit(struct aegis_hook_ctx *hc, struct aegis_inode_key *k,
 					    struct aegis_hash_key *hk, struct aegis_rule *r,
-					    __u8 action, const char *name, struct file *mapped)
+					    __u8 action, const char *name, struct file *mapped,
+					    const int how)
 {
 	struct aegis_ev_hash_block *ev = aegis_ev_reserve(sizeof(*ev));
 
@@ -84,14 +101,66 @@ static __always_inline void aegis_hash_emit(struct aegis_hook_ctx *hc, struct ae
 	aegis_fill_hdr(&ev->hdr, sizeof(*ev), AEGIS_EV_HASH_BLOCK, AEGIS_EV_HASH_BLOCK_V1);
 	AEGIS_FILL_BLOCK_FIELDS(ev, hc, k, r, action);
 	__builtin_memcpy(ev->sha256, hk->sha256, sizeof(ev->sha256));
-	if (mapped) {
+	if (how == AEGIS_NAME_D_PATH) {
 		if (bpf_d_path(&mapped->f_path, ev->path, sizeof(ev->path)) < 0)
 			bpf_probe_read_kernel_str(ev->path, sizeof(ev->path),
 						  mapped->f_path.dentry->d_name.name);
+	} else if (how == AEGIS_NAME_DENTRY) {
+		bpf_probe_read_kernel_str(ev->path, sizeof(ev->path),
+					  BPF_CORE_READ(mapped, f_path.dentry, d_name.name));
 	} else {
 		bpf_probe_read_kernel_str(ev->path, sizeof(ev->path), name);
 	}
 	aegis_ev_submit(ev);
+}
+
+/*
+ * The mapping program's half of aegis_hash_verified: before hashing, a
+ * PENDING entry for the file as it is now, unless it is open for writing
+ * or lives on a kernel-internal mount (a memfd or shm segment: its writable
+ * fds are not counted in i_writecount and never pass file_open); 0 when
+ * none was made. The writer count is read again after the insert: a writer
+ * that opened before it is seen there, one that opens after it deletes the
+ * entry (file.bpf.c), so aegis_verified_done's BPF_EXIST update fails.
+ */
+static __always_inline int aegis_verified_begin(struct aegis_hook_ctx *hc, struct file *file,
+						struct aegis_verified_key *vk)
+{
+	struct aegis_verified v = {};
+	struct inode *inode = aegis_mapped_inode(file);
+
+	if (!inode || (BPF_CORE_READ(file, f_path.mnt, mnt_flags) & AEGIS_MNT_INTERNAL))
+		return 0;
+	if (aegis_has_writer(inode))
+		return 0;
+	aegis_verified_key_of(vk, inode);
+	v.epoch = aegis_config_get(AEGIS_CFG_HASH_EPOCH);
+	v.gen = hc->gen;
+	v.state = AEGIS_VERIFIED_PENDING;
+	if (bpf_map_update_elem(&aegis_hash_verified, vk, &v, BPF_ANY))
+		return 0;
+	if (aegis_has_writer(inode)) {
+		bpf_map_delete_elem(&aegis_hash_verified, vk);
+		return 0;
+	}
+	return 1;
+}
+
+/* The hash is known and not denied: PENDING becomes OK, if it is still there. */
+static __always_inline void aegis_verified_done(struct aegis_verified_key *vk, int ok)
+{
+	struct aegis_verified *p = bpf_map_lookup_elem(&aegis_hash_verified, vk);
+	struct aegis_verified v;
+
+	if (!p)
+		return;
+	if (!ok || p->state != AEGIS_VERIFIED_PENDING) {
+		bpf_map_delete_elem(&aegis_hash_verified, vk);
+		return;
+	}
+	v = *p;
+	v.state = AEGIS_VERIFIED_OK;
+	bpf_map_update_elem(&aegis_hash_verified, vk, &v, BPF_EXIST);
 }
 
 /*
@@ -103,6 +172,7 @@ static __always_inline void aegis_hash_emit(struct aegis_hook_ctx *hc, struct ae
 static __always_inline int aegis_hash_check(__u32 hook, struct file *file, const char *name,
 					    const int mapping)
 {
+	struct aegis_verified_key vk = {};
 	struct aegis_hash_key hk = {};
 	struct aegis_inode_key k = {};
 	struct aegis_hook_ctx hc;
@@ -110,16 +180,20 @@ static __always_inline int aegis_hash_check(__u32 hook, struct file *file, const
 	struct aegis_rule *r;
 	long algo;
 	__u8 action;
-	int allowlist;
+	int allowlist, pending = 0;
 
 	aegis_hook_enter(&hc, hook);
 	/* the mapping programs keep the deny list only (docs/engine.md) */
 	allowlist = !mapping && (hc.flags & AEGIS_POL_EXEC_ALLOWLIST);
 	if (!(hc.flags & AEGIS_POL_EXEC_HASH) && !allowlist)
 		return 0;
+	if (mapping)
+		pending = aegis_verified_begin(&hc, file, &vk);
 	algo = bpf_ima_file_hash(file, hk.sha256, sizeof(hk.sha256));
 	if (algo != HASH_ALGO_SHA256) {
 		aegis_count(AEGIS_CNT_HASH_UNKNOWN);
+		if (pending)
+			aegis_verified_done(&vk, 0); /* unknown: never verified */
 		if (!allowlist)
 			return aegis_hook_allow(&hc);
 		/* unknown identity under an allowlist: fail closed */
@@ -135,14 +209,19 @@ static __always_inline int aegis_hash_check(__u32 hook, struct file *file, const
 			rule.flags = AEGIS_RULE_UNLISTED;
 			rule.rule_type = AEGIS_RT_HASH;
 		} else {
+			if (pending)
+				aegis_verified_done(&vk, 1);
 			return aegis_hook_allow(&hc);
 		}
+		if (pending)
+			aegis_verified_done(&vk, 0); /* a denied content is never verified */
 	}
 	aegis_inode_key_of(&k, file->f_inode, hc.gen);
 	if (aegis_inode_exempt(&hc, &k))
 		return aegis_hook_allow(&hc);
 	action = aegis_verdict(&hc);
-	aegis_hash_emit(&hc, &k, &hk, &rule, action, name, mapping ? file : 0);
+	aegis_hash_emit(&hc, &k, &hk, &rule, action, name, file,
+			mapping ? AEGIS_NAME_D_PATH : AEGIS_NAME_EXEC);
 	return aegis_action_rc(action);
 }
 
@@ -171,4 +250,55 @@ int BPF_PROG(aegis_mmap_hash, struct file *file, unsigned long reqprot, unsigned
 	if (!file || !(prot & AEGIS_PROT_EXEC))
 		return 0;
 	return aegis_hash_check(AEGIS_HOOK_MMAP_HASH, file, 0, 1);
+}
+
+/*
+ * Hook signature, identical in the BTF of Debian 6.1 and 6.12:
+ *   int bpf_lsm_file_mprotect(struct vm_area_struct *vma,
+ *                             unsigned long reqprot, unsigned long prot)
+ * Checked: `prot` (applied, as in mmap_file) gains PROT_EXEC on a file
+ * mapping that is not executable yet. Not checked: anonymous mappings, a
+ * mapping that is executable already (RELRO and text relocations change
+ * its other bits), and a mapping losing PROT_EXEC. The key is the mapped
+ * inode's (lib/hash_verified.h: for overlayfs, the layer's).
+ */
+SEC("lsm/file_mprotect")
+int BPF_PROG(aegis_mprotect_hash, struct vm_area_struct *vma, unsigned long reqprot,
+	     unsigned long prot, int ret)
+{
+	struct aegis_verified_key vk = {};
+	struct aegis_hash_key hk = {};
+	struct aegis_inode_key k = {};
+	struct aegis_rule rule = {};
+	struct aegis_hook_ctx hc;
+	struct aegis_verified *v;
+	struct inode *inode;
+	struct file *file;
+	__u8 action;
+
+	if (ret != 0)
+		return aegis_lsm_ret(ret);
+	if (!(prot & AEGIS_PROT_EXEC))
+		return 0;
+	file = vma->vm_file;
+	if (!file || (vma->vm_flags & AEGIS_VM_EXEC))
+		return 0;
+	aegis_hook_enter(&hc, AEGIS_HOOK_MPROTECT_HASH);
+	if (!(hc.flags & AEGIS_POL_EXEC_HASH))
+		return 0;
+	inode = file->f_inode;
+	aegis_verified_key_of(&vk, inode);
+	v = bpf_map_lookup_elem(&aegis_hash_verified, &vk);
+	/* a writer now could change the content within the same ctime: fail closed */
+	if (v && v->state == AEGIS_VERIFIED_OK && v->gen == hc.gen &&
+	    v->epoch == aegis_config_get(AEGIS_CFG_HASH_EPOCH) && !aegis_has_writer(inode))
+		return aegis_hook_allow(&hc);
+	aegis_inode_key_of(&k, inode, hc.gen);
+	if (aegis_inode_exempt(&hc, &k))
+		return aegis_hook_allow(&hc);
+	rule.flags = AEGIS_RULE_UNVERIFIED;
+	rule.rule_type = AEGIS_RT_HASH;
+	action = aegis_verdict(&hc);
+	aegis_hash_emit(&hc, &k, &hk, &rule, action, 0, file, AEGIS_NAME_DENTRY);
+	return aegis_action_rc(action);
 }

@@ -13,6 +13,11 @@
 #include "aegis_abi.h"
 #include "aegis_maps.h"
 #include "lib/inode.h"
+#include "lib/hash_verified.h"
+
+/* include/linux/fs.h FMODE_WRITE; include/linux/fs.h MAY_WRITE */
+#define AEGIS_FMODE_WRITE 0x2
+#define AEGIS_MAY_WRITE 0x2
 
 SEC("lsm/file_open")
 int BPF_PROG(aegis_file_open, struct file *file, int ret)
@@ -23,6 +28,10 @@ int BPF_PROG(aegis_file_open, struct file *file, int ret)
 	if (ret != 0)
 		return aegis_lsm_ret(ret); /* an earlier program already decided */
 	aegis_hook_enter(&hc, AEGIS_HOOK_FILE_OPEN);
+	/* with hash rules: a write-open ends the file's verified state
+	 * (lib/hash_verified.h; docs/engine.md "mprotect(PROT_EXEC)") */
+	if ((hc.flags & AEGIS_POL_EXEC_HASH) && (file->f_mode & AEGIS_FMODE_WRITE))
+		aegis_hash_verified_forget(file);
 	rc = aegis_inode_decide(&hc, file->f_inode);
 	if (rc)
 		aegis_count(AEGIS_CNT_FILE_DENY);
@@ -42,6 +51,11 @@ int BPF_PROG(aegis_inode_permission, struct inode *inode, int mask, int ret)
 	if (!(mask & AEGIS_MAY_ACCESS))
 		return 0;
 	aegis_hook_enter(&hc, AEGIS_HOOK_INODE_PERMISSION);
+	/* run --lsm-hook=inode has no file_open program: the write check of an
+	 * open forgets the file instead (before the writer is counted, so it
+	 * leaves the narrow race docs/engine.md describes) */
+	if ((hc.flags & AEGIS_POL_EXEC_HASH) && (mask & AEGIS_MAY_WRITE))
+		aegis_hash_verified_forget_inode(inode);
 	return aegis_lsm_ret(aegis_inode_decide(&hc, inode));
 }
 

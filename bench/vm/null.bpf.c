@@ -35,6 +35,8 @@ NULL_PROG("lsm/bprm_check_security", null_bprm_check2)
 /* exec by content (exec_hash.bpf.c): sleepable, so its floor is sleepable too */
 NULL_PROG("lsm.s/bprm_check_security", null_bprm_check_s)
 NULL_PROG("lsm.s/mmap_file", null_mmap_file_s)
+/* mprotect(PROT_EXEC) of a file mapping (exec_hash.bpf.c): not sleepable */
+NULL_PROG("lsm/file_mprotect", null_file_mprotect)
 NULL_PROG("lsm/bprm_creds_for_exec", null_bprm_creds)
 NULL_PROG("lsm/bprm_committed_creds", null_bprm_commit)
 NULL_PROG("lsm/task_alloc", null_task_alloc)

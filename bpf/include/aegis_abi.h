@@ -101,6 +101,9 @@ enum aegis_hook {
 	AEGIS_HOOK_SELF_TASK_KILL = 25,
 	AEGIS_HOOK_SELF_PTRACE = 26,
 	AEGIS_HOOK_SELF_UMOUNT = 27,
+	/* lsm/file_mprotect adding PROT_EXEC to a file mapping: allowed only for
+	 * a file the mapping program verified (aegis_hash_verified) */
+	AEGIS_HOOK_MPROTECT_HASH = 28,
 	AEGIS_HOOK__MAX = 32,
 };
 
@@ -123,6 +126,10 @@ enum aegis_rule_flag {
 	/* block records only (rule_flags, rule_id 0): an exec denied because its
 	 * content is not on [allow_binary_hash], or has no SHA-256 (unknown) */
 	AEGIS_RULE_UNLISTED = 8,
+	/* block records only (rule_flags, rule_id 0, sha256 all zero): a file
+	 * mapping made executable with mprotect whose content was not verified
+	 * (no valid aegis_hash_verified entry): nothing can hash it there */
+	AEGIS_RULE_UNVERIFIED = 32,
 };
 
 /* Which rule table matched (the `rule_type` field of block records). */
@@ -195,7 +202,10 @@ enum aegis_config_key {
 	/* run --self-protect: 1 arms the guards of self.bpf.c (written 0 by every
 	 * start without it and by a clean stop) */
 	AEGIS_CFG_SELF_PROTECT = 15,
-	AEGIS_CFG__MAX = 16,
+	/* bumped by every policy apply after its switch: entries of
+	 * aegis_hash_verified stamped with another value are misses */
+	AEGIS_CFG_HASH_EPOCH = 16,
+	AEGIS_CFG__MAX = 17,
 };
 
 /* Bits of struct aegis_task_state.flags (the "verified" state of
@@ -399,6 +409,35 @@ struct aegis_hash_key {
 	__u32 pad; /* zero */
 };
 
+/*
+ * aegis_hash_verified (bpf/exec_hash.bpf.c): a file the mapping program
+ * hashed and did not deny, by what identifies its content without hashing
+ * it again: the inode (dev, ino as in aegis_inode_key, and i_generation)
+ * and its ctime and size, which every write changes (docs/engine.md,
+ * "mprotect(PROT_EXEC)").
+ */
+struct aegis_verified_key {
+	__u64 ino;
+	__u64 ctime_sec;
+	__u64 size;
+	__u32 ctime_nsec;
+	__u32 dev;
+	__u32 i_generation;
+	__u32 pad; /* zero */
+};
+
+/* aegis_verified_key's value: the policy that allowed it, and the state. */
+struct aegis_verified {
+	__u64 epoch; /* AEGIS_CFG_HASH_EPOCH when the mapping program started */
+	__u32 gen;   /* the rule generation it was checked against */
+	__u32 state; /* enum aegis_verified_state */
+};
+
+enum aegis_verified_state {
+	AEGIS_VERIFIED_PENDING = 1, /* being hashed: a write-open deletes it */
+	AEGIS_VERIFIED_OK = 2,      /* hashed, not denied, no writer seen */
+};
+
 /* Per-generation policy switches (array "aegis_policy", index = gen). */
 struct aegis_policy {
 	__u64 flags; /* enum aegis_policy_flag */
@@ -430,8 +469,9 @@ struct aegis_ev_file_block {
  * denied by deny_binary_hash, or an exec whose content is not on
  * [allow_binary_hash] (rule_id 0, rule_flags AEGIS_RULE_UNLISTED; sha256
  * all zero when the file had no SHA-256); the fields of
- * AEGIS_EV_FILE_BLOCK (hook AEGIS_HOOK_BPRM_HASH or _MMAP_HASH; rule_type
- * implied) and the digest. */
+ * AEGIS_EV_FILE_BLOCK (hook AEGIS_HOOK_BPRM_HASH, _MMAP_HASH or
+ * _MPROTECT_HASH; rule_type implied) and the digest. A mprotect record has
+ * no digest (all zero) and rule_flags AEGIS_RULE_UNVERIFIED, rule_id 0. */
 struct aegis_ev_hash_block {
 	struct aegis_ev_hdr hdr;
 	struct aegis_ev_proc proc;
@@ -564,6 +604,8 @@ struct aegis_abi_anchor {
 	struct aegis_cg_ip_key cg_ip_key;
 	struct aegis_cg_port_key cg_port_key;
 	struct aegis_hash_key hash_key;
+	struct aegis_verified_key verified_key;
+	struct aegis_verified verified;
 	struct aegis_policy policy;
 	struct aegis_hook_stat hook_stat;
 	struct aegis_task_state task_state;
@@ -582,6 +624,7 @@ struct aegis_abi_anchor {
 	enum aegis_task_flag task_flag;
 	enum aegis_guard guard;
 	enum aegis_tamper_op tamper_op;
+	enum aegis_verified_state verified_state;
 };
 
 #define AEGIS_ASSERT_SIZE(type, n) _Static_assert(sizeof(type) == (n), #type " size")
@@ -634,6 +677,9 @@ AEGIS_ASSERT_OFF(struct aegis_ev_file_block, ino, 72);
 AEGIS_ASSERT_OFF(struct aegis_ev_file_block, path, 96);
 AEGIS_ASSERT_SIZE(struct aegis_hash_key, 40);
 AEGIS_ASSERT_OFF(struct aegis_hash_key, gen, 32);
+AEGIS_ASSERT_SIZE(struct aegis_verified_key, 40);
+AEGIS_ASSERT_OFF(struct aegis_verified_key, ctime_nsec, 24);
+AEGIS_ASSERT_SIZE(struct aegis_verified, 16);
 AEGIS_ASSERT_SIZE(struct aegis_ev_hash_block, 384);
 AEGIS_ASSERT_OFF(struct aegis_ev_hash_block, ino, 72);
 AEGIS_ASSERT_OFF(struct aegis_ev_hash_block, sha256, 96);

@@ -192,6 +192,20 @@ struct {
 } aegis_deny_hash SEC(".maps");
 
 /*
+ * Files whose content the mapping program (lsm.s/mmap_file) hashed and did
+ * not deny, for the non-sleepable lsm/file_mprotect program, which cannot
+ * hash (exec_hash.bpf.c). LRU: a full cache forgets the files verified
+ * longest ago (a forgotten file is a miss: its mprotect is refused until it
+ * is mapped executable again).
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct aegis_verified_key);
+	__type(value, struct aegis_verified);
+} aegis_hash_verified SEC(".maps");
+
+/*
  * Kill escalation (run --kill-escalation, lib/decide.h aegis_deny_signal):
  * denies per process in the current window. Written only after a deny with
  * escalation on; LRU, so a full map forgets the processes denied longest

@@ -2,7 +2,7 @@
 // Regenerate with: deno run -A build/gen_abi.ts
 
 /** SHA-256 of the canonical layout below; "aegisbpf version" prints it. */
-export const ABI_FINGERPRINT = "6f45538bb2ee152521d89f26d8c34e00e072cc9ca17904cb5218b75ac0674192";
+export const ABI_FINGERPRINT = "499fe877a75612c0fd913898f433c33763645a1350187a07bb98864b553876d3";
 
 export const AEGIS_COMM_LEN = 16;
 export const AEGIS_OPEN_PATH_LEN = 64;
@@ -32,7 +32,8 @@ export const AEGIS_CFG_ENFORCE_SIGNAL = 12;
 export const AEGIS_CFG_KILL_ESCALATION = 13;
 export const AEGIS_CFG_CANARY_CGID = 14;
 export const AEGIS_CFG_SELF_PROTECT = 15;
-export const AEGIS_CFG__MAX = 16;
+export const AEGIS_CFG_HASH_EPOCH = 16;
+export const AEGIS_CFG__MAX = 17;
 export const AEGIS_CNT_RINGBUF_DROPS = 0;
 export const AEGIS_CNT_EVENTS = 1;
 export const AEGIS_CNT_FILE_DENY = 2;
@@ -97,6 +98,7 @@ export const AEGIS_HOOK_SELF_PIN_OPEN = 24;
 export const AEGIS_HOOK_SELF_TASK_KILL = 25;
 export const AEGIS_HOOK_SELF_PTRACE = 26;
 export const AEGIS_HOOK_SELF_UMOUNT = 27;
+export const AEGIS_HOOK_MPROTECT_HASH = 28;
 export const AEGIS_HOOK__MAX = 32;
 export const AEGIS_POL_FILE_RULES = 1;
 export const AEGIS_POL_EXEC_RULES = 2;
@@ -116,6 +118,7 @@ export const AEGIS_RULE_DENY = 1;
 export const AEGIS_RULE_PROTECT = 2;
 export const AEGIS_RULE_ALLOW = 4;
 export const AEGIS_RULE_UNLISTED = 8;
+export const AEGIS_RULE_UNVERIFIED = 32;
 export const AEGIS_RT_INODE = 1;
 export const AEGIS_RT_COMM = 2;
 export const AEGIS_RT_IP = 3;
@@ -143,6 +146,8 @@ export const AEGIS_TAMPER_UMOUNT = 11;
 export const AEGIS_TASK_VERIFIED = 1;
 export const AEGIS_TASK_INLINE_CODE = 2;
 export const AEGIS_TASK_ARGV_CUT = 4;
+export const AEGIS_VERIFIED_PENDING = 1;
+export const AEGIS_VERIFIED_OK = 2;
 
 /** Struct layouts (bytes) and enum values, as read from BTF. */
 export const ABI_LAYOUT = {
@@ -173,6 +178,7 @@ export const ABI_LAYOUT = {
       "AEGIS_CFG_ENFORCE_SIGNAL": 12,
       "AEGIS_CFG_EXEC_ARGV": 11,
       "AEGIS_CFG_GENERATION": 6,
+      "AEGIS_CFG_HASH_EPOCH": 16,
       "AEGIS_CFG_KILL_ESCALATION": 13,
       "AEGIS_CFG_LAYOUT": 8,
       "AEGIS_CFG_LAZY_PENDING": 10,
@@ -180,7 +186,7 @@ export const ABI_LAYOUT = {
       "AEGIS_CFG_SIGNAL": 5,
       "AEGIS_CFG_TRACE_ENABLE": 1,
       "AEGIS_CFG_TRACE_TGID": 0,
-      "AEGIS_CFG__MAX": 16,
+      "AEGIS_CFG__MAX": 17,
     },
     "aegis_counter": {
       "AEGIS_CNT_EVENTS": 1,
@@ -236,6 +242,7 @@ export const ABI_LAYOUT = {
       "AEGIS_HOOK_KERNEL_LOAD_DATA": 8,
       "AEGIS_HOOK_KERNEL_READ_FILE": 7,
       "AEGIS_HOOK_MMAP_HASH": 15,
+      "AEGIS_HOOK_MPROTECT_HASH": 28,
       "AEGIS_HOOK_PTRACE": 6,
       "AEGIS_HOOK_SELF_BPF": 23,
       "AEGIS_HOOK_SELF_BPF_MAP": 22,
@@ -278,6 +285,7 @@ export const ABI_LAYOUT = {
       "AEGIS_RULE_DENY": 1,
       "AEGIS_RULE_PROTECT": 2,
       "AEGIS_RULE_UNLISTED": 8,
+      "AEGIS_RULE_UNVERIFIED": 32,
     },
     "aegis_rule_type": {
       "AEGIS_RT_BPF": 9,
@@ -311,6 +319,10 @@ export const ABI_LAYOUT = {
       "AEGIS_TASK_ARGV_CUT": 4,
       "AEGIS_TASK_INLINE_CODE": 2,
       "AEGIS_TASK_VERIFIED": 1,
+    },
+    "aegis_verified_state": {
+      "AEGIS_VERIFIED_OK": 2,
+      "AEGIS_VERIFIED_PENDING": 1,
     },
   },
   "structs": {
@@ -1209,6 +1221,66 @@ export const ABI_LAYOUT = {
       },
       "size": 16,
     },
+    "aegis_verified": {
+      "fields": {
+        "epoch": {
+          "offset": 0,
+          "size": 8,
+          "type": "u64",
+        },
+        "gen": {
+          "offset": 8,
+          "size": 4,
+          "type": "u32",
+        },
+        "state": {
+          "offset": 12,
+          "size": 4,
+          "type": "u32",
+        },
+      },
+      "size": 16,
+    },
+    "aegis_verified_key": {
+      "fields": {
+        "ctime_nsec": {
+          "offset": 24,
+          "size": 4,
+          "type": "u32",
+        },
+        "ctime_sec": {
+          "offset": 8,
+          "size": 8,
+          "type": "u64",
+        },
+        "dev": {
+          "offset": 28,
+          "size": 4,
+          "type": "u32",
+        },
+        "i_generation": {
+          "offset": 32,
+          "size": 4,
+          "type": "u32",
+        },
+        "ino": {
+          "offset": 0,
+          "size": 8,
+          "type": "u64",
+        },
+        "pad": {
+          "offset": 36,
+          "size": 4,
+          "type": "u32",
+        },
+        "size": {
+          "offset": 16,
+          "size": 8,
+          "type": "u64",
+        },
+      },
+      "size": 40,
+    },
   },
 } as const;
 
@@ -1236,6 +1308,7 @@ export const MAP_NAMES = [
   "aegis_deny_ip4_port",
   "aegis_deny_ip6_port",
   "aegis_deny_hash",
+  "aegis_hash_verified",
   "aegis_strikes",
   "aegis_self_inode",
   "aegis_self_obj",
@@ -1259,6 +1332,7 @@ export const PROGRAM_NAMES = [
   "aegis_kernel_load_data",
   "aegis_kernel_read_file",
   "aegis_mmap_hash",
+  "aegis_mprotect_hash",
   "aegis_ptrace_access_check",
   "aegis_self_bpf",
   "aegis_self_bpf_map",

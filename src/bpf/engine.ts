@@ -49,6 +49,7 @@ export const MAP_HOOK_STATS = "aegis_hook_stats";
 export const OPTIONAL_PROGRAMS: ReadonlySet<string> = new Set([
   "aegis_bprm_hash",
   "aegis_mmap_hash",
+  "aegis_mprotect_hash",
 ]);
 
 /**

@@ -27,6 +27,7 @@ import {
   AEGIS_HOOK_SOCKET_BIND,
   AEGIS_HOOK_SOCKET_SENDMSG,
   AEGIS_RULE_UNLISTED,
+  AEGIS_RULE_UNVERIFIED,
 } from "../bpf/abi_gen.ts";
 import { GUARD_NAMES, TAMPER_OP_NAMES } from "../bpf/self_guard.ts";
 import type { KernelRecord, ProcInfo, U64 } from "./decode.ts";
@@ -82,6 +83,7 @@ export const HOOK_NAMES: Record<number, string> = {
   25: "self_task_kill",
   26: "self_ptrace_access_check",
   27: "self_sb_umount",
+  28: "file_mprotect_hash",
 };
 
 /** A self-protection guard's hook (bpf/self.bpf.c): its refusals are tamper blocks, not policy blocks. */
@@ -190,7 +192,11 @@ export function recordToEvent(
         // content not on the allowlist (all zero: no SHA-256) (docs/telemetry.md)
         ...(r.sha256 !== undefined
           ? {
-            rule_type: (r.ruleFlags & AEGIS_RULE_UNLISTED) !== 0 ? "hash_allowlist" : "hash",
+            rule_type: (r.ruleFlags & AEGIS_RULE_UNVERIFIED) !== 0
+              ? "hash_unverified"
+              : (r.ruleFlags & AEGIS_RULE_UNLISTED) !== 0
+              ? "hash_allowlist"
+              : "hash",
             sha256: r.sha256,
           }
           : {}),

@@ -6,6 +6,7 @@ import {
   AEGIS_HOOK_BPRM_HASH,
   AEGIS_HOOK_FILE_OPEN,
   AEGIS_HOOK_KERNEL_LOAD_DATA,
+  AEGIS_HOOK_MPROTECT_HASH,
   AEGIS_HOOK_PTRACE,
   AEGIS_HOOK_SOCKET_BIND,
   AEGIS_HOOK_SOCKET_CONNECT,
@@ -17,6 +18,7 @@ import {
   AEGIS_RT_PTRACE,
   AEGIS_RULE_DENY,
   AEGIS_RULE_UNLISTED,
+  AEGIS_RULE_UNVERIFIED,
 } from "../bpf/abi_gen.ts";
 import { type KernelRecord, type ProcInfo, u64 } from "./decode.ts";
 import { eventJson } from "./envelope.ts";
@@ -129,6 +131,20 @@ Deno.test("json: a hash block says hash (deny_binary_hash) or hash_allowlist (no
   deepStrictEqual([d.hook, d.rule_type, d.sha256, d.rule_id], ["bprm_check_hash", "hash", sha, 4]);
   const u = recordToEvent({ ...r, ruleFlags: AEGIS_RULE_UNLISTED, ruleId: 0 });
   deepStrictEqual([u.rule_type, u.sha256, u.rule_id], ["hash_allowlist", sha, 0]);
+  // mprotect of a file never verified (nothing hashed)
+  const m = recordToEvent({
+    ...r,
+    hook: AEGIS_HOOK_MPROTECT_HASH,
+    ruleFlags: AEGIS_RULE_UNVERIFIED,
+    ruleId: 0,
+    sha256: "0".repeat(64),
+  });
+  deepStrictEqual([m.hook, m.rule_type, m.sha256, m.rule_id], [
+    "file_mprotect_hash",
+    "hash_unverified",
+    "0".repeat(64),
+    0,
+  ]);
   // a file block of another rule names no rule_type
   strictEqual(recordToEvent({ ...r, sha256: undefined }).rule_type, undefined);
 });

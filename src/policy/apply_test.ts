@@ -2,6 +2,7 @@ import { deepStrictEqual, match, ok, rejects, strictEqual, throws } from "node:a
 import {
   ABI_LAYOUT,
   AEGIS_CFG_GENERATION,
+  AEGIS_CFG_HASH_EPOCH,
   AEGIS_POL_EXEC_ALLOWLIST,
   AEGIS_POL_EXEC_HASH,
   AEGIS_RT_INODE,
@@ -74,6 +75,23 @@ Deno.test("applyCompiled: switch, old generation removed, flags set", () => {
   const keys = fm.get("aegis_deny_inode").keys();
   strictEqual(keys.length, 2);
   ok(keys.every((k) => keyGeneration("aegis_deny_inode", k) === 0));
+});
+
+Deno.test("applyCompiled: every switch bumps the hash epoch (verified files of older policies miss)", () => {
+  const fm = fakeMaps();
+  const epoch = () => fm.get("aegis_config").sumU64(AEGIS_CFG_HASH_EPOCH);
+  strictEqual(epoch(), 0n);
+  applyCompiled(fm.maps, inodes(1));
+  strictEqual(epoch(), 1n);
+  // two applies bring the generation bit back to 1: the epoch still differs
+  applyCompiled(fm.maps, inodes(1, 10));
+  applyCompiled(fm.maps, inodes(1, 20));
+  strictEqual(fm.get("aegis_config").sumU64(AEGIS_CFG_GENERATION), 1n);
+  strictEqual(epoch(), 3n);
+  // a refused apply (no switch) leaves it
+  fm.get("aegis_deny_inode").failAfter = fm.get("aegis_deny_inode").updates;
+  throws(() => applyCompiled(fm.maps, inodes(2, 30)));
+  strictEqual(epoch(), 3n);
 });
 
 Deno.test("applyCompiled: a policy that does not fit beside the live one is refused, nothing written", () => {

@@ -162,7 +162,10 @@ export function fileDecision(
 export const NO_SHA256 = "0".repeat(64);
 
 /** Hooks of an executable mapping of a file by content (bpf/exec_hash.bpf.c). */
-export const MAPPING_HASH_HOOKS: ReadonlySet<string> = new Set(["mmap_file_hash"]);
+export const MAPPING_HASH_HOOKS: ReadonlySet<string> = new Set([
+  "mmap_file_hash",
+  "file_mprotect_hash",
+]);
 
 /** kbasename(filename) cut to TASK_COMM_LEN - 1 = 15 bytes (begin_new_exec). */
 export function commOf(filename: string): string {
@@ -242,7 +245,21 @@ export function execDecision(
   }
   // deny_binary_hash (bpf/exec_hash.bpf.c): after the inode and comm rules
   // (an earlier deny on the same hook is passed on), by content
-  if (!r && hashes) {
+  if (!r && hashes && ev.unverified && rs.unverified) {
+    // lsm/file_mprotect cannot hash: a file no executable mapping verified
+    // under the live policy, unchanged since, is refused (fail closed)
+    r = { deny: true, protect: false, ref: rs.unverified, merged: [] };
+    ruleType = "hash_unverified";
+    hook = ev.hook;
+    c.add(
+      "deny_binary_hash",
+      "match",
+      "a file mapping made executable with mprotect, whose file was not verified by an " +
+        "executable mapping of it (unchanged, under the live policy): refused, nothing can " +
+        "hash there",
+      rs.unverified,
+    );
+  } else if (!r && hashes) {
     if (ev.sha256 === null) {
       c.add(
         "deny_binary_hash",

@@ -225,6 +225,11 @@ export type ReplayEvent =
        * rule id 0); its sha256 is all zero when the file had no SHA-256
        */
       unlisted: boolean;
+      /**
+       * a mprotect record of a file no executable mapping verified (rule_type
+       * "hash_unverified", rule id 0, sha256 all zero; docs/engine.md)
+       */
+      unverified: boolean;
     }
     | {
       surface: "net";
@@ -328,6 +333,7 @@ export function eventFromJson(v: unknown, line: number): EventParse {
         path: null,
         sha256: null,
         unlisted: false,
+        unverified: false,
       },
     };
   }
@@ -353,6 +359,7 @@ export function eventFromJson(v: unknown, line: number): EventParse {
           surface: "exec",
           sha256: d.sha256 ?? null,
           unlisted: d.rule_type === "hash_allowlist",
+          unverified: d.rule_type === "hash_unverified",
         }
         : { ...f, surface: "file" },
     };

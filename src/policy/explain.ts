@@ -57,7 +57,9 @@ export function eventSummary(ev: ReplayEvent): string {
         ? `exec of comm ${JSON.stringify(ev.comm)} by ${who}`
         : `exec of ${ev.path ?? "?"} (inode ${ev.dev}:${ev.ino}${
           ev.sha256 ? `, sha256:${ev.sha256}` : ""
-        }${ev.unlisted ? ", not on the allowlist" : ""}) by ${who}`;
+        }${ev.unlisted ? ", not on the allowlist" : ""}${
+          ev.unverified ? ", not verified" : ""
+        }) by ${who}`;
     case "net": {
       const a = ev.family === 4 ? [...ev.addr].join(".") : hex6(ev.addr);
       const p = ev.proto === 6 ? "tcp" : ev.proto === 17 ? "udp" : `proto ${ev.proto}`;
@@ -125,6 +127,21 @@ function recordedRule(
         ? `the switch [${section}] (${ref.file}:${ref.line})`
         : `[${section}] is off in ${rs.source.policy ?? "the rules"} now: the rule that ` +
           "blocked this no longer exists",
+    };
+  }
+  if (ev.surface === "exec" && ev.unverified) {
+    // a mprotect record: rule id 0 names [deny_binary_hash] as a whole
+    const u = rs.unverified;
+    return {
+      id,
+      kind: "flag",
+      exists: u !== null,
+      rules: u ? [u] : [],
+      message: u
+        ? `not verified: a file mapping made executable with mprotect while [deny_binary_hash] ` +
+          `(${u.file}:${u.line}) is live, and no executable mapping verified the file`
+        : `[deny_binary_hash] is empty or absent in ${rs.source.policy ?? "the rules"} now: ` +
+          "the check that blocked this is off",
     };
   }
   if (ev.surface === "exec" && ev.unlisted) {

@@ -116,7 +116,7 @@ Deno.test("explain: an executable mapping by content (ld.so, dlopen) is decided 
   const rs = rules(V + `[deny_binary_hash]\nsha256:${sha}\n[deny_comm]\ncopy-of-nc\n`);
   const mapBlock = (hook: string, digest: string) =>
     fileBlock(556, { hook, path: "copy-of-nc", rule_id: 3, rule_type: "hash", sha256: digest });
-  for (const hook of ["mmap_file_hash"]) {
+  for (const hook of ["mmap_file_hash", "file_mprotect_hash"]) {
     const x = explainEvent(rs, mapBlock(hook, sha));
     strictEqual(x.event.surface, "exec", hook);
     deepStrictEqual([x.decision.outcome, x.decision.rule_type, x.decision.hook, x.agrees], [
@@ -130,6 +130,36 @@ Deno.test("explain: an executable mapping by content (ld.so, dlopen) is decided 
     strictEqual(other.decision.outcome, "no_match", hook);
     ok(!other.decision.chain.some((s) => s.step === "deny_comm"), JSON.stringify(other.decision));
   }
+});
+
+Deno.test("explain: a mprotect record of a file never verified is decided by [deny_binary_hash] (fail closed)", () => {
+  const sha = "feed".repeat(16);
+  const rs = rules(V + `[deny_binary_hash]\nsha256:${sha}\n`);
+  const mp = fileBlock(558, {
+    hook: "file_mprotect_hash",
+    path: "loader-payload",
+    rule_id: 0,
+    rule_type: "hash_unverified",
+    sha256: "0".repeat(64),
+  });
+  const x = explainEvent(rs, mp);
+  strictEqual(x.event.surface, "exec");
+  ok(x.event.summary.includes("not verified"), x.event.summary);
+  deepStrictEqual([x.recorded_rule.kind, x.recorded_rule.exists, x.agrees], ["flag", true, true]);
+  ok(/^not verified: .*p\.conf:3/.test(x.recorded_rule.message), x.recorded_rule.message);
+  deepStrictEqual([x.decision.outcome, x.decision.rule_type, x.decision.hook], [
+    "block",
+    "hash_unverified",
+    "file_mprotect_hash",
+  ]);
+  ok(x.decision.audit.includes("AUDIT"), x.decision.audit);
+  // no deny_binary_hash any more: the mprotect program checks nothing
+  const gone = explainEvent(rules(V + "[deny_path]\n/usr/bin/nc\n"), mp);
+  deepStrictEqual([gone.recorded_rule.exists, gone.decision.outcome, gone.agrees], [
+    false,
+    "no_match",
+    false,
+  ]);
 });
 
 Deno.test("explain: an allow_binary_hash record (not on the allowlist) is explained; a listed content is not denied by it", () => {

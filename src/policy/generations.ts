@@ -19,7 +19,12 @@
  * @module
  */
 import { AegisError, NativeCallError } from "../errors.ts";
-import { ABI_LAYOUT, AEGIS_CFG_GENERATION, type MapName } from "../bpf/abi_gen.ts";
+import {
+  ABI_LAYOUT,
+  AEGIS_CFG_GENERATION,
+  AEGIS_CFG_HASH_EPOCH,
+  type MapName,
+} from "../bpf/abi_gen.ts";
 import type { BpfMap } from "../bpf/map.ts";
 import { policyValue, u32Key } from "../bpf/rule_codec.ts";
 import type { CompiledEntry, CompiledPolicy } from "./compile.ts";
@@ -211,6 +216,17 @@ export function generationCounts(
 }
 
 /** The live generation (0 or 1). */
+/**
+ * A new value of AEGIS_CFG_HASH_EPOCH, written after a generation switch:
+ * the mprotect program takes a verified file (aegis_hash_verified) only
+ * when it was verified under the live generation and the current epoch, so
+ * entries of an earlier policy that had the same generation bit are misses.
+ */
+export function bumpHashEpoch(maps: (name: MapName) => BpfMap): void {
+  const cfg = maps("aegis_config");
+  cfg.setU64(AEGIS_CFG_HASH_EPOCH, cfg.sumU64(AEGIS_CFG_HASH_EPOCH) + 1n);
+}
+
 export function liveGeneration(maps: (name: MapName) => BpfMap): number {
   return Number(maps("aegis_config").sumU64(AEGIS_CFG_GENERATION) & 1n);
 }
@@ -366,6 +382,9 @@ export function applyCompiled(
   const t0 = performance.now();
   maps("aegis_config").setU64(AEGIS_CFG_GENERATION, BigInt(to));
   const switchMicros = Math.round((performance.now() - t0) * 1000);
+  // files verified under the old policy are not verified under this one
+  // (bpf/lib/hash_verified.h: an entry needs the live generation and this epoch)
+  bumpHashEpoch(maps);
   // the old generation: the keys found by the first pass (nothing else writes
   // generation `from` during this call)
   let removed = 0;

@@ -119,6 +119,12 @@ export interface RuleSet {
    * without an allowlist
    */
   allowlist: RuleRef | null;
+  /**
+   * with deny_binary_hash rules: what a mprotect record of a file no
+   * executable mapping verified names (rule id 0, the section's first
+   * entry; docs/engine.md "mprotect(PROT_EXEC)"); null without such rules
+   */
+  unverified: RuleRef | null;
   ips: Map<string, RuleVal>;
   cidr4: CidrTable;
   cidr6: CidrTable;
@@ -148,6 +154,7 @@ export function emptyRuleSet(): RuleSet {
     hashes: new Map(),
     allowHashes: new Map(),
     allowlist: null,
+    unverified: null,
     ips: new Map(),
     cidr4: { prefixes: [], byPrefix: new Map() },
     cidr6: { prefixes: [], byPrefix: new Map() },
@@ -272,6 +279,16 @@ export function ruleSetFromPolicy(policy: Policy, file: string, env: CompileEnv)
       ref: ref("deny_binary_hash", e.line, `sha256:${e.sha256}`),
       merged: [],
     });
+  }
+  if (policy.denyBinaryHash.length > 0) {
+    rs.unverified = {
+      ...ref(
+        "deny_binary_hash",
+        policy.denyBinaryHash[0].line,
+        "any file mapping made executable with mprotect whose file was not verified",
+      ),
+      id: 0,
+    };
   }
   for (const e of policy.allowBinaryHash) {
     if (!rs.allowHashes.has(e.sha256)) {

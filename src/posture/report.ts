@@ -18,7 +18,12 @@ import { writeFileAtomic } from "../policy/atomic.ts";
 import { CAPABILITY_TIERS, capabilityTier, coreSupported, enforceBlockers } from "./blockers.ts";
 import type { PolicyNeeds } from "./needs.ts";
 import { probeBool, type ProbeResult } from "./probe.ts";
-import { EXEC_HASH_SECTION, execIdentity } from "./exec_identity.ts";
+import {
+  EXEC_HASH_SECTION,
+  execIdentity,
+  MMAP_HASH_SECTION,
+  MPROTECT_HASH_SECTION,
+} from "./exec_identity.ts";
 import { EXEC_IDENTITY_SYMBOLS, HOOK_NAMES, HOOK_SYMBOLS, type HookName } from "./probes/hooks.ts";
 import type { ProbeReport } from "./probes/mod.ts";
 import { NEXT_GEN_SYMBOLS, type NextGenBpf as NextGenProbe } from "./probes/next_gen.ts";
@@ -243,6 +248,12 @@ export const CapabilitiesReport = z.object({
       "always 0: verification is by owner, mode and location, not a per-inode allowlist",
     ),
     runtime_deps_hook_attached: z.boolean().describe("always false: no mmap_file program"),
+    mprotect: maybe.describe(
+      "the mprotect(PROT_EXEC) route is closed: the lsm/file_mprotect program is attached " +
+        "beside lsm.s/mmap_file, so with [deny_binary_hash] live a file mapping made " +
+        "executable is allowed only for a content the mapping program verified " +
+        "(docs/engine.md); null without a running daemon",
+    ),
     source: z.enum(["ima", "none"]).describe(
       "what gives the content (SHA-256) of an executed file for [deny_binary_hash] and " +
         "[allow_binary_hash]: ima = " +
@@ -605,6 +616,9 @@ export function buildReport(i: ReportInput): CapabilitiesReport {
       ),
       kernel_allow_exec_inode_entries: 0,
       runtime_deps_hook_attached: false,
+      mprotect: i.attachedSections === null
+        ? null
+        : [MMAP_HASH_SECTION, MPROTECT_HASH_SECTION].every((s) => i.attachedSections!.includes(s)),
       userspace_fallback_allowlist_entries: 0,
       source: identity.source,
       source_detail: identity.reason,

@@ -17,8 +17,9 @@
  *     only ld.so; ld.so maps the program) and mmap(PROT_EXEC) of the file
  *     are refused (EPERM) with a record naming the hook, the digest and the
  *     file; a readable mapping and another content are not; audit mode
- *     reports and allows. mprotect(PROT_EXEC) of a readable mapping is a
- *     known gap (no sleepable hook there), asserted open.
+ *     reports and allows. mprotect(PROT_EXEC) of a readable mapping of the
+ *     file is refused too (it was never verified: fail closed; the cases of
+ *     the verified-file cache are in exec_mprotect_vmtest.ts).
  *  1c. engine level, allowlist mode (AEGIS_POL_EXEC_ALLOWLIST, entries with
  *     AEGIS_RULE_ALLOW in aegis_deny_hash): the listed static target and a
  *     copy of it run; an unlisted binary gets EPERM and a record with
@@ -46,17 +47,27 @@ import {
   AEGIS_CNT_HASH_UNKNOWN,
   AEGIS_HOOK_BPRM_HASH,
   AEGIS_HOOK_MMAP_HASH,
+  AEGIS_HOOK_MPROTECT_HASH,
   AEGIS_POL_EXEC_ALLOWLIST,
   AEGIS_POL_EXEC_HASH,
   AEGIS_RT_HASH,
   AEGIS_RULE_ALLOW,
   AEGIS_RULE_DENY,
   AEGIS_RULE_UNLISTED,
+  AEGIS_RULE_UNVERIFIED,
 } from "../../src/bpf/abi_gen.ts";
 import { hashKey, ruleValue } from "../../src/bpf/rule_codec.ts";
-import type { FileBlockRecord, KernelRecord } from "../../src/events/decode.ts";
 import { CapabilitiesReport } from "../../src/posture/report.ts";
 import { type Engine, loadEngine } from "../lib/engine.ts";
+import {
+  type ExecWork,
+  execWork,
+  gcc,
+  hashBlocks,
+  ownCgroupId,
+  sha256,
+  wordProgram,
+} from "../lib/exec_hash_testing.ts";
 import { Agent, agentEnv, cleanupAgent, httpGet } from "../lib/agent.ts";
 import { daemonRequest } from "../../src/control/client.ts";
 import { encodeBase64 } from "../../src/util/bytes.ts";
@@ -64,8 +75,8 @@ import { encodeBase64 } from "../../src/util/bytes.ts";
 const LSM_ON = Deno.env.get("AEGIS_VM_LSM") === "on";
 const KERNEL = Deno.env.get("AEGIS_VM_KERNEL") ?? "?";
 const SECTION = "lsm.s/bprm_check_security";
-/** The sleepable mapping programs (bpf/exec_hash.bpf.c). */
-const MAP_SECTIONS = ["lsm.s/mmap_file"];
+/** The mapping programs (bpf/exec_hash.bpf.c): sleepable mmap_file, non-sleepable mprotect. */
+const MAP_SECTIONS = ["lsm.s/mmap_file", "lsm/file_mprotect"];
 const LOADER = "/lib64/ld-linux-x86-64.so.2";
 
 /* `exec PATH`: execv; `memfd PATH`: the file's bytes into a memfd, then
@@ -157,22 +168,7 @@ int main(int argc, char **argv)
 `;
 const HELPER = "aegis-hx";
 
-/* The denied binary and a different one: static, so any copy runs anywhere. */
-const target = (word: string) =>
-  String.raw`
-#include <stdio.h>
-int main(void) { puts("${word}"); return 0; }
-`;
-
-interface Work {
-  /** on the guest's root (overlayfs) */
-  root: string;
-  /** on /tmp (tmpfs) */
-  tmp: string;
-  helper: string;
-  bin: string;
-  other: string;
-  sha: string;
+interface Work extends ExecWork {
   /** a dynamically linked binary (ld.so can run it), and its digest */
   dyn: string;
   dynSha: string;
@@ -180,37 +176,11 @@ interface Work {
 
 let work: Work | undefined;
 
-function gcc(src: string, out: string, extra: string[] = []): void {
-  const c = `${out}.c`;
-  Deno.writeTextFileSync(c, src);
-  const r = new Deno.Command("gcc", { args: ["-O1", ...extra, "-o", out, c] }).outputSync();
-  strictEqual(r.code, 0, `gcc ${out}: ${new TextDecoder().decode(r.stderr)}`);
-}
-
-async function sha256(path: string): Promise<string> {
-  const d = await crypto.subtle.digest("SHA-256", Deno.readFileSync(path));
-  return Array.from(new Uint8Array(d), (b) => b.toString(16).padStart(2, "0")).join("");
-}
-
 async function workDirs(): Promise<Work> {
   if (work) return work;
-  Deno.mkdirSync("/var/tmp", { recursive: true });
-  const root = Deno.makeTempDirSync({ dir: "/var/tmp", prefix: "aegis-eh-" });
-  const tmp = Deno.makeTempDirSync({ dir: "/tmp", prefix: "aegis-eh-" });
-  gcc(HELPER_SRC, `${root}/${HELPER}`);
-  gcc(target("denied-ran"), `${root}/target`, ["-static"]);
-  gcc(target("other-ran"), `${root}/other`, ["-static"]);
-  gcc(target("loader-ran"), `${root}/dyn`);
-  work = {
-    dyn: `${root}/dyn`,
-    dynSha: await sha256(`${root}/dyn`),
-    root,
-    tmp,
-    helper: `${root}/${HELPER}`,
-    bin: `${root}/target`,
-    other: `${root}/other`,
-    sha: await sha256(`${root}/target`),
-  };
+  const base = await execWork("aegis-eh-", HELPER, HELPER_SRC);
+  gcc(wordProgram("loader-ran"), `${base.root}/dyn`);
+  work = { ...base, dyn: `${base.root}/dyn`, dynSha: await sha256(`${base.root}/dyn`) };
   return work;
 }
 
@@ -239,27 +209,12 @@ function viaLoader(path: string): { code: number; out: string; err: string } {
   return { code: o.code, out: dec.decode(o.stdout).trim(), err: dec.decode(o.stderr).trim() };
 }
 
-function hashBlocks(recs: KernelRecord[]): FileBlockRecord[] {
-  return recs.filter((r): r is FileBlockRecord =>
-    r.kind === "file_block" && r.sha256 !== undefined
-  );
-}
-
 function unknownCount(eng: Engine): bigint {
   return eng.map("aegis_counters").sumU64(AEGIS_CNT_HASH_UNKNOWN);
 }
 
 function say(msg: string): void {
   Deno.stderr.writeSync(new TextEncoder().encode(`exec_hash (${KERNEL}): ${msg}\n`));
-}
-
-/** The cgroup v2 id of this process (= inode of its cgroup directory). */
-function ownCgroupId(): bigint {
-  const line = Deno.readTextFileSync("/proc/self/cgroup").split("\n").find((l) =>
-    l.startsWith("0::")
-  );
-  ok(line, "cgroup v2 membership in /proc/self/cgroup");
-  return BigInt(Deno.statSync(`/sys/fs/cgroup${line.slice(3)}`.replace(/\/$/, "")).ino!);
 }
 
 /** Does this kernel give the SHA-256 of an executed file? Set by test 1. */
@@ -478,11 +433,16 @@ Deno.test({
     strictEqual(r[0].sha256, w.sha);
     strictEqual(r[0].path, mapped);
     strictEqual(r[0].comm, HELPER);
-    // the known gap (docs/engine.md, "Open: mprotect(PROT_EXEC)"): file_mprotect is not a
-    // sleepable hook, nothing hashes there; closing it must update the docs and this line
-    strictEqual(tryMap("mprotect", mapped), "ok", "mprotect(PROT_EXEC) after a readable map");
-    deepStrictEqual(hashBlocks(eng.records()), []);
-    say("mprotect(PROT_EXEC) of a readable mapping of the denied content: not refused (known gap)");
+    // mprotect(PROT_EXEC) after a readable map: the non-sleepable lsm/file_mprotect cannot
+    // hash; the denied content was never verified by a mapping, so it is refused
+    // (docs/engine.md, "mprotect(PROT_EXEC)")
+    strictEqual(tryMap("mprotect", mapped), "EPERM", "mprotect(PROT_EXEC) after a readable map");
+    const mp = hashBlocks(eng.records());
+    strictEqual(mp.length, 1, JSON.stringify(mp));
+    strictEqual(mp[0].hook, AEGIS_HOOK_MPROTECT_HASH);
+    strictEqual(mp[0].sha256, "0".repeat(64), "nothing hashed at mprotect");
+    deepStrictEqual([mp[0].ruleId, mp[0].ruleFlags], [0, AEGIS_RULE_UNVERIFIED]);
+    strictEqual(mp[0].comm, HELPER);
     // a readable (not executable) mapping of the same file is not an exec
     strictEqual(
       new TextDecoder().decode(Deno.readFileSync(mapped).slice(1, 4)),
@@ -677,6 +637,7 @@ Deno.test({
       strictEqual(ev.comm, HELPER);
       // the daemon attaches the mapping programs by default: ld.so-style loading is denied too
       strictEqual(report.hook_details.lsm_file_mmap.attached, true, "lsm.s/mmap_file attached");
+      strictEqual(report.exec_identity.mprotect, true, "lsm/file_mprotect attached beside it");
       strictEqual(tryMap("mmapx", copy), "EPERM", "an executable mapping under the agent");
       const mev = await agent.event(
         (x) => x.type === "block" && x.sha256 === w.sha && x.hook === "mmap_file_hash",
