@@ -375,7 +375,8 @@ out(
  * with what a failed apply of e's policy over d's would have recorded: during
  * an apply both generations sit in aegis_deny_inode (1,000 live + 65,536 new
  * > the default 65,536), and the agent's documented answer is to size the map
- * at the next fresh start (docs/policy.md, "Map sizes").
+ * at the next fresh start (docs/policy.md, "Map sizes"); the same for h's
+ * 10,000 content rules in aegis_deny_hash (default 4,096).
  */
 function freshState(): void {
   try {
@@ -389,7 +390,7 @@ function seedState(): void {
   Deno.mkdirSync(STATE_DIR, { recursive: true, mode: 0o700 });
   Deno.writeTextFileSync(
     `${STATE_DIR}/map_sizes.json`,
-    JSON.stringify({ aegis_deny_inode: INODE_RULES + PATH_RULES }),
+    JSON.stringify({ aegis_deny_inode: INODE_RULES + PATH_RULES, aegis_deny_hash: HASH_RULES }),
     { mode: 0o600 },
   );
 }
