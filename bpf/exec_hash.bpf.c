@@ -62,6 +62,7 @@
 
 #include "aegis_abi.h"
 #include "aegis_maps.h"
+#include "lib/exec_identity.h"
 #include "lib/inode.h"
 
 /* mmap/mprotect protection bits (uapi asm-generic/mman-common.h) */
@@ -107,36 +108,35 @@ static __always_inline int aegis_hash_check(__u32 hook, struct file *file, const
 	struct aegis_inode_key k = {};
 	struct aegis_hook_ctx hc;
 	struct aegis_rule rule = {};
-	struct aegis_rule *r;
+	struct aegis_rule *r = 0;
+	__u16 unlisted = 0;
+	__u32 lists;
 	long algo;
 	__u8 action;
-	int allowlist;
+	int known, v;
 
 	aegis_hook_enter(&hc, hook);
-	/* the mapping programs keep the deny list only (docs/engine.md) */
-	allowlist = !mapping && (hc.flags & AEGIS_POL_EXEC_ALLOWLIST);
-	if (!(hc.flags & AEGIS_POL_EXEC_HASH) && !allowlist)
+	/* the lists that apply here (lib/exec_identity.h): none, no hash */
+	lists = aegis_id_lists(hc.flags, mapping);
+	if (!lists)
 		return 0;
 	algo = bpf_ima_file_hash(file, hk.sha256, sizeof(hk.sha256));
-	if (algo != HASH_ALGO_SHA256) {
-		aegis_count(AEGIS_CNT_HASH_UNKNOWN);
-		if (!allowlist)
-			return aegis_hook_allow(&hc);
-		/* unknown identity under an allowlist: fail closed */
-		__builtin_memset(hk.sha256, 0, sizeof(hk.sha256));
-		rule.flags = AEGIS_RULE_UNLISTED;
-		rule.rule_type = AEGIS_RT_HASH;
-	} else {
+	known = algo == HASH_ALGO_SHA256;
+	if (known) {
 		hk.gen = hc.gen;
 		r = bpf_map_lookup_elem(&aegis_deny_hash, &hk);
-		if (r && (r->flags & AEGIS_RULE_DENY)) {
-			rule = *r; /* a denied content, listed or not */
-		} else if (allowlist && !(r && (r->flags & AEGIS_RULE_ALLOW))) {
-			rule.flags = AEGIS_RULE_UNLISTED;
-			rule.rule_type = AEGIS_RT_HASH;
-		} else {
-			return aegis_hook_allow(&hc);
-		}
+	} else {
+		aegis_count(AEGIS_CNT_HASH_UNKNOWN);
+		__builtin_memset(hk.sha256, 0, sizeof(hk.sha256));
+	}
+	v = aegis_id_verdict(lists, hc.flags, known, r ? r->flags : 0, &unlisted);
+	if (v == AEGIS_ID_ALLOW)
+		return aegis_hook_allow(&hc);
+	if (v == AEGIS_ID_DENY_ENTRY && r) {
+		rule = *r; /* a denied content, listed or not */
+	} else {
+		rule.flags = unlisted;
+		rule.rule_type = AEGIS_RT_HASH;
 	}
 	aegis_inode_key_of(&k, file->f_inode, hc.gen);
 	if (aegis_inode_exempt(&hc, &k))

@@ -2,7 +2,7 @@
 // Regenerate with: deno run -A build/gen_abi.ts
 
 /** SHA-256 of the canonical layout below; "aegisbpf version" prints it. */
-export const ABI_FINGERPRINT = "6f45538bb2ee152521d89f26d8c34e00e072cc9ca17904cb5218b75ac0674192";
+export const ABI_FINGERPRINT = "7552940694d2a19bf87957c81f1b5c95d178a40c4113e8c0d21f8ae1558e5452";
 
 export const AEGIS_COMM_LEN = 16;
 export const AEGIS_OPEN_PATH_LEN = 64;
@@ -112,10 +112,14 @@ export const AEGIS_POL_NET_IP_PORT = 1024;
 export const AEGIS_POL_NET_PORT = 2048;
 export const AEGIS_POL_EXEC_HASH = 4096;
 export const AEGIS_POL_EXEC_ALLOWLIST = 8192;
+export const AEGIS_POL_EXEC_TRUSTED = 16384;
+export const AEGIS_POL_IMA_FAIL_CLOSED = 32768;
+export const AEGIS_POL_RUNTIME_DEPS = 65536;
 export const AEGIS_RULE_DENY = 1;
 export const AEGIS_RULE_PROTECT = 2;
 export const AEGIS_RULE_ALLOW = 4;
 export const AEGIS_RULE_UNLISTED = 8;
+export const AEGIS_RULE_TRUSTED = 16;
 export const AEGIS_RT_INODE = 1;
 export const AEGIS_RT_COMM = 2;
 export const AEGIS_RT_IP = 3;
@@ -265,18 +269,22 @@ export const ABI_LAYOUT = {
       "AEGIS_POL_EXEC_ALLOWLIST": 8192,
       "AEGIS_POL_EXEC_HASH": 4096,
       "AEGIS_POL_EXEC_RULES": 2,
+      "AEGIS_POL_EXEC_TRUSTED": 16384,
       "AEGIS_POL_FILE_RULES": 1,
+      "AEGIS_POL_IMA_FAIL_CLOSED": 32768,
       "AEGIS_POL_NET_CIDR": 512,
       "AEGIS_POL_NET_IP": 256,
       "AEGIS_POL_NET_IP_PORT": 1024,
       "AEGIS_POL_NET_PORT": 2048,
       "AEGIS_POL_NET_RULES": 4,
       "AEGIS_POL_NET_TABLES": 128,
+      "AEGIS_POL_RUNTIME_DEPS": 65536,
     },
     "aegis_rule_flag": {
       "AEGIS_RULE_ALLOW": 4,
       "AEGIS_RULE_DENY": 1,
       "AEGIS_RULE_PROTECT": 2,
+      "AEGIS_RULE_TRUSTED": 16,
       "AEGIS_RULE_UNLISTED": 8,
     },
     "aegis_rule_type": {

@@ -69,7 +69,10 @@ export const FileBlock = Proc.extend({
   path: z.string().max(4096).nullable().optional(),
   /** hash block records: the executed file's SHA-256 */
   sha256: z.string().regex(/^[0-9a-f]{64}$/).optional(),
-  /** hash block records: "hash" (deny_binary_hash) or "hash_allowlist" (not on the allowlist) */
+  /**
+   * hash block records: "hash" (deny_binary_hash), "hash_allowlist" (not on
+   * the allowlist) or "hash_trusted" (not on the trusted list)
+   */
   rule_type: z.string().max(16).optional(),
 });
 
@@ -225,6 +228,11 @@ export type ReplayEvent =
        * rule id 0); its sha256 is all zero when the file had no SHA-256
        */
       unlisted: boolean;
+      /**
+       * a record of a content not on [trusted_exec_hash] (rule_type
+       * "hash_trusted", rule id 0); all zero: no SHA-256 under [ima_fail_closed]
+       */
+      untrusted: boolean;
     }
     | {
       surface: "net";
@@ -328,6 +336,7 @@ export function eventFromJson(v: unknown, line: number): EventParse {
         path: null,
         sha256: null,
         unlisted: false,
+        untrusted: false,
       },
     };
   }
@@ -353,6 +362,7 @@ export function eventFromJson(v: unknown, line: number): EventParse {
           surface: "exec",
           sha256: d.sha256 ?? null,
           unlisted: d.rule_type === "hash_allowlist",
+          untrusted: d.rule_type === "hash_trusted",
         }
         : { ...f, surface: "file" },
     };

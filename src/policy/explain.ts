@@ -57,7 +57,9 @@ export function eventSummary(ev: ReplayEvent): string {
         ? `exec of comm ${JSON.stringify(ev.comm)} by ${who}`
         : `exec of ${ev.path ?? "?"} (inode ${ev.dev}:${ev.ino}${
           ev.sha256 ? `, sha256:${ev.sha256}` : ""
-        }${ev.unlisted ? ", not on the allowlist" : ""}) by ${who}`;
+        }${ev.unlisted ? ", not on the allowlist" : ""}${
+          ev.untrusted ? ", not trusted" : ""
+        }) by ${who}`;
     case "net": {
       const a = ev.family === 4 ? [...ev.addr].join(".") : hex6(ev.addr);
       const p = ev.proto === 6 ? "tcp" : ev.proto === 17 ? "udp" : `proto ${ev.proto}`;
@@ -140,6 +142,21 @@ function recordedRule(
           `${rs.allowHashes.size} listed)`
         : `[allow_binary_hash] is empty or absent in ${rs.source.policy ?? "the rules"} now: ` +
           "the allowlist that blocked this no longer exists",
+    };
+  }
+  if (ev.surface === "exec" && ev.untrusted) {
+    // trusted_exec_hash: rule id 0 names the trusted list as a whole
+    const tl = rs.trusted;
+    return {
+      id,
+      kind: "flag",
+      exists: tl !== null,
+      rules: tl ? [tl] : [],
+      message: tl
+        ? `not trusted: the content is not in [trusted_exec_hash] (${tl.file}:${tl.line}, ` +
+          `${rs.trustedHashes.size} trusted${rs.imaFailClosed ? ", ima_fail_closed" : ""})`
+        : `[trusted_exec_hash] is empty or absent in ${rs.source.policy ?? "the rules"} now: ` +
+          "the trusted list that blocked this no longer exists",
     };
   }
   const all = byId.get(id) ?? [];

@@ -119,6 +119,17 @@ export interface RuleSet {
    * without an allowlist
    */
   allowlist: RuleRef | null;
+  /** trusted_exec_hash: 64 lower-case hex digits → its line */
+  trustedHashes: Map<string, RuleRef>;
+  /**
+   * trusted mode (a non-empty trusted_exec_hash): what an "untrusted"
+   * record names (rule id 0, the section's first entry); null without one
+   */
+  trusted: RuleRef | null;
+  /** [ima_fail_closed]: in trusted mode a file with no SHA-256 is denied */
+  imaFailClosed: boolean;
+  /** [protect_runtime_deps]: the mappings are checked against both lists too */
+  runtimeDeps: boolean;
   ips: Map<string, RuleVal>;
   cidr4: CidrTable;
   cidr6: CidrTable;
@@ -148,6 +159,10 @@ export function emptyRuleSet(): RuleSet {
     hashes: new Map(),
     allowHashes: new Map(),
     allowlist: null,
+    trustedHashes: new Map(),
+    trusted: null,
+    imaFailClosed: false,
+    runtimeDeps: false,
     ips: new Map(),
     cidr4: { prefixes: [], byPrefix: new Map() },
     cidr6: { prefixes: [], byPrefix: new Map() },
@@ -285,6 +300,25 @@ export function ruleSetFromPolicy(policy: Policy, file: string, env: CompileEnv)
       id: 0,
     };
   }
+
+  for (const e of policy.trustedExecHash) {
+    if (!rs.trustedHashes.has(e.sha256)) {
+      rs.trustedHashes.set(e.sha256, ref("trusted_exec_hash", e.line, `sha256:${e.sha256}`));
+    }
+  }
+  if (policy.trustedExecHash.length > 0) {
+    const first = policy.trustedExecHash[0].line;
+    rs.trusted = {
+      ...ref(
+        "trusted_exec_hash",
+        first,
+        `any content not trusted (${rs.trustedHashes.size} trusted)`,
+      ),
+      id: 0,
+    };
+    rs.imaFailClosed = policy.imaFailClosed?.enabled === true;
+  }
+  rs.runtimeDeps = policy.protectRuntimeDeps?.enabled === true;
 
   // --- network: protect-only under protect_connect -------------------------
   const pc = policy.protectConnect?.enabled === true;

@@ -97,6 +97,7 @@ Deno.test("policy needs: network, exec identity, runtime deps, IMA appraisal", a
     exec_identity: true,
     exec_content: true,
     exec_allowlist: true,
+    exec_trusted: true,
     exec_runtime_deps: true,
     ima_appraisal: true,
   };

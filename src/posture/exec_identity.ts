@@ -18,6 +18,8 @@ import type { ProbeReport } from "./probes/mod.ts";
 
 /** The section of the exec-hash program. */
 export const EXEC_HASH_SECTION = "lsm.s/bprm_check_security";
+/** The section of the mapping program ([protect_runtime_deps] applies the lists there). */
+export const MMAP_HASH_SECTION = "lsm.s/mmap_file";
 
 export type ExecIdentitySource = "ima" | "none";
 

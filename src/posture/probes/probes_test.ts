@@ -288,6 +288,7 @@ Deno.test("hooks: 12 rows, kernel support from BTF, required from the needs and 
     exec_identity: false,
     exec_content: false,
     exec_allowlist: false,
+    exec_trusted: false,
     exec_runtime_deps: false,
     ima_appraisal: false,
   };
