@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /*
- * exec_hash.bpf.c — exec identity by content: deny_binary_hash and
- * allow_binary_hash (docs/policy.md, docs/engine.md "Exec identity by
- * content").
+ * exec_hash.bpf.c — exec identity by content: deny_binary_hash,
+ * allow_binary_hash, trusted_exec_hash (docs/policy.md, docs/engine.md
+ * "Exec identity by content").
  *
  * Two *sleepable* programs ask IMA for the SHA-256 of a file about to
  * run (bpf_ima_file_hash, kernels >= 5.18, sleepable LSM programs only)
@@ -21,29 +21,30 @@
  * sleepable program there), so nothing can hash the file at that point
  * (docs/engine.md).
  *
- * Allowlist mode (AEGIS_POL_EXEC_ALLOWLIST, a non-empty
- * [allow_binary_hash]): the exec program alone also denies every content
- * that is not listed with AEGIS_RULE_ALLOW in the same map (one lookup
- * answers both lists; a DENY entry still wins), and a file with no SHA-256
- * (unknown identity) is denied too: fail closed. Those records carry
- * rule_id 0 and rule_flags AEGIS_RULE_UNLISTED. The mapping programs do
- * not apply the allowlist (a list of every shared library is
- * protect_runtime_deps' job), so a listed loader (ld.so) can still map an
- * unlisted program: docs/engine.md says not to list ld.so.
+ * The lists (lib/exec_identity.h decides, one lookup answers all):
+ * [deny_binary_hash] (AEGIS_RULE_DENY) on both programs; the allowlist
+ * [allow_binary_hash] (AEGIS_RULE_ALLOW, AEGIS_POL_EXEC_ALLOWLIST) and the
+ * trusted list [trusted_exec_hash] (AEGIS_RULE_TRUSTED,
+ * AEGIS_POL_EXEC_TRUSTED) on the exec program, and on the mapping program
+ * too with [protect_runtime_deps] (AEGIS_POL_RUNTIME_DEPS). The most
+ * restrictive wins; a content not on a list is denied with rule_id 0 and
+ * rule_flags AEGIS_RULE_UNLISTED (| AEGIS_RULE_TRUSTED for the trusted
+ * list). Unknown identity (no SHA-256): denied by the allowlist, by the
+ * trusted list only with [ima_fail_closed] (AEGIS_POL_IMA_FAIL_CLOSED),
+ * else allowed. Without protect_runtime_deps a listed loader (ld.so) can
+ * still map an unlisted program: docs/engine.md says not to list ld.so.
  *
  * Cost: bpf_ima_file_hash returns IMA's cached measurement when an IMA
  * policy has measured the file already; otherwise it reads and hashes the
- * whole file on every call. So the programs hash only when the live
- * generation has AEGIS_POL_EXEC_HASH (a non-empty [deny_binary_hash]) or,
- * for the exec program, AEGIS_POL_EXEC_ALLOWLIST; with neither each costs
- * a map lookup like every other hook. With deny rules, an exec hashes its
+ * whole file on every call. So a program hashes only when a list applies
+ * to it in the live generation (aegis_id_lists); with none each costs a
+ * map lookup like every other hook. With deny rules, an exec hashes its
  * binary (twice: exec and the kernel's mapping of it), its loader and
  * every shared library it maps; with an allowlist alone, its binary once.
  *
  * No SHA-256 (the helper fails, or IMA hashes with another algorithm):
- * unknown identity, AEGIS_CNT_HASH_UNKNOWN counts it; the exec or mapping
- * is allowed (a deny list cannot match what it cannot name), except an
- * exec under an allowlist, which is denied (sha256 all zero in the record).
+ * unknown identity, AEGIS_CNT_HASH_UNKNOWN counts it (sha256 all zero in
+ * a record).
  *
  * Exemptions and verdict are the exec path's (lib/inode.h, lib/decide.h):
  * the survival allowlist (by the file's inode), the agent's own cgroup
