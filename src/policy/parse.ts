@@ -524,19 +524,12 @@ export function parsePolicy(input: string | Uint8Array, file: string): ParseResu
   }
 
   // a content both allowed and denied: the operator must say which
-  if (policy.allowBinaryHash.length > 0 && policy.denyBinaryHash.length > 0) {
-    const denied = new Map<string, number>();
-    for (const e of policy.denyBinaryHash) if (!denied.has(e.sha256)) denied.set(e.sha256, e.line);
-    for (const e of policy.allowBinaryHash) {
-      const d = denied.get(e.sha256);
-      if (d === undefined) continue;
-      err(
-        e.line,
-        `[allow_binary_hash] sha256:${e.sha256} is also in [deny_binary_hash] at line ${d}; ` +
-          "a content is either allowed or denied: remove one of the two lines",
-      );
-    }
-  }
+  alsoDenied(policy, policy.allowBinaryHash, (e, d) =>
+    err(
+      e.line,
+      `[allow_binary_hash] sha256:${e.sha256} is also in [deny_binary_hash] at line ${d}; ` +
+        "a content is either allowed or denied: remove one of the two lines",
+    ));
   crossSectionRules(policy, err, warn);
   if (
     version === undefined && !versionBad && !missingVersionReported &&
@@ -700,17 +693,25 @@ function crossSectionRules(
       );
     }
   }
-  if (policy.trustedExecHash.length > 0 && policy.denyBinaryHash.length > 0) {
-    const denied = new Map<string, number>();
-    for (const e of policy.denyBinaryHash) if (!denied.has(e.sha256)) denied.set(e.sha256, e.line);
-    for (const e of policy.trustedExecHash) {
-      const d = denied.get(e.sha256);
-      if (d === undefined) continue;
-      warn(
-        e.line,
-        `[trusted_exec_hash] sha256:${e.sha256} is also in [deny_binary_hash] at line ${d}; ` +
-          "the deny wins (it cannot run)",
-      );
-    }
+  alsoDenied(policy, policy.trustedExecHash, (e, d) =>
+    warn(
+      e.line,
+      `[trusted_exec_hash] sha256:${e.sha256} is also in [deny_binary_hash] at line ${d}; ` +
+        "the deny wins (it cannot run)",
+    ));
+}
+
+/** Calls `found` for each entry of `list` whose digest is also denied, with the deny's first line. */
+function alsoDenied(
+  policy: Policy,
+  list: Policy["denyBinaryHash"],
+  found: (e: Policy["denyBinaryHash"][number], denyLine: number) => void,
+): void {
+  if (list.length === 0 || policy.denyBinaryHash.length === 0) return;
+  const denied = new Map<string, number>();
+  for (const e of policy.denyBinaryHash) if (!denied.has(e.sha256)) denied.set(e.sha256, e.line);
+  for (const e of list) {
+    const d = denied.get(e.sha256);
+    if (d !== undefined) found(e, d);
   }
 }

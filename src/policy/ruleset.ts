@@ -288,36 +288,31 @@ export function ruleSetFromPolicy(policy: Policy, file: string, env: CompileEnv)
       merged: [],
     });
   }
-  for (const e of policy.allowBinaryHash) {
-    if (!rs.allowHashes.has(e.sha256)) {
-      rs.allowHashes.set(e.sha256, ref("allow_binary_hash", e.line, `sha256:${e.sha256}`));
+  // allow_binary_hash, trusted_exec_hash: each digest's first line, and the
+  // list as a whole (rule id 0, its first entry) when it holds any
+  const contentList = (
+    section: string,
+    list: Policy["allowBinaryHash"],
+    into: Map<string, RuleRef>,
+    what: string,
+  ): RuleRef | null => {
+    for (const e of list) {
+      if (!into.has(e.sha256)) into.set(e.sha256, ref(section, e.line, `sha256:${e.sha256}`));
     }
-  }
-  if (policy.allowBinaryHash.length > 0) {
-    const first = policy.allowBinaryHash[0].line;
-    rs.allowlist = {
-      ...ref("allow_binary_hash", first, `any content not listed (${rs.allowHashes.size} listed)`),
+    if (list.length === 0) return null;
+    return {
+      ...ref(section, list[0].line, `any content not ${what} (${into.size} ${what})`),
       id: 0,
     };
-  }
-
-  for (const e of policy.trustedExecHash) {
-    if (!rs.trustedHashes.has(e.sha256)) {
-      rs.trustedHashes.set(e.sha256, ref("trusted_exec_hash", e.line, `sha256:${e.sha256}`));
-    }
-  }
-  if (policy.trustedExecHash.length > 0) {
-    const first = policy.trustedExecHash[0].line;
-    rs.trusted = {
-      ...ref(
-        "trusted_exec_hash",
-        first,
-        `any content not trusted (${rs.trustedHashes.size} trusted)`,
-      ),
-      id: 0,
-    };
-    rs.imaFailClosed = policy.imaFailClosed?.enabled === true;
-  }
+  };
+  rs.allowlist = contentList("allow_binary_hash", policy.allowBinaryHash, rs.allowHashes, "listed");
+  rs.trusted = contentList(
+    "trusted_exec_hash",
+    policy.trustedExecHash,
+    rs.trustedHashes,
+    "trusted",
+  );
+  rs.imaFailClosed = rs.trusted !== null && policy.imaFailClosed?.enabled === true;
   rs.runtimeDeps = policy.protectRuntimeDeps?.enabled === true;
 
   // --- network: protect-only under protect_connect -------------------------

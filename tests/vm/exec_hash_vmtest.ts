@@ -54,9 +54,9 @@ import {
   AEGIS_RULE_UNLISTED,
 } from "../../src/bpf/abi_gen.ts";
 import { hashKey, ruleValue } from "../../src/bpf/rule_codec.ts";
-import type { FileBlockRecord, KernelRecord } from "../../src/events/decode.ts";
 import { CapabilitiesReport } from "../../src/posture/report.ts";
 import { type Engine, loadEngine } from "../lib/engine.ts";
+import { gcc, hashBlocks, sha256, viaLoader } from "../lib/exec_vm.ts";
 import { Agent, agentEnv, cleanupAgent, httpGet } from "../lib/agent.ts";
 
 const LSM_ON = Deno.env.get("AEGIS_VM_LSM") === "on";
@@ -64,7 +64,6 @@ const KERNEL = Deno.env.get("AEGIS_VM_KERNEL") ?? "?";
 const SECTION = "lsm.s/bprm_check_security";
 /** The sleepable mapping programs (bpf/exec_hash.bpf.c). */
 const MAP_SECTIONS = ["lsm.s/mmap_file"];
-const LOADER = "/lib64/ld-linux-x86-64.so.2";
 
 /* `exec PATH`: execv; `memfd PATH`: the file's bytes into a memfd, then
  * execveat(fd, "", AT_EMPTY_PATH). Prints the errno name when exec fails. */
@@ -178,18 +177,6 @@ interface Work {
 
 let work: Work | undefined;
 
-function gcc(src: string, out: string, extra: string[] = []): void {
-  const c = `${out}.c`;
-  Deno.writeTextFileSync(c, src);
-  const r = new Deno.Command("gcc", { args: ["-O1", ...extra, "-o", out, c] }).outputSync();
-  strictEqual(r.code, 0, `gcc ${out}: ${new TextDecoder().decode(r.stderr)}`);
-}
-
-async function sha256(path: string): Promise<string> {
-  const d = await crypto.subtle.digest("SHA-256", Deno.readFileSync(path));
-  return Array.from(new Uint8Array(d), (b) => b.toString(16).padStart(2, "0")).join("");
-}
-
 async function workDirs(): Promise<Work> {
   if (work) return work;
   Deno.mkdirSync("/var/tmp", { recursive: true });
@@ -228,19 +215,6 @@ function tryMap(mode: "mmapx" | "mprotect", path: string): string {
   const out = new TextDecoder().decode(o.stdout).trim();
   ok(o.code !== 2, `helper ${mode} ${path}: ${new TextDecoder().decode(o.stderr)}`);
   return out === "mapped" ? "ok" : out;
-}
-
-/** The dynamic loader run on `path` (`ld.so PATH`): what it printed, and its exit code. */
-function viaLoader(path: string): { code: number; out: string; err: string } {
-  const o = new Deno.Command(LOADER, { args: [path] }).outputSync();
-  const dec = new TextDecoder();
-  return { code: o.code, out: dec.decode(o.stdout).trim(), err: dec.decode(o.stderr).trim() };
-}
-
-function hashBlocks(recs: KernelRecord[]): FileBlockRecord[] {
-  return recs.filter((r): r is FileBlockRecord =>
-    r.kind === "file_block" && r.sha256 !== undefined
-  );
 }
 
 function unknownCount(eng: Engine): bigint {

@@ -54,7 +54,7 @@ import {
   AEGIS_RULE_TRUSTED,
   AEGIS_RULE_UNLISTED,
 } from "../../src/bpf/abi_gen.ts";
-import type { FileBlockRecord, KernelRecord } from "../../src/events/decode.ts";
+import type { FileBlockRecord } from "../../src/events/decode.ts";
 import { recordToEvent } from "../../src/events/json.ts";
 import { compilePolicy } from "../../src/policy/compile.ts";
 import { formatIssue, parsePolicy } from "../../src/policy/parse.ts";
@@ -64,12 +64,12 @@ import { enforceBlockers } from "../../src/posture/blockers.ts";
 import { fixtureReport } from "../../src/posture/posture_testing.ts";
 import { NO_NEEDS } from "../../src/posture/needs.ts";
 import { type Engine, loadEngine } from "../lib/engine.ts";
+import { gcc, hashBlocks, LOADER, sha256, viaLoader } from "../lib/exec_vm.ts";
 
 const LSM_ON = Deno.env.get("AEGIS_VM_LSM") === "on";
 const KERNEL = Deno.env.get("AEGIS_VM_KERNEL") ?? "?";
 const EXEC = "lsm.s/bprm_check_security";
 const MMAP = "lsm.s/mmap_file";
-const LOADER = "/lib64/ld-linux-x86-64.so.2";
 const UNTRUSTED = AEGIS_RULE_UNLISTED | AEGIS_RULE_TRUSTED;
 
 /* `exec PATH`: execv; `mmapx PATH`: the file's first page mapped
@@ -145,18 +145,6 @@ interface Work {
   libBadSha: string;
 }
 
-function gcc(src: string, out: string, extra: string[] = []): void {
-  const c = `${out}.c`;
-  Deno.writeTextFileSync(c, src);
-  const r = new Deno.Command("gcc", { args: ["-O1", ...extra, "-o", out, c] }).outputSync();
-  strictEqual(r.code, 0, `gcc ${out}: ${new TextDecoder().decode(r.stderr)}`);
-}
-
-async function sha256(path: string): Promise<string> {
-  const d = await crypto.subtle.digest("SHA-256", Deno.readFileSync(Deno.realPathSync(path)));
-  return Array.from(new Uint8Array(d), (b) => b.toString(16).padStart(2, "0")).join("");
-}
-
 /** The libc the helper maps (`ld.so --list HELPER`). */
 function libcOf(bin: string): string {
   const o = new Deno.Command(LOADER, { args: ["--list", bin] }).outputSync();
@@ -202,19 +190,6 @@ function helper(w: Work, args: string[], word?: string): string {
   const out = new TextDecoder().decode(o.stdout).trim();
   ok(o.code !== 2, `helper ${args.join(" ")}: ${new TextDecoder().decode(o.stderr)}`);
   return word !== undefined && out === word ? "ok" : out;
-}
-
-/** `ld.so PATH`: what the program printed, and the loader's exit code and stderr. */
-function viaLoader(path: string): { code: number; out: string; err: string } {
-  const o = new Deno.Command(LOADER, { args: [path] }).outputSync();
-  const dec = new TextDecoder();
-  return { code: o.code, out: dec.decode(o.stdout).trim(), err: dec.decode(o.stderr).trim() };
-}
-
-function hashBlocks(recs: KernelRecord[]): FileBlockRecord[] {
-  return recs.filter((r): r is FileBlockRecord =>
-    r.kind === "file_block" && r.sha256 !== undefined
-  );
 }
 
 /** A line on stderr, and in the cell's results (exec_trusted.log) where the runner keeps them. */
@@ -280,14 +255,19 @@ function unknownCount(eng: Engine): bigint {
 /** The one record since the last call: its hook, action, flags, digest and file. */
 function one(
   eng: Engine,
-  want: { hook: number; action: number; flags: number; ruleId?: number; sha: string; path: string },
+  hook: number,
+  action: number,
+  flags: number,
+  sha: string,
+  path: string,
+  ruleId = 0,
 ): FileBlockRecord {
   const recs = hashBlocks(eng.records());
   strictEqual(recs.length >= 1, true, `a record: ${JSON.stringify(recs)}`);
-  const r = recs.find((x) => x.path === want.path) ?? recs[0];
+  const r = recs.find((x) => x.path === path) ?? recs[0];
   deepStrictEqual(
     [r.hook, r.action, r.ruleFlags, r.ruleId, r.sha256, r.path],
-    [want.hook, want.action, want.flags, want.ruleId ?? 0, want.sha, want.path],
+    [hook, action, flags, ruleId, sha, path],
     JSON.stringify(recs),
   );
   return r;
@@ -319,13 +299,7 @@ Deno.test({
         throw new Error("the kernel gave no SHA-256 for a file: these kernels always do");
       }
       strictEqual(helper(w, ["exec", w.other], "other-ran"), "EPERM", "an untrusted content");
-      const rec = one(eng, {
-        hook: AEGIS_HOOK_BPRM_HASH,
-        action: AEGIS_ACT_BLOCK,
-        flags: UNTRUSTED,
-        sha: w.otherSha,
-        path: w.other,
-      });
+      const rec = one(eng, AEGIS_HOOK_BPRM_HASH, AEGIS_ACT_BLOCK, UNTRUSTED, w.otherSha, w.other);
       strictEqual(rec.comm, HELPER);
       const ev = recordToEvent(rec);
       deepStrictEqual([ev.rule_type, ev.hook, ev.rule_id], [
@@ -336,13 +310,7 @@ Deno.test({
       eng.setAudit(true);
       try {
         strictEqual(helper(w, ["exec", w.other], "other-ran"), "ok", "audit mode allows");
-        one(eng, {
-          hook: AEGIS_HOOK_BPRM_HASH,
-          action: AEGIS_ACT_AUDIT,
-          flags: UNTRUSTED,
-          sha: w.otherSha,
-          path: w.other,
-        });
+        one(eng, AEGIS_HOOK_BPRM_HASH, AEGIS_ACT_AUDIT, UNTRUSTED, w.otherSha, w.other);
       } finally {
         eng.setAudit(false);
       }
@@ -350,14 +318,9 @@ Deno.test({
       const f = apply(eng, w, { trusted: [w.targetSha], deny: [w.targetSha] });
       strictEqual(f, AEGIS_POL_EXEC_TRUSTED | AEGIS_POL_EXEC_HASH | AEGIS_POL_NET_TABLES);
       strictEqual(helper(w, ["exec", copy], "trusted-ran"), "EPERM", "trusted and denied");
-      one(eng, {
-        hook: AEGIS_HOOK_BPRM_HASH,
-        action: AEGIS_ACT_BLOCK,
-        flags: AEGIS_RULE_DENY | AEGIS_RULE_TRUSTED,
-        ruleId: 8, // version, [trusted_exec_hash], 4 digests, [deny_binary_hash], its line
-        sha: w.targetSha,
-        path: copy,
-      });
+      // its id: the deny line (version, [trusted_exec_hash], 4 digests, [deny_binary_hash], 8)
+      const deniedBoth = AEGIS_RULE_DENY | AEGIS_RULE_TRUSTED;
+      one(eng, AEGIS_HOOK_BPRM_HASH, AEGIS_ACT_BLOCK, deniedBoth, w.targetSha, copy, 8);
       // no protect_runtime_deps: mappings check the deny list only
       apply(eng, w, { trusted: [w.targetSha] });
       const free = viaLoader(w.dyn);
@@ -377,43 +340,19 @@ Deno.test({
       notStrictEqual(ld.code, 0, "ld.so cannot map the untrusted program");
       ok(!ld.out.includes("dyn-ran"), ld.out);
       say(`ld.so ${w.dyn} under protect_runtime_deps: exit ${ld.code}: ${ld.err}`);
-      const lr = one(eng, {
-        hook: AEGIS_HOOK_MMAP_HASH,
-        action: AEGIS_ACT_BLOCK,
-        flags: UNTRUSTED,
-        sha: w.dynSha,
-        path: w.dyn,
-      });
+      const lr = one(eng, AEGIS_HOOK_MMAP_HASH, AEGIS_ACT_BLOCK, UNTRUSTED, w.dynSha, w.dyn);
       ok(lr.comm.startsWith("ld-linux"), `mapped by ld.so: ${lr.comm}`);
       strictEqual(helper(w, ["mmapx", w.libBad]), "EPERM", "mmap(PROT_EXEC) of an untrusted lib");
-      one(eng, {
-        hook: AEGIS_HOOK_MMAP_HASH,
-        action: AEGIS_ACT_BLOCK,
-        flags: UNTRUSTED,
-        sha: w.libBadSha,
-        path: w.libBad,
-      });
+      one(eng, AEGIS_HOOK_MMAP_HASH, AEGIS_ACT_BLOCK, UNTRUSTED, w.libBadSha, w.libBad);
       // ld.so's message has no errno text; the record below says the mapping was refused
       const dl = helper(w, ["dlopen", w.libBad]);
       ok(dl.startsWith("dlerror:") && dl.includes("failed to map segment"), dl);
       say(`dlopen of an untrusted library: ${dl}`);
-      one(eng, {
-        hook: AEGIS_HOOK_MMAP_HASH,
-        action: AEGIS_ACT_BLOCK,
-        flags: UNTRUSTED,
-        sha: w.libBadSha,
-        path: w.libBad,
-      });
+      one(eng, AEGIS_HOOK_MMAP_HASH, AEGIS_ACT_BLOCK, UNTRUSTED, w.libBadSha, w.libBad);
       eng.setAudit(true);
       try {
         strictEqual(helper(w, ["mmapx", w.libBad]), "mapped", "audit mode allows the mapping");
-        one(eng, {
-          hook: AEGIS_HOOK_MMAP_HASH,
-          action: AEGIS_ACT_AUDIT,
-          flags: UNTRUSTED,
-          sha: w.libBadSha,
-          path: w.libBad,
-        });
+        one(eng, AEGIS_HOOK_MMAP_HASH, AEGIS_ACT_AUDIT, UNTRUSTED, w.libBadSha, w.libBad);
       } finally {
         eng.setAudit(false);
       }
@@ -436,21 +375,16 @@ Deno.test({
       strictEqual(helper(w, ["exec", w.target], "trusted-ran"), "ok", "on both lists");
       deepStrictEqual(hashBlocks(eng.records()), []);
       strictEqual(helper(w, ["exec", w.other], "other-ran"), "EPERM", "allowed, not trusted");
-      one(eng, {
-        hook: AEGIS_HOOK_BPRM_HASH,
-        action: AEGIS_ACT_BLOCK,
-        flags: UNTRUSTED,
-        sha: w.otherSha,
-        path: w.other,
-      });
+      one(eng, AEGIS_HOOK_BPRM_HASH, AEGIS_ACT_BLOCK, UNTRUSTED, w.otherSha, w.other);
       strictEqual(helper(w, ["exec", w.dyn], "dyn-ran"), "EPERM", "trusted, not allowed");
-      const na = one(eng, {
-        hook: AEGIS_HOOK_BPRM_HASH,
-        action: AEGIS_ACT_BLOCK,
-        flags: AEGIS_RULE_UNLISTED,
-        sha: w.dynSha,
-        path: w.dyn,
-      });
+      const na = one(
+        eng,
+        AEGIS_HOOK_BPRM_HASH,
+        AEGIS_ACT_BLOCK,
+        AEGIS_RULE_UNLISTED,
+        w.dynSha,
+        w.dyn,
+      );
       strictEqual(recordToEvent(na).rule_type, "hash_allowlist");
 
       // --- 4. ima_fail_closed ------------------------------------------------------
@@ -458,13 +392,7 @@ Deno.test({
       strictEqual(fc & AEGIS_POL_IMA_FAIL_CLOSED, AEGIS_POL_IMA_FAIL_CLOSED, "the switch is set");
       strictEqual(helper(w, ["exec", w.target], "trusted-ran"), "ok", "fail closed: trusted runs");
       strictEqual(helper(w, ["exec", w.other], "other-ran"), "EPERM", "untrusted denied");
-      one(eng, {
-        hook: AEGIS_HOOK_BPRM_HASH,
-        action: AEGIS_ACT_BLOCK,
-        flags: UNTRUSTED,
-        sha: w.otherSha,
-        path: w.other,
-      });
+      one(eng, AEGIS_HOOK_BPRM_HASH, AEGIS_ACT_BLOCK, UNTRUSTED, w.otherSha, w.other);
       strictEqual(unknownCount(eng), u0, "no file without a SHA-256 was seen");
       say(
         "ima_fail_closed: the unknown-identity deny is NOT exercised here: IMA gives a SHA-256 " +
