@@ -15,7 +15,8 @@
  * and to the mapping program only with AEGIS_POL_RUNTIME_DEPS
  * ([protect_runtime_deps]); the deny list applies to both.
  *
- * Several lists at once: the most restrictive wins. A DENY entry denies;
+ * Several lists at once: the most restrictive wins. A DENY entry denies
+ * (once the file is hashed for any list, as before this header);
  * in allowlist mode a content without ALLOW is denied; in trusted mode a
  * content without TRUSTED is denied. A file with no SHA-256 (unknown
  * identity) is denied in allowlist mode (fail closed), in trusted mode
@@ -75,7 +76,8 @@ static __always_inline int aegis_id_verdict(__u32 lists, __u64 pol, int known, _
 		}
 		return AEGIS_ID_ALLOW;
 	}
-	if ((lists & AEGIS_ID_LIST_DENY) && (entry & AEGIS_RULE_DENY))
+	/* a DENY entry denies whatever switch made the program hash the file */
+	if (entry & AEGIS_RULE_DENY)
 		return AEGIS_ID_DENY_ENTRY;
 	if ((lists & AEGIS_ID_LIST_ALLOW) && !(entry & AEGIS_RULE_ALLOW)) {
 		*rule_flags = AEGIS_RULE_UNLISTED;

@@ -77,7 +77,8 @@ function expected(pol: number, mapping: boolean, known: boolean, entry: number):
     if (trusted && (pol & AEGIS_POL_IMA_FAIL_CLOSED) !== 0) return "untrusted";
     return "allow"; // fail open
   }
-  if (deny && (entry & AEGIS_RULE_DENY) !== 0) return "deny_entry";
+  // a DENY entry denies once the file is hashed (even if only a list's switch is set)
+  if ((entry & AEGIS_RULE_DENY) !== 0) return "deny_entry";
   if (allow && (entry & AEGIS_RULE_ALLOW) === 0) return "unlisted";
   if (trusted && (entry & AEGIS_RULE_TRUSTED) === 0) return "untrusted";
   return "allow";
