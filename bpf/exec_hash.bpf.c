@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /*
- * exec_hash.bpf.c — exec identity by content: deny_binary_hash and
- * allow_binary_hash (docs/policy.md, docs/engine.md "Exec identity by
- * content").
+ * exec_hash.bpf.c — exec identity by content: deny_binary_hash,
+ * allow_binary_hash, trusted_exec_hash (docs/policy.md, docs/engine.md
+ * "Exec identity by content").
  *
  * Two *sleepable* programs ask IMA for the SHA-256 of a file about to
  * run (bpf_ima_file_hash, kernels >= 5.18, sleepable LSM programs only)
@@ -27,29 +27,30 @@
  *    record has no digest and rule_flags AEGIS_RULE_UNVERIFIED
  *    (docs/engine.md, "mprotect(PROT_EXEC)").
  *
- * Allowlist mode (AEGIS_POL_EXEC_ALLOWLIST, a non-empty
- * [allow_binary_hash]): the exec program alone also denies every content
- * that is not listed with AEGIS_RULE_ALLOW in the same map (one lookup
- * answers both lists; a DENY entry still wins), and a file with no SHA-256
- * (unknown identity) is denied too: fail closed. Those records carry
- * rule_id 0 and rule_flags AEGIS_RULE_UNLISTED. The mapping programs do
- * not apply the allowlist (a list of every shared library is
- * protect_runtime_deps' job), so a listed loader (ld.so) can still map an
- * unlisted program: docs/engine.md says not to list ld.so.
+ * The lists (lib/exec_identity.h decides, one lookup answers all):
+ * [deny_binary_hash] (AEGIS_RULE_DENY) on both programs; the allowlist
+ * [allow_binary_hash] (AEGIS_RULE_ALLOW, AEGIS_POL_EXEC_ALLOWLIST) and the
+ * trusted list [trusted_exec_hash] (AEGIS_RULE_TRUSTED,
+ * AEGIS_POL_EXEC_TRUSTED) on the exec program, and on the mapping program
+ * too with [protect_runtime_deps] (AEGIS_POL_RUNTIME_DEPS). The most
+ * restrictive wins; a content not on a list is denied with rule_id 0 and
+ * rule_flags AEGIS_RULE_UNLISTED (| AEGIS_RULE_TRUSTED for the trusted
+ * list). Unknown identity (no SHA-256): denied by the allowlist, by the
+ * trusted list only with [ima_fail_closed] (AEGIS_POL_IMA_FAIL_CLOSED),
+ * else allowed. Without protect_runtime_deps a listed loader (ld.so) can
+ * still map an unlisted program: docs/engine.md says not to list ld.so.
  *
  * Cost: bpf_ima_file_hash returns IMA's cached measurement when an IMA
  * policy has measured the file already; otherwise it reads and hashes the
- * whole file on every call. So the programs hash only when the live
- * generation has AEGIS_POL_EXEC_HASH (a non-empty [deny_binary_hash]) or,
- * for the exec program, AEGIS_POL_EXEC_ALLOWLIST; with neither each costs
- * a map lookup like every other hook. With deny rules, an exec hashes its
+ * whole file on every call. So a program hashes only when a list applies
+ * to it in the live generation (aegis_id_lists); with none each costs a
+ * map lookup like every other hook. With deny rules, an exec hashes its
  * binary (twice: exec and the kernel's mapping of it), its loader and
  * every shared library it maps; with an allowlist alone, its binary once.
  *
  * No SHA-256 (the helper fails, or IMA hashes with another algorithm):
- * unknown identity, AEGIS_CNT_HASH_UNKNOWN counts it; the exec or mapping
- * is allowed (a deny list cannot match what it cannot name), except an
- * exec under an allowlist, which is denied (sha256 all zero in the record).
+ * unknown identity, AEGIS_CNT_HASH_UNKNOWN counts it (sha256 all zero in
+ * a record).
  *
  * Exemptions and verdict are the exec path's (lib/inode.h, lib/decide.h):
  * the survival allowlist (by the file's inode), the agent's own cgroup
@@ -68,6 +69,7 @@
 
 #include "aegis_abi.h"
 #include "aegis_maps.h"
+#include "lib/exec_identity.h"
 #include "lib/inode.h"
 #include "lib/hash_verified.h"
 
@@ -177,44 +179,44 @@ static __always_inline int aegis_hash_check(__u32 hook, struct file *file, const
 	struct aegis_inode_key k = {};
 	struct aegis_hook_ctx hc;
 	struct aegis_rule rule = {};
-	struct aegis_rule *r;
+	struct aegis_rule *r = 0;
+	__u16 unlisted = 0;
+	__u32 lists;
 	long algo;
 	__u8 action;
-	int allowlist, pending = 0;
+	int known, v, pending = 0;
 
 	aegis_hook_enter(&hc, hook);
-	/* the mapping programs keep the deny list only (docs/engine.md) */
-	allowlist = !mapping && (hc.flags & AEGIS_POL_EXEC_ALLOWLIST);
-	if (!(hc.flags & AEGIS_POL_EXEC_HASH) && !allowlist)
+	/* the lists that apply here (lib/exec_identity.h): none, no hash */
+	lists = aegis_id_lists(hc.flags, mapping);
+	if (!lists)
 		return 0;
 	if (mapping)
 		pending = aegis_verified_begin(&hc, file, &vk);
 	algo = bpf_ima_file_hash(file, hk.sha256, sizeof(hk.sha256));
-	if (algo != HASH_ALGO_SHA256) {
-		aegis_count(AEGIS_CNT_HASH_UNKNOWN);
-		if (pending)
-			aegis_verified_done(&vk, 0); /* unknown: never verified */
-		if (!allowlist)
-			return aegis_hook_allow(&hc);
-		/* unknown identity under an allowlist: fail closed */
-		__builtin_memset(hk.sha256, 0, sizeof(hk.sha256));
-		rule.flags = AEGIS_RULE_UNLISTED;
-		rule.rule_type = AEGIS_RT_HASH;
-	} else {
+	known = algo == HASH_ALGO_SHA256;
+	if (known) {
 		hk.gen = hc.gen;
 		r = bpf_map_lookup_elem(&aegis_deny_hash, &hk);
-		if (r && (r->flags & AEGIS_RULE_DENY)) {
-			rule = *r; /* a denied content, listed or not */
-		} else if (allowlist && !(r && (r->flags & AEGIS_RULE_ALLOW))) {
-			rule.flags = AEGIS_RULE_UNLISTED;
-			rule.rule_type = AEGIS_RT_HASH;
-		} else {
-			if (pending)
-				aegis_verified_done(&vk, 1);
-			return aegis_hook_allow(&hc);
-		}
+	} else {
+		aegis_count(AEGIS_CNT_HASH_UNKNOWN);
+		__builtin_memset(hk.sha256, 0, sizeof(hk.sha256));
+	}
+	v = aegis_id_verdict(lists, hc.flags, known, r ? r->flags : 0, &unlisted);
+	if (v == AEGIS_ID_ALLOW) {
+		/* verified only with a SHA-256: an unknown identity let through
+		 * (fail open) is never verified for mprotect */
 		if (pending)
-			aegis_verified_done(&vk, 0); /* a denied content is never verified */
+			aegis_verified_done(&vk, known);
+		return aegis_hook_allow(&hc);
+	}
+	if (pending)
+		aegis_verified_done(&vk, 0); /* a refused content is never verified */
+	if (v == AEGIS_ID_DENY_ENTRY && r) {
+		rule = *r; /* a denied content, listed or not */
+	} else {
+		rule.flags = unlisted;
+		rule.rule_type = AEGIS_RT_HASH;
 	}
 	aegis_inode_key_of(&k, file->f_inode, hc.gen);
 	if (aegis_inode_exempt(&hc, &k))
@@ -284,7 +286,9 @@ int BPF_PROG(aegis_mprotect_hash, struct vm_area_struct *vma, unsigned long reqp
 	if (!file || (vma->vm_flags & AEGIS_VM_EXEC))
 		return 0;
 	aegis_hook_enter(&hc, AEGIS_HOOK_MPROTECT_HASH);
-	if (!(hc.flags & AEGIS_POL_EXEC_HASH))
+	/* checked whenever the mapping program checks mappings (the deny list,
+	 * and under protect_runtime_deps the allow and trusted lists) */
+	if (!aegis_id_lists(hc.flags, 1))
 		return 0;
 	inode = file->f_inode;
 	aegis_verified_key_of(&vk, inode);

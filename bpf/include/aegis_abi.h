@@ -126,6 +126,11 @@ enum aegis_rule_flag {
 	/* block records only (rule_flags, rule_id 0): an exec denied because its
 	 * content is not on [allow_binary_hash], or has no SHA-256 (unknown) */
 	AEGIS_RULE_UNLISTED = 8,
+	/* aegis_deny_hash: the content is on [trusted_exec_hash]. In a block
+	 * record (with AEGIS_RULE_UNLISTED, rule_id 0): the content is not on
+	 * [trusted_exec_hash] (untrusted), or has no SHA-256 under
+	 * [ima_fail_closed] */
+	AEGIS_RULE_TRUSTED = 16,
 	/* block records only (rule_flags, rule_id 0, sha256 all zero): a file
 	 * mapping made executable with mprotect whose content was not verified
 	 * (no valid aegis_hash_verified entry): nothing can hash it there */
@@ -177,6 +182,14 @@ enum aegis_policy_flag {
 	 * denies every content not listed with AEGIS_RULE_ALLOW in
 	 * aegis_deny_hash (docs/engine.md, "Exec identity by content") */
 	AEGIS_POL_EXEC_ALLOWLIST = 8192,
+	/* a non-empty [trusted_exec_hash]: the exec program hashes the file and
+	 * denies every content not listed with AEGIS_RULE_TRUSTED */
+	AEGIS_POL_EXEC_TRUSTED = 16384,
+	/* [ima_fail_closed]: under EXEC_TRUSTED, a file with no SHA-256 is denied */
+	AEGIS_POL_IMA_FAIL_CLOSED = 32768,
+	/* [protect_runtime_deps]: the mapping program (lsm.s/mmap_file) applies
+	 * the allowlist and the trusted list to every executable file mapping */
+	AEGIS_POL_RUNTIME_DEPS = 65536,
 };
 
 /* Slots of the array "aegis_config" (values are __u64). */
@@ -466,9 +479,11 @@ struct aegis_ev_file_block {
 };
 
 /* AEGIS_EV_HASH_BLOCK (384 bytes): an exec, or an executable mapping,
- * denied by deny_binary_hash, or an exec whose content is not on
- * [allow_binary_hash] (rule_id 0, rule_flags AEGIS_RULE_UNLISTED; sha256
- * all zero when the file had no SHA-256); the fields of
+ * denied by deny_binary_hash, or whose content is not on
+ * [allow_binary_hash] (rule_id 0, rule_flags AEGIS_RULE_UNLISTED) or not on
+ * [trusted_exec_hash] (rule_id 0, rule_flags AEGIS_RULE_UNLISTED |
+ * AEGIS_RULE_TRUSTED); sha256 all zero when the file had no SHA-256; a
+ * mapping only under AEGIS_POL_RUNTIME_DEPS for the two lists; the fields of
  * AEGIS_EV_FILE_BLOCK (hook AEGIS_HOOK_BPRM_HASH, _MMAP_HASH or
  * _MPROTECT_HASH; rule_type implied) and the digest. A mprotect record has
  * no digest (all zero) and rule_flags AEGIS_RULE_UNVERIFIED, rule_id 0. */

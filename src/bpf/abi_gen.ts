@@ -2,7 +2,7 @@
 // Regenerate with: deno run -A build/gen_abi.ts
 
 /** SHA-256 of the canonical layout below; "aegisbpf version" prints it. */
-export const ABI_FINGERPRINT = "499fe877a75612c0fd913898f433c33763645a1350187a07bb98864b553876d3";
+export const ABI_FINGERPRINT = "0138ddd7833ca120f5c3d62e3f5b9ea115bb6d10bdc6aec9d332c5e931ee54f2";
 
 export const AEGIS_COMM_LEN = 16;
 export const AEGIS_OPEN_PATH_LEN = 64;
@@ -114,10 +114,14 @@ export const AEGIS_POL_NET_IP_PORT = 1024;
 export const AEGIS_POL_NET_PORT = 2048;
 export const AEGIS_POL_EXEC_HASH = 4096;
 export const AEGIS_POL_EXEC_ALLOWLIST = 8192;
+export const AEGIS_POL_EXEC_TRUSTED = 16384;
+export const AEGIS_POL_IMA_FAIL_CLOSED = 32768;
+export const AEGIS_POL_RUNTIME_DEPS = 65536;
 export const AEGIS_RULE_DENY = 1;
 export const AEGIS_RULE_PROTECT = 2;
 export const AEGIS_RULE_ALLOW = 4;
 export const AEGIS_RULE_UNLISTED = 8;
+export const AEGIS_RULE_TRUSTED = 16;
 export const AEGIS_RULE_UNVERIFIED = 32;
 export const AEGIS_RT_INODE = 1;
 export const AEGIS_RT_COMM = 2;
@@ -272,18 +276,22 @@ export const ABI_LAYOUT = {
       "AEGIS_POL_EXEC_ALLOWLIST": 8192,
       "AEGIS_POL_EXEC_HASH": 4096,
       "AEGIS_POL_EXEC_RULES": 2,
+      "AEGIS_POL_EXEC_TRUSTED": 16384,
       "AEGIS_POL_FILE_RULES": 1,
+      "AEGIS_POL_IMA_FAIL_CLOSED": 32768,
       "AEGIS_POL_NET_CIDR": 512,
       "AEGIS_POL_NET_IP": 256,
       "AEGIS_POL_NET_IP_PORT": 1024,
       "AEGIS_POL_NET_PORT": 2048,
       "AEGIS_POL_NET_RULES": 4,
       "AEGIS_POL_NET_TABLES": 128,
+      "AEGIS_POL_RUNTIME_DEPS": 65536,
     },
     "aegis_rule_flag": {
       "AEGIS_RULE_ALLOW": 4,
       "AEGIS_RULE_DENY": 1,
       "AEGIS_RULE_PROTECT": 2,
+      "AEGIS_RULE_TRUSTED": 16,
       "AEGIS_RULE_UNLISTED": 8,
       "AEGIS_RULE_UNVERIFIED": 32,
     },

@@ -26,6 +26,7 @@ import {
   AEGIS_HOOK_PTRACE,
   AEGIS_HOOK_SOCKET_BIND,
   AEGIS_HOOK_SOCKET_SENDMSG,
+  AEGIS_RULE_TRUSTED,
   AEGIS_RULE_UNLISTED,
   AEGIS_RULE_UNVERIFIED,
 } from "../bpf/abi_gen.ts";
@@ -153,6 +154,15 @@ function kernelType(hook: number): string {
   return "kernel_block";
 }
 
+/** The list a hash block record names (bpf/lib/exec_identity.h). */
+export function hashRuleType(
+  ruleFlags: number,
+): "hash" | "hash_allowlist" | "hash_trusted" | "hash_unverified" {
+  if ((ruleFlags & AEGIS_RULE_UNVERIFIED) !== 0) return "hash_unverified";
+  if ((ruleFlags & AEGIS_RULE_UNLISTED) === 0) return "hash";
+  return (ruleFlags & AEGIS_RULE_TRUSTED) !== 0 ? "hash_trusted" : "hash_allowlist";
+}
+
 /**
  * One event as a JSON object (u64 values as numbers or bigints, see
  * eventJson()); `cgroups` fills `cgroup_path`, `rules` the `path` of a file
@@ -188,17 +198,11 @@ export function recordToEvent(
         dev: r.dev,
         ...blockPath(r.path, r.ruleId, rules),
         rule_id: r.ruleId,
-        // deny_binary_hash: the content that matched; allow_binary_hash: a
-        // content not on the allowlist (all zero: no SHA-256) (docs/telemetry.md)
+        // deny_binary_hash: the content that matched; allow_binary_hash /
+        // trusted_exec_hash: a content not on the list (all zero: no SHA-256)
+        // (docs/telemetry.md)
         ...(r.sha256 !== undefined
-          ? {
-            rule_type: (r.ruleFlags & AEGIS_RULE_UNVERIFIED) !== 0
-              ? "hash_unverified"
-              : (r.ruleFlags & AEGIS_RULE_UNLISTED) !== 0
-              ? "hash_allowlist"
-              : "hash",
-            sha256: r.sha256,
-          }
+          ? { rule_type: hashRuleType(r.ruleFlags), sha256: r.sha256 }
           : {}),
       };
     case "net_block":

@@ -17,6 +17,7 @@ import {
   AEGIS_RT_MODULE,
   AEGIS_RT_PTRACE,
   AEGIS_RULE_DENY,
+  AEGIS_RULE_TRUSTED,
   AEGIS_RULE_UNLISTED,
   AEGIS_RULE_UNVERIFIED,
 } from "../bpf/abi_gen.ts";
@@ -145,6 +146,13 @@ Deno.test("json: a hash block says hash (deny_binary_hash) or hash_allowlist (no
     "0".repeat(64),
     0,
   ]);
+  // not on trusted_exec_hash (UNLISTED | TRUSTED); a denied content that is also trusted: hash
+  const t = recordToEvent({ ...r, ruleFlags: AEGIS_RULE_UNLISTED | AEGIS_RULE_TRUSTED, ruleId: 0 });
+  deepStrictEqual([t.rule_type, t.rule_id], ["hash_trusted", 0]);
+  strictEqual(
+    recordToEvent({ ...r, ruleFlags: AEGIS_RULE_DENY | AEGIS_RULE_TRUSTED }).rule_type,
+    "hash",
+  );
   // a file block of another rule names no rule_type
   strictEqual(recordToEvent({ ...r, sha256: undefined }).rule_type, undefined);
 });

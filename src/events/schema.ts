@@ -87,17 +87,20 @@ const FileBlockFields = BlockFields.extend({
   dev: U32,
   path: z.string().optional().describe("absent when neither the kernel nor the rule gives one"),
   path_source: z.enum(["kernel", "rule", "none"]),
-  rule_type: z.enum(["hash", "hash_allowlist", "hash_unverified"]).optional().describe(
-    "hash: denied by content (deny_binary_hash, rule_id its line); hash_allowlist: the " +
-      "content is not on [allow_binary_hash], or has no SHA-256 (rule_id 0); " +
-      "hash_unverified: a file mapping made executable with mprotect while " +
-      "[deny_binary_hash] is live, whose content was not verified by an executable " +
-      "mapping of the same unchanged file (rule_id 0, sha256 all zero; fail closed)",
-  ),
+  rule_type: z.enum(["hash", "hash_allowlist", "hash_trusted", "hash_unverified"]).optional()
+    .describe(
+      "hash: denied by content (deny_binary_hash, rule_id its line); hash_allowlist: the " +
+        "content is not on [allow_binary_hash], or has no SHA-256 (rule_id 0); hash_trusted: " +
+        "the content is not on [trusted_exec_hash], or has no SHA-256 under [ima_fail_closed] " +
+        "(rule_id 0); hash_unverified: a file mapping made executable with mprotect while the " +
+        "mapping checks are live, whose content was not verified by an executable mapping of " +
+        "the same unchanged file (rule_id 0, sha256 all zero; fail closed)",
+    ),
   sha256: z.string().regex(/^[0-9a-f]{64}$/).optional()
     .describe(
       "the executed file's SHA-256 (IMA's measurement): the deny_binary_hash entry that " +
-        "matched, or the content not on the allowlist; all zero when the file had none",
+        "matched, or the content not on the allowlist or trusted list; all zero when the " +
+        "file had none",
     ),
 });
 export const FileBlockEvent = FileBlockFields.extend({

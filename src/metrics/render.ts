@@ -634,8 +634,9 @@ export async function renderMetrics(src: MetricsSources, opts: RenderOptions): P
     x.declare(
       "aegisbpf_exec_hash_unknown_total",
       "counter",
-      "Execs the exec-hash program could not hash (no SHA-256 from IMA): allowed, unnamed; " +
-        "denied under an [allow_binary_hash] allowlist.",
+      "Execs and executable mappings the exec-hash programs could not hash (no SHA-256 from " +
+        "IMA): allowed, unnamed; denied under an [allow_binary_hash] allowlist or " +
+        "[trusted_exec_hash] with [ima_fail_closed].",
     );
     x.declare("aegisbpf_ringbuf_drops_per_cpu_total", "counter", "Ring-buffer drops per CPU.");
     x.sample("aegisbpf_survival_allow_total", counters.sumU64(AEGIS_CNT_SURVIVAL_ALLOW));

@@ -5,9 +5,13 @@ import {
   AEGIS_CFG_HASH_EPOCH,
   AEGIS_POL_EXEC_ALLOWLIST,
   AEGIS_POL_EXEC_HASH,
+  AEGIS_POL_EXEC_TRUSTED,
+  AEGIS_POL_IMA_FAIL_CLOSED,
+  AEGIS_POL_RUNTIME_DEPS,
   AEGIS_RT_INODE,
   AEGIS_RULE_ALLOW,
   AEGIS_RULE_DENY,
+  AEGIS_RULE_TRUSTED,
 } from "../bpf/abi_gen.ts";
 import { hashKey, inodeKey, policyValue, ruleValue, u32Key } from "../bpf/rule_codec.ts";
 import { applyCompiled, keyGeneration, MapFullError, RULE_MAPS } from "./generations.ts";
@@ -590,6 +594,39 @@ Deno.test("applyPolicyBytes: an allowlist (allow_binary_hash) is accepted: ALLOW
     const g2 = Number(fm.get("aegis_config").sumU64(AEGIS_CFG_GENERATION));
     const f2 = new DataView(fm.get("aegis_policy").lookup(u32Key(g2))!.buffer).getUint32(0, true);
     strictEqual(f2 & AEGIS_POL_EXEC_ALLOWLIST, 0);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("applyPolicyBytes: a v5 policy (trusted_exec_hash, ima_fail_closed, protect_runtime_deps) is accepted: TRUSTED entries and the switches", async () => {
+  const dir = Deno.makeTempDirSync();
+  try {
+    const { fm, deps } = pipeline(dir);
+    const trusted = "ab".repeat(32);
+    const both = "cd".repeat(32);
+    const text = `version=5\n[allow_binary_hash]\nsha256:${both}\n[trusted_exec_hash]\n` +
+      `sha256:${trusted}\nsha256:${both}\n[ima_fail_closed]\n[protect_connect]\n` +
+      "[protect_runtime_deps]\n[require_ima_appraisal]\n";
+    await applyPolicyBytes(deps, { file: "a", bytes: enc(text) });
+    const gen = Number(fm.get("aegis_config").sumU64(AEGIS_CFG_GENERATION));
+    const m = fm.get("aegis_deny_hash");
+    const flagOf = (sha: string) =>
+      new DataView(m.lookup(hashKey(sha, gen))!.buffer).getUint16(4, true);
+    strictEqual(flagOf(trusted), AEGIS_RULE_TRUSTED);
+    strictEqual(flagOf(both), AEGIS_RULE_ALLOW | AEGIS_RULE_TRUSTED, "one entry, both lists");
+    const flags = new DataView(fm.get("aegis_policy").lookup(u32Key(gen))!.buffer)
+      .getUint32(0, true);
+    const want = AEGIS_POL_EXEC_TRUSTED | AEGIS_POL_IMA_FAIL_CLOSED | AEGIS_POL_RUNTIME_DEPS |
+      AEGIS_POL_EXEC_ALLOWLIST;
+    strictEqual(flags & want, want);
+    strictEqual(flags & AEGIS_POL_EXEC_HASH, 0, "no deny list");
+    // dropped again: no entry, no switch
+    await applyPolicyBytes(deps, { file: "b", bytes: enc("version=5\n[deny_comm]\nnc\n") });
+    strictEqual(m.keys().length, 0);
+    const g2 = Number(fm.get("aegis_config").sumU64(AEGIS_CFG_GENERATION));
+    const f2 = new DataView(fm.get("aegis_policy").lookup(u32Key(g2))!.buffer).getUint32(0, true);
+    strictEqual(f2 & want, 0);
   } finally {
     Deno.removeSync(dir, { recursive: true });
   }

@@ -15,6 +15,10 @@
  * - allow_binary_hash: the same map, flag ALLOW (one lookup answers both
  *   lists; the parser refuses a digest in both), under EXEC_ALLOWLIST: the
  *   exec program then denies every content not listed (docs/policy.md).
+ * - trusted_exec_hash: the same map, flag TRUSTED OR-ed into the content's
+ *   entry, under EXEC_TRUSTED (+ IMA_FAIL_CLOSED with [ima_fail_closed]);
+ *   protect_runtime_deps sets RUNTIME_DEPS: the mapping program applies the
+ *   allowlist and the trusted list too (docs/engine.md).
  * - Policy switches: FILE/EXEC/NET/CGROUP_RULES when such entries exist,
  *   NET_TABLES and a bit per network table that holds rules,
  *   DENY_PTRACE/MODULE/BPF from the flag sections.
@@ -29,9 +33,12 @@ import {
   AEGIS_POL_EXEC_ALLOWLIST,
   AEGIS_POL_EXEC_HASH,
   AEGIS_POL_EXEC_RULES,
+  AEGIS_POL_EXEC_TRUSTED,
   AEGIS_POL_FILE_RULES,
+  AEGIS_POL_IMA_FAIL_CLOSED,
   AEGIS_POL_NET_RULES,
   AEGIS_POL_NET_TABLES,
+  AEGIS_POL_RUNTIME_DEPS,
   AEGIS_RT_CG_INODE,
   AEGIS_RT_CG_IP,
   AEGIS_RT_CG_PORT,
@@ -45,6 +52,7 @@ import {
   AEGIS_RULE_ALLOW,
   AEGIS_RULE_DENY,
   AEGIS_RULE_PROTECT,
+  AEGIS_RULE_TRUSTED,
 } from "../bpf/abi_gen.ts";
 import { commKey } from "../bpf/exec_codec.ts";
 import {
@@ -164,21 +172,39 @@ export function compilePolicy(policy: Policy, env: CompileEnv): CompileResult {
   }
   if (policy.denyComm.length > 0) flags |= AEGIS_POL_EXEC_RULES;
 
-  // --- exec: content (deny_binary_hash, allow_binary_hash) --------------------
-  // their own switches: the sleepable program hashes only when one is set
+  // --- exec: content (deny/allow_binary_hash, trusted_exec_hash) -------------
+  // one aegis_deny_hash entry per content, the lists' flags OR-ed (one
+  // lookup answers all of them); its id is the deny line when denied (the
+  // record names it), else the content's first line. Their own switches:
+  // the sleepable programs hash only when one is set.
+  const contents = new Map<string, { line: number; flags: number }>();
   const hashes = (list: typeof policy.denyBinaryHash, flag: number) => {
     for (const e of list) {
-      entries.push({
-        map: "aegis_deny_hash",
-        key: (gen) => hashKey(e.sha256, gen),
-        value: ruleValue(e.line, flag, AEGIS_RT_HASH),
-      });
+      const c = contents.get(e.sha256);
+      if (!c) contents.set(e.sha256, { line: e.line, flags: flag });
+      else {
+        if (flag === AEGIS_RULE_DENY && (c.flags & AEGIS_RULE_DENY) === 0) c.line = e.line;
+        c.flags |= flag;
+      }
     }
   };
   hashes(policy.denyBinaryHash, AEGIS_RULE_DENY);
   hashes(policy.allowBinaryHash, AEGIS_RULE_ALLOW);
+  hashes(policy.trustedExecHash, AEGIS_RULE_TRUSTED);
+  for (const [sha256, c] of contents) {
+    entries.push({
+      map: "aegis_deny_hash",
+      key: (gen) => hashKey(sha256, gen),
+      value: ruleValue(c.line, c.flags, AEGIS_RT_HASH),
+    });
+  }
   if (policy.denyBinaryHash.length > 0) flags |= AEGIS_POL_EXEC_HASH;
   if (policy.allowBinaryHash.length > 0) flags |= AEGIS_POL_EXEC_ALLOWLIST;
+  if (policy.trustedExecHash.length > 0) {
+    flags |= AEGIS_POL_EXEC_TRUSTED;
+    if (policy.imaFailClosed?.enabled) flags |= AEGIS_POL_IMA_FAIL_CLOSED;
+  }
+  if (policy.protectRuntimeDeps?.enabled) flags |= AEGIS_POL_RUNTIME_DEPS;
 
   // --- network ---------------------------------------------------------------
   const netFlag = policy.protectConnect?.enabled ? AEGIS_RULE_PROTECT : AEGIS_RULE_DENY;

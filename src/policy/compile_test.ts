@@ -5,17 +5,21 @@ import {
   AEGIS_POL_EXEC_ALLOWLIST,
   AEGIS_POL_EXEC_HASH,
   AEGIS_POL_EXEC_RULES,
+  AEGIS_POL_EXEC_TRUSTED,
   AEGIS_POL_FILE_RULES,
+  AEGIS_POL_IMA_FAIL_CLOSED,
   AEGIS_POL_NET_CIDR,
   AEGIS_POL_NET_IP,
   AEGIS_POL_NET_IP_PORT,
   AEGIS_POL_NET_PORT,
   AEGIS_POL_NET_RULES,
   AEGIS_POL_NET_TABLES,
+  AEGIS_POL_RUNTIME_DEPS,
   AEGIS_RT_HASH,
   AEGIS_RULE_ALLOW,
   AEGIS_RULE_DENY,
   AEGIS_RULE_PROTECT,
+  AEGIS_RULE_TRUSTED,
 } from "../bpf/abi_gen.ts";
 import type { ResolvedPath } from "../bpf/path_rule.ts";
 import { cgroupKey, hashKey, inodeKey } from "../bpf/rule_codec.ts";
@@ -171,6 +175,47 @@ Deno.test("compile: allow_binary_hash → aegis_deny_hash with ALLOW, the allowl
   deepStrictEqual(both.entries[1].key(1), hashKey(allowed, 1));
   // an empty allowlist sets no switch (no allowlist mode)
   strictEqual(compilePolicy(emptyPolicy(3), env).compiled.flags & AEGIS_POL_EXEC_ALLOWLIST, 0);
+});
+
+Deno.test("compile: trusted_exec_hash → TRUSTED OR-ed into each content's one entry; switches", () => {
+  const a = "0a".repeat(32);
+  const b = "0b".repeat(32);
+  const d = "0d".repeat(32);
+  const c = compilePolicy({
+    ...emptyPolicy(5),
+    denyBinaryHash: [{ sha256: d, line: 9 }],
+    allowBinaryHash: [{ sha256: a, line: 4 }, { sha256: b, line: 5 }],
+    trustedExecHash: [{ sha256: b, line: 7 }, { sha256: d, line: 8 }, { sha256: a, line: 11 }],
+  }, env).compiled;
+  // one entry per content (a second write of the same key would lose a list)
+  deepStrictEqual(c.entries.map((e) => e.map), Array(3).fill("aegis_deny_hash"));
+  const byKey = new Map(c.entries.map((e) => [e.key(0).join(), e.value]));
+  const of = (sha: string) => {
+    const v = byKey.get(hashKey(sha, 0).join())!;
+    return [new DataView(v.buffer).getUint32(0, true), flagsOf(v)];
+  };
+  deepStrictEqual(of(a), [4, AEGIS_RULE_ALLOW | AEGIS_RULE_TRUSTED], "first line of the content");
+  deepStrictEqual(of(b), [5, AEGIS_RULE_ALLOW | AEGIS_RULE_TRUSTED]);
+  deepStrictEqual(
+    of(d),
+    [9, AEGIS_RULE_DENY | AEGIS_RULE_TRUSTED],
+    "a denied content: its deny line",
+  );
+  strictEqual(
+    c.flags,
+    AEGIS_POL_EXEC_HASH | AEGIS_POL_EXEC_ALLOWLIST | AEGIS_POL_EXEC_TRUSTED | AEGIS_POL_NET_TABLES,
+  );
+  // ima_fail_closed only with a trusted list; protect_runtime_deps on its own bit; false = off
+  const fc = (p: Partial<Policy>) => compilePolicy({ ...emptyPolicy(5), ...p }, env).compiled.flags;
+  const flag = { enabled: true, line: 2 };
+  strictEqual(
+    fc({ trustedExecHash: [{ sha256: a, line: 3 }], imaFailClosed: flag }),
+    AEGIS_POL_EXEC_TRUSTED | AEGIS_POL_IMA_FAIL_CLOSED | AEGIS_POL_NET_TABLES,
+  );
+  strictEqual(fc({ imaFailClosed: flag }), AEGIS_POL_NET_TABLES, "no trusted list: no switch");
+  strictEqual(fc({ protectRuntimeDeps: flag }), AEGIS_POL_RUNTIME_DEPS | AEGIS_POL_NET_TABLES);
+  strictEqual(fc({ protectRuntimeDeps: { enabled: false, line: 2 } }), AEGIS_POL_NET_TABLES);
+  strictEqual(fc({ requireImaAppraisal: flag }), AEGIS_POL_NET_TABLES, "a posture need only");
 });
 
 Deno.test("hashKey: refuses anything but 64 hex digits", () => {

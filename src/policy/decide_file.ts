@@ -7,7 +7,7 @@
  * @module
  */
 import type { ReplayEvent } from "./event_input.ts";
-import { inodeId, type RuleSet, type RuleVal } from "./ruleset.ts";
+import { inodeId, type RuleRef, type RuleSet, type RuleVal } from "./ruleset.ts";
 import {
   agentOrAllowCgroup,
   allowCgroup,
@@ -175,6 +175,47 @@ export function commOf(filename: string): string {
   return new TextDecoder().decode(bytes.subarray(0, 15));
 }
 
+/** A list of contents that alone may run (allow_binary_hash, trusted_exec_hash). */
+interface ContentList {
+  step: string;
+  fact: "allowlisted" | "trusted";
+  /** "on the allowlist" / "trusted", after "not " */
+  on: string;
+  ruleType: string;
+  ref: RuleRef;
+  hashes: Map<string, RuleRef>;
+  /** a file with no SHA-256 is denied */
+  failClosed: boolean;
+}
+
+/** The content lists of the rules, in the kernel's order (lib/exec_identity.h). */
+function contentLists(rs: RuleSet): ContentList[] {
+  const out: ContentList[] = [];
+  if (rs.allowlist) {
+    out.push({
+      step: "allow_binary_hash",
+      fact: "allowlisted",
+      on: "on the allowlist",
+      ruleType: "hash_allowlist",
+      ref: rs.allowlist,
+      hashes: rs.allowHashes,
+      failClosed: true,
+    });
+  }
+  if (rs.trusted) {
+    out.push({
+      step: "trusted_exec_hash",
+      fact: "trusted",
+      on: "trusted",
+      ruleType: "hash_trusted",
+      ref: rs.trusted,
+      hashes: rs.trustedHashes,
+      failClosed: rs.imaFailClosed,
+    });
+  }
+  return out;
+}
+
 export function execDecision(
   rs: RuleSet,
   ev: ReplayEvent & { surface: "exec" },
@@ -190,7 +231,7 @@ export function execDecision(
   }
   let hook = ev.hook === "exec" ? "bprm_check_security" : ev.hook;
   const hashes = rs.hashes.size > 0;
-  if (!rs.hasFileRules && !rs.hasCommRules && !hashes && !rs.allowlist) {
+  if (!rs.hasFileRules && !rs.hasCommRules && !hashes && !rs.allowlist && !rs.trusted) {
     c.add(
       "exec rules",
       "skipped",
@@ -281,45 +322,51 @@ export function execDecision(
       );
     }
   }
-  // allow_binary_hash (the exec program only, not the mappings): the same
-  // lookup; a content not listed, or a file with no SHA-256, is denied
-  if (!r && rs.allowlist && !mapping) {
-    const al = rs.allowlist;
+  // allow_binary_hash, then trusted_exec_hash (the exec program; the
+  // mappings only under protect_runtime_deps): the same lookup; a content
+  // not listed is denied; a file with no SHA-256 (unknown identity) is
+  // denied by the allowlist, by the trusted list only with ima_fail_closed
+  const lists = mapping && !rs.runtimeDeps ? [] : contentLists(rs);
+  for (const l of lists) {
+    if (r) break;
     let unlisted: boolean;
     if (ev.sha256 === null) {
-      unlisted = !ask("allowlisted", {
-        unknown: "the event does not carry the executed file's SHA-256; the policy has an " +
-          "[allow_binary_hash] allowlist",
+      unlisted = !ask(l.fact, {
+        unknown: `the event does not carry the executed file's SHA-256; the policy has ` +
+          `[${l.step}]`,
       });
       c.add(
-        "allow_binary_hash",
+        l.step,
         "unknown",
-        `the executed content is not known: assumed ${unlisted ? "not " : ""}on the allowlist`,
+        `the executed content is not known: assumed ${unlisted ? "not " : ""}${l.on}`,
       );
-    } else if (ev.sha256 === NO_SHA256 && ev.unlisted) {
-      unlisted = true;
+    } else if (ev.sha256 === NO_SHA256 && (ev.unlisted || ev.untrusted)) {
+      unlisted = l.failClosed;
       c.add(
-        "allow_binary_hash",
-        "match",
-        "the file had no SHA-256 (unknown identity): not on the allowlist, denied (fail closed)",
-        al,
+        l.step,
+        unlisted ? "match" : "no_match",
+        unlisted
+          ? `the file had no SHA-256 (unknown identity): not ${l.on}, denied (fail closed)`
+          : `the file had no SHA-256 (unknown identity): allowed (fail open; ` +
+            "[ima_fail_closed] would deny it)",
+        l.ref,
       );
     } else {
-      const listed = rs.allowHashes.get(ev.sha256);
+      const listed = l.hashes.get(ev.sha256);
       unlisted = !listed;
       c.add(
-        "allow_binary_hash",
+        l.step,
         listed ? "no_match" : "match",
         listed
           ? `sha256:${ev.sha256} is listed: ${describe(listed)}`
-          : `sha256:${ev.sha256} is not on the allowlist: ${describe(al)}`,
-        listed ?? al,
+          : `sha256:${ev.sha256} is not ${l.on}: ${describe(l.ref)}`,
+        listed ?? l.ref,
       );
     }
     if (unlisted) {
-      r = { deny: true, protect: false, ref: al, merged: [] };
-      ruleType = "hash_allowlist";
-      hook = "bprm_check_hash";
+      r = { deny: true, protect: false, ref: l.ref, merged: [] };
+      ruleType = l.ruleType;
+      hook = mapping ? ev.hook : "bprm_check_hash";
     }
   }
   if (!r) {

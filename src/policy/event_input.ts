@@ -69,7 +69,11 @@ export const FileBlock = Proc.extend({
   path: z.string().max(4096).nullable().optional(),
   /** hash block records: the executed file's SHA-256 */
   sha256: z.string().regex(/^[0-9a-f]{64}$/).optional(),
-  /** hash block records: "hash" (deny_binary_hash) or "hash_allowlist" (not on the allowlist) */
+  /**
+   * hash block records: "hash" (deny_binary_hash), "hash_allowlist" (not on
+   * the allowlist), "hash_trusted" (not on the trusted list) or
+   * "hash_unverified" (mprotect of a file not verified)
+   */
   rule_type: z.string().max(16).optional(),
 });
 
@@ -230,6 +234,11 @@ export type ReplayEvent =
        * "hash_unverified", rule id 0, sha256 all zero; docs/engine.md)
        */
       unverified: boolean;
+      /**
+       * a record of a content not on [trusted_exec_hash] (rule_type
+       * "hash_trusted", rule id 0); all zero: no SHA-256 under [ima_fail_closed]
+       */
+      untrusted: boolean;
     }
     | {
       surface: "net";
@@ -334,6 +343,7 @@ export function eventFromJson(v: unknown, line: number): EventParse {
         sha256: null,
         unlisted: false,
         unverified: false,
+        untrusted: false,
       },
     };
   }
@@ -360,6 +370,7 @@ export function eventFromJson(v: unknown, line: number): EventParse {
           sha256: d.sha256 ?? null,
           unlisted: d.rule_type === "hash_allowlist",
           unverified: d.rule_type === "hash_unverified",
+          untrusted: d.rule_type === "hash_trusted",
         }
         : { ...f, surface: "file" },
     };

@@ -58,7 +58,7 @@ export function eventSummary(ev: ReplayEvent): string {
         : `exec of ${ev.path ?? "?"} (inode ${ev.dev}:${ev.ino}${
           ev.sha256 ? `, sha256:${ev.sha256}` : ""
         }${ev.unlisted ? ", not on the allowlist" : ""}${
-          ev.unverified ? ", not verified" : ""
+          ev.unverified ? ", not verified" : ev.untrusted ? ", not trusted" : ""
         }) by ${who}`;
     case "net": {
       const a = ev.family === 4 ? [...ev.addr].join(".") : hex6(ev.addr);
@@ -144,19 +144,26 @@ function recordedRule(
           "the check that blocked this is off",
     };
   }
-  if (ev.surface === "exec" && ev.unlisted) {
-    // allow_binary_hash: rule id 0 names the allowlist as a whole
-    const al = rs.allowlist;
+  if (ev.surface === "exec" && (ev.unlisted || ev.untrusted)) {
+    // allow_binary_hash / trusted_exec_hash: rule id 0 names the list as a whole
+    const [l, section, what, count] = ev.unlisted
+      ? [rs.allowlist, "allow_binary_hash", "allowlist", `${rs.allowHashes.size} listed`]
+      : [
+        rs.trusted,
+        "trusted_exec_hash",
+        "trusted list",
+        `${rs.trustedHashes.size} trusted${rs.imaFailClosed ? ", ima_fail_closed" : ""}`,
+      ];
     return {
       id,
       kind: "flag",
-      exists: al !== null,
-      rules: al ? [al] : [],
-      message: al
-        ? `not on the allowlist: the content is not in [allow_binary_hash] (${al.file}:${al.line}, ` +
-          `${rs.allowHashes.size} listed)`
-        : `[allow_binary_hash] is empty or absent in ${rs.source.policy ?? "the rules"} now: ` +
-          "the allowlist that blocked this no longer exists",
+      exists: l !== null,
+      rules: l ? [l] : [],
+      message: l
+        ? `${ev.unlisted ? "not on the allowlist" : "not trusted"}: the content is not in ` +
+          `[${section}] (${l.file}:${l.line}, ${count})`
+        : `[${section}] is empty or absent in ${rs.source.policy ?? "the rules"} now: ` +
+          `the ${what} that blocked this no longer exists`,
     };
   }
   const all = byId.get(id) ?? [];

@@ -232,3 +232,60 @@ Deno.test("explain: an allow_binary_hash record (not on the allowlist) is explai
   strictEqual(e.decision.outcome, "undetermined");
   ok(e.decision.unknown.some((k) => k.fact === "allowlisted"), JSON.stringify(e.decision.unknown));
 });
+
+Deno.test("explain: a trusted_exec_hash record (not trusted) is explained; fail open and fail closed; mappings under protect_runtime_deps", () => {
+  const trusted = "c1".repeat(32);
+  const other = "d2".repeat(32);
+  const T = `[trusted_exec_hash]\nsha256:${trusted}\n`;
+  const untrusted = (digest: string, extra: Record<string, unknown> = {}) =>
+    fileBlock(558, {
+      hook: "bprm_check_hash",
+      path: "/tmp/tool",
+      rule_id: 0,
+      rule_type: "hash_trusted",
+      sha256: digest,
+      ...extra,
+    });
+  const rs = rules(V + T);
+  const x = explainEvent(rs, untrusted(other));
+  ok(x.event.summary.includes("not trusted"), x.event.summary);
+  deepStrictEqual([x.recorded_rule.kind, x.recorded_rule.exists, x.agrees], ["flag", true, true]);
+  ok(
+    /^not trusted: .*p\.conf:3, 1 trusted\)/.test(x.recorded_rule.message),
+    x.recorded_rule.message,
+  );
+  deepStrictEqual([x.decision.outcome, x.decision.rule_type, x.decision.hook], [
+    "block",
+    "hash_trusted",
+    "bprm_check_hash",
+  ]);
+  strictEqual(x.decision.chain.find((s) => s.step === "trusted_exec_hash")?.result, "match");
+  // the content trusted since: allowed now
+  const now = explainEvent(rules(V + T + `sha256:${other}\n`), untrusted(other));
+  deepStrictEqual([now.decision.outcome, now.agrees], ["no_match", false]);
+  // no SHA-256: denied only with ima_fail_closed (the record exists only then)
+  const zero = "0".repeat(64);
+  const open = explainEvent(rs, untrusted(zero));
+  deepStrictEqual([open.decision.outcome, open.agrees], ["no_match", false]);
+  ok(open.decision.chain.some((s) => /fail open/.test(s.detail)), JSON.stringify(open.decision));
+  const closed = explainEvent(rules(V + T + "[ima_fail_closed]\n"), untrusted(zero));
+  deepStrictEqual([closed.decision.outcome, closed.agrees], ["block", true]);
+  ok(/ima_fail_closed/.test(closed.recorded_rule.message), closed.recorded_rule.message);
+  // both lists: the allowlist is asked first, the trusted list still refuses
+  const both = rules(V + `[allow_binary_hash]\nsha256:${other}\n` + T);
+  const b = explainEvent(both, untrusted(other));
+  deepStrictEqual([b.decision.outcome, b.decision.rule_type], ["block", "hash_trusted"]);
+  // a mapping: only under protect_runtime_deps
+  const map = untrusted(other, { hook: "mmap_file_hash" });
+  strictEqual(explainEvent(rs, map).decision.outcome, "no_match", "mappings: deny list only");
+  const deps = rules(V + T + "[protect_connect]\n[protect_runtime_deps]\n");
+  const m = explainEvent(deps, map);
+  deepStrictEqual([m.decision.outcome, m.decision.hook, m.agrees], [
+    "block",
+    "mmap_file_hash",
+    true,
+  ]);
+  // no trusted list any more
+  const gone = explainEvent(rules(V + "[deny_path]\n/x\n"), untrusted(other));
+  ok(/trusted list that blocked this no longer exists/.test(gone.recorded_rule.message));
+});

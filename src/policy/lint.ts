@@ -9,17 +9,14 @@
  * @module
  */
 import { parseCidr, parseIp } from "../bpf/net_codec.ts";
-import type { CgroupRef, Flag, Policy, PolicyIssue } from "./model.ts";
+import type { CgroupRef, Flag, FlagField, Policy, PolicyIssue } from "./model.ts";
 import { SECTIONS } from "./model.ts";
 
 function cgText(c: CgroupRef): string {
   return c.kind === "path" ? c.path : `cgid:${c.cgid}`;
 }
 
-type ListField = Exclude<
-  keyof Policy,
-  "version" | "denyPtrace" | "denyModuleLoad" | "denyBpf" | "protectConnect"
->;
+type ListField = Exclude<keyof Policy, "version" | FlagField>;
 
 /** One entry's text, as formatPolicy writes it (also the duplicate key). */
 // deno-lint-ignore no-explicit-any
@@ -44,6 +41,7 @@ function entryText(field: ListField, e: any): string {
       return e.comm;
     case "denyBinaryHash":
     case "allowBinaryHash":
+    case "trustedExecHash":
       return `sha256:${e.sha256}`;
     case "cgroupDenyInode":
       return `${cgText(e.cgroup)} ${e.dev}:${e.ino}`;

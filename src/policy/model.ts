@@ -83,8 +83,8 @@ export const IpPortEntry = z.object({
 export type IpPortEntry = z.infer<typeof IpPortEntry>;
 
 /**
- * `sha256:<64 hex>` (deny_binary_hash and allow_binary_hash, version 3): a
- * file's content. Kept as the 64 lower-case hex digits (the C++ parser
+ * `sha256:<64 hex>` (deny_binary_hash and allow_binary_hash, version 3;
+ * trusted_exec_hash, version 5): a file's content. Kept as the 64 lower-case hex digits (the C++ parser
  * lower-cases too).
  */
 export const HashEntry = z.object({ sha256: z.string().regex(/^[0-9a-f]{64}$/), line });
@@ -101,6 +101,16 @@ export type CommEntry = z.infer<typeof CommEntry>;
  */
 export const Flag = z.object({ enabled: z.boolean(), line }).nullable();
 export type Flag = z.infer<typeof Flag>;
+
+/** The Policy fields that are flag sections. */
+export type FlagField =
+  | "denyPtrace"
+  | "denyModuleLoad"
+  | "denyBpf"
+  | "protectConnect"
+  | "protectRuntimeDeps"
+  | "requireImaAppraisal"
+  | "imaFailClosed";
 
 /** cgroup-scoped rules (v6): `CGROUP RULE` per line. */
 export const CgroupInodeEntry = z.object({
@@ -140,11 +150,15 @@ export const Policy = z.object({
   denyComm: z.array(CommEntry),
   denyBinaryHash: z.array(HashEntry),
   allowBinaryHash: z.array(HashEntry),
+  trustedExecHash: z.array(HashEntry),
   denyPtrace: Flag,
   denyModuleLoad: Flag,
   denyBpf: Flag,
   protectPath: z.array(PathEntry),
   protectConnect: Flag,
+  protectRuntimeDeps: Flag,
+  requireImaAppraisal: Flag,
+  imaFailClosed: Flag,
   cgroupDenyInode: z.array(CgroupInodeEntry),
   cgroupDenyIp: z.array(CgroupIpEntry),
   cgroupDenyPort: z.array(CgroupPortEntry),
@@ -212,11 +226,12 @@ export const SECTIONS: readonly SectionInfo[] = [
   { name: "scan_paths", minVersion: 1, field: null, kind: null },
   { name: "protect_path", minVersion: 4, field: "protectPath", kind: "path" },
   { name: "protect_connect", minVersion: 4, field: "protectConnect", kind: "flag" },
-  { name: "protect_runtime_deps", minVersion: 4, field: null, kind: null },
-  { name: "trusted_exec_hash", minVersion: 5, field: null, kind: null },
-  { name: "require_ima_appraisal", minVersion: 5, field: null, kind: null },
-  // No version of its own; it needs a non-empty [trusted_exec_hash] (5).
-  { name: "ima_fail_closed", minVersion: 1, field: null, kind: null },
+  { name: "protect_runtime_deps", minVersion: 4, field: "protectRuntimeDeps", kind: "flag" },
+  { name: "trusted_exec_hash", minVersion: 5, field: "trustedExecHash", kind: "hash" },
+  { name: "require_ima_appraisal", minVersion: 5, field: "requireImaAppraisal", kind: "flag" },
+  // No version of its own (as the C++ agent); it needs a non-empty
+  // [trusted_exec_hash], so version 5 in effect.
+  { name: "ima_fail_closed", minVersion: 1, field: "imaFailClosed", kind: "flag" },
   { name: "cgroup_deny_inode", minVersion: 6, field: "cgroupDenyInode", kind: "cg_inode" },
   { name: "cgroup_deny_ip", minVersion: 6, field: "cgroupDenyIp", kind: "cg_ip" },
   { name: "cgroup_deny_port", minVersion: 6, field: "cgroupDenyPort", kind: "cg_port" },
@@ -236,11 +251,15 @@ export function emptyPolicy(version: number): Policy {
     denyComm: [],
     denyBinaryHash: [],
     allowBinaryHash: [],
+    trustedExecHash: [],
     denyPtrace: null,
     denyModuleLoad: null,
     denyBpf: null,
     protectPath: [],
     protectConnect: null,
+    protectRuntimeDeps: null,
+    requireImaAppraisal: null,
+    imaFailClosed: null,
     cgroupDenyInode: [],
     cgroupDenyIp: [],
     cgroupDenyPort: [],

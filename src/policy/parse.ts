@@ -20,6 +20,7 @@ import {
   type CgroupRef,
   Dir,
   emptyPolicy,
+  type FlagField,
   MAX_VERSION,
   MIN_VERSION,
   Policy,
@@ -466,7 +467,7 @@ export function parsePolicy(input: string | Uint8Array, file: string): ParseResu
       } else seenSections.set(name, l.n);
       cur = { info, skip: false, tooNew: tooNew && info.kind !== "flag" };
       if (info.kind === "flag") {
-        const f = info.field as "denyPtrace" | "denyModuleLoad" | "denyBpf" | "protectConnect";
+        const f = info.field as FlagField;
         if (policy[f] === null) policy[f] = { enabled: true, line: l.n };
       }
       continue;
@@ -523,19 +524,13 @@ export function parsePolicy(input: string | Uint8Array, file: string): ParseResu
   }
 
   // a content both allowed and denied: the operator must say which
-  if (policy.allowBinaryHash.length > 0 && policy.denyBinaryHash.length > 0) {
-    const denied = new Map<string, number>();
-    for (const e of policy.denyBinaryHash) if (!denied.has(e.sha256)) denied.set(e.sha256, e.line);
-    for (const e of policy.allowBinaryHash) {
-      const d = denied.get(e.sha256);
-      if (d === undefined) continue;
-      err(
-        e.line,
-        `[allow_binary_hash] sha256:${e.sha256} is also in [deny_binary_hash] at line ${d}; ` +
-          "a content is either allowed or denied: remove one of the two lines",
-      );
-    }
-  }
+  alsoDenied(policy, policy.allowBinaryHash, (e, d) =>
+    err(
+      e.line,
+      `[allow_binary_hash] sha256:${e.sha256} is also in [deny_binary_hash] at line ${d}; ` +
+        "a content is either allowed or denied: remove one of the two lines",
+    ));
+  crossSectionRules(policy, err, warn);
   if (
     version === undefined && !versionBad && !missingVersionReported &&
     errors.every((e) => e.line !== 0)
@@ -614,13 +609,13 @@ export function parsePolicy(input: string | Uint8Array, file: string): ParseResu
         policy.denyComm.push({ comm: text, line });
         return;
       case "hash":
-        policy[c.info.field as "denyBinaryHash" | "allowBinaryHash"].push({
+        policy[c.info.field as "denyBinaryHash" | "allowBinaryHash" | "trustedExecHash"].push({
           sha256: parseSha256(text),
           line,
         });
         return;
       case "flag": {
-        const f = c.info.field as "denyPtrace" | "denyModuleLoad" | "denyBpf" | "protectConnect";
+        const f = c.info.field as FlagField;
         const v = FLAG_VALUES.get(text.toLowerCase());
         if (v === undefined) {
           throw new EntryError(
@@ -658,5 +653,65 @@ export function parsePolicy(input: string | Uint8Array, file: string): ParseResu
       default:
         return;
     }
+  }
+}
+
+/**
+ * The rules between the exec identity sections (docs/policy.md, "Trusted
+ * exec identity"), the C++ agent's: [ima_fail_closed] needs a non-empty
+ * [trusted_exec_hash]; [protect_runtime_deps] needs [protect_path] or
+ * [protect_connect]. Warnings: [protect_runtime_deps] with no list that
+ * applies to mappings, and a trusted content that is also denied.
+ */
+function crossSectionRules(
+  policy: Policy,
+  err: (line: number, message: string) => void,
+  warn: (line: number, message: string) => void,
+): void {
+  const fc = policy.imaFailClosed;
+  if (fc?.enabled && policy.trustedExecHash.length === 0) {
+    err(
+      fc.line,
+      "[ima_fail_closed] requires a non-empty [trusted_exec_hash] allowlist (version=5): " +
+        "it denies the files whose content the kernel cannot name, and only a trusted list " +
+        "decides by content; add [trusted_exec_hash] entries or remove [ima_fail_closed]",
+    );
+  }
+  const rd = policy.protectRuntimeDeps;
+  if (rd?.enabled) {
+    if (policy.protectPath.length === 0 && !policy.protectConnect?.enabled) {
+      err(
+        rd.line,
+        "[protect_runtime_deps] requires [protect_connect] or [protect_path] (a non-empty one); " +
+          "add the protected resource or remove [protect_runtime_deps]",
+      );
+    } else if (policy.allowBinaryHash.length === 0 && policy.trustedExecHash.length === 0) {
+      warn(
+        rd.line,
+        "[protect_runtime_deps] has no effect on executable mappings without a non-empty " +
+          "[allow_binary_hash] or [trusted_exec_hash]: only [deny_binary_hash] is checked there",
+      );
+    }
+  }
+  alsoDenied(policy, policy.trustedExecHash, (e, d) =>
+    warn(
+      e.line,
+      `[trusted_exec_hash] sha256:${e.sha256} is also in [deny_binary_hash] at line ${d}; ` +
+        "the deny wins (it cannot run)",
+    ));
+}
+
+/** Calls `found` for each entry of `list` whose digest is also denied, with the deny's first line. */
+function alsoDenied(
+  policy: Policy,
+  list: Policy["denyBinaryHash"],
+  found: (e: Policy["denyBinaryHash"][number], denyLine: number) => void,
+): void {
+  if (list.length === 0 || policy.denyBinaryHash.length === 0) return;
+  const denied = new Map<string, number>();
+  for (const e of policy.denyBinaryHash) if (!denied.has(e.sha256)) denied.set(e.sha256, e.line);
+  for (const e of list) {
+    const d = denied.get(e.sha256);
+    if (d !== undefined) found(e, d);
   }
 }

@@ -261,16 +261,149 @@ Deno.test("v4: protect_path and protect_connect", () => {
   assert.deepEqual(p.protectConnect, { enabled: true, line: 5 });
 });
 
-Deno.test("v5: IMA sections are 'not supported by this version'; the rest parses", () => {
+const HEX2 = "b".repeat(64);
+
+Deno.test("v5: trusted_exec_hash, ima_fail_closed, require_ima_appraisal parse; protect_runtime_deps (v4)", () => {
   ok("version=5\n[protect_connect]\n1\n[deny_bpf]\n");
-  bad(
-    "version=5\n[trusted_exec_hash]\n[require_ima_appraisal]\n[ima_fail_closed]\n[deny_path]\n/x\n",
+  const p = ok(
     [
-      [2, "[trusted_exec_hash] is not supported by this version"],
-      [3, "[require_ima_appraisal] is not supported by this version"],
-      [4, "[ima_fail_closed] is not supported by this version"],
+      "version=5",
+      "[trusted_exec_hash]",
+      `  sha256:${HEX.toUpperCase()}  `,
+      `sha256:${HEX2}`,
+      "[ima_fail_closed]",
+      "[require_ima_appraisal]",
+      "[protect_path]",
+      "/etc/shadow",
+      "[protect_runtime_deps]",
+      "[allow_binary_hash]",
+      `sha256:${HEX2}`,
+      "",
+    ].join("\n"),
+  );
+  assert.deepEqual(p.trustedExecHash, [{ sha256: HEX, line: 3 }, { sha256: HEX2, line: 4 }]);
+  assert.deepEqual(p.imaFailClosed, { enabled: true, line: 5 });
+  assert.deepEqual(p.requireImaAppraisal, { enabled: true, line: 6 });
+  assert.deepEqual(p.protectRuntimeDeps, { enabled: true, line: 9 });
+  assert.deepEqual(
+    p.allowBinaryHash,
+    [{ sha256: HEX2, line: 11 }],
+    "allow and trusted may overlap",
+  );
+  // the canonical form keeps them and parses back
+  const canon = formatPolicy(dedupePolicy(p));
+  assert.ok(canon.includes("[trusted_exec_hash]\n"), canon);
+  assert.ok(canon.includes("[ima_fail_closed]\n"), canon);
+  assert.ok(canon.includes("[protect_runtime_deps]\n"), canon);
+  assert.equal(formatPolicy(dedupePolicy(ok(canon))), canon);
+  // a flag set to false is off, and needs nothing
+  const off = ok("version=5\n[ima_fail_closed]\noff\n[protect_runtime_deps]\nno\n");
+  assert.deepEqual([off.imaFailClosed?.enabled, off.protectRuntimeDeps?.enabled], [false, false]);
+});
+
+Deno.test("trusted_exec_hash: version 5, digest errors at file:line, duplicates warn, Object.prototype names refused", () => {
+  bad(`version=4\n[trusted_exec_hash]\nsha256:${HEX}\n`, [[
+    3,
+    "section [trusted_exec_hash] needs version=5 or later",
+  ]]);
+  assert.deepEqual(
+    ok("version=1\n[trusted_exec_hash]\n").trustedExecHash,
+    [],
+    "empty: any version",
+  );
+  const errs = bad(
+    [
+      "version=5",
+      "[trusted_exec_hash]",
+      "__proto__",
+      "sha256:constructor",
+      `md5:${HEX.slice(32)}`,
+      `sha256:${HEX.slice(1)}`,
+      `sha256:${HEX.slice(1)}g`,
+      "",
+    ].join("\n"),
+    [
+      [3, '[trusted_exec_hash] Invalid hash "__proto__"'],
+      [4, "has 11 characters"],
+      [5, "[trusted_exec_hash] Invalid hash"],
+      [6, "has 63 characters"],
+      [7, "not a hex digit"],
     ],
   );
+  assert.ok(formatIssue(errs[0]).startsWith(`${F}:3: `));
+  const d = parsePolicy(
+    `version=5\n[trusted_exec_hash]\nsha256:${HEX}\nsha256:${HEX.toUpperCase()}\n`,
+    F,
+  );
+  assert.deepEqual(d.errors, []);
+  assert.deepEqual(d.warnings.map(formatIssue), [
+    `${F}:4: [trusted_exec_hash] duplicate entry "sha256:${HEX}" (first at line 3)`,
+  ]);
+  assert.equal(
+    formatPolicy(dedupePolicy(d.policy!)),
+    `version=5\n\n[trusted_exec_hash]\nsha256:${HEX}\n`,
+  );
+  // trusted and denied: accepted (the deny wins), with a warning naming both lines
+  const td = parsePolicy(
+    `version=5\n[deny_binary_hash]\nsha256:${HEX}\n[trusted_exec_hash]\nsha256:${HEX}\n`,
+    F,
+  );
+  assert.deepEqual(td.errors, []);
+  assert.deepEqual(td.warnings.map(formatIssue), [
+    `${F}:5: [trusted_exec_hash] sha256:${HEX} is also in [deny_binary_hash] at line 3; ` +
+    "the deny wins (it cannot run)",
+  ]);
+});
+
+Deno.test("ima_fail_closed needs a non-empty trusted_exec_hash; entries are not flag values", () => {
+  bad("version=5\n[ima_fail_closed]\n", [[
+    2,
+    "[ima_fail_closed] requires a non-empty [trusted_exec_hash] allowlist",
+  ]]);
+  bad("version=5\n[trusted_exec_hash]\n# none yet\n[ima_fail_closed]\n", [[
+    4,
+    "[ima_fail_closed] requires a non-empty [trusted_exec_hash]",
+  ]]);
+  // version 4 or lower: the trusted list cannot hold entries, so it fails either way
+  bad(`version=4\n[ima_fail_closed]\n[trusted_exec_hash]\nsha256:${HEX}\n`, [[
+    4,
+    "needs version=5 or later",
+  ]]);
+  // strict: no entry line (only one flag value)
+  bad(`version=5\n[trusted_exec_hash]\nsha256:${HEX}\n[ima_fail_closed]\nsha256:${HEX}\n`, [[
+    5,
+    "is not a flag value",
+  ]]);
+  bad(`version=5\n[trusted_exec_hash]\nsha256:${HEX}\n[ima_fail_closed]\non\ntrue\n`, [[
+    6,
+    "a flag section holds at most one value (already given at line 5)",
+  ]]);
+});
+
+Deno.test("protect_runtime_deps (v4) needs protect_path or protect_connect; without a list it warns", () => {
+  bad("version=4\n[protect_runtime_deps]\n", [[
+    2,
+    "[protect_runtime_deps] requires [protect_connect] or [protect_path]",
+  ]]);
+  bad("version=4\n[protect_path]\n[protect_connect]\nfalse\n[protect_runtime_deps]\n", [[
+    5,
+    "requires [protect_connect] or [protect_path]",
+  ]]);
+  bad("version=3\n[protect_runtime_deps]\n[protect_connect]\n", [
+    [2, "section [protect_runtime_deps] needs version=4 or later"],
+    [3, "section [protect_connect] needs version=4 or later"],
+  ]);
+  const w = parsePolicy("version=4\n[protect_connect]\n[protect_runtime_deps]\n", F);
+  assert.deepEqual(w.errors, []);
+  assert.deepEqual(w.warnings.map(formatIssue), [
+    `${F}:3: [protect_runtime_deps] has no effect on executable mappings without a non-empty ` +
+    "[allow_binary_hash] or [trusted_exec_hash]: only [deny_binary_hash] is checked there",
+  ]);
+  const quiet = parsePolicy(
+    `version=5\n[protect_path]\n/etc/shadow\n[protect_runtime_deps]\n[trusted_exec_hash]\nsha256:${HEX}\n`,
+    F,
+  );
+  assert.deepEqual([quiet.errors, quiet.warnings], [[], []]);
 });
 
 Deno.test("v6: cgroup-scoped rules", () => {
@@ -511,7 +644,7 @@ const PROTO_WORDS = [
  * row must give one normal error at the entry's line (3), never an
  * "internal error" at line 0.
  */
-const WORD_CASES: [string, string, string][] = [
+const WORD_CASES: [string, string, string, string?][] = [
   ["deny_path", "W", "must be absolute"],
   ["protect_path", "W", "must be absolute"],
   ["deny_inode", "W", "Invalid inode"],
@@ -534,6 +667,17 @@ const WORD_CASES: [string, string, string][] = [
   ["deny_binary_hash", "sha256:W", "Invalid hash"],
   ["allow_binary_hash", "W", "Invalid hash"],
   ["allow_binary_hash", "sha256:W", "Invalid hash"],
+  ["trusted_exec_hash", "W", "Invalid hash"],
+  ["trusted_exec_hash", "sha256:W", "Invalid hash"],
+  ["require_ima_appraisal", "W", "is not a flag value"],
+  // the sections they need come after the bad line (one error: that line's)
+  [
+    "ima_fail_closed",
+    "W",
+    "is not a flag value",
+    `[trusted_exec_hash]\nsha256:${"a".repeat(64)}\n`,
+  ],
+  ["protect_runtime_deps", "W", "is not a flag value", "[protect_connect]\n"],
   ["deny_ptrace", "W", "is not a flag value"],
   ["deny_module_load", "W", "is not a flag value"],
   ["deny_bpf", "W", "is not a flag value"],
@@ -555,9 +699,9 @@ Deno.test("Object.prototype names in every entry position: a normal error at the
     assert.ok(WORD_CASES.some(([n]) => n === s.name), `no row for [${s.name}]`);
   }
   for (const w of PROTO_WORDS) {
-    for (const [section, tpl, frag] of WORD_CASES) {
+    for (const [section, tpl, frag, after] of WORD_CASES) {
       const entry = tpl.replaceAll("W", w);
-      const errs = bad(`version=6\n[${section}]\n${entry}\n`, [[3, frag]]);
+      const errs = bad(`version=6\n[${section}]\n${entry}\n${after ?? ""}`, [[3, frag]]);
       assert.ok(errs[0].message.startsWith(`[${section}] `), formatIssue(errs[0]));
       assert.ok(!errs[0].message.includes("internal error"), formatIssue(errs[0]));
     }

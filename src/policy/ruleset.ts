@@ -125,6 +125,17 @@ export interface RuleSet {
    * entry; docs/engine.md "mprotect(PROT_EXEC)"); null without such rules
    */
   unverified: RuleRef | null;
+  /** trusted_exec_hash: 64 lower-case hex digits → its line */
+  trustedHashes: Map<string, RuleRef>;
+  /**
+   * trusted mode (a non-empty trusted_exec_hash): what an "untrusted"
+   * record names (rule id 0, the section's first entry); null without one
+   */
+  trusted: RuleRef | null;
+  /** [ima_fail_closed]: in trusted mode a file with no SHA-256 is denied */
+  imaFailClosed: boolean;
+  /** [protect_runtime_deps]: the mappings are checked against both lists too */
+  runtimeDeps: boolean;
   ips: Map<string, RuleVal>;
   cidr4: CidrTable;
   cidr6: CidrTable;
@@ -155,6 +166,10 @@ export function emptyRuleSet(): RuleSet {
     allowHashes: new Map(),
     allowlist: null,
     unverified: null,
+    trustedHashes: new Map(),
+    trusted: null,
+    imaFailClosed: false,
+    runtimeDeps: false,
     ips: new Map(),
     cidr4: { prefixes: [], byPrefix: new Map() },
     cidr6: { prefixes: [], byPrefix: new Map() },
@@ -290,18 +305,32 @@ export function ruleSetFromPolicy(policy: Policy, file: string, env: CompileEnv)
       id: 0,
     };
   }
-  for (const e of policy.allowBinaryHash) {
-    if (!rs.allowHashes.has(e.sha256)) {
-      rs.allowHashes.set(e.sha256, ref("allow_binary_hash", e.line, `sha256:${e.sha256}`));
+  // allow_binary_hash, trusted_exec_hash: each digest's first line, and the
+  // list as a whole (rule id 0, its first entry) when it holds any
+  const contentList = (
+    section: string,
+    list: Policy["allowBinaryHash"],
+    into: Map<string, RuleRef>,
+    what: string,
+  ): RuleRef | null => {
+    for (const e of list) {
+      if (!into.has(e.sha256)) into.set(e.sha256, ref(section, e.line, `sha256:${e.sha256}`));
     }
-  }
-  if (policy.allowBinaryHash.length > 0) {
-    const first = policy.allowBinaryHash[0].line;
-    rs.allowlist = {
-      ...ref("allow_binary_hash", first, `any content not listed (${rs.allowHashes.size} listed)`),
+    if (list.length === 0) return null;
+    return {
+      ...ref(section, list[0].line, `any content not ${what} (${into.size} ${what})`),
       id: 0,
     };
-  }
+  };
+  rs.allowlist = contentList("allow_binary_hash", policy.allowBinaryHash, rs.allowHashes, "listed");
+  rs.trusted = contentList(
+    "trusted_exec_hash",
+    policy.trustedExecHash,
+    rs.trustedHashes,
+    "trusted",
+  );
+  rs.imaFailClosed = rs.trusted !== null && policy.imaFailClosed?.enabled === true;
+  rs.runtimeDeps = policy.protectRuntimeDeps?.enabled === true;
 
   // --- network: protect-only under protect_connect -------------------------
   const pc = policy.protectConnect?.enabled === true;

@@ -26,6 +26,8 @@ interface Row {
   entry: string | null;
   /** false: this agent does not implement it ("not supported" in every version). */
   supported: boolean;
+  /** it needs another section (a parse error without it): tested on its own below */
+  needs?: "protect" | "trusted";
 }
 
 const ROWS: Row[] = [
@@ -48,10 +50,11 @@ const ROWS: Row[] = [
   { section: "deny_binary_hash", min: 3, entry: HASH, supported: true },
   { section: "allow_binary_hash", min: 3, entry: "sha256:" + "cd".repeat(32), supported: true },
   { section: "scan_paths", min: 1, entry: "/usr/bin", supported: false },
-  { section: "protect_runtime_deps", min: 4, entry: null, supported: false },
-  { section: "trusted_exec_hash", min: 5, entry: HASH, supported: false },
-  { section: "require_ima_appraisal", min: 5, entry: null, supported: false },
-  { section: "ima_fail_closed", min: 1, entry: null, supported: false },
+  { section: "protect_runtime_deps", min: 4, entry: null, supported: true, needs: "protect" },
+  { section: "trusted_exec_hash", min: 5, entry: HASH, supported: true },
+  { section: "require_ima_appraisal", min: 5, entry: null, supported: true },
+  // no version of its own (as the C++ agent); its needed trusted list is version 5
+  { section: "ima_fail_closed", min: 1, entry: null, supported: true, needs: "trusted" },
 ];
 
 const SUPPORTED = ROWS.filter((r) => r.supported);
@@ -100,7 +103,7 @@ Deno.test("version rules: the table here names every section the parser knows, a
 });
 
 Deno.test("version rules: each implemented section under each version 1..6", () => {
-  for (const r of SUPPORTED) {
+  for (const r of SUPPORTED.filter((r) => !r.needs)) {
     for (const v of VERSIONS) {
       const text = file(v, r);
       if (v >= r.min) {
@@ -129,6 +132,27 @@ Deno.test("version rules: a flag needs its version even when it says false", () 
     const text = `version=${v}\n[protect_connect]\nfalse\n`;
     if (v >= 4) assert.deepEqual(parsed(text).protectConnect, { enabled: false, line: 2 });
     else assert.deepEqual(errors(text), [`2: ${tooNew(row("protect_connect"), v)}`]);
+  }
+});
+
+Deno.test("version rules: the sections that need another one, under each version 1..6", () => {
+  for (const v of VERSIONS) {
+    // protect_runtime_deps (4) with protect_connect (4): both need 4
+    const deps = `version=${v}\n[protect_runtime_deps]\n[protect_connect]\n`;
+    if (v >= 4) assert.equal(parsed(deps).protectRuntimeDeps?.enabled, true);
+    else {
+      assert.deepEqual(errors(deps), [
+        `2: ${tooNew(row("protect_runtime_deps"), v)}`,
+        `3: ${tooNew(row("protect_connect"), v)}`,
+      ]);
+    }
+    // ima_fail_closed (any) with a non-empty trusted_exec_hash (5)
+    const fc = `version=${v}\n[ima_fail_closed]\n[trusted_exec_hash]\n${HASH}\n`;
+    if (v >= 5) assert.equal(parsed(fc).imaFailClosed?.enabled, true);
+    else assert.deepEqual(errors(fc), [`4: ${tooNew(row("trusted_exec_hash"), v)}`]);
+    // alone: the rule between them, in every version
+    assert.deepEqual(errors(`version=${v}\n[ima_fail_closed]\n`).length, 1);
+    assert.ok(errors(`version=${v}\n[ima_fail_closed]\n`)[0].includes("requires a non-empty"));
   }
 });
 

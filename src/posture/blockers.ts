@@ -10,7 +10,7 @@ import type { PolicyNeeds } from "./needs.ts";
 import { probeDetail, type ProbeResult } from "./probe.ts";
 import type { HookName } from "./probes/hooks.ts";
 import type { ProbeReport } from "./probes/mod.ts";
-import { execIdentity } from "./exec_identity.ts";
+import { execIdentity, MMAP_HASH_SECTION } from "./exec_identity.ts";
 
 export const CAPABILITY_TIERS = ["Full", "AuditOnly", "Disabled", "Unknown"] as const;
 export type CapabilityTier = (typeof CAPABILITY_TIERS)[number];
@@ -145,6 +145,8 @@ export function enforceBlockers(
   if (content?.source === "none") {
     const sections = needs.exec_allowlist
       ? "an [allow_binary_hash] allowlist (not enforced: only listed contents should exec)"
+      : needs.exec_trusted
+      ? "a [trusted_exec_hash] list (not enforced: only trusted contents should exec)"
       : "[deny_binary_hash] rules";
     identity.push(
       `the policy has ${sections}, but no source gives the content (SHA-256) ` +
@@ -152,8 +154,8 @@ export function enforceBlockers(
     );
     remedies.push(
       "use a kernel >= 5.18 with CONFIG_BPF_LSM and CONFIG_IMA (bpf_ima_file_hash from a " +
-        "sleepable LSM program), or remove [deny_binary_hash] and [allow_binary_hash] from " +
-        "the policy",
+        "sleepable LSM program), or remove [deny_binary_hash], [allow_binary_hash] and " +
+        "[trusted_exec_hash] from the policy",
     );
   }
   if (identity.length > 0) {
@@ -163,11 +165,16 @@ export function enforceBlockers(
       remedy: remedies.join("; "),
     });
   }
-  if (needs.exec_runtime_deps && missing(p, ["lsm_file_mmap"]).length > 0) {
+  const mmapMissing = attachedSections
+    ? !attachedSections.includes(MMAP_HASH_SECTION)
+    : missing(p, ["lsm_file_mmap"]).length > 0;
+  if (needs.exec_runtime_deps && mmapMissing) {
     out.push({
       code: "EXEC_RUNTIME_DEPS_HOOK_UNAVAILABLE",
-      message: "the policy checks what executables map, but the mmap_file hook " +
-        "(bpf_lsm_mmap_file) is missing or unknown",
+      message: "the policy checks what executables map ([protect_runtime_deps]), but " +
+        (attachedSections
+          ? `the mapping program (${MMAP_HASH_SECTION}) is not attached`
+          : "the mmap_file hook (bpf_lsm_mmap_file) is missing or unknown"),
       remedy: "use a kernel with CONFIG_BPF_LSM whose BTF has bpf_lsm_mmap_file, or remove " +
         "the runtime dependency rules",
     });

@@ -97,6 +97,7 @@ Deno.test("policy needs: network, exec identity, runtime deps, IMA appraisal", a
     exec_identity: true,
     exec_content: true,
     exec_allowlist: true,
+    exec_trusted: true,
     exec_runtime_deps: true,
     ima_appraisal: true,
   };
@@ -167,4 +168,39 @@ Deno.test("allow_binary_hash needs a content identity source like deny_binary_ha
   ok(notAttached[0].remedy.includes("[allow_binary_hash]"), notAttached[0].remedy);
   const noHelper = await fixtureReport({ needs, symbols: without("bpf_ima_file_hash") });
   eq(codes(enforceBlockers(noHelper, needs)), ["EXEC_IDENTITY_UNAVAILABLE"]);
+});
+
+Deno.test("trusted_exec_hash needs a content source (the blocker names the trusted list); protect_runtime_deps the mapping program", async () => {
+  const needs = { ...NO_NEEDS, exec_content: true, exec_trusted: true };
+  const full = await fixtureReport({ needs });
+  eq(enforceBlockers(full, needs), [], "predicted ima");
+  const notAttached = enforceBlockers(full, needs, ["lsm/bprm_check_security"]);
+  eq(codes(notAttached), ["EXEC_IDENTITY_UNAVAILABLE"]);
+  ok(notAttached[0].message.includes("a [trusted_exec_hash] list"), notAttached[0].message);
+  ok(notAttached[0].remedy.includes("[trusted_exec_hash]"), notAttached[0].remedy);
+  // protect_runtime_deps: with a daemon, the mapping program must be attached
+  const deps = { ...needs, exec_runtime_deps: true };
+  eq(enforceBlockers(full, deps, [EXEC_HASH_SECTION, "lsm.s/mmap_file"]), []);
+  const noMap = enforceBlockers(full, deps, [EXEC_HASH_SECTION]);
+  eq(codes(noMap), ["EXEC_RUNTIME_DEPS_HOOK_UNAVAILABLE"]);
+  ok(noMap[0].message.includes("lsm.s/mmap_file) is not attached"), noMap[0].message);
+  // without a daemon: from the BTF
+  const noBtf = await fixtureReport({ needs: deps, symbols: without("bpf_lsm_mmap_file") });
+  eq(codes(enforceBlockers(noBtf, deps)), ["EXEC_RUNTIME_DEPS_HOOK_UNAVAILABLE"]);
+});
+
+Deno.test("require_ima_appraisal: IMA_APPRAISAL_UNAVAILABLE when the IMA policy cannot be read (Debian's kernels)", async () => {
+  const needs = { ...NO_NEEDS, ima_appraisal: true };
+  const unreadable = await fixtureReport({
+    needs,
+    files: { "/sys/kernel/security/ima/policy": new Deno.errors.PermissionDenied("EACCES") },
+  });
+  const b = enforceBlockers(unreadable, needs);
+  eq(codes(b), ["IMA_APPRAISAL_UNAVAILABLE"]);
+  ok(b[0].message.includes("CONFIG_IMA_READ_POLICY"), b[0].message);
+  const appraising = await fixtureReport({
+    needs,
+    files: { "/sys/kernel/security/ima/policy": "appraise func=BPRM_CHECK\n" },
+  });
+  eq(enforceBlockers(appraising, needs), []);
 });

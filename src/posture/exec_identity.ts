@@ -18,7 +18,10 @@ import type { ProbeReport } from "./probes/mod.ts";
 
 /** The section of the exec-hash program. */
 export const EXEC_HASH_SECTION = "lsm.s/bprm_check_security";
-/** The sections of the mapping program and of the mprotect program (bpf/exec_hash.bpf.c). */
+/**
+ * The sections of the mapping program ([protect_runtime_deps] applies the
+ * lists there) and of the mprotect program (bpf/exec_hash.bpf.c).
+ */
 export const MMAP_HASH_SECTION = "lsm.s/mmap_file";
 export const MPROTECT_HASH_SECTION = "lsm/file_mprotect";
 

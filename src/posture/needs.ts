@@ -13,15 +13,17 @@ export interface PolicyNeeds {
   /** protect rules (only verified executables may touch) → exec identity hooks */
   exec_identity: boolean;
   /**
-   * deny_binary_hash or allow_binary_hash → the content (SHA-256) of
-   * executed files: src/posture/exec_identity.ts
+   * deny_binary_hash, allow_binary_hash or trusted_exec_hash → the content
+   * (SHA-256) of executed files: src/posture/exec_identity.ts
    */
   exec_content: boolean;
   /** allow_binary_hash: allowlist mode (only listed contents may exec) */
   exec_allowlist: boolean;
-  /** rules on what an executable maps (shared libraries) → the mmap hook */
+  /** trusted_exec_hash: trusted mode (only trusted contents may exec) */
+  exec_trusted: boolean;
+  /** protect_runtime_deps: what an executable maps (shared libraries) → the mmap hook */
   exec_runtime_deps: boolean;
-  /** rules that trust IMA hashes → IMA appraisal */
+  /** require_ima_appraisal → an IMA appraisal policy on the node */
   ima_appraisal: boolean;
 }
 
@@ -31,28 +33,26 @@ export const NO_NEEDS: PolicyNeeds = Object.freeze({
   exec_identity: false,
   exec_content: false,
   exec_allowlist: false,
+  exec_trusted: false,
   exec_runtime_deps: false,
   ima_appraisal: false,
 });
 
 const on = (f: Policy["denyPtrace"]) => f !== null && f.enabled;
 
-/**
- * The needs of a parsed policy. exec_runtime_deps and ima_appraisal stay
- * false: the sections that would need them (protect_runtime_deps,
- * trusted_exec_hash, require_ima_appraisal) are refused by the parser of
- * this version.
- */
+/** The needs of a parsed policy (a flag section set to false needs nothing). */
 export function policyNeeds(p: Policy): PolicyNeeds {
   return {
     network: p.denyIp.length > 0 || p.denyCidr.length > 0 || p.denyPort.length > 0 ||
       p.denyIpPort.length > 0 || p.cgroupDenyIp.length > 0 || p.cgroupDenyPort.length > 0 ||
       on(p.protectConnect),
     exec_identity: p.protectPath.length > 0 || on(p.protectConnect),
-    exec_content: p.denyBinaryHash.length > 0 || p.allowBinaryHash.length > 0,
+    exec_content: p.denyBinaryHash.length > 0 || p.allowBinaryHash.length > 0 ||
+      p.trustedExecHash.length > 0,
     exec_allowlist: p.allowBinaryHash.length > 0,
-    exec_runtime_deps: false,
-    ima_appraisal: false,
+    exec_trusted: p.trustedExecHash.length > 0,
+    exec_runtime_deps: on(p.protectRuntimeDeps),
+    ima_appraisal: on(p.requireImaAppraisal),
   };
 }
 
@@ -73,6 +73,10 @@ export function policyRuleFacts(p: Policy): PolicyRuleFacts {
     cgroup_deny_ip_count: p.cgroupDenyIp.length,
     cgroup_deny_port_count: p.cgroupDenyPort.length,
     allow_binary_hash_count: p.allowBinaryHash.length,
+    trusted_exec_hash_count: p.trustedExecHash.length,
+    protect_runtime_deps: on(p.protectRuntimeDeps),
+    require_ima_appraisal: on(p.requireImaAppraisal),
+    ima_fail_closed: on(p.imaFailClosed),
     network_connect: p.denyIp.length > 0 || p.denyCidr.length > 0 || p.denyIpPort.length > 0 ||
       p.cgroupDenyIp.length > 0 || on(p.protectConnect) ||
       [...p.denyPort, ...p.cgroupDenyPort].some((e) => egress(e.dir)),

@@ -34,6 +34,29 @@ Deno.test("policyNeeds: network and protect sections, nothing else", () => {
     exec_allowlist: true,
   });
   eq(policyNeeds(parse("version=3\n[allow_binary_hash]\n")), NO_NEEDS, "an empty allowlist");
+  // the v5 sections: trusted list, appraisal, runtime deps (with its protect section)
+  eq(
+    policyNeeds(
+      parse(
+        `version=5\n[trusted_exec_hash]\nsha256:${"c".repeat(64)}\n[require_ima_appraisal]\n` +
+          "[protect_connect]\n[protect_runtime_deps]\n",
+      ),
+    ),
+    {
+      ...NO_NEEDS,
+      network: true,
+      exec_identity: true,
+      exec_content: true,
+      exec_trusted: true,
+      exec_runtime_deps: true,
+      ima_appraisal: true,
+    },
+  );
+  eq(
+    policyNeeds(parse("version=5\n[require_ima_appraisal]\nfalse\n")),
+    NO_NEEDS,
+    "a flag set to false needs nothing",
+  );
 });
 
 Deno.test("policyRuleFacts: the C++ counts, and which network hooks the rules need", () => {
@@ -45,6 +68,10 @@ Deno.test("policyRuleFacts: the C++ counts, and which network hooks the rules ne
     cgroup_deny_ip_count: 0,
     cgroup_deny_port_count: 0,
     allow_binary_hash_count: 0,
+    trusted_exec_hash_count: 0,
+    protect_runtime_deps: false,
+    require_ima_appraisal: false,
+    ima_fail_closed: false,
     network_connect: false,
     network_bind: false,
   });
@@ -100,6 +127,10 @@ Deno.test("readAppliedPolicy: none, applied with hash and unresolved paths, bund
         cgroup_deny_ip_count: 0,
         cgroup_deny_port_count: 0,
         allow_binary_hash_count: 0,
+        trusted_exec_hash_count: 0,
+        protect_runtime_deps: false,
+        require_ima_appraisal: false,
+        ima_fail_closed: false,
         network_connect: true,
         network_bind: false,
       },

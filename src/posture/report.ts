@@ -213,10 +213,20 @@ export const CapabilitiesReport = z.object({
     network_rule_count: count.describe("deny_ip + deny_cidr + deny_port + deny_ip_port lines"),
     protect_path_count: count,
     protect_connect: z.boolean(),
-    protect_runtime_deps: z.boolean().describe("always false: no such section in this agent"),
-    require_ima_appraisal: z.boolean().describe("always false: no such section in this agent"),
+    protect_runtime_deps: z.boolean().describe(
+      "[protect_runtime_deps]: executable file mappings follow the allowlist and trusted list",
+    ),
+    require_ima_appraisal: z.boolean().describe(
+      "[require_ima_appraisal]: enforce needs an IMA appraisal policy on the node",
+    ),
     allow_binary_hash_count: count.describe(
       "[allow_binary_hash] lines: more than 0 = allowlist mode (only listed contents may exec)",
+    ),
+    trusted_exec_hash_count: count.describe(
+      "[trusted_exec_hash] lines: more than 0 = trusted mode (only trusted contents may exec)",
+    ),
+    ima_fail_closed: z.boolean().describe(
+      "[ima_fail_closed]: in trusted mode a file with no SHA-256 is denied (else allowed)",
     ),
     cgroup_deny_inode_count: count,
     cgroup_deny_ip_count: count,
@@ -247,10 +257,12 @@ export const CapabilitiesReport = z.object({
     kernel_allow_exec_inode_entries: count.describe(
       "always 0: verification is by owner, mode and location, not a per-inode allowlist",
     ),
-    runtime_deps_hook_attached: z.boolean().describe("always false: no mmap_file program"),
+    runtime_deps_hook_attached: z.boolean().describe(
+      "the mapping program (lsm.s/mmap_file) is attached by the running agent",
+    ),
     mprotect: maybe.describe(
       "the mprotect(PROT_EXEC) route is closed: the lsm/file_mprotect program is attached " +
-        "beside lsm.s/mmap_file, so with [deny_binary_hash] live a file mapping made " +
+        "beside lsm.s/mmap_file, so with the mapping checks live a file mapping made " +
         "executable is allowed only for a content the mapping program verified " +
         "(docs/engine.md); null without a running daemon",
     ),
@@ -302,6 +314,11 @@ export interface PolicyRuleFacts {
   cgroup_deny_port_count: number;
   /** [allow_binary_hash] lines (allowlist mode when > 0) */
   allow_binary_hash_count: number;
+  /** [trusted_exec_hash] lines (trusted mode when > 0) */
+  trusted_exec_hash_count: number;
+  protect_runtime_deps: boolean;
+  require_ima_appraisal: boolean;
+  ima_fail_closed: boolean;
   /** rules the connect (and sendmsg) hooks enforce */
   network_connect: boolean;
   /** rules the bind hook enforces */
@@ -576,9 +593,11 @@ export function buildReport(i: ReportInput): CapabilitiesReport {
       network_rule_count: rules?.network_rule_count ?? 0,
       protect_path_count: rules?.protect_path_count ?? 0,
       protect_connect: rules?.protect_connect ?? false,
-      protect_runtime_deps: false,
-      require_ima_appraisal: false,
+      protect_runtime_deps: rules?.protect_runtime_deps ?? false,
+      require_ima_appraisal: rules?.require_ima_appraisal ?? false,
       allow_binary_hash_count: rules?.allow_binary_hash_count ?? 0,
+      trusted_exec_hash_count: rules?.trusted_exec_hash_count ?? 0,
+      ima_fail_closed: rules?.ima_fail_closed ?? false,
       cgroup_deny_inode_count: rules?.cgroup_deny_inode_count ?? 0,
       cgroup_deny_ip_count: rules?.cgroup_deny_ip_count ?? 0,
       cgroup_deny_port_count: rules?.cgroup_deny_port_count ?? 0,
@@ -602,7 +621,9 @@ export function buildReport(i: ReportInput): CapabilitiesReport {
       network: !codes.has("NETWORK_HOOK_UNAVAILABLE"),
       exec_identity: !codes.has("EXEC_IDENTITY_UNAVAILABLE"),
       exec_runtime_deps: !codes.has("EXEC_RUNTIME_DEPS_HOOK_UNAVAILABLE"),
-      ima_appraisal: !codes.has("IMA_APPRAISAL_UNAVAILABLE"),
+      // in audit mode (started with --audit) the appraisal counts as met, as the C++ agent
+      ima_appraisal: !codes.has("IMA_APPRAISAL_UNAVAILABLE") ||
+        (i.runtimeState === "AUDIT_FALLBACK" && !i.transitions.enforce_requested),
     },
     exec_identity: {
       required: i.needs.exec_identity || i.needs.exec_content,
@@ -615,7 +636,7 @@ export function buildReport(i: ReportInput): CapabilitiesReport {
           : execSections.every((s) => i.attachedSections!.includes(s)),
       ),
       kernel_allow_exec_inode_entries: 0,
-      runtime_deps_hook_attached: false,
+      runtime_deps_hook_attached: i.attachedSections?.includes(MMAP_HASH_SECTION) ?? false,
       mprotect: i.attachedSections === null
         ? null
         : [MMAP_HASH_SECTION, MPROTECT_HASH_SECTION].every((s) => i.attachedSections!.includes(s)),

@@ -280,6 +280,10 @@ Deno.test("policy counts and the C++ requirement names from the applied policy's
           cgroup_deny_ip_count: 0,
           cgroup_deny_port_count: 4,
           allow_binary_hash_count: 0,
+          trusted_exec_hash_count: 0,
+          protect_runtime_deps: false,
+          require_ima_appraisal: false,
+          ima_fail_closed: false,
           network_connect: false,
           network_bind: true,
         },
@@ -314,6 +318,64 @@ Deno.test("policy counts and the C++ requirement names from the applied policy's
   const none = buildReport(await input());
   eq([none.policy.applied_path, none.policy.snapshot_present, none.policy.parse_ok], [
     "",
+    false,
+    false,
+  ]);
+});
+
+Deno.test("v5 sections: counts, flags and requirements in the report; appraisal met in audit mode only", async () => {
+  const text =
+    `version=5\n[trusted_exec_hash]\nsha256:${"1".repeat(64)}\nsha256:${"2".repeat(64)}\n` +
+    "[ima_fail_closed]\n[require_ima_appraisal]\n[protect_connect]\n[protect_runtime_deps]\n";
+  const p = parsePolicy(text, "t.conf").policy!;
+  const needs = policyNeeds(p);
+  const unreadable = await fixtureReport({
+    needs,
+    files: { "/sys/kernel/security/ima/policy": new Deno.errors.PermissionDenied("EACCES") },
+  });
+  const at = (over: Partial<ReportInput>) =>
+    buildReport({
+      ...base,
+      ...over,
+    });
+  const base = await input({
+    needs,
+    probe: unreadable,
+    attachedSections: ["lsm/bprm_check_security", "lsm.s/bprm_check_security", "lsm.s/mmap_file"],
+    policy: { applied: true, sha256: null, version: 5, unresolved: [], rules: policyRuleFacts(p) },
+  });
+  const r = at({});
+  CapabilitiesReport.parse(r);
+  eq(
+    [
+      r.policy.trusted_exec_hash_count,
+      r.policy.ima_fail_closed,
+      r.policy.require_ima_appraisal,
+      r.policy.protect_runtime_deps,
+      r.requirements.ima_appraisal_required,
+      r.requirements.verified_exec_runtime_deps_required,
+      r.requirements.exec_identity_required,
+      r.exec_identity.runtime_deps_hook_attached,
+    ],
+    [2, true, true, true, true, true, true, true],
+  );
+  ok(r.enforce_blockers.includes("IMA_APPRAISAL_UNAVAILABLE"), r.enforce_blockers.join());
+  eq(r.requirements_met.ima_appraisal, false, "enforce: not met");
+  eq(r.requirements_met.exec_identity, true);
+  eq(r.requirements_met.exec_runtime_deps, true);
+  // started with --audit: the requirement counts as met (the C++ agent); the blocker stays
+  const audit = at({
+    runtimeState: "AUDIT_FALLBACK",
+    transitions: { total: 1, degradation_total: 0, strict_mode: false, enforce_requested: false },
+  });
+  eq(audit.requirements_met.ima_appraisal, true);
+  ok(audit.enforce_blockers.includes("IMA_APPRAISAL_UNAVAILABLE"));
+  // enforce requested but fallen back to audit: not met
+  const fallback = at({ runtimeState: "AUDIT_FALLBACK" });
+  eq(fallback.requirements_met.ima_appraisal, false);
+  // the mapping program not attached
+  const noMap = at({ attachedSections: ["lsm.s/bprm_check_security"] });
+  eq([noMap.exec_identity.runtime_deps_hook_attached, noMap.requirements_met.exec_runtime_deps], [
     false,
     false,
   ]);

@@ -68,6 +68,7 @@ import {
   sha256,
   wordProgram,
 } from "../lib/exec_hash_testing.ts";
+import { viaLoader } from "../lib/exec_vm.ts";
 import { Agent, agentEnv, cleanupAgent, httpGet } from "../lib/agent.ts";
 import { daemonRequest } from "../../src/control/client.ts";
 import { encodeBase64 } from "../../src/util/bytes.ts";
@@ -77,7 +78,6 @@ const KERNEL = Deno.env.get("AEGIS_VM_KERNEL") ?? "?";
 const SECTION = "lsm.s/bprm_check_security";
 /** The mapping programs (bpf/exec_hash.bpf.c): sleepable mmap_file, non-sleepable mprotect. */
 const MAP_SECTIONS = ["lsm.s/mmap_file", "lsm/file_mprotect"];
-const LOADER = "/lib64/ld-linux-x86-64.so.2";
 
 /* `exec PATH`: execv; `memfd PATH`: the file's bytes into a memfd, then
  * execveat(fd, "", AT_EMPTY_PATH). Prints the errno name when exec fails. */
@@ -200,13 +200,6 @@ function tryMap(mode: "mmapx" | "mprotect", path: string): string {
   const out = new TextDecoder().decode(o.stdout).trim();
   ok(o.code !== 2, `helper ${mode} ${path}: ${new TextDecoder().decode(o.stderr)}`);
   return out === "mapped" ? "ok" : out;
-}
-
-/** The dynamic loader run on `path` (`ld.so PATH`): what it printed, and its exit code. */
-function viaLoader(path: string): { code: number; out: string; err: string } {
-  const o = new Deno.Command(LOADER, { args: [path] }).outputSync();
-  const dec = new TextDecoder();
-  return { code: o.code, out: dec.decode(o.stdout).trim(), err: dec.decode(o.stderr).trim() };
 }
 
 function unknownCount(eng: Engine): bigint {

@@ -241,6 +241,27 @@ Deno.test("ima: appraise rules counted; no appraisal; no IMA; no securityfs; pol
       ),
     ).includes("CONFIG_IMA_READ_POLICY"),
   );
+  // the action token only: appraise and appraise_*, not dont_appraise nor an option
+  eq(
+    await probeIma(
+      fsWith({
+        "/sys/kernel/security/ima/policy": "dont_appraise fsmagic=0x9fa0\n" +
+          "measure appraise_type=imasig\nappraise_x func=BPRM_CHECK\n  appraise fowner=4242\n" +
+          "appraisefoo func=MMAP_CHECK\n",
+      }),
+    ),
+    { status: "supported", value: { appraisal: true, appraise_rules: 2 } },
+  );
+  // written once on a kernel without CONFIG_IMA_WRITE_POLICY: the file is gone
+  const gone = errorOf(
+    await probeIma(
+      fsWith({
+        "/sys/kernel/security/ima/policy": new Deno.errors.NotFound("x"),
+        "/sys/kernel/security/ima/x": "",
+      }),
+    ),
+  );
+  ok(gone.includes("does not exist") && gone.includes("CONFIG_IMA_WRITE_POLICY"), gone);
 });
 
 Deno.test("fs-verity: BTF evidence, none, no query, failing query", async () => {
@@ -288,6 +309,7 @@ Deno.test("hooks: 12 rows, kernel support from BTF, required from the needs and 
     exec_identity: false,
     exec_content: false,
     exec_allowlist: false,
+    exec_trusted: false,
     exec_runtime_deps: false,
     ima_appraisal: false,
   };
