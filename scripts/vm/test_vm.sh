@@ -17,7 +17,8 @@ repo=$(cd "$here/../.." && pwd)
 cd "$repo"
 deno=$repo/.tools/bin/deno
 
-cells=${AEGIS_VM_CELLS:-"6.1/on 6.1/off 6.12/on 6.12/off"}
+# the two long lsm-on cells first, side by side; the short lsm-off cells fill in after
+cells=${AEGIS_VM_CELLS:-"6.1/on 6.12/on 6.1/off 6.12/off"}
 jobs=${AEGIS_VM_JOBS:-2} timeout=2700 out="" envs=() files=()
 while [ $# -gt 0 ]; do
   case "$1" in
