@@ -100,6 +100,25 @@ const SURFACE_SECTIONS: Record<ReplayEvent["surface"], ReadonlySet<string>> = {
   kernel: new Set(["deny_ptrace", "deny_module_load", "deny_bpf"]),
 };
 
+/**
+ * The answer for a record whose rule is a switch or a list as a whole
+ * (rule id 0): the ref when the rules still hold it, else why not.
+ */
+function flagAnswer(
+  id: number,
+  ref: RuleRef | null,
+  present: (r: RuleRef) => string,
+  absent: string,
+): RecordedRule {
+  return {
+    id,
+    kind: "flag",
+    exists: ref !== null,
+    rules: ref ? [ref] : [],
+    message: ref ? present(ref) : absent,
+  };
+}
+
 function recordedRule(
   rs: RuleSet,
   ev: ReplayEvent,
@@ -118,31 +137,25 @@ function recordedRule(
   }
   if (ev.surface === "kernel") {
     const { ref, section } = kernelSwitch(rs, ev.what);
-    return {
+    return flagAnswer(
       id,
-      kind: "flag",
-      exists: ref !== null,
-      rules: ref ? [ref] : [],
-      message: ref
-        ? `the switch [${section}] (${ref.file}:${ref.line})`
-        : `[${section}] is off in ${rs.source.policy ?? "the rules"} now: the rule that ` +
-          "blocked this no longer exists",
-    };
+      ref,
+      (r) => `the switch [${section}] (${r.file}:${r.line})`,
+      `[${section}] is off in ${rs.source.policy ?? "the rules"} now: the rule that ` +
+        "blocked this no longer exists",
+    );
   }
   if (ev.surface === "exec" && ev.unverified) {
     // a mprotect record: rule id 0 names [deny_binary_hash] as a whole
-    const u = rs.unverified;
-    return {
+    return flagAnswer(
       id,
-      kind: "flag",
-      exists: u !== null,
-      rules: u ? [u] : [],
-      message: u
-        ? `not verified: a file mapping made executable with mprotect while [deny_binary_hash] ` +
-          `(${u.file}:${u.line}) is live, and no executable mapping verified the file`
-        : `[deny_binary_hash] is empty or absent in ${rs.source.policy ?? "the rules"} now: ` +
-          "the check that blocked this is off",
-    };
+      rs.unverified,
+      (u) =>
+        `not verified: a file mapping made executable with mprotect while [deny_binary_hash] ` +
+        `(${u.file}:${u.line}) is live, and no executable mapping verified the file`,
+      `[deny_binary_hash] is empty or absent in ${rs.source.policy ?? "the rules"} now: ` +
+        "the check that blocked this is off",
+    );
   }
   if (ev.surface === "exec" && (ev.unlisted || ev.untrusted)) {
     // allow_binary_hash / trusted_exec_hash: rule id 0 names the list as a whole
@@ -154,17 +167,15 @@ function recordedRule(
         "trusted list",
         `${rs.trustedHashes.size} trusted${rs.imaFailClosed ? ", ima_fail_closed" : ""}`,
       ];
-    return {
+    return flagAnswer(
       id,
-      kind: "flag",
-      exists: l !== null,
-      rules: l ? [l] : [],
-      message: l
-        ? `${ev.unlisted ? "not on the allowlist" : "not trusted"}: the content is not in ` +
-          `[${section}] (${l.file}:${l.line}, ${count})`
-        : `[${section}] is empty or absent in ${rs.source.policy ?? "the rules"} now: ` +
-          `the ${what} that blocked this no longer exists`,
-    };
+      l,
+      (r) =>
+        `${ev.unlisted ? "not on the allowlist" : "not trusted"}: the content is not in ` +
+        `[${section}] (${r.file}:${r.line}, ${count})`,
+      `[${section}] is empty or absent in ${rs.source.policy ?? "the rules"} now: ` +
+        `the ${what} that blocked this no longer exists`,
+    );
   }
   const all = byId.get(id) ?? [];
   const want = SURFACE_SECTIONS[ev.surface];
