@@ -286,14 +286,14 @@ export function execDecision(
   }
   // deny_binary_hash (bpf/exec_hash.bpf.c): after the inode and comm rules
   // (an earlier deny on the same hook is passed on), by content
-  if (!r && hashes && ev.unverified && rs.unverified) {
+  if (!r && ev.unverified && rs.unverified) {
     // lsm/file_mprotect cannot hash: a file no executable mapping verified
     // under the live policy, unchanged since, is refused (fail closed)
     r = { deny: true, protect: false, ref: rs.unverified, merged: [] };
     ruleType = "hash_unverified";
     hook = ev.hook;
     c.add(
-      "deny_binary_hash",
+      rs.unverified.section,
       "match",
       "a file mapping made executable with mprotect, whose file was not verified by an " +
         "executable mapping of it (unchanged, under the live policy): refused, nothing can " +

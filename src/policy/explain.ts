@@ -146,15 +146,16 @@ function recordedRule(
     );
   }
   if (ev.surface === "exec" && ev.unverified) {
-    // a mprotect record: rule id 0 names [deny_binary_hash] as a whole
+    // a mprotect record: rule id 0 names the section that turns the check on
+    // ([deny_binary_hash], or [protect_runtime_deps] with an allow/trusted list)
     return flagAnswer(
       id,
       rs.unverified,
       (u) =>
-        `not verified: a file mapping made executable with mprotect while [deny_binary_hash] ` +
+        `not verified: a file mapping made executable with mprotect while [${u.section}] ` +
         `(${u.file}:${u.line}) is live, and no executable mapping verified the file`,
-      `[deny_binary_hash] is empty or absent in ${rs.source.policy ?? "the rules"} now: ` +
-        "the check that blocked this is off",
+      `neither [deny_binary_hash] nor [protect_runtime_deps] with an allow or trusted list ` +
+        `is in ${rs.source.policy ?? "the rules"} now: the check that blocked this is off`,
     );
   }
   if (ev.surface === "exec" && (ev.unlisted || ev.untrusted)) {

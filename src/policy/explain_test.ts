@@ -162,6 +162,51 @@ Deno.test("explain: a mprotect record of a file never verified is decided by [de
   ]);
 });
 
+Deno.test("explain: under [protect_runtime_deps] an allow or trusted list alone makes mprotect check (the kernel's aegis_id_lists)", () => {
+  const sha = "a1".repeat(32);
+  const mp = fileBlock(559, {
+    hook: "file_mprotect_hash",
+    path: "plugin.so",
+    rule_id: 0,
+    rule_type: "hash_unverified",
+    sha256: "0".repeat(64),
+  });
+  const P = "[protect_path]\n/etc/shadow\n";
+  for (const list of ["allow_binary_hash", "trusted_exec_hash"]) {
+    // no deny_binary_hash: the check is on because of protect_runtime_deps
+    const rs = rules(V + `[${list}]\nsha256:${sha}\n[protect_runtime_deps]\n` + P);
+    const x = explainEvent(rs, mp);
+    deepStrictEqual([x.recorded_rule.exists, x.agrees], [true, true], list);
+    ok(
+      /^not verified: .*\[protect_runtime_deps\] \(p\.conf:4\)/.test(x.recorded_rule.message),
+      x.recorded_rule.message,
+    );
+    deepStrictEqual([x.decision.outcome, x.decision.rule_type, x.decision.hook], [
+      "block",
+      "hash_unverified",
+      "file_mprotect_hash",
+    ], list);
+    strictEqual(x.decision.chain.find((s) => s.result === "match")?.step, "protect_runtime_deps");
+    // the same list without protect_runtime_deps: mappings are not checked, so mprotect is not
+    const off = explainEvent(rules(V + `[${list}]\nsha256:${sha}\n` + P), mp);
+    deepStrictEqual([off.recorded_rule.exists, off.decision.outcome, off.agrees], [
+      false,
+      "no_match",
+      false,
+    ], list);
+    ok(off.recorded_rule.message.includes("protect_runtime_deps"), off.recorded_rule.message);
+  }
+  // with a deny list too, the record names [deny_binary_hash] (the kernel checks for both)
+  const both = rules(
+    V + `[deny_binary_hash]\nsha256:${"f0".repeat(32)}\n[allow_binary_hash]\nsha256:${sha}\n` +
+      "[protect_runtime_deps]\n" + P,
+  );
+  strictEqual(
+    explainEvent(both, mp).decision.chain.find((s) => s.result === "match")?.step,
+    "deny_binary_hash",
+  );
+});
+
 Deno.test("explain: an allow_binary_hash record (not on the allowlist) is explained; a listed content is not denied by it", () => {
   const listed = "a1".repeat(32);
   const other = "b2".repeat(32);

@@ -120,9 +120,11 @@ export interface RuleSet {
    */
   allowlist: RuleRef | null;
   /**
-   * with deny_binary_hash rules: what a mprotect record of a file no
-   * executable mapping verified names (rule id 0, the section's first
-   * entry; docs/engine.md "mprotect(PROT_EXEC)"); null without such rules
+   * where lsm/file_mprotect checks (deny_binary_hash rules, or
+   * protect_runtime_deps with an allow or trusted list): what a mprotect
+   * record of a file no executable mapping verified names (rule id 0, the
+   * section that turned the check on; docs/engine.md "mprotect(PROT_EXEC)");
+   * null where it does not check
    */
   unverified: RuleRef | null;
   /** trusted_exec_hash: 64 lower-case hex digits → its line */
@@ -295,16 +297,6 @@ export function ruleSetFromPolicy(policy: Policy, file: string, env: CompileEnv)
       merged: [],
     });
   }
-  if (policy.denyBinaryHash.length > 0) {
-    rs.unverified = {
-      ...ref(
-        "deny_binary_hash",
-        policy.denyBinaryHash[0].line,
-        "any file mapping made executable with mprotect whose file was not verified",
-      ),
-      id: 0,
-    };
-  }
   // allow_binary_hash, trusted_exec_hash: each digest's first line, and the
   // list as a whole (rule id 0, its first entry) when it holds any
   const contentList = (
@@ -331,6 +323,25 @@ export function ruleSetFromPolicy(policy: Policy, file: string, env: CompileEnv)
   );
   rs.imaFailClosed = rs.trusted !== null && policy.imaFailClosed?.enabled === true;
   rs.runtimeDeps = policy.protectRuntimeDeps?.enabled === true;
+  // lsm/file_mprotect checks wherever the mapping program hashes
+  // (aegis_id_lists(flags, 1) in bpf/lib/exec_identity.h): under the deny
+  // list, and under protect_runtime_deps with an allow or trusted list. The
+  // record names the section that turned the check on (rule id 0).
+  const mprotectBy = policy.denyBinaryHash.length > 0
+    ? { section: "deny_binary_hash", line: policy.denyBinaryHash[0].line }
+    : rs.runtimeDeps && (rs.allowlist || rs.trusted)
+    ? { section: "protect_runtime_deps", line: policy.protectRuntimeDeps!.line }
+    : null;
+  if (mprotectBy) {
+    rs.unverified = {
+      ...ref(
+        mprotectBy.section,
+        mprotectBy.line,
+        "any file mapping made executable with mprotect whose file was not verified",
+      ),
+      id: 0,
+    };
+  }
 
   // --- network: protect-only under protect_connect -------------------------
   const pc = policy.protectConnect?.enabled === true;

@@ -3,8 +3,9 @@
  * identity"): [trusted_exec_hash], [ima_fail_closed], [protect_runtime_deps]
  * and [require_ima_appraisal].
  *
- * Engine level, one object load (the exec program lsm.s/bprm_check_security
- * and the mapping program lsm.s/mmap_file) for every case. Each case is a
+ * Engine level, one object load (the exec program lsm.s/bprm_check_security,
+ * the mapping program lsm.s/mmap_file and the mprotect program
+ * lsm/file_mprotect) for every case. Each case is a
  * real version=5 policy text, parsed and compiled by the agent's own code
  * (src/policy/parse.ts, compile.ts) and written into the maps, so the
  * switches are the ones an apply sets.
@@ -19,8 +20,10 @@
  *  2. [protect_runtime_deps]: `ld.so UNTRUSTED` is refused at the mapping
  *     (record: hook mmap_file_hash, the file, its digest); mmap(PROT_EXEC) and
  *     dlopen of an untrusted library are refused while a trusted one maps and
- *     loads; trusting the program lets ld.so run it; audit mode allows and
- *     reports.
+ *     loads; mprotect(PROT_EXEC) is checked with no deny list (a verified
+ *     library passes, an unverified one gets EPERM and a hash_unverified
+ *     record; without the section it is not checked); trusting the program
+ *     lets ld.so run it; audit mode allows and reports.
  *  3. allow_binary_hash and trusted_exec_hash together: only contents on
  *     both run; each refusal names the list that refused.
  *  4. [ima_fail_closed]: the switch is set by the compile; known contents
@@ -44,6 +47,7 @@ import {
   AEGIS_CNT_HASH_UNKNOWN,
   AEGIS_HOOK_BPRM_HASH,
   AEGIS_HOOK_MMAP_HASH,
+  AEGIS_HOOK_MPROTECT_HASH,
   AEGIS_POL_EXEC_ALLOWLIST,
   AEGIS_POL_EXEC_HASH,
   AEGIS_POL_EXEC_TRUSTED,
@@ -53,6 +57,7 @@ import {
   AEGIS_RULE_DENY,
   AEGIS_RULE_TRUSTED,
   AEGIS_RULE_UNLISTED,
+  AEGIS_RULE_UNVERIFIED,
 } from "../../src/bpf/abi_gen.ts";
 import type { FileBlockRecord } from "../../src/events/decode.ts";
 import { recordToEvent } from "../../src/events/json.ts";
@@ -70,10 +75,12 @@ const LSM_ON = Deno.env.get("AEGIS_VM_LSM") === "on";
 const KERNEL = Deno.env.get("AEGIS_VM_KERNEL") ?? "?";
 const EXEC = "lsm.s/bprm_check_security";
 const MMAP = "lsm.s/mmap_file";
+const MPROTECT = "lsm/file_mprotect";
 const UNTRUSTED = AEGIS_RULE_UNLISTED | AEGIS_RULE_TRUSTED;
 
 /* `exec PATH`: execv; `mmapx PATH`: the file's first page mapped
- * executable; `dlopen PATH`: dlopen(RTLD_NOW). Prints "mapped"/the errno
+ * executable; `mprotect PATH`: mapped readable, then made executable;
+ * `dlopen PATH`: dlopen(RTLD_NOW). Prints "mapped"/the errno
  * name, or "dlerror: ..." */
 const HELPER_SRC = String.raw`
 #define _GNU_SOURCE
@@ -103,6 +110,17 @@ int main(int argc, char **argv)
 		puts("mapped");
 		return 0;
 	}
+	if (argc >= 3 && !strcmp(argv[1], "mprotect")) {
+		int fd = open(argv[2], O_RDONLY | O_CLOEXEC);
+		void *p = fd < 0 ? MAP_FAILED : mmap(0, 4096, PROT_READ, MAP_PRIVATE, fd, 0);
+
+		if (p == MAP_FAILED || mprotect(p, 4096, PROT_READ | PROT_EXEC)) {
+			printf("%s\n", strerrorname_np(errno));
+			return 1;
+		}
+		puts("mapped");
+		return 0;
+	}
 	if (argc >= 3 && !strcmp(argv[1], "dlopen")) {
 		if (!dlopen(argv[2], RTLD_NOW)) {
 			printf("dlerror: %s\n", dlerror());
@@ -111,7 +129,7 @@ int main(int argc, char **argv)
 		puts("mapped");
 		return 0;
 	}
-	fprintf(stderr, "usage: aegis-tx exec PATH|mmapx PATH|dlopen PATH\n");
+	fprintf(stderr, "usage: aegis-tx exec PATH|mmapx PATH|mprotect PATH|dlopen PATH\n");
 	return 2;
 }
 `;
@@ -278,8 +296,8 @@ Deno.test({
   ignore: !LSM_ON,
   fn: async () => {
     const w = await workDirs();
-    await using eng = await loadEngine((s) => s === EXEC || s === MMAP);
-    for (const s of [EXEC, MMAP]) {
+    await using eng = await loadEngine((s) => s === EXEC || s === MMAP || s === MPROTECT);
+    for (const s of [EXEC, MMAP, MPROTECT]) {
       strictEqual(eng.attach.find((x) => x.section === s)?.status, "attached", s);
     }
     const u0 = unknownCount(eng);
@@ -327,6 +345,8 @@ Deno.test({
       strictEqual(free.out, "dyn-ran", `ld.so runs an untrusted program: ${free.err}`);
       strictEqual(helper(w, ["mmapx", w.libBad]), "mapped", "untrusted library maps");
       strictEqual(helper(w, ["dlopen", w.libBad]), "mapped", "untrusted library dlopens");
+      // nor does mprotect: the mapping program does not hash, so nothing is verified
+      strictEqual(helper(w, ["mprotect", w.libBad]), "mapped", "mprotect not checked");
       deepStrictEqual(hashBlocks(eng.records()), []);
 
       // --- 2. protect_runtime_deps ---------------------------------------------
@@ -335,7 +355,20 @@ Deno.test({
       strictEqual(helper(w, ["exec", w.target], "trusted-ran"), "ok", "a trusted static binary");
       strictEqual(helper(w, ["mmapx", w.libOk]), "mapped", "a trusted library maps");
       strictEqual(helper(w, ["dlopen", w.libOk]), "mapped", "a trusted library dlopens");
+      // mprotect(PROT_EXEC) is checked now, with no deny list (aegis_id_lists):
+      // the trusted library was verified by its executable mapping above
+      strictEqual(helper(w, ["mprotect", w.libOk]), "mapped", "mprotect of a verified library");
       deepStrictEqual(hashBlocks(eng.records()), []);
+      strictEqual(helper(w, ["mprotect", w.libBad]), "EPERM", "mprotect of an unverified one");
+      const mp = one(
+        eng,
+        AEGIS_HOOK_MPROTECT_HASH,
+        AEGIS_ACT_BLOCK,
+        AEGIS_RULE_UNVERIFIED,
+        "0".repeat(64),
+        "libbad.so",
+      );
+      strictEqual(recordToEvent(mp).rule_type, "hash_unverified");
       const ld = viaLoader(w.dyn);
       notStrictEqual(ld.code, 0, "ld.so cannot map the untrusted program");
       ok(!ld.out.includes("dyn-ran"), ld.out);
@@ -460,14 +493,15 @@ Deno.test({
   ignore: LSM_ON,
   fn: async () => {
     const w = await workDirs();
-    await using eng = await loadEngine((s) => s === EXEC || s === MMAP);
-    for (const s of [EXEC, MMAP]) {
+    await using eng = await loadEngine((s) => s === EXEC || s === MMAP || s === MPROTECT);
+    for (const s of [EXEC, MMAP, MPROTECT]) {
       strictEqual(eng.attach.find((x) => x.section === s)?.status, "attached", s);
     }
     try {
       apply(eng, w, { trusted: [w.targetSha], deps: true, failClosed: true });
       strictEqual(helper(w, ["exec", w.other], "other-ran"), "ok", "bpf is not an active LSM");
       strictEqual(helper(w, ["mmapx", w.libBad]), "mapped", "nor a mapping");
+      strictEqual(helper(w, ["mprotect", w.libBad]), "mapped", "nor a mprotect");
       strictEqual(viaLoader(w.dyn).out, "dyn-ran");
     } finally {
       eng.setPolicy(0);

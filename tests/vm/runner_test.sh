@@ -2,7 +2,8 @@
 # Host-side negative controls for the VM matrix runner (scripts/vm/test_vm.sh):
 # it must report failures and exit non-zero when a test fails, a step fails,
 # the kernel logs a warning, the guest panics, the guest hangs, or a test file
-# cannot even load. One cell (6.12/on) per control; ~1 min in all.
+# cannot even load; and that it resumes a cell once, only after the emulator's
+# own oops (scripts/vm/crash_kind.sh). One cell (6.12/on) per control; ~1.5 min.
 # Usage: bash tests/vm/runner_test.sh
 set -uo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -37,6 +38,24 @@ control crash "$fx/crash_fixture.ts"
 [ $rc != 0 ] && ok "guest panic: exit $rc" || bad "guest panic: exit 0"
 expect "panic reported as crash" 'guest \.\.\. FAILED \(crashed' "$out"
 expect "panic line shown" 'Kernel panic' "$out"
+
+# the emulator's own oops after the tests started: the crashed boot is shown with
+# its oops, the cell resumes once from the file that was running (docs/vm.md)
+control emulator "$fx/passing_fixture.ts" "$fx/emulator_crash_fixture.ts" tests/vm/harness_vmtest.ts
+[ $rc = 0 ] && ok "emulator crash resumed: exit 0" || bad "emulator crash resumed: exit $rc"
+expect "crash shown, not counted" 'vm 6\.12/on crashed +guest \.\.\. crashed in the emulator after the tests started: Oops: int3 at bpf_lsm_file_open\+0x5/0x10' "$out"
+expect "the oops RIP shown" 'RIP: 0010:bpf_lsm_file_open' "$out"
+expect "the finished file reported from the crashed boot" 'vm 6\.12/on crashed +tests/vm/fixtures/passing_fixture\.ts: control: a file that passes \.\.\. ok' "$out"
+expect "resumed from the running file" 'resumed in a fresh boot from tests/vm/fixtures/emulator_crash_fixture\.ts' "$out"
+expect "the crashing file passes when resumed" 'vm 6\.12/lsm-on +tests/vm/fixtures/emulator_crash_fixture\.ts: control: crash like.* \.\.\. ok' "$out"
+expect "the file after it ran in the resumed boot" 'vm 6\.12/lsm-on +tests/vm/harness_vmtest\.ts: kernel release matches the cell \.\.\. ok' "$out"
+[ "$(grep -c 'control: a file that passes' <<<"$out")" = 1 ] && ok "the finished file did not run twice" ||
+  bad "the finished file ran $(grep -c 'control: a file that passes' <<<"$out") times"
+# the same oops with its RIP in a BPF JIT image is not the emulator's: it fails
+control emulator_bpf -e AEGIS_VM_FAKE_RIP=bpf_prog_6deef7357e7b4530_x+0x12/0x60 "$fx/emulator_crash_fixture.ts"
+[ $rc != 0 ] && ok "int3 in a JIT image: exit $rc" || bad "int3 in a JIT image: exit 0"
+expect "int3 in a JIT image reported as crash" 'guest \.\.\. FAILED \(crashed' "$out"
+! grep -q 'resumed in a fresh boot' <<<"$out" && ok "int3 in a JIT image not resumed" || bad "int3 in a JIT image resumed"
 
 control hang --timeout 25 "$fx/hang_fixture.ts"
 [ $rc != 0 ] && ok "guest hang: exit $rc" || bad "guest hang: exit 0"
