@@ -21,8 +21,8 @@
  * not a sleepable hook on 6.1 or 6.12 (the verifier refuses a sleepable
  * program there), so nothing can hash the file at that point. Instead:
  *  - lsm/file_mprotect adding PROT_EXEC to a file mapping that was not
- *    executable allows only a file the mapping program hashed and did not
- *    deny, under the live policy, unchanged since (aegis_hash_verified,
+ *    executable allows only a file the mapping (or exec) program hashed and
+ *    did not deny, under the live policy, unchanged since (aegis_hash_verified,
  *    lib/hash_verified.h), and refuses every other one: fail closed, the
  *    record has no digest and rule_flags AEGIS_RULE_UNVERIFIED
  *    (docs/engine.md, "mprotect(PROT_EXEC)").
@@ -44,9 +44,13 @@
  * policy has measured the file already; otherwise it reads and hashes the
  * whole file on every call. So a program hashes only when a list applies
  * to it in the live generation (aegis_id_lists); with none each costs a
- * map lookup like every other hook. With deny rules, an exec hashes its
- * binary (twice: exec and the kernel's mapping of it), its loader and
- * every shared library it maps; with an allowlist alone, its binary once.
+ * map lookup like every other hook. And a file is hashed once per policy
+ * while it stays unchanged: both programs first look for it in
+ * aegis_hash_verified (aegis_verified_hit), which they fill with every
+ * file they hashed and allowed with a SHA-256. So the kernel's mapping of
+ * the binary an exec just checked, and every later exec of it or mapping of
+ * a library, costs a lookup (AEGIS_CNT_HASH_CACHED counts them). The first
+ * exec under a policy, or after the file changed, hashes.
  *
  * No SHA-256 (the helper fails, or IMA hashes with another algorithm):
  * unknown identity, AEGIS_CNT_HASH_UNKNOWN counts it (sha256 all zero in
@@ -116,22 +120,60 @@ static __always_inline void aegis_hash_emit(struct aegis_hook_ctx *hc, struct ae
 	aegis_ev_submit(ev);
 }
 
+/* The inode whose content a verified entry of `file` names, or NULL when
+ * the file cannot be verified: its mapping's inode is not known, or it
+ * lives on a kernel-internal mount (a memfd or shm segment: its writable
+ * fds are not counted in i_writecount and never pass file_open). */
+static __always_inline struct inode *aegis_verifiable_inode(struct file *file)
+{
+	if (BPF_CORE_READ(file, f_path.mnt, mnt_flags) & AEGIS_MNT_INTERNAL)
+		return 0;
+	return aegis_mapped_inode(file);
+}
+
 /*
- * The mapping program's half of aegis_hash_verified: before hashing, a
+ * Before hashing: was this file verified already, unchanged, under the
+ * live generation and epoch, against at least the lists that apply here,
+ * and is nobody writing it now? Then its verdict is known (allowed) and
+ * the file is not read again. An exec's entry serves the mapping of the
+ * same binary the kernel makes right after it (the exec's lists include
+ * the mapping's), and every later exec or mapping of it; a mapping's entry
+ * serves later mappings (and mprotect), not an exec when the exec checks
+ * more lists (an allowlist without protect_runtime_deps).
+ */
+static __always_inline int aegis_verified_hit(struct aegis_hook_ctx *hc, struct file *file,
+					      __u32 lists)
+{
+	struct inode *inode = aegis_verifiable_inode(file);
+	struct aegis_verified_key vk = {};
+	struct aegis_verified *v;
+
+	if (!inode)
+		return 0;
+	aegis_verified_key_of(&vk, inode);
+	v = bpf_map_lookup_elem(&aegis_hash_verified, &vk);
+	if (!v || v->state != AEGIS_VERIFIED_OK || v->gen != hc->gen ||
+	    v->epoch != aegis_config_get(AEGIS_CFG_HASH_EPOCH) || (v->lists & lists) != lists)
+		return 0;
+	return !aegis_has_writer(inode);
+}
+
+/*
+ * The hashing programs' half of aegis_hash_verified: before hashing, a
  * PENDING entry for the file as it is now, unless it is open for writing
- * or lives on a kernel-internal mount (a memfd or shm segment: its writable
- * fds are not counted in i_writecount and never pass file_open); 0 when
- * none was made. The writer count is read again after the insert: a writer
- * that opened before it is seen there, one that opens after it deletes the
- * entry (file.bpf.c), so aegis_verified_done's BPF_EXIST update fails.
+ * or cannot be verified (aegis_verifiable_inode); 0 when none was made.
+ * The writer count is read again after the insert: a writer that opened
+ * before it is seen there, one that opens after it deletes the entry
+ * (file.bpf.c), so aegis_verified_done's BPF_EXIST update fails. (A file
+ * being executed has no writer: the exec denies write access to it.)
  */
 static __always_inline int aegis_verified_begin(struct aegis_hook_ctx *hc, struct file *file,
-						struct aegis_verified_key *vk)
+						struct aegis_verified_key *vk, __u32 lists)
 {
+	struct inode *inode = aegis_verifiable_inode(file);
 	struct aegis_verified v = {};
-	struct inode *inode = aegis_mapped_inode(file);
 
-	if (!inode || (BPF_CORE_READ(file, f_path.mnt, mnt_flags) & AEGIS_MNT_INTERNAL))
+	if (!inode)
 		return 0;
 	if (aegis_has_writer(inode))
 		return 0;
@@ -139,6 +181,7 @@ static __always_inline int aegis_verified_begin(struct aegis_hook_ctx *hc, struc
 	v.epoch = aegis_config_get(AEGIS_CFG_HASH_EPOCH);
 	v.gen = hc->gen;
 	v.state = AEGIS_VERIFIED_PENDING;
+	v.lists = lists;
 	if (bpf_map_update_elem(&aegis_hash_verified, vk, &v, BPF_ANY))
 		return 0;
 	if (aegis_has_writer(inode)) {
@@ -191,8 +234,11 @@ static __always_inline int aegis_hash_check(__u32 hook, struct file *file, const
 	lists = aegis_id_lists(hc.flags, mapping);
 	if (!lists)
 		return 0;
-	if (mapping)
-		pending = aegis_verified_begin(&hc, file, &vk);
+	if (aegis_verified_hit(&hc, file, lists)) {
+		aegis_count(AEGIS_CNT_HASH_CACHED);
+		return aegis_hook_allow(&hc);
+	}
+	pending = aegis_verified_begin(&hc, file, &vk, lists);
 	algo = bpf_ima_file_hash(file, hk.sha256, sizeof(hk.sha256));
 	known = algo == HASH_ALGO_SHA256;
 	if (known) {
@@ -276,6 +322,7 @@ int BPF_PROG(aegis_mprotect_hash, struct vm_area_struct *vma, unsigned long reqp
 	struct aegis_verified *v;
 	struct inode *inode;
 	struct file *file;
+	__u32 lists;
 	__u8 action;
 
 	if (ret != 0)
@@ -288,14 +335,18 @@ int BPF_PROG(aegis_mprotect_hash, struct vm_area_struct *vma, unsigned long reqp
 	aegis_hook_enter(&hc, AEGIS_HOOK_MPROTECT_HASH);
 	/* checked whenever the mapping program checks mappings (the deny list,
 	 * and under protect_runtime_deps the allow and trusted lists) */
-	if (!aegis_id_lists(hc.flags, 1))
+	lists = aegis_id_lists(hc.flags, 1);
+	if (!lists)
 		return 0;
 	inode = file->f_inode;
 	aegis_verified_key_of(&vk, inode);
 	v = bpf_map_lookup_elem(&aegis_hash_verified, &vk);
-	/* a writer now could change the content within the same ctime: fail closed */
+	/* verified against the mapping's lists (by a mapping or an exec of the
+	 * file); a writer now could change the content within the same ctime:
+	 * fail closed */
 	if (v && v->state == AEGIS_VERIFIED_OK && v->gen == hc.gen &&
-	    v->epoch == aegis_config_get(AEGIS_CFG_HASH_EPOCH) && !aegis_has_writer(inode))
+	    v->epoch == aegis_config_get(AEGIS_CFG_HASH_EPOCH) && (v->lists & lists) == lists &&
+	    !aegis_has_writer(inode))
 		return aegis_hook_allow(&hc);
 	aegis_inode_key_of(&k, inode, hc.gen);
 	if (aegis_inode_exempt(&hc, &k))

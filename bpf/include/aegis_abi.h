@@ -66,7 +66,8 @@ enum aegis_counter {
 	AEGIS_CNT_KILL_ESCALATION = 5, /* of those, SIGKILLs sent by kill escalation */
 	AEGIS_CNT_SIGNAL_FAILED = 6, /* a deny's signal refused by the kernel (still -EPERM) */
 	AEGIS_CNT_HASH_UNKNOWN = 7,  /* exec_hash.bpf.c: no sha256 of the file (helper error or algo) */
-	AEGIS_CNT__MAX = 8,          /* size of the array; room to grow */
+	AEGIS_CNT_HASH_CACHED = 8,   /* exec_hash.bpf.c: a verified, unchanged file, not hashed again */
+	AEGIS_CNT__MAX = 9,          /* size of the array; room to grow */
 };
 
 /* Hook ids: index of the per-CPU array "aegis_hook_stats" and the `hook`
@@ -423,9 +424,9 @@ struct aegis_hash_key {
 };
 
 /*
- * aegis_hash_verified (bpf/exec_hash.bpf.c): a file the mapping program
- * hashed and did not deny, by what identifies its content without hashing
- * it again: the inode (dev, ino as in aegis_inode_key, and i_generation)
+ * aegis_hash_verified (bpf/exec_hash.bpf.c): a file the exec or mapping
+ * program hashed and did not deny, by what identifies its content without
+ * hashing it again: the inode (dev, ino as in aegis_inode_key, and i_generation)
  * and its ctime and size, which every write changes (docs/engine.md,
  * "mprotect(PROT_EXEC)").
  */
@@ -439,11 +440,13 @@ struct aegis_verified_key {
 	__u32 pad; /* zero */
 };
 
-/* aegis_verified_key's value: the policy that allowed it, and the state. */
+/* aegis_verified_key's value: the policy and lists that allowed it, and the state. */
 struct aegis_verified {
-	__u64 epoch; /* AEGIS_CFG_HASH_EPOCH when the mapping program started */
+	__u64 epoch; /* AEGIS_CFG_HASH_EPOCH when the program started */
 	__u32 gen;   /* the rule generation it was checked against */
 	__u32 state; /* enum aegis_verified_state */
+	__u32 lists; /* the AEGIS_ID_LIST_* bits it was checked against (lib/exec_identity.h) */
+	__u32 pad;   /* zero */
 };
 
 enum aegis_verified_state {
@@ -694,7 +697,7 @@ AEGIS_ASSERT_SIZE(struct aegis_hash_key, 40);
 AEGIS_ASSERT_OFF(struct aegis_hash_key, gen, 32);
 AEGIS_ASSERT_SIZE(struct aegis_verified_key, 40);
 AEGIS_ASSERT_OFF(struct aegis_verified_key, ctime_nsec, 24);
-AEGIS_ASSERT_SIZE(struct aegis_verified, 16);
+AEGIS_ASSERT_SIZE(struct aegis_verified, 24);
 AEGIS_ASSERT_SIZE(struct aegis_ev_hash_block, 384);
 AEGIS_ASSERT_OFF(struct aegis_ev_hash_block, ino, 72);
 AEGIS_ASSERT_OFF(struct aegis_ev_hash_block, sha256, 96);

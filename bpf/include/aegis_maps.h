@@ -192,11 +192,13 @@ struct {
 } aegis_deny_hash SEC(".maps");
 
 /*
- * Files whose content the mapping program (lsm.s/mmap_file) hashed and did
- * not deny, for the non-sleepable lsm/file_mprotect program, which cannot
- * hash (exec_hash.bpf.c). LRU: a full cache forgets the files verified
- * longest ago (a forgotten file is a miss: its mprotect is refused until it
- * is mapped executable again).
+ * Files whose content the exec or mapping program (lsm.s/bprm_check_security,
+ * lsm.s/mmap_file) hashed and did not deny: for the non-sleepable
+ * lsm/file_mprotect program, which cannot hash, and for those two programs,
+ * which do not hash an unchanged file twice under one policy
+ * (exec_hash.bpf.c). LRU: a full cache forgets the files verified longest
+ * ago (a forgotten file is a miss: it is hashed again at its next exec or
+ * mapping, and its mprotect is refused until then).
  */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);

@@ -4,9 +4,11 @@
  * that lets the non-sleepable lsm/file_mprotect program answer for a
  * content it cannot hash (docs/engine.md, "mprotect(PROT_EXEC)").
  *
- * Filled by the sleepable mapping program (exec_hash.bpf.c) for a file it
- * hashed and did not deny; read by the mprotect program; an entry is
- * deleted by a write-open of the file (file.bpf.c). The key names the
+ * Filled by the sleepable exec and mapping programs (exec_hash.bpf.c) for
+ * a file they hashed and did not deny, with the lists they checked; read
+ * by the mprotect program, and by both hashing programs before they hash
+ * (a verified, unchanged file is not hashed again); an entry is deleted by
+ * a write-open of the file (file.bpf.c). The key names the
  * content without hashing it: the inode and its ctime and size (every
  * write moves ctime, unless it lands in the same clock tick as the last
  * change: that case is what the write-open deletion and the writer checks

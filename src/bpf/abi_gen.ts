@@ -2,7 +2,7 @@
 // Regenerate with: deno run -A build/gen_abi.ts
 
 /** SHA-256 of the canonical layout below; "aegisbpf version" prints it. */
-export const ABI_FINGERPRINT = "0138ddd7833ca120f5c3d62e3f5b9ea115bb6d10bdc6aec9d332c5e931ee54f2";
+export const ABI_FINGERPRINT = "8fa2fa90ede5f8ff247f685960cc1a97d502c5039918dcec5195ea959e777bec";
 
 export const AEGIS_COMM_LEN = 16;
 export const AEGIS_OPEN_PATH_LEN = 64;
@@ -42,7 +42,8 @@ export const AEGIS_CNT_SIGNAL_SENT = 4;
 export const AEGIS_CNT_KILL_ESCALATION = 5;
 export const AEGIS_CNT_SIGNAL_FAILED = 6;
 export const AEGIS_CNT_HASH_UNKNOWN = 7;
-export const AEGIS_CNT__MAX = 8;
+export const AEGIS_CNT_HASH_CACHED = 8;
+export const AEGIS_CNT__MAX = 9;
 export const AEGIS_EV_EXEC = 1;
 export const AEGIS_EV_OPEN = 2;
 export const AEGIS_EV_FILE_BLOCK = 3;
@@ -195,13 +196,14 @@ export const ABI_LAYOUT = {
     "aegis_counter": {
       "AEGIS_CNT_EVENTS": 1,
       "AEGIS_CNT_FILE_DENY": 2,
+      "AEGIS_CNT_HASH_CACHED": 8,
       "AEGIS_CNT_HASH_UNKNOWN": 7,
       "AEGIS_CNT_KILL_ESCALATION": 5,
       "AEGIS_CNT_RINGBUF_DROPS": 0,
       "AEGIS_CNT_SIGNAL_FAILED": 6,
       "AEGIS_CNT_SIGNAL_SENT": 4,
       "AEGIS_CNT_SURVIVAL_ALLOW": 3,
-      "AEGIS_CNT__MAX": 8,
+      "AEGIS_CNT__MAX": 9,
     },
     "aegis_ev_kind": {
       "AEGIS_EV_EXEC": 1,
@@ -1241,13 +1243,23 @@ export const ABI_LAYOUT = {
           "size": 4,
           "type": "u32",
         },
+        "lists": {
+          "offset": 16,
+          "size": 4,
+          "type": "u32",
+        },
+        "pad": {
+          "offset": 20,
+          "size": 4,
+          "type": "u32",
+        },
         "state": {
           "offset": 12,
           "size": 4,
           "type": "u32",
         },
       },
-      "size": 16,
+      "size": 24,
     },
     "aegis_verified_key": {
       "fields": {

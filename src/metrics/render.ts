@@ -15,6 +15,7 @@ import {
   AEGIS_CFG_EMERGENCY_DISABLE,
   AEGIS_CFG_GENERATION,
   AEGIS_CNT_EVENTS,
+  AEGIS_CNT_HASH_CACHED,
   AEGIS_CNT_HASH_UNKNOWN,
   AEGIS_CNT_KILL_ESCALATION,
   AEGIS_CNT_RINGBUF_DROPS,
@@ -638,12 +639,19 @@ export async function renderMetrics(src: MetricsSources, opts: RenderOptions): P
         "IMA): allowed, unnamed; denied under an [allow_binary_hash] allowlist or " +
         "[trusted_exec_hash] with [ima_fail_closed].",
     );
+    x.declare(
+      "aegisbpf_exec_hash_cached_total",
+      "counter",
+      "Execs and executable mappings of a file verified under the live policy and unchanged " +
+        "since: answered from the verified-file cache, not hashed again.",
+    );
     x.declare("aegisbpf_ringbuf_drops_per_cpu_total", "counter", "Ring-buffer drops per CPU.");
     x.sample("aegisbpf_survival_allow_total", counters.sumU64(AEGIS_CNT_SURVIVAL_ALLOW));
     x.sample("aegisbpf_signals_sent_total", counters.sumU64(AEGIS_CNT_SIGNAL_SENT));
     x.sample("aegisbpf_kill_escalations_total", counters.sumU64(AEGIS_CNT_KILL_ESCALATION));
     x.sample("aegisbpf_signals_failed_total", counters.sumU64(AEGIS_CNT_SIGNAL_FAILED));
     x.sample("aegisbpf_exec_hash_unknown_total", counters.sumU64(AEGIS_CNT_HASH_UNKNOWN));
+    x.sample("aegisbpf_exec_hash_cached_total", counters.sumU64(AEGIS_CNT_HASH_CACHED));
     perCpu(counters, AEGIS_CNT_RINGBUF_DROPS).forEach((v, cpu) =>
       x.sample("aegisbpf_ringbuf_drops_per_cpu_total", v, { cpu: String(cpu) })
     );

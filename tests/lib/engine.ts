@@ -17,6 +17,7 @@ import {
   AEGIS_CFG_AUDIT_ONLY,
   AEGIS_CFG_EMERGENCY_DISABLE,
   AEGIS_CFG_GENERATION,
+  AEGIS_CFG_HASH_EPOCH,
 } from "../../src/bpf/abi_gen.ts";
 import type { BpfMap } from "../../src/bpf/map.ts";
 import { type AttachResult, BpfObject } from "../../src/bpf/object.ts";
@@ -30,9 +31,13 @@ export interface Engine extends AsyncDisposable {
   obj: BpfObject;
   attach: AttachResult[];
   map(name: MapName): BpfMap;
-  /** aegis_policy[gen].flags = flags (gen defaults to the live generation 0). */
+  /**
+   * aegis_policy[gen].flags = flags (gen defaults to the live generation 0),
+   * and a new AEGIS_CFG_HASH_EPOCH, as every policy apply: call it after
+   * changing aegis_deny_hash, or a file verified before is not hashed again.
+   */
   setPolicy(flags: number, gen?: number): void;
-  /** Switch the live rule generation (AEGIS_CFG_GENERATION). */
+  /** Switch the live rule generation (AEGIS_CFG_GENERATION), with a new hash epoch. */
   setGeneration(gen: number): void;
   setAudit(on: boolean): void;
   setEmergency(on: boolean): void;
@@ -64,8 +69,16 @@ export async function loadEngine(
       obj: o,
       attach,
       map: (name) => o.map(name),
-      setPolicy: (flags, gen = 0) => o.map("aegis_policy").update(u32Key(gen), policyValue(flags)),
-      setGeneration: (gen) => cfg.setU64(AEGIS_CFG_GENERATION, BigInt(gen)),
+      // as a policy apply: a new policy is a new hash epoch (files verified
+      // under the old one are hashed again; src/policy/generations.ts)
+      setPolicy: (flags, gen = 0) => {
+        o.map("aegis_policy").update(u32Key(gen), policyValue(flags));
+        cfg.setU64(AEGIS_CFG_HASH_EPOCH, cfg.sumU64(AEGIS_CFG_HASH_EPOCH) + 1n);
+      },
+      setGeneration: (gen) => {
+        cfg.setU64(AEGIS_CFG_GENERATION, BigInt(gen));
+        cfg.setU64(AEGIS_CFG_HASH_EPOCH, cfg.sumU64(AEGIS_CFG_HASH_EPOCH) + 1n);
+      },
       setAudit: (on) => cfg.setU64(AEGIS_CFG_AUDIT_ONLY, on ? 1n : 0n),
       setEmergency: (on) => cfg.setU64(AEGIS_CFG_EMERGENCY_DISABLE, on ? 1n : 0n),
       records: () => {

@@ -44,6 +44,7 @@ import {
   AEGIS_ACT_AUDIT,
   AEGIS_ACT_BLOCK,
   AEGIS_CFG_AGENT_CGID,
+  AEGIS_CNT_HASH_CACHED,
   AEGIS_CNT_HASH_UNKNOWN,
   AEGIS_HOOK_BPRM_HASH,
   AEGIS_HOOK_MMAP_HASH,
@@ -343,6 +344,27 @@ Deno.test({
     strictEqual(tryExec("exec", victim), "EPERM", "overwritten with the denied content");
     check(victim, AEGIS_ACT_BLOCK, vIno);
 
+    // the verified-file cache (aegis_hash_verified): a content hashed and
+    // allowed is not hashed again while the file is unchanged, under this
+    // policy; a new policy hashes it again, and a deny added there applies
+    const cached = () => eng.map("aegis_counters").sumU64(AEGIS_CNT_HASH_CACHED);
+    const seen = `${w.tmp}/seen`;
+    Deno.copyFileSync(w.other, seen);
+    let c0 = cached();
+    strictEqual(tryExec("exec", seen, "other-ran"), "ok", "a new file: hashed, allowed");
+    const hits1 = cached() - c0; // the helper's own exec may be a hit too
+    c0 = cached();
+    strictEqual(tryExec("exec", seen, "other-ran"), "ok", "the same file again");
+    strictEqual(cached() - c0, hits1 + 1n, "the second exec of the unchanged file is a cache hit");
+    deepStrictEqual(hashBlocks(eng.records()), []);
+    const otherSha = await sha256(w.other);
+    rules.update(hashKey(otherSha, 0), ruleValue(13, AEGIS_RULE_DENY, AEGIS_RT_HASH));
+    eng.setPolicy(AEGIS_POL_EXEC_HASH); // as an apply: a new hash epoch
+    strictEqual(tryExec("exec", seen), "EPERM", "verified under the old policy, denied by the new");
+    ok(rules.delete(hashKey(otherSha, 0)));
+    eng.setPolicy(AEGIS_POL_EXEC_HASH);
+    deepStrictEqual(hashBlocks(eng.records()).map((r) => [r.ruleId, r.path]), [[13, seen]]);
+
     // cost (printed, not asserted; TCG): exec of a binary that is not denied,
     // without the switch (no hash) and with it (IMA hashes the whole file)
     const perExec = (): number => {
@@ -359,7 +381,7 @@ Deno.test({
     say(
       `fork+exec+wait of a ${size}-byte static binary: ${(off / 1e3).toFixed(0)} us without ` +
         `hash rules, ${(on / 1e3).toFixed(0)} us with (x${(on / off).toFixed(2)}, TCG, ` +
-        "no IMA policy: every exec hashes the file)",
+        "no IMA policy: the first exec hashes the file, the others find it verified)",
     );
     deepStrictEqual(hashBlocks(eng.records()), []);
 
@@ -397,6 +419,9 @@ Deno.test({
 
     rules.update(hashKey(w.dynSha, 0), ruleValue(9, AEGIS_RULE_DENY, AEGIS_RT_HASH));
     rules.update(hashKey(w.sha, 0), ruleValue(7, AEGIS_RULE_DENY, AEGIS_RT_HASH));
+    // new rules are a new policy (an apply bumps the hash epoch): the copies
+    // the controls verified above are hashed again
+    eng.setPolicy(AEGIS_POL_EXEC_HASH);
     // exec of the copy: denied at bprm_check, as in test 1
     strictEqual(tryExec("exec", ldCopy, "loader-ran"), "EPERM", "exec of the dynamic copy");
     strictEqual(hashBlocks(eng.records())[0]?.hook, AEGIS_HOOK_BPRM_HASH);
@@ -532,6 +557,7 @@ Deno.test({
         hashKey(w.sha, 0),
         ruleValue(12, AEGIS_RULE_DENY | AEGIS_RULE_ALLOW, AEGIS_RT_HASH),
       );
+      eng.setPolicy(AEGIS_POL_EXEC_ALLOWLIST); // a new policy: `copy` ran (verified) under the last
       strictEqual(tryExec("exec", copy), "EPERM", "listed and denied");
       const d = hashBlocks(eng.records());
       strictEqual(d.length, 1, JSON.stringify(d));
