@@ -154,6 +154,16 @@ function kernelType(hook: number): string {
   return "kernel_block";
 }
 
+/**
+ * Where a hash block record's identity came from. The kernel has one source
+ * of content identity today, IMA (bpf_ima_file_hash in bpf/exec_hash.bpf.c):
+ * a digest means IMA gave it; all zero means the file had none (IMA gave no
+ * SHA-256, or lsm/file_mprotect, which cannot hash).
+ */
+export function identitySource(sha256: string): "ima" | "none" {
+  return /^0+$/.test(sha256) ? "none" : "ima";
+}
+
 /** The list a hash block record names (bpf/lib/exec_identity.h). */
 export function hashRuleType(
   ruleFlags: number,
@@ -202,7 +212,11 @@ export function recordToEvent(
         // trusted_exec_hash: a content not on the list (all zero: no SHA-256)
         // (docs/telemetry.md)
         ...(r.sha256 !== undefined
-          ? { rule_type: hashRuleType(r.ruleFlags), sha256: r.sha256 }
+          ? {
+            rule_type: hashRuleType(r.ruleFlags),
+            sha256: r.sha256,
+            identity_source: identitySource(r.sha256),
+          }
           : {}),
       };
     case "net_block":

@@ -130,6 +130,7 @@ Deno.test("json: a hash block says hash (deny_binary_hash) or hash_allowlist (no
   };
   const d = recordToEvent(r);
   deepStrictEqual([d.hook, d.rule_type, d.sha256, d.rule_id], ["bprm_check_hash", "hash", sha, 4]);
+  strictEqual(d.identity_source, "ima", "a digest is IMA's measurement");
   const u = recordToEvent({ ...r, ruleFlags: AEGIS_RULE_UNLISTED, ruleId: 0 });
   deepStrictEqual([u.rule_type, u.sha256, u.rule_id], ["hash_allowlist", sha, 0]);
   // mprotect of a file never verified (nothing hashed)
@@ -146,6 +147,7 @@ Deno.test("json: a hash block says hash (deny_binary_hash) or hash_allowlist (no
     "0".repeat(64),
     0,
   ]);
+  strictEqual(m.identity_source, "none", "no digest: no identity");
   // not on trusted_exec_hash (UNLISTED | TRUSTED); a denied content that is also trusted: hash
   const t = recordToEvent({ ...r, ruleFlags: AEGIS_RULE_UNLISTED | AEGIS_RULE_TRUSTED, ruleId: 0 });
   deepStrictEqual([t.rule_type, t.rule_id], ["hash_trusted", 0]);
@@ -155,6 +157,7 @@ Deno.test("json: a hash block says hash (deny_binary_hash) or hash_allowlist (no
   );
   // a file block of another rule names no rule_type
   strictEqual(recordToEvent({ ...r, sha256: undefined }).rule_type, undefined);
+  strictEqual(recordToEvent({ ...r, sha256: undefined }).identity_source, undefined);
 });
 
 Deno.test("json: network block type follows the hook; rule_type is named", () => {

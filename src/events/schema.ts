@@ -102,6 +102,12 @@ const FileBlockFields = BlockFields.extend({
         "matched, or the content not on the allowlist or trusted list; all zero when the " +
         "file had none",
     ),
+  identity_source: z.enum(["ima", "none"]).optional()
+    .describe(
+      "where the content identity came from (with sha256): ima, the kernel's IMA measurement " +
+        "(bpf_ima_file_hash); none, the file had no SHA-256 (IMA gave none, or a mprotect " +
+        "check, which cannot hash)",
+    ),
 });
 export const FileBlockEvent = FileBlockFields.extend({
   type: z.literal("block"),

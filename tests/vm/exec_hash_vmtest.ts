@@ -649,6 +649,7 @@ Deno.test({
         "the block event with the digest",
       );
       strictEqual(ev.rule_type, "hash");
+      strictEqual(ev.identity_source, "ima", "the digest is IMA's");
       strictEqual(ev.hook, "bprm_check_hash");
       strictEqual(ev.action, "BLOCK");
       strictEqual(ev.rule_id, 4, "the rule's policy line");
