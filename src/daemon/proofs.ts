@@ -24,12 +24,16 @@ import {
   CANARY_NET_PORT,
   canaryCgroup,
   ensureExecSentinel,
+  ensureHashSentinel,
   ensureInGeneration,
   ensureSentinel,
   EXEC_CANARY_FLAGS,
   execCanaryEntry,
   FILE_CANARY_FLAGS,
   fileCanaryEntry,
+  HASH_CANARY_FLAGS,
+  hashCanaryEntry,
+  hashListsOn,
   isCanaryRuleId,
   judgeConnect,
   judgeKernel,
@@ -121,6 +125,8 @@ export function wireProofs(w: ProofWiring): Proofs {
   // the exec and network canaries need their hooks: proven only where attached
   const execOn = eng.attachedSections().includes("lsm/bprm_check_security");
   const netOn = eng.attachedSections().includes("lsm/socket_connect");
+  // exec identity by content: the sleepable exec program (optional: not every kernel loads it)
+  const hashOn = eng.attachedSections().includes("lsm.s/bprm_check_security");
   const kernelSwitches = KERNEL_SWITCHES.filter((k) => eng.attachedSections().includes(k.section));
   const proofMs: Record<string, number> = {};
   /**
@@ -181,6 +187,22 @@ export function wireProofs(w: ProofWiring): Proofs {
       "bprm_check_security",
       execCanaryEntry(),
       EXEC_CANARY_FLAGS,
+      (cg) => probeExec(x.path, cg),
+    );
+  };
+  // the content lists' exec program: proven while the live policy has a list
+  // (the canary entry sets no switch: it must not make every exec hash)
+  const execHashProof = async (): Promise<ProbeOutcome | null | "inactive"> => {
+    if (emergencyActive()) return null;
+    if (!hashListsOn(policyFlags(maps, liveGeneration((n) => eng.obj.map(n))))) {
+      return "inactive";
+    }
+    const x = ensureHashSentinel(`${w.stateDir}/proof`);
+    return await proveWith(
+      "exec_hash",
+      "bprm_check_hash",
+      hashCanaryEntry(),
+      HASH_CANARY_FLAGS,
       (cg) => probeExec(x.path, cg),
     );
   };
@@ -297,6 +319,7 @@ export function wireProofs(w: ProofWiring): Proofs {
       entries.push(execCanaryEntry());
       flags |= EXEC_CANARY_FLAGS;
     }
+    if (hashOn) entries.push(hashCanaryEntry()); // no flags (HASH_CANARY_FLAGS)
     if (netOn) {
       entries.push(netCanaryEntry());
       flags |= NET_CANARY_FLAGS;
@@ -308,6 +331,7 @@ export function wireProofs(w: ProofWiring): Proofs {
     surfaces: {
       file: fileProof,
       ...(execOn ? { exec: execProof } : {}),
+      ...(hashOn ? { exec_hash: execHashProof } : {}),
       ...(netOn ? { network: netProof } : {}),
       ...(kernelSwitches.length > 0 ? { kernel: kernelProof } : {}),
     },

@@ -285,6 +285,10 @@ export const CapabilitiesReport = z.object({
   enforcement_proof: z.object({
     file: SurfaceProof.optional(),
     exec: SurfaceProof.optional(),
+    exec_hash: SurfaceProof.optional().describe(
+      "exec identity by content: an exec of the agent's own canary content, denied by its " +
+        "SHA-256; absent while the live policy has no deny, allow or trusted content list",
+    ),
     network: SurfaceProof.optional(),
     kernel: SurfaceProof.optional().describe(
       "the kernel switches the live policy turns on (deny_ptrace, deny_module_load, deny_bpf); " +

@@ -28,11 +28,15 @@ import {
   AEGIS_POL_DENY_BPF,
   AEGIS_POL_DENY_MODULE,
   AEGIS_POL_DENY_PTRACE,
+  AEGIS_POL_EXEC_ALLOWLIST,
+  AEGIS_POL_EXEC_HASH,
   AEGIS_POL_EXEC_RULES,
+  AEGIS_POL_EXEC_TRUSTED,
   AEGIS_POL_FILE_RULES,
   AEGIS_POL_NET_IP_PORT,
   AEGIS_POL_NET_RULES,
   AEGIS_RT_COMM,
+  AEGIS_RT_HASH,
   AEGIS_RT_INODE,
   AEGIS_RT_IP_PORT,
   AEGIS_RULE_DENY,
@@ -41,7 +45,7 @@ import { ipPortKey, parseIpPort } from "../bpf/net_codec.ts";
 import { errnoName } from "../errno.ts";
 import type { ConnectProbe, KernelOp, KernelProbe } from "../native/probe.ts";
 import { commKey } from "../bpf/exec_codec.ts";
-import { inodeKey, kernelDev, policyValue, ruleValue, u32Key } from "../bpf/rule_codec.ts";
+import { hashKey, inodeKey, kernelDev, policyValue, ruleValue, u32Key } from "../bpf/rule_codec.ts";
 import { AegisError } from "../errors.ts";
 import { BUILTIN_RULE_IDS } from "../policy/generations.ts";
 import type { CompiledEntry } from "../policy/compile.ts";
@@ -52,6 +56,7 @@ export const CANARY_RULE_ID_END = BUILTIN_RULE_IDS[1];
 export const CANARY_FILE_RULE_ID = CANARY_RULE_ID_BASE + 1;
 export const CANARY_EXEC_RULE_ID = CANARY_RULE_ID_BASE + 2;
 export const CANARY_NET_RULE_ID = CANARY_RULE_ID_BASE + 3;
+export const CANARY_HASH_RULE_ID = CANARY_RULE_ID_BASE + 4;
 /**
  * The network canary's target: TCP to a loopback address no service uses,
  * on the discard port. Connects there are denied on the whole node; if one
@@ -64,6 +69,20 @@ export const CANARY_NET_PORT = 9;
  * longest comm). A program of this name is denied on the whole node.
  */
 export const CANARY_COMM = "aegisbpf-canary";
+/**
+ * The exec-hash canary's file name. Its comm ("aegisbpf-hcanar") is not
+ * CANARY_COMM, so the comm canary does not refuse it first: the content
+ * rule must.
+ */
+export const HASH_CANARY_NAME = "aegisbpf-hcanary";
+/**
+ * The exec-hash sentinel's content: a script that only exits 0, with a
+ * line that makes its SHA-256 the agent's alone. A content denied on the
+ * whole node, which no real program has.
+ */
+export const HASH_SENTINEL_TEXT = "#!/bin/sh\n" +
+  "# aegisbpf enforcement proof: this content is denied by its SHA-256 on every node\n" +
+  "exit 0\n";
 
 /** Is this rule id one of the agent's own canary rules? */
 export function isCanaryRuleId(id: number): boolean {
@@ -139,6 +158,46 @@ export function ensureSentinel(dir: string): SentinelId {
  */
 export function ensureExecSentinel(dir: string): SentinelId {
   return ensureFile(dir, CANARY_COMM, "#!/bin/sh\nexit 0\n", 0o700);
+}
+
+/**
+ * The exec-hash sentinel `<dir>/aegisbpf-hcanary` (HASH_SENTINEL_TEXT, 0700
+ * root): the content the exec-hash canary denies. Beside the exec sentinel.
+ */
+export function ensureHashSentinel(dir: string): SentinelId {
+  return ensureFile(dir, HASH_CANARY_NAME, HASH_SENTINEL_TEXT, 0o700);
+}
+
+/**
+ * The SHA-256 of HASH_SENTINEL_TEXT (a constant, so the canary entry can be
+ * built synchronously; canary_test.ts checks it against WebCrypto).
+ */
+export const HASH_SENTINEL_SHA256 =
+  "a7aca3668b2cb097efaa147f11e85532bd0644eb3b8535133d3ef0cc9a9cfc85";
+
+/**
+ * The exec-hash canary rule: deny_binary_hash of the sentinel's content, for
+ * any generation. It needs no switch of its own (HASH_CANARY_FLAGS is 0):
+ * it must not make every exec on the node hash; it is checked whenever the
+ * operator's policy has a content list (hashListsOn), and proven only then.
+ */
+export function hashCanaryEntry(): CompiledEntry {
+  return {
+    map: "aegis_deny_hash",
+    key: (gen) => hashKey(HASH_SENTINEL_SHA256, gen),
+    value: ruleValue(CANARY_HASH_RULE_ID, AEGIS_RULE_DENY, AEGIS_RT_HASH),
+  };
+}
+
+export const HASH_CANARY_FLAGS = 0;
+
+/**
+ * Does the exec program hash under these policy flags (the kernel's
+ * aegis_id_lists(flags, 0), bpf/lib/exec_identity.h): a deny list, an
+ * allowlist or a trusted list?
+ */
+export function hashListsOn(flags: number): boolean {
+  return (flags & (AEGIS_POL_EXEC_HASH | AEGIS_POL_EXEC_ALLOWLIST | AEGIS_POL_EXEC_TRUSTED)) !== 0;
 }
 
 function ensureFile(dir: string, name: string, text: string, mode: number): SentinelId {
@@ -427,8 +486,9 @@ export function probeOpen(
 }
 
 /**
- * Exec `sentinel` (ensureExecSentinel) from a probe process in `cgroupDir`:
- * the deny_comm canary must refuse it with EPERM. If it is not refused,
+ * Exec `sentinel` (ensureExecSentinel, or ensureHashSentinel) from a probe
+ * process in `cgroupDir`: the deny_comm canary (or the exec-hash canary)
+ * must refuse it with EPERM. If it is not refused,
  * the script exits 0 and nothing else runs.
  */
 export function probeExec(

@@ -1,14 +1,20 @@
 import { deepStrictEqual as eq, ok, strictEqual } from "node:assert/strict";
 import {
+  AEGIS_POL_EXEC_ALLOWLIST,
+  AEGIS_POL_EXEC_HASH,
+  AEGIS_POL_EXEC_RULES,
+  AEGIS_POL_EXEC_TRUSTED,
   AEGIS_POL_FILE_RULES,
+  AEGIS_POL_RUNTIME_DEPS,
   AEGIS_RT_COMM,
+  AEGIS_RT_HASH,
   AEGIS_RT_INODE,
   AEGIS_RT_IP_PORT,
   AEGIS_RULE_DENY,
 } from "../bpf/abi_gen.ts";
 import { ipPortKey, parseIpPort } from "../bpf/net_codec.ts";
 import { commKey } from "../bpf/exec_codec.ts";
-import { inodeKey, policyValue, ruleValue, u32Key } from "../bpf/rule_codec.ts";
+import { hashKey, inodeKey, policyValue, ruleValue, u32Key } from "../bpf/rule_codec.ts";
 import {
   applyCompiled,
   generationCounts,
@@ -21,13 +27,21 @@ import {
   CANARY_COMM,
   CANARY_EXEC_RULE_ID,
   CANARY_FILE_RULE_ID,
+  CANARY_HASH_RULE_ID,
   CANARY_NET_RULE_ID,
   ensureExecSentinel,
+  ensureHashSentinel,
   ensureInGeneration,
   ensureSentinel,
   execCanaryEntry,
   FILE_CANARY_FLAGS,
   fileCanaryEntry,
+  HASH_CANARY_FLAGS,
+  HASH_CANARY_NAME,
+  HASH_SENTINEL_SHA256,
+  HASH_SENTINEL_TEXT,
+  hashCanaryEntry,
+  hashListsOn,
   isCanaryRuleId,
   judgeConnect,
   judgeKernel,
@@ -166,6 +180,45 @@ Deno.test("exec canary: a 0700 script that only exits, a deny_comm rule of its b
     "exec",
   );
   eq(denied, { denied: true, detail: "exec of the sentinel denied with EPERM" });
+});
+
+Deno.test("exec-hash canary: a unique 0700 script, a deny_binary_hash rule of its SHA-256 that sets no switch", async () => {
+  const dir = Deno.makeTempDirSync();
+  try {
+    const x = ensureHashSentinel(`${dir}/proof`);
+    strictEqual(x.path, `${dir}/proof/${HASH_CANARY_NAME}`);
+    strictEqual(Deno.readTextFileSync(x.path), HASH_SENTINEL_TEXT);
+    strictEqual(Deno.statSync(x.path).mode! & 0o777, 0o700);
+    const d = await crypto.subtle.digest("SHA-256", Deno.readFileSync(x.path));
+    const hex = Array.from(new Uint8Array(d), (b) => b.toString(16).padStart(2, "0")).join("");
+    strictEqual(hex, HASH_SENTINEL_SHA256, "the constant is the file's SHA-256");
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+  // the comm canary must not refuse it first: another comm (15 bytes of the name)
+  ok(HASH_CANARY_NAME.slice(0, 15) !== CANARY_COMM);
+  const e = hashCanaryEntry();
+  strictEqual(e.map, "aegis_deny_hash");
+  eq(e.key(1), hashKey(HASH_SENTINEL_SHA256, 1));
+  eq(e.value, ruleValue(CANARY_HASH_RULE_ID, AEGIS_RULE_DENY, AEGIS_RT_HASH));
+  ok(isCanaryRuleId(CANARY_HASH_RULE_ID));
+  strictEqual(HASH_CANARY_FLAGS, 0, "the canary never turns hashing on");
+  // proven only while the exec program hashes (aegis_id_lists(flags, 0))
+  for (const f of [AEGIS_POL_EXEC_HASH, AEGIS_POL_EXEC_ALLOWLIST, AEGIS_POL_EXEC_TRUSTED]) {
+    ok(hashListsOn(f | AEGIS_POL_FILE_RULES), String(f));
+  }
+  ok(!hashListsOn(AEGIS_POL_FILE_RULES | AEGIS_POL_RUNTIME_DEPS | AEGIS_POL_EXEC_RULES));
+  // carried into every generation without a switch
+  const f = fakeMaps();
+  setBuiltinRules(() => ({ flags: HASH_CANARY_FLAGS, entries: [e] }));
+  try {
+    applyCompiled(f.maps, { flags: AEGIS_POL_FILE_RULES, entries: [] });
+    const gen = liveGeneration(f.maps);
+    ok(f.maps("aegis_deny_hash").lookup(hashKey(HASH_SENTINEL_SHA256, gen)) !== null);
+    eq(f.maps("aegis_policy").lookup(u32Key(gen)), policyValue(AEGIS_POL_FILE_RULES));
+  } finally {
+    setBuiltinRules(null);
+  }
 });
 
 Deno.test("network canary: a deny_ip4_port rule on the loopback canary address; only EPERM passes", () => {

@@ -18,7 +18,7 @@ export interface PendingProbe {
   count?: number;
 }
 
-export const PROOF_SURFACES = ["file", "exec", "network", "kernel"] as const;
+export const PROOF_SURFACES = ["file", "exec", "exec_hash", "network", "kernel"] as const;
 export type ProofSurface = (typeof PROOF_SURFACES)[number];
 
 /** The last proof of one surface, as capabilities.json reports it. */

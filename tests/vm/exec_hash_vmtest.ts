@@ -638,6 +638,10 @@ Deno.test({
       deepStrictEqual(report.enforce_blockers, []);
       strictEqual(report.requirements_met.exec_identity, true);
       strictEqual(report.hook_details.lsm_bprm_ima_check.attached, true);
+      // the proof covers the content lists: an exec of the agent's canary content, denied
+      const hp = report.enforcement_proof.exec_hash;
+      strictEqual(hp?.ok, true, `exec_hash proof: ${JSON.stringify(report.enforcement_proof)}`);
+      strictEqual(hp?.detail, "exec of the sentinel denied with EPERM");
       strictEqual((await httpGet(e.port, "/health?require_enforce=1")).status, 200);
 
       const copy = `${w.tmp}/agent-copy`;
