@@ -700,6 +700,34 @@ Deno.test({
         strictEqual(aev.rule_id, 0, "no rule matched: the allowlist refused it");
         const mid = CapabilitiesReport.parse(JSON.parse(Deno.readTextFileSync(e.report)));
         strictEqual(mid.policy.allow_binary_hash_count, 2, "the report names allowlist mode");
+
+        // trusted mode (version 5) through the daemon, same agent: only the
+        // helper and `other` are trusted; the proof covers the trusted list
+        // alone (the canary's deny entry rides along, no deny list of ours)
+        const trusted = `${e.dir}/trusted.conf`;
+        await applyOver(
+          trusted,
+          `version=5\n[trusted_exec_hash]\nsha256:${await sha256(w.helper)}\n` +
+            `sha256:${await sha256(w.other)}\n`,
+        );
+        strictEqual(tryExec("exec", w.other, "other-ran"), "ok", "a trusted content runs");
+        strictEqual(tryExec("exec", w.dyn, "loader-ran"), "EPERM", "an untrusted one does not");
+        const tev = await agent.event(
+          (x) => x.type === "block" && x.rule_type === "hash_trusted" && x.path === w.dyn,
+          "the not-trusted block event",
+        );
+        deepStrictEqual([tev.sha256, tev.identity_source, tev.rule_id, tev.action], [
+          w.dynSha,
+          "ima",
+          0,
+          "BLOCK",
+        ]);
+        const tr = CapabilitiesReport.parse(JSON.parse(Deno.readTextFileSync(e.report)));
+        strictEqual(tr.policy.trusted_exec_hash_count, 2, "the report names trusted mode");
+        strictEqual(tr.runtime_state, "ENFORCE");
+        strictEqual(tr.requirements_met.exec_identity, true);
+        const hr = await httpGet(e.port, "/health?require_enforce=1");
+        strictEqual(hr.status, 200, `trusted mode: ready (${JSON.stringify(hr.body)})`);
         await applyOver(policy, Deno.readTextFileSync(policy));
         undone = true;
       } finally {
