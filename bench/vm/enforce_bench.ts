@@ -487,8 +487,8 @@ function pinnedState(): string {
 
 // ---- operations ------------------------------------------------------------------------
 
-type Op = "open" | "cold" | "connect" | "exec" | "fork";
-const ALL_OPS: Op[] = ["open", "cold", "connect", "exec", "fork"];
+type Op = "open" | "cold" | "connect" | "exec" | "execcold" | "fork";
+const ALL_OPS: Op[] = ["open", "cold", "connect", "exec", "execcold", "fork"];
 /** AEGIS_BENCH_OPS=exec,open: a quick look at some rows (the documented tables use all) */
 const OP_LIST: Op[] = (() => {
   const want = Deno.env.get("AEGIS_BENCH_OPS");
@@ -505,10 +505,18 @@ const OP_NAMES: Record<Op | "idle", string> = {
   cold: "open+close, distinct files",
   connect: "TCP connect 127.0.0.1 (+accept, close)",
   exec: "fork+exec static true (tmpfs)",
+  execcold: "fork+exec, chmod before each (no verified-file cache hit)",
   fork: "fork+wait",
   idle: "idle (sleep), per ms",
 };
-const n: Record<Op, number> = { open: 2_000, cold: 0, connect: 200, exec: 10, fork: 20 };
+const n: Record<Op, number> = {
+  open: 2_000,
+  cold: 0,
+  connect: 200,
+  exec: 10,
+  execcold: 10,
+  fork: 20,
+};
 
 function opArgs(op: Op | "idle"): string[] {
   switch (op) {
@@ -520,6 +528,8 @@ function opArgs(op: Op | "idle"): string[] {
       return ["connect", String(n.connect)];
     case "exec":
       return ["exec", String(n.exec), TRUE_TMP];
+    case "execcold":
+      return ["execcold", String(n.execcold), TRUE_TMP];
     case "fork":
       return ["fork", String(n.fork)];
     case "idle":
@@ -576,7 +586,7 @@ const CONFIGS: Config[] = [
   {
     id: "h",
     label: "h. run, 1,000 deny_path + 10,000 deny_binary_hash",
-    ops: ["exec"],
+    ops: ["exec", "execcold"],
     daemon: true,
     links: `${PIN_ROOT}/links`,
     floor: "b",
@@ -705,7 +715,7 @@ function calibrate(op: Op): number {
   const ns = parseOps(ops(opArgs(op))).nsPerOp;
   return Math.max(probe, Math.round((TARGET_MS * 1e6) / ns));
 }
-for (const op of ["open", "connect", "exec", "fork"] as const) {
+for (const op of ["open", "connect", "exec", "execcold", "fork"] as const) {
   if (OP_LIST.includes(op) || op === "open") n[op] = calibrate(op); // open: b2 and g always
 }
 if (OP_LIST.includes("cold")) {
@@ -774,7 +784,11 @@ for (let round = 1; round <= ROUNDS; round++) {
   if (round === 1) out(`  h: ${pinnedState()}`);
   line(
     CFG.get("h")!,
-    measure(CFG.get("h")!, OP_LIST.includes("exec") ? ["exec", "idle"] : ["idle"], daemon.pid),
+    measure(
+      CFG.get("h")!,
+      [...OP_LIST.filter((o) => o === "exec" || o === "execcold"), "idle"],
+      daemon.pid,
+    ),
   );
 
   // e. 65,536 + 16,384 through the running daemon
@@ -867,13 +881,16 @@ function hookMean(s: Sample, hook: string): number {
   return cnt > 0 ? ns / cnt : NaN;
 }
 
-if (cell("h", "exec").length > 0) {
-  // issue 16's number: exec with 10,000 content rules against none, same boot
-  const h = median(nsOf("h", "exec")), c = median(nsOf("c", "exec")), d = median(nsOf("d", "exec"));
+for (const op of ["exec", "execcold"] as const) {
+  if (cell("h", op).length === 0) continue;
+  // issue 16's number: exec with 10,000 content rules against none, same boot;
+  // exec: the same unchanged file (the verified-file cache answers after the
+  // first), execcold: changed before each exec (hashed every time)
+  const h = median(nsOf("h", op)), c = median(nsOf("c", op)), d = median(nsOf("d", op));
   out();
   out(
-    `exec with ${HASH_RULES.toLocaleString("en")} deny_binary_hash (h) against none: ` +
-      `× ${fix(h / c)} of c (0 rules), × ${
+    `${OP_NAMES[op]} with ${HASH_RULES.toLocaleString("en")} deny_binary_hash (h) against ` +
+      `none: × ${fix(h / c)} of c (0 rules), × ${
         fix(h / d)
       } of d (the same 1,000 deny_path without them); ` +
       `${int(h - d)} ns more per fork+exec of a ${

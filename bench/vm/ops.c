@@ -10,6 +10,9 @@
  *                      accept, close both (SO_LINGER 0: no TIME_WAIT, so the
  *                      ephemeral ports never run out)
  *   exec     N PROG    fork + execve(PROG) + waitpid
+ *   execcold N PROG    the same, after a chmod(PROG, 0755) each time: a new
+ *                      ctime, so a verified-file cache never answers (every
+ *                      exec of a content list hashes the file)
  *   fork     N         fork + child _exit(0) + waitpid
  *   idle     MS        sleep MS milliseconds (a window for -p alone)
  *   mkfiles  N PREFIX  create PREFIX0000000 .. PREFIX<N-1> (setup, untimed)
@@ -44,6 +47,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -182,6 +186,15 @@ static void op_exec(long n, const char *prog)
 			_exit(127);
 		}
 		reap(p, prog);
+	}
+}
+
+static void op_execcold(long n, const char *prog)
+{
+	for (long i = 0; i < n; i++) {
+		if (chmod(prog, 0755))
+			die("chmod");
+		op_exec(1, prog);
 	}
 }
 
@@ -455,7 +468,7 @@ static long rss_kb(int pid)
 static void usage(void)
 {
 	fprintf(stderr, "usage: ops [-p PID] [-L LINKDIR]... [-P NAME:ID]... open N PATH | openmany N PREFIX | "
-			"connect N | exec N PROG | fork N | idle MS | mkfiles N PREFIX | links | progs\n");
+			"connect N | exec N PROG | execcold N PROG | fork N | idle MS | mkfiles N PREFIX | links | progs\n");
 	exit(2);
 }
 
@@ -500,7 +513,7 @@ int main(int argc, char **argv)
 	if (argc < 2 || (n = atol(argv[1])) <= 0)
 		usage();
 	if ((strcmp(op, "open") == 0 || strcmp(op, "openmany") == 0 || strcmp(op, "exec") == 0 ||
-	     strcmp(op, "mkfiles") == 0) && argc < 3)
+	     strcmp(op, "execcold") == 0 || strcmp(op, "mkfiles") == 0) && argc < 3)
 		usage();
 	if (strcmp(op, "mkfiles") == 0) {
 		mkfiles(n, argv[2]);
@@ -524,6 +537,8 @@ int main(int argc, char **argv)
 		op_connect(n, ls, &addr);
 	else if (strcmp(op, "exec") == 0)
 		op_exec(n, argv[2]);
+	else if (strcmp(op, "execcold") == 0)
+		op_execcold(n, argv[2]);
 	else if (strcmp(op, "fork") == 0)
 		op_fork(n);
 	else if (strcmp(op, "idle") == 0)
