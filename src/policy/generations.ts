@@ -181,7 +181,12 @@ function clearGeneration(
 const RULE_ID_OFF = ABI_LAYOUT.structs.aegis_rule.fields.rule_id.offset;
 
 /** Maps the built-in rules use (the others are not looked up by generationCounts). */
-const BUILTIN_MAPS = new Set(["aegis_deny_inode", "aegis_deny_comm", "aegis_deny_ip4_port"]);
+const BUILTIN_MAPS = new Set([
+  "aegis_deny_inode",
+  "aegis_deny_comm",
+  "aegis_deny_ip4_port",
+  "aegis_deny_hash",
+]);
 
 /** Is this aegis_rule value one of the built-in rules (BUILTIN_RULE_IDS)? */
 function isBuiltinValue(v: Uint8Array | null): boolean {
@@ -192,7 +197,8 @@ function isBuiltinValue(v: Uint8Array | null): boolean {
 
 /**
  * Entries per generation of every rule map: {map: [gen0, gen1]}. The
- * built-in canary rules (aegis_deny_inode, aegis_deny_comm, aegis_deny_ip4_port) are not counted
+ * built-in canary rules (aegis_deny_inode, aegis_deny_comm, aegis_deny_ip4_port,
+ * aegis_deny_hash) are not counted
  * (they are the agent's, not the policy's).
  */
 export function generationCounts(

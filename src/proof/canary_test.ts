@@ -216,6 +216,8 @@ Deno.test("exec-hash canary: a unique 0700 script, a deny_binary_hash rule of it
     const gen = liveGeneration(f.maps);
     ok(f.maps("aegis_deny_hash").lookup(hashKey(HASH_SENTINEL_SHA256, gen)) !== null);
     eq(f.maps("aegis_policy").lookup(u32Key(gen)), policyValue(AEGIS_POL_FILE_RULES));
+    // the agent's, not the policy's: not counted as a rule (policy show, restore's compare)
+    eq(generationCounts(f.maps).aegis_deny_hash, [0, 0]);
   } finally {
     setBuiltinRules(null);
   }
