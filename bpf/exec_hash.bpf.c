@@ -141,21 +141,28 @@ static __always_inline struct inode *aegis_verifiable_inode(struct file *file)
  * serves later mappings (and mprotect), not an exec when the exec checks
  * more lists (an allowlist without protect_runtime_deps).
  */
-static __always_inline int aegis_verified_hit(struct aegis_hook_ctx *hc, struct file *file,
-					      __u32 lists)
+static __always_inline int aegis_inode_verified(struct aegis_hook_ctx *hc, struct inode *inode,
+						__u32 lists)
 {
-	struct inode *inode = aegis_verifiable_inode(file);
 	struct aegis_verified_key vk = {};
 	struct aegis_verified *v;
 
-	if (!inode)
-		return 0;
 	aegis_verified_key_of(&vk, inode);
 	v = bpf_map_lookup_elem(&aegis_hash_verified, &vk);
 	if (!v || v->state != AEGIS_VERIFIED_OK || v->gen != hc->gen ||
 	    v->epoch != aegis_config_get(AEGIS_CFG_HASH_EPOCH) || (v->lists & lists) != lists)
 		return 0;
+	/* a writer now could change the content within the same ctime */
 	return !aegis_has_writer(inode);
+}
+
+/* aegis_inode_verified for the file a hashing program is about to hash. */
+static __always_inline int aegis_verified_hit(struct aegis_hook_ctx *hc, struct file *file,
+					      __u32 lists)
+{
+	struct inode *inode = aegis_verifiable_inode(file);
+
+	return inode && aegis_inode_verified(hc, inode, lists);
 }
 
 /*
@@ -314,12 +321,10 @@ SEC("lsm/file_mprotect")
 int BPF_PROG(aegis_mprotect_hash, struct vm_area_struct *vma, unsigned long reqprot,
 	     unsigned long prot, int ret)
 {
-	struct aegis_verified_key vk = {};
 	struct aegis_hash_key hk = {};
 	struct aegis_inode_key k = {};
 	struct aegis_rule rule = {};
 	struct aegis_hook_ctx hc;
-	struct aegis_verified *v;
 	struct inode *inode;
 	struct file *file;
 	__u32 lists;
@@ -338,15 +343,10 @@ int BPF_PROG(aegis_mprotect_hash, struct vm_area_struct *vma, unsigned long reqp
 	lists = aegis_id_lists(hc.flags, 1);
 	if (!lists)
 		return 0;
-	inode = file->f_inode;
-	aegis_verified_key_of(&vk, inode);
-	v = bpf_map_lookup_elem(&aegis_hash_verified, &vk);
 	/* verified against the mapping's lists (by a mapping or an exec of the
-	 * file); a writer now could change the content within the same ctime:
-	 * fail closed */
-	if (v && v->state == AEGIS_VERIFIED_OK && v->gen == hc.gen &&
-	    v->epoch == aegis_config_get(AEGIS_CFG_HASH_EPOCH) && (v->lists & lists) == lists &&
-	    !aegis_has_writer(inode))
+	 * file), unchanged, no writer: allowed; anything else fails closed */
+	inode = file->f_inode;
+	if (aegis_inode_verified(&hc, inode, lists))
 		return aegis_hook_allow(&hc);
 	aegis_inode_key_of(&k, inode, hc.gen);
 	if (aegis_inode_exempt(&hc, &k))

@@ -17,13 +17,13 @@ import {
   AEGIS_CFG_AUDIT_ONLY,
   AEGIS_CFG_EMERGENCY_DISABLE,
   AEGIS_CFG_GENERATION,
-  AEGIS_CFG_HASH_EPOCH,
 } from "../../src/bpf/abi_gen.ts";
 import type { BpfMap } from "../../src/bpf/map.ts";
 import { type AttachResult, BpfObject } from "../../src/bpf/object.ts";
 import { policyValue, u32Key } from "../../src/bpf/rule_codec.ts";
 import type { KernelRecord } from "../../src/events/decode.ts";
 import { EventDrain } from "../../src/events/drain.ts";
+import { bumpHashEpoch } from "../../src/policy/generations.ts";
 import type { NativeRing, Shim } from "../../src/native/mod.ts";
 import type { MapName } from "../../src/bpf/abi_gen.ts";
 
@@ -70,14 +70,14 @@ export async function loadEngine(
       attach,
       map: (name) => o.map(name),
       // as a policy apply: a new policy is a new hash epoch (files verified
-      // under the old one are hashed again; src/policy/generations.ts)
+      // under the old one are hashed again)
       setPolicy: (flags, gen = 0) => {
         o.map("aegis_policy").update(u32Key(gen), policyValue(flags));
-        cfg.setU64(AEGIS_CFG_HASH_EPOCH, cfg.sumU64(AEGIS_CFG_HASH_EPOCH) + 1n);
+        bumpHashEpoch((n) => o.map(n));
       },
       setGeneration: (gen) => {
         cfg.setU64(AEGIS_CFG_GENERATION, BigInt(gen));
-        cfg.setU64(AEGIS_CFG_HASH_EPOCH, cfg.sumU64(AEGIS_CFG_HASH_EPOCH) + 1n);
+        bumpHashEpoch((n) => o.map(n));
       },
       setAudit: (on) => cfg.setU64(AEGIS_CFG_AUDIT_ONLY, on ? 1n : 0n),
       setEmergency: (on) => cfg.setU64(AEGIS_CFG_EMERGENCY_DISABLE, on ? 1n : 0n),
