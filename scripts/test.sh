@@ -18,6 +18,8 @@
 #   vm-systemd Debian 12 with systemd as PID 1 in QEMU: aegisbpf install, policy
 #              apply, reboot, the service comes back enforcing by itself; plus two
 #              negative controls (tests/vm/systemd_vmtest.sh, ~4.5 min)
+# vm-controls and vm-systemd run beside the vm tier, one guest per core
+# (scripts/vm/slot.sh); AEGIS_TEST_VM_SIDE_BY_SIDE=0 runs them one after the other.
 # Select tiers with AEGIS_TEST_TIERS="unit host" (default: all).
 # Ends with one line "N passed, M failed[, K skipped]"; exit 1 if M > 0.
 set -uo pipefail
@@ -83,6 +85,48 @@ run_tier() { # name command...
   tally "$name" "$rc" "$logdir/$name.log"
 }
 
+# The VM tiers side by side. vm-controls and vm-systemd boot guests of their
+# own; run one after the other they left a core idle for ~12 minutes of CI
+# (vm-systemd boots one guest at a time). With the vm tier selected they start
+# in the background once the vm tier has prepared its kernels and bundle and
+# launched its first cells (its "test_vm: N cells" line), and
+# scripts/vm/slot.sh keeps it to one guest per core machine-wide: the long
+# lsm-on cells take the cores first, the other guests fill in as cores free
+# up. Their output is shown, and counted, at their place in the tier order.
+declare -A bg_pid=() bg_t0=()
+start_bg_tier() { # name command...
+  local name=$1 budget
+  shift
+  budget=$(tier_budget vm) # they queue behind the vm tier's cells for a core
+  (
+    for ((i = 0; i < 1800; i++)); do
+      grep -qaE '^test_vm: [0-9]+ cells' "$logdir/vm.log" 2>/dev/null && break
+      [ -e "$logdir/vm.done" ] && break
+      sleep 1
+    done
+    timeout -k 20 "$budget" "$@" >"$logdir/$name.log" 2>&1
+    rc=$?
+    if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
+      echo "test: tier $name ran over its budget of ${budget}s and was stopped" >>"$logdir/$name.log"
+      echo "0 passed, 1 failed" >>"$logdir/$name.log"
+    fi
+    echo "$rc" >"$logdir/$name.rc"
+  ) &
+  bg_pid[$name]=$!
+  bg_t0[$name]=$SECONDS
+  echo "=== tier $name started beside the vm tier (budget ${budget}s; output when it ends): $*"
+}
+wait_bg_tier() { # name
+  local name=$1 rc
+  wait "${bg_pid[$name]}"
+  rc=$(cat "$logdir/$name.rc" 2>/dev/null || echo 1)
+  echo "=== tier $name (ran beside the vm tier)"
+  cat "$logdir/$name.log"
+  SECONDS_TIER=$((SECONDS - bg_t0[$name]))
+  tally "$name" "$rc" "$logdir/$name.log"
+}
+has_tier() { [[ " $tiers " == *" $1 "* ]]; }
+
 static_checks() {
   local n=0 f=0
   for c in "fmt --check" "lint" "check --frozen src/ tests/ bench/ build/"; do
@@ -126,13 +170,21 @@ for t in $tiers; do
     compile) run_tier compile bash tests/compile/smoke.sh ;;
     scan) run_tier scan bash tests/vm/scan_dmesg_test.sh ;;
     vm)
-      if need_root; then run_tier vm bash scripts/vm/test_vm.sh
+      if need_root; then
+        if [ "${AEGIS_TEST_VM_SIDE_BY_SIDE:-1}" != 0 ]; then
+          if has_tier vm-controls; then start_bg_tier vm-controls bash tests/vm/runner_test.sh; fi
+          if has_tier vm-systemd; then start_bg_tier vm-systemd bash tests/vm/systemd_vmtest.sh; fi
+        fi
+        run_tier vm bash scripts/vm/test_vm.sh
+        touch "$logdir/vm.done"
       else skip_tier vm "needs root (QEMU 9p export of /)"; fi ;;
     vm-controls)
-      if need_root; then run_tier vm-controls bash tests/vm/runner_test.sh
+      if [ -n "${bg_pid[vm-controls]:-}" ]; then wait_bg_tier vm-controls
+      elif need_root; then run_tier vm-controls bash tests/vm/runner_test.sh
       else skip_tier vm-controls "needs root (QEMU 9p export of /)"; fi ;;
     vm-systemd)
-      if need_root; then run_tier vm-systemd bash tests/vm/systemd_vmtest.sh
+      if [ -n "${bg_pid[vm-systemd]:-}" ]; then wait_bg_tier vm-systemd
+      elif need_root; then run_tier vm-systemd bash tests/vm/systemd_vmtest.sh
       else skip_tier vm-systemd "needs root (mmdebstrap, 9p exports)"; fi ;;
     *) echo "test: unknown tier $t"; failed=$((failed + 1)) ;;
   esac

@@ -103,6 +103,11 @@ mkdir -p "$work/root/aegis"
 (cd "$work/root" && find . | LC_ALL=C sort | cpio --quiet -o -H newc -R 0:0) >"$work/run.cpio"
 cat "$INITRD" "$work/run.cpio" >"$work/initrd.cpio"
 
+# one guest per core, machine-wide (scripts/vm/slot.sh); the wait is not in --timeout
+# shellcheck source=scripts/vm/slot.sh
+. "$here/slot.sh"
+vm_slot_acquire
+[ "$AEGIS_VM_SLOT_WAITED" = 0 ] || echo "run.sh: waited ${AEGIS_VM_SLOT_WAITED}s for a free core (scripts/vm/slot.sh)" >&2
 start=$(date +%s.%N)
 set +e
 # stdin from /dev/null: -nographic would otherwise read the terminal.

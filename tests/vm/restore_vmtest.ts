@@ -9,6 +9,10 @@
  * attached) and, in audit-fallback, reported as POLICY_RESTORE_FAILED with
  * /health?require_enforce=1 at 503; a good policy applied clears the blocker,
  * and the next start enforces it.
+ *
+ * A flow test (docs/vm.md "Flow tests run in one cell"): what it touches in
+ * the kernel is proven on both kernels elsewhere, and the restore across a
+ * real reboot runs on both in durability_reboot_vmtest.ts; it runs on 6.12.
  */
 import { match, ok, strictEqual } from "node:assert/strict";
 import { uninstallPins } from "../../src/bpf/engine.ts";
@@ -18,19 +22,24 @@ import {
   Agent,
   agentEnv,
   cleanupAgent,
+  flowTestName,
   httpGet,
   type Json,
+  onFlowKernel,
   waitUntil,
 } from "../lib/agent.ts";
 import { run, tryOpen } from "../lib/helpers.ts";
 
 const LSM_ON = Deno.env.get("AEGIS_VM_LSM") === "on";
 const DENIED = "EPERM/EACCES";
+const KERNEL = "6.12";
 
 Deno.test({
-  name:
+  name: flowTestName(
     "restart with the pins gone (a reboot): policy and live rule deny again before the first state_change, emergency disable stays on; a damaged store is refused",
-  ignore: !LSM_ON,
+    KERNEL,
+  ),
+  ignore: !LSM_ON || !onFlowKernel(KERNEL),
   fn: async () => {
     const e = agentEnv();
     const f = (n: string) => `${e.dir}/${n}`;

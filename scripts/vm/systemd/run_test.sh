@@ -81,6 +81,11 @@ stamp() {
     printf '%4d.%03d| %s\n' $((d / 1000000)) $((d / 1000 % 1000)) "$l"
   done
 }
+# one guest per core, machine-wide (scripts/vm/slot.sh); the wait is not in the timeout
+# shellcheck source=scripts/vm/slot.sh
+. "$here/../slot.sh"
+vm_slot_acquire
+[ "$AEGIS_VM_SLOT_WAITED" = 0 ] || say "waited ${AEGIS_VM_SLOT_WAITED}s for a free core (scripts/vm/slot.sh)"
 tq=$(date +%s.%N)
 set +e
 timeout --kill-after=5 "$timeout" qemu-system-x86_64 \
