@@ -18,8 +18,9 @@
 #   vm-systemd Debian 12 with systemd as PID 1 in QEMU: aegisbpf install, policy
 #              apply, reboot, the service comes back enforcing by itself; plus two
 #              negative controls (tests/vm/systemd_vmtest.sh, ~4.5 min)
-# vm-controls and vm-systemd run beside the vm tier, one guest per core
-# (scripts/vm/slot.sh); AEGIS_TEST_VM_SIDE_BY_SIDE=0 runs them one after the other.
+# vm-systemd runs in the background from the start, vm-controls beside the vm
+# tier, one guest per core (scripts/vm/slot.sh); AEGIS_TEST_VM_SIDE_BY_SIDE=0
+# runs them one after the other.
 # Select tiers with AEGIS_TEST_TIERS="unit host" (default: all).
 # Ends with one line "N passed, M failed[, K skipped]"; exit 1 if M > 0.
 set -uo pipefail
@@ -85,21 +86,23 @@ run_tier() { # name command...
   tally "$name" "$rc" "$logdir/$name.log"
 }
 
-# The VM tiers side by side. vm-controls and vm-systemd boot guests of their
-# own; run one after the other they left a core idle for ~12 minutes of CI
-# (vm-systemd boots one guest at a time). With the vm tier selected they start
-# in the background once the vm tier has prepared its kernels and bundle and
-# launched its first cells (its "test_vm: N cells" line), and
-# scripts/vm/slot.sh keeps it to one guest per core machine-wide: the long
-# lsm-on cells take the cores first, the other guests fill in as cores free
-# up. Their output is shown, and counted, at their place in the tier order.
+# The VM tiers side by side, one guest per core machine-wide
+# (scripts/vm/slot.sh). Run one after the other they left a core idle for ~20
+# minutes of CI: vm-systemd boots one guest at a time (~10 min), vm-controls
+# short ones, and the tiers before the VMs (static ... scan, ~8 min) mostly
+# use one core. So vm-systemd starts in the background right after the build,
+# beside the host tiers; vm-controls once the vm tier has prepared its
+# kernels and bundle and launched its first cells (its "test_vm: N cells"
+# line), so the long lsm-on cells take the cores first. Their output is
+# shown, and counted, at their place in the tier order.
 declare -A bg_pid=() bg_t0=()
-start_bg_tier() { # name command...
-  local name=$1 budget
-  shift
-  budget=$(tier_budget vm) # they queue behind the vm tier's cells for a core
+start_bg_tier() { # name now|after-vm command...
+  local name=$1 when=$2 budget
+  shift 2
+  budget=$(tier_budget vm) # they may queue behind the vm tier's cells for a core
   (
     for ((i = 0; i < 1800; i++)); do
+      [ "$when" = now ] && break
       grep -qaE '^test_vm: [0-9]+ cells' "$logdir/vm.log" 2>/dev/null && break
       [ -e "$logdir/vm.done" ] && break
       sleep 1
@@ -114,13 +117,13 @@ start_bg_tier() { # name command...
   ) &
   bg_pid[$name]=$!
   bg_t0[$name]=$SECONDS
-  echo "=== tier $name started beside the vm tier (budget ${budget}s; output when it ends): $*"
+  echo "=== tier $name started in the background (budget ${budget}s; output at its place): $*"
 }
 wait_bg_tier() { # name
   local name=$1 rc
   wait "${bg_pid[$name]}"
   rc=$(cat "$logdir/$name.rc" 2>/dev/null || echo 1)
-  echo "=== tier $name (ran beside the vm tier)"
+  echo "=== tier $name (ran in the background)"
   cat "$logdir/$name.log"
   SECONDS_TIER=$((SECONDS - bg_t0[$name]))
   tally "$name" "$rc" "$logdir/$name.log"
@@ -143,6 +146,11 @@ need_root() { [ "$(id -u)" -eq 0 ]; }
 if [ ! -f dist/gen/embedded.ts ] || [ ! -f dist/gen/embedded_bytes.ts ] || [ -n "${AEGIS_TEST_REBUILD:-}" ]; then
   echo "=== build"
   bash build/build.sh || { echo "test: build failed"; echo "0 passed, 1 failed"; exit 1; }
+fi
+
+side_by_side() { [ "${AEGIS_TEST_VM_SIDE_BY_SIDE:-1}" != 0 ] && need_root; }
+if side_by_side && has_tier vm-systemd; then
+  start_bg_tier vm-systemd now bash tests/vm/systemd_vmtest.sh
 fi
 
 for t in $tiers; do
@@ -171,9 +179,8 @@ for t in $tiers; do
     scan) run_tier scan bash tests/vm/scan_dmesg_test.sh ;;
     vm)
       if need_root; then
-        if [ "${AEGIS_TEST_VM_SIDE_BY_SIDE:-1}" != 0 ]; then
-          if has_tier vm-controls; then start_bg_tier vm-controls bash tests/vm/runner_test.sh; fi
-          if has_tier vm-systemd; then start_bg_tier vm-systemd bash tests/vm/systemd_vmtest.sh; fi
+        if side_by_side && has_tier vm-controls; then
+          start_bg_tier vm-controls after-vm bash tests/vm/runner_test.sh
         fi
         run_tier vm bash scripts/vm/test_vm.sh
         touch "$logdir/vm.done"

@@ -14,8 +14,12 @@ import { LAUNCHER, run } from "./helpers.ts";
 
 export const AGENT = Deno.env.get("AEGIS_VM_AGENT") || LAUNCHER;
 
-/** The agent with AEGIS_TEST_* faults injected (tests/lib/agent_main.ts). */
-export const FAULT_AGENT = new URL("./agent_faults", import.meta.url).pathname;
+/**
+ * The agent with AEGIS_TEST_* faults injected (tests/lib/agent_main.ts);
+ * bundled in VM guests like the agent (scripts/vm/test_vm.sh).
+ */
+export const FAULT_AGENT = Deno.env.get("AEGIS_VM_FAULT_AGENT") ||
+  new URL("./agent_faults", import.meta.url).pathname;
 
 /** The launcher for an agent environment: the fault entry when it names a fault. */
 export function agentFor(env: Record<string, string>): string {
