@@ -22,6 +22,8 @@ cc -O2 -Wall -Werror -o dist/bench/loadgen bench/drain/loadgen.c
 "$deno" run -A bench/cli/cli_bench.ts 9
 # simulate: 1 M recorded events against a candidate policy, beside a read + JSON.parse floor
 "$deno" run -A bench/replay/simulate_bench.ts 1000000 3
+# the content scan (kernels without IMA hashing) beside sha256sum over the same files
+"$deno" run -A bench/policy/content_scan_bench.ts
 # the file decision on this host's hardware, beside null programs (bench/decision)
 bash bench/decision/run.sh
 # The enforcement overhead benchmark boots QEMU/TCG guests (minutes): opt in.

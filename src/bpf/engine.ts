@@ -186,9 +186,23 @@ export function planPrograms(
     }
     if (hook === "file_open" && opts.fileHook === "inode") return;
     if (hook === "inode_permission" && opts.fileHook === "file") return;
-    out.push({ program, section, available: hasBtfFunc(`bpf_lsm_${hook}`) });
+    // the exec-hash programs ask IMA for the content; without the helper the
+    // kernel would refuse them (mprotect trusts what the mapping one verified)
+    const ima = !OPTIONAL_PROGRAMS.has(program) || hasBtfFunc(IMA_HASH_HELPER);
+    out.push({ program, section, available: hasBtfFunc(`bpf_lsm_${hook}`) && ima });
   });
   return out;
+}
+
+/** The helper the exec-hash programs call (bpf/exec_hash.bpf.c). */
+export const IMA_HASH_HELPER = "bpf_ima_file_hash";
+
+/** Why a planned program is not available. */
+function unavailableReason(p: PlannedProgram, hasBtfFunc: (name: string) => boolean): string {
+  const hook = `bpf_lsm_${lsmHookOf(p.section)}`;
+  if (!hasBtfFunc(hook)) return `the kernel has no ${hook}`;
+  return `the kernel has no ${IMA_HASH_HELPER} (a kernel >= 5.18 with CONFIG_IMA): the ` +
+    "content of executed files comes from the daemon's content scan instead";
 }
 
 /** A loaded, attached (and usually pinned) engine. */
@@ -229,7 +243,7 @@ export class Engine implements Disposable {
       const plan = planPrograms(obj.programs, obj.sections, opts, hasBtf)
         .filter((p) => !opts.select || opts.select(p.section));
       for (const p of plan) {
-        if (!p.available) p.reason = `the kernel has no bpf_lsm_${lsmHookOf(p.section)}`;
+        if (!p.available) p.reason = unavailableReason(p, hasBtf);
       }
       const load = new Set(plan.filter((p) => p.available).map((p) => p.program));
       try {

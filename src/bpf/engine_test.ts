@@ -1,5 +1,5 @@
 import { deepStrictEqual, strictEqual } from "node:assert/strict";
-import { layoutTag, lsmHookOf, planPrograms, refusedOptional } from "./engine.ts";
+import { IMA_HASH_HELPER, layoutTag, lsmHookOf, planPrograms, refusedOptional } from "./engine.ts";
 
 const PROGS = [
   "aegis_trace_openat",
@@ -81,4 +81,23 @@ Deno.test("refusedOptional: only an optional program the load error names is dro
   // not planned: nothing to drop; a longer name that contains it does not count
   deepStrictEqual(refusedOptional(["aegis_file_open"], '"aegis_bprm_hash"'), []);
   deepStrictEqual(refusedOptional(load, "prog 'aegis_bprm_hash_v2' failed"), []);
+});
+
+Deno.test("planPrograms: without bpf_ima_file_hash in the BTF the exec-hash programs are not planned (the content scan serves instead)", () => {
+  const progs = ["aegis_bprm_check", "aegis_bprm_hash", "aegis_mmap_hash", "aegis_mprotect_hash"];
+  const secs = [
+    "lsm/bprm_check_security",
+    "lsm.s/bprm_check_security",
+    "lsm.s/mmap_file",
+    "lsm/file_mprotect",
+  ];
+  const avail = (has: (n: string) => boolean) =>
+    planPrograms(progs, secs, { fileHook: "file" }, has).map((p) => [p.program, p.available]);
+  deepStrictEqual(avail(() => true), progs.map((p) => [p, true]));
+  deepStrictEqual(avail((n) => n !== IMA_HASH_HELPER), [
+    ["aegis_bprm_check", true],
+    ["aegis_bprm_hash", false],
+    ["aegis_mmap_hash", false],
+    ["aegis_mprotect_hash", false],
+  ]);
 });

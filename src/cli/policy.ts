@@ -51,6 +51,8 @@ import { FileReadError, readFileCapped, readTextFileCapped } from "../util/read_
 import { adoptBtrfsIdentity, btrfsBtfPresent, pinRoot } from "../bpf/engine.ts";
 import { setBtrfsIdentity } from "../bpf/path_rule.ts";
 import type { RuleVerification } from "../proof/verify.ts";
+import { WATCHED_SECTIONS } from "../policy/watch.ts";
+import { scanForPolicy } from "../policy/content_scan.ts";
 import type { MapName } from "../bpf/abi_gen.ts";
 
 /**
@@ -431,10 +433,22 @@ export async function openLocal(): Promise<LocalContext> {
     storePath: `${stateDir()}/live_rules.json`,
     resolveCgroup: env.resolveCgroup,
   });
+  // the programs the pins hold say where the content of executed files comes
+  // from: no exec-hash program, but inode rules on exec: the content scan
+  const contentScan = pinnedScanSource(pinRoot())
+    ? { contentScan: (p: Policy) => scanForPolicy(p) }
+    : {};
   return {
     maps,
     live,
-    applyDeps: { maps, stateDir: stateDir(), keysDir: keysDir(), compileEnv: env, live },
+    applyDeps: {
+      maps,
+      stateDir: stateDir(),
+      keysDir: keysDir(),
+      compileEnv: env,
+      live,
+      ...contentScan,
+    },
     [Symbol.dispose]() {
       pins.close();
       shim[Symbol.dispose]();
@@ -528,6 +542,27 @@ async function applyFile(req: PolicyApplyRequest, json?: true): Promise<void> {
 }
 
 /** An apply's report as text (the verification included). */
+/**
+ * The pinned links (what the kernel runs, with no daemon to ask): no
+ * exec-hash program, but exec and open inode rules — the identity source is
+ * the content scan (posture/exec_identity.ts).
+ */
+function pinnedScanSource(root: string): boolean {
+  const has = (program: string) => {
+    try {
+      Deno.lstatSync(`${root}/links/${program}`);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  return !has("aegis_bprm_hash") && has("aegis_bprm_check") &&
+    (has("aegis_file_open") || has("aegis_inode_permission"));
+}
+
+/** Scan matches printed by `policy apply` (all of them with --json). */
+const SHOWN_MATCHES = 20;
+
 export function printApplyReport(
   req: PolicyApplyRequest,
   report: PolicyApplyReport & { verification?: RuleVerification | null },
@@ -547,10 +582,23 @@ export function printApplyReport(
     out(`  ${report.live.carried} live rule(s) carried over (policy apply --reset drops them)`);
   }
   for (const u of report.unresolved) {
+    const watched = !report.dry_run && WATCHED_SECTIONS.includes(u.section);
     out(
       `  unresolved ${u.section} line ${u.line}: ${u.what}: ${u.reason} ` +
-        `(not enforced${report.dry_run ? "" : "; enforced when it appears while the agent runs"})`,
+        `(not enforced${watched ? "; enforced when it appears while the agent runs" : ""})`,
     );
+  }
+  const scan = report.content_scan;
+  if (scan) {
+    out(
+      `  content scan (the kernel does not hash executed files): ${scan.files_hashed} files ` +
+        `hashed in ${scan.dirs.length} directories (${scan.duration_ms} ms), ` +
+        `${scan.matches.length} with a [deny_binary_hash] content, denied by inode`,
+    );
+    for (const m of scan.matches.slice(0, SHOWN_MATCHES)) out(`    ${m.path} (line ${m.line})`);
+    if (scan.matches.length > SHOWN_MATCHES) {
+      out(`    and ${scan.matches.length - SHOWN_MATCHES} more (--json lists them all)`);
+    }
   }
   if (!report.dry_run) printVerification(report.verification);
 }

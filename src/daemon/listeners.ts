@@ -118,13 +118,18 @@ export function createPolicy(
   ownDenies: () => number,
   cgroups: CgroupResolver,
 ): { policy: DaemonPolicy; rulePaths: RulePathCache } {
-  const rulePaths = new RulePathCache(() => policy.fileRuleTargets());
+  const rulePaths = new RulePathCache(() => [
+    ...policy.fileRuleTargets(),
+    ...policy.contentTargets(),
+  ]);
   const policy: DaemonPolicy = new DaemonPolicy({
     stateDir,
     bus,
     // the proof's own denies are not the policy's: a canary watch leaves them out
     ownDenies,
     cgroups,
+    contentScanOn: () => status.execIdentity()?.source === "scan",
+    onContentScan: (summary) => status.contentScanned(summary),
     onChange: () => status.rebuild(),
     // the report says what the maps hold: the policy just switched in
     onApplied: (r) => {

@@ -16,6 +16,7 @@ import { AegisError } from "../errors.ts";
 import { literal, log } from "../log.ts";
 import {
   applyPolicyBytes,
+  type ContentScanReport,
   type PolicyApplyDeps,
   type PolicyApplyReport,
   restoreAppliedPolicy,
@@ -39,6 +40,10 @@ import { BlockTally } from "../metrics/block_tally.ts";
 import { totalMatches } from "../metrics/render.ts";
 import type { CanaryResult } from "../policy/canary.ts";
 import { pathRuleEnforcer, UnresolvedWatcher } from "../policy/watch.ts";
+import { type ContentMatch, deniedContents, scanForPolicy } from "../policy/content_scan.ts";
+import type { Policy } from "../policy/model.ts";
+import type { ContentScanSummary } from "../posture/report.ts";
+import { ContentWatcher } from "./content_watch.ts";
 import type { EventBus } from "../contracts.ts";
 
 /**
@@ -72,6 +77,14 @@ export interface DaemonPolicyOptions {
   ownDenies?: () => number;
   /** cgroup id → path, shared with the event lines (a resolver of its own when absent) */
   cgroups?: CgroupResolver;
+  /**
+   * True when the exec identity source is "scan" (posture/exec_identity.ts):
+   * applies and the restore then hash the scanned directories for
+   * [deny_binary_hash] contents (policy/content_scan.ts).
+   */
+  contentScanOn?: () => boolean;
+  /** a content scan ran with an apply or the restore (the report shows it) */
+  onContentScan?: (summary: ContentScanSummary) => void;
 }
 
 export class DaemonPolicy {
@@ -84,6 +97,9 @@ export class DaemonPolicy {
   /** blocks by rule and cgroup, from the records handed to observeBlock() (GET /stats/blocks) */
   readonly tally = new BlockTally();
   #cgroupPaths: CgroupResolver | null = null;
+  /** the files the last content scan (and its watch) found: inode deny rules */
+  #contentMatches: ContentMatch[] = [];
+  #contentWatch: ContentWatcher | null = null;
 
   constructor(o: DaemonPolicyOptions) {
     this.#o = o;
@@ -196,6 +212,9 @@ export class DaemonPolicy {
       keysDir: keysDir(),
       compileEnv: hostCompileEnv(),
       live: this.live,
+      // asked at each apply: these deps are built before the programs attach
+      contentScan: (p: Policy) =>
+        this.#o.contentScanOn?.() ? scanForPolicy(p) : Promise.resolve(null),
     };
   }
 
@@ -222,6 +241,7 @@ export class DaemonPolicy {
     const lg = log("run");
     for (const w of r.warnings) lg.warn(literal(w));
     this.watch(r.unresolved);
+    this.#contentScanned(r.content_scan);
     if (r.expired.length > 0) this.#expired(r.expired);
     for (const x of r.rekeyed) {
       lg.info(
@@ -341,6 +361,7 @@ export class DaemonPolicy {
       changed_at_unix: Math.floor(Date.now() / 1000),
     });
     this.watch(report.unresolved);
+    this.#contentScanned(report.content_scan);
     this.#o.onApplied?.(report);
     this.#o.onChange();
     this.#o.onRulesChanged?.();
@@ -390,6 +411,78 @@ export class DaemonPolicy {
         literal(`cannot finish interrupted live rule edits: ${e instanceof Error ? e.message : e}`),
       );
     }
+  }
+
+  /**
+   * The content scan an apply or the restore ran (undefined: none, the
+   * policy has no [deny_binary_hash] or the kernel hashes): keep its
+   * matches, report it, and watch its directories for files written later.
+   */
+  #contentScanned(scan: ContentScanReport | undefined): void {
+    this.#contentWatch?.stop();
+    this.#contentWatch = null;
+    this.#contentMatches = scan?.matches ?? [];
+    if (!scan || !this.#engine) return;
+    const lg = log("policy");
+    lg.info(
+      literal(
+        `content scan: ${scan.files_hashed} files hashed in ${scan.dirs.join(", ")} ` +
+          `(${scan.duration_ms} ms): ${scan.matches.length} with a [deny_binary_hash] content ` +
+          `denied by inode${scan.matches.length > 0 ? ": " : ""}${
+            scan.matches.slice(0, 20).map((m) => `${m.path} (line ${m.line})`).join(", ")
+          }`,
+      ),
+      { files_hashed: scan.files_hashed, matches: scan.matches.length },
+    );
+    this.#o.onContentScan?.({
+      at: Math.floor(Date.now() / 1000),
+      dirs: scan.dirs,
+      files_hashed: scan.files_hashed,
+      bytes: scan.bytes,
+      matches: scan.matches.length,
+      skipped: scan.skipped.length,
+      duration_ms: scan.duration_ms,
+    });
+    let denied: Map<string, number>;
+    try {
+      const file = `${this.#o.stateDir}/policy.applied`;
+      denied = deniedContents(
+        parsePolicy(Deno.readFileSync(file), file).policy?.denyBinaryHash ?? [],
+      );
+    } catch (e) {
+      lg.warn(
+        literal(`content scan: cannot watch for new files: ${e instanceof Error ? e.message : e}`),
+      );
+      return;
+    }
+    const enforce = pathRuleEnforcer((name) => this.#maps(name));
+    const w = new ContentWatcher({
+      dirs: scan.dirs,
+      denied,
+      onMatch: (m) => {
+        const r = hostCompileEnv().resolvePath(m.path);
+        if (r.status !== "resolved") return; // gone again
+        enforce({ section: "deny_binary_hash", line: m.line, what: m.path, reason: "" }, r);
+        this.#contentMatches.push(m);
+        lg.warn(
+          literal(
+            `content scan: ${m.path} appeared with a denied content (sha256 ${m.sha256}, ` +
+              `[deny_binary_hash] line ${m.line}): denied by inode`,
+          ),
+          { path: m.path, sha256: m.sha256, line: m.line, dev: r.dev, ino: r.ino },
+        );
+        this.#o.onChange();
+        this.#o.onRulesChanged?.();
+      },
+      onError: (what, e) => lg.warn(literal(`${what}: ${e instanceof Error ? e.message : e}`)),
+    });
+    this.#contentWatch = w;
+    w.start();
+  }
+
+  /** Files a content scan denied (rule id = their hash line), for block events' paths. */
+  contentTargets(): { ruleId: number; path: string; sha256: string }[] {
+    return this.#contentMatches.map((m) => ({ ruleId: m.line, path: m.path, sha256: m.sha256 }));
   }
 
   /** Replace the watcher with one for `unresolved`. */
@@ -501,6 +594,8 @@ export class DaemonPolicy {
   close(): void {
     this.#watcher?.stop();
     this.#watcher = null;
+    this.#contentWatch?.stop();
+    this.#contentWatch = null;
   }
 }
 

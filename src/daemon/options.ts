@@ -88,7 +88,10 @@ export interface KillEscalation {
  * shipped entry point passes none). Never read from the environment here.
  */
 export interface Faults {
-  /** LSM hooks treated as absent from the kernel's BTF */
+  /**
+   * LSM hooks (by hook name: "file_open") or other BTF functions (by name:
+   * "bpf_ima_file_hash") treated as absent from the kernel's BTF
+   */
   hideHooks: Set<string>;
   /** program sections treated as failed to attach */
   failAttach: Set<string>;

@@ -7,6 +7,8 @@
  *
  * @module
  */
+import { type ExecIdentity, execIdentity } from "../posture/exec_identity.ts";
+import type { ContentScanSummary } from "../posture/report.ts";
 import type { Engine } from "../bpf/engine.ts";
 import type { EmergencyControl } from "../control/emergency.ts";
 import { AegisError } from "../errors.ts";
@@ -58,6 +60,7 @@ export interface StatusInit {
 export class AgentStatus {
   readonly init: StatusInit;
   #parts: Partial<StatusParts> = {};
+  #contentScan: ContentScanSummary | null = null;
   #report: CapabilitiesReport | null = null;
   #policyStatus: PolicyStatus;
   #needs: PolicyNeeds;
@@ -129,6 +132,22 @@ export class AgentStatus {
     if (needs) this.#needs = needs;
   }
 
+  /**
+   * Where the content of executed files comes from (posture/exec_identity.ts):
+   * from the attached programs once the engine runs; null before the probes.
+   */
+  execIdentity(): ExecIdentity | null {
+    const { probe, engine } = this.#parts;
+    if (!probe) return null;
+    return execIdentity(probe, engine?.attachedSections() ?? null);
+  }
+
+  /** A content scan ran (an apply, the restore): the report shows the last one. */
+  contentScanned(summary: ContentScanSummary): void {
+    this.#contentScan = summary;
+    this.rebuild();
+  }
+
   /** The stored policy could not be restored: its counts are not what the kernel holds. */
   restoreFailed(): void {
     this.#policyStatus = { ...NO_POLICY, snapshot: this.#policyStatus.snapshot };
@@ -157,6 +176,7 @@ export class AgentStatus {
       now: Math.floor(Date.now() / 1000),
       extraBlockers: this.#blockers,
       selfProtection,
+      contentScan: this.#contentScan,
       proof: {
         intervalSeconds: i.proofInterval,
         results: proofs?.prover.results ?? {},

@@ -103,6 +103,11 @@ export interface CgroupResolver {
  */
 export interface RulePaths {
   pathOf(ruleId: number): string | null;
+  /**
+   * The [deny_binary_hash] content of a rule the daemon's content scan made
+   * (an inode rule; policy/content_scan.ts), null otherwise.
+   */
+  contentOf?(ruleId: number): string | null;
 }
 
 function procFields(p: ProcInfo, cg: CgroupResolver | undefined): Record<string, unknown> {
@@ -164,6 +169,18 @@ export function identitySource(sha256: string): "ima" | "none" {
   return /^0+$/.test(sha256) ? "none" : "ima";
 }
 
+/**
+ * An inode rule the content scan made: named as the hash rule it stands for
+ * (its rule id is the [deny_binary_hash] line), identity_source "scan".
+ */
+function scannedContent(
+  ruleId: number,
+  rules: RulePaths | undefined,
+): { rule_type?: "hash"; sha256?: string; identity_source?: "scan" } {
+  const sha256 = rules?.contentOf?.(ruleId) ?? null;
+  return sha256 === null ? {} : { rule_type: "hash", sha256, identity_source: "scan" };
+}
+
 /** The list a hash block record names (bpf/lib/exec_identity.h). */
 export function hashRuleType(
   ruleFlags: number,
@@ -217,7 +234,7 @@ export function recordToEvent(
             sha256: r.sha256,
             identity_source: identitySource(r.sha256),
           }
-          : {}),
+          : scannedContent(r.ruleId, rules)),
       };
     case "net_block":
       return {

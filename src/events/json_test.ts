@@ -24,6 +24,7 @@ import {
 import { type KernelRecord, type ProcInfo, u64 } from "./decode.ts";
 import { eventJson } from "./envelope.ts";
 import { recordToEvent } from "./json.ts";
+import { FileBlockEvent } from "./schema.ts";
 
 const proc: ProcInfo = {
   pid: 4321,
@@ -111,6 +112,29 @@ Deno.test("json: file block carries ino, dev, path (kernel's, else the rule's, e
   strictEqual(Object.hasOwn(none, "path"), false);
   strictEqual(none.path_source, "none");
   strictEqual(recordToEvent({ ...r, action: AEGIS_ACT_AUDIT }).action, "AUDIT");
+  // an inode rule the content scan made: named as its hash rule, identity_source scan
+  const sha = "ab".repeat(32);
+  const scanned = {
+    pathOf: (id: number) => id === 30 ? "/usr/bin/nc" : null,
+    contentOf: (id: number) => id === 30 ? sha : null,
+  };
+  const s = recordToEvent({ ...r, path: "", ruleId: 30 }, undefined, scanned);
+  strictEqual(s.path, "/usr/bin/nc");
+  strictEqual(s.rule_type, "hash");
+  strictEqual(s.sha256, sha);
+  strictEqual(s.identity_source, "scan");
+  // valid in the event schema, its enum included (the envelope's fields added)
+  const envelope = {
+    timestamp: "2026-12-02T00:00:00.000000000Z",
+    event_id: "ab-1",
+    host: "h",
+    agent_version: "v",
+  };
+  FileBlockEvent.parse({ ...s, ...envelope });
+  // any other inode rule: no content fields
+  const plain = recordToEvent({ ...r, ruleId: 12 }, undefined, scanned);
+  strictEqual(Object.hasOwn(plain, "sha256"), false);
+  strictEqual(Object.hasOwn(plain, "rule_type"), false);
 });
 
 Deno.test("json: a hash block says hash (deny_binary_hash) or hash_allowlist (not on the allowlist)", () => {

@@ -102,11 +102,13 @@ const FileBlockFields = BlockFields.extend({
         "matched, or the content not on the allowlist or trusted list; all zero when the " +
         "file had none",
     ),
-  identity_source: z.enum(["ima", "none"]).optional()
+  identity_source: z.enum(["ima", "scan", "none"]).optional()
     .describe(
       "where the content identity came from (with sha256): ima, the kernel's IMA measurement " +
-        "(bpf_ima_file_hash); none, the file had no SHA-256 (IMA gave none, or a mprotect " +
-        "check, which cannot hash)",
+        "(bpf_ima_file_hash); scan, the daemon's content scan found the file with a " +
+        "deny_binary_hash content and denied its inode (kernels without IMA hashing; the " +
+        "hook is file_open or bprm_check_security); none, the file had no SHA-256 (IMA gave " +
+        "none, or a mprotect check, which cannot hash)",
     ),
 });
 export const FileBlockEvent = FileBlockFields.extend({

@@ -7,10 +7,12 @@
  *
  * @module
  */
+import type { ContentMatch, ContentScanResult } from "./content_scan.ts";
 import type { BpfMap } from "../bpf/map.ts";
 import { readCounter, writeCounter } from "./atomic.ts";
 import { isBundle, verifyBundleWithState } from "./bundle.ts";
 import { type CompiledPolicy, type CompileEnv, compilePolicy, type Unresolved } from "./compile.ts";
+import type { Policy } from "./model.ts";
 import {
   applyCompiled,
   type ApplyResult,
@@ -50,6 +52,50 @@ export interface PolicyApplyDeps {
   compileEnv: CompileEnv;
   /** the live edits, carried into the new generation (or dropped by reset) */
   live: LiveRules;
+  /**
+   * The content scan (policy/content_scan.ts), for a policy with
+   * [deny_binary_hash]: its matches become inode deny rules. It answers
+   * null where the kernel hashes executed files itself (exec identity
+   * source "ima"): asked at each apply, the source is known only once the
+   * programs are attached.
+   */
+  contentScan?: (policy: Policy) => Promise<ContentScanResult | null>;
+}
+
+/** A content scan as an apply or restore reports it. */
+export interface ContentScanReport {
+  dirs: string[];
+  files_hashed: number;
+  bytes: number;
+  /** the files with a denied content (inode rules now) */
+  matches: ContentMatch[];
+  /** what was not scanned, and why */
+  skipped: string[];
+  duration_ms: number;
+}
+
+/** The scan of a parsed policy, when this apply needs one: null otherwise. */
+async function scanFor(
+  deps: PolicyApplyDeps,
+  policy: Policy,
+  warnings: string[],
+): Promise<ContentScanReport | null> {
+  if (!deps.contentScan || policy.denyBinaryHash.length === 0) return null;
+  const r = await deps.contentScan(policy);
+  if (r === null) return null;
+  const shown = r.skipped.slice(0, 10);
+  for (const s of shown) warnings.push(`content scan: not scanned: ${s}`);
+  if (r.skipped.length > shown.length) {
+    warnings.push(`content scan: ${r.skipped.length - shown.length} more not scanned`);
+  }
+  return {
+    dirs: r.dirs,
+    files_hashed: r.hashed,
+    bytes: r.bytes,
+    matches: r.matches,
+    skipped: r.skipped,
+    duration_ms: r.ms,
+  };
 }
 
 export interface PolicyApplyRequest {
@@ -82,6 +128,8 @@ export interface PolicyApplyReport {
   generation?: { from: number; to: number };
   removed?: number;
   switch_us?: number;
+  /** the content scan this apply ran (exec identity source "scan"); absent otherwise */
+  content_scan?: ContentScanReport;
 }
 
 /**
@@ -134,7 +182,8 @@ export async function applyPolicyBytes(
       parsed.errors.map((i) => formatIssue({ ...i, message: `error: ${i.message}` })),
     );
   }
-  const { compiled, unresolved } = compilePolicy(parsed.policy, deps.compileEnv);
+  const scan = await scanFor(deps, parsed.policy, warnings);
+  const { compiled, unresolved } = compilePolicy(parsed.policy, deps.compileEnv, scan?.matches);
   const expired = req.dryRun ? [] : deps.live.sweep();
   const carried = req.reset ? [] : deps.live.rules();
   const merged = mergeLive(compiled, carried);
@@ -149,6 +198,7 @@ export async function applyPolicyBytes(
     dry_run: !!req.dryRun,
     signed,
     live: { carried: carried.length, dropped: req.reset ? deps.live.rules() : [], expired },
+    ...(scan ? { content_scan: scan } : {}),
   };
   if (req.dryRun) return report;
   // from here to the snapshots nothing awaits: two applies (the control
@@ -207,6 +257,8 @@ export interface RestoreReport {
   signed: BundleSigner | null;
   /** skipped key files, an expired bundle kept enforcing */
   warnings: string[];
+  /** the content scan the restore ran (exec identity source "scan"); absent otherwise */
+  content_scan?: ContentScanReport;
 }
 
 /**
@@ -239,6 +291,8 @@ export async function restoreAppliedPolicy(
   );
   let compiled: CompiledPolicy = { flags: 0, entries: [] };
   let unresolved: Unresolved[] = [];
+  let scan: ContentScanReport | null = null;
+  const warnings = [...(stored?.warnings ?? [])];
   if (stored) {
     const parsed = storedParse(opts.parsed, stored) ?? parsePolicy(stored.body, stored.file);
     if (parsed.errors.length > 0 || !parsed.policy) {
@@ -249,7 +303,8 @@ export async function restoreAppliedPolicy(
         parsed.errors.map((i) => formatIssue({ ...i, message: `error: ${i.message}` })),
       );
     }
-    ({ compiled, unresolved } = compilePolicy(parsed.policy, deps.compileEnv));
+    scan = await scanFor(deps, parsed.policy, warnings);
+    ({ compiled, unresolved } = compilePolicy(parsed.policy, deps.compileEnv, scan?.matches));
   }
   const expired = deps.live.sweep();
   // device and inode numbers are new after a reboot; files may have been replaced
@@ -277,7 +332,8 @@ export async function restoreAppliedPolicy(
     generation,
     diff,
     signed: stored?.signed ?? null,
-    warnings: stored?.warnings ?? [],
+    warnings,
+    ...(scan ? { content_scan: scan } : {}),
   };
 }
 

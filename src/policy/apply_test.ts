@@ -631,3 +631,70 @@ Deno.test("applyPolicyBytes: a v5 policy (trusted_exec_hash, ima_fail_closed, pr
     Deno.removeSync(dir, { recursive: true });
   }
 });
+
+Deno.test("applyPolicyBytes and restore with a content scan (source scan): its matches are inode deny rules with the hash line; only with [deny_binary_hash]", async () => {
+  const dir = Deno.makeTempDirSync();
+  const sha = "ab".repeat(32);
+  const scans: string[][] = [];
+  const withScan = (p: ReturnType<typeof pipeline>) => {
+    p.deps.contentScan = (policy) => {
+      scans.push(policy.scanPaths.map((e) => e.path));
+      return Promise.resolve({
+        dirs: ["/usr/bin", ...policy.scanPaths.map((e) => e.path)],
+        hashed: 3,
+        bytes: 30,
+        matches: [
+          { path: "/usr/bin/nc", sha256: sha, line: 3 },
+          { path: "/missing/gone", sha256: sha, line: 3 },
+        ],
+        skipped: ["/opt/x: does not exist"],
+        ms: 7,
+      });
+    };
+    return p;
+  };
+  const { fm, deps } = withScan(pipeline(dir));
+  const text = `version=3\n[deny_binary_hash]\nsha256:${sha}\n[scan_paths]\n/opt/x\n`;
+  const r = await applyPolicyBytes(deps, { file: "p", bytes: enc(text) });
+  deepStrictEqual(scans, [["/opt/x"]]);
+  deepStrictEqual(r.content_scan?.matches.map((m) => m.path), ["/usr/bin/nc", "/missing/gone"]);
+  strictEqual(r.content_scan?.files_hashed, 3);
+  ok(r.warnings.includes("content scan: not scanned: /opt/x: does not exist"), r.warnings.join());
+  // the file found: an inode deny rule, rule id = the hash line; one gone since: unresolved
+  const gen = r.generation!.to;
+  deepStrictEqual(
+    fm.get("aegis_deny_inode").data.get(toHex(inodeKey(5, "/usr/bin/nc".length, gen))),
+    ruleValue(3, AEGIS_RULE_DENY, AEGIS_RT_INODE),
+  );
+  strictEqual(fm.get("aegis_deny_inode").data.size, 1);
+  deepStrictEqual(r.unresolved.map((u) => [u.section, u.what]), [[
+    "deny_binary_hash",
+    "/missing/gone",
+  ]]);
+  // the content rule is still there for the kernel's hash where it runs
+  strictEqual(fm.get("aegis_deny_hash").data.size, 1);
+  // a policy without a deny list: no scan
+  const r2 = await applyPolicyBytes(deps, {
+    file: "q",
+    bytes: enc("version=1\n[deny_path]\n/a\n"),
+  });
+  strictEqual(r2.content_scan, undefined);
+  strictEqual(scans.length, 1);
+  // the restore scans again (new inodes after a reboot)
+  await applyPolicyBytes(deps, { file: "p", bytes: enc(text) });
+  const again = withScan(pipeline(dir));
+  const rr = await restoreAppliedPolicy(again.deps);
+  strictEqual(scans.length, 3);
+  strictEqual(rr?.content_scan?.matches.length, 2);
+  strictEqual(again.fm.get("aegis_deny_inode").data.size, 1);
+  // without the dep, or a dep that answers null (the kernel hashes): no scan, no inode rule
+  const plain = pipeline(dir);
+  const rp = await restoreAppliedPolicy(plain.deps);
+  strictEqual(rp?.content_scan, undefined);
+  strictEqual(plain.fm.get("aegis_deny_inode").data.size, 0);
+  const ima = pipeline(dir);
+  ima.deps.contentScan = () => Promise.resolve(null);
+  const ri = await restoreAppliedPolicy(ima.deps);
+  strictEqual(ri?.content_scan, undefined);
+  strictEqual(ima.fm.get("aegis_deny_inode").data.size, 0);
+});

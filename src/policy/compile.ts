@@ -25,6 +25,7 @@
  *
  * @module
  */
+import type { ContentMatch } from "./content_scan.ts";
 import {
   AEGIS_POL_CGROUP_RULES,
   AEGIS_POL_DENY_BPF,
@@ -118,8 +119,16 @@ function dir(d: Dir, line: number): NetDir {
   return v;
 }
 
-/** Compile a parsed policy. */
-export function compilePolicy(policy: Policy, env: CompileEnv): CompileResult {
+/**
+ * Compile a parsed policy. `scanned`: the files a content scan found with a
+ * [deny_binary_hash] content (policy/content_scan.ts; only where the kernel
+ * hashes nothing), each an inode deny rule with its hash line as rule id.
+ */
+export function compilePolicy(
+  policy: Policy,
+  env: CompileEnv,
+  scanned: readonly ContentMatch[] = [],
+): CompileResult {
   const entries: CompiledEntry[] = [];
   const unresolved: Unresolved[] = [];
   let flags = 0;
@@ -153,6 +162,16 @@ export function compilePolicy(policy: Policy, env: CompileEnv): CompileResult {
   paths("deny_path", policy.denyPath, AEGIS_RULE_DENY);
   for (const e of policy.denyInode) addInode(e.dev, e.ino, AEGIS_RULE_DENY, e.line);
   paths("protect_path", policy.protectPath, AEGIS_RULE_PROTECT);
+  for (const m of scanned) {
+    const r = env.resolvePath(m.path);
+    if (r.status === "resolved") addInode(r.dev, r.ino, AEGIS_RULE_DENY, m.line);
+    else {unresolved.push({
+        section: "deny_binary_hash",
+        line: m.line,
+        what: m.path,
+        reason: r.reason,
+      });}
+  }
   for (const i of inodes) {
     entries.push({
       map: "aegis_deny_inode",

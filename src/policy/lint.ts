@@ -24,6 +24,7 @@ function entryText(field: ListField, e: any): string {
   switch (field) {
     case "denyPath":
     case "protectPath":
+    case "scanPaths":
       return e.path;
     case "denyInode":
       return `${e.dev}:${e.ino}`;
@@ -183,6 +184,14 @@ export function lintWarnings(
   for (const c of nets) {
     const n = coveredBy(c.bytes, c.family, c.prefix);
     if (n) warn(c.line, `[deny_cidr] ${c.text} is already covered by ${n.text} (line ${n.line})`);
+  }
+  // scan_paths feeds only the deny list, and only where the kernel hashes nothing
+  if (policy.scanPaths.length > 0 && policy.denyBinaryHash.length === 0) {
+    warn(
+      policy.scanPaths[0].line,
+      "[scan_paths] has no effect without [deny_binary_hash]: its directories are hashed " +
+        "only to find files with a denied content (docs/policy.md)",
+    );
   }
   // An ip:port rule whose address is denied on every port anyway.
   const ips = policy.denyIpPort.length === 0

@@ -151,6 +151,11 @@ export const Policy = z.object({
   denyBinaryHash: z.array(HashEntry),
   allowBinaryHash: z.array(HashEntry),
   trustedExecHash: z.array(HashEntry),
+  /**
+   * Directories (not recursive) hashed at apply, beside the default ones,
+   * when the kernel gives no content identity (src/policy/content_scan.ts).
+   */
+  scanPaths: z.array(PathEntry),
   denyPtrace: Flag,
   denyModuleLoad: Flag,
   denyBpf: Flag,
@@ -223,7 +228,8 @@ export const SECTIONS: readonly SectionInfo[] = [
   { name: "deny_bpf", minVersion: 1, field: "denyBpf", kind: "flag" },
   { name: "deny_binary_hash", minVersion: 3, field: "denyBinaryHash", kind: "hash" },
   { name: "allow_binary_hash", minVersion: 3, field: "allowBinaryHash", kind: "hash" },
-  { name: "scan_paths", minVersion: 1, field: null, kind: null },
+  // The C++ agent's documentation says 3; its parser checks no version (as here).
+  { name: "scan_paths", minVersion: 1, field: "scanPaths", kind: "path" },
   { name: "protect_path", minVersion: 4, field: "protectPath", kind: "path" },
   { name: "protect_connect", minVersion: 4, field: "protectConnect", kind: "flag" },
   { name: "protect_runtime_deps", minVersion: 4, field: "protectRuntimeDeps", kind: "flag" },
@@ -252,6 +258,7 @@ export function emptyPolicy(version: number): Policy {
     denyBinaryHash: [],
     allowBinaryHash: [],
     trustedExecHash: [],
+    scanPaths: [],
     denyPtrace: null,
     denyModuleLoad: null,
     denyBpf: null,

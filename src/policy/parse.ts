@@ -569,7 +569,7 @@ export function parsePolicy(input: string | Uint8Array, file: string): ParseResu
     switch (c.info.kind) {
       case "path":
         usage(() => checkRulePath(text));
-        policy[c.info.field as "denyPath" | "protectPath"].push({ path: text, line });
+        policy[c.info.field as "denyPath" | "protectPath" | "scanPaths"].push({ path: text, line });
         return;
       case "inode":
         policy.denyInode.push({ ...parseInode(text), line });

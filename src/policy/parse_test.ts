@@ -101,19 +101,29 @@ off
   assert.deepEqual(p.denyBpf, { enabled: false, line: 20 });
 });
 
-Deno.test("v3: v1/v2 sections still parse; deny_binary_hash and allow_binary_hash parse; scan_paths is 'not supported by this version'", () => {
+Deno.test("v3: v1/v2 sections still parse; deny_binary_hash, allow_binary_hash and scan_paths parse", () => {
   const p = ok("version=3\n[deny_path]\n/opt/miner\n[deny_port]\n3333\n");
   assert.equal(p.version, 3);
   const h = ok(
     "version=3\n[deny_binary_hash]\nsha256:" + "a".repeat(64) + "\n[allow_binary_hash]\nsha256:" +
-      "B".repeat(64) + "\n",
+      "B".repeat(64) + "\n[scan_paths]\n/opt/tools\n/srv/bin\n",
   );
   assert.deepEqual(h.denyBinaryHash, [{ sha256: "a".repeat(64), line: 3 }]);
   assert.deepEqual(h.allowBinaryHash, [{ sha256: "b".repeat(64), line: 5 }]);
+  assert.deepEqual(h.scanPaths, [{ path: "/opt/tools", line: 7 }, { path: "/srv/bin", line: 8 }]);
+  // a scan path is a path rule's path: absolute, no NUL (the C++ parser only warns)
   bad(
-    "version=3\n[deny_binary_hash]\nsha256:" + "a".repeat(64) +
-      "\n[allow_binary_hash]\n[scan_paths]\n/usr/bin\n",
-    [[5, "[scan_paths] is not supported by this version"]],
+    "version=3\n[deny_binary_hash]\nsha256:" + "a".repeat(64) + "\n[scan_paths]\nopt/tools\n",
+    [[5, "must be absolute"]],
+  );
+  // without a deny list it does nothing: a warning, not an error
+  const r = parsePolicy("version=3\n[scan_paths]\n/opt/tools\n", "f.conf");
+  assert.deepEqual(r.errors, []);
+  assert.ok(
+    r.warnings.some((w) =>
+      w.line === 3 && /no effect without \[deny_binary_hash\]/.test(w.message)
+    ),
+    JSON.stringify(r.warnings),
   );
 });
 
@@ -647,6 +657,7 @@ const PROTO_WORDS = [
 const WORD_CASES: [string, string, string, string?][] = [
   ["deny_path", "W", "must be absolute"],
   ["protect_path", "W", "must be absolute"],
+  ["scan_paths", "W", "must be absolute"],
   ["deny_inode", "W", "Invalid inode"],
   ["deny_inode", "1:W", "Invalid inode"],
   ["allow_cgroup", "W", "Invalid cgroup"],

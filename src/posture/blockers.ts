@@ -142,6 +142,20 @@ export function enforceBlockers(
     );
   }
   const content = needs.exec_content ? execIdentity(p, attachedSections) : null;
+  // the scan serves [deny_binary_hash] only: a list of what may run needs every exec hashed
+  if (content?.source === "scan" && (needs.exec_allowlist || needs.exec_trusted)) {
+    identity.push(
+      `the policy has ${
+        needs.exec_allowlist ? "an [allow_binary_hash] allowlist" : "a [trusted_exec_hash] list"
+      } (not enforced: only listed contents should exec), but the kernel does not hash ` +
+        `executed files and the daemon's content scan serves [deny_binary_hash] only: ` +
+        content.reason,
+    );
+    remedies.push(
+      "use a kernel >= 5.18 with CONFIG_BPF_LSM and CONFIG_IMA (bpf_ima_file_hash from a " +
+        "sleepable LSM program), or remove [allow_binary_hash] and [trusted_exec_hash]",
+    );
+  }
   if (content?.source === "none") {
     const sections = needs.exec_allowlist
       ? "an [allow_binary_hash] allowlist (not enforced: only listed contents should exec)"

@@ -146,15 +146,52 @@ Deno.test("deny_binary_hash needs a content identity source: predicted, then the
   ok(notAttached[0].message.includes("[deny_binary_hash]"), notAttached[0].message);
   ok(notAttached[0].message.includes("not attached"), notAttached[0].message);
   ok(!notAttached[0].message.includes("protect rules"), "only the reason that applies");
-  // no helper in the kernel BTF
+  // the exec-hash program refused but the inode rules attached: the daemon's content scan
+  const scanAttached = ["lsm/file_open", "lsm/bprm_check_security"];
+  eq(enforceBlockers(full, needs, scanAttached), []);
+  const scan = execIdentity(full, scanAttached);
+  strictEqual(scan.source, "scan");
+  ok(scan.reason!.includes("not attached") && scan.reason!.includes("/usr/bin"), scan.reason!);
+  // the daemon, on a kernel whose BTF has no helper: the detail says so
+  const noHelperBtf = await fixtureReport({ needs, symbols: without("bpf_ima_file_hash") });
+  const d = execIdentity(noHelperBtf, scanAttached);
+  strictEqual(d.source, "scan");
+  ok(d.reason!.startsWith("the kernel BTF has no bpf_ima_file_hash"), d.reason!);
+  // no helper in the kernel BTF: predicted "scan" (file_open and bprm_check are there)
   const noHelper = await fixtureReport({ needs, symbols: without("bpf_ima_file_hash") });
-  const b = enforceBlockers(noHelper, needs);
+  eq(enforceBlockers(noHelper, needs), []);
+  strictEqual(execIdentity(noHelper, null).source, "scan");
+  ok(execIdentity(noHelper, null).reason!.includes("bpf_ima_file_hash"));
+  // ... and without an open hook either (file_open, inode_permission): no source at all
+  const none = await fixtureReport({
+    needs,
+    symbols: without("bpf_ima_file_hash", "bpf_lsm_file_open", "bpf_lsm_inode_permission"),
+  });
+  strictEqual(execIdentity(none, null).source, "none");
+  const b = enforceBlockers(none, needs).filter((x) => x.code === "EXEC_IDENTITY_UNAVAILABLE");
   eq(codes(b), ["EXEC_IDENTITY_UNAVAILABLE"]);
   ok(b[0].message.includes("bpf_ima_file_hash"), b[0].message);
   ok(b[0].remedy.includes("5.18"), b[0].remedy);
-  strictEqual(execIdentity(noHelper, null).source, "none");
-  // the same kernel without hash rules: nothing to block
-  eq(enforceBlockers(noHelper, NO_NEEDS), []);
+  // the same kernel without hash rules: no identity blocker
+  eq(codes(enforceBlockers(none, NO_NEEDS)).includes("EXEC_IDENTITY_UNAVAILABLE"), false);
+});
+
+Deno.test("the content scan serves [deny_binary_hash] only: an allow or trusted list still needs the kernel's hash", async () => {
+  const noHelper = await fixtureReport({ symbols: without("bpf_ima_file_hash") });
+  for (
+    const [needs, list] of [
+      [{ ...NO_NEEDS, exec_content: true, exec_allowlist: true }, "[allow_binary_hash] allowlist"],
+      [{ ...NO_NEEDS, exec_content: true, exec_trusted: true }, "[trusted_exec_hash] list"],
+    ] as const
+  ) {
+    const b = enforceBlockers(noHelper, needs);
+    eq(codes(b), ["EXEC_IDENTITY_UNAVAILABLE"]);
+    ok(b[0].message.includes(list), b[0].message);
+    ok(b[0].message.includes("serves [deny_binary_hash] only"), b[0].message);
+    // the daemon: exec-hash refused, inode rules attached
+    const d = enforceBlockers(noHelper, needs, ["lsm/file_open", "lsm/bprm_check_security"]);
+    eq(codes(d), ["EXEC_IDENTITY_UNAVAILABLE"]);
+  }
 });
 
 Deno.test("allow_binary_hash needs a content identity source like deny_binary_hash: the blocker says allowlist", async () => {
@@ -168,6 +205,7 @@ Deno.test("allow_binary_hash needs a content identity source like deny_binary_ha
   ok(notAttached[0].remedy.includes("[allow_binary_hash]"), notAttached[0].remedy);
   const noHelper = await fixtureReport({ needs, symbols: without("bpf_ima_file_hash") });
   eq(codes(enforceBlockers(noHelper, needs)), ["EXEC_IDENTITY_UNAVAILABLE"]);
+  ok(enforceBlockers(noHelper, needs)[0].message.includes("serves [deny_binary_hash] only"));
 });
 
 Deno.test("trusted_exec_hash needs a content source (the blocker names the trusted list); protect_runtime_deps the mapping program", async () => {

@@ -108,6 +108,16 @@ export function doctorAdvice(f: DoctorFacts): Advice[] {
       remediation: 'see the agent\'s start log ("no_new_privs: …") for why the kernel refused it',
     });
   }
+  if (r.exec_identity.required && r.exec_identity.source === "scan") {
+    out.push({
+      code: "EXEC_IDENTITY_SCAN_ONLY",
+      message: "the kernel does not hash executed files: [deny_binary_hash] is enforced only on " +
+        "the files the daemon's content scan finds in /usr/bin, /usr/sbin, /usr/local/bin, " +
+        "/usr/local/sbin, /bin, /sbin and [scan_paths]; a copy anywhere else runs",
+      remediation: "use a kernel >= 5.18 with CONFIG_BPF_LSM and CONFIG_IMA (bpf_ima_file_hash) " +
+        'for every copy; until then add the directories that matter to [scan_paths] (docs/engine.md, "The content scan")',
+    });
+  }
   if (f.health.body.emergency_disable_active === true) {
     out.push({
       code: "EMERGENCY_DISABLE_ACTIVE",

@@ -205,6 +205,17 @@ Deno.test("doctor: a running agent the kernel reports without no_new_privs gets 
   eq(await advice(null), [], "unknown (not read yet) is not a finding");
 });
 
+Deno.test("doctor: hash rules served by the content scan only get EXEC_IDENTITY_SCAN_ONLY", async () => {
+  const r = await report("ENFORCE");
+  const advice = async (source: "ima" | "scan" | "none", required = true) =>
+    doctorAdvice(
+      await facts({ report: { ...r, exec_identity: { ...r.exec_identity, source, required } } }),
+    ).map((x) => x.code);
+  eq(await advice("scan"), ["EXEC_IDENTITY_SCAN_ONLY"]);
+  eq(await advice("ima"), []);
+  eq(await advice("scan", false), [], "no hash rules: nothing to say");
+});
+
 Deno.test("doctor: a running agent that does not enforce gets NOT_ENFORCING", async () => {
   const r = await report("DEGRADED");
   const a = doctorAdvice(

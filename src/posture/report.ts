@@ -266,13 +266,28 @@ export const CapabilitiesReport = z.object({
         "executable is allowed only for a content the mapping program verified " +
         "(docs/engine.md); null without a running daemon",
     ),
-    source: z.enum(["ima", "none"]).describe(
+    source: z.enum(["ima", "scan", "none"]).describe(
       "what gives the content (SHA-256) of an executed file for [deny_binary_hash] and " +
         "[allow_binary_hash]: ima = " +
         "bpf_ima_file_hash from the sleepable lsm.s/bprm_check_security program (attached by " +
-        "the running daemon; predicted from the probes without one); none = no source",
+        "the running daemon; predicted from the probes without one); scan = the daemon hashes " +
+        "the files in the scanned directories at each apply and denies the inodes with a " +
+        "[deny_binary_hash] content ([deny_binary_hash] only, copies elsewhere not covered); " +
+        "none = no source",
     ),
-    source_detail: z.string().nullable().describe('why the source is "none"; null for "ima"'),
+    source_detail: z.string().nullable().describe('why the source is not "ima"; null for "ima"'),
+    content_scan: z.object({
+      at: z.number().describe("unix seconds when it ended"),
+      dirs: z.array(z.string()),
+      files_hashed: count,
+      bytes: count,
+      matches: count.describe("files found with a [deny_binary_hash] content: inode rules"),
+      skipped: count.describe("files or directories not scanned (the apply warnings say why)"),
+      duration_ms: count,
+    }).strict().nullable().describe(
+      'the daemon\'s last content scan (source "scan", a policy with [deny_binary_hash]); ' +
+        "null when none ran",
+    ),
     userspace_fallback_allowlist_entries: count.describe("always 0: no userspace allowlist"),
   }).strict(),
   state_transitions: z.object({
@@ -376,6 +391,17 @@ export const AGENT_FEATURES: Record<
   },
 };
 
+/** A content scan, as the report shows it (policy/content_scan.ts). */
+export interface ContentScanSummary {
+  at: number;
+  dirs: string[];
+  files_hashed: number;
+  bytes: number;
+  matches: number;
+  skipped: number;
+  duration_ms: number;
+}
+
 export interface ReportInput {
   probe: ProbeReport;
   needs: PolicyNeeds;
@@ -393,6 +419,8 @@ export interface ReportInput {
   extraBlockers?: Blocker[];
   /** run --self-protect (absent: SELF_PROTECTION_UNKNOWN) */
   selfProtection?: SelfProtectionReport;
+  /** the daemon's last content scan (source "scan"; absent or null: none ran) */
+  contentScan?: ContentScanSummary | null;
   /** the daemon's enforcement proofs (absent: none, interval null) */
   proof?: {
     intervalSeconds: number;
@@ -646,6 +674,7 @@ export function buildReport(i: ReportInput): CapabilitiesReport {
         : [MMAP_HASH_SECTION, MPROTECT_HASH_SECTION].every((s) => i.attachedSections!.includes(s)),
       userspace_fallback_allowlist_entries: 0,
       source: identity.source,
+      content_scan: i.contentScan ?? null,
       source_detail: identity.reason,
     },
     state_transitions: { ...i.transitions },

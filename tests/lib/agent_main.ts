@@ -3,7 +3,8 @@
  * whose `run` passes DaemonOptions.faults read from AEGIS_TEST_* here, in
  * test code (the shipped agent reads none of them; src/imports_test.ts).
  *
- *   AEGIS_TEST_HIDE_HOOKS=a,b     LSM hooks treated as absent from BTF
+ *   AEGIS_TEST_HIDE_HOOKS=a,b     LSM hooks (file_open, ...) or BTF functions
+ *                                 (bpf_ima_file_hash) treated as absent from BTF
  *   AEGIS_TEST_FAIL_ATTACH=s1,s2  program sections treated as failed to attach
  *   AEGIS_TEST_ASSUME_BPF_LSM=1   "bpf" treated as an active LSM
  *
