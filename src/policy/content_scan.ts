@@ -216,7 +216,7 @@ const CHUNK = 1 << 20;
 /**
  * SHA-256 of a file read in 1 MiB pieces. WebCrypto's digest() takes one
  * buffer: the whole file in memory, and Deno.readFile of large binaries was
- * the slow part (docs/benchmarks.md, "Content scan": 810 MiB peak RSS and
+ * the slow part (docs/benchmarks.md, "bench/policy/content_scan": 810 MiB peak RSS and
  * ×4.3 the time of sha256sum); node:crypto, built into Deno, hashes
  * incrementally.
  */
