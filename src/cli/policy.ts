@@ -547,7 +547,7 @@ async function applyFile(req: PolicyApplyRequest, json?: true): Promise<void> {
  * exec-hash program, but exec and open inode rules — the identity source is
  * the content scan (posture/exec_identity.ts).
  */
-function pinnedScanSource(root: string): boolean {
+export function pinnedScanSource(root: string): boolean {
   const has = (program: string) => {
     try {
       Deno.lstatSync(`${root}/links/${program}`);

@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { Command } from "@commander-js/extra-typings";
-import { addPolicyCommand } from "./policy.ts";
+import { addPolicyCommand, pinnedScanSource } from "./policy.ts";
 import { keygen } from "../policy/keys.ts";
 import { addKey } from "../policy/keys.ts";
 
@@ -101,4 +101,21 @@ Deno.test("policy sign writes v2; verify accepts it; bad option values are refus
     if (uid === 0) assert.equal(v, null, String(v));
     else refused(v, "BUNDLE_UNTRUSTED_KEY", /not among/);
   });
+});
+
+Deno.test("a local apply scans contents only when the pinned links hold no exec-hash program but exec and open inode rules", () => {
+  const root = Deno.makeTempDirSync();
+  try {
+    Deno.mkdirSync(`${root}/links`);
+    const pin = (p: string) => Deno.writeTextFileSync(`${root}/links/${p}`, "");
+    assert.equal(pinnedScanSource(root), false, "nothing pinned");
+    pin("aegis_bprm_check");
+    assert.equal(pinnedScanSource(root), false, "no open hook");
+    pin("aegis_inode_permission");
+    assert.equal(pinnedScanSource(root), true, "exec + open inode rules, no exec-hash program");
+    pin("aegis_bprm_hash");
+    assert.equal(pinnedScanSource(root), false, "the kernel hashes: no scan");
+  } finally {
+    Deno.removeSync(root, { recursive: true });
+  }
 });

@@ -131,15 +131,19 @@ export async function scanContents(
   const seenDirs = new Set<string>();
   const seen = new Set<string>();
   let full = false;
+  // stat() that files an error under `skipped` (undefined: skip this one)
+  const statOr = (path: string) => {
+    try {
+      return fs.stat(path);
+    } catch (e) {
+      out.skipped.push(`${path}: ${errText(e)}`);
+      return undefined;
+    }
+  };
   for (const dir of dirs) {
     const isDefault = DEFAULT_SCAN_DIRS.includes(dir);
-    let st;
-    try {
-      st = fs.stat(dir);
-    } catch (e) {
-      out.skipped.push(`${dir}: ${errText(e)}`);
-      continue;
-    }
+    const st = statOr(dir);
+    if (st === undefined) continue;
     if (st === null || !st.isDirectory) {
       if (!isDefault) {
         out.skipped.push(`${dir}: ${st === null ? "does not exist" : "not a directory"}`);
@@ -157,14 +161,8 @@ export async function scanContents(
     }
     for (const name of names) {
       const path = dir.endsWith("/") ? dir + name : `${dir}/${name}`;
-      let f;
-      try {
-        f = fs.stat(path);
-      } catch (e) {
-        out.skipped.push(`${path}: ${errText(e)}`);
-        continue;
-      }
-      if (f === null || !f.isFile || seen.has(f.id)) continue;
+      const f = statOr(path);
+      if (!f || !f.isFile || seen.has(f.id)) continue;
       if (seen.size >= maxFiles) {
         full = true;
         break;

@@ -203,7 +203,7 @@ export interface SectionInfo {
    * it holds an entry (an empty one is accepted under any version).
    */
   minVersion: number;
-  /** The Policy field it fills; null = not supported by this version of the agent. */
+  /** The Policy field it fills (null only in the parser's stand-in for an unknown section). */
   field: keyof Omit<Policy, "version"> | null;
   kind: SectionKind | null;
 }

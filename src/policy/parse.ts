@@ -444,15 +444,6 @@ export function parsePolicy(input: string | Uint8Array, file: string): ParseResu
         cur = { info: { name, minVersion: 1, field: null, kind: null }, skip: true };
         continue;
       }
-      if (info.field === null) {
-        err(
-          l.n,
-          `section [${name}] is not supported by this version of aegisbpf; remove it ` +
-            "(its rules would not be enforced)",
-        );
-        cur = { info, skip: true };
-        continue;
-      }
       // The version rules (docs/policy.md, "Version rules"): a flag section
       // needs its version by being present, a section of entries once it
       // holds an entry (reported at that entry's line, below).

@@ -21,6 +21,10 @@
  */
 import { bpfLsmUsable } from "./blockers.ts";
 import type { ProbeReport } from "./probes/mod.ts";
+import { HOOK_SYMBOLS } from "./probes/hooks.ts";
+
+/** The helper the exec-hash programs call (bpf/exec_hash.bpf.c). */
+const IMA_HELPER = HOOK_SYMBOLS.lsm_bprm_ima_check;
 
 /** The section of the exec-hash program. */
 export const EXEC_HASH_SECTION = "lsm.s/bprm_check_security";
@@ -32,9 +36,6 @@ export const MMAP_HASH_SECTION = "lsm.s/mmap_file";
 export const MPROTECT_HASH_SECTION = "lsm/file_mprotect";
 
 export type ExecIdentitySource = "ima" | "scan" | "none";
-
-/** The helper the exec-hash programs call (bpf/exec_hash.bpf.c). */
-const IMA_HELPER = "bpf_ima_file_hash";
 
 /**
  * The scan source needs inode rules on exec and on open (either file hook,
