@@ -24,7 +24,6 @@ import {
   AEGIS_CFG_SIGNAL,
 } from "./abi_gen.ts";
 import { setBtrfsIdentity } from "./path_rule.ts";
-import { HOOK_SYMBOLS } from "../posture/probes/hooks.ts";
 import { BpfMap } from "./map.ts";
 import { pinsExist } from "./pins.ts";
 import { type AttachResult, BpfObject } from "./object.ts";
@@ -195,8 +194,8 @@ export function planPrograms(
   return out;
 }
 
-/** The helper the exec-hash programs call (bpf/exec_hash.bpf.c), as the probes name it. */
-export const IMA_HASH_HELPER = HOOK_SYMBOLS.lsm_bprm_ima_check;
+/** The helper the exec-hash programs call (bpf/exec_hash.bpf.c). */
+export const IMA_HASH_HELPER = "bpf_ima_file_hash";
 
 /** Why a planned program is not available. */
 function unavailableReason(p: PlannedProgram, hasBtfFunc: (name: string) => boolean): string {
