@@ -152,6 +152,17 @@ int aegis_clock_offset_ns(int64_t *out);
  * is per thread: call it before other threads are created, or from each. */
 int aegis_no_new_privs(int set);
 
+/* The daemon's seccomp filter (aegis_seccomp_list.h) on every thread of the
+ * process (SECCOMP_FILTER_FLAG_TSYNC; needs no_new_privs or CAP_SYS_ADMIN),
+ * inherited by every thread and process created afterwards. mode 1: a call
+ * not on the list fails with ENOSYS and is logged by the kernel's audit
+ * (type=1326); mode 2: it is only logged. It cannot be removed. Returns the
+ * number of calls allowed, or -errno (-ENOTSUP: no list for this
+ * architecture; -EBUSY: a thread could not take the filter). */
+int aegis_seccomp_install(uint32_t mode);
+/* The allow list's names, one per line, into buf[0..cap); the length or -errno. */
+int aegis_seccomp_names(char *buf, uint32_t cap);
+
 /* ---- ring buffer ---------------------------------------------------- */
 
 /* Map the ring buffer `map_fd` (BPF_MAP_TYPE_RINGBUF) for consumption. */

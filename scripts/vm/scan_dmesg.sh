@@ -24,6 +24,9 @@ patterns=(
   'Oops'
   'Kernel panic'
   'general protection fault'
+  # the agent's seccomp filter refused a call (ENOSYS, code 0x50026) or logged
+  # one (--seccomp log, 0x7ffc0000): ffi/aegis_seccomp_list.h lacks it
+  'type=1326 .*code=0x(50026|7ffc0000)'
 )
 regex=$(printf '%s|' "${patterns[@]}"); regex=${regex%|}
 if [ "${1:-}" = --patterns ]; then printf '%s\n' "${patterns[@]}"; exit 0; fi

@@ -18,6 +18,7 @@ import { parseLogFileGroup, parseLogFileMode } from "../events/file_perms.ts";
 import { EVENT_FORMATS, type EventFormat } from "../events/format.ts";
 import { MAX_DEDUP_WINDOW_SECONDS, MAX_SAMPLE_RATE } from "../events/volume.ts";
 import { parseDuration } from "../util/duration.ts";
+import { SECCOMP_MODES, type SeccompMode } from "../posture/report.ts";
 
 export { pinRoot } from "../daemon/daemon.ts";
 
@@ -194,6 +195,13 @@ export function addRunCommand(program: Command, start: DaemonRunner = runDaemon)
         "do not arm the guards (and disarm those an earlier start left armed)",
       ),
     )
+    .addOption(
+      new Option(
+        "--seccomp <mode>",
+        "the daemon's system-call allow list once it has started: enforce (others fail with " +
+          "ENOSYS, logged by the kernel's audit), log (others allowed and logged), off",
+      ).choices(SECCOMP_MODES).default("enforce" as const),
+    )
     .option(
       "--tamper-degrade-threshold <n>",
       "with --self-protect: DEGRADED (TAMPER_ATTEMPTS) while this many tamper attempts were " +
@@ -347,6 +355,12 @@ minute passes without one. Never armed in audit, emergency
 disable or break-glass; a clean stop disarms it, a SIGKILL leaves it
 armed with the pins (docs/security.md).
 
+Once started, the daemon (every thread, and the processes it starts) may
+make only the system calls on its seccomp allow list (--seccomp enforce,
+the default); any other fails with ENOSYS and the kernel's audit logs it
+(type=1326 in the kernel log). --seccomp log only logs, off installs no
+filter (docs/security.md, "Seccomp").
+
 HTTP (read-only, loopback by default): /health, /health?require_enforce=1,
 /capabilities, /state, /metrics, /events. Mutating control (emergency,
 policy apply, rule edits) only on the root-only socket
@@ -362,6 +376,7 @@ policy apply, rule edits) only on the root-only socket
           // on unless --no-self-protect (commander: false); armed only when
           // enforcing with BPF LSM (daemon/engine_start.ts selfProtectLoads)
           ...(opts.selfProtect !== false ? { selfProtect: true as const } : {}),
+          seccomp: opts.seccomp as SeccompMode,
           ...(opts.tamperDegradeThreshold !== undefined
             ? { tamperDegradeThreshold: opts.tamperDegradeThreshold }
             : {}),

@@ -114,6 +114,13 @@ Deno.test("run --enforce-signal: none by default; term/int/kill reach the daemon
   await rejects(() => runOptions(["--enforce-signal", "hup"]));
 });
 
+Deno.test("run: --seccomp is enforce by default; log and off are accepted; anything else is a usage error", async () => {
+  strictEqual((await runOptions([])).seccomp, "enforce");
+  strictEqual((await runOptions(["--seccomp", "log"])).seccomp, "log");
+  strictEqual((await runOptions(["--seccomp", "off"])).seccomp, "off");
+  await rejects(() => runOptions(["--seccomp", "strict"]));
+});
+
 Deno.test("run: self-protection on by default, --self-protect accepted, --no-self-protect turns it off", async () => {
   strictEqual((await runOptions([])).selfProtect, true);
   strictEqual((await runOptions(["--self-protect"])).selfProtect, true);

@@ -20,7 +20,7 @@ import { openOutputs } from "./outputs.ts";
 import { restoreAtStart, runPolicyReapply } from "./policy_phase.ts";
 import { announceStart, createMachine, firstPosture, firstProof } from "./posture.ts";
 import { probeAndGate } from "./probe_gate.ts";
-import { armSelfProtectAtStart, setNoNewPrivs } from "./self_protect.ts";
+import { armSelfProtectAtStart, installSeccomp, setNoNewPrivs } from "./self_protect.ts";
 import { openNative } from "./shim_open.ts";
 import { installSighup } from "./sighup.ts";
 import { Cleanups, shutDown, waitForStop } from "./shutdown.ts";
@@ -101,25 +101,23 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
     sighup.reapplyWith(runPolicyReapply(policy, opts, status));
     clock.mark("policy");
     // 5c. run --self-protect: the kernel guards, now that pins and policy are in place
-    status.attach({
-      selfProtection: {
-        ...armSelfProtectAtStart(
-          {
-            opts,
-            shim,
-            engine,
-            self: eng.self,
-            paths,
-            decision,
-            breakGlass,
-            emergencyActive: status.emergencyActive(),
-            exe: Deno.execPath(),
-          },
-          cleanups,
-        ),
-        no_new_privs: noNewPrivs,
+    const guards = armSelfProtectAtStart(
+      {
+        opts,
+        shim,
+        engine,
+        self: eng.self,
+        paths,
+        decision,
+        breakGlass,
+        emergencyActive: status.emergencyActive(),
+        exe: Deno.execPath(),
       },
-    });
+      cleanups,
+    );
+    // 5d. the seccomp allow list, on every thread, before the first proof
+    const seccomp = installSeccomp(shim, opts.seccomp ?? "enforce");
+    status.attach({ selfProtection: { ...guards, no_new_privs: noNewPrivs, seccomp } });
     clock.mark("self_protect");
     // 6, 7. events, the posture (the first proof where enforcing), READY
     const ring = new EventRing({ shim, engine, outputs, rulePaths, policy, status }, cleanups);

@@ -6,6 +6,7 @@
  */
 import type { FileHookChoice } from "../bpf/engine.ts";
 import type { EventFormat } from "../events/format.ts";
+import type { SeccompMode } from "../posture/report.ts";
 import type { GateMode } from "./gate.ts";
 
 export interface DaemonOptions {
@@ -24,6 +25,12 @@ export interface DaemonOptions {
    * Only when enforcing with BPF LSM; never in audit, emergency or break-glass.
    */
   selfProtect?: true;
+  /**
+   * `--seccomp`: the daemon's system-call allow list on every thread once it
+   * has started (ffi/aegis_seccomp_list.h; docs/security.md, "Seccomp").
+   * Absent = "enforce".
+   */
+  seccomp?: SeccompMode;
   /**
    * `--tamper-degrade-threshold`: refused tamper attempts within 60 s that
    * make the posture DEGRADED (TAMPER_ATTEMPTS); 0 = never. Default

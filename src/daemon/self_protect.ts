@@ -20,7 +20,7 @@ import type { SelfCgroup } from "../bpf/self_cgroup.ts";
 import type { AegisPaths } from "../contracts.ts";
 import { literal, log } from "../log.ts";
 import type { Shim } from "../native/mod.ts";
-import type { SelfProtectionReport } from "../posture/report.ts";
+import type { SeccompMode, SeccompReport, SelfProtectionReport } from "../posture/report.ts";
 import type { StartDecision } from "./probe_gate.ts";
 import type { Cleanups } from "./shutdown.ts";
 
@@ -38,8 +38,8 @@ export interface SelfProtectInputs {
   exe: string;
 }
 
-/** The kernel guards' part of the report (the daemon adds no_new_privs). */
-export type GuardReport = Omit<SelfProtectionReport, "no_new_privs">;
+/** The kernel guards' part of the report (the daemon adds no_new_privs and seccomp). */
+export type GuardReport = Omit<SelfProtectionReport, "no_new_privs" | "seccomp">;
 
 const OFF: GuardReport = {
   requested: false,
@@ -144,4 +144,37 @@ export function setNoNewPrivs(shim: Pick<Shim, "noNewPrivs">): boolean | null {
   }
   if (!on) log("run").warn(literal("no_new_privs: set, but the kernel reports it off"));
   return on;
+}
+
+/**
+ * The daemon's seccomp filter (docs/security.md, "Seccomp";
+ * ffi/aegis_seccomp_list.h): installed on every thread once the agent has
+ * started, before the first proof (whose probes inherit it, so a call the
+ * list lacks shows at once as a failed proof, not later). "enforce": a call
+ * not on the list fails with ENOSYS and the kernel's audit logs it
+ * (type=1326); "log": only logged; "off": nothing. A refused install is
+ * logged and reported; the agent runs on without the filter.
+ */
+export function installSeccomp(
+  shim: Pick<Shim, "seccompInstall">,
+  mode: SeccompMode,
+): SeccompReport {
+  if (mode === "off") {
+    log("run").warn(
+      literal("seccomp: off (run --seccomp off): the daemon may make any system call"),
+    );
+    return { mode, installed: false, syscalls: 0, detail: "run --seccomp off" };
+  }
+  try {
+    const n = shim.seccompInstall(mode);
+    const detail = mode === "enforce"
+      ? `${n} system calls allowed; any other fails with ENOSYS and is logged by the kernel's audit (type=1326)`
+      : `${n} system calls listed; any other is allowed and logged by the kernel's audit (type=1326)`;
+    log("run").info(literal(`seccomp: ${detail}`), { mode, syscalls: n });
+    return { mode, installed: true, syscalls: n, detail };
+  } catch (e) {
+    const why = e instanceof Error ? e.message : String(e);
+    log("run").error(literal(`seccomp: not installed: ${why}`), { mode });
+    return { mode, installed: false, syscalls: 0, detail: `not installed: ${why}` };
+  }
 }

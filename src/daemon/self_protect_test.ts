@@ -1,7 +1,7 @@
-import { strictEqual } from "node:assert/strict";
+import { deepStrictEqual, strictEqual } from "node:assert/strict";
 import { selfProtectLoads } from "./engine_start.ts";
 import type { StartDecision } from "./probe_gate.ts";
-import { selfProtectRefusal, setNoNewPrivs } from "./self_protect.ts";
+import { installSeccomp, selfProtectRefusal, setNoNewPrivs } from "./self_protect.ts";
 
 const ENFORCE = { state: "ENFORCE", engine: "lsm", enforcing: true } as StartDecision;
 
@@ -46,4 +46,38 @@ Deno.test("no_new_privs: the kernel's answer is reported; a refused set reads th
     })),
     null,
   );
+});
+
+Deno.test("seccomp: enforce and log install with their count; off installs nothing; a refusal is reported, not thrown", () => {
+  const asked: string[] = [];
+  const shim = (r: () => number) => ({
+    seccompInstall: (m: "enforce" | "log") => (asked.push(m), r()),
+  });
+  const on = installSeccomp(shim(() => 141), "enforce");
+  deepStrictEqual({ ...on, detail: "" }, {
+    mode: "enforce",
+    installed: true,
+    syscalls: 141,
+    detail: "",
+  });
+  strictEqual(on.detail.includes("ENOSYS"), true, on.detail);
+  const lg = installSeccomp(shim(() => 141), "log");
+  strictEqual(lg.installed, true);
+  strictEqual(lg.detail.includes("allowed and logged"), true, lg.detail);
+  deepStrictEqual(asked, ["enforce", "log"]);
+  const off = installSeccomp(shim(() => 1), "off");
+  deepStrictEqual(off, { mode: "off", installed: false, syscalls: 0, detail: "run --seccomp off" });
+  strictEqual(asked.length, 2, "off never calls the shim");
+  const refused = installSeccomp(
+    shim(() => {
+      throw new Error("aegis_seccomp_install failed: ENOTSUP (95)");
+    }),
+    "enforce",
+  );
+  deepStrictEqual(refused, {
+    mode: "enforce",
+    installed: false,
+    syscalls: 0,
+    detail: "not installed: aegis_seccomp_install failed: ENOTSUP (95)",
+  });
 });

@@ -150,6 +150,26 @@ export class Shim implements Disposable {
     return rc === 1;
   }
 
+  /**
+   * Install the daemon's seccomp allow list on every thread (ffi/aegis_seccomp_list.h):
+   * "enforce" refuses other calls with ENOSYS, "log" only has the kernel log
+   * them. Returns how many calls the list allows; throws with the errno
+   * (ENOTSUP: no list for this architecture). It cannot be removed.
+   */
+  seccompInstall(mode: "enforce" | "log"): number {
+    const rc = this.lib.aegis_seccomp_install(mode === "enforce" ? 1 : 2);
+    if (rc < 0) throw new NativeCallError("aegis_seccomp_install", -rc, mode, this.readLog());
+    return rc;
+  }
+
+  /** The seccomp allow list's names (x86_64 numbers are what the filter holds). */
+  seccompNames(): string[] {
+    const buf = new Uint8Array(8192);
+    const rc = this.lib.aegis_seccomp_names(buf, buf.byteLength);
+    if (rc < 0) throw new NativeCallError("aegis_seccomp_names", -rc, "", this.readLog());
+    return new TextDecoder().decode(buf.subarray(0, rc)).split("\n").filter((n) => n !== "");
+  }
+
   /** Open a BPF ELF object from memory. */
   openObject(bytes: Uint8Array<ArrayBuffer>, name: string): NativeObject {
     const err = new Int32Array(1);

@@ -105,6 +105,10 @@ export const symbols = {
   aegis_clock_offset_ns: { parameters: ["buffer"], result: "i32" },
   // int aegis_no_new_privs(int set);
   aegis_no_new_privs: { parameters: ["i32"], result: "i32" },
+  // int aegis_seccomp_install(uint32_t mode);
+  aegis_seccomp_install: { parameters: ["u32"], result: "i32" },
+  // int aegis_seccomp_names(char *buf, uint32_t cap);
+  aegis_seccomp_names: { parameters: ["buffer", "u32"], result: "i32" },
 
   // struct aegis_ring *aegis_ring_open(int map_fd, int *err);
   aegis_ring_open: { parameters: ["i32", "buffer"], result: "pointer" },

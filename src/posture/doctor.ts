@@ -108,6 +108,19 @@ export function doctorAdvice(f: DoctorFacts): Advice[] {
       remediation: 'see the agent\'s start log ("no_new_privs: …") for why the kernel refused it',
     });
   }
+  const sc = r.self_protection.seccomp;
+  if (f.daemonRunning && (sc.installed === false || (sc.installed && sc.mode === "log"))) {
+    out.push({
+      code: "SECCOMP_OFF",
+      message: (sc.installed
+        ? "the agent's seccomp filter only logs (run --seccomp log)"
+        : `the agent runs without its seccomp filter (${sc.detail})`) +
+        ": the daemon can make any system call, a foothold in it reaches the whole kernel interface",
+      remediation: sc.mode === "off" || sc.mode === "log"
+        ? 'restart the agent without --seccomp (the default is enforce; docs/security.md, "Seccomp")'
+        : 'see the agent\'s start log ("seccomp: not installed: …") for why the kernel refused it',
+    });
+  }
   if (r.exec_identity.required && r.exec_identity.source === "scan") {
     out.push({
       code: "EXEC_IDENTITY_SCAN_ONLY",

@@ -205,6 +205,33 @@ Deno.test("doctor: a running agent the kernel reports without no_new_privs gets 
   eq(await advice(null), [], "unknown (not read yet) is not a finding");
 });
 
+Deno.test("doctor: a running agent without its seccomp filter, or with a logging one, gets SECCOMP_OFF", async () => {
+  const r = await report("ENFORCE");
+  const armed = { ...r.self_protection, requested: true, armed: true, no_new_privs: true };
+  const advice = async (seccomp: typeof r.self_protection.seccomp) =>
+    doctorAdvice(await facts({ report: { ...r, self_protection: { ...armed, seccomp } } }))
+      .map((x) => `${x.code}: ${x.remediation}`);
+  const on = { mode: "enforce", installed: true, syscalls: 140, detail: "140 allowed" } as const;
+  eq(await advice(on), []);
+  const off = await advice({
+    mode: "off",
+    installed: false,
+    syscalls: 0,
+    detail: "run --seccomp off",
+  });
+  eq(off.length, 1);
+  ok(off[0].startsWith("SECCOMP_OFF: restart the agent without --seccomp"), off[0]);
+  const failed = await advice({
+    ...on,
+    installed: false,
+    syscalls: 0,
+    detail: "not installed: EBUSY",
+  });
+  ok(failed[0].startsWith("SECCOMP_OFF: see the agent's start log"), failed[0]);
+  eq((await advice({ ...on, mode: "log" })).map((a) => a.split(":")[0]), ["SECCOMP_OFF"]);
+  eq(await advice({ mode: null, installed: null, syscalls: 0, detail: "no daemon" }), []);
+});
+
 Deno.test("doctor: hash rules served by the content scan only get EXEC_IDENTITY_SCAN_ONLY", async () => {
   const r = await report("ENFORCE");
   const advice = async (source: "ima" | "scan" | "none", required = true) =>

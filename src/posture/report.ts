@@ -133,6 +133,21 @@ export const NextGenBpf = z.object(flags([
   "binary_auth",
 ])).strict().describe(notDetected);
 
+/** The modes of `run --seccomp` (docs/security.md, "Seccomp"). */
+export const SECCOMP_MODES = ["enforce", "log", "off"] as const;
+export type SeccompMode = typeof SECCOMP_MODES[number];
+
+/** `run --seccomp`: the daemon's system-call allow list. */
+export const SeccompReport = z.object({
+  mode: z.enum(SECCOMP_MODES).nullable().describe("as asked (run --seccomp); null = unknown"),
+  installed: maybe.describe(
+    "the kernel holds the filter on every thread of the daemon; null = unknown (no daemon)",
+  ),
+  syscalls: count.describe("system calls the filter allows (0 when not installed)"),
+  detail: z.string().describe("what a refused call gets, or why there is no filter"),
+}).strict();
+export type SeccompReport = z.infer<typeof SeccompReport>;
+
 /** `run --self-protect` (docs/security.md, "Self-protection"). */
 export const SelfProtectionReport = z.object({
   requested: z.boolean().describe("run --self-protect was given"),
@@ -148,6 +163,7 @@ export const SelfProtectionReport = z.object({
     "the daemon's main thread (which starts every process it runs) has no_new_privs, as the " +
       "kernel reports it; set at every start, with or without --self-protect; null = unknown",
   ),
+  seccomp: SeccompReport,
 }).strict();
 export type SelfProtectionReport = z.infer<typeof SelfProtectionReport>;
 
@@ -161,6 +177,7 @@ export const SELF_PROTECTION_UNKNOWN: SelfProtectionReport = {
   guarded_links: 0,
   missing_hooks: [],
   no_new_privs: null,
+  seccomp: { mode: null, installed: null, syscalls: 0, detail: "no daemon running" },
 };
 
 export const CapabilitiesReport = z.object({

@@ -97,6 +97,22 @@ Deno.test("run --enforce-gate-mode=audit-fallback: AUDIT_FALLBACK, 200 / 503, re
       match(status, /^NoNewPrivs:\s+1$/m, "the daemon's main thread has no_new_privs");
       const caps = CapabilitiesReport.parse(JSON.parse(Deno.readTextFileSync(e.report)));
       strictEqual(caps.self_protection.no_new_privs, true);
+      // seccomp (the default, enforce): the kernel holds the filter on every
+      // thread (TSYNC), which also gave every thread no_new_privs
+      const tasks = [...Deno.readDirSync(`/proc/${a.proc.pid}/task`)].map((t) => t.name);
+      ok(tasks.length > 1, `threads: ${tasks.length}`);
+      for (const t of tasks) {
+        const st = Deno.readTextFileSync(`/proc/${a.proc.pid}/task/${t}/status`);
+        match(st, /^Seccomp:\s+2$/m, `thread ${t} runs under a seccomp filter`);
+        match(st, /^NoNewPrivs:\s+1$/m, `thread ${t} has no_new_privs`);
+      }
+      strictEqual(caps.self_protection.seccomp.mode, "enforce");
+      strictEqual(
+        caps.self_protection.seccomp.installed,
+        true,
+        caps.self_protection.seccomp.detail,
+      );
+      ok(caps.self_protection.seccomp.syscalls > 100, caps.self_protection.seccomp.detail);
 
       const ok200 = await httpGet(e.port, "/health");
       strictEqual(ok200.status, 200, JSON.stringify(ok200.body));

@@ -24,5 +24,5 @@ fi
 out=${AEGIS_SMOKE_BIN:-$root/dist/native/test/shim_smoke}
 mkdir -p "$(dirname "$out")"
 gcc -O2 -Wall -Wextra -Werror -I ffi -I bpf/include -o "$out" tests/native/shim_smoke.c \
-	-L "$dist" -laegis_shim -Wl,-rpath,"$dist"
+	-L "$dist" -laegis_shim -lpthread -Wl,-rpath,"$dist"
 exec "$out" "$dist/aegis.bpf.o"

@@ -6,6 +6,7 @@
  *   bash tests/native/run.sh
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/types.h>
@@ -19,6 +20,8 @@
 #include <sys/un.h>
 #include <sys/sysmacros.h>
 #include <sys/wait.h>
+#include <pthread.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -502,6 +505,97 @@ static void check_no_new_privs(void)
 	      "child status %d", st);
 }
 
+/* aegis_seccomp_install: in a child with a second thread, enforce mode
+ * gives both threads the filter (TSYNC), listed calls work, an unlisted one
+ * (syslog, never the daemon's) fails with ENOSYS; the names are the list. */
+static void *seccomp_thread(void *arg)
+{
+	struct timespec t = { 1, 0 };
+
+	__atomic_store_n((int *)arg, 1, __ATOMIC_SEQ_CST);
+	for (;;) /* clock_nanosleep is on the list (pause is not: it would return ENOSYS) */
+		nanosleep(&t, NULL);
+	return NULL;
+}
+
+static int seccomp_status(const char *path)
+{
+	char line[256];
+	int v = -1;
+	FILE *f = fopen(path, "r");
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "Seccomp: %d", &v) == 1)
+			break;
+	fclose(f);
+	return v;
+}
+
+static void check_seccomp(void)
+{
+	char names[8192];
+	int n = aegis_seccomp_names(names, sizeof(names));
+	int st = 0;
+	pid_t pid, w;
+
+	check(n > 0 && strstr(names, "\nbpf\n") && strstr(names, "futex\n") == names &&
+		      !strstr(names, "\nsyslog\n"),
+	      "seccomp_names: the list, one per line (bpf on it, syslog not)", "got %d", n);
+	check(aegis_seccomp_install(7) == -EINVAL, "seccomp_install: an unknown mode is -EINVAL",
+	      NULL);
+	pid = fork();
+	if (pid == 0) {
+		pthread_t t;
+		char path[300];
+		int r;
+
+		static int started;
+		struct timespec ms = { 0, 1000000 };
+
+		if (pthread_create(&t, NULL, seccomp_thread, &started))
+			_exit(10);
+		for (r = 0; r < 5000 && !__atomic_load_n(&started, __ATOMIC_SEQ_CST); r++)
+			nanosleep(&ms, NULL);
+		if (aegis_no_new_privs(1) != 1)
+			_exit(11);
+		r = aegis_seccomp_install(1);
+		if (r < 100)
+			_exit(12);
+		if (seccomp_status("/proc/thread-self/status") != 2)
+			_exit(13);
+		/* the other thread: the one that is not us */
+		{
+			DIR *d = opendir("/proc/self/task");
+			struct dirent *e;
+			int other = -1;
+
+			if (!d)
+				_exit(14);
+			while ((e = readdir(d)))
+				if (e->d_name[0] != '.' && atol(e->d_name) != (long)syscall(SYS_gettid)) {
+					snprintf(path, sizeof(path), "/proc/self/task/%.32s/status",
+						 e->d_name);
+					other = seccomp_status(path);
+				}
+			closedir(d);
+			if (other != 2)
+				_exit(20 + other);
+		}
+		if (getpid() <= 0)
+			_exit(16);
+		errno = 0;
+		if (syscall(SYS_syslog, 10, NULL, 0) != -1 || errno != ENOSYS)
+			_exit(17);
+		_exit(0);
+	}
+	w = pid > 0 ? waitpid(pid, &st, 0) : -1;
+	check(w == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0,
+	      "seccomp_install: both threads filtered, listed calls work, syslog is ENOSYS",
+	      "child %d, waitpid %d (errno %d), status %d", (int)pid, (int)w, errno, st);
+}
+
 /* aegis_landlock_abi: a version when landlock is an active LSM, else -ENOSYS/-EOPNOTSUPP */
 static void check_landlock(void)
 {
@@ -781,6 +875,7 @@ int main(int argc, char **argv)
 	check_landlock();
 	check_clock_offset();
 	check_no_new_privs();
+	check_seccomp();
 	check_sock();
 	printf("%d passed, %d failed\n", passed, failed);
 	return failed ? 1 : 0;
