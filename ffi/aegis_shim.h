@@ -163,6 +163,15 @@ int aegis_seccomp_install(uint32_t mode);
 /* The allow list's names, one per line, into buf[0..cap); the length or -errno. */
 int aegis_seccomp_names(char *buf, uint32_t cap);
 
+/* Keep only the capabilities in the bit mask `keep` (bit n = capability n),
+ * on every thread of the process: bounding set (so no exec regains them),
+ * effective and permitted sets; inheritable and ambient sets emptied. Each
+ * thread changes its own sets in the handler of a real-time signal (as
+ * glibc's setuid does). *threads_out: the threads asked, this one included.
+ * Returns 0 or -errno (-ETIMEDOUT: a thread that still exists never ran the
+ * handler, e.g. it blocks the signal). Cannot be undone. */
+int aegis_caps_limit(uint64_t keep, uint32_t *threads_out);
+
 /* ---- ring buffer ---------------------------------------------------- */
 
 /* Map the ring buffer `map_fd` (BPF_MAP_TYPE_RINGBUF) for consumption. */

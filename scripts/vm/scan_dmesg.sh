@@ -24,9 +24,10 @@ patterns=(
   'Oops'
   'Kernel panic'
   'general protection fault'
-  # the agent's seccomp filter refused a call (ENOSYS, code 0x50026) or logged
-  # one (--seccomp log, 0x7ffc0000): ffi/aegis_seccomp_list.h lacks it
-  'type=1326 .*code=0x(50026|7ffc0000)'
+  # the agent's seccomp filter refused a call (the ERRNO action, code 0x50000:
+  # audit records the action without its errno) or logged one (--seccomp log,
+  # 0x7ffc0000): ffi/aegis_seccomp_list.h lacks it
+  'type=1326 .*code=0x(50000|7ffc0000)'
 )
 regex=$(printf '%s|' "${patterns[@]}"); regex=${regex%|}
 if [ "${1:-}" = --patterns ]; then printf '%s\n' "${patterns[@]}"; exit 0; fi

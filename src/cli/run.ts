@@ -202,6 +202,15 @@ export function addRunCommand(program: Command, start: DaemonRunner = runDaemon)
           "ENOSYS, logged by the kernel's audit), log (others allowed and logged), off",
       ).choices(SECCOMP_MODES).default("enforce" as const),
     )
+    .addOption(
+      new Option(
+        "--drop-caps",
+        "once started, keep only the capabilities the daemon needs, on every thread (the default)",
+      ),
+    )
+    .addOption(
+      new Option("--no-drop-caps", "keep every capability the daemon was started with"),
+    )
     .option(
       "--tamper-degrade-threshold <n>",
       "with --self-protect: DEGRADED (TAMPER_ATTEMPTS) while this many tamper attempts were " +
@@ -361,6 +370,11 @@ the default); any other fails with ENOSYS and the kernel's audit logs it
 (type=1326 in the kernel log). --seccomp log only logs, off installs no
 filter (docs/security.md, "Seccomp").
 
+It also keeps only the capabilities its running work needs (CAP_BPF,
+CAP_SYS_ADMIN, CAP_DAC_OVERRIDE and more: the list and the reasons are in
+docs/security.md, "Capabilities"), dropped on every thread and from the
+bounding set; --no-drop-caps keeps them all.
+
 HTTP (read-only, loopback by default): /health, /health?require_enforce=1,
 /capabilities, /state, /metrics, /events. Mutating control (emergency,
 policy apply, rule edits) only on the root-only socket
@@ -377,6 +391,7 @@ policy apply, rule edits) only on the root-only socket
           // enforcing with BPF LSM (daemon/engine_start.ts selfProtectLoads)
           ...(opts.selfProtect !== false ? { selfProtect: true as const } : {}),
           seccomp: opts.seccomp as SeccompMode,
+          ...(opts.dropCaps === false ? { dropCaps: false } : {}),
           ...(opts.tamperDegradeThreshold !== undefined
             ? { tamperDegradeThreshold: opts.tamperDegradeThreshold }
             : {}),

@@ -114,6 +114,12 @@ Deno.test("run --enforce-signal: none by default; term/int/kill reach the daemon
   await rejects(() => runOptions(["--enforce-signal", "hup"]));
 });
 
+Deno.test("run: capabilities are dropped by default; --no-drop-caps keeps them", async () => {
+  strictEqual((await runOptions([])).dropCaps, undefined, "absent: dropped");
+  strictEqual((await runOptions(["--drop-caps"])).dropCaps, undefined);
+  strictEqual((await runOptions(["--no-drop-caps"])).dropCaps, false);
+});
+
 Deno.test("run: --seccomp is enforce by default; log and off are accepted; anything else is a usage error", async () => {
   strictEqual((await runOptions([])).seccomp, "enforce");
   strictEqual((await runOptions(["--seccomp", "log"])).seccomp, "log");

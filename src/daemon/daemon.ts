@@ -21,6 +21,7 @@ import { restoreAtStart, runPolicyReapply } from "./policy_phase.ts";
 import { announceStart, createMachine, firstPosture, firstProof } from "./posture.ts";
 import { probeAndGate } from "./probe_gate.ts";
 import { armSelfProtectAtStart, installSeccomp, setNoNewPrivs } from "./self_protect.ts";
+import { limitCapabilities, readThreadCaps } from "./caps.ts";
 import { openNative } from "./shim_open.ts";
 import { installSighup } from "./sighup.ts";
 import { Cleanups, shutDown, waitForStop } from "./shutdown.ts";
@@ -115,9 +116,13 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
       },
       cleanups,
     );
-    // 5d. the seccomp allow list, on every thread, before the first proof
+    // 5d. user-space hardening, on every thread, before the first proof: the
+    // capabilities the running daemon needs, then the seccomp allow list
+    const capabilities = limitCapabilities({ shim, read: readThreadCaps }, opts.dropCaps !== false);
     const seccomp = installSeccomp(shim, opts.seccomp ?? "enforce");
-    status.attach({ selfProtection: { ...guards, no_new_privs: noNewPrivs, seccomp } });
+    status.attach({
+      selfProtection: { ...guards, no_new_privs: noNewPrivs, seccomp, capabilities },
+    });
     clock.mark("self_protect");
     // 6, 7. events, the posture (the first proof where enforcing), READY
     const ring = new EventRing({ shim, engine, outputs, rulePaths, policy, status }, cleanups);

@@ -32,6 +32,11 @@ export interface DaemonOptions {
    */
   seccomp?: SeccompMode;
   /**
+   * `--no-drop-caps` (false): keep every capability. Absent/true: keep only
+   * what the running daemon needs (src/daemon/caps.ts), on every thread.
+   */
+  dropCaps?: boolean;
+  /**
    * `--tamper-degrade-threshold`: refused tamper attempts within 60 s that
    * make the posture DEGRADED (TAMPER_ATTEMPTS); 0 = never. Default
    * TAMPER_DEGRADE_THRESHOLD. Only counts while the guards are armed.

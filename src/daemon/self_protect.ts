@@ -38,8 +38,8 @@ export interface SelfProtectInputs {
   exe: string;
 }
 
-/** The kernel guards' part of the report (the daemon adds no_new_privs and seccomp). */
-export type GuardReport = Omit<SelfProtectionReport, "no_new_privs" | "seccomp">;
+/** The kernel guards' part of the report (the daemon adds the user-space hardening). */
+export type GuardReport = Omit<SelfProtectionReport, "no_new_privs" | "seccomp" | "capabilities">;
 
 const OFF: GuardReport = {
   requested: false,

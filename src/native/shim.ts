@@ -170,6 +170,19 @@ export class Shim implements Disposable {
     return new TextDecoder().decode(buf.subarray(0, rc)).split("\n").filter((n) => n !== "");
   }
 
+  /**
+   * Keep only the capabilities of `keep` (bit n = capability n) on every
+   * thread (bounding, effective, permitted; inheritable and ambient
+   * emptied). Returns how many threads were asked; throws with the errno.
+   * It cannot be undone.
+   */
+  capsLimit(keep: bigint): number {
+    const threads = new Uint32Array(1);
+    const rc = this.lib.aegis_caps_limit(keep, new Uint8Array(threads.buffer));
+    if (rc < 0) throw new NativeCallError("aegis_caps_limit", -rc, "", this.readLog());
+    return threads[0];
+  }
+
   /** Open a BPF ELF object from memory. */
   openObject(bytes: Uint8Array<ArrayBuffer>, name: string): NativeObject {
     const err = new Int32Array(1);

@@ -109,6 +109,8 @@ export const symbols = {
   aegis_seccomp_install: { parameters: ["u32"], result: "i32" },
   // int aegis_seccomp_names(char *buf, uint32_t cap);
   aegis_seccomp_names: { parameters: ["buffer", "u32"], result: "i32" },
+  // int aegis_caps_limit(uint64_t keep, uint32_t *threads_out);
+  aegis_caps_limit: { parameters: ["u64", "buffer"], result: "i32" },
 
   // struct aegis_ring *aegis_ring_open(int map_fd, int *err);
   aegis_ring_open: { parameters: ["i32", "buffer"], result: "pointer" },

@@ -121,6 +121,17 @@ export function doctorAdvice(f: DoctorFacts): Advice[] {
         : 'see the agent\'s start log ("seccomp: not installed: …") for why the kernel refused it',
     });
   }
+  const caps = r.self_protection.capabilities;
+  if (f.daemonRunning && caps.limited === false) {
+    out.push({
+      code: "CAPABILITIES_NOT_LIMITED",
+      message: `the agent keeps capabilities it does not need (${caps.detail}): a foothold in ` +
+        "the daemon could use them (CAP_SETUID, CAP_SYS_RAWIO, CAP_SYS_BOOT …)",
+      remediation: caps.detail === "run --no-drop-caps"
+        ? 'restart the agent without --no-drop-caps (docs/security.md, "Capabilities")'
+        : 'see the agent\'s start log ("capabilities: …") for why the drop failed',
+    });
+  }
   if (r.exec_identity.required && r.exec_identity.source === "scan") {
     out.push({
       code: "EXEC_IDENTITY_SCAN_ONLY",

@@ -232,6 +232,30 @@ Deno.test("doctor: a running agent without its seccomp filter, or with a logging
   eq(await advice({ mode: null, installed: null, syscalls: 0, detail: "no daemon" }), []);
 });
 
+Deno.test("doctor: a running agent that kept every capability, or failed to drop them, gets CAPABILITIES_NOT_LIMITED", async () => {
+  const r = await report("ENFORCE");
+  const armed = { ...r.self_protection, requested: true, armed: true, no_new_privs: true };
+  const advice = async (capabilities: typeof r.self_protection.capabilities) =>
+    doctorAdvice(await facts({ report: { ...r, self_protection: { ...armed, capabilities } } }))
+      .map((x) => `${x.code}: ${x.remediation}`);
+  const base = { kept: ["CAP_BPF"], dropped: ["CAP_SETUID"], threads: 9, detail: "9 threads" };
+  eq(await advice({ ...base, limited: true }), []);
+  eq(await advice({ ...base, limited: null }), [], "unknown is not a finding");
+  const off = await advice({
+    limited: false,
+    kept: [],
+    dropped: [],
+    threads: 0,
+    detail: "run --no-drop-caps",
+  });
+  ok(
+    off[0].startsWith("CAPABILITIES_NOT_LIMITED: restart the agent without --no-drop-caps"),
+    off[0],
+  );
+  const failed = await advice({ ...base, limited: false, detail: "not limited: ETIMEDOUT" });
+  ok(failed[0].startsWith("CAPABILITIES_NOT_LIMITED: see the agent's start log"), failed[0]);
+});
+
 Deno.test("doctor: hash rules served by the content scan only get EXEC_IDENTITY_SCAN_ONLY", async () => {
   const r = await report("ENFORCE");
   const advice = async (source: "ima" | "scan" | "none", required = true) =>

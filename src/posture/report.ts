@@ -148,6 +148,19 @@ export const SeccompReport = z.object({
 }).strict();
 export type SeccompReport = z.infer<typeof SeccompReport>;
 
+/** `run --drop-caps`: the capabilities the running daemon keeps. */
+export const CapabilitiesDrop = z.object({
+  limited: maybe.describe(
+    "every thread of the daemon holds only the kept capabilities, as read back from the " +
+      "kernel; null = unknown (no daemon)",
+  ),
+  kept: z.array(z.string()).describe("capability names kept (empty when not limited on purpose)"),
+  dropped: z.array(z.string()).describe("capability names the daemon held and dropped"),
+  threads: count.describe("threads that changed their own sets"),
+  detail: z.string().describe("what was done, or why not"),
+}).strict();
+export type CapabilitiesDrop = z.infer<typeof CapabilitiesDrop>;
+
 /** `run --self-protect` (docs/security.md, "Self-protection"). */
 export const SelfProtectionReport = z.object({
   requested: z.boolean().describe("run --self-protect was given"),
@@ -164,6 +177,7 @@ export const SelfProtectionReport = z.object({
       "kernel reports it; set at every start, with or without --self-protect; null = unknown",
   ),
   seccomp: SeccompReport,
+  capabilities: CapabilitiesDrop,
 }).strict();
 export type SelfProtectionReport = z.infer<typeof SelfProtectionReport>;
 
@@ -178,6 +192,7 @@ export const SELF_PROTECTION_UNKNOWN: SelfProtectionReport = {
   missing_hooks: [],
   no_new_privs: null,
   seccomp: { mode: null, installed: null, syscalls: 0, detail: "no daemon running" },
+  capabilities: { limited: null, kept: [], dropped: [], threads: 0, detail: "no daemon running" },
 };
 
 export const CapabilitiesReport = z.object({

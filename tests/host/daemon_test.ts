@@ -13,6 +13,7 @@
  */
 import { deepStrictEqual, match, ok, strictEqual } from "node:assert/strict";
 import { CapabilitiesReport } from "../../src/posture/report.ts";
+import { capsBeyond, keepMask, parseThreadCaps } from "../../src/daemon/caps.ts";
 import { AGENT, Agent, agentEnv, cleanupAgent, denyInPins, httpGet } from "../lib/agent.ts";
 import { run } from "../lib/helpers.ts";
 import { cppSchema, validate } from "../lib/json_schema.ts";
@@ -106,6 +107,21 @@ Deno.test("run --enforce-gate-mode=audit-fallback: AUDIT_FALLBACK, 200 / 503, re
         match(st, /^Seccomp:\s+2$/m, `thread ${t} runs under a seccomp filter`);
         match(st, /^NoNewPrivs:\s+1$/m, `thread ${t} has no_new_privs`);
       }
+      // capabilities: every thread holds only the kept ones, in every set
+      const keep = keepMask();
+      for (const t of tasks) {
+        const st = Deno.readTextFileSync(`/proc/${a.proc.pid}/task/${t}/status`);
+        const held = parseThreadCaps(t, st);
+        ok(held !== null, st);
+        deepStrictEqual(capsBeyond([held], keep), [], `thread ${t}`);
+        strictEqual((held.eff >> 39n) & 1n, 1n, `thread ${t} keeps CAP_BPF`);
+      }
+      strictEqual(
+        caps.self_protection.capabilities.limited,
+        true,
+        caps.self_protection.capabilities.detail,
+      );
+      ok(caps.self_protection.capabilities.dropped.includes("CAP_SETUID"));
       strictEqual(caps.self_protection.seccomp.mode, "enforce");
       strictEqual(
         caps.self_protection.seccomp.installed,

@@ -469,21 +469,30 @@ static void check_clock_offset(void)
 	      "got %lld, measured %lld", (long long)off, (long long)mine);
 }
 
+/* A "Key: value" line of a /proc status file into *v (hex for the Cap*
+ * sets, decimal otherwise); 0, or -1 when the file or the key is missing. */
+static int status_field(const char *path, const char *key, unsigned long long *v)
+{
+	char line[256], fmt[32];
+	int found = 0;
+	FILE *f = fopen(path, "r");
+
+	if (!f)
+		return -1;
+	snprintf(fmt, sizeof(fmt), strncmp(key, "Cap", 3) ? "%s: %%llu" : "%s: %%llx", key);
+	while (!found && fgets(line, sizeof(line), f))
+		found = sscanf(line, fmt, v) == 1;
+	fclose(f);
+	return found ? 0 : -1;
+}
+
 /* aegis_no_new_privs: off to start with, on after a set, and what
  * /proc/self/status says too (in a child: the flag can never be cleared) */
 static int nnp_status(void)
 {
-	char line[256];
-	int v = -1;
-	FILE *f = fopen("/proc/self/status", "r");
+	unsigned long long v;
 
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "NoNewPrivs: %d", &v) == 1)
-			break;
-	fclose(f);
-	return v;
+	return status_field("/proc/self/status", "NoNewPrivs", &v) ? -1 : (int)v;
 }
 
 static void check_no_new_privs(void)
@@ -520,17 +529,9 @@ static void *seccomp_thread(void *arg)
 
 static int seccomp_status(const char *path)
 {
-	char line[256];
-	int v = -1;
-	FILE *f = fopen(path, "r");
+	unsigned long long v;
 
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "Seccomp: %d", &v) == 1)
-			break;
-	fclose(f);
-	return v;
+	return status_field(path, "Seccomp", &v) ? -1 : (int)v;
 }
 
 static void check_seccomp(void)
@@ -594,6 +595,60 @@ static void check_seccomp(void)
 	check(w == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0,
 	      "seccomp_install: both threads filtered, listed calls work, syslog is ENOSYS",
 	      "child %d, waitpid %d (errno %d), status %d", (int)pid, (int)w, errno, st);
+}
+
+/* aegis_caps_limit: in a child with a second thread, both threads end with
+ * only the kept capabilities in the bounding, effective and permitted sets */
+static void check_caps_limit(void)
+{
+	/* CAP_DAC_OVERRIDE (1), CAP_SYS_ADMIN (21), CAP_BPF (39) */
+	const unsigned long long keep = (1ULL << 1) | (1ULL << 21) | (1ULL << 39);
+	int st = 0;
+	pid_t pid = fork(), w;
+
+	if (pid == 0) {
+		static int started;
+		struct timespec ms = { 0, 1000000 };
+		pthread_t t;
+		uint32_t threads = 0;
+		DIR *d;
+		struct dirent *e;
+		int n = 0;
+
+		if (pthread_create(&t, NULL, seccomp_thread, &started))
+			_exit(10);
+		for (int i = 0; i < 5000 && !__atomic_load_n(&started, __ATOMIC_SEQ_CST); i++)
+			nanosleep(&ms, NULL);
+		if (aegis_caps_limit(keep, &threads) != 0)
+			_exit(11);
+		if (threads != 2)
+			_exit(12);
+		d = opendir("/proc/self/task");
+		if (!d)
+			_exit(13);
+		while ((e = readdir(d))) {
+			char path[300];
+			unsigned long long eff, prm, bnd;
+
+			if (e->d_name[0] == '.')
+				continue;
+			snprintf(path, sizeof(path), "/proc/self/task/%.32s/status", e->d_name);
+			if (status_field(path, "CapEff", &eff) || status_field(path, "CapPrm", &prm) ||
+			    status_field(path, "CapBnd", &bnd))
+				_exit(14);
+			if ((eff | prm | bnd) & ~keep)
+				_exit(15);
+			if (!(eff & (1ULL << 21)))
+				_exit(16); /* a kept one is still held */
+			n++;
+		}
+		closedir(d);
+		_exit(n == 2 ? 0 : 17);
+	}
+	w = pid > 0 ? waitpid(pid, &st, 0) : -1;
+	check(w == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0,
+	      "caps_limit: both threads keep only the kept capabilities (bounding, effective, permitted)",
+	      "child %d, status %d", (int)pid, st);
 }
 
 /* aegis_landlock_abi: a version when landlock is an active LSM, else -ENOSYS/-EOPNOTSUPP */
@@ -876,6 +931,7 @@ int main(int argc, char **argv)
 	check_clock_offset();
 	check_no_new_privs();
 	check_seccomp();
+	check_caps_limit();
 	check_sock();
 	printf("%d passed, %d failed\n", passed, failed);
 	return failed ? 1 : 0;

@@ -22,6 +22,7 @@ import { openEmbeddedShim } from "../../src/assets/mod.ts";
 import { AEGIS_CFG_SELF_PROTECT } from "../../src/bpf/abi_gen.ts";
 import { PinnedMaps } from "../../src/bpf/pins.ts";
 import { EventLine } from "../../src/events/schema.ts";
+import { capsBeyond, keepMask, parseThreadCaps } from "../../src/daemon/caps.ts";
 import { cgroup2MountFrom } from "../../src/util/mountinfo.ts";
 import { AGENT, Agent, agentEnv, type Json } from "../lib/agent.ts";
 import { eventually, run, tryOpen } from "../lib/helpers.ts";
@@ -138,6 +139,8 @@ Deno.test({
       const cgroup = `${cgroup2MountFrom(Deno.readTextFileSync("/proc/self/mountinfo"))}${cgPath}`;
       ok(cgroup.endsWith("/aegisbpf.agent"), cgroup);
       const stateFile = [...Deno.readDirSync(stateDir)].find((f) => f.isFile)!.name;
+      const outside = `${dir}/outside`; // on the state directory's file system, not guarded
+      Deno.writeTextFileSync(outside, "x");
       const ids = await pinned(root);
       strictEqual(ids.armed, 1n, "armed in the pinned config map");
 
@@ -197,6 +200,24 @@ Deno.test({
           "state_dir",
         ],
         ["state create", await attempt("touch", [`${stateDir}/new`]), "create", "state_dir"],
+        [
+          "state symlink",
+          await attempt("ln", ["-s", "/etc/passwd", `${stateDir}/sym`]),
+          "create",
+          "state_dir",
+        ],
+        [
+          "state hard link in",
+          await attempt("ln", [outside, `${stateDir}/linked`]),
+          "create",
+          "state_dir",
+        ],
+        [
+          "state hard link out",
+          await attempt("ln", [`${stateDir}/${stateFile}`, `${dir}/second-name`]),
+          "create",
+          "state_dir",
+        ],
         ["control socket rm", await attempt("rm", ["-f", e.socket]), "unlink", "run_dir"],
         [
           "key add",
@@ -217,6 +238,7 @@ Deno.test({
           "write",
           "cgroup_dir",
         ],
+        ["rmdir agent cgroup", await attempt("rmdir", [cgroup]), "rmdir", "cgroup_dir"],
         ["ptrace", await py(script, ["ptrace", `${pid}`]), "ptrace", "agent"],
         ["SIGTERM", await attempt("kill", ["-TERM", `${pid}`]), "signal", "agent"],
         ["SIGKILL", await attempt("kill", ["-KILL", `${pid}`]), "signal", "agent"],
@@ -259,6 +281,11 @@ Deno.test({
       }
       ok(exists(`${stateDir}/${stateFile}`) && exists(`${etc}/keys/k.pub`) && exists(e.socket));
       ok(!exists(`${etc}/keys/evil.pub`) && !exists(`${stateDir}/new`));
+      ok(
+        !exists(`${stateDir}/sym`) && !exists(`${stateDir}/linked`) &&
+          !exists(`${dir}/second-name`),
+      );
+      ok(exists(cgroup), "the agent's cgroup is still there");
       strictEqual(tryOpen(denied), "EPERM/EACCES", "the rule still denies");
 
       // one tamper_block event per refusal, naming the actor
@@ -294,6 +321,25 @@ Deno.test({
       const report = JSON.parse(Deno.readTextFileSync(e.report));
       strictEqual(report.self_protection.armed, true);
       ok(report.self_protection.guarded_links > 0 && report.self_protection.guarded_maps > 0);
+      // user-space hardening on this kernel: every thread of the agent runs under the seccomp
+      // filter with no_new_privs and holds only the kept capabilities, as the report says
+      strictEqual(
+        report.self_protection.seccomp.installed,
+        true,
+        report.self_protection.seccomp.detail,
+      );
+      strictEqual(
+        report.self_protection.capabilities.limited,
+        true,
+        report.self_protection.capabilities.detail,
+      );
+      const keep = keepMask();
+      for (const t of Deno.readDirSync(`/proc/${pid}/task`)) {
+        const st = Deno.readTextFileSync(`/proc/${pid}/task/${t.name}/status`);
+        match(st, /^Seccomp:\s+2$/m, `thread ${t.name}`);
+        match(st, /^NoNewPrivs:\s+1$/m, `thread ${t.name}`);
+        deepStrictEqual(capsBeyond([parseThreadCaps(t.name, st)!], keep), [], `thread ${t.name}`);
+      }
       const metrics = await run(AGENT, ["metrics", "--detailed"], env);
       match(metrics.stdout, /aegisbpf_tamper_blocks_total\{action="block"\} [1-9]/);
       match(
