@@ -74,8 +74,7 @@ export const KEPT_CAPABILITIES: Readonly<Record<string, string>> = {
   CAP_FOWNER: "modes of state files and snapshots, whoever created them",
   CAP_CHOWN: "--log-file-group on a log file reopened after rotation",
   CAP_KILL: "the signal fallback (--enforce-fallback signal) kills offenders of any user",
-  CAP_SYS_PTRACE:
-    "/proc/PID/exe and /proc/PID/status of other users' processes (events, exec identity)",
+  CAP_SYS_PTRACE: "/proc/PID/exe of other users' processes (the survival list)",
   CAP_SYS_MODULE: "the kernel proof's init_module attempt (refused before the LSM hook without it)",
 };
 
