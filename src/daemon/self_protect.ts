@@ -149,8 +149,8 @@ export function setNoNewPrivs(shim: Pick<Shim, "noNewPrivs">): boolean | null {
 /**
  * The daemon's seccomp filter (docs/security.md, "Seccomp";
  * ffi/aegis_seccomp_list.h): installed on every thread once the agent has
- * started, before the first proof (whose probes inherit it, so a call the
- * list lacks shows at once as a failed proof, not later). "enforce": a call
+ * started, before the first proof (whose probes inherit it: a call the
+ * probes need and the list lacks shows in the first proof, not later). "enforce": a call
  * not on the list fails with ENOSYS and the kernel's audit logs it
  * (type=1326); "log": only logged; "off": nothing. A refused install is
  * logged and reported; the agent runs on without the filter.

@@ -162,14 +162,6 @@ export class Shim implements Disposable {
     return rc;
   }
 
-  /** The seccomp allow list's names (x86_64 numbers are what the filter holds). */
-  seccompNames(): string[] {
-    const buf = new Uint8Array(8192);
-    const rc = this.lib.aegis_seccomp_names(buf, buf.byteLength);
-    if (rc < 0) throw new NativeCallError("aegis_seccomp_names", -rc, "", this.readLog());
-    return new TextDecoder().decode(buf.subarray(0, rc)).split("\n").filter((n) => n !== "");
-  }
-
   /**
    * Keep only the capabilities of `keep` (bit n = capability n) on every
    * thread (bounding, effective, permitted; inheritable and ambient
